@@ -1,0 +1,100 @@
+// swift-tools-version: 6.1
+//
+// Kindred: precomputed dating-site compatibility scores.
+//
+// Module graph (arrows point at what a module imports):
+//
+//   Scoring            the SCORING.md arithmetic, columnar population, top-N (stdlib only)
+//   MemberFormat    -> Scoring            JSON Lines import format: parse, validate, write
+//   Synthetic       -> Scoring, MemberFormat   deterministic synthetic populations
+//   CHiredis, CMariaDB                    system libraries (module map + shim.h only)
+//   RedisClient     -> CHiredis           one connection over hiredis, pipelines, replies
+//   MariaDBClient   -> CMariaDB           one connection over libmariadb, prepared statements
+//   kindred         -> everything above   the one executable: argument parsing and wiring
+//   kindred-bench   -> Scoring, Synthetic release-mode benchmarks (not tests)
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "Kindred",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "kindred", targets: ["kindred"]),
+        .library(name: "Scoring", targets: ["Scoring"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // C libraries: module map and shim header only.
+        .systemLibrary(
+            name: "CHiredis",
+            pkgConfig: "hiredis",
+            providers: [.apt(["libhiredis-dev"])]
+        ),
+        .systemLibrary(
+            name: "CMariaDB",
+            pkgConfig: "libmariadb",
+            providers: [.apt(["libmariadb-dev"])]
+        ),
+
+        // Pure logic.
+        .target(name: "Scoring", swiftSettings: swiftSettings),
+        .target(name: "MemberFormat", dependencies: ["Scoring"], swiftSettings: swiftSettings),
+        .target(name: "Synthetic", dependencies: ["Scoring", "MemberFormat"], swiftSettings: swiftSettings),
+
+        // Clients over the C libraries.
+        .target(name: "RedisClient", dependencies: ["CHiredis"], swiftSettings: swiftSettings),
+        .target(name: "MariaDBClient", dependencies: ["CMariaDB"], swiftSettings: swiftSettings),
+
+        // Programs.
+        .executableTarget(
+            name: "kindred",
+            dependencies: [
+                "Scoring", "MemberFormat", "Synthetic", "RedisClient", "MariaDBClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "kindred-bench",
+            dependencies: [
+                "Scoring", "MemberFormat", "Synthetic",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/KindredBench",
+            swiftSettings: swiftSettings
+        ),
+
+        // Tests.
+        .target(
+            name: "TestSupport",
+            dependencies: ["RedisClient", "MariaDBClient"],
+            path: "Tests/TestSupport",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "ScoringTests", dependencies: ["Scoring"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "MemberFormatTests",
+            dependencies: ["MemberFormat", "Synthetic", "Scoring"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RedisClientTests",
+            dependencies: ["RedisClient", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "MariaDBClientTests",
+            dependencies: ["MariaDBClient", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,256 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A failure of the test harness itself (a missing binary, a server that would
+/// not start). Tests surface it as a failure, never as a skip.
+public struct TestSupportError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Finds an executable on `PATH` or in the sbin directories Debian installs
+/// servers into. A missing binary is an error that says how to install it.
+public func locateBinary(_ name: String, package: String) throws -> String {
+    let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
+    let dirs = path.split(separator: ":").map(String.init) + ["/usr/sbin", "/usr/local/sbin", "/sbin", "/usr/bin"]
+    for dir in dirs {
+        let candidate = dir + "/" + name
+        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+    }
+    throw TestSupportError(
+        "\(name) not found: install it with `scripts/setup` (or `apt-get install -y \(package)`)")
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago: the kernel picks it by
+/// binding port 0. Callers retry their server start if another process takes
+/// the port in between.
+public func freeLoopbackPort() throws -> UInt16 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw TestSupportError("socket() failed: errno \(errno)") }
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = 0
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let bound = withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+        }
+    }
+    guard bound == 0 else { throw TestSupportError("bind() failed: errno \(errno)") }
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let named = withUnsafeMutablePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+    }
+    guard named == 0 else { throw TestSupportError("getsockname() failed: errno \(errno)") }
+    return UInt16(bigEndian: addr.sin_port)
+}
+
+/// A fresh directory under the system temporary directory.
+public func makeTemporaryDirectory(prefix: String) throws -> URL {
+    let base = URL(fileURLWithPath: NSTemporaryDirectory(), isDirectory: true)
+    let dir = base.appendingPathComponent("\(prefix)-\(getpid())-\(UUID().uuidString.prefix(8))", isDirectory: true)
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    return dir
+}
+
+/// Polls `condition` until it holds, for at most `timeout`. This is how tests
+/// wait for an event they cannot subscribe to (a server accepting
+/// connections, a process exiting): every wait is bounded and a timeout is a
+/// failure naming what did not happen.
+public func poll(
+    until what: String,
+    timeout: Duration = .seconds(10),
+    interval: Duration = .milliseconds(20),
+    _ condition: () throws -> Bool
+) throws {
+    let clock = ContinuousClock()
+    let deadline = clock.now.advanced(by: timeout)
+    var lastError: (any Error)?
+    while clock.now < deadline {
+        do {
+            if try condition() { return }
+        } catch {
+            lastError = error
+        }
+        Thread.sleep(forTimeInterval: Double(interval.components.attoseconds) / 1e18 + Double(interval.components.seconds))
+    }
+    throw TestSupportError("timed out after \(timeout) waiting for \(what)" + (lastError.map { ": \($0)" } ?? ""))
+}
+
+/// The async form of ``poll(until:timeout:interval:_:)``.
+public func poll(
+    until what: String,
+    timeout: Duration = .seconds(10),
+    interval: Duration = .milliseconds(20),
+    _ condition: () async throws -> Bool
+) async throws {
+    let clock = ContinuousClock()
+    let deadline = clock.now.advanced(by: timeout)
+    var lastError: (any Error)?
+    while clock.now < deadline {
+        do {
+            if try await condition() { return }
+        } catch {
+            lastError = error
+        }
+        try await Task.sleep(for: interval)
+    }
+    throw TestSupportError("timed out after \(timeout) waiting for \(what)" + (lastError.map { ": \($0)" } ?? ""))
+}
+
+/// A server process the tests own. It is registered so that it is killed when
+/// the test process exits, and so that a later run kills servers left behind
+/// by a test process that crashed.
+public final class ServerProcess: @unchecked Sendable {
+    // @unchecked Sendable: `process` is only touched under `lock`; the other
+    // stored properties are immutable.
+    public let name: String
+    public let logFile: URL
+    private let process: Process
+    private let lock = NSLock()
+
+    /// Starts `executable` with `arguments`; stdout and stderr go to `logFile`.
+    public init(name: String, executable: String, arguments: [String], logFile: URL) throws {
+        ServerRegistry.shared.prepare()
+        self.name = name
+        self.logFile = logFile
+        FileManager.default.createFile(atPath: logFile.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: logFile)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.standardOutput = handle
+        process.standardError = handle
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        try? handle.close()
+        self.process = process
+        ServerRegistry.shared.register(pid: process.processIdentifier)
+    }
+
+    public var pid: Int32 { process.processIdentifier }
+
+    public var isRunning: Bool {
+        lock.withLock { process.isRunning }
+    }
+
+    /// The last lines the server wrote, for failure messages.
+    public func logTail(lines: Int = 20) -> String {
+        guard let text = try? String(contentsOf: logFile, encoding: .utf8) else { return "" }
+        return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
+    }
+
+    /// Sends SIGKILL and waits (bounded) for the process to be gone.
+    public func kill() {
+        signal(SIGKILL)
+        waitForExit(timeout: .seconds(10))
+    }
+
+    /// Sends SIGTERM, waits up to `timeout`, then SIGKILL.
+    public func terminate(timeout: Duration = .seconds(10)) {
+        signal(SIGTERM)
+        if !waitForExit(timeout: timeout) {
+            kill()
+        }
+    }
+
+    /// Sends `sig` to the process if it is still running.
+    public func signal(_ sig: Int32) {
+        lock.withLock {
+            if process.isRunning {
+                _ = Glibc.kill(process.processIdentifier, sig)
+            }
+        }
+    }
+
+    /// Waits for the process to exit; false when it is still running at the deadline.
+    @discardableResult
+    public func waitForExit(timeout: Duration) -> Bool {
+        let exited = (try? poll(until: "\(name) to exit", timeout: timeout, interval: .milliseconds(5)) {
+            !isRunning
+        }) != nil
+        if exited { ServerRegistry.shared.unregister(pid: pid) }
+        return exited
+    }
+
+    deinit {
+        if process.isRunning {
+            _ = Glibc.kill(process.processIdentifier, SIGKILL)
+        }
+    }
+}
+
+/// Tracks every server this test process started, in memory and in a
+/// directory under /tmp, so that:
+/// - they are killed when the test process exits normally (atexit);
+/// - a later test run kills the servers of an earlier process that crashed.
+final class ServerRegistry: @unchecked Sendable {
+    // @unchecked Sendable: every mutable property is guarded by `lock`.
+    static let shared = ServerRegistry()
+
+    private let lock = NSLock()
+    private var pids: Set<Int32> = []
+    private var prepared = false
+    private let root = URL(fileURLWithPath: "/tmp/kindred-test-servers", isDirectory: true)
+
+    private var ownDirectory: URL { root.appendingPathComponent(String(getpid()), isDirectory: true) }
+
+    /// Once per process: ignore SIGPIPE (a pipeline written to a killed server
+    /// must be an error, not the death of the test process), reap servers left
+    /// by dead test processes, and arrange for ours to die with us.
+    func prepare() {
+        lock.withLock {
+            guard !prepared else { return }
+            prepared = true
+            Glibc.signal(SIGPIPE, SIG_IGN)
+            reapOrphans()
+            try? FileManager.default.createDirectory(at: ownDirectory, withIntermediateDirectories: true)
+            atexit { ServerRegistry.shared.killAll() }
+        }
+    }
+
+    func register(pid: Int32) {
+        lock.withLock {
+            pids.insert(pid)
+            FileManager.default.createFile(atPath: ownDirectory.appendingPathComponent(String(pid)).path, contents: nil)
+        }
+    }
+
+    func unregister(pid: Int32) {
+        lock.withLock {
+            pids.remove(pid)
+            try? FileManager.default.removeItem(at: ownDirectory.appendingPathComponent(String(pid)))
+        }
+    }
+
+    func killAll() {
+        let all = lock.withLock { pids }
+        for pid in all { _ = Glibc.kill(pid, SIGKILL) }
+        try? FileManager.default.removeItem(at: ownDirectory)
+    }
+
+    /// Kills servers registered by test processes that no longer exist.
+    private func reapOrphans() {
+        guard let owners = try? FileManager.default.contentsOfDirectory(atPath: root.path) else { return }
+        for owner in owners {
+            guard let ownerPID = Int32(owner), ownerPID != getpid() else { continue }
+            if Glibc.kill(ownerPID, 0) == 0 { continue }  // still alive
+            let dir = root.appendingPathComponent(owner)
+            for entry in (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? [] {
+                // A pid may have been reused since: only kill what is still a server.
+                if let pid = Int32(entry), Self.isServer(pid: pid) { _ = Glibc.kill(pid, SIGKILL) }
+            }
+            try? FileManager.default.removeItem(at: dir)
+        }
+    }
+
+    private static func isServer(pid: Int32) -> Bool {
+        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+        let command = String(decoding: data, as: UTF8.self)
+        return command.contains("redis-server") || command.contains("mariadbd")
+    }
+}
