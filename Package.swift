@@ -10,6 +10,7 @@
 //   CHiredis, CMariaDB                    system libraries (module map + shim.h only)
 //   RedisClient     -> CHiredis           one connection over hiredis, pipelines, replies
 //   MariaDBClient   -> CMariaDB           one connection over libmariadb, prepared statements
+//   KindredConfig   -> Scoring            layered settings: config file < environment < flags
 //   kindred         -> everything above   the one executable: argument parsing and wiring
 //   kindred-bench   -> Scoring, Synthetic release-mode benchmarks (not tests)
 import PackageDescription
@@ -29,6 +30,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
         // C libraries: module map and shim header only.
@@ -48,6 +51,16 @@ let package = Package(
         .target(name: "MemberFormat", dependencies: ["Scoring"], swiftSettings: swiftSettings),
         .target(name: "Synthetic", dependencies: ["Scoring", "MemberFormat"], swiftSettings: swiftSettings),
 
+        .target(
+            name: "KindredConfig",
+            dependencies: [
+                "Scoring",
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // Clients over the C libraries.
         .target(name: "RedisClient", dependencies: ["CHiredis"], swiftSettings: swiftSettings),
         .target(name: "MariaDBClient", dependencies: ["CMariaDB"], swiftSettings: swiftSettings),
@@ -56,7 +69,7 @@ let package = Package(
         .executableTarget(
             name: "kindred",
             dependencies: [
-                "Scoring", "MemberFormat", "Synthetic", "RedisClient", "MariaDBClient",
+                "Scoring", "MemberFormat", "Synthetic", "RedisClient", "MariaDBClient", "KindredConfig",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

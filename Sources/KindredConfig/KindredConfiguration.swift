@@ -1,0 +1,126 @@
+import Configuration
+import Scoring
+import SystemPackage
+
+/// The settings every Kindred program reads, in one vocabulary (DESIGN.md):
+/// a JSON config file named by `--config` or `KINDRED_CONFIG`, overridden by
+/// environment variables (`KINDRED_<KEY>`), overridden by flags.
+///
+/// Keys in the file are the snake_case names below (`{"top_n": 5000,
+/// "mysql": "mysql://..."}`); each has the environment name `KINDRED_` plus
+/// the key in upper case. Secrets (`mysql`, `api_token`) come only from the
+/// file or the environment, never from flags, and are never printed: the
+/// ``description`` redacts them.
+public struct KindredConfiguration: Sendable, CustomStringConvertible {
+    /// `KINDRED_MYSQL`: the member store URL (holds a password: secret).
+    public var mysql: String?
+    /// `KINDRED_QUEUE`: the Redis that holds the queue.
+    public var queue: String?
+    /// `KINDRED_API_TOKEN`: bearer token for `/v1` (secret).
+    public var apiToken: String?
+    /// `KINDRED_LISTEN`: where `kindred serve` listens.
+    public var listen: String
+    /// `KINDRED_METRICS`: where `kindred worker` serves metrics.
+    public var metrics: String
+    /// `KINDRED_TOP_N`, `KINDRED_MIN_SCORE`, `KINDRED_MIN_COMMON`.
+    public var scoring: ScoringSettings
+    /// The config file that was read, if any.
+    public var file: String?
+    /// The raw reader, for program-specific keys (`workers`, ...).
+    public let reader: ConfigReader
+
+    /// The keys, as they appear in the file; `KINDRED_` + uppercased in the environment.
+    public enum Key {
+        public static let mysql = "mysql"
+        public static let queue = "queue"
+        public static let apiToken = "api_token"
+        public static let listen = "listen"
+        public static let metrics = "metrics"
+        public static let topN = "top_n"
+        public static let minScore = "min_score"
+        public static let minCommon = "min_common"
+        /// Keys that may never come from flags.
+        public static let secrets: Set<String> = [mysql, apiToken]
+    }
+
+    /// Loads the layered configuration.
+    ///
+    /// - Parameters:
+    ///   - file: the config file (`--config`); when nil, `KINDRED_CONFIG` from `environment`.
+    ///   - environment: the process environment (tests pass their own).
+    ///
+    /// Flags override the result afterwards (programs assign the properties);
+    /// there are no flags for secrets.
+    public static func load(
+        file: String? = nil,
+        environment: [String: String]
+    ) async throws -> KindredConfiguration {
+        var providers: [any ConfigProvider] = []
+        let secretNames = Set(Key.secrets.map { "KINDRED_" + $0.uppercased() })
+        let environmentProvider = EnvironmentVariablesProvider(
+            environmentVariables: environment, secretsSpecifier: .specific(secretNames))
+        providers.append(
+            KeyMappingProvider(upstream: environmentProvider) { key in key.prepending(["kindred"]) })
+        if let path = file ?? environment["KINDRED_CONFIG"] {
+            do {
+                providers.append(try await FileProvider<JSONSnapshot>(filePath: FilePath(path)))
+            } catch {
+                throw ConfigurationError("config file \(path): \(error)")
+            }
+        }
+        var configuration = try KindredConfiguration(reader: ConfigReader(providers: providers))
+        configuration.file = file ?? environment["KINDRED_CONFIG"]
+        return configuration
+    }
+
+    init(reader: ConfigReader) throws {
+        self.reader = reader
+        mysql = reader.string(forKey: ConfigKey(Key.mysql), isSecret: true)
+        queue = reader.string(forKey: ConfigKey(Key.queue))
+        apiToken = reader.string(forKey: ConfigKey(Key.apiToken), isSecret: true)
+        listen = reader.string(forKey: ConfigKey(Key.listen), default: "127.0.0.1:8080")
+        metrics = reader.string(forKey: ConfigKey(Key.metrics), default: "127.0.0.1:9464")
+        let defaults = ScoringSettings.default
+        let settings = ScoringSettings(
+            topN: try Self.integer(reader, Key.topN, default: defaults.topN),
+            minScore: try Self.integer(reader, Key.minScore, default: defaults.minScore),
+            minCommon: try Self.integer(reader, Key.minCommon, default: defaults.minCommon))
+        do {
+            scoring = try settings.validated()
+        } catch {
+            throw ConfigurationError(error.description)
+        }
+    }
+
+    /// An integer setting that may arrive as a JSON number or as a string
+    /// (environment variables and flags are strings).
+    static func integer(_ reader: ConfigReader, _ key: String, default value: Int) throws -> Int {
+        if let text = reader.string(forKey: ConfigKey(key)) {
+            guard let number = Int(text) else {
+                throw ConfigurationError("\(key) (KINDRED_\(key.uppercased())) must be an integer")
+            }
+            return number
+        }
+        return reader.int(forKey: ConfigKey(key), default: value)
+    }
+
+    /// An integer program setting such as `workers`.
+    public func integer(_ key: String, default value: Int) throws -> Int {
+        try Self.integer(reader, key, default: value)
+    }
+
+    /// A string program setting.
+    public func string(_ key: String) -> String? { reader.string(forKey: ConfigKey(key)) }
+
+    public var description: String {
+        "KindredConfiguration(mysql: \(mysql == nil ? "unset" : "<redacted>"), queue: \(queue ?? "unset"), "
+            + "api_token: \(apiToken == nil ? "unset" : "<redacted>"), listen: \(listen), metrics: \(metrics), "
+            + "top_n: \(scoring.topN), min_score: \(scoring.minScore), min_common: \(scoring.minCommon))"
+    }
+}
+
+/// A setting that is missing, malformed or given where it may not be.
+public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

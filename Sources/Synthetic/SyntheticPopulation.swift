@@ -1,0 +1,188 @@
+import Dispatch
+import MemberFormat
+import Scoring
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A deterministic synthetic population in the import format: for a given
+/// seed, the same survey and the same members, byte for byte, however many
+/// threads generate them.
+///
+/// The model, chosen so that scores spread across 0-10 the way a real site's
+/// do:
+/// - a few latent traits per member (standard normal); each question loads on
+///   one trait with a sign, and a member's answer is their trait value plus
+///   noise, cut into the question's options;
+/// - a member accepts options around where they themselves stand on the
+///   question (people like people like them), sometimes narrowly, sometimes
+///   broadly, sometimes anything;
+/// - importance skewed towards "somewhat"; about 90% of questions answered;
+/// - 47% men, 47% women, 6% nonbinary; mostly heterosexual seeking, some
+///   bisexual, gay and lesbian members, nonbinary members seeking various;
+/// - ages 18-70 (most 24-45) with preference ranges around the member's age;
+/// - about 2% block one to three ids (some of which do not exist);
+/// - last_active over the two years before `asOf`: about 40% within 90 days,
+///   3% never active.
+public struct SyntheticPopulation: Sendable {
+    public let seed: UInt64
+    public let members: Int
+    public let survey: Survey
+    /// The moment "now" for last_active; fixed so output is deterministic.
+    public let asOf: Int64
+    /// Member ids are `firstID ..< firstID + members`.
+    public let firstID: MemberID
+
+    static let traitCount = 5
+
+    /// Per question: the trait it loads on and the loading's sign.
+    private let questionTrait: [Int]
+    private let questionSign: [Double]
+
+    /// 2026-11-01T00:00:00Z.
+    public static let defaultAsOf: Int64 = 1_793_491_200
+
+    public init(members: Int, seed: UInt64, questions: Int = 100, asOf: Int64 = defaultAsOf, firstID: MemberID = 1) {
+        precondition(members >= 0 && questions >= 1 && questions <= 512)
+        self.seed = seed
+        self.members = members
+        self.asOf = asOf
+        self.firstID = firstID
+        var rng = SplitMix64(seed: seed, stream: UInt64.max)
+        var counts: [Int] = []
+        var traits: [Int] = []
+        var signs: [Double] = []
+        let optionWeights: [Double] = [15, 20, 30, 18, 8, 5, 4]  // 2 ... 8 options
+        for _ in 0..<questions {
+            counts.append(2 + rng.pick(optionWeights))
+            traits.append(rng.int(in: 0...(SyntheticPopulation.traitCount - 1)))
+            signs.append(rng.unit() < 0.5 ? -1 : 1)
+        }
+        survey = try! Survey(optionCounts: counts)
+        questionTrait = traits
+        questionSign = signs
+    }
+
+    /// Member number `index` (0-based).
+    public func member(_ index: Int) -> Member {
+        var rng = SplitMix64(seed: seed, stream: UInt64(index))
+        let id = firstID + MemberID(index)
+
+        let gender = [Gender.man, .woman, .nonbinary][rng.pick([47, 47, 6])]
+        let seeking: GenderSet
+        switch gender {
+        case .man: seeking = [[.woman], [.man], [.man, .woman], [.woman, .nonbinary]][rng.pick([87, 5, 6, 2])]
+        case .woman: seeking = [[.man], [.woman], [.man, .woman], [.man, .nonbinary]][rng.pick([86, 5, 7, 2])]
+        case .nonbinary:
+            seeking = [[.man, .woman, .nonbinary], [.nonbinary], [.woman, .nonbinary], [.man, .nonbinary]][
+                rng.pick([40, 20, 20, 20])]
+        }
+        let age = min(70, max(18, Int((33 + 10 * rng.normal()).rounded())))
+        let (below, above): (ClosedRange<Int>, ClosedRange<Int>)
+        switch gender {
+        case .man: (below, above) = (3...12, 1...6)
+        case .woman: (below, above) = (1...5, 3...12)
+        case .nonbinary: (below, above) = (3...10, 3...10)
+        }
+        let ageMin = max(18, age - rng.int(in: below))
+        let ageMax = min(120, age + rng.int(in: above))
+
+        var traits = [Double](repeating: 0, count: SyntheticPopulation.traitCount)
+        for t in traits.indices { traits[t] = rng.normal() }
+        let answerRate = 0.8 + 0.18 * rng.unit()
+        // Some members are picky (accept little), some open-minded.
+        let openness = rng.unit()
+        let breadthWeights = [60 - 55 * openness, 35.0, 5 + 30 * openness, 25 * openness * openness]
+        var answers: [Answer] = []
+        answers.reserveCapacity(survey.questionCount)
+        for q in 0..<survey.questionCount {
+            // Draw everything for every question so one choice does not shift the others.
+            let answered = rng.unit() < answerRate
+            let noise = rng.normal()
+            let preferenceNoise = rng.normal()
+            let breadth = rng.pick(breadthWeights)
+            let importance = Importance(rawValue: UInt8(rng.pick([8, 22, 38, 24, 8])))!
+            guard answered else { continue }
+            let k = survey.optionCounts[q]
+            let stance = questionSign[q] * traits[questionTrait[q]]
+            let option = SyntheticPopulation.cut(stance + 0.5 * noise, options: k)
+            let ideal = SyntheticPopulation.cut(stance + 0.4 * preferenceNoise, options: k)
+            var accepted = OptionSet8(rawValue: 0)
+            if breadth == 3 {
+                accepted = OptionSet8(0..<k)
+            } else {
+                accepted = OptionSet8(max(0, ideal - breadth)...min(k - 1, ideal + breadth))
+            }
+            answers.append(Answer(question: q, option: option, accepted: accepted, importance: importance))
+        }
+
+        var blocked: [MemberID] = []
+        if rng.unit() < 0.02 {
+            let upper = max(2, Int(Double(members) * 1.1))
+            for _ in 0..<rng.int(in: 1...3) {
+                let other = firstID + MemberID(rng.int(in: 0...(upper - 1)))
+                if other != id && !blocked.contains(other) { blocked.append(other) }
+            }
+        }
+
+        var lastActive: Int64?
+        let activity = rng.unit()
+        let seconds = Int64(rng.int(in: 0...86_399))
+        if activity < 0.40 {
+            lastActive = asOf - Int64(rng.int(in: 0...89)) * 86_400 - seconds
+        } else if activity < 0.97 {
+            lastActive = asOf - Int64(rng.int(in: 90...729)) * 86_400 - seconds
+        }
+        return Member(
+            id: id, gender: gender, seeking: seeking, age: age, ageMin: ageMin, ageMax: ageMax,
+            lastActive: lastActive, answers: answers, blocked: blocked)
+    }
+
+    /// Cuts a standard-normal-ish stance into `options` equally likely bins.
+    static func cut(_ x: Double, options: Int) -> Int {
+        let p = 1 / (1 + exp(-1.7 * x / 1.2))  // logistic approximation of the normal CDF
+        return min(options - 1, max(0, Int(p * Double(options))))
+    }
+
+    /// Writes `survey.json` and `members.jsonl` into `directory`, generating
+    /// blocks of members on every core and writing them in order. `progress`
+    /// is called with the number of members written so far.
+    public func write(to directory: String, progress: (Int) -> Void = { _ in }) throws(FileError) {
+        let surveyFile = try FileWriter(path: directory + "/survey.json")
+        try surveyFile.write(SurveyFormat.encode(survey))
+        try surveyFile.commit()
+
+        let file = try FileWriter(path: directory + "/members.jsonl")
+        let blockSize = 4096
+        let workers = max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        var next = 0
+        while next < members {
+            let round = (0..<workers).map { next + $0 * blockSize }.filter { $0 < members }
+            let buffers = Buffers(count: round.count)
+            DispatchQueue.concurrentPerform(iterations: round.count) { worker in
+                let start = round[worker]
+                var bytes: [UInt8] = []
+                bytes.reserveCapacity(blockSize * 4096)
+                for index in start..<min(members, start + blockSize) {
+                    MemberWriter.append(member(index), to: &bytes)
+                }
+                buffers.set(worker, bytes)
+            }
+            for worker in 0..<round.count { try file.write(buffers.take(worker)) }
+            next = min(members, next + workers * blockSize)
+            progress(next)
+        }
+        try file.commit()
+    }
+}
+
+/// One output buffer per worker of a round. Each worker writes only its own
+/// index, and the writer reads them after `concurrentPerform` returns, which
+/// orders the accesses.
+private final class Buffers: @unchecked Sendable {
+    private var storage: [[UInt8]]
+    init(count: Int) { storage = Array(repeating: [], count: count) }
+    func set(_ index: Int, _ bytes: [UInt8]) { storage.withUnsafeMutableBufferPointer { $0[index] = bytes } }
+    func take(_ index: Int) -> [UInt8] { storage[index] }
+}

@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""An independent recomputation of SCORING.md, in another language.
+
+Reads a survey and a members file, computes every requested member's matches
+with plain Python (no shared code with the Swift engine), and compares them
+with what `kindred matches --json` prints. Exits non-zero on any difference.
+
+usage: scripts/check-scores.py SURVEY MEMBERS KINDRED_BINARY [ID ...]
+       (no ids: every member in the file)
+"""
+import json
+import math
+import subprocess
+import sys
+
+W = [0, 1, 10, 50, 250]
+
+
+def load(survey_path, members_path):
+    survey = json.load(open(survey_path))
+    options = {q["id"]: q["options"] for q in survey["questions"]}
+    members = {}
+    for line in open(members_path):
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            m = json.loads(line)
+        except ValueError:
+            continue
+        if not valid(m, options):
+            continue
+        members[m["id"]] = m  # a later line replaces an earlier one
+    return members
+
+
+def valid(m, options):
+    try:
+        if not (isinstance(m["id"], int) and 0 < m["id"] < 2**32):
+            return False
+        genders = {"man", "woman", "nonbinary"}
+        if m["gender"] not in genders or not m["seeking"] or any(g not in genders for g in m["seeking"]):
+            return False
+        for f in ("age", "age_min", "age_max"):
+            if not (isinstance(m[f], int) and 18 <= m[f] <= 120):
+                return False
+        if m["age_min"] > m["age_max"]:
+            return False
+        seen = set()
+        for a in m["answers"]:
+            q = a["q"]
+            if q not in options or q in seen:
+                return False
+            seen.add(q)
+            k = options[q]
+            if not (0 <= a["answer"] < k) or not a["accept"] or any(not (0 <= o < k) for o in a["accept"]):
+                return False
+            if a["importance"] not in (0, 1, 2, 3, 4):
+                return False
+        return True
+    except (KeyError, TypeError):
+        return False
+
+
+def score(a, b, min_common):
+    """Tenths 0..100, or None when the pair has no score or is not candidates."""
+    if a["id"] == b["id"]:
+        return None
+    if b["gender"] not in a["seeking"] or a["gender"] not in b["seeking"]:
+        return None
+    if not (a["age_min"] <= b["age"] <= a["age_max"] and b["age_min"] <= a["age"] <= b["age_max"]):
+        return None
+    if b["id"] in a.get("blocked", []) or a["id"] in b.get("blocked", []):
+        return None
+    bq = {x["q"]: x for x in b["answers"]}
+    n = sA = dA = sB = dB = 0
+    for x in a["answers"]:
+        y = bq.get(x["q"])
+        if y is None:
+            continue
+        n += 1
+        wa, wb = W[x["importance"]], W[y["importance"]]
+        dA += wa
+        dB += wb
+        if y["answer"] in x["accept"]:
+            sA += wa
+        if x["answer"] in y["accept"]:
+            sB += wb
+    if n < min_common or dA == 0 or dB == 0:
+        return None
+    m = math.sqrt(float(sA * sB) / float(dA * dB)) - 1.0 / float(n)
+    t = math.floor(100.0 * m + 0.5)
+    return int(min(100, max(0, t)))
+
+
+def matches(a, members, top_n=5000, min_score=0, min_common=5):
+    found = []
+    for b in members.values():
+        t = score(a, b, min_common)
+        if t is not None and t >= min_score:
+            found.append((-t, b["id"]))
+    found.sort()
+    return [{"id": i, "score": "%d.%d" % (-t // 10, -t % 10)} for t, i in found[:top_n]]
+
+
+def main():
+    survey_path, members_path, binary = sys.argv[1:4]
+    members = load(survey_path, members_path)
+    ids = [int(x) for x in sys.argv[4:]] or sorted(members)
+    failures = 0
+    for member_id in ids:
+        expected = {"member": member_id, "matches": matches(members[member_id], members)}
+        out = subprocess.run(
+            [binary, "matches", "--survey", survey_path, "--members", members_path, str(member_id), "--json"],
+            capture_output=True, text=True, check=True).stdout
+        actual = json.loads(out)
+        if actual != expected:
+            failures += 1
+            print("member %d differs: expected %d matches, got %d" % (
+                member_id, len(expected["matches"]), len(actual["matches"])), file=sys.stderr)
+    print("checked %d members, %d differ" % (len(ids), failures))
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
