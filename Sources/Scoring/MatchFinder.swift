@@ -18,6 +18,18 @@
 public final class MatchFinder {
     public let settings: ScoringSettings
 
+    /// What the last scan did, for metrics and benchmarks.
+    public struct ScanStatistics: Sendable, Hashable {
+        /// Slots read by the filter pass.
+        public var slots = 0
+        /// Candidates that passed the hard filters (answer rows read).
+        public var candidates = 0
+        /// Candidates with a score of at least MIN_SCORE.
+        public var scored = 0
+    }
+
+    public private(set) var lastScan = ScanStatistics()
+
     private var scratchCapacity = 0
     private var candidates: UnsafeMutablePointer<UInt32>
     private var keys: UnsafeMutablePointer<UInt64>
@@ -80,10 +92,30 @@ public final class MatchFinder {
         reserveScratch(slotCount)
         loadProbe(row: row, chunks: population.chunks)
 
-        var count = filterPass(population.filters, slotCount: slotCount, probe: filter)
+        // Pass 1 over the sorted runs of every compatible class within the
+        // probe's age range (in slot order, so the list stays sorted), then
+        // over the unsorted tail.
+        var count = 0
+        var slotsRead = 0
+        let seeking = (filter >> 4) & 0b111
+        let gender = UInt32((filter & 0b111).trailingZeroBitCount)
+        let ages = FilterWord.ageMin(filter)...FilterWord.ageMax(filter)
+        for candidateGender: UInt32 in 0..<3 where seeking & (1 << candidateGender) != 0 {
+            for candidateSeeking: UInt32 in 1...7 where candidateSeeking & (1 << gender) != 0 {
+                let cls = Cohort.classIndex(gender: candidateGender, seeking: candidateSeeking)
+                let run = population.sortedRange(class: cls, ages: ages)
+                count = filterPass(population.filters, run, probe: filter, into: count)
+                slotsRead += run.count
+            }
+        }
+        let tail = population.sortedCount..<slotCount
+        count = filterPass(population.filters, tail, probe: filter, into: count)
+        slotsRead += tail.count
+
         count = removeExcluded(
             count: count, excluded: excludedSlots(population, id: id, blockPartners: blockPartners))
         let scored = scoringPass(population, count: count)
+        lastScan = ScanStatistics(slots: slotsRead, candidates: count, scored: scored)
         return select(scored: scored)
     }
 
@@ -108,17 +140,18 @@ public final class MatchFinder {
         }
     }
 
-    /// Pass 1: the slots whose filter word passes the mutual hard filters
-    /// against `probe`, compacted into `candidates` in slot order.
-    private func filterPass(_ filters: UnsafePointer<UInt32>, slotCount: Int, probe: UInt32) -> Int {
+    /// Pass 1: appends the slots of `range` whose filter word passes the
+    /// mutual hard filters against `probe` to `candidates` (from index
+    /// `count`), branch-free, and returns the new count.
+    private func filterPass(_ filters: UnsafePointer<UInt32>, _ range: Range<Int>, probe: UInt32, into count: Int) -> Int {
         let seeking = (probe >> 4) & 0b111  // genders A seeks, as gender bits
         let seekShift = 4 &+ UInt32((probe & 0b111).trailingZeroBitCount)  // A's gender in B's seeking
         let age = (probe >> 8) & 0x7F
         let ageMin = (probe >> 16) & 0x7F
         let ageSpan = ((probe >> 24) & 0x7F) &- ageMin
         let out = candidates
-        var count = 0
-        for slot in 0..<slotCount {
+        var count = count
+        for slot in range {
             let word = filters[slot]
             let aSeeksB = ((word & seeking) &+ 7) >> 3  // 1 when B's gender bit is in A's seeking
             let bSeeksA = (word >> seekShift) & 1
@@ -189,22 +222,28 @@ public final class MatchFinder {
     ///
     /// Per chunk of 16 questions, with B's bytes loaded from the row and A's
     /// from the probe (every byte is 0 on a side that skipped the question):
-    /// - B answered: `0 - min(bAnswer, 1)` is 0xFF or 0;
+    /// - `bAnswered` is 0xFF where B answered (its answer bit is not 0);
     /// - n counts lanes where both answered;
     /// - dA adds A's weight where B answered; sA where B's answer bit is in A's accept mask;
     /// - dB adds B's weight where A answered; sB where A's answer bit is in B's accept mask.
-    /// Byte lanes are widened to 16 bits before summing (a weight is at most
-    /// 250, a lane sums at most 32 chunks: 8,000).
+    ///
+    /// Only operations that lower to one SSE2 instruction each are used (the
+    /// generic `pointwiseMin` and widening initialisers become calls): masks
+    /// come from lane comparisons reinterpreted as bytes, and bytes are
+    /// widened by viewing 16 bytes as 8 16-bit lanes and adding the low and
+    /// high bytes (a weight is at most 250; a 16-bit lane sums at most
+    /// 2 x 32 chunks x 250 = 16,000).
     @inline(__always)
     static func sums(row: UnsafeRawPointer, probe: UnsafePointer<SIMD16<UInt8>>, chunks: Int)
         -> (n: Int, sA: Int64, dA: Int64, sB: Int64, dB: Int64)
     {
-        let one = SIMD16<UInt8>(repeating: 1)
+        let zero = SIMD16<UInt8>.zero
+        let lowBytes = SIMD8<UInt16>(repeating: 0x00FF)
         var n = SIMD16<UInt8>.zero
-        var sA = SIMD16<UInt16>.zero
-        var dA = SIMD16<UInt16>.zero
-        var sB = SIMD16<UInt16>.zero
-        var dB = SIMD16<UInt16>.zero
+        var sA = SIMD8<UInt16>.zero
+        var dA = SIMD8<UInt16>.zero
+        var sB = SIMD8<UInt16>.zero
+        var dB = SIMD8<UInt16>.zero
         var chunkRow = row
         var p = probe
         for _ in 0..<chunks {
@@ -215,24 +254,48 @@ public final class MatchFinder {
             let aAccept = p[1]
             let aWeight = p[2]
             let aAnswered = p[3]
-            let bAnswered = SIMD16<UInt8>.zero &- pointwiseMin(bAnswer, one)
-            n &+= bAnswered & aAnswered & one
-            let aAccepts = SIMD16<UInt8>.zero &- pointwiseMin(bAnswer & aAccept, one)
-            let bAccepts = SIMD16<UInt8>.zero &- pointwiseMin(bAccept & aAnswer, one)
-            dA &+= SIMD16<UInt16>(truncatingIfNeeded: aWeight & bAnswered)
-            sA &+= SIMD16<UInt16>(truncatingIfNeeded: aWeight & aAccepts)
-            dB &+= SIMD16<UInt16>(truncatingIfNeeded: bWeight & aAnswered)
-            sB &+= SIMD16<UInt16>(truncatingIfNeeded: bWeight & bAccepts)
+            let bSkipped = bytes(bAnswer .== zero)
+            let aRejects = bytes((bAnswer & aAccept) .== zero)
+            let bRejects = bytes((bAccept & aAnswer) .== zero)
+            // `x & ~mask` keeps x where the mask is 0 (one pandn each).
+            n &-= aAnswered & ~bSkipped  // 0xFF is -1: counts one per common question
+            let dAChunk = widened(aWeight & ~bSkipped, lowBytes)
+            let sAChunk = widened(aWeight & ~aRejects, lowBytes)
+            let dBChunk = widened(bWeight & aAnswered, lowBytes)
+            let sBChunk = widened(bWeight & ~bRejects, lowBytes)
+            dA &+= dAChunk
+            sA &+= sAChunk
+            dB &+= dBChunk
+            sB &+= sBChunk
             chunkRow += AnswerRow.bytesPerChunk
             p += 4
         }
         return (
-            Int(SIMD16<UInt16>(truncatingIfNeeded: n).wrappedSum()),
-            Int64(SIMD16<UInt32>(truncatingIfNeeded: sA).wrappedSum()),
-            Int64(SIMD16<UInt32>(truncatingIfNeeded: dA).wrappedSum()),
-            Int64(SIMD16<UInt32>(truncatingIfNeeded: sB).wrappedSum()),
-            Int64(SIMD16<UInt32>(truncatingIfNeeded: dB).wrappedSum())
+            Int(horizontalSum(widened(n, lowBytes))),
+            Int64(horizontalSum(sA)), Int64(horizontalSum(dA)),
+            Int64(horizontalSum(sB)), Int64(horizontalSum(dB))
         )
+    }
+
+    /// A lane mask as bytes: 0xFF where true, 0 where false.
+    @inline(__always)
+    static func bytes(_ mask: SIMDMask<SIMD16<Int8>>) -> SIMD16<UInt8> {
+        unsafeBitCast(mask, to: SIMD16<UInt8>.self)
+    }
+
+    /// Sums adjacent byte pairs into 8 16-bit lanes.
+    @inline(__always)
+    static func widened(_ v: SIMD16<UInt8>, _ lowBytes: SIMD8<UInt16>) -> SIMD8<UInt16> {
+        let pairs = unsafeBitCast(v, to: SIMD8<UInt16>.self)
+        return (pairs & lowBytes) &+ (pairs &>> 8)
+    }
+
+    /// The sum of 8 16-bit lanes (each below 32,768).
+    @inline(__always)
+    static func horizontalSum(_ v: SIMD8<UInt16>) -> UInt32 {
+        let quads = unsafeBitCast(v, to: SIMD4<UInt32>.self)
+        let pairs = (quads & SIMD4(repeating: 0xFFFF)) &+ (quads &>> 16)
+        return pairs[0] &+ pairs[1] &+ pairs[2] &+ pairs[3]
     }
 
     /// Pass 3: the top N of `scored` keys, ranked.
@@ -262,9 +325,16 @@ public final class MatchFinder {
             MatchFinder.selectLargest(keys + front, count: ties - front, keep: limit - above)
             kept = limit
         }
+        // Ascending with the default comparison (no closure), read backwards.
         var top = UnsafeMutableBufferPointer(start: keys, count: kept)
-        top.sort(by: >)
-        return top.map { Match(id: ~MemberID(truncatingIfNeeded: $0), tenths: Int($0 >> 32)) }
+        top.sort()
+        return [Match](unsafeUninitializedCapacity: kept) { buffer, initialized in
+            for i in 0..<kept {
+                let key = top[kept - 1 - i]
+                buffer[i] = Match(id: ~MemberID(truncatingIfNeeded: key), tenths: Int(key >> 32))
+            }
+            initialized = kept
+        }
     }
 
     /// Rearranges `base[0 ..< count]` so that its `keep` largest values come

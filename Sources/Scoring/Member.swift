@@ -62,10 +62,19 @@ public enum Importance: UInt8, Sendable, Hashable, CaseIterable {
 public struct OptionSet8: Sendable, Hashable {
     public var rawValue: UInt8
     public init(rawValue: UInt8) { self.rawValue = rawValue }
+    @inlinable
     public init(_ options: some Sequence<Int>) {
         var bits: UInt8 = 0
-        for option in options where (0..<8).contains(option) { bits |= 1 << UInt8(option) }
+        for option in options where option >= 0 && option < 8 { bits |= 1 << UInt8(option) }
         rawValue = bits
+    }
+
+    /// The options `range.lowerBound ... range.upperBound`, clipped to `0 ..< 8`.
+    @inlinable
+    public init(range: ClosedRange<Int>) {
+        let low = max(range.lowerBound, 0)
+        let high = min(range.upperBound, 7)
+        rawValue = low > high ? 0 : UInt8(truncatingIfNeeded: (1 << (high + 1)) - (1 << low))
     }
     public func contains(_ option: Int) -> Bool { option >= 0 && option < 8 && rawValue & (1 << UInt8(option)) != 0 }
     public var isEmpty: Bool { rawValue == 0 }

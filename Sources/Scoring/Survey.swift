@@ -66,16 +66,22 @@ extension Survey {
         if member.seeking.isEmpty {
             throw MemberValidationError(field: "seeking", reason: "must name at least one gender")
         }
-        var seen = [Bool](repeating: false, count: questionCount)
+        // One bit per question, on the stack (Q <= 512).
+        var seen: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
         for (index, answer) in member.answers.enumerated() {
             guard answer.question >= 0, answer.question < questionCount else {
                 throw MemberValidationError(field: "answers[\(index)].q", reason: "unknown question")
             }
-            if seen[answer.question] {
+            let answeredTwice = withUnsafeMutableBytes(of: &seen) { raw in
+                let words = raw.bindMemory(to: UInt64.self)
+                let bit = UInt64(1) << UInt64(answer.question & 63)
+                defer { words[answer.question >> 6] |= bit }
+                return words[answer.question >> 6] & bit != 0
+            }
+            if answeredTwice {
                 throw MemberValidationError(
                     field: "answers[\(index)].q", reason: "question \(answer.question) answered twice")
             }
-            seen[answer.question] = true
             let k = optionCounts[answer.question]
             if answer.option < 0 || answer.option >= k {
                 throw MemberValidationError(

@@ -42,6 +42,17 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
         return (-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2)
     }
 
+    /// An index 0 ..< 4 drawn with the given (unnormalised) weights, without allocating.
+    public mutating func pick4(_ w: (Double, Double, Double, Double)) -> Int {
+        var x = unit() * (w.0 + w.1 + w.2 + w.3)
+        x -= w.0
+        if x < 0 { return 0 }
+        x -= w.1
+        if x < 0 { return 1 }
+        x -= w.2
+        return x < 0 ? 2 : 3
+    }
+
     /// An index drawn with the given (unnormalised) weights.
     public mutating func pick(_ weights: [Double]) -> Int {
         let total = weights.reduce(0, +)

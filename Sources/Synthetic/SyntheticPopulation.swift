@@ -53,9 +53,8 @@ public struct SyntheticPopulation: Sendable {
         var counts: [Int] = []
         var traits: [Int] = []
         var signs: [Double] = []
-        let optionWeights: [Double] = [15, 20, 30, 18, 8, 5, 4]  // 2 ... 8 options
         for _ in 0..<questions {
-            counts.append(2 + rng.pick(optionWeights))
+            counts.append(2 + rng.pick(Model.optionCountWeights))
             traits.append(rng.int(in: 0...(SyntheticPopulation.traitCount - 1)))
             signs.append(rng.unit() < 0.5 ? -1 : 1)
         }
@@ -69,14 +68,12 @@ public struct SyntheticPopulation: Sendable {
         var rng = SplitMix64(seed: seed, stream: UInt64(index))
         let id = firstID + MemberID(index)
 
-        let gender = [Gender.man, .woman, .nonbinary][rng.pick([47, 47, 6])]
+        let gender = Model.genders[rng.pick(Model.genderWeights)]
         let seeking: GenderSet
         switch gender {
-        case .man: seeking = [[.woman], [.man], [.man, .woman], [.woman, .nonbinary]][rng.pick([87, 5, 6, 2])]
-        case .woman: seeking = [[.man], [.woman], [.man, .woman], [.man, .nonbinary]][rng.pick([86, 5, 7, 2])]
-        case .nonbinary:
-            seeking = [[.man, .woman, .nonbinary], [.nonbinary], [.woman, .nonbinary], [.man, .nonbinary]][
-                rng.pick([40, 20, 20, 20])]
+        case .man: seeking = Model.menSeek[rng.pick(Model.menSeekWeights)]
+        case .woman: seeking = Model.womenSeek[rng.pick(Model.womenSeekWeights)]
+        case .nonbinary: seeking = Model.nonbinarySeek[rng.pick(Model.nonbinarySeekWeights)]
         }
         let age = min(70, max(18, Int((33 + 10 * rng.normal()).rounded())))
         let (below, above): (ClosedRange<Int>, ClosedRange<Int>)
@@ -93,7 +90,7 @@ public struct SyntheticPopulation: Sendable {
         let answerRate = 0.8 + 0.18 * rng.unit()
         // Some members are picky (accept little), some open-minded.
         let openness = rng.unit()
-        let breadthWeights = [60 - 55 * openness, 35.0, 5 + 30 * openness, 25 * openness * openness]
+        let breadthWeights = (60 - 55 * openness, 35.0, 5 + 30 * openness, 25 * openness * openness)
         var answers: [Answer] = []
         answers.reserveCapacity(survey.questionCount)
         for q in 0..<survey.questionCount {
@@ -101,19 +98,16 @@ public struct SyntheticPopulation: Sendable {
             let answered = rng.unit() < answerRate
             let noise = rng.normal()
             let preferenceNoise = rng.normal()
-            let breadth = rng.pick(breadthWeights)
-            let importance = Importance(rawValue: UInt8(rng.pick([8, 22, 38, 24, 8])))!
+            let breadth = rng.pick4(breadthWeights)
+            let importance = Importance(rawValue: UInt8(rng.pick(Model.importanceWeights)))!
             guard answered else { continue }
             let k = survey.optionCounts[q]
             let stance = questionSign[q] * traits[questionTrait[q]]
             let option = SyntheticPopulation.cut(stance + 0.5 * noise, options: k)
             let ideal = SyntheticPopulation.cut(stance + 0.4 * preferenceNoise, options: k)
-            var accepted = OptionSet8(rawValue: 0)
-            if breadth == 3 {
-                accepted = OptionSet8(0..<k)
-            } else {
-                accepted = OptionSet8(max(0, ideal - breadth)...min(k - 1, ideal + breadth))
-            }
+            let accepted = breadth == 3
+                ? OptionSet8(range: 0...(k - 1))
+                : OptionSet8(range: max(0, ideal - breadth)...min(k - 1, ideal + breadth))
             answers.append(Answer(question: q, option: option, accepted: accepted, importance: importance))
         }
 
@@ -175,6 +169,22 @@ public struct SyntheticPopulation: Sendable {
         }
         try file.commit()
     }
+}
+
+/// The model's fixed distributions.
+private enum Model {
+    static let genders: [Gender] = [.man, .woman, .nonbinary]
+    static let genderWeights: [Double] = [47, 47, 6]
+    static let menSeek: [GenderSet] = [[.woman], [.man], [.man, .woman], [.woman, .nonbinary]]
+    static let menSeekWeights: [Double] = [87, 5, 6, 2]
+    static let womenSeek: [GenderSet] = [[.man], [.woman], [.man, .woman], [.man, .nonbinary]]
+    static let womenSeekWeights: [Double] = [86, 5, 7, 2]
+    static let nonbinarySeek: [GenderSet] = [[.man, .woman, .nonbinary], [.nonbinary], [.woman, .nonbinary], [.man, .nonbinary]]
+    static let nonbinarySeekWeights: [Double] = [40, 20, 20, 20]
+    /// Skewed towards "somewhat".
+    static let importanceWeights: [Double] = [8, 22, 38, 24, 8]
+    /// For 2 ... 8 options.
+    static let optionCountWeights: [Double] = [15, 20, 30, 18, 8, 5, 4]
 }
 
 /// One output buffer per worker of a round. Each worker writes only its own

@@ -119,3 +119,76 @@ struct PopulationTests {
         #expect(population.columnBytes == 1_000_000 * 352)
     }
 }
+
+@Suite("Population ordering: sorted cohorts, unsorted tail, holes")
+struct PopulationOrderingTests {
+    /// Random upserts (new members, in-cohort changes, cohort moves) and
+    /// removals interleaved with organize: after every step, every member's
+    /// matches equal the reference's over the live members.
+    @Test("scans stay exact through upserts, moves, removals and reorganisation", arguments: 0..<4 as Range<UInt64>)
+    func churn(seed: UInt64) throws {
+        let random = RandomPopulation(seed: 500 + seed, size: 300, questions: 12)
+        let population = Population(survey: random.survey, capacity: 32)
+        var live: [MemberID: Member] = [:]
+        var rng = TestRNG(seed: seed)
+        let settings = ScoringSettings(topN: 40, minCommon: 3)
+        let finder = MatchFinder(settings: settings)
+        for (step, m) in random.members.enumerated() {
+            try population.upsert(m)
+            live[m.id] = m
+            switch Int.random(in: 0..<10, using: &rng) {
+            case 0:
+                // Change answers only (same cohort): written in place.
+                if var other = live.values.randomElement(using: &rng) {
+                    other.answers = Array(other.answers.shuffled(using: &rng).prefix(other.answers.count / 2))
+                    try population.upsert(other)
+                    live[other.id] = other
+                }
+            case 1:
+                // Move to another cohort (age and seeking change).
+                if var other = live.values.randomElement(using: &rng) {
+                    other.age = Int.random(in: other.ageMin...other.ageMax, using: &rng)
+                    other.seeking = GenderSet(rawValue: UInt8.random(in: 1...7, using: &rng))
+                    try population.upsert(other)
+                    live[other.id] = other
+                }
+            case 2:
+                if let gone = live.keys.randomElement(using: &rng) {
+                    #expect(population.remove(gone))
+                    live[gone] = nil
+                }
+            case 3:
+                population.organize()
+                #expect(population.unsortedCount == 0)
+            default:
+                break
+            }
+            if step % 25 == 24 {
+                let members = Array(live.values)
+                for a in members.prefix(15) {
+                    #expect(finder.matches(forID: a.id, in: population)
+                        == Reference.matches(a, among: members, settings: settings), "seed \(seed) step \(step)")
+                }
+            }
+        }
+        #expect(population.count == live.count)
+        population.organize()
+        for a in live.values {
+            #expect(finder.matches(forID: a.id, in: population)
+                == Reference.matches(a, among: Array(live.values), settings: settings))
+            #expect(population.member(a.id)?.id == a.id)
+        }
+    }
+
+    @Test("organizeIfNeeded sorts once the tail outgrows its share")
+    func organizeThreshold() throws {
+        let random = RandomPopulation(seed: 3, size: 5000, questions: 4)
+        let population = Population(survey: random.survey)
+        for m in random.members.prefix(4000) { try population.upsert(m) }
+        #expect(!population.organizeIfNeeded(), "4000 unsorted members are under the 4096 floor")
+        for m in random.members.dropFirst(4000) { try population.upsert(m) }
+        #expect(population.organizeIfNeeded())
+        #expect(population.unsortedCount == 0)
+        #expect(population.count == 5000)
+    }
+}
