@@ -145,19 +145,8 @@ struct ConnectionFailureTests {
 
     @Test func usingAClosedConnectionStopsTheProcess() async {
         await #expect(processExitsWith: .failure) {
-            // A listening socket nobody accepts from: the kernel completes the
-            // TCP handshake, which is all a connect needs.
-            let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-            _ = withUnsafeMutablePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-                    bind(listener, pointer, length) + listen(listener, 4) + getsockname(listener, pointer, &length)
-                }
-            }
-            let redis = try? RedisConnection(host: "127.0.0.1", port: Int(UInt16(bigEndian: address.sin_port)))
+            let listener = LoopbackListener()
+            let redis = try? RedisConnection(host: "127.0.0.1", port: listener.port)
             redis?.close()
             redis?.append(["PING"])  // precondition failure
             exit(0)  // not reached; exiting 0 would fail the expectation
