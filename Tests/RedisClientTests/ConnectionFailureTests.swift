@@ -19,6 +19,29 @@ struct ConnectionFailureTests {
         #expect(error.message.contains("Connection refused"))
     }
 
+    @Test func connectingToAServerThatNeverAnswersStopsAtTheConnectTimeout() throws {
+        // A listener whose accept queue is full drops new SYNs: the handshake
+        // never completes, as with a host that vanished.
+        let listener = LoopbackListener(backlog: 0)
+        var fillers: [RedisConnection] = []
+        var error: RedisError?
+        for _ in 0..<8 {  // the queue holds one or two, depending on the kernel
+            let configuration = RedisConnection.Configuration(
+                host: "127.0.0.1", port: listener.port, connectTimeout: .milliseconds(200))
+            do {
+                fillers.append(try RedisConnection(configuration: configuration))
+            } catch let failure {
+                error = failure
+                break
+            }
+        }
+        let failure = try #require(error)
+        #expect(failure.code == .connectionFailed)
+        #expect(failure.message.contains("timed out"))
+        #expect(fillers.count < 8)
+        close(listener.socket)
+    }
+
     @Test func killedBeforeAPipelineEveryCommandGetsABrokenConnectionError() throws {
         let server = try RedisServer()
         let redis = try server.connect()

@@ -8,7 +8,8 @@ struct LoopbackListener {
     let socket: Int32
     let port: Int
 
-    init() {
+    /// Listens with room for `backlog` connections not yet accepted.
+    init(backlog: Int32 = 8) {
         let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -16,7 +17,7 @@ struct LoopbackListener {
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let status = withUnsafeMutablePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-                bind(socket, pointer, length) | listen(socket, 8) | getsockname(socket, pointer, &length)
+                bind(socket, pointer, length) | listen(socket, backlog) | getsockname(socket, pointer, &length)
             }
         }
         precondition(socket >= 0 && status == 0, "cannot listen on 127.0.0.1: errno \(errno)")
