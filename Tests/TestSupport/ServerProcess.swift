@@ -126,10 +126,37 @@ public final class ServerProcess: @unchecked Sendable {
         process.standardOutput = handle
         process.standardError = handle
         process.standardInput = FileHandle.nullDevice
-        try process.run()
+        try Self.runWithNoSignalsBlocked(process)
         try? handle.close()
         self.process = process
         ServerRegistry.shared.register(pid: process.processIdentifier)
+    }
+
+    /// Starts `process` from a fresh thread whose signal mask is empty.
+    ///
+    /// The child inherits the signal mask of the thread that spawns it
+    /// (Foundation's `Process` does not reset it), and tests run on worker
+    /// threads that block most signals: a server started from one of them has
+    /// SIGTERM blocked, so `terminate()` waited its whole timeout and then
+    /// fell back to SIGKILL, and no server could shut down gracefully.
+    private static func runWithNoSignalsBlocked(_ process: Process) throws {
+        final class Outcome: @unchecked Sendable {
+            // @unchecked Sendable: written by the spawning thread before
+            // `done.signal()`, read after `done.wait()`.
+            var error: (any Error)?
+            let done = DispatchSemaphore(value: 0)
+        }
+        let outcome = Outcome()
+        let thread = Thread {
+            var none = sigset_t()
+            sigemptyset(&none)
+            pthread_sigmask(SIG_SETMASK, &none, nil)
+            do { try process.run() } catch { outcome.error = error }
+            outcome.done.signal()
+        }
+        thread.start()
+        outcome.done.wait()
+        if let error = outcome.error { throw error }
     }
 
     public var pid: Int32 { process.processIdentifier }

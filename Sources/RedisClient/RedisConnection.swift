@@ -1,0 +1,450 @@
+import CHiredis
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// One synchronous connection to a Redis-compatible server, owning one hiredis
+/// `redisContext`.
+///
+/// Threading: not `Sendable`. A connection is used by one thread at a time,
+/// and its calls block that thread on the network (up to
+/// ``Configuration/readTimeout`` per read or write). Never call it from
+/// Swift's cooperative thread pool; give it a thread of its own.
+///
+/// States:
+/// - *open*: commands go out and replies come back.
+/// - *broken*: an EOF, IO, protocol or timeout error killed the connection
+///   (hiredis cannot recover a context once its `err` is set). The context is
+///   freed at once; every later read throws an error whose
+///   ``RedisError/isConnectionBroken`` is true, without touching the network,
+///   until ``reconnect()`` succeeds.
+/// - *closed*: after ``close()``. Using a closed connection is a programming
+///   error and stops the process (`precondition`).
+///
+/// Sending: ``send(_:)`` is one round trip (with retry of `BUSY`/`LOADING`,
+/// see ``RedisRetryPolicy``); ``pipeline(_:)`` sends many commands and reads
+/// one result per command; ``append(_:)``/``readReply()`` are the streaming
+/// form underneath both, for callers that pipeline in batches without building
+/// an array of commands.
+///
+/// Error replies (`-ERR ...`) are values (``RedisValue/error(_:)``), not
+/// thrown: the connection is healthy after one. ``sendChecked(_:)`` and
+/// ``RedisValue/checked(context:)`` throw them instead.
+///
+/// SIGPIPE: a write to a server that has died raises SIGPIPE, which kills the
+/// process (exit status 141) unless it is ignored. Programs call
+/// ``RedisClient/ignoreSIGPIPE()`` once at start.
+public final class RedisConnection {
+    /// Where to connect and how long to wait.
+    public struct Configuration: Sendable, Hashable {
+        /// Host name or IP address.
+        public var host: String
+        /// TCP port, 1...65535.
+        public var port: Int
+        /// Bounds establishing the TCP connection (`redisConnectWithTimeout`).
+        public var connectTimeout: Duration
+        /// Bounds each read and each write on the socket (`redisSetTimeout`,
+        /// i.e. `SO_RCVTIMEO` and `SO_SNDTIMEO`); `nil` waits forever. A
+        /// timeout breaks the connection (``RedisError/Code/timedOut``), so it
+        /// must exceed the slowest expected command, blocking ones included.
+        public var readTimeout: Duration?
+        /// Turns on TCP keepalive (`redisEnableKeepAlive`: first probe after
+        /// 15 s idle), so a peer that vanished without a FIN is noticed.
+        public var keepAlive: Bool
+        /// Retry of `BUSY` and `LOADING` replies for ``RedisConnection/send(_:)``.
+        public var retry: RedisRetryPolicy
+
+        public init(
+            host: String,
+            port: Int,
+            connectTimeout: Duration = .seconds(2),
+            readTimeout: Duration? = .seconds(5),
+            keepAlive: Bool = true,
+            retry: RedisRetryPolicy = .default
+        ) {
+            precondition((1...65535).contains(port), "port must be 1...65535")
+            precondition(connectTimeout >= .milliseconds(1), "connectTimeout must be at least 1 ms")
+            precondition(readTimeout.map { $0 >= .milliseconds(1) } ?? true, "readTimeout must be at least 1 ms, or nil")
+            self.host = host
+            self.port = port
+            self.connectTimeout = connectTimeout
+            self.readTimeout = readTimeout
+            self.keepAlive = keepAlive
+            self.retry = retry
+        }
+
+        /// `host:port`, the context of every error.
+        public var endpoint: String { "\(host):\(port)" }
+    }
+
+    private enum State {
+        case open(UnsafeMutablePointer<redisContext>)
+        case broken(RedisError)
+        case closed
+    }
+
+    /// The configuration this connection was opened with; ``reconnect()`` reuses it.
+    public let configuration: Configuration
+
+    private var state: State
+
+    /// Commands appended whose replies have not been read yet.
+    public private(set) var pendingReplyCount = 0
+
+    /// Called before each retry sleep of ``send(_:)``, on the calling thread.
+    public var retryObserver: ((RedisRetryEvent) -> Void)?
+
+    /// The buffer ``append(_:building:)`` encodes into, kept between calls.
+    private var scratch: RedisCommand?
+
+    /// Connects, then applies the read timeout and keepalive.
+    ///
+    /// - Throws: ``RedisError/Code/connectionFailed`` when the server cannot be
+    ///   reached within ``Configuration/connectTimeout``.
+    public init(configuration: Configuration) throws(RedisError) {
+        self.configuration = configuration
+        self.state = .open(try Self.connect(configuration))
+    }
+
+    /// Connects to `host:port` with the default timeouts, keepalive and retry.
+    public convenience init(host: String, port: Int) throws(RedisError) {
+        try self.init(configuration: Configuration(host: host, port: port))
+    }
+
+    deinit {
+        if case .open(let context) = state { redisFree(context) }
+    }
+
+    /// `host:port`.
+    public var endpoint: String { configuration.endpoint }
+
+    /// True after ``close()``.
+    public var isClosed: Bool {
+        if case .closed = state { return true }
+        return false
+    }
+
+    /// True when the connection died and needs ``reconnect()``.
+    public var isBroken: Bool {
+        if case .broken = state { return true }
+        return false
+    }
+
+    /// Closes the socket and frees the context. Unread replies are dropped.
+    /// Closing twice is harmless; any other use afterwards is a precondition
+    /// failure.
+    public func close() {
+        if case .open(let context) = state { redisFree(context) }
+        state = .closed
+        pendingReplyCount = 0
+    }
+
+    /// Drops the current socket (healthy or broken) and connects again with
+    /// the same configuration, applying the read timeout and keepalive again.
+    /// Unread replies are dropped.
+    ///
+    /// This opens a fresh context instead of calling hiredis' `redisReconnect`,
+    /// which in 0.14.1 drops the socket options and, when the new connect
+    /// fails before a socket exists, leaves the old (closed) descriptor number
+    /// in the context for `redisFree` to close a second time.
+    ///
+    /// - Throws: ``RedisError/Code/connectionFailed``; the connection then
+    ///   stays broken and may be reconnected again later.
+    public func reconnect() throws(RedisError) {
+        checkNotClosed()
+        if case .open(let context) = state { redisFree(context) }
+        pendingReplyCount = 0
+        do {
+            state = .open(try Self.connect(configuration))
+        } catch {
+            state = .broken(RedisError(
+                code: .connectionBroken,
+                message: "not connected: the last reconnect failed (\(error.message))",
+                context: endpoint))
+            throw error
+        }
+    }
+
+    // MARK: Round trips
+
+    /// Sends one command and reads its reply, retrying `BUSY` and `LOADING`
+    /// replies as ``Configuration/retry`` says (the thread sleeps between
+    /// attempts). Other error replies, and a retryable one after the last
+    /// attempt, are returned as ``RedisValue/error(_:)``.
+    ///
+    /// - Precondition: no appended command awaits its reply.
+    /// - Throws: a transport error (``RedisError/isConnectionBroken``), also
+    ///   when the connection was already broken.
+    public func send(_ command: RedisCommand) throws(RedisError) -> RedisValue {
+        checkNotClosed()
+        precondition(pendingReplyCount == 0, "send() while appended commands await their replies: read them first")
+        let policy = configuration.retry
+        var attempt = 1
+        while true {
+            append(command)
+            let value: RedisValue
+            do {
+                value = try readReply()
+            } catch {
+                throw error.naming(command.name)
+            }
+            guard case .error(let message) = value,
+                attempt < policy.maxAttempts,
+                RedisRetryPolicy.isRetryable(errorMessage: message)
+            else { return value }
+            attempt += 1
+            let delay = policy.delay(beforeAttempt: attempt)
+            retryObserver?(RedisRetryEvent(
+                command: command.name,
+                failedAttempt: attempt - 1,
+                errorKind: RedisError.kind(ofServerMessage: message),
+                delay: delay))
+            Self.sleep(delay)
+        }
+    }
+
+    /// ``send(_:)``, throwing an error reply as ``RedisError/Code/serverError``.
+    public func sendChecked(_ command: RedisCommand) throws(RedisError) -> RedisValue {
+        let value = try send(command)
+        if case .error(let message) = value {
+            throw RedisError.serverError(message, context: endpoint, command: command.name)
+        }
+        return value
+    }
+
+    /// Sends `commands` in one write and reads one result per command, in
+    /// order. An error reply is a `.success(.error(...))` and does not affect
+    /// the others. When the connection breaks part way, the command being read
+    /// gets the specific error (EOF, IO, timeout) and every later one a
+    /// ``RedisError/Code/connectionBroken`` error; nothing blocks beyond the
+    /// read timeout.
+    ///
+    /// No retry happens here: a `BUSY` or `LOADING` reply is returned as a
+    /// value for that command (which the server did not run, so the caller
+    /// may send it again).
+    ///
+    /// Cost: the commands are buffered in memory until sent; pipeline in
+    /// batches of 500-1000 commands (or ~1 MB) rather than all at once.
+    ///
+    /// - Precondition: no appended command awaits its reply.
+    public func pipeline(_ commands: some Collection<RedisCommand>) -> [Result<RedisValue, RedisError>] {
+        checkNotClosed()
+        precondition(pendingReplyCount == 0, "pipeline() while appended commands await their replies: read them first")
+        for command in commands { append(command) }
+        var results: [Result<RedisValue, RedisError>] = []
+        results.reserveCapacity(commands.count)
+        for command in commands {
+            do {
+                results.append(.success(try readReply()))
+            } catch {
+                results.append(.failure(error.naming(command.name)))
+            }
+        }
+        return results
+    }
+
+    // MARK: Streaming
+
+    /// Queues `command` in the output buffer; nothing is written until
+    /// ``readReply()`` or ``flush()``. Each appended command must get its
+    /// reply read with ``readReply()``, in order.
+    ///
+    /// Never throws: on a broken connection the command is counted and its
+    /// ``readReply()`` throws.
+    public func append(_ command: RedisCommand) {
+        checkNotClosed()
+        pendingReplyCount += 1
+        guard case .open(let context) = state else { return }
+        let appended = command.withEncodedHeader { header in
+            redisAppendFormattedCommand(context, Self.chars(header), header.count) == REDIS_OK
+        } && command.withEncodedBody { body in
+            redisAppendFormattedCommand(context, Self.chars(body), body.count) == REDIS_OK
+        }
+        if !appended { _ = breakConnection(context) }
+    }
+
+    /// Starts a command named `name` in a buffer the connection keeps between
+    /// calls, lets `build` append its arguments, and queues it like
+    /// ``append(_:)``: encoding many commands this way allocates nothing once
+    /// the buffer has grown. If `build` throws, nothing is queued.
+    public func append<E: Error>(_ name: String, building build: (inout RedisCommand) throws(E) -> Void) throws(E) {
+        var command = scratch ?? RedisCommand(name, reservingCapacity: 4096)
+        scratch = nil
+        command.reset(name)
+        do {
+            try build(&command)
+        } catch {
+            scratch = command
+            throw error
+        }
+        append(command)
+        scratch = command
+    }
+
+    /// Writes every queued command now, without reading. Useful to start a
+    /// command whose reply will be read later (a blocking command, a script).
+    public func flush() throws(RedisError) {
+        checkNotClosed()
+        switch state {
+        case .closed: return
+        case .broken(let error): throw error
+        case .open(let context):
+            var done: Int32 = 0
+            repeat {
+                if redisBufferWrite(context, &done) != REDIS_OK { throw breakConnection(context) }
+            } while done == 0
+        }
+    }
+
+    /// Reads the reply to the oldest appended command, writing queued commands
+    /// first. An error reply is returned as a value.
+    ///
+    /// - Precondition: a command awaits its reply (``pendingReplyCount`` > 0),
+    ///   otherwise the read would wait for a reply that never comes.
+    /// - Throws: the transport error that broke the connection; once broken,
+    ///   each remaining reply throws ``RedisError/Code/connectionBroken`` at once.
+    public func readReply() throws(RedisError) -> RedisValue {
+        checkNotClosed()
+        precondition(pendingReplyCount > 0, "readReply() with no command awaiting a reply")
+        pendingReplyCount -= 1
+        switch state {
+        case .closed:
+            preconditionFailure("unreachable: checked above")
+        case .broken(let error):
+            throw error
+        case .open(let context):
+            var raw: UnsafeMutableRawPointer?
+            guard redisGetReply(context, &raw) == REDIS_OK, let raw else {
+                throw breakConnection(context)
+            }
+            defer { freeReplyObject(raw) }
+            return RedisValue(copying: raw.assumingMemoryBound(to: redisReply.self))
+        }
+    }
+
+    // MARK: Internals
+
+    private func checkNotClosed() {
+        if case .closed = state {
+            preconditionFailure("RedisConnection to \(endpoint) used after close()")
+        }
+    }
+
+    /// Turns the context's error into a `RedisError`, frees the dead context
+    /// and moves to the broken state. Returns the specific error (for the
+    /// command that met it); later reads get a generic broken-connection error.
+    private func breakConnection(_ context: UnsafeMutablePointer<redisContext>) -> RedisError {
+        let error = Self.transportError(context, configuration: configuration)
+        redisFree(context)
+        state = .broken(RedisError(
+            code: .connectionBroken,
+            message: "connection broken earlier (\(error.code): \(error.message)); reconnect",
+            context: endpoint))
+        return error
+    }
+
+    private static func transportError(
+        _ context: UnsafeMutablePointer<redisContext>,
+        configuration: Configuration
+    ) -> RedisError {
+        let savedErrno = errno
+        let kind = context.pointee.err
+        let text = errorText(context)
+        switch kind {
+        case REDIS_ERR_IO where savedErrno == EAGAIN || text == String(cString: strerror(EAGAIN)):
+            let limit = configuration.readTimeout.map { " of \($0)" } ?? ""
+            return RedisError(code: .timedOut, message: "no reply within the read timeout\(limit) (\(text))", context: configuration.endpoint)
+        case REDIS_ERR_IO:
+            return RedisError(code: .connectionBroken, message: "I/O error: \(text)", context: configuration.endpoint)
+        case REDIS_ERR_EOF:
+            return RedisError(code: .connectionBroken, message: "end of file: \(text)", context: configuration.endpoint)
+        case REDIS_ERR_PROTOCOL:
+            return RedisError(code: .connectionBroken, message: "protocol error: \(text)", context: configuration.endpoint)
+        case REDIS_ERR_OOM:
+            return RedisError(code: .connectionBroken, message: "out of memory: \(text)", context: configuration.endpoint)
+        default:
+            return RedisError(code: .connectionBroken, message: text.isEmpty ? "unknown hiredis error \(kind)" : text, context: configuration.endpoint)
+        }
+    }
+
+    private static func connect(_ configuration: Configuration) throws(RedisError) -> UnsafeMutablePointer<redisContext> {
+        guard let context = redisConnectWithTimeout(configuration.host, Int32(configuration.port), timeval(configuration.connectTimeout)) else {
+            throw RedisError(code: .connectionFailed, message: "out of memory creating the connection", context: configuration.endpoint)
+        }
+        func fail(_ what: String) -> RedisError {
+            let error = RedisError(code: .connectionFailed, message: what + errorText(context), context: configuration.endpoint)
+            redisFree(context)
+            return error
+        }
+        if context.pointee.err != 0 {
+            throw fail("cannot connect: ")
+        }
+        if let readTimeout = configuration.readTimeout, redisSetTimeout(context, timeval(readTimeout)) != REDIS_OK {
+            throw fail("cannot set the read timeout: ")
+        }
+        if configuration.keepAlive, redisEnableKeepAlive(context) != REDIS_OK {
+            throw fail("cannot enable keepalive: ")
+        }
+        return context
+    }
+
+    private static func errorText(_ context: UnsafeMutablePointer<redisContext>) -> String {
+        withUnsafeBytes(of: context.pointee.errstr) { raw in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
+    }
+
+    private static func chars(_ bytes: UnsafeBufferPointer<UInt8>) -> UnsafePointer<CChar>? {
+        bytes.baseAddress.map { UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self) }
+    }
+
+    /// Blocks the calling thread for `duration`, resuming after signals.
+    static func sleep(_ duration: Duration) {
+        guard duration > .zero else { return }
+        let (seconds, attoseconds) = duration.components
+        var request = timespec(tv_sec: time_t(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
+        var remaining = timespec()
+        while nanosleep(&request, &remaining) != 0 && errno == EINTR {
+            request = remaining
+        }
+    }
+}
+
+// MARK: - Test hooks
+
+extension RedisConnection {
+    /// The socket's `SO_KEEPALIVE`; nil when not open. For tests.
+    var socketKeepAlive: Bool? {
+        guard case .open(let context) = state else { return nil }
+        var value: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        guard getsockopt(context.pointee.fd, SOL_SOCKET, SO_KEEPALIVE, &value, &length) == 0 else { return nil }
+        return value != 0
+    }
+
+    /// The socket's `SO_RCVTIMEO` (zero: none); nil when not open. For tests.
+    var socketReadTimeout: Duration? {
+        guard case .open(let context) = state else { return nil }
+        var value = timeval()
+        var length = socklen_t(MemoryLayout<timeval>.size)
+        guard getsockopt(context.pointee.fd, SOL_SOCKET, SO_RCVTIMEO, &value, &length) == 0 else { return nil }
+        return .seconds(value.tv_sec) + .microseconds(value.tv_usec)
+    }
+}
+
+extension RedisError {
+    /// The same error, naming the command it happened to.
+    func naming(_ command: String) -> RedisError {
+        RedisError(code: code, message: message, context: context, command: command)
+    }
+}
+
+extension timeval {
+    init(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        self.init(tv_sec: time_t(seconds), tv_usec: suseconds_t(attoseconds / 1_000_000_000_000))
+    }
+}
