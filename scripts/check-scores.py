@@ -5,8 +5,9 @@ Reads a survey and a members file, computes every requested member's matches
 with plain Python (no shared code with the Swift engine), and compares them
 with what `kindred matches --json` prints. Exits non-zero on any difference.
 
-usage: scripts/check-scores.py SURVEY MEMBERS KINDRED_BINARY [ID ...]
-       (no ids: every member in the file)
+usage: scripts/check-scores.py [--sample K] SURVEY MEMBERS KINDRED_BINARY [ID ...]
+       (no ids: every member in the file, or K of them chosen at random plus
+       every hand-made edge case, ids >= 90000)
 """
 import json
 import math
@@ -104,9 +105,18 @@ def matches(a, members, top_n=5000, min_score=0, min_common=5):
 
 
 def main():
-    survey_path, members_path, binary = sys.argv[1:4]
+    args = sys.argv[1:]
+    sample = None
+    if args and args[0] == "--sample":
+        sample = int(args[1])
+        args = args[2:]
+    survey_path, members_path, binary = args[:3]
     members = load(survey_path, members_path)
-    ids = [int(x) for x in sys.argv[4:]] or sorted(members)
+    ids = [int(x) for x in args[3:]] or sorted(members)
+    if sample is not None and not args[3:]:
+        import random
+        edge = [i for i in ids if i >= 90000]
+        ids = sorted(set(random.sample(ids, min(sample, len(ids))) + edge))
     failures = 0
     for member_id in ids:
         expected = {"member": member_id, "matches": matches(members[member_id], members)}

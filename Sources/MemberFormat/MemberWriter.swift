@@ -15,14 +15,14 @@ public enum MemberWriter {
         put("{\"id\":", &out)
         putInt(Int(member.id), &out)
         put(",\"gender\":\"", &out)
-        put(member.gender.name, &out)
+        put(name(member.gender), &out)
         put("\",\"seeking\":[", &out)
         var first = true
         for gender in member.seeking.genders {
             if !first { out.append(UInt8(ascii: ",")) }
             first = false
             out.append(UInt8(ascii: "\""))
-            put(gender.name, &out)
+            put(name(gender), &out)
             out.append(UInt8(ascii: "\""))
         }
         put("],\"age\":", &out)
@@ -73,9 +73,12 @@ public enum MemberWriter {
         out.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
     }
 
-    @inline(__always)
-    private static func put(_ text: String, _ out: inout [UInt8]) {
-        out.append(contentsOf: text.utf8)
+    private static func name(_ gender: Gender) -> StaticString {
+        switch gender {
+        case .man: "man"
+        case .woman: "woman"
+        case .nonbinary: "nonbinary"
+        }
     }
 
     /// Appends a non-negative integer in decimal.

@@ -133,21 +133,27 @@ public struct SyntheticPopulation: Sendable {
             lastActive: lastActive, answers: answers, blocked: blocked)
     }
 
-    /// Cuts a standard-normal-ish stance into `options` equally likely bins.
+    /// Cuts a standard-normal-ish stance into `options` bins, equally likely
+    /// under a logistic approximation of the normal CDF: the number of the
+    /// bin's thresholds that `x` exceeds.
     static func cut(_ x: Double, options: Int) -> Int {
-        let p = 1 / (1 + exp(-1.7 * x / 1.2))  // logistic approximation of the normal CDF
-        return min(options - 1, max(0, Int(p * Double(options))))
+        let thresholds = Model.cutThresholds[options]
+        var bin = 0
+        while bin < thresholds.count && x > thresholds[bin] { bin += 1 }
+        return bin
     }
 
-    /// Writes `survey.json` and `members.jsonl` into `directory`, generating
-    /// blocks of members on every core and writing them in order. `progress`
-    /// is called with the number of members written so far.
+    /// Writes `survey.json` and `members.jsonl` into `directory`. Blocks of
+    /// members are generated on every core while a serial queue writes the
+    /// previous round, in order; at most two rounds are in memory. `progress`
+    /// is called with the number of members handed to the writer so far.
     public func write(to directory: String, progress: (Int) -> Void = { _ in }) throws(FileError) {
         let surveyFile = try FileWriter(path: directory + "/survey.json")
         try surveyFile.write(SurveyFormat.encode(survey))
         try surveyFile.commit()
 
         let file = try FileWriter(path: directory + "/members.jsonl")
+        let output = OrderedOutput(file)
         let blockSize = 4096
         let workers = max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         var next = 0
@@ -157,17 +163,67 @@ public struct SyntheticPopulation: Sendable {
             DispatchQueue.concurrentPerform(iterations: round.count) { worker in
                 let start = round[worker]
                 var bytes: [UInt8] = []
-                bytes.reserveCapacity(blockSize * 4096)
+                bytes.reserveCapacity(blockSize * 4800)
                 for index in start..<min(members, start + blockSize) {
                     MemberWriter.append(member(index), to: &bytes)
                 }
                 buffers.set(worker, bytes)
             }
-            for worker in 0..<round.count { try file.write(buffers.take(worker)) }
+            try output.enqueue((0..<round.count).map { buffers.take($0) })
             next = min(members, next + workers * blockSize)
             progress(next)
         }
+        try output.finish()
         try file.commit()
+    }
+}
+
+/// Writes rounds of buffers to a file on a serial queue, in the order they
+/// were enqueued, while the caller generates the next round. At most two
+/// rounds wait; the first write error is reported by the next call.
+private final class OrderedOutput: @unchecked Sendable {
+    // @unchecked Sendable: `file` is used only on `queue`; `error` is guarded by `lock`.
+    private let file: FileWriter
+    private let queue = DispatchQueue(label: "kindred.generate.writer")
+    private let slots = DispatchSemaphore(value: 2)
+    private let lock = NSLockLike()
+    private var error: FileError?
+
+    init(_ file: FileWriter) { self.file = file }
+
+    func enqueue(_ round: [[UInt8]]) throws(FileError) {
+        if let error = lock.withLock({ self.error }) { throw error }
+        slots.wait()
+        queue.async {
+            defer { self.slots.signal() }
+            guard self.lock.withLock({ self.error == nil }) else { return }
+            do throws(FileError) {
+                for bytes in round { try self.file.write(bytes) }
+            } catch {
+                self.lock.withLock { self.error = error }
+            }
+        }
+    }
+
+    func finish() throws(FileError) {
+        queue.sync {}
+        if let error = lock.withLock({ self.error }) { throw error }
+    }
+}
+
+/// A pthread mutex, to keep Foundation out of this module.
+private final class NSLockLike: @unchecked Sendable {
+    // @unchecked Sendable: the mutex itself provides the exclusion.
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    init() { pthread_mutex_init(mutex, nil) }
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+    func withLock<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body()
     }
 }
 
@@ -185,6 +241,14 @@ private enum Model {
     static let importanceWeights: [Double] = [8, 22, 38, 24, 8]
     /// For 2 ... 8 options.
     static let optionCountWeights: [Double] = [15, 20, 30, 18, 8, 5, 4]
+    /// For k options, the k - 1 stances where the logistic CDF
+    /// `1 / (1 + exp(-1.7 x / 1.2))` crosses 1/k, 2/k, ...
+    static let cutThresholds: [[Double]] = (0...8).map { k in
+        k < 2 ? [] : (1..<k).map { i in
+            let p = Double(i) / Double(k)
+            return log(p / (1 - p)) * 1.2 / 1.7
+        }
+    }
 }
 
 /// One output buffer per worker of a round. Each worker writes only its own
