@@ -173,8 +173,14 @@ public final class MariaDBConnection {
     private static func error(
         of mysql: UnsafeMutablePointer<MYSQL>, operation: String, sql: String? = nil
     ) -> MariaDBError {
-        MariaDBError(
-            errorNumber: mysql_errno(mysql),
+        let number = mysql_errno(mysql)
+        guard number != 0 else {
+            return MariaDBError(
+                errorNumber: 2000, sqlState: "HY000",
+                message: "libmariadb reported a failure without an error code", operation: operation, sql: sql)
+        }
+        return MariaDBError(
+            errorNumber: number,
             sqlState: String(cString: mysql_sqlstate(mysql)),
             message: String(cString: mysql_error(mysql)),
             operation: operation,

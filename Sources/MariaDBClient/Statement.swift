@@ -206,8 +206,14 @@ public final class Statement {
         return bindings
     }
 
+    /// The error recorded on the statement, or on the connection when the
+    /// statement has none: an unbuffered `mysql_stmt_fetch` that loses the
+    /// connection returns 1 but records 2013 only on the `MYSQL` handle.
     private func error(_ statement: UnsafeMutablePointer<MYSQL_STMT>, operation: String) -> MariaDBError {
-        MariaDBError(
+        guard mysql_stmt_errno(statement) != 0 else {
+            return connection.lastError(operation: operation, sql: sql)
+        }
+        return MariaDBError(
             errorNumber: mysql_stmt_errno(statement),
             sqlState: String(cString: mysql_stmt_sqlstate(statement)),
             message: String(cString: mysql_stmt_error(statement)),

@@ -147,14 +147,33 @@ public final class MariaDBServer: @unchecked Sendable {
     }
 
     /// SIGSTOP: the server stops answering but keeps its connections open,
-    /// as a hung host would. Clients wait until their read timeout.
-    public func pause() {
-        lock.withLock { process }?.signal(SIGSTOP)
+    /// as a hung host would. Clients wait until their read timeout. Returns
+    /// once the kernel reports the process stopped (signal delivery is
+    /// asynchronous: a request sent right after `kill` could still be served).
+    public func pause() throws {
+        guard let process = lock.withLock({ process }) else { return }
+        process.signal(SIGSTOP)
+        try poll(until: "mariadbd to stop (SIGSTOP)", timeout: .seconds(10), interval: .milliseconds(2)) {
+            Self.processState(process.pid) == "T"
+        }
     }
 
-    /// SIGCONT after ``pause()``.
-    public func resume() {
-        lock.withLock { process }?.signal(SIGCONT)
+    /// SIGCONT after ``pause()``; returns once the process runs again.
+    public func resume() throws {
+        guard let process = lock.withLock({ process }) else { return }
+        process.signal(SIGCONT)
+        try poll(until: "mariadbd to continue (SIGCONT)", timeout: .seconds(10), interval: .milliseconds(2)) {
+            !process.isRunning || Self.processState(process.pid) != "T"
+        }
+    }
+
+    /// The state letter of `/proc/PID/stat` (R, S, T, Z, …).
+    private static func processState(_ pid: Int32) -> Character? {
+        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/stat") else { return nil }
+        let text = String(decoding: data, as: UTF8.self)
+        // "pid (comm) S ...": the state follows the last ')' (comm may contain spaces).
+        guard let close = text.lastIndex(of: ")") else { return nil }
+        return text[text.index(after: close)...].first { $0 != " " }
     }
 
     /// Starts the server again on the same port and datadir (data kept),
