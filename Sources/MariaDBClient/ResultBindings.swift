@@ -144,6 +144,23 @@ final class ResultBindings {
         return true
     }
 
+    /// A variable-length buffer that grew past this for one large value is
+    /// given back when the result is finished, so a cached statement does
+    /// not pin it for the connection's lifetime.
+    static let retainedVariableCapacity = 1 << 20
+
+    /// Shrinks buffers that grew past ``retainedVariableCapacity``. Only
+    /// between results: libmariadb's copy of the binds still points at the old
+    /// buffers until the next `mysql_stmt_bind_result`, which every execution
+    /// makes before fetching.
+    func shrinkLargeBuffers() {
+        for index in variableColumns where binds[index].buffer_length > UInt(Self.retainedVariableCapacity) {
+            binds[index].buffer?.deallocate()
+            binds[index].buffer = .allocate(byteCount: Self.initialVariableCapacity, alignment: 8)
+            binds[index].buffer_length = UInt(Self.initialVariableCapacity)
+        }
+    }
+
     /// The bytes of a non-NULL text or binary column in the current row.
     @inline(__always)
     func variableBytes(_ index: Int) -> UnsafeRawBufferPointer {

@@ -91,6 +91,7 @@ public final class Statement {
         defer {
             bindings.generation.pointee &+= 1  // invalidates the last view
             if !drained { mysql_stmt_free_result(statement) }  // reads and drops the rest
+            bindings.shrinkLargeBuffers()
             connection.isStreaming = false
         }
         while true {
