@@ -12,10 +12,12 @@ import CMariaDB
 /// for the following rows.
 ///
 /// Data-truncation reporting is switched off on the connection
-/// (`MYSQL_REPORT_DATA_TRUNCATION` = 0): with it on, libmariadb returns
-/// `MYSQL_DATA_TRUNCATED` without marking the first row of an unbuffered
-/// result as fetched, and `mysql_stmt_fetch_column` then refuses it. Lengths
-/// carry the same information.
+/// (`MYSQL_REPORT_DATA_TRUNCATION` = 0), so a fetched row always returns 0
+/// and the lengths are the one signal relied on. Some Connector/C sources
+/// return `MYSQL_DATA_TRUNCATED` before marking the row as being fetched,
+/// which makes `mysql_stmt_fetch_column` refuse the first row of an
+/// unbuffered result; the 3.3 library Debian ships handled it either way in
+/// the tests, but nothing here depends on that.
 final class ResultBindings {
     enum Kind: UInt8 {
         case null, int, uint, double, text, bytes
