@@ -90,4 +90,24 @@ struct ReconnectTests {
         try connection.reconnect()
         #expect(try connection.query("SELECT COUNT(*) FROM snapshot").first?.int(0) == 50_000)
     }
+
+    @Test func cleanShutdownIsALostConnectionAndRestartKeepsData() throws {
+        let server = try MariaDBServer.start()
+        let database = try server.createDatabase()
+        let connection = try server.connect(database: database)
+        defer { connection.close() }
+        try connection.execute("CREATE TABLE kept (id INT PRIMARY KEY)")
+        try connection.execute("INSERT INTO kept VALUES (?)", [7])
+        let statement = try connection.prepare("SELECT id * 2 FROM kept WHERE id = ?")
+        #expect(try statement.query([7]).first?.int(0) == 14)
+
+        server.stop()
+        #expect(server.pid == nil, "stop() returns once mariadbd has exited")
+        let error = try #require(throws: MariaDBError.self) { try statement.query([7]) }
+        #expect(error.isConnectionLost, "\(error)")
+
+        try server.restart()
+        try connection.reconnect()
+        #expect(try statement.query([7]).first?.int(0) == 14)
+    }
 }
