@@ -1,0 +1,296 @@
+extension MariaDBConnection {
+    /// Where and how to connect: endpoint, credentials, database and timeouts.
+    ///
+    /// The character set is always utf8mb4. `description`, `debugDescription`
+    /// and the reflection mirror (`dump`) all replace the password with `***`,
+    /// so a configuration can be logged whole.
+    ///
+    /// A URL form exists for command lines and environment variables:
+    ///
+    ///     mysql://user:pass@127.0.0.1:3306/db
+    ///     mysql://user:pass@localhost/db?socket=/run/mysqld/mysqld.sock
+    ///
+    /// The scheme is `mysql` or `mariadb`; user, password, database and query
+    /// values are percent-decoded. Query items: `socket` (a Unix socket path;
+    /// the host must then be `localhost` or empty), `connect_timeout`,
+    /// `read_timeout`, `write_timeout` (whole seconds). Anything else is an
+    /// error, so a misspelt option does not go unnoticed.
+    public struct Configuration: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible,
+        CustomReflectable
+    {
+        /// How the server is reached.
+        public enum Endpoint: Sendable, Hashable {
+            /// TCP to `host` (a name or an address; IPv6 without brackets) and `port`.
+            case tcp(host: String, port: Int)
+            /// A Unix domain socket at `path`.
+            case unixSocket(path: String)
+        }
+
+        public var endpoint: Endpoint
+        public var user: String
+        public var password: String
+        /// The default database (`USE`), or `nil` for none.
+        public var database: String?
+        /// How long establishing the connection may take. Whole seconds, rounded up.
+        public var connectTimeout: Duration
+        /// How long one read from the server may wait: a server that stops
+        /// answering (hung, paused, network gone) surfaces as a lost connection
+        /// (2013) after about this long. It also caps how long a single
+        /// statement may run, lock waits included, so keep it above
+        /// `innodb_lock_wait_timeout` (50 s by default) for transactional
+        /// work. Whole seconds, rounded up.
+        public var readTimeout: Duration
+        /// How long one write to the server may block. Whole seconds, rounded up.
+        public var writeTimeout: Duration
+
+        /// A TCP configuration. Defaults: connect 5 s, read 60 s, write 60 s.
+        public init(
+            host: String, port: Int = 3306, user: String, password: String, database: String? = nil,
+            connectTimeout: Duration = .seconds(5), readTimeout: Duration = .seconds(60),
+            writeTimeout: Duration = .seconds(60)
+        ) {
+            self.init(
+                endpoint: .tcp(host: host, port: port), user: user, password: password, database: database,
+                connectTimeout: connectTimeout, readTimeout: readTimeout, writeTimeout: writeTimeout)
+        }
+
+        /// A Unix socket configuration. Defaults: connect 5 s, read 60 s, write 60 s.
+        public init(
+            socketPath: String, user: String, password: String, database: String? = nil,
+            connectTimeout: Duration = .seconds(5), readTimeout: Duration = .seconds(60),
+            writeTimeout: Duration = .seconds(60)
+        ) {
+            self.init(
+                endpoint: .unixSocket(path: socketPath), user: user, password: password, database: database,
+                connectTimeout: connectTimeout, readTimeout: readTimeout, writeTimeout: writeTimeout)
+        }
+
+        public init(
+            endpoint: Endpoint, user: String, password: String, database: String?,
+            connectTimeout: Duration, readTimeout: Duration, writeTimeout: Duration
+        ) {
+            self.endpoint = endpoint
+            self.user = user
+            self.password = password
+            self.database = database
+            self.connectTimeout = connectTimeout
+            self.readTimeout = readTimeout
+            self.writeTimeout = writeTimeout
+        }
+
+        /// Parses a `mysql://` URL (see the type's documentation). Errors say
+        /// which part is wrong but never repeat the URL, which holds the password.
+        public init(url: String) throws {
+            self = try ConfigurationURLParser.parse(url)
+        }
+
+        /// The configuration as a URL with the password replaced by `***`.
+        public var redactedURL: String { url(redactingPassword: true) }
+
+        /// The configuration as a URL, password included: for handing to
+        /// another process, never for logs.
+        public var url: String { url(redactingPassword: false) }
+
+        public var description: String { "MariaDBConnection.Configuration(\(redactedURL))" }
+        public var debugDescription: String { description }
+
+        public var customMirror: Mirror {
+            Mirror(
+                self,
+                children: [
+                    "endpoint": endpoint, "user": user, "password": "***", "database": database as Any,
+                    "connectTimeout": connectTimeout, "readTimeout": readTimeout, "writeTimeout": writeTimeout,
+                ])
+        }
+
+        private func url(redactingPassword: Bool) -> String {
+            let encodedPassword = redactingPassword ? "***" : PercentEncoding.encode(password)
+            var text = "mysql://\(PercentEncoding.encode(user)):\(encodedPassword)@"
+            var query: [String] = []
+            switch endpoint {
+            case .tcp(let host, let port):
+                text += host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+            case .unixSocket(let path):
+                text += "localhost"
+                query.append("socket=\(PercentEncoding.encode(path, keeping: "/"))")
+            }
+            text += "/" + PercentEncoding.encode(database ?? "")
+            query.append("connect_timeout=\(Self.wholeSeconds(connectTimeout))")
+            query.append("read_timeout=\(Self.wholeSeconds(readTimeout))")
+            query.append("write_timeout=\(Self.wholeSeconds(writeTimeout))")
+            return text + "?" + query.joined(separator: "&")
+        }
+
+        /// libmariadb takes timeouts as whole seconds; 0 would mean "none", so
+        /// a positive duration rounds up to at least one second.
+        static func wholeSeconds(_ duration: Duration) -> UInt32 {
+            let (seconds, attoseconds) = duration.components
+            guard seconds >= 0, duration > .zero else { return 0 }
+            let rounded = seconds + (attoseconds > 0 ? 1 : 0)
+            return UInt32(clamping: rounded)
+        }
+    }
+}
+
+/// The `mysql://` URL grammar, kept out of the configuration type.
+enum ConfigurationURLParser {
+    typealias Configuration = MariaDBConnection.Configuration
+
+    static func parse(_ url: String) throws -> Configuration {
+        guard let schemeEnd = url.firstRange(of: "://") else { throw invalid("missing scheme (expected mysql://)") }
+        let scheme = url[..<schemeEnd.lowerBound].lowercased()
+        guard scheme == "mysql" || scheme == "mariadb" else { throw invalid("unsupported scheme (expected mysql://)") }
+        var rest = url[schemeEnd.upperBound...]
+
+        var queryText: Substring = ""
+        if let question = rest.firstIndex(of: "?") {
+            queryText = rest[rest.index(after: question)...]
+            rest = rest[..<question]
+        }
+        var pathText: Substring = ""
+        if let slash = rest.firstIndex(of: "/") {
+            pathText = rest[rest.index(after: slash)...]
+            rest = rest[..<slash]
+        }
+        // The password may contain '@' only percent-encoded; the last '@' ends the user info.
+        guard let at = rest.lastIndex(of: "@") else { throw invalid("missing user (expected user:password@host)") }
+        let userInfo = rest[..<at]
+        let hostPort = rest[rest.index(after: at)...]
+
+        let user: String
+        let password: String
+        if let colon = userInfo.firstIndex(of: ":") {
+            user = try decode(userInfo[..<colon], part: "user")
+            password = try decode(userInfo[userInfo.index(after: colon)...], part: "password")
+        } else {
+            user = try decode(userInfo, part: "user")
+            password = ""
+        }
+        guard !user.isEmpty else { throw invalid("empty user") }
+
+        let (host, port) = try parseHostPort(hostPort)
+        let database = pathText.isEmpty ? nil : try decode(pathText, part: "database")
+
+        var socket: String?
+        var timeouts: [String: Duration] = [:]
+        for item in queryText.split(separator: "&", omittingEmptySubsequences: true) {
+            let pair = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let key = String(pair[0])
+            let value = pair.count > 1 ? try decode(pair[1], part: "query item \(key)") : ""
+            switch key {
+            case "socket":
+                guard !value.isEmpty else { throw invalid("empty socket path") }
+                socket = value
+            case "connect_timeout", "read_timeout", "write_timeout":
+                guard let seconds = Int(value), seconds > 0 else { throw invalid("\(key) must be a positive number of seconds") }
+                timeouts[key] = .seconds(seconds)
+            default:
+                throw invalid("unknown query item '\(key)' (known: socket, connect_timeout, read_timeout, write_timeout)")
+            }
+        }
+
+        let endpoint: Configuration.Endpoint
+        if let socket {
+            guard host.isEmpty || host == "localhost" else { throw invalid("a socket URL needs host localhost") }
+            guard port == nil else { throw invalid("a socket URL takes no port") }
+            endpoint = .unixSocket(path: socket)
+        } else {
+            guard !host.isEmpty else { throw invalid("missing host") }
+            endpoint = .tcp(host: host, port: port ?? 3306)
+        }
+        return Configuration(
+            endpoint: endpoint, user: user, password: password, database: database,
+            connectTimeout: timeouts["connect_timeout"] ?? .seconds(5),
+            readTimeout: timeouts["read_timeout"] ?? .seconds(60),
+            writeTimeout: timeouts["write_timeout"] ?? .seconds(60))
+    }
+
+    private static func parseHostPort(_ text: Substring) throws -> (String, Int?) {
+        var host: Substring
+        var portText: Substring?
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]") else { throw invalid("unterminated IPv6 address") }
+            host = text[text.index(after: text.startIndex)..<close]
+            let after = text[text.index(after: close)...]
+            if after.hasPrefix(":") {
+                portText = after.dropFirst()
+            } else if !after.isEmpty {
+                throw invalid("unexpected text after IPv6 address")
+            }
+        } else if let colon = text.firstIndex(of: ":") {
+            host = text[..<colon]
+            portText = text[text.index(after: colon)...]
+        } else {
+            host = text
+        }
+        var port: Int?
+        if let portText {
+            guard let value = Int(portText), (1...65535).contains(value) else { throw invalid("port must be 1-65535") }
+            port = value
+        }
+        return (String(host), port)
+    }
+
+    private static func decode(_ text: Substring, part: String) throws -> String {
+        guard let decoded = PercentEncoding.decode(text) else { throw invalid("bad percent-encoding in \(part)") }
+        return decoded
+    }
+
+    private static func invalid(_ reason: String) -> MariaDBError {
+        MariaDBError(code: .invalidConfiguration, message: "invalid MySQL URL: \(reason)", operation: "parse URL")
+    }
+}
+
+/// RFC 3986 percent-encoding for URL parts (no `+` for space).
+enum PercentEncoding {
+    /// Decodes `%XX` escapes; `nil` for a malformed escape or bytes that are not UTF-8.
+    static func decode(_ text: Substring) -> String? {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(text.utf8.count)
+        var iterator = text.utf8.makeIterator()
+        while let byte = iterator.next() {
+            if byte == UInt8(ascii: "%") {
+                guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else {
+                    return nil
+                }
+                bytes.append(high << 4 | low)
+            } else {
+                bytes.append(byte)
+            }
+        }
+        return String(validating: bytes, as: UTF8.self)
+    }
+
+    /// Encodes everything but unreserved characters (and those in `keeping`).
+    static func encode(_ text: String, keeping: String = "") -> String {
+        let keep = Set(keeping.utf8)
+        var result = ""
+        for byte in text.utf8 {
+            let unreserved =
+                (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+                || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "_")
+                || byte == UInt8(ascii: "~")
+            if unreserved || keep.contains(byte) {
+                result.unicodeScalars.append(Unicode.Scalar(byte))
+            } else {
+                result += "%" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2)
+            }
+        }
+        return result
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case 0x30...0x39: byte - 0x30
+        case 0x41...0x46: byte - 0x41 + 10
+        case 0x61...0x66: byte - 0x61 + 10
+        default: nil
+        }
+    }
+}
+
+extension String {
+    fileprivate func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
+    }
+}
