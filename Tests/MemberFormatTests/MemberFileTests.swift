@@ -137,3 +137,38 @@ struct SyntheticTests {
         #expect(perPoint[4] + perPoint[5] + perPoint[6] > perPoint.reduce(0, +) / 2)
     }
 }
+
+@Suite("Fixtures")
+struct FixtureTests {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("fixtures").path
+
+    @Test("every line of rejects.jsonl is rejected with the message in rejects.expected")
+    func rejects() throws {
+        let survey = try SurveyFormat.load(path: Self.fixtures + "/survey.json")
+        var messages: [String] = []
+        _ = try MemberFile.read(
+            path: Self.fixtures + "/rejects.jsonl", survey: survey,
+            onMember: { (m: Member, line: Int) throws(Never) in Issue.record("line \(line) accepted (member \(m.id))") },
+            onReject: { messages.append($0.description) })
+        let expected = try String(contentsOfFile: Self.fixtures + "/rejects.expected", encoding: .utf8)
+            .split(separator: "\n").map(String.init)
+        #expect(messages == expected)
+    }
+
+    @Test("the fixture population loads without rejections: 1,000 generated members and the edge cases")
+    func population() throws {
+        let (population, summary) = try MemberFile.loadPopulation(
+            surveyPath: Self.fixtures + "/survey.json", membersPath: Self.fixtures + "/members.jsonl",
+            onReject: { Issue.record("\($0)") })
+        #expect(summary.members == 1_010 && population.count == 1_010)
+        let finder = MatchFinder()
+        // Edge cases behave as fixtures/README.md says.
+        #expect(finder.matches(forID: 900_001, in: population) == [])
+        #expect(finder.matches(forID: 900_002, in: population) == [])
+        #expect(finder.matches(forID: 900_003, in: population) == [])
+        let twins = try #require(finder.matches(forID: 900_010, in: population))
+        #expect(Array(twins.prefix(2).map(\.id)) == [90_009, 900_007])
+        #expect(!twins.contains { $0.id == 900_008 })
+    }
+}
