@@ -11,6 +11,10 @@
 //   RedisClient     -> CHiredis           one connection over hiredis, pipelines, replies
 //   MariaDBClient   -> CMariaDB           one connection over libmariadb, prepared statements
 //   KindredConfig   -> Scoring            layered settings: config file < environment < flags
+//   KindredSupport                        locks shared by the blocking-I/O layers
+//   MemberStore     -> MariaDBClient, Scoring, MemberFormat   members, answers, blocks, shards, directory, generations
+//   ScoreStore      -> RedisClient, Scoring   score sets on the shards, lazy connection manager
+//   WorkQueue       -> RedisClient        the durable prioritised queue of member ids
 //   kindred         -> everything above   the one executable: argument parsing and wiring
 //   kindred-bench   -> Scoring, Synthetic release-mode benchmarks (not tests)
 import PackageDescription
@@ -65,11 +69,30 @@ let package = Package(
         .target(name: "RedisClient", dependencies: ["CHiredis"], swiftSettings: swiftSettings),
         .target(name: "MariaDBClient", dependencies: ["CMariaDB"], swiftSettings: swiftSettings),
 
+        // Stores and the queue.
+        .target(name: "KindredSupport", swiftSettings: swiftSettings),
+        .target(
+            name: "MemberStore",
+            dependencies: ["MariaDBClient", "Scoring", "MemberFormat", "KindredSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "ScoreStore",
+            dependencies: ["RedisClient", "Scoring", "KindredSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "WorkQueue",
+            dependencies: ["RedisClient", "Scoring", "KindredSupport"],
+            swiftSettings: swiftSettings
+        ),
+
         // Programs.
         .executableTarget(
             name: "kindred",
             dependencies: [
                 "Scoring", "MemberFormat", "Synthetic", "RedisClient", "MariaDBClient", "KindredConfig",
+                "KindredSupport", "MemberStore", "ScoreStore", "WorkQueue",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -78,7 +101,8 @@ let package = Package(
         .executableTarget(
             name: "kindred-bench",
             dependencies: [
-                "Scoring", "MemberFormat", "Synthetic",
+                "Scoring", "MemberFormat", "Synthetic", "MariaDBClient", "RedisClient", "MemberStore", "ScoreStore",
+                "WorkQueue",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/KindredBench",
@@ -106,6 +130,21 @@ let package = Package(
         .testTarget(
             name: "MariaDBClientTests",
             dependencies: ["MariaDBClient", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "MemberStoreTests",
+            dependencies: ["MemberStore", "MemberFormat", "Synthetic", "Scoring", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ScoreStoreTests",
+            dependencies: ["ScoreStore", "Scoring", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "WorkQueueTests",
+            dependencies: ["WorkQueue", "TestSupport"],
             swiftSettings: swiftSettings
         ),
     ],

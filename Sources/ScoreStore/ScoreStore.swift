@@ -1,0 +1,2 @@
+// ScoreStore: score sets on Redis-compatible shards behind a lazy connection manager.
+import RedisClient
