@@ -1,2 +1,275 @@
-// WorkQueue: the durable, prioritised work queue of member ids on Redis.
 import RedisClient
+import Scoring
+
+/// The durable work queue of member ids, on one Redis instance (a shard or a
+/// dedicated one). Stateless: every operation runs on a connection the caller
+/// owns (one thread at a time), and every step that moves a job is one Lua
+/// script, so a worker killed at any instant leaves each job in exactly one
+/// place: waiting, delayed, held in a processing list, or dead.
+///
+/// - Three priorities served strictly in order (``JobPriority``).
+/// - A member queued again while waiting is not queued twice; queued at a
+///   higher priority it is promoted.
+/// - Reliable fetch: ``fetch(worker:on:)`` moves the job into the worker's
+///   processing list in the same script that takes it; workers heartbeat,
+///   and ``reap(timeout:on:)`` returns the jobs of a worker that went silent.
+/// - Failures retry with backoff (``JobRetryPolicy``) and after the last
+///   attempt land in the dead-letter list with the reason.
+///
+/// MySQL's generation bookkeeping stays the truth: a repair sweep re-enqueues
+/// every member whose set is missing or stale, so a queue that restarts empty
+/// loses nothing.
+public struct WorkQueue: Sendable {
+    public let keys: QueueKeys
+    public var retry: JobRetryPolicy
+
+    public init(keys: QueueKeys = QueueKeys(), retry: JobRetryPolicy = .default) {
+        self.keys = keys
+        self.retry = retry
+    }
+
+    private var enqueueKeys: [String] { [keys.waiting, keys.depth] + keys.readyLists + [keys.signal] }
+
+    /// Queues `members` at `priority`, in batches of 1000 per script.
+    @discardableResult
+    public func enqueue(_ members: some Collection<MemberID>, priority: JobPriority, on redis: RedisConnection) throws(QueueError)
+        -> EnqueueResult
+    {
+        var result = EnqueueResult()
+        var batch: [String] = []
+        batch.reserveCapacity(1001)
+        func flush() throws(QueueError) {
+            guard !batch.isEmpty else { return }
+            let reply = try run(QueueScripts.enqueue, keys: enqueueKeys, arguments: [String(priority.rawValue)] + batch, on: redis)
+            guard let counts = reply.array?.compactMap(\.int), counts.count == 3 else { throw QueueError.unexpected(reply) }
+            result.enqueued += counts[0]
+            result.promoted += counts[1]
+            result.alreadyWaiting += counts[2]
+            batch.removeAll(keepingCapacity: true)
+        }
+        for member in members {
+            precondition(member > 0, "member ids are positive")
+            batch.append(String(member))
+            if batch.count == 1000 { try flush() }
+        }
+        try flush()
+        return result
+    }
+
+    /// Takes the most urgent waiting job into `worker`'s processing list (and
+    /// records a heartbeat); nil when nothing waits. Due retries are moved
+    /// back to waiting first.
+    public func fetch(worker: String, on redis: RedisConnection) throws(QueueError) -> Job? {
+        let reply = try run(
+            QueueScripts.fetch,
+            keys: [keys.waiting, keys.depth] + keys.readyLists
+                + [keys.processing(worker), keys.delayed, keys.attempts, keys.workers],
+            arguments: [worker], on: redis)
+        if reply.isNull { return nil }
+        guard let entry = reply.string, let job = Job(entry: entry) else { throw QueueError.unexpected(reply) }
+        return job
+    }
+
+    /// Blocks up to `timeout` for a new-job signal, so an idle worker wakes as
+    /// soon as something is queued. Returns true when signalled. The
+    /// connection's read timeout must be longer than `timeout`.
+    public func waitForWork(timeout: Duration, on redis: RedisConnection) throws(QueueError) -> Bool {
+        var command = RedisCommand("BLPOP")
+        command.append(keys.signal)
+        let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
+        command.append(String(max(seconds, 0.01)))
+        let reply: RedisValue
+        do { reply = try redis.send(command) } catch { throw .redis(error) }
+        if reply.errorMessage != nil { throw QueueError.unexpected(reply) }
+        return !reply.isNull
+    }
+
+    /// The job is done: drop it from the processing list and forget its
+    /// failures. False when the worker no longer held it (it was reaped while
+    /// the worker ran: harmless, jobs are idempotent).
+    @discardableResult
+    public func complete(_ job: Job, worker: String, on redis: RedisConnection) throws(QueueError) -> Bool {
+        let reply = try run(
+            QueueScripts.complete, keys: [keys.processing(worker), keys.attempts],
+            arguments: [job.entry, String(job.member)], on: redis)
+        return reply.int == 1
+    }
+
+    /// The job failed with `reason` (no member data): it comes back after a
+    /// backoff, or goes to the dead-letter list after its last attempt.
+    public func fail(
+        _ job: Job, worker: String, reason: String, random: Double = Double.random(in: 0..<1), on redis: RedisConnection
+    ) throws(QueueError) -> FailureOutcome {
+        let delay = retry.delay(afterFailures: job.attempts + 1, random: random)
+        let milliseconds = delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000
+        let reply = try run(
+            QueueScripts.fail, keys: [keys.processing(worker), keys.attempts, keys.delayed, keys.dead],
+            arguments: [
+                job.entry, String(job.member), String(job.priority.rawValue), String(job.enqueuedAt),
+                String(retry.maxAttempts), String(milliseconds), String(reason.prefix(500)),
+            ], on: redis)
+        guard let parts = reply.array, let kind = parts.first?.string else { throw QueueError.unexpected(reply) }
+        switch kind {
+        case "retry":
+            guard parts.count == 3, let attempt = parts[1].int, let at = parts[2].int else { throw QueueError.unexpected(reply) }
+            return .retry(at: Int64(at), attempt: attempt)
+        case "dead":
+            guard parts.count == 2, let attempts = parts[1].int else { throw QueueError.unexpected(reply) }
+            return .dead(attempts: attempts)
+        default:
+            return .notHeld
+        }
+    }
+
+    /// Records that `worker` is alive (server clock).
+    public func heartbeat(worker: String, on redis: RedisConnection) throws(QueueError) {
+        _ = try run(QueueScripts.heartbeat, keys: [keys.workers], arguments: [worker], on: redis)
+    }
+
+    /// Graceful stop: puts every job `worker` holds back at the front of its
+    /// priority, without counting an attempt, and forgets the worker.
+    @discardableResult
+    public func handBack(worker: String, on redis: RedisConnection) throws(QueueError) -> Int {
+        try release(worker: worker, countAttempt: false, on: redis).returned
+    }
+
+    /// Returns the jobs of every worker silent for longer than `timeout`.
+    /// Each returned job counts as a failed attempt (a job that kills its
+    /// worker must not loop forever). Several processes may reap at once: a
+    /// worker's list is emptied by one script, so each job moves once.
+    public func reap(timeout: Duration, on redis: RedisConnection) throws(QueueError) -> (workers: Int, returned: Int, dead: Int) {
+        let milliseconds = timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000
+        let reply = try run(QueueScripts.silentWorkers, keys: [keys.workers], arguments: [String(milliseconds)], on: redis)
+        guard let silent = reply.array?.compactMap(\.string) else { throw QueueError.unexpected(reply) }
+        var returned = 0
+        var dead = 0
+        for worker in silent {
+            let counts = try release(worker: worker, countAttempt: true, on: redis)
+            returned += counts.returned
+            dead += counts.dead
+        }
+        return (silent.count, returned, dead)
+    }
+
+    private func release(worker: String, countAttempt: Bool, on redis: RedisConnection) throws(QueueError) -> (returned: Int, dead: Int) {
+        let reply = try run(
+            QueueScripts.release,
+            keys: [keys.processing(worker), keys.waiting, keys.depth] + keys.readyLists
+                + [keys.workers, keys.attempts, keys.dead, keys.signal],
+            arguments: [worker, countAttempt ? "1" : "0", String(retry.maxAttempts)], on: redis)
+        guard let counts = reply.array?.compactMap(\.int), counts.count == 2 else { throw QueueError.unexpected(reply) }
+        return (counts[0], counts[1])
+    }
+
+    /// The dead-letter list, oldest death first.
+    public func deadJobs(on redis: RedisConnection) throws(QueueError) -> [DeadJob] {
+        let reply = try send(["HGETALL", keys.dead], on: redis)
+        guard let flat = reply.array else { throw QueueError.unexpected(reply) }
+        var jobs: [DeadJob] = []
+        var i = 0
+        while i + 1 < flat.count {
+            defer { i += 2 }
+            guard let id = flat[i].string.flatMap(MemberID.init), let value = flat[i + 1].string else { continue }
+            let parts = value.split(separator: "|", maxSplits: 3, omittingEmptySubsequences: false)
+            guard parts.count == 4, let p = Int(parts[0]), let priority = JobPriority(rawValue: p),
+                let attempts = Int(parts[1]), let at = Int64(parts[2])
+            else { continue }
+            jobs.append(DeadJob(member: id, priority: priority, attempts: attempts, diedAt: at, reason: String(parts[3])))
+        }
+        return jobs.sorted { ($0.diedAt, $0.member) < ($1.diedAt, $1.member) }
+    }
+
+    /// Re-drives dead jobs (all of them when `members` is nil) at their
+    /// priority, with a fresh attempt count. Returns how many moved.
+    @discardableResult
+    public func retryDead(_ members: [MemberID]?, on redis: RedisConnection) throws(QueueError) -> Int {
+        let ids: [MemberID]
+        if let members {
+            ids = members
+        } else {
+            ids = try deadJobs(on: redis).map(\.member)
+        }
+        var moved = 0
+        for start in stride(from: 0, to: ids.count, by: 1000) {
+            let batch = ids[start..<min(ids.count, start + 1000)].map(String.init)
+            let reply = try run(
+                QueueScripts.redrive, keys: [keys.dead, keys.waiting, keys.depth] + keys.readyLists + [keys.signal],
+                arguments: batch, on: redis)
+            moved += reply.int ?? 0
+        }
+        return moved
+    }
+
+    /// Depth per priority, delayed, processing (and the oldest in-flight
+    /// job's age), dead letters, workers.
+    public func stats(on redis: RedisConnection) throws(QueueError) -> QueueStats {
+        var stats = QueueStats()
+        let depth = try send(["HGETALL", keys.depth], on: redis).array ?? []
+        var i = 0
+        while i + 1 < depth.count {
+            if let p = depth[i].string.flatMap(Int.init), let priority = JobPriority(rawValue: p),
+                let n = depth[i + 1].string.flatMap(Int.init)
+            {
+                stats.waiting[priority] = n
+            }
+            i += 2
+        }
+        for priority in JobPriority.allCases where stats.waiting[priority] == nil { stats.waiting[priority] = 0 }
+        stats.delayed = try send(["ZCARD", keys.delayed], on: redis).int ?? 0
+        stats.dead = try send(["HLEN", keys.dead], on: redis).int ?? 0
+        let workers = try send(["ZRANGE", keys.workers, "0", "-1"], on: redis).array?.compactMap(\.string) ?? []
+        stats.workers = workers.count
+        let now = try run(QueueScripts.serverTime, keys: [keys.workers], arguments: [], on: redis).int.map(Int64.init) ?? 0
+        for worker in workers {
+            stats.processing += try send(["LLEN", keys.processing(worker)], on: redis).int ?? 0
+            if let oldest = try send(["LINDEX", keys.processing(worker), "-1"], on: redis).string.flatMap(Job.init(entry:)) {
+                stats.oldestProcessingAge = max(stats.oldestProcessingAge, now - oldest.startedAt)
+            }
+        }
+        return stats
+    }
+
+    // MARK: plumbing
+
+    private func run(_ script: RedisScript, keys: [String], arguments: [String], on redis: RedisConnection) throws(QueueError)
+        -> RedisValue
+    {
+        let reply: RedisValue
+        do { reply = try redis.evaluate(script, keys: keys, arguments: arguments) } catch { throw .redis(error) }
+        if let message = reply.errorMessage { throw QueueError.server(message) }
+        return reply
+    }
+
+    private func send(_ command: RedisCommand, on redis: RedisConnection) throws(QueueError) -> RedisValue {
+        let reply: RedisValue
+        do { reply = try redis.send(command) } catch { throw .redis(error) }
+        if let message = reply.errorMessage { throw QueueError.server(message) }
+        return reply
+    }
+}
+
+/// A queue operation that failed: the connection (retry after reconnecting),
+/// an error reply, or a reply the queue did not expect.
+public enum QueueError: Error, Sendable, CustomStringConvertible {
+    case redis(RedisError)
+    case server(String)
+    case unexpectedReply(String)
+
+    static func unexpected(_ reply: RedisValue) -> QueueError {
+        .unexpectedReply(String(describing: reply).prefix(200).description)
+    }
+
+    /// True when the connection is gone and the operation may be retried on a new one.
+    public var isConnectionBroken: Bool {
+        if case .redis(let error) = self { return error.isConnectionBroken }
+        return false
+    }
+
+    public var description: String {
+        switch self {
+        case .redis(let error): "queue: \(error)"
+        case .server(let message): "queue: server error: \(message)"
+        case .unexpectedReply(let reply): "queue: unexpected reply \(reply)"
+        }
+    }
+}

@@ -1,0 +1,109 @@
+import Scoring
+
+/// How urgent a job is. Workers always take every waiting interactive job
+/// before any repair job, and every repair job before any backfill job.
+public enum JobPriority: Int, Sendable, Hashable, CaseIterable, Comparable, CustomStringConvertible {
+    /// Just registered, changed answers, logged in, or read while missing.
+    case interactive = 0
+    /// A shard lost data.
+    case repair = 1
+    /// Bulk rebuilds of dormant members.
+    case backfill = 2
+
+    public var description: String {
+        switch self {
+        case .interactive: "interactive"
+        case .repair: "repair"
+        case .backfill: "backfill"
+        }
+    }
+
+    public init?(name: String) {
+        guard let match = JobPriority.allCases.first(where: { $0.description == name }) else { return nil }
+        self = match
+    }
+
+    public static func < (a: JobPriority, b: JobPriority) -> Bool { a.rawValue < b.rawValue }
+}
+
+/// A job a worker has taken: regenerate `member`'s set. It sits in the
+/// worker's processing list until ``WorkQueue/complete(_:)`` or
+/// ``WorkQueue/fail(_:reason:)``; if the worker stops heartbeating first, the
+/// reaper puts it back.
+public struct Job: Sendable, Hashable, CustomStringConvertible {
+    public let member: MemberID
+    public let priority: JobPriority
+    /// When the member was first queued (server clock, Unix milliseconds).
+    public let enqueuedAt: Int64
+    /// When this worker took it (server clock, Unix milliseconds).
+    public let startedAt: Int64
+    /// Failed attempts before this one.
+    public let attempts: Int
+    /// The exact processing-list entry, to remove it.
+    let entry: String
+
+    public var description: String { "job(member \(member), \(priority), attempt \(attempts + 1))" }
+
+    /// Parses `id|priority|enqueuedAt|startedAt|attempts`.
+    init?(entry: String) {
+        let parts = entry.split(separator: "|")
+        guard parts.count == 5, let id = MemberID(parts[0]), id > 0, let p = Int(parts[1]),
+            let priority = JobPriority(rawValue: p), let enqueued = Int64(parts[2]), let started = Int64(parts[3]),
+            let attempts = Int(parts[4])
+        else { return nil }
+        member = id
+        self.priority = priority
+        enqueuedAt = enqueued
+        startedAt = started
+        self.attempts = attempts
+        self.entry = entry
+    }
+}
+
+/// A job that failed too often, kept with the reason until re-driven.
+public struct DeadJob: Sendable, Hashable {
+    public let member: MemberID
+    public let priority: JobPriority
+    public let attempts: Int
+    /// When it died (Unix milliseconds).
+    public let diedAt: Int64
+    /// The last failure, as the worker described it (never member data).
+    public let reason: String
+}
+
+/// What an enqueue did with the ids it was given.
+public struct EnqueueResult: Sendable, Hashable {
+    /// Newly waiting.
+    public var enqueued = 0
+    /// Were waiting at a lower priority and now wait at the requested one.
+    public var promoted = 0
+    /// Were already waiting at this priority or a higher one.
+    public var alreadyWaiting = 0
+    public init() {}
+}
+
+/// What happened to a failed job.
+public enum FailureOutcome: Sendable, Hashable {
+    /// It will be offered again at this time (Unix milliseconds).
+    case retry(at: Int64, attempt: Int)
+    /// It failed its last allowed attempt and is in the dead-letter list.
+    case dead(attempts: Int)
+    /// It was no longer in this worker's processing list (reaped meanwhile).
+    case notHeld
+}
+
+/// The queue's counters, for metrics and `kindred queue stats`.
+public struct QueueStats: Sendable, Hashable {
+    /// Waiting jobs per priority.
+    public var waiting: [JobPriority: Int] = [:]
+    /// Jobs waiting for a retry (backoff).
+    public var delayed = 0
+    /// Jobs held by workers.
+    public var processing = 0
+    /// Age of the oldest job held by a worker (milliseconds), 0 when none.
+    public var oldestProcessingAge: Int64 = 0
+    public var dead = 0
+    /// Workers that heartbeat.
+    public var workers = 0
+    public init() {}
+}

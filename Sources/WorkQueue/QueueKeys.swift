@@ -1,0 +1,37 @@
+/// The Redis keys of one queue. Everything lives under a namespace (default
+/// `kq`) on one Redis instance: the queue is not spread over a cluster, so
+/// scripts may touch a worker's processing list by name.
+///
+/// - `NS:ready:0|1|2` lists of member ids per priority (LPUSH to enqueue,
+///   RPOP to take, RPUSH to put a job back at the front);
+/// - `NS:waiting` hash: member -> `priority:enqueuedAtMs` for every waiting
+///   member: the truth about what waits. A list entry whose member is not in
+///   it at that priority is stale (promoted, or already taken) and skipped;
+/// - `NS:depth` hash: priority -> number of waiting members;
+/// - `NS:processing:WORKER` list of `id|priority|enqueuedAt|startedAt|attempts`;
+/// - `NS:workers` sorted set: worker -> last heartbeat (server ms);
+/// - `NS:attempts` hash: member -> failed attempts;
+/// - `NS:delayed` sorted set: `id|priority|enqueuedAt` -> when to retry;
+/// - `NS:dead` hash: member -> `priority|attempts|diedAt|reason`;
+/// - `NS:signal` list: one token per new job, so idle workers wake at once;
+/// - `NS:reaper` a lock so one reaper runs at a time.
+public struct QueueKeys: Sendable, Hashable {
+    public let namespace: String
+
+    public init(namespace: String = "kq") {
+        precondition(!namespace.isEmpty && !namespace.contains(" "), "a queue namespace is one word")
+        self.namespace = namespace
+    }
+
+    func ready(_ priority: JobPriority) -> String { "\(namespace):ready:\(priority.rawValue)" }
+    var readyLists: [String] { JobPriority.allCases.map(ready) }
+    var waiting: String { "\(namespace):waiting" }
+    var depth: String { "\(namespace):depth" }
+    func processing(_ worker: String) -> String { "\(namespace):processing:\(worker)" }
+    var workers: String { "\(namespace):workers" }
+    var attempts: String { "\(namespace):attempts" }
+    var delayed: String { "\(namespace):delayed" }
+    var dead: String { "\(namespace):dead" }
+    var signal: String { "\(namespace):signal" }
+    var reaper: String { "\(namespace):reaper" }
+}

@@ -1,0 +1,225 @@
+import Foundation
+import RedisClient
+import Testing
+import TestSupport
+import WorkQueue
+
+/// The queue against a real redis-server: one server per test.
+@Suite("Work queue", .timeLimit(.minutes(1)))
+struct WorkQueueTests {
+    let queue = WorkQueue(retry: JobRetryPolicy(maxAttempts: 3, baseDelay: .milliseconds(50), maxDelay: .milliseconds(200)))
+
+    func fetchAll(_ worker: String, _ redis: RedisConnection) throws -> [Job] {
+        var jobs: [Job] = []
+        while let job = try queue.fetch(worker: worker, on: redis) { jobs.append(job) }
+        return jobs
+    }
+
+    @Test("priorities are served strictly in order, first in first out within one")
+    func strictPriority() throws {
+        let server = try RedisServer()
+        let redis = try server.connect()
+        try queue.enqueue([1, 2], priority: .backfill, on: redis)
+        try queue.enqueue([3], priority: .repair, on: redis)
+        try queue.enqueue([4, 5], priority: .interactive, on: redis)
+        try queue.enqueue([6], priority: .repair, on: redis)
+        let jobs = try fetchAll("w1", redis)
+        #expect(jobs.map(\.member) == [4, 5, 3, 6, 1, 2])
+        #expect(jobs.map(\.priority) == [.interactive, .interactive, .repair, .repair, .backfill, .backfill])
+        #expect(jobs.allSatisfy { $0.attempts == 0 && $0.startedAt >= $0.enqueuedAt })
+    }
+
+    @Test("a member queued again while waiting is not queued twice; a more urgent queueing promotes it")
+    func dedupeAndPromote() throws {
+        let server = try RedisServer()
+        let redis = try server.connect()
+        var result = try queue.enqueue([7, 8], priority: .backfill, on: redis)
+        #expect(result.enqueued == 2)
+        result = try queue.enqueue([7, 7], priority: .backfill, on: redis)
+        #expect(result.enqueued == 0 && result.alreadyWaiting == 2)
+        try queue.enqueue([9], priority: .interactive, on: redis)
+        result = try queue.enqueue([8], priority: .interactive, on: redis)
+        #expect(result.promoted == 1)
+        // Less urgent than where it waits: no change.
+        result = try queue.enqueue([9], priority: .repair, on: redis)
+        #expect(result.alreadyWaiting == 1)
+        var stats = try queue.stats(on: redis)
+        #expect(stats.waiting == [.interactive: 2, .repair: 0, .backfill: 1])
+        let jobs = try fetchAll("w1", redis)
+        // 8 once, at interactive; its stale backfill entry is skipped.
+        #expect(jobs.map(\.member) == [9, 8, 7])
+        #expect(jobs.map(\.priority) == [.interactive, .interactive, .backfill])
+        stats = try queue.stats(on: redis)
+        #expect(stats.waiting == [.interactive: 0, .repair: 0, .backfill: 0])
+        #expect(stats.processing == 3)
+        // Taken members may be queued again (their data may have changed meanwhile).
+        #expect(try queue.enqueue([8], priority: .interactive, on: redis).enqueued == 1)
+    }
+
+    @Test("complete drops the job; completing twice is harmless")
+    func complete() throws {
+        let server = try RedisServer()
+        let redis = try server.connect()
+        try queue.enqueue([11], priority: .interactive, on: redis)
+        let job = try #require(try queue.fetch(worker: "w1", on: redis))
+        #expect(try queue.stats(on: redis).processing == 1)
+        #expect(try queue.complete(job, worker: "w1", on: redis))
+        #expect(!(try queue.complete(job, worker: "w1", on: redis)))
+        let stats = try queue.stats(on: redis)
+        #expect(stats.processing == 0 && stats.waiting.values.reduce(0, +) == 0)
+    }
+
+    @Test("a failed job comes back after its backoff, then dies after the last attempt, then can be re-driven")
+    func retryAndDeadLetter() throws {
+        let server = try RedisServer()
+        let redis = try server.connect()
+        try queue.enqueue([21], priority: .repair, on: redis)
+        var job = try #require(try queue.fetch(worker: "w1", on: redis))
+        for attempt in 1...2 {
+            guard case .retry(let at, let n) = try queue.fail(job, worker: "w1", reason: "shard 2 down", random: 0, on: redis) else {
+                Issue.record("attempt \(attempt) did not retry")
+                return
+            }
+            #expect(n == attempt)
+            // Not before its time...
+            let early = try queue.fetch(worker: "w1", on: redis)
+            #expect(early == nil || early!.startedAt >= at)
+            // ...and back once due.
+            var next = early
+            try poll(until: "the retry of attempt \(attempt) to become due", timeout: .seconds(5)) {
+                if next == nil { next = try queue.fetch(worker: "w1", on: redis) }
+                return next != nil
+            }
+            job = next!
+            #expect(job.member == 21 && job.attempts == attempt && job.priority == .repair)
+        }
+        #expect(try queue.fail(job, worker: "w1", reason: "shard 2 down", on: redis) == .dead(attempts: 3))
+        let dead = try queue.deadJobs(on: redis)
+        #expect(dead.count == 1)
+        #expect(dead.first?.member == 21 && dead.first?.reason == "shard 2 down" && dead.first?.attempts == 3)
+        #expect(try queue.stats(on: redis).dead == 1)
+        // A failure reported for a job no longer held changes nothing.
+        #expect(try queue.fail(job, worker: "w1", reason: "again", on: redis) == .notHeld)
+        #expect(try queue.retryDead(nil, on: redis) == 1)
+        let again = try #require(try queue.fetch(worker: "w2", on: redis))
+        #expect(again.member == 21 && again.attempts == 0 && again.priority == .repair)
+        #expect(try queue.deadJobs(on: redis).isEmpty)
+    }
+
+    @Test("the jobs of a worker that stopped heartbeating come back within the timeout, each counted as an attempt")
+    func reaper() throws {
+        let server = try RedisServer()
+        let redis = try server.connect()
+        try queue.enqueue([31, 32], priority: .interactive, on: redis)
+        let taken = try [queue.fetch(worker: "crashed", on: redis), queue.fetch(worker: "crashed", on: redis)]
+        #expect(taken.compactMap { $0?.member } == [31, 32])
+        // A live worker is not reaped.
+        try queue.heartbeat(worker: "alive", on: redis)
+        var reaped = (workers: 0, returned: 0, dead: 0)
+        let start = ContinuousClock.now
+        try poll(until: "the silent worker to be reaped", timeout: .seconds(5)) {
+            try queue.heartbeat(worker: "alive", on: redis)
+            reaped = try queue.reap(timeout: .milliseconds(300), on: redis)
+            return reaped.workers > 0
+        }
+        #expect(ContinuousClock.now - start < .seconds(2))
+        #expect(reaped.workers == 1 && reaped.returned == 2)
+        let back = try fetchAll("w2", redis)
+        #expect(back.map(\.member) == [31, 32])
+        #expect(back.allSatisfy { $0.attempts == 1 })
+        #expect(try queue.stats(on: redis).workers == 2)  // "alive" and "w2"
+    }
+
+    @Test("a job that kills its worker every time ends in the dead-letter list")
+    func poisonJob() throws {
+        let server = try RedisServer()
+        let redis = try server.connect()
+        try queue.enqueue([41], priority: .interactive, on: redis)
+        for round in 1...3 {
+            let worker = "victim-\(round)"
+            #expect(try queue.fetch(worker: worker, on: redis)?.member == 41)
+            try poll(until: "\(worker) to be reaped", timeout: .seconds(5)) {
+                try queue.reap(timeout: .milliseconds(100), on: redis).workers > 0
+            }
+        }
+        #expect(try queue.fetch(worker: "w", on: redis) == nil)
+        let dead = try queue.deadJobs(on: redis)
+        #expect(dead.map(\.member) == [41])
+        #expect(dead.first?.reason == "worker stopped heartbeating while processing it")
+    }
+
+    @Test("a graceful stop hands jobs back to the front without counting an attempt")
+    func handBack() throws {
+        let server = try RedisServer()
+        let redis = try server.connect()
+        try queue.enqueue([51, 52, 53], priority: .backfill, on: redis)
+        let held = try [queue.fetch(worker: "w1", on: redis), queue.fetch(worker: "w1", on: redis)].compactMap { $0 }
+        #expect(held.map(\.member) == [51, 52])
+        #expect(try queue.handBack(worker: "w1", on: redis) == 2)
+        let jobs = try fetchAll("w2", redis)
+        #expect(Set(jobs.prefix(2).map(\.member)) == [51, 52])
+        #expect(jobs.last?.member == 53)
+        #expect(jobs.allSatisfy { $0.attempts == 0 })
+    }
+
+    @Test("concurrent workers take every job exactly once")
+    func concurrentFetch() throws {
+        let server = try RedisServer()
+        let redis = try server.connect()
+        let members = (1...3000).map { UInt32($0) }
+        try queue.enqueue(members, priority: .backfill, on: redis)
+        let queue = self.queue
+        let threads = (0..<4).map { n in
+            BackgroundThread("worker \(n)") { () -> Result<[UInt32], any Error> in
+                Result {
+                    let connection = try server.connect()
+                    var taken: [UInt32] = []
+                    while let job = try queue.fetch(worker: "w\(n)", on: connection) {
+                        taken.append(job.member)
+                        try queue.complete(job, worker: "w\(n)", on: connection)
+                    }
+                    return taken
+                }
+            }
+        }
+        let taken = try threads.flatMap { try $0.result().get() }
+        #expect(taken.count == 3000)
+        #expect(Set(taken) == Set(members))
+        let stats = try queue.stats(on: redis)
+        #expect(stats.processing == 0 && stats.waiting.values.reduce(0, +) == 0)
+    }
+
+    @Test("an idle worker waiting for work wakes when something is queued")
+    func wakeUp() throws {
+        let server = try RedisServer()
+        let redis = try server.connect()
+        let queue = self.queue
+        let ready = DispatchSemaphore(value: 0)
+        let waiter = BackgroundThread("waiter") { () -> Result<Bool, any Error> in
+            Result {
+                let connection = try server.connect(readTimeout: .seconds(30))
+                ready.signal()
+                return try queue.waitForWork(timeout: .seconds(20), on: connection)
+            }
+        }
+        ready.wait()
+        // The waiter may not be blocked in BLPOP yet; the signal list keeps the token either way.
+        try queue.enqueue([61], priority: .interactive, on: redis)
+        let start = ContinuousClock.now
+        #expect(try waiter.result(timeout: .seconds(15)).get())
+        #expect(ContinuousClock.now - start < .seconds(10))
+        #expect(try queue.fetch(worker: "w", on: redis)?.member == 61)
+    }
+
+    @Test("retry delays double, cap and add bounded jitter")
+    func retryPolicy() {
+        let policy = JobRetryPolicy(maxAttempts: 5, baseDelay: .seconds(1), maxDelay: .seconds(10), jitter: 0.5)
+        #expect(policy.delay(afterFailures: 1, random: 0) == .seconds(1))
+        #expect(policy.delay(afterFailures: 2, random: 0) == .seconds(2))
+        #expect(policy.delay(afterFailures: 4, random: 0) == .seconds(8))
+        #expect(policy.delay(afterFailures: 5, random: 0) == .seconds(10))
+        #expect(policy.delay(afterFailures: 60, random: 0) == .seconds(10))
+        #expect(policy.delay(afterFailures: 1, random: 0.999) <= .milliseconds(1500))
+        #expect(policy.delay(afterFailures: 1, random: 0.5) == .milliseconds(1250))
+    }
+}
