@@ -15,6 +15,8 @@
 //   MemberStore     -> MariaDBClient, Scoring, MemberFormat   members, answers, blocks, shards, directory, generations
 //   ScoreStore      -> RedisClient, Scoring   score sets on the shards, lazy connection manager
 //   WorkQueue       -> RedisClient        the durable prioritised queue of member ids
+//   Pipeline        -> the stores, WorkQueue, swift-log/metrics/prometheus, service-lifecycle, Hummingbird
+//                                         the worker daemon's services, the shared snapshot, metrics
 //   kindred         -> everything above   the one executable: argument parsing and wiring
 //   kindred-bench   -> Scoring, Synthetic release-mode benchmarks (not tests)
 import PackageDescription
@@ -36,6 +38,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // C libraries: module map and shim header only.
@@ -87,12 +93,26 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // The worker pipeline: services over the stores and the queue.
+        .target(
+            name: "Pipeline",
+            dependencies: [
+                "Scoring", "MemberStore", "ScoreStore", "WorkQueue", "KindredSupport", "RedisClient", "MariaDBClient",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // Programs.
         .executableTarget(
             name: "kindred",
             dependencies: [
                 "Scoring", "MemberFormat", "Synthetic", "RedisClient", "MariaDBClient", "KindredConfig",
-                "KindredSupport", "MemberStore", "ScoreStore", "WorkQueue",
+                "KindredSupport", "MemberStore", "ScoreStore", "WorkQueue", "Pipeline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -140,6 +160,11 @@ let package = Package(
         .testTarget(
             name: "ScoreStoreTests",
             dependencies: ["ScoreStore", "Scoring", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PipelineTests",
+            dependencies: ["Pipeline", "Scoring", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -38,7 +38,7 @@ struct MatchesCommand: AsyncParsableCommand {
         let (population, summary) = try MemberFile.loadPopulation(
             surveyPath: survey, membersPath: members, onReject: { printError($0.description) })
         guard let matches = MatchFinder(settings: settings).matches(forID: memberID, in: population) else {
-            throw ValidationError("member \(memberID) is not in \(members)")
+            throw CLIError("member \(memberID) is not in \(members)")
         }
         let shown = matches.prefix(limit ?? matches.count)
         if json {

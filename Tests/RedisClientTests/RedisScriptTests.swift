@@ -31,3 +31,22 @@ struct RedisScriptTests {
         #expect(try redis.send(["PING"]) == .status("PONG"))
     }
 }
+
+@Suite("Redis URLs")
+struct RedisURLTests {
+    @Test("accepted forms")
+    func accepted() throws {
+        #expect(try RedisURL("redis://127.0.0.1:7000") == RedisURL(host: "127.0.0.1", port: 7000))
+        #expect(try RedisURL("redis://shard-3.internal") == RedisURL(host: "shard-3.internal", port: 6379))
+        #expect(try RedisURL("redis://[::1]:7001") == RedisURL(host: "::1", port: 7001))
+        #expect(try RedisURL("redis://[::1]:7001").description == "redis://[::1]:7001")
+    }
+
+    @Test("rejected forms name the problem", arguments: [
+        "127.0.0.1:7000", "redis://", "redis://host:0", "redis://host:70000", "redis://host:port",
+        "redis://user:pw@host:1", "redis://host:1/0", "redis://ho st:1", "redis://[::1:7001",
+    ])
+    func rejected(_ text: String) {
+        #expect(throws: RedisURLError.self) { try RedisURL(text) }
+    }
+}

@@ -1,0 +1,38 @@
+import KindredSupport
+import Scoring
+
+/// The population snapshot shared by every thread of a process: scans run
+/// in parallel under the read lock, the refresher applies changes under the
+/// write lock between them. `Population` itself is not thread-safe; this
+/// type is the only way other threads reach it.
+public final class SharedPopulation: @unchecked Sendable {
+    // @unchecked Sendable: `population` and `refreshedAt` are only touched
+    // inside `lock`'s read or write sections.
+    private let lock = ReadWriteLock()
+    private let population: Population
+    private var refreshedAt: ContinuousClock.Instant
+
+    public init(_ population: Population) {
+        self.population = population
+        refreshedAt = .now
+    }
+
+    public var survey: Survey { population.survey }
+
+    /// Runs `body` with read access; any number at once.
+    public func read<T, E: Error>(_ body: (Population) throws(E) -> T) throws(E) -> T {
+        try lock.withReadLock { () throws(E) -> T in try body(population) }
+    }
+
+    /// Runs `body` with exclusive access, and records the refresh time.
+    public func write<T, E: Error>(_ body: (Population) throws(E) -> T) throws(E) -> T {
+        try lock.withWriteLock { () throws(E) -> T in
+            let result = try body(population)
+            refreshedAt = .now
+            return result
+        }
+    }
+
+    /// How long since the last write (the snapshot's age, for metrics).
+    public var age: Duration { lock.withReadLock { ContinuousClock.now - refreshedAt } }
+}

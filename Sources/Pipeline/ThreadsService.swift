@@ -1,0 +1,105 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// A `Service` that runs blocking work on plain threads of its own, never on
+/// Swift's cooperative pool (the work makes blocking C calls: hiredis,
+/// libmariadb). On graceful shutdown (SIGTERM, SIGINT through the
+/// `ServiceGroup`) it sets the ``StopSignal`` and waits for the threads to
+/// return, at most `shutdownTimeout`; threads still running then are
+/// abandoned, and `run()` returns so the process can exit in bounded time.
+public final class ThreadsService: Service, @unchecked Sendable {
+    // @unchecked Sendable: the mutable state (`running`, `continuation`) is
+    // guarded by `lock`; the rest is immutable.
+    public let name: String
+    public let stop = StopSignal()
+    private let count: Int
+    private let shutdownTimeout: Duration
+    private let body: @Sendable (Int, StopSignal) -> Void
+    private let logger: Logger
+    private let lock = NSLock()
+    private var running = 0
+    private var continuation: CheckedContinuation<Void, Never>?
+
+    /// - Parameters:
+    ///   - count: threads to start; `body` gets each one's index.
+    ///   - body: runs until it sees `stop` set; it must check often.
+    public init(
+        name: String, count: Int, shutdownTimeout: Duration, logger: Logger,
+        body: @escaping @Sendable (Int, StopSignal) -> Void
+    ) {
+        precondition(count >= 1)
+        self.name = name
+        self.count = count
+        self.shutdownTimeout = shutdownTimeout
+        self.logger = logger
+        self.body = body
+    }
+
+    public func run() async throws {
+        await withGracefulShutdownHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                lock.withLock {
+                    self.continuation = continuation
+                    running = count
+                }
+                for index in 0..<count {
+                    let thread = Thread { [self] in
+                        body(index, stop)
+                        threadFinished()
+                    }
+                    thread.name = "\(name)-\(index)"
+                    thread.stackSize = 1 << 20
+                    thread.start()
+                }
+            }
+        } onGracefulShutdown: { [self] in
+            logger.info("stopping", metadata: ["service": "\(name)", "threads": "\(count)"])
+            stop.stop()
+            // Bound the wait: resume run() even if a thread is stuck in a C call.
+            let timeout = shutdownTimeout
+            Thread.detachNewThread { [self] in
+                Thread.sleep(forTimeInterval: Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18)
+                let abandoned = lock.withLock { () -> Int in
+                    let left = running
+                    if left > 0 { resumeLocked() }
+                    return left
+                }
+                if abandoned > 0 {
+                    logger.warning("threads did not stop in time", metadata: ["service": "\(name)", "abandoned": "\(abandoned)"])
+                }
+            }
+        }
+    }
+
+    private func threadFinished() {
+        lock.withLock {
+            running -= 1
+            if running == 0 { resumeLocked() }
+        }
+    }
+
+    private func resumeLocked() {
+        continuation?.resume()
+        continuation = nil
+    }
+}
+
+/// Runs `body` on a thread of its own every `interval` (first run at once)
+/// until graceful shutdown. An error is logged and the next run happens as
+/// scheduled: a periodic task never takes the process down.
+public func periodicService(
+    name: String, interval: Duration, logger: Logger,
+    body: @escaping @Sendable () throws -> Void
+) -> ThreadsService {
+    ThreadsService(name: name, count: 1, shutdownTimeout: .seconds(5), logger: logger) { _, stop in
+        while !stop.isStopped {
+            do {
+                try body()
+            } catch {
+                logger.error("periodic task failed", metadata: ["task": "\(name)", "error": "\(error)"])
+            }
+            if stop.wait(interval) { break }
+        }
+    }
+}
