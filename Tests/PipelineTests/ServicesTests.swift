@@ -1,0 +1,136 @@
+import Foundation
+import Logging
+import Pipeline
+import Scoring
+import ServiceLifecycle
+import Testing
+import TestSupport
+
+@Suite("Thread services and the stop signal", .timeLimit(.minutes(1)))
+struct ServicesTests {
+    let logger = Logger(label: "test")
+
+    @Test("wait returns at once when stopped from another thread, and false on timeout")
+    func stopSignal() throws {
+        let signal = StopSignal()
+        #expect(!signal.wait(.milliseconds(20)))
+        let waiter = BackgroundThread("waiter") { signal.wait(.seconds(30)) }
+        signal.stop()
+        #expect(try waiter.result(timeout: .seconds(5)))
+        #expect(signal.isStopped && signal.wait(.seconds(30)))
+    }
+
+    @Test("graceful shutdown stops the threads and run() returns")
+    func gracefulShutdown() async throws {
+        let started = DispatchSemaphore(value: 0)
+        let counter = Counter()
+        let service = ThreadsService(name: "loop", count: 3, shutdownTimeout: .seconds(10), logger: logger) { _, stop in
+            started.signal()
+            while !stop.isStopped { counter.add(); stop.wait(.milliseconds(1)) }
+        }
+        let group = ServiceGroup(services: [service], logger: logger)
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            for _ in 0..<3 { try await waitBlocking(started) }
+            await group.triggerGracefulShutdown()
+            try await tasks.next()
+        }
+        #expect(service.stop.isStopped)
+        #expect(counter.value > 0)
+    }
+
+    @Test("a thread that ignores the stop signal is abandoned after the shutdown timeout")
+    func boundedShutdown() async throws {
+        let stuck = StopSignal()
+        let started = DispatchSemaphore(value: 0)
+        let service = ThreadsService(name: "stuck", count: 1, shutdownTimeout: .milliseconds(300), logger: logger) { _, _ in
+            started.signal()
+            stuck.wait(.seconds(60))  // never looks at its own stop signal
+        }
+        let group = ServiceGroup(services: [service], logger: logger)
+        let start = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            try await waitBlocking(started)
+            await group.triggerGracefulShutdown()
+            try await tasks.next()
+        }
+        let elapsed = ContinuousClock.now - start
+        #expect(elapsed >= .milliseconds(250), "run() waited for the shutdown timeout")
+        #expect(elapsed < .seconds(10))
+        stuck.stop()
+    }
+
+    @Test("a periodic task keeps running after an error")
+    func periodic() async throws {
+        struct Boom: Error {}
+        let runs = Counter()
+        let enough = DispatchSemaphore(value: 0)
+        let service = periodicService(name: "tick", interval: .milliseconds(5), logger: logger) {
+            runs.add()
+            if runs.value == 3 { enough.signal() }
+            throw Boom()
+        }
+        let group = ServiceGroup(services: [service], logger: logger)
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            try await waitBlocking(enough)
+            await group.triggerGracefulShutdown()
+            try await tasks.next()
+        }
+        #expect(runs.value >= 3)
+    }
+
+    @Test("readers scan while a writer changes the population; every scan sees a whole state")
+    func sharedPopulation() throws {
+        let survey = try Survey(optionCounts: Array(repeating: 2, count: 5))
+        let answers = (0..<5).map { Answer(question: $0, option: 0, accepted: OptionSet8([0]), importance: .somewhat) }
+        let probe = Member(id: 1, gender: .woman, seeking: [.man], age: 30, ageMin: 18, ageMax: 99, answers: answers)
+        let shared = SharedPopulation(Population(survey: survey))
+        try shared.write { try $0.upsert(probe) }
+        let writer = BackgroundThread("writer") { () -> Result<Void, any Error> in
+            Result {
+                // Members 2...201 arrive in pairs: the count of matches is always even.
+                for id in stride(from: 2, to: 202, by: 2) {
+                    try shared.write { population in
+                        for other in [id, id + 1] {
+                            try population.upsert(Member(
+                                id: MemberID(other), gender: .man, seeking: [.woman], age: 30, ageMin: 18, ageMax: 99,
+                                answers: answers))
+                        }
+                    }
+                }
+            }
+        }
+        let readers = (0..<2).map { n in
+            BackgroundThread("reader \(n)") { () -> [Int] in
+                let finder = MatchFinder()
+                return (0..<200).map { _ in shared.read { finder.matches(forID: 1, in: $0)?.count ?? -1 } }
+            }
+        }
+        try writer.result().get()
+        for reader in readers {
+            let counts = try reader.result()
+            #expect(counts.allSatisfy { $0 % 2 == 0 }, "a scan saw half a write")
+            #expect(counts == counts.sorted(), "counts only grow")
+        }
+        #expect(shared.read { $0.count } == 201)
+    }
+}
+
+/// Waits for a semaphore without blocking the cooperative pool's threads for long.
+func waitBlocking(_ semaphore: DispatchSemaphore, timeout: Duration = .seconds(10)) async throws {
+    let clock = ContinuousClock()
+    let deadline = clock.now.advanced(by: timeout)
+    while semaphore.wait(timeout: .now()) != .success {
+        guard clock.now < deadline else { throw TestSupportError("timed out waiting for a thread") }
+        try await Task.sleep(for: .milliseconds(2))
+    }
+}
+
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    func add() { lock.withLock { count += 1 } }
+    var value: Int { lock.withLock { count } }
+}
