@@ -121,6 +121,21 @@ public struct WorkQueue: Sendable {
         }
     }
 
+    /// The job can never succeed (its member's stored data breaks the
+    /// engine's rules): it goes to the dead-letter list at once with `reason`,
+    /// without using up retries.
+    public func bury(_ job: Job, worker: String, reason: String, on redis: RedisConnection) throws(QueueError) -> FailureOutcome {
+        let reply = try run(
+            QueueScripts.fail, keys: [keys.processing(worker), keys.attempts, keys.delayed, keys.dead],
+            arguments: [
+                job.entry, String(job.member), String(job.priority.rawValue), String(job.enqueuedAt),
+                "1", "0", String(reason.prefix(500)),
+            ], on: redis)
+        guard let parts = reply.array, let kind = parts.first?.string else { throw QueueError.unexpected(reply) }
+        if kind == "dead", parts.count == 2, let attempts = parts[1].int { return .dead(attempts: attempts) }
+        return .notHeld
+    }
+
     /// Records that `worker` is alive (server clock).
     public func heartbeat(worker: String, on redis: RedisConnection) throws(QueueError) {
         _ = try run(QueueScripts.heartbeat, keys: [keys.workers], arguments: [worker], on: redis)

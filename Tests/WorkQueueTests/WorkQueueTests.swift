@@ -106,6 +106,18 @@ struct WorkQueueTests {
         #expect(try queue.deadJobs(on: redis).isEmpty)
     }
 
+    @Test("a job that can never succeed is buried at once with its reason")
+    func bury() throws {
+        let server = try RedisServer()
+        let redis = try server.connect()
+        try queue.enqueue([25], priority: .interactive, on: redis)
+        let job = try #require(try queue.fetch(worker: "w1", on: redis))
+        #expect(try queue.bury(job, worker: "w1", reason: "stored member breaks the rules: age", on: redis) == .dead(attempts: 1))
+        #expect(try queue.deadJobs(on: redis).map(\.reason) == ["stored member breaks the rules: age"])
+        #expect(try queue.fetch(worker: "w1", on: redis) == nil)
+        #expect(try queue.stats(on: redis).processing == 0)
+    }
+
     @Test("the jobs of a worker that stopped heartbeating come back within the timeout, each counted as an attempt")
     func reaper() throws {
         let server = try RedisServer()

@@ -1,0 +1,76 @@
+import Metrics
+import Prometheus
+
+/// Every metric the worker daemon (and the web backend) reports, created
+/// through one `MetricsFactory` so tests can pass their own. Names follow
+/// Prometheus conventions (`_total` counters, `_seconds` durations).
+///
+/// Never member data in labels: labels are priorities, outcomes, shard ids.
+public final class KindredMetrics: Sendable {
+    public let factory: any MetricsFactory
+
+    /// Jobs finished, by outcome: `done`, `removed` (a deleted member),
+    /// `retry`, `dead`.
+    public func jobs(_ outcome: String) -> Metrics.Counter {
+        Metrics.Counter(label: "kindred_jobs_total", dimensions: [("outcome", outcome)], factory: factory)
+    }
+    /// Time a job took from fetch to completion.
+    public let jobDuration: Metrics.Timer
+    /// Time from a member's enqueue to its set being stored.
+    public let enqueueToStored: Metrics.Timer
+    /// Waiting jobs per priority.
+    public func queueDepth(_ priority: String) -> Metrics.Gauge {
+        Metrics.Gauge(label: "kindred_queue_depth", dimensions: [("priority", priority)], factory: factory)
+    }
+    public let queueDelayed: Metrics.Gauge
+    public let queueDead: Metrics.Gauge
+    public let queueProcessing: Metrics.Gauge
+    /// Age of the oldest job held by any worker.
+    public let processingAge: Metrics.Gauge
+    public let scoresWritten: Metrics.Counter
+    /// Reciprocal offers by result: `sent`, `skipped` (below a known floor,
+    /// no round trip), `entered`, `updated`, `refused`, `no_set`.
+    public func offers(_ result: String) -> Metrics.Counter {
+        Metrics.Counter(label: "kindred_offers_total", dimensions: [("result", result)], factory: factory)
+    }
+    public func shardErrors(_ shard: UInt32) -> Metrics.Counter {
+        Metrics.Counter(label: "kindred_shard_errors_total", dimensions: [("shard", String(shard))], factory: factory)
+    }
+    /// 0 closed, 1 half-open, 2 open.
+    public func breakerState(_ shard: UInt32) -> Metrics.Gauge {
+        Metrics.Gauge(label: "kindred_shard_breaker_state", dimensions: [("shard", String(shard))], factory: factory)
+    }
+    public let snapshotAge: Metrics.Gauge
+    public let snapshotMembers: Metrics.Gauge
+    /// Members a scan scored, per job (candidates after the filters).
+    public let candidatesScored: Recorder
+
+    public init(factory: any MetricsFactory) {
+        self.factory = factory
+        jobDuration = Metrics.Timer(label: "kindred_job_duration_seconds", preferredDisplayUnit: .seconds, factory: factory)
+        enqueueToStored = Metrics.Timer(
+            label: "kindred_enqueue_to_stored_seconds", preferredDisplayUnit: .seconds, factory: factory)
+        queueDelayed = Metrics.Gauge(label: "kindred_queue_delayed", factory: factory)
+        queueDead = Metrics.Gauge(label: "kindred_queue_dead", factory: factory)
+        queueProcessing = Metrics.Gauge(label: "kindred_queue_processing", factory: factory)
+        processingAge = Metrics.Gauge(label: "kindred_queue_processing_age_seconds", factory: factory)
+        scoresWritten = Metrics.Counter(label: "kindred_scores_written_total", factory: factory)
+        snapshotAge = Metrics.Gauge(label: "kindred_snapshot_age_seconds", factory: factory)
+        snapshotMembers = Metrics.Gauge(label: "kindred_snapshot_members", factory: factory)
+        candidatesScored = Recorder(label: "kindred_candidates_scored", aggregate: true, factory: factory)
+    }
+
+    /// Metrics into a Prometheus registry, with buckets that suit job
+    /// latencies (1 ms ... 30 s).
+    public static func prometheus(registry: PrometheusCollectorRegistry) -> KindredMetrics {
+        var factory = PrometheusMetricsFactory(registry: registry)
+        let latency: [Duration] = [
+            .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(20), .milliseconds(50),
+            .milliseconds(100), .milliseconds(200), .milliseconds(500), .seconds(1), .seconds(2), .seconds(5), .seconds(10),
+            .seconds(30),
+        ]
+        factory.defaultDurationHistogramBuckets = latency
+        factory.defaultValueHistogramBuckets = [100, 1_000, 10_000, 50_000, 100_000, 200_000, 500_000]
+        return KindredMetrics(factory: factory)
+    }
+}
