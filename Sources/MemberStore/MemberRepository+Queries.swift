@@ -18,6 +18,11 @@ public enum ActivityFilter: Sendable, Hashable {
 public struct MemberCounts: Sendable, Hashable {
     public var live: Int
     public var deleted: Int
+
+    public init(live: Int, deleted: Int) {
+        self.live = live
+        self.deleted = deleted
+    }
 }
 
 extension MemberRepository {
