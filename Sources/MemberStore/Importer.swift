@@ -64,8 +64,8 @@ public struct ImportFailure: Error, CustomStringConvertible {
 ///
 /// - The survey is stored on the first import and must match afterwards
 ///   (``SurveyStore``).
-/// - Members are upserted in batches of ``Options/batchSize`` valid members,
-///   one transaction per batch (``MemberRepository/upsert(_:)``): a batch
+/// - Members are upserted in batches of the valid members among
+///   ``Options/batchSize`` consecutive lines, one transaction per batch (``MemberRepository/upsert(_:)``): a batch
 ///   lands whole or not at all, so no member is ever half-stored.
 /// - Every rejected line goes to `onReject` with its line number and reason,
 ///   and the import goes on.
@@ -75,19 +75,26 @@ public struct ImportFailure: Error, CustomStringConvertible {
 ///   out it throws ``ImportFailure``.
 ///
 /// Threads: `run` blocks the calling thread, which owns the connection and
-/// receives every callback. A second thread reads and parses the file up to
-/// two batches ahead, so parsing overlaps the database round trips.
+/// receives every callback, in file order. Other threads read the file and
+/// parse chunks of it in parallel, a few batches ahead
+/// (``Options/parserThreads``), so parsing overlaps the database round trips.
 public final class Importer {
     public struct Options: Sendable {
         /// Valid members per transaction.
         public var batchSize: Int
         /// Reconnecting and retrying a batch when MySQL goes away.
         public var retry: RetryPolicy
+        /// Threads parsing lines (one more reads the file).
+        public var parserThreads: Int
 
-        public init(batchSize: Int = 1000, retry: RetryPolicy = .default) {
+        public init(
+            batchSize: Int = 1000, retry: RetryPolicy = .default,
+            parserThreads: Int = min(4, ProcessInfo.processInfo.activeProcessorCount)
+        ) {
             precondition(batchSize > 0, "batchSize must be positive")
             self.batchSize = batchSize
             self.retry = retry
+            self.parserThreads = max(1, parserThreads)
         }
     }
 
@@ -128,22 +135,12 @@ public final class Importer {
 
         var progress = ImportProgress()
         progress.totalBytes = reader.size
-        let channel = BoundedChannel<ParsedBatch>(capacity: 2)
-        let parserDone = Completion()
-        let parser = Thread { [batchSize = options.batchSize] in
-            Self.parse(reader.reader, survey: survey, batchSize: batchSize, into: channel)
-            parserDone.signal()
-        }
-        parser.name = "kindred-import-parser"
-        parser.stackSize = 1 << 22
-        parser.start()
-        defer {
-            channel.close()
-            parserDone.wait()
-        }
+        let pipeline = ImportPipeline(
+            reader: reader, survey: survey, linesPerChunk: options.batchSize, parsers: options.parserThreads)
+        defer { pipeline.shutDown() }
 
         var blankLines = 0
-        while let batch = channel.receive() {
+        while let batch = pipeline.next() {
             for rejection in batch.rejections { onReject(rejection) }
             progress.rejected += batch.rejections.count
             if let failure = batch.failure {
@@ -171,23 +168,12 @@ public final class Importer {
         return ImportSummary(progress: progress, blankLines: blankLines, storedSurvey: storedSurvey)
     }
 
-    // MARK: - Parsing thread
+    // MARK: - Opening the file
 
-    /// Members and rejections of a run of consecutive lines.
-    struct ParsedBatch: Sendable {
-        var members: [Member] = []
-        var rejections: [LineRejection] = []
-        var blankLines = 0
-        var lastLine = 0
-        var bytesRead = 0
-        /// Set on the last batch when reading the file failed.
-        var failure: FileError?
-    }
-
-    /// A line reader that may cross to the parser thread.
+    /// A line reader that may cross to the reading thread.
     struct SendableReader: @unchecked Sendable {
         // @unchecked Sendable: created on the caller's thread, then used only
-        // by the parser thread (the caller never touches it again).
+        // by the pipeline's reading thread (the caller never touches it again).
         let reader: LineReader
         let size: Int?
     }
@@ -202,45 +188,5 @@ public final class Importer {
             size = bytes.intValue
         }
         return SendableReader(reader: reader, size: size)
-    }
-
-    /// Reads every line, sending a batch each time `batchSize` valid members
-    /// have been parsed, and a last batch with what remains. Stops early
-    /// when the consumer closes the channel.
-    static func parse(_ reader: LineReader, survey: Survey, batchSize: Int, into channel: BoundedChannel<ParsedBatch>) {
-        let parser = MemberParser(survey: survey)
-        var batch = ParsedBatch()
-        batch.members.reserveCapacity(batchSize)
-        var bytesRead = 0
-        struct Stop: Error {}
-        do {
-            try reader.forEachLine { (line: UnsafeBufferPointer<UInt8>, number: Int) throws(Stop) in
-                bytesRead += line.count + 1
-                batch.lastLine = number
-                if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) {
-                    batch.blankLines += 1
-                    return
-                }
-                switch parser.parse(line) {
-                case .success(let member): batch.members.append(member)
-                case .failure(let error): batch.rejections.append(LineRejection(line: number, error: error))
-                }
-                if batch.members.count >= batchSize {
-                    batch.bytesRead = bytesRead
-                    guard channel.send(batch) else { throw Stop() }
-                    batch = ParsedBatch()
-                    batch.lastLine = number
-                    batch.members.reserveCapacity(batchSize)
-                }
-            }
-        } catch {
-            switch error {
-            case .file(let failure): batch.failure = failure
-            case .body: return  // the consumer stopped
-            }
-        }
-        batch.bytesRead = bytesRead
-        _ = channel.send(batch)
-        channel.close()
     }
 }
