@@ -50,6 +50,9 @@ public struct MemberRepository {
     /// ``MariaDBClient/MariaDBError/isRetryableTransactionFailure``: run the
     /// call again (``MariaDBClient/MariaDBConnection/withRetry(policy:onRetry:sleep:_:)`` does).
     ///
+    /// Call it outside any transaction: it runs its own, and MySQL's
+    /// `START TRANSACTION` silently commits one already open.
+    ///
     /// - Returns: the number of distinct members written.
     /// - Throws: ``MemberStoreError/Code/invalidMember`` (naming the id and
     ///   field) before anything is written if a member breaks SCORING.md's rules.
