@@ -29,6 +29,12 @@ public struct GenerationCounts: Sendable, Hashable {
     public var stale: Int
     /// Live members with no generation row.
     public var missing: Int
+
+    public init(generated: Int, stale: Int, missing: Int) {
+        self.generated = generated
+        self.stale = stale
+        self.missing = missing
+    }
 }
 
 /// Generation bookkeeping (`generations`): one row per member whose set is

@@ -107,7 +107,10 @@ public final class ShardDirectory: @unchecked Sendable {
             if let existing = try Self.storedShard(of: member, on: connection) { return existing }
             for attempt in 0..<3 {
                 let loads = try currentLoads(on: connection, forceReload: attempt > 0)
-                guard let choice = ShardPicker.pick(loads) else { break }
+                guard let choice = ShardPicker.pick(loads) else {
+                    if attempt == 0 { continue }  // the cached view may predate a shard's activation
+                    break
+                }
                 let inserted = try connection.execute(
                     """
                     INSERT IGNORE INTO member_shards (member_id, shard_id, assigned_at)
