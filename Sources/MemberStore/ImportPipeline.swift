@@ -7,10 +7,11 @@ import Scoring
 /// parse chunks in parallel; ``next()`` hands the parsed chunks back in
 /// file order.
 ///
-/// Why parallel: parsing a 4.6 KB member line costs ~40 µs, more than
-/// storing it (~10 µs of MySQL time in a 1000-member transaction), so one
-/// parsing thread caps an import near 20,000 members/s; two reach past
-/// 30,000 on two cores.
+/// Why parallel: parsing a 4.6 KB member line costs ~45 µs of CPU, several
+/// times what storing it costs (MySQL spends ~8 µs per member in
+/// 1000-member transactions), so one parsing thread caps an import at the
+/// parser's speed. Measured on the 100k generated file, two cores: 23,000
+/// members/s with one parsing thread, 27,000-32,000 with two.
 ///
 /// Memory is bounded: at most `2 * parsers + 2` chunks exist at once
 /// (the reader waits for a permit before cutting the next one).
