@@ -29,6 +29,7 @@ extension MariaDBConnection {
     /// - Throws: the first error that is not retryable, or
     ///   ``MemberStoreError/Code/unavailable`` (wrapping the last database
     ///   error) when the policy's time budget runs out.
+    @discardableResult
     public func withRetry<Result>(
         policy: RetryPolicy = .default,
         onRetry: (RetryEvent) -> Void = { _ in },
