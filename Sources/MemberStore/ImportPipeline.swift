@@ -131,7 +131,7 @@ final class ImportPipeline: @unchecked Sendable {
             try reader.forEachLine { (line: UnsafeBufferPointer<UInt8>, number: Int) throws(Stop) in
                 if chunk.ends.isEmpty {
                     chunk.firstLine = number
-                    chunk.bytes.reserveCapacity(max(1 << 16, line.count * linesPerChunk * 9 / 8))
+                    chunk.bytes.reserveCapacity(min(8 << 20, max(1 << 16, line.count * linesPerChunk * 9 / 8)))
                     chunk.ends.reserveCapacity(linesPerChunk)
                 }
                 chunk.bytes.append(contentsOf: line)

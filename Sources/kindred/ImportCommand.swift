@@ -32,7 +32,8 @@ struct ImportCommand: AsyncParsableCommand {
     var batch: Int = 1000
 
     func validate() throws {
-        guard (1...100_000).contains(batch) else { throw ValidationError("--batch must be 1 to 100000") }
+        // Up to 2 x parsing threads + 2 batches of raw lines are in memory at once.
+        guard (1...10_000).contains(batch) else { throw ValidationError("--batch must be 1 to 10000") }
     }
 
     func run() async throws {
