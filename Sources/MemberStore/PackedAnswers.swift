@@ -10,9 +10,10 @@ import Scoring
 ///
 /// One BLOB per member instead of one row per answer. Measured with
 /// `kindred-bench store layout --members 20000` (Q = 100, 88.9 answers per
-/// member, batches of 1000 members, release build, same server): the blob
-/// stores 37,000 members/s against 2,900 (12.8x), loads 287,000 members/s
-/// against 46,000 (6.2x), and takes 6.7 MB against 54.6 MB (8.1x). A member
+/// member, batches of 1000 members, release build, same server, four runs):
+/// the blob stores 37,000-94,000 members/s against 2,900-4,000 (13-24x
+/// faster), loads 287,000-574,000 members/s against 46,000-67,000 (6-9x),
+/// and takes 6.7 MB against 54.6 MB (8.1x less). A member
 /// is one row to write, lock and read; per-answer rows cost ~89 index
 /// entries each, and the snapshot needs all of a member's answers at once
 /// anyway. The price: no SQL query can look inside answers (none needs to).
