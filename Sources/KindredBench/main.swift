@@ -4,12 +4,13 @@ import Scoring
 import Synthetic
 
 /// Release-mode benchmarks (not tests): `swift run -c release kindred-bench <name>`.
-@main
+/// (Started by the top-level call at the end of this file rather than
+/// `@main`: a `main.swift` in a target with several files is top-level code.)
 struct KindredBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kindred-bench",
         abstract: "Kindred's benchmarks. Build with -c release.",
-        subcommands: [ScoringBench.self]
+        subcommands: [ScoringBench.self, StoreBench.self]
     )
 }
 
@@ -81,3 +82,5 @@ struct ScoringBench: ParsableCommand {
         }
     }
 }
+
+KindredBench.main()

@@ -10,6 +10,8 @@ struct Kindred: AsyncParsableCommand {
         subcommands: [
             GenerateCommand.self,
             MatchesCommand.self,
+            MigrateCommand.self,
+            ImportCommand.self,
             EnqueueCommand.self,
             QueueCommand.self,
         ]

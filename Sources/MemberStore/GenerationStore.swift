@@ -1,0 +1,163 @@
+import MariaDBClient
+import Scoring
+
+/// The bookkeeping of one stored score set: where it is, which answers
+/// version it was computed from, when, and how many matches it holds.
+public struct Generation: Sendable, Hashable {
+    public var memberID: MemberID
+    public var shardID: UInt32
+    /// The member's ``AnswersVersion`` the set was computed from.
+    public var answersVersion: UInt64
+    /// Unix milliseconds.
+    public var generatedAt: Int64
+    public var matchCount: Int
+
+    public init(memberID: MemberID, shardID: UInt32, answersVersion: UInt64, generatedAt: Int64, matchCount: Int) {
+        self.memberID = memberID
+        self.shardID = shardID
+        self.answersVersion = answersVersion
+        self.generatedAt = generatedAt
+        self.matchCount = matchCount
+    }
+}
+
+/// Counts for the repair sweep.
+public struct GenerationCounts: Sendable, Hashable {
+    /// Live members with a generation row.
+    public var generated: Int
+    /// Live members whose generation was computed from another answers version.
+    public var stale: Int
+    /// Live members with no generation row.
+    public var missing: Int
+
+    public init(generated: Int, stale: Int, missing: Int) {
+        self.generated = generated
+        self.stale = stale
+        self.missing = missing
+    }
+}
+
+/// Generation bookkeeping (`generations`): one row per member whose set is
+/// stored. A set is stale when its `answers_version` differs from the
+/// member's; missing when there is no row. Threads: as
+/// ``MemberRepository``, one thread per connection.
+public struct GenerationStore {
+    public let connection: MariaDBConnection
+
+    public init(connection: MariaDBConnection) {
+        self.connection = connection
+    }
+
+    /// Records generations (one statement per 1000). When two workers race
+    /// on a member, the newer `generatedAt` wins whatever the commit order.
+    public func record(_ generations: some Collection<Generation>) throws {
+        guard !generations.isEmpty else { return }
+        var values: [SQLValue] = []
+        values.reserveCapacity(generations.count * 5)
+        for generation in generations {
+            values.append(.uint(UInt64(generation.memberID)))
+            values.append(.uint(UInt64(generation.shardID)))
+            values.append(.uint(generation.answersVersion))
+            values.append(.int(generation.generatedAt))
+            values.append(SQLValue(generation.matchCount))
+        }
+        try connection.insert(Self.recordShape, values: values)
+    }
+
+    public func record(_ generation: Generation) throws {
+        try record(CollectionOfOne(generation))
+    }
+
+    /// The member's generation, or `nil`.
+    public func generation(of member: MemberID) throws -> Generation? {
+        try connection.query(
+            "SELECT member_id, shard_id, answers_version, generated_at, match_count FROM generations WHERE member_id = ?",
+            [.uint(UInt64(member))]
+        ).first.map { row in
+            Generation(
+                memberID: MemberID(truncatingIfNeeded: row.uint(0) ?? 0),
+                shardID: UInt32(truncatingIfNeeded: row.uint(1) ?? 0), answersVersion: row.uint(2) ?? 0,
+                generatedAt: row.int(3) ?? 0, matchCount: Int(row.int(4) ?? 0))
+        }
+    }
+
+    /// Forgets a member's generation (their set was removed or lost).
+    public func forget(_ member: MemberID) throws {
+        try connection.execute("DELETE FROM generations WHERE member_id = ?", [.uint(UInt64(member))])
+    }
+
+    /// Forgets every generation on a shard (the shard came back empty);
+    /// returns how many.
+    @discardableResult
+    public func forgetShard(_ shard: UInt32) throws -> Int {
+        Int(try connection.execute("DELETE FROM generations WHERE shard_id = ?", [.uint(UInt64(shard))]).affectedRows)
+    }
+
+    /// Members whose set is recorded on `shard`, ascending, after `after`:
+    /// the list to regenerate when that shard loses its data.
+    public func members(onShard shard: UInt32, after: MemberID = 0, limit: Int = 10_000) throws -> [MemberID] {
+        try ids(
+            "SELECT member_id FROM generations WHERE shard_id = ? AND member_id > ? ORDER BY member_id LIMIT ?",
+            [.uint(UInt64(shard)), .uint(UInt64(after)), SQLValue(limit)])
+    }
+
+    /// Live members whose generation was computed from another answers
+    /// version, ascending, after `after`.
+    public func staleIDs(after: MemberID = 0, limit: Int = 10_000) throws -> [MemberID] {
+        try ids(
+            "SELECT m.id FROM members m JOIN generations g ON g.member_id = m.id "
+                + "WHERE m.id > ? AND m.deleted = 0 AND g.answers_version <> m.answers_version ORDER BY m.id LIMIT ?",
+            [.uint(UInt64(after)), SQLValue(limit)])
+    }
+
+    /// Live members without a generation, ascending, after `after`.
+    public func missingIDs(after: MemberID = 0, limit: Int = 10_000) throws -> [MemberID] {
+        try ids(
+            "SELECT m.id FROM members m LEFT JOIN generations g ON g.member_id = m.id "
+                + "WHERE m.id > ? AND m.deleted = 0 AND g.member_id IS NULL ORDER BY m.id LIMIT ?",
+            [.uint(UInt64(after)), SQLValue(limit)])
+    }
+
+    /// Live members whose set is stale or missing, ascending, after `after`:
+    /// the repair sweep and `kindred enqueue --stale`.
+    public func staleOrMissingIDs(after: MemberID = 0, limit: Int = 10_000) throws -> [MemberID] {
+        try ids(
+            "SELECT m.id FROM members m LEFT JOIN generations g ON g.member_id = m.id "
+                + "WHERE m.id > ? AND m.deleted = 0 AND (g.member_id IS NULL OR g.answers_version <> m.answers_version) "
+                + "ORDER BY m.id LIMIT ?",
+            [.uint(UInt64(after)), SQLValue(limit)])
+    }
+
+    /// How many live members have a current, stale or missing generation.
+    public func counts() throws -> GenerationCounts {
+        let row = try connection.query(
+            """
+            SELECT COALESCE(SUM(g.member_id IS NOT NULL), 0),
+                   COALESCE(SUM(g.member_id IS NOT NULL AND g.answers_version <> m.answers_version), 0),
+                   COALESCE(SUM(g.member_id IS NULL), 0)
+            FROM members m LEFT JOIN generations g ON g.member_id = m.id WHERE m.deleted = 0
+            """
+        ).first
+        return GenerationCounts(
+            generated: Int(row?.int(0) ?? 0), stale: Int(row?.int(1) ?? 0), missing: Int(row?.int(2) ?? 0))
+    }
+
+    private func ids(_ sql: String, _ parameters: [SQLValue]) throws -> [MemberID] {
+        var ids: [MemberID] = []
+        try connection.forEachRow(sql, parameters) { ids.append(MemberID(truncatingIfNeeded: $0.uint(0) ?? 0)) }
+        return ids
+    }
+
+    /// Newest wins: `generated_at` is assigned last, so the conditions
+    /// before it compare against the stored value.
+    static let recordShape = BatchInsert(
+        "INSERT INTO generations (member_id, shard_id, answers_version, generated_at, match_count) VALUES",
+        columnsPerRow: 5,
+        suffix: """
+             ON DUPLICATE KEY UPDATE
+              shard_id = IF(VALUES(generated_at) >= generated_at, VALUES(shard_id), shard_id),
+              answers_version = IF(VALUES(generated_at) >= generated_at, VALUES(answers_version), answers_version),
+              match_count = IF(VALUES(generated_at) >= generated_at, VALUES(match_count), match_count),
+              generated_at = GREATEST(generated_at, VALUES(generated_at))
+            """)
+}

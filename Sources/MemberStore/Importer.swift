@@ -1,0 +1,192 @@
+import Foundation
+import MariaDBClient
+import MemberFormat
+import Scoring
+
+/// Where an import stands, reported after every committed batch.
+public struct ImportProgress: Sendable, Hashable {
+    /// Bytes of the members file read so far (the parser runs up to two
+    /// batches ahead of what is stored).
+    public var bytesRead: Int = 0
+    /// The members file's size; `nil` when reading standard input.
+    public var totalBytes: Int?
+    /// Lines read (blank ones included).
+    public var lines = 0
+    /// Members stored (valid lines written; a repeated id counts each time).
+    public var members = 0
+    /// Lines rejected.
+    public var rejected = 0
+    /// Transactions committed.
+    public var batches = 0
+    /// Time since the import started.
+    public var elapsed: Duration = .zero
+
+    public init() {}
+
+    /// Members stored per second so far.
+    public var membersPerSecond: Double {
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        return seconds > 0 ? Double(members) / seconds : 0
+    }
+
+    /// The fraction of the file read, 0...1, when the size is known.
+    public var fraction: Double? {
+        guard let totalBytes, totalBytes > 0 else { return nil }
+        return min(1, Double(bytesRead) / Double(totalBytes))
+    }
+}
+
+/// The outcome of a finished import.
+public struct ImportSummary: Sendable, Hashable {
+    /// The final progress: lines, members stored, rejections, batches, time.
+    public var progress: ImportProgress
+    /// Blank lines skipped.
+    public var blankLines: Int
+    /// True when this import stored the survey (the database had none).
+    public var storedSurvey: Bool
+}
+
+/// An import that stopped part-way: what was stored before the failure,
+/// and why. Every committed batch is whole (members with their blocks);
+/// importing the same file again is safe and completes the job.
+public struct ImportFailure: Error, CustomStringConvertible {
+    public let progress: ImportProgress
+    public let underlying: any Error
+
+    public var description: String {
+        "\(underlying); stopped after storing \(progress.members) members in \(progress.batches) batches "
+            + "(\(progress.lines) lines read); importing the same file again is safe"
+    }
+}
+
+/// Imports a survey file and a JSON Lines members file (SCORING.md's
+/// format) into MySQL.
+///
+/// - The survey is stored on the first import and must match afterwards
+///   (``SurveyStore``).
+/// - Members are upserted in batches of the valid members among
+///   ``Options/batchSize`` consecutive lines, one transaction per batch (``MemberRepository/upsert(_:)``): a batch
+///   lands whole or not at all, so no member is ever half-stored.
+/// - Every rejected line goes to `onReject` with its line number and reason,
+///   and the import goes on.
+/// - When the connection is lost (MySQL restarted, failed over), the
+///   importer reconnects with backoff (``Options/retry``) and writes the
+///   same batch again, which is idempotent; when the policy's budget runs
+///   out it throws ``ImportFailure``.
+///
+/// Threads: `run` blocks the calling thread, which owns the connection and
+/// receives every callback, in file order. Other threads read the file and
+/// parse chunks of it in parallel, a few batches ahead
+/// (``Options/parserThreads``), so parsing overlaps the database round trips.
+public final class Importer {
+    public struct Options: Sendable {
+        /// Valid members per transaction.
+        public var batchSize: Int
+        /// Reconnecting and retrying a batch when MySQL goes away.
+        public var retry: RetryPolicy
+        /// Threads parsing lines (one more reads the file).
+        public var parserThreads: Int
+
+        public init(
+            batchSize: Int = 1000, retry: RetryPolicy = .default,
+            parserThreads: Int = min(4, ProcessInfo.processInfo.activeProcessorCount)
+        ) {
+            precondition(batchSize > 0, "batchSize must be positive")
+            self.batchSize = batchSize
+            self.retry = retry
+            self.parserThreads = max(1, parserThreads)
+        }
+    }
+
+    public let connection: MariaDBConnection
+    public let options: Options
+
+    public init(connection: MariaDBConnection, options: Options = Options()) {
+        self.connection = connection
+        self.options = options
+    }
+
+    /// Runs the import.
+    ///
+    /// - Parameters:
+    ///   - onReject: each rejected line, in line order.
+    ///   - onProgress: after each committed batch.
+    ///   - onRetry: before each reconnect or retry (MySQL went away).
+    /// - Throws: `MemberFormat.ImportError` (unreadable files, a malformed
+    ///   survey), ``MemberStoreError`` (a survey that differs from the stored
+    ///   one, a schema that needs `kindred migrate`) before any member is
+    ///   written; ``ImportFailure`` when writing stops part-way.
+    public func run(
+        surveyPath: String,
+        membersPath: String,
+        onReject: (LineRejection) -> Void = { _ in },
+        onProgress: (ImportProgress) -> Void = { _ in },
+        onRetry: (RetryEvent) -> Void = { _ in }
+    ) throws -> ImportSummary {
+        let clock = ContinuousClock()
+        let started = clock.now
+        let survey = try SurveyFormat.load(path: surveyPath)
+        let reader = try Self.openMembers(membersPath)
+        let storedSurvey = try connection.withRetry(policy: options.retry, onRetry: onRetry) { connection in
+            try Migrator.requireUpToDate(connection)
+            return try SurveyStore.store(survey, connection)
+        }
+        let repository = MemberRepository(connection: connection, survey: survey)
+
+        var progress = ImportProgress()
+        progress.totalBytes = reader.size
+        let pipeline = ImportPipeline(
+            reader: reader, survey: survey, linesPerChunk: options.batchSize, parsers: options.parserThreads)
+        defer { pipeline.shutDown() }
+
+        var blankLines = 0
+        while let batch = pipeline.next() {
+            for rejection in batch.rejections { onReject(rejection) }
+            progress.rejected += batch.rejections.count
+            if let failure = batch.failure {
+                throw ImportFailure(progress: progress, underlying: failure)
+            }
+            if !batch.members.isEmpty {
+                do {
+                    try connection.withRetry(policy: options.retry, onRetry: onRetry) { _ in
+                        try repository.upsert(batch.members)
+                    }
+                } catch {
+                    throw ImportFailure(progress: progress, underlying: error)
+                }
+                progress.members += batch.members.count
+                progress.batches += 1
+            }
+            progress.lines = batch.lastLine
+            progress.bytesRead = batch.bytesRead
+            blankLines += batch.blankLines
+            progress.elapsed = clock.now - started
+            onProgress(progress)
+        }
+        if let total = progress.totalBytes { progress.bytesRead = total }
+        progress.elapsed = clock.now - started
+        return ImportSummary(progress: progress, blankLines: blankLines, storedSurvey: storedSurvey)
+    }
+
+    // MARK: - Opening the file
+
+    /// A line reader that may cross to the reading thread.
+    struct SendableReader: @unchecked Sendable {
+        // @unchecked Sendable: created on the caller's thread, then used only
+        // by the pipeline's reading thread (the caller never touches it again).
+        let reader: LineReader
+        let size: Int?
+    }
+
+    static func openMembers(_ path: String) throws(ImportError) -> SendableReader {
+        let reader: LineReader
+        do { reader = try LineReader(path: path) } catch { throw .file(error) }
+        var size: Int?
+        if path != "-", let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+            let bytes = attributes[.size] as? NSNumber
+        {
+            size = bytes.intValue
+        }
+        return SendableReader(reader: reader, size: size)
+    }
+}

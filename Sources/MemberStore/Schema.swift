@@ -1,0 +1,129 @@
+/// One step of the schema: a version, a description, and the statements
+/// that take the schema there.
+///
+/// MySQL commits DDL implicitly, so a migration's statements are not atomic
+/// together: a migration interrupted half-way is run again from its first
+/// statement. Every statement must therefore be safe to run twice
+/// (`CREATE TABLE IF NOT EXISTS`, `ADD COLUMN IF NOT EXISTS`,
+/// `CREATE INDEX IF NOT EXISTS`, ...). The version is recorded in
+/// `schema_migrations` after the last statement succeeds.
+public struct Migration: Sendable, Hashable {
+    public let version: Int
+    public let description: String
+    public let statements: [String]
+
+    public init(version: Int, description: String, statements: [String]) {
+        self.version = version
+        self.description = description
+        self.statements = statements
+    }
+}
+
+/// The schema, as an ordered list of migrations.
+///
+/// To change the schema, append a ``Migration`` with the next version to
+/// ``migrations``; never edit or reorder one that has shipped. Tables are
+/// InnoDB in utf8mb4 whatever the server's default character set.
+///
+/// Types chosen:
+/// - ids are `INT UNSIGNED` (SCORING.md: below 2^32), ages `TINYINT UNSIGNED`;
+/// - `gender` is ``Scoring/Gender``'s raw value (0 man, 1 woman, 2 nonbinary),
+///   `seeking` a ``Scoring/GenderSet`` bit set;
+/// - `answers` is ``PackedAnswers`` (2 bytes per question, ~200 bytes at
+///   Q = 100, stored inline in the row by InnoDB's DYNAMIC format);
+/// - `last_active` is Unix seconds, NULL when never active;
+/// - `changed_at` is `UTC_TIMESTAMP(6)` of the last write that changed the
+///   row: UTC rather than `NOW(6)` so that neither the session time zone nor
+///   a daylight-saving change can move it backwards (a DATETIME has no zone);
+/// - `generated_at` is Unix milliseconds, as the score store stamps it.
+public enum Schema {
+    public static let migrations: [Migration] = [
+        Migration(
+            version: 1,
+            description: "survey, members and blocks",
+            statements: [
+                """
+                CREATE TABLE IF NOT EXISTS survey_questions (
+                  question SMALLINT UNSIGNED NOT NULL PRIMARY KEY,
+                  options TINYINT UNSIGNED NOT NULL
+                ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4
+                """,
+                """
+                CREATE TABLE IF NOT EXISTS members (
+                  id INT UNSIGNED NOT NULL PRIMARY KEY,
+                  gender TINYINT UNSIGNED NOT NULL,
+                  seeking TINYINT UNSIGNED NOT NULL,
+                  age TINYINT UNSIGNED NOT NULL,
+                  age_min TINYINT UNSIGNED NOT NULL,
+                  age_max TINYINT UNSIGNED NOT NULL,
+                  last_active BIGINT NULL,
+                  answers BLOB NOT NULL,
+                  answers_version BIGINT UNSIGNED NOT NULL,
+                  deleted TINYINT UNSIGNED NOT NULL DEFAULT 0,
+                  changed_at DATETIME(6) NOT NULL,
+                  KEY members_changed_at (changed_at),
+                  KEY members_last_active (last_active)
+                ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4
+                """,
+                """
+                CREATE TABLE IF NOT EXISTS blocks (
+                  member_id INT UNSIGNED NOT NULL,
+                  blocked_id INT UNSIGNED NOT NULL,
+                  PRIMARY KEY (member_id, blocked_id),
+                  KEY blocks_blocked_id (blocked_id)
+                ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4
+                """,
+            ]),
+        Migration(
+            version: 2,
+            description: "shards and the member-to-shard directory",
+            statements: [
+                """
+                CREATE TABLE IF NOT EXISTS shards (
+                  id INT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+                  address VARCHAR(255) NOT NULL,
+                  weight INT UNSIGNED NOT NULL,
+                  state ENUM('active','draining','down') NOT NULL DEFAULT 'active',
+                  memory_budget BIGINT UNSIGNED NULL,
+                  created_at DATETIME(6) NOT NULL,
+                  UNIQUE KEY shards_address (address)
+                ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4
+                """,
+                """
+                CREATE TABLE IF NOT EXISTS member_shards (
+                  member_id INT UNSIGNED NOT NULL PRIMARY KEY,
+                  shard_id INT UNSIGNED NOT NULL,
+                  assigned_at DATETIME(6) NOT NULL,
+                  KEY member_shards_shard_id (shard_id)
+                ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4
+                """,
+            ]),
+        Migration(
+            version: 3,
+            description: "generation bookkeeping",
+            statements: [
+                """
+                CREATE TABLE IF NOT EXISTS generations (
+                  member_id INT UNSIGNED NOT NULL PRIMARY KEY,
+                  shard_id INT UNSIGNED NOT NULL,
+                  answers_version BIGINT UNSIGNED NOT NULL,
+                  generated_at BIGINT NOT NULL,
+                  match_count INT UNSIGNED NOT NULL,
+                  KEY generations_shard_id (shard_id)
+                ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4
+                """,
+            ]),
+    ]
+
+    /// The bookkeeping table itself, created before any migration runs.
+    static let createMigrationsTable = """
+        CREATE TABLE IF NOT EXISTS schema_migrations (
+          version INT UNSIGNED NOT NULL PRIMARY KEY,
+          description VARCHAR(255) NOT NULL,
+          applied_at DATETIME(6) NOT NULL
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4
+        """
+
+    /// The version the newest migration takes the schema to.
+    public static var latestVersion: Int { migrations.last?.version ?? 0 }
+}

@@ -1,0 +1,111 @@
+import MariaDBClient
+
+/// A shard's lifecycle state.
+public enum ShardState: String, Sendable, Hashable, CaseIterable {
+    /// Serves its members and receives new ones.
+    case active
+    /// Serves its members, receives no new ones (being emptied).
+    case draining
+    /// Unreachable or retired: receives no new members.
+    case down
+}
+
+/// One row of the shard list.
+public struct ShardInfo: Sendable, Hashable {
+    public let id: UInt32
+    public let address: ShardAddress
+    /// Share of new members relative to the other active shards.
+    public let weight: Int
+    public let state: ShardState
+    /// Bytes the shard may use for score sets, when set.
+    public let memoryBudget: UInt64?
+    /// `YYYY-MM-DD HH:MM:SS.ffffff` UTC.
+    public let createdAt: String
+    /// Members assigned to it in the directory.
+    public let assignedMembers: Int
+}
+
+/// The shard list in MySQL (`shards`): every program reads the same list,
+/// and adding a shard is adding a row (`kindred shards add`).
+public struct ShardCatalog {
+    public let connection: MariaDBConnection
+
+    /// Weights are 1 to this; to stop new members reaching a shard, drain it.
+    public static let weightRange = 1...1_000_000
+
+    public init(connection: MariaDBConnection) {
+        self.connection = connection
+    }
+
+    /// Every shard, by id, with the number of members assigned to each.
+    public func list() throws -> [ShardInfo] {
+        try shards(where: "")
+    }
+
+    /// The shard with this id, or `nil`.
+    public func shard(_ id: UInt32) throws -> ShardInfo? {
+        try shards(where: "WHERE s.id = ?", [.uint(UInt64(id))]).first
+    }
+
+    /// Adds a shard (state active) and returns it.
+    /// - Throws: ``MemberStoreError`` `invalidShardAddress`,
+    ///   `invalidShardWeight`, `duplicateShard`.
+    @discardableResult
+    public func add(address text: String, weight: Int = 1, memoryBudget: UInt64? = nil) throws -> ShardInfo {
+        let address = try ShardAddress(text)
+        guard Self.weightRange.contains(weight) else {
+            throw MemberStoreError(
+                .invalidShardWeight,
+                "shard weight must be \(Self.weightRange.lowerBound) to \(Self.weightRange.upperBound); drain a shard to stop new members")
+        }
+        let result: ExecutionResult
+        do {
+            result = try connection.execute(
+                "INSERT INTO shards (address, weight, state, memory_budget, created_at) VALUES (?, ?, 'active', ?, UTC_TIMESTAMP(6))",
+                [.text(address.description), SQLValue(weight), memoryBudget.map { SQLValue.uint($0) } ?? .null])
+        } catch let error as MariaDBError where error.isDuplicateKey {
+            throw MemberStoreError(.duplicateShard, "a shard with address \(address) exists already")
+        }
+        guard let shard = try shard(UInt32(truncatingIfNeeded: result.lastInsertID)) else {
+            throw MemberStoreError(.unknownShard, "the new shard \(result.lastInsertID) vanished")
+        }
+        return shard
+    }
+
+    /// Sets a shard's state. Draining and down shards get no new members;
+    /// members already on them stay until released.
+    /// - Throws: ``MemberStoreError/Code/unknownShard``.
+    public func setState(_ id: UInt32, _ state: ShardState) throws {
+        try connection.execute("UPDATE shards SET state = ? WHERE id = ?", [.text(state.rawValue), .uint(UInt64(id))])
+        guard try shard(id) != nil else { throw MemberStoreError(.unknownShard, "no shard has id \(id)") }
+    }
+
+    /// Sets a shard's weight.
+    public func setWeight(_ id: UInt32, _ weight: Int) throws {
+        guard Self.weightRange.contains(weight) else {
+            throw MemberStoreError(
+                .invalidShardWeight, "shard weight must be \(Self.weightRange.lowerBound) to \(Self.weightRange.upperBound)")
+        }
+        try connection.execute("UPDATE shards SET weight = ? WHERE id = ?", [SQLValue(weight), .uint(UInt64(id))])
+        guard try shard(id) != nil else { throw MemberStoreError(.unknownShard, "no shard has id \(id)") }
+    }
+
+    private func shards(where condition: String, _ parameters: [SQLValue] = []) throws -> [ShardInfo] {
+        let rows = try connection.query(
+            """
+            SELECT s.id, s.address, s.weight, s.state, s.memory_budget, CAST(s.created_at AS CHAR),
+              (SELECT COUNT(*) FROM member_shards ms WHERE ms.shard_id = s.id)
+            FROM shards s \(condition) ORDER BY s.id
+            """, parameters)
+        return try rows.map { row in
+            guard let address = try? ShardAddress(row.string(1) ?? ""), let state = ShardState(rawValue: row.string(3) ?? "")
+            else {
+                throw MemberStoreError(.corruptRow, "shards: row \(row.uint(0) ?? 0) has an invalid address or state")
+            }
+            return ShardInfo(
+                id: UInt32(truncatingIfNeeded: row.uint(0) ?? 0), address: address, weight: Int(row.int(2) ?? 0),
+                state: state, memoryBudget: row.uint(4), createdAt: row.string(5) ?? "",
+                assignedMembers: Int(row.int(6) ?? 0))
+        }
+    }
+}

@@ -1,0 +1,212 @@
+import KindredSupport
+import MariaDBClient
+import Scoring
+
+/// An active shard's share of the directory, as the picker sees it.
+public struct ShardLoad: Sendable, Hashable {
+    public var id: UInt32
+    public var weight: Int
+    public var assigned: Int
+
+    public init(id: UInt32, weight: Int, assigned: Int) {
+        self.id = id
+        self.weight = weight
+        self.assigned = assigned
+    }
+}
+
+/// Chooses the shard for a new member: the active shard with the most room
+/// for its weight, i.e. the lowest `assigned / weight` (compared exactly,
+/// by cross-multiplying), ties going to the lowest id. Pure; the caller
+/// passes only active shards.
+public enum ShardPicker {
+    public static func pick(_ loads: [ShardLoad]) -> UInt32? {
+        var best: ShardLoad?
+        for load in loads where load.weight > 0 {
+            guard let current = best else {
+                best = load
+                continue
+            }
+            let lhs = load.assigned * current.weight
+            let rhs = current.assigned * load.weight
+            if lhs < rhs || (lhs == rhs && load.id < current.id) { best = load }
+        }
+        return best?.id
+    }
+}
+
+/// The member-to-shard directory (`member_shards`): which shard holds each
+/// member's score set, with an in-process cache.
+///
+/// - ``shard(of:)`` answers from the cache, then MySQL.
+/// - ``assign(_:)`` gives a member without a shard the active shard with the
+///   most room for its weight (``ShardPicker``). It is idempotent under
+///   races between threads and processes: the row is written with
+///   `INSERT IGNORE` (only if the chosen shard is still active) and then read
+///   back, so whoever wrote first decides and everyone returns that shard.
+/// - Draining and down shards get no new members; members already on them
+///   keep them until ``release(_:)``.
+///
+/// The per-shard counts the picker uses are read from MySQL at most every
+/// ``loadRefreshInterval`` and counted up locally in between, so several
+/// processes assigning at once stay near the weights without a query per
+/// assignment. A shard added or drained elsewhere is seen within that
+/// interval (``reloadShards()`` forces it); the `INSERT ... SELECT` checks
+/// the state on every write, so a shard that went inactive never gets a
+/// member from a stale view.
+///
+/// Cache: entries live until ``release(_:)`` in this process; a member
+/// released by another process may be reported on its old shard here until
+/// the cache is cleared (``clearCache()``), which happens by itself when it
+/// exceeds ``cacheCapacity`` entries.
+///
+/// Threads: safe to use from any number of threads. Cache hits take only a
+/// short lock; everything else goes through the one
+/// ``SerializedConnection``, one caller at a time, with the retry helper.
+public final class ShardDirectory: @unchecked Sendable {
+    // @unchecked Sendable: `cache`, `loads` and `loadsReadAt` are only
+    // touched under `stateLock`; the connection serializes itself.
+    private let connection: SerializedConnection
+    public let retry: RetryPolicy
+    public let loadRefreshInterval: Duration
+    public let cacheCapacity: Int
+
+    private let stateLock = Lock()
+    private var cache: [MemberID: UInt32] = [:]
+    private var loads: [ShardLoad] = []
+    private var loadsReadAt: ContinuousClock.Instant?
+    private let clock = ContinuousClock()
+
+    public init(
+        connection: SerializedConnection,
+        retry: RetryPolicy = RetryPolicy(giveUpAfter: .seconds(5)),
+        loadRefreshInterval: Duration = .seconds(5),
+        cacheCapacity: Int = 1_000_000
+    ) {
+        self.connection = connection
+        self.retry = retry
+        self.loadRefreshInterval = loadRefreshInterval
+        self.cacheCapacity = cacheCapacity
+    }
+
+    /// The member's shard, or `nil` when they have none.
+    public func shard(of member: MemberID) throws -> UInt32? {
+        if let cached = stateLock.withLock({ cache[member] }) { return cached }
+        let shard = try connection.withRetry(policy: retry) { connection in
+            try Self.storedShard(of: member, on: connection)
+        }
+        if let shard { remember(member, shard) }
+        return shard
+    }
+
+    /// The member's shard, assigning one first if they have none.
+    /// - Throws: ``MemberStoreError/Code/noActiveShard`` when no shard is active.
+    public func assign(_ member: MemberID) throws -> UInt32 {
+        if let cached = stateLock.withLock({ cache[member] }) { return cached }
+        let shard = try connection.withRetry(policy: retry) { connection in
+            if let existing = try Self.storedShard(of: member, on: connection) { return existing }
+            for attempt in 0..<3 {
+                let loads = try currentLoads(on: connection, forceReload: attempt > 0)
+                guard let choice = ShardPicker.pick(loads) else {
+                    if attempt == 0 { continue }  // the cached view may predate a shard's activation
+                    break
+                }
+                let inserted = try connection.execute(
+                    """
+                    INSERT IGNORE INTO member_shards (member_id, shard_id, assigned_at)
+                    SELECT ?, id, UTC_TIMESTAMP(6) FROM shards WHERE id = ? AND state = 'active'
+                    """, [.uint(UInt64(member)), .uint(UInt64(choice))]
+                ).affectedRows
+                if let stored = try Self.storedShard(of: member, on: connection) {
+                    if inserted > 0 { countAssignment(to: stored) }
+                    return stored
+                }
+                // The chosen shard stopped being active since the loads were read: read them again.
+            }
+            throw MemberStoreError(.noActiveShard, "no shard is active: add one with `kindred shards add`")
+        }
+        remember(member, shard)
+        return shard
+    }
+
+    /// Removes the member's assignment (after the score store removed their
+    /// set): their next ``assign(_:)`` picks a shard afresh.
+    public func release(_ member: MemberID) throws {
+        try connection.withRetry(policy: retry) { connection in
+            try connection.execute("DELETE FROM member_shards WHERE member_id = ?", [.uint(UInt64(member))])
+        }
+        stateLock.withLock {
+            cache[member] = nil
+            loadsReadAt = nil  // counts changed: read them again on the next assignment
+        }
+    }
+
+    /// Members assigned to `shard`, ascending, after `after`, at most `limit`.
+    public func members(onShard shard: UInt32, after: MemberID = 0, limit: Int = 10_000) throws -> [MemberID] {
+        try connection.withRetry(policy: retry) { connection in
+            try connection.query(
+                "SELECT member_id FROM member_shards WHERE shard_id = ? AND member_id > ? ORDER BY member_id LIMIT ?",
+                [.uint(UInt64(shard)), .uint(UInt64(after)), SQLValue(limit)]
+            ).map { MemberID(truncatingIfNeeded: $0.uint(0) ?? 0) }
+        }
+    }
+
+    /// Reads the active shards and their counts from MySQL now, instead of
+    /// waiting for ``loadRefreshInterval`` (after adding or draining a shard).
+    public func reloadShards() throws {
+        _ = try connection.withRetry(policy: retry) { connection in
+            try currentLoads(on: connection, forceReload: true)
+        }
+    }
+
+    /// Forgets every cached member-to-shard entry.
+    public func clearCache() {
+        stateLock.withLock { cache.removeAll() }
+    }
+
+    // MARK: - Internals
+
+    private func remember(_ member: MemberID, _ shard: UInt32) {
+        stateLock.withLock {
+            if cache.count >= cacheCapacity { cache.removeAll(keepingCapacity: true) }
+            cache[member] = shard
+        }
+    }
+
+    private func countAssignment(to shard: UInt32) {
+        stateLock.withLock {
+            if let index = loads.firstIndex(where: { $0.id == shard }) { loads[index].assigned += 1 }
+        }
+    }
+
+    /// The active shards' loads, read from MySQL when older than the refresh interval.
+    private func currentLoads(on connection: MariaDBConnection, forceReload: Bool) throws -> [ShardLoad] {
+        let now = clock.now
+        if !forceReload, let cached = stateLock.withLock({ () -> [ShardLoad]? in
+            guard let readAt = loadsReadAt, now - readAt < loadRefreshInterval else { return nil }
+            return loads
+        }) {
+            return cached
+        }
+        let fresh = try connection.query(
+            """
+            SELECT s.id, s.weight, (SELECT COUNT(*) FROM member_shards ms WHERE ms.shard_id = s.id)
+            FROM shards s WHERE s.state = 'active' ORDER BY s.id
+            """
+        ).map { row in
+            ShardLoad(
+                id: UInt32(truncatingIfNeeded: row.uint(0) ?? 0), weight: Int(row.int(1) ?? 0),
+                assigned: Int(row.int(2) ?? 0))
+        }
+        stateLock.withLock {
+            loads = fresh
+            loadsReadAt = now
+        }
+        return fresh
+    }
+
+    private static func storedShard(of member: MemberID, on connection: MariaDBConnection) throws -> UInt32? {
+        try connection.query("SELECT shard_id FROM member_shards WHERE member_id = ?", [.uint(UInt64(member))])
+            .first?.uint(0).map { UInt32(truncatingIfNeeded: $0) }
+    }
+}

@@ -1,0 +1,148 @@
+import ArgumentParser
+import Foundation
+import MariaDBClient
+import MemberFormat
+import MemberStore
+
+struct ImportCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "import",
+        abstract: "Import a survey and a JSON Lines members file into the member store (KINDRED_MYSQL).",
+        discussion: """
+            An upsert: members already stored are replaced, the same file can be imported again. \
+            Members go in transactions of --batch members; if MySQL restarts meanwhile the import \
+            reconnects and carries on. Rejected lines go to standard error as `line N: reason`. \
+            Exit status: 0 when every line was imported (or --allow-rejects), 3 when lines were \
+            rejected, 1 on any other failure. Run `kindred migrate` first.
+            """
+    )
+
+    @OptionGroup var configOptions: ConfigOptions
+
+    @Option(help: "The survey file (JSON).")
+    var survey: String
+
+    @Option(help: "The members file (JSON Lines); - reads standard input.")
+    var members: String
+
+    @Flag(name: .customLong("allow-rejects"), help: "Exit 0 even when some lines were rejected.")
+    var allowRejects = false
+
+    @Option(help: "Members per transaction.")
+    var batch: Int = 1000
+
+    func validate() throws {
+        // Up to 2 x parsing threads + 2 batches of raw lines are in memory at once.
+        guard (1...10_000).contains(batch) else { throw ValidationError("--batch must be 1 to 10000") }
+    }
+
+    func run() async throws {
+        let url = try await mysqlURL(configOptions)
+        let (surveyPath, membersPath, batchSize) = (survey, members, batch)
+        let summary = try await onDedicatedThread(name: "kindred-import") { () throws -> ImportSummary in
+            let connection = try MariaDBConnection(url: url)
+            defer { connection.close() }
+            let display = ProgressDisplay(interactive: isatty(STDERR_FILENO) == 1)
+            defer { display.finish() }
+            let importer = Importer(connection: connection, options: Importer.Options(batchSize: batchSize))
+            return try importer.run(
+                surveyPath: surveyPath, membersPath: membersPath,
+                onReject: { display.message($0.description) },
+                onProgress: { display.update($0) },
+                onRetry: { event in
+                    display.message(
+                        "MySQL: \(event.error.message) (\(event.error.code)); retrying in \(ProgressDisplay.seconds(event.delay)) s "
+                            + "(attempt \(event.attempt))")
+                })
+        }
+        let progress = summary.progress
+        let seconds = ProgressDisplay.seconds(progress.elapsed)
+        print(
+            "imported \(ProgressDisplay.grouped(progress.members)) members from \(ProgressDisplay.grouped(progress.lines)) lines "
+                + "(\(ProgressDisplay.grouped(progress.rejected)) rejected, \(summary.blankLines) blank) in \(seconds) s: "
+                + "\(ProgressDisplay.grouped(Int(progress.membersPerSecond))) members/s"
+                + (summary.storedSurvey ? "; stored the survey" : ""))
+        if progress.rejected > 0 && !allowRejects {
+            printError("\(progress.rejected) line(s) rejected: exiting with status 3 (--allow-rejects accepts them)")
+            throw ExitCode(3)
+        }
+    }
+}
+
+/// The import's progress on standard error: on a terminal one line redrawn
+/// in place (bar, rate, ETA) at most 5 times a second; otherwise a plain
+/// line every 5 seconds. Messages (rejected lines, retries) are printed
+/// above the bar.
+final class ProgressDisplay {
+    let interactive: Bool
+    private var lastDraw: ContinuousClock.Instant?
+    private var lastLine = ""
+    private let clock = ContinuousClock()
+
+    init(interactive: Bool) {
+        self.interactive = interactive
+    }
+
+    func update(_ progress: ImportProgress) {
+        let now = clock.now
+        let interval: Duration = interactive ? .milliseconds(200) : .seconds(5)
+        if let lastDraw, now - lastDraw < interval { return }
+        lastDraw = now
+        lastLine = Self.describe(progress, bar: interactive)
+        if interactive {
+            write("\r\u{1B}[2K" + lastLine)
+        } else {
+            write(lastLine + "\n")
+        }
+    }
+
+    func message(_ text: String) {
+        if interactive && !lastLine.isEmpty {
+            write("\r\u{1B}[2K" + text + "\n" + lastLine)
+        } else {
+            write(text + "\n")
+        }
+    }
+
+    func finish() {
+        if interactive && !lastLine.isEmpty { write("\r\u{1B}[2K") }
+    }
+
+    static func describe(_ progress: ImportProgress, bar: Bool) -> String {
+        var text = ""
+        if let fraction = progress.fraction {
+            if bar {
+                let width = 24
+                let filled = Int(fraction * Double(width))
+                text += "[" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "] "
+            }
+            text += String(format: "%5.1f%% ", fraction * 100)
+        }
+        text += "\(grouped(progress.members)) members, \(grouped(progress.rejected)) rejected, "
+            + "\(grouped(Int(progress.membersPerSecond))) members/s"
+        if let fraction = progress.fraction, fraction > 0.001 {
+            let elapsed = Double(progress.elapsed.components.seconds) + Double(progress.elapsed.components.attoseconds) / 1e18
+            let remaining = Int((elapsed / fraction - elapsed).rounded())
+            text += String(format: ", ETA %d:%02d", remaining / 60, remaining % 60)
+        }
+        return text
+    }
+
+    static func grouped(_ value: Int) -> String {
+        let digits = String(value)
+        var out = ""
+        for (index, character) in digits.enumerated() {
+            if index > 0 && (digits.count - index) % 3 == 0 && character != "-" { out.append(",") }
+            out.append(character)
+        }
+        return out
+    }
+
+    static func seconds(_ duration: Duration) -> String {
+        String(format: "%.1f", Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18)
+    }
+
+    private func write(_ text: String) {
+        FileHandle.standardError.write(Data(text.utf8))
+    }
+}

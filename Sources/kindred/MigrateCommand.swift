@@ -1,0 +1,57 @@
+import ArgumentParser
+import KindredConfig
+import MariaDBClient
+import MemberStore
+
+struct MigrateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "migrate",
+        abstract: "Apply the member store's missing schema migrations to the database of KINDRED_MYSQL.",
+        discussion: """
+            Safe to run again (it applies only what is missing) and from several machines at once \
+            (one migrates, the others wait for it). The database URL comes from the config file or \
+            KINDRED_MYSQL, never from a flag.
+            """
+    )
+
+    @OptionGroup var configOptions: ConfigOptions
+
+    @Option(name: .customLong("lock-timeout"), help: "Seconds to wait for another process's migration to finish.")
+    var lockTimeout: Int = 60
+
+    func validate() throws {
+        guard lockTimeout >= 0 else { throw ValidationError("--lock-timeout must not be negative") }
+    }
+
+    func run() async throws {
+        let url = try await mysqlURL(configOptions)
+        let timeout = Duration.seconds(lockTimeout)
+        let (applied, version) = try await onDedicatedThread(name: "kindred-migrate") {
+            let connection = try MariaDBConnection(url: url)
+            defer { connection.close() }
+            let applied = try Migrator.migrate(connection, lockTimeout: timeout)
+            return (applied.map { "\($0.version): \($0.description)" }, try Migrator.appliedVersions(connection).last ?? 0)
+        }
+        if applied.isEmpty {
+            print("schema up to date (version \(version)); nothing to apply")
+        } else {
+            for line in applied { print("applied \(line)") }
+            print("schema now at version \(version)")
+        }
+    }
+}
+
+/// The member store URL from the layered configuration (never a flag).
+func mysqlURL(_ options: ConfigOptions) async throws -> String {
+    guard let url = try await options.load().mysql, !url.isEmpty else {
+        throw MissingSetting(
+            description: "no member store configured: set KINDRED_MYSQL (or \"mysql\" in the config file)")
+    }
+    return url
+}
+
+/// A setting the command needs is absent (a configuration problem, not a
+/// usage one: no usage text, exit status 1).
+struct MissingSetting: Error, CustomStringConvertible {
+    let description: String
+}

@@ -1,0 +1,132 @@
+import MemberStore
+import Scoring
+import Testing
+
+@Suite("Packed answers and answers versions (no server)")
+struct PackedAnswersTests {
+    @Test("answers survive packing, two bytes per question in the documented layout")
+    func roundTrip() throws {
+        let member = sampleMember(7)
+        let packed = PackedAnswers.encode(member.answers, questions: smallSurvey.questionCount)
+        #expect(packed.count == 2 * smallSurvey.questionCount)
+        let first = member.answers[0]
+        #expect(packed[2 * first.question] == 0x80 | first.importance.rawValue << 3 | UInt8(first.option))
+        #expect(packed[2 * first.question + 1] == first.accepted.rawValue)
+        let skipped = (0..<smallSurvey.questionCount).first { q in !member.answers.contains { $0.question == q } }!
+        #expect(packed[2 * skipped] == 0 && packed[2 * skipped + 1] == 0)
+        #expect(try PackedAnswers.decode(packed, questions: smallSurvey.questionCount) == normalized(member).answers)
+    }
+
+    @Test("malformed packed answers are errors naming the problem, not crashes")
+    func malformed() throws {
+        let good = PackedAnswers.encode(sampleMember(7).answers, questions: smallSurvey.questionCount)
+        #expect(throws: MemberValidationError.self) { try PackedAnswers.decode(Array(good.dropLast()), questions: 12) }
+        var noMarker = good
+        noMarker[2] = 0x01
+        #expect(throws: MemberValidationError.self) { try PackedAnswers.decode(noMarker, questions: 12) }
+        var badImportance = good
+        badImportance[2] = 0x80 | 5 << 3
+        #expect(throws: MemberValidationError.self) { try PackedAnswers.decode(badImportance, questions: 12) }
+        var skippedWithMask = [UInt8](repeating: 0, count: 24)
+        skippedWithMask[1] = 1
+        #expect(throws: MemberValidationError.self) { try PackedAnswers.decode(skippedWithMask, questions: 12) }
+    }
+
+    @Test("the answers version is a fixed function of the scoring fields; last_active and block order do not count")
+    func version() {
+        let member = sampleMember(9, blocked: [5, 3])
+        let version = AnswersVersion.of(member, survey: smallSurvey)
+        // Pinned: the digest must be the same on every run and platform.
+        #expect(version == AnswersVersion.of(member, survey: smallSurvey))
+        var reordered = member
+        reordered.blocked = [3, 5, 5]
+        reordered.lastActive = nil
+        reordered.answers.reverse()
+        #expect(AnswersVersion.of(reordered, survey: smallSurvey) == version)
+        var changes: [Member] = []
+        for change in 0..<7 {
+            var other = member
+            switch change {
+            case 0: other.gender = member.gender == .man ? .woman : .man
+            case 1: other.seeking = GenderSet(rawValue: member.seeking.rawValue ^ 1 == 0 ? 3 : member.seeking.rawValue ^ 1)
+            case 2: other.age += 1
+            case 3: other.ageMin += 1
+            case 4: other.ageMax += 1
+            case 5: other.answers[0].importance = other.answers[0].importance == .very ? .somewhat : .very
+            default: other.blocked = [3]
+            }
+            changes.append(other)
+        }
+        let versions = changes.map { AnswersVersion.of($0, survey: smallSurvey) }
+        #expect(!versions.contains(version))
+        #expect(Set(versions).count == versions.count)
+    }
+
+    @Test("FNV-1a 64 pinned value: an empty member of a 1-question survey")
+    func pinned() {
+        // format 1, gender 0, seeking 1, ages 18 18 18, 2 answer bytes 0 0, no blocks.
+        let value = AnswersVersion.of(
+            gender: .man, seeking: .man, age: 18, ageMin: 18, ageMax: 18, packedAnswers: [0, 0], sortedBlocked: [])
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte: UInt8 in [1, 0, 1, 18, 18, 18, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0] {
+            hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3
+        }
+        #expect(value == hash)
+    }
+}
+
+@Suite("Backoff (no server)")
+struct BackoffTests {
+    @Test("delays double up to the maximum and stop at the time budget")
+    func schedule() {
+        var backoff = Backoff(policy: RetryPolicy(
+            initialDelay: .milliseconds(100), maximumDelay: .milliseconds(500), multiplier: 2, giveUpAfter: .seconds(2)))
+        #expect(backoff.delay(elapsed: .zero) == .milliseconds(100))
+        #expect(backoff.delay(elapsed: .milliseconds(100)) == .milliseconds(200))
+        #expect(backoff.delay(elapsed: .milliseconds(300)) == .milliseconds(400))
+        #expect(backoff.delay(elapsed: .milliseconds(700)) == .milliseconds(500))
+        #expect(backoff.delay(elapsed: .milliseconds(1700)) == .milliseconds(300), "never past the budget")
+        #expect(backoff.delay(elapsed: .seconds(2)) == nil)
+        #expect(backoff.attempts == 5)
+        var never = Backoff(policy: .never)
+        #expect(never.delay(elapsed: .zero) == nil)
+    }
+}
+
+@Suite("Shard addresses and the picker (no server)")
+struct ShardPureTests {
+    @Test("valid addresses parse and normalize", arguments: [
+        ("redis://127.0.0.1:7000", "redis://127.0.0.1:7000"),
+        ("redis://Cache-1.Example.org:6379", "redis://cache-1.example.org:6379"),
+        ("REDIS://localhost:1", "redis://localhost:1"),
+        ("redis://10.0.0.255:65535", "redis://10.0.0.255:65535"),
+    ])
+    func valid(_ text: String, _ expected: String) throws {
+        #expect(try ShardAddress(text).description == expected)
+    }
+
+    @Test("invalid addresses are refused", arguments: [
+        "127.0.0.1:7000", "redis://:7000", "redis://host", "redis://host:0", "redis://host:65536", "redis://host:70a",
+        "redis://256.1.1.1:7000", "redis://1.2.3:7000", "redis://01.2.3.4:7000", "redis://-bad.example:7000",
+        "redis://bad_name:7000", "redis://user:pw@host:7000", "redis://host:7000/0", "redis://a..b:7000",
+        "redis://[::1]:7000", "http://host:7000",
+    ])
+    func invalid(_ text: String) {
+        let error = #expect(throws: MemberStoreError.self) { try ShardAddress(text) }
+        #expect(error?.code == .invalidShardAddress)
+    }
+
+    @Test("the picker takes the lowest assigned/weight, ties to the lowest id")
+    func picker() {
+        #expect(ShardPicker.pick([]) == nil)
+        #expect(ShardPicker.pick([ShardLoad(id: 2, weight: 1, assigned: 0), ShardLoad(id: 1, weight: 1, assigned: 0)]) == 1)
+        #expect(ShardPicker.pick([ShardLoad(id: 1, weight: 1, assigned: 10), ShardLoad(id: 2, weight: 3, assigned: 29)]) == 2)
+        #expect(ShardPicker.pick([ShardLoad(id: 1, weight: 1, assigned: 10), ShardLoad(id: 2, weight: 3, assigned: 30)]) == 1)
+        var loads = [ShardLoad(id: 1, weight: 1, assigned: 0), ShardLoad(id: 2, weight: 3, assigned: 0)]
+        for _ in 0..<4000 {
+            let id = ShardPicker.pick(loads)!
+            loads[Int(id) - 1].assigned += 1
+        }
+        #expect(loads.map(\.assigned) == [1000, 3000])
+    }
+}

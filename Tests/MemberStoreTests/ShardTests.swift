@@ -1,0 +1,158 @@
+import Foundation
+import MariaDBClient
+import MemberStore
+import Scoring
+import TestSupport
+import Testing
+
+@Suite("Shards and the member directory")
+struct ShardTests {
+    @Test("the catalog adds, lists and changes shards, and refuses bad or duplicate addresses and weights")
+    func catalog() throws {
+        try withStore { connection, _, _ in
+            let catalog = ShardCatalog(connection: connection)
+            let first = try catalog.add(address: "redis://127.0.0.1:7000", weight: 2, memoryBudget: 4 << 30)
+            let second = try catalog.add(address: "redis://Cache-2.example.org:7001")
+            #expect(first.state == .active && first.weight == 2 && first.memoryBudget == 4 << 30)
+            #expect(second.address.description == "redis://cache-2.example.org:7001" && second.weight == 1)
+            #expect(second.memoryBudget == nil && second.id > first.id)
+
+            let duplicate = try #require(throws: MemberStoreError.self) {
+                try catalog.add(address: "redis://CACHE-2.example.org:7001")
+            }
+            #expect(duplicate.code == .duplicateShard)
+            let badAddress = try #require(throws: MemberStoreError.self) { try catalog.add(address: "redis://host:99999") }
+            #expect(badAddress.code == .invalidShardAddress)
+            let badWeight = try #require(throws: MemberStoreError.self) {
+                try catalog.add(address: "redis://10.0.0.1:7000", weight: 0)
+            }
+            #expect(badWeight.code == .invalidShardWeight)
+
+            try catalog.setState(first.id, .draining)
+            try catalog.setWeight(second.id, 5)
+            let unknown = try #require(throws: MemberStoreError.self) { try catalog.setState(999, .down) }
+            #expect(unknown.code == .unknownShard)
+            let listed = try catalog.list()
+            #expect(listed.map(\.id) == [first.id, second.id])
+            #expect(listed.map(\.state) == [.draining, .active])
+            #expect(listed.map(\.weight) == [2, 5])
+            #expect(listed.allSatisfy { $0.assignedMembers == 0 && $0.createdAt.count == 26 })
+        }
+    }
+
+    @Test("assignments follow the weights (1 and 3: 1000 and 3000 of 4000), and the catalog counts them")
+    func weights() throws {
+        try withStore { connection, server, database in
+            let catalog = ShardCatalog(connection: connection)
+            let light = try catalog.add(address: "redis://10.0.0.1:7000", weight: 1)
+            let heavy = try catalog.add(address: "redis://10.0.0.2:7000", weight: 3)
+            let directory = ShardDirectory(connection: SerializedConnection(try server.connect(database: database)))
+            var counts: [UInt32: Int] = [:]
+            for member in MemberID(1)...4000 {
+                counts[try directory.assign(member), default: 0] += 1
+            }
+            #expect(counts[light.id] == 1000 && counts[heavy.id] == 3000)
+            #expect(try catalog.list().map(\.assignedMembers) == [1000, 3000])
+            #expect(try directory.assign(17) == directory.shard(of: 17), "assigning again returns the same shard")
+            directory.clearCache()
+            #expect(try directory.shard(of: 17) != nil, "read back from MySQL")
+            #expect(try directory.shard(of: 4001) == nil)
+            #expect(try directory.members(onShard: light.id).count == 1000)
+        }
+    }
+
+    @Test("draining and down shards get no new members; members already there keep them; with none active, a clear error")
+    func draining() throws {
+        try withStore { connection, server, database in
+            let catalog = ShardCatalog(connection: connection)
+            let a = try catalog.add(address: "redis://10.0.0.1:7000")
+            let b = try catalog.add(address: "redis://10.0.0.2:7000")
+            let directory = ShardDirectory(connection: SerializedConnection(try server.connect(database: database)))
+            #expect(try directory.assign(1) == a.id)
+            #expect(try directory.assign(2) == b.id)
+
+            // The directory's view of the loads is fresh (read just now): the
+            // write itself must refuse the draining shard.
+            try catalog.setState(a.id, .draining)
+            for member in MemberID(10)..<60 { #expect(try directory.assign(member) == b.id) }
+            #expect(try directory.assign(1) == a.id, "a member on a draining shard keeps it")
+            directory.clearCache()
+            #expect(try directory.shard(of: 1) == a.id)
+
+            try catalog.setState(b.id, .down)
+            let error = try #require(throws: MemberStoreError.self) { try directory.assign(100) }
+            #expect(error.code == .noActiveShard)
+            #expect(try directory.shard(of: 100) == nil)
+
+            try catalog.setState(a.id, .active)
+            #expect(try directory.assign(100) == a.id)
+        }
+    }
+
+    @Test("a new shard takes the new members until it has caught up; a released member is assigned afresh")
+    func newShardAndRelease() throws {
+        try withStore { connection, server, database in
+            let catalog = ShardCatalog(connection: connection)
+            let old = try catalog.add(address: "redis://10.0.0.1:7000")
+            let directory = ShardDirectory(connection: SerializedConnection(try server.connect(database: database)))
+            for member in MemberID(1)...100 { #expect(try directory.assign(member) == old.id) }
+            let new = try catalog.add(address: "redis://10.0.0.2:7000")
+            try directory.reloadShards()
+            for member in MemberID(101)...200 { #expect(try directory.assign(member) == new.id) }
+            #expect(try catalog.list().map(\.assignedMembers) == [100, 100])
+
+            try directory.release(5)
+            #expect(try directory.shard(of: 5) == nil)
+            #expect(try catalog.list().map(\.assignedMembers) == [99, 100])
+            #expect(try directory.assign(5) == old.id, "the emptier shard")
+        }
+    }
+
+    @Test("two directories on two connections assigning the same members at once agree on every one")
+    func racingAssignments() throws {
+        let server = try MariaDBServer.shared()
+        let database = try server.createDatabase()
+        let setup = try server.connect(database: database)
+        defer { setup.close() }
+        try Migrator.migrate(setup)
+        let catalog = ShardCatalog(connection: setup)
+        for port in 7000..<7004 { try catalog.add(address: "redis://10.0.0.1:\(port)") }
+
+        let directories = [
+            ShardDirectory(connection: SerializedConnection(try server.connect(database: database))),
+            ShardDirectory(connection: SerializedConnection(try server.connect(database: database))),
+        ]
+        let results = [Collector<(MemberID, UInt32)>(), Collector<(MemberID, UInt32)>()]
+        try onThreads(2) { index in
+            for member in MemberID(1)...400 {
+                results[index].append((member, try directories[index].assign(member)))
+            }
+        }
+        let first = Dictionary(uniqueKeysWithValues: results[0].all)
+        let second = Dictionary(uniqueKeysWithValues: results[1].all)
+        #expect(first.count == 400 && first == second)
+        #expect(try setup.query("SELECT COUNT(*) FROM member_shards").first?.int(0) == 400)
+        for member in MemberID(1)...400 {
+            #expect(try setup.query("SELECT shard_id FROM member_shards WHERE member_id = ?", [.uint(UInt64(member))])
+                .first?.uint(0) == UInt64(first[member]!))
+        }
+        let perShard = try catalog.list().map(\.assignedMembers)
+        #expect(perShard.reduce(0, +) == 400 && perShard.allSatisfy { (70...130).contains($0) }, "\(perShard)")
+    }
+
+    @Test("one directory shared by threads: concurrent assignments of the same members agree")
+    func sharedDirectory() throws {
+        try withStore { connection, server, database in
+            let catalog = ShardCatalog(connection: connection)
+            try catalog.add(address: "redis://10.0.0.1:7000")
+            try catalog.add(address: "redis://10.0.0.2:7000", weight: 2)
+            let directory = ShardDirectory(connection: SerializedConnection(try server.connect(database: database)))
+            let results = [Collector<UInt32>(), Collector<UInt32>(), Collector<UInt32>()]
+            try onThreads(3) { index in
+                for member in MemberID(1)...200 { results[index].append(try directory.assign(member)) }
+            }
+            #expect(results[0].all == results[1].all && results[1].all == results[2].all)
+            #expect(try catalog.list().map(\.assignedMembers) == [67, 133])
+        }
+    }
+}
