@@ -52,10 +52,12 @@ struct JSONReader {
         position += 1
     }
 
-    /// Reads `{`, then calls `field` with each key (decoded into `key`) with
-    /// the reader positioned at the value, which `field` must consume.
+    /// Reads `{`, then calls `field` with each key with the reader positioned
+    /// at the value, which `field` must consume. A key without escapes is
+    /// handed out as the line's own bytes; one with escapes is decoded into
+    /// `key` first. The bytes are valid only during the call.
     mutating func readObject(
-        key: inout [UInt8], _ field: (inout JSONReader, [UInt8]) throws(SyntaxError) -> Void
+        key: inout [UInt8], _ field: (inout JSONReader, UnsafeBufferPointer<UInt8>) throws(SyntaxError) -> Void
     ) throws(SyntaxError) {
         try expect(UInt8(ascii: "{"), "'{'")
         skipWhitespace()
@@ -66,9 +68,15 @@ struct JSONReader {
         while true {
             skipWhitespace()
             guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else { throw error("a field name") }
-            try readString(into: &key)
-            try expect(UInt8(ascii: ":"), "':'")
-            try field(&self, key)
+            if let raw = readPlainString() {
+                try expect(UInt8(ascii: ":"), "':'")
+                try field(&self, raw)
+            } else {
+                try readString(into: &key)
+                try expect(UInt8(ascii: ":"), "':'")
+                let decoded = key
+                try decoded.withUnsafeBufferPointer { (name) throws(SyntaxError) in try field(&self, name) }
+            }
             skipWhitespace()
             guard position < bytes.count else { throw error("',' or '}'") }
             if bytes[position] == UInt8(ascii: ",") {
@@ -162,13 +170,36 @@ struct JSONReader {
         return Number(integer: negative ? -Int64(magnitude) : Int64(magnitude), isInteger: true)
     }
 
+    /// The fast path for strings: when the string at `position` has no
+    /// escape and no control character, consumes it and returns its bytes
+    /// (within the line); otherwise returns nil and consumes nothing.
+    mutating func readPlainString() -> UnsafeBufferPointer<UInt8>? {
+        guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else { return nil }
+        var end = position + 1
+        while end < bytes.count {
+            let byte = bytes[end]
+            if byte == UInt8(ascii: "\"") {
+                let result = UnsafeBufferPointer(rebasing: bytes[(position + 1)..<end])
+                position = end + 1
+                return result
+            }
+            if byte == UInt8(ascii: "\\") || byte < 0x20 { return nil }
+            end += 1
+        }
+        return nil
+    }
+
     /// Reads a string, decoding escapes (including surrogate pairs) into
     /// `buffer` as UTF-8. Control characters inside strings are errors.
     mutating func readString(into buffer: inout [UInt8]) throws(SyntaxError) {
         skipWhitespace()
+        buffer.removeAll(keepingCapacity: true)
+        if let plain = readPlainString() {
+            buffer.append(contentsOf: plain)
+            return
+        }
         guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else { throw error("a string") }
         position += 1
-        buffer.removeAll(keepingCapacity: true)
         while position < bytes.count {
             let byte = bytes[position]
             position += 1

@@ -53,7 +53,7 @@ public final class MemberParser {
         var reader = JSONReader(line)
         do throws(JSONReader.SyntaxError) {
             guard reader.peek() == .object else { throw reader.error("a JSON object") }
-            try reader.readObject(key: &key) { (r: inout JSONReader, name: [UInt8]) throws(JSONReader.SyntaxError) in
+            try reader.readObject(key: &key) { (r: inout JSONReader, name: UnsafeBufferPointer<UInt8>) throws(JSONReader.SyntaxError) in
                 try readField(name, &r, &state)
             }
             try reader.expectEnd()
@@ -83,8 +83,8 @@ public final class MemberParser {
 
         static let utf8Names: [[UInt8]] = allCases.map { Array($0.name.utf8) }
 
-        init?(_ bytes: [UInt8]) {
-            guard let index = Field.utf8Names.firstIndex(where: { $0 == bytes }) else { return nil }
+        init?(_ bytes: UnsafeBufferPointer<UInt8>) {
+            guard let index = Field.utf8Names.firstIndex(where: { $0.elementsEqual(bytes) }) else { return nil }
             self = Field.allCases[index]
         }
     }
@@ -92,10 +92,15 @@ public final class MemberParser {
     private enum AnswerField: Int, CaseIterable {
         case q, answer, accept, importance
         var name: String { ["q", "answer", "accept", "importance"][rawValue] }
-        static let utf8Names: [[UInt8]] = allCases.map { Array($0.name.utf8) }
-        init?(_ bytes: [UInt8]) {
-            guard let index = AnswerField.utf8Names.firstIndex(where: { $0 == bytes }) else { return nil }
-            self = AnswerField.allCases[index]
+        init?(_ bytes: UnsafeBufferPointer<UInt8>) {
+            // One byte tells them apart: q, answer, accept, importance.
+            switch bytes.count {
+            case 1 where bytes[0] == UInt8(ascii: "q"): self = .q
+            case 6 where bytes.elementsEqual("answer".utf8): self = .answer
+            case 6 where bytes.elementsEqual("accept".utf8): self = .accept
+            case 10 where bytes.elementsEqual("importance".utf8): self = .importance
+            default: return nil
+            }
         }
     }
 
@@ -114,8 +119,8 @@ public final class MemberParser {
         /// The first rule broken, in line order.
         var problem: (field: String, reason: String)?
 
-        mutating func fail(_ field: String, _ reason: String) {
-            if problem == nil { problem = (field, reason) }
+        mutating func fail(_ field: @autoclosure () -> String, _ reason: String) {
+            if problem == nil { problem = (field(), reason) }
         }
 
         func finish(survey: Survey) -> Result<Member, MemberLineError> {
@@ -144,7 +149,7 @@ public final class MemberParser {
     }
 
     private func readField(
-        _ name: [UInt8], _ r: inout JSONReader, _ state: inout State
+        _ name: UnsafeBufferPointer<UInt8>, _ r: inout JSONReader, _ state: inout State
     ) throws(JSONReader.SyntaxError) {
         guard let field = Field(name) else {
             try r.skipValue(scratch: &text)
@@ -246,10 +251,11 @@ public final class MemberParser {
     private func readAnswer(
         _ r: inout JSONReader, index: Int, _ state: inout State
     ) throws(JSONReader.SyntaxError) -> Answer? {
-        let path = "answers[\(index)]"
+        // Paths are built only when a rule is broken: valid lines allocate no strings.
+        func path() -> String { "answers[\(index)]" }
         guard r.peek() == .object else {
             try r.skipValue(scratch: &text)
-            state.fail(path, "must be an object with q, answer, accept, importance")
+            state.fail(path(), "must be an object with q, answer, accept, importance")
             return nil
         }
         var question: Int?
@@ -258,14 +264,14 @@ public final class MemberParser {
         var importance: Importance?
         var seen: UInt8 = 0
         var ok = true
-        try r.readObject(key: &answerKey) { (r: inout JSONReader, name: [UInt8]) throws(JSONReader.SyntaxError) in
+        try r.readObject(key: &answerKey) { (r: inout JSONReader, name: UnsafeBufferPointer<UInt8>) throws(JSONReader.SyntaxError) in
             guard let field = AnswerField(name) else {
                 try r.skipValue(scratch: &text)
                 return
             }
-            let fieldPath = "\(path).\(field.name)"
+            func fieldPath() -> String { "\(path()).\(field.name)" }
             if seen & (1 << field.rawValue) != 0 {
-                state.fail(fieldPath, "given twice")
+                state.fail(fieldPath(), "given twice")
                 ok = false
                 try r.skipValue(scratch: &text)
                 return
@@ -276,20 +282,20 @@ public final class MemberParser {
                 if let value = try readInteger(&r), value >= 0, value < Int64(survey.questionCount) {
                     question = Int(value)
                 } else {
-                    state.fail(fieldPath, "unknown question")
+                    state.fail(fieldPath(), "unknown question")
                     ok = false
                 }
             case .answer:
                 if let value = try readInteger(&r), value >= 0, value < 8 {
                     option = Int(value)
                 } else {
-                    state.fail(fieldPath, "must be an option number of the question")
+                    state.fail(fieldPath(), "must be an option number of the question")
                     ok = false
                 }
             case .accept:
                 guard r.peek() == .array else {
                     try r.skipValue(scratch: &text)
-                    state.fail(fieldPath, "must be a non-empty list of option numbers")
+                    state.fail(fieldPath(), "must be a non-empty list of option numbers")
                     ok = false
                     return
                 }
@@ -303,10 +309,10 @@ public final class MemberParser {
                     }
                 }
                 if !valid {
-                    state.fail(fieldPath, "option out of range for the question")
+                    state.fail(fieldPath(), "option out of range for the question")
                     ok = false
                 } else if mask == 0 {
-                    state.fail(fieldPath, "must not be empty")
+                    state.fail(fieldPath(), "must not be empty")
                     ok = false
                 } else {
                     accept = mask
@@ -317,14 +323,14 @@ public final class MemberParser {
                 {
                     importance = level
                 } else {
-                    state.fail(fieldPath, "must be an integer from 0 to 4")
+                    state.fail(fieldPath(), "must be an integer from 0 to 4")
                     ok = false
                 }
             }
         }
         guard ok else { return nil }
         for field in AnswerField.allCases where seen & (1 << field.rawValue) == 0 {
-            state.fail("\(path).\(field.name)", "is required")
+            state.fail("\(path()).\(field.name)", "is required")
             return nil
         }
         return Answer(
@@ -344,6 +350,10 @@ public final class MemberParser {
     private func readGender(_ r: inout JSONReader) throws(JSONReader.SyntaxError) -> Gender? {
         guard r.peek() == .string else {
             try r.skipValue(scratch: &text)
+            return nil
+        }
+        if let plain = r.readPlainString() {
+            for gender in Gender.allCases where gender.name.utf8.elementsEqual(plain) { return gender }
             return nil
         }
         try r.readString(into: &text)

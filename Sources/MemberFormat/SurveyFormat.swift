@@ -13,7 +13,7 @@ public enum SurveyFormat {
         var problem: String?
         do throws(JSONReader.SyntaxError) {
             guard reader.peek() == .object else { throw reader.error("a JSON object") }
-            try reader.readObject(key: &key) { (r: inout JSONReader, name: [UInt8]) throws(JSONReader.SyntaxError) in
+            try reader.readObject(key: &key) { (r: inout JSONReader, name: UnsafeBufferPointer<UInt8>) throws(JSONReader.SyntaxError) in
                 guard name.elementsEqual("questions".utf8) else {
                     try r.skipValue(scratch: &scratch)
                     return
@@ -33,7 +33,7 @@ public enum SurveyFormat {
                         problem = problem ?? "questions[\(index)]: must be an object with id and options"
                         return
                     }
-                    try r.readObject(key: &innerKey) { (r: inout JSONReader, name: [UInt8]) throws(JSONReader.SyntaxError) in
+                    try r.readObject(key: &innerKey) { (r: inout JSONReader, name: UnsafeBufferPointer<UInt8>) throws(JSONReader.SyntaxError) in
                         if name.elementsEqual("id".utf8), r.peek() == .number {
                             id = try r.readNumber().integer
                         } else if name.elementsEqual("options".utf8), r.peek() == .number {
