@@ -1,2 +1,0 @@
-// ScoreStore: score sets on Redis-compatible shards behind a lazy connection manager.
-import RedisClient
