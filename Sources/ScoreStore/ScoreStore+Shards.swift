@@ -55,7 +55,7 @@ extension ScoreStore {
 
     /// An integer field of an `INFO` reply (`used_memory:1234`).
     static func infoField(_ name: String, in info: String) -> Int? {
-        for line in info.split(whereSeparator: { $0 == "\r" || $0 == "\n" }) where line.hasPrefix(name + ":") {
+        for line in info.split(whereSeparator: \.isNewline) where line.hasPrefix(name + ":") {
             return Int(line.dropFirst(name.count + 1))
         }
         return nil

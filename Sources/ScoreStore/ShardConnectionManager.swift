@@ -190,7 +190,8 @@ public final class ShardConnectionManager: @unchecked Sendable {
     private func checkout(_ shard: ShardID, fresh: Bool) throws(ScoreStoreError) -> Lease {
         var expired: [ShardConnection] = []
         defer { for connection in expired { connection.redis.close() } }
-        let deadline = clock() + configuration.checkoutTimeout
+        // Waiting for a free connection is real waiting: the real clock.
+        let deadline = ContinuousClock.now + configuration.checkoutTimeout
         // Under the lock: decide, and either take an idle connection or
         // reserve a slot to open one.
         let plan: Plan = try lock.withLock { () throws(ScoreStoreError) -> Plan in
@@ -219,13 +220,14 @@ public final class ShardConnectionManager: @unchecked Sendable {
                         pool.open += 1
                         return .open(pool, trial: false, wait: pool.backoff.remainingDelay(at: now))
                     }
-                    if now >= deadline {
+                    let realNow = ContinuousClock.now
+                    if realNow >= deadline {
                         throw ScoreStoreError(
                             code: .timedOut,
                             message: "no connection to \(pool.endpoint) came free within \(configuration.checkoutTimeout)",
                             shard: shard)
                     }
-                    lock.wait(timeout: now.duration(to: deadline))
+                    lock.wait(timeout: realNow.duration(to: deadline))
                 }
             }
         }

@@ -73,7 +73,7 @@ extension RedisConnection {
     /// `calls` of one command in `INFO commandstats` (0 when never called).
     func commandCalls(_ command: String) throws -> Int {
         let info = try sendChecked(["INFO", "commandstats"]).string ?? ""
-        for line in info.split(whereSeparator: { $0 == "\r" || $0 == "\n" }) where line.hasPrefix("cmdstat_\(command):calls=") {
+        for line in info.split(whereSeparator: \.isNewline) where line.hasPrefix("cmdstat_\(command):calls=") {
             let rest = line.dropFirst("cmdstat_\(command):calls=".count)
             return Int(rest.prefix { $0.isNumber }) ?? 0
         }
