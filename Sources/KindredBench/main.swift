@@ -4,12 +4,15 @@ import Scoring
 import Synthetic
 
 /// Release-mode benchmarks (not tests): `swift run -c release kindred-bench <name>`.
-@main
+///
+/// Started by the top-level call at the end of this file rather than `@main`:
+/// with more than one source file in the target, `main.swift` is top-level
+/// code, which `@main` cannot be combined with.
 struct KindredBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kindred-bench",
         abstract: "Kindred's benchmarks. Build with -c release.",
-        subcommands: [ScoringBench.self]
+        subcommands: [ScoringBench.self, ScoreStoreBench.self]
     )
 }
 
@@ -81,3 +84,5 @@ struct ScoringBench: ParsableCommand {
         }
     }
 }
+
+KindredBench.main()
