@@ -40,6 +40,9 @@ struct ScoreStoreBench: ParsableCommand {
     @Option(help: "Pairs (writes) or commands (offers) per pipelined batch.")
     var batch: Int = 1000
 
+    @Option(name: .customLong("slack-divisor"), help: "Slack = max(16, N / this).")
+    var slackDivisor: Int = 50
+
     @Option(name: .customLong("redis-cli"), help: "The redis-cli binary for the peer.")
     var redisCLI: String = "/usr/bin/redis-cli"
 
@@ -51,8 +54,8 @@ struct ScoreStoreBench: ParsableCommand {
         let listpack = (try? admin.sendChecked(["CONFIG", "GET", "hash-max-listpack-entries"]).array?.last?.string) ?? "?"
         print("score-store benchmark: \(endpoint.url) (redis \(version), hash-max-listpack-entries \(listpack)); \(members) members x N = \(topN), batch \(batch)")
         let sets = (0..<members).map { Self.matches(for: MemberID(1 + $0), count: topN) }
-        print("| B | encoding | bytes/score (used_memory) | MEMORY USAGE/score | write fields/s | redis-cli --pipe fields/s | ratio | sorted read ms (median, p90) | entering offers/s | us/offer (server) | full-set offers/s | us/offer (server) | trims | skipped by floor |")
-        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        print("| B | encoding | bytes/score (used_memory) | MEMORY USAGE/score | write fields/s | redis-cli --pipe fields/s | ratio | sorted read ms (median, p90; server) | entering offers/s | us/offer (server) | full-set offers/s | us/offer (server) | trimmed entries | skipped by floor | one trim ms (server, median) |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for b in buckets.split(separator: ",").compactMap({ Int($0) }) {
             try bench(buckets: b, endpoint: endpoint, admin: admin, sets: sets)
         }
@@ -63,6 +66,7 @@ struct ScoreStoreBench: ParsableCommand {
         var storeConfiguration = ScoreStore.Configuration()
         storeConfiguration.layout = layout
         storeConfiguration.batchSize = batch
+        storeConfiguration.slackDivisor = slackDivisor
         let manager = ShardConnectionManager(shards: [endpoint])
         defer { manager.close() }
         let store = ScoreStore(manager: manager, configuration: storeConfiguration)
@@ -119,6 +123,7 @@ struct ScoreStoreBench: ParsableCommand {
         let encoding = (try admin.send(["OBJECT", "ENCODING", layout.liveKey(1, bucket: 0)])).string ?? "?"
 
         // 3. Sorted reads of one 5000-entry set.
+        _ = try admin.sendChecked(["CONFIG", "RESETSTAT"])
         var readTimes: [Double] = []
         for index in 0..<reads {
             let start = ContinuousClock.now
@@ -127,6 +132,7 @@ struct ScoreStoreBench: ParsableCommand {
             guard set?.matches.count == topN else { throw ValidationError("a read came back with \(set?.matches.count ?? -1) entries") }
         }
         readTimes.sort()
+        let readServerMs = Self.usecPerCall(admin, "exec") / 1000
 
         // 4. Offers that enter: sets far from full (N large), so every offer adds.
         _ = try admin.sendChecked(["CONFIG", "RESETSTAT"])
@@ -163,17 +169,35 @@ struct ScoreStoreBench: ParsableCommand {
         }
         let fullSeconds = Self.seconds(ContinuousClock.now - fullStart)
         let fullUsec = Self.usecPerCall(admin, "evalsha")
+        // 6. One trim's server time: sets at N + slack, then one more offer.
+        _ = try admin.sendChecked(["FLUSHALL", "SYNC"])
+        let slack = storeConfiguration.slack(forLimit: topN)
+        var trimMs: [Double] = []
+        for index in 0..<min(20, sets.count) {
+            let member = MemberID(1 + index)
+            try store.writeSet(member, shard: 1, matches: sets[index], stamp: "bench", limit: topN)
+            let high = (0...slack).map { Match(id: MemberID(30_000_000 + $0), tenths: 100) }
+            for offer in high.dropLast() {
+                _ = store.offer(from: offer.id, entries: [Match(id: member, tenths: 100)], limit: topN, shardOf: { _ in 1 })
+            }
+            _ = try admin.sendChecked(["CONFIG", "RESETSTAT"])
+            let last = store.offer(from: high.last!.id, entries: [Match(id: member, tenths: 100)], limit: topN, shardOf: { _ in 1 })
+            guard last.trimmed == slack + 1 else { throw ValidationError("expected a trim of \(slack + 1), got \(last.trimmed)") }
+            trimMs.append(Self.usecPerCall(admin, "evalsha") / 1000)
+        }
+        trimMs.sort()
+
         guard entering.failed == 0, full.failed == 0 else { throw ValidationError("offers failed: \(entering.errors + full.errors)") }
 
         let writeRate = fields / writeSeconds
         let peerRate = fields / peerSeconds
         print(String(
-            format: "| %d | %@ | %.1f | %.1f | %.0fk | %.0fk | %.0f%% | %.2f, %.2f | %.0fk | %.1f | %.0fk | %.1f | %d | %.0f%% |",
+            format: "| %d | %@ | %.1f | %.1f | %.0fk | %.0fk | %.0f%% | %.2f, %.2f; %.2f | %.0fk | %.1f | %.0fk | %.1f | %d | %.0f%% | %.2f |",
             b, encoding, bytesPerScore, Double(usage) / Double(topN), writeRate / 1e3, peerRate / 1e3, 100 * writeRate / peerRate,
-            readTimes[readTimes.count / 2], readTimes[readTimes.count * 9 / 10],
+            readTimes[readTimes.count / 2], readTimes[readTimes.count * 9 / 10], readServerMs,
             Double(entering.sent) / enterSeconds / 1e3, enterUsec,
             Double(full.offered) / fullSeconds / 1e3, fullUsec, full.trimmed,
-            100 * Double(full.skippedByFloor) / Double(max(1, full.offered))))
+            100 * Double(full.skippedByFloor) / Double(max(1, full.offered)), trimMs[trimMs.count / 2]))
         fflush(nil)
     }
 

@@ -40,14 +40,18 @@ public final class ScoreStore: Sendable {
         public var floorCacheCapacity = 1_000_000
         /// The key of the per-shard marker.
         public var markerKey = "kindred:marker"
+        /// The slack is `max(minimumSlack, N / slackDivisor)`.
+        public var slackDivisor = 50
+        public var minimumSlack = 16
 
         public init() {}
 
         /// How far a set may grow past N through offers before it is
-        /// trimmed back to N: `max(16, N / 50)` (100 for N = 5000), so a
-        /// trim (which reads the whole set inside the script) happens once
-        /// per ~`slack` entering offers.
-        public func slack(forLimit limit: Int) -> Int { max(16, limit / 50) }
+        /// trimmed back to N: `max(16, N / 50)` by default (100 for N =
+        /// 5000). A trim reads the whole set inside the offer script, so it
+        /// costs O(N) once per ~`slack` entering offers; a larger slack
+        /// trades memory (sets up to N + slack) for fewer trims.
+        public func slack(forLimit limit: Int) -> Int { max(minimumSlack, limit / max(1, slackDivisor)) }
     }
 
     /// A set's bookkeeping (the meta hash).

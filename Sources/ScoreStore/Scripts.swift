@@ -113,80 +113,84 @@ enum Scripts {
           return {3, count, lowT, lowId, 0}
         end
         count = count + redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+        local lowChanged = below
         if below then lowT, lowId = t, id end
         local trimmed = 0
         if count > n + tonumber(ARGV[5]) then
+          -- Pass 1: a histogram of tenths over every bucket (the replies are
+          -- kept for pass 2; nothing else is stored per entry).
           local b = tonumber(ARGV[6])
           local prefix = ARGV[7]
-          local keys, ts, ids, fields = {}, {}, {}, {}
-          local hist = {}
-          for i = 0, 100 do hist[i] = 0 end
-          local total = 0
-          for bucket = 0, b - 1 do
+          local keys, replies, hist = {}, {}, {}
+          for v = 0, 100 do hist[v] = 0 end
+          local total, corrupt = 0, 0
+          for bucket = 1, b do
             local key = prefix
-            if b > 1 then key = prefix .. ':' .. bucket end
+            if b > 1 then key = prefix .. ':' .. (bucket - 1) end
             local all = redis.call('HGETALL', key)
-            for j = 1, #all, 2 do
-              total = total + 1
-              local v = tonumber(all[j + 1])
-              local et = -1
-              if v then et = math.floor(v * 10 + 0.5) end
-              if et < 0 or et > 100 then et = -1 end
-              keys[total] = key
-              fields[total] = all[j]
-              ts[total] = et
-              ids[total] = tonumber(all[j]) or 1e12
-              if et >= 0 then hist[et] = hist[et] + 1 end
+            keys[bucket], replies[bucket] = key, all
+            for j = 2, #all, 2 do
+              local v = tonumber(all[j])
+              local et = v and math.floor(v * 10 + 0.5) or -1
+              if et >= 0 and et <= 100 then hist[et] = hist[et] + 1 else corrupt = corrupt + 1 end
             end
+            total = total + #all / 2
           end
-          local gone = {}
-          local k = total - n
+          -- The cut: drop every corrupt entry, everything below tenths `cut`,
+          -- and the `k - under` largest ids at `cut` (they rank last).
+          local k = total - n - corrupt
+          local cut, under = -1, 0
           if k > 0 then
-            for j = 1, total do
-              if ts[j] < 0 then
-                redis.call('HDEL', keys[j], fields[j])
-                gone[j] = true
-                trimmed = trimmed + 1
-              end
-            end
-            k = k - trimmed
-          end
-          if k > 0 then
-            local cut, under = 100, 0
             for v = 0, 100 do
               if under + hist[v] >= k then cut = v break end
               under = under + hist[v]
             end
-            local atCut = {}
-            for j = 1, total do
-              if not gone[j] then
-                if ts[j] < cut then
-                  redis.call('HDEL', keys[j], fields[j])
-                  gone[j] = true
-                  trimmed = trimmed + 1
-                elseif ts[j] == cut then
-                  atCut[#atCut + 1] = j
-                end
+          end
+          -- Pass 2: delete, collect the ties at the cut, and find the lowest
+          -- kept entry above the cut.
+          local atCutIds, atCutKeys, atCutFields = {}, {}, {}
+          local minT, minId = 101, 0
+          for bucket = 1, b do
+            local all, key = replies[bucket], keys[bucket]
+            for j = 1, #all, 2 do
+              local v = tonumber(all[j + 1])
+              local et = v and math.floor(v * 10 + 0.5) or -1
+              if et < 0 or et > 100 or et < cut then
+                redis.call('HDEL', key, all[j])
+                trimmed = trimmed + 1
+              elseif et == cut then
+                local x = #atCutIds + 1
+                atCutIds[x], atCutKeys[x], atCutFields[x] = tonumber(all[j]) or 1e12, key, all[j]
+              else
+                local eid = tonumber(all[j]) or 1e12
+                if et < minT or (et == minT and eid > minId) then minT, minId = et, eid end
               end
             end
-            table.sort(atCut, function(x, y) return ids[x] > ids[y] end)
-            for x = 1, k - under do
-              local j = atCut[x]
-              redis.call('HDEL', keys[j], fields[j])
-              gone[j] = true
-              trimmed = trimmed + 1
-            end
+          end
+          local order = {}
+          for x = 1, #atCutIds do order[x] = x end
+          table.sort(order, function(p, q) return atCutIds[p] > atCutIds[q] end)
+          local drop = 0
+          if cut >= 0 then drop = k - under end
+          for i = 1, drop do
+            local x = order[i]
+            redis.call('HDEL', atCutKeys[x], atCutFields[x])
+            trimmed = trimmed + 1
+          end
+          if drop < #order then
+            lowT, lowId = cut, atCutIds[order[drop + 1]]
+          elseif minT <= 100 then
+            lowT, lowId = minT, minId
+          else
+            lowT, lowId = -1, 0
           end
           count = total - trimmed
-          lowT, lowId = -1, 0
-          for j = 1, total do
-            if not gone[j] and ts[j] >= 0 and (lowT < 0 or ts[j] < lowT or (ts[j] == lowT and ids[j] > lowId)) then
-              lowT, lowId = ts[j], ids[j]
-            end
-          end
+          lowChanged = true
         end
-        if lowT >= 0 then
+        if lowChanged and lowT >= 0 then
           redis.call('HSET', meta, 'count', count, 'low', string.format('%d:%d', lowT, lowId))
+        elseif lowChanged then
+          redis.call('HSET', meta, 'count', count, 'low', '')
         else
           redis.call('HSET', meta, 'count', count)
         end
