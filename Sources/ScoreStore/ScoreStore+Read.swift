@@ -92,7 +92,7 @@ extension ScoreStore {
                 defer { index += 2 }
                 guard case .bulkString(let field) = fields[index], case .bulkString(let value) = fields[index + 1],
                     let id = Self.parseID(field), layout.bucket(of: id) == bucket,
-                    let tenths = Score.parse(utf8: value)
+                    let tenths = Self.parseTenths(value)
                 else {
                     corrupt += 1
                     continue
@@ -116,6 +116,21 @@ extension ScoreStore {
             value = value * 10 + UInt64(byte - UInt8(ascii: "0"))
         }
         return MemberID(exactly: value)
+    }
+
+    /// ``Score/parse(utf8:)`` for the only two shapes it accepts, `D.D` and
+    /// `10.0`, without its generic iteration (a third of a read's client
+    /// time went there). Same answers: the tests compare them.
+    @inline(__always)
+    static func parseTenths(_ bytes: [UInt8]) -> Int? {
+        let zero = UInt8(ascii: "0")
+        if bytes.count == 3 {
+            let a = bytes[0] &- zero, b = bytes[2] &- zero
+            guard a < 10, b < 10, bytes[1] == UInt8(ascii: ".") else { return nil }
+            return Int(a) * 10 + Int(b)
+        }
+        if bytes == [UInt8(ascii: "1"), zero, UInt8(ascii: "."), zero] { return 100 }
+        return nil
     }
 
     /// The meta hash's `HGETALL` reply; nil when it is empty (no set).

@@ -1,4 +1,5 @@
 @testable import ScoreStore
+import Scoring
 import Testing
 
 /// The pure state machines, driven by a fake clock: every transition.
@@ -118,5 +119,27 @@ struct ShardEndpointTests {
         let error = #expect(throws: ScoreStoreError.self) { try ShardEndpoint(id: 9, url: url) }
         #expect(error?.code == .invalidArgument)
         #expect(error?.shard == 9)
+    }
+}
+
+@Suite("Stored value parsing")
+struct StoredValueParsingTests {
+    @Test func theFastScoreParserAgreesWithScoreParse() {
+        var inputs: [[UInt8]] = []
+        let alphabet: [UInt8] = Array("0123456789.-+ x".utf8)
+        for a in alphabet { for b in alphabet { for c in alphabet { inputs.append([a, b, c]) } } }
+        for tenths in 0...100 { inputs.append(Array(Score.format(tenths: tenths).utf8)) }
+        inputs += ["10.0", "10.1", "09.5", "100.0", "", "1", "1.", ".5", "1.00", "10.00", "11.0"].map { Array($0.utf8) }
+        for input in inputs {
+            #expect(ScoreStore.parseTenths(input) == Score.parse(utf8: input), "\(input)")
+        }
+    }
+
+    @Test func memberIDsAreDecimalWithoutLeadingZeros() {
+        #expect(ScoreStore.parseID(Array("1".utf8)) == 1)
+        #expect(ScoreStore.parseID(Array("4294967295".utf8)) == 4_294_967_295)
+        for bad in ["", "0", "01", "4294967296", "12345678901", "-1", "1a", " 1"] {
+            #expect(ScoreStore.parseID(Array(bad.utf8)) == nil, "\(bad)")
+        }
     }
 }
