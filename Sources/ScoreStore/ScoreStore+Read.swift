@@ -9,9 +9,17 @@ extension ScoreStore {
     /// trip), so the set is one writer's, never a mix. Entries that are not
     /// what the store writes are skipped and counted in
     /// ``StoredSet/corruptEntries``, never a crash or an error.
-    public func readSet(_ member: MemberID, shard: ShardID) throws(ScoreStoreError) -> StoredSet? {
+    ///
+    /// A set may hold up to N + slack entries between trims (offers add
+    /// before they trim); a member's matches are the first N (SCORING.md), so
+    /// the result is cut to the meta's `limit` unless `cutToLimit` is false.
+    public func readSet(_ member: MemberID, shard: ShardID, cutToLimit: Bool = true) throws(ScoreStoreError) -> StoredSet? {
         try onShard(shard) { (connection) throws(RedisError) -> StoredSet? in
-            try readSet(member, on: connection.redis)
+            guard var set = try readSet(member, on: connection.redis) else { return nil }
+            if cutToLimit, set.meta.limit > 0, set.matches.count > set.meta.limit {
+                set.matches.removeLast(set.matches.count - set.meta.limit)
+            }
+            return set
         }
     }
 

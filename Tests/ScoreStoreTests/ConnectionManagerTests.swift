@@ -111,6 +111,29 @@ struct ConnectionManagerTests {
         #expect(try server.connect().clients(named: "kindred").count == 1)
     }
 
+    @Test func afterAFailedConnectTheNextAttemptWaitsOutTheJitteredBackoff() throws {
+        let shards = try Shards(count: 1) {
+            $0.backoff = ReconnectBackoff.Configuration(baseDelay: .milliseconds(300), maxDelay: .seconds(1))
+            $0.breaker = CircuitBreaker.Configuration(failureThreshold: 10, coolOff: .seconds(30))
+        }
+        shards.server(1).kill()
+        let first = ContinuousClock.now
+        #expect(throws: ScoreStoreError.self) { try shards.store.readSet(1, shard: 1) }
+        #expect(ContinuousClock.now - first < .milliseconds(150))  // no backoff before the first attempt
+        // The fake clock stands still, so the whole jittered delay (0.5 of
+        // the way from 150 to 300 ms) is waited before the second attempt.
+        let second = ContinuousClock.now
+        let error = #expect(throws: ScoreStoreError.self) { try shards.store.readSet(1, shard: 1) }
+        #expect(ContinuousClock.now - second >= .milliseconds(225))
+        #expect(error?.code == .connectionFailed)
+        #expect(shards.manager.health()[1]?.consecutiveFailures == 2)
+        // Once the delay has passed (by the manager's clock), no wait.
+        shards.clock.advance(by: .seconds(1))
+        let third = ContinuousClock.now
+        #expect(throws: ScoreStoreError.self) { try shards.store.readSet(1, shard: 1) }
+        #expect(ContinuousClock.now - third < .milliseconds(150))
+    }
+
     @Test func aPooledConnectionStaleAfterARestartIsReplacedWithoutAnError() throws {
         let shards = try Shards()
         try shards.store.writeSet(3, shard: 1, matches: [Match(id: 5, tenths: 50)], stamp: "s", limit: 10)

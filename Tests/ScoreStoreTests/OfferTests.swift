@@ -14,7 +14,7 @@ struct OfferTests {
 
     /// Reads `member`'s set and checks the meta's count against the fields.
     func consistentSet(_ shards: Shards, _ member: MemberID) throws -> ScoreStore.StoredSet {
-        let set = try #require(try shards.store.readSet(member, shard: Shards.shardOf(member)!))
+        let set = try #require(try shards.store.readSet(member, shard: Shards.shardOf(member)!, cutToLimit: false))
         #expect(set.meta.count == set.matches.count)
         #expect(set.corruptEntries == 0)
         return set
@@ -127,6 +127,9 @@ struct OfferTests {
             }
         }
         #expect(trimmedTotal > 0)
+        // What is served is the first N only.
+        let served = try #require(try shards.store.readSet(target, shard: shard))
+        #expect(served.matches == Array(everything.sorted(by: Match.ranksBefore).prefix(limit)))
         let set = try consistentSet(shards, target)
         let floor = try #require(set.meta.floor)
         #expect(Match.ranksBefore(floor, oldFloor))  // raised
@@ -175,7 +178,7 @@ struct OfferTests {
         let watcher = BackgroundThread("watcher") { () -> Int in
             var worst = 0
             while !done.value {
-                if let set = try? store.readSet(target, shard: shard) { worst = max(worst, set.matches.count) }
+                if let set = try? store.readSet(target, shard: shard, cutToLimit: false) { worst = max(worst, set.matches.count) }
             }
             return worst
         }
