@@ -203,3 +203,56 @@ struct SetTests {
         #expect(error.map { !"\($0)".contains("67") } == true)
     }
 }
+
+@Suite("Batches and script reloads", .timeLimit(.minutes(2)))
+struct BatchAndScriptTests {
+    @Test func manySetsWrittenInOnePipelineReadBackEachExactly() throws {
+        let shards = try Shards()
+        let sets = (1...20).map { member in
+            ScoreStore.SetToWrite(member: MemberID(member), matches: rankedMatches(for: MemberID(member), count: 500 + member, seed: UInt32(member)), stamp: "b\(member)")
+        }
+        let results = try shards.store.writeSets(sets, shard: 2, limit: 600)
+        #expect(results.count == 20)
+        for (set, result) in zip(sets, results) {
+            let written = try result.get()
+            #expect(written.count == set.matches.count)
+            let read = try #require(try shards.store.readSet(set.member, shard: 2))
+            #expect(read.matches == set.matches)
+            #expect(read.meta.stamp == set.stamp)
+        }
+        #expect(try shards.raw(2).keys(matching: "*:tmp:*").isEmpty)
+
+        // One invalid set: nothing at all is written.
+        var bad = sets
+        bad[7].matches.reverse()
+        bad[0].stamp = "never"
+        let error = #expect(throws: ScoreStoreError.self) { try shards.store.writeSets(bad, shard: 2, limit: 600) }
+        #expect(error?.code == .invalidArgument)
+        #expect(try shards.store.readSet(1, shard: 2)?.meta.stamp == "b1")
+    }
+
+    @Test func afterTheScriptCacheIsFlushedEveryScriptIsLoadedAgain() throws {
+        let shards = try Shards(count: 1)
+        let store = shards.store
+        let raw = try shards.raw(1)
+        let one: (MemberID) -> ShardID? = { _ in 1 }
+        try store.writeSet(1, shard: 1, matches: rankedMatches(for: 1, count: 10), stamp: "a", limit: 100)
+        #expect(store.offer(from: 2, entries: [Match(id: 1, tenths: 50)], limit: 100, shardOf: one).entered == 1)
+        #expect(store.removeEntries(of: 2, from: [1], shardOf: one).removed == 1)
+        // The pooled connection believes its scripts are loaded; they are not.
+        _ = try raw.sendChecked(["SCRIPT", "FLUSH"])
+        try store.writeSet(1, shard: 1, matches: rankedMatches(for: 1, count: 12), stamp: "b", limit: 100)
+        _ = try raw.sendChecked(["SCRIPT", "FLUSH"])
+        #expect(store.offer(from: 2, entries: [Match(id: 1, tenths: 50)], limit: 100, shardOf: one).entered == 1)
+        _ = try raw.sendChecked(["SCRIPT", "FLUSH"])
+        #expect(store.removeEntries(of: 2, from: [1], shardOf: one).removed == 1)
+        _ = try raw.sendChecked(["SCRIPT", "FLUSH"])
+        let sets = (3...5).map { ScoreStore.SetToWrite(member: MemberID($0), matches: rankedMatches(for: MemberID($0), count: 5), stamp: "c") }
+        let results = try store.writeSets(sets, shard: 1, limit: 100)
+        #expect(results.allSatisfy { (try? $0.get()) != nil })
+        let set = try #require(try store.readSet(1, shard: 1))
+        #expect(set.matches == rankedMatches(for: 1, count: 12))
+        #expect(set.meta.stamp == "b")
+        for member in 3...5 { #expect(try store.readSet(MemberID(member), shard: 1)?.matches.count == 5) }
+    }
+}
