@@ -261,6 +261,7 @@ extension ScoreStore {
             command.append(write.count)
             command.append(write.limit)
             command.append(write.low)
+            command.append(configuration.batchSize)
             for bucket in 0..<buckets { command.append(write.counts[bucket]) }
         }
     }

@@ -174,10 +174,22 @@ struct SetTests {
         command.append("scores:{8}:meta")
         for bucket in 0..<64 { command.append("scores:{8}:\(bucket)") }
         for bucket in 0..<64 { command.append("scores:{8}:tmp:gone:\(bucket)") }
-        for argument in ["64", "late", "0", "1", "100", ""] { command.append(argument) }
+        for argument in ["64", "late", "0", "1", "100", "", "1000"] { command.append(argument) }
         for bucket in 0..<64 { command.append(bucket == 0 ? 1 : 0) }
         let reply = try raw.send(command)
         #expect(reply.errorKind == "KINDREDTEMP")
+        // A bucket written in two HSETs that expired in between: the second
+        // recreated it with half its fields. Caught by its count.
+        _ = try raw.sendChecked(["HSET", "scores:{8}:tmp:part:0", "64", "5.0"])
+        var partial = RedisCommand("EVAL")
+        partial.append(Scripts.replace.source)
+        partial.append(1 + 2 * 64)
+        partial.append("scores:{8}:meta")
+        for bucket in 0..<64 { partial.append("scores:{8}:\(bucket)") }
+        for bucket in 0..<64 { partial.append("scores:{8}:tmp:part:\(bucket)") }
+        for argument in ["64", "late", "0", "2", "100", "", "1"] { partial.append(argument) }  // batches of 1 pair
+        for bucket in 0..<64 { partial.append(bucket == 0 ? 2 : 0) }
+        #expect(try raw.send(partial).errorKind == "KINDREDTEMP")
         let set = try #require(try shards.store.readSet(8, shard: 2))
         #expect(set.matches == live)
         #expect(set.meta.stamp == "live")
