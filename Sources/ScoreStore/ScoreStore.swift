@@ -1,2 +1,177 @@
-// ScoreStore: score sets on Redis-compatible shards behind a lazy connection manager.
+import KindredSupport
 import RedisClient
+import Scoring
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Members' top-N match sets on the Redis-compatible shards: whole-set
+/// writes with atomic replacement, reciprocal offers into other members'
+/// bounded sets, removal, reads, and the per-shard marker and statistics.
+///
+/// The layout is ``ScoreLayout`` (SCORING.md, "How a set of matches is
+/// stored"). Callers say which shard holds a member (the directory lives in
+/// the member store): single-member calls take a ``ShardID``, calls that
+/// touch many members take a resolver.
+///
+/// Threading: thread-safe and synchronous. Every call blocks the calling
+/// thread on the network; call it from plain threads (the worker pool, a
+/// dedicated executor), never from Swift's cooperative pool. Concurrent
+/// callers get separate pooled connections.
+///
+/// Atomicity: a reader never sees half an old and half a new set (the
+/// replacement and the read are each one atomic script or transaction on the
+/// shard); every offer and removal is one atomic script. Every operation is
+/// safe to repeat after a ``ScoreStoreError/Code/connectionBroken`` error.
+public final class ScoreStore: Sendable {
+    public struct Configuration: Sendable {
+        /// The bucket layout (B). Every process must use the same.
+        public var layout: ScoreLayout = .default
+        /// Field/value pairs (writes) or commands (offers, removals) per
+        /// pipelined batch: written in one go, then the replies read.
+        public var batchSize = 1000
+        /// The TTL of a write's temporary buckets: a writer that dies
+        /// leaves nothing behind after this. Must exceed the slowest write.
+        public var temporaryKeyTTL: Duration = .seconds(60)
+        /// How long a learned floor is trusted.
+        public var floorCacheTTL: Duration = .seconds(30)
+        /// How many floors are remembered at most.
+        public var floorCacheCapacity = 1_000_000
+        /// The key of the per-shard marker.
+        public var markerKey = "kindred:marker"
+        /// The slack is `max(minimumSlack, N / slackDivisor)`.
+        public var slackDivisor = 50
+        public var minimumSlack = 16
+
+        public init() {}
+
+        /// How far a set may grow past N through offers before it is
+        /// trimmed back to N: `max(16, N / 50)` by default (100 for N =
+        /// 5000). A trim reads the whole set inside the offer script, so it
+        /// costs O(N) once per ~`slack` entering offers; a larger slack
+        /// trades memory (sets up to N + slack) for fewer trims.
+        public func slack(forLimit limit: Int) -> Int { max(minimumSlack, limit / max(1, slackDivisor)) }
+    }
+
+    /// A set's bookkeeping (the meta hash).
+    public struct SetMeta: Sendable, Hashable {
+        /// The caller's generation stamp (answers version, ...) of the last whole-set write.
+        public var stamp: String
+        /// Unix seconds of the last whole-set write, as the writer gave them.
+        public var generatedAt: Int64
+        /// Entries in the set (offers and removals keep it exact).
+        public var count: Int
+        /// The N the set was written for.
+        public var limit: Int
+        /// A lower bound of the set's lowest entry: exact after a whole-set
+        /// write or a trim; nil for an empty set.
+        public var low: Match?
+        /// Bumped by every change: writes, entering or updating offers, removals.
+        public var changes: Int
+
+        /// The floor an offer must beat to enter: ``low`` once the set holds
+        /// at least ``limit`` entries, else nil (the set is not full).
+        public var floor: Match? { count >= limit ? low : nil }
+    }
+
+    /// A whole set as read: ranked (score descending, id ascending).
+    public struct StoredSet: Sendable, Hashable {
+        public var matches: [Match]
+        public var meta: SetMeta
+        /// Fields skipped because they are not what the store writes (a field
+        /// that is not an id, a value that is not a score, an id in the wrong
+        /// bucket, a bucket of the wrong type). Zero in a healthy store.
+        public var corruptEntries: Int
+    }
+
+    /// One page of a set.
+    public struct SetPage: Sendable, Hashable {
+        public var matches: [Match]
+        /// Entries in the whole set (valid ones).
+        public var total: Int
+        public var meta: SetMeta
+        public var corruptEntries: Int
+    }
+
+    /// What ``ScoreStore/writeSet(_:shard:matches:stamp:limit:generatedAt:)`` stored.
+    public struct WriteResult: Sendable, Hashable {
+        public var count: Int
+        public var floor: Match?
+        /// The meta's change counter after the write.
+        public var changes: Int
+    }
+
+    public let configuration: Configuration
+    public let manager: ShardConnectionManager
+    let floors: FloorCache
+    let clock: @Sendable () -> ContinuousClock.Instant
+    let hooks = Hooks()
+
+    /// - Parameters:
+    ///   - manager: the connections to the shards.
+    ///   - clock: the current instant, for the floor cache's TTL.
+    public init(
+        manager: ShardConnectionManager,
+        configuration: Configuration = Configuration(),
+        clock: @escaping @Sendable () -> ContinuousClock.Instant = { ContinuousClock.now }
+    ) {
+        precondition(configuration.batchSize >= 1, "batchSize must be at least 1")
+        self.manager = manager
+        self.configuration = configuration
+        self.clock = clock
+        floors = FloorCache(ttl: configuration.floorCacheTTL, capacity: configuration.floorCacheCapacity)
+    }
+
+    var layout: ScoreLayout { configuration.layout }
+
+    /// Runs `body` on a connection to `shard`, turning Redis errors into
+    /// ``ScoreStoreError``s.
+    func onShard<T>(_ shard: ShardID, _ body: (ShardConnection) throws(RedisError) -> T) throws(ScoreStoreError) -> T {
+        try manager.withConnection(to: shard) { (connection) throws(ScoreStoreError) -> T in
+            do throws(RedisError) {
+                return try body(connection)
+            } catch {
+                throw ScoreStoreError(error, shard: shard)
+            }
+        }
+    }
+
+    /// The floors this process knows, for metrics and tests.
+    public var knownFloorCount: Int { floors.count }
+
+    /// Forgets every learned floor.
+    public func forgetFloors() { floors.removeAll() }
+
+    /// The current wall-clock time in Unix seconds.
+    public static func unixTime() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Int64(now.tv_sec)
+    }
+
+    /// 16 random hex digits: a write's token.
+    static func randomToken() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let value = generator.next() as UInt64
+        let hex = String(value, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
+    }
+}
+
+/// Test hooks: called at fixed points so tests can act mid-operation.
+final class Hooks: Sendable {
+    private let lock = Lock()
+    private nonisolated(unsafe) var afterFlush: (@Sendable (ShardID) -> Void)?
+    // nonisolated(unsafe): only touched inside `lock.withLock`.
+
+    /// Called after a pipelined batch of offers or removals was written,
+    /// before its replies are read.
+    func setAfterFlush(_ hook: (@Sendable (ShardID) -> Void)?) {
+        lock.withLock { afterFlush = hook }
+    }
+
+    func flushed(_ shard: ShardID) {
+        lock.withLock { afterFlush }?(shard)
+    }
+}

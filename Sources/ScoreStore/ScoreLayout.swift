@@ -1,0 +1,64 @@
+import Scoring
+
+/// Where a member's set lives on its shard: SCORING.md's layout.
+///
+/// - B == 1: one hash `scores:{17}`.
+/// - B > 1: B bucket hashes `scores:{17}:0` ... `scores:{17}:B-1`; the
+///   field of member `other` goes to bucket `other % B`.
+/// - Always: the bookkeeping hash `scores:{17}:meta` (``ScoreStore/SetMeta``),
+///   which is never read as a match, and for a write in progress the
+///   temporary buckets `scores:{17}:tmp:TOKEN:b`, which carry a TTL.
+///
+/// Every key of a member carries `{id}`, a Redis Cluster hash tag, so they
+/// share one slot and one Lua script or transaction may touch them all.
+///
+/// Choosing B: a bucket keeps Redis's compact listpack encoding while it
+/// holds at most `hash-max-listpack-entries` (512 by default) fields. With
+/// N = 5000, B = 64 gives ~78 fields a bucket. Measured here (redis 7.0,
+/// `kindred-bench score-store`, 200 sets of 5000): B = 1 is a hashtable at
+/// ~72 bytes a score; B = 16, 32, 64, 128 are listpacks at 11.4, 11.6, 12.2,
+/// 13.4 bytes a score, and a whole-set write costs the server 0.88, 0.52,
+/// 0.36, 0.30 us a field (an insert scans its listpack, so small buckets
+/// write faster, while the per-bucket work of a write grows with B). Sorted
+/// reads (~0.4 ms of server time) and offers (~8 us each) barely differ
+/// between 32 and 128. B = 64 is the knee: within 5% of the smallest
+/// footprint at nearly the fastest writes.
+public struct ScoreLayout: Sendable, Hashable {
+    /// The number of bucket hashes per member (B).
+    public let buckets: Int
+
+    public init(buckets: Int) {
+        precondition((1...1024).contains(buckets), "buckets must be 1...1024")
+        self.buckets = buckets
+    }
+
+    /// The default: 64 buckets (measured: see BENCHMARKS.md, "Score store").
+    public static var `default`: ScoreLayout { ScoreLayout(buckets: 64) }
+
+    /// The bucket of `other`'s field.
+    @inlinable
+    public func bucket(of other: MemberID) -> Int {
+        buckets == 1 ? 0 : Int(other % UInt32(buckets))
+    }
+
+    /// `scores:{17}`: every key of the member starts with it.
+    public func prefix(_ member: MemberID) -> String { "scores:{\(member)}" }
+
+    /// The live key of bucket `bucket`.
+    public func liveKey(_ member: MemberID, bucket: Int) -> String {
+        buckets == 1 ? prefix(member) : "scores:{\(member)}:\(bucket)"
+    }
+
+    /// Every live bucket key, in bucket order.
+    public func liveKeys(_ member: MemberID) -> [String] {
+        (0..<buckets).map { liveKey(member, bucket: $0) }
+    }
+
+    /// `scores:{17}:meta`.
+    public func metaKey(_ member: MemberID) -> String { "scores:{\(member)}:meta" }
+
+    /// A temporary bucket of the write identified by `token`.
+    public func temporaryKey(_ member: MemberID, token: String, bucket: Int) -> String {
+        "scores:{\(member)}:tmp:\(token):\(bucket)"
+    }
+}

@@ -1,0 +1,231 @@
+import RedisClient
+
+/// A Lua script the store runs with `EVALSHA`, loaded once per connection.
+struct LuaScript: Sendable {
+    let name: String
+    let source: String
+}
+
+extension ShardConnection {
+    /// The script's SHA1 on this connection, loading it (`SCRIPT LOAD`) the
+    /// first time, or again with `reload` after a `NOSCRIPT` reply.
+    func sha(of script: LuaScript, reload: Bool = false) throws(RedisError) -> String {
+        if !reload, let sha = scriptSHAs[script.name] { return sha }
+        let reply = try redis.sendChecked(["SCRIPT", "LOAD", script.source])
+        guard let sha = reply.string else {
+            throw RedisError(code: .serverError, message: "SCRIPT LOAD answered without a SHA1", context: redis.endpoint, command: "SCRIPT")
+        }
+        scriptSHAs[script.name] = sha
+        return sha
+    }
+}
+
+/// The store's scripts. Each runs atomically on the shard: no other client's
+/// command interleaves with it, which is what keeps a set, its `count` and
+/// its `low` consistent under concurrent offers, writes and removals.
+///
+/// Meta fields (`scores:{id}:meta`): `stamp`, `generated_at`, `count` (the
+/// fields in the buckets), `limit` (the N the set was written for), `low`
+/// (`TENTHS:ID`, a lower bound of the set's lowest entry, exact after a
+/// whole-set write and after a trim; empty for an empty set), `changes` (a
+/// counter bumped by every change).
+enum Scripts {
+    /// Replaces a member's live buckets with the temporary ones of a write.
+    ///
+    /// KEYS: meta, live bucket 0 ..< B, temporary bucket 0 ..< B.
+    /// ARGV: B, stamp, generated_at, count, limit, low, the write's batch
+    /// size, then B expected field counts (0: the bucket is empty in the new
+    /// set).
+    ///
+    /// Checks first that every non-empty temporary bucket exists (a writer
+    /// stalled past the TTL finds them expired; one `EXISTS` for all), and
+    /// that a bucket written in more than one `HSET` holds all its fields (it
+    /// could have expired between two and been recreated by the later one):
+    /// if not, changes nothing and answers `-KINDREDTEMP`. Then one `UNLINK`
+    /// of every live bucket (freed off the main thread), and per non-empty
+    /// bucket `RENAME` of the temporary one over it and `PERSIST` (RENAME
+    /// keeps the TTL). Then the meta, `changes` bumped; answers the new
+    /// `changes`. Keys do not expire while a script runs, so the check holds
+    /// for the whole script.
+    ///
+    /// MULTI/EXEC cannot do the check: a RENAME of a missing key fails inside
+    /// EXEC without undoing the UNLINKs before it, which would publish half a
+    /// set. Calls are batched (one EXISTS, one UNLINK) because each
+    /// `redis.call` costs ~1-2 us: per-bucket checks made the script cost a
+    /// third of the set's HSETs at B = 64.
+    static let replace = LuaScript(name: "replace", source: """
+        local b = tonumber(ARGV[1])
+        local chunk = tonumber(ARGV[7])
+        local temps = {}
+        for i = 1, b do
+          local want = tonumber(ARGV[7 + i])
+          if want > 0 then
+            temps[#temps + 1] = KEYS[1 + b + i]
+            if want > chunk and redis.call('HLEN', KEYS[1 + b + i]) ~= want then
+              return redis.error_reply('KINDREDTEMP a temporary bucket expired or is incomplete')
+            end
+          end
+        end
+        if #temps > 0 and redis.call('EXISTS', unpack(temps)) ~= #temps then
+          return redis.error_reply('KINDREDTEMP a temporary bucket expired')
+        end
+        local live = {}
+        for i = 1, b do live[i] = KEYS[1 + i] end
+        redis.call('UNLINK', unpack(live))
+        for i = 1, b do
+          if tonumber(ARGV[7 + i]) > 0 then
+            redis.call('RENAME', KEYS[1 + b + i], KEYS[1 + i])
+            redis.call('PERSIST', KEYS[1 + i])
+          end
+        end
+        redis.call('HSET', KEYS[1], 'stamp', ARGV[2], 'generated_at', ARGV[3], 'count', ARGV[4], 'limit', ARGV[5], 'low', ARGV[6])
+        return redis.call('HINCRBY', KEYS[1], 'changes', 1)
+        """)
+
+    /// Offers member A's score into member X's live set.
+    ///
+    /// KEYS: X's meta, X's bucket of A. ARGV: A's id, the score (`7.3`), its
+    /// tenths, N, slack, B, X's key prefix (`scores:{X}`, to reach the other
+    /// buckets when trimming: they share the hash tag, hence the slot).
+    ///
+    /// Answers `{code, count, lowTenths, lowId, trimmed}`; code 0: X has no
+    /// live set (nothing written); 1: entered; 2: updated; 3: refused (X's
+    /// set holds at least N entries and A does not beat `low`); 5:
+    /// unchanged (A is there with that score). lowTenths is -1 when unknown.
+    ///
+    /// `low` stays a lower bound of the lowest entry: an entry that enters
+    /// below it (or an update that drops below it) lowers it. When `count`
+    /// exceeds N + slack, the lowest `count - N` entries are deleted (a
+    /// histogram of tenths finds the cut; ties at the cut lose their largest
+    /// ids first, as SCORING.md ranks them) and `low` becomes the exact
+    /// lowest remaining entry. Unparsable values rank lowest and go first.
+    static let offer = LuaScript(name: "offer", source: """
+        local meta = KEYS[1]
+        local m = redis.call('HMGET', meta, 'count', 'low')
+        if not m[1] then return {0, 0, -1, 0, 0} end
+        local count = tonumber(m[1]) or 0
+        local t = tonumber(ARGV[3])
+        local id = tonumber(ARGV[1])
+        local n = tonumber(ARGV[4])
+        local lowT, lowId = -1, 0
+        if m[2] and m[2] ~= '' then
+          local sep = string.find(m[2], ':', 1, true)
+          if sep then
+            lowT = tonumber(string.sub(m[2], 1, sep - 1)) or -1
+            lowId = tonumber(string.sub(m[2], sep + 1)) or 0
+          end
+        end
+        local below = lowT < 0 or t < lowT or (t == lowT and id > lowId)
+        local old = redis.call('HGET', KEYS[2], ARGV[1])
+        if old then
+          if old == ARGV[2] then return {5, count, lowT, lowId, 0} end
+          redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+          if below then
+            lowT, lowId = t, id
+            redis.call('HSET', meta, 'low', ARGV[3] .. ':' .. ARGV[1])
+          end
+          redis.call('HINCRBY', meta, 'changes', 1)
+          return {2, count, lowT, lowId, 0}
+        end
+        if count >= n and lowT >= 0 and below then
+          return {3, count, lowT, lowId, 0}
+        end
+        count = count + redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+        local lowChanged = below
+        if below then lowT, lowId = t, id end
+        local trimmed = 0
+        if count > n + tonumber(ARGV[5]) then
+          -- Pass 1: a histogram of tenths over every bucket (the replies are
+          -- kept for pass 2; nothing else is stored per entry).
+          local b = tonumber(ARGV[6])
+          local prefix = ARGV[7]
+          local keys, replies, hist = {}, {}, {}
+          for v = 0, 100 do hist[v] = 0 end
+          local total, corrupt = 0, 0
+          for bucket = 1, b do
+            local key = prefix
+            if b > 1 then key = prefix .. ':' .. (bucket - 1) end
+            local all = redis.call('HGETALL', key)
+            keys[bucket], replies[bucket] = key, all
+            for j = 2, #all, 2 do
+              local v = tonumber(all[j])
+              local et = v and math.floor(v * 10 + 0.5) or -1
+              if et >= 0 and et <= 100 then hist[et] = hist[et] + 1 else corrupt = corrupt + 1 end
+            end
+            total = total + #all / 2
+          end
+          -- The cut: drop every corrupt entry, everything below tenths `cut`,
+          -- and the `k - under` largest ids at `cut` (they rank last).
+          local k = total - n - corrupt
+          local cut, under = -1, 0
+          if k > 0 then
+            for v = 0, 100 do
+              if under + hist[v] >= k then cut = v break end
+              under = under + hist[v]
+            end
+          end
+          -- Pass 2: delete, collect the ties at the cut, and find the lowest
+          -- kept entry above the cut.
+          local atCutIds, atCutKeys, atCutFields = {}, {}, {}
+          local minT, minId = 101, 0
+          for bucket = 1, b do
+            local all, key = replies[bucket], keys[bucket]
+            for j = 1, #all, 2 do
+              local v = tonumber(all[j + 1])
+              local et = v and math.floor(v * 10 + 0.5) or -1
+              if et < 0 or et > 100 or et < cut then
+                redis.call('HDEL', key, all[j])
+                trimmed = trimmed + 1
+              elseif et == cut then
+                local x = #atCutIds + 1
+                atCutIds[x], atCutKeys[x], atCutFields[x] = tonumber(all[j]) or 1e12, key, all[j]
+              else
+                local eid = tonumber(all[j]) or 1e12
+                if et < minT or (et == minT and eid > minId) then minT, minId = et, eid end
+              end
+            end
+          end
+          local order = {}
+          for x = 1, #atCutIds do order[x] = x end
+          table.sort(order, function(p, q) return atCutIds[p] > atCutIds[q] end)
+          local drop = 0
+          if cut >= 0 then drop = k - under end
+          for i = 1, drop do
+            local x = order[i]
+            redis.call('HDEL', atCutKeys[x], atCutFields[x])
+            trimmed = trimmed + 1
+          end
+          if drop < #order then
+            lowT, lowId = cut, atCutIds[order[drop + 1]]
+          elseif minT <= 100 then
+            lowT, lowId = minT, minId
+          else
+            lowT, lowId = -1, 0
+          end
+          count = total - trimmed
+          lowChanged = true
+        end
+        if lowChanged and lowT >= 0 then
+          redis.call('HSET', meta, 'count', count, 'low', string.format('%d:%d', lowT, lowId))
+        elseif lowChanged then
+          redis.call('HSET', meta, 'count', count, 'low', '')
+        else
+          redis.call('HSET', meta, 'count', count)
+        end
+        redis.call('HINCRBY', meta, 'changes', 1)
+        return {1, count, lowT, lowId, trimmed}
+        """)
+
+    /// Removes member A from member X's set.
+    ///
+    /// KEYS: X's meta, X's bucket of A. ARGV: A's id. Answers 1 when A was
+    /// there (then `count` goes down and `changes` up), else 0.
+    static let removeEntry = LuaScript(name: "removeEntry", source: """
+        local removed = redis.call('HDEL', KEYS[2], ARGV[1])
+        if removed == 1 and redis.call('EXISTS', KEYS[1]) == 1 then
+          redis.call('HINCRBY', KEYS[1], 'count', -1)
+          redis.call('HINCRBY', KEYS[1], 'changes', 1)
+        end
+        return removed
+        """)
+}
