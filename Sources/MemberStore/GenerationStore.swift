@@ -128,6 +128,31 @@ public struct GenerationStore {
             [.uint(UInt64(after)), SQLValue(limit)])
     }
 
+    /// The repair sweep's work, ascending after `after`: members who should
+    /// have a current set and do not. A member should have a set when they
+    /// hold a shard assignment or were active at or after `activeSince`
+    /// (Unix seconds); dormant members without an assignment are left to
+    /// backfill and to their next login. Included: such live members whose
+    /// generation is missing, computed from another answers version, or on
+    /// another shard than their assignment; and deleted members that still
+    /// hold an assignment (their set must be removed).
+    public func repairCandidates(activeSince: Int64, after: MemberID = 0, limit: Int = 10_000) throws -> [MemberID] {
+        try ids(
+            """
+            SELECT m.id FROM members m
+            LEFT JOIN member_shards ms ON ms.member_id = m.id
+            LEFT JOIN generations g ON g.member_id = m.id
+            WHERE m.id > ? AND (
+              (m.deleted = 1 AND ms.member_id IS NOT NULL)
+              OR (m.deleted = 0 AND (ms.member_id IS NOT NULL OR m.last_active >= ?)
+                  AND (g.member_id IS NULL OR g.answers_version <> m.answers_version
+                       OR (ms.member_id IS NOT NULL AND g.shard_id <> ms.shard_id)))
+            )
+            ORDER BY m.id LIMIT ?
+            """,
+            [.uint(UInt64(after)), .int(activeSince), SQLValue(limit)])
+    }
+
     /// How many live members have a current, stale or missing generation.
     public func counts() throws -> GenerationCounts {
         let row = try connection.query(

@@ -27,6 +27,22 @@ public struct InvalidMemberRow: Sendable, Hashable, CustomStringConvertible {
     public var description: String { "member \(id): \(reason)" }
 }
 
+/// Members changed since a watermark, read but not yet applied.
+public struct SnapshotChanges: Sendable {
+    /// The watermark for the next refresh.
+    public var watermark: SnapshotWatermark
+    /// Live members, valid, as stored now.
+    public var members: [Member] = []
+    /// Tombstones.
+    public var deleted: [MemberID] = []
+    /// Rows that do not decode into a valid member.
+    public var invalid: [InvalidMemberRow] = []
+
+    public init(watermark: SnapshotWatermark) { self.watermark = watermark }
+
+    public var isEmpty: Bool { members.isEmpty && deleted.isEmpty && invalid.isEmpty }
+}
+
 /// What a refresh applied.
 public struct RefreshResult: Sendable, Hashable {
     /// Pass this to the next refresh.
@@ -132,11 +148,22 @@ public struct SnapshotLoader {
     /// Applies to `population` every member changed since `watermark` (minus
     /// the overlap): upserts live ones, removes deleted ones, then lets the
     /// population re-sort itself if its unsorted tail has grown.
+    /// (``changes(since:survey:)`` then ``apply(_:to:onRemove:)``, for a
+    /// caller that holds no lock.)
     public func refresh(
         _ population: Population, since watermark: SnapshotWatermark,
         onInvalid: (InvalidMemberRow) -> Void = { _ in }
     ) throws -> RefreshResult {
-        var result = RefreshResult(watermark: try serverTime())
+        let changes = try changes(since: watermark, survey: population.survey)
+        for row in changes.invalid { onInvalid(row) }
+        return Self.apply(changes, to: population)
+    }
+
+    /// Reads every member changed since `watermark` (minus the overlap),
+    /// without touching any population: the slow half of a refresh, which a
+    /// shared snapshot runs outside its write lock.
+    public func changes(since watermark: SnapshotWatermark, survey: Survey) throws -> SnapshotChanges {
+        var result = SnapshotChanges(watermark: try serverTime())
         let overlapMicroseconds = overlap.components.seconds * 1_000_000
             + overlap.components.attoseconds / 1_000_000_000_000
         let since: [SQLValue] = [.text(watermark.serverTime), .int(overlapMicroseconds)]
@@ -151,26 +178,48 @@ public struct SnapshotLoader {
                 blocks[MemberID(truncatingIfNeeded: row.uint(0) ?? 0), default: []]
                     .append(MemberID(truncatingIfNeeded: row.uint(1) ?? 0))
             }
-            let survey = population.survey
             try connection.forEachRow(
                 "SELECT \(MemberRowDecoder.columns), m.deleted FROM members m WHERE \(changed)", since
             ) { row in
                 let id = MemberID(truncatingIfNeeded: row.uint(0) ?? 0)
                 if row.int(8) != 0 {
-                    if population.remove(id) { result.removed += 1 }
+                    result.deleted.append(id)
                     return
                 }
                 do throws(MemberValidationError) {
-                    let member = try MemberRowDecoder.decode(row, survey: survey, blocked: blocks[id] ?? [])
-                    try population.upsert(member)
-                    result.upserted += 1
+                    var member = try MemberRowDecoder.decode(row, survey: survey, blocked: blocks[id] ?? [])
+                    member.blocked = blocks[id] ?? []
+                    try survey.validate(member)
+                    result.members.append(member)
                 } catch {
-                    result.invalid += 1
-                    if population.remove(id) { result.removed += 1 }
-                    onInvalid(InvalidMemberRow(id: id, reason: error.description))
+                    result.invalid.append(InvalidMemberRow(id: id, reason: error.description))
                 }
             }
         }
+        return result
+    }
+
+    /// Applies changes read by ``changes(since:survey:)``: live members are
+    /// upserted, deleted and invalid ones removed (MySQL is the truth: a
+    /// corrupt row must not keep its stale copy scoring). `onRemove` gets
+    /// each removed member's last record, before removal.
+    public static func apply(
+        _ changes: SnapshotChanges, to population: Population, onRemove: (Member) -> Void = { _ in }
+    ) -> RefreshResult {
+        var result = RefreshResult(watermark: changes.watermark)
+        for member in changes.members {
+            do {
+                try population.upsert(member)
+                result.upserted += 1
+            } catch {
+                result.invalid += 1
+            }
+        }
+        for id in changes.deleted + changes.invalid.map(\.id) {
+            if let old = population.member(id) { onRemove(old) }
+            if population.remove(id) { result.removed += 1 }
+        }
+        result.invalid += changes.invalid.count
         result.reorganized = population.organizeIfNeeded()
         return result
     }
