@@ -59,6 +59,25 @@ extension ScoreStore {
         }
     }
 
+    /// Which of `members` have a set on `shard` (their meta key exists): one
+    /// pipelined `EXISTS` per member, in batches of ``Configuration/batchSize``.
+    /// For the audit that finds sets a shard lost while MySQL still records them.
+    public func existingSets(_ members: [MemberID], shard: ShardID) throws(ScoreStoreError) -> Set<MemberID> {
+        var existing = Set<MemberID>()
+        for start in stride(from: 0, to: members.count, by: configuration.batchSize) {
+            let batch = members[start..<min(members.count, start + configuration.batchSize)]
+            let replies = try onShard(shard) { (connection) throws(RedisError) -> [RedisValue] in
+                for member in batch { connection.redis.append(["EXISTS", layout.metaKey(member)]) }
+                var replies: [RedisValue] = []
+                replies.reserveCapacity(batch.count)
+                for _ in batch { replies.append(try connection.redis.readReply()) }
+                return replies
+            }
+            for (member, reply) in zip(batch, replies) where reply.int == 1 { existing.insert(member) }
+        }
+        return existing
+    }
+
     /// `member`'s meta alone; nil when there is no set.
     public func readMeta(_ member: MemberID, shard: ShardID) throws(ScoreStoreError) -> SetMeta? {
         let reply = try onShard(shard) { (connection) throws(RedisError) -> RedisValue in

@@ -12,6 +12,8 @@ struct Kindred: AsyncParsableCommand {
             MatchesCommand.self,
             MigrateCommand.self,
             ImportCommand.self,
+            ShardsCommand.self,
+            WorkerCommand.self,
             EnqueueCommand.self,
             QueueCommand.self,
         ]

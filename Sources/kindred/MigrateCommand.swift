@@ -44,14 +44,8 @@ struct MigrateCommand: AsyncParsableCommand {
 /// The member store URL from the layered configuration (never a flag).
 func mysqlURL(_ options: ConfigOptions) async throws -> String {
     guard let url = try await options.load().mysql, !url.isEmpty else {
-        throw MissingSetting(
-            description: "no member store configured: set KINDRED_MYSQL (or \"mysql\" in the config file)")
+        throw CLIError("no member store configured: set KINDRED_MYSQL (or \"mysql\" in the config file)")
     }
     return url
 }
 
-/// A setting the command needs is absent (a configuration problem, not a
-/// usage one: no usage text, exit status 1).
-struct MissingSetting: Error, CustomStringConvertible {
-    let description: String
-}

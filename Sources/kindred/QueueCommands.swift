@@ -1,17 +1,15 @@
 import ArgumentParser
 import Foundation
 import KindredConfig
+import MariaDBClient
+import MemberStore
 import RedisClient
 import Scoring
 import WorkQueue
 
 /// Opens a connection to the queue Redis named by `KINDRED_QUEUE`.
 func connectQueue(_ configuration: KindredConfiguration) throws -> RedisConnection {
-    guard let text = configuration.queue else {
-        throw CLIError("the queue is not configured: set KINDRED_QUEUE (e.g. redis://127.0.0.1:7000) or \"queue\" in the config file")
-    }
-    let url: RedisURL
-    do { url = try RedisURL(text) } catch { throw CLIError("KINDRED_QUEUE: \(error)") }
+    let url = try queueAddress(configuration)
     RedisClient.ignoreSIGPIPE()
     do {
         return try RedisConnection(configuration: url.configuration(readTimeout: .seconds(10)))
@@ -46,11 +44,14 @@ struct EnqueueCommand: AsyncParsableCommand {
     @Flag(help: "Read member ids from standard input, one per line (blank lines skipped).")
     var stdin = false
 
+    @Flag(help: "Every live member whose set is missing or older than their answers (from MySQL's bookkeeping).")
+    var stale = false
+
     @Option(help: "interactive, repair or backfill.")
     var priority: JobPriority = .interactive
 
     func validate() throws {
-        if ids.isEmpty && !stdin { throw ValidationError("give member ids, or --stdin") }
+        if ids.isEmpty && !stdin && !stale { throw ValidationError("give member ids, --stdin or --stale") }
         if ids.contains(0) { throw ValidationError("member ids are positive integers below 2^32") }
     }
 
@@ -67,6 +68,22 @@ struct EnqueueCommand: AsyncParsableCommand {
                     throw CLIError("stdin line \(lineNumber): not a member id (a positive integer below 2^32)")
                 }
                 members.append(id)
+            }
+        }
+        if stale {
+            let mysql = try mysqlConfiguration(configuration)
+            members += try await onDedicatedThread(name: "kindred-stale") { () throws -> [UInt32] in
+                let connection = try MariaDBConnection(configuration: mysql)
+                defer { connection.close() }
+                var all: [UInt32] = []
+                var after: UInt32 = 0
+                while let page = Optional(try GenerationStore(connection: connection).staleOrMissingIDs(after: after, limit: 10_000)),
+                    let last = page.last
+                {
+                    all += page
+                    after = last
+                }
+                return all
             }
         }
         let redis = try connectQueue(configuration)

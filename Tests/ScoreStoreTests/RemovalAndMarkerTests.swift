@@ -47,6 +47,17 @@ struct RemovalAndMarkerTests {
         #expect(stats.noSet == 1)
     }
 
+    @Test func existingSetsNamesExactlyTheMembersWithASet() throws {
+        let shards = try Shards()
+        for member: MemberID in [31, 33, 35] {
+            try shards.store.writeSet(member, shard: 1, matches: rankedMatches(for: member, count: 5), stamp: "s", limit: 10)
+        }
+        let asked = (MemberID(30)...36).map { $0 } + (MemberID(1000)..<MemberID(3500)).map { $0 }  // several batches
+        #expect(try shards.store.existingSets(asked, shard: 1) == [31, 33, 35])
+        #expect(try shards.store.removeSet(33, shard: 1))
+        #expect(try shards.store.existingSets([31, 33, 35], shard: 1) == [31, 35])
+    }
+
     @Test func theMarkerIsMissingAfterTheShardComesBackEmpty() throws {
         let shards = try Shards()
         let first = try shards.store.ensureMarker(shard: 2)

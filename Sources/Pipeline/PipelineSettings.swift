@@ -1,0 +1,45 @@
+import MemberStore
+import Scoring
+import WorkQueue
+
+/// How the worker daemon paces itself. Every interval here is a trade-off
+/// between promptness and load; the defaults suit a few million members.
+public struct PipelineSettings: Sendable {
+    public var scoring: ScoringSettings
+    /// Generation threads (default: the number of cores).
+    public var workers: Int
+    /// How often each process records that its workers are alive.
+    public var heartbeatInterval: Duration = .seconds(1)
+    /// A worker silent this long has its jobs returned by any reaper.
+    public var reapTimeout: Duration = .seconds(5)
+    public var reapInterval: Duration = .seconds(2)
+    /// How often the snapshot picks up members changed in MySQL.
+    public var refreshInterval: Duration = .seconds(1)
+    /// How often MySQL's bookkeeping is swept for sets that are missing or
+    /// stale (and at start).
+    public var sweepInterval: Duration = .seconds(300)
+    /// Members active within this window (or holding a shard) should have a set.
+    public var activeWindow: Duration = .seconds(90 * 86_400)
+    /// How often each shard's marker is checked (a shard that came back empty).
+    public var watchInterval: Duration = .seconds(2)
+    /// How often every recorded set is checked to exist on its shard.
+    public var auditInterval: Duration = .seconds(600)
+    /// How often queue and shard gauges are refreshed.
+    public var metricsInterval: Duration = .seconds(5)
+    public var jobRetry: JobRetryPolicy = .default
+    /// How long a MySQL operation retries (reconnecting) before the job is
+    /// handed back and the worker pauses.
+    public var mysqlRetry = RetryPolicy(giveUpAfter: .seconds(5))
+    /// The longest pause of a worker while MySQL is unavailable.
+    public var mysqlPauseLimit: Duration = .seconds(30)
+    /// How long a graceful stop waits for jobs in flight.
+    public var shutdownTimeout: Duration = .seconds(15)
+    /// How long a deleted member's last record is kept to find who holds them.
+    public var graveyardTTL: Duration = .seconds(3600)
+
+    public init(scoring: ScoringSettings = .default, workers: Int) {
+        precondition(workers >= 1)
+        self.scoring = scoring
+        self.workers = workers
+    }
+}

@@ -1,0 +1,95 @@
+import Foundation
+import Logging
+import MariaDBClient
+import MemberStore
+import RedisClient
+import Scoring
+import ScoreStore
+import ServiceLifecycle
+
+/// Builds a worker (or web) process: the shared context and its services.
+public enum WorkerDaemon {
+    /// Connects to MySQL (waiting up to `startupTimeout` for it, with
+    /// backoff), checks the schema, loads the survey, the full snapshot and
+    /// the shard list, and builds the shared context.
+    ///
+    /// Blocking: call it from a dedicated thread (`onDedicatedThread`).
+    public static func bootstrap(
+        mysql: MariaDBConnection.Configuration, queue: RedisURL, settings: PipelineSettings, metrics: KindredMetrics,
+        logger: Logger, scoreConfiguration: ScoreStore.Configuration = ScoreStore.Configuration(),
+        startupTimeout: Duration = .seconds(60)
+    ) throws -> (context: PipelineContext, watermark: SnapshotWatermark) {
+        RedisClient.ignoreSIGPIPE()
+        let connection = try connect(mysql, timeout: startupTimeout, logger: logger)
+        defer { connection.close() }
+        try Migrator.requireUpToDate(connection)
+        guard let survey = try SurveyStore.stored(connection) else {
+            throw MemberStoreError(.noSurvey, "no survey stored yet: run `kindred import` first")
+        }
+        let started = ContinuousClock.now
+        var invalid = 0
+        let (population, watermark) = try SnapshotLoader(connection: connection).load { row in
+            invalid += 1
+            logger.error("stored member breaks the rules: left out of the snapshot", metadata: ["member": "\(row.id)", "reason": "\(row.reason)"])
+        }
+        logger.info(
+            "snapshot loaded",
+            metadata: ["members": "\(population.count)", "invalid": "\(invalid)", "took": "\(ContinuousClock.now - started)"])
+        let shards = try ShardCatalog(connection: connection).list()
+        if shards.isEmpty { logger.warning("no shard configured yet: add one with `kindred shards add redis://HOST:PORT`") }
+        let manager = ShardConnectionManager(
+            shards: shards.map { ShardEndpoint(id: $0.id, host: $0.address.host, port: $0.address.port) })
+        manager.startIdleReaper()
+        let scores = ScoreStore(manager: manager, configuration: scoreConfiguration)
+        let directory = ShardDirectory(connection: try SerializedConnection(configuration: mysql), retry: settings.mysqlRetry)
+        let context = PipelineContext(
+            mysql: mysql, queueAddress: queue, settings: settings, survey: survey, population: SharedPopulation(population),
+            scores: scores, directory: directory, metrics: metrics, logger: logger)
+        return (context, watermark)
+    }
+
+    /// A worker process's services, in start order; the `ServiceGroup`
+    /// stops them in reverse, so the generation workers stop first (finishing
+    /// or handing back their jobs) while heartbeats continue.
+    public static func services(
+        _ context: PipelineContext, watermark: SnapshotWatermark, metricsServer: (any Service)?
+    ) -> [any Service] {
+        var services: [any Service] = []
+        if let metricsServer { services.append(metricsServer) }
+        services += [
+            Maintenance.metricsCollector(context),
+            Maintenance.heartbeat(context),
+            Maintenance.reaper(context),
+            Maintenance.refresher(context, since: watermark),
+            Maintenance.shardWatcher(context),
+            Maintenance.setAudit(context),
+            Maintenance.repairSweep(context),
+            ThreadsService(
+                name: "generation", count: context.settings.workers, shutdownTimeout: context.settings.shutdownTimeout,
+                logger: context.logger
+            ) { index, stop in
+                WorkerLoop(context: context, index: index).run(stop: stop)
+            },
+        ]
+        return services
+    }
+
+    /// A MySQL connection, retrying with backoff while the server is
+    /// unreachable, up to `timeout`.
+    static func connect(_ configuration: MariaDBConnection.Configuration, timeout: Duration, logger: Logger) throws
+        -> MariaDBConnection
+    {
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: timeout)
+        var delay: Duration = .milliseconds(200)
+        while true {
+            do {
+                return try MariaDBConnection(configuration: configuration)
+            } catch let error as MariaDBError where error.isConnectionLost && clock.now.advanced(by: delay) < deadline {
+                logger.warning("MySQL unreachable at start: retrying", metadata: ["error": "\(error)", "in": "\(delay)"])
+                sleepThread(delay)
+                delay = min(delay * 2, .seconds(5))
+            }
+        }
+    }
+}

@@ -1,0 +1,150 @@
+import CoreMetrics
+import Foundation
+import Logging
+import RedisClient
+import Scoring
+import ScoreStore
+import WorkQueue
+
+/// One generation worker: a plain thread that takes jobs from the queue and
+/// runs them through its ``Generator`` until told to stop.
+///
+/// - Nothing waits: when the queue is empty the thread blocks on the queue's
+///   wake-up signal (one second at most, so a stop is seen promptly).
+/// - A job whose member's data breaks the rules is buried in the dead
+///   letters at once; one that failed for any other reason is retried with
+///   backoff by the queue, and dead-lettered after its last attempt.
+/// - MySQL unavailable: the job is handed back without counting an attempt
+///   and the worker pauses, doubling the pause up to a limit, so an outage
+///   does not burn through the queue's retries.
+/// - The queue connection broke: reconnect with backoff; then hand back
+///   whatever this worker held (its job may be half done: jobs are
+///   idempotent, so the next taker simply does it again).
+/// - Stop: the job in flight finishes (or fails) normally, then the loop ends.
+public struct WorkerLoop: Sendable {
+    public let context: PipelineContext
+    public let index: Int
+
+    public init(context: PipelineContext, index: Int) {
+        self.context = context
+        self.index = index
+    }
+
+    /// This worker's id in the queue (its processing list).
+    public var workerID: String { Self.workerID(context, index) }
+
+    public static func workerID(_ context: PipelineContext, _ index: Int) -> String { "\(context.processID):\(index)" }
+
+    public func run(stop: StopSignal) {
+        let logger = context.logger
+        let queue = context.queue
+        let generator = Generator(context: context)
+        var redis: RedisConnection?
+        var reconnectDelay: Duration = .milliseconds(100)
+        var mysqlPause: Duration = .milliseconds(500)
+        while !stop.isStopped {
+            // A queue connection, handing back what an earlier connection left held.
+            guard let connection = redis ?? connectQueue(logger: logger) else {
+                if stop.wait(reconnectDelay) { break }
+                reconnectDelay = min(reconnectDelay * 2, .seconds(5))
+                continue
+            }
+            if redis == nil {
+                redis = connection
+                reconnectDelay = .milliseconds(100)
+                do {
+                    let returned = try queue.handBack(worker: workerID, on: connection)
+                    if returned > 0 { logger.info("handed back held jobs", metadata: ["worker": "\(workerID)", "jobs": "\(returned)"]) }
+                } catch {
+                    redis = nil
+                    continue
+                }
+            }
+            let job: Job?
+            do {
+                job = try queue.fetch(worker: workerID, on: connection)
+                if job == nil {
+                    _ = try queue.waitForWork(timeout: .seconds(1), on: connection)
+                    continue
+                }
+            } catch {
+                logger.warning("queue unavailable", metadata: ["worker": "\(workerID)", "error": "\(error)"])
+                redis = nil
+                continue
+            }
+            guard let job else { continue }
+            let started = ContinuousClock.now
+            do {
+                let outcome = try generator.regenerate(job.member)
+                mysqlPause = .milliseconds(500)
+                record(outcome, job: job, took: ContinuousClock.now - started)
+                try queue.complete(job, worker: workerID, on: connection)
+            } catch let failure as GenerationFailure {
+                do {
+                    switch failure.kind {
+                    case .badData:
+                        _ = try queue.bury(job, worker: workerID, reason: failure.message, on: connection)
+                        context.metrics.jobs("dead").increment()
+                        logger.error("job buried: stored data breaks the rules", metadata: ["member": "\(job.member)", "reason": "\(failure.message)"])
+                    case .mysqlUnavailable:
+                        try queue.handBack(worker: workerID, on: connection)
+                        logger.warning("MySQL unavailable: pausing", metadata: ["worker": "\(workerID)", "pause": "\(mysqlPause)"])
+                        if stop.wait(mysqlPause) { break }
+                        mysqlPause = min(mysqlPause * 2, context.settings.mysqlPauseLimit)
+                    case .shardUnavailable, .failed:
+                        let outcome = try queue.fail(job, worker: workerID, reason: failure.message, on: connection)
+                        if case .dead = outcome {
+                            context.metrics.jobs("dead").increment()
+                            logger.error("job dead after its last attempt", metadata: ["member": "\(job.member)", "reason": "\(failure.message)"])
+                        } else {
+                            context.metrics.jobs("retry").increment()
+                            logger.warning("job failed, will retry", metadata: ["member": "\(job.member)", "reason": "\(failure.message)"])
+                        }
+                    }
+                } catch {
+                    logger.warning("queue unavailable", metadata: ["worker": "\(workerID)", "error": "\(error)"])
+                    redis = nil
+                }
+            } catch {
+                // complete() failed: the job is done; if it stays held, the next hand-back returns it (harmless).
+                logger.warning("queue unavailable", metadata: ["worker": "\(workerID)", "error": "\(error)"])
+                redis = nil
+            }
+        }
+        // Stopping: nothing is held between jobs, but hand back to be sure.
+        if let redis { _ = try? queue.handBack(worker: workerID, on: redis) }
+    }
+
+    private func connectQueue(logger: Logger) -> RedisConnection? {
+        do {
+            return try context.connectQueue()
+        } catch {
+            logger.warning("cannot reach the queue", metadata: ["worker": "\(workerID)", "error": "\(error)"])
+            return nil
+        }
+    }
+
+    private func record(_ outcome: GenerationOutcome, job: Job, took: Duration) {
+        let metrics = context.metrics
+        metrics.jobDuration.recordNanoseconds(Int64(took.components.seconds) * 1_000_000_000 + took.components.attoseconds / 1_000_000_000)
+        let nowMilliseconds = Int64(Date().timeIntervalSince1970 * 1000)
+        metrics.enqueueToStored.recordMilliseconds(max(0, nowMilliseconds - job.enqueuedAt))
+        switch outcome {
+        case .generated(let shard, let matches, let offers, let candidates):
+            metrics.jobs("done").increment()
+            metrics.candidatesScored.record(candidates)
+            metrics.offers("sent").increment(by: offers.sent)
+            metrics.offers("skipped").increment(by: offers.skippedByFloor)
+            metrics.offers("entered").increment(by: offers.entered)
+            metrics.offers("updated").increment(by: offers.updated)
+            metrics.offers("refused").increment(by: offers.refused)
+            metrics.offers("no_set").increment(by: offers.noSet)
+            context.logger.debug(
+                "generated",
+                metadata: ["member": "\(job.member)", "shard": "\(shard)", "matches": "\(matches)", "ms": "\(took.components.seconds * 1000 + took.components.attoseconds / 1_000_000_000_000_000)"])
+        case .removed(let holders):
+            metrics.jobs("removed").increment()
+            context.logger.info("removed a deleted member's set", metadata: ["member": "\(job.member)", "holders": "\(holders)"])
+        }
+    }
+}

@@ -1,0 +1,121 @@
+import ArgumentParser
+import Foundation
+import KindredConfig
+import Logging
+import MariaDBClient
+import MemberStore
+import Pipeline
+import Prometheus
+import RedisClient
+import Scoring
+import ServiceLifecycle
+import UnixSignals
+
+struct WorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Run the worker daemon: generation workers on the queue, plus snapshot refresh, reaper, repair sweep, shard watcher and metrics.",
+        discussion: """
+            Needs KINDRED_MYSQL and KINDRED_QUEUE. Serves Prometheus metrics on KINDRED_METRICS \
+            (default 127.0.0.1:9464). SIGTERM or SIGINT: stop taking jobs, finish the ones in flight \
+            (handing back any that do not finish within --shutdown-timeout) and exit.
+            """
+    )
+
+    @OptionGroup var configOptions: ConfigOptions
+    @OptionGroup var scoring: ScoringOptions
+
+    @Option(help: "Generation workers (default: $KINDRED_WORKERS, else the number of cores).")
+    var workers: Int?
+
+    @Option(help: "Where to serve metrics, HOST:PORT (default: $KINDRED_METRICS, else 127.0.0.1:9464); 'off' disables.")
+    var metrics: String?
+
+    @Option(name: .customLong("active-window"), help: "Members active within this many days (or holding a shard) should have a set (default 90).")
+    var activeWindowDays: Int = 90
+
+    @Option(name: .customLong("shutdown-timeout"), help: "Seconds a graceful stop waits for jobs in flight.")
+    var shutdownTimeout: Int = 15
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (default: $KINDRED_LOG_LEVEL, else info).")
+    var logLevel: String?
+
+    func validate() throws {
+        if let workers, !(1...256).contains(workers) { throw ValidationError("--workers must be 1 to 256") }
+        guard activeWindowDays >= 0 else { throw ValidationError("--active-window must not be negative") }
+        guard shutdownTimeout >= 1 else { throw ValidationError("--shutdown-timeout must be at least 1 second") }
+    }
+
+    func run() async throws {
+        let configuration = try await configOptions.load()
+        let logger = makeLogger("kindred.worker", level: logLevel)
+        let mysql = try mysqlConfiguration(configuration)
+        let queue = try queueAddress(configuration)
+        var settings = PipelineSettings(
+            scoring: try scoring.apply(to: configuration.scoring),
+            workers: try workers ?? configuration.integer("workers", default: ProcessInfo.processInfo.activeProcessorCount))
+        settings.activeWindow = .seconds(activeWindowDays * 86_400)
+        settings.shutdownTimeout = .seconds(shutdownTimeout)
+        let finalSettings = settings
+        let registry = PrometheusCollectorRegistry()
+        let kindredMetrics = KindredMetrics.prometheus(registry: registry)
+        let (context, watermark) = try await onDedicatedThread(name: "kindred-bootstrap") {
+            try WorkerDaemon.bootstrap(mysql: mysql, queue: queue, settings: finalSettings, metrics: kindredMetrics, logger: logger)
+        }
+        var metricsServer: (any Service)?
+        let listen = metrics ?? configuration.metrics
+        if listen != "off" {
+            let (host, port) = try hostAndPort(listen, setting: "KINDRED_METRICS")
+            metricsServer = MetricsServer.make(registry: registry, host: host, port: port, logger: logger)
+            logger.info("metrics", metadata: ["address": "http://\(host):\(port)/metrics"])
+        }
+        logger.info("worker starting", metadata: ["workers": "\(settings.workers)", "process": "\(context.processID)"])
+        let group = ServiceGroup(
+            configuration: .init(
+                services: WorkerDaemon.services(context, watermark: watermark, metricsServer: metricsServer).map { .init(service: $0) },
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        try await group.run()
+        logger.info("worker stopped")
+    }
+}
+
+/// A logger to standard error at `level` (or `KINDRED_LOG_LEVEL`, else info).
+func makeLogger(_ label: String, level: String?) -> Logger {
+    var logger = Logger(label: label) { StreamLogHandler.standardError(label: $0) }
+    let name = level ?? ProcessInfo.processInfo.environment["KINDRED_LOG_LEVEL"] ?? "info"
+    logger.logLevel = Logger.Level(rawValue: name) ?? .info
+    return logger
+}
+
+/// The member store's connection settings (from KINDRED_MYSQL / the config file).
+func mysqlConfiguration(_ configuration: KindredConfiguration) throws -> MariaDBConnection.Configuration {
+    guard let url = configuration.mysql, !url.isEmpty else {
+        throw CLIError("no member store configured: set KINDRED_MYSQL (or \"mysql\" in the config file)")
+    }
+    do {
+        return try MariaDBConnection.Configuration(url: url)
+    } catch {
+        throw CLIError("KINDRED_MYSQL: \(error)")
+    }
+}
+
+/// The queue's address (from KINDRED_QUEUE / the config file).
+func queueAddress(_ configuration: KindredConfiguration) throws -> RedisURL {
+    guard let text = configuration.queue, !text.isEmpty else {
+        throw CLIError("the queue is not configured: set KINDRED_QUEUE (e.g. redis://127.0.0.1:7000) or \"queue\" in the config file")
+    }
+    do { return try RedisURL(text) } catch { throw CLIError("KINDRED_QUEUE: \(error)") }
+}
+
+/// Parses `HOST:PORT` (IPv6 in brackets).
+func hostAndPort(_ text: String, setting: String) throws -> (String, Int) {
+    var host = Substring(text)
+    guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+        throw CLIError("\(setting): expected HOST:PORT, not \(text)")
+    }
+    host = text[..<colon]
+    if host.hasPrefix("[") && host.hasSuffix("]") { host = host.dropFirst().dropLast() }
+    guard !host.isEmpty else { throw CLIError("\(setting): expected HOST:PORT, not \(text)") }
+    return (String(host), port)
+}
