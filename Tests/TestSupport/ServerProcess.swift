@@ -113,8 +113,11 @@ public final class ServerProcess: @unchecked Sendable {
     private let process: Process
     private let lock = NSLock()
 
-    /// Starts `executable` with `arguments`; stdout and stderr go to `logFile`.
-    public init(name: String, executable: String, arguments: [String], logFile: URL) throws {
+    /// Starts `executable` with `arguments`; stdout and stderr go to
+    /// `logFile`. `environment` entries are added to this process's.
+    public init(
+        name: String, executable: String, arguments: [String], logFile: URL, environment: [String: String] = [:]
+    ) throws {
         ServerRegistry.shared.prepare()
         self.name = name
         self.logFile = logFile
@@ -123,6 +126,9 @@ public final class ServerProcess: @unchecked Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         process.standardOutput = handle
         process.standardError = handle
         process.standardInput = FileHandle.nullDevice
@@ -160,6 +166,12 @@ public final class ServerProcess: @unchecked Sendable {
     }
 
     public var pid: Int32 { process.processIdentifier }
+
+    /// The exit status once the process has exited (`terminationStatus`),
+    /// nil while it runs.
+    public var exitStatus: Int32? {
+        lock.withLock { process.isRunning ? nil : process.terminationStatus }
+    }
 
     public var isRunning: Bool {
         lock.withLock { process.isRunning }
@@ -278,6 +290,7 @@ final class ServerRegistry: @unchecked Sendable {
     private static func isServer(pid: Int32) -> Bool {
         guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
         let command = String(decoding: data, as: UTF8.self)
-        return command.contains("redis-server") || command.contains("mariadbd")
+        return command.contains("redis-server") || command.contains("mariadbd") || command.contains("kindred\0worker")
+            || command.contains("kindred\0serve")
     }
 }
