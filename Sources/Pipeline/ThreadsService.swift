@@ -5,9 +5,10 @@ import ServiceLifecycle
 /// A `Service` that runs blocking work on plain threads of its own, never on
 /// Swift's cooperative pool (the work makes blocking C calls: hiredis,
 /// libmariadb). On graceful shutdown (SIGTERM, SIGINT through the
-/// `ServiceGroup`) it sets the ``StopSignal`` and waits for the threads to
-/// return, at most `shutdownTimeout`; threads still running then are
-/// abandoned, and `run()` returns so the process can exit in bounded time.
+/// `ServiceGroup`) or cancellation it sets the ``StopSignal`` and waits for
+/// the threads to return, at most `shutdownTimeout`; threads still running
+/// then are abandoned, and `run()` returns so the process can exit in
+/// bounded time.
 public final class ThreadsService: Service, @unchecked Sendable {
     // @unchecked Sendable: the mutable state (`running`, `continuation`) is
     // guarded by `lock`; the rest is immutable.
@@ -37,7 +38,7 @@ public final class ThreadsService: Service, @unchecked Sendable {
     }
 
     public func run() async throws {
-        await withGracefulShutdownHandler {
+        await withTaskCancellationOrGracefulShutdownHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 lock.withLock {
                     self.continuation = continuation
@@ -53,7 +54,7 @@ public final class ThreadsService: Service, @unchecked Sendable {
                     thread.start()
                 }
             }
-        } onGracefulShutdown: { [self] in
+        } onCancelOrGracefulShutdown: { [self] in
             logger.info("stopping", metadata: ["service": "\(name)", "threads": "\(count)"])
             stop.stop()
             // Bound the wait: resume run() even if a thread is stuck in a C call.

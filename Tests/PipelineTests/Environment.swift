@@ -30,7 +30,9 @@ final class Installation: @unchecked Sendable {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("fixtures").path
 
-    init(dedicatedMySQL: Bool = false) throws {
+    /// - Parameter memberLimit: import only the first this many fixture lines
+    ///   (tests that regenerate everyone more than once keep debug builds quick).
+    init(dedicatedMySQL: Bool = false, memberLimit: Int? = nil) throws {
         mysqlServer = dedicatedMySQL ? try MariaDBServer.start() : try MariaDBServer.shared()
         database = try mysqlServer.createDatabase()
         shards = try (0..<3).map { _ in try RedisServer() }
@@ -40,13 +42,20 @@ final class Installation: @unchecked Sendable {
         try Migrator.migrate(connection)
         let catalog = ShardCatalog(connection: connection)
         shardIDs = try shards.map { try catalog.add(address: "redis://127.0.0.1:\($0.port)").id }
+        var membersPath = Self.fixtures + "/members.jsonl"
+        if let memberLimit {
+            let lines = try String(contentsOfFile: membersPath, encoding: .utf8).split(separator: "\n").prefix(memberLimit)
+            let directory = try makeTemporaryDirectory(prefix: "kindred-fixture")
+            membersPath = directory.appendingPathComponent("members.jsonl").path
+            try (lines.joined(separator: "\n") + "\n").write(toFile: membersPath, atomically: true, encoding: .utf8)
+        }
         let summary = try Importer(connection: connection).run(
-            surveyPath: Self.fixtures + "/survey.json", membersPath: Self.fixtures + "/members.jsonl",
+            surveyPath: Self.fixtures + "/survey.json", membersPath: membersPath,
             onReject: { _ in }, onProgress: { _ in }, onRetry: { _ in })
         precondition(summary.progress.rejected == 0)
         survey = try SurveyStore.stored(connection)!
         let (population, _) = try MemberFile.loadPopulation(
-            surveyPath: Self.fixtures + "/survey.json", membersPath: Self.fixtures + "/members.jsonl", onReject: { _ in })
+            surveyPath: Self.fixtures + "/survey.json", membersPath: membersPath, onReject: { _ in })
         members = population.memberIDs.sorted().map { population.member($0)! }
     }
 

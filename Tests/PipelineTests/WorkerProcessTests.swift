@@ -64,102 +64,112 @@ struct WorkerProcessTests {
     }
 
     @Test("the worker generates every set; SIGKILLed three times mid-run and restarted, it loses nothing")
-    func killAndRestart() throws {
-        let installation = try Installation()
-        try installation.enqueueAll()
-        let total = installation.members.count
-        for (round, progress) in [150, 450, 750].enumerated() {
-            let worker = try Self.startWorker(installation, name: "worker-\(round)")
-            try Self.waitForGenerated(installation, atLeast: progress, worker: worker)
-            worker.kill()
+    func killAndRestart() async throws {
+        try await onThread("killAndRestart") {
+            let installation = try Installation()
+            try installation.enqueueAll()
+            let total = installation.members.count
+            for (round, progress) in [150, 450, 750].enumerated() {
+                let worker = try Self.startWorker(installation, name: "worker-\(round)")
+                try Self.waitForGenerated(installation, atLeast: progress, worker: worker)
+                worker.kill()
+            }
+            let last = try Self.startWorker(installation, name: "worker-last")
+            defer { last.terminate() }
+            try Self.waitForGenerated(installation, atLeast: total, worker: last)
+            let stats = try Self.waitForIdleQueue(installation)
+            #expect(stats.dead == 0)
+            try Self.expectAllSetsCorrect(installation)
         }
-        let last = try Self.startWorker(installation, name: "worker-last")
-        defer { last.terminate() }
-        try Self.waitForGenerated(installation, atLeast: total, worker: last)
-        let stats = try Self.waitForIdleQueue(installation)
-        #expect(stats.dead == 0)
-        try Self.expectAllSetsCorrect(installation)
     }
 
     @Test("SIGTERM during a run: the worker exits within the bound and no job is lost")
-    func gracefulStop() throws {
-        let installation = try Installation()
-        try installation.enqueueAll()
-        let worker = try Self.startWorker(installation)
-        try Self.waitForGenerated(installation, atLeast: 200, worker: worker)
-        let start = ContinuousClock.now
-        worker.signal(SIGTERM)
-        #expect(worker.waitForExit(timeout: .seconds(30)), "the worker did not exit after SIGTERM")
-        #expect(ContinuousClock.now - start < .seconds(15), "took \(ContinuousClock.now - start)")
-        #expect(worker.exitStatus == 0, "\(worker.logTail())")
-        // Nothing is left held by the stopped worker: every job is done or waiting.
-        let redis = try installation.queueServer.connect()
-        let stats = try WorkQueue().stats(on: redis)
-        #expect(stats.processing == 0)
-        #expect(try installation.generatedCount() + stats.waiting.values.reduce(0, +) >= installation.members.count)
-        let again = try Self.startWorker(installation, name: "worker-again")
-        defer { again.terminate() }
-        try Self.waitForGenerated(installation, atLeast: installation.members.count, worker: again)
-        #expect(try Self.waitForIdleQueue(installation).dead == 0)
-        try Self.expectAllSetsCorrect(installation)
+    func gracefulStop() async throws {
+        try await onThread("gracefulStop") {
+            let installation = try Installation()
+            try installation.enqueueAll()
+            let worker = try Self.startWorker(installation)
+            try Self.waitForGenerated(installation, atLeast: 200, worker: worker)
+            let start = ContinuousClock.now
+            worker.signal(SIGTERM)
+            #expect(worker.waitForExit(timeout: .seconds(30)), "the worker did not exit after SIGTERM")
+            #expect(ContinuousClock.now - start < .seconds(15), "took \(ContinuousClock.now - start)")
+            #expect(worker.exitStatus == 0, "\(worker.logTail())")
+            // Nothing is left held by the stopped worker: every job is done or waiting.
+            let redis = try installation.queueServer.connect()
+            let stats = try WorkQueue().stats(on: redis)
+            #expect(stats.processing == 0)
+            #expect(try installation.generatedCount() + stats.waiting.values.reduce(0, +) >= installation.members.count)
+            let again = try Self.startWorker(installation, name: "worker-again")
+            defer { again.terminate() }
+            try Self.waitForGenerated(installation, atLeast: installation.members.count, worker: again)
+            #expect(try Self.waitForIdleQueue(installation).dead == 0)
+            try Self.expectAllSetsCorrect(installation)
+        }
     }
 
     @Test("a shard restarted empty is regenerated without anyone asking")
-    func shardComesBackEmpty() throws {
-        let installation = try Installation()
-        try installation.enqueueAll()
-        let worker = try Self.startWorker(installation)
-        defer { worker.terminate() }
-        try Self.waitForGenerated(installation, atLeast: installation.members.count, worker: worker)
-        _ = try Self.waitForIdleQueue(installation)
-        // Shard 2 loses everything (it held about a third of the sets).
-        let shard2 = try installation.shards[1].connect()
-        #expect(try shard2.send(["DBSIZE"]).int ?? 0 > 300)
-        try installation.shards[1].restart(empty: true)
-        // (The watcher may already be repairing: a few keys may be back.)
-        #expect(try installation.shards[1].connect().send(["DBSIZE"]).int ?? 0 < 100, "the restart emptied shard 2")
-        try poll(until: "shard 2's sets to come back", timeout: .seconds(120), interval: .milliseconds(200)) {
-            guard worker.isRunning else { throw TestSupportError("the worker exited: \(worker.logTail())") }
-            return try installation.storedSets().values.allSatisfy { $0 != nil }
+    func shardComesBackEmpty() async throws {
+        try await onThread("shardComesBackEmpty") {
+            let installation = try Installation()
+            try installation.enqueueAll()
+            let worker = try Self.startWorker(installation)
+            defer { worker.terminate() }
+            try Self.waitForGenerated(installation, atLeast: installation.members.count, worker: worker)
+            _ = try Self.waitForIdleQueue(installation)
+            // Shard 2 loses everything (it held about a third of the sets).
+            let shard2 = try installation.shards[1].connect()
+            #expect(try shard2.send(["DBSIZE"]).int ?? 0 > 300)
+            try installation.shards[1].restart(empty: true)
+            // (The watcher may already be repairing: a few keys may be back.)
+            #expect(try installation.shards[1].connect().send(["DBSIZE"]).int ?? 0 < 100, "the restart emptied shard 2")
+            try poll(until: "shard 2's sets to come back", timeout: .seconds(120), interval: .milliseconds(200)) {
+                guard worker.isRunning else { throw TestSupportError("the worker exited: \(worker.logTail())") }
+                return try installation.storedSets().values.allSatisfy { $0 != nil }
+            }
+            _ = try Self.waitForIdleQueue(installation)
+            try Self.expectAllSetsCorrect(installation)
         }
-        _ = try Self.waitForIdleQueue(installation)
-        try Self.expectAllSetsCorrect(installation)
     }
 
     @Test("MySQL restarted mid-run: workers pause, retry and resume; nothing is lost")
-    func mysqlRestart() throws {
-        let installation = try Installation(dedicatedMySQL: true)
-        try installation.enqueueAll()
-        let worker = try Self.startWorker(installation)
-        defer { worker.terminate() }
-        try Self.waitForGenerated(installation, atLeast: 150, worker: worker)
-        installation.mysqlServer.stop()
-        try installation.mysqlServer.restart()
-        try Self.waitForGenerated(installation, atLeast: installation.members.count, worker: worker)
-        let stats = try Self.waitForIdleQueue(installation)
-        #expect(stats.dead == 0)
-        #expect(worker.isRunning)
-        try Self.expectAllSetsCorrect(installation)
+    func mysqlRestart() async throws {
+        try await onThread("mysqlRestart") {
+            let installation = try Installation(dedicatedMySQL: true)
+            try installation.enqueueAll()
+            let worker = try Self.startWorker(installation)
+            defer { worker.terminate() }
+            try Self.waitForGenerated(installation, atLeast: 150, worker: worker)
+            installation.mysqlServer.stop()
+            try installation.mysqlServer.restart()
+            try Self.waitForGenerated(installation, atLeast: installation.members.count, worker: worker)
+            let stats = try Self.waitForIdleQueue(installation)
+            #expect(stats.dead == 0)
+            #expect(worker.isRunning)
+            try Self.expectAllSetsCorrect(installation)
+        }
     }
 
     @Test("a member whose stored data breaks the rules ends in the dead letters with a reason; the daemon keeps going")
-    func deadLetter() throws {
-        let installation = try Installation()
-        let connection = try installation.connectMySQL()
-        try connection.execute("UPDATE members SET age_min = 90, age_max = 30 WHERE id = 42")
-        connection.close()
-        try installation.enqueueAll()
-        let worker = try Self.startWorker(installation)
-        defer { worker.terminate() }
-        try Self.waitForGenerated(installation, atLeast: installation.members.count - 1, worker: worker)
-        let stats = try Self.waitForIdleQueue(installation)
-        #expect(stats.dead == 1)
-        let dead = try WorkQueue().deadJobs(on: try installation.queueServer.connect())
-        #expect(dead.map(\.member) == [42])
-        #expect(dead.first?.reason.contains("age_min") == true, "\(dead.first?.reason ?? "")")
-        #expect(worker.isRunning)
-        // Everyone else is correct, over the population without member 42.
-        let others = installation.members.filter { $0.id != 42 }
-        try Self.expectAllSetsCorrect(installation, members: others)
+    func deadLetter() async throws {
+        try await onThread("deadLetter") {
+            let installation = try Installation()
+            let connection = try installation.connectMySQL()
+            try connection.execute("UPDATE members SET age_min = 90, age_max = 30 WHERE id = 42")
+            connection.close()
+            try installation.enqueueAll()
+            let worker = try Self.startWorker(installation)
+            defer { worker.terminate() }
+            try Self.waitForGenerated(installation, atLeast: installation.members.count - 1, worker: worker)
+            let stats = try Self.waitForIdleQueue(installation)
+            #expect(stats.dead == 1)
+            let dead = try WorkQueue().deadJobs(on: try installation.queueServer.connect())
+            #expect(dead.map(\.member) == [42])
+            #expect(dead.first?.reason.contains("age_min") == true, "\(dead.first?.reason ?? "")")
+            #expect(worker.isRunning)
+            // Everyone else is correct, over the population without member 42.
+            let others = installation.members.filter { $0.id != 42 }
+            try Self.expectAllSetsCorrect(installation, members: others)
+        }
     }
 }
