@@ -42,13 +42,20 @@ final class TaskConnections: @unchecked Sendable {
 /// thread of its own. None of them ever stops the daemon: a failed run is
 /// logged and the next one happens on schedule.
 public enum Maintenance {
-    /// Keeps every worker of this process alive in the queue's eyes.
+    /// Keeps every worker of this process alive in the queue's eyes. It
+    /// stops after the workers (the service group stops services in
+    /// reverse), and then hands back whatever a worker still holds (one
+    /// abandoned mid-job at the shutdown timeout) and forgets the workers.
     public static func heartbeat(_ context: PipelineContext) -> ThreadsService {
         let connections = TaskConnections(context)
         let ids = (0..<context.settings.workers).map { WorkerLoop.workerID(context, $0) }
         return periodicService(name: "heartbeat", interval: context.settings.heartbeatInterval, logger: context.logger) {
             try connections.queue { redis in
                 for id in ids { try context.queue.heartbeat(worker: id, on: redis) }
+            }
+        } onStop: {
+            try connections.queue { redis in
+                for id in ids { try context.queue.handBack(worker: id, on: redis) }
             }
         }
     }

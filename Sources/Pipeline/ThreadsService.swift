@@ -87,11 +87,12 @@ public final class ThreadsService: Service, @unchecked Sendable {
 }
 
 /// Runs `body` on a thread of its own every `interval` (first run at once)
-/// until graceful shutdown. An error is logged and the next run happens as
-/// scheduled: a periodic task never takes the process down.
+/// until graceful shutdown, then `onStop` once. An error is logged and the
+/// next run happens as scheduled: a periodic task never takes the process down.
 public func periodicService(
     name: String, interval: Duration, logger: Logger,
-    body: @escaping @Sendable () throws -> Void
+    body: @escaping @Sendable () throws -> Void,
+    onStop: @escaping @Sendable () throws -> Void = {}
 ) -> ThreadsService {
     ThreadsService(name: name, count: 1, shutdownTimeout: .seconds(5), logger: logger) { _, stop in
         while !stop.isStopped {
@@ -101,6 +102,11 @@ public func periodicService(
                 logger.error("periodic task failed", metadata: ["task": "\(name)", "error": "\(error)"])
             }
             if stop.wait(interval) { break }
+        }
+        do {
+            try onStop()
+        } catch {
+            logger.error("periodic task failed to stop cleanly", metadata: ["task": "\(name)", "error": "\(error)"])
         }
     }
 }

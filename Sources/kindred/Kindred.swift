@@ -16,6 +16,7 @@ struct Kindred: AsyncParsableCommand {
             WorkerCommand.self,
             EnqueueCommand.self,
             QueueCommand.self,
+            StatusCommand.self,
         ]
     )
 }

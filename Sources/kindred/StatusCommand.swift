@@ -1,0 +1,48 @@
+import ArgumentParser
+import Foundation
+import MariaDBClient
+import MemberStore
+import RedisClient
+import WorkQueue
+
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Members, their sets (current, stale, missing) and the queue, in one look.",
+        discussion: "With --wait-idle it blocks until the queue is empty (nothing waiting, retrying or in flight), up to --timeout seconds."
+    )
+
+    @OptionGroup var configOptions: ConfigOptions
+
+    @Flag(name: .customLong("wait-idle"), help: "Wait until the queue is idle before printing.")
+    var waitIdle = false
+
+    @Option(help: "Seconds --wait-idle waits at most.")
+    var timeout: Int = 300
+
+    func run() async throws {
+        let configuration = try await configOptions.load()
+        let mysql = try mysqlConfiguration(configuration)
+        let redis = try connectQueue(configuration)
+        let queue = WorkQueue()
+        if waitIdle {
+            let deadline = ContinuousClock.now.advanced(by: .seconds(timeout))
+            while true {
+                let stats = try queue.stats(on: redis)
+                if stats.waiting.values.reduce(0, +) == 0 && stats.delayed == 0 && stats.processing == 0 { break }
+                guard ContinuousClock.now < deadline else { throw CLIError("the queue is still busy after \(timeout) s") }
+                try await Task.sleep(for: .milliseconds(250))
+            }
+        }
+        let (members, generations) = try await onDedicatedThread(name: "kindred-status") { () throws -> (MemberCounts, GenerationCounts) in
+            let connection = try MariaDBConnection(configuration: mysql)
+            defer { connection.close() }
+            return (try MemberRepository.open(connection).counts(), try GenerationStore(connection: connection).counts())
+        }
+        let stats = try queue.stats(on: redis)
+        print("members: \(members.live) live, \(members.deleted) deleted")
+        print("sets: \(generations.generated - generations.stale) current, \(generations.stale) stale, \(generations.missing) never generated")
+        print("queue: \(stats.waiting[.interactive] ?? 0) interactive, \(stats.waiting[.repair] ?? 0) repair, \(stats.waiting[.backfill] ?? 0) backfill waiting; "
+            + "\(stats.delayed) retrying, \(stats.processing) in flight, \(stats.dead) dead; \(stats.workers) workers")
+    }
+}
