@@ -57,6 +57,19 @@ public struct GenerationFailure: Error, Sendable, CustomStringConvertible {
     }
 }
 
+/// Times the phases of one job into ``KindredMetrics/jobPhase(_:)``.
+struct PhaseClock {
+    let metrics: KindredMetrics
+    var last = ContinuousClock.now
+
+    mutating func lap(_ phase: String) {
+        let now = ContinuousClock.now
+        let elapsed = now - last
+        metrics.jobPhase(phase).recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+        last = now
+    }
+}
+
 /// What a job did.
 public enum GenerationOutcome: Sendable, Hashable {
     /// The member's set was written and offered to their matches.
@@ -107,9 +120,14 @@ public final class Generator {
 
     private func run(_ id: MemberID) throws -> GenerationOutcome {
         let survey = context.survey
+        var phases = PhaseClock(metrics: context.metrics)
         guard let record = try mysql({ try MemberRepository(connection: $0, survey: survey).member(id) }) else {
-            return try remove(id)
+            phases.lap("read")
+            let outcome = try remove(id)
+            phases.lap("remove")
+            return outcome
         }
+        phases.lap("read")
         let settings = context.settings.scoring
         let population = context.population
         if population.read({ $0.member(id) }) != record {
@@ -119,13 +137,17 @@ public final class Generator {
             try finder.matches(for: record, in: population)
         }
         let candidates = finder.lastScan.candidates
+        phases.lap("scan")
         let shard = try context.directory.assign(id)
+        phases.lap("assign")
         let version = AnswersVersion.of(record, survey: survey)
         try context.scores.writeSet(id, shard: shard, matches: matches, stamp: String(version), limit: settings.topN)
         context.metrics.scoresWritten.increment(by: matches.count)
+        phases.lap("write")
         try context.directory.prefetch(matches.map(\.id))
         let offers = context.scores.offer(
             from: id, entries: matches, limit: settings.topN, shardOf: context.directory.cachedShard(of:))
+        phases.lap("offers")
         if offers.failed > 0 {
             context.logger.warning(
                 "some offers failed", metadata: ["member": "\(id)", "failed": "\(offers.failed)", "error": "\(offers.errors.first.map { "\($0)" } ?? "")"])
@@ -134,6 +156,7 @@ public final class Generator {
             memberID: id, shardID: shard, answersVersion: version,
             generatedAt: Int64(Date().timeIntervalSince1970 * 1000), matchCount: matches.count)
         try mysql { try GenerationStore(connection: $0).record(generation) }
+        phases.lap("record")
         return .generated(shard: shard, matches: matches.count, offers: offers, candidates: candidates)
     }
 

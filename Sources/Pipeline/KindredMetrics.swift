@@ -16,6 +16,13 @@ public final class KindredMetrics: Sendable {
     }
     /// Time a job took from fetch to completion.
     public let jobDuration: Metrics.Timer
+    /// Time a job spends in each phase: `read` (the member from MySQL),
+    /// `scan` (scoring against every candidate), `assign` (the shard),
+    /// `write` (the set), `offers` (reciprocal offers, directory look-ups
+    /// included), `record` (the generation in MySQL), `remove` (a deletion).
+    public func jobPhase(_ phase: String) -> Metrics.Timer {
+        Metrics.Timer(label: "kindred_job_phase_seconds", dimensions: [("phase", phase)], preferredDisplayUnit: .seconds, factory: factory)
+    }
     /// Time from a member's enqueue to its set being stored.
     public let enqueueToStored: Metrics.Timer
     /// Waiting jobs per priority.
