@@ -164,6 +164,16 @@ public final class ShardDirectory: @unchecked Sendable {
     }
 
     /// Forgets every cached member-to-shard entry.
+    /// Forgets what the cache knows of `member` (their assignment may have
+    /// been released by another process: an eviction, a deletion), so the
+    /// next look-up asks MySQL.
+    public func forget(_ member: MemberID) {
+        stateLock.withLock {
+            cache[member] = nil
+            unassigned[member] = nil
+        }
+    }
+
     public func clearCache() {
         stateLock.withLock {
             cache.removeAll()

@@ -147,6 +147,16 @@ public enum Maintenance {
         }
     }
 
+    /// Follows the shard list in MySQL (for processes that read and write
+    /// sets but leave repairs to the worker daemon: the web backend).
+    public static func shardListReloader(_ context: PipelineContext) -> ThreadsService {
+        let connections = TaskConnections(context)
+        return periodicService(name: "shard-list", interval: context.settings.watchInterval, logger: context.logger) {
+            let shards = try connections.database { try ShardCatalog(connection: $0).list() }
+            context.scores.manager.update(shards: shards.map { ShardEndpoint(id: $0.id, host: $0.address.host, port: $0.address.port) })
+        }
+    }
+
     /// Checks that every set MySQL records still exists on its shard (a
     /// shard may lose keys without losing its marker: eviction, a flush of
     /// some keys); the missing ones are queued for repair.

@@ -17,6 +17,7 @@ public enum WorkerDaemon {
     public static func bootstrap(
         mysql: MariaDBConnection.Configuration, queue: RedisURL, settings: PipelineSettings, metrics: KindredMetrics,
         logger: Logger, scoreConfiguration: ScoreStore.Configuration = ScoreStore.Configuration(),
+        managerConfiguration: ShardConnectionManager.Configuration = ShardConnectionManager.Configuration(),
         startupTimeout: Duration = .seconds(60)
     ) throws -> (context: PipelineContext, watermark: SnapshotWatermark) {
         RedisClient.ignoreSIGPIPE()
@@ -38,7 +39,8 @@ public enum WorkerDaemon {
         let shards = try ShardCatalog(connection: connection).list()
         if shards.isEmpty { logger.warning("no shard configured yet: add one with `kindred shards add redis://HOST:PORT`") }
         let manager = ShardConnectionManager(
-            shards: shards.map { ShardEndpoint(id: $0.id, host: $0.address.host, port: $0.address.port) })
+            shards: shards.map { ShardEndpoint(id: $0.id, host: $0.address.host, port: $0.address.port) },
+            configuration: managerConfiguration)
         manager.startIdleReaper()
         let scores = ScoreStore(manager: manager, configuration: scoreConfiguration)
         let directory = ShardDirectory(connection: try SerializedConnection(configuration: mysql), retry: settings.mysqlRetry)

@@ -14,7 +14,11 @@
 /// - `NS:delayed` sorted set: `id|priority|enqueuedAt` -> when to retry;
 /// - `NS:dead` hash: member -> `priority|attempts|diedAt|reason`;
 /// - `NS:signal` list: one token per new job, so idle workers wake at once;
-/// - `NS:reaper` a lock so one reaper runs at a time.
+/// - `NS:reaper` a lock so one reaper runs at a time;
+/// - `NS:deleting` sorted set: member -> when their deletion was accepted
+///   (ms), so every reader filters them out while the reciprocal removals
+///   are still being applied; `NS:deleting:version` counts its changes, so
+///   readers refetch it only when it changed.
 public struct QueueKeys: Sendable, Hashable {
     public let namespace: String
 
@@ -34,4 +38,6 @@ public struct QueueKeys: Sendable, Hashable {
     var dead: String { "\(namespace):dead" }
     var signal: String { "\(namespace):signal" }
     var reaper: String { "\(namespace):reaper" }
+    var deleting: String { "\(namespace):deleting" }
+    var deletingVersion: String { "\(namespace):deleting:version" }
 }

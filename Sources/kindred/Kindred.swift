@@ -17,6 +17,7 @@ struct Kindred: AsyncParsableCommand {
             EnqueueCommand.self,
             QueueCommand.self,
             StatusCommand.self,
+            ServeCommand.self,
         ]
     )
 }

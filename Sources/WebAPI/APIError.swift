@@ -1,0 +1,47 @@
+import Foundation
+import Hummingbird
+
+/// An error the API answers with: a status, a stable machine-readable code
+/// and a message for people, rendered as `{"error": {"code", "message"}}`.
+/// Messages name the problem (the parameter, the field, the id) and never
+/// carry member data or internals.
+public struct APIError: Error, HTTPResponseError, Sendable, Equatable, CustomStringConvertible {
+    public let status: HTTPResponse.Status
+    public let code: String
+    public let message: String
+    /// Seconds for `Retry-After` (503s).
+    public let retryAfter: Int?
+
+    public init(_ status: HTTPResponse.Status, _ code: String, _ message: String, retryAfter: Int? = nil) {
+        self.status = status
+        self.code = code
+        self.message = message
+        self.retryAfter = retryAfter
+    }
+
+    public var description: String { "\(status.code) \(code): \(message)" }
+
+    public static func badRequest(_ message: String) -> APIError { APIError(.badRequest, "bad_request", message) }
+    public static func notFound(_ id: UInt32) -> APIError { APIError(.notFound, "not_found", "no member \(id)") }
+    public static func invalidMember(_ message: String) -> APIError { APIError(.unprocessableContent, "invalid_member", message) }
+    public static let unauthorized = APIError(.unauthorized, "unauthorized", "a valid bearer token is required")
+    public static func unavailable(_ message: String, retryAfter: Int) -> APIError {
+        APIError(.serviceUnavailable, "unavailable", message, retryAfter: retryAfter)
+    }
+    public static func internalError(_ message: String) -> APIError { APIError(.internalServerError, "internal", message) }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json; charset=utf-8"
+        headers[.cacheControl] = "no-store"
+        if let retryAfter { headers[.retryAfter] = String(retryAfter) }
+        if status == .unauthorized { headers[.wwwAuthenticate] = "Bearer realm=\"kindred\"" }
+        var json = JSONOutput()
+        json.raw("{\"error\":{\"code\":")
+        json.string(code)
+        json.raw(",\"message\":")
+        json.string(message)
+        json.raw("}}\n")
+        return Response(status: status, headers: headers, body: .init(byteBuffer: json.buffer))
+    }
+}

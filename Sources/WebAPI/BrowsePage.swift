@@ -1,0 +1,100 @@
+import Foundation
+import Hummingbird
+import Scoring
+
+/// `GET /browse/{id}`: a small server-rendered page for operators and the
+/// demo: the member's profile fields (never their answers), their matches
+/// ranked with score bars, and paging links. No JavaScript.
+///
+/// It shows member data, so it needs the API token too: in an
+/// `Authorization: Bearer` header, in the `kindred_token` cookie, or once in
+/// `?token=`, which sets that cookie (HttpOnly, SameSite=Strict) and
+/// redirects to the same page without the token in its address.
+enum BrowsePage {
+    static let cookieName = "kindred_token"
+
+    static func respond(_ request: Request, _ context: WebRoutes.Context, backend: WebBackend, token: String) async throws -> Response {
+        let expected = Array(token.utf8)
+        if let given = request.uri.queryParameters.get("token") {
+            guard BearerTokenMiddleware<WebRoutes.Context>.equal(Array(given.utf8), expected) else { throw APIError.unauthorized }
+            var query: [String] = []
+            for name in ["offset", "limit"] {
+                if let value = request.uri.queryParameters.get(name) { query.append("\(name)=\(value.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")") }
+            }
+            var headers = HTTPFields()
+            headers[.location] = request.uri.path + (query.isEmpty ? "" : "?" + query.joined(separator: "&"))
+            headers[.setCookie] = "\(cookieName)=\(given); Path=/browse; HttpOnly; SameSite=Strict"
+            return Response(status: .seeOther, headers: headers)
+        }
+        let fromHeader = request.headers[.authorization].flatMap { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : nil }
+        let fromCookie = request.headers[.cookie].flatMap(cookie)
+        guard let presented = fromHeader ?? fromCookie,
+            BearerTokenMiddleware<WebRoutes.Context>.equal(Array(presented.utf8), expected)
+        else { throw APIError.unauthorized }
+
+        let id = try WebRoutes.memberID(context, "id")
+        let offset = try WebRoutes.integer(request, "offset", default: 0, range: 0...1_000_000)
+        let limit = try WebRoutes.integer(request, "limit", default: 50, range: 1...backend.settings.maxPageSize)
+        let member = try await backend.member(id)
+        let page = try await backend.matches(id, offset: offset, limit: limit)
+        var headers = HTTPFields()
+        headers[.contentType] = "text/html; charset=utf-8"
+        headers[.cacheControl] = "no-store"
+        headers[.contentSecurityPolicy] = "default-src 'none'; style-src 'unsafe-inline'"
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: html(member: member, page: page))))
+    }
+
+    static func cookie(_ header: String) -> String? {
+        for part in header.split(separator: ";") {
+            let pair = part.trimmingCharacters(in: .whitespaces)
+            if pair.hasPrefix(cookieName + "=") { return String(pair.dropFirst(cookieName.count + 1)) }
+        }
+        return nil
+    }
+
+    static func html(member: Member, page: MatchesPage) -> String {
+        let seeking = member.seeking.genders.map(\.name).joined(separator: ", ")
+        let lastActive = member.lastActive.map { WebRoutes.rfc3339($0) } ?? "never"
+        var rows = ""
+        for (index, match) in page.matches.enumerated() {
+            let rank = page.offset + index + 1
+            let width = Int(match.tenths)  // percent of the bar: tenths of 10.0
+            rows += """
+                <tr><td class="rank">\(rank)</td><td><a href="/browse/\(match.id)">\(match.id)</a></td>\
+                <td class="score">\(match.score)</td>\
+                <td class="bar"><div style="width:\(width)%"></div></td></tr>\n
+                """
+        }
+        let first = page.total == 0 ? 0 : min(page.offset + 1, page.total)
+        let last = min(page.offset + page.matches.count, page.total)
+        var links: [String] = []
+        if page.offset > 0 {
+            links.append("<a rel=\"prev\" href=\"/browse/\(page.member)?offset=\(max(0, page.offset - page.limit))&amp;limit=\(page.limit)\">&larr; previous</a>")
+        }
+        if page.offset + page.limit < page.total {
+            links.append("<a rel=\"next\" href=\"/browse/\(page.member)?offset=\(page.offset + page.limit)&amp;limit=\(page.limit)\">next &rarr;</a>")
+        }
+        return """
+            <!DOCTYPE html>
+            <html lang="en"><head><meta charset="utf-8"><title>Kindred: member \(member.id)</title>
+            <style>
+            body{font:15px/1.4 system-ui,sans-serif;margin:2em auto;max-width:46em;color:#222}
+            h1{font-size:1.4em;margin-bottom:.2em} .meta{color:#555;margin:.2em 0 1em}
+            table{border-collapse:collapse;width:100%} td,th{padding:.25em .5em;border-bottom:1px solid #eee;text-align:left}
+            td.rank,td.score{font-variant-numeric:tabular-nums;width:4em} td.bar{width:55%}
+            td.bar div{height:.9em;background:#c2185b;border-radius:2px}
+            nav{margin:1em 0;display:flex;gap:2em} .note{color:#2e7d32}
+            </style></head>
+            <body>
+            <h1>Member \(member.id)</h1>
+            <p class="meta">\(member.gender.name), \(member.age), seeking \(seeking) aged \(member.ageMin)&ndash;\(member.ageMax) &middot; last active \(lastActive)</p>
+            <p class="meta">\(page.total) matches, ranked by score then id &middot; set generated \(WebRoutes.rfc3339(page.generatedAt))\(page.regenerated ? " &middot; <span class=\"note\">regenerated for this request</span>" : "")</p>
+            <p class="meta">Showing \(first)&ndash;\(last) of \(page.total)</p>
+            <table><thead><tr><th>#</th><th>member</th><th>score</th><th></th></tr></thead><tbody>
+            \(rows)</tbody></table>
+            <nav>\(links.joined(separator: " "))</nav>
+            </body></html>
+
+            """
+    }
+}

@@ -1,0 +1,101 @@
+import KindredSupport
+import Scoring
+import ScoreStore
+
+/// Ranked sets recently read, so that paging through a member's matches
+/// reads the whole set from its shard once, not once per page.
+///
+/// An entry is only ever served after the caller has read the set's meta
+/// from the shard and found it unchanged: the meta's `changes` counter moves
+/// on every write, offer and removal, and its stamp and generation time
+/// change with every regeneration, so a cached set is never staler than
+/// the meta read in the same request.
+///
+/// Entries are ranked keys, `(100 - tenths) << 32 | id`, ascending in
+/// SCORING.md's order: 8 bytes a match. Eviction is CLOCK (second chance)
+/// over a fixed number of slots: O(1) per operation, no per-hit allocation.
+public final class RankedSetCache: @unchecked Sendable {
+    // @unchecked Sendable: all state is guarded by `lock`.
+    struct Slot {
+        var member: MemberID
+        var shard: UInt32
+        var meta: ScoreStore.SetMeta
+        var ranked: [UInt64]
+        var referenced: Bool
+    }
+
+    private let lock = Lock()
+    private var slots: [Slot] = []
+    private var index: [MemberID: Int] = [:]
+    private var hand = 0
+    public let capacity: Int
+    private var hits = 0
+    private var misses = 0
+
+    /// - Parameter capacity: sets kept (each up to N + slack entries).
+    public init(capacity: Int) {
+        self.capacity = max(0, capacity)
+        slots.reserveCapacity(self.capacity)
+    }
+
+    /// The cached ranking of `member`'s set, if it was cached from exactly
+    /// this meta on this shard.
+    public func ranked(_ member: MemberID, shard: UInt32, meta: ScoreStore.SetMeta) -> [UInt64]? {
+        lock.withLock {
+            guard let slot = index[member], slots[slot].shard == shard, slots[slot].meta == meta else {
+                misses += 1
+                return nil
+            }
+            hits += 1
+            slots[slot].referenced = true
+            return slots[slot].ranked
+        }
+    }
+
+    public func store(_ member: MemberID, shard: UInt32, meta: ScoreStore.SetMeta, ranked: [UInt64]) {
+        guard capacity > 0 else { return }
+        lock.withLock {
+            let entry = Slot(member: member, shard: shard, meta: meta, ranked: ranked, referenced: false)
+            if let slot = index[member] {
+                slots[slot] = entry
+                return
+            }
+            if slots.count < capacity {
+                index[member] = slots.count
+                slots.append(entry)
+                return
+            }
+            while slots[hand].referenced {
+                slots[hand].referenced = false
+                hand = (hand + 1) % capacity
+            }
+            index[slots[hand].member] = nil
+            index[member] = hand
+            slots[hand] = entry
+            hand = (hand + 1) % capacity
+        }
+    }
+
+    /// Forgets `member`'s set (a deletion).
+    public func remove(_ member: MemberID) {
+        lock.withLock {
+            guard let slot = index[member] else { return }
+            slots[slot].meta.stamp = "\u{0}removed"
+            slots[slot].ranked = []
+            slots[slot].referenced = false
+        }
+    }
+
+    public var count: Int { lock.withLock { index.count } }
+
+    /// Look-ups that found a valid entry, and those that did not.
+    public var stats: (hits: Int, misses: Int) { lock.withLock { (hits, misses) } }
+
+    /// A ranked key: score descending, then id ascending, as one integer.
+    @inline(__always)
+    public static func key(_ match: Match) -> UInt64 { UInt64(100 - Int(match.tenths)) << 32 | UInt64(match.id) }
+    @inline(__always)
+    public static func id(_ key: UInt64) -> MemberID { MemberID(truncatingIfNeeded: key) }
+    @inline(__always)
+    public static func tenths(_ key: UInt64) -> Int { 100 - Int(key >> 32) }
+}

@@ -1,0 +1,535 @@
+import CoreMetrics
+import Foundation
+import KindredSupport
+import Logging
+import MariaDBClient
+import MemberFormat
+import MemberStore
+import Pipeline
+import RedisClient
+import Scoring
+import ScoreStore
+import WorkQueue
+
+/// The web backend's settings.
+public struct WebSettings: Sendable {
+    /// Threads for the short blocking calls of requests (Redis and MySQL round trips).
+    public var ioThreads = 8
+    /// Threads that regenerate sets on the spot (each a scan of the whole
+    /// population): few, so a burst of dormant members cannot starve reads.
+    public var generationThreads = 2
+    /// The largest page a client may ask for.
+    public var maxPageSize = 500
+    /// Sets kept in the in-process ranked cache.
+    public var cachedSets = 2_000
+    /// `Retry-After` on a 503.
+    public var retryAfterSeconds = 5
+    /// MySQL retry budget of one request (the worker waits longer).
+    public var mysqlRetry = RetryPolicy(initialDelay: .milliseconds(50), maximumDelay: .milliseconds(500), giveUpAfter: .seconds(2))
+    /// The largest member document `PUT` accepts.
+    public var maxBodyBytes = 1 << 20
+
+    public init() {}
+}
+
+/// One page of a member's ranked matches.
+public struct MatchesPage: Sendable, Equatable {
+    public var member: MemberID
+    /// Matches in the member's set (deleted members left out).
+    public var total: Int
+    public var offset: Int
+    public var limit: Int
+    /// Unix seconds of the set's last whole write.
+    public var generatedAt: Int64
+    /// True when the set was missing or stale and this request regenerated it.
+    public var regenerated: Bool
+    public var matches: [Match]
+}
+
+/// A pair's score, or the rule that excludes the pair.
+public struct PairScoreResult: Sendable, Equatable {
+    public var member: MemberID
+    public var other: MemberID
+    public var outcome: PairOutcome
+}
+
+/// What `POST /login` did.
+public enum LoginOutcome: String, Sendable {
+    /// The member's set is there and current.
+    case current
+    /// The member had no set (or a stale one): a shard is assigned and an
+    /// interactive rebuild is queued.
+    case rebuildQueued = "rebuild_queued"
+}
+
+/// Dependency health for `/healthz`.
+public struct HealthReport: Sendable {
+    public var mysql: String
+    public var queue: String
+    public var shards: [(id: UInt32, state: String)]
+    public var snapshotMembers: Int
+    public var snapshotAgeSeconds: Double
+    public var healthy: Bool { mysql == "ok" && queue == "ok" && shards.allSatisfy { $0.state == "ok" } }
+}
+
+/// The web backend's logic, independent of HTTP: every operation a route
+/// needs, run on plain threads (never on Swift's cooperative pool) with
+/// per-thread MySQL and queue connections, over the same snapshot, store
+/// and generator code the worker daemon uses.
+public final class WebBackend: Sendable {
+    public let context: PipelineContext
+    public let settings: WebSettings
+    public let cache: RankedSetCache
+    private let io: BlockingExecutor<IOThread>
+    private let generation: BlockingExecutor<Generator>
+    private let deletions: DeletionFilter
+
+    public init(context: PipelineContext, settings: WebSettings = WebSettings()) {
+        self.context = context
+        self.settings = settings
+        cache = RankedSetCache(capacity: settings.cachedSets)
+        let deletions = DeletionFilter()
+        self.deletions = deletions
+        io = BlockingExecutor(name: "web-io", threads: settings.ioThreads) { _ in
+            IOThread(context: context, retry: settings.mysqlRetry)
+        }
+        generation = BlockingExecutor(name: "web-generate", threads: settings.generationThreads) { _ in
+            Generator(context: context)
+        }
+    }
+
+    /// Stops the threads (after the HTTP server stopped).
+    public func shutdown() {
+        io.shutdown(timeout: .seconds(5))
+        generation.shutdown(timeout: .seconds(30))
+    }
+
+    // MARK: Matches
+
+    /// A page of `member`'s matches, regenerating the set on the spot when it
+    /// is missing or stale.
+    public func matches(_ member: MemberID, offset: Int, limit: Int) async throws(APIError) -> MatchesPage {
+        let first = try await onIO { [self] thread throws(APIError) in try readPage(member, offset: offset, limit: limit, thread) }
+        guard case .regenerate(let reason) = first else {
+            if case .page(let page) = first { return page }
+            fatalError("unreachable")
+        }
+        context.logger.debug("regenerating on read", metadata: ["member": "\(member)", "reason": "\(reason)"])
+        try await regenerate(member)
+        let second = try await onIO { [self] thread throws(APIError) in try readPage(member, offset: offset, limit: limit, thread) }
+        guard case .page(var page) = second else {
+            // Changed again meanwhile (a concurrent update or deletion): the next read settles it.
+            throw .unavailable("matches for member \(member) are being rebuilt; try again", retryAfter: 1)
+        }
+        page.regenerated = true
+        return page
+    }
+
+    enum ReadResult: Sendable {
+        case page(MatchesPage)
+        case regenerate(String)
+    }
+
+    private func readPage(_ member: MemberID, offset: Int, limit: Int, _ thread: IOThread) throws(APIError) -> ReadResult {
+        let marks = deletions.current(thread)
+        if marks.contains(member) { throw .notFound(member) }
+        let record = try knownMember(member, thread)
+        let shard: UInt32?
+        do {
+            shard = try context.directory.shard(of: member)
+        } catch {
+            throw mysqlDown(error)
+        }
+        guard let shard else { return .regenerate("no shard") }
+        let meta: ScoreStore.SetMeta?
+        do {
+            meta = try context.scores.readMeta(member, shard: shard)
+        } catch {
+            throw shardDown(member, shard: shard, error, thread)
+        }
+        guard let meta else { return .regenerate("no set") }
+        if meta.stamp != String(AnswersVersion.of(record, survey: context.survey)) { return .regenerate("stale") }
+        var ranked: [UInt64]
+        var setMeta = meta
+        if let cached = cache.ranked(member, shard: shard, meta: meta) {
+            ranked = cached
+        } else {
+            let set: ScoreStore.StoredSet?
+            do {
+                set = try context.scores.readSet(member, shard: shard)
+            } catch {
+                throw shardDown(member, shard: shard, error, thread)
+            }
+            guard let set else { return .regenerate("no set") }
+            ranked = set.matches.map(RankedSetCache.key)
+            setMeta = set.meta
+            cache.store(member, shard: shard, meta: set.meta, ranked: ranked)
+        }
+        if !marks.isEmpty {
+            ranked.removeAll { marks.contains(RankedSetCache.id($0)) }
+        }
+        let start = min(offset, ranked.count)
+        let end = min(ranked.count, start + limit)
+        var matches: [Match] = []
+        matches.reserveCapacity(end - start)
+        for key in ranked[start..<end] {
+            matches.append(Match(id: RankedSetCache.id(key), tenths: RankedSetCache.tenths(key)))
+        }
+        return .page(
+            MatchesPage(
+                member: member, total: ranked.count, offset: offset, limit: limit, generatedAt: setMeta.generatedAt,
+                regenerated: false, matches: matches))
+    }
+
+    /// Regenerates `member`'s set on a generation thread.
+    private func regenerate(_ member: MemberID) async throws(APIError) {
+        let result: Result<GenerationOutcome, GenerationFailure>
+        do {
+            result = try await generation.run { [context] generator in
+                // Another process may have released the member's shard (an eviction): ask MySQL afresh.
+                context.directory.forget(member)
+                return Result { () throws(GenerationFailure) in try generator.regenerate(member) }
+            }
+        } catch {
+            throw .unavailable("the server is shutting down", retryAfter: settings.retryAfterSeconds)
+        }
+        switch result {
+        case .success(.generated): return
+        case .success(.removed): throw .notFound(member)
+        case .failure(let failure):
+            switch failure.kind {
+            case .shardUnavailable:
+                context.logger.warning("regeneration on read failed: shard unavailable", metadata: ["member": "\(member)", "error": "\(failure.message)"])
+                await enqueue(member)
+                throw .unavailable(
+                    "the shard of member \(member) is unavailable; a rebuild is queued", retryAfter: settings.retryAfterSeconds)
+            case .mysqlUnavailable:
+                throw .unavailable("the member store is unavailable", retryAfter: settings.retryAfterSeconds)
+            case .badData:
+                context.logger.error("regeneration on read failed: stored data breaks the rules", metadata: ["member": "\(member)", "reason": "\(failure.message)"])
+                throw .internalError("matches for member \(member) cannot be computed from the stored data")
+            case .failed:
+                context.logger.error("regeneration on read failed", metadata: ["member": "\(member)", "error": "\(failure.message)"])
+                await enqueue(member)
+                throw .unavailable("matches for member \(member) could not be rebuilt now; a rebuild is queued", retryAfter: settings.retryAfterSeconds)
+            }
+        }
+    }
+
+    private func enqueue(_ member: MemberID) async {
+        _ = try? await onIO { thread throws(APIError) in thread.enqueue(member) }
+    }
+
+    // MARK: Pair score
+
+    public func pairScore(_ member: MemberID, _ other: MemberID) async throws(APIError) -> PairScoreResult {
+        let (a, b) = try await onIO { [self] thread throws(APIError) in
+            let marks = deletions.current(thread)
+            if marks.contains(member) { throw APIError.notFound(member) }
+            if marks.contains(other) { throw APIError.notFound(other) }
+            return (try knownMember(member, thread), try knownMember(other, thread))
+        }
+        return PairScoreResult(member: member, other: other, outcome: context.survey.outcome(a, b, settings: context.settings.scoring))
+    }
+
+    // MARK: Member events
+
+    /// Upserts a member from one import-format line; queues an interactive
+    /// rebuild. Returns whether the rebuild could be queued (if not, the
+    /// repair sweep finds the stale set).
+    public func upsert(_ member: MemberID, document: String) async throws(APIError) -> Bool {
+        let parsed: Member
+        switch MemberParser(survey: context.survey).parse(document) {
+        case .success(let value): parsed = value
+        case .failure(let error): throw .invalidMember(error.description)
+        }
+        guard parsed.id == member else {
+            throw .invalidMember("id: the document's id \(parsed.id) is not the path's \(member)")
+        }
+        return try await onIO { [self] thread throws(APIError) in
+            do {
+                _ = try thread.database { try MemberRepository(connection: $0, survey: context.survey).upsert([parsed]) }
+            } catch {
+                throw mysqlDown(error)
+            }
+            if deletions.current(thread).contains(member) {
+                // A re-registration under a deleted id: it is live again.
+                try? thread.queueCall { try context.queue.unmarkDeleted(member, on: $0) }
+                deletions.unmarkLocally(member)
+            }
+            return thread.enqueue(member)
+        }
+    }
+
+    /// Records a login; a member without a current set gets a shard and an
+    /// interactive rebuild.
+    public func login(_ member: MemberID, at time: Date = Date()) async throws(APIError) -> LoginOutcome {
+        try await onIO { [self] thread throws(APIError) in
+            if deletions.current(thread).contains(member) { throw APIError.notFound(member) }
+            let found: Bool
+            do {
+                found = try thread.database {
+                    try MemberRepository(connection: $0, survey: context.survey)
+                        .recordActivity(member, at: Int64(time.timeIntervalSince1970))
+                }
+            } catch {
+                throw mysqlDown(error)
+            }
+            guard found else { throw APIError.notFound(member) }
+            let record = try knownMember(member, thread)
+            var current = false
+            do {
+                context.directory.forget(member)
+                if let shard = try context.directory.shard(of: member) {
+                    if let meta = try? context.scores.readMeta(member, shard: shard) {
+                        current = meta.stamp == String(AnswersVersion.of(record, survey: context.survey))
+                    }
+                } else {
+                    _ = try context.directory.assign(member)
+                }
+            } catch let error as MemberStoreError where error.code == .noActiveShard {
+                context.logger.warning("login: no active shard to assign", metadata: ["member": "\(member)"])
+            } catch {
+                throw mysqlDown(error)
+            }
+            if current { return .current }
+            thread.enqueue(member)
+            return .rebuildQueued
+        }
+    }
+
+    /// Deletes a member: hidden from every read at once (a deletion mark),
+    /// tombstoned in MySQL, and queued so the worker removes their set and
+    /// their entries in everyone else's.
+    public func delete(_ member: MemberID) async throws(APIError) {
+        try await onIO { [self] thread throws(APIError) in
+            do {
+                try thread.queueCall {
+                    try context.queue.markDeleted(member, now: Int64(Date().timeIntervalSince1970 * 1000), on: $0)
+                }
+            } catch {
+                throw APIError.unavailable("the queue is unavailable, so a deletion cannot be made visible now", retryAfter: settings.retryAfterSeconds)
+            }
+            deletions.markLocally(member)
+            let deleted: Bool
+            do {
+                deleted = try thread.database { try MemberRepository(connection: $0, survey: context.survey).delete(member) }
+            } catch {
+                try? thread.queueCall { try context.queue.unmarkDeleted(member, on: $0) }
+                deletions.unmarkLocally(member)
+                throw mysqlDown(error)
+            }
+            guard deleted else {
+                // Not a live member: an unknown id, or one already deleted (still marked then).
+                let stillMarked = (try? thread.database { try MemberRepository(connection: $0, survey: context.survey).isDeleted(member) }) ?? false
+                if !stillMarked {
+                    try? thread.queueCall { try context.queue.unmarkDeleted(member, on: $0) }
+                    deletions.unmarkLocally(member)
+                }
+                throw APIError.notFound(member)
+            }
+            cache.remove(member)
+            thread.enqueue(member)
+        }
+    }
+
+    // MARK: Health
+
+    public func health() async -> HealthReport {
+        let shards = context.scores.manager.shards.map(\.id)
+        let report = try? await onIO { [self] thread throws(APIError) -> HealthReport in
+            let mysql: String
+            do {
+                try thread.database { try $0.ping() }
+                mysql = "ok"
+            } catch {
+                mysql = "unavailable"
+            }
+            let queue: String
+            do {
+                _ = try thread.queueCall { try context.queue.deletionMarksVersion(on: $0) }
+                queue = "ok"
+            } catch {
+                queue = "unavailable"
+            }
+            var states: [(id: UInt32, state: String)] = []
+            for shard in shards {
+                do {
+                    _ = try context.scores.checkMarker(shard: shard)
+                    states.append((shard, "ok"))
+                } catch {
+                    states.append((shard, "unavailable"))
+                }
+            }
+            return HealthReport(
+                mysql: mysql, queue: queue, shards: states, snapshotMembers: context.population.read { $0.count },
+                snapshotAgeSeconds: Double(context.population.age.components.seconds))
+        }
+        return report
+            ?? HealthReport(mysql: "unknown", queue: "unknown", shards: [], snapshotMembers: 0, snapshotAgeSeconds: 0)
+    }
+
+    /// The member as the snapshot knows them, else from MySQL (a member
+    /// newer than the snapshot); 404 when neither does.
+    func member(_ id: MemberID) async throws(APIError) -> Member {
+        try await onIO { [self] thread throws(APIError) in
+            if deletions.current(thread).contains(id) { throw APIError.notFound(id) }
+            return try knownMember(id, thread)
+        }
+    }
+
+    // MARK: Plumbing
+
+    private func knownMember(_ id: MemberID, _ thread: IOThread) throws(APIError) -> Member {
+        if let record = context.population.read({ $0.member(id) }) { return record }
+        let stored: Member?
+        do {
+            stored = try thread.database { try MemberRepository(connection: $0, survey: context.survey).member(id) }
+        } catch let error as MemberStoreError where error.code == .corruptRow {
+            context.logger.error("stored member breaks the rules", metadata: ["member": "\(id)", "reason": "\(error.message)"])
+            throw .internalError("member \(id) cannot be read from the stored data")
+        } catch {
+            throw mysqlDown(error)
+        }
+        guard let stored else { throw .notFound(id) }
+        return stored
+    }
+
+    private func mysqlDown(_ error: any Error) -> APIError {
+        context.logger.warning("MySQL unavailable", metadata: ["error": "\(error)"])
+        return .unavailable("the member store is unavailable", retryAfter: settings.retryAfterSeconds)
+    }
+
+    private func shardDown(_ member: MemberID, shard: UInt32, _ error: ScoreStoreError, _ thread: IOThread) -> APIError {
+        context.metrics.shardErrors(shard).increment()
+        context.logger.warning("shard unavailable on read", metadata: ["member": "\(member)", "shard": "\(shard)", "error": "\(error)"])
+        thread.enqueue(member)
+        return .unavailable("the shard of member \(member) is unavailable; a rebuild is queued", retryAfter: settings.retryAfterSeconds)
+    }
+
+    private func onIO<T: Sendable>(_ body: @escaping @Sendable (IOThread) throws(APIError) -> T) async throws(APIError) -> T {
+        let result: Result<T, APIError>
+        do {
+            result = try await io.run { thread in Result { () throws(APIError) in try body(thread) } }
+        } catch {
+            throw .unavailable("the server is shutting down", retryAfter: settings.retryAfterSeconds)
+        }
+        return try result.get()
+    }
+}
+
+/// One I/O thread's connections: opened on first use, dropped when broken.
+final class IOThread {
+    let context: PipelineContext
+    let retry: RetryPolicy
+    private var mysql: MariaDBConnection?
+    private var redis: RedisConnection?
+    /// When the queue was last found unreachable (to fail fast for a while).
+    private var queueDownSince: ContinuousClock.Instant?
+
+    init(context: PipelineContext, retry: RetryPolicy) {
+        self.context = context
+        self.retry = retry
+    }
+
+    deinit {
+        mysql?.close()
+        redis?.close()
+    }
+
+    func database<T>(_ body: (MariaDBConnection) throws -> T) throws -> T {
+        let connection: MariaDBConnection
+        if let mysql {
+            connection = mysql
+        } else {
+            do {
+                connection = try context.connectMySQL()
+            } catch {
+                throw MemberStoreError(.unavailable, "MySQL unavailable: \(error)")
+            }
+            mysql = connection
+        }
+        return try connection.withRetry(policy: retry, body)
+    }
+
+    /// Runs `body` on this thread's queue connection. After a failure the
+    /// queue is not tried again for a second, so requests do not each wait
+    /// for a connect timeout while it is down.
+    func queueCall<T>(_ body: (RedisConnection) throws -> T) throws -> T {
+        if let since = queueDownSince, ContinuousClock.now - since < .seconds(1) {
+            throw QueueError.unexpectedReply("queue unreachable (retrying shortly)")
+        }
+        do {
+            let connection: RedisConnection
+            if let redis {
+                connection = redis
+            } else {
+                connection = try RedisConnection(
+                    configuration: context.queueAddress.configuration(connectTimeout: .milliseconds(300), readTimeout: .milliseconds(500)))
+                redis = connection
+            }
+            let result = try body(connection)
+            queueDownSince = nil
+            return result
+        } catch {
+            redis?.close()
+            redis = nil
+            queueDownSince = ContinuousClock.now
+            throw error
+        }
+    }
+
+    /// Queues an interactive rebuild of `member`; false when the queue is
+    /// unreachable (logged; the repair sweep catches up).
+    @discardableResult
+    func enqueue(_ member: MemberID) -> Bool {
+        do {
+            _ = try queueCall { try context.queue.enqueue([member], priority: .interactive, on: $0) }
+            return true
+        } catch {
+            context.logger.warning("could not queue a rebuild", metadata: ["member": "\(member)", "error": "\(error)"])
+            return false
+        }
+    }
+}
+
+/// The members every read must hide: the queue's deletion marks (shared by
+/// every web process), refetched only when their version moves, plus the
+/// ones this process marked itself. When the queue is unreachable the last
+/// known marks are used.
+final class DeletionFilter: @unchecked Sendable {
+    // @unchecked Sendable: guarded by `lock`.
+    private let lock = Lock()
+    private var marks = WorkQueue.DeletionMarks()
+    private var local = Set<MemberID>()
+
+    /// The marks now: one `GET` of the version on the thread's queue
+    /// connection, the whole list only when it changed.
+    func current(_ thread: IOThread) -> Set<MemberID> {
+        let known = lock.withLock { marks.version }
+        do {
+            let version = try thread.queueCall { try thread.context.queue.deletionMarksVersion(on: $0) }
+            if version != known {
+                let fresh = try thread.queueCall { try thread.context.queue.deletionMarks(on: $0) }
+                lock.withLock {
+                    if fresh.version >= marks.version {
+                        marks = fresh
+                        local.subtract(fresh.members)
+                    }
+                }
+            }
+        } catch {
+            // Keep serving with what is known; the thread logs no member data.
+        }
+        return lock.withLock { local.isEmpty ? marks.members : marks.members.union(local) }
+    }
+
+    func markLocally(_ member: MemberID) { lock.withLock { _ = local.insert(member) } }
+
+    func unmarkLocally(_ member: MemberID) {
+        lock.withLock {
+            local.remove(member)
+            marks.members.remove(member)
+        }
+    }
+}

@@ -1,0 +1,276 @@
+import Foundation
+import Hummingbird
+import Logging
+import Metrics
+import Pipeline
+import Prometheus
+import Scoring
+
+/// The HTTP surface of the web backend: every route, the bearer-token check
+/// on `/v1`, JSON errors everywhere.
+public enum WebRoutes {
+    public typealias Context = BasicRequestContext
+
+    /// Builds the router. `registry` serves `/metrics` (nil: 404).
+    public static func router(backend: WebBackend, token: String, registry: PrometheusCollectorRegistry?) -> Router<Context> {
+        let router = Router(context: Context.self)
+        router.add(middleware: ErrorMiddleware(logger: backend.context.logger))
+        router.add(middleware: RequestMetricsMiddleware(factory: backend.context.metrics.factory))
+
+        let v1 = router.group("v1").add(middleware: BearerTokenMiddleware(token: token))
+        v1.get("members/{id}/matches") { request, context -> Response in
+            let id = try memberID(context, "id")
+            let offset = try integer(request, "offset", default: 0, range: 0...1_000_000)
+            let limit = try integer(request, "limit", default: 50, range: 1...backend.settings.maxPageSize)
+            let page = try await backend.matches(id, offset: offset, limit: limit)
+            return matchesJSON(page).response()
+        }
+        v1.get("members/{id}/score/{other}") { _, context -> Response in
+            let id = try memberID(context, "id")
+            let other = try memberID(context, "other")
+            let result = try await backend.pairScore(id, other)
+            var json = JSONOutput()
+            json.raw("{\"member\":")
+            json.int(result.member)
+            json.raw(",\"other\":")
+            json.int(result.other)
+            switch result.outcome {
+            case .scored(let tenths, let sums):
+                json.raw(",\"score\":")
+                json.score(tenths)
+                json.raw(",\"common\":")
+                json.int(sums.common)
+            case .excluded(let rule):
+                json.raw(",\"score\":null,\"excluded\":")
+                json.string(rule.rawValue)
+            }
+            json.raw("}\n")
+            return json.response()
+        }
+        v1.put("members/{id}") { request, context -> Response in
+            let id = try memberID(context, "id")
+            let body: ByteBuffer
+            do {
+                body = try await request.body.collect(upTo: backend.settings.maxBodyBytes)
+            } catch {
+                throw APIError(.contentTooLarge, "too_large", "a member document is at most \(backend.settings.maxBodyBytes) bytes")
+            }
+            let text = String(buffer: body)
+            guard !text.contains("\n") || text.split(separator: "\n", omittingEmptySubsequences: true).count == 1 else {
+                throw APIError.invalidMember("the body must be one member in the import line format")
+            }
+            let queued = try await backend.upsert(id, document: text.trimmingCharacters(in: .whitespacesAndNewlines))
+            var json = JSONOutput()
+            json.raw("{\"member\":")
+            json.int(id)
+            json.raw(",\"queued\":")
+            json.bool(queued)
+            json.raw("}\n")
+            return json.response()
+        }
+        v1.post("members/{id}/login") { _, context -> Response in
+            let id = try memberID(context, "id")
+            let outcome = try await backend.login(id)
+            var json = JSONOutput()
+            json.raw("{\"member\":")
+            json.int(id)
+            json.raw(",\"set\":")
+            json.string(outcome.rawValue)
+            json.raw("}\n")
+            return json.response()
+        }
+        v1.delete("members/{id}") { _, context -> Response in
+            let id = try memberID(context, "id")
+            try await backend.delete(id)
+            var json = JSONOutput()
+            json.raw("{\"member\":")
+            json.int(id)
+            json.raw(",\"deleted\":true}\n")
+            return json.response()
+        }
+
+        router.get("healthz") { _, _ -> Response in
+            let report = await backend.health()
+            var json = JSONOutput()
+            json.raw("{\"status\":")
+            json.string(report.healthy ? "ok" : "degraded")
+            json.raw(",\"mysql\":")
+            json.string(report.mysql)
+            json.raw(",\"queue\":")
+            json.string(report.queue)
+            json.raw(",\"shards\":{")
+            for (index, shard) in report.shards.enumerated() {
+                if index > 0 { json.raw(",") }
+                json.string(String(shard.id))
+                json.raw(":")
+                json.string(shard.state)
+            }
+            json.raw("},\"snapshot\":{\"members\":")
+            json.int(report.snapshotMembers)
+            json.raw(",\"age_seconds\":")
+            json.int(Int(report.snapshotAgeSeconds))
+            json.raw("}}\n")
+            return json.response(status: report.healthy ? .ok : .serviceUnavailable)
+        }
+        router.get("metrics") { _, _ -> Response in
+            guard let registry else { throw APIError(.notFound, "not_found", "metrics are not enabled") }
+            var headers = HTTPFields()
+            headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
+        }
+        router.get("openapi.yaml") { _, _ -> Response in
+            var headers = HTTPFields()
+            headers[.contentType] = "application/yaml; charset=utf-8"
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.yaml)))
+        }
+        router.get("browse/{id}") { request, context -> Response in
+            try await BrowsePage.respond(request, context, backend: backend, token: token)
+        }
+        return router
+    }
+
+    /// `{"member", "total", "offset", "limit", "generated_at", "regenerated", "matches": [{"id", "score"}]}`.
+    static func matchesJSON(_ page: MatchesPage) -> JSONOutput {
+        var json = JSONOutput(capacity: 160 + page.matches.count * 28)
+        json.raw("{\"member\":")
+        json.int(page.member)
+        json.raw(",\"total\":")
+        json.int(page.total)
+        json.raw(",\"offset\":")
+        json.int(page.offset)
+        json.raw(",\"limit\":")
+        json.int(page.limit)
+        json.raw(",\"generated_at\":")
+        json.string(rfc3339(page.generatedAt))
+        json.raw(",\"regenerated\":")
+        json.bool(page.regenerated)
+        json.raw(",\"matches\":[")
+        for (index, match) in page.matches.enumerated() {
+            json.raw(index == 0 ? "{\"id\":" : ",{\"id\":")
+            json.int(match.id)
+            json.raw(",\"score\":")
+            json.score(Int(match.tenths))
+            json.raw("}")
+        }
+        json.raw("]}\n")
+        return json
+    }
+
+    /// Unix seconds as `2026-11-22T10:00:00Z`.
+    static func rfc3339(_ seconds: Int64) -> String {
+        let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
+        let secondsOfDay = seconds - days * 86_400
+        // Civil from days (Howard Hinnant's algorithm).
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let day = doy - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
+        func two(_ value: Int64) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        return "\(year)-\(two(month))-\(two(day))T\(two(secondsOfDay / 3600)):\(two(secondsOfDay / 60 % 60)):\(two(secondsOfDay % 60))Z"
+    }
+
+    /// A member id path parameter: decimal digits only, 1 ... 2^32 - 1.
+    static func memberID(_ context: Context, _ name: String) throws(APIError) -> MemberID {
+        let text = context.parameters.get(name) ?? ""
+        guard let id = parseMemberID(text) else {
+            throw APIError.badRequest("\(name) must be a member id (an integer from 1 to 4294967295), not \"\(text.prefix(32))\"")
+        }
+        return id
+    }
+
+    static func parseMemberID(_ text: some StringProtocol) -> MemberID? {
+        guard !text.isEmpty, text.count <= 10, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
+            let value = UInt64(text), value >= 1, value <= UInt64(UInt32.max)
+        else { return nil }
+        return MemberID(value)
+    }
+
+    /// An optional integer query parameter within `range`.
+    static func integer(_ request: Request, _ name: String, default value: Int, range: ClosedRange<Int>) throws(APIError) -> Int {
+        let values = request.uri.queryParameters.getAll(name)
+        guard let text = values.first else { return value }
+        guard values.count == 1 else { throw APIError.badRequest("\(name) is given more than once") }
+        guard text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let number = Int(text), range.contains(number) else {
+            throw APIError.badRequest("\(name) must be an integer from \(range.lowerBound) to \(range.upperBound), not \"\(text.prefix(32))\"")
+        }
+        return number
+    }
+}
+
+/// Requires `Authorization: Bearer TOKEN`. The comparison takes the same
+/// time wherever the first difference is.
+struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
+    let token: [UInt8]
+
+    init(token: String) { self.token = Array(token.utf8) }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let header = request.headers[.authorization], header.hasPrefix("Bearer "),
+            Self.equal(Array(header.utf8.dropFirst(7)), token)
+        else { throw APIError.unauthorized }
+        return try await next(request, context)
+    }
+
+    static func equal(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        var difference = UInt8(a.count == b.count ? 0 : 1)
+        for index in 0..<max(a.count, b.count) {
+            difference |= (index < a.count ? a[index] : 0) ^ (index < b.count ? b[index] : 0)
+        }
+        return difference == 0 && !b.isEmpty
+    }
+}
+
+/// Every error as `{"error": {"code", "message"}}`: the API's own as they
+/// are, the framework's (no such route, wrong method) with their status,
+/// anything else as a 500 whose details go to the log, not the client.
+struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    let logger: Logger
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as APIError {
+            throw error
+        } catch let error as HTTPError {
+            switch error.status {
+            case .notFound: throw APIError(.notFound, "not_found", "no such route: \(request.method) \(request.uri.path)")
+            case .methodNotAllowed: throw APIError(.methodNotAllowed, "method_not_allowed", "\(request.method) is not allowed on \(request.uri.path)")
+            default: throw APIError(error.status, "http_error", error.body ?? error.status.reasonPhrase)
+            }
+        } catch {
+            logger.error("request failed", metadata: ["path": "\(request.uri.path)", "error": "\(error)"])
+            throw APIError.internalError("the request failed; see the server log")
+        }
+    }
+}
+
+/// Requests per route and status, and their latency.
+struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
+    let factory: any MetricsFactory
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let started = ContinuousClock.now
+        var status = 500
+        defer {
+            let route = context.endpointPath ?? "unmatched"
+            let elapsed = ContinuousClock.now - started
+            let dimensions = [("route", route), ("method", request.method.rawValue)]
+            Metrics.Counter(label: "kindred_http_requests_total", dimensions: dimensions + [("status", String(status))], factory: factory).increment()
+            Metrics.Timer(label: "kindred_http_request_seconds", dimensions: dimensions, preferredDisplayUnit: .seconds, factory: factory)
+                .recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+        }
+        do {
+            let response = try await next(request, context)
+            status = response.status.code
+            return response
+        } catch let error as APIError {
+            status = error.status.code
+            throw error
+        }
+    }
+}
