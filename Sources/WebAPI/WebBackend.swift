@@ -248,7 +248,13 @@ public final class WebBackend: Sendable {
         }
         return try await onIO { [self] thread throws(APIError) in
             do {
-                _ = try thread.database { try MemberRepository(connection: $0, survey: context.survey).upsert([parsed]) }
+                let stored = try thread.database { connection -> Member? in
+                    let repository = MemberRepository(connection: connection, survey: context.survey)
+                    _ = try repository.upsert([parsed])
+                    return try repository.member(member)
+                }
+                // This process's snapshot sees the change at once (reads compare set stamps with it).
+                if let stored { try? context.population.write { try $0.upsert(stored) } }
             } catch {
                 throw mysqlDown(error)
             }

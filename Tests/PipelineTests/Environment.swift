@@ -121,7 +121,11 @@ final class Installation: @unchecked Sendable {
     }
 
     /// Builds an in-process pipeline context over this installation.
-    func context(workers: Int = 1, configure: (inout PipelineSettings) -> Void = { _ in }) throws
+    func context(
+        workers: Int = 1, manager: ShardConnectionManager.Configuration = ShardConnectionManager.Configuration(),
+        registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
+        configure: (inout PipelineSettings) -> Void = { _ in }
+    ) throws
         -> (PipelineContext, SnapshotWatermark)
     {
         var settings = PipelineSettings(workers: workers)
@@ -131,6 +135,7 @@ final class Installation: @unchecked Sendable {
         logger.logLevel = .warning
         return try WorkerDaemon.bootstrap(
             mysql: mysqlConfiguration, queue: queueURL, settings: settings,
-            metrics: KindredMetrics.prometheus(registry: PrometheusCollectorRegistry()), logger: logger)
+            metrics: KindredMetrics.prometheus(registry: registry), logger: logger,
+            managerConfiguration: manager)
     }
 }

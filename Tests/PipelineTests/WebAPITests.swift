@@ -1,0 +1,474 @@
+import Foundation
+import Hummingbird
+import Logging
+import MariaDBClient
+import ServiceLifecycle
+import MemberStore
+import Pipeline
+import Scoring
+import ScoreStore
+import Testing
+import TestSupport
+import WebAPI
+import WorkQueue
+
+/// The web backend, route by route, against real MariaDB and Redis servers.
+@Suite("Web API", .timeLimit(.minutes(5)))
+struct WebAPITests {
+    @Test("pages of a member's matches follow SCORING.md's ranking exactly, page after page")
+    func pagesFollowTheRanking() async throws {
+        let web = try await onThread { try WebHarness() }
+        let expected = try Installation.expectedMatches(web.installation.members, survey: web.installation.survey)
+        let member = try #require(expected.max { $0.value.count < $1.value.count }?.key)
+        let all = try #require(expected[member])
+        #expect(all.count > 20)
+        var collected: [Match] = []
+        var offset = 0
+        while true {
+            let reply = try await web.send(.get, "/v1/members/\(member)/matches?offset=\(offset)&limit=7")
+            #expect(reply.status == 200, "\(reply.body)")
+            #expect(reply.json["member"] as? Int == Int(member))
+            #expect(reply.json["total"] as? Int == all.count)
+            #expect(reply.json["offset"] as? Int == offset && reply.json["limit"] as? Int == 7)
+            #expect(reply.json["regenerated"] as? Bool == false)
+            let generatedAt = try #require(reply.json["generated_at"] as? String)
+            #expect(generatedAt.wholeMatch(of: /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ/) != nil, "\(generatedAt)")
+            #expect(reply.headers[.contentType] == "application/json; charset=utf-8")
+            let page = reply.matches
+            if page.isEmpty { break }
+            collected += page
+            offset += 7
+        }
+        #expect(collected == all)
+        // The default page is the first 50; a page past the end is empty, with the total.
+        let first = try await web.send(.get, "/v1/members/\(member)/matches")
+        #expect(first.matches == Array(all.prefix(50)) && first.json["limit"] as? Int == 50)
+        let past = try await web.send(.get, "/v1/members/\(member)/matches?offset=100000")
+        #expect(past.status == 200 && past.matches.isEmpty && past.json["total"] as? Int == all.count)
+        // Scores are written as SCORING.md writes them.
+        let raw = try await web.send(.get, "/v1/members/\(member)/matches?limit=3")
+        #expect(raw.body.contains("\"score\":\"\(all[0].score)\""), "\(raw.body)")
+    }
+
+    @Test("a missing set (evicted: no set, no shard) and a stale one are regenerated within the request")
+    func regeneratesOnRead() async throws {
+        let web = try await onThread { try WebHarness() }
+        let members = web.installation.members
+        let expected = try Installation.expectedMatches(members, survey: web.installation.survey)
+        let evicted = try #require(members.first { (expected[$0.id]?.count ?? 0) > 10 }).id
+        try await onThread {
+            let shard = try web.shard(of: evicted)
+            _ = try web.context.scores.removeSet(evicted, shard: shard)
+            let connection = try web.installation.connectMySQL()
+            defer { connection.close() }
+            try GenerationStore(connection: connection).forget(evicted)
+            try web.context.directory.release(evicted)
+        }
+        let rebuilt = try await web.send(.get, "/v1/members/\(evicted)/matches?limit=500")
+        #expect(rebuilt.status == 200, "\(rebuilt.body)")
+        #expect(rebuilt.json["regenerated"] as? Bool == true)
+        #expect(rebuilt.matches == expected[evicted])
+        let again = try await web.send(.get, "/v1/members/\(evicted)/matches?limit=500")
+        #expect(again.json["regenerated"] as? Bool == false && again.matches == expected[evicted])
+        let assigned = try await onThread { try web.context.directory.shard(of: evicted) }
+        #expect(assigned != nil)
+
+        // Stale: the member changed their answers behind the web's back (straight into MySQL).
+        var changed = try #require(members.first { $0.id != evicted && (expected[$0.id]?.count ?? 0) > 10 })
+        changed.answers = changed.answers.map { answer in
+            var answer = answer
+            answer.importance = answer.importance == .mandatory ? .aLittle : .mandatory
+            return answer
+        }
+        let updated = changed
+        try await onThread {
+            let connection = try web.installation.connectMySQL()
+            defer { connection.close() }
+            try MemberRepository(connection: connection, survey: web.installation.survey).upsert([updated])
+            _ = try web.refreshSnapshot(since: web.watermark)
+        }
+        let afterChange = try await web.send(.get, "/v1/members/\(changed.id)/matches?limit=500")
+        #expect(afterChange.status == 200 && afterChange.json["regenerated"] as? Bool == true)
+        let now = members.map { $0.id == updated.id ? updated : $0 }
+        let expectedNow = try Installation.expectedMatches(now, survey: web.installation.survey)
+        #expect(afterChange.matches == expectedNow[changed.id])
+    }
+
+    @Test("every error has its status and a JSON body naming the problem")
+    func errors() async throws {
+        let web = try await onThread { try WebHarness(generate: false) }
+        let member = web.installation.members[0].id
+        func check(
+            _ method: HTTPRequest.Method, _ path: String, body: String? = nil, token: String? = WebHarness.token,
+            _ status: Int, _ code: String, mentions: String? = nil, sourceLocation: SourceLocation = #_sourceLocation
+        ) async throws {
+            let reply = try await web.send(method, path, body: body, token: token)
+            #expect(reply.status == status, "\(method) \(path): \(reply.body)", sourceLocation: sourceLocation)
+            #expect(reply.errorCode == code, "\(method) \(path): \(reply.body)", sourceLocation: sourceLocation)
+            if let mentions {
+                #expect(reply.errorMessage?.contains(mentions) == true, "\(reply.body)", sourceLocation: sourceLocation)
+            }
+        }
+        try await check(.get, "/v1/members/\(member)/matches", token: nil, 401, "unauthorized")
+        try await check(.get, "/v1/members/\(member)/matches", token: "wrong-token-0123456789abcdef", 401, "unauthorized")
+        try await check(.get, "/v1/members/\(member)/matches", token: String(WebHarness.token.dropLast()), 401, "unauthorized")
+        let unauthorized = try await web.send(.delete, "/v1/members/\(member)", token: nil)
+        #expect(unauthorized.headers[.wwwAuthenticate]?.hasPrefix("Bearer") == true)
+        for bad in ["abc", "0", "4294967296", "-1", "+5", "1.5", "99999999999"] {
+            try await check(.get, "/v1/members/\(bad)/matches", 400, "bad_request", mentions: "id")
+        }
+        try await check(.get, "/v1/members/\(member)/score/x", 400, "bad_request", mentions: "other")
+        for (query, name) in [("limit=0", "limit"), ("limit=501", "limit"), ("limit=ten", "limit"), ("offset=-1", "offset"),
+                              ("offset=1e3", "offset"), ("offset=1&offset=2", "offset")] {
+            try await check(.get, "/v1/members/\(member)/matches?\(query)", 400, "bad_request", mentions: name)
+        }
+        try await check(.get, "/v1/members/4000000000/matches", 404, "not_found", mentions: "4000000000")
+        try await check(.get, "/v1/members/4000000000/score/\(member)", 404, "not_found", mentions: "4000000000")
+        try await check(.post, "/v1/members/4000000000/login", 404, "not_found")
+        try await check(.delete, "/v1/members/4000000000", 404, "not_found")
+        try await check(.get, "/v1/nothing-here", 404, "not_found")
+        try await check(.put, "/v1/members/\(member)", body: "{\"id\": \(member), \"gender\": \"man\"", 422, "invalid_member")
+        // The member line format's rules, named by field.
+        let line = memberLine(id: 5_000_001, age: 17)
+        try await check(.put, "/v1/members/5000001", body: line, 422, "invalid_member", mentions: "age")
+        try await check(.put, "/v1/members/5000002", body: memberLine(id: 5_000_001, age: 30), 422, "invalid_member", mentions: "id")
+        try await check(.put, "/v1/members/5000001", body: memberLine(id: 5_000_001, age: 30, answers: "[{\"q\": 0, \"answer\": 99, \"accept\": [0], \"importance\": 1}]"), 422, "invalid_member", mentions: "answer")
+        // Nothing was stored by the rejected documents.
+        try await onThread {
+            let connection = try web.installation.connectMySQL()
+            defer { connection.close() }
+            #expect(try MemberRepository(connection: connection, survey: web.installation.survey).member(5_000_001) == nil)
+        }
+    }
+
+    @Test("a pair's score is SCORING.md's; an excluded pair names the rule")
+    func pairScores() async throws {
+        let web = try await onThread { try WebHarness(generate: false) }
+        let members = web.installation.members
+        let survey = web.installation.survey
+        var seen = Set<String>()
+        for a in members.prefix(40) {
+            for b in members.prefix(40) {
+                let outcome = survey.outcome(a, b, settings: .default)
+                let key: String
+                switch outcome {
+                case .scored: key = "scored"
+                case .excluded(let rule): key = rule.rawValue
+                }
+                guard seen.insert(key).inserted else { continue }
+                let reply = try await web.send(.get, "/v1/members/\(a.id)/score/\(b.id)")
+                #expect(reply.status == 200, "\(reply.body)")
+                switch outcome {
+                case .scored(let tenths, let sums):
+                    #expect(reply.json["score"] as? String == Score.format(tenths: tenths), "\(reply.body)")
+                    #expect(reply.json["common"] as? Int == sums.common)
+                case .excluded(let rule):
+                    #expect(reply.body.contains("\"score\":null"), "\(reply.body)")
+                    #expect(reply.json["excluded"] as? String == rule.rawValue, "\(reply.body)")
+                }
+            }
+        }
+        #expect(seen.isSuperset(of: ["scored", "seeking", "age", "same_member"]), "\(seen)")
+    }
+
+    @Test("PUT stores a member and queues an interactive rebuild; the next read gives their matches")
+    func upsert() async throws {
+        let web = try await onThread { try WebHarness() }
+        let template = web.installation.members[3]
+        let id: MemberID = 6_000_001
+        let line = memberLine(from: template, id: id)
+        let reply = try await web.send(.put, "/v1/members/\(id)", body: line)
+        #expect(reply.status == 200, "\(reply.body)")
+        #expect(reply.json["queued"] as? Bool == true)
+        let job = try await onThread { try web.takeJob() }
+        #expect(job?.member == id && job?.priority == .interactive)
+        // Not generated yet: the read regenerates on the spot and agrees with the engine.
+        var newcomer = template
+        newcomer.id = id
+        let expected = try Installation.expectedMatches(web.installation.members + [newcomer], survey: web.installation.survey)
+        let matches = try await web.send(.get, "/v1/members/\(id)/matches?limit=500")
+        #expect(matches.status == 200 && matches.json["regenerated"] as? Bool == true)
+        #expect(matches.matches == expected[id])
+
+        // An existing member's new answers: the very next read rebuilds (no stale set served).
+        var changed = template
+        changed.ageMax = changed.ageMin
+        let put = try await web.send(.put, "/v1/members/\(template.id)", body: memberLine(from: changed, id: template.id))
+        #expect(put.status == 200, "\(put.body)")
+        let everyone = web.installation.members.map { $0.id == template.id ? changed : $0 } + [newcomer]
+        let expectedNow = try Installation.expectedMatches(everyone, survey: web.installation.survey)
+        let reread = try await web.send(.get, "/v1/members/\(template.id)/matches?limit=500")
+        #expect(reread.json["regenerated"] as? Bool == true, "\(reread.body.prefix(200))")
+        #expect(reread.matches == expectedNow[template.id])
+    }
+
+    @Test("a dormant member's login assigns a shard and queues a rebuild; a current member's does not")
+    func login() async throws {
+        let web = try await onThread { try WebHarness() }
+        let dormant = web.installation.members[5].id
+        let current = web.installation.members[6].id
+        try await onThread {
+            let shard = try web.shard(of: dormant)
+            _ = try web.context.scores.removeSet(dormant, shard: shard)
+            let connection = try web.installation.connectMySQL()
+            defer { connection.close() }
+            try GenerationStore(connection: connection).forget(dormant)
+            try web.context.directory.release(dormant)
+        }
+        let before = Date()
+        let reply = try await web.send(.post, "/v1/members/\(dormant)/login")
+        #expect(reply.status == 200 && reply.json["set"] as? String == "rebuild_queued", "\(reply.body)")
+        let (job, shard, lastActive) = try await onThread {
+            let connection = try web.installation.connectMySQL()
+            defer { connection.close() }
+            let stored = try MemberRepository(connection: connection, survey: web.installation.survey).member(dormant)
+            web.context.directory.forget(dormant)
+            return (try web.takeJob(), try web.context.directory.shard(of: dormant), stored?.lastActive)
+        }
+        #expect(job?.member == dormant && job?.priority == .interactive)
+        #expect(shard != nil)
+        #expect((lastActive ?? 0) >= Int64(before.timeIntervalSince1970) - 1)
+        let second = try await web.send(.post, "/v1/members/\(current)/login")
+        #expect(second.status == 200 && second.json["set"] as? String == "current", "\(second.body)")
+        #expect(try await onThread { try web.takeJob() } == nil)
+    }
+
+    @Test("a deleted member disappears from everyone's reads at once, in every web process, before the removals run")
+    func deletion() async throws {
+        let web = try await onThread { try WebHarness() }
+        let expected = try Installation.expectedMatches(web.installation.members, survey: web.installation.survey)
+        // The member held by the most sets.
+        var holders: [MemberID: [MemberID]] = [:]
+        for (owner, matches) in expected { for match in matches { holders[match.id, default: []].append(owner) } }
+        let (deleted, owners) = try #require(holders.max { $0.value.count < $1.value.count })
+        #expect(owners.count > 3)
+        // A second web process on the same installation (its own snapshot, cache and connections).
+        let other = try await onThread { try WebHarness(installation: web.installation) }
+        for owner in owners.prefix(3) {
+            let page = try await other.send(.get, "/v1/members/\(owner)/matches?limit=500")
+            #expect(page.matches.contains { $0.id == deleted })  // cached in the other process now
+        }
+        let reply = try await web.send(.delete, "/v1/members/\(deleted)")
+        #expect(reply.status == 200 && reply.json["deleted"] as? Bool == true, "\(reply.body)")
+        for process in [web, other] {
+            for owner in owners.prefix(6) {
+                let page = try await process.send(.get, "/v1/members/\(owner)/matches?limit=500")
+                #expect(page.status == 200)
+                #expect(!page.matches.contains { $0.id == deleted }, "owner \(owner)")
+                #expect(page.matches == expected[owner]!.filter { $0.id != deleted })
+                #expect(page.json["total"] as? Int == expected[owner]!.count - 1)
+            }
+            let own = try await process.send(.get, "/v1/members/\(deleted)/matches")
+            #expect(own.status == 404)
+            let pair = try await process.send(.get, "/v1/members/\(owners[0])/score/\(deleted)")
+            #expect(pair.status == 404)
+        }
+        // The removal is queued; the stored sets still hold the member until it runs.
+        let job = try await onThread { try web.takeJob() }
+        #expect(job?.member == deleted && job?.priority == .interactive)
+        let again = try await web.send(.delete, "/v1/members/\(deleted)")
+        #expect(again.status == 404)
+        // The worker's removal job takes them out of the stored sets; reads stay the same.
+        let outcome = try await onThread { try Generator(context: web.context).regenerate(deleted) }
+        guard case .removed = outcome else {
+            Issue.record("expected a removal, got \(outcome)")
+            return
+        }
+        let after = try await other.send(.get, "/v1/members/\(owners[0])/matches?limit=500")
+        #expect(after.matches == expected[owners[0]]!.filter { $0.id != deleted })
+    }
+
+    @Test("a reader during regeneration sees one whole set or the other, never a mix")
+    func noHalfSets() async throws {
+        let web = try await onThread { try WebHarness() }
+        let expected = try Installation.expectedMatches(web.installation.members, survey: web.installation.survey)
+        let (member, matches) = try #require(expected.filter { $0.value.count >= 40 && $0.value.count <= 500 }.first)
+        let shard = try await onThread { try web.shard(of: member) }
+        let meta = try #require(try await onThread { try web.context.scores.readMeta(member, shard: shard) })
+        // A second version of the set: the same stamp (so it is current), other entries.
+        let alternative = Array(matches.reversed().prefix(matches.count / 2)).map { Match(id: $0.id, tenths: 100) }
+            .sorted(by: Match.ranksBefore)
+        let stop = StopSignal()
+        let writer = BackgroundThread("writer") {
+            var writes = 0
+            while !stop.isStopped {
+                let version = writes % 2 == 0 ? alternative : matches
+                _ = try? web.context.scores.writeSet(member, shard: shard, matches: version, stamp: meta.stamp, limit: meta.limit)
+                writes += 1
+            }
+            return writes
+        }
+        var seen: [Bool] = [false, false]
+        for _ in 0..<300 {
+            let page = try await web.send(.get, "/v1/members/\(member)/matches?limit=500")
+            #expect(page.status == 200)
+            let got = page.matches
+            #expect(got == matches || got == alternative, "a mixed set of \(got.count) entries")
+            seen[got == matches ? 0 : 1] = true
+        }
+        stop.stop()
+        let writes = try writer.result()
+        #expect(writes > 10)
+        #expect(seen == [true, true], "the reads saw both versions")
+    }
+
+    @Test("a shard killed during requests: 503 with Retry-After within a second for its members, others served")
+    func shardDown() async throws {
+        let web = try await onThread { try WebHarness() }
+        let members = web.installation.members.map(\.id)
+        let shards = try await onThread { try members.map { try web.shard(of: $0) } }
+        let victim = web.installation.shardIDs[0]
+        let onVictim = zip(members, shards).filter { $0.1 == victim }.map(\.0)
+        let elsewhere = zip(members, shards).filter { $0.1 != victim }.map(\.0)
+        #expect(!onVictim.isEmpty && !elsewhere.isEmpty)
+        let warm = try await web.send(.get, "/v1/members/\(onVictim[0])/matches")
+        #expect(warm.status == 200)
+        web.installation.shards[0].kill()
+        for member in onVictim.prefix(5) {
+            let started = ContinuousClock.now
+            let reply = try await web.send(.get, "/v1/members/\(member)/matches")
+            let took = ContinuousClock.now - started
+            #expect(reply.status == 503, "\(reply.body)")
+            #expect(reply.errorCode == "unavailable")
+            #expect(reply.headers[.retryAfter].flatMap(Int.init) ?? 0 >= 1)
+            #expect(took < .seconds(1), "took \(took)")
+            #expect(!(reply.errorMessage ?? "").contains("127.0.0.1"), "no internals: \(reply.body)")
+        }
+        for member in elsewhere.prefix(5) {
+            let reply = try await web.send(.get, "/v1/members/\(member)/matches")
+            #expect(reply.status == 200, "\(reply.body)")
+        }
+        let queued = try await onThread {
+            var ids = Set<MemberID>()
+            while let job = try web.takeJob() {
+                #expect(job.priority == .interactive)
+                ids.insert(job.member)
+            }
+            return ids
+        }
+        #expect(queued == Set(onVictim.prefix(5)))
+        let health = try await web.send(.get, "/healthz")
+        #expect(health.status == 503 && health.json["status"] as? String == "degraded", "\(health.body)")
+        #expect((health.json["shards"] as? [String: String])?[String(victim)] == "unavailable")
+    }
+
+    @Test("the OpenAPI document lists exactly the router's routes")
+    func openAPI() async throws {
+        let web = try await onThread { try WebHarness(memberLimit: 50, generate: false) }
+        let routes = Set(web.router.routes.map { "\($0.method) \($0.path)" })
+        #expect(routes == OpenAPIDocument.operations)
+        #expect(routes.count == 9)
+        let served = try await web.send(.get, "/openapi.yaml", token: nil)
+        #expect(served.status == 200 && served.body == OpenAPIDocument.yaml)
+    }
+
+    @Test("healthz, metrics and the browse page")
+    func operatorRoutes() async throws {
+        let web = try await onThread { try WebHarness(memberLimit: 120) }
+        let health = try await web.send(.get, "/healthz", token: nil)
+        #expect(health.status == 200 && health.json["status"] as? String == "ok", "\(health.body)")
+        #expect((health.json["shards"] as? [String: String])?.count == 3)
+        let member = web.installation.members[0].id
+        _ = try await web.send(.get, "/v1/members/\(member)/matches")
+        let metrics = try await web.send(.get, "/metrics", token: nil)
+        #expect(metrics.body.contains("kindred_http_requests_total{"), "\(metrics.body.prefix(500))")
+        #expect(metrics.body.contains("route=\"/v1/members/{id}/matches\""))
+
+        // Browse: no token, 401; ?token= sets a cookie and redirects without it; the cookie opens the page.
+        let denied = try await web.send(.get, "/browse/\(member)", token: nil)
+        #expect(denied.status == 401)
+        let redirect = try await web.send(.get, "/browse/\(member)?token=\(WebHarness.token)&limit=5", token: nil)
+        #expect(redirect.status == 303)
+        #expect(redirect.headers[.location] == "/browse/\(member)?limit=5")
+        let cookie = try #require(redirect.headers[.setCookie])
+        #expect(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"))
+        var headers = HTTPFields()
+        headers[.cookie] = String(cookie.split(separator: ";")[0])
+        let page = try await web.send(.get, "/browse/\(member)?limit=5", token: nil, headers: headers)
+        #expect(page.status == 200, "\(page.body)")
+        #expect(page.headers[.contentType] == "text/html; charset=utf-8")
+        let expected = try Installation.expectedMatches(web.installation.members, survey: web.installation.survey)[member]!
+        for match in expected.prefix(5) {
+            #expect(page.body.contains("<a href=\"/browse/\(match.id)\">\(match.id)</a></td><td class=\"score\">\(match.score)</td>"))
+        }
+        #expect(page.body.contains("rel=\"next\"") == (expected.count > 5))
+        #expect(!page.body.contains("<script"))
+    }
+
+    @Test("the server answers on a real port")
+    func live() async throws {
+        let web = try await onThread { try WebHarness(memberLimit: 100) }
+        let member = web.installation.members[0].id
+        let (portStream, portContinuation) = AsyncStream.makeStream(of: Int.self)
+        let services = WebServer.services(
+            backend: web.backend, host: "127.0.0.1", port: 0, token: WebHarness.token, registry: web.registry,
+            watermark: web.watermark, onServerRunning: { portContinuation.yield($0) })
+        var logger = web.context.logger
+        logger.logLevel = .warning
+        let group = ServiceGroup(configuration: .init(services: services.map { .init(service: $0) }, logger: logger))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            var ports = portStream.makeAsyncIterator()
+            let port = try #require(await ports.next())
+            let response = try await onThread {
+                try httpGet(port: port, path: "/v1/members/\(member)/matches?limit=3", token: WebHarness.token)
+            }
+            #expect(response.hasPrefix("HTTP/1.1 200"), "\(response.prefix(200))")
+            #expect(response.contains("\"member\":\(member)"))
+            let unauthorized = try await onThread { try httpGet(port: port, path: "/v1/members/\(member)/matches", token: nil) }
+            #expect(unauthorized.hasPrefix("HTTP/1.1 401"))
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+    }
+}
+
+/// One import-format line.
+func memberLine(id: MemberID, age: Int, answers: String = "[]") -> String {
+    """
+    {"id": \(id), "gender": "woman", "seeking": ["man"], "age": \(age), "age_min": 25, "age_max": 40, \
+    "last_active": "2026-11-01T10:00:00Z", "answers": \(answers)}
+    """
+}
+
+/// `member`'s data as an import line under another id.
+func memberLine(from member: Member, id: MemberID) -> String {
+    let answers = member.answers.map { answer in
+        "{\"q\": \(answer.question), \"answer\": \(answer.option), \"accept\": \(answer.accepted.options), \"importance\": \(answer.importance.rawValue)}"
+    }.joined(separator: ", ")
+    let seeking = member.seeking.genders.map { "\"\($0.name)\"" }.joined(separator: ", ")
+    let blocked = member.blocked.map(String.init).joined(separator: ", ")
+    return """
+        {"id": \(id), "gender": "\(member.gender.name)", "seeking": [\(seeking)], "age": \(member.age), \
+        "age_min": \(member.ageMin), "age_max": \(member.ageMax), "answers": [\(answers)], "blocked": [\(blocked)]}
+        """
+}
+
+/// A plain HTTP/1.1 GET over a socket; the whole response as text.
+func httpGet(port: Int, path: String, token: String?) throws -> String {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw HarnessError("socket failed") }
+    defer { close(fd) }
+    var timeout = timeval(tv_sec: 5, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else { throw HarnessError("connect failed") }
+    var request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+    if let token { request += "Authorization: Bearer \(token)\r\n" }
+    request += "\r\n"
+    _ = request.withCString { send(fd, $0, strlen($0), 0) }
+    var response = [UInt8]()
+    var chunk = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let count = recv(fd, &chunk, chunk.count, 0)
+        if count <= 0 { break }
+        response += chunk[0..<count]
+    }
+    return String(decoding: response, as: UTF8.self)
+}
