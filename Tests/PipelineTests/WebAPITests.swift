@@ -352,6 +352,27 @@ struct WebAPITests {
         #expect((health.json["shards"] as? [String: String])?[String(victim)] == "unavailable")
     }
 
+    @Test("MySQL down: sets that exist keep being served; what needs MySQL is 503 with Retry-After")
+    func mysqlDown() async throws {
+        let web = try await onThread { try WebHarness(installation: try Installation(dedicatedMySQL: true, memberLimit: 150), generateFirst: true) }
+        let members = web.installation.members.map(\.id)
+        for member in members.prefix(10) {
+            let warm = try await web.send(.get, "/v1/members/\(member)/matches")
+            #expect(warm.status == 200)
+        }
+        try await onThread { web.installation.mysqlServer.stop() }
+        for member in members.prefix(10) {
+            let reply = try await web.send(.get, "/v1/members/\(member)/matches")
+            #expect(reply.status == 200, "\(reply.body)")
+        }
+        let login = try await web.send(.post, "/v1/members/\(members[0])/login")
+        #expect(login.status == 503 && login.headers[.retryAfter] != nil, "\(login.body)")
+        #expect(login.errorMessage == "the member store is unavailable")
+        try await onThread { try web.installation.mysqlServer.restart() }
+        let after = try await web.send(.post, "/v1/members/\(members[0])/login")
+        #expect(after.status == 200, "\(after.body)")
+    }
+
     @Test("the OpenAPI document lists exactly the router's routes")
     func openAPI() async throws {
         let web = try await onThread { try WebHarness(memberLimit: 50, generate: false) }

@@ -32,7 +32,7 @@ final class WebHarness: @unchecked Sendable {
     /// - Parameters:
     ///   - memberLimit: fixture members imported.
     ///   - generate: whether every member's set is generated first.
-    init(memberLimit: Int? = 300, generate: Bool = true, installation existing: Installation? = nil) throws {
+    init(memberLimit: Int? = 300, generate: Bool = true, installation existing: Installation? = nil, generateFirst: Bool = false) throws {
         installation = try existing ?? Installation(memberLimit: memberLimit)
         var manager = ShardConnectionManager.Configuration()
         manager.connectTimeout = .milliseconds(250)
@@ -42,7 +42,7 @@ final class WebHarness: @unchecked Sendable {
         settings.ioThreads = 4
         settings.cachedSets = 64
         backend = WebBackend(context: context, settings: settings)
-        if generate && existing == nil {
+        if (generate && existing == nil) || generateFirst {
             let generator = Generator(context: context)
             for member in installation.members { _ = try generator.regenerate(member.id) }
         }
