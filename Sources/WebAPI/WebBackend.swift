@@ -131,8 +131,11 @@ public final class WebBackend: Sendable {
     }
 
     private func readPage(_ member: MemberID, offset: Int, limit: Int, _ thread: IOThread) throws(APIError) -> ReadResult {
-        let marks = deletions.current(thread)
-        if marks.contains(member) { throw .notFound(member) }
+        // The deletion marks' version is asked of the queue's Redis first and
+        // read after the shard's meta, so the two round trips overlap.
+        let pending = deletions.begin(thread)
+        var marks: Set<MemberID>?
+        defer { if marks == nil { _ = deletions.finish(pending, thread) } }
         let record = try knownMember(member, thread)
         let shard: UInt32?
         do {
@@ -140,13 +143,22 @@ public final class WebBackend: Sendable {
         } catch {
             throw mysqlDown(error)
         }
-        guard let shard else { return .regenerate("no shard") }
+        guard let shard else {
+            marks = deletions.finish(pending, thread)
+            if marks!.contains(member) { throw .notFound(member) }
+            return .regenerate("no shard")
+        }
         let meta: ScoreStore.SetMeta?
         do {
             meta = try context.scores.readMeta(member, shard: shard)
         } catch {
+            marks = deletions.finish(pending, thread)
+            if marks!.contains(member) { throw .notFound(member) }
             throw shardDown(member, shard: shard, error, thread)
         }
+        let known = deletions.finish(pending, thread)
+        marks = known
+        if known.contains(member) { throw .notFound(member) }
         guard let meta else { return .regenerate("no set") }
         if meta.stamp != String(AnswersVersion.of(record, survey: context.survey)) { return .regenerate("stale") }
         var ranked: [UInt64]
@@ -165,8 +177,8 @@ public final class WebBackend: Sendable {
             setMeta = set.meta
             cache.store(member, shard: shard, meta: set.meta, ranked: ranked)
         }
-        if !marks.isEmpty {
-            ranked.removeAll { marks.contains(RankedSetCache.id($0)) }
+        if !known.isEmpty {
+            ranked.removeAll { known.contains(RankedSetCache.id($0)) }
         }
         let start = min(offset, ranked.count)
         let end = min(ranked.count, start + limit)
@@ -508,6 +520,47 @@ final class DeletionFilter: @unchecked Sendable {
     private let lock = Lock()
     private var marks = WorkQueue.DeletionMarks()
     private var local = Set<MemberID>()
+
+    /// A version request in flight (or nil when the queue is unreachable).
+    struct Pending {
+        let requested: Bool
+    }
+
+    /// Sends the version request (see ``finish(_:_:)``).
+    func begin(_ thread: IOThread) -> Pending {
+        do {
+            try thread.queueCall { try thread.context.queue.requestDeletionMarksVersion(on: $0) }
+            return Pending(requested: true)
+        } catch {
+            return Pending(requested: false)
+        }
+    }
+
+    /// The marks, after reading the version requested by ``begin(_:)``.
+    func finish(_ pending: Pending, _ thread: IOThread) -> Set<MemberID> {
+        if pending.requested {
+            do {
+                let version = try thread.queueCall { try thread.context.queue.readDeletionMarksVersion(on: $0) }
+                try refresh(ifNot: version, thread)
+            } catch {
+                // Keep serving with what is known.
+            }
+        }
+        return lock.withLock { local.isEmpty ? marks.members : marks.members.union(local) }
+    }
+
+    private func refresh(ifNot version: Int, _ thread: IOThread) throws {
+        let known = lock.withLock { marks.version }
+        if version != known {
+            let fresh = try thread.queueCall { try thread.context.queue.deletionMarks(on: $0) }
+            lock.withLock {
+                if fresh.version >= marks.version {
+                    marks = fresh
+                    local.subtract(fresh.members)
+                }
+            }
+        }
+    }
 
     /// The marks now: one `GET` of the version on the thread's queue
     /// connection, the whole list only when it changed.

@@ -53,6 +53,25 @@ extension WorkQueue {
         return reply.string.flatMap(Int.init) ?? 0
     }
 
+    /// Sends the version request without waiting for it, so a caller can
+    /// overlap it with a round trip to another server; read the answer with
+    /// ``readDeletionMarksVersion(on:)``.
+    public func requestDeletionMarksVersion(on redis: RedisConnection) throws(QueueError) {
+        redis.append(["GET", keys.deletingVersion])
+        do { try redis.flush() } catch {
+            _ = try? redis.readReply()  // keeps the connection's reply count straight; it is broken anyway
+            throw .redis(error)
+        }
+    }
+
+    /// The answer to ``requestDeletionMarksVersion(on:)``.
+    public func readDeletionMarksVersion(on redis: RedisConnection) throws(QueueError) -> Int {
+        let reply: RedisValue
+        do { reply = try redis.readReply() } catch { throw .redis(error) }
+        if let message = reply.errorMessage { throw QueueError.server(message) }
+        return reply.string.flatMap(Int.init) ?? 0
+    }
+
     /// Every marked member with the list's version, in one `MULTI`.
     public func deletionMarks(on redis: RedisConnection) throws(QueueError) -> DeletionMarks {
         let replies = redis.pipeline([["MULTI"], ["GET", keys.deletingVersion], ["ZRANGE", keys.deleting, "0", "-1"], ["EXEC"]])
