@@ -307,6 +307,11 @@ public final class RedisConnection {
     /// - Throws: the transport error that broke the connection; once broken,
     ///   each remaining reply throws ``RedisError/Code/connectionBroken`` at once.
     public func readReply() throws(RedisError) -> RedisValue {
+        try withNextRawReply { RedisValue(copying: $0) }
+    }
+
+    /// The next reply, raw, to `body` before it is freed.
+    func withNextRawReply<T>(_ body: (UnsafePointer<redisReply>) -> T) throws(RedisError) -> T {
         checkNotClosed()
         precondition(pendingReplyCount > 0, "readReply() with no command awaiting a reply")
         pendingReplyCount -= 1
@@ -321,7 +326,7 @@ public final class RedisConnection {
                 throw breakConnection(context)
             }
             defer { freeReplyObject(raw) }
-            return RedisValue(copying: raw.assumingMemoryBound(to: redisReply.self))
+            return body(UnsafePointer(raw.assumingMemoryBound(to: redisReply.self)))
         }
     }
 

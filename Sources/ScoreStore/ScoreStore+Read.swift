@@ -100,42 +100,65 @@ extension ScoreStore {
             let reply = try redis.readReply()
             if reply.errorMessage != nil && queuedError == nil { queuedError = reply }
         }
-        let exec = try redis.readReply()
-        if let queuedError { _ = try queuedError.checked(context: redis.endpoint) }
-        guard let results = try exec.checked(context: redis.endpoint).array, results.count == buckets + 1 else {
-            throw RedisError(code: .serverError, message: "EXEC answered an unexpected reply", context: redis.endpoint, command: "EXEC")
+        // EXEC's reply is read in place: ten thousand strings for a full set,
+        // parsed straight from hiredis's buffers into ranked keys.
+        enum Parsed {
+            case set([UInt64], SetMeta, corrupt: Int)
+            case noSet
+            case reply(RedisValue)  // an error, or a shape the store does not write
         }
-        guard let meta = Self.parseMeta(results[buckets]) else { return nil }
-        var keys: [UInt64] = []
-        keys.reserveCapacity(meta.count + 16)
-        var corrupt = 0
-        for bucket in 0..<buckets {
-            guard let fields = results[bucket].array else {
-                corrupt += 1  // a key of another type: WRONGTYPE inside EXEC
-                continue
+        let parsed = try redis.readReply(inPlace: { (exec: UnsafeRawReply) -> Parsed in
+            guard exec.kind == .array, exec.count == buckets + 1, let metaReply = exec.element(buckets) else {
+                return .reply(exec.value)
             }
-            var index = 0
-            while index + 1 < fields.count {
-                defer { index += 2 }
-                guard case .bulkString(let field) = fields[index], case .bulkString(let value) = fields[index + 1],
-                    let id = Self.parseID(field), layout.bucket(of: id) == bucket,
-                    let tenths = Self.parseTenths(value)
-                else {
-                    corrupt += 1
+            guard let meta = Self.parseMeta(metaReply.value) else { return .noSet }
+            var keys: [UInt64] = []
+            keys.reserveCapacity(meta.count + 16)
+            var corrupt = 0
+            for bucket in 0..<buckets {
+                guard let fields = exec.element(bucket), fields.kind == .array else {
+                    corrupt += 1  // a key of another type: WRONGTYPE inside EXEC
                     continue
                 }
-                // Ranked order as one integer: score descending, then id ascending.
-                keys.append(UInt64(100 - tenths) << 32 | UInt64(id))
+                var index = 0
+                let count = fields.count
+                while index + 1 < count {
+                    defer { index += 2 }
+                    guard let field = fields.element(index), field.kind == .string,
+                        let value = fields.element(index + 1), value.kind == .string,
+                        let id = field.withBytes(Self.parseID), layout.bucket(of: id) == bucket,
+                        let tenths = value.withBytes(Self.parseTenths)
+                    else {
+                        corrupt += 1
+                        continue
+                    }
+                    // Ranked order as one integer: score descending, then id ascending.
+                    keys.append(UInt64(100 - tenths) << 32 | UInt64(id))
+                }
             }
+            return .set(keys, meta, corrupt: corrupt)
+        })
+        if let queuedError { _ = try queuedError.checked(context: redis.endpoint) }
+        switch parsed {
+        case .noSet:
+            return nil
+        case .reply(let reply):
+            _ = try reply.checked(context: redis.endpoint)
+            throw RedisError(code: .serverError, message: "EXEC answered an unexpected reply", context: redis.endpoint, command: "EXEC")
+        case .set(var keys, let meta, let corrupt):
+            keys.sort()
+            let matches = keys.map { Match(id: MemberID(truncatingIfNeeded: $0), tenths: 100 - Int($0 >> 32)) }
+            return StoredSet(matches: matches, meta: meta, corruptEntries: corrupt)
         }
-        keys.sort()
-        let matches = keys.map { Match(id: MemberID(truncatingIfNeeded: $0), tenths: 100 - Int($0 >> 32)) }
-        return StoredSet(matches: matches, meta: meta, corruptEntries: corrupt)
     }
 
     /// A member id as the store writes it: 1 to 10 decimal digits, no
     /// leading zero, 1 ... 2^32 - 1.
     static func parseID(_ bytes: [UInt8]) -> MemberID? {
+        bytes.withUnsafeBytes(parseID)
+    }
+
+    static func parseID(_ bytes: UnsafeRawBufferPointer) -> MemberID? {
         guard !bytes.isEmpty, bytes.count <= 10, bytes[0] != UInt8(ascii: "0") else { return nil }
         var value: UInt64 = 0
         for byte in bytes {
@@ -150,13 +173,20 @@ extension ScoreStore {
     /// time went there). Same answers: the tests compare them.
     @inline(__always)
     static func parseTenths(_ bytes: [UInt8]) -> Int? {
+        bytes.withUnsafeBytes(parseTenths)
+    }
+
+    @inline(__always)
+    static func parseTenths(_ bytes: UnsafeRawBufferPointer) -> Int? {
         let zero = UInt8(ascii: "0")
         if bytes.count == 3 {
             let a = bytes[0] &- zero, b = bytes[2] &- zero
             guard a < 10, b < 10, bytes[1] == UInt8(ascii: ".") else { return nil }
             return Int(a) * 10 + Int(b)
         }
-        if bytes == [UInt8(ascii: "1"), zero, UInt8(ascii: "."), zero] { return 100 }
+        if bytes.count == 4, bytes[0] == UInt8(ascii: "1"), bytes[1] == zero, bytes[2] == UInt8(ascii: "."), bytes[3] == zero {
+            return 100
+        }
         return nil
     }
 
