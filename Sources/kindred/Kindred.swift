@@ -17,6 +17,8 @@ struct Kindred: AsyncParsableCommand {
             EnqueueCommand.self,
             QueueCommand.self,
             StatusCommand.self,
+            BackfillCommand.self,
+            EvictCommand.self,
         ]
     )
 }

@@ -10,6 +10,8 @@ public enum RunEvent: Sendable {
     /// A line for the log: the plan, a pause, a resume.
     case message(String)
     case progress(RunStatus)
+    /// The last progress of the session (show it whatever the throttling).
+    case finalProgress(RunStatus)
 }
 
 /// A run's progress at one instant.
@@ -164,7 +166,7 @@ struct RunFollower {
                 }
             }
         }
-        onEvent(.progress(shared.status()))
+        onEvent(.finalProgress(shared.status()))
     }
 
     /// Saves the checkpoint, the committed counts and their failures.
