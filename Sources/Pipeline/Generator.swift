@@ -93,14 +93,23 @@ public enum GenerationOutcome: Sendable, Hashable {
 /// 6. record the generated answers version in MySQL.
 public final class Generator {
     /// How a generator works; the default is the worker's.
-    public struct Options: Sendable, Hashable {
+    public struct Options: Sendable {
         /// Offer the member's score to each of their matches' sets (step 5).
         /// Redundant, and skipped by `kindred backfill`, when every member's
         /// own set is being rebuilt from the same population anyway.
         public var reciprocalOffers = true
+        /// Which of the member's matches to offer to (all when nil): a
+        /// backfill leaves out sets that already account for the member's
+        /// current record. Called on the generator's thread; a thrown error
+        /// fails the job like a store error.
+        public var offerTargets: (@Sendable (_ member: MemberID, _ matches: [Match]) throws -> [Match])?
 
-        public init(reciprocalOffers: Bool = true) {
+        public init(
+            reciprocalOffers: Bool = true,
+            offerTargets: (@Sendable (_ member: MemberID, _ matches: [Match]) throws -> [Match])? = nil
+        ) {
             self.reciprocalOffers = reciprocalOffers
+            self.offerTargets = offerTargets
         }
     }
 
@@ -161,9 +170,10 @@ public final class Generator {
         guard options.reciprocalOffers else {
             return try recordGeneration(id, shard: shard, version: version, matches: matches, offers: ScoreStore.OfferStats(), candidates: candidates, phases: &phases)
         }
-        try context.directory.prefetch(matches.map(\.id))
+        let targets = try options.offerTargets?(id, matches) ?? matches
+        try context.directory.prefetch(targets.map(\.id))
         let offers = context.scores.offer(
-            from: id, entries: matches, limit: settings.topN, shardOf: context.directory.cachedShard(of:))
+            from: id, entries: targets, limit: settings.topN, shardOf: context.directory.cachedShard(of:))
         phases.lap("offers")
         if offers.failed > 0 {
             context.logger.warning(

@@ -110,7 +110,7 @@ struct BackfillTests {
             let chosen = try Self.lastActive(installation).filter { members.admits(lastActive: $0.value) }.keys
             let report = try Self.backfill(context, selection)
             #expect(!report.interrupted && report.counts == RunProgress.Counts(done: chosen.count))
-            #expect(report.notes.contains { $0.hasPrefix("reciprocal offers: ") && !$0.contains("skipped (") }, "\(report.notes)")
+            #expect(report.notes.contains { $0.contains("reciprocal offers: ") && !$0.contains("skipped (") }, "\(report.notes)")
             try Self.expectSetsCorrect(installation, chosen)
             let stored = try installation.storedSets()
             #expect(stored.filter { $0.value != nil }.count == chosen.count, "only the selected members have sets")
@@ -148,6 +148,52 @@ struct BackfillTests {
             defer { connection.close() }
             let perShard = try ShardCatalog(connection: connection).list().map(\.assignedMembers)
             #expect(perShard.max()! - perShard.min()! <= 1, "\(perShard)")
+        }
+    }
+
+    @Test("offers reach the sets generated before a member changed, and skip sets generated after it")
+    func narrowedOffers() async throws {
+        try await onThread("narrowedOffers") {
+            let installation = try Installation(memberLimit: 300)
+            let (context, _) = try installation.context { $0.scoring.topN = 8 }
+            _ = try Self.backfill(context, RunSelection(all: true))
+            // X changes answers to be widely compatible: the sets of X's new matches,
+            // generated before the change, must take X in through offers.
+            let connection = try installation.connectMySQL()
+            defer { connection.close() }
+            let repository = MemberRepository(connection: connection, survey: installation.survey)
+            var changed = try #require(installation.members.first { $0.id == 1 })
+            changed.answers = changed.answers.map { answer in
+                var wide = answer
+                wide.accepted = OptionSet8(range: 0...(installation.survey.optionCounts[answer.question] - 1))
+                wide.importance = .mandatory
+                return wide
+            }
+            try repository.upsert([changed])
+            let report = try Self.backfill(context, RunSelection(ids: [1]))
+            #expect(report.counts.done == 1)
+            let everyone = installation.members.map { $0.id == 1 ? changed : $0 }
+            let expected = try Installation.expectedMatches(everyone, survey: installation.survey, settings: ScoringSettings(topN: 8))
+            let store = installation.scoreStore()
+            let directory = ShardDirectory(connection: try SerializedConnection(configuration: installation.mysqlConfiguration))
+            var entered = 0
+            let targets = try #require(expected[1]).map(\.id)
+            for target in targets {
+                let shard = try #require(try directory.shard(of: target))
+                let set = try #require(try store.readSet(target, shard: shard, cutToLimit: false))
+                #expect(Array(set.matches.prefix(8)) == expected[target], "member \(target)")
+                if set.matches.contains(where: { $0.id == 1 }) { entered += 1 }
+            }
+            #expect(entered > 0, "no set took the changed member in")
+            #expect(report.notes.contains { $0.contains("of \(targets.count) matches, \(targets.count) hold sets generated before") }, "\(report.notes)")
+
+            // Y has not changed since long before every set was generated: no offer can matter.
+            let y = installation.members[5].id
+            try connection.execute("UPDATE members SET changed_at = '2020-01-01 00:00:00' WHERE id = ?", [.uint(UInt64(y))])
+            try connection.execute("DELETE FROM generations WHERE member_id = ?", [.uint(UInt64(y))])
+            let quiet = try Self.backfill(context, RunSelection(ids: [y]))
+            #expect(quiet.counts.done == 1)
+            #expect(quiet.notes.contains { $0.contains(" 0 hold sets generated before") && $0.contains("0 offered") }, "\(quiet.notes)")
         }
     }
 

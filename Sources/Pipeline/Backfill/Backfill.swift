@@ -62,6 +62,8 @@ public final class Backfill {
     /// Where the generators' phase timings go (the context's metrics must
     /// have been made with it), for the summary's breakdown.
     public let phases: PhaseTotals?
+    /// The run's offer filter, for the summary (set by the pool before its threads start).
+    private var filter: OfferFilter?
 
     public init(context: PipelineContext, options: Options, phases: PhaseTotals? = nil) {
         self.context = context
@@ -155,7 +157,8 @@ public final class Backfill {
             notes.append(
                 skipOffers
                     ? "reciprocal offers: skipped (this run rebuilds every live member's set, so each set gets every score anyway)"
-                    : "reciprocal offers: \(offers.offered) offered, \(offers.sent) sent, \(offers.entered) entered, "
+                    : offerScope()
+                        + "reciprocal offers: \(offers.offered) offered, \(offers.sent) sent, \(offers.entered) entered, "
                         + "\(offers.updated) updated, \(offers.unchanged) unchanged, \(offers.refused + offers.skippedByFloor) refused, "
                         + "\(offers.noSet) to members without a set, \(offers.failed) failed")
             notes += phaseLines(session: shared.progress.finished.done - committed.done)
@@ -178,14 +181,31 @@ public final class Backfill {
         onEvent: @escaping (RunEvent) -> Void
     ) -> ScoreStore.OfferStats {
         let limiter = RateLimiter(rate: options.rate)
-        let generatorOptions = Generator.Options(reciprocalOffers: !skipOffers)
         let context = self.context
+        // Offers only to sets that may not hold a member's current score (see OfferFilter).
+        var loaded: OfferFilter?
+        if !skipOffers {
+            do {
+                loaded = try database.run { try OfferFilter.load($0) }
+            } catch {
+                onEvent(.message("could not read the generations to narrow the offers (every match gets one): \(error)"))
+            }
+        }
+        let filter = loaded
+        self.filter = filter
         let finishedThreads = DispatchGroup()
         let offers = OfferTotals()
         for index in 0..<options.concurrency {
             finishedThreads.enter()
             let thread = Thread {
                 defer { finishedThreads.leave() }
+                var generatorOptions = Generator.Options(reciprocalOffers: !skipOffers)
+                if let filter {
+                    let reader = ChangeReader(context: context)
+                    generatorOptions.offerTargets = { member, matches in
+                        filter.targets(changedAt: try reader.changedAt(member), matches: matches)
+                    }
+                }
                 let generator = Generator(context: context, options: generatorOptions)
                 let worker = BackfillWorker(context: context, generator: generator, index: index)
                 while limiter.wait(stop: stop), let id = shared.next() {
@@ -303,6 +323,12 @@ public final class Backfill {
                         + (skipOffers ? "; reciprocal offers skipped (every live member's set is rebuilt)" : ""))
         }
         return lines
+    }
+
+    private func offerScope() -> String {
+        guard let filter else { return "" }
+        let (considered, kept) = filter.totals
+        return "of \(considered) matches, \(kept) hold sets generated before the member last changed (the others hold their score already); "
     }
 
     private func phaseLines(session: Int) -> [String] {
