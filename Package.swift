@@ -15,8 +15,8 @@
 //   MemberStore     -> MariaDBClient, Scoring, MemberFormat   members, answers, blocks, shards, directory, generations
 //   ScoreStore      -> RedisClient, Scoring   score sets on the shards, lazy connection manager
 //   WorkQueue       -> RedisClient        the durable prioritised queue of member ids
-//   Pipeline        -> the stores, WorkQueue, swift-log/metrics/prometheus, service-lifecycle, Hummingbird
-//                                         the worker daemon's services, the shared snapshot, metrics
+//   Pipeline        -> the stores, WorkQueue, MemberFormat, swift-log/metrics/prometheus, service-lifecycle, Hummingbird
+//                                         the worker daemon's services, the shared snapshot, metrics, backfill and evict
 //   WebAPI          -> Pipeline, the stores, Hummingbird   the web backend: routes, on-read regeneration, ranked-set cache
 //   kindred         -> everything above   the one executable: argument parsing and wiring
 //   kindred-bench   -> Scoring, Synthetic release-mode benchmarks (not tests)
@@ -99,7 +99,8 @@ let package = Package(
         .target(
             name: "Pipeline",
             dependencies: [
-                "Scoring", "MemberStore", "ScoreStore", "WorkQueue", "KindredSupport", "RedisClient", "MariaDBClient",
+                "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue", "KindredSupport", "RedisClient",
+                "MariaDBClient",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),

@@ -132,10 +132,14 @@ public struct GenerationStore {
     /// have a current set and do not. A member should have a set when they
     /// hold a shard assignment or were active at or after `activeSince`
     /// (Unix seconds); dormant members without an assignment are left to
-    /// backfill and to their next login. Included: such live members whose
-    /// generation is missing, computed from another answers version, or on
-    /// another shard than their assignment; and deleted members that still
-    /// hold an assignment (their set must be removed).
+    /// backfill and to their next login, and so are members that
+    /// `kindred evict` dropped and who were not active since (`evictions`:
+    /// evict releases the assignment, so only the activity clause could
+    /// bring them back, which matters when evict's dormancy is shorter than
+    /// the sweep's window). Included: such live members whose generation is
+    /// missing, computed from another answers version, or on another shard
+    /// than their assignment; and deleted members that still hold an
+    /// assignment (their set must be removed).
     public func repairCandidates(activeSince: Int64, after: MemberID = 0, limit: Int = 10_000) throws -> [MemberID] {
         try ids(
             """
@@ -144,7 +148,10 @@ public struct GenerationStore {
             LEFT JOIN generations g ON g.member_id = m.id
             WHERE m.id > ? AND (
               (m.deleted = 1 AND ms.member_id IS NOT NULL)
-              OR (m.deleted = 0 AND (ms.member_id IS NOT NULL OR m.last_active >= ?)
+              OR (m.deleted = 0
+                  AND (ms.member_id IS NOT NULL
+                       OR (m.last_active >= ?
+                           AND NOT EXISTS (SELECT 1 FROM evictions e WHERE e.member_id = m.id AND e.evicted_at > m.last_active)))
                   AND (g.member_id IS NULL OR g.answers_version <> m.answers_version
                        OR (ms.member_id IS NOT NULL AND g.shard_id <> ms.shard_id)))
             )

@@ -113,6 +113,67 @@ public enum Schema {
                 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4
                 """,
             ]),
+        Migration(
+            version: 4,
+            description: "backfill and eviction runs, their failures, evictions",
+            statements: [
+                // One row per `kindred backfill` / `kindred evict` run. A run is
+                // keyed by its normalized selection (`selection_key`); every
+                // selected member with an id <= `checkpoint` is done, and the
+                // counters describe exactly those members. `open_key` equals
+                // `selection_key` while the run is open and is NULL once it is
+                // finished or abandoned, so at most one open run per selection
+                // (a unique key ignores NULLs).
+                """
+                CREATE TABLE IF NOT EXISTS backfill_runs (
+                  id INT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+                  command VARCHAR(16) NOT NULL,
+                  selection_key VARCHAR(255) NOT NULL,
+                  open_key VARCHAR(255) NULL,
+                  selection VARCHAR(1024) NOT NULL,
+                  now_at BIGINT NOT NULL,
+                  skip_offers TINYINT UNSIGNED NOT NULL DEFAULT 0,
+                  state ENUM('open','finished','abandoned') NOT NULL DEFAULT 'open',
+                  checkpoint INT UNSIGNED NOT NULL DEFAULT 0,
+                  planned INT UNSIGNED NOT NULL DEFAULT 0,
+                  done_count INT UNSIGNED NOT NULL DEFAULT 0,
+                  skipped_count INT UNSIGNED NOT NULL DEFAULT 0,
+                  gone_count INT UNSIGNED NOT NULL DEFAULT 0,
+                  failed_count INT UNSIGNED NOT NULL DEFAULT 0,
+                  sessions INT UNSIGNED NOT NULL DEFAULT 1,
+                  started_at DATETIME(6) NOT NULL,
+                  updated_at DATETIME(6) NOT NULL,
+                  finished_at DATETIME(6) NULL,
+                  UNIQUE KEY backfill_runs_open_key (command, open_key),
+                  KEY backfill_runs_selection_key (selection_key)
+                ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4
+                """,
+                """
+                CREATE TABLE IF NOT EXISTS backfill_failures (
+                  run_id INT UNSIGNED NOT NULL,
+                  member_id INT UNSIGNED NOT NULL,
+                  reason VARCHAR(512) NOT NULL,
+                  PRIMARY KEY (run_id, member_id)
+                ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4
+                """,
+                // Members whose set `kindred evict` dropped, and where it was:
+                // `cleared` once the shard confirmed the removal, so an
+                // eviction stopped between MySQL and the shard (or a shard
+                // that was down) is finished by the next evict. The repair
+                // sweep leaves a member alone while they hold no shard and
+                // were not active since their eviction.
+                """
+                CREATE TABLE IF NOT EXISTS evictions (
+                  member_id INT UNSIGNED NOT NULL PRIMARY KEY,
+                  shard_id INT UNSIGNED NULL,
+                  generation_shard_id INT UNSIGNED NULL,
+                  evicted_at BIGINT NOT NULL,
+                  run_id INT UNSIGNED NULL,
+                  cleared TINYINT UNSIGNED NOT NULL DEFAULT 0,
+                  KEY evictions_cleared (cleared, member_id)
+                ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4
+                """,
+            ]),
     ]
 
     /// The bookkeeping table itself, created before any migration runs.

@@ -80,6 +80,13 @@ public struct ShardCatalog {
         guard try shard(id) != nil else { throw MemberStoreError(.unknownShard, "no shard has id \(id)") }
     }
 
+    /// Sets (or, with nil, clears) the bytes of score sets a shard may hold.
+    public func setMemoryBudget(_ id: UInt32, _ budget: UInt64?) throws {
+        try connection.execute(
+            "UPDATE shards SET memory_budget = ? WHERE id = ?", [budget.map { SQLValue.uint($0) } ?? .null, .uint(UInt64(id))])
+        guard try shard(id) != nil else { throw MemberStoreError(.unknownShard, "no shard has id \(id)") }
+    }
+
     /// Sets a shard's weight.
     public func setWeight(_ id: UInt32, _ weight: Int) throws {
         guard Self.weightRange.contains(weight) else {

@@ -104,9 +104,13 @@ public final class ShardDirectory: @unchecked Sendable {
     }
 
     /// The member's shard, assigning one first if they have none.
+    ///
+    /// Always asks MySQL (one primary-key read when the member has a shard),
+    /// never the cache: another process may have released the member since
+    /// this one cached them (`kindred evict`, a deletion), and a set written
+    /// to the cached shard would then have no row in the directory.
     /// - Throws: ``MemberStoreError/Code/noActiveShard`` when no shard is active.
     public func assign(_ member: MemberID) throws -> UInt32 {
-        if let cached = stateLock.withLock({ cache[member] }) { return cached }
         let shard = try connection.withRetry(policy: retry) { connection in
             if let existing = try Self.storedShard(of: member, on: connection) { return existing }
             for attempt in 0..<3 {
@@ -171,6 +175,7 @@ public final class ShardDirectory: @unchecked Sendable {
         stateLock.withLock {
             cache[member] = nil
             unassigned[member] = nil
+            loadsReadAt = nil  // the shards' loads changed too
         }
     }
 

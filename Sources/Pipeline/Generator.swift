@@ -92,14 +92,37 @@ public enum GenerationOutcome: Sendable, Hashable {
 /// 5. write the set (atomic replacement) and offer their score to each match;
 /// 6. record the generated answers version in MySQL.
 public final class Generator {
+    /// How a generator works; the default is the worker's.
+    public struct Options: Sendable {
+        /// Offer the member's score to each of their matches' sets (step 5).
+        /// Redundant, and skipped by `kindred backfill`, when every member's
+        /// own set is being rebuilt from the same population anyway.
+        public var reciprocalOffers = true
+        /// Which of the member's matches to offer to (all when nil): a
+        /// backfill leaves out sets that already account for the member's
+        /// current record. Called on the generator's thread; a thrown error
+        /// fails the job like a store error.
+        public var offerTargets: (@Sendable (_ member: MemberID, _ matches: [Match]) throws -> [Match])?
+
+        public init(
+            reciprocalOffers: Bool = true,
+            offerTargets: (@Sendable (_ member: MemberID, _ matches: [Match]) throws -> [Match])? = nil
+        ) {
+            self.reciprocalOffers = reciprocalOffers
+            self.offerTargets = offerTargets
+        }
+    }
+
     public let context: PipelineContext
+    public let options: Options
     private var database: MariaDBConnection?
     private let finder: MatchFinder
     /// Every candidate (up to a million), to find who may hold a deleted member.
     private let everyone: MatchFinder
 
-    public init(context: PipelineContext) {
+    public init(context: PipelineContext, options: Options = Options()) {
         self.context = context
+        self.options = options
         finder = MatchFinder(settings: context.settings.scoring)
         var all = context.settings.scoring
         all.topN = 1_000_000
@@ -144,14 +167,26 @@ public final class Generator {
         try context.scores.writeSet(id, shard: shard, matches: matches, stamp: String(version), limit: settings.topN)
         context.metrics.scoresWritten.increment(by: matches.count)
         phases.lap("write")
-        try context.directory.prefetch(matches.map(\.id))
+        guard options.reciprocalOffers else {
+            return try recordGeneration(id, shard: shard, version: version, matches: matches, offers: ScoreStore.OfferStats(), candidates: candidates, phases: &phases)
+        }
+        let targets = try options.offerTargets?(id, matches) ?? matches
+        try context.directory.prefetch(targets.map(\.id))
         let offers = context.scores.offer(
-            from: id, entries: matches, limit: settings.topN, shardOf: context.directory.cachedShard(of:))
+            from: id, entries: targets, limit: settings.topN, shardOf: context.directory.cachedShard(of:))
         phases.lap("offers")
         if offers.failed > 0 {
             context.logger.warning(
                 "some offers failed", metadata: ["member": "\(id)", "failed": "\(offers.failed)", "error": "\(offers.errors.first.map { "\($0)" } ?? "")"])
         }
+        return try recordGeneration(id, shard: shard, version: version, matches: matches, offers: offers, candidates: candidates, phases: &phases)
+    }
+
+    /// Step 6: records the generation in MySQL.
+    private func recordGeneration(
+        _ id: MemberID, shard: UInt32, version: UInt64, matches: [Match], offers: ScoreStore.OfferStats, candidates: Int,
+        phases: inout PhaseClock
+    ) throws -> GenerationOutcome {
         let generation = Generation(
             memberID: id, shardID: shard, answersVersion: version,
             generatedAt: Int64(Date().timeIntervalSince1970 * 1000), matchCount: matches.count)

@@ -30,6 +30,41 @@ extension ScoreStore {
         return removed > 0
     }
 
+    /// Removes the whole sets of `members` on `shard` (evicting dormant
+    /// members): one `UNLINK` per member, pipelined in batches of
+    /// ``Configuration/batchSize`` commands. Returns how many had a set.
+    @discardableResult
+    public func removeSets(_ members: [MemberID], shard: ShardID) throws(ScoreStoreError) -> Int {
+        var removed = 0
+        for start in stride(from: 0, to: members.count, by: configuration.batchSize) {
+            let batch = members[start..<min(members.count, start + configuration.batchSize)]
+            removed += try onShard(shard) { (connection) throws(RedisError) -> Int in
+                let redis = connection.redis
+                for member in batch {
+                    redis.append("UNLINK") { command in
+                        for key in layout.liveKeys(member) { command.append(key) }
+                        command.append(layout.metaKey(member))
+                    }
+                }
+                try redis.flush()
+                var removed = 0
+                var failure: RedisValue?
+                for _ in batch {
+                    let reply = try redis.readReply()
+                    if let count = reply.int {
+                        if count > 0 { removed += 1 }
+                    } else if failure == nil {
+                        failure = reply
+                    }
+                }
+                if let failure { _ = try failure.checked(context: redis.endpoint) }
+                return removed
+            }
+            for member in batch { floors.remove(member) }
+        }
+        return removed
+    }
+
     /// Removes `member` from each of `targets`' sets (when `member` deletes
     /// their account): `HDEL` on the right bucket, `count` down and
     /// `changes` up when it was there, one atomic script per target, grouped

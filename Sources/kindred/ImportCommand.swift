@@ -69,80 +69,23 @@ struct ImportCommand: AsyncParsableCommand {
     }
 }
 
-/// The import's progress on standard error: on a terminal one line redrawn
-/// in place (bar, rate, ETA) at most 5 times a second; otherwise a plain
-/// line every 5 seconds. Messages (rejected lines, retries) are printed
-/// above the bar.
-final class ProgressDisplay {
-    let interactive: Bool
-    private var lastDraw: ContinuousClock.Instant?
-    private var lastLine = ""
-    private let clock = ContinuousClock()
-
-    init(interactive: Bool) {
-        self.interactive = interactive
-    }
-
+extension ProgressDisplay {
     func update(_ progress: ImportProgress) {
-        let now = clock.now
-        let interval: Duration = interactive ? .milliseconds(200) : .seconds(5)
-        if let lastDraw, now - lastDraw < interval { return }
-        lastDraw = now
-        lastLine = Self.describe(progress, bar: interactive)
-        if interactive {
-            write("\r\u{1B}[2K" + lastLine)
-        } else {
-            write(lastLine + "\n")
-        }
-    }
-
-    func message(_ text: String) {
-        if interactive && !lastLine.isEmpty {
-            write("\r\u{1B}[2K" + text + "\n" + lastLine)
-        } else {
-            write(text + "\n")
-        }
-    }
-
-    func finish() {
-        if interactive && !lastLine.isEmpty { write("\r\u{1B}[2K") }
+        update { Self.describe(progress, bar: $0) }
     }
 
     static func describe(_ progress: ImportProgress, bar: Bool) -> String {
         var text = ""
         if let fraction = progress.fraction {
-            if bar {
-                let width = 24
-                let filled = Int(fraction * Double(width))
-                text += "[" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "] "
-            }
+            if bar { text += Self.bar(fraction) + " " }
             text += String(format: "%5.1f%% ", fraction * 100)
         }
         text += "\(grouped(progress.members)) members, \(grouped(progress.rejected)) rejected, "
             + "\(grouped(Int(progress.membersPerSecond))) members/s"
         if let fraction = progress.fraction, fraction > 0.001 {
             let elapsed = Double(progress.elapsed.components.seconds) + Double(progress.elapsed.components.attoseconds) / 1e18
-            let remaining = Int((elapsed / fraction - elapsed).rounded())
-            text += String(format: ", ETA %d:%02d", remaining / 60, remaining % 60)
+            text += ", ETA " + eta(Int((elapsed / fraction - elapsed).rounded()))
         }
         return text
-    }
-
-    static func grouped(_ value: Int) -> String {
-        let digits = String(value)
-        var out = ""
-        for (index, character) in digits.enumerated() {
-            if index > 0 && (digits.count - index) % 3 == 0 && character != "-" { out.append(",") }
-            out.append(character)
-        }
-        return out
-    }
-
-    static func seconds(_ duration: Duration) -> String {
-        String(format: "%.1f", Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18)
-    }
-
-    private func write(_ text: String) {
-        FileHandle.standardError.write(Data(text.utf8))
     }
 }

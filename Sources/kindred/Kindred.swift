@@ -18,6 +18,8 @@ struct Kindred: AsyncParsableCommand {
             QueueCommand.self,
             StatusCommand.self,
             ServeCommand.self,
+            BackfillCommand.self,
+            EvictCommand.self,
         ]
     )
 }

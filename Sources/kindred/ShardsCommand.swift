@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import MariaDBClient
 import MemberStore
+import Pipeline
 import RedisClient
 import ScoreStore
 
@@ -9,7 +10,7 @@ struct ShardsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "shards",
         abstract: "List and manage the Redis-compatible shards (rows in MySQL: every program sees the same list).",
-        subcommands: [List.self, Add.self, Drain.self, Activate.self]
+        subcommands: [List.self, Add.self, Drain.self, Activate.self, Budget.self]
     )
 
     struct List: AsyncParsableCommand {
@@ -32,7 +33,7 @@ struct ShardsCommand: AsyncParsableCommand {
                     configuration: config)
                 defer { manager.close() }
                 let store = ScoreStore(manager: manager)
-                var lines = ["id  address                        weight  state     members  keys      used memory"]
+                var lines = ["id  address                        weight  state     members  budget      keys      used memory"]
                 for shard in shards {
                     let live: String
                     do {
@@ -42,7 +43,8 @@ struct ShardsCommand: AsyncParsableCommand {
                         live = "unreachable (\((error as? ScoreStoreError)?.code.description ?? "error"))"
                     }
                     lines.append("\(pad(String(shard.id), 2))  \(pad(shard.address.description, 29))  \(pad(String(shard.weight), 6))  "
-                        + "\(pad(shard.state.rawValue, 8))  \(pad(String(shard.assignedMembers), 7))  \(live)")
+                        + "\(pad(shard.state.rawValue, 8))  \(pad(String(shard.assignedMembers), 7))  "
+                        + "\(pad(shard.memoryBudget.map { Bytes.text(Int($0)) } ?? "-", 10))  \(live)")
                 }
                 return lines
             }
@@ -60,18 +62,46 @@ struct ShardsCommand: AsyncParsableCommand {
         @Option(help: "Relative share of new members (1 to 1000000).")
         var weight: Int = 1
 
-        @Option(name: .customLong("memory-budget"), help: "Bytes of score sets the shard may hold (backfill refuses to exceed it).")
-        var memoryBudget: UInt64?
+        @Option(name: .customLong("memory-budget"), help: "Memory the shard may use, e.g. 512MB, 2GiB or bytes (backfill refuses to exceed it).")
+        var memoryBudget: String?
+
+        func validate() throws {
+            if let memoryBudget { _ = try parseBudget(memoryBudget) }
+        }
 
         func run() async throws {
             let mysql = try mysqlConfiguration(try await configOptions.load())
-            let (address, weight, budget) = (address, weight, memoryBudget)
+            let (address, weight, budget) = (address, weight, try memoryBudget.map(parseBudget))
             let shard = try await onDedicatedThread(name: "kindred-shards") { () throws -> ShardInfo in
                 let connection = try MariaDBConnection(configuration: mysql)
                 defer { connection.close() }
                 return try ShardCatalog(connection: connection).add(address: address, weight: weight, memoryBudget: budget)
             }
-            print("added shard \(shard.id): \(shard.address) (weight \(shard.weight), \(shard.state.rawValue))")
+            print("added shard \(shard.id): \(shard.address) (weight \(shard.weight), \(shard.state.rawValue)"
+                + (shard.memoryBudget.map { ", memory budget \(Bytes.text(Int($0)))" } ?? "") + ")")
+        }
+    }
+
+    struct Budget: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Set a shard's memory budget (what `kindred backfill` may fill it to), or clear it with 'none'.")
+        @OptionGroup var configOptions: ConfigOptions
+        @Argument(help: "The shard id.") var id: UInt32
+        @Argument(help: "e.g. 512MB, 2GiB, bytes, or none.") var budget: String
+
+        func validate() throws {
+            if budget != "none" { _ = try parseBudget(budget) }
+        }
+
+        func run() async throws {
+            let mysql = try mysqlConfiguration(try await configOptions.load())
+            let (id, value) = (id, budget == "none" ? nil : try parseBudget(budget))
+            try await onDedicatedThread(name: "kindred-shards") {
+                let connection = try MariaDBConnection(configuration: mysql)
+                defer { connection.close() }
+                try ShardCatalog(connection: connection).setMemoryBudget(id, value)
+            }
+            print("shard \(id): " + (value.map { "memory budget \(Bytes.text(Int($0)))" } ?? "no memory budget"))
         }
     }
 
@@ -105,6 +135,14 @@ private func setState(_ id: UInt32, _ state: ShardState, _ options: ConfigOption
         defer { connection.close() }
         try ShardCatalog(connection: connection).setState(id, state)
     }
+}
+
+/// A memory budget: `512MB`, `2GiB`, `1073741824`.
+func parseBudget(_ text: String) throws -> UInt64 {
+    guard let bytes = Bytes.parse(text), bytes > 0 else {
+        throw ValidationError("memory budget \(text): expected a size like 512MB, 2GiB or a number of bytes")
+    }
+    return bytes
 }
 
 private func pad(_ text: String, _ width: Int) -> String {

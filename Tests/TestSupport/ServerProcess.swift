@@ -291,6 +291,6 @@ final class ServerRegistry: @unchecked Sendable {
         guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
         let command = String(decoding: data, as: UTF8.self)
         return command.contains("redis-server") || command.contains("mariadbd") || command.contains("kindred\0worker")
-            || command.contains("kindred\0serve")
+            || command.contains("kindred\0serve") || command.contains("kindred\0backfill") || command.contains("kindred\0evict")
     }
 }

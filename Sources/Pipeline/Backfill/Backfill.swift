@@ -1,0 +1,502 @@
+import Foundation
+import Logging
+import MariaDBClient
+import MemberStore
+import RedisClient
+import Scoring
+import ScoreStore
+import WorkQueue
+
+/// `kindred backfill`: rebuilds the sets of the selected members whose set
+/// is missing or stale, by their last activity, safely on a live system.
+///
+/// 1. Plan (reads only): the selected members above the run's checkpoint,
+///    which of them need a set and why, the shard each set goes to (its
+///    assignment, or the one ``ShardPicker`` will give it), and the memory
+///    the new sets take against each shard's budget. A plan that does not
+///    fit is refused before anything is written; `dryRun` stops here.
+/// 2. Run: members in ascending id order, each through a ``Generator`` (the
+///    worker's own job: read, scan, assign, write, offers, record) on
+///    `concurrency` plain threads, at most `rate` a second; or, with
+///    `viaQueue`, enqueued at backfill priority for the running daemons.
+/// 3. Checkpoint: the run's row in MySQL keeps the highest id below which
+///    every selected member is done, and the counts of those members; a run
+///    started again with the same selection resumes from it. A member after
+///    the checkpoint that was finished before a crash is current by then,
+///    so the new plan skips it: nothing is rebuilt twice.
+///
+/// Stopping (``StopSignal``): no new member starts; the members in flight
+/// finish; the checkpoint is saved; the report says `interrupted`.
+public final class Backfill {
+    public struct Options: Sendable {
+        public var selection: RunSelection
+        /// The instant windows are measured from, for a new run (a resumed
+        /// run keeps its own).
+        public var now: Int64
+        public var concurrency: Int
+        /// Members per second at most (nil: no cap).
+        public var rate: Double?
+        public var dryRun = false
+        /// Abandon an open run of the same selection and start over.
+        public var restart = false
+        /// Enqueue for the daemons instead of rebuilding in this process.
+        public var viaQueue = false
+        /// How often the checkpoint is saved while members finish.
+        public var checkpointInterval: Duration = .milliseconds(500)
+        /// How often progress is reported.
+        public var progressInterval: Duration = .milliseconds(200)
+
+        public init(selection: RunSelection, now: Int64, concurrency: Int, rate: Double? = nil) {
+            precondition(concurrency >= 1)
+            self.selection = selection
+            self.now = now
+            self.concurrency = concurrency
+            self.rate = rate
+        }
+
+        var command: String { viaQueue ? "backfill:queue" : "backfill" }
+    }
+
+    public let context: PipelineContext
+    public let options: Options
+    /// Where the generators' phase timings go (the context's metrics must
+    /// have been made with it), for the summary's breakdown.
+    public let phases: PhaseTotals?
+    /// The run's offer filter, for the summary (set by the pool before its threads start).
+    private var filter: OfferFilter?
+
+    public init(context: PipelineContext, options: Options, phases: PhaseTotals? = nil) {
+        self.context = context
+        self.options = options
+        self.phases = phases
+    }
+
+    /// Plans, then runs (or, dry, only reports). Blocking: call it from a
+    /// thread of its own.
+    /// - Throws: ``RunRefusal`` (nothing written), ``SelectionError``, or a
+    ///   store error that outlasted the retries.
+    public func run(stop: StopSignal, onEvent: @escaping (RunEvent) -> Void) throws -> RunReport {
+        let started = ContinuousClock.now
+        let database = RunConnection(context: context, onEvent: onEvent)
+        defer { database.close() }
+        let command = options.command
+        let key = options.selection.key
+        if !options.dryRun {
+            guard try database.run({ try BackfillRunStore(connection: $0).lock(command: command, key: key) }) else {
+                throw RunRefusal(.busy, "another `kindred backfill` with this selection is running (it holds the run's lock)")
+            }
+        }
+        var open = try database.run { try BackfillRunStore(connection: $0).openRun(command: command, key: key) }
+        if let run = open, options.restart {
+            if options.dryRun {
+                onEvent(.message("would abandon open run \(run.id) (--restart) and start over"))
+            } else {
+                try database.run { try BackfillRunStore(connection: $0).close(run.id, as: .abandoned) }
+                onEvent(.message("abandoned run \(run.id) (--restart): starting over"))
+            }
+            open = nil
+        }
+        let now = open?.now ?? options.now
+        let selection: MemberSelection
+        do {
+            selection = try options.selection.members(now: now)
+        } catch {
+            throw RunRefusal(.selection, error.description)
+        }
+        let checkpoint = open?.checkpoint ?? 0
+        let plan = try database.run { try BackfillPlanner(context: context).plan(selection, after: checkpoint, connection: $0) }
+        let skipOffers = open?.skipOffers ?? (plan.rebuildsEveryone && !options.viaQueue)
+        var lines = describe(plan, selection: options.selection.describe(now: now), open: open, skipOffers: skipOffers)
+        let problems = plan.budgetProblems
+        if !problems.isEmpty {
+            lines.append("refused: the selected sets would not fit the shards' memory budgets; nothing was written:")
+            lines += problems.map { "  " + $0 }
+            lines.append("  raise a budget (`kindred shards budget ID SIZE`), add a shard, or select fewer members")
+        }
+        if options.dryRun {
+            lines.append("dry run: nothing was changed")
+            if !problems.isEmpty { throw RunRefusal(.memoryBudget, lines.joined(separator: "\n")) }
+            return RunReport(
+                runID: open?.id, dryRun: true, interrupted: false, counts: RunProgress.Counts(), session: RunProgress.Counts(),
+                elapsed: ContinuousClock.now - started, failureReasons: [], planLines: lines, notes: [])
+        }
+        if !problems.isEmpty { throw RunRefusal(.memoryBudget, lines.joined(separator: "\n")) }
+        for line in lines { onEvent(.message(line)) }
+
+        let run: BackfillRunRecord
+        if let open {
+            try database.run { try BackfillRunStore(connection: $0).resumed(open.id) }
+            run = open
+        } else {
+            run = try database.run {
+                try BackfillRunStore(connection: $0).open(
+                    command: command, key: key, selection: options.selection.describe(now: now), now: now,
+                    skipOffers: skipOffers, planned: plan.work)
+            }
+        }
+        onEvent(.message("run \(run.id): \(open == nil ? "started" : "resumed after member \(run.checkpoint)")"))
+        let committed = RunProgress.Counts(done: run.done, skipped: run.skipped, gone: run.gone, failed: run.failed)
+        let shared = SharedProgress(
+            RunProgress(members: plan.members, checkpoint: run.checkpoint, committed: committed),
+            total: committed.done + committed.gone + committed.failed + plan.work)
+        var notes: [String] = []
+        let offers: ScoreStore.OfferStats
+        if options.viaQueue {
+            notes += try enqueue(shared, stop: stop, run: run, database: database, onEvent: onEvent)
+            offers = ScoreStore.OfferStats()
+        } else {
+            offers = rebuild(shared, stop: stop, skipOffers: skipOffers, run: run, database: database, onEvent: onEvent)
+        }
+        let progress = shared.progress
+        try follower(run, database).save(shared, giveUpAfter: .seconds(600))
+        if progress.isComplete {
+            try database.run { try BackfillRunStore(connection: $0).close(run.id, as: .finished) }
+        }
+        try? database.run(giveUpAfter: .seconds(5)) { _ = try BackfillRunStore(connection: $0).unlock(command: command, key: key) }
+        if !options.viaQueue {
+            notes.append(
+                skipOffers
+                    ? "reciprocal offers: skipped (this run rebuilds every live member's set, so each set gets every score anyway)"
+                    : offerScope()
+                        + "reciprocal offers: \(offers.offered) offered, \(offers.sent) sent, \(offers.entered) entered, "
+                        + "\(offers.updated) updated, \(offers.unchanged) unchanged, \(offers.refused + offers.skippedByFloor) refused, "
+                        + "\(offers.noSet) to members without a set, \(offers.failed) failed")
+            notes += phaseLines(session: shared.progress.finished.done - committed.done)
+        }
+        let elapsed = ContinuousClock.now - started
+        return RunReport(
+            runID: run.id, dryRun: false, interrupted: !progress.isComplete, counts: progress.finished,
+            session: RunProgress.Counts(
+                done: progress.finished.done - committed.done, skipped: progress.finished.skipped - committed.skipped,
+                gone: progress.finished.gone - committed.gone, failed: progress.finished.failed - committed.failed),
+            elapsed: elapsed, failureReasons: failureReasons(run: run, shared: shared, database: database), planLines: lines,
+            notes: notes)
+    }
+
+    // MARK: - Rebuilding in this process
+
+    /// Runs the pool until every member is finished or `stop` is set; returns the offers' totals.
+    private func rebuild(
+        _ shared: SharedProgress, stop: StopSignal, skipOffers: Bool, run: BackfillRunRecord, database: RunConnection,
+        onEvent: @escaping (RunEvent) -> Void
+    ) -> ScoreStore.OfferStats {
+        let limiter = RateLimiter(rate: options.rate)
+        let context = self.context
+        // Offers only to sets that may not hold a member's current score (see OfferFilter).
+        var loaded: OfferFilter?
+        if !skipOffers {
+            do {
+                loaded = try database.run { try OfferFilter.load($0) }
+            } catch {
+                onEvent(.message("could not read the generations to narrow the offers (every match gets one): \(error)"))
+            }
+        }
+        let filter = loaded
+        self.filter = filter
+        let finishedThreads = DispatchGroup()
+        let offers = OfferTotals()
+        for index in 0..<options.concurrency {
+            finishedThreads.enter()
+            let thread = Thread {
+                defer { finishedThreads.leave() }
+                var generatorOptions = Generator.Options(reciprocalOffers: !skipOffers)
+                if let filter {
+                    let reader = ChangeReader(context: context)
+                    generatorOptions.offerTargets = { member, matches in
+                        filter.targets(changedAt: try reader.changedAt(member), matches: matches)
+                    }
+                }
+                let generator = Generator(context: context, options: generatorOptions)
+                let worker = BackfillWorker(context: context, generator: generator, index: index)
+                while limiter.wait(stop: stop), let id = shared.next() {
+                    switch worker.process(id, stop: stop) {
+                    case .finished(let result, let stats):
+                        offers.add(stats)
+                        shared.finish(id, result)
+                    case .stopped:
+                        shared.giveBack(id)
+                    }
+                }
+            }
+            thread.name = "backfill-\(index)"
+            thread.stackSize = 1 << 20
+            thread.start()
+        }
+        follower(run, database).follow(shared, onEvent: onEvent) { finishedThreads.wait(timeout: .now() + $0.seconds) == .success }
+        return offers.total
+    }
+
+    private func follower(_ run: BackfillRunRecord, _ database: RunConnection) -> RunFollower {
+        RunFollower(
+            run: run, database: database, checkpointInterval: options.checkpointInterval,
+            progressInterval: options.progressInterval)
+    }
+
+    // MARK: - Through the queue
+
+    private func enqueue(
+        _ shared: SharedProgress, stop: StopSignal, run: BackfillRunRecord, database: RunConnection,
+        onEvent: @escaping (RunEvent) -> Void
+    ) throws -> [String] {
+        let limiter = RateLimiter(rate: options.rate)
+        let context = self.context
+        let result = QueueTotals()
+        let done = DispatchSemaphore(value: 0)
+        let thread = Thread {
+            defer { done.signal() }
+            var redis: RedisConnection?
+            var delay: Duration = .milliseconds(200)
+            while !stop.isStopped {
+                var batch: [MemberID] = []
+                while batch.count < 500, let id = shared.next() { batch.append(id) }
+                guard !batch.isEmpty else { break }
+                guard limiter.wait(batch.count, stop: stop) else {
+                    for id in batch { shared.giveBack(id) }
+                    break
+                }
+                while true {
+                    do {
+                        let connection = try redis ?? context.connectQueue()
+                        redis = connection
+                        let outcome = try context.queue.enqueue(batch, priority: .backfill, on: connection)
+                        result.add(outcome)
+                        for id in batch { shared.finish(id, .done) }
+                        delay = .milliseconds(200)
+                        break
+                    } catch {
+                        redis = nil
+                        context.logger.warning("queue unavailable: retrying", metadata: ["error": "\(error)", "in": "\(delay)"])
+                        if stop.wait(delay) {
+                            for id in batch { shared.giveBack(id) }
+                            return
+                        }
+                        delay = min(delay * 2, .seconds(10))
+                    }
+                }
+            }
+        }
+        thread.name = "backfill-enqueue"
+        thread.start()
+        follower(run, database).follow(shared, onEvent: onEvent) { done.wait(timeout: .now() + $0.seconds) == .success }
+        let totals = result.total
+        return [
+            "queued at backfill priority for the worker daemons: \(totals.enqueued) new, \(totals.promoted) promoted, "
+                + "\(totals.alreadyWaiting) already waiting; the daemons rebuild them (with reciprocal offers): "
+                + "follow with `kindred status` or `kindred queue stats`"
+        ]
+    }
+
+    // MARK: - Reporting
+
+    private func describe(_ plan: BackfillPlan, selection: String, open: BackfillRunRecord?, skipOffers: Bool) -> [String] {
+        var lines = ["selection: \(selection)"]
+        if let open {
+            lines.append(
+                "resuming run \(open.id) (session \(open.sessions + 1)): members up to \(open.checkpoint) are done "
+                    + "(\(open.done) rebuilt, \(open.skipped) skipped, \(open.gone) gone, \(open.failed) failed)")
+        }
+        let reasons = plan.reasons
+        lines.append(
+            "selected \(plan.members.count) live member(s)\(open == nil ? "" : " above member \(open!.checkpoint)"): "
+                + "\(plan.current) with a current set (skipped), \(plan.work) to rebuild "
+                + "(\(reasons.missing) missing, \(reasons.stale) stale, \(reasons.misplaced) misplaced, \(reasons.lost) lost from their shard)")
+        if plan.work > 0 {
+            lines.append(
+                "estimated set: ~\(Int(plan.estimatedMatches.rounded())) matches (mean of \(plan.sampled) sampled scans), "
+                    + "~\(Bytes.text(plan.bytesPerSet)) each on a shard (\(context.scores.configuration.layout.buckets) buckets)")
+        }
+        for share in plan.shares where share.sets > 0 || share.shard.memoryBudget != nil {
+            let used = share.usedMemory.map { Bytes.text($0) } ?? "unknown"
+            let projected = share.projectedMemory.map { Bytes.text($0) } ?? "unknown"
+            let budget = share.shard.memoryBudget.map { Bytes.text(Int($0)) } ?? "no budget"
+            lines.append(
+                "  shard \(share.shard.id) (\(share.shard.address), weight \(share.shard.weight), \(share.shard.state.rawValue)): "
+                    + "\(share.sets) set(s) (\(share.assigned) assigned, \(share.newlyAssigned) newly assigned), "
+                    + "+\(Bytes.text(share.addedBytes - share.replacedBytes)); used \(used) -> \(projected) of \(budget)")
+        }
+        if plan.work > 0 {
+            lines.append(
+                options.viaQueue
+                    ? "mode: enqueue at backfill priority for the worker daemons"
+                    : "mode: \(options.concurrency) generation thread(s) in this process"
+                        + (options.rate.map { ", at most \(Int($0)) members/s" } ?? "")
+                        + (skipOffers ? "; reciprocal offers skipped (every live member's set is rebuilt)" : ""))
+        }
+        return lines
+    }
+
+    private func offerScope() -> String {
+        guard let filter else { return "" }
+        let (considered, kept) = filter.totals
+        return "of \(considered) matches, \(kept) hold sets generated before the member last changed (the others hold their score already); "
+    }
+
+    private func phaseLines(session: Int) -> [String] {
+        guard let phases, session > 0 else { return [] }
+        let totals = phases.snapshot.filter { $0.count > 0 && $0.phase != "remove" }
+        let sum = totals.reduce(0.0) { $0 + $1.total.seconds }
+        guard sum > 0 else { return [] }
+        let parts = totals.map { phase in
+            phase.phase + String(format: " %.2f ms (%.0f%%)", phase.total.seconds * 1000 / Double(phase.count), 100 * phase.total.seconds / sum)
+        }
+        return ["where a member's time went (mean per phase, across \(options.concurrency) thread(s)): " + parts.joined(separator: ", ")]
+    }
+
+    private func failureReasons(run: BackfillRunRecord, shared: SharedProgress, database: RunConnection)
+        -> [(reason: String, count: Int, members: [MemberID])]
+    {
+        // The committed ones from MySQL (earlier sessions too), plus this session's beyond the checkpoint.
+        var byReason: [String: (count: Int, members: [MemberID])] = [:]
+        let stored = (try? database.run(giveUpAfter: .seconds(5)) { try BackfillRunStore(connection: $0).failures(of: run.id, limit: 100_000) }) ?? []
+        for failure in stored + shared.uncommittedFailures() {
+            var entry = byReason[failure.reason] ?? (0, [])
+            entry.count += 1
+            if entry.members.count < 10 { entry.members.append(failure.member) }
+            byReason[failure.reason] = entry
+        }
+        return byReason.map { (reason: $0.key, count: $0.value.count, members: $0.value.members) }
+            .sorted { ($0.count, $1.reason) > ($1.count, $0.reason) }
+    }
+}
+
+/// One generation thread's member loop: the worker's failure handling
+/// without a queue. MySQL unavailable: pause with backoff and try the
+/// same member again (no attempt counted). A shard unavailable or another
+/// failure: up to three attempts with backoff. Bad stored data: fails at once.
+struct BackfillWorker {
+    enum Outcome {
+        case finished(MemberResult, ScoreStore.OfferStats)
+        /// Stopped before the member could be done: hand it back.
+        case stopped
+    }
+
+    let context: PipelineContext
+    let generator: Generator
+    let index: Int
+    static let attempts = 3
+
+    func process(_ id: MemberID, stop: StopSignal) -> Outcome {
+        var attempt = 0
+        var mysqlPause: Duration = .milliseconds(500)
+        var retryDelay: Duration = .milliseconds(200)
+        while true {
+            do {
+                switch try generator.regenerate(id) {
+                case .generated(_, _, let offers, _): return .finished(.done, offers)
+                case .removed: return .finished(.gone, ScoreStore.OfferStats())
+                }
+            } catch {
+                switch error.kind {
+                case .badData:
+                    return .finished(.failed(error.message), ScoreStore.OfferStats())
+                case .mysqlUnavailable:
+                    context.logger.warning("MySQL unavailable: pausing", metadata: ["thread": "\(index)", "pause": "\(mysqlPause)"])
+                    if stop.wait(mysqlPause) { return .stopped }
+                    mysqlPause = min(mysqlPause * 2, context.settings.mysqlPauseLimit)
+                case .shardUnavailable, .failed:
+                    attempt += 1
+                    guard attempt < Self.attempts else { return .finished(.failed(error.message), ScoreStore.OfferStats()) }
+                    context.logger.warning(
+                        "member failed, will retry", metadata: ["member": "\(id)", "attempt": "\(attempt)", "reason": "\(error.message)"])
+                    if stop.wait(retryDelay) { return .stopped }
+                    retryDelay = retryDelay * 4
+                }
+            }
+        }
+    }
+}
+
+/// ``RunProgress`` behind a lock, with the session's clock.
+final class SharedProgress: @unchecked Sendable {
+    // @unchecked Sendable: `state` and `uncommitted` are only touched under `lock`.
+    private let lock = NSLock()
+    private var state: RunProgress
+    private let started = ContinuousClock.now
+    private let startFinished: Int
+    /// Failures beyond the checkpoint (reported even if the run stops before committing them).
+    private var uncommitted: [MemberID: String] = [:]
+    /// Members in the whole run that need work, earlier sessions included.
+    let total: Int
+
+    init(_ progress: RunProgress, total: Int) {
+        state = progress
+        self.total = total
+        let finished = progress.finished
+        startFinished = finished.done + finished.gone + finished.failed
+    }
+
+    var progress: RunProgress { lock.withLock { state } }
+    var frontier: Int { lock.withLock { state.frontier } }
+
+    func next() -> MemberID? { lock.withLock { state.next() } }
+
+    func finish(_ id: MemberID, _ result: MemberResult) {
+        lock.withLock {
+            state.finish(id, result)
+            if case .failed(let reason) = result { uncommitted[id] = reason }
+        }
+    }
+
+    func giveBack(_ id: MemberID) { lock.withLock { state.giveBack(id) } }
+
+    func takeCheckpoint() -> (MemberID, RunProgress.Counts, [BackfillFailure]) {
+        lock.withLock {
+            let failures = state.takeCommittedFailures()
+            for failure in failures { uncommitted[failure.member] = nil }
+            return (state.checkpoint, state.committed, failures)
+        }
+    }
+
+    /// Puts back failures whose checkpoint could not be saved (saved with the next one).
+    func restoreFailures(_ failures: [BackfillFailure]) {
+        lock.withLock { state.restoreCommittedFailures(failures) }
+    }
+
+    func uncommittedFailures() -> [BackfillFailure] {
+        lock.withLock { uncommitted.map { BackfillFailure(member: $0.key, reason: $0.value) }.sorted { $0.member < $1.member } }
+    }
+
+    func status() -> RunStatus {
+        lock.withLock {
+            let counts = state.finished
+            let finished = counts.done + counts.gone + counts.failed
+            let elapsed = ContinuousClock.now - started
+            let rate = elapsed > .zero ? Double(finished - startFinished) / elapsed.seconds : 0
+            return RunStatus(
+                finished: finished, total: total, failed: counts.failed, skipped: counts.skipped, rate: rate, elapsed: elapsed)
+        }
+    }
+}
+
+/// Offer statistics summed across threads.
+final class OfferTotals: @unchecked Sendable {
+    // @unchecked Sendable: `stats` is only touched under `lock`.
+    private let lock = NSLock()
+    private var stats = ScoreStore.OfferStats()
+
+    func add(_ more: ScoreStore.OfferStats) {
+        guard more.offered > 0 || more.failed > 0 else { return }
+        var trimmed = more
+        trimmed.errors = []
+        lock.withLock { stats = stats + trimmed }
+    }
+
+    var total: ScoreStore.OfferStats { lock.withLock { stats } }
+}
+
+/// Enqueue results summed.
+final class QueueTotals: @unchecked Sendable {
+    // @unchecked Sendable: `value` is only touched under `lock`.
+    private let lock = NSLock()
+    private var value = EnqueueResult()
+
+    func add(_ more: EnqueueResult) {
+        lock.withLock {
+            value.enqueued += more.enqueued
+            value.promoted += more.promoted
+            value.alreadyWaiting += more.alreadyWaiting
+        }
+    }
+
+    var total: EnqueueResult { lock.withLock { value } }
+}

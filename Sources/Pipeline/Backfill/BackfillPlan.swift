@@ -1,0 +1,233 @@
+import Foundation
+import MariaDBClient
+import MemberStore
+import Scoring
+import ScoreStore
+
+/// What a backfill will do, worked out before anything is written: which
+/// selected members need a set (and why), where each set will go, and
+/// whether the shards' memory budgets can take them.
+public struct BackfillPlan: Sendable {
+    /// Why a selected member needs work.
+    public struct Reasons: Sendable, Hashable {
+        /// No generation recorded.
+        public var missing = 0
+        /// Generated from other answers than the member's current ones.
+        public var stale = 0
+        /// Recorded on another shard than their assignment, or with no assignment.
+        public var misplaced = 0
+        /// Recorded as current, but the shard no longer holds the set.
+        public var lost = 0
+
+        public init() {}
+        public var total: Int { missing + stale + misplaced + lost }
+    }
+
+    /// One shard's share of the work and its memory.
+    public struct ShardShare: Sendable, Hashable {
+        public var shard: ShardInfo
+        /// Sets to (re)build for members already assigned to it.
+        public var assigned = 0
+        /// Members without a shard that the picker will give it (its weight
+        /// against the active shards' current loads, as ``ShardPicker``).
+        public var newlyAssigned = 0
+        /// Estimated bytes the new sets add.
+        public var addedBytes = 0
+        /// Estimated bytes of the sets they replace on it.
+        public var replacedBytes = 0
+        /// `used_memory` now; nil when the shard did not answer.
+        public var usedMemory: Int?
+
+        public var sets: Int { assigned + newlyAssigned }
+        /// Used memory after the run, by the estimate.
+        public var projectedMemory: Int? { usedMemory.map { $0 + addedBytes - replacedBytes } }
+
+        /// Nil when it fits (or has no budget); otherwise why not.
+        public var budgetProblem: String? {
+            guard let budget = shard.memoryBudget, sets > 0, addedBytes > replacedBytes else { return nil }
+            guard let projected = projectedMemory, let used = usedMemory else {
+                return "shard \(shard.id) (\(shard.address)) has a memory budget of \(Bytes.text(Int(budget))) "
+                    + "but did not report its used memory, so the \(sets) set(s) cannot be checked against it"
+            }
+            guard projected > Int(budget) else { return nil }
+            return "shard \(shard.id) (\(shard.address)): \(sets) set(s) need ~\(Bytes.text(addedBytes - replacedBytes)) more; "
+                + "it uses \(Bytes.text(used)) of its \(Bytes.text(Int(budget))) budget and would reach ~\(Bytes.text(projected))"
+        }
+    }
+
+    /// Every selected member above the checkpoint, ascending, and whether it needs work.
+    public var members: [(id: MemberID, needsWork: Bool)]
+    public var reasons: Reasons
+    /// Selected members whose set is current (skipped).
+    public var current: Int
+    public var shares: [ShardShare]
+    /// Mean matches per set, from scoring a sample of the members to rebuild.
+    public var estimatedMatches: Double
+    public var sampled: Int
+    /// Estimated bytes per new set (``ScoreLayout/estimatedBytes(ofSetWith:largestID:)``).
+    public var bytesPerSet: Int
+    /// Live members in MySQL.
+    public var liveMembers: Int
+
+    public var work: Int { reasons.total }
+
+    /// Every shard's budget problem (empty: the sets fit).
+    public var budgetProblems: [String] { shares.compactMap(\.budgetProblem) }
+
+    /// The plan rebuilds every live member's set: reciprocal offers would
+    /// only tell members what their own rebuilt set will say anyway.
+    public var rebuildsEveryone: Bool { work > 0 && work >= liveMembers }
+}
+
+/// Works out a ``BackfillPlan`` (reads only: MySQL, the shards' `EXISTS`
+/// and `INFO`, and the snapshot for a sample of scans).
+public struct BackfillPlanner {
+    public let context: PipelineContext
+    /// Members scored to estimate the size of a set.
+    public var sampleSize = 32
+
+    public init(context: PipelineContext) {
+        self.context = context
+    }
+
+    /// Plans the selected members above `checkpoint`.
+    /// - Throws: a MySQL error; ``ScoreStoreError`` when a shard holding
+    ///   sets to check does not answer (nothing can be decided then).
+    public func plan(_ selection: MemberSelection, after checkpoint: MemberID, connection: MariaDBConnection) throws -> BackfillPlan {
+        let repository = try MemberRepository.open(connection)
+        let shards = try ShardCatalog(connection: connection).list()
+        var members: [(id: MemberID, needsWork: Bool)] = []
+        var reasons = BackfillPlan.Reasons()
+        var current = 0
+        var shares = Dictionary(uniqueKeysWithValues: shards.map { ($0.id, BackfillPlan.ShardShare(shard: $0)) })
+        var loads = shards.filter { $0.state == .active }.map {
+            ShardLoad(id: $0.id, weight: $0.weight, assigned: $0.assignedMembers)
+        }
+        var toRebuild: [MemberID] = []
+        var replacedCounts: [UInt32: [Int]] = [:]
+        var unassignedWithoutShard = 0
+        var after = checkpoint
+        while true {
+            let page = try repository.selectedMembers(selection, after: after, limit: 10_000)
+            guard let last = page.last else { break }
+            after = last.id
+            // Sets MySQL calls current must still be on their shard.
+            var recorded: [UInt32: [MemberID]] = [:]
+            for member in page where member.recordedCurrent {
+                recorded[member.assignedShard!, default: []].append(member.id)
+            }
+            var present = Set<MemberID>()
+            for (shard, ids) in recorded {
+                present.formUnion(try context.scores.existingSets(ids, shard: shard))
+            }
+            for member in page {
+                if member.recordedCurrent && present.contains(member.id) {
+                    members.append((member.id, false))
+                    current += 1
+                    continue
+                }
+                members.append((member.id, true))
+                toRebuild.append(member.id)
+                if member.recordedCurrent {
+                    reasons.lost += 1
+                } else if let generation = member.generation, generation.current {
+                    reasons.misplaced += 1
+                } else if member.generation != nil {
+                    reasons.stale += 1
+                } else {
+                    reasons.missing += 1
+                }
+                let target: UInt32
+                if let assigned = member.assignedShard {
+                    target = assigned
+                    shares[assigned]?.assigned += 1
+                } else if let picked = ShardPicker.pick(loads) {
+                    target = picked
+                    shares[picked]?.newlyAssigned += 1
+                    if let index = loads.firstIndex(where: { $0.id == picked }) { loads[index].assigned += 1 }
+                } else {
+                    unassignedWithoutShard += 1
+                    continue
+                }
+                if let generation = member.generation, generation.shard == target, !member.recordedCurrent {
+                    replacedCounts[target, default: []].append(generation.matchCount)
+                }
+            }
+        }
+        if unassignedWithoutShard > 0 {
+            throw MemberStoreError(
+                .noActiveShard,
+                "\(unassignedWithoutShard) selected member(s) have no shard and no shard is active: add one with `kindred shards add`")
+        }
+        let (mean, sampled) = estimateMatches(toRebuild)
+        let largest = try connection.query("SELECT COALESCE(MAX(id), 0) FROM members").first?.uint(0) ?? 0
+        let largestID = MemberID(truncatingIfNeeded: max(largest, UInt64(toRebuild.last ?? 0)))
+        let layout = context.scores.configuration.layout
+        let bytesPerSet = layout.estimatedBytes(ofSetWith: Int(mean.rounded(.up)), largestID: largestID)
+        for id in shares.keys {
+            guard var share = shares[id] else { continue }
+            share.addedBytes = share.sets * bytesPerSet
+            share.replacedBytes = (replacedCounts[id] ?? []).reduce(0) {
+                $0 + layout.estimatedBytes(ofSetWith: $1, largestID: largestID)
+            }
+            if share.sets > 0 || share.shard.memoryBudget != nil {
+                share.usedMemory = try? context.scores.shardStats(shard: id).usedMemory
+            }
+            shares[id] = share
+        }
+        return BackfillPlan(
+            members: members, reasons: reasons, current: current,
+            shares: shares.values.sorted { $0.shard.id < $1.shard.id }, estimatedMatches: mean, sampled: sampled,
+            bytesPerSet: bytesPerSet, liveMembers: try repository.counts().live)
+    }
+
+    /// Mean matches of up to ``sampleSize`` members spread evenly over
+    /// `ids`, scored against the snapshot (N when none can be scored).
+    func estimateMatches(_ ids: [MemberID]) -> (mean: Double, sampled: Int) {
+        let settings = context.settings.scoring
+        guard !ids.isEmpty else { return (0, 0) }
+        let finder = MatchFinder(settings: settings)
+        let step = max(1, ids.count / sampleSize)
+        var total = 0
+        var sampled = 0
+        for index in stride(from: 0, to: ids.count, by: step).prefix(sampleSize) {
+            guard let matches = context.population.read({ finder.matches(forID: ids[index], in: $0) }) else { continue }
+            total += matches.count
+            sampled += 1
+        }
+        return sampled == 0 ? (Double(settings.topN), 0) : (Double(total) / Double(sampled), sampled)
+    }
+}
+
+/// Byte sizes for people and from them.
+public enum Bytes {
+    /// `512MB`, `2GiB`, `1.5GB`, `1048576`: decimal (kB, MB, GB, TB: powers
+    /// of 1000) and binary (KiB, MiB, GiB, TiB: powers of 1024) units; a
+    /// bare number is bytes. Case-insensitive; `K`, `M`, `G` alone are binary.
+    public static func parse(_ text: String) -> UInt64? {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        let split = trimmed.firstIndex(where: { !($0.isNumber || $0 == ".") }) ?? trimmed.endIndex
+        guard let number = Double(trimmed[..<split]), number >= 0 else { return nil }
+        let units: [String: Double] = [
+            "": 1, "b": 1,
+            "k": 1024, "kb": 1000, "kib": 1024,
+            "m": 1_048_576, "mb": 1_000_000, "mib": 1_048_576,
+            "g": 1_073_741_824, "gb": 1_000_000_000, "gib": 1_073_741_824,
+            "t": 1_099_511_627_776, "tb": 1_000_000_000_000, "tib": 1_099_511_627_776,
+        ]
+        let unit = trimmed[split...].trimmingCharacters(in: .whitespaces).lowercased()
+        guard let multiplier = units[unit] else { return nil }
+        let bytes = (number * multiplier).rounded()
+        guard bytes < 1.8e19 else { return nil }
+        return UInt64(bytes)
+    }
+
+    /// `12.3 MB` (powers of 1000, as `parse` reads `MB`).
+    public static func text(_ bytes: Int) -> String {
+        let value = Double(bytes)
+        for (unit, size) in [("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)] where abs(value) >= size {
+            return String(format: "%.1f", value / size) + " " + unit
+        }
+        return "\(bytes) B"
+    }
+}

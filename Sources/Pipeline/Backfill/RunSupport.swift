@@ -1,0 +1,214 @@
+import Foundation
+import Logging
+import MariaDBClient
+import MemberStore
+import Scoring
+
+/// What a run tells the operator while it works; the program decides how
+/// to show it (a progress bar on a terminal, plain lines otherwise).
+public enum RunEvent: Sendable {
+    /// A line for the log: the plan, a pause, a resume.
+    case message(String)
+    case progress(RunStatus)
+    /// The last progress of the session (show it whatever the throttling).
+    case finalProgress(RunStatus)
+}
+
+/// A run's progress at one instant.
+public struct RunStatus: Sendable, Hashable {
+    /// Members finished (rebuilt or evicted, gone, failed), earlier sessions included.
+    public var finished: Int
+    /// Members to process in the whole run (earlier sessions included).
+    public var total: Int
+    public var failed: Int
+    /// Skipped so far (sets already current, members with nothing to evict).
+    public var skipped: Int
+    /// Members per second in this session.
+    public var rate: Double
+    public var elapsed: Duration
+
+    public init(finished: Int, total: Int, failed: Int, skipped: Int, rate: Double, elapsed: Duration) {
+        self.finished = finished
+        self.total = total
+        self.failed = failed
+        self.skipped = skipped
+        self.rate = rate
+        self.elapsed = elapsed
+    }
+
+    public var fraction: Double? { total > 0 ? min(1, Double(finished) / Double(total)) : nil }
+
+    /// Seconds left at this session's rate.
+    public var remaining: Duration? {
+        guard rate > 0, total > finished else { return total > 0 && finished >= total ? .zero : nil }
+        return .seconds(Double(total - finished) / rate)
+    }
+}
+
+/// A run that refused to start, with the reason (nothing was written).
+public struct RunRefusal: Error, Sendable, CustomStringConvertible {
+    public enum Kind: Sendable, Hashable {
+        /// The selected sets would not fit a shard's memory budget.
+        case memoryBudget
+        /// Another process runs the same selection.
+        case busy
+        /// The selection is not usable.
+        case selection
+    }
+
+    public let kind: Kind
+    public let description: String
+
+    public init(_ kind: Kind, _ description: String) {
+        self.kind = kind
+        self.description = description
+    }
+}
+
+/// How a run ended, for its summary and exit status.
+public struct RunReport: Sendable {
+    public var runID: UInt32?
+    public var dryRun: Bool
+    /// Stopped (Ctrl-C, SIGTERM) before every member was processed: run the same command to resume.
+    public var interrupted: Bool
+    /// Counts over the whole run (earlier sessions included).
+    public var counts: RunProgress.Counts
+    /// Counts of this session alone.
+    public var session: RunProgress.Counts
+    public var elapsed: Duration
+    /// Failures per reason, most frequent first, with a few member ids each.
+    public var failureReasons: [(reason: String, count: Int, members: [MemberID])]
+    /// Lines describing the plan (selection, counts, shards, memory).
+    public var planLines: [String]
+    /// Extra summary lines (offers, phases, queue).
+    public var notes: [String]
+
+    public init(
+        runID: UInt32?, dryRun: Bool, interrupted: Bool, counts: RunProgress.Counts, session: RunProgress.Counts,
+        elapsed: Duration, failureReasons: [(reason: String, count: Int, members: [MemberID])], planLines: [String],
+        notes: [String]
+    ) {
+        self.runID = runID
+        self.dryRun = dryRun
+        self.interrupted = interrupted
+        self.counts = counts
+        self.session = session
+        self.elapsed = elapsed
+        self.failureReasons = failureReasons
+        self.planLines = planLines
+        self.notes = notes
+    }
+}
+
+/// The run's own MySQL connection (plan, checkpoints), reconnecting with
+/// backoff as the worker does when MySQL goes away.
+final class RunConnection {
+    private let context: PipelineContext
+    private var connection: MariaDBConnection?
+    let onEvent: (RunEvent) -> Void
+
+    /// `onEvent` hears of each retry (called on this connection's thread).
+    init(context: PipelineContext, onEvent: @escaping (RunEvent) -> Void) {
+        self.context = context
+        self.onEvent = onEvent
+    }
+
+    deinit { connection?.close() }
+
+    /// Runs `body`, retrying with backoff for up to `giveUpAfter` while
+    /// MySQL is unreachable (each retry reported as an event).
+    func run<T>(giveUpAfter: Duration = .seconds(300), _ body: (MariaDBConnection) throws -> T) throws -> T {
+        let policy = RetryPolicy(giveUpAfter: giveUpAfter)
+        let connection = try current(policy: policy)
+        return try connection.withRetry(policy: policy, onRetry: { event in
+            onEvent(.message("MySQL unavailable (\(event.error.message)): retrying in \(event.delay)"))
+        }, body)
+    }
+
+    private func current(policy: RetryPolicy) throws -> MariaDBConnection {
+        if let connection { return connection }
+        let made = try WorkerDaemon.connect(context.mysql, timeout: policy.giveUpAfter, logger: context.logger)
+        connection = made
+        return made
+    }
+
+    func close() {
+        connection?.close()
+        connection = nil
+    }
+}
+
+/// Follows a run's threads from the calling thread: reports progress
+/// every `progressInterval` and saves the checkpoint (when the frontier
+/// moved) every `checkpointInterval`, until the work ends.
+struct RunFollower {
+    let run: BackfillRunRecord
+    let database: RunConnection
+    let checkpointInterval: Duration
+    let progressInterval: Duration
+
+    /// `done(timeout)` waits up to `timeout` for the work to end and says whether it has.
+    func follow(_ shared: SharedProgress, onEvent: (RunEvent) -> Void, done: (Duration) -> Bool) {
+        var lastCheckpoint = ContinuousClock.now
+        var savedFrontier = -1
+        while !done(progressInterval) {
+            onEvent(.progress(shared.status()))
+            if ContinuousClock.now - lastCheckpoint >= checkpointInterval {
+                lastCheckpoint = ContinuousClock.now
+                let frontier = shared.frontier
+                if frontier != savedFrontier {
+                    do {
+                        try save(shared, giveUpAfter: .seconds(2))
+                        savedFrontier = frontier
+                    } catch {
+                        onEvent(.message("could not save the checkpoint (will retry): \(error)"))
+                    }
+                }
+            }
+        }
+        onEvent(.finalProgress(shared.status()))
+    }
+
+    /// Saves the checkpoint, the committed counts and their failures.
+    func save(_ shared: SharedProgress, giveUpAfter: Duration) throws {
+        let (checkpoint, counts, failures) = shared.takeCheckpoint()
+        do {
+            try database.run(giveUpAfter: giveUpAfter) {
+                try BackfillRunStore(connection: $0).checkpoint(
+                    run.id, at: checkpoint, done: counts.done, skipped: counts.skipped, gone: counts.gone,
+                    failed: counts.failed, failures: failures)
+            }
+        } catch {
+            shared.restoreFailures(failures)
+            throw error
+        }
+    }
+}
+
+/// Runs `body` on a thread's own connection, and while MySQL is
+/// unavailable pauses with backoff (doubling to `limit`) and tries again,
+/// until it succeeds or `stop` is set (then nil).
+func whileMySQLDown<T>(
+    _ database: RunConnection, stop: StopSignal, limit: Duration, logger: Logger, _ body: (MariaDBConnection) throws -> T
+) throws -> T? {
+    var pause: Duration = .milliseconds(500)
+    while true {
+        do {
+            return try database.run(giveUpAfter: .seconds(5), body)
+        } catch let error as MemberStoreError where error.code == .unavailable {
+            logger.warning("MySQL unavailable: pausing", metadata: ["pause": "\(pause)", "error": "\(error)"])
+        } catch let error as MariaDBError where error.isConnectionLost {
+            logger.warning("MySQL unavailable: pausing", metadata: ["pause": "\(pause)", "error": "\(error)"])
+        }
+        database.close()
+        if stop.wait(pause) { return nil }
+        pause = min(pause * 2, limit)
+    }
+}
+
+/// The current Unix time in seconds.
+func unixNow() -> Int64 { Int64(Date().timeIntervalSince1970) }
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}

@@ -1,0 +1,347 @@
+import ArgumentParser
+import Foundation
+import KindredConfig
+import Logging
+import MemberStore
+import Pipeline
+import RedisClient
+import Scoring
+import ServiceLifecycle
+import UnixSignals
+
+/// Options `kindred backfill` and `kindred evict` share.
+struct RunOptions: ParsableArguments {
+    @Option(help: "The instant windows are measured from: YYYY-MM-DD (midnight UTC) or an RFC 3339 UTC timestamp (default: now). Kept by the checkpoint: a resumed run uses its own.")
+    var now: String?
+
+    @Option(help: "Members per second at most, so a live site is not starved (default: no cap).")
+    var rate: Double?
+
+    @Flag(name: .customLong("dry-run"), help: "Print what would be done (counts per shard, estimated memory) and change nothing.")
+    var dryRun = false
+
+    @Flag(help: "Abandon the unfinished run of the same selection and start over.")
+    var restart = false
+
+    @Option(name: .customLong("progress-every"), help: "Seconds between plain progress lines when standard error is not a terminal.")
+    var progressEvery: Double = 5
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (default: $KINDRED_LOG_LEVEL, else warning).")
+    var logLevel: String?
+
+    func validate() throws {
+        if let rate, !(rate > 0 && rate <= 1_000_000) { throw ValidationError("--rate must be a positive number of members per second") }
+        guard progressEvery > 0 else { throw ValidationError("--progress-every must be positive") }
+        if let now { _ = try instant(now, option: "--now") }
+    }
+
+    /// The run's `now`, Unix seconds (the clock when not given).
+    func nowSeconds() throws -> (Int64, explicit: Int64?) {
+        if let now {
+            let seconds = try instant(now, option: "--now")
+            return (seconds, seconds)
+        }
+        return (Int64(Date().timeIntervalSince1970), nil)
+    }
+}
+
+func duration(_ text: String, option: String) throws -> Int64 {
+    do { return try RunText.seconds(in: text) } catch { throw ValidationError("\(option): \(error)") }
+}
+
+func instant(_ text: String, option: String) throws -> Int64 {
+    do { return try RunText.instant(text) } catch { throw ValidationError("\(option): \(error)") }
+}
+
+struct BackfillCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "backfill",
+        abstract: "Rebuild the sets of members selected by activity whose set is missing or stale, in bulk, resumably.",
+        discussion: """
+            Windows are measured from --now (default: the clock when the run first starts): \
+            --active-within D selects last_active >= now - D (inclusive); --since T selects last_active >= T \
+            (inclusive); --dormant-for D selects last_active < now - D (exclusive) and members never active. \
+            --dormant-for may be combined with --active-within or --since (then never-active members are out). \
+            Durations: 90d, 12h, 2w, 30m, 45s, or sums like 1w2d.
+
+            Every selected member without a shard gets one (weights honoured); the run refuses, before \
+            writing anything, when the new sets would not fit a shard's memory budget. Members are done in \
+            ascending id order by --concurrency threads running the worker's own job (or, with --via-queue, \
+            enqueued at backfill priority for the daemons); the checkpoint in MySQL lets the same command \
+            resume after Ctrl-C, SIGTERM or a crash without redoing finished members (--restart starts over). \
+            Ctrl-C: finish the members in flight, save the checkpoint, exit (a second Ctrl-C exits at once). \
+            Reciprocal offers are skipped when every live member's set is being rebuilt.
+
+            Exit status: 0 done; 1 some members failed (listed with reasons) or an error; 3 refused (memory \
+            budget); 130 interrupted (run the same command to resume).
+            """
+    )
+
+    @OptionGroup var configOptions: ConfigOptions
+    @OptionGroup var scoring: ScoringOptions
+    @OptionGroup var run: RunOptions
+
+    @Option(name: .customLong("active-within"), help: "Members active within this long before now (e.g. 90d).")
+    var activeWithin: String?
+
+    @Option(help: "Members active at or after this date (YYYY-MM-DD or RFC 3339).")
+    var since: String?
+
+    @Option(name: .customLong("dormant-for"), help: "Members not active for this long (e.g. 180d), and members never active.")
+    var dormantFor: String?
+
+    @Option(help: "A file of member ids, one per line (blank lines and # comments skipped).")
+    var ids: String?
+
+    @Flag(help: "Every live member.")
+    var all = false
+
+    @Flag(name: .customLong("via-queue"), help: "Enqueue the members at backfill priority for the running worker daemons instead of rebuilding here.")
+    var viaQueue = false
+
+    @Option(help: "Generation threads in this process (default: the number of cores).")
+    var concurrency: Int?
+
+    func validate() throws {
+        if let concurrency, !(1...256).contains(concurrency) { throw ValidationError("--concurrency must be 1 to 256") }
+        if viaQueue && concurrency != nil { throw ValidationError("--concurrency is for rebuilding in this process, not with --via-queue") }
+        let selection = try selection(explicitNow: nil)
+        do { try selection.validate() } catch { throw ValidationError(error.description) }
+    }
+
+    func selection(explicitNow: Int64?) throws -> RunSelection {
+        RunSelection(
+            activeWithin: try activeWithin.map { try duration($0, option: "--active-within") },
+            since: try since.map { try instant($0, option: "--since") },
+            dormantFor: try dormantFor.map { try duration($0, option: "--dormant-for") },
+            ids: try ids.map { try readIDs($0) }, all: all, explicitNow: explicitNow)
+    }
+
+    func run() async throws {
+        let configuration = try await configOptions.load()
+        let logger = makeLogger("kindred.backfill", level: run.logLevel ?? ProcessInfo.processInfo.environment["KINDRED_LOG_LEVEL"] ?? "warning")
+        let mysql = try mysqlConfiguration(configuration)
+        // The in-process pool never touches the queue; its address is only needed with --via-queue.
+        let queue = viaQueue ? try queueAddress(configuration) : (try? queueAddress(configuration)) ?? RedisURL(host: "127.0.0.1", port: 6379)
+        let (now, explicitNow) = try run.nowSeconds()
+        let threads = try concurrency ?? configuration.integer("workers", default: ProcessInfo.processInfo.activeProcessorCount)
+        var settings = PipelineSettings(scoring: try scoring.apply(to: configuration.scoring), workers: threads)
+        settings.mysqlRetry = RetryPolicy(giveUpAfter: .seconds(5))
+        var options = Backfill.Options(selection: try selection(explicitNow: explicitNow), now: now, concurrency: threads, rate: run.rate)
+        options.dryRun = run.dryRun
+        options.restart = run.restart
+        options.viaQueue = viaQueue
+        let phases = PhaseTotals()
+        let metrics = KindredMetrics(factory: phases)
+        let finalSettings = settings
+        let finalOptions = options
+        let report = try await runWithSignals(logger: logger, progressEvery: run.progressEvery) { display in
+            let (context, watermark) = try WorkerDaemon.bootstrap(
+                mysql: mysql, queue: queue, settings: finalSettings, metrics: metrics, logger: logger)
+            return (context, watermark, { context, stop in
+                try Backfill(context: context, options: finalOptions, phases: phases).run(stop: stop) { display($0) }
+            })
+        }
+        try finish(report, noun: "rebuilt")
+    }
+}
+
+struct EvictCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "evict",
+        abstract: "Drop the sets of members dormant for a given time, release their shard and forget their generation.",
+        discussion: """
+            --dormant-for D selects members with last_active < now - D (exclusive) and members never active, \
+            who hold a set or a shard. Each is re-checked inside a MySQL transaction (a member who logged in \
+            meanwhile is skipped), then their set is removed from its shard. The repair sweep leaves evicted \
+            members alone until they are active again; a login (enqueue) or a read rebuilds their set on \
+            demand. Resumable like backfill (checkpoint in MySQL, --restart); Ctrl-C finishes the batch in \
+            flight. Exit status: 0 done; 1 some members failed; 130 interrupted.
+            """
+    )
+
+    @OptionGroup var configOptions: ConfigOptions
+    @OptionGroup var run: RunOptions
+
+    @Option(name: .customLong("dormant-for"), help: "Evict members not active for this long (e.g. 180d), and members never active.")
+    var dormantFor: String
+
+    func validate() throws {
+        _ = try duration(dormantFor, option: "--dormant-for")
+    }
+
+    func run() async throws {
+        let configuration = try await configOptions.load()
+        let logger = makeLogger("kindred.evict", level: run.logLevel ?? ProcessInfo.processInfo.environment["KINDRED_LOG_LEVEL"] ?? "warning")
+        let mysql = try mysqlConfiguration(configuration)
+        let queue = (try? queueAddress(configuration)) ?? RedisURL(host: "127.0.0.1", port: 6379)
+        let (now, explicitNow) = try run.nowSeconds()
+        var settings = PipelineSettings(scoring: configuration.scoring, workers: 1)
+        settings.mysqlRetry = RetryPolicy(giveUpAfter: .seconds(5))
+        var options = Evict.Options(
+            selection: RunSelection(dormantFor: try duration(dormantFor, option: "--dormant-for"), explicitNow: explicitNow),
+            now: now, rate: run.rate)
+        options.dryRun = run.dryRun
+        options.restart = run.restart
+        let finalSettings = settings
+        let finalOptions = options
+        let report = try await runWithSignals(logger: logger, progressEvery: run.progressEvery) { display in
+            let (context, watermark) = try WorkerDaemon.bootstrap(
+                mysql: mysql, queue: queue, settings: finalSettings, metrics: KindredMetrics(factory: PhaseTotals()),
+                logger: logger)
+            return (context, watermark, { context, stop in
+                try Evict(context: context, options: finalOptions).run(stop: stop) { display($0) }
+            })
+        }
+        try finish(report, noun: "evicted")
+    }
+}
+
+/// What a run command hands ``runWithSignals(logger:progressEvery:_:)``:
+/// the context and snapshot watermark it bootstrapped, and the run itself.
+typealias RunStart = (
+    PipelineContext, SnapshotWatermark, (PipelineContext, StopSignal) throws -> RunReport
+)
+
+/// Runs a backfill or an evict: bootstraps on a thread of its own, keeps
+/// the snapshot fresh meanwhile, turns the first SIGINT/SIGTERM into a
+/// graceful stop (the second exits at once), shows progress, and returns
+/// the report.
+func runWithSignals(
+    logger: Logger, progressEvery: Double,
+    _ start: @escaping @Sendable (_ display: @escaping (RunEvent) -> Void) throws -> RunStart
+) async throws -> RunReport {
+    let stop = StopSignal()
+    let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
+    let signalTask = Task {
+        var count = 0
+        for await signal in signals {
+            count += 1
+            if count == 1 {
+                printError("\n\(signal): stopping after the members in flight (again to exit at once)")
+                stop.stop()
+            } else {
+                printError("\(signal): exiting now; run the same command to resume from the last checkpoint")
+                exit(130)
+            }
+        }
+    }
+    defer { signalTask.cancel() }
+    RedisClient.ignoreSIGPIPE()
+    do {
+        return try await run(start: start, stop: stop, progressEvery: progressEvery)
+    } catch let refusal as RunRefusal {
+        printError(refusal.description)
+        throw ExitCode(refusal.kind == .memoryBudget ? 3 : 1)
+    }
+}
+
+private func run(
+    start: @escaping @Sendable (_ display: @escaping (RunEvent) -> Void) throws -> RunStart, stop: StopSignal,
+    progressEvery: Double
+) async throws -> RunReport {
+    try await withThrowingTaskGroup(of: RunReport?.self) { group in
+        let box = RefresherBox()
+        group.addTask {
+            try await onDedicatedThread(name: "kindred-run") { () throws -> RunReport in
+                let display = ProgressDisplay(
+                    interactive: ProgressDisplay.standardErrorIsTerminal, plainInterval: .seconds(progressEvery))
+                defer { display.finish() }
+                let show: (RunEvent) -> Void = { event in
+                    switch event {
+                    case .message(let text): display.message(text)
+                    case .progress(let status): display.update { describe(status, bar: $0) }
+                    case .finalProgress(let status): display.update(force: true) { describe(status, bar: $0) }
+                    }
+                }
+                display.message("loading the member snapshot...")
+                let (context, watermark, body) = try start(show)
+                box.start(Maintenance.refresher(context, since: watermark))
+                defer { box.stop() }
+                return try body(context, stop)
+            }
+        }
+        defer { group.cancelAll() }
+        guard let report = try await group.next() ?? nil else { throw CLIError("the run ended without a report") }
+        return report
+    }
+}
+
+/// The snapshot refresher, started once the context exists and stopped
+/// with the run.
+final class RefresherBox: @unchecked Sendable {
+    // @unchecked Sendable: `service` and `task` are only touched under `lock`.
+    private let lock = NSLock()
+    private var task: Task<Void, any Error>?
+
+    func start(_ service: ThreadsService) {
+        lock.withLock {
+            task = Task { try await service.run() }
+        }
+    }
+
+    func stop() {
+        lock.withLock { task?.cancel() }
+    }
+}
+
+/// `[####....] 45.0% 450/1,000 members, 123/s, ETA 0:04, 3 failed, 20 skipped`.
+func describe(_ status: RunStatus, bar: Bool) -> String {
+    var text = ""
+    if let fraction = status.fraction {
+        if bar { text += ProgressDisplay.bar(fraction) + " " }
+        text += String(format: "%5.1f%% ", fraction * 100)
+    }
+    text += "\(ProgressDisplay.grouped(status.finished))/\(ProgressDisplay.grouped(status.total)) members, "
+        + "\(ProgressDisplay.grouped(Int(status.rate.rounded())))/s"
+    if let remaining = status.remaining { text += ", ETA " + ProgressDisplay.eta(Int(remaining.components.seconds)) }
+    text += ", \(ProgressDisplay.grouped(status.failed)) failed, \(ProgressDisplay.grouped(status.skipped)) skipped"
+    return text
+}
+
+/// Prints the report's summary on standard output and exits with the run's status.
+func finish(_ report: RunReport, noun: String) throws {
+    if report.dryRun {
+        for line in report.planLines { print(line) }
+        return
+    }
+    let counts = report.counts
+    let session = report.session
+    let minutes = max(Double(report.elapsed.components.seconds) + Double(report.elapsed.components.attoseconds) / 1e18, 0.001) / 60
+    var summary = "\(report.interrupted ? "interrupted" : "done"): run \(report.runID.map(String.init) ?? "-"): "
+        + "\(counts.done) \(noun), \(counts.skipped) skipped, "
+    if counts.gone > 0 || noun == "rebuilt" { summary += "\(counts.gone) deleted meanwhile, " }
+    summary += "\(counts.failed) failed"
+    print(summary)
+    print(
+        "this session: \(session.done) \(noun), \(session.failed) failed in \(ProgressDisplay.seconds(report.elapsed)) s "
+            + "(\(ProgressDisplay.grouped(Int((Double(session.done + session.gone + session.failed) / minutes).rounded()))) members/min)")
+    for note in report.notes { print(note) }
+    for failure in report.failureReasons {
+        let more = failure.count > failure.members.count ? ", ..." : ""
+        print("failed \(failure.count): \(failure.reason) (member\(failure.count == 1 ? "" : "s") "
+            + failure.members.map(String.init).joined(separator: ", ") + more + ")")
+    }
+    if report.interrupted {
+        print("resume with the same command (the checkpoint is in MySQL); --restart starts over")
+        throw ExitCode(130)
+    }
+    if counts.failed > 0 { throw ExitCode(1) }
+}
+
+/// Member ids from a file, one per line; blank lines and `#` comments skipped.
+func readIDs(_ path: String) throws -> [MemberID] {
+    let text: String
+    do { text = try String(contentsOfFile: path, encoding: .utf8) } catch { throw ValidationError("--ids: cannot read \(path): \(error.localizedDescription)") }
+    var ids: [MemberID] = []
+    for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        let trimmed = line.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first?
+            .trimmingCharacters(in: .whitespaces) ?? ""
+        if trimmed.isEmpty { continue }
+        guard let id = MemberID(trimmed), id > 0 else {
+            throw ValidationError("--ids: line \(index + 1) of \(path) is not a member id (a positive integer below 2^32)")
+        }
+        ids.append(id)
+    }
+    return ids
+}
