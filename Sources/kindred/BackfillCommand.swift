@@ -142,7 +142,7 @@ struct BackfillCommand: AsyncParsableCommand {
                 try Backfill(context: context, options: finalOptions, phases: phases).run(stop: stop) { display($0) }
             })
         }
-        try finish(report, noun: "rebuilt")
+        try finish(report, noun: viaQueue ? "queued" : "rebuilt")
     }
 }
 
@@ -310,7 +310,7 @@ func finish(_ report: RunReport, noun: String) throws {
     let minutes = max(Double(report.elapsed.components.seconds) + Double(report.elapsed.components.attoseconds) / 1e18, 0.001) / 60
     var summary = "\(report.interrupted ? "interrupted" : "done"): run \(report.runID.map(String.init) ?? "-"): "
         + "\(counts.done) \(noun), \(counts.skipped) skipped, "
-    if counts.gone > 0 || noun == "rebuilt" { summary += "\(counts.gone) deleted meanwhile, " }
+    if counts.gone > 0 || noun != "evicted" { summary += "\(counts.gone) deleted meanwhile, " }
     summary += "\(counts.failed) failed"
     print(summary)
     print(

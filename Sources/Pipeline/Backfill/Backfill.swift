@@ -328,7 +328,7 @@ public final class Backfill {
     private func offerScope() -> String {
         guard let filter else { return "" }
         let (considered, kept) = filter.totals
-        return "of \(considered) matches, \(kept) hold sets generated before the member last changed (the others hold their score already); "
+        return "\(kept) of \(considered) matches hold sets generated before the member last changed (only those can lack its score); "
     }
 
     private func phaseLines(session: Int) -> [String] {
