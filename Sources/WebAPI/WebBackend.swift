@@ -565,18 +565,9 @@ final class DeletionFilter: @unchecked Sendable {
     /// The marks now: one `GET` of the version on the thread's queue
     /// connection, the whole list only when it changed.
     func current(_ thread: IOThread) -> Set<MemberID> {
-        let known = lock.withLock { marks.version }
         do {
             let version = try thread.queueCall { try thread.context.queue.deletionMarksVersion(on: $0) }
-            if version != known {
-                let fresh = try thread.queueCall { try thread.context.queue.deletionMarks(on: $0) }
-                lock.withLock {
-                    if fresh.version >= marks.version {
-                        marks = fresh
-                        local.subtract(fresh.members)
-                    }
-                }
-            }
+            try refresh(ifNot: version, thread)
         } catch {
             // Keep serving with what is known; the thread logs no member data.
         }

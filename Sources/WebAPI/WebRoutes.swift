@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Logging
+import MemberFormat
 import Metrics
 import Pipeline
 import Prometheus
@@ -156,23 +157,8 @@ public enum WebRoutes {
         return json
     }
 
-    /// Unix seconds as `2026-11-22T10:00:00Z`.
-    static func rfc3339(_ seconds: Int64) -> String {
-        let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
-        let secondsOfDay = seconds - days * 86_400
-        // Civil from days (Howard Hinnant's algorithm).
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let day = doy - (153 * mp + 2) / 5 + 1
-        let month = mp < 10 ? mp + 3 : mp - 9
-        let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
-        func two(_ value: Int64) -> String { value < 10 ? "0\(value)" : "\(value)" }
-        return "\(year)-\(two(month))-\(two(day))T\(two(secondsOfDay / 3600)):\(two(secondsOfDay / 60 % 60)):\(two(secondsOfDay % 60))Z"
-    }
+    /// Unix seconds as `2026-11-22T10:00:00Z` (the import format's timestamps).
+    static func rfc3339(_ seconds: Int64) -> String { Timestamp.format(seconds) }
 
     /// A member id path parameter: decimal digits only, 1 ... 2^32 - 1.
     static func memberID(_ context: Context, _ name: String) throws(APIError) -> MemberID {

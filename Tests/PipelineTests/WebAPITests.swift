@@ -56,14 +56,7 @@ struct WebAPITests {
         let members = web.installation.members
         let expected = try Installation.expectedMatches(members, survey: web.installation.survey)
         let evicted = try #require(members.first { (expected[$0.id]?.count ?? 0) > 10 }).id
-        try await onThread {
-            let shard = try web.shard(of: evicted)
-            _ = try web.context.scores.removeSet(evicted, shard: shard)
-            let connection = try web.installation.connectMySQL()
-            defer { connection.close() }
-            try GenerationStore(connection: connection).forget(evicted)
-            try web.context.directory.release(evicted)
-        }
+        try await onThread { try web.evict(evicted) }
         let rebuilt = try await web.send(.get, "/v1/members/\(evicted)/matches?limit=500")
         #expect(rebuilt.status == 200, "\(rebuilt.body)")
         #expect(rebuilt.json["regenerated"] as? Bool == true)
@@ -207,14 +200,7 @@ struct WebAPITests {
         let web = try await onThread { try WebHarness() }
         let dormant = web.installation.members[5].id
         let current = web.installation.members[6].id
-        try await onThread {
-            let shard = try web.shard(of: dormant)
-            _ = try web.context.scores.removeSet(dormant, shard: shard)
-            let connection = try web.installation.connectMySQL()
-            defer { connection.close() }
-            try GenerationStore(connection: connection).forget(dormant)
-            try web.context.directory.release(dormant)
-        }
+        try await onThread { try web.evict(dormant) }
         let before = Date()
         let reply = try await web.send(.post, "/v1/members/\(dormant)/login")
         #expect(reply.status == 200 && reply.json["set"] as? String == "rebuild_queued", "\(reply.body)")

@@ -112,6 +112,17 @@ final class WebHarness: @unchecked Sendable {
         return changes.watermark
     }
 
+    /// Evicts `member` as `kindred evict` leaves them: no set, no
+    /// generation recorded, no shard.
+    func evict(_ member: MemberID) throws {
+        let shard = try self.shard(of: member)
+        _ = try context.scores.removeSet(member, shard: shard)
+        let connection = try installation.connectMySQL()
+        defer { connection.close() }
+        try GenerationStore(connection: connection).forget(member)
+        try context.directory.release(member)
+    }
+
     /// The shard `member`'s set is on.
     func shard(of member: MemberID) throws -> UInt32 {
         try require(try context.directory.shard(of: member), "member \(member) has no shard")
