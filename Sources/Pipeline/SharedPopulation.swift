@@ -11,6 +11,7 @@ public final class SharedPopulation: @unchecked Sendable {
     private let lock = ReadWriteLock()
     private let population: Population
     private var refreshedAt: ContinuousClock.Instant
+    private var writes = 0
 
     public init(_ population: Population) {
         self.population = population
@@ -29,9 +30,20 @@ public final class SharedPopulation: @unchecked Sendable {
         try lock.withWriteLock { () throws(E) -> T in
             let result = try body(population)
             refreshedAt = .now
+            writes &+= 1
             return result
         }
     }
+
+    /// Runs `body` with read access and the number of writes so far: a
+    /// value derived from the population under the same number is still
+    /// valid (callers cache per-member values keyed by it).
+    public func read<T, E: Error>(withVersion body: (Population, Int) throws(E) -> T) throws(E) -> T {
+        try lock.withReadLock { () throws(E) -> T in try body(population, writes) }
+    }
+
+    /// The number of writes so far.
+    public var version: Int { lock.withReadLock { writes } }
 
     /// How long since the last write (the snapshot's age, for metrics).
     public var age: Duration { lock.withReadLock { ContinuousClock.now - refreshedAt } }

@@ -16,20 +16,45 @@ struct JSONOutput {
     }
 
     mutating func int(_ value: some BinaryInteger) {
-        buffer.writeString(String(value))
+        if let unsigned = UInt64(exactly: value) {
+            unsignedDecimal(unsigned)
+        } else {
+            buffer.writeString(String(value))
+        }
+    }
+
+    /// Digits straight into the buffer: no intermediate string.
+    mutating func unsignedDecimal(_ value: UInt64) {
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 20) { out in
+            var digits = 1
+            var rest = value / 10
+            while rest > 0 {
+                digits += 1
+                rest /= 10
+            }
+            var number = value
+            for index in stride(from: digits - 1, through: 0, by: -1) {
+                out[index] = UInt8(ascii: "0") + UInt8(number % 10)
+                number /= 10
+            }
+            return digits
+        }
     }
 
     /// A score in tenths as SCORING.md writes it: `"7.3"`, `"10.0"`.
     mutating func score(_ tenths: Int) {
-        buffer.writeInteger(UInt8(ascii: "\""))
         if tenths >= 100 {
-            buffer.writeStaticString("10.0")
-        } else {
-            buffer.writeInteger(UInt8(ascii: "0") + UInt8(tenths / 10))
-            buffer.writeInteger(UInt8(ascii: "."))
-            buffer.writeInteger(UInt8(ascii: "0") + UInt8(tenths % 10))
+            buffer.writeStaticString("\"10.0\"")
+            return
         }
-        buffer.writeInteger(UInt8(ascii: "\""))
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 5) { out in
+            out[0] = UInt8(ascii: "\"")
+            out[1] = UInt8(ascii: "0") + UInt8(max(0, tenths) / 10)
+            out[2] = UInt8(ascii: ".")
+            out[3] = UInt8(ascii: "0") + UInt8(max(0, tenths) % 10)
+            out[4] = UInt8(ascii: "\"")
+            return 5
+        }
     }
 
     mutating func bool(_ value: Bool) {

@@ -83,6 +83,7 @@ public final class WebBackend: Sendable {
     private let io: BlockingExecutor<IOThread>
     private let generation: BlockingExecutor<Generator>
     private let deletions: DeletionFilter
+    private let stamps = StampCache()
 
     public init(context: PipelineContext, settings: WebSettings = WebSettings()) {
         self.context = context
@@ -136,7 +137,7 @@ public final class WebBackend: Sendable {
         let pending = deletions.begin(thread)
         var marks: Set<MemberID>?
         defer { if marks == nil { _ = deletions.finish(pending, thread) } }
-        let record = try knownMember(member, thread)
+        let stamp = try knownStamp(member, thread)
         let shard: UInt32?
         do {
             shard = try context.directory.shard(of: member)
@@ -160,7 +161,7 @@ public final class WebBackend: Sendable {
         marks = known
         if known.contains(member) { throw .notFound(member) }
         guard let meta else { return .regenerate("no set") }
-        if meta.stamp != String(AnswersVersion.of(record, survey: context.survey)) { return .regenerate("stale") }
+        if meta.stamp != stamp { return .regenerate("stale") }
         var ranked: [UInt64]
         var setMeta = meta
         if let cached = cache.ranked(member, shard: shard, meta: meta) {
@@ -398,6 +399,23 @@ public final class WebBackend: Sendable {
 
     // MARK: Plumbing
 
+    /// The stamp a current set of `id` carries (their answers version), from
+    /// the snapshot: cached per member until the snapshot next changes, so a
+    /// page does not rebuild the member's record to hash it.
+    private func knownStamp(_ id: MemberID, _ thread: IOThread) throws(APIError) -> String {
+        let survey = context.survey
+        let stamps = self.stamps
+        let found = context.population.read(withVersion: { population, version -> String? in
+            if let stamp = stamps.stamp(of: id, version: version) { return stamp }
+            guard let record = population.member(id) else { return nil }
+            let stamp = String(AnswersVersion.of(record, survey: survey))
+            stamps.remember(id, stamp: stamp, version: version)
+            return stamp
+        })
+        if let found { return found }
+        return String(AnswersVersion.of(try knownMember(id, thread), survey: survey))
+    }
+
     private func knownMember(_ id: MemberID, _ thread: IOThread) throws(APIError) -> Member {
         if let record = context.population.read({ $0.member(id) }) { return record }
         let stored: Member?
@@ -580,6 +598,29 @@ final class DeletionFilter: @unchecked Sendable {
         lock.withLock {
             local.remove(member)
             marks.members.remove(member)
+        }
+    }
+}
+
+/// Members' set stamps computed from the snapshot, valid while the snapshot
+/// has not been written since (its write count is the key's version).
+final class StampCache: @unchecked Sendable {
+    // @unchecked Sendable: guarded by `lock`.
+    private let lock = Lock()
+    private var version = -1
+    private var stamps: [MemberID: String] = [:]
+
+    func stamp(of member: MemberID, version: Int) -> String? {
+        lock.withLock { self.version == version ? stamps[member] : nil }
+    }
+
+    func remember(_ member: MemberID, stamp: String, version: Int) {
+        lock.withLock {
+            if self.version != version {
+                stamps.removeAll(keepingCapacity: true)
+                self.version = version
+            }
+            if stamps.count < 200_000 { stamps[member] = stamp }
         }
     }
 }

@@ -1,0 +1,45 @@
+import Hummingbird
+import Scoring
+import Testing
+@testable import WebAPI
+
+/// The API's hand-written JSON: numbers, scores and escapes, without servers.
+@Suite("JSON output")
+struct JSONOutputTests {
+    func written(_ build: (inout JSONOutput) -> Void) -> String {
+        var json = JSONOutput()
+        build(&json)
+        return String(buffer: json.buffer)
+    }
+
+    @Test("integers as decimal digits, whatever their width and sign")
+    func integers() {
+        for value in [0, 7, 10, 99, 100, 4_294_967_295, 1_000_000_000_000, -1, -42, Int.max, Int.min] {
+            #expect(written { $0.int(value) } == String(value))
+        }
+        #expect(written { $0.int(UInt32.max) } == "4294967295")
+        #expect(written { $0.int(UInt64.max) } == "18446744073709551615")
+    }
+
+    @Test("scores as SCORING.md writes them, quoted")
+    func scores() {
+        for tenths in 0...100 {
+            #expect(written { $0.score(tenths) } == "\"\(tenths / 10).\(tenths % 10)\"")
+        }
+    }
+
+    @Test("strings escaped as RFC 8259 requires")
+    func strings() {
+        #expect(written { $0.string("a\"b\\c\nd\te\u{01}f é") } == "\"a\\\"b\\\\c\\nd\\te\\u0001f é\"")
+    }
+
+    @Test("a page of matches is the documented JSON")
+    func page() throws {
+        let page = MatchesPage(
+            member: 17, total: 2, offset: 0, limit: 50, generatedAt: 1_795_000_000, regenerated: true,
+            matches: [.init(id: 4, tenths: 100), .init(id: 9, tenths: 73)])
+        #expect(
+            String(buffer: WebRoutes.matchesJSON(page).buffer)
+                == "{\"member\":17,\"total\":2,\"offset\":0,\"limit\":50,\"generated_at\":\"2026-11-18T11:06:40Z\",\"regenerated\":true,\"matches\":[{\"id\":4,\"score\":\"10.0\"},{\"id\":9,\"score\":\"7.3\"}]}\n")
+    }
+}
