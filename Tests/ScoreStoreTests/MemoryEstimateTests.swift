@@ -43,7 +43,7 @@ struct MemoryEstimateTests {
         var generator = SystemRandomNumberGenerator()
         for member in MemberID(1_000)..<MemberID(1_000 + sets) {
             var ids = Set<MemberID>()
-            while ids.count < setSize { ids.insert(MemberID.random(in: 1...999_999, using: &generator)) }
+            while ids.count < setSize { ids.insert(MemberID.random(in: 10_000...999_999, using: &generator)) }  // never the member itself (1,000-1,039)
             let matches = ids.map { Match(id: $0, tenths: Int.random(in: 0...100, using: &generator)) }.sorted(by: Match.ranksBefore)
             try shards.store.writeSet(member, shard: 1, matches: matches, stamp: "1", limit: setSize)
         }
