@@ -121,7 +121,11 @@ struct ServicesTests {
 }
 
 /// Waits for a semaphore without blocking the cooperative pool's threads for long.
-func waitBlocking(_ semaphore: DispatchSemaphore, timeout: Duration = .seconds(10)) async throws {
+/// Waits for a thread's signal without blocking the cooperative pool.
+/// Generous: at the start of a full run the pool can be held for a minute by
+/// synchronous tests waiting on the shared MariaDB's one-time start, and the
+/// services under test need the pool to start their threads.
+func waitBlocking(_ semaphore: DispatchSemaphore, timeout: Duration = .seconds(150)) async throws {
     let clock = ContinuousClock()
     let deadline = clock.now.advanced(by: timeout)
     while semaphore.wait(timeout: .now()) != .success {

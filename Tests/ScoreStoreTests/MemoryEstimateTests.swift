@@ -28,28 +28,31 @@ struct MemoryEstimateTests {
     }
 
     @Test("the estimate is within 10% of what a real shard's used_memory grows by", arguments: [5000, 400])
-    func againstServer(setSize: Int) throws {
-        let shards = try Shards(count: 1)
-        let raw = try shards.raw(1)
-        func used() throws -> Int {
-            let info = try raw.send(["INFO", "memory"]).string ?? ""
-            let line = info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("used_memory:") } ?? ""
-            return Int(line.dropFirst("used_memory:".count)) ?? 0
+    func againstServer(setSize: Int) async throws {
+        // Blocking server I/O: on a thread of its own, not the cooperative pool.
+        try await onThread("memory-estimate") {
+            let shards = try Shards(count: 1)
+            let raw = try shards.raw(1)
+            func used() throws -> Int {
+                let info = try raw.send(["INFO", "memory"]).string ?? ""
+                let line = info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("used_memory:") } ?? ""
+                return Int(line.dropFirst("used_memory:".count)) ?? 0
+            }
+            // A first write loads the scripts and warms the connection.
+            try shards.store.writeSet(1, shard: 1, matches: [Match(id: 2, tenths: 50)], stamp: "1", limit: setSize)
+            let before = try used()
+            let sets = 40
+            var generator = SystemRandomNumberGenerator()
+            for member in MemberID(1_000)..<MemberID(1_000 + sets) {
+                var ids = Set<MemberID>()
+                while ids.count < setSize { ids.insert(MemberID.random(in: 10_000...999_999, using: &generator)) }  // never the member itself (1,000-1,039)
+                let matches = ids.map { Match(id: $0, tenths: Int.random(in: 0...100, using: &generator)) }.sorted(by: Match.ranksBefore)
+                try shards.store.writeSet(member, shard: 1, matches: matches, stamp: "1", limit: setSize)
+            }
+            let grown = try used() - before
+            let estimate = sets * ScoreLayout.default.estimatedBytes(ofSetWith: setSize, largestID: 999_999)
+            let ratio = Double(estimate) / Double(grown)
+            #expect(ratio > 0.9 && ratio < 1.1, "estimate \(estimate) bytes, measured \(grown): ratio \(ratio)")
         }
-        // A first write loads the scripts and warms the connection.
-        try shards.store.writeSet(1, shard: 1, matches: [Match(id: 2, tenths: 50)], stamp: "1", limit: setSize)
-        let before = try used()
-        let sets = 40
-        var generator = SystemRandomNumberGenerator()
-        for member in MemberID(1_000)..<MemberID(1_000 + sets) {
-            var ids = Set<MemberID>()
-            while ids.count < setSize { ids.insert(MemberID.random(in: 10_000...999_999, using: &generator)) }  // never the member itself (1,000-1,039)
-            let matches = ids.map { Match(id: $0, tenths: Int.random(in: 0...100, using: &generator)) }.sorted(by: Match.ranksBefore)
-            try shards.store.writeSet(member, shard: 1, matches: matches, stamp: "1", limit: setSize)
-        }
-        let grown = try used() - before
-        let estimate = sets * ScoreLayout.default.estimatedBytes(ofSetWith: setSize, largestID: 999_999)
-        let ratio = Double(estimate) / Double(grown)
-        #expect(ratio > 0.9 && ratio < 1.1, "estimate \(estimate) bytes, measured \(grown): ratio \(ratio)")
     }
 }
