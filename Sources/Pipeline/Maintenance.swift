@@ -104,16 +104,8 @@ public enum Maintenance {
         return periodicService(name: "repair-sweep", interval: context.settings.sweepInterval, logger: context.logger) {
             let window = context.settings.activeWindow.components.seconds
             let activeSince = Int64(Date().timeIntervalSince1970) - window
-            var after: MemberID = 0
-            var total = 0
-            while true {
-                let ids = try connections.database {
-                    try GenerationStore(connection: $0).repairCandidates(activeSince: activeSince, after: after, limit: 5000)
-                }
-                guard let last = ids.last else { break }
-                try connections.queue { _ = try context.queue.enqueue(ids, priority: .repair, on: $0) }
-                total += ids.count
-                after = last
+            let total = try enqueueForRepair(connections, context) { store, after in
+                try store.repairCandidates(activeSince: activeSince, after: after, limit: 5000)
             }
             if total > 0 { context.logger.info("repair sweep queued members", metadata: ["members": "\(total)"]) }
         }
@@ -125,8 +117,7 @@ public enum Maintenance {
     public static func shardWatcher(_ context: PipelineContext) -> ThreadsService {
         let connections = TaskConnections(context)
         return periodicService(name: "shard-watcher", interval: context.settings.watchInterval, logger: context.logger) {
-            let shards = try connections.database { try ShardCatalog(connection: $0).list() }
-            context.scores.manager.update(shards: shards.map { ShardEndpoint(id: $0.id, host: $0.address.host, port: $0.address.port) })
+            let shards = try followShardList(connections, context)
             for shard in shards where shard.state != .down {
                 let status: ScoreStore.MarkerStatus
                 do {
@@ -152,8 +143,7 @@ public enum Maintenance {
     public static func shardListReloader(_ context: PipelineContext) -> ThreadsService {
         let connections = TaskConnections(context)
         return periodicService(name: "shard-list", interval: context.settings.watchInterval, logger: context.logger) {
-            let shards = try connections.database { try ShardCatalog(connection: $0).list() }
-            context.scores.manager.update(shards: shards.map { ShardEndpoint(id: $0.id, host: $0.address.host, port: $0.address.port) })
+            try followShardList(connections, context)
         }
     }
 
@@ -211,17 +201,34 @@ public enum Maintenance {
         }
     }
 
+    /// Reads the shard list from MySQL and hands it to the connection manager.
+    @discardableResult
+    static func followShardList(_ connections: TaskConnections, _ context: PipelineContext) throws -> [ShardInfo] {
+        let shards = try connections.database { try ShardCatalog(connection: $0).list() }
+        context.scores.manager.update(shards: shards.map { ShardEndpoint(id: $0.id, host: $0.address.host, port: $0.address.port) })
+        return shards
+    }
+
     /// Queues at repair priority every member whose set MySQL records on `shard`.
     static func queueMembers(of shard: UInt32, _ connections: TaskConnections, _ context: PipelineContext) throws -> Int {
+        try enqueueForRepair(connections, context) { store, after in
+            try store.members(onShard: shard, after: after, limit: 5000)
+        }
+    }
+
+    /// Queues at repair priority every member `page` lists, page by page in
+    /// ascending id order (`page` gives the ids after its second argument).
+    static func enqueueForRepair(
+        _ connections: TaskConnections, _ context: PipelineContext,
+        page: @escaping (GenerationStore, MemberID) throws -> [MemberID]
+    ) throws -> Int {
         var after: MemberID = 0
         var total = 0
         while true {
-            let members = try connections.database {
-                try GenerationStore(connection: $0).members(onShard: shard, after: after, limit: 5000)
-            }
-            guard let last = members.last else { break }
-            try connections.queue { _ = try context.queue.enqueue(members, priority: .repair, on: $0) }
-            total += members.count
+            let ids = try connections.database { try page(GenerationStore(connection: $0), after) }
+            guard let last = ids.last else { break }
+            try connections.queue { _ = try context.queue.enqueue(ids, priority: .repair, on: $0) }
+            total += ids.count
             after = last
         }
         return total

@@ -14,9 +14,10 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
     /// Parses `text`; the error names what is wrong.
     public init(_ text: String) throws(RedisURLError) {
         guard text.hasPrefix("redis://") else { throw RedisURLError("\(text): must start with redis://") }
-        let rest = text.dropFirst("redis://".count)
+        var rest = text.dropFirst("redis://".count)
+        if rest.hasSuffix("/") { rest = rest.dropLast() }  // `redis://host:port/` names the same server
         guard !rest.isEmpty else { throw RedisURLError("\(text): no host") }
-        if rest.contains("@") || rest.contains("/") || rest.contains("?") {
+        if rest.contains("@") || rest.contains("/") || rest.contains("?") || rest.contains("#") {
             throw RedisURLError("\(text): only redis://HOST:PORT is accepted")
         }
         var host: Substring
@@ -40,7 +41,7 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
         else { throw RedisURLError("\(text): invalid host") }
         var port = 6379
         if let portText {
-            guard let value = Int(portText), (1...65535).contains(value) else {
+            guard portText.allSatisfy({ $0.isASCII && $0.isNumber }), let value = Int(portText), (1...65535).contains(value) else {
                 throw RedisURLError("\(text): the port must be 1 to 65535")
             }
             port = value

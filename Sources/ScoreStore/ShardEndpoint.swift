@@ -1,3 +1,5 @@
+import RedisClient
+
 /// A shard's id, as in the member store's shards table.
 public typealias ShardID = UInt32
 
@@ -23,45 +25,16 @@ public struct ShardEndpoint: Sendable, Hashable, CustomStringConvertible {
     ///
     /// - Throws: ``ScoreStoreError/Code/invalidArgument`` naming what is wrong.
     public init(id: ShardID, url: String) throws(ScoreStoreError) {
-        func bad(_ why: String) -> ScoreStoreError {
-            ScoreStoreError(code: .invalidArgument, message: "bad shard URL: \(why) (expected redis://HOST:PORT)", shard: id)
+        do {
+            let address = try RedisURL(url)
+            self.init(id: id, host: address.host, port: address.port)
+        } catch {
+            throw ScoreStoreError(code: .invalidArgument, message: "bad shard URL: \(error) (expected redis://HOST:PORT)", shard: id)
         }
-        guard url.hasPrefix("redis://") else { throw bad("it must start with redis://") }
-        var rest = Substring(url.dropFirst("redis://".count))
-        if rest.hasSuffix("/") { rest = rest.dropLast() }
-        if rest.contains("@") { throw bad("user info is not allowed") }
-        if rest.contains("/") || rest.contains("?") || rest.contains("#") { throw bad("a path, query or fragment is not allowed") }
-        let host: Substring
-        var portText: Substring?
-        if rest.hasPrefix("[") {
-            guard let close = rest.firstIndex(of: "]") else { throw bad("unclosed [ in an IPv6 host") }
-            host = rest[rest.index(after: rest.startIndex)..<close]
-            let after = rest[rest.index(after: close)...]
-            if !after.isEmpty {
-                guard after.hasPrefix(":") else { throw bad("unexpected text after the IPv6 host") }
-                portText = after.dropFirst()
-            }
-        } else if let colon = rest.lastIndex(of: ":") {
-            host = rest[..<colon]
-            portText = rest[rest.index(after: colon)...]
-        } else {
-            host = rest
-        }
-        guard !host.isEmpty else { throw bad("the host is empty") }
-        var port = 6379
-        if let portText {
-            guard let value = Int(portText), (1...65535).contains(value), portText.allSatisfy({ $0.isASCII && $0.isNumber }) else {
-                throw bad("the port must be a number from 1 to 65535")
-            }
-            port = value
-        }
-        self.init(id: id, host: String(host), port: port)
     }
 
     /// `redis://HOST:PORT`.
-    public var url: String {
-        host.contains(":") ? "redis://[\(host)]:\(port)" : "redis://\(host):\(port)"
-    }
+    public var url: String { RedisURL(host: host, port: port).description }
 
     /// `shard 3 (redis://10.0.0.5:7000)`: no member data, safe to log.
     public var description: String { "shard \(id) (\(url))" }

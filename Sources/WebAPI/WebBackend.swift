@@ -111,9 +111,10 @@ public final class WebBackend: Sendable {
     /// is missing or stale.
     public func matches(_ member: MemberID, offset: Int, limit: Int) async throws(APIError) -> MatchesPage {
         let first = try await onIO { [self] thread throws(APIError) in try readPage(member, offset: offset, limit: limit, thread) }
-        guard case .regenerate(let reason) = first else {
-            if case .page(let page) = first { return page }
-            fatalError("unreachable")
+        let reason: String
+        switch first {
+        case .page(let page): return page
+        case .regenerate(let why): reason = why
         }
         context.logger.debug("regenerating on read", metadata: ["member": "\(member)", "reason": "\(reason)"])
         try await regenerate(member)
@@ -198,10 +199,9 @@ public final class WebBackend: Sendable {
     private func regenerate(_ member: MemberID) async throws(APIError) {
         let result: Result<GenerationOutcome, GenerationFailure>
         do {
-            result = try await generation.run { [context] generator in
-                // Another process may have released the member's shard (an eviction): ask MySQL afresh.
-                context.directory.forget(member)
-                return Result { () throws(GenerationFailure) in try generator.regenerate(member) }
+            // The generator's shard assignment asks MySQL, so a shard released elsewhere (an eviction) is seen.
+            result = try await generation.run { generator in
+                Result { () throws(GenerationFailure) in try generator.regenerate(member) }
             }
         } catch {
             throw .unavailable("the server is shutting down", retryAfter: settings.retryAfterSeconds)
@@ -583,13 +583,7 @@ final class DeletionFilter: @unchecked Sendable {
     /// The marks now: one `GET` of the version on the thread's queue
     /// connection, the whole list only when it changed.
     func current(_ thread: IOThread) -> Set<MemberID> {
-        do {
-            let version = try thread.queueCall { try thread.context.queue.deletionMarksVersion(on: $0) }
-            try refresh(ifNot: version, thread)
-        } catch {
-            // Keep serving with what is known; the thread logs no member data.
-        }
-        return lock.withLock { local.isEmpty ? marks.members : marks.members.union(local) }
+        finish(begin(thread), thread)
     }
 
     func markLocally(_ member: MemberID) { lock.withLock { _ = local.insert(member) } }

@@ -25,11 +25,15 @@ extension WorkQueue {
 
     /// Marks `member` deleted as of `now` (ms), dropping expired marks.
     public func markDeleted(_ member: MemberID, now: Int64, on redis: RedisConnection) throws(QueueError) {
-        let replies = redis.pipeline([
+        try checked(redis.pipeline([
             ["ZADD", keys.deleting, String(now), String(member)],
             ["ZREMRANGEBYSCORE", keys.deleting, "-inf", "(\(now - Self.deletionMarkTTLMilliseconds)"],
             ["INCR", keys.deletingVersion],
-        ])
+        ]))
+    }
+
+    /// Throws the first failure or error reply of a pipeline.
+    private func checked(_ replies: [Result<RedisValue, RedisError>]) throws(QueueError) {
         for reply in replies {
             switch reply {
             case .failure(let error): throw .redis(error)
@@ -40,8 +44,7 @@ extension WorkQueue {
 
     /// Removes `member`'s mark (a deletion that did not happen after all).
     public func unmarkDeleted(_ member: MemberID, on redis: RedisConnection) throws(QueueError) {
-        let replies = redis.pipeline([["ZREM", keys.deleting, String(member)], ["INCR", keys.deletingVersion]])
-        for case .failure(let error) in replies { throw .redis(error) }
+        try checked(redis.pipeline([["ZREM", keys.deleting, String(member)], ["INCR", keys.deletingVersion]]))
     }
 
     /// The version of the deletion marks; compare with a cached

@@ -40,11 +40,13 @@ struct RedisURLTests {
         #expect(try RedisURL("redis://shard-3.internal") == RedisURL(host: "shard-3.internal", port: 6379))
         #expect(try RedisURL("redis://[::1]:7001") == RedisURL(host: "::1", port: 7001))
         #expect(try RedisURL("redis://[::1]:7001").description == "redis://[::1]:7001")
+        #expect(try RedisURL("redis://cache.local:6380/") == RedisURL(host: "cache.local", port: 6380))
     }
 
     @Test("rejected forms name the problem", arguments: [
         "127.0.0.1:7000", "redis://", "redis://host:0", "redis://host:70000", "redis://host:port",
-        "redis://user:pw@host:1", "redis://host:1/0", "redis://ho st:1", "redis://[::1:7001",
+        "redis://user:pw@host:1", "redis://host:1/0", "redis://ho st:1", "redis://[::1:7001", "redis://host:+1",
+        "redis://host:1#x",
     ])
     func rejected(_ text: String) {
         #expect(throws: RedisURLError.self) { try RedisURL(text) }
