@@ -91,7 +91,7 @@ public struct RedisError: Error, Sendable, Hashable, CustomStringConvertible {
 
 extension RedisError {
     /// An error reply turned into a thrown error, with any argument echo removed.
-    static func serverError(_ message: String, context: String, command: String? = nil) -> RedisError {
+    public static func serverError(_ message: String, context: String, command: String? = nil) -> RedisError {
         RedisError(code: .serverError, message: redactServerMessage(message), context: context, command: command)
     }
 

@@ -86,6 +86,29 @@ extension ScoreStore {
         return Self.parseMeta(reply)
     }
 
+    /// The metas of `members` on `shard`, in order (nil: no set): one
+    /// pipelined `HGETALL` per member in one round trip, for a batch of
+    /// readers. An error reply for any member throws, as ``readMeta(_:shard:)``
+    /// would for that member.
+    public func readMetas(_ members: [MemberID], shard: ShardID) throws(ScoreStoreError) -> [SetMeta?] {
+        guard !members.isEmpty else { return [] }
+        return try onShard(shard) { (connection) throws(RedisError) -> [SetMeta?] in
+            for member in members { connection.redis.append(["HGETALL", layout.metaKey(member)]) }
+            var metas: [SetMeta?] = []
+            metas.reserveCapacity(members.count)
+            var serverError: String?
+            for _ in members {
+                let reply = try connection.redis.readReply()
+                if case .error(let message) = reply, serverError == nil { serverError = message }
+                metas.append(Self.parseMeta(reply))
+            }
+            if let serverError {
+                throw RedisError.serverError(serverError, context: connection.redis.endpoint, command: "HGETALL")
+            }
+            return metas
+        }
+    }
+
     func readSet(_ member: MemberID, on redis: RedisConnection) throws(RedisError) -> StoredSet? {
         let buckets = layout.buckets
         redis.append(["MULTI"])

@@ -40,10 +40,12 @@ public final class RankedSetCache: @unchecked Sendable {
 
     /// The cached ranking of `member`'s set, if it was cached from exactly
     /// this meta on this shard.
-    public func ranked(_ member: MemberID, shard: UInt32, meta: ScoreStore.SetMeta) -> [UInt64]? {
+    /// - Parameter countingMiss: false for a look that another follows on a
+    ///   miss (so a request counts one miss, not two).
+    public func ranked(_ member: MemberID, shard: UInt32, meta: ScoreStore.SetMeta, countingMiss: Bool = true) -> [UInt64]? {
         lock.withLock {
             guard let slot = index[member], slots[slot].shard == shard, slots[slot].meta == meta else {
-                misses += 1
+                if countingMiss { misses += 1 }
                 return nil
             }
             hits += 1

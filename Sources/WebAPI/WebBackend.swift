@@ -15,6 +15,11 @@ import WorkQueue
 public struct WebSettings: Sendable {
     /// Threads for the short blocking calls of requests (Redis and MySQL round trips).
     public var ioThreads = 8
+    /// Threads that serve pages of cached sets to batches of requests (one
+    /// round trip per shard and one to the queue's Redis per batch).
+    public var readThreads = 2
+    /// The most requests one batch serves.
+    public var readBatch = 64
     /// Threads that regenerate sets on the spot (each a scan of the whole
     /// population): few, so a burst of dormant members cannot starve reads.
     public var generationThreads = 2
@@ -83,7 +88,10 @@ public final class WebBackend: Sendable {
     private let io: BlockingExecutor<IOThread>
     private let generation: BlockingExecutor<Generator>
     private let deletions: DeletionFilter
-    private let stamps = StampCache()
+    private let stamps: StampCache
+    /// The batched path for pages of cached sets (nil without a cache).
+    private let reader: BatchingExecutor<IOThread, PageRequest, CachedRead>?
+    private let answeredInBatches = Counter()
 
     public init(context: PipelineContext, settings: WebSettings = WebSettings()) {
         self.context = context
@@ -91,6 +99,17 @@ public final class WebBackend: Sendable {
         cache = RankedSetCache(capacity: settings.cachedSets)
         let deletions = DeletionFilter()
         self.deletions = deletions
+        let stamps = StampCache()
+        self.stamps = stamps
+        if settings.cachedSets > 0 {
+            let pages = CachedPageReader(context: context, cache: cache, deletions: deletions, stamps: stamps)
+            reader = BatchingExecutor(
+                name: "web-read", threads: settings.readThreads, maxBatch: settings.readBatch,
+                makeContext: { _ in IOThread(context: context, retry: settings.mysqlRetry) },
+                process: { thread, requests in pages.read(requests, thread) })
+        } else {
+            reader = nil
+        }
         io = BlockingExecutor(name: "web-io", threads: settings.ioThreads) { _ in
             IOThread(context: context, retry: settings.mysqlRetry)
         }
@@ -99,8 +118,16 @@ public final class WebBackend: Sendable {
         }
     }
 
+    /// Batches the batched path took, the requests in them, and the ones it
+    /// answered (the others took the full path).
+    public var batchedReads: (batches: Int, requests: Int, answered: Int) {
+        guard let statistics = reader?.statistics else { return (0, 0, 0) }
+        return (statistics.batches, statistics.items, answeredInBatches.value)
+    }
+
     /// Stops the threads (after the HTTP server stopped).
     public func shutdown() {
+        reader?.shutdown(timeout: .seconds(5))
         io.shutdown(timeout: .seconds(5))
         generation.shutdown(timeout: .seconds(30))
     }
@@ -110,6 +137,20 @@ public final class WebBackend: Sendable {
     /// A page of `member`'s matches, regenerating the set on the spot when it
     /// is missing or stale.
     public func matches(_ member: MemberID, offset: Int, limit: Int) async throws(APIError) -> MatchesPage {
+        // A cached set that is still current is served by the batched path;
+        // everything else (not cached, stale, missing, a failing dependency)
+        // takes the full path below, which reports it.
+        if let reader {
+            switch await reader.submit(PageRequest(member: member, offset: offset, limit: limit)) {
+            case .page(let page):
+                answeredInBatches.add(1)
+                return page
+            case .deleted:
+                answeredInBatches.add(1)
+                throw .notFound(member)
+            case .fullPath, nil: break
+            }
+        }
         let first = try await onIO { [self] thread throws(APIError) in try readPage(member, offset: offset, limit: limit, thread) }
         let reason: String
         switch first {
@@ -163,7 +204,7 @@ public final class WebBackend: Sendable {
         if known.contains(member) { throw .notFound(member) }
         guard let meta else { return .regenerate("no set") }
         if meta.stamp != stamp { return .regenerate("stale") }
-        var ranked: [UInt64]
+        let ranked: [UInt64]
         var setMeta = meta
         if let cached = cache.ranked(member, shard: shard, meta: meta) {
             ranked = cached
@@ -179,20 +220,40 @@ public final class WebBackend: Sendable {
             setMeta = set.meta
             cache.store(member, shard: shard, meta: set.meta, ranked: ranked)
         }
-        if !known.isEmpty {
-            ranked.removeAll { known.contains(RankedSetCache.id($0)) }
-        }
-        let start = min(offset, ranked.count)
-        let end = min(ranked.count, start + limit)
-        var matches: [Match] = []
-        matches.reserveCapacity(end - start)
-        for key in ranked[start..<end] {
-            matches.append(Match(id: RankedSetCache.id(key), tenths: RankedSetCache.tenths(key)))
-        }
         return .page(
-            MatchesPage(
-                member: member, total: ranked.count, offset: offset, limit: limit, generatedAt: setMeta.generatedAt,
-                regenerated: false, matches: matches))
+            Self.page(member, ranked: ranked, hiding: known, offset: offset, limit: limit, generatedAt: setMeta.generatedAt))
+    }
+
+    /// The page `offset ..< offset + limit` of a ranking, without `hidden`
+    /// members (the total counts the others).
+    static func page(
+        _ member: MemberID, ranked: [UInt64], hiding hidden: Set<MemberID>, offset: Int, limit: Int, generatedAt: Int64
+    ) -> MatchesPage {
+        var matches: [Match] = []
+        let total: Int
+        if hidden.isEmpty {
+            total = ranked.count
+            let start = min(offset, ranked.count)
+            let end = min(ranked.count, start + limit)
+            matches.reserveCapacity(end - start)
+            for key in ranked[start..<end] {
+                matches.append(Match(id: RankedSetCache.id(key), tenths: RankedSetCache.tenths(key)))
+            }
+        } else {
+            // One pass: the ones kept are counted, the page's are taken.
+            matches.reserveCapacity(min(limit, ranked.count))
+            var kept = 0
+            for key in ranked where !hidden.contains(RankedSetCache.id(key)) {
+                if kept >= offset && kept - offset < limit {
+                    matches.append(Match(id: RankedSetCache.id(key), tenths: RankedSetCache.tenths(key)))
+                }
+                kept += 1
+            }
+            total = kept
+        }
+        return MatchesPage(
+            member: member, total: total, offset: offset, limit: limit, generatedAt: generatedAt, regenerated: false,
+            matches: matches)
     }
 
     /// Regenerates `member`'s set on a generation thread.
@@ -403,17 +464,8 @@ public final class WebBackend: Sendable {
     /// the snapshot: cached per member until the snapshot next changes, so a
     /// page does not rebuild the member's record to hash it.
     private func knownStamp(_ id: MemberID, _ thread: IOThread) throws(APIError) -> String {
-        let survey = context.survey
-        let stamps = self.stamps
-        let found = context.population.read(withVersion: { population, version -> String? in
-            if let stamp = stamps.stamp(of: id, version: version) { return stamp }
-            guard let record = population.member(id) else { return nil }
-            let stamp = String(AnswersVersion.of(record, survey: survey))
-            stamps.remember(id, stamp: stamp, version: version)
-            return stamp
-        })
-        if let found { return found }
-        return String(AnswersVersion.of(try knownMember(id, thread), survey: survey))
+        if let found = stamps.snapshotStamp(of: id, context) { return found }
+        return String(AnswersVersion.of(try knownMember(id, thread), survey: context.survey))
     }
 
     private func knownMember(_ id: MemberID, _ thread: IOThread) throws(APIError) -> Member {
@@ -608,6 +660,18 @@ final class StampCache: @unchecked Sendable {
         lock.withLock { self.version == version ? stamps[member] : nil }
     }
 
+    /// `member`'s stamp from the snapshot; nil when the snapshot does not hold them.
+    func snapshotStamp(of member: MemberID, _ context: PipelineContext) -> String? {
+        let survey = context.survey
+        return context.population.read(withVersion: { population, version -> String? in
+            if let stamp = self.stamp(of: member, version: version) { return stamp }
+            guard let record = population.member(member) else { return nil }
+            let stamp = String(AnswersVersion.of(record, survey: survey))
+            self.remember(member, stamp: stamp, version: version)
+            return stamp
+        })
+    }
+
     func remember(_ member: MemberID, stamp: String, version: Int) {
         lock.withLock {
             if self.version != version {
@@ -615,6 +679,82 @@ final class StampCache: @unchecked Sendable {
                 self.version = version
             }
             if stamps.count < 200_000 { stamps[member] = stamp }
+        }
+    }
+}
+
+/// A count shared by threads.
+final class Counter: @unchecked Sendable {
+    // @unchecked Sendable: guarded by `lock`.
+    private let lock = Lock()
+    private var count = 0
+
+    func add(_ amount: Int) { lock.withLock { count += amount } }
+    var value: Int { lock.withLock { count } }
+}
+
+/// A page of matches asked of the batched path.
+struct PageRequest: Sendable {
+    let member: MemberID
+    let offset: Int
+    let limit: Int
+}
+
+/// What the batched path made of a request.
+enum CachedRead: Sendable {
+    case page(MatchesPage)
+    /// The member is deleted (a 404).
+    case deleted
+    /// Not servable from the cache now (not cached, stale, missing, no known
+    /// shard, a dependency failing): the request takes the full path.
+    case fullPath
+}
+
+/// Serves pages of cached ranked sets to a batch of requests with one round
+/// trip per shard (the members' set metas, pipelined) and one to the queue's
+/// Redis (the deletion marks' version), both per batch: the full path's
+/// checks (the set is there, current and the one cached; the member and the
+/// matches are not deleted), for many requests at once.
+struct CachedPageReader: Sendable {
+    let context: PipelineContext
+    let cache: RankedSetCache
+    let deletions: DeletionFilter
+    let stamps: StampCache
+
+    func read(_ requests: [PageRequest], _ thread: IOThread) -> [CachedRead] {
+        // Asked after every request of the batch arrived: a deletion answered
+        // before any of them is seen, as on the full path.
+        let pending = deletions.begin(thread)
+        var stampOf = [String?](repeating: nil, count: requests.count)
+        var byShard: [UInt32: [Int]] = [:]
+        for (index, request) in requests.enumerated() {
+            guard let stamp = stamps.snapshotStamp(of: request.member, context),
+                let shard = context.directory.cachedShard(of: request.member)
+            else { continue }
+            stampOf[index] = stamp
+            byShard[shard, default: []].append(index)
+        }
+        var metas = [ScoreStore.SetMeta?](repeating: nil, count: requests.count)
+        var shardOf = [UInt32](repeating: 0, count: requests.count)
+        for (shard, indexes) in byShard {
+            // A failure is the full path's to report (and count).
+            guard let found = try? context.scores.readMetas(indexes.map { requests[$0].member }, shard: shard) else { continue }
+            for (index, meta) in zip(indexes, found) {
+                metas[index] = meta
+                shardOf[index] = shard
+            }
+        }
+        let hidden = deletions.finish(pending, thread)
+        return requests.indices.map { index -> CachedRead in
+            let request = requests[index]
+            if hidden.contains(request.member) { return .deleted }
+            guard let meta = metas[index], meta.stamp == stampOf[index],
+                let ranked = cache.ranked(request.member, shard: shardOf[index], meta: meta, countingMiss: false)
+            else { return .fullPath }
+            return .page(
+                WebBackend.page(
+                    request.member, ranked: ranked, hiding: hidden, offset: request.offset, limit: request.limit,
+                    generatedAt: meta.generatedAt))
         }
     }
 }

@@ -32,6 +32,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("io-threads"), help: "Threads for the requests' Redis and MySQL calls.")
     var ioThreads: Int = 8
 
+    @Option(name: .customLong("read-threads"), help: "Threads that serve pages of cached sets, in batches of concurrent requests.")
+    var readThreads: Int = 2
+
     @Option(name: .customLong("generation-threads"), help: "Threads that regenerate missing sets on the spot.")
     var generationThreads: Int = 2
 
@@ -43,6 +46,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard (1...256).contains(ioThreads) else { throw ValidationError("--io-threads must be 1 to 256") }
+        guard (1...64).contains(readThreads) else { throw ValidationError("--read-threads must be 1 to 64") }
         guard (1...64).contains(generationThreads) else { throw ValidationError("--generation-threads must be 1 to 64") }
         guard cachedSets >= 0 else { throw ValidationError("--cached-sets must not be negative") }
     }
@@ -64,7 +68,7 @@ struct ServeCommand: AsyncParsableCommand {
         var manager = ShardConnectionManager.Configuration()
         manager.connectTimeout = .milliseconds(250)
         manager.readTimeout = .milliseconds(800)
-        manager.maxConnectionsPerShard = ioThreads + generationThreads
+        manager.maxConnectionsPerShard = ioThreads + readThreads + generationThreads
         manager.clientName = "kindred-web"
         let finalManager = manager
         let (context, watermark) = try await onDedicatedThread(name: "kindred-bootstrap") {
@@ -73,6 +77,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         var webSettings = WebSettings()
         webSettings.ioThreads = ioThreads
+        webSettings.readThreads = readThreads
         webSettings.generationThreads = generationThreads
         webSettings.cachedSets = cachedSets
         let backend = WebBackend(context: context, settings: webSettings)

@@ -56,6 +56,8 @@ struct WebAPITests {
         let members = web.installation.members
         let expected = try Installation.expectedMatches(members, survey: web.installation.survey)
         let evicted = try #require(members.first { (expected[$0.id]?.count ?? 0) > 10 }).id
+        let before = try await web.send(.get, "/v1/members/\(evicted)/matches?limit=500")
+        #expect(before.matches == expected[evicted])  // cached now
         try await onThread { try web.evict(evicted) }
         let rebuilt = try await web.send(.get, "/v1/members/\(evicted)/matches?limit=500")
         #expect(rebuilt.status == 200, "\(rebuilt.body)")
@@ -74,6 +76,8 @@ struct WebAPITests {
             return answer
         }
         let updated = changed
+        let cached = try await web.send(.get, "/v1/members/\(changed.id)/matches?limit=500")
+        #expect(cached.matches == expected[changed.id] && cached.json["regenerated"] as? Bool == false)
         try await onThread {
             let connection = try web.installation.connectMySQL()
             defer { connection.close() }
@@ -85,6 +89,42 @@ struct WebAPITests {
         let now = members.map { $0.id == updated.id ? updated : $0 }
         let expectedNow = try Installation.expectedMatches(now, survey: web.installation.survey)
         #expect(afterChange.matches == expectedNow[changed.id])
+    }
+
+    @Test("concurrent reads of cached sets are served in batches, every page exact")
+    func batchedReads() async throws {
+        let web = try await onThread { try WebHarness() }
+        let expected = try Installation.expectedMatches(web.installation.members, survey: web.installation.survey)
+        let members = Array(expected.filter { $0.value.count >= 20 }.keys.sorted().prefix(24))
+        #expect(members.count == 24)
+        for member in members {
+            let warm = try await web.send(.get, "/v1/members/\(member)/matches?limit=500")
+            #expect(warm.matches == expected[member])
+        }
+        let before = web.backend.batchedReads
+        let offsets = [0, 5, 13]
+        let replies = try await withThrowingTaskGroup(of: (MemberID, Int, WebHarness.Reply).self) { group in
+            for member in members {
+                for offset in offsets {
+                    group.addTask { (member, offset, try await web.send(.get, "/v1/members/\(member)/matches?offset=\(offset)&limit=9")) }
+                }
+            }
+            var all: [(MemberID, Int, WebHarness.Reply)] = []
+            for try await reply in group { all.append(reply) }
+            return all
+        }
+        #expect(replies.count == members.count * offsets.count)
+        for (member, offset, reply) in replies {
+            let all = try #require(expected[member])
+            #expect(reply.status == 200, "\(reply.body)")
+            #expect(reply.matches == Array(all.dropFirst(offset).prefix(9)), "member \(member) offset \(offset)")
+            #expect(reply.json["total"] as? Int == all.count && reply.json["regenerated"] as? Bool == false)
+        }
+        let after = web.backend.batchedReads
+        // Every one was answered by the batched path, none fell through to the full path.
+        #expect(after.requests - before.requests == replies.count)
+        #expect(after.answered - before.answered == replies.count)
+        #expect(after.batches - before.batches <= replies.count)
     }
 
     @Test("every error has its status and a JSON body naming the problem")

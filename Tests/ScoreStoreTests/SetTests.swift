@@ -216,6 +216,38 @@ struct SetTests {
     }
 }
 
+@Suite("Batched meta reads", .timeLimit(.minutes(2)))
+struct MetaBatchTests {
+    @Test func manyMetasInOneRoundTripAreEachMembersAndNilWithoutASet() throws {
+        let shards = try Shards()
+        for member: MemberID in [3, 8, 21] {
+            try shards.store.writeSet(
+                member, shard: 1, matches: rankedMatches(for: member, count: Int(member) * 10), stamp: "s\(member)",
+                limit: 5000, generatedAt: 1_790_000_000 + Int64(member))
+        }
+        let asked: [MemberID] = [21, 4, 3, 8, 3]
+        let metas = try shards.store.readMetas(asked, shard: 1)
+        #expect(metas.count == asked.count)
+        for (member, meta) in zip(asked, metas) {
+            #expect(meta == (try shards.store.readMeta(member, shard: 1)), "member \(member)")
+        }
+        #expect(metas[0]?.stamp == "s21" && metas[0]?.count == 210 && metas[0]?.generatedAt == 1_790_000_021)
+        #expect(metas[1] == nil)  // no set
+        #expect(try shards.store.readMetas([], shard: 1) == [])
+        #expect(try shards.store.readMetas([3], shard: 2) == [nil])  // another shard holds nothing
+    }
+
+    @Test func anErrorReplyForOneMemberThrowsAndTheConnectionStaysUsable() throws {
+        let shards = try Shards()
+        try shards.store.writeSet(5, shard: 1, matches: rankedMatches(for: 5, count: 10), stamp: "a", limit: 5000)
+        _ = try shards.raw(1).sendChecked(["SET", "scores:{6}:meta", "a string"])  // WRONGTYPE for HGETALL
+        let error = #expect(throws: ScoreStoreError.self) { try shards.store.readMetas([5, 6, 7], shard: 1) }
+        #expect(error?.isTransportFailure == false)
+        // Every reply of the pipeline was read: the next call gets its own.
+        #expect(try shards.store.readMetas([5, 7], shard: 1).map { $0?.stamp } == ["a", nil])
+    }
+}
+
 @Suite("Batches and script reloads", .timeLimit(.minutes(2)))
 struct BatchAndScriptTests {
     @Test func manySetsWrittenInOnePipelineReadBackEachExactly() throws {
