@@ -91,7 +91,7 @@ public enum Maintenance {
                     _ = SnapshotLoader.apply(changes, to: population, onRemove: graveyard.bury)
                 }
             } else {
-                context.population.write { _ in }  // records the refresh time
+                context.population.markRefreshed()
             }
             state.value = changes.watermark
         }

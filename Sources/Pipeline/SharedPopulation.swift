@@ -35,6 +35,12 @@ public final class SharedPopulation: @unchecked Sendable {
         }
     }
 
+    /// Records a refresh that found nothing to change: the snapshot's age
+    /// restarts, its version (and what callers cached under it) stays.
+    public func markRefreshed() {
+        lock.withWriteLock { refreshedAt = .now }
+    }
+
     /// Runs `body` with read access and the number of writes so far: a
     /// value derived from the population under the same number is still
     /// valid (callers cache per-member values keyed by it).

@@ -33,8 +33,9 @@ enum BrowsePage {
         else { throw APIError.unauthorized }
 
         let id = try WebRoutes.memberID(context, "id")
-        let offset = try WebRoutes.integer(request, "offset", default: 0, range: 0...1_000_000)
-        let limit = try WebRoutes.integer(request, "limit", default: 50, range: 1...backend.settings.maxPageSize)
+        let query = request.uri.queryParameters
+        let offset = try WebRoutes.integer(query, "offset", default: 0, range: 0...1_000_000)
+        let limit = try WebRoutes.integer(query, "limit", default: 50, range: 1...backend.settings.maxPageSize)
         let member = try await backend.member(id)
         let page = try await backend.matches(id, offset: offset, limit: limit)
         var headers = HTTPFields()

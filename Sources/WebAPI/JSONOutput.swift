@@ -1,4 +1,5 @@
 import Hummingbird
+import Scoring
 
 /// A small JSON writer into a `ByteBuffer`: the API's documents are a few
 /// fixed shapes, written directly (no reflection, no intermediate
@@ -54,6 +55,51 @@ struct JSONOutput {
             out[3] = UInt8(ascii: "0") + UInt8(max(0, tenths) % 10)
             out[4] = UInt8(ascii: "\"")
             return 5
+        }
+    }
+
+    /// `{"id":4,"score":"7.3"},...` for a list of matches, written in one
+    /// reservation (a page is the hot path's whole output).
+    mutating func matches(_ matches: [Match]) {
+        guard !matches.isEmpty else { return }
+        // `,{"id":4294967295,"score":"10.0"}` is the longest entry: 34 bytes.
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: matches.count * 34) { out in
+            var at = 0
+            @inline(__always) func put(_ text: StaticString) {
+                text.withUTF8Buffer { bytes in
+                    for byte in bytes {
+                        out[at] = byte
+                        at += 1
+                    }
+                }
+            }
+            for (index, match) in matches.enumerated() {
+                put(index == 0 ? "{\"id\":" : ",{\"id\":")
+                var digits = 1
+                var rest = match.id / 10
+                while rest > 0 {
+                    digits += 1
+                    rest /= 10
+                }
+                var number = match.id
+                for position in stride(from: at + digits - 1, through: at, by: -1) {
+                    out[position] = UInt8(ascii: "0") + UInt8(number % 10)
+                    number /= 10
+                }
+                at += digits
+                let tenths = min(100, max(0, Int(match.tenths)))
+                if tenths == 100 {
+                    put(",\"score\":\"10.0\"}")
+                } else {
+                    put(",\"score\":\"")
+                    out[at] = UInt8(ascii: "0") + UInt8(tenths / 10)
+                    out[at + 1] = UInt8(ascii: ".")
+                    out[at + 2] = UInt8(ascii: "0") + UInt8(tenths % 10)
+                    at += 3
+                    put("\"}")
+                }
+            }
+            return at
         }
     }
 

@@ -1,5 +1,7 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
+import KindredSupport
 import Logging
 import MemberFormat
 import Metrics
@@ -21,8 +23,9 @@ public enum WebRoutes {
         let v1 = router.group("v1").add(middleware: BearerTokenMiddleware(token: token))
         v1.get("members/{id}/matches") { request, context -> Response in
             let id = try memberID(context, "id")
-            let offset = try integer(request, "offset", default: 0, range: 0...1_000_000)
-            let limit = try integer(request, "limit", default: 50, range: 1...backend.settings.maxPageSize)
+            let query = request.uri.queryParameters  // parsed once
+            let offset = try integer(query, "offset", default: 0, range: 0...1_000_000)
+            let limit = try integer(query, "limit", default: 50, range: 1...backend.settings.maxPageSize)
             let page = try await backend.matches(id, offset: offset, limit: limit)
             return matchesJSON(page).response()
         }
@@ -146,13 +149,7 @@ public enum WebRoutes {
         json.raw(",\"regenerated\":")
         json.bool(page.regenerated)
         json.raw(",\"matches\":[")
-        for (index, match) in page.matches.enumerated() {
-            json.raw(index == 0 ? "{\"id\":" : ",{\"id\":")
-            json.int(match.id)
-            json.raw(",\"score\":")
-            json.score(Int(match.tenths))
-            json.raw("}")
-        }
+        json.matches(page.matches)
         json.raw("]}\n")
         return json
     }
@@ -177,8 +174,8 @@ public enum WebRoutes {
     }
 
     /// An optional integer query parameter within `range`.
-    static func integer(_ request: Request, _ name: String, default value: Int, range: ClosedRange<Int>) throws(APIError) -> Int {
-        let values = request.uri.queryParameters.getAll(name)
+    static func integer(_ query: FlatDictionary<Substring, Substring>, _ name: String, default value: Int, range: ClosedRange<Int>) throws(APIError) -> Int {
+        let values = query.getAll(name)
         guard let text = values.first else { return value }
         guard values.count == 1 else { throw APIError.badRequest("\(name) is given more than once") }
         guard text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let number = Int(text), range.contains(number) else {
@@ -237,18 +234,18 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
 
 /// Requests per route and status, and their latency.
 struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
-    let factory: any MetricsFactory
+    let metrics: RequestMetrics
+
+    init(factory: any MetricsFactory) { metrics = RequestMetrics(factory: factory) }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let started = ContinuousClock.now
         var status = 500
         defer {
-            let route = context.endpointPath ?? "unmatched"
             let elapsed = ContinuousClock.now - started
-            let dimensions = [("route", route), ("method", request.method.rawValue)]
-            Metrics.Counter(label: "kindred_http_requests_total", dimensions: dimensions + [("status", String(status))], factory: factory).increment()
-            Metrics.Timer(label: "kindred_http_request_seconds", dimensions: dimensions, preferredDisplayUnit: .seconds, factory: factory)
-                .recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+            metrics.record(
+                route: context.endpointPath ?? "unmatched", method: request.method.rawValue, status: status,
+                nanoseconds: elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
         }
         do {
             let response = try await next(request, context)
@@ -258,5 +255,49 @@ struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
             status = error.status.code
             throw error
         }
+    }
+}
+
+/// The request counter and timer of each route, method and status, made
+/// once (the routes are the router's templates and the statuses few, so
+/// this stays small) instead of being looked up in the registry per request.
+final class RequestMetrics: @unchecked Sendable {
+    // @unchecked Sendable: the tables are guarded by `lock`; metric handles are thread-safe.
+    private struct CounterKey: Hashable {
+        var route: String
+        var method: String
+        var status: Int
+    }
+    private struct TimerKey: Hashable {
+        var route: String
+        var method: String
+    }
+    private let factory: any MetricsFactory
+    private let lock = Lock()
+    private var counters: [CounterKey: Metrics.Counter] = [:]
+    private var timers: [TimerKey: Metrics.Timer] = [:]
+
+    init(factory: any MetricsFactory) { self.factory = factory }
+
+    func record(route: String, method: String, status: Int, nanoseconds: Int64) {
+        let (counter, timer) = lock.withLock { () -> (Metrics.Counter, Metrics.Timer) in
+            let counterKey = CounterKey(route: route, method: method, status: status)
+            let timerKey = TimerKey(route: route, method: method)
+            let counter =
+                counters[counterKey]
+                ?? Metrics.Counter(
+                    label: "kindred_http_requests_total",
+                    dimensions: [("route", route), ("method", method), ("status", String(status))], factory: factory)
+            counters[counterKey] = counter
+            let timer =
+                timers[timerKey]
+                ?? Metrics.Timer(
+                    label: "kindred_http_request_seconds", dimensions: [("route", route), ("method", method)],
+                    preferredDisplayUnit: .seconds, factory: factory)
+            timers[timerKey] = timer
+            return (counter, timer)
+        }
+        counter.increment()
+        timer.recordNanoseconds(nanoseconds)
     }
 }

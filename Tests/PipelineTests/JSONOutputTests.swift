@@ -33,6 +33,23 @@ struct JSONOutputTests {
         #expect(written { $0.string("a\"b\\c\nd\te\u{01}f é") } == "\"a\\\"b\\\\c\\nd\\te\\u0001f é\"")
     }
 
+    @Test("a list of matches written in one reservation is each entry as the field writers write it")
+    func matchLists() {
+        var generator = SystemRandomNumberGenerator()
+        var matches: [Match] = [
+            .init(id: 1, tenths: 0), .init(id: 9, tenths: 5), .init(id: 10, tenths: 99), .init(id: 4_294_967_295, tenths: 100),
+        ]
+        for _ in 0..<500 {
+            matches.append(.init(id: MemberID.random(in: 1...MemberID.max, using: &generator), tenths: Int.random(in: 0...100, using: &generator)))
+        }
+        let expected = matches.enumerated().map { index, match in
+            (index == 0 ? "" : ",") + "{\"id\":\(match.id),\"score\":\"\(match.tenths / 10).\(match.tenths % 10)\"}"
+        }.joined()
+        #expect(written { $0.raw("["); $0.matches(matches); $0.raw("]") } == "[" + expected + "]")
+        #expect(written { $0.matches([]) } == "")
+        #expect(written { $0.matches([.init(id: 4_294_967_295, tenths: 100)]) } == "{\"id\":4294967295,\"score\":\"10.0\"}")
+    }
+
     @Test("a page of matches is the documented JSON")
     func page() throws {
         let page = MatchesPage(

@@ -118,9 +118,22 @@ struct ServicesTests {
         }
         #expect(shared.read { $0.count } == 201)
     }
+
+    @Test("a refresh that changes nothing keeps the snapshot's version (what was cached under it stays valid); a write moves it")
+    func refreshKeepsTheVersion() throws {
+        let survey = try Survey(optionCounts: [2])
+        let shared = SharedPopulation(Population(survey: survey))
+        let start = shared.version
+        shared.markRefreshed()
+        #expect(shared.version == start)
+        try shared.write {
+            try $0.upsert(Member(id: 3, gender: .man, seeking: [.woman], age: 30, ageMin: 18, ageMax: 99, answers: []))
+        }
+        #expect(shared.version == start + 1)
+        #expect(shared.read(withVersion: { population, version in (population.count, version) }) == (1, start + 1))
+    }
 }
 
-/// Waits for a semaphore without blocking the cooperative pool's threads for long.
 /// Waits for a thread's signal without blocking the cooperative pool.
 /// Generous: at the start of a full run the pool can be held for a minute by
 /// synchronous tests waiting on the shared MariaDB's one-time start, and the

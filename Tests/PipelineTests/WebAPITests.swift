@@ -416,10 +416,20 @@ struct WebAPITests {
         #expect(health.status == 200 && health.json["status"] as? String == "ok", "\(health.body)")
         #expect((health.json["shards"] as? [String: String])?.count == 3)
         let member = web.installation.members[0].id
-        _ = try await web.send(.get, "/v1/members/\(member)/matches")
+        for _ in 0..<3 { _ = try await web.send(.get, "/v1/members/\(member)/matches") }
+        _ = try await web.send(.get, "/v1/members/0/matches")  // 400
         let metrics = try await web.send(.get, "/metrics", token: nil)
         #expect(metrics.body.contains("kindred_http_requests_total{"), "\(metrics.body.prefix(500))")
-        #expect(metrics.body.contains("route=\"/v1/members/{id}/matches\""))
+        // One counter per route, method and status, each counting its requests.
+        func requests(status: Int) -> [Substring] {
+            metrics.body.split(separator: "\n").filter {
+                $0.hasPrefix("kindred_http_requests_total{") && $0.contains("route=\"/v1/members/{id}/matches\"")
+                    && $0.contains("status=\"\(status)\"")
+            }
+        }
+        #expect(requests(status: 200).count == 1 && requests(status: 200).first?.hasSuffix(" 3") == true, "\(requests(status: 200))")
+        #expect(requests(status: 400).count == 1 && requests(status: 400).first?.hasSuffix(" 1") == true, "\(requests(status: 400))")
+        #expect(metrics.body.contains("kindred_http_request_seconds_count{route=\"/v1/members/{id}/matches\",method=\"GET\"} 4"))
 
         // Browse: no token, 401; ?token= sets a cookie and redirects without it; the cookie opens the page.
         let denied = try await web.send(.get, "/browse/\(member)", token: nil)
