@@ -1,6 +1,8 @@
 import Foundation
 import Hummingbird
+import KindredSupport
 import Logging
+import Metrics
 import MemberStore
 import NIOCore
 import Pipeline
@@ -28,11 +30,46 @@ public enum WebServer {
         return [
             BackendThreads(backend: backend),
             Maintenance.metricsCollector(context),
+            batchMetrics(backend),
             Maintenance.refresher(context, since: watermark),
             Maintenance.shardListReloader(context),
             application,
         ]
     }
+}
+
+extension WebServer {
+    /// Publishes the batched read path's counts every metrics interval:
+    /// `kindred_web_read_batches_total`, `kindred_web_read_batched_requests_total`
+    /// (requests that went through it) and `kindred_web_read_batch_answers_total`
+    /// (the ones it answered; the others took the full path).
+    static func batchMetrics(_ backend: WebBackend) -> ThreadsService {
+        let context = backend.context
+        let factory = context.metrics.factory
+        let batches = Metrics.Counter(label: "kindred_web_read_batches_total", factory: factory)
+        let requests = Metrics.Counter(label: "kindred_web_read_batched_requests_total", factory: factory)
+        let answered = Metrics.Counter(label: "kindred_web_read_batch_answers_total", factory: factory)
+        let published = PublishedCounts()
+        let publish: @Sendable () -> Void = {
+            published.lock.withLock {
+                let now = backend.batchedReads
+                let last = published.value
+                batches.increment(by: Int64(now.batches - last.batches))
+                requests.increment(by: Int64(now.requests - last.requests))
+                answered.increment(by: Int64(now.answered - last.answered))
+                published.value = now
+            }
+        }
+        return periodicService(
+            name: "web-metrics", interval: context.settings.metricsInterval, logger: context.logger, body: publish, onStop: publish)
+    }
+}
+
+/// The counts last published.
+private final class PublishedCounts: @unchecked Sendable {
+    // @unchecked Sendable: `value` is only touched under `lock`.
+    let lock = Lock()
+    var value = (batches: 0, requests: 0, answered: 0)
 }
 
 /// Owns the backend's threads: stops them when the group shuts down (after
