@@ -14,7 +14,8 @@ public final class BatchingExecutor<Context, Item: Sendable, Output: Sendable>: 
     // @unchecked Sendable: `pending`, `stopped`, `running` and the counts are guarded by
     // `condition`; each `Context` is created, used and dropped on its thread.
     private let condition = NSCondition()
-    private var pending: [(item: Item, continuation: CheckedContinuation<Output?, Never>)] = []
+    /// Items waiting, each with the caller to resume (nil: posted, nobody waits).
+    private var pending: [(item: Item, continuation: CheckedContinuation<Output?, Never>?)] = []
     private var stopped = false
     private var running: Int
     /// The most items one `process` call gets.
@@ -63,7 +64,7 @@ public final class BatchingExecutor<Context, Item: Sendable, Output: Sendable>: 
             condition.unlock()
             let outputs = process(context, batch.map(\.item))
             precondition(outputs.count == batch.count, "process must return one output per item")
-            for (entry, output) in zip(batch, outputs) { entry.continuation.resume(returning: output) }
+            for (entry, output) in zip(batch, outputs) { entry.continuation?.resume(returning: output) }
         }
     }
 
@@ -80,6 +81,17 @@ public final class BatchingExecutor<Context, Item: Sendable, Output: Sendable>: 
             pending.append((item, continuation))
             condition.signal()
         }
+    }
+
+    /// Hands `item` to the next batch without waiting for its output (the
+    /// item reports its own outcome); false after ``shutdown(timeout:)``.
+    public func post(_ item: Item) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        guard !stopped else { return false }
+        pending.append((item, nil))
+        condition.signal()
+        return true
     }
 
     /// Items submitted and not yet taken into a batch.
