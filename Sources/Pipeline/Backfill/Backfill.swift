@@ -81,21 +81,8 @@ public final class Backfill {
         defer { database.close() }
         let command = options.command
         let key = options.selection.key
-        if !options.dryRun {
-            guard try database.run({ try BackfillRunStore(connection: $0).lock(command: command, key: key) }) else {
-                throw RunRefusal(.busy, "another `kindred backfill` with this selection is running (it holds the run's lock)")
-            }
-        }
-        var open = try database.run { try BackfillRunStore(connection: $0).openRun(command: command, key: key) }
-        if let run = open, options.restart {
-            if options.dryRun {
-                onEvent(.message("would abandon open run \(run.id) (--restart) and start over"))
-            } else {
-                try database.run { try BackfillRunStore(connection: $0).close(run.id, as: .abandoned) }
-                onEvent(.message("abandoned run \(run.id) (--restart): starting over"))
-            }
-            open = nil
-        }
+        let open = try database.claimRun(
+            command: command, key: key, program: "backfill", dryRun: options.dryRun, restart: options.restart)
         let now = open?.now ?? options.now
         let selection: MemberSelection
         do {
@@ -123,18 +110,9 @@ public final class Backfill {
         if !problems.isEmpty { throw RunRefusal(.memoryBudget, lines.joined(separator: "\n")) }
         for line in lines { onEvent(.message(line)) }
 
-        let run: BackfillRunRecord
-        if let open {
-            try database.run { try BackfillRunStore(connection: $0).resumed(open.id) }
-            run = open
-        } else {
-            run = try database.run {
-                try BackfillRunStore(connection: $0).open(
-                    command: command, key: key, selection: options.selection.describe(now: now), now: now,
-                    skipOffers: skipOffers, planned: plan.work)
-            }
-        }
-        onEvent(.message("run \(run.id): \(open == nil ? "started" : "resumed after member \(run.checkpoint)")"))
+        let run = try database.beginRun(
+            resuming: open, command: command, key: key, selection: options.selection.describe(now: now), now: now,
+            skipOffers: skipOffers, planned: plan.work)
         let committed = RunProgress.Counts(done: run.done, skipped: run.skipped, gone: run.gone, failed: run.failed)
         let shared = SharedProgress(
             RunProgress(members: plan.members, checkpoint: run.checkpoint, committed: committed),

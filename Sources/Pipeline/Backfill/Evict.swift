@@ -71,21 +71,8 @@ public final class Evict {
         let database = RunConnection(context: context, onEvent: onEvent)
         defer { database.close() }
         let key = options.selection.key
-        if !options.dryRun {
-            guard try database.run({ try BackfillRunStore(connection: $0).lock(command: Self.command, key: key) }) else {
-                throw RunRefusal(.busy, "another `kindred evict` with this selection is running (it holds the run's lock)")
-            }
-        }
-        var open = try database.run { try BackfillRunStore(connection: $0).openRun(command: Self.command, key: key) }
-        if let run = open, options.restart {
-            if options.dryRun {
-                onEvent(.message("would abandon open run \(run.id) (--restart) and start over"))
-            } else {
-                try database.run { try BackfillRunStore(connection: $0).close(run.id, as: .abandoned) }
-                onEvent(.message("abandoned run \(run.id) (--restart): starting over"))
-            }
-            open = nil
-        }
+        let open = try database.claimRun(
+            command: Self.command, key: key, program: "evict", dryRun: options.dryRun, restart: options.restart)
         let now = open?.now ?? options.now
         let selection = try options.selection.members(now: now)
         guard case .activity(nil, let cutoff?) = selection else { preconditionFailure("evict selects by dormancy") }
@@ -113,18 +100,9 @@ public final class Evict {
                 elapsed: ContinuousClock.now - started, failureReasons: [], planLines: lines, notes: [])
         }
         for line in lines { onEvent(.message(line)) }
-        let run: BackfillRunRecord
-        if let open {
-            try database.run { try BackfillRunStore(connection: $0).resumed(open.id) }
-            run = open
-        } else {
-            run = try database.run {
-                try BackfillRunStore(connection: $0).open(
-                    command: Self.command, key: key, selection: options.selection.describe(now: now), now: now,
-                    skipOffers: false, planned: plan.toEvict + plan.unfinished.count)
-            }
-        }
-        onEvent(.message("run \(run.id): \(open == nil ? "started" : "resumed after member \(run.checkpoint)")"))
+        let run = try database.beginRun(
+            resuming: open, command: Self.command, key: key, selection: options.selection.describe(now: now), now: now,
+            skipOffers: false, planned: plan.toEvict + plan.unfinished.count)
         let committed = RunProgress.Counts(done: run.done, skipped: run.skipped, gone: run.gone, failed: run.failed)
         let shared = SharedProgress(
             RunProgress(members: plan.members, checkpoint: run.checkpoint, committed: committed),

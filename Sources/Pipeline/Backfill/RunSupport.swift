@@ -138,6 +138,48 @@ final class RunConnection {
     }
 }
 
+extension RunConnection {
+    /// Takes the lock of `command` and `selection` (not on a dry run) and
+    /// returns its open run to resume, if any; with `restart` an open run is
+    /// abandoned (dry: only said) and nil returned.
+    /// - Throws: ``RunRefusal`` (`.busy`) when another process holds the lock.
+    func claimRun(command: String, key: String, program: String, dryRun: Bool, restart: Bool) throws -> BackfillRunRecord? {
+        if !dryRun {
+            guard try run({ try BackfillRunStore(connection: $0).lock(command: command, key: key) }) else {
+                throw RunRefusal(.busy, "another `kindred \(program)` with this selection is running (it holds the run's lock)")
+            }
+        }
+        let open = try run { try BackfillRunStore(connection: $0).openRun(command: command, key: key) }
+        guard let open, restart else { return open }
+        if dryRun {
+            onEvent(.message("would abandon open run \(open.id) (--restart) and start over"))
+        } else {
+            try run { try BackfillRunStore(connection: $0).close(open.id, as: .abandoned) }
+            onEvent(.message("abandoned run \(open.id) (--restart): starting over"))
+        }
+        return nil
+    }
+
+    /// Resumes `open`, or records a new run, and says which.
+    func beginRun(
+        resuming open: BackfillRunRecord?, command: String, key: String, selection: String, now: Int64, skipOffers: Bool,
+        planned: Int
+    ) throws -> BackfillRunRecord {
+        let begun: BackfillRunRecord
+        if let open {
+            try run { try BackfillRunStore(connection: $0).resumed(open.id) }
+            begun = open
+        } else {
+            begun = try run {
+                try BackfillRunStore(connection: $0).open(
+                    command: command, key: key, selection: selection, now: now, skipOffers: skipOffers, planned: planned)
+            }
+        }
+        onEvent(.message("run \(begun.id): \(open == nil ? "started" : "resumed after member \(begun.checkpoint)")"))
+        return begun
+    }
+}
+
 /// Follows a run's threads from the calling thread: reports progress
 /// every `progressInterval` and saves the checkpoint (when the frontier
 /// moved) every `checkpointInterval`, until the work ends.
