@@ -87,6 +87,16 @@ public struct BackfillRunStore {
         ).first?.int(0) == 1
     }
 
+    /// Whether this session holds the lock of `command` + `key`. A session
+    /// that reconnected (MySQL restarted, the link broke) holds nothing:
+    /// user locks die with the session that took them.
+    public func holdsLock(command: String, key: String) throws -> Bool {
+        try connection.query(
+            "SELECT IS_USED_LOCK(CONCAT('kindred.run:', MD5(CONCAT(DATABASE(), '|', ?, '|', ?)))) = CONNECTION_ID()",
+            [.text(command), .text(key)]
+        ).first?.int(0) == 1
+    }
+
     public func unlock(command: String, key: String) throws {
         _ = try connection.query(
             "SELECT RELEASE_LOCK(CONCAT('kindred.run:', MD5(CONCAT(DATABASE(), '|', ?, '|', ?))))",

@@ -308,6 +308,92 @@ struct BackfillTests {
         }
     }
 
+    /// A slow backfill of everyone on its own thread, reporting into `messages`.
+    static func slowBackfill(
+        _ context: PipelineContext, stop: StopSignal, messages: RunMessages, checkpointInterval: Duration
+    ) -> BackgroundThread<Result<RunReport, any Error>> {
+        let options = {
+            var options = Backfill.Options(selection: RunSelection(all: true), now: asOf, concurrency: 1, rate: 4)
+            options.checkpointInterval = checkpointInterval
+            options.progressInterval = .milliseconds(50)
+            return options
+        }()
+        return BackgroundThread("slow-backfill") {
+            Result { try Backfill(context: context, options: options).run(stop: stop, onEvent: messages.record) }
+        }
+    }
+
+    /// Whether another session could take the lock of an `--all` backfill now.
+    static func lockIsFree(_ installation: Installation) throws -> Bool {
+        let connection = try installation.connectMySQL()
+        defer { connection.close() }
+        let store = BackfillRunStore(connection: connection)
+        let key = RunSelection(all: true).key
+        guard try store.lock(command: "backfill", key: key) else { return false }
+        try store.unlock(command: "backfill", key: key)
+        return true
+    }
+
+    @Test("a run takes its lock again when MySQL restarts under it, so a second run is still refused; the lock goes at the end")
+    func lockSurvivesMySQLRestart() async throws {
+        try await onThread("lockSurvivesMySQLRestart") {
+            let installation = try Installation(dedicatedMySQL: true, memberLimit: 200)
+            let (context, _) = try installation.context()
+            let stop = StopSignal()
+            let messages = RunMessages()
+            let run = Self.slowBackfill(context, stop: stop, messages: messages, checkpointInterval: .milliseconds(100))
+            defer { stop.stop() }
+            #expect(messages.wait(for: ": started"), "\(messages.all)")
+            #expect(try !Self.lockIsFree(installation), "the run holds its lock")
+
+            try installation.mysqlServer.restart()  // the run's session, and with it the lock, is gone
+            #expect(messages.wait(for: "took the run's lock again"), "\(messages.all)")
+            #expect(try !Self.lockIsFree(installation), "after the restart the run holds its lock again")
+            let refused = Result {
+                try Backfill(context: context, options: Backfill.Options(selection: RunSelection(all: true), now: Self.asOf, concurrency: 1))
+                    .run(stop: StopSignal()) { _ in }
+            }
+            guard case .failure(let error as RunRefusal) = refused else {
+                Issue.record("a second run with the same selection was not refused: \(refused)")
+                return
+            }
+            #expect(error.kind == .busy)
+
+            stop.stop()
+            let report = try run.result(timeout: .seconds(60)).get()
+            #expect(report.interrupted && report.counts.done > 0, "\(report.counts)")
+            #expect(try Self.lockIsFree(installation), "the stopped run released its lock")
+        }
+    }
+
+    @Test("a run whose lock was taken by another session while MySQL restarted stops and writes no checkpoint")
+    func lockLostToAnotherRun() async throws {
+        try await onThread("lockLostToAnotherRun") {
+            let installation = try Installation(dedicatedMySQL: true, memberLimit: 200)
+            let (context, _) = try installation.context()
+            let stop = StopSignal()
+            let messages = RunMessages()
+            // No checkpoint until the run ends, so the run's session is idle while MySQL restarts.
+            let run = Self.slowBackfill(context, stop: stop, messages: messages, checkpointInterval: .seconds(3600))
+            defer { stop.stop() }
+            #expect(messages.wait(finished: 2), "\(messages.all)")
+            try installation.mysqlServer.restart()
+            let intruder = try installation.connectMySQL()
+            defer { intruder.close() }
+            #expect(try BackfillRunStore(connection: intruder).lock(command: "backfill", key: RunSelection(all: true).key))
+
+            stop.stop()
+            let outcome = try run.result(timeout: .seconds(60))
+            guard case .failure(let error as RunRefusal) = outcome else {
+                Issue.record("the run kept going without its lock: \(outcome)")
+                return
+            }
+            #expect(error.kind == .busy && error.description.contains("lost the run's lock"), "\(error)")
+            let open = try #require(try BackfillRunStore(connection: intruder).openRun(command: "backfill", key: RunSelection(all: true).key))
+            #expect(open.checkpoint == 0 && open.done == 0, "no checkpoint was written after the lock was lost (members were rebuilt)")
+        }
+    }
+
     @Test("--via-queue enqueues exactly the members to rebuild at backfill priority")
     func viaQueue() async throws {
         try await onThread("viaQueue") {
@@ -322,6 +408,52 @@ struct BackfillTests {
             #expect(stats.waiting[.backfill] == chosen.count && stats.waiting[.interactive] == 0)
             #expect(report.notes.contains { $0.contains("\(chosen.count) new") }, "\(report.notes)")
         }
+    }
+}
+
+/// A run's event messages, for a test to wait on (bounded).
+final class RunMessages: @unchecked Sendable {
+    // @unchecked Sendable: `lines` is guarded by `condition`'s lock.
+    private let condition = NSCondition()
+    private var lines: [String] = []
+    private var finished = 0
+
+    func record(_ event: RunEvent) {
+        condition.lock()
+        defer { condition.unlock() }
+        switch event {
+        case .message(let line): lines.append(line)
+        case .progress(let status), .finalProgress(let status): finished = max(finished, status.finished)
+        }
+        condition.broadcast()
+    }
+
+    /// Waits up to `timeout` until the run reported at least `count` members finished.
+    func wait(finished count: Int, timeout: TimeInterval = 60) -> Bool {
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        condition.lock()
+        defer { condition.unlock() }
+        while finished < count {
+            if !condition.wait(until: deadline) { return finished >= count }
+        }
+        return true
+    }
+
+    /// Waits up to `timeout` for a message containing `text`; true when one came.
+    func wait(for text: String, timeout: TimeInterval = 60) -> Bool {
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        condition.lock()
+        defer { condition.unlock() }
+        while !lines.contains(where: { $0.contains(text) }) {
+            if !condition.wait(until: deadline) { return lines.contains(where: { $0.contains(text) }) }
+        }
+        return true
+    }
+
+    var all: [String] {
+        condition.lock()
+        defer { condition.unlock() }
+        return lines
     }
 }
 

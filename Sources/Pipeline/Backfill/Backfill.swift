@@ -130,7 +130,7 @@ public final class Backfill {
         if progress.isComplete {
             try database.run { try BackfillRunStore(connection: $0).close(run.id, as: .finished) }
         }
-        try? database.run(giveUpAfter: .seconds(5)) { _ = try BackfillRunStore(connection: $0).unlock(command: command, key: key) }
+        database.releaseLock()
         if !options.viaQueue {
             notes.append(
                 skipOffers
@@ -200,7 +200,7 @@ public final class Backfill {
             thread.stackSize = 1 << 20
             thread.start()
         }
-        follower(run, database).follow(shared, onEvent: onEvent) { finishedThreads.wait(timeout: .now() + $0.seconds) == .success }
+        follower(run, database).follow(shared, stop: stop, onEvent: onEvent) { finishedThreads.wait(timeout: .now() + $0.seconds) == .success }
         return offers.total
     }
 
@@ -255,7 +255,7 @@ public final class Backfill {
         }
         thread.name = "backfill-enqueue"
         thread.start()
-        follower(run, database).follow(shared, onEvent: onEvent) { done.wait(timeout: .now() + $0.seconds) == .success }
+        follower(run, database).follow(shared, stop: stop, onEvent: onEvent) { done.wait(timeout: .now() + $0.seconds) == .success }
         let totals = result.total
         return [
             "queued at backfill priority for the worker daemons: \(totals.enqueued) new, \(totals.promoted) promoted, "

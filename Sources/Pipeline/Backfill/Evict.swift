@@ -118,13 +118,13 @@ public final class Evict {
         }
         thread.name = "evict"
         thread.start()
-        follower.follow(shared, onEvent: onEvent) { done.wait(timeout: .now() + $0.seconds) == .success }
+        follower.follow(shared, stop: stop, onEvent: onEvent) { done.wait(timeout: .now() + $0.seconds) == .success }
         try follower.save(shared, giveUpAfter: .seconds(600))
         let progress = shared.progress
         if progress.isComplete {
             try database.run { try BackfillRunStore(connection: $0).close(run.id, as: .finished) }
         }
-        try? database.run(giveUpAfter: .seconds(5)) { try BackfillRunStore(connection: $0).unlock(command: Self.command, key: key) }
+        database.releaseLock()
         var byReason: [String: (count: Int, members: [MemberID])] = [:]
         let stored = (try? database.run(giveUpAfter: .seconds(5)) { try BackfillRunStore(connection: $0).failures(of: run.id, limit: 100_000) }) ?? []
         for failure in stored + shared.uncommittedFailures() {

@@ -102,9 +102,24 @@ public struct RunReport: Sendable {
 
 /// The run's own MySQL connection (plan, checkpoints), reconnecting with
 /// backoff as the worker does when MySQL goes away.
+///
+/// It also keeps the run's lock. A MySQL user lock belongs to the session
+/// that took it, so a reconnect (MySQL restarted, the link broke) silently
+/// drops it; every use of the connection therefore first checks that the
+/// session still holds the lock and takes it again when it is free. When
+/// another process took it meanwhile, the run has lost its claim: that use
+/// and every later one throw ``RunRefusal`` (`.busy`) and nothing more is
+/// written for this run (the other process continues it).
 final class RunConnection {
+    private enum LockState {
+        case none
+        case held(command: String, key: String, program: String)
+        case lost(RunRefusal)
+    }
+
     private let context: PipelineContext
     private var connection: MariaDBConnection?
+    private var lock: LockState = .none
     let onEvent: (RunEvent) -> Void
 
     /// `onEvent` hears of each retry (called on this connection's thread).
@@ -116,13 +131,48 @@ final class RunConnection {
     deinit { connection?.close() }
 
     /// Runs `body`, retrying with backoff for up to `giveUpAfter` while
-    /// MySQL is unreachable (each retry reported as an event).
+    /// MySQL is unreachable (each retry reported as an event), on a session
+    /// that holds the run's lock when one was taken.
     func run<T>(giveUpAfter: Duration = .seconds(300), _ body: (MariaDBConnection) throws -> T) throws -> T {
+        if case .lost(let refusal) = lock { throw refusal }
         let policy = RetryPolicy(giveUpAfter: giveUpAfter)
         let connection = try current(policy: policy)
         return try connection.withRetry(policy: policy, onRetry: { event in
             onEvent(.message("MySQL unavailable (\(event.error.message)): retrying in \(event.delay)"))
-        }, body)
+        }) { connection in
+            try keepLock(connection)
+            return try body(connection)
+        }
+    }
+
+    /// Takes the run's lock for `command` + `key`; false when another session holds it.
+    func takeLock(command: String, key: String, program: String) throws -> Bool {
+        let taken = try run { try BackfillRunStore(connection: $0).lock(command: command, key: key) }
+        if taken { lock = .held(command: command, key: key, program: program) }
+        return taken
+    }
+
+    /// Releases the run's lock, if this session still holds it.
+    func releaseLock() {
+        guard case .held(let command, let key, _) = lock else { return }
+        lock = .none
+        _ = try? run(giveUpAfter: .seconds(5)) { try BackfillRunStore(connection: $0).unlock(command: command, key: key) }
+    }
+
+    private func keepLock(_ connection: MariaDBConnection) throws {
+        guard case .held(let command, let key, let program) = lock else { return }
+        let store = BackfillRunStore(connection: connection)
+        if try store.holdsLock(command: command, key: key) { return }
+        if try store.lock(command: command, key: key) {
+            onEvent(.message("MySQL session renewed: took the run's lock again"))
+            return
+        }
+        let refusal = RunRefusal(
+            .busy,
+            "lost the run's lock while MySQL was unreachable, and another `kindred \(program)` with this selection "
+                + "holds it now: this one stops and writes nothing more (the other continues the run)")
+        lock = .lost(refusal)
+        throw refusal
     }
 
     private func current(policy: RetryPolicy) throws -> MariaDBConnection {
@@ -132,6 +182,7 @@ final class RunConnection {
         return made
     }
 
+    /// Disconnects (a lock still held goes with the session).
     func close() {
         connection?.close()
         connection = nil
@@ -145,7 +196,7 @@ extension RunConnection {
     /// - Throws: ``RunRefusal`` (`.busy`) when another process holds the lock.
     func claimRun(command: String, key: String, program: String, dryRun: Bool, restart: Bool) throws -> BackfillRunRecord? {
         if !dryRun {
-            guard try run({ try BackfillRunStore(connection: $0).lock(command: command, key: key) }) else {
+            guard try takeLock(command: command, key: key, program: program) else {
                 throw RunRefusal(.busy, "another `kindred \(program)` with this selection is running (it holds the run's lock)")
             }
         }
@@ -189,8 +240,10 @@ struct RunFollower {
     let checkpointInterval: Duration
     let progressInterval: Duration
 
-    /// `done(timeout)` waits up to `timeout` for the work to end and says whether it has.
-    func follow(_ shared: SharedProgress, onEvent: (RunEvent) -> Void, done: (Duration) -> Bool) {
+    /// `done(timeout)` waits up to `timeout` for the work to end and says
+    /// whether it has. A checkpoint refused because the run lost its lock
+    /// stops the work (`stop`); the final save then throws that refusal.
+    func follow(_ shared: SharedProgress, stop: StopSignal, onEvent: (RunEvent) -> Void, done: (Duration) -> Bool) {
         var lastCheckpoint = ContinuousClock.now
         var savedFrontier = -1
         while !done(progressInterval) {
@@ -202,6 +255,9 @@ struct RunFollower {
                     do {
                         try save(shared, giveUpAfter: .seconds(2))
                         savedFrontier = frontier
+                    } catch let refusal as RunRefusal {
+                        onEvent(.message("\(refusal.description): stopping after the members in flight"))
+                        stop.stop()
                     } catch {
                         onEvent(.message("could not save the checkpoint (will retry): \(error)"))
                     }
