@@ -10,7 +10,7 @@ public final class KindredMetrics: Sendable {
     public let factory: any MetricsFactory
 
     /// Jobs finished, by outcome: `done`, `removed` (a deleted member),
-    /// `retry`, `dead`.
+    /// `retry`, `dead`, `postponed` (its shard was unavailable).
     public func jobs(_ outcome: String) -> Metrics.Counter {
         Metrics.Counter(label: "kindred_jobs_total", dimensions: [("outcome", outcome)], factory: factory)
     }

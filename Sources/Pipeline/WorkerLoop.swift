@@ -12,8 +12,11 @@ import WorkQueue
 /// - Nothing waits: when the queue is empty the thread blocks on the queue's
 ///   wake-up signal (one second at most, so a stop is seen promptly).
 /// - A job whose member's data breaks the rules is buried in the dead
-///   letters at once; one that failed for any other reason is retried with
-///   backoff by the queue, and dead-lettered after its last attempt.
+///   letters at once. One whose shard is unavailable (down, breaker open,
+///   none active) is postponed with backoff without using up an attempt: an
+///   outage of any length fills no dead-letter list. One that failed for
+///   any other reason is retried with backoff by the queue, and
+///   dead-lettered after its last attempt.
 /// - MySQL unavailable: the job is handed back without counting an attempt
 ///   and the worker pauses, doubling the pause up to a limit, so an outage
 ///   does not burn through the queue's retries.
@@ -91,7 +94,20 @@ public struct WorkerLoop: Sendable {
                         logger.warning("MySQL unavailable: pausing", metadata: ["worker": "\(workerID)", "pause": "\(mysqlPause)"])
                         if stop.wait(mysqlPause) { break }
                         mysqlPause = min(mysqlPause * 2, context.settings.mysqlPauseLimit)
-                    case .shardUnavailable, .failed:
+                    case .shardUnavailable:
+                        // The shard's outage, not the job's fault: no attempt used up.
+                        let outcome = try queue.postpone(job, worker: workerID, on: connection)
+                        context.metrics.jobs("postponed").increment()
+                        if case .postponed(let at, let times) = outcome {
+                            logger.log(
+                                level: times == 1 ? .warning : .debug, "job postponed: its shard is unavailable",
+                                metadata: [
+                                    "member": "\(job.member)", "times": "\(times)",
+                                    "retry_in_ms": "\(max(0, at - Int64(Date().timeIntervalSince1970 * 1000)))",
+                                    "reason": "\(failure.message)",
+                                ])
+                        }
+                    case .failed:
                         let outcome = try queue.fail(job, worker: workerID, reason: failure.message, on: connection)
                         if case .dead = outcome {
                             context.metrics.jobs("dead").increment()

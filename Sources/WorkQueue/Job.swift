@@ -92,6 +92,15 @@ public enum FailureOutcome: Sendable, Hashable {
     case notHeld
 }
 
+/// What ``WorkQueue/postpone(_:worker:random:on:)`` did with a job.
+public enum PostponeOutcome: Sendable, Hashable {
+    /// It will be offered again at this time (Unix milliseconds); postponed
+    /// this many times in a row.
+    case postponed(at: Int64, times: Int)
+    /// It was no longer in this worker's processing list (reaped meanwhile).
+    case notHeld
+}
+
 /// The queue's counters, for metrics and `kindred queue stats`.
 public struct QueueStats: Sendable, Hashable {
     /// Waiting jobs per priority.

@@ -11,6 +11,8 @@
 /// - `NS:processing:WORKER` list of `id|priority|enqueuedAt|startedAt|attempts`;
 /// - `NS:workers` sorted set: worker -> last heartbeat (server ms);
 /// - `NS:attempts` hash: member -> failed attempts;
+/// - `NS:postponed` hash: member -> postponements in a row (its shard was
+///   down; these are not attempts);
 /// - `NS:delayed` sorted set: `id|priority|enqueuedAt` -> when to retry;
 /// - `NS:dead` hash: member -> `priority|attempts|diedAt|reason`;
 /// - `NS:signal` list: one token per new job, so idle workers wake at once;
@@ -35,6 +37,7 @@ public struct QueueKeys: Sendable, Hashable {
     var workers: String { "\(namespace):workers" }
     var attempts: String { "\(namespace):attempts" }
     var delayed: String { "\(namespace):delayed" }
+    var postponed: String { "\(namespace):postponed" }
     var dead: String { "\(namespace):dead" }
     var signal: String { "\(namespace):signal" }
     var reaper: String { "\(namespace):reaper" }

@@ -83,15 +83,15 @@ enum QueueScripts {
         return false
         """)
 
-    /// KEYS: processing, attempts. ARGV: entry, id.
+    /// KEYS: processing, attempts, postponed. ARGV: entry, id.
     /// Returns 1 when the job was held, 0 when it was not (reaped meanwhile).
     static let complete = RedisScript("""
         local removed = redis.call('LREM', KEYS[1], 1, ARGV[1])
-        if removed > 0 then redis.call('HDEL', KEYS[2], ARGV[2]) end
+        if removed > 0 then redis.call('HDEL', KEYS[2], ARGV[2]); redis.call('HDEL', KEYS[3], ARGV[2]) end
         return removed
         """)
 
-    /// KEYS: processing, attempts, delayed, dead.
+    /// KEYS: processing, attempts, delayed, dead, postponed.
     /// ARGV: entry, id, priority, enqueuedAt, maxAttempts, delayMs (for this attempt), reason.
     /// Returns {'retry', attempt, at} or {'dead', attempts} or {'gone'}.
     static let fail = RedisScript(now + """
@@ -100,6 +100,7 @@ enum QueueScripts {
         local n = redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
         if n >= tonumber(ARGV[5]) then
           redis.call('HDEL', KEYS[2], ARGV[2])
+          redis.call('HDEL', KEYS[5], ARGV[2])
           redis.call('HSET', KEYS[4], ARGV[2], ARGV[3] .. '|' .. n .. '|' .. now .. '|' .. ARGV[7])
           return {'dead', n}
         end
@@ -108,11 +109,28 @@ enum QueueScripts {
         return {'retry', n, at}
         """)
 
+    /// A job that could not run because a dependency it needs is down (its
+    /// shard): back to the delayed set without counting an attempt. The
+    /// delay doubles with each postponement in a row, from baseMs to maxMs,
+    /// times the caller's jitter factor.
+    /// KEYS: processing, postponed, delayed.
+    /// ARGV: entry, id, priority, enqueuedAt, baseMs, maxMs, jitter.
+    /// Returns {'postponed', times, at} or {'gone'}.
+    static let postpone = RedisScript(now + """
+
+        if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return {'gone'} end
+        local n = redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
+        local delay = math.min(tonumber(ARGV[5]) * 2 ^ math.min(n - 1, 30), tonumber(ARGV[6]))
+        local at = now + math.floor(delay * tonumber(ARGV[7]))
+        redis.call('ZADD', KEYS[3], at, ARGV[2] .. '|' .. ARGV[3] .. '|' .. ARGV[4])
+        return {'postponed', n, at}
+        """)
+
     /// Puts every job of a worker's processing list back at the front of its
     /// priority (unless the member is waiting already) and forgets the worker.
     /// With ARGV[2] == '1' (the worker died) each job counts a failed attempt
     /// and one that reaches the limit goes to the dead-letter list.
-    /// KEYS: processing, waiting, depth, ready0, ready1, ready2, workers, attempts, dead, signal.
+    /// KEYS: processing, waiting, depth, ready0, ready1, ready2, workers, attempts, dead, signal, postponed.
     /// ARGV: worker, countAttempt ('0' or '1'), maxAttempts.
     /// Returns {returned, dead}.
     static let release = RedisScript(now + """
@@ -128,6 +146,7 @@ enum QueueScripts {
             if ARGV[2] == '1' then n = redis.call('HINCRBY', KEYS[8], id, 1) end
             if ARGV[2] == '1' and n >= tonumber(ARGV[3]) then
               redis.call('HDEL', KEYS[8], id)
+              redis.call('HDEL', KEYS[11], id)
               redis.call('HSET', KEYS[9], id, prio .. '|' .. n .. '|' .. now .. '|worker stopped heartbeating while processing it')
               dead = dead + 1
             elseif redis.call('HEXISTS', KEYS[2], id) == 0 then

@@ -90,7 +90,7 @@ public struct WorkQueue: Sendable {
     @discardableResult
     public func complete(_ job: Job, worker: String, on redis: RedisConnection) throws(QueueError) -> Bool {
         let reply = try run(
-            QueueScripts.complete, keys: [keys.processing(worker), keys.attempts],
+            QueueScripts.complete, keys: [keys.processing(worker), keys.attempts, keys.postponed],
             arguments: [job.entry, String(job.member)], on: redis)
         return reply.int == 1
     }
@@ -103,7 +103,7 @@ public struct WorkQueue: Sendable {
         let delay = retry.delay(afterFailures: job.attempts + 1, random: random)
         let milliseconds = delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000
         let reply = try run(
-            QueueScripts.fail, keys: [keys.processing(worker), keys.attempts, keys.delayed, keys.dead],
+            QueueScripts.fail, keys: [keys.processing(worker), keys.attempts, keys.delayed, keys.dead, keys.postponed],
             arguments: [
                 job.entry, String(job.member), String(job.priority.rawValue), String(job.enqueuedAt),
                 String(retry.maxAttempts), String(milliseconds), String(reason.prefix(500)),
@@ -121,12 +121,35 @@ public struct WorkQueue: Sendable {
         }
     }
 
+    /// The job could not run because something it needs is down (its
+    /// member's shard): it comes back later without using up an attempt, so
+    /// an outage of any length fills no dead-letter list. The delay follows
+    /// the retry policy's backoff over the postponements in a row.
+    public func postpone(
+        _ job: Job, worker: String, random: Double = Double.random(in: 0..<1), on redis: RedisConnection
+    ) throws(QueueError) -> PostponeOutcome {
+        func milliseconds(_ duration: Duration) -> Int64 {
+            duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        }
+        let jitter = 1 + retry.jitter * min(max(random, 0), 1)
+        let reply = try run(
+            QueueScripts.postpone, keys: [keys.processing(worker), keys.postponed, keys.delayed],
+            arguments: [
+                job.entry, String(job.member), String(job.priority.rawValue), String(job.enqueuedAt),
+                String(milliseconds(retry.baseDelay)), String(milliseconds(retry.maxDelay)), String(jitter),
+            ], on: redis)
+        guard let parts = reply.array, let kind = parts.first?.string else { throw QueueError.unexpected(reply) }
+        guard kind == "postponed" else { return .notHeld }
+        guard parts.count == 3, let times = parts[1].int, let at = parts[2].int else { throw QueueError.unexpected(reply) }
+        return .postponed(at: Int64(at), times: times)
+    }
+
     /// The job can never succeed (its member's stored data breaks the
     /// engine's rules): it goes to the dead-letter list at once with `reason`,
     /// without using up retries.
     public func bury(_ job: Job, worker: String, reason: String, on redis: RedisConnection) throws(QueueError) -> FailureOutcome {
         let reply = try run(
-            QueueScripts.fail, keys: [keys.processing(worker), keys.attempts, keys.delayed, keys.dead],
+            QueueScripts.fail, keys: [keys.processing(worker), keys.attempts, keys.delayed, keys.dead, keys.postponed],
             arguments: [
                 job.entry, String(job.member), String(job.priority.rawValue), String(job.enqueuedAt),
                 "1", "0", String(reason.prefix(500)),
@@ -170,7 +193,7 @@ public struct WorkQueue: Sendable {
         let reply = try run(
             QueueScripts.release,
             keys: [keys.processing(worker), keys.waiting, keys.depth] + keys.readyLists
-                + [keys.workers, keys.attempts, keys.dead, keys.signal],
+                + [keys.workers, keys.attempts, keys.dead, keys.signal, keys.postponed],
             arguments: [worker, countAttempt ? "1" : "0", String(retry.maxAttempts)], on: redis)
         guard let counts = reply.array?.compactMap(\.int), counts.count == 2 else { throw QueueError.unexpected(reply) }
         return (counts[0], counts[1])

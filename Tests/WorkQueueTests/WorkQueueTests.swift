@@ -106,6 +106,48 @@ struct WorkQueueTests {
         #expect(try queue.deadJobs(on: redis).isEmpty)
     }
 
+    @Test("a job postponed for a shard outage comes back with a growing delay, never uses up an attempt, never dies")
+    func postpone() throws {
+        let server = try RedisServer()
+        let redis = try server.connect()
+        try queue.enqueue([27], priority: .interactive, on: redis)
+        var job = try #require(try queue.fetch(worker: "w1", on: redis))
+        var delays: [Int64] = []
+        for round in 1...5 {  // more than maxAttempts (3)
+            let now = try #require(try redis.send(["TIME"]).array?.compactMap { $0.string.flatMap(Int64.init) })
+            let serverNow = now[0] * 1000 + now[1] / 1000
+            guard case .postponed(let at, let times) = try queue.postpone(job, worker: "w1", random: 0, on: redis) else {
+                Issue.record("postponement \(round) was refused")
+                return
+            }
+            #expect(times == round)
+            delays.append(at - serverNow)
+            #expect(try queue.stats(on: redis).delayed == 1)
+            // Due at once (no sleeping in tests): the job comes back with no attempt counted.
+            let entry = try #require(try redis.send(["ZRANGE", "kq:delayed", "0", "0"]).array?.first?.string)
+            _ = try redis.send(["ZADD", "kq:delayed", "0", entry])
+            job = try #require(try queue.fetch(worker: "w1", on: redis))
+            #expect(job.member == 27 && job.attempts == 0 && job.priority == .interactive)
+        }
+        // 50, 100, 200 (capped), 200, 200 ms: doubling from the base to the cap.
+        let expected: [Int64] = [50, 100, 200, 200, 200]
+        #expect(zip(delays, expected).allSatisfy { $0.0 >= $0.1 && $0.0 <= $0.1 + 5 }, "\(delays)")
+        #expect(try queue.deadJobs(on: redis).isEmpty)
+        // A real failure still counts from zero; completing forgets the postponements.
+        guard case .retry(_, let attempt) = try queue.fail(job, worker: "w1", reason: "boom", random: 0, on: redis) else {
+            Issue.record("the failure after postponements did not retry")
+            return
+        }
+        #expect(attempt == 1)
+        let entry = try #require(try redis.send(["ZRANGE", "kq:delayed", "0", "0"]).array?.first?.string)
+        _ = try redis.send(["ZADD", "kq:delayed", "0", entry])
+        job = try #require(try queue.fetch(worker: "w1", on: redis))
+        #expect(try queue.complete(job, worker: "w1", on: redis))
+        #expect(try redis.send(["HLEN", "kq:postponed"]).int == 0 && redis.send(["HLEN", "kq:attempts"]).int == 0)
+        // A postponement for a job no longer held changes nothing.
+        #expect(try queue.postpone(job, worker: "w1", on: redis) == .notHeld)
+    }
+
     @Test("a job that can never succeed is buried at once with its reason")
     func bury() throws {
         let server = try RedisServer()
