@@ -47,6 +47,8 @@ public final class KindredMetrics: Sendable {
     public func breakerState(_ shard: UInt32) -> Metrics.Gauge {
         Metrics.Gauge(label: "kindred_shard_breaker_state", dimensions: [("shard", String(shard))], factory: factory)
     }
+    /// Workers found on one job past the deadline (each episode once).
+    public let workerStalls: Metrics.Counter
     public let snapshotAge: Metrics.Gauge
     public let snapshotMembers: Metrics.Gauge
     /// Members a scan scored, per job (candidates after the filters).
@@ -62,6 +64,7 @@ public final class KindredMetrics: Sendable {
         queueProcessing = Metrics.Gauge(label: "kindred_queue_processing", factory: factory)
         processingAge = Metrics.Gauge(label: "kindred_queue_processing_age_seconds", factory: factory)
         scoresWritten = Metrics.Counter(label: "kindred_scores_written_total", factory: factory)
+        workerStalls = Metrics.Counter(label: "kindred_worker_stalls_total", factory: factory)
         snapshotAge = Metrics.Gauge(label: "kindred_snapshot_age_seconds", factory: factory)
         snapshotMembers = Metrics.Gauge(label: "kindred_snapshot_members", factory: factory)
         candidatesScored = Recorder(label: "kindred_candidates_scored", aggregate: true, factory: factory)

@@ -46,12 +46,27 @@ public enum Maintenance {
     /// stops after the workers (the service group stops services in
     /// reverse), and then hands back whatever a worker still holds (one
     /// abandoned mid-job at the shutdown timeout) and forgets the workers.
+    ///
+    /// A worker on one job past `jobDeadline` gets no heartbeat (see
+    /// ``WorkerActivity``): its job goes back to the queue for another
+    /// worker; each such stall is logged and counted once.
     public static func heartbeat(_ context: PipelineContext) -> ThreadsService {
         let connections = TaskConnections(context)
         let ids = (0..<context.settings.workers).map { WorkerLoop.workerID(context, $0) }
+        let reported = Box(Set<Int>())
         return periodicService(name: "heartbeat", interval: context.settings.heartbeatInterval, logger: context.logger) {
+            let stuck = context.activity.stuck(longerThan: context.settings.jobDeadline)
+            for index in stuck.subtracting(reported.value).sorted() {
+                context.metrics.workerStalls.increment()
+                context.logger.error(
+                    "worker stuck on one job past the deadline: no more heartbeats for it, so its job returns to the queue",
+                    metadata: ["worker": "\(ids[index])", "deadline": "\(context.settings.jobDeadline)"])
+            }
+            reported.value = stuck
             try connections.queue { redis in
-                for id in ids { try context.queue.heartbeat(worker: id, on: redis) }
+                for (index, id) in ids.enumerated() where !stuck.contains(index) {
+                    try context.queue.heartbeat(worker: id, on: redis)
+                }
             }
         } onStop: {
             try connections.queue { redis in

@@ -26,6 +26,8 @@ public final class PipelineContext: Sendable {
     public let graveyard: Graveyard
     /// `host:pid:random`: this process's prefix for worker ids.
     public let processID: String
+    /// Which generation workers are on a job, since when.
+    public let activity: WorkerActivity
 
     public init(
         mysql: MariaDBConnection.Configuration, queueAddress: RedisURL, settings: PipelineSettings, survey: Survey,
@@ -43,6 +45,7 @@ public final class PipelineContext: Sendable {
         self.metrics = metrics
         self.logger = logger
         graveyard = Graveyard(ttl: settings.graveyardTTL)
+        activity = WorkerActivity(workers: settings.workers)
         let host = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "host"
         processID = "\(host):\(getpid()):\(String(UInt32.random(in: 0...UInt32.max), radix: 36))"
     }

@@ -12,6 +12,10 @@ public struct PipelineSettings: Sendable {
     public var heartbeatInterval: Duration = .seconds(1)
     /// A worker silent this long has its jobs returned by any reaper.
     public var reapTimeout: Duration = .seconds(5)
+    /// A worker on one job for longer than this (a job takes well under a
+    /// second; MySQL and shard retries inside it give up within seconds) is
+    /// taken for stuck: its heartbeat stops, so the reapers return its job.
+    public var jobDeadline: Duration = .seconds(120)
     public var reapInterval: Duration = .seconds(2)
     /// How often the snapshot picks up members changed in MySQL.
     public var refreshInterval: Duration = .seconds(1)

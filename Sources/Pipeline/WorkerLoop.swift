@@ -77,6 +77,8 @@ public struct WorkerLoop: Sendable {
             }
             guard let job else { continue }
             let started = ContinuousClock.now
+            context.activity.begin(index, at: started)
+            defer { context.activity.end(index) }
             do {
                 let outcome = try generator.regenerate(job.member)
                 mysqlPause = .milliseconds(500)

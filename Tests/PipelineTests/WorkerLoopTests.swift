@@ -1,9 +1,11 @@
 import Foundation
 import MemberStore
 import Pipeline
+import Prometheus
 import RedisClient
 import Scoring
 import ScoreStore
+import ServiceLifecycle
 import Testing
 import TestSupport
 import WorkQueue
@@ -11,6 +13,22 @@ import WorkQueue
 /// One generation worker's loop, in-process, against real servers.
 @Suite("Worker loop", .timeLimit(.minutes(5)))
 struct WorkerLoopTests {
+    @Test("worker activity: a worker is stuck only while on one job for longer than the deadline")
+    func activity() {
+        let activity = WorkerActivity(workers: 3)
+        let t0 = ContinuousClock.now
+        activity.begin(1, at: t0)
+        activity.begin(2, at: t0 + .seconds(5))
+        activity.begin(7, at: t0)  // not a worker of this process: ignored
+        #expect(activity.stuck(longerThan: .seconds(10), now: t0 + .seconds(10)).isEmpty, "exactly the deadline is not past it")
+        #expect(activity.stuck(longerThan: .seconds(10), now: t0 + .seconds(11)) == [1])
+        #expect(activity.stuck(longerThan: .seconds(10), now: t0 + .seconds(16)) == [1, 2])
+        activity.end(1)
+        #expect(activity.stuck(longerThan: .seconds(10), now: t0 + .seconds(16)) == [2])
+        activity.begin(1, at: t0 + .seconds(15))  // the next job starts a new clock
+        #expect(activity.stuck(longerThan: .seconds(10), now: t0 + .seconds(16)) == [2])
+    }
+
     @Test("jobs whose shards are down are postponed, not dead-lettered, however long the outage; they finish once the shards are back")
     func shardOutagePostpones() async throws {
         try await onThread("shardOutagePostpones") {
@@ -54,5 +72,66 @@ struct WorkerLoopTests {
             let stored = try installation.storedSets()
             for member in chosen { #expect(stored[member] == .some(expected[member]), "member \(member)") }
         }
+    }
+
+    @Test("a worker stuck on one job past the deadline loses its heartbeat: the job goes back to the queue, and is done once things move")
+    func stuckWorkerIsReaped() async throws {
+        let installation = try await onThread { try Installation(memberLimit: 100) }
+        let registry = PrometheusCollectorRegistry()
+        let manager = {
+            var manager = ShardConnectionManager.Configuration()
+            manager.readTimeout = .seconds(60)  // a frozen shard holds the job far past the deadline
+            return manager
+        }()
+        let (context, _) = try await onThread {
+            try installation.context(workers: 1, manager: manager, registry: registry) { settings in
+                settings.jobDeadline = .milliseconds(300)
+                settings.heartbeatInterval = .milliseconds(50)
+                settings.reapTimeout = .milliseconds(500)
+                settings.reapInterval = .milliseconds(100)
+            }
+        }
+        let member = installation.members[0].id
+        for shard in installation.shards { shard.freeze() }
+        defer { for shard in installation.shards { shard.thaw() } }
+        try await onThread { try WorkQueue().enqueue([member], priority: .interactive, on: try installation.queueServer.connect()) }
+
+        let stop = StopSignal()
+        let group = ServiceGroup(
+            services: [Maintenance.heartbeat(context), Maintenance.reaper(context)], logger: context.logger)
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            let worker = BackgroundThread("worker-loop") { WorkerLoop(context: context, index: 0).run(stop: stop) }
+            try await onThread {
+                defer { stop.stop() }
+                let queue = try installation.queueServer.connect()
+                // The worker took the job and hangs on the frozen shard; past the
+                // deadline its heartbeat stops and the reaper puts the job back.
+                try poll(until: "the stuck worker's job reaped", timeout: .seconds(30), interval: .milliseconds(50)) {
+                    try queue.send(["HGET", "kq:attempts", String(member)]).string == "1"  // the stall counts an attempt
+                }
+                #expect(try WorkQueue().stats(on: queue).waiting[.interactive] == 1, "the job is back in the queue")
+                #expect(context.activity.stuck(longerThan: .milliseconds(300)) == [0], "the worker is still on its job")
+                for shard in installation.shards { shard.thaw() }
+                // The stuck job finishes late (harmless); the worker fetches the returned one and does it again.
+                try poll(until: "the member generated and the queue idle", timeout: .seconds(60), interval: .milliseconds(50)) {
+                    let stats = try WorkQueue().stats(on: queue)
+                    return try installation.generatedCount() == 1 && stats.waiting.values.reduce(0, +) == 0
+                        && stats.processing == 0 && stats.delayed == 0
+                }
+                #expect(try WorkQueue().stats(on: queue).dead == 0)
+                stop.stop()
+                _ = try worker.result(timeout: .seconds(30))
+                #expect(context.activity.stuck(longerThan: .zero).isEmpty)
+            }
+            await group.triggerGracefulShutdown()
+            try await tasks.next()
+        }
+        var exposition: [UInt8] = []
+        registry.emit(into: &exposition)
+        #expect(String(decoding: exposition, as: UTF8.self).contains("kindred_worker_stalls_total 1"))
+        let stored = try await onThread { try installation.storedSets()[member] }
+        let expected = try Installation.expectedMatches(installation.members, survey: installation.survey)
+        #expect(stored == .some(expected[member]))
     }
 }

@@ -103,6 +103,17 @@ public final class RedisServer: @unchecked Sendable {
         lock.withLock { process }.kill()
     }
 
+    /// Freezes the server (SIGSTOP): the kernel still accepts connections
+    /// and takes commands, but nothing answers, as with a hung host.
+    public func freeze() {
+        lock.withLock { process }.signal(SIGSTOP)
+    }
+
+    /// Thaws a frozen server (SIGCONT): it answers what it was sent meanwhile.
+    public func thaw() {
+        lock.withLock { process }.signal(SIGCONT)
+    }
+
     /// Stops the server with SIGTERM (a graceful shutdown, which saves the
     /// data when ``Options/saveOnShutdown`` is set) and waits for it to exit.
     public func stop() {
