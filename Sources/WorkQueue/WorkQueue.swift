@@ -101,7 +101,7 @@ public struct WorkQueue: Sendable {
         _ job: Job, worker: String, reason: String, random: Double = Double.random(in: 0..<1), on redis: RedisConnection
     ) throws(QueueError) -> FailureOutcome {
         let delay = retry.delay(afterFailures: job.attempts + 1, random: random)
-        let milliseconds = delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000
+        let milliseconds = delay.wholeMilliseconds
         let reply = try run(
             QueueScripts.fail, keys: [keys.processing(worker), keys.attempts, keys.delayed, keys.dead, keys.postponed],
             arguments: [
@@ -128,15 +128,12 @@ public struct WorkQueue: Sendable {
     public func postpone(
         _ job: Job, worker: String, random: Double = Double.random(in: 0..<1), on redis: RedisConnection
     ) throws(QueueError) -> PostponeOutcome {
-        func milliseconds(_ duration: Duration) -> Int64 {
-            duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
-        }
         let jitter = 1 + retry.jitter * min(max(random, 0), 1)
         let reply = try run(
             QueueScripts.postpone, keys: [keys.processing(worker), keys.postponed, keys.delayed],
             arguments: [
                 job.entry, String(job.member), String(job.priority.rawValue), String(job.enqueuedAt),
-                String(milliseconds(retry.baseDelay)), String(milliseconds(retry.maxDelay)), String(jitter),
+                String(retry.baseDelay.wholeMilliseconds), String(retry.maxDelay.wholeMilliseconds), String(jitter),
             ], on: redis)
         guard let parts = reply.array, let kind = parts.first?.string else { throw QueueError.unexpected(reply) }
         guard kind == "postponed" else { return .notHeld }
@@ -176,7 +173,7 @@ public struct WorkQueue: Sendable {
     /// worker must not loop forever). Several processes may reap at once: a
     /// worker's list is emptied by one script, so each job moves once.
     public func reap(timeout: Duration, on redis: RedisConnection) throws(QueueError) -> (workers: Int, returned: Int, dead: Int) {
-        let milliseconds = timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000
+        let milliseconds = timeout.wholeMilliseconds
         let reply = try run(QueueScripts.silentWorkers, keys: [keys.workers], arguments: [String(milliseconds)], on: redis)
         guard let silent = reply.array?.compactMap(\.string) else { throw QueueError.unexpected(reply) }
         var returned = 0
@@ -310,4 +307,9 @@ public enum QueueError: Error, Sendable, CustomStringConvertible {
         case .unexpectedReply(let reply): "queue: unexpected reply \(reply)"
         }
     }
+}
+
+extension Duration {
+    /// Whole milliseconds (truncated), as the queue's scripts take them.
+    var wholeMilliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
 }

@@ -125,12 +125,7 @@ public final class Backfill {
         } else {
             offers = rebuild(shared, stop: stop, skipOffers: skipOffers, run: run, database: database, onEvent: onEvent)
         }
-        let progress = shared.progress
-        try follower(run, database).save(shared, giveUpAfter: .seconds(600))
-        if progress.isComplete {
-            try database.run { try BackfillRunStore(connection: $0).close(run.id, as: .finished) }
-        }
-        database.releaseLock()
+        let progress = try database.endSession(of: run, follower: follower(run, database), shared: shared)
         if !options.viaQueue {
             notes.append(
                 skipOffers
@@ -147,7 +142,7 @@ public final class Backfill {
             session: RunProgress.Counts(
                 done: progress.finished.done - committed.done, skipped: progress.finished.skipped - committed.skipped,
                 gone: progress.finished.gone - committed.gone, failed: progress.finished.failed - committed.failed),
-            elapsed: elapsed, failureReasons: failureReasons(run: run, shared: shared, database: database), planLines: lines,
+            elapsed: elapsed, failureReasons: database.failureReasons(of: run, shared: shared), planLines: lines,
             notes: notes)
     }
 
@@ -318,22 +313,6 @@ public final class Backfill {
             phase.phase + String(format: " %.2f ms (%.0f%%)", phase.total.seconds * 1000 / Double(phase.count), 100 * phase.total.seconds / sum)
         }
         return ["where a member's time went (mean per phase, across \(options.concurrency) thread(s)): " + parts.joined(separator: ", ")]
-    }
-
-    private func failureReasons(run: BackfillRunRecord, shared: SharedProgress, database: RunConnection)
-        -> [(reason: String, count: Int, members: [MemberID])]
-    {
-        // The committed ones from MySQL (earlier sessions too), plus this session's beyond the checkpoint.
-        var byReason: [String: (count: Int, members: [MemberID])] = [:]
-        let stored = (try? database.run(giveUpAfter: .seconds(5)) { try BackfillRunStore(connection: $0).failures(of: run.id, limit: 100_000) }) ?? []
-        for failure in stored + shared.uncommittedFailures() {
-            var entry = byReason[failure.reason] ?? (0, [])
-            entry.count += 1
-            if entry.members.count < 10 { entry.members.append(failure.member) }
-            byReason[failure.reason] = entry
-        }
-        return byReason.map { (reason: $0.key, count: $0.value.count, members: $0.value.members) }
-            .sorted { ($0.count, $1.reason) > ($1.count, $0.reason) }
     }
 }
 

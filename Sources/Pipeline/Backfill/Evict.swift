@@ -119,28 +119,14 @@ public final class Evict {
         thread.name = "evict"
         thread.start()
         follower.follow(shared, stop: stop, onEvent: onEvent) { done.wait(timeout: .now() + $0.seconds) == .success }
-        try follower.save(shared, giveUpAfter: .seconds(600))
-        let progress = shared.progress
-        if progress.isComplete {
-            try database.run { try BackfillRunStore(connection: $0).close(run.id, as: .finished) }
-        }
-        database.releaseLock()
-        var byReason: [String: (count: Int, members: [MemberID])] = [:]
-        let stored = (try? database.run(giveUpAfter: .seconds(5)) { try BackfillRunStore(connection: $0).failures(of: run.id, limit: 100_000) }) ?? []
-        for failure in stored + shared.uncommittedFailures() {
-            var entry = byReason[failure.reason] ?? (0, [])
-            entry.count += 1
-            if entry.members.count < 10 { entry.members.append(failure.member) }
-            byReason[failure.reason] = entry
-        }
+        let progress = try database.endSession(of: run, follower: follower, shared: shared)
         return RunReport(
             runID: run.id, dryRun: false, interrupted: !progress.isComplete, counts: progress.finished,
             session: RunProgress.Counts(
                 done: progress.finished.done - committed.done, skipped: progress.finished.skipped - committed.skipped,
                 gone: 0, failed: progress.finished.failed - committed.failed),
             elapsed: ContinuousClock.now - started,
-            failureReasons: byReason.map { (reason: $0.key, count: $0.value.count, members: $0.value.members) }
-                .sorted { ($0.count, $1.reason) > ($1.count, $0.reason) },
+            failureReasons: database.failureReasons(of: run, shared: shared),
             planLines: lines,
             notes: ["evicted members keep their place in others' sets; their own set is rebuilt when they log in or are read"])
     }

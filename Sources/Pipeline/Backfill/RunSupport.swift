@@ -231,6 +231,38 @@ extension RunConnection {
     }
 }
 
+extension RunConnection {
+    /// Ends this session of `run`: saves the last checkpoint, closes the run
+    /// when every member is finished, releases the run's lock.
+    /// - Throws: the save's error (``RunRefusal`` when the lock was lost);
+    ///   the run then stays open.
+    func endSession(of run: BackfillRunRecord, follower: RunFollower, shared: SharedProgress) throws -> RunProgress {
+        try follower.save(shared, giveUpAfter: .seconds(600))
+        let progress = shared.progress
+        if progress.isComplete {
+            try self.run { try BackfillRunStore(connection: $0).close(run.id, as: .finished) }
+        }
+        releaseLock()
+        return progress
+    }
+
+    /// The run's failures per reason, most frequent first, with up to ten
+    /// member ids each: the committed ones from MySQL (earlier sessions
+    /// too) plus this session's beyond the checkpoint.
+    func failureReasons(of run: BackfillRunRecord, shared: SharedProgress) -> [(reason: String, count: Int, members: [MemberID])] {
+        var byReason: [String: (count: Int, members: [MemberID])] = [:]
+        let stored = (try? self.run(giveUpAfter: .seconds(5)) { try BackfillRunStore(connection: $0).failures(of: run.id, limit: 100_000) }) ?? []
+        for failure in stored + shared.uncommittedFailures() {
+            var entry = byReason[failure.reason] ?? (0, [])
+            entry.count += 1
+            if entry.members.count < 10 { entry.members.append(failure.member) }
+            byReason[failure.reason] = entry
+        }
+        return byReason.map { (reason: $0.key, count: $0.value.count, members: $0.value.members) }
+            .sorted { ($0.count, $1.reason) > ($1.count, $0.reason) }
+    }
+}
+
 /// Follows a run's threads from the calling thread: reports progress
 /// every `progressInterval` and saves the checkpoint (when the frontier
 /// moved) every `checkpointInterval`, until the work ends.
