@@ -359,6 +359,8 @@ struct BackfillTests {
             }
             #expect(error.kind == .busy)
 
+            // The run kept working through the restart (under load it may not have finished anyone before it).
+            #expect(messages.wait(finished: 1), "\(messages.all)")
             stop.stop()
             let report = try run.result(timeout: .seconds(60)).get()
             #expect(report.interrupted && report.counts.done > 0, "\(report.counts)")
