@@ -57,8 +57,8 @@ struct ScoreStoreBench: ParsableCommand {
         let listpack = (try? admin.sendChecked(["CONFIG", "GET", "hash-max-listpack-entries"]).array?.last?.string) ?? "?"
         print("score-store benchmark: \(endpoint.url) (redis \(version), hash-max-listpack-entries \(listpack)); \(members) members x N = \(topN), batch \(batch)")
         let sets = (0..<members).map { Self.matches(for: MemberID(1 + $0), count: topN) }
-        print("| B | encoding | bytes/score (used_memory) | MEMORY USAGE/score | write fields/s | writeSets fields/s | redis-cli --pipe fields/s | ratio (write, writeSets) | server us/field (Kindred, peer) | sorted read ms (median, p90; server) | entering offers/s | us/offer (server) | full-set offers/s | us/offer (server) | trimmed entries | skipped by floor | one trim ms (server, median) |")
-        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        print("| B | encoding | bytes/score (used_memory) | MEMORY USAGE/score | write fields/s | redis-cli --pipe fields/s | ratio | server us/field (Kindred, peer) | sorted read ms (median, p90; server) | entering placements/s | us/placement (server) | placements into full sets/s | us/placement (server) | trimmed entries | one trim ms (server, median) |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for b in buckets.split(separator: ",").compactMap({ Int($0) }) {
             try bench(buckets: b, endpoint: endpoint, admin: admin, sets: sets)
         }
@@ -107,7 +107,6 @@ struct ScoreStoreBench: ParsableCommand {
         var peerServer = Double.infinity
         var writeServer = Double.infinity
         var bytesPerScore = 0.0
-        var batchedBest = Double.infinity
         for _ in 0..<rounds {
             _ = try admin.sendChecked(["FLUSHALL", "SYNC"])
             _ = try admin.sendChecked(["CONFIG", "RESETSTAT"])
@@ -129,23 +128,13 @@ struct ScoreStoreBench: ParsableCommand {
             let memoryBefore = Self.info(admin, "memory", "used_memory").flatMap { Int($0) } ?? 0
             let writeStart = ContinuousClock.now
             for (index, matches) in sets.enumerated() {
-                try store.writeSet(MemberID(1 + index), shard: 1, matches: matches, stamp: "bench", limit: topN)
+                try store.writeSet(MemberID(1 + index), shard: 1, matches: matches, stamp: "bench", limit: topN, complete: false)
             }
             writeBest = min(writeBest, Self.seconds(ContinuousClock.now - writeStart))
             writeServer = min(writeServer, Self.totalUsec(admin, ["hset", "pexpire", "evalsha"]) / fields)
             let memoryAfter = Self.info(admin, "memory", "used_memory").flatMap { Int($0) } ?? 0
             bytesPerScore = Double(memoryAfter - memoryBefore) / fields
 
-            // The same sets through writeSets, 10 members per pipeline.
-            _ = try admin.sendChecked(["FLUSHALL", "SYNC"])
-            let batchedStart = ContinuousClock.now
-            for chunk in stride(from: 0, to: sets.count, by: 10) {
-                let group = (chunk..<min(chunk + 10, sets.count)).map {
-                    ScoreStore.SetToWrite(member: MemberID(1 + $0), matches: sets[$0], stamp: "bench")
-                }
-                for result in try store.writeSets(group, shard: 1, limit: topN) { _ = try result.get() }
-            }
-            batchedBest = min(batchedBest, Self.seconds(ContinuousClock.now - batchedStart))
         }
         var usage = 0
         for key in layout.liveKeys(1) + [layout.metaKey(1)] {
@@ -165,70 +154,79 @@ struct ScoreStoreBench: ParsableCommand {
         readTimes.sort()
         let readServerMs = Self.usecPerCall(admin, "exec") / 1000
 
-        // 4. Offers that enter: sets far from full (N large), so every offer adds.
+        // 4. Placements that enter: sets that hold every candidate (no
+        //    floor), with N large, so every placement adds.
+        _ = try admin.sendChecked(["FLUSHALL", "SYNC"])
+        for (index, matches) in sets.enumerated() {
+            try store.writeSet(MemberID(1 + index), shard: 1, matches: matches, stamp: "bench", limit: 1_000_000, complete: true)
+        }
         _ = try admin.sendChecked(["CONFIG", "RESETSTAT"])
         var generator = SplitMix(seed: UInt64(b))
-        let offerMembers = 1000
-        let perMember = max(1, offers / offerMembers)
-        var entering = ScoreStore.OfferStats()
-        let enterStart = ContinuousClock.now
-        for offerer in 0..<offerMembers {
-            let entries = (0..<perMember).map { _ in
-                Match(id: MemberID(1 + generator.next() % UInt64(sets.count)), tenths: Int(generator.next() % 101))
+        let placers = 1000
+        let perMember = max(1, offers / placers)
+        func placements(from member: MemberID) -> [ScoreStore.Placement] {
+            (0..<perMember).map { _ in
+                ScoreStore.Placement(
+                    target: MemberID(1 + generator.next() % UInt64(sets.count)), member: member,
+                    tenths: Int(generator.next() % 101), stamp: "bench")
             }
-            entering = entering + store.offer(from: MemberID(10_000_000 + offerer), entries: entries, limit: 1_000_000, shardOf: { _ in 1 })
+        }
+        var entering: [ScoreStore.PlacementResults] = []
+        let enterStart = ContinuousClock.now
+        for placer in 0..<placers {
+            entering.append(store.place(placements(from: MemberID(10_000_000 + placer)), limit: 1_000_000) { _ in 1 })
         }
         let enterSeconds = Self.seconds(ContinuousClock.now - enterStart)
         let enterUsec = Self.usecPerCall(admin, "evalsha")
 
-        // 5. Offers into full sets (N = the sets' size): random scores, so
-        //    most do not beat the floor; the floor cache skips those it knows;
-        //    the ones that enter trim now and then.
+        // 5. Placements into full sets (written at N with a floor): random
+        //    scores, so most fall below the floor; the ones that enter trim
+        //    now and then.
         _ = try admin.sendChecked(["FLUSHALL", "SYNC"])
         for (index, matches) in sets.enumerated() {
-            try store.writeSet(MemberID(1 + index), shard: 1, matches: matches, stamp: "bench", limit: topN)
+            try store.writeSet(MemberID(1 + index), shard: 1, matches: matches, stamp: "bench", limit: topN, complete: false)
         }
-        store.forgetFloors()
         _ = try admin.sendChecked(["CONFIG", "RESETSTAT"])
-        var full = ScoreStore.OfferStats()
+        var full: [ScoreStore.PlacementResults] = []
         let fullStart = ContinuousClock.now
-        for offerer in 0..<offerMembers {
-            let entries = (0..<perMember).map { _ in
-                Match(id: MemberID(1 + generator.next() % UInt64(sets.count)), tenths: Int(generator.next() % 101))
-            }
-            full = full + store.offer(from: MemberID(20_000_000 + offerer), entries: entries, limit: topN, shardOf: { _ in 1 })
+        for placer in 0..<placers {
+            full.append(store.place(placements(from: MemberID(20_000_000 + placer)), limit: topN) { _ in 1 })
         }
         let fullSeconds = Self.seconds(ContinuousClock.now - fullStart)
         let fullUsec = Self.usecPerCall(admin, "evalsha")
-        // 6. One trim's server time: sets at N + slack, then one more offer.
+        let fullTrimmed = full.reduce(0) { $0 + $1.replies.reduce(0) { $0 + ($1?.trimmed ?? 0) } }
+        // 6. One trim's server time: sets at N + 2 slack, then one more placement.
         _ = try admin.sendChecked(["FLUSHALL", "SYNC"])
         let slack = storeConfiguration.slack(forLimit: topN)
         var trimMs: [Double] = []
         for index in 0..<min(20, sets.count) {
             let member = MemberID(1 + index)
-            try store.writeSet(member, shard: 1, matches: sets[index], stamp: "bench", limit: topN)
-            let high = (0...slack).map { Match(id: MemberID(30_000_000 + $0), tenths: 100) }
-            for offer in high.dropLast() {
-                _ = store.offer(from: offer.id, entries: [Match(id: member, tenths: 100)], limit: topN, shardOf: { _ in 1 })
+            try store.writeSet(member, shard: 1, matches: sets[index], stamp: "bench", limit: topN, complete: false)
+            let high = (0...(2 * slack)).map {
+                ScoreStore.Placement(target: member, member: MemberID(30_000_000 + $0), tenths: 100, stamp: "bench")
             }
+            _ = store.place(Array(high.dropLast()), limit: topN) { _ in 1 }
             _ = try admin.sendChecked(["CONFIG", "RESETSTAT"])
-            let last = store.offer(from: high.last!.id, entries: [Match(id: member, tenths: 100)], limit: topN, shardOf: { _ in 1 })
-            guard last.trimmed == slack + 1 else { throw ValidationError("expected a trim of \(slack + 1), got \(last.trimmed)") }
+            let last = store.place([high.last!], limit: topN) { _ in 1 }
+            guard last.replies.first??.trimmed == slack + 1 else {
+                throw ValidationError("expected a trim of \(slack + 1), got \(String(describing: last.replies.first??.trimmed))")
+            }
             trimMs.append(Self.usecPerCall(admin, "evalsha") / 1000)
         }
         trimMs.sort()
 
-        guard entering.failed == 0, full.failed == 0 else { throw ValidationError("offers failed: \(entering.errors + full.errors)") }
+        let failed = (entering + full).reduce(0) { $0 + $1.failed }
+        guard failed == 0 else { throw ValidationError("placements failed: \((entering + full).flatMap(\.errors))") }
+        let placed = Double(placers * perMember)
 
         let writeRate = fields / writeBest
         let peerRate = fields / peerBest
         print(String(
-            format: "| %d | %@ | %.1f | %.1f | %.0fk | %.0fk | %.0fk | %.0f%%, %.0f%% | %.2f, %.2f | %.2f, %.2f; %.2f | %.0fk | %.1f | %.0fk | %.1f | %d | %.0f%% | %.2f |",
-            b, encoding, bytesPerScore, Double(usage) / Double(topN), writeRate / 1e3, fields / batchedBest / 1e3, peerRate / 1e3, 100 * writeRate / peerRate, 100 * fields / batchedBest / peerRate, writeServer, peerServer,
+            format: "| %d | %@ | %.1f | %.1f | %.0fk | %.0fk | %.0f%% | %.2f, %.2f | %.2f, %.2f; %.2f | %.0fk | %.1f | %.0fk | %.1f | %d | %.2f |",
+            b, encoding, bytesPerScore, Double(usage) / Double(topN), writeRate / 1e3, peerRate / 1e3, 100 * writeRate / peerRate, writeServer, peerServer,
             readTimes[readTimes.count / 2], readTimes[readTimes.count * 9 / 10], readServerMs,
-            Double(entering.sent) / enterSeconds / 1e3, enterUsec,
-            Double(full.offered) / fullSeconds / 1e3, fullUsec, full.trimmed,
-            100 * Double(full.skippedByFloor) / Double(max(1, full.offered)), trimMs[trimMs.count / 2]))
+            placed / enterSeconds / 1e3, enterUsec,
+            placed / fullSeconds / 1e3, fullUsec, fullTrimmed, trimMs[trimMs.count / 2]))
         fflush(nil)
     }
 

@@ -11,13 +11,48 @@ public struct Generation: Sendable, Hashable {
     /// Unix milliseconds.
     public var generatedAt: Int64
     public var matchCount: Int
+    /// The set's floor as written: its last entry when the scan found more
+    /// candidates than the set holds; nil when it holds every candidate
+    /// (then anyone who becomes a candidate belongs in it).
+    public var floor: Match?
+    /// Every member change with `changed_at` before this time was in the
+    /// scan that wrote the set (nil: unknown, as for sets written before
+    /// migration 5). A member whose change is older than this needs no
+    /// publication into this set.
+    public var coveredAt: ServerTime?
 
-    public init(memberID: MemberID, shardID: UInt32, answersVersion: UInt64, generatedAt: Int64, matchCount: Int) {
+    public init(
+        memberID: MemberID, shardID: UInt32, answersVersion: UInt64, generatedAt: Int64, matchCount: Int,
+        floor: Match? = nil, coveredAt: ServerTime? = nil
+    ) {
         self.memberID = memberID
         self.shardID = shardID
         self.answersVersion = answersVersion
         self.generatedAt = generatedAt
         self.matchCount = matchCount
+        self.floor = floor
+        self.coveredAt = coveredAt
+    }
+}
+
+/// What a process needs to know of a stored set to decide whether a
+/// member's change can concern it, without asking its shard: where it is,
+/// its floor and what its scan covered (``GenerationStore/setRecords(recordedAfter:overlap:)``).
+public struct SetRecord: Sendable, Hashable {
+    public var member: MemberID
+    public var shard: UInt32
+    /// nil: the set holds every candidate.
+    public var floor: Match?
+    public var coveredAt: ServerTime
+    /// Unix milliseconds of the whole-set write.
+    public var generatedAt: Int64
+
+    public init(member: MemberID, shard: UInt32, floor: Match?, coveredAt: ServerTime, generatedAt: Int64) {
+        self.member = member
+        self.shard = shard
+        self.floor = floor
+        self.coveredAt = coveredAt
+        self.generatedAt = generatedAt
     }
 }
 
@@ -48,37 +83,70 @@ public struct GenerationStore {
         self.connection = connection
     }
 
-    /// Records generations (one statement per 1000). When two workers race
-    /// on a member, the newer `generatedAt` wins whatever the commit order.
+    /// Records generations, one statement each, stamping `recorded_at`
+    /// with the server's clock. When two writers race on a member, the
+    /// newer `generatedAt` wins whatever the commit order.
     public func record(_ generations: some Collection<Generation>) throws {
-        guard !generations.isEmpty else { return }
-        var values: [SQLValue] = []
-        values.reserveCapacity(generations.count * 5)
-        for generation in generations {
-            values.append(.uint(UInt64(generation.memberID)))
-            values.append(.uint(UInt64(generation.shardID)))
-            values.append(.uint(generation.answersVersion))
-            values.append(.int(generation.generatedAt))
-            values.append(SQLValue(generation.matchCount))
-        }
-        try connection.insert(Self.recordShape, values: values)
+        for generation in generations { try record(generation) }
     }
 
     public func record(_ generation: Generation) throws {
-        try record(CollectionOfOne(generation))
+        try connection.execute(
+            Self.recordSQL,
+            [
+                .uint(UInt64(generation.memberID)), .uint(UInt64(generation.shardID)), .uint(generation.answersVersion),
+                .int(generation.generatedAt), SQLValue(generation.matchCount),
+                generation.floor.map { .int(Int64($0.tenths)) } ?? .null,
+                generation.floor.map { .uint(UInt64($0.id)) } ?? .null,
+                generation.coveredAt.map { .text($0.description) } ?? .null,
+            ])
     }
 
     /// The member's generation, or `nil`.
     public func generation(of member: MemberID) throws -> Generation? {
         try connection.query(
-            "SELECT member_id, shard_id, answers_version, generated_at, match_count FROM generations WHERE member_id = ?",
+            "SELECT member_id, shard_id, answers_version, generated_at, match_count, floor_tenths, floor_id, "
+                + "CAST(covered_at AS CHAR) FROM generations WHERE member_id = ?",
             [.uint(UInt64(member))]
         ).first.map { row in
             Generation(
                 memberID: MemberID(truncatingIfNeeded: row.uint(0) ?? 0),
                 shardID: UInt32(truncatingIfNeeded: row.uint(1) ?? 0), answersVersion: row.uint(2) ?? 0,
-                generatedAt: row.int(3) ?? 0, matchCount: Int(row.int(4) ?? 0))
+                generatedAt: row.int(3) ?? 0, matchCount: Int(row.int(4) ?? 0),
+                floor: Self.floor(tenths: row.int(5), id: row.uint(6)),
+                coveredAt: row.string(7).flatMap(ServerTime.init))
         }
+    }
+
+    /// The sets recorded after `after` minus `overlap` (every set when
+    /// `after` is nil), and the watermark for the next call: the server's
+    /// clock taken before the read. A row committed late carries a
+    /// `recorded_at` before the watermark; the overlap (longer than any
+    /// write transaction) catches it on the next call.
+    public func setRecords(recordedAfter after: ServerTime?, overlap: Duration = .seconds(10)) throws
+        -> (records: [SetRecord], watermark: ServerTime)
+    {
+        let watermark = try connection.serverTime()
+        var records: [SetRecord] = []
+        let columns = "SELECT member_id, shard_id, floor_tenths, floor_id, CAST(covered_at AS CHAR), generated_at FROM generations"
+        let body: (RowView) throws -> Void = { row in
+            records.append(
+                SetRecord(
+                    member: MemberID(truncatingIfNeeded: row.uint(0) ?? 0), shard: UInt32(truncatingIfNeeded: row.uint(1) ?? 0),
+                    floor: Self.floor(tenths: row.int(2), id: row.uint(3)),
+                    coveredAt: row.string(4).flatMap(ServerTime.init) ?? .distantPast, generatedAt: row.int(5) ?? 0))
+        }
+        if let after {
+            try connection.forEachRow(columns + " WHERE recorded_at > ?", [.text((after - overlap).description)], body)
+        } else {
+            try connection.forEachRow(columns, [], body)
+        }
+        return (records, watermark)
+    }
+
+    static func floor(tenths: Int64?, id: UInt64?) -> Match? {
+        guard let tenths, (0...100).contains(tenths), let id, let member = MemberID(exactly: id), member > 0 else { return nil }
+        return Match(id: member, tenths: Int(tenths))
     }
 
     /// Forgets a member's generation (their set was removed or lost).
@@ -91,6 +159,26 @@ public struct GenerationStore {
     @discardableResult
     public func forgetShard(_ shard: UInt32) throws -> Int {
         Int(try connection.execute("DELETE FROM generations WHERE shard_id = ?", [.uint(UInt64(shard))]).affectedRows)
+    }
+
+    /// The generations recorded on `shard`, ascending by member, after
+    /// `after`: what the audit compares with the sets the shard holds.
+    public func generations(onShard shard: UInt32, after: MemberID = 0, limit: Int = 5_000) throws -> [Generation] {
+        var found: [Generation] = []
+        try connection.forEachRow(
+            "SELECT member_id, shard_id, answers_version, generated_at, match_count, floor_tenths, floor_id, "
+                + "CAST(covered_at AS CHAR) FROM generations WHERE shard_id = ? AND member_id > ? ORDER BY member_id LIMIT ?",
+            [.uint(UInt64(shard)), .uint(UInt64(after)), SQLValue(limit)]
+        ) { row in
+            found.append(
+                Generation(
+                    memberID: MemberID(truncatingIfNeeded: row.uint(0) ?? 0),
+                    shardID: UInt32(truncatingIfNeeded: row.uint(1) ?? 0), answersVersion: row.uint(2) ?? 0,
+                    generatedAt: row.int(3) ?? 0, matchCount: Int(row.int(4) ?? 0),
+                    floor: Self.floor(tenths: row.int(5), id: row.uint(6)),
+                    coveredAt: row.string(7).flatMap(ServerTime.init)))
+        }
+        return found
     }
 
     /// Members whose set is recorded on `shard`, ascending, after `after`:
@@ -182,14 +270,17 @@ public struct GenerationStore {
 
     /// Newest wins: `generated_at` is assigned last, so the conditions
     /// before it compare against the stored value.
-    static let recordShape = BatchInsert(
-        "INSERT INTO generations (member_id, shard_id, answers_version, generated_at, match_count) VALUES",
-        columnsPerRow: 5,
-        suffix: """
-             ON DUPLICATE KEY UPDATE
-              shard_id = IF(VALUES(generated_at) >= generated_at, VALUES(shard_id), shard_id),
-              answers_version = IF(VALUES(generated_at) >= generated_at, VALUES(answers_version), answers_version),
-              match_count = IF(VALUES(generated_at) >= generated_at, VALUES(match_count), match_count),
-              generated_at = GREATEST(generated_at, VALUES(generated_at))
-            """)
+    static let recordSQL = """
+        INSERT INTO generations (member_id, shard_id, answers_version, generated_at, match_count, floor_tenths, floor_id,
+          covered_at, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6))
+        ON DUPLICATE KEY UPDATE
+          shard_id = IF(VALUES(generated_at) >= generated_at, VALUES(shard_id), shard_id),
+          answers_version = IF(VALUES(generated_at) >= generated_at, VALUES(answers_version), answers_version),
+          match_count = IF(VALUES(generated_at) >= generated_at, VALUES(match_count), match_count),
+          floor_tenths = IF(VALUES(generated_at) >= generated_at, VALUES(floor_tenths), floor_tenths),
+          floor_id = IF(VALUES(generated_at) >= generated_at, VALUES(floor_id), floor_id),
+          covered_at = IF(VALUES(generated_at) >= generated_at, VALUES(covered_at), covered_at),
+          recorded_at = IF(VALUES(generated_at) >= generated_at, VALUES(recorded_at), recorded_at),
+          generated_at = GREATEST(generated_at, VALUES(generated_at))
+        """
 }

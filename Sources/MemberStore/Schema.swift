@@ -174,6 +174,62 @@ public enum Schema {
                 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4
                 """,
             ]),
+        Migration(
+            version: 5,
+            description: "publication of members' records into other members' sets; set floors and coverage; shard write sequence",
+            statements: [
+                // The records of a member whose entries may stand in other
+                // members' sets (SCORING.md, "Matches while the population
+                // changes"): one row per answers version. A row with
+                // `settled_at` set is the record every set's entry for the
+                // member was last made to agree with; a row without is an
+                // intent (a publication that started and may have placed
+                // some entries). Version 0 is the tombstone of a deleted
+                // member's settled removal (no record). `blocked` is the
+                // record's blocked ids in decimal, comma-separated. Personal
+                // data: a deleted member keeps only the tombstone.
+                """
+                CREATE TABLE IF NOT EXISTS published (
+                  member_id INT UNSIGNED NOT NULL,
+                  answers_version BIGINT UNSIGNED NOT NULL,
+                  gender TINYINT UNSIGNED NOT NULL DEFAULT 0,
+                  seeking TINYINT UNSIGNED NOT NULL DEFAULT 0,
+                  age TINYINT UNSIGNED NOT NULL DEFAULT 0,
+                  age_min TINYINT UNSIGNED NOT NULL DEFAULT 0,
+                  age_max TINYINT UNSIGNED NOT NULL DEFAULT 0,
+                  answers BLOB NOT NULL,
+                  blocked MEDIUMTEXT NOT NULL,
+                  settled_at DATETIME(6) NULL,
+                  PRIMARY KEY (member_id, answers_version)
+                ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4
+                """,
+                // A set's floor (NULL: the set holds every candidate) and
+                // the time up to which its scan saw every change
+                // (`covered_at`); `recorded_at` lets processes follow the
+                // table incrementally, as the snapshot follows `members`.
+                "ALTER TABLE generations ADD COLUMN IF NOT EXISTS floor_tenths TINYINT UNSIGNED NULL",
+                "ALTER TABLE generations ADD COLUMN IF NOT EXISTS floor_id INT UNSIGNED NULL",
+                "ALTER TABLE generations ADD COLUMN IF NOT EXISTS covered_at DATETIME(6) NULL",
+                "ALTER TABLE generations ADD COLUMN IF NOT EXISTS recorded_at DATETIME(6) NOT NULL DEFAULT '1970-01-01 00:00:00.000000'",
+                "CREATE INDEX IF NOT EXISTS generations_recorded_at ON generations (recorded_at)",
+                // The highest value each shard's write sequence was seen at:
+                // a shard that answers with a lower one was restored from an
+                // older copy of its data.
+                "ALTER TABLE shards ADD COLUMN IF NOT EXISTS sequence BIGINT UNSIGNED NOT NULL DEFAULT 0",
+                // An upgrade from a schema without publication: every live
+                // member's current record counts as published (run
+                // `kindred backfill --all` after the upgrade so that every
+                // set agrees with it).
+                "SET SESSION group_concat_max_len = 1073741824",
+                """
+                INSERT IGNORE INTO published
+                  (member_id, answers_version, gender, seeking, age, age_min, age_max, answers, blocked, settled_at)
+                SELECT m.id, m.answers_version, m.gender, m.seeking, m.age, m.age_min, m.age_max, m.answers,
+                  COALESCE((SELECT GROUP_CONCAT(b.blocked_id ORDER BY b.blocked_id) FROM blocks b WHERE b.member_id = m.id), ''),
+                  UTC_TIMESTAMP(6)
+                FROM members m WHERE m.deleted = 0
+                """,
+            ]),
     ]
 
     /// The bookkeeping table itself, created before any migration runs.

@@ -75,6 +75,23 @@ public struct ShardCatalog {
     /// Sets a shard's state. Draining and down shards get no new members;
     /// members already on them stay until released.
     /// - Throws: ``MemberStoreError/Code/unknownShard``.
+    /// The highest write sequence recorded for the shard (0: none yet).
+    public func sequence(of id: UInt32) throws -> Int64 {
+        try connection.query("SELECT sequence FROM shards WHERE id = ?", [.uint(UInt64(id))]).first?.int(0) ?? 0
+    }
+
+    /// Records a write sequence the shard answered, keeping the highest.
+    public func recordSequence(_ id: UInt32, _ sequence: Int64) throws {
+        try connection.execute(
+            "UPDATE shards SET sequence = GREATEST(sequence, ?) WHERE id = ?", [.int(sequence), .uint(UInt64(id))])
+    }
+
+    /// Sets the recorded sequence to `sequence` (after a shard's data was
+    /// found restored from an older copy and its sets queued for repair).
+    public func resetSequence(_ id: UInt32, to sequence: Int64) throws {
+        try connection.execute("UPDATE shards SET sequence = ? WHERE id = ?", [.int(sequence), .uint(UInt64(id))])
+    }
+
     public func setState(_ id: UInt32, _ state: ShardState) throws {
         try connection.execute("UPDATE shards SET state = ? WHERE id = ?", [.text(state.rawValue), .uint(UInt64(id))])
         guard try shard(id) != nil else { throw MemberStoreError(.unknownShard, "no shard has id \(id)") }

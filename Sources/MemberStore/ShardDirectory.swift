@@ -222,6 +222,20 @@ public final class ShardDirectory: @unchecked Sendable {
         }
     }
 
+    /// The current assignments of `members` read on `connection` (not the
+    /// cache): members without one are absent from the result.
+    public static func assignments(of members: [MemberID], on connection: MariaDBConnection) throws -> [MemberID: UInt32] {
+        var found: [MemberID: UInt32] = [:]
+        try forEachPaddedChunk(of: members) { chunk in
+            try connection.forEachRow(
+                inListSQL("SELECT member_id, shard_id FROM member_shards WHERE member_id IN", count: chunk.count), chunk
+            ) { row in
+                found[MemberID(truncatingIfNeeded: row.uint(0) ?? 0)] = UInt32(truncatingIfNeeded: row.uint(1) ?? 0)
+            }
+        }
+        return found
+    }
+
     /// The member's shard if the cache knows it; nil when unknown or known to
     /// have none. Never touches MySQL (call ``prefetch(_:)`` first).
     public func cachedShard(of member: MemberID) -> UInt32? {

@@ -33,6 +33,9 @@ public struct SnapshotChanges: Sendable {
     public var watermark: SnapshotWatermark
     /// Live members, valid, as stored now.
     public var members: [Member] = []
+    /// Their answers versions (`members[i]`'s is `versions[i]`), the
+    /// population's tags.
+    public var versions: [UInt64] = []
     /// Tombstones.
     public var deleted: [MemberID] = []
     /// Rows that do not decode into a valid member.
@@ -130,12 +133,12 @@ public struct SnapshotLoader {
             }
             let survey = population.survey
             try connection.forEachRow(
-                "SELECT \(MemberRowDecoder.columns) FROM members m WHERE m.deleted = 0"
+                "SELECT \(MemberRowDecoder.columns), m.answers_version FROM members m WHERE m.deleted = 0"
             ) { row in
                 let id = MemberID(truncatingIfNeeded: row.uint(0) ?? 0)
                 do throws(MemberValidationError) {
                     let member = try MemberRowDecoder.decode(row, survey: survey, blocked: blocks[id] ?? [])
-                    try population.upsert(member)
+                    try population.upsert(member, tag: row.uint(8) ?? 0)
                 } catch {
                     onInvalid(InvalidMemberRow(id: id, reason: error.description))
                 }
@@ -179,7 +182,7 @@ public struct SnapshotLoader {
                     .append(MemberID(truncatingIfNeeded: row.uint(1) ?? 0))
             }
             try connection.forEachRow(
-                "SELECT \(MemberRowDecoder.columns), m.deleted FROM members m WHERE \(changed)", since
+                "SELECT \(MemberRowDecoder.columns), m.deleted, m.answers_version FROM members m WHERE \(changed)", since
             ) { row in
                 let id = MemberID(truncatingIfNeeded: row.uint(0) ?? 0)
                 if row.int(8) != 0 {
@@ -191,6 +194,7 @@ public struct SnapshotLoader {
                     member.blocked = blocks[id] ?? []
                     try survey.validate(member)
                     result.members.append(member)
+                    result.versions.append(row.uint(9) ?? 0)
                 } catch {
                     result.invalid.append(InvalidMemberRow(id: id, reason: error.description))
                 }
@@ -207,9 +211,9 @@ public struct SnapshotLoader {
         _ changes: SnapshotChanges, to population: Population, onRemove: (Member) -> Void = { _ in }
     ) -> RefreshResult {
         var result = RefreshResult(watermark: changes.watermark)
-        for member in changes.members {
+        for (member, version) in zip(changes.members, changes.versions) {
             do {
-                try population.upsert(member)
+                try population.upsert(member, tag: version)
                 result.upserted += 1
             } catch {
                 result.invalid += 1
@@ -226,10 +230,7 @@ public struct SnapshotLoader {
 
     /// The server's clock, in the format of `changed_at`.
     private func serverTime() throws -> SnapshotWatermark {
-        guard let text = try connection.query("SELECT CAST(UTC_TIMESTAMP(6) AS CHAR)").first?.string(0) else {
-            throw MemberStoreError(.corruptRow, "the server returned no time")
-        }
-        return SnapshotWatermark(serverTime: text)
+        SnapshotWatermark(serverTime: try connection.serverTime().description)
     }
 
     /// Runs `body` in a read-only consistent-snapshot transaction.

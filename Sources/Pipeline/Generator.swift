@@ -13,8 +13,12 @@ public struct GenerationFailure: Error, Sendable, CustomStringConvertible {
         case badData
         /// MySQL is unreachable: hand the job back and pause.
         case mysqlUnavailable
-        /// The member's shard is unreachable (or none is active): retry later.
+        /// The member's shard (or a shard a correction goes to) is
+        /// unreachable, or none is active: retry later.
         case shardUnavailable
+        /// Another job is publishing this member's change right now: retry
+        /// shortly, without using up an attempt.
+        case busy
         /// Anything else: retry with backoff.
         case failed
     }
@@ -70,170 +74,312 @@ struct PhaseClock {
     }
 }
 
-/// What a job did.
-public enum GenerationOutcome: Sendable, Hashable {
-    /// The member's set was written and offered to their matches.
-    case generated(shard: UInt32, matches: Int, offers: ScoreStore.OfferStats, candidates: Int)
-    /// The member is deleted (or gone): their set and their entries in
-    /// others' sets were removed.
-    case removed(holders: Int)
+/// What a publication (and a set's catch-up) did.
+public struct PublicationStats: Sendable, Hashable {
+    /// A publication of the member's change ran.
+    public var published = false
+    /// Sets that rank (or ranked) the member: candidates of any standing
+    /// record or of the current one, holding a set.
+    public var considered = 0
+    /// Skipped: the set's scan already covered the change.
+    public var skippedCovered = 0
+    /// Skipped: the pair's score and candidacy are what the set has.
+    public var skippedUnchanged = 0
+    /// Skipped: below the set's floor before and after.
+    public var skippedBelowFloor = 0
+    /// Placements sent for the publication.
+    public var placed = 0
+    /// Placements sent into the member's own new set for members that
+    /// changed while it was scanned and written.
+    public var catchUp = 0
+    /// Replies per outcome (publication and catch-up).
+    public var outcomes: [ScoreStore.PlacementOutcome: Int] = [:]
+
+    public init() {}
+
+    public func count(_ outcome: ScoreStore.PlacementOutcome) -> Int { outcomes[outcome] ?? 0 }
 }
 
-/// The job: regenerate one member's matches. One generator per thread: it
-/// owns that thread's MySQL connection and match finders; the rest comes
-/// from the shared ``PipelineContext``.
+/// What a job did.
+public struct GenerationOutcome: Sendable {
+    public enum Kind: Sendable, Hashable {
+        /// The member's own set was written (and their change published
+        /// where due).
+        case generated
+        /// Only the member's change was published: they hold no set of
+        /// their own (dormant, or evicted).
+        case publishedOnly
+        /// The member is deleted (or gone): their set was removed and their
+        /// entries taken out of every set that held them.
+        case removed
+    }
+
+    public var kind: Kind
+    /// Where the member's own set was written.
+    public var shard: UInt32?
+    /// Matches in the member's own set (the first N of it).
+    public var matches = 0
+    /// Candidates the scan scored.
+    public var candidates = 0
+    public var publication = PublicationStats()
+    /// Sets found needing a rebuild: fewer than N entries left (not every
+    /// candidate), or written before floors were kept. Queue them.
+    public var rebuild: [MemberID] = []
+}
+
+/// The job: bring one member's matches, and every other set's view of the
+/// member, in line with MySQL. One generator per thread: it owns that
+/// thread's MySQL connection and match finders; the rest comes from the
+/// shared ``PipelineContext``.
+///
+/// A job (SCORING.md, "Matches while the population changes"):
+/// 1. takes the member's publication lock (when publishing), reads the
+///    member and their published records from MySQL (the truth);
+/// 2. refreshes the snapshot and the set index so that they hold everything
+///    committed before the job began;
+/// 3. when the member should hold a set: scans them against every
+///    candidate, gives them a shard, writes the first N + slack of their
+///    ranking (atomic replacement; the floor and what the scan covered are
+///    recorded in MySQL), then places into it every member that changed
+///    while it was scanned and written (the catch-up);
+/// 4. when their change is not yet published: records the current record
+///    as an intent, places the member into every set the change may
+///    concern (the candidates of every standing record and of the current
+///    one, less the sets whose floor they are below before and after, whose
+///    pair is unchanged, or whose scan already saw the change), and settles;
+/// 5. a deleted member: the same publication with no current record
+///    (their entry leaves every set), then their own set, bookkeeping and
+///    shard go.
 ///
 /// Every step is idempotent, so a job done twice (a worker killed after
-/// writing but before completing) is harmless:
-/// 1. read the member from MySQL (the truth); gone or deleted: remove;
-/// 2. bring the shared snapshot up to date with that record;
-/// 3. score them against every candidate, keep the top N;
-/// 4. give them a shard if they have none;
-/// 5. write the set (atomic replacement) and offer their score to each match;
-/// 6. record the generated answers version in MySQL.
+/// writing but before completing) is harmless, and an interrupted
+/// publication leaves an intent that the next one honours.
 public final class Generator {
     /// How a generator works; the default is the worker's.
     public struct Options: Sendable {
-        /// Offer the member's score to each of their matches' sets (step 5).
-        /// Redundant, and skipped by `kindred backfill`, when every member's
-        /// own set is being rebuilt from the same population anyway.
-        public var reciprocalOffers = true
-        /// Which of the member's matches to offer to (all when nil): a
-        /// backfill leaves out sets that already account for the member's
-        /// current record. Called on the generator's thread; a thrown error
-        /// fails the job like a store error.
-        public var offerTargets: (@Sendable (_ member: MemberID, _ matches: [Match]) throws -> [Match])?
+        /// Publish the member's change into other members' sets. The web
+        /// backend's on-read rebuilds and backfill only rebuild the
+        /// member's own set and leave publication to the worker.
+        public var publish = true
 
-        public init(
-            reciprocalOffers: Bool = true,
-            offerTargets: (@Sendable (_ member: MemberID, _ matches: [Match]) throws -> [Match])? = nil
-        ) {
-            self.reciprocalOffers = reciprocalOffers
-            self.offerTargets = offerTargets
+        public init(publish: Bool = true) {
+            self.publish = publish
         }
+    }
+
+    /// Whether a job writes the member's own set.
+    public enum OwnSet: Sendable, Hashable {
+        /// Always (a read, a login, an explicit request, backfill).
+        case always
+        /// Only when the member holds a shard or a set, or was active at or
+        /// after this Unix time and not evicted since: a change of a dormant
+        /// member without a set is only published.
+        case ifWanted(activeSince: Int64)
     }
 
     public let context: PipelineContext
     public let options: Options
     private var database: MariaDBConnection?
-    private let finder: MatchFinder
-    /// Every candidate (up to a million), to find who may hold a deleted member.
-    private let everyone: MatchFinder
+    /// Top N + slack, and every scored candidate.
+    let finder: MatchFinder
+    /// Every scored candidate of a published record (its top list unused).
+    let recordFinder: MatchFinder
 
     public init(context: PipelineContext, options: Options = Options()) {
         self.context = context
         self.options = options
-        finder = MatchFinder(settings: context.settings.scoring)
-        var all = context.settings.scoring
-        all.topN = 1_000_000
-        all.minScore = 0
-        everyone = MatchFinder(settings: all)
+        var own = context.settings.scoring
+        own.topN = own.topN + context.scores.configuration.slack(forLimit: own.topN)
+        finder = MatchFinder(settings: own)
+        var records = context.settings.scoring
+        records.topN = 1
+        recordFinder = MatchFinder(settings: records)
     }
 
     deinit { database?.close() }
 
-    /// Regenerates (or removes) `id`'s set.
+    /// Rebuilds `id`'s own set (publishing their change too, when the
+    /// options say so), or removes a deleted member.
     public func regenerate(_ id: MemberID) throws(GenerationFailure) -> GenerationOutcome {
+        try process(id, ownSet: .always)
+    }
+
+    /// The job for `id`, writing their own set as `ownSet` says.
+    public func process(_ id: MemberID, ownSet: OwnSet) throws(GenerationFailure) -> GenerationOutcome {
         do {
-            return try run(id)
+            return try run(id, ownSet: ownSet)
         } catch {
             throw GenerationFailure.classify(error)
         }
     }
 
-    private func run(_ id: MemberID) throws -> GenerationOutcome {
+    private func run(_ id: MemberID, ownSet: OwnSet) throws -> GenerationOutcome {
         let survey = context.survey
         var phases = PhaseClock(metrics: context.metrics)
-        guard let record = try mysql({ try MemberRepository(connection: $0, survey: survey).member(id) }) else {
-            phases.lap("read")
-            let outcome = try remove(id)
-            phases.lap("remove")
-            return outcome
+        if options.publish {
+            guard try mysql({ try PublishedStore(connection: $0, survey: survey).lock(id) }) else {
+                throw GenerationFailure(.busy, "another job is publishing member \(id)'s change")
+            }
+        }
+        defer {
+            if options.publish { _ = try? database?.withRetry(policy: context.settings.mysqlRetry) { try PublishedStore(connection: $0, survey: survey).unlock(id) } }
+        }
+        let state = try mysql { connection -> PublicationState in
+            if options.publish { return try PublishedStore(connection: connection, survey: survey).state(of: id) }
+            let current = try MemberRepository(connection: connection, survey: survey).member(id)
+            return PublicationState(
+                id: id, current: current, currentVersion: current.map { AnswersVersion.of($0, survey: survey) } ?? 0,
+                changedAt: nil, records: [])
         }
         phases.lap("read")
+        // Everything committed before this point is in the snapshot and the set index after this.
+        let began = ContinuousClock.now
+        try mysql { try context.follower.refresh(startedAfter: began, on: $0) }
+        phases.lap("refresh")
+        guard let record = state.current else {
+            return try remove(id, state: state, phases: &phases)
+        }
+        let version = AnswersVersion.of(record, survey: survey)
+        try context.population.upsert(record, version: version)
+        var outcome = GenerationOutcome(kind: .publishedOnly)
+        var scan: (all: [Match], version: Int)? = nil
+        if try wantsOwnSet(record, rule: ownSet) {
+            scan = try writeOwnSet(record, version: version, into: &outcome, phases: &phases)
+        }
+        if options.publish && state.needsPublication {
+            let placements = try publication(of: id, current: record, state: state, currentScan: scan, stats: &outcome.publication)
+            phases.lap("publish-scan")
+            try publish(id, current: record, state: state, placements: placements, into: &outcome)
+            phases.lap("publish")
+        }
+        return outcome
+    }
+
+    /// Whether the job writes the member's own set.
+    private func wantsOwnSet(_ record: Member, rule: OwnSet) throws -> Bool {
+        guard case .ifWanted(let activeSince) = rule else { return true }
+        if try context.directory.shard(of: record.id) != nil { return true }
+        if context.sets.entry(of: record.id) != nil { return true }
+        guard let lastActive = record.lastActive, lastActive >= activeSince else { return false }
+        let eviction = try mysql { try EvictionStore(connection: $0).eviction(of: record.id) }
+        return eviction.map { $0.evictedAt <= lastActive } ?? true
+    }
+
+    /// Step 3: scans, writes the first N + slack of the ranking, records it,
+    /// and catches up on members that changed meanwhile. Returns every
+    /// scored candidate and the snapshot version they were scored at (the
+    /// publication's current scores, while the snapshot stays there).
+    private func writeOwnSet(
+        _ record: Member, version: UInt64, into outcome: inout GenerationOutcome, phases: inout PhaseClock
+    ) throws -> (all: [Match], version: Int) {
+        let id = record.id
         let settings = context.settings.scoring
-        let population = context.population
-        if population.read({ $0.member(id) }) != record {
-            try population.write { try $0.upsert(record) }
-        }
-        let matches = try population.read { (population) throws(MemberValidationError) -> [Match] in
-            try finder.matches(for: record, in: population)
-        }
-        let candidates = finder.lastScan.candidates
+        let stored = finder.settings.topN
+        // What the snapshot holds at least, taken before the scan.
+        let covered = context.follower.coveredUntil
+        let (top, all, scannedAt) = try context.population.read(withVersion: {
+            (population, version) throws(MemberValidationError) -> ([Match], [Match], Int) in
+            let found = try finder.matchesCollectingAll(for: record, in: population)
+            return (found.top, found.all, version)
+        })
+        let complete = finder.lastScan.scored <= stored
+        outcome.candidates = finder.lastScan.candidates
         phases.lap("scan")
         let shard = try context.directory.assign(id)
         phases.lap("assign")
-        let version = AnswersVersion.of(record, survey: survey)
-        try context.scores.writeSet(id, shard: shard, matches: matches, stamp: String(version), limit: settings.topN)
-        context.metrics.scoresWritten.increment(by: matches.count)
+        let stamp = String(version)
+        let generatedAt = Date()
+        try context.scores.writeSet(
+            id, shard: shard, matches: top, stamp: stamp, limit: settings.topN, complete: complete,
+            generatedAt: Int64(generatedAt.timeIntervalSince1970))
+        context.metrics.scoresWritten.increment(by: top.count)
         phases.lap("write")
-        guard options.reciprocalOffers else {
-            return try recordGeneration(id, shard: shard, version: version, matches: matches, offers: ScoreStore.OfferStats(), candidates: candidates, phases: &phases)
-        }
-        let targets = try options.offerTargets?(id, matches) ?? matches
-        try context.directory.prefetch(targets.map(\.id))
-        let offers = context.scores.offer(
-            from: id, entries: targets, limit: settings.topN, shardOf: context.directory.cachedShard(of:))
-        phases.lap("offers")
-        if offers.failed > 0 {
-            context.logger.warning(
-                "some offers failed", metadata: ["member": "\(id)", "failed": "\(offers.failed)", "error": "\(offers.errors.first.map { "\($0)" } ?? "")"])
-        }
-        return try recordGeneration(id, shard: shard, version: version, matches: matches, offers: offers, candidates: candidates, phases: &phases)
-    }
-
-    /// Step 6: records the generation in MySQL.
-    private func recordGeneration(
-        _ id: MemberID, shard: UInt32, version: UInt64, matches: [Match], offers: ScoreStore.OfferStats, candidates: Int,
-        phases: inout PhaseClock
-    ) throws -> GenerationOutcome {
         let generation = Generation(
             memberID: id, shardID: shard, answersVersion: version,
-            generatedAt: Int64(Date().timeIntervalSince1970 * 1000), matchCount: matches.count)
+            generatedAt: Int64(generatedAt.timeIntervalSince1970 * 1000), matchCount: min(top.count, settings.topN),
+            floor: complete ? nil : top.last, coveredAt: covered)
         try mysql { try GenerationStore(connection: $0).record(generation) }
+        context.sets.wrote(
+            id,
+            entry: SetIndex.Entry(
+                shard: shard, floorKey: generation.floor.map { SetIndex.rankKey(tenths: Int($0.tenths), id: $0.id) } ?? .max,
+                coveredAt: covered.microseconds, generatedAt: generation.generatedAt))
         phases.lap("record")
-        return .generated(shard: shard, matches: matches.count, offers: offers, candidates: candidates)
+        outcome.kind = .generated
+        outcome.shard = shard
+        outcome.matches = min(top.count, settings.topN)
+        try catchUp(record, stamp: stamp, shard: shard, scannedAt: scannedAt, into: &outcome)
+        phases.lap("catch-up")
+        return (all, scannedAt)
     }
 
-    /// A deleted (or vanished) member: drop their set, take them out of every
-    /// set that may hold them, forget their bookkeeping and shard.
-    ///
-    /// Who may hold them: every candidate of theirs (the hard filters and
-    /// the score are symmetric, so only a candidate can have them in a top
-    /// N), from their last record in the snapshot or the graveyard, plus
-    /// everyone their own set names (covers sets computed from older data).
-    private func remove(_ id: MemberID) throws -> GenerationOutcome {
-        let population = context.population
-        let record = population.read { $0.member(id) } ?? context.graveyard.record(of: id)
-        var holders = Set<MemberID>()
-        if let record {
-            let all = try population.read { (population) throws(MemberValidationError) -> [Match] in
-                try everyone.matches(for: record, in: population)
+    /// Places into the member's new set every member whose record changed
+    /// after the scan (their own publications may have run before the set
+    /// was written, and been overwritten by it). The refresh after the
+    /// write makes the snapshot hold everything committed before it.
+    private func catchUp(
+        _ record: Member, stamp: String, shard: UInt32, scannedAt: Int, into outcome: inout GenerationOutcome
+    ) throws {
+        try mysql { try context.follower.refresh(on: $0) }
+        guard let changed = context.population.changedMembers(since: scannedAt) else {
+            throw GenerationFailure(.failed, "too many members changed while member \(record.id)'s set was written: retrying")
+        }
+        let others = changed.filter { $0 != record.id }
+        guard !others.isEmpty else { return }
+        let settings = context.settings.scoring
+        let survey = context.survey
+        let placements = context.population.read { population -> [ScoreStore.Placement] in
+            others.map { other in
+                var tenths: Int?
+                if let member = population.member(other), let t = survey.outcome(record, member, settings: settings).tenths,
+                    t >= settings.minScore
+                {
+                    tenths = t
+                }
+                return ScoreStore.Placement(target: record.id, member: other, tenths: tenths, stamp: stamp)
             }
-            holders.formUnion(all.map(\.id))
+        }
+        let results = context.scores.place(placements, limit: settings.topN) { _ in shard }
+        try absorb(results, placements: placements, into: &outcome)
+        outcome.publication.catchUp += placements.count
+    }
+
+    /// Counts replies, collects sets to rebuild, and throws the first shard
+    /// failure (the job is retried; every placement is safe to repeat).
+    func absorb(_ results: ScoreStore.PlacementResults, placements: [ScoreStore.Placement], into outcome: inout GenerationOutcome) throws {
+        let limit = context.settings.scoring.topN
+        for (placement, reply) in zip(placements, results.replies) {
+            guard let reply else { continue }
+            outcome.publication.outcomes[reply.outcome, default: 0] += 1
+            context.metrics.placements(reply.outcome.name).increment()
+            if reply.outcome == .legacy || reply.needsRefill(limit: limit) { outcome.rebuild.append(placement.target) }
+        }
+        if let error = results.errors.first { throw error }
+    }
+
+    /// Step 5: a deleted (or vanished) member: their entry leaves every set
+    /// (publication without a current record), then their own set, their
+    /// bookkeeping and their shard go.
+    private func remove(_ id: MemberID, state: PublicationState, phases: inout PhaseClock) throws -> GenerationOutcome {
+        var outcome = GenerationOutcome(kind: .removed)
+        if options.publish && state.needsPublication {
+            let placements = try publication(of: id, current: nil, state: state, currentScan: nil, stats: &outcome.publication)
+            try publish(id, current: nil, state: state, placements: placements, into: &outcome)
+            phases.lap("publish")
         }
         let generation = try mysql { try GenerationStore(connection: $0).generation(of: id) }
         let shard = try context.directory.shard(of: id) ?? generation?.shardID
-        if let shard, let own = try context.scores.readSet(id, shard: shard, cutToLimit: false) {
-            holders.formUnion(own.matches.map(\.id))
-        }
-        let targets = Array(holders)
-        try context.directory.prefetch(targets)
-        let removal = context.scores.removeEntries(of: id, from: targets, shardOf: context.directory.cachedShard(of:))
-        if let error = removal.errors.first { throw error }
         if let shard { _ = try context.scores.removeSet(id, shard: shard) }
         try mysql { try GenerationStore(connection: $0).forget(id) }
         try context.directory.release(id)
-        if population.read({ $0.contains(id) }) {
-            population.write { _ = $0.remove(id) }
-        }
-        context.graveyard.forget(id)
-        return .removed(holders: removal.removed)
+        if let old = context.population.remove(id) { context.graveyard.bury(old) }
+        phases.lap("remove")
+        return outcome
     }
 
     /// Runs `body` on this thread's MySQL connection, reconnecting with
     /// backoff on a lost connection within the settings' budget.
-    private func mysql<T>(_ body: (MariaDBConnection) throws -> T) throws -> T {
+    func mysql<T>(_ body: (MariaDBConnection) throws -> T) throws -> T {
         let connection: MariaDBConnection
         if let database {
             connection = database

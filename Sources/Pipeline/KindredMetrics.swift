@@ -17,9 +17,12 @@ public final class KindredMetrics: Sendable {
     /// Time a job took from fetch to completion.
     public let jobDuration: Metrics.Timer
     /// Time a job spends in each phase: `read` (the member from MySQL),
-    /// `scan` (scoring against every candidate), `assign` (the shard),
-    /// `write` (the set), `offers` (reciprocal offers, directory look-ups
-    /// included), `record` (the generation in MySQL), `remove` (a deletion).
+    /// `refresh` (the snapshot brought up to the job's start), `scan`
+    /// (scoring against every candidate), `assign` (the shard), `write`
+    /// (the set), `record` (the generation in MySQL), `catch-up` (members
+    /// that changed meanwhile placed into the new set), `publish-scan` (the
+    /// sets a change concerns), `publish` (placements and settlement),
+    /// `remove` (a deletion).
     public func jobPhase(_ phase: String) -> Metrics.Timer {
         Metrics.Timer(label: "kindred_job_phase_seconds", dimensions: [("phase", phase)], preferredDisplayUnit: .seconds, factory: factory)
     }
@@ -35,11 +38,23 @@ public final class KindredMetrics: Sendable {
     /// Age of the oldest job held by any worker.
     public let processingAge: Metrics.Gauge
     public let scoresWritten: Metrics.Counter
-    /// Reciprocal offers by result: `sent`, `skipped` (below a known floor,
-    /// no round trip), `entered`, `updated`, `refused`, `no_set`.
-    public func offers(_ result: String) -> Metrics.Counter {
-        Metrics.Counter(label: "kindred_offers_total", dimensions: [("result", result)], factory: factory)
+    /// Placements into other members' sets by outcome: `entered`,
+    /// `updated`, `removed`, `unchanged`, `absent`, `no_set`, `stale`,
+    /// `legacy` (publications and catch-ups).
+    public func placements(_ outcome: String) -> Metrics.Counter {
+        Metrics.Counter(label: "kindred_placements_total", dimensions: [("outcome", outcome)], factory: factory)
     }
+    /// Sets a publication skipped without a round trip, by reason:
+    /// `covered` (the set's scan saw the change), `unchanged` (same pair
+    /// under every record), `below_floor`.
+    public func publicationSkips(_ reason: String) -> Metrics.Counter {
+        Metrics.Counter(label: "kindred_publication_skips_total", dimensions: [("reason", reason)], factory: factory)
+    }
+    /// Sets the audit's self-check recomputed and found different from the
+    /// snapshot's ranking (each is rebuilt).
+    public let auditMismatches: Metrics.Counter
+    /// Sets the audit sampled and recomputed.
+    public let auditChecked: Metrics.Counter
     public func shardErrors(_ shard: UInt32) -> Metrics.Counter {
         Metrics.Counter(label: "kindred_shard_errors_total", dimensions: [("shard", String(shard))], factory: factory)
     }
@@ -68,6 +83,8 @@ public final class KindredMetrics: Sendable {
         snapshotAge = Metrics.Gauge(label: "kindred_snapshot_age_seconds", factory: factory)
         snapshotMembers = Metrics.Gauge(label: "kindred_snapshot_members", factory: factory)
         candidatesScored = Recorder(label: "kindred_candidates_scored", aggregate: true, factory: factory)
+        auditMismatches = Metrics.Counter(label: "kindred_set_audit_mismatches_total", factory: factory)
+        auditChecked = Metrics.Counter(label: "kindred_set_audit_checked_total", factory: factory)
     }
 
     /// Metrics into a Prometheus registry, with buckets that suit job

@@ -88,32 +88,23 @@ public enum Maintenance {
         }
     }
 
-    /// Applies members changed in MySQL to the shared snapshot: the slow
-    /// read outside the lock, the quick apply inside it.
-    public static func refresher(_ context: PipelineContext, since watermark: SnapshotWatermark) -> ThreadsService {
+    /// Keeps the snapshot and the set index following MySQL
+    /// (``SnapshotFollower``): the slow read outside the lock, the quick
+    /// apply inside it. Jobs refresh on their own too; this keeps an idle
+    /// process fresh.
+    public static func refresher(_ context: PipelineContext) -> ThreadsService {
         let connections = TaskConnections(context)
-        let state = Box(watermark)
         return periodicService(name: "snapshot", interval: context.settings.refreshInterval, logger: context.logger) {
-            let changes = try connections.database { connection in
-                try SnapshotLoader(connection: connection).changes(since: state.value, survey: context.survey)
-            }
-            for invalid in changes.invalid {
-                context.logger.error("stored member breaks the rules: left out of the snapshot", metadata: ["member": "\(invalid.id)", "reason": "\(invalid.reason)"])
-            }
-            if !changes.isEmpty {
-                let graveyard = context.graveyard
-                context.population.write { population in
-                    _ = SnapshotLoader.apply(changes, to: population, onRemove: graveyard.bury)
-                }
-            } else {
-                context.population.markRefreshed()
-            }
-            state.value = changes.watermark
+            try connections.database { try context.follower.refresh(on: $0) }
         }
     }
 
-    /// Queues every member who should have a current set and has none (MySQL
-    /// is the truth, so a queue that restarted empty loses nothing).
+    /// Queues every member who should have a current set and has none, and
+    /// every member whose change is not yet published into other members'
+    /// sets (MySQL is the truth, so a queue that restarted empty loses
+    /// nothing). Members whose change every stored set's scan already
+    /// covered are settled in MySQL without a job (a population imported
+    /// before its sets were built).
     public static func repairSweep(_ context: PipelineContext) -> ThreadsService {
         let connections = TaskConnections(context)
         return periodicService(name: "repair-sweep", interval: context.settings.sweepInterval, logger: context.logger) {
@@ -123,31 +114,74 @@ public enum Maintenance {
                 try store.repairCandidates(activeSince: activeSince, after: after, limit: 5000)
             }
             if total > 0 { context.logger.info("repair sweep queued members", metadata: ["members": "\(total)"]) }
+            let survey = context.survey
+            let settled = try connections.database { connection -> Int in
+                let store = PublishedStore(connection: connection, survey: survey)
+                let now = try connection.serverTime()
+                _ = try store.forgetTombstones(settledBefore: now - .seconds(86_400))
+                let before = try store.oldestCoverage() ?? (now - context.settings.snapshotOverlap)
+                var settled = 0
+                while true {
+                    let batch = try store.settleUnpublished(changedBefore: before, limit: 10_000)
+                    settled += batch
+                    if batch < 10_000 { break }
+                }
+                return settled
+            }
+            if settled > 0 {
+                context.logger.info("members settled as published: every stored set already ranks them as they are", metadata: ["members": "\(settled)"])
+            }
+            var after: MemberID = 0
+            var publications = 0
+            while true {
+                let ids = try connections.database { try PublishedStore(connection: $0, survey: survey).needingPublication(after: after, limit: 5000) }
+                guard let last = ids.last else { break }
+                try connections.queue { _ = try context.queue.enqueue(ids, priority: .repair, on: $0) }
+                publications += ids.count
+                after = last
+            }
+            if publications > 0 {
+                context.logger.info("repair sweep queued members whose change is not yet published", metadata: ["members": "\(publications)"])
+            }
         }
     }
 
-    /// Follows the shard list in MySQL and notices a shard that came back
-    /// empty (its marker is gone): every member whose set it held is queued
-    /// for repair, without an operator.
+    /// Follows the shard list in MySQL and notices a shard that lost data:
+    /// one that came back empty (its marker is gone), or one restored from
+    /// an older copy of its data (its write sequence went back below the
+    /// highest value recorded in MySQL). Every member whose set it held is
+    /// queued for repair, without an operator.
     public static func shardWatcher(_ context: PipelineContext) -> ThreadsService {
         let connections = TaskConnections(context)
         return periodicService(name: "shard-watcher", interval: context.settings.watchInterval, logger: context.logger) {
             let shards = try followShardList(connections, context)
             for shard in shards where shard.state != .down {
+                // Read before the shard advances: any value recorded came from
+                // an earlier INCR, so a shard that kept its data answers more.
+                let recorded = try connections.database { try ShardCatalog(connection: $0).sequence(of: shard.id) }
                 let status: ScoreStore.MarkerStatus
+                let sequence: Int
                 do {
                     status = try context.scores.ensureMarker(shard: shard.id)
+                    sequence = try context.scores.advanceSequence(shard: shard.id)
                 } catch {
                     context.metrics.shardErrors(shard.id).increment()
                     context.logger.warning("shard unreachable", metadata: ["shard": "\(shard.id)", "error": "\(error)"])
                     continue
                 }
-                guard status.wasMissing else { continue }
-                let queued = try queueMembers(of: shard.id, connections, context)
-                if queued > 0 {
-                    context.logger.warning(
-                        "shard came back empty: its members' sets are queued for repair",
-                        metadata: ["shard": "\(shard.id)", "members": "\(queued)"])
+                let restored = !status.wasMissing && Int64(sequence) <= recorded
+                if status.wasMissing || restored {
+                    let queued = try queueMembers(of: shard.id, connections, context)
+                    try connections.database { try ShardCatalog(connection: $0).resetSequence(shard.id, to: Int64(sequence)) }
+                    if queued > 0 || restored {
+                        context.logger.warning(
+                            status.wasMissing
+                                ? "shard came back empty: its members' sets are queued for repair"
+                                : "shard was restored from an older copy of its data: its members' sets are queued for repair",
+                            metadata: ["shard": "\(shard.id)", "members": "\(queued)"])
+                    }
+                } else {
+                    try connections.database { try ShardCatalog(connection: $0).recordSequence(shard.id, Int64(sequence)) }
                 }
             }
         }
@@ -159,33 +193,6 @@ public enum Maintenance {
         let connections = TaskConnections(context)
         return periodicService(name: "shard-list", interval: context.settings.watchInterval, logger: context.logger) {
             try followShardList(connections, context)
-        }
-    }
-
-    /// Checks that every set MySQL records still exists on its shard (a
-    /// shard may lose keys without losing its marker: eviction, a flush of
-    /// some keys); the missing ones are queued for repair.
-    public static func setAudit(_ context: PipelineContext) -> ThreadsService {
-        let connections = TaskConnections(context)
-        return periodicService(name: "set-audit", interval: context.settings.auditInterval, logger: context.logger) {
-            let shards = try connections.database { try ShardCatalog(connection: $0).list() }
-            for shard in shards where shard.state != .down {
-                var after: MemberID = 0
-                var missing: [MemberID] = []
-                while true {
-                    let members = try connections.database {
-                        try GenerationStore(connection: $0).members(onShard: shard.id, after: after, limit: 5000)
-                    }
-                    guard let last = members.last else { break }
-                    let existing = try context.scores.existingSets(members, shard: shard.id)
-                    missing += members.filter { !existing.contains($0) }
-                    after = last
-                }
-                if !missing.isEmpty {
-                    try connections.queue { _ = try context.queue.enqueue(missing, priority: .repair, on: $0) }
-                    context.logger.warning("sets missing from a shard: queued for repair", metadata: ["shard": "\(shard.id)", "members": "\(missing.count)"])
-                }
-            }
         }
     }
 

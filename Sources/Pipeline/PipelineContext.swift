@@ -24,6 +24,10 @@ public final class PipelineContext: Sendable {
     public let metrics: KindredMetrics
     public let logger: Logger
     public let graveyard: Graveyard
+    /// What this process knows of every stored set (floors, coverage).
+    public let sets: SetIndex
+    /// Keeps ``population`` and ``sets`` following MySQL.
+    public let follower: SnapshotFollower
     /// `host:pid:random`: this process's prefix for worker ids.
     public let processID: String
     /// Which generation workers are on a job, since when.
@@ -32,7 +36,7 @@ public final class PipelineContext: Sendable {
     public init(
         mysql: MariaDBConnection.Configuration, queueAddress: RedisURL, settings: PipelineSettings, survey: Survey,
         population: SharedPopulation, scores: ScoreStore, directory: ShardDirectory, metrics: KindredMetrics,
-        logger: Logger
+        logger: Logger, watermark: SnapshotWatermark, sets: SetIndex = SetIndex(), setsWatermark: ServerTime? = nil
     ) {
         self.mysql = mysql
         self.queueAddress = queueAddress
@@ -45,6 +49,10 @@ public final class PipelineContext: Sendable {
         self.metrics = metrics
         self.logger = logger
         graveyard = Graveyard(ttl: settings.graveyardTTL)
+        self.sets = sets
+        follower = SnapshotFollower(
+            population: population, sets: sets, graveyard: graveyard, watermark: watermark, setsWatermark: setsWatermark,
+            overlap: settings.snapshotOverlap, logger: logger)
         activity = WorkerActivity(workers: settings.workers)
         let host = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "host"
         processID = "\(host):\(getpid()):\(String(UInt32.random(in: 0...UInt32.max), radix: 36))"

@@ -19,6 +19,9 @@ public struct PipelineSettings: Sendable {
     public var reapInterval: Duration = .seconds(2)
     /// How often the snapshot picks up members changed in MySQL.
     public var refreshInterval: Duration = .seconds(1)
+    /// How far behind its last read a refresh looks again: longer than any
+    /// write transaction takes to commit after stamping `changed_at`.
+    public var snapshotOverlap: Duration = .seconds(10)
     /// How often MySQL's bookkeeping is swept for sets that are missing or
     /// stale (and at start).
     public var sweepInterval: Duration = .seconds(300)
@@ -26,8 +29,11 @@ public struct PipelineSettings: Sendable {
     public var activeWindow: Duration = .seconds(90 * 86_400)
     /// How often each shard's marker is checked (a shard that came back empty).
     public var watchInterval: Duration = .seconds(2)
-    /// How often every recorded set is checked to exist on its shard.
+    /// How often the set audit runs (every recorded set on its shard and
+    /// the one recorded, orphans removed, a sample recomputed).
     public var auditInterval: Duration = .seconds(600)
+    /// Sets the audit recomputes from the snapshot and compares, per run.
+    public var auditSample = 50
     /// How often queue and shard gauges are refreshed.
     public var metricsInterval: Duration = .seconds(5)
     public var jobRetry: JobRetryPolicy = .default

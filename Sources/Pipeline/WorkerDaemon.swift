@@ -29,13 +29,16 @@ public enum WorkerDaemon {
         }
         let started = ContinuousClock.now
         var invalid = 0
-        let (population, watermark) = try SnapshotLoader(connection: connection).load { row in
+        let (population, watermark) = try SnapshotLoader(connection: connection, overlap: settings.snapshotOverlap).load { row in
             invalid += 1
             logger.error("stored member breaks the rules: left out of the snapshot", metadata: ["member": "\(row.id)", "reason": "\(row.reason)"])
         }
         logger.info(
             "snapshot loaded",
             metadata: ["members": "\(population.count)", "invalid": "\(invalid)", "took": "\(ContinuousClock.now - started)"])
+        let sets = SetIndex()
+        let records = try GenerationStore(connection: connection).setRecords(recordedAfter: nil, overlap: settings.snapshotOverlap)
+        sets.apply(records.records)
         let shards = try ShardCatalog(connection: connection).list()
         if shards.isEmpty { logger.warning("no shard configured yet: add one with `kindred shards add redis://HOST:PORT`") }
         let manager = ShardConnectionManager(
@@ -46,7 +49,8 @@ public enum WorkerDaemon {
         let directory = ShardDirectory(connection: try SerializedConnection(configuration: mysql), retry: settings.mysqlRetry)
         let context = PipelineContext(
             mysql: mysql, queueAddress: queue, settings: settings, survey: survey, population: SharedPopulation(population),
-            scores: scores, directory: directory, metrics: metrics, logger: logger)
+            scores: scores, directory: directory, metrics: metrics, logger: logger, watermark: watermark, sets: sets,
+            setsWatermark: records.watermark)
         return (context, watermark)
     }
 
@@ -62,7 +66,7 @@ public enum WorkerDaemon {
             Maintenance.metricsCollector(context),
             Maintenance.heartbeat(context),
             Maintenance.reaper(context),
-            Maintenance.refresher(context, since: watermark),
+            Maintenance.refresher(context),
             Maintenance.shardWatcher(context),
             Maintenance.setAudit(context),
             Maintenance.repairSweep(context),

@@ -80,9 +80,12 @@ public struct WorkerLoop: Sendable {
             context.activity.begin(index, at: started)
             defer { context.activity.end(index) }
             do {
-                let outcome = try generator.regenerate(job.member)
+                let outcome = try generator.process(job.member, ownSet: ownSetRule(job.priority))
                 mysqlPause = .milliseconds(500)
                 record(outcome, job: job, took: ContinuousClock.now - started)
+                if !outcome.rebuild.isEmpty {
+                    _ = try queue.enqueue(Array(Set(outcome.rebuild)), priority: .repair, on: connection)
+                }
                 try queue.complete(job, worker: workerID, on: connection)
             } catch let failure as GenerationFailure {
                 do {
@@ -96,13 +99,14 @@ public struct WorkerLoop: Sendable {
                         logger.warning("MySQL unavailable: pausing", metadata: ["worker": "\(workerID)", "pause": "\(mysqlPause)"])
                         if stop.wait(mysqlPause) { break }
                         mysqlPause = min(mysqlPause * 2, context.settings.mysqlPauseLimit)
-                    case .shardUnavailable:
-                        // The shard's outage, not the job's fault: no attempt used up.
+                    case .shardUnavailable, .busy:
+                        // The shard's outage or another job of the member, not this job's fault: no attempt used up.
                         let outcome = try queue.postpone(job, worker: workerID, on: connection)
                         context.metrics.jobs("postponed").increment()
                         if case .postponed(let at, let times) = outcome {
                             logger.log(
-                                level: times == 1 ? .warning : .debug, "job postponed: its shard is unavailable",
+                                level: times == 1 && failure.kind != .busy ? .warning : .debug,
+                                failure.kind == .busy ? "job postponed: the member's change is being published by another job" : "job postponed: its shard is unavailable",
                                 metadata: [
                                     "member": "\(job.member)", "times": "\(times)",
                                     "retry_in_ms": "\(max(0, at - Int64(Date().timeIntervalSince1970 * 1000)))",
@@ -133,6 +137,15 @@ public struct WorkerLoop: Sendable {
         if let redis { _ = try? queue.handBack(worker: workerID, on: redis) }
     }
 
+    /// A repair job (the sweeps, the audit) writes the member's own set only
+    /// when they should hold one: holding a shard or a set, or active within
+    /// the active window; a dormant member's change is only published.
+    /// Every other job was asked for by someone who wants the set.
+    private func ownSetRule(_ priority: JobPriority) -> Generator.OwnSet {
+        guard priority == .repair else { return .always }
+        return .ifWanted(activeSince: Int64(Date().timeIntervalSince1970) - context.settings.activeWindow.components.seconds)
+    }
+
     private func connectQueue(logger: Logger) -> RedisConnection? {
         do {
             return try context.connectQueue()
@@ -147,22 +160,25 @@ public struct WorkerLoop: Sendable {
         metrics.jobDuration.recordNanoseconds(Int64(took.components.seconds) * 1_000_000_000 + took.components.attoseconds / 1_000_000_000)
         let nowMilliseconds = Int64(Date().timeIntervalSince1970 * 1000)
         metrics.enqueueToStored.recordMilliseconds(max(0, nowMilliseconds - job.enqueuedAt))
-        switch outcome {
-        case .generated(let shard, let matches, let offers, let candidates):
+        let publication = outcome.publication
+        metrics.publicationSkips("covered").increment(by: publication.skippedCovered)
+        metrics.publicationSkips("unchanged").increment(by: publication.skippedUnchanged)
+        metrics.publicationSkips("below_floor").increment(by: publication.skippedBelowFloor)
+        switch outcome.kind {
+        case .generated, .publishedOnly:
             metrics.jobs("done").increment()
-            metrics.candidatesScored.record(candidates)
-            metrics.offers("sent").increment(by: offers.sent)
-            metrics.offers("skipped").increment(by: offers.skippedByFloor)
-            metrics.offers("entered").increment(by: offers.entered)
-            metrics.offers("updated").increment(by: offers.updated)
-            metrics.offers("refused").increment(by: offers.refused)
-            metrics.offers("no_set").increment(by: offers.noSet)
+            metrics.candidatesScored.record(outcome.candidates)
             context.logger.debug(
                 "generated",
-                metadata: ["member": "\(job.member)", "shard": "\(shard)", "matches": "\(matches)", "ms": "\(took.components.seconds * 1000 + took.components.attoseconds / 1_000_000_000_000_000)"])
-        case .removed(let holders):
+                metadata: [
+                    "member": "\(job.member)", "shard": "\(outcome.shard.map(String.init) ?? "none")", "matches": "\(outcome.matches)",
+                    "placed": "\(publication.placed + publication.catchUp)",
+                    "ms": "\(took.components.seconds * 1000 + took.components.attoseconds / 1_000_000_000_000_000)",
+                ])
+        case .removed:
             metrics.jobs("removed").increment()
-            context.logger.info("removed a deleted member's set", metadata: ["member": "\(job.member)", "holders": "\(holders)"])
+            context.logger.info(
+                "removed a deleted member", metadata: ["member": "\(job.member)", "entries": "\(publication.count(.removed))"])
         }
     }
 }

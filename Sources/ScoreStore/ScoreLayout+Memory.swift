@@ -76,7 +76,7 @@ extension ScoreLayout {
         return Self.allocation(56) + entries * (Self.allocation(24) + fieldSDS + valueSDS + 12)
     }
 
-    /// The meta hash: six short fields (stamp, generated at, count, limit, low, changes).
+    /// The meta hash: six short fields (stamp, generated at, count, limit, floor, changes).
     func metaBytes(_ member: Int64) -> Int {
         keyBytes(nameLength: metaKey(MemberID(truncatingIfNeeded: member)).utf8.count) + Self.allocation(6 + 12 * 16 + 1)
     }

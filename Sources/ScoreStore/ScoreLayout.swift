@@ -57,6 +57,17 @@ public struct ScoreLayout: Sendable, Hashable {
     /// `scores:{17}:meta`.
     public func metaKey(_ member: MemberID) -> String { "scores:{\(member)}:meta" }
 
+    /// The member whose meta key this is (`scores:{17}:meta` is 17's); nil
+    /// for any other key.
+    public func owner(ofMetaKey key: String) -> MemberID? {
+        guard key.hasPrefix("scores:{"), key.hasSuffix("}:meta") else { return nil }
+        let digits = key.dropFirst("scores:{".count).dropLast("}:meta".count)
+        guard !digits.isEmpty, digits.count <= 10, digits.first != "0", digits.allSatisfy(\.isASCII),
+            let id = MemberID(digits), id > 0
+        else { return nil }
+        return id
+    }
+
     /// A temporary bucket of the write identified by `token`.
     public func temporaryKey(_ member: MemberID, token: String, bucket: Int) -> String {
         "scores:{\(member)}:tmp:\(token):\(bucket)"

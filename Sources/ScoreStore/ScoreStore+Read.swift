@@ -10,9 +10,9 @@ extension ScoreStore {
     /// what the store writes are skipped and counted in
     /// ``StoredSet/corruptEntries``, never a crash or an error.
     ///
-    /// A set may hold up to N + slack entries between trims (offers add
-    /// before they trim); a member's matches are the first N (SCORING.md), so
-    /// the result is cut to the meta's `limit` unless `cutToLimit` is false.
+    /// A set holds N + slack entries (up to N + 2 slack between trims); a
+    /// member's matches are the first N (SCORING.md), so the result is cut
+    /// to the meta's `limit` unless `cutToLimit` is false.
     public func readSet(_ member: MemberID, shard: ShardID, cutToLimit: Bool = true) throws(ScoreStoreError) -> StoredSet? {
         try onShard(shard) { (connection) throws(RedisError) -> StoredSet? in
             guard var set = try readSet(member, on: connection.redis) else { return nil }
@@ -216,7 +216,7 @@ extension ScoreStore {
     /// The meta hash's `HGETALL` reply; nil when it is empty (no set).
     static func parseMeta(_ reply: RedisValue) -> SetMeta? {
         guard let fields = reply.array, !fields.isEmpty else { return nil }
-        var meta = SetMeta(stamp: "", generatedAt: 0, count: 0, limit: 0, low: nil, changes: 0)
+        var meta = SetMeta(stamp: "", generatedAt: 0, count: 0, limit: 0, floor: nil, isComplete: false, isLegacy: true, changes: 0)
         var index = 0
         while index + 1 < fields.count {
             defer { index += 2 }
@@ -227,7 +227,10 @@ extension ScoreStore {
             case "count": meta.count = Int(value) ?? 0
             case "limit": meta.limit = Int(value) ?? 0
             case "changes": meta.changes = Int(value) ?? 0
-            case "low": meta.low = parseLow(value)
+            case "floor":
+                meta.isLegacy = false
+                meta.floor = parseFloor(value)
+                meta.isComplete = value.isEmpty
             default: break
             }
         }
@@ -235,7 +238,7 @@ extension ScoreStore {
     }
 
     /// `TENTHS:ID` as the scripts write it.
-    static func parseLow(_ text: String) -> Match? {
+    static func parseFloor(_ text: String) -> Match? {
         guard let colon = text.firstIndex(of: ":"),
             let tenths = Int(text[..<colon]), (0...100).contains(tenths),
             let id = MemberID(text[text.index(after: colon)...])

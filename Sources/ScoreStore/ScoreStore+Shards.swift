@@ -1,4 +1,5 @@
 import RedisClient
+import Scoring
 
 extension ScoreStore {
     /// A shard's marker after ``ScoreStore/ensureMarker(shard:)``.
@@ -41,6 +42,43 @@ extension ScoreStore {
         return try onShard(shard) { (connection) throws(RedisError) -> String? in
             try connection.redis.sendChecked(["GET", key]).string
         }
+    }
+
+    /// Advances the shard's sequence (`INCR` of ``Configuration/markerKey``
+    /// + `:sequence`) and returns it. The watcher records the highest value
+    /// it saw in MySQL: a shard that answers with a value at or below it
+    /// was restored from an older copy of its data (a restart from an old
+    /// RDB file keeps the marker but loses every change since the copy).
+    public func advanceSequence(shard: ShardID) throws(ScoreStoreError) -> Int {
+        let key = configuration.markerKey + ":sequence"
+        return try onShard(shard) { (connection) throws(RedisError) -> Int in
+            guard let value = try connection.redis.sendChecked(["INCR", key]).int else {
+                throw RedisError(code: .serverError, message: "INCR answered something other than an integer", context: connection.redis.endpoint, command: "INCR")
+            }
+            return value
+        }
+    }
+
+    /// Every member with a set's meta on the shard (`SCAN` for meta keys),
+    /// page by page: `body` gets each page of ids. For the audit that finds
+    /// sets a shard holds for members it no longer owns.
+    public func scanSetOwners(shard: ShardID, pageSize: Int = 1000, _ body: ([MemberID]) throws -> Void) throws {
+        var cursor = "0"
+        repeat {
+            let reply = try onShard(shard) { (connection) throws(RedisError) -> RedisValue in
+                try connection.redis.sendChecked(["SCAN", cursor, "MATCH", "scores:{*}:meta", "COUNT", String(pageSize)])
+            }
+            guard let parts = reply.array, parts.count == 2, let next = parts[0].string, let keys = parts[1].array else {
+                throw ScoreStoreError(code: .corruptData, message: "SCAN answered an unexpected reply", shard: shard)
+            }
+            cursor = next
+            var ids: [MemberID] = []
+            for key in keys {
+                guard let text = key.string, let id = layout.owner(ofMetaKey: text) else { continue }
+                ids.append(id)
+            }
+            if !ids.isEmpty { try body(ids) }
+        } while cursor != "0"
     }
 
     /// The shard's key count and used memory.

@@ -4,6 +4,12 @@ import Scoring
 extension ScoreStore {
     /// Replaces `member`'s whole set with `matches`, atomically.
     ///
+    /// A set is the exact prefix of the member's ranking down to its floor:
+    /// pass the first N + slack of the ranking (``Configuration/slack(forLimit:)``),
+    /// and `complete: true` when that is every candidate the member has
+    /// (then the set has no floor: anyone who becomes a candidate belongs in
+    /// it); otherwise the last match is the floor.
+    ///
     /// The new set goes into temporary buckets unique to this write (they
     /// carry ``Configuration/temporaryKeyTTL``, so a writer that dies leaves
     /// nothing behind), in pipelined variadic `HSET`s of up to
@@ -11,15 +17,17 @@ extension ScoreStore {
     /// checks that every temporary bucket is complete, `UNLINK`s each live
     /// bucket (freed off the server's main thread), renames the temporary one
     /// over it, and writes the meta (`stamp`, `generated_at`, `count`,
-    /// `limit`, `low`, `changes` + 1). Readers see the old set or the new
+    /// `limit`, `floor`, `changes` + 1). Readers see the old set or the new
     /// one, never a mix. One round trip in all (plus `SCRIPT LOAD` on a new
     /// connection).
     ///
     /// - Parameters:
     ///   - matches: ranked as SCORING.md says (score descending, then id
-    ///     ascending), at most `limit` of them, not including `member`.
-    ///   - stamp: the caller's generation stamp, returned by reads.
-    ///   - limit: N. The floor is the last match when `matches.count == limit`.
+    ///     ascending), at most N + slack of them, not including `member`.
+    ///   - stamp: the caller's generation stamp (the member's answers
+    ///     version), returned by reads and checked by ``place(_:limit:shardOf:)``.
+    ///   - limit: N: reads serve the first N.
+    ///   - complete: `matches` are all the member's candidates.
     /// - Throws: ``ScoreStoreError/Code/invalidArgument`` for unranked or
     ///   too many matches (nothing is written); transport and server errors
     ///   (the live set is then unchanged, or replaced as a whole).
@@ -30,27 +38,23 @@ extension ScoreStore {
         matches: [Match],
         stamp: String,
         limit: Int,
+        complete: Bool,
         generatedAt: Int64 = ScoreStore.unixTime()
     ) throws(ScoreStoreError) -> WriteResult {
         try validate(member, matches: matches, limit: limit, shard: shard)
-        let result = try onShard(shard) { (connection) throws(RedisError) -> WriteResult in
-            try write(member, on: connection, matches: matches, stamp: stamp, limit: limit,
+        return try onShard(shard) { (connection) throws(RedisError) -> WriteResult in
+            try write(member, on: connection, matches: matches, stamp: stamp, limit: limit, complete: complete,
                       generatedAt: generatedAt, ttl: configuration.temporaryKeyTTL, replace: true)
         }
-        if let floor = result.floor {
-            floors.set(floor, of: member, now: clock())
-        } else {
-            floors.remove(member)
-        }
-        return result
     }
 
     func validate(_ member: MemberID, matches: [Match], limit: Int, shard: ShardID) throws(ScoreStoreError) {
         guard limit >= 1 else {
             throw ScoreStoreError(code: .invalidArgument, message: "limit (N) must be at least 1", shard: shard)
         }
-        guard matches.count <= limit else {
-            throw ScoreStoreError(code: .invalidArgument, message: "\(matches.count) matches exceed the limit \(limit)", shard: shard)
+        let most = limit + configuration.slack(forLimit: limit)
+        guard matches.count <= most else {
+            throw ScoreStoreError(code: .invalidArgument, message: "\(matches.count) matches exceed N + slack (\(most))", shard: shard)
         }
         for index in matches.indices {
             let match = matches[index]
@@ -61,85 +65,6 @@ extension ScoreStore {
                 throw ScoreStoreError(code: .invalidArgument, message: "matches are not ranked (score descending, id ascending) at #\(index)", shard: shard)
             }
         }
-    }
-
-    /// One set of ``ScoreStore/writeSets(_:shard:limit:)``.
-    public struct SetToWrite: Sendable {
-        public var member: MemberID
-        /// Ranked, at most N, not including `member`.
-        public var matches: [Match]
-        public var stamp: String
-        public var generatedAt: Int64
-
-        public init(member: MemberID, matches: [Match], stamp: String, generatedAt: Int64 = ScoreStore.unixTime()) {
-            self.member = member
-            self.matches = matches
-            self.stamp = stamp
-            self.generatedAt = generatedAt
-        }
-    }
-
-    /// Writes many members' sets on one shard, each replaced atomically as
-    /// ``writeSet(_:shard:matches:stamp:limit:generatedAt:)`` does, but
-    /// pipelined across members: one round trip per ~`batchSize`-pair chunk
-    /// of the whole batch instead of one per member. For bulk rebuilds
-    /// (backfill, a shard that came back empty).
-    ///
-    /// - Returns: one result per set, in order: a server error (a temporary
-    ///   bucket that expired, say) fails that set only.
-    /// - Throws: ``ScoreStoreError/Code/invalidArgument`` before anything is
-    ///   written when any set is invalid; a transport error, after which
-    ///   each set is either replaced whole or untouched.
-    public func writeSets(_ sets: [SetToWrite], shard: ShardID, limit: Int) throws(ScoreStoreError) -> [Result<WriteResult, ScoreStoreError>] {
-        for set in sets { try validate(set.member, matches: set.matches, limit: limit, shard: shard) }
-        let results = try onShard(shard) { (connection) throws(RedisError) -> [Result<WriteResult, ScoreStoreError>] in
-            let sha = try connection.sha(of: Scripts.replace)
-            var pending: [SetWrite] = []
-            pending.reserveCapacity(sets.count)
-            var pairsSinceFlush = 0
-            for set in sets {
-                let write = try appendTemporary(set.member, on: connection.redis, matches: set.matches, stamp: set.stamp, limit: limit,
-                                                generatedAt: set.generatedAt, ttl: configuration.temporaryKeyTTL, pairsSinceFlush: &pairsSinceFlush)
-                appendReplace(write, sha: sha, on: connection.redis)
-                pending.append(write)
-            }
-            var results: [Result<WriteResult, ScoreStoreError>] = []
-            results.reserveCapacity(pending.count)
-            var missingScript: [Int] = []
-            for (index, write) in pending.enumerated() {
-                do throws(RedisError) {
-                    if let result = try finish(write, replace: true, on: connection, reloadScript: false) {
-                        results.append(.success(result))
-                    } else {
-                        missingScript.append(index)
-                        results.append(.failure(ScoreStoreError(code: .serverError, message: "NOSCRIPT", shard: shard)))
-                    }
-                } catch where !error.isConnectionBroken && error.code != .connectionFailed {
-                    results.append(.failure(ScoreStoreError(error, shard: shard)))
-                }
-            }
-            if !missingScript.isEmpty {
-                // The script cache was flushed meanwhile: every later reply has
-                // been read, so load it again and replace those sets now.
-                let sha = try connection.sha(of: Scripts.replace, reload: true)
-                for index in missingScript { appendReplace(pending[index], sha: sha, on: connection.redis) }
-                for index in missingScript {
-                    let reply = try connection.redis.readReply()
-                    results[index] = Result { () throws(RedisError) -> WriteResult in
-                        try replaceResult(pending[index], reply: reply, on: connection.redis)
-                    }.mapError { ScoreStoreError($0, shard: shard) }
-                }
-            }
-            return results
-        }
-        for (set, result) in zip(sets, results) {
-            if case .success(let written) = result, let floor = written.floor {
-                floors.set(floor, of: set.member, now: clock())
-            } else {
-                floors.remove(set.member)
-            }
-        }
-        return results
     }
 
     /// A write whose commands are queued: what is needed to read its replies
@@ -153,7 +78,6 @@ extension ScoreStore {
         let count: Int
         let limit: Int
         let floor: Match?
-        let low: String
         /// Replies of the temporary-bucket commands (HSET, PEXPIRE).
         let replies: Int
     }
@@ -166,6 +90,7 @@ extension ScoreStore {
         matches: [Match],
         stamp: String,
         limit: Int,
+        complete: Bool,
         generatedAt: Int64,
         ttl: Duration,
         replace: Bool
@@ -173,7 +98,7 @@ extension ScoreStore {
         let sha = replace ? try connection.sha(of: Scripts.replace) : ""
         var pairsSinceFlush = 0
         let write = try appendTemporary(member, on: connection.redis, matches: matches, stamp: stamp, limit: limit,
-                                        generatedAt: generatedAt, ttl: ttl, pairsSinceFlush: &pairsSinceFlush)
+                                        complete: complete, generatedAt: generatedAt, ttl: ttl, pairsSinceFlush: &pairsSinceFlush)
         if replace { appendReplace(write, sha: sha, on: connection.redis) }
         return try finish(write, replace: replace, on: connection, reloadScript: true)!
     }
@@ -187,6 +112,7 @@ extension ScoreStore {
         matches: [Match],
         stamp: String,
         limit: Int,
+        complete: Bool,
         generatedAt: Int64,
         ttl: Duration,
         pairsSinceFlush: inout Int
@@ -241,8 +167,7 @@ extension ScoreStore {
         }
         return SetWrite(
             member: member, token: token, counts: counts, stamp: stamp, generatedAt: generatedAt,
-            count: matches.count, limit: limit, floor: matches.count == limit ? matches.last : nil,
-            low: matches.last.map { "\($0.tenths):\($0.id)" } ?? "", replies: replies)
+            count: matches.count, limit: limit, floor: complete ? nil : matches.last, replies: replies)
     }
 
     /// Queues the replace script of `write` (``Scripts/replace``).
@@ -260,7 +185,7 @@ extension ScoreStore {
             command.append(Int(write.generatedAt))
             command.append(write.count)
             command.append(write.limit)
-            command.append(write.low)
+            command.append(write.floor.map { "\($0.tenths):\($0.id)" } ?? "")
             command.append(configuration.batchSize)
             for bucket in 0..<buckets { command.append(write.counts[bucket]) }
         }

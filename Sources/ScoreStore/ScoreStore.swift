@@ -7,8 +7,9 @@ import Glibc
 #endif
 
 /// Members' top-N match sets on the Redis-compatible shards: whole-set
-/// writes with atomic replacement, reciprocal offers into other members'
-/// bounded sets, removal, reads, and the per-shard marker and statistics.
+/// writes with atomic replacement, placements that keep other members' sets
+/// exact as a member changes, removal, reads, and the per-shard marker,
+/// write sequence and statistics.
 ///
 /// The layout is ``ScoreLayout`` (SCORING.md, "How a set of matches is
 /// stored"). Callers say which shard holds a member (the directory lives in
@@ -22,7 +23,7 @@ import Glibc
 ///
 /// Atomicity: a reader never sees half an old and half a new set (the
 /// replacement and the read are each one atomic script or transaction on the
-/// shard); every offer and removal is one atomic script. Every operation is
+/// shard); every placement is one atomic script. Every operation is
 /// safe to repeat after a ``ScoreStoreError/Code/connectionBroken`` error.
 public final class ScoreStore: Sendable {
     public struct Configuration: Sendable {
@@ -34,27 +35,27 @@ public final class ScoreStore: Sendable {
         /// The TTL of a write's temporary buckets: a writer that dies
         /// leaves nothing behind after this. Must exceed the slowest write.
         public var temporaryKeyTTL: Duration = .seconds(60)
-        /// How long a learned floor is trusted.
-        public var floorCacheTTL: Duration = .seconds(30)
-        /// How many floors are remembered at most.
-        public var floorCacheCapacity = 1_000_000
         /// The key of the per-shard marker.
         public var markerKey = "kindred:marker"
         /// The slack is `max(minimumSlack, N / slackDivisor)`. 10 by measure:
         /// under a stream of registrations into a 100k population, trims at
-        /// N/50 made the offer script cost 33 µs a call on average (a 3 ms
-        /// trim every 100 entering offers); N/10 costs ~5% more memory on
-        /// average and a fifth of the trims.
+        /// N/50 made the placement script cost 33 µs a call on average (a
+        /// 3 ms trim every 100 entering placements); N/10 costs ~10% more
+        /// memory and a fifth of the trims.
         public var slackDivisor = 10
         public var minimumSlack = 16
 
         public init() {}
 
-        /// How far a set may grow past N through offers before it is
-        /// trimmed back to N: `max(16, N / 10)` by default (500 for N =
-        /// 5000). A trim reads the whole set inside the offer script, so it
-        /// costs O(N) once per ~`slack` entering offers; a larger slack
-        /// trades memory (sets up to N + slack) for fewer trims.
+        /// How many entries past N a set keeps, S: a whole-set write stores
+        /// the first N + S of the ranking, so that members who leave it
+        /// (deleted, blocked, no longer candidates) are replaced from the
+        /// slack without a rebuild until it holds fewer than N; a set that
+        /// grows past N + 2S is trimmed back to N + S. `max(16, N / 10)` by
+        /// default (500 for N = 5000). A trim reads the whole set inside the
+        /// placement script, so it costs O(N) once per ~S entering
+        /// placements; a larger slack trades memory for fewer trims and
+        /// rebuilds.
         public func slack(forLimit limit: Int) -> Int { max(minimumSlack, limit / max(1, slackDivisor)) }
     }
 
@@ -68,15 +69,35 @@ public final class ScoreStore: Sendable {
         public var count: Int
         /// The N the set was written for.
         public var limit: Int
-        /// A lower bound of the set's lowest entry: exact after a whole-set
-        /// write or a trim; nil for an empty set.
-        public var low: Match?
-        /// Bumped by every change: writes, entering or updating offers, removals.
+        /// The set holds exactly the candidates ranked at or above its
+        /// floor; nil when it holds every candidate (``isComplete``) or
+        /// keeps no floor (``isLegacy``).
+        public var floor: Match?
+        /// The set holds every candidate the member has.
+        public var isComplete: Bool
+        /// Written before floors were kept: it cannot be corrected in place
+        /// and is rebuilt.
+        public var isLegacy: Bool
+        /// Bumped by every change: writes, placements, removals.
         public var changes: Int
 
-        /// The floor an offer must beat to enter: ``low`` once the set holds
-        /// at least ``limit`` entries, else nil (the set is not full).
-        public var floor: Match? { count >= limit ? low : nil }
+        public init(
+            stamp: String, generatedAt: Int64, count: Int, limit: Int, floor: Match?, isComplete: Bool,
+            isLegacy: Bool = false, changes: Int
+        ) {
+            self.stamp = stamp
+            self.generatedAt = generatedAt
+            self.count = count
+            self.limit = limit
+            self.floor = floor
+            self.isComplete = isComplete
+            self.isLegacy = isLegacy
+            self.changes = changes
+        }
+
+        /// Fewer than N entries and not every candidate: the first N are
+        /// not known any more, so the set must be rebuilt.
+        public var needsRefill: Bool { !isComplete && count < limit }
     }
 
     /// A whole set as read: ranked (score descending, id ascending).
@@ -98,9 +119,10 @@ public final class ScoreStore: Sendable {
         public var corruptEntries: Int
     }
 
-    /// What ``ScoreStore/writeSet(_:shard:matches:stamp:limit:generatedAt:)`` stored.
+    /// What ``ScoreStore/writeSet(_:shard:matches:stamp:limit:complete:generatedAt:)`` stored.
     public struct WriteResult: Sendable, Hashable {
         public var count: Int
+        /// nil when the set holds every candidate.
         public var floor: Match?
         /// The meta's change counter after the write.
         public var changes: Int
@@ -108,23 +130,14 @@ public final class ScoreStore: Sendable {
 
     public let configuration: Configuration
     public let manager: ShardConnectionManager
-    let floors: FloorCache
-    let clock: @Sendable () -> ContinuousClock.Instant
     let hooks = Hooks()
 
     /// - Parameters:
     ///   - manager: the connections to the shards.
-    ///   - clock: the current instant, for the floor cache's TTL.
-    public init(
-        manager: ShardConnectionManager,
-        configuration: Configuration = Configuration(),
-        clock: @escaping @Sendable () -> ContinuousClock.Instant = { ContinuousClock.now }
-    ) {
+    public init(manager: ShardConnectionManager, configuration: Configuration = Configuration()) {
         precondition(configuration.batchSize >= 1, "batchSize must be at least 1")
         self.manager = manager
         self.configuration = configuration
-        self.clock = clock
-        floors = FloorCache(ttl: configuration.floorCacheTTL, capacity: configuration.floorCacheCapacity)
     }
 
     var layout: ScoreLayout { configuration.layout }
@@ -140,12 +153,6 @@ public final class ScoreStore: Sendable {
             }
         }
     }
-
-    /// The floors this process knows, for metrics and tests.
-    public var knownFloorCount: Int { floors.count }
-
-    /// Forgets every learned floor.
-    public func forgetFloors() { floors.removeAll() }
 
     /// The current wall-clock time in Unix seconds.
     public static func unixTime() -> Int64 {
@@ -169,7 +176,7 @@ final class Hooks: Sendable {
     private nonisolated(unsafe) var afterFlush: (@Sendable (ShardID) -> Void)?
     // nonisolated(unsafe): only touched inside `lock.withLock`.
 
-    /// Called after a pipelined batch of offers or removals was written,
+    /// Called after a pipelined batch of placements was written,
     /// before its replies are read.
     func setAfterFlush(_ hook: (@Sendable (ShardID) -> Void)?) {
         lock.withLock { afterFlush = hook }

@@ -22,20 +22,20 @@ extension ShardConnection {
 
 /// The store's scripts. Each runs atomically on the shard: no other client's
 /// command interleaves with it, which is what keeps a set, its `count` and
-/// its `low` consistent under concurrent offers, writes and removals.
+/// its `floor` consistent under concurrent placements and writes.
 ///
 /// Meta fields (`scores:{id}:meta`): `stamp`, `generated_at`, `count` (the
-/// fields in the buckets), `limit` (the N the set was written for), `low`
-/// (`TENTHS:ID`, a lower bound of the set's lowest entry, exact after a
-/// whole-set write and after a trim; empty for an empty set), `changes` (a
-/// counter bumped by every change).
+/// fields in the buckets), `limit` (the N the set was written for), `floor`
+/// (`TENTHS:ID`: the set holds exactly the candidates ranked at or above
+/// it; empty when it holds every candidate), `changes` (a counter bumped by
+/// every change).
 enum Scripts {
     /// Replaces a member's live buckets with the temporary ones of a write.
     ///
     /// KEYS: meta, live bucket 0 ..< B, temporary bucket 0 ..< B.
-    /// ARGV: B, stamp, generated_at, count, limit, low, the write's batch
-    /// size, then B expected field counts (0: the bucket is empty in the new
-    /// set).
+    /// ARGV: B, stamp, generated_at, count, limit, floor (`TENTHS:ID`, or
+    /// empty when the set holds every candidate), the write's batch size,
+    /// then B expected field counts (0: the bucket is empty in the new set).
     ///
     /// Checks first that every non-empty temporary bucket exists (a writer
     /// stalled past the TTL finds them expired; one `EXISTS` for all), and
@@ -78,67 +78,81 @@ enum Scripts {
             redis.call('PERSIST', KEYS[1 + i])
           end
         end
-        redis.call('HSET', KEYS[1], 'stamp', ARGV[2], 'generated_at', ARGV[3], 'count', ARGV[4], 'limit', ARGV[5], 'low', ARGV[6])
+        redis.call('HDEL', KEYS[1], 'low')
+        redis.call('HSET', KEYS[1], 'stamp', ARGV[2], 'generated_at', ARGV[3], 'count', ARGV[4], 'limit', ARGV[5], 'floor', ARGV[6])
         return redis.call('HINCRBY', KEYS[1], 'changes', 1)
         """)
 
-    /// Offers member A's score into member X's live set.
+    /// Places member A into member X's set as the pair stands now: the
+    /// one operation that keeps a stored set exact while members change.
     ///
-    /// KEYS: X's meta, X's bucket of A. ARGV: A's id, the score (`7.3`), its
-    /// tenths, N, slack, B, X's key prefix (`scores:{X}`, to reach the other
-    /// buckets when trimming: they share the hash tag, hence the slot).
+    /// A set is the exact prefix of X's ranking down to its floor
+    /// (SCORING.md order: score descending, id ascending): it holds a
+    /// candidate iff the candidate ranks at or above the floor. The meta's
+    /// `floor` is `TENTHS:ID`, or empty when the set holds every candidate
+    /// X has (then anyone who becomes a candidate belongs in it).
     ///
-    /// Answers `{code, count, lowTenths, lowId, trimmed}`; code 0: X has no
-    /// live set (nothing written); 1: entered; 2: updated; 3: refused (X's
-    /// set holds at least N entries and A does not beat `low`); 5:
-    /// unchanged (A is there with that score). lowTenths is -1 when unknown.
+    /// KEYS: X's meta, X's bucket of A. ARGV: A's id, the score (`7.3`, or
+    /// empty when A is not X's candidate), its tenths (-1 when not a
+    /// candidate), the stamp (X's answers version the caller computed the
+    /// pair with), N, slack S, B, X's key prefix (`scores:{X}`, to reach the
+    /// other buckets when trimming: they share the hash tag, hence the slot).
     ///
-    /// `low` stays a lower bound of the lowest entry: an entry that enters
-    /// below it (or an update that drops below it) lowers it. When `count`
-    /// exceeds N + slack, the lowest `count - N` entries are deleted (a
+    /// Answers `{code, count, floorTenths, floorId, trimmed, generatedAt}`;
+    /// floorTenths is -1 when the set holds every candidate. Codes:
+    /// 0 X has no set; 1 entered; 2 updated; 3 nothing to do (A is not
+    /// there and does not belong there); 4 removed (A was there and no
+    /// longer belongs); 5 unchanged; 6 stale (X's set was computed for
+    /// another stamp: it will be rebuilt, and its rebuild ranks A as A is
+    /// then); 7 legacy (a set written before floors were kept: rebuild it).
+    ///
+    /// A set that grows past N + 2S entries is trimmed back to N + S (a
     /// histogram of tenths finds the cut; ties at the cut lose their largest
-    /// ids first, as SCORING.md ranks them) and `low` becomes the exact
-    /// lowest remaining entry. Unparsable values rank lowest and go first.
-    static let offer = LuaScript(name: "offer", source: """
+    /// ids first, as SCORING.md ranks them), and its floor becomes the
+    /// lowest entry kept. Unparsable values rank lowest and go first.
+    static let place = LuaScript(name: "place", source: """
         local meta = KEYS[1]
-        local m = redis.call('HMGET', meta, 'count', 'low')
-        if not m[1] then return {0, 0, -1, 0, 0} end
-        local count = tonumber(m[1]) or 0
+        local m = redis.call('HMGET', meta, 'stamp', 'count', 'floor', 'generated_at')
+        if not m[2] then return {0, 0, -1, 0, 0, 0} end
+        local count = tonumber(m[2]) or 0
+        local generated = tonumber(m[4]) or 0
+        if not m[3] then return {7, count, -1, 0, 0, generated} end
+        local fT, fId = -1, 0
+        if m[3] ~= '' then
+          local sep = string.find(m[3], ':', 1, true)
+          if sep then
+            fT = tonumber(string.sub(m[3], 1, sep - 1)) or -1
+            fId = tonumber(string.sub(m[3], sep + 1)) or 0
+          end
+        end
+        if m[1] ~= ARGV[4] then return {6, count, fT, fId, 0, generated} end
         local t = tonumber(ARGV[3])
         local id = tonumber(ARGV[1])
-        local n = tonumber(ARGV[4])
-        local lowT, lowId = -1, 0
-        if m[2] and m[2] ~= '' then
-          local sep = string.find(m[2], ':', 1, true)
-          if sep then
-            lowT = tonumber(string.sub(m[2], 1, sep - 1)) or -1
-            lowId = tonumber(string.sub(m[2], sep + 1)) or 0
-          end
-        end
-        local below = lowT < 0 or t < lowT or (t == lowT and id > lowId)
+        local inside = t >= 0 and (fT < 0 or t > fT or (t == fT and id <= fId))
         local old = redis.call('HGET', KEYS[2], ARGV[1])
-        if old then
-          if old == ARGV[2] then return {5, count, lowT, lowId, 0} end
-          redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-          if below then
-            lowT, lowId = t, id
-            redis.call('HSET', meta, 'low', ARGV[3] .. ':' .. ARGV[1])
-          end
+        if not inside then
+          if not old then return {3, count, fT, fId, 0, generated} end
+          redis.call('HDEL', KEYS[2], ARGV[1])
+          count = count - 1
+          redis.call('HSET', meta, 'count', count)
           redis.call('HINCRBY', meta, 'changes', 1)
-          return {2, count, lowT, lowId, 0}
+          return {4, count, fT, fId, 0, generated}
         end
-        if count >= n and lowT >= 0 and below then
-          return {3, count, lowT, lowId, 0}
+        if old == ARGV[2] then return {5, count, fT, fId, 0, generated} end
+        redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+        local code = 2
+        if not old then
+          code = 1
+          count = count + 1
         end
-        count = count + redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-        local lowChanged = below
-        if below then lowT, lowId = t, id end
+        local n = tonumber(ARGV[5])
+        local slack = tonumber(ARGV[6])
         local trimmed = 0
-        if count > n + tonumber(ARGV[5]) then
+        if count > n + 2 * slack then
           -- Pass 1: a histogram of tenths over every bucket (the replies are
           -- kept for pass 2; nothing else is stored per entry).
-          local b = tonumber(ARGV[6])
-          local prefix = ARGV[7]
+          local b = tonumber(ARGV[7])
+          local prefix = ARGV[8]
           local keys, replies, hist = {}, {}, {}
           for v = 0, 100 do hist[v] = 0 end
           local total, corrupt = 0, 0
@@ -156,7 +170,7 @@ enum Scripts {
           end
           -- The cut: drop every corrupt entry, everything below tenths `cut`,
           -- and the `k - under` largest ids at `cut` (they rank last).
-          local k = total - n - corrupt
+          local k = total - (n + slack) - corrupt
           local cut, under = -1, 0
           if k > 0 then
             for v = 0, 100 do
@@ -196,36 +210,16 @@ enum Scripts {
             trimmed = trimmed + 1
           end
           if drop < #order then
-            lowT, lowId = cut, atCutIds[order[drop + 1]]
+            fT, fId = cut, atCutIds[order[drop + 1]]
           elseif minT <= 100 then
-            lowT, lowId = minT, minId
-          else
-            lowT, lowId = -1, 0
+            fT, fId = minT, minId
           end
           count = total - trimmed
-          lowChanged = true
-        end
-        if lowChanged and lowT >= 0 then
-          redis.call('HSET', meta, 'count', count, 'low', string.format('%d:%d', lowT, lowId))
-        elseif lowChanged then
-          redis.call('HSET', meta, 'count', count, 'low', '')
+          redis.call('HSET', meta, 'count', count, 'floor', string.format('%d:%d', fT, fId))
         else
           redis.call('HSET', meta, 'count', count)
         end
         redis.call('HINCRBY', meta, 'changes', 1)
-        return {1, count, lowT, lowId, trimmed}
-        """)
-
-    /// Removes member A from member X's set.
-    ///
-    /// KEYS: X's meta, X's bucket of A. ARGV: A's id. Answers 1 when A was
-    /// there (then `count` goes down and `changes` up), else 0.
-    static let removeEntry = LuaScript(name: "removeEntry", source: """
-        local removed = redis.call('HDEL', KEYS[2], ARGV[1])
-        if removed == 1 and redis.call('EXISTS', KEYS[1]) == 1 then
-          redis.call('HINCRBY', KEYS[1], 'count', -1)
-          redis.call('HINCRBY', KEYS[1], 'changes', 1)
-        end
-        return removed
+        return {code, count, fT, fId, trimmed, generated}
         """)
 }

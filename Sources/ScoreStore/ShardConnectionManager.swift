@@ -1,3 +1,4 @@
+import KindredSupport
 import RedisClient
 
 /// Connections to the score shards, opened lazily, pooled, reconnected with

@@ -83,10 +83,40 @@ public final class MatchFinder {
             blockPartners: partners)
     }
 
+    /// ``matches(for:in:)``, and with it every candidate with a score of at
+    /// least MIN_SCORE, unranked: what a member's change may do to other
+    /// members' sets (the filters and the score are symmetric, so these are
+    /// exactly the members whose sets may rank `member`). One scan; the
+    /// second list costs one copy of the scored keys.
+    public func matchesCollectingAll(for member: Member, in population: Population) throws(MemberValidationError)
+        -> (top: [Match], all: [Match])
+    {
+        try population.survey.validate(member)
+        let rowBytes = population.rowStride
+        probeRow.initializeMemory(as: UInt8.self, repeating: 0, count: rowBytes)
+        AnswerRow.encode(member.answers, into: probeRow)
+        let partners = population.blockPartners(of: member.id, blocked: member.blocked)
+        var all: [Match]? = []
+        let top = scan(
+            population, id: member.id, filter: FilterWord.make(member), row: UnsafeRawPointer(probeRow),
+            blockPartners: partners, collectAll: &all)
+        return (top, all ?? [])
+    }
+
     // MARK: the scan
 
     private func scan(
         _ population: Population, id: MemberID, filter: UInt32, row: UnsafeRawPointer, blockPartners: [MemberID]
+    ) -> [Match] {
+        var none: [Match]? = nil
+        return scan(population, id: id, filter: filter, row: row, blockPartners: blockPartners, collectAll: &none)
+    }
+
+    /// The scan itself; with `all` non-nil it also receives every scored
+    /// candidate, unranked.
+    private func scan(
+        _ population: Population, id: MemberID, filter: UInt32, row: UnsafeRawPointer, blockPartners: [MemberID],
+        collectAll all: inout [Match]?
     ) -> [Match] {
         let slotCount = population.slotCount
         reserveScratch(slotCount)
@@ -116,6 +146,15 @@ public final class MatchFinder {
             count: count, excluded: excludedSlots(population, id: id, blockPartners: blockPartners))
         let scored = scoringPass(population, count: count)
         lastScan = ScanStatistics(slots: slotsRead, candidates: count, scored: scored)
+        if all != nil {
+            let keys = self.keys
+            all = [Match](unsafeUninitializedCapacity: scored) { buffer, initialized in
+                for i in 0..<scored {
+                    buffer[i] = Match(id: ~MemberID(truncatingIfNeeded: keys[i]), tenths: Int(keys[i] >> 32))
+                }
+                initialized = scored
+            }
+        }
         return select(scored: scored)
     }
 

@@ -37,6 +37,8 @@ public final class Population {
     private(set) var ids: UnsafeMutablePointer<MemberID>
     private(set) var filters: UnsafeMutablePointer<UInt32>
     private(set) var lastActive: UnsafeMutablePointer<Int64>
+    /// The caller's version tag of each slot's record (``upsert(_:tag:)``).
+    private(set) var tags: UnsafeMutablePointer<UInt64>
     private(set) var rows: UnsafeMutableRawPointer
     /// `cohortStart[c]` is the first sorted slot of cohort `c`;
     /// `cohortStart[Cohort.count]` is `sortedCount`.
@@ -59,6 +61,7 @@ public final class Population {
         ids = .allocate(capacity: self.capacity)
         filters = .allocate(capacity: self.capacity)
         lastActive = .allocate(capacity: self.capacity)
+        tags = .allocate(capacity: self.capacity)
         rows = .allocate(byteCount: self.capacity * rowStride, alignment: Population.rowAlignment)
         cohortStart = Array(repeating: 0, count: Cohort.count + 1)
     }
@@ -67,6 +70,7 @@ public final class Population {
         ids.deallocate()
         filters.deallocate()
         lastActive.deallocate()
+        tags.deallocate()
         rows.deallocate()
     }
 
@@ -74,7 +78,7 @@ public final class Population {
     public var count: Int { slotByID.count }
 
     /// Bytes held by the columns (not counting the id map).
-    public var columnBytes: Int { capacity * (rowStride + 4 + 4 + 8) }
+    public var columnBytes: Int { capacity * (rowStride + 4 + 4 + 8 + 8) }
 
     /// Members added or moved since the last ``organize()``, scanned in full.
     public var unsortedCount: Int { slotCount - sortedCount }
@@ -88,7 +92,11 @@ public final class Population {
     /// validated against the survey first; an invalid member changes nothing.
     /// A replacement that keeps the cohort is written in place; anything else
     /// goes to the unsorted tail.
-    public func upsert(_ member: Member) throws(MemberValidationError) {
+    ///
+    /// `tag` is the caller's version of the record (the member store's
+    /// answers version: a digest of every field that affects matches), kept
+    /// beside it and returned by ``tag(of:)``; the population never reads it.
+    public func upsert(_ member: Member, tag: UInt64 = 0) throws(MemberValidationError) {
         try survey.validate(member)
         let word = FilterWord.make(member)
         let slot: Int
@@ -108,6 +116,7 @@ public final class Population {
         ids[slot] = member.id
         filters[slot] = word
         lastActive[slot] = member.lastActive ?? Population.neverActive
+        tags[slot] = tag
         slotByID[member.id] = Int32(slot)
         setBlocks(of: member.id, to: member.blocked)
     }
@@ -119,6 +128,21 @@ public final class Population {
         guard let slot = slotByID.removeValue(forKey: id) else { return false }
         makeHole(Int(slot))
         setBlocks(of: id, to: [])
+        return true
+    }
+
+    /// The tag `member` was upserted with; nil when absent.
+    public func tag(of id: MemberID) -> UInt64? {
+        guard let slot = slotByID[id].map(Int.init) else { return nil }
+        return tags[slot]
+    }
+
+    /// Records a member's last activity without touching anything a scan
+    /// reads; false when the member is absent.
+    @discardableResult
+    public func setLastActive(_ id: MemberID, _ lastActive: Int64?) -> Bool {
+        guard let slot = slotByID[id].map(Int.init) else { return false }
+        self.lastActive[slot] = lastActive ?? Population.neverActive
         return true
     }
 
@@ -164,6 +188,7 @@ public final class Population {
         let newIDs = UnsafeMutablePointer<MemberID>.allocate(capacity: newCapacity)
         let newFilters = UnsafeMutablePointer<UInt32>.allocate(capacity: newCapacity)
         let newActive = UnsafeMutablePointer<Int64>.allocate(capacity: newCapacity)
+        let newTags = UnsafeMutablePointer<UInt64>.allocate(capacity: newCapacity)
         let newRows = UnsafeMutableRawPointer.allocate(
             byteCount: newCapacity * rowStride, alignment: Population.rowAlignment)
         var next = counts
@@ -174,16 +199,19 @@ public final class Population {
             newIDs[target] = ids[slot]
             newFilters[target] = filters[slot]
             newActive[target] = lastActive[slot]
+            newTags[target] = tags[slot]
             (newRows + target * rowStride).copyMemory(from: rows + slot * rowStride, byteCount: rowStride)
             slotByID[ids[slot]] = Int32(target)
         }
         ids.deallocate()
         filters.deallocate()
         lastActive.deallocate()
+        tags.deallocate()
         rows.deallocate()
         ids = newIDs
         filters = newFilters
         lastActive = newActive
+        tags = newTags
         rows = newRows
         capacity = newCapacity
         slotCount = live
@@ -261,6 +289,10 @@ public final class Population {
         newActive.moveInitialize(from: lastActive, count: slotCount)
         lastActive.deallocate()
         lastActive = newActive
+        let newTags = UnsafeMutablePointer<UInt64>.allocate(capacity: newCapacity)
+        newTags.moveInitialize(from: tags, count: slotCount)
+        tags.deallocate()
+        tags = newTags
         let newRows = UnsafeMutableRawPointer.allocate(
             byteCount: newCapacity * rowStride, alignment: Population.rowAlignment)
         newRows.copyMemory(from: rows, byteCount: slotCount * rowStride)

@@ -9,7 +9,9 @@ import ScoreStore
 /// from the shard and found it unchanged: the meta's `changes` counter moves
 /// on every write, offer and removal, and its stamp and generation time
 /// change with every regeneration, so a cached set is never staler than
-/// the meta read in the same request.
+/// the meta read in the same request. Beside it, the set's visible ranking
+/// (what a reader serves: ``Visibility``) for the snapshot and marks
+/// versions it was computed under.
 ///
 /// Entries are ranked keys, `(100 - tenths) << 32 | id`, ascending in
 /// SCORING.md's order: 8 bytes a match. Eviction is CLOCK (second chance)
@@ -22,6 +24,16 @@ public final class RankedSetCache: @unchecked Sendable {
         var meta: ScoreStore.SetMeta
         var ranked: [UInt64]
         var referenced: Bool
+        /// The visible ranking (``Visibility``) under ``viewKey``.
+        var view: [UInt64]?
+        var viewKey = ViewKey(snapshot: -1, marks: -1)
+    }
+
+    /// What a visible ranking depends on besides the set: the snapshot's
+    /// version and the marks' version.
+    public struct ViewKey: Sendable, Hashable {
+        public var snapshot: Int
+        public var marks: Int
     }
 
     private let lock = Lock()
@@ -32,7 +44,8 @@ public final class RankedSetCache: @unchecked Sendable {
     private var hits = 0
     private var misses = 0
 
-    /// - Parameter capacity: sets kept (each up to N + slack entries).
+    /// - Parameter capacity: sets kept (each up to N + 2 slack entries, and
+    ///   a visible ranking of up to N).
     public init(capacity: Int) {
         self.capacity = max(0, capacity)
         slots.reserveCapacity(self.capacity)
@@ -51,6 +64,26 @@ public final class RankedSetCache: @unchecked Sendable {
             hits += 1
             slots[slot].referenced = true
             return slots[slot].ranked
+        }
+    }
+
+    /// The visible ranking cached for `member`'s set with exactly this meta
+    /// under `key`.
+    public func view(_ member: MemberID, shard: UInt32, meta: ScoreStore.SetMeta, key: ViewKey) -> [UInt64]? {
+        lock.withLock {
+            guard let slot = index[member], slots[slot].shard == shard, slots[slot].meta == meta,
+                slots[slot].viewKey == key
+            else { return nil }
+            return slots[slot].view
+        }
+    }
+
+    /// Keeps a visible ranking beside the cached set it was computed from.
+    public func storeView(_ member: MemberID, shard: UInt32, meta: ScoreStore.SetMeta, key: ViewKey, view: [UInt64]) {
+        lock.withLock {
+            guard let slot = index[member], slots[slot].shard == shard, slots[slot].meta == meta else { return }
+            slots[slot].view = view
+            slots[slot].viewKey = key
         }
     }
 
@@ -84,6 +117,7 @@ public final class RankedSetCache: @unchecked Sendable {
             guard let slot = index[member] else { return }
             slots[slot].meta.stamp = "\u{0}removed"
             slots[slot].ranked = []
+            slots[slot].view = nil
             slots[slot].referenced = false
         }
     }

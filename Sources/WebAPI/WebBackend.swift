@@ -114,7 +114,8 @@ public final class WebBackend: Sendable {
             IOThread(context: context, retry: settings.mysqlRetry)
         }
         generation = BlockingExecutor(name: "web-generate", threads: settings.generationThreads) { _ in
-            Generator(context: context)
+            // The member's own set only: publishing changes is the worker's job.
+            Generator(context: context, options: Generator.Options(publish: false))
         }
     }
 
@@ -174,10 +175,10 @@ public final class WebBackend: Sendable {
     }
 
     private func readPage(_ member: MemberID, offset: Int, limit: Int, _ thread: IOThread) throws(APIError) -> ReadResult {
-        // The deletion marks' version is asked of the queue's Redis first and
-        // read after the shard's meta, so the two round trips overlap.
+        // The marks' version is asked of the queue's Redis first and read
+        // after the shard's meta, so the two round trips overlap.
         let pending = deletions.begin(thread)
-        var marks: Set<MemberID>?
+        var marks: DeletionFilter.Marks?
         defer { if marks == nil { _ = deletions.finish(pending, thread) } }
         let stamp = try knownStamp(member, thread)
         let shard: UInt32?
@@ -188,7 +189,7 @@ public final class WebBackend: Sendable {
         }
         guard let shard else {
             marks = deletions.finish(pending, thread)
-            if marks!.contains(member) { throw .notFound(member) }
+            if marks!.isDeleted(member) { throw .notFound(member) }
             return .regenerate("no shard")
         }
         let meta: ScoreStore.SetMeta?
@@ -196,12 +197,12 @@ public final class WebBackend: Sendable {
             meta = try context.scores.readMeta(member, shard: shard)
         } catch {
             marks = deletions.finish(pending, thread)
-            if marks!.contains(member) { throw .notFound(member) }
+            if marks!.isDeleted(member) { throw .notFound(member) }
             throw shardDown(member, shard: shard, error, thread)
         }
         let known = deletions.finish(pending, thread)
         marks = known
-        if known.contains(member) { throw .notFound(member) }
+        if known.isDeleted(member) { throw .notFound(member) }
         guard let meta else { return .regenerate("no set") }
         if meta.stamp != stamp { return .regenerate("stale") }
         let ranked: [UInt64]
@@ -211,7 +212,7 @@ public final class WebBackend: Sendable {
         } else {
             let set: ScoreStore.StoredSet?
             do {
-                set = try context.scores.readSet(member, shard: shard)
+                set = try context.scores.readSet(member, shard: shard, cutToLimit: false)
             } catch {
                 throw shardDown(member, shard: shard, error, thread)
             }
@@ -220,39 +221,36 @@ public final class WebBackend: Sendable {
             setMeta = set.meta
             cache.store(member, shard: shard, meta: set.meta, ranked: ranked)
         }
-        return .page(
-            Self.page(member, ranked: ranked, hiding: known, offset: offset, limit: limit, generatedAt: setMeta.generatedAt))
+        let visible = Self.visible(member, shard: shard, meta: setMeta, ranked: ranked, marks: known, cache: cache, context: context)
+        return .page(Self.page(member, visible: visible, offset: offset, limit: limit, generatedAt: setMeta.generatedAt))
     }
 
-    /// The page `offset ..< offset + limit` of a ranking, without `hidden`
-    /// members (the total counts the others).
-    static func page(
-        _ member: MemberID, ranked: [UInt64], hiding hidden: Set<MemberID>, offset: Int, limit: Int, generatedAt: Int64
-    ) -> MatchesPage {
+    /// The visible ranking of a set (``Visibility``), from the cache when it
+    /// was computed under the same snapshot and marks.
+    static func visible(
+        _ member: MemberID, shard: UInt32, meta: ScoreStore.SetMeta, ranked: [UInt64], marks: DeletionFilter.Marks,
+        cache: RankedSetCache, context: PipelineContext
+    ) -> [UInt64] {
+        let limit = meta.limit > 0 ? meta.limit : context.settings.scoring.topN
+        let key = RankedSetCache.ViewKey(snapshot: context.population.version, marks: marks.version)
+        if let view = cache.view(member, shard: shard, meta: meta, key: key) { return view }
+        let (view, snapshot) = Visibility.visible(member, ranked: ranked, limit: limit, marks: marks, population: context.population)
+        cache.storeView(member, shard: shard, meta: meta, key: RankedSetCache.ViewKey(snapshot: snapshot, marks: marks.version), view: view)
+        return view
+    }
+
+    /// The page `offset ..< offset + limit` of a visible ranking (the total
+    /// counts all of it).
+    static func page(_ member: MemberID, visible: [UInt64], offset: Int, limit: Int, generatedAt: Int64) -> MatchesPage {
+        let start = min(offset, visible.count)
+        let end = min(visible.count, start + limit)
         var matches: [Match] = []
-        let total: Int
-        if hidden.isEmpty {
-            total = ranked.count
-            let start = min(offset, ranked.count)
-            let end = min(ranked.count, start + limit)
-            matches.reserveCapacity(end - start)
-            for key in ranked[start..<end] {
-                matches.append(Match(id: RankedSetCache.id(key), tenths: RankedSetCache.tenths(key)))
-            }
-        } else {
-            // One pass: the ones kept are counted, the page's are taken.
-            matches.reserveCapacity(min(limit, ranked.count))
-            var kept = 0
-            for key in ranked where !hidden.contains(RankedSetCache.id(key)) {
-                if kept >= offset && kept - offset < limit {
-                    matches.append(Match(id: RankedSetCache.id(key), tenths: RankedSetCache.tenths(key)))
-                }
-                kept += 1
-            }
-            total = kept
+        matches.reserveCapacity(end - start)
+        for key in visible[start..<end] {
+            matches.append(Match(id: RankedSetCache.id(key), tenths: RankedSetCache.tenths(key)))
         }
         return MatchesPage(
-            member: member, total: total, offset: offset, limit: limit, generatedAt: generatedAt, regenerated: false,
+            member: member, total: visible.count, offset: offset, limit: limit, generatedAt: generatedAt, regenerated: false,
             matches: matches)
     }
 
@@ -268,11 +266,17 @@ public final class WebBackend: Sendable {
             throw .unavailable("the server is shutting down", retryAfter: settings.retryAfterSeconds)
         }
         switch result {
-        case .success(.generated): return
-        case .success(.removed): throw .notFound(member)
+        case .success(let outcome):
+            if !outcome.rebuild.isEmpty {
+                _ = try? await onIO { [context] thread throws(APIError) in
+                    try? thread.queueCall { _ = try context.queue.enqueue(Array(Set(outcome.rebuild)), priority: .repair, on: $0) }
+                }
+            }
+            if outcome.kind == .removed { throw .notFound(member) }
+            return
         case .failure(let failure):
             switch failure.kind {
-            case .shardUnavailable:
+            case .shardUnavailable, .busy:
                 context.logger.warning("regeneration on read failed: shard unavailable", metadata: ["member": "\(member)", "error": "\(failure.message)"])
                 await enqueue(member)
                 throw .unavailable(
@@ -297,20 +301,29 @@ public final class WebBackend: Sendable {
     // MARK: Pair score
 
     public func pairScore(_ member: MemberID, _ other: MemberID) async throws(APIError) -> PairScoreResult {
-        let (a, b) = try await onIO { [self] thread throws(APIError) in
+        let (a, b, blocked) = try await onIO { [self] thread throws(APIError) in
             let marks = deletions.current(thread)
-            if marks.contains(member) { throw APIError.notFound(member) }
-            if marks.contains(other) { throw APIError.notFound(other) }
-            return (try knownMember(member, thread), try knownMember(other, thread))
+            if marks.isDeleted(member) { throw APIError.notFound(member) }
+            if marks.isDeleted(other) { throw APIError.notFound(other) }
+            return (try knownMember(member, thread), try knownMember(other, thread), marks.blocks(member, other))
         }
-        return PairScoreResult(member: member, other: other, outcome: context.survey.outcome(a, b, settings: context.settings.scoring))
+        // A block acknowledged by any process counts before this snapshot holds it.
+        let outcome: PairOutcome = blocked && member != other
+            ? .excluded(.blocked) : context.survey.outcome(a, b, settings: context.settings.scoring)
+        return PairScoreResult(member: member, other: other, outcome: outcome)
     }
 
     // MARK: Member events
 
     /// Upserts a member from one import-format line; queues an interactive
     /// rebuild. Returns whether the rebuild could be queued (if not, the
-    /// repair sweep finds the stale set).
+    /// repair sweep finds the stale set and the unpublished change).
+    ///
+    /// New blocks are marked on the queue's Redis before MySQL is written,
+    /// so from the moment this answers no read in any process shows either
+    /// member of the block to the other; an unblock's marks go after. The
+    /// member gets a shard, as a login does: a member who just wrote their
+    /// profile is active, and the rebuild writes their set.
     public func upsert(_ member: MemberID, document: String) async throws(APIError) -> Bool {
         let parsed: Member
         switch MemberParser(survey: context.survey).parse(document) {
@@ -321,21 +334,58 @@ public final class WebBackend: Sendable {
             throw .invalidMember("id: the document's id \(parsed.id) is not the path's \(member)")
         }
         return try await onIO { [self] thread throws(APIError) in
+            let survey = context.survey
+            let previous: Member?
+            do {
+                previous = try thread.database { try MemberRepository(connection: $0, survey: survey).member(member) }
+            } catch {
+                throw mysqlDown(error)
+            }
+            let before = Set(previous?.blocked ?? [])
+            let after = Set(parsed.blocked)
+            let added = after.subtracting(before).filter { $0 != member }.sorted()
+            let removed = before.subtracting(after).sorted()
+            if !added.isEmpty {
+                do {
+                    try thread.queueCall {
+                        try context.queue.markBlocked(member, added, now: Int64(Date().timeIntervalSince1970 * 1000), on: $0)
+                    }
+                } catch {
+                    throw APIError.unavailable(
+                        "the queue is unavailable, so a new block cannot be made visible now", retryAfter: settings.retryAfterSeconds)
+                }
+                deletions.markBlockedLocally(member, added)
+            }
             do {
                 let stored = try thread.database { connection -> Member? in
-                    let repository = MemberRepository(connection: connection, survey: context.survey)
+                    let repository = MemberRepository(connection: connection, survey: survey)
                     _ = try repository.upsert([parsed])
                     return try repository.member(member)
                 }
                 // This process's snapshot sees the change at once (reads compare set stamps with it).
-                if let stored { try? context.population.write { try $0.upsert(stored) } }
+                if let stored { try? context.population.upsert(stored, version: AnswersVersion.of(stored, survey: survey)) }
             } catch {
+                if !added.isEmpty {
+                    try? thread.queueCall { try context.queue.unmarkBlocked(member, added, on: $0) }
+                    deletions.unmarkBlockedLocally(member, added)
+                }
                 throw mysqlDown(error)
             }
-            if deletions.current(thread).contains(member) {
+            if !removed.isEmpty {
+                try? thread.queueCall { try context.queue.unmarkBlocked(member, removed, on: $0) }
+                deletions.unmarkBlockedLocally(member, removed)
+            }
+            if deletions.current(thread).isDeleted(member) {
                 // A re-registration under a deleted id: it is live again.
                 try? thread.queueCall { try context.queue.unmarkDeleted(member, on: $0) }
                 deletions.unmarkLocally(member)
+            }
+            do {
+                _ = try context.directory.assign(member)
+            } catch let error as MemberStoreError where error.code == .noActiveShard {
+                context.logger.warning("upsert: no active shard to assign", metadata: ["member": "\(member)"])
+            } catch {
+                context.logger.warning("upsert: could not assign a shard now (the job does)", metadata: ["member": "\(member)"])
             }
             return thread.enqueue(member)
         }
@@ -345,7 +395,7 @@ public final class WebBackend: Sendable {
     /// interactive rebuild.
     public func login(_ member: MemberID, at time: Date = Date()) async throws(APIError) -> LoginOutcome {
         try await onIO { [self] thread throws(APIError) in
-            if deletions.current(thread).contains(member) { throw APIError.notFound(member) }
+            if deletions.current(thread).isDeleted(member) { throw APIError.notFound(member) }
             let found: Bool
             do {
                 found = try thread.database {
@@ -453,7 +503,7 @@ public final class WebBackend: Sendable {
     /// newer than the snapshot); 404 when neither does.
     func member(_ id: MemberID) async throws(APIError) -> Member {
         try await onIO { [self] thread throws(APIError) in
-            if deletions.current(thread).contains(id) { throw APIError.notFound(id) }
+            if deletions.current(thread).isDeleted(id) { throw APIError.notFound(id) }
             return try knownMember(id, thread)
         }
     }
@@ -581,73 +631,6 @@ final class IOThread {
     }
 }
 
-/// The members every read must hide: the queue's deletion marks (shared by
-/// every web process), refetched only when their version moves, plus the
-/// ones this process marked itself. When the queue is unreachable the last
-/// known marks are used.
-final class DeletionFilter: @unchecked Sendable {
-    // @unchecked Sendable: guarded by `lock`.
-    private let lock = Lock()
-    private var marks = WorkQueue.DeletionMarks()
-    private var local = Set<MemberID>()
-
-    /// A version request in flight (or nil when the queue is unreachable).
-    struct Pending {
-        let requested: Bool
-    }
-
-    /// Sends the version request (see ``finish(_:_:)``).
-    func begin(_ thread: IOThread) -> Pending {
-        do {
-            try thread.queueCall { try thread.context.queue.requestDeletionMarksVersion(on: $0) }
-            return Pending(requested: true)
-        } catch {
-            return Pending(requested: false)
-        }
-    }
-
-    /// The marks, after reading the version requested by ``begin(_:)``.
-    func finish(_ pending: Pending, _ thread: IOThread) -> Set<MemberID> {
-        if pending.requested {
-            do {
-                let version = try thread.queueCall { try thread.context.queue.readDeletionMarksVersion(on: $0) }
-                try refresh(ifNot: version, thread)
-            } catch {
-                // Keep serving with what is known.
-            }
-        }
-        return lock.withLock { local.isEmpty ? marks.members : marks.members.union(local) }
-    }
-
-    private func refresh(ifNot version: Int, _ thread: IOThread) throws {
-        let known = lock.withLock { marks.version }
-        if version != known {
-            let fresh = try thread.queueCall { try thread.context.queue.deletionMarks(on: $0) }
-            lock.withLock {
-                if fresh.version >= marks.version {
-                    marks = fresh
-                    local.subtract(fresh.members)
-                }
-            }
-        }
-    }
-
-    /// The marks now: one `GET` of the version on the thread's queue
-    /// connection, the whole list only when it changed.
-    func current(_ thread: IOThread) -> Set<MemberID> {
-        finish(begin(thread), thread)
-    }
-
-    func markLocally(_ member: MemberID) { lock.withLock { _ = local.insert(member) } }
-
-    func unmarkLocally(_ member: MemberID) {
-        lock.withLock {
-            local.remove(member)
-            marks.members.remove(member)
-        }
-    }
-}
-
 /// Members' set stamps computed from the snapshot, valid while the snapshot
 /// has not been written since (its write count is the key's version).
 final class StampCache: @unchecked Sendable {
@@ -744,17 +727,17 @@ struct CachedPageReader: Sendable {
                 shardOf[index] = shard
             }
         }
-        let hidden = deletions.finish(pending, thread)
+        let marks = deletions.finish(pending, thread)
         return requests.indices.map { index -> CachedRead in
             let request = requests[index]
-            if hidden.contains(request.member) { return .deleted }
+            if marks.isDeleted(request.member) { return .deleted }
             guard let meta = metas[index], meta.stamp == stampOf[index],
                 let ranked = cache.ranked(request.member, shard: shardOf[index], meta: meta, countingMiss: false)
             else { return .fullPath }
+            let visible = WebBackend.visible(
+                request.member, shard: shardOf[index], meta: meta, ranked: ranked, marks: marks, cache: cache, context: context)
             return .page(
-                WebBackend.page(
-                    request.member, ranked: ranked, hiding: hidden, offset: request.offset, limit: request.limit,
-                    generatedAt: meta.generatedAt))
+                WebBackend.page(request.member, visible: visible, offset: request.offset, limit: request.limit, generatedAt: meta.generatedAt))
         }
     }
 }

@@ -31,7 +31,7 @@ public enum WebServer {
             BackendThreads(backend: backend),
             Maintenance.metricsCollector(context),
             batchMetrics(backend),
-            Maintenance.refresher(context, since: watermark),
+            Maintenance.refresher(context),
             Maintenance.shardListReloader(context),
             application,
         ]

@@ -19,8 +19,10 @@
 /// - `NS:reaper` a lock so one reaper runs at a time;
 /// - `NS:deleting` sorted set: member -> when their deletion was accepted
 ///   (ms), so every reader filters them out while the reciprocal removals
-///   are still being applied; `NS:deleting:version` counts its changes, so
-///   readers refetch it only when it changed.
+///   are still being applied; `NS:blocking` sorted set: `low:high` member
+///   pair -> when the block was accepted (ms), hidden from each other the
+///   same way; `NS:deleting:version` counts the changes of both, so
+///   readers refetch them only when they changed.
 public struct QueueKeys: Sendable, Hashable {
     public let namespace: String
 
@@ -43,4 +45,5 @@ public struct QueueKeys: Sendable, Hashable {
     var reaper: String { "\(namespace):reaper" }
     var deleting: String { "\(namespace):deleting" }
     var deletingVersion: String { "\(namespace):deleting:version" }
+    var blocking: String { "\(namespace):blocking" }
 }

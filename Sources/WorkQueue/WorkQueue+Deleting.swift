@@ -1,27 +1,67 @@
 import RedisClient
 import Scoring
 
-/// Deleted members every reader must hide: the web backend records a
-/// deletion here before it answers, so no read of anyone's set returns the
-/// member from then on, even while the worker is still taking them out of
-/// the sets of other shards. Marks expire after ``deletionMarkTTL`` (by then
-/// the removal job has long run); they are trimmed whenever one is added.
+/// Deleted members and blocked pairs every reader must hide: the web
+/// backend records a deletion or a new block here before it answers, so no
+/// read shows the member (or either member of the pair to the other) from
+/// then on, in any process, even before every process's snapshot holds the
+/// change and while the worker is still correcting the sets. Marks expire
+/// after ``deletionMarkTTL`` (by then every snapshot has long held the
+/// change, and readers hide what fails the hard filters against their
+/// snapshot); they are trimmed whenever one is added.
 extension WorkQueue {
     /// How long a deletion mark stays: far longer than a removal job takes
     /// (one retry cycle included), so that a set written from a snapshot
     /// that still held the member is hidden until it is regenerated.
     public static let deletionMarkTTLMilliseconds: Int64 = 86_400_000
 
-    /// The members marked deleted and the version of that list.
+    /// The members marked deleted, the blocked pairs, and the version of
+    /// both lists (one counter: a reader refetches when either changed).
     public struct DeletionMarks: Sendable, Hashable {
         public var version: Int
         public var members: Set<MemberID>
+        /// For each member in a marked block, everyone they are blocked with.
+        public var blocked: [MemberID: Set<MemberID>]
 
-        public init(version: Int = -1, members: Set<MemberID> = []) {
+        public init(version: Int = -1, members: Set<MemberID> = [], blocked: [MemberID: Set<MemberID>] = [:]) {
             self.version = version
             self.members = members
+            self.blocked = blocked
         }
+
+        /// Whether `a` and `b` are a marked block (either way).
+        public func blocks(_ a: MemberID, _ b: MemberID) -> Bool { blocked[a]?.contains(b) ?? false }
     }
+
+    /// Marks blocks between `member` and each of `others` as of `now` (ms),
+    /// dropping expired marks.
+    public func markBlocked(_ member: MemberID, _ others: [MemberID], now: Int64, on redis: RedisConnection) throws(QueueError) {
+        guard !others.isEmpty else { return }
+        var add = RedisCommand("ZADD")
+        add.append(keys.blocking)
+        for other in others {
+            add.append(String(now))
+            add.append(Self.pairKey(member, other))
+        }
+        try checked(redis.pipeline([
+            add,
+            ["ZREMRANGEBYSCORE", keys.blocking, "-inf", "(\(now - Self.deletionMarkTTLMilliseconds)"],
+            ["INCR", keys.deletingVersion],
+        ]))
+    }
+
+    /// Removes the marks of blocks between `member` and `others` (an
+    /// unblock, or a block that was not stored after all).
+    public func unmarkBlocked(_ member: MemberID, _ others: [MemberID], on redis: RedisConnection) throws(QueueError) {
+        guard !others.isEmpty else { return }
+        var remove = RedisCommand("ZREM")
+        remove.append(keys.blocking)
+        for other in others { remove.append(Self.pairKey(member, other)) }
+        try checked(redis.pipeline([remove, ["INCR", keys.deletingVersion]]))
+    }
+
+    /// `low:high`: a pair in one order whoever blocked whom.
+    static func pairKey(_ a: MemberID, _ b: MemberID) -> String { a < b ? "\(a):\(b)" : "\(b):\(a)" }
 
     /// Marks `member` deleted as of `now` (ms), dropping expired marks.
     public func markDeleted(_ member: MemberID, now: Int64, on redis: RedisConnection) throws(QueueError) {
@@ -75,10 +115,13 @@ extension WorkQueue {
         return reply.string.flatMap(Int.init) ?? 0
     }
 
-    /// Every marked member with the list's version, in one `MULTI`.
+    /// Every marked member and pair with the lists' version, in one `MULTI`.
     public func deletionMarks(on redis: RedisConnection) throws(QueueError) -> DeletionMarks {
-        let replies = redis.pipeline([["MULTI"], ["GET", keys.deletingVersion], ["ZRANGE", keys.deleting, "0", "-1"], ["EXEC"]])
-        guard case .success(let exec)? = replies.last, let results = exec.array, results.count == 2 else {
+        let replies = redis.pipeline([
+            ["MULTI"], ["GET", keys.deletingVersion], ["ZRANGE", keys.deleting, "0", "-1"], ["ZRANGE", keys.blocking, "0", "-1"],
+            ["EXEC"],
+        ])
+        guard case .success(let exec)? = replies.last, let results = exec.array, results.count == 3 else {
             if case .failure(let error)? = replies.first(where: { if case .failure = $0 { true } else { false } }) {
                 throw .redis(error)
             }
@@ -86,6 +129,14 @@ extension WorkQueue {
         }
         let version = results[0].string.flatMap(Int.init) ?? 0
         let members = Set((results[1].array ?? []).compactMap { $0.string.flatMap(MemberID.init) })
-        return DeletionMarks(version: version, members: members)
+        var blocked: [MemberID: Set<MemberID>] = [:]
+        for pair in results[2].array ?? [] {
+            guard let text = pair.string, let colon = text.firstIndex(of: ":"),
+                let a = MemberID(text[..<colon]), let b = MemberID(text[text.index(after: colon)...])
+            else { continue }
+            blocked[a, default: []].insert(b)
+            blocked[b, default: []].insert(a)
+        }
+        return DeletionMarks(version: version, members: members, blocked: blocked)
     }
 }

@@ -255,8 +255,8 @@ private func run(
                     }
                 }
                 display.message("loading the member snapshot...")
-                let (context, watermark, body) = try start(show)
-                box.start(Maintenance.refresher(context, since: watermark))
+                let (context, _, body) = try start(show)
+                box.start(Maintenance.refresher(context))
                 defer { box.stop() }
                 return try body(context, stop)
             }

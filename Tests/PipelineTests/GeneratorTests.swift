@@ -10,22 +10,30 @@ import TestSupport
 /// The job itself, run in-process against real servers.
 @Suite("Generator", .timeLimit(.minutes(5)))
 struct GeneratorTests {
-    @Test("every fixture member's stored set equals the engine's matches; reciprocal offers change nothing in a static population")
+    @Test("every fixture member's stored set equals the engine's matches; publication changes nothing in a static population")
     func generateAll() async throws {
         try await onThread("generateAll") {
             let installation = try Installation()
             let (context, _) = try installation.context()
             let generator = Generator(context: context)
-            var offers = ScoreStore.OfferStats()
+            var changed = 0
+            var unchanged = 0
             for member in installation.members {
-                guard case .generated(_, _, let stats, _) = try generator.regenerate(member.id) else {
+                let outcome = try generator.regenerate(member.id)
+                guard outcome.kind == .generated else {
                     Issue.record("member \(member.id) was not generated")
                     continue
                 }
-                offers = offers + stats
+                #expect(outcome.publication.published)
+                for kind in [ScoreStore.PlacementOutcome.entered, .updated, .removed, .stale, .legacy] {
+                    changed += outcome.publication.count(kind)
+                }
+                unchanged += outcome.publication.count(.unchanged)
+                #expect(outcome.rebuild.isEmpty)
             }
-            #expect(offers.entered == 0 && offers.refused + offers.skippedByFloor == 0, "\(offers)")
-            #expect(offers.unchanged > 0 && offers.noSet > 0)
+            // Every set was computed from this very population: placements find them right.
+            #expect(changed == 0)
+            #expect(unchanged > 0)
             let expected = try Installation.expectedMatches(installation.members, survey: installation.survey)
             let stored = try installation.storedSets()
             for member in installation.members {
@@ -38,9 +46,9 @@ struct GeneratorTests {
         }
     }
 
-    @Test("a newcomer's score is offered into the sets of their matches, which stay bounded by N")
-    func reciprocalOffers() async throws {
-        try await onThread("reciprocalOffers") {
+    @Test("a newcomer enters every set whose ranking now includes them, and every set stays exactly its top N")
+    func newcomer() async throws {
+        try await onThread("newcomer") {
             let installation = try Installation(memberLimit: 400)
             let (context, _) = try installation.context { $0.scoring.topN = 8 }
             let generator = Generator(context: context)
@@ -57,30 +65,27 @@ struct GeneratorTests {
             let connection = try installation.connectMySQL()
             defer { connection.close() }
             try MemberRepository(connection: connection, survey: installation.survey).upsert([newcomer])
-            guard case .generated(_, let count, let offers, _) = try generator.regenerate(newcomer.id) else {
-                Issue.record("not generated")
-                return
-            }
-            #expect(count > 0 && offers.entered + offers.updated > 0)
+            let outcome = try generator.regenerate(newcomer.id)
+            #expect(outcome.kind == .generated && outcome.matches > 0)
+            #expect(outcome.publication.count(.entered) > 0)
             // Everyone: their set is their top 8 over the population with the newcomer.
             let everyone = installation.members + [newcomer]
             let expected = try Installation.expectedMatches(everyone, survey: installation.survey, settings: ScoringSettings(topN: 8))
             let store = installation.scoreStore()
             let directory = ShardDirectory(connection: try SerializedConnection(configuration: installation.mysqlConfiguration))
-            // Offers reach the newcomer's own matches: each of those sets is now
+            // Every set (not only those of the newcomer's own matches) is now
             // exactly its top 8 over the population with the newcomer.
-            let offeredTo = Set(try #require(expected[newcomer.id]).map(\.id))
             var holders = 0
             for member in everyone {
                 let shard = try #require(try directory.shard(of: member.id))
-                let set = try #require(try store.readSet(member.id, shard: shard, cutToLimit: false))
-                #expect(set.matches.count <= 8 + context.scores.configuration.slack(forLimit: 8))
+                let set = try #require(try store.readSet(member.id, shard: shard))
+                #expect(set.matches == expected[member.id], "member \(member.id)")
                 if set.matches.contains(where: { $0.id == newcomer.id }) { holders += 1 }
-                if offeredTo.contains(member.id) {
-                    #expect(Array(set.matches.prefix(8)) == expected[member.id], "member \(member.id)")
-                }
             }
-            #expect(holders >= offers.entered && holders > 0)
+            let ownMatches = Set(try #require(expected[newcomer.id]).map(\.id))
+            let beyondOwn = everyone.filter { expected[$0.id]?.contains { $0.id == newcomer.id } == true && !ownMatches.contains($0.id) }
+            #expect(holders > 0)
+            #expect(!beyondOwn.isEmpty, "the fixture should have sets that rank the newcomer outside the newcomer's own top 8")
         }
     }
 
@@ -98,11 +103,9 @@ struct GeneratorTests {
             let connection = try installation.connectMySQL()
             defer { connection.close() }
             #expect(try MemberRepository(connection: connection, survey: installation.survey).delete(leaving))
-            guard case .removed(let removed) = try generator.regenerate(leaving) else {
-                Issue.record("not removed")
-                return
-            }
-            #expect(removed == heldBy.count)
+            let outcome = try generator.regenerate(leaving)
+            #expect(outcome.kind == .removed)
+            #expect(outcome.publication.count(.removed) == heldBy.count)
             let after = try installation.storedSets()
             #expect(after[leaving] == .some(nil), "no shard, no set")
             for (member, set) in after where member != leaving {

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import MemberStore
 import Pipeline
 import Scoring
 import ServiceLifecycle
@@ -89,18 +90,19 @@ struct ServicesTests {
         let answers = (0..<5).map { Answer(question: $0, option: 0, accepted: OptionSet8([0]), importance: .somewhat) }
         let probe = Member(id: 1, gender: .woman, seeking: [.man], age: 30, ageMin: 18, ageMax: 99, answers: answers)
         let shared = SharedPopulation(Population(survey: survey))
-        try shared.write { try $0.upsert(probe) }
+        try shared.upsert(probe, version: 1)
         let writer = BackgroundThread("writer") { () -> Result<Void, any Error> in
             Result {
                 // Members 2...201 arrive in pairs: the count of matches is always even.
                 for id in stride(from: 2, to: 202, by: 2) {
-                    try shared.write { population in
-                        for other in [id, id + 1] {
-                            try population.upsert(Member(
-                                id: MemberID(other), gender: .man, seeking: [.woman], age: 30, ageMin: 18, ageMax: 99,
-                                answers: answers))
-                        }
+                    var changes = SnapshotChanges(watermark: SnapshotWatermark(serverTime: ""))
+                    for other in [id, id + 1] {
+                        changes.members.append(Member(
+                            id: MemberID(other), gender: .man, seeking: [.woman], age: 30, ageMin: 18, ageMax: 99,
+                            answers: answers))
+                        changes.versions.append(1)
                     }
+                    shared.apply(changes)
                 }
             }
         }
@@ -126,10 +128,14 @@ struct ServicesTests {
         let start = shared.version
         shared.markRefreshed()
         #expect(shared.version == start)
-        try shared.write {
-            try $0.upsert(Member(id: 3, gender: .man, seeking: [.woman], age: 30, ageMin: 18, ageMax: 99, answers: []))
-        }
+        let member = Member(id: 3, gender: .man, seeking: [.woman], age: 30, ageMin: 18, ageMax: 99, answers: [])
+        #expect(try shared.upsert(member, version: 1))
         #expect(shared.version == start + 1)
+        // The same record again (a login, a refresh's overlap) changes nothing a scan reads.
+        #expect(try !shared.upsert(member, version: 1))
+        #expect(shared.version == start + 1)
+        #expect(shared.changedMembers(since: start) == [3])
+        #expect(shared.changedMembers(since: start + 1) == [])
         #expect(shared.read(withVersion: { population, version in (population.count, version) }) == (1, start + 1))
     }
 }

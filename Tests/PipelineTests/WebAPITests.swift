@@ -296,7 +296,7 @@ struct WebAPITests {
         #expect(again.status == 404)
         // The worker's removal job takes them out of the stored sets; reads stay the same.
         let outcome = try await onThread { try Generator(context: web.context).regenerate(deleted) }
-        guard case .removed = outcome else {
+        guard outcome.kind == .removed else {
             Issue.record("expected a removal, got \(outcome)")
             return
         }
@@ -319,7 +319,8 @@ struct WebAPITests {
             var writes = 0
             while !stop.isStopped {
                 let version = writes % 2 == 0 ? alternative : matches
-                _ = try? web.context.scores.writeSet(member, shard: shard, matches: version, stamp: meta.stamp, limit: meta.limit)
+                _ = try? web.context.scores.writeSet(
+                    member, shard: shard, matches: version, stamp: meta.stamp, limit: meta.limit, complete: true)
                 writes += 1
             }
             return writes

@@ -107,9 +107,8 @@ final class WebHarness: @unchecked Sendable {
     func refreshSnapshot(since watermark: SnapshotWatermark) throws -> SnapshotWatermark {
         let connection = try installation.connectMySQL()
         defer { connection.close() }
-        let changes = try SnapshotLoader(connection: connection).changes(since: watermark, survey: context.survey)
-        context.population.write { _ = SnapshotLoader.apply(changes, to: $0, onRemove: context.graveyard.bury) }
-        return changes.watermark
+        try context.follower.refresh(on: connection)
+        return context.follower.watermark
     }
 
     /// Evicts `member` as `kindred evict` leaves them: no set, no

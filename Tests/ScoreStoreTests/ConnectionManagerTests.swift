@@ -39,7 +39,7 @@ struct ConnectionManagerTests {
         #expect(named >= 1 && named <= 2)
     }
 
-    @Test func aShardKilledMidPipelineFailsEachOfferBoundedlyThenTheBreakerOpensFailsFastAndRecovers() throws {
+    @Test func aShardKilledMidPipelineFailsEachPlacementBoundedlyThenTheBreakerOpensFailsFastAndRecovers() throws {
         let shards = try Shards(configure: {
             $0.breaker = CircuitBreaker.Configuration(failureThreshold: 3, coolOff: .seconds(30))
         }, configureStore: { $0.batchSize = 100 })
@@ -50,8 +50,8 @@ struct ConnectionManagerTests {
         for target in onOne + onTwo {
             try store.writeSet(target, shard: Shards.shardOf(target)!, matches: [Match(id: 999_999, tenths: 99)], stamp: "s", limit: 10)
         }
-        // One offer loads the offer script on shard 1's pooled connection.
-        #expect(store.offer(from: 777_777, entries: [Match(id: onOne[0], tenths: 42)], limit: 10, shardOf: Shards.shardOf).entered == 1)
+        // One placement loads the place script on shard 1's pooled connection.
+        #expect(store.place(777_777, into: onOne[0], tenths: 42, limit: 10, shard: 1).count(.entered) == 1)
         // Shard 1 stops answering writes, so no reply can come back before
         // the kill: the event is the first batch written, replies unread.
         let server = shards.server(1)
@@ -63,16 +63,16 @@ struct ConnectionManagerTests {
                 server.kill()
             }
         }
-        let entries = (onOne + onTwo).map { Match(id: $0, tenths: 42) }
-        let offers = BackgroundThread("offers") {
-            store.offer(from: 777_777, entries: entries, limit: 10, shardOf: Shards.shardOf)
+        let placements = (onOne + onTwo).map { ScoreStore.Placement(target: $0, member: 777_777, tenths: 42, stamp: "s") }
+        let placing = BackgroundThread("placements") {
+            store.place(placements, limit: 10, shardOf: Shards.shardOf)
         }
-        let stats = try offers.result(timeout: .seconds(30))  // bounded: no hang
+        let stats = try placing.result(timeout: .seconds(30))  // bounded: no hang
         store.hooks.setAfterFlush(nil)
         #expect(killed.value)
-        #expect(stats.failed == 300)  // every offer to shard 1, the flushed batch included
-        #expect(stats.entered == 30)  // shard 2 went on
-        #expect(stats.unchanged == 0 && stats.sent == 30)
+        #expect(stats.failed == 300)  // every placement to shard 1, the flushed batch included
+        #expect(stats.count(.entered) == 30)  // shard 2 went on
+        #expect(stats.replies.compactMap { $0 }.count == 30)
         #expect(stats.errors.count == 1)
         #expect(stats.errors.first?.shard == 1)
         #expect(stats.errors.first?.isTransportFailure == true)

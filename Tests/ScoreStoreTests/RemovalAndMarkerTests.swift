@@ -7,7 +7,7 @@ import TestSupport
 
 @Suite("Removal, marker, shard stats", .timeLimit(.minutes(2)))
 struct RemovalAndMarkerTests {
-    @Test func removingAMembersEntriesEverywhereKeepsEachCountExact() throws {
+    @Test func placingAMemberOutOfEverySetKeepsEachCountExact() throws {
         let shards = try Shards()
         let leaving: MemberID = 500
         let targets: [MemberID] = (1...12).map { MemberID($0) }  // on all three shards
@@ -15,9 +15,10 @@ struct RemovalAndMarkerTests {
             let matches = (rankedMatches(for: target, count: 20, firstID: 1000) + [Match(id: leaving, tenths: 70)]).sorted(by: Match.ranksBefore)
             try shards.store.writeSet(target, shard: Shards.shardOf(target)!, matches: matches, stamp: "s", limit: 100)
         }
-        let stats = shards.store.removeEntries(of: leaving, from: targets + [13], shardOf: Shards.shardOf)  // 13 has no set
-        #expect(stats.removed == 12)
-        #expect(stats.absent == 1)
+        let removals = (targets + [13]).map { ScoreStore.Placement(target: $0, member: leaving, tenths: nil, stamp: "s") }
+        let stats = shards.store.place(removals, limit: 100, shardOf: Shards.shardOf)  // 13 has no set
+        #expect(stats.count(.removed) == 12)
+        #expect(stats.count(.noSet) == 1)
         #expect(stats.failed == 0)
         for target in targets {
             let set = try #require(try shards.store.readSet(target, shard: Shards.shardOf(target)!))
@@ -27,8 +28,8 @@ struct RemovalAndMarkerTests {
         }
         #expect(try shards.raw(Shards.shardOf(13)!).keys(matching: "scores:{13}*").isEmpty)  // nothing created
         // Again: nothing left to remove, nothing changes.
-        let again = shards.store.removeEntries(of: leaving, from: targets, shardOf: Shards.shardOf)
-        #expect(again.removed == 0 && again.absent == 12)
+        let again = shards.store.place(Array(removals.prefix(12)), limit: 100, shardOf: Shards.shardOf)
+        #expect(again.count(.removed) == 0 && again.count(.absent) == 12)
         #expect(try shards.store.readSet(1, shard: Shards.shardOf(1)!)?.meta.changes == 2)
     }
 
@@ -42,9 +43,8 @@ struct RemovalAndMarkerTests {
         #expect(try raw.keys(matching: "scores:{21}*").isEmpty)
         #expect(try !raw.keys(matching: "scores:{22}*").isEmpty)  // the neighbour stays
         #expect(try shards.store.removeSet(21, shard: 1) == false)
-        // Offers into the removed set find no set.
-        let stats = shards.store.offer(from: 9, entries: [Match(id: 21, tenths: 50)], limit: 5000, shardOf: { _ in 1 })
-        #expect(stats.noSet == 1)
+        // Placements into the removed set find no set.
+        #expect(shards.store.place(9, into: 21, tenths: 50, limit: 5000, shard: 1).count(.noSet) == 1)
     }
 
     @Test func existingSetsNamesExactlyTheMembersWithASet() throws {

@@ -54,12 +54,12 @@ struct SetTests {
         try shards.store.writeSet(5, shard: 1, matches: rankedMatches(for: 5, count: 3000), stamp: "a", limit: 3000)
         let small = rankedMatches(for: 5, count: 10, firstID: 900_000)
         let result = try shards.store.writeSet(5, shard: 1, matches: small, stamp: "b", limit: 3000)
-        #expect(result.floor == nil)  // not full
+        #expect(result.floor == nil)  // every candidate: no floor
         #expect(result.changes == 2)
         let set = try #require(try shards.store.readSet(5, shard: 1))
         #expect(set.matches == small)
         #expect(set.meta.floor == nil)
-        #expect(set.meta.low == small.last)
+        #expect(set.meta.isComplete && !set.meta.isLegacy && !set.meta.needsRefill)
         #expect(set.meta.changes == 2)
         // Only the buckets holding the 10 remain, plus the meta.
         let buckets = Set(small.map { $0.id % 64 })
@@ -82,8 +82,9 @@ struct SetTests {
             }
             #expect(error?.code == .invalidArgument)
         }
+        // At most N + slack (slack: max(16, N / 10)).
         let error = #expect(throws: ScoreStoreError.self) {
-            try shards.store.writeSet(3, shard: 1, matches: good, stamp: "x", limit: 9)
+            try shards.store.writeSet(3, shard: 1, matches: rankedMatches(for: 3, count: 9 + 17), stamp: "x", limit: 9, complete: false)
         }
         #expect(error?.code == .invalidArgument)
         #expect(try shards.raw(1).keys(matching: "*").isEmpty)
@@ -144,7 +145,7 @@ struct SetTests {
         _ = try shards.manager.withConnection(to: 2) { (connection) throws(ScoreStoreError) -> ScoreStore.WriteResult in
             do throws(RedisError) {
                 return try shards.store.write(8, on: connection, matches: rankedMatches(for: 8, count: 100, seed: 9), stamp: "dead",
-                                              limit: 100, generatedAt: 0, ttl: .milliseconds(300), replace: false)
+                                              limit: 100, complete: false, generatedAt: 0, ttl: .milliseconds(300), replace: false)
             } catch { throw ScoreStoreError(error, shard: 2) }
         }
         let temporary = try raw.keys(matching: "scores:{8}:tmp:*")
@@ -248,55 +249,24 @@ struct MetaBatchTests {
     }
 }
 
-@Suite("Batches and script reloads", .timeLimit(.minutes(2)))
+@Suite("Script reloads", .timeLimit(.minutes(2)))
 struct BatchAndScriptTests {
-    @Test func manySetsWrittenInOnePipelineReadBackEachExactly() throws {
-        let shards = try Shards()
-        let sets = (1...20).map { member in
-            ScoreStore.SetToWrite(member: MemberID(member), matches: rankedMatches(for: MemberID(member), count: 500 + member, seed: UInt32(member)), stamp: "b\(member)")
-        }
-        let results = try shards.store.writeSets(sets, shard: 2, limit: 600)
-        #expect(results.count == 20)
-        for (set, result) in zip(sets, results) {
-            let written = try result.get()
-            #expect(written.count == set.matches.count)
-            let read = try #require(try shards.store.readSet(set.member, shard: 2))
-            #expect(read.matches == set.matches)
-            #expect(read.meta.stamp == set.stamp)
-        }
-        #expect(try shards.raw(2).keys(matching: "*:tmp:*").isEmpty)
-
-        // One invalid set: nothing at all is written.
-        var bad = sets
-        bad[7].matches.reverse()
-        bad[0].stamp = "never"
-        let error = #expect(throws: ScoreStoreError.self) { try shards.store.writeSets(bad, shard: 2, limit: 600) }
-        #expect(error?.code == .invalidArgument)
-        #expect(try shards.store.readSet(1, shard: 2)?.meta.stamp == "b1")
-    }
-
     @Test func afterTheScriptCacheIsFlushedEveryScriptIsLoadedAgain() throws {
         let shards = try Shards(count: 1)
         let store = shards.store
         let raw = try shards.raw(1)
-        let one: (MemberID) -> ShardID? = { _ in 1 }
         try store.writeSet(1, shard: 1, matches: rankedMatches(for: 1, count: 10), stamp: "a", limit: 100)
-        #expect(store.offer(from: 2, entries: [Match(id: 1, tenths: 50)], limit: 100, shardOf: one).entered == 1)
-        #expect(store.removeEntries(of: 2, from: [1], shardOf: one).removed == 1)
+        #expect(store.place(2, into: 1, tenths: 50, stamp: "a", limit: 100, shard: 1).count(.entered) == 1)
+        #expect(store.place(2, into: 1, tenths: nil, stamp: "a", limit: 100, shard: 1).count(.removed) == 1)
         // The pooled connection believes its scripts are loaded; they are not.
         _ = try raw.sendChecked(["SCRIPT", "FLUSH"])
         try store.writeSet(1, shard: 1, matches: rankedMatches(for: 1, count: 12), stamp: "b", limit: 100)
         _ = try raw.sendChecked(["SCRIPT", "FLUSH"])
-        #expect(store.offer(from: 2, entries: [Match(id: 1, tenths: 50)], limit: 100, shardOf: one).entered == 1)
+        #expect(store.place(2, into: 1, tenths: 50, stamp: "b", limit: 100, shard: 1).count(.entered) == 1)
         _ = try raw.sendChecked(["SCRIPT", "FLUSH"])
-        #expect(store.removeEntries(of: 2, from: [1], shardOf: one).removed == 1)
-        _ = try raw.sendChecked(["SCRIPT", "FLUSH"])
-        let sets = (3...5).map { ScoreStore.SetToWrite(member: MemberID($0), matches: rankedMatches(for: MemberID($0), count: 5), stamp: "c") }
-        let results = try store.writeSets(sets, shard: 1, limit: 100)
-        #expect(results.allSatisfy { (try? $0.get()) != nil })
+        #expect(store.place(2, into: 1, tenths: nil, stamp: "b", limit: 100, shard: 1).count(.removed) == 1)
         let set = try #require(try store.readSet(1, shard: 1))
         #expect(set.matches == rankedMatches(for: 1, count: 12))
         #expect(set.meta.stamp == "b")
-        for member in 3...5 { #expect(try store.readSet(MemberID(member), shard: 1)?.matches.count == 5) }
     }
 }

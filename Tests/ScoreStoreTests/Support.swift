@@ -4,8 +4,8 @@ import RedisClient
 import Scoring
 import TestSupport
 
-/// A clock the tests move by hand: the breaker, backoff, idle timeout and
-/// floor cache see only what it says.
+/// A clock the tests move by hand: the breaker, backoff and idle timeout
+/// see only what it says.
 final class FakeClock: @unchecked Sendable {
     // @unchecked Sendable: `offset` is only touched under `lock`.
     private let lock = NSLock()
@@ -50,7 +50,7 @@ final class Shards: @unchecked Sendable {
         var storeConfiguration = ScoreStore.Configuration()
         storeConfiguration.layout = ScoreLayout(buckets: buckets)
         configureStore(&storeConfiguration)
-        store = ScoreStore(manager: manager, configuration: storeConfiguration, clock: clock.function)
+        store = ScoreStore(manager: manager, configuration: storeConfiguration)
     }
 
     /// The server of shard `id`.
@@ -136,5 +136,23 @@ final class BackgroundThread<Value: Sendable>: @unchecked Sendable {
             throw TestSupportError("\(name) did not finish within \(timeout)")
         }
         return lock.withLock { value! }
+    }
+}
+
+extension ScoreStore {
+    /// A whole-set write as most tests make it: a set of fewer than `limit`
+    /// entries holds every candidate (no floor); one of `limit` or more has
+    /// its last entry as its floor.
+    @discardableResult
+    func writeSet(
+        _ member: MemberID, shard: ShardID, matches: [Match], stamp: String, limit: Int, generatedAt: Int64 = ScoreStore.unixTime()
+    ) throws(ScoreStoreError) -> WriteResult {
+        try writeSet(
+            member, shard: shard, matches: matches, stamp: stamp, limit: limit, complete: matches.count < limit, generatedAt: generatedAt)
+    }
+
+    /// One placement of `member` into `target`'s set.
+    func place(_ member: MemberID, into target: MemberID, tenths: Int?, stamp: String = "s", limit: Int, shard: ShardID) -> PlacementResults {
+        place([Placement(target: target, member: member, tenths: tenths, stamp: stamp)], limit: limit) { _ in shard }
     }
 }

@@ -16,7 +16,9 @@ import WorkQueue
 ///    the new sets take against each shard's budget. A plan that does not
 ///    fit is refused before anything is written; `dryRun` stops here.
 /// 2. Run: members in ascending id order, each through a ``Generator`` (the
-///    worker's own job: read, scan, assign, write, offers, record) on
+///    worker's own job without its publication: read, scan, assign, write,
+///    record, catch-up; the members' own changes are the worker's to
+///    publish, and a rebuild changes no other set) on
 ///    `concurrency` plain threads, at most `rate` a second; or, with
 ///    `viaQueue`, enqueued at backfill priority for the running daemons.
 /// 3. Checkpoint: the run's row in MySQL keeps the highest id below which
@@ -62,9 +64,6 @@ public final class Backfill {
     /// Where the generators' phase timings go (the context's metrics must
     /// have been made with it), for the summary's breakdown.
     public let phases: PhaseTotals?
-    /// The run's offer filter, for the summary (set by the pool before its threads start).
-    private var filter: OfferFilter?
-
     public init(context: PipelineContext, options: Options, phases: PhaseTotals? = nil) {
         self.context = context
         self.options = options
@@ -92,8 +91,7 @@ public final class Backfill {
         }
         let checkpoint = open?.checkpoint ?? 0
         let plan = try database.run { try BackfillPlanner(context: context).plan(selection, after: checkpoint, connection: $0) }
-        let skipOffers = open?.skipOffers ?? (plan.rebuildsEveryone && !options.viaQueue)
-        var lines = describe(plan, selection: options.selection.describe(now: now), open: open, skipOffers: skipOffers)
+        var lines = describe(plan, selection: options.selection.describe(now: now), open: open)
         let problems = plan.budgetProblems
         if !problems.isEmpty {
             lines.append("refused: the selected sets would not fit the shards' memory budgets; nothing was written:")
@@ -112,28 +110,22 @@ public final class Backfill {
 
         let run = try database.beginRun(
             resuming: open, command: command, key: key, selection: options.selection.describe(now: now), now: now,
-            skipOffers: skipOffers, planned: plan.work)
+            skipOffers: true, planned: plan.work)
         let committed = RunProgress.Counts(done: run.done, skipped: run.skipped, gone: run.gone, failed: run.failed)
         let shared = SharedProgress(
             RunProgress(members: plan.members, checkpoint: run.checkpoint, committed: committed),
             total: committed.done + committed.gone + committed.failed + plan.work)
         var notes: [String] = []
-        let offers: ScoreStore.OfferStats
         if options.viaQueue {
             notes += try enqueue(shared, stop: stop, run: run, database: database, onEvent: onEvent)
-            offers = ScoreStore.OfferStats()
         } else {
-            offers = rebuild(shared, stop: stop, skipOffers: skipOffers, run: run, database: database, onEvent: onEvent)
+            let rebuild = rebuild(shared, stop: stop, run: run, database: database, onEvent: onEvent)
+            notes.append(
+                "catch-up: \(rebuild.catchUp) placement(s) of members who changed while their set was written; "
+                    + "\(rebuild.queued.count) set(s) that fell below N queued for repair")
         }
         let progress = try database.endSession(of: run, follower: follower(run, database), shared: shared)
         if !options.viaQueue {
-            notes.append(
-                skipOffers
-                    ? "reciprocal offers: skipped (this run rebuilds every live member's set, so each set gets every score anyway)"
-                    : offerScope()
-                        + "reciprocal offers: \(offers.offered) offered, \(offers.sent) sent, \(offers.entered) entered, "
-                        + "\(offers.updated) updated, \(offers.unchanged) unchanged, \(offers.refused + offers.skippedByFloor) refused, "
-                        + "\(offers.noSet) to members without a set, \(offers.failed) failed")
             notes += phaseLines(session: shared.progress.finished.done - committed.done)
         }
         let elapsed = ContinuousClock.now - started
@@ -148,43 +140,27 @@ public final class Backfill {
 
     // MARK: - Rebuilding in this process
 
-    /// Runs the pool until every member is finished or `stop` is set; returns the offers' totals.
+    /// Runs the pool until every member is finished or `stop` is set;
+    /// returns the catch-up placements and the sets found needing a rebuild
+    /// (queued at repair priority when the queue is reachable).
     private func rebuild(
-        _ shared: SharedProgress, stop: StopSignal, skipOffers: Bool, run: BackfillRunRecord, database: RunConnection,
+        _ shared: SharedProgress, stop: StopSignal, run: BackfillRunRecord, database: RunConnection,
         onEvent: @escaping (RunEvent) -> Void
-    ) -> ScoreStore.OfferStats {
+    ) -> (catchUp: Int, queued: Set<MemberID>) {
         let limiter = RateLimiter(rate: options.rate)
         let context = self.context
-        // Offers only to sets that may not hold a member's current score (see OfferFilter).
-        var loaded: OfferFilter?
-        if !skipOffers {
-            do {
-                loaded = try database.run { try OfferFilter.load($0) }
-            } catch {
-                onEvent(.message("could not read the generations to narrow the offers (every match gets one): \(error)"))
-            }
-        }
-        let filter = loaded
-        self.filter = filter
         let finishedThreads = DispatchGroup()
-        let offers = OfferTotals()
+        let totals = RebuildTotals()
         for index in 0..<options.concurrency {
             finishedThreads.enter()
             let thread = Thread {
                 defer { finishedThreads.leave() }
-                var generatorOptions = Generator.Options(reciprocalOffers: !skipOffers)
-                if let filter {
-                    let reader = ChangeReader(context: context)
-                    generatorOptions.offerTargets = { member, matches in
-                        filter.targets(changedAt: try reader.changedAt(member), matches: matches)
-                    }
-                }
-                let generator = Generator(context: context, options: generatorOptions)
+                let generator = Generator(context: context, options: Generator.Options(publish: false))
                 let worker = BackfillWorker(context: context, generator: generator, index: index)
                 while limiter.wait(stop: stop), let id = shared.next() {
                     switch worker.process(id, stop: stop) {
-                    case .finished(let result, let stats):
-                        offers.add(stats)
+                    case .finished(let result, let outcome):
+                        if let outcome { totals.add(outcome) }
                         shared.finish(id, result)
                     case .stopped:
                         shared.giveBack(id)
@@ -196,7 +172,17 @@ public final class Backfill {
             thread.start()
         }
         follower(run, database).follow(shared, stop: stop, onEvent: onEvent) { finishedThreads.wait(timeout: .now() + $0.seconds) == .success }
-        return offers.total
+        let (catchUp, rebuild) = totals.total
+        if !rebuild.isEmpty {
+            do {
+                let redis = try context.connectQueue()
+                defer { redis.close() }
+                _ = try context.queue.enqueue(rebuild.sorted(), priority: .repair, on: redis)
+            } catch {
+                onEvent(.message("could not queue \(rebuild.count) set(s) that need a rebuild (the audit finds them): \(error)"))
+            }
+        }
+        return (catchUp, rebuild)
     }
 
     private func follower(_ run: BackfillRunRecord, _ database: RunConnection) -> RunFollower {
@@ -254,14 +240,14 @@ public final class Backfill {
         let totals = result.total
         return [
             "queued at backfill priority for the worker daemons: \(totals.enqueued) new, \(totals.promoted) promoted, "
-                + "\(totals.alreadyWaiting) already waiting; the daemons rebuild them (with reciprocal offers): "
+                + "\(totals.alreadyWaiting) already waiting; the daemons rebuild them: "
                 + "follow with `kindred status` or `kindred queue stats`"
         ]
     }
 
     // MARK: - Reporting
 
-    private func describe(_ plan: BackfillPlan, selection: String, open: BackfillRunRecord?, skipOffers: Bool) -> [String] {
+    private func describe(_ plan: BackfillPlan, selection: String, open: BackfillRunRecord?) -> [String] {
         var lines = ["selection: \(selection)"]
         if let open {
             lines.append(
@@ -292,16 +278,9 @@ public final class Backfill {
                 options.viaQueue
                     ? "mode: enqueue at backfill priority for the worker daemons"
                     : "mode: \(options.concurrency) generation thread(s) in this process"
-                        + (options.rate.map { ", at most \(Int($0)) members/s" } ?? "")
-                        + (skipOffers ? "; reciprocal offers skipped (every live member's set is rebuilt)" : ""))
+                        + (options.rate.map { ", at most \(Int($0)) members/s" } ?? ""))
         }
         return lines
-    }
-
-    private func offerScope() -> String {
-        guard let filter else { return "" }
-        let (considered, kept) = filter.totals
-        return "\(kept) of \(considered) matches hold sets generated before the member last changed (only those can lack its score); "
     }
 
     private func phaseLines(session: Int) -> [String] {
@@ -322,7 +301,7 @@ public final class Backfill {
 /// failure: up to three attempts with backoff. Bad stored data: fails at once.
 struct BackfillWorker {
     enum Outcome {
-        case finished(MemberResult, ScoreStore.OfferStats)
+        case finished(MemberResult, GenerationOutcome?)
         /// Stopped before the member could be done: hand it back.
         case stopped
     }
@@ -338,21 +317,19 @@ struct BackfillWorker {
         var retryDelay: Duration = .milliseconds(200)
         while true {
             do {
-                switch try generator.regenerate(id) {
-                case .generated(_, _, let offers, _): return .finished(.done, offers)
-                case .removed: return .finished(.gone, ScoreStore.OfferStats())
-                }
+                let outcome = try generator.regenerate(id)
+                return .finished(outcome.kind == .removed ? .gone : .done, outcome)
             } catch {
                 switch error.kind {
                 case .badData:
-                    return .finished(.failed(error.message), ScoreStore.OfferStats())
+                    return .finished(.failed(error.message), nil)
                 case .mysqlUnavailable:
                     context.logger.warning("MySQL unavailable: pausing", metadata: ["thread": "\(index)", "pause": "\(mysqlPause)"])
                     if stop.wait(mysqlPause) { return .stopped }
                     mysqlPause = min(mysqlPause * 2, context.settings.mysqlPauseLimit)
-                case .shardUnavailable, .failed:
+                case .shardUnavailable, .failed, .busy:
                     attempt += 1
-                    guard attempt < Self.attempts else { return .finished(.failed(error.message), ScoreStore.OfferStats()) }
+                    guard attempt < Self.attempts else { return .finished(.failed(error.message), nil) }
                     context.logger.warning(
                         "member failed, will retry", metadata: ["member": "\(id)", "attempt": "\(attempt)", "reason": "\(error.message)"])
                     if stop.wait(retryDelay) { return .stopped }
@@ -425,20 +402,21 @@ final class SharedProgress: @unchecked Sendable {
     }
 }
 
-/// Offer statistics summed across threads.
-final class OfferTotals: @unchecked Sendable {
-    // @unchecked Sendable: `stats` is only touched under `lock`.
+/// Catch-up placements and sets to rebuild, summed across threads.
+final class RebuildTotals: @unchecked Sendable {
+    // @unchecked Sendable: the vars are only touched under `lock`.
     private let lock = NSLock()
-    private var stats = ScoreStore.OfferStats()
+    private var catchUp = 0
+    private var rebuild = Set<MemberID>()
 
-    func add(_ more: ScoreStore.OfferStats) {
-        guard more.offered > 0 || more.failed > 0 else { return }
-        var trimmed = more
-        trimmed.errors = []
-        lock.withLock { stats = stats + trimmed }
+    func add(_ outcome: GenerationOutcome) {
+        lock.withLock {
+            catchUp += outcome.publication.catchUp
+            rebuild.formUnion(outcome.rebuild)
+        }
     }
 
-    var total: ScoreStore.OfferStats { lock.withLock { stats } }
+    var total: (Int, Set<MemberID>) { lock.withLock { (catchUp, rebuild) } }
 }
 
 /// Enqueue results summed.

@@ -5,13 +5,13 @@ import Glibc
 /// A mutex with a condition variable whose timed waits use the monotonic
 /// clock (a wall-clock step cannot stretch or cut a wait). For the plain
 /// threads of the connection manager; never held across a blocking call.
-final class ConditionLock: @unchecked Sendable {
+public final class ConditionLock: @unchecked Sendable {
     // @unchecked Sendable: the pthread objects provide the exclusion; the
     // pointers are allocated once and never reassigned.
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let condition: UnsafeMutablePointer<pthread_cond_t>
 
-    init() {
+    public init() {
         mutex = .allocate(capacity: 1)
         condition = .allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
@@ -29,7 +29,7 @@ final class ConditionLock: @unchecked Sendable {
         mutex.deallocate()
     }
 
-    func withLock<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+    public func withLock<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         return try body()
@@ -38,7 +38,7 @@ final class ConditionLock: @unchecked Sendable {
     /// Waits (the lock held by the caller, inside ``withLock(_:)``) until
     /// signalled or `timeout` passed; spurious wake-ups happen, so callers
     /// loop on their condition.
-    func wait(timeout: Duration) {
+    public func wait(timeout: Duration) {
         var now = timespec()
         clock_gettime(CLOCK_MONOTONIC, &now)
         let (seconds, attoseconds) = max(timeout, .zero).components
@@ -49,36 +49,9 @@ final class ConditionLock: @unchecked Sendable {
         pthread_cond_timedwait(condition, mutex, &deadline)
     }
 
-    func broadcast() {
+    public func broadcast() {
         pthread_cond_broadcast(condition)
     }
 }
 
 /// Blocks the calling thread for `duration`, resuming after signals.
-func sleepThread(_ duration: Duration) {
-    guard duration > .zero else { return }
-    let (seconds, attoseconds) = duration.components
-    var request = timespec(tv_sec: time_t(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
-    var remaining = timespec()
-    while nanosleep(&request, &remaining) != 0 && errno == EINTR {
-        request = remaining
-    }
-}
-
-/// Starts `body` on a new detached pthread (not Swift's cooperative pool).
-func startThread(_ body: @escaping @Sendable () -> Void) {
-    final class Box: @unchecked Sendable {
-        // @unchecked Sendable: handed once from the creating thread to the new one.
-        let body: @Sendable () -> Void
-        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
-    }
-    let box = Unmanaged.passRetained(Box(body)).toOpaque()
-    var thread = pthread_t()
-    let created = pthread_create(&thread, nil, { argument in
-        let box = Unmanaged<Box>.fromOpaque(argument!).takeRetainedValue()
-        box.body()
-        return nil
-    }, box)
-    precondition(created == 0, "pthread_create failed: \(created)")
-    pthread_detach(thread)
-}

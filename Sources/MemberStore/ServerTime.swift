@@ -1,0 +1,98 @@
+import MariaDBClient
+
+/// The member store's clock: MySQL's `UTC_TIMESTAMP(6)` as microseconds
+/// since 1970-01-01 UTC. Every time Kindred compares across processes
+/// (`changed_at`, when a set's scan was covered, when a publication
+/// settled) comes from the one server clock, never a machine's own.
+public struct ServerTime: Sendable, Hashable, Comparable, CustomStringConvertible {
+    public var microseconds: Int64
+
+    public init(microseconds: Int64) { self.microseconds = microseconds }
+
+    /// Parses `YYYY-MM-DD HH:MM:SS[.ffffff]` as MySQL prints a DATETIME(6);
+    /// nil for anything else.
+    public init?(_ text: some StringProtocol) {
+        let bytes = Array(text.utf8)
+        guard bytes.count == 19 || (bytes.count > 20 && bytes.count <= 26 && bytes[19] == UInt8(ascii: ".")) else { return nil }
+        func number(_ range: Range<Int>) -> Int64? {
+            var value: Int64 = 0
+            for index in range {
+                let digit = bytes[index] &- UInt8(ascii: "0")
+                guard digit < 10 else { return nil }
+                value = value * 10 + Int64(digit)
+            }
+            return value
+        }
+        guard bytes[4] == UInt8(ascii: "-"), bytes[7] == UInt8(ascii: "-"), bytes[10] == UInt8(ascii: " "),
+            bytes[13] == UInt8(ascii: ":"), bytes[16] == UInt8(ascii: ":"),
+            let year = number(0..<4), let month = number(5..<7), let day = number(8..<10),
+            let hour = number(11..<13), let minute = number(14..<16), let second = number(17..<19),
+            (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 60
+        else { return nil }
+        var fraction: Int64 = 0
+        if bytes.count > 19 {
+            guard let digits = number(20..<bytes.count) else { return nil }
+            fraction = digits
+            for _ in bytes.count..<26 { fraction *= 10 }
+        }
+        let days = Self.daysFromCivil(year: year, month: month, day: day)
+        microseconds = ((days * 24 + hour) * 60 + minute) * 60_000_000 + second * 1_000_000 + fraction
+    }
+
+    /// `YYYY-MM-DD HH:MM:SS.ffffff`, what MySQL reads back as a DATETIME(6).
+    public var description: String {
+        let total = microseconds
+        let fraction = ((total % 1_000_000) + 1_000_000) % 1_000_000
+        let seconds = (total - fraction) / 1_000_000
+        let daySeconds = ((seconds % 86_400) + 86_400) % 86_400
+        let days = (seconds - daySeconds) / 86_400
+        let (year, month, day) = Self.civilFromDays(days)
+        func pad(_ value: Int64, _ width: Int) -> String {
+            let text = String(value)
+            return String(repeating: "0", count: max(0, width - text.count)) + text
+        }
+        return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2)) \(pad(daySeconds / 3600, 2)):"
+            + "\(pad(daySeconds / 60 % 60, 2)):\(pad(daySeconds % 60, 2)).\(pad(fraction, 6))"
+    }
+
+    public static func < (a: Self, b: Self) -> Bool { a.microseconds < b.microseconds }
+
+    public static func - (time: Self, duration: Duration) -> Self {
+        ServerTime(microseconds: time.microseconds - duration.components.seconds * 1_000_000
+            - duration.components.attoseconds / 1_000_000_000_000)
+    }
+
+    public static let distantPast = ServerTime(microseconds: 0)
+
+    /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+    static func daysFromCivil(year: Int64, month: Int64, day: Int64) -> Int64 {
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yearOfEra = y - era * 400
+        let dayOfYear = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        return era * 146_097 + dayOfEra - 719_468
+    }
+
+    static func civilFromDays(_ days: Int64) -> (Int64, Int64, Int64) {
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let mp = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
+    }
+}
+
+extension MariaDBConnection {
+    /// The member store's clock now (`UTC_TIMESTAMP(6)`).
+    public func serverTime() throws -> ServerTime {
+        guard let text = try query("SELECT CAST(UTC_TIMESTAMP(6) AS CHAR)").first?.string(0), let time = ServerTime(text) else {
+            throw MemberStoreError(.corruptRow, "the server returned no time")
+        }
+        return time
+    }
+}

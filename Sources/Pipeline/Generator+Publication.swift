@@ -1,0 +1,117 @@
+import MemberStore
+import Scoring
+import ScoreStore
+
+extension Generator {
+    /// The placements that make every set agree with the member's change
+    /// (`current` nil: the member is gone), and the counts of what was
+    /// skipped.
+    ///
+    /// The sets that may hold the member, or should, are those of the
+    /// candidates of every standing record (the symmetric filters and score
+    /// mean only a candidate's set can rank a member) and of the current
+    /// record. Of those, a placement is needed unless
+    /// - the set's scan covered the change (it was computed from the
+    ///   current record, after every earlier publication settled);
+    /// - the pair is the same under every record (same score, or no
+    ///   candidate either way): whatever was placed is right;
+    /// - the member ranks below the set's floor under every record: not
+    ///   there, and does not belong there. The floor known here is the one
+    ///   written, at or below the real one (trims only raise it), so this
+    ///   never skips a set that holds the member.
+    func publication(
+        of id: MemberID, current: Member?, state: PublicationState, currentScan: (all: [Match], version: Int)?,
+        stats: inout PublicationStats
+    ) throws -> [ScoreStore.Placement] {
+        stats.published = true
+        let standing = state.standing.compactMap(\.member)
+        let threshold = state.agreedBy?.microseconds
+        let recordFinder = self.recordFinder
+        let sets = context.sets
+        var counts = stats
+        // Scores and the targets' stamps come from one version of the snapshot.
+        let placements = try context.population.read(withVersion: {
+            (population, version) throws(MemberValidationError) -> [ScoreStore.Placement] in
+            var newScores: [MemberID: UInt8] = [:]
+            if let current {
+                let all: [Match]
+                if let scan = currentScan, scan.version == version {
+                    all = scan.all
+                } else {
+                    all = try recordFinder.matchesCollectingAll(for: current, in: population).all
+                }
+                newScores.reserveCapacity(all.count)
+                for match in all { newScores[match.id] = match.tenths }
+            }
+            var oldScores: [[MemberID: UInt8]] = []
+            var targets = Set(newScores.keys)
+            for record in standing {
+                let all = try recordFinder.matchesCollectingAll(for: record, in: population).all
+                var scores: [MemberID: UInt8] = [:]
+                scores.reserveCapacity(all.count)
+                for match in all { scores[match.id] = match.tenths }
+                targets.formUnion(scores.keys)
+                oldScores.append(scores)
+            }
+            return sets.withEntries { entryOf in
+                var placements: [ScoreStore.Placement] = []
+                for target in targets where target != id {
+                    guard let entry = entryOf(target) else { continue }
+                    counts.considered += 1
+                    if let threshold, entry.coveredAt > threshold {
+                        counts.skippedCovered += 1
+                        continue
+                    }
+                    let newTenths = newScores[target]
+                    let olds: [UInt8?] = oldScores.isEmpty ? [nil] : oldScores.map { $0[target] }
+                    if olds.allSatisfy({ $0 == newTenths }) {
+                        counts.skippedUnchanged += 1
+                        continue
+                    }
+                    let admittedNow = newTenths.map { entry.admits(tenths: Int($0), id: id) } ?? false
+                    let admittedBefore = olds.contains { $0.map { entry.admits(tenths: Int($0), id: id) } ?? false }
+                    if !admittedNow && !admittedBefore {
+                        counts.skippedBelowFloor += 1
+                        continue
+                    }
+                    // A target gone from the snapshot is deleted: its set goes with it.
+                    guard let tag = population.tag(of: target) else { continue }
+                    placements.append(
+                        ScoreStore.Placement(target: target, member: id, tenths: newTenths.map(Int.init), stamp: String(tag)))
+                }
+                return placements
+            }
+        })
+        counts.placed += placements.count
+        stats = counts
+        return placements
+    }
+
+    /// Runs a publication's placements between its intent and its
+    /// settlement (see ``MemberStore/PublishedStore``).
+    func publish(
+        _ id: MemberID, current: Member?, state: PublicationState, placements: [ScoreStore.Placement],
+        into outcome: inout GenerationOutcome
+    ) throws {
+        let survey = context.survey
+        if let current, !state.records.contains(where: { $0.version == state.currentVersion }) {
+            try mysql { try PublishedStore(connection: $0, survey: survey).recordIntent(current) }
+        }
+        try requireLock(id)
+        let sets = context.sets
+        let results = context.scores.place(placements, limit: context.settings.scoring.topN) { sets.entry(of: $0)?.shard }
+        try absorb(results, placements: placements, into: &outcome)
+        try requireLock(id)
+        try mysql { try PublishedStore(connection: $0, survey: survey).settle(id, current: current) }
+    }
+
+    /// Throws unless this thread's session still holds the member's
+    /// publication lock (a reconnect loses it): then another job may be
+    /// publishing, and this one must not settle.
+    private func requireLock(_ id: MemberID) throws {
+        let survey = context.survey
+        guard try mysql({ try PublishedStore(connection: $0, survey: survey).holdsLock(id) }) else {
+            throw GenerationFailure(.failed, "the publication lock of member \(id) was lost (MySQL reconnected): retrying")
+        }
+    }
+}

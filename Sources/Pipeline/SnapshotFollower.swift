@@ -1,0 +1,132 @@
+import KindredSupport
+import Logging
+import MariaDBClient
+import MemberStore
+import Scoring
+
+/// Keeps a process's snapshot (``SharedPopulation``) and set index
+/// (``SetIndex``) following MySQL, for the periodic refresher and for jobs
+/// that must see everything committed before they began.
+///
+/// A job calls ``refresh(startedAfter:on:)`` with the instant it began: it
+/// returns once a refresh whose reads started after that instant has been
+/// applied, running one on the caller's connection unless another thread's
+/// (started late enough) already did or is doing it: one refresh serves
+/// every job waiting for it.
+///
+/// What a refresh guarantees: every member change whose `changed_at` is
+/// more than ``overlap`` older than the refresh's ``watermark`` is in the
+/// snapshot (a write transaction is assumed to commit within the overlap of
+/// stamping `changed_at`), and so is every generation record committed
+/// before its reads began.
+public final class SnapshotFollower: Sendable {
+    public let population: SharedPopulation
+    public let sets: SetIndex
+    public let graveyard: Graveyard
+    public let survey: Survey
+    /// How far behind the watermark a refresh looks again (late commits).
+    public let overlap: Duration
+    /// How often the set index is reloaded whole (sets removed since drop out).
+    public let fullReloadInterval: Duration
+    let logger: Logger
+
+    private let condition = ConditionLock()
+    // nonisolated(unsafe): every var below is only touched inside `condition.withLock`.
+    private nonisolated(unsafe) var running = false
+    private nonisolated(unsafe) var runningStart: ContinuousClock.Instant?
+    private nonisolated(unsafe) var completedStart: ContinuousClock.Instant?
+    private nonisolated(unsafe) var snapshotWatermark: SnapshotWatermark
+    private nonisolated(unsafe) var setsWatermark: ServerTime?
+    private nonisolated(unsafe) var lastFullReload: ContinuousClock.Instant?
+
+    /// - Parameters:
+    ///   - watermark: the snapshot's, from its load.
+    ///   - setsWatermark: the set index's, from its load (nil: load it whole first).
+    public init(
+        population: SharedPopulation, sets: SetIndex, graveyard: Graveyard, watermark: SnapshotWatermark,
+        setsWatermark: ServerTime?, overlap: Duration = .seconds(10), fullReloadInterval: Duration = .seconds(600),
+        logger: Logger
+    ) {
+        self.population = population
+        self.sets = sets
+        self.graveyard = graveyard
+        survey = population.survey
+        self.overlap = overlap
+        self.fullReloadInterval = fullReloadInterval
+        self.logger = logger
+        snapshotWatermark = watermark
+        self.setsWatermark = setsWatermark
+        lastFullReload = setsWatermark == nil ? nil : .now
+    }
+
+    /// The watermark of the last refresh applied: every change with
+    /// `changed_at` before `watermark - overlap` is in the snapshot.
+    public var watermark: SnapshotWatermark { condition.withLock { snapshotWatermark } }
+
+    /// The time up to which the snapshot holds every change
+    /// (``watermark`` minus ``overlap``): what a set scanned now covers.
+    public var coveredUntil: ServerTime {
+        (ServerTime(watermark.serverTime) ?? .distantPast) - overlap
+    }
+
+    private enum Step {
+        case done
+        case wait
+        case run(SnapshotWatermark, ServerTime?, fullReload: Bool)
+    }
+
+    /// Applies a refresh whose reads started after `instant` (now, when nil):
+    /// see the type's documentation.
+    public func refresh(startedAfter instant: ContinuousClock.Instant? = nil, on connection: MariaDBConnection) throws {
+        let instant = instant ?? .now
+        while true {
+            let step = condition.withLock { () -> Step in
+                if let done = completedStart, done >= instant { return .done }
+                if running {
+                    condition.wait(timeout: .seconds(1))
+                    return .wait
+                }
+                running = true
+                let start = ContinuousClock.now
+                runningStart = start
+                let full = lastFullReload.map { start - $0 >= fullReloadInterval } ?? true
+                return .run(snapshotWatermark, full ? nil : setsWatermark, fullReload: full)
+            }
+            switch step {
+            case .done: return
+            case .wait: continue
+            case .run(let since, let setsSince, let fullReload):
+                do {
+                    try run(since: since, setsSince: setsSince, fullReload: fullReload, on: connection)
+                } catch {
+                    condition.withLock {
+                        running = false
+                        condition.broadcast()
+                    }
+                    throw error
+                }
+            }
+        }
+    }
+
+    private func run(since: SnapshotWatermark, setsSince: ServerTime?, fullReload: Bool, on connection: MariaDBConnection) throws {
+        let changes = try SnapshotLoader(connection: connection, overlap: overlap).changes(since: since, survey: survey)
+        let records = try GenerationStore(connection: connection).setRecords(recordedAfter: setsSince, overlap: overlap)
+        for invalid in changes.invalid {
+            logger.error(
+                "stored member breaks the rules: left out of the snapshot",
+                metadata: ["member": "\(invalid.id)", "reason": "\(invalid.reason)"])
+        }
+        let graveyard = self.graveyard
+        if population.apply(changes, onRemove: graveyard.bury) == 0 { population.markRefreshed() }
+        sets.apply(records.records, replacingAll: fullReload)
+        condition.withLock {
+            snapshotWatermark = max(snapshotWatermark, changes.watermark)
+            setsWatermark = max(setsWatermark ?? records.watermark, records.watermark)
+            if fullReload { lastFullReload = runningStart }
+            completedStart = runningStart
+            running = false
+            condition.broadcast()
+        }
+    }
+}

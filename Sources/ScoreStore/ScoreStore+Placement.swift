@@ -1,0 +1,230 @@
+import RedisClient
+import Scoring
+
+extension ScoreStore {
+    /// Puts one member into one set as their pair stands now
+    /// (``Scripts/place``).
+    public struct Placement: Sendable, Hashable {
+        /// Whose set.
+        public var target: MemberID
+        /// Who is placed.
+        public var member: MemberID
+        /// The pair's score; nil when `member` is not `target`'s candidate
+        /// (or scores below MIN_SCORE): then the entry must not stand.
+        public var tenths: Int?
+        /// The stamp of `target`'s set the pair was computed for (the
+        /// target's answers version): a set written for another one refuses.
+        public var stamp: String
+
+        public init(target: MemberID, member: MemberID, tenths: Int?, stamp: String) {
+            self.target = target
+            self.member = member
+            self.tenths = tenths
+            self.stamp = stamp
+        }
+    }
+
+    /// What a placement found and did.
+    public enum PlacementOutcome: Int, Sendable, Hashable, CaseIterable {
+        /// The target has no set.
+        case noSet = 0
+        case entered = 1
+        /// The entry stood with another score.
+        case updated = 2
+        /// Not there, and does not belong there.
+        case absent = 3
+        /// Was there, and no longer belongs.
+        case removed = 4
+        case unchanged = 5
+        /// The target's set was computed for another stamp (it is being
+        /// rebuilt, or the caller's view of the target is old).
+        case stale = 6
+        /// The target's set keeps no floor (written before floors): rebuild it.
+        case legacy = 7
+
+        public var name: String {
+            switch self {
+            case .noSet: "no_set"
+            case .entered: "entered"
+            case .updated: "updated"
+            case .absent: "absent"
+            case .removed: "removed"
+            case .unchanged: "unchanged"
+            case .stale: "stale"
+            case .legacy: "legacy"
+            }
+        }
+    }
+
+    /// One placement's reply: the outcome and the target set's state after it.
+    public struct PlacementReply: Sendable, Hashable {
+        public var outcome: PlacementOutcome
+        public var count: Int
+        /// nil when the set holds every candidate.
+        public var floor: Match?
+        public var trimmed: Int
+        /// The set's `generated_at` (Unix seconds), to tell which write a
+        /// learned floor belongs to.
+        public var generatedAt: Int64
+
+        /// The set holds fewer than `limit` entries and not every candidate:
+        /// it must be rebuilt before its first N are known again.
+        public func needsRefill(limit: Int) -> Bool {
+            switch outcome {
+            case .noSet, .stale, .legacy: false
+            default: floor != nil && count < limit
+            }
+        }
+    }
+
+    /// The replies of ``place(_:limit:shardOf:)``.
+    public struct PlacementResults: Sendable {
+        /// One per placement, in order; nil when the target has no shard or
+        /// its shard failed.
+        public var replies: [PlacementReply?]
+        /// One error per shard that failed.
+        public var errors: [ScoreStoreError] = []
+        /// Placements whose shard failed (their outcome is unknown).
+        public var failed = 0
+        /// Placements whose target has no shard.
+        public var noShard = 0
+
+        /// How many placements had each outcome.
+        public func count(_ outcome: PlacementOutcome) -> Int {
+            replies.reduce(0) { $0 + ($1?.outcome == outcome ? 1 : 0) }
+        }
+    }
+
+    /// Runs placements, atomically each (``Scripts/place``): a placement
+    /// makes the target's set hold the member with the given score when it
+    /// ranks at or above the set's floor, and not hold them otherwise, so a
+    /// set stays the exact prefix of its member's ranking. A set that grows
+    /// past N + 2S is trimmed back to N + S in the same script.
+    ///
+    /// Grouped by shard (`shardOf`; nil: no shard) and pipelined in batches
+    /// of ``Configuration/batchSize``. A shard that fails does not stop the
+    /// others: its placements' replies are nil, counted in
+    /// ``PlacementResults/failed``, with its error in ``PlacementResults/errors``.
+    /// Every placement is safe to repeat.
+    public func place(_ placements: [Placement], limit: Int, shardOf: (MemberID) -> ShardID?) -> PlacementResults {
+        var results = PlacementResults(replies: [PlacementReply?](repeating: nil, count: placements.count))
+        guard limit >= 1 else {
+            results.failed = placements.count
+            results.errors.append(ScoreStoreError(code: .invalidArgument, message: "limit (N) must be at least 1"))
+            return results
+        }
+        var byShard: [ShardID: [Int]] = [:]
+        var invalid = 0
+        for (index, placement) in placements.enumerated() {
+            guard placement.target != placement.member, (placement.tenths ?? 0) <= 100, (placement.tenths ?? 0) >= 0 else {
+                invalid += 1
+                continue
+            }
+            guard let shard = shardOf(placement.target) else {
+                results.noShard += 1
+                continue
+            }
+            byShard[shard, default: []].append(index)
+        }
+        if invalid > 0 {
+            results.failed += invalid
+            results.errors.append(
+                ScoreStoreError(code: .invalidArgument, message: "\(invalid) placements were into the member's own set or out of range"))
+        }
+        for (shard, indexes) in byShard.sorted(by: { $0.key < $1.key }) {
+            place(placements, indexes: indexes, limit: limit, shard: shard, into: &results)
+        }
+        return results
+    }
+
+    /// The placements of one shard, in pipelined batches.
+    private func place(
+        _ placements: [Placement], indexes: [Int], limit: Int, shard: ShardID, into results: inout PlacementResults
+    ) {
+        var done = 0  // placements whose reply was read; survives a retry on a fresh connection
+        let slack = configuration.slack(forLimit: limit)
+        let buckets = layout.buckets
+        do throws(ScoreStoreError) {
+            try onShard(shard) { (connection) throws(RedisError) in
+                let redis = connection.redis
+                var sha = try connection.sha(of: Scripts.place)
+                func append(_ placement: Placement) {
+                    redis.append("EVALSHA") { command in
+                        command.append(sha)
+                        command.append(2)
+                        command.append(layout.metaKey(placement.target))
+                        command.append(layout.liveKey(placement.target, bucket: layout.bucket(of: placement.member)))
+                        command.append(Int(placement.member))
+                        if let tenths = placement.tenths {
+                            command.append(fixedPoint: tenths, fractionDigits: 1)
+                            command.append(tenths)
+                        } else {
+                            command.append("")
+                            command.append(-1)
+                        }
+                        command.append(placement.stamp)
+                        command.append(limit)
+                        command.append(slack)
+                        command.append(buckets)
+                        command.append(layout.prefix(placement.target))
+                    }
+                }
+                while done < indexes.count {
+                    let batch = indexes[done..<min(indexes.count, done + configuration.batchSize)]
+                    for index in batch { append(placements[index]) }
+                    try redis.flush()
+                    hooks.flushed(shard)
+                    var missingScript: [Int] = []
+                    var failure: RedisValue?
+                    for index in batch {
+                        let reply = try redis.readReply()
+                        if reply.errorKind == "NOSCRIPT" {
+                            missingScript.append(index)
+                        } else if let parsed = Self.placementReply(reply) {
+                            results.replies[index] = parsed
+                        } else if failure == nil {
+                            failure = reply
+                        }
+                    }
+                    if !missingScript.isEmpty {
+                        // The script cache was flushed: load again and resend
+                        // those (the server ran none of them).
+                        sha = try connection.sha(of: Scripts.place, reload: true)
+                        for index in missingScript { append(placements[index]) }
+                        for index in missingScript {
+                            let reply = try redis.readReply()
+                            if let parsed = Self.placementReply(reply) {
+                                results.replies[index] = parsed
+                            } else if failure == nil {
+                                failure = reply
+                            }
+                        }
+                    }
+                    done += batch.count
+                    if let failure {
+                        _ = try failure.checked(context: redis.endpoint)
+                        throw RedisError(code: .serverError, message: "the place script answered an unexpected reply", context: redis.endpoint, command: "EVALSHA")
+                    }
+                }
+            }
+        } catch {
+            for index in indexes where results.replies[index] == nil { results.failed += 1 }
+            results.errors.append(error)
+        }
+    }
+
+    static func placementReply(_ reply: RedisValue) -> PlacementReply? {
+        guard let fields = reply.array, fields.count == 6,
+            let code = fields[0].int, let outcome = PlacementOutcome(rawValue: code), let count = fields[1].int,
+            let floorTenths = fields[2].int, let floorID = fields[3].int, let trimmed = fields[4].int,
+            let generatedAt = fields[5].int
+        else { return nil }
+        let floor: Match?
+        if (0...100).contains(floorTenths), let id = MemberID(exactly: floorID) {
+            floor = Match(id: id, tenths: floorTenths)
+        } else {
+            floor = nil
+        }
+        return PlacementReply(outcome: outcome, count: count, floor: floor, trimmed: trimmed, generatedAt: Int64(generatedAt))
+    }
+}

@@ -1,0 +1,255 @@
+import Foundation
+import RedisClient
+@testable import ScoreStore
+import Scoring
+import Testing
+import TestSupport
+
+/// Placements (``Scripts/place``) against real shards: a stored set stays
+/// the exact prefix of its member's ranking down to its floor.
+@Suite("Placements", .timeLimit(.minutes(3)))
+struct PlacementTests {
+    /// The set as stored, with its meta's count checked against the entries.
+    func consistentSet(_ shards: Shards, _ member: MemberID) throws -> ScoreStore.StoredSet {
+        let set = try #require(try shards.store.readSet(member, shard: Shards.shardOf(member)!, cutToLimit: false))
+        #expect(set.meta.count == set.matches.count, "meta count \(set.meta.count), entries \(set.matches.count)")
+        #expect(set.corruptEntries == 0)
+        return set
+    }
+
+    @Test func aPlacementIntoAMissingSetFindsNoneAndCreatesNothing() throws {
+        let shards = try Shards()
+        let stats = shards.store.place(9, into: 3, tenths: 50, limit: 10, shard: 1)
+        #expect(stats.count(.noSet) == 1)
+        #expect(try shards.raw(1).keys(matching: "*").isEmpty)
+    }
+
+    @Test func aSetWithEveryCandidateTakesAnyNewCandidateUpdatesAndRemoves() throws {
+        let shards = try Shards()
+        let target: MemberID = 7
+        let shard = Shards.shardOf(target)!
+        let matches = rankedMatches(for: target, count: 5)
+        try shards.store.writeSet(target, shard: shard, matches: matches, stamp: "s", limit: 10, complete: true)
+        #expect(shards.store.place(900, into: target, tenths: 0, limit: 10, shard: shard).count(.entered) == 1)
+        #expect(shards.store.place(900, into: target, tenths: 0, limit: 10, shard: shard).count(.unchanged) == 1)
+        #expect(shards.store.place(900, into: target, tenths: 77, limit: 10, shard: shard).count(.updated) == 1)
+        let removed = shards.store.place(matches[0].id, into: target, tenths: nil, limit: 10, shard: shard)
+        #expect(removed.count(.removed) == 1)
+        // Every candidate is still there: removing one needs no refill.
+        #expect(removed.replies[0]?.needsRefill(limit: 10) == false)
+        #expect(shards.store.place(matches[0].id, into: target, tenths: nil, limit: 10, shard: shard).count(.absent) == 1)
+        let set = try consistentSet(shards, target)
+        let truth = (Array(matches.dropFirst()) + [Match(id: 900, tenths: 77)]).sorted(by: Match.ranksBefore)
+        #expect(set.matches == truth)
+        #expect(set.meta.isComplete)
+        #expect(set.meta.changes == 4)  // write, enter, update, remove; unchanged and absent change nothing
+    }
+
+    @Test func aSetWithAFloorTakesOnlyWhatRanksAtOrAboveItAndDropsWhatFallsBelow() throws {
+        let shards = try Shards()
+        let target: MemberID = 8
+        let shard = Shards.shardOf(target)!
+        let full = rankedMatches(for: target, count: 20, firstID: 1000)
+        try shards.store.writeSet(target, shard: shard, matches: full, stamp: "s", limit: 20, complete: false)
+        let floor = try #require(full.last)
+        // Below the floor: not entered. Tied with a larger id: ranks after the floor, not entered.
+        #expect(shards.store.place(50_000, into: target, tenths: Int(floor.tenths), limit: 20, shard: shard).count(.absent) == 1)
+        if floor.tenths > 0 {
+            #expect(shards.store.place(5, into: target, tenths: Int(floor.tenths) - 1, limit: 20, shard: shard).count(.absent) == 1)
+        }
+        // Tied with a smaller id: ranks before the floor, so it belongs.
+        #expect(shards.store.place(5, into: target, tenths: Int(floor.tenths), limit: 20, shard: shard).count(.entered) == 1)
+        // An entry whose new score falls below the floor leaves.
+        let top = full[0]
+        if floor.tenths > 0 {
+            let down = shards.store.place(top.id, into: target, tenths: Int(floor.tenths) - 1, limit: 20, shard: shard)
+            #expect(down.count(.removed) == 1)
+        }
+        let set = try consistentSet(shards, target)
+        #expect(set.meta.floor == floor)  // the floor stays where it was written
+        #expect(!set.matches.contains { $0.id == 50_000 })
+        #expect(set.matches.contains { $0.id == 5 })
+    }
+
+    @Test func aSetCutBelowNAsksForARefill() throws {
+        let shards = try Shards()
+        let target: MemberID = 9
+        let shard = Shards.shardOf(target)!
+        let n = 10
+        let stored = rankedMatches(for: target, count: n + 16, firstID: 1000)  // N + slack
+        try shards.store.writeSet(target, shard: shard, matches: stored, stamp: "s", limit: n, complete: false)
+        var refill = false
+        for (index, match) in stored.prefix(17).enumerated() {
+            let reply = try #require(shards.store.place(match.id, into: target, tenths: nil, limit: n, shard: shard).replies[0])
+            #expect(reply.outcome == .removed)
+            // N + 16 entries: the 17th removal leaves N - 1.
+            #expect(reply.needsRefill(limit: n) == (index == 16))
+            refill = refill || reply.needsRefill(limit: n)
+        }
+        #expect(refill)
+        #expect(try consistentSet(shards, target).meta.needsRefill)
+    }
+
+    @Test func aPlacementComputedForAnotherStampIsRefusedAndChangesNothing() throws {
+        let shards = try Shards()
+        let target: MemberID = 10
+        let shard = Shards.shardOf(target)!
+        try shards.store.writeSet(target, shard: shard, matches: rankedMatches(for: target, count: 3), stamp: "new", limit: 10, complete: true)
+        let stale = shards.store.place(77, into: target, tenths: 90, stamp: "old", limit: 10, shard: shard)
+        #expect(stale.count(.stale) == 1)
+        let set = try consistentSet(shards, target)
+        #expect(!set.matches.contains { $0.id == 77 })
+        #expect(set.meta.changes == 1)
+    }
+
+    @Test func aSetWrittenBeforeFloorsWereKeptIsReportedForARebuild() throws {
+        let shards = try Shards()
+        let target: MemberID = 11
+        let shard = Shards.shardOf(target)!
+        try shards.store.writeSet(target, shard: shard, matches: rankedMatches(for: target, count: 3), stamp: "s", limit: 10, complete: true)
+        // The meta as the previous version wrote it: `low`, no `floor`.
+        let raw = try shards.raw(shard)
+        _ = try raw.sendChecked(["HDEL", "scores:{\(target)}:meta", "floor"])
+        _ = try raw.sendChecked(["HSET", "scores:{\(target)}:meta", "low", "10:5"])
+        #expect(shards.store.place(77, into: target, tenths: 90, limit: 10, shard: shard).count(.legacy) == 1)
+        #expect(try shards.store.readMeta(target, shard: shard)?.isLegacy == true)
+    }
+
+    @Test func growthPastNPlusTwiceTheSlackTrimsBackToNPlusSlackWithAnExactFloor() throws {
+        let shards = try Shards()
+        let target: MemberID = 12
+        let shard = Shards.shardOf(target)!
+        let n = 20
+        let slack = shards.store.configuration.slack(forLimit: n)
+        let written = rankedMatches(for: target, count: n + slack, firstID: 1000)
+        try shards.store.writeSet(target, shard: shard, matches: written, stamp: "s", limit: n, complete: true)
+        // Every candidate is stored, so everyone enters until N + 2S + 1.
+        var entered: [Match] = []
+        var trimmed = 0
+        for index in 0...slack {
+            let match = Match(id: MemberID(100 + index), tenths: (index * 37) % 101)
+            let reply = try #require(shards.store.place(match.id, into: target, tenths: Int(match.tenths), limit: n, shard: shard).replies[0])
+            #expect(reply.outcome == .entered)
+            entered.append(match)
+            trimmed += reply.trimmed
+        }
+        #expect(trimmed == slack + 1)
+        let truth = Array((written + entered).sorted(by: Match.ranksBefore).prefix(n + slack))
+        let set = try consistentSet(shards, target)
+        #expect(set.matches == truth)
+        #expect(set.meta.floor == truth.last)
+        #expect(!set.meta.isComplete)
+    }
+
+    /// Random placements (enter, update, leave) against a model of the
+    /// ranking: after each step the set is exactly the ranking's prefix down
+    /// to the floor, and its first N are the ranking's first N while it
+    /// holds at least N.
+    @Test(arguments: [UInt64(1), 2, 3])
+    func randomPlacementsKeepTheSetTheExactPrefixOfTheRanking(seed: UInt64) throws {
+        let shards = try Shards(buckets: 4)
+        let target: MemberID = 13
+        let shard = Shards.shardOf(target)!
+        let n = 16
+        var random = SeededRandom(seed: seed)
+        // The model: every candidate's score.
+        var candidates: [MemberID: Int] = [:]
+        for id in MemberID(1000)..<MemberID(1080) { candidates[id] = Int(random.next() % 101) }
+        func ranking() -> [Match] { candidates.map { Match(id: $0.key, tenths: $0.value) }.sorted(by: Match.ranksBefore) }
+        let stored = n + shards.store.configuration.slack(forLimit: n)
+        try shards.store.writeSet(target, shard: shard, matches: Array(ranking().prefix(stored)), stamp: "s", limit: n, complete: false)
+        var refills = 0
+        for _ in 0..<400 {
+            let id = MemberID(1000 + random.next() % 100)  // some are new candidates
+            let tenths: Int? = random.next() % 2 == 0 ? nil : Int(random.next() % 101)
+            candidates[id] = tenths
+            let reply = try #require(shards.store.place(id, into: target, tenths: tenths, limit: n, shard: shard).replies[0])
+            let set = try consistentSet(shards, target)
+            let floorKey = set.meta.floor.map { UInt64(100 - Int($0.tenths)) << 32 | UInt64($0.id) } ?? .max
+            let prefix = ranking().filter { UInt64(100 - Int($0.tenths)) << 32 | UInt64($0.id) <= floorKey }
+            #expect(set.matches == prefix)
+            if reply.needsRefill(limit: n) {
+                // A refill is a rebuild from the ranking.
+                refills += 1
+                try shards.store.writeSet(target, shard: shard, matches: Array(ranking().prefix(stored)), stamp: "s", limit: n, complete: ranking().count <= stored)
+            } else {
+                #expect(Array(set.matches.prefix(n)) == Array(ranking().prefix(n)))
+            }
+        }
+        #expect(refills > 0)
+    }
+
+    @Test func concurrentPlacementsKeepASetBoundedAndItsCountExact() throws {
+        let shards = try Shards()
+        let target: MemberID = 105
+        let shard = Shards.shardOf(target)!
+        let n = 100
+        let slack = shards.store.configuration.slack(forLimit: n)
+        let full = rankedMatches(for: target, count: n + slack, firstID: 1)
+        try shards.store.writeSet(target, shard: shard, matches: full, stamp: "s", limit: n, complete: true)
+        let store = shards.store
+        func placements(from first: MemberID) -> [Match] {
+            (0..<1500).map { Match(id: first + MemberID($0), tenths: Int((first + MemberID($0)) &* 2_654_435_761 % 101)) }
+        }
+        let left = placements(from: 100_000)
+        let right = placements(from: 200_000)
+        let done = Atomicish()
+        let watcher = BackgroundThread("watcher") { () -> Int in
+            var worst = 0
+            while !done.value {
+                if let set = try? store.readSet(target, shard: shard, cutToLimit: false) { worst = max(worst, set.matches.count) }
+            }
+            return worst
+        }
+        func run(_ entries: [Match]) -> BackgroundThread<[ScoreStore.PlacementResults]> {
+            BackgroundThread("placements") {
+                entries.map { entry in  // one placement per call: they interleave with the other thread's
+                    store.place(entry.id, into: target, tenths: Int(entry.tenths), limit: n, shard: shard)
+                }
+            }
+        }
+        let a = run(left)
+        let b = run(right)
+        let results = try a.result() + b.result()
+        done.set()
+        let worst = try watcher.result()
+        #expect(results.allSatisfy { $0.failed == 0 })
+        #expect(results.reduce(0) { $0 + $1.count(.entered) } > 0)
+        #expect(results.reduce(0) { $0 + $1.count(.absent) } > 0)
+        #expect(worst <= n + 2 * slack)
+        let set = try consistentSet(shards, target)
+        #expect(set.matches.count <= n + 2 * slack)
+        // The raw field count agrees with the meta.
+        let raw = try shards.raw(shard)
+        var fields = 0
+        for bucket in 0..<64 { fields += try raw.send(["HLEN", "scores:{\(target)}:\(bucket)"]).int ?? 0 }
+        #expect(fields == set.meta.count)
+        // The set is exactly the ranking's prefix down to its floor.
+        let floorKey = set.meta.floor.map { UInt64(100 - Int($0.tenths)) << 32 | UInt64($0.id) } ?? .max
+        let truth = (full + left + right).sorted(by: Match.ranksBefore).filter { UInt64(100 - Int($0.tenths)) << 32 | UInt64($0.id) <= floorKey }
+        #expect(set.matches == truth)
+        #expect(set.matches.count >= n)
+    }
+}
+
+/// A flag set once by one thread and read by another.
+final class Atomicish: @unchecked Sendable {
+    // @unchecked Sendable: `flag` is only touched under `lock`.
+    private let lock = NSLock()
+    private var flag = false
+    var value: Bool { lock.withLock { flag } }
+    func set() { lock.withLock { flag = true } }
+}
+
+/// SplitMix64: deterministic test randomness.
+struct SeededRandom {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
