@@ -24,7 +24,7 @@ struct MigrationTests {
             let before = try Self.schema(connection)
             #expect(Set(before.keys) == [
                 "schema_migrations", "survey_questions", "members", "blocks", "shards", "member_shards", "generations",
-                "backfill_runs", "backfill_failures", "evictions",
+                "backfill_runs", "backfill_failures", "evictions", "published",
             ])
             let stamps = try connection.query("SELECT version, CAST(applied_at AS CHAR) FROM schema_migrations ORDER BY version")
 
@@ -47,7 +47,7 @@ struct MigrationTests {
             #expect(try connection.query("SELECT @@character_set_server").first?.string(0) == "latin1")
             let rows = try connection.query(
                 "SELECT table_name, engine, table_collation FROM information_schema.tables WHERE table_schema = DATABASE()")
-            #expect(rows.count == 10)
+            #expect(rows.count == 11)
             for row in rows {
                 #expect(row.string(1) == "InnoDB", "\(row.string(0) ?? "")")
                 #expect(row.string(2)?.hasPrefix("utf8mb4") == true, "\(row.string(0) ?? "")")
