@@ -9,8 +9,28 @@ import ScoreStore
 import ServiceLifecycle
 import WorkQueue
 
-/// Per-thread connections for one background task: created on first use
-/// on the task's own thread, dropped when broken and made again next run.
+/// Per-thread connections for one background task: made on the task's own
+/// thread on first use and kept from one run to the next.
+///
+/// A server that restarted (or a network path that broke) while a run was
+/// idle leaves the kept socket dead, and a dead socket fails on its first
+/// use. So each use survives that once:
+/// - queue: when `body` fails and the kept connection is broken, whatever
+///   error `body` threw (a `QueueError`, a `RedisError`, anything wrapping
+///   them), the connection is replaced and `body` runs once more on the new
+///   one. A new connection that breaks too is dropped and the error thrown:
+///   the next run starts afresh. `body` may therefore run twice; every queue
+///   step the tasks take (enqueue, heartbeat, reap, hand back, stats) is
+///   harmless to repeat.
+/// - MySQL: `withRetry` (MemberStore) reconnects and runs `body` again
+///   within the same run when the connection was lost, for up to the
+///   settings' `mysqlRetry` (then the run fails and the next one reconnects).
+///
+/// So a restart of the queue's Redis costs no run, where it used to cost
+/// one: a whole interval for the repair sweep (5 minutes) and the set audit
+/// (10); for the shard watcher, the repair of a shard noticed empty in that
+/// run (its marker is written back first, so the next run does not notice
+/// it again).
 final class TaskConnections: @unchecked Sendable {
     // @unchecked Sendable: used only from the one thread of its periodic
     // service (the service runs its body serially).
@@ -21,11 +41,19 @@ final class TaskConnections: @unchecked Sendable {
     init(_ context: PipelineContext) { self.context = context }
 
     func queue<T>(_ body: (RedisConnection) throws -> T) throws -> T {
-        let connection = try redis ?? context.connectQueue()
+        if let kept = redis {
+            do {
+                return try body(kept)
+            } catch where kept.isBroken {
+                redis = nil
+                context.logger.debug("queue connection broken since the last use: retrying on a new one", metadata: ["error": "\(error)"])
+            }
+        }
+        let connection = try context.connectQueue()
         redis = connection
         do {
             return try body(connection)
-        } catch let error as QueueError where error.isConnectionBroken {
+        } catch where connection.isBroken {
             redis = nil
             throw error
         }
