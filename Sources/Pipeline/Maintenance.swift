@@ -29,8 +29,7 @@ import WorkQueue
 /// So a restart of the queue's Redis costs no run, where it used to cost
 /// one: a whole interval for the repair sweep (5 minutes) and the set audit
 /// (10); for the shard watcher, the repair of a shard noticed empty in that
-/// run (its marker is written back first, so the next run does not notice
-/// it again).
+/// run (see ``Maintenance/shardWatcher(_:)``).
 final class TaskConnections: @unchecked Sendable {
     // @unchecked Sendable: used only from the one thread of its periodic
     // service (the service runs its body serially).
@@ -157,9 +156,22 @@ public enum Maintenance {
     /// Follows the shard list in MySQL and notices a shard that came back
     /// empty (its marker is gone): every member whose set it held is queued
     /// for repair, without an operator.
+    ///
+    /// The marker is written back when the loss is noticed, so the next run
+    /// would not notice it again: a shard whose members could not all be
+    /// queued (the queue or MySQL failing at that moment) stays on a list of
+    /// its own and is queued again on every run until that succeeds.
     public static func shardWatcher(_ context: PipelineContext) -> ThreadsService {
         let connections = TaskConnections(context)
+        let unqueued = Box(Set<UInt32>())
         return periodicService(name: "shard-watcher", interval: context.settings.watchInterval, logger: context.logger) {
+            defer {
+                if !unqueued.value.isEmpty {
+                    context.logger.warning(
+                        "shards came back empty and their members are not all queued yet: retrying next run",
+                        metadata: ["shards": "\(unqueued.value.sorted())"])
+                }
+            }
             let shards = try followShardList(connections, context)
             for shard in shards where shard.state != .down {
                 let status: ScoreStore.MarkerStatus
@@ -170,12 +182,15 @@ public enum Maintenance {
                     context.logger.warning("shard unreachable", metadata: ["shard": "\(shard.id)", "error": "\(error)"])
                     continue
                 }
-                guard status.wasMissing else { continue }
-                let queued = try queueMembers(of: shard.id, connections, context)
+                if status.wasMissing { unqueued.value.insert(shard.id) }
+            }
+            for shard in unqueued.value.sorted() {
+                let queued = try queueMembers(of: shard, connections, context)
+                unqueued.value.remove(shard)
                 if queued > 0 {
                     context.logger.warning(
                         "shard came back empty: its members' sets are queued for repair",
-                        metadata: ["shard": "\(shard.id)", "members": "\(queued)"])
+                        metadata: ["shard": "\(shard)", "members": "\(queued)"])
                 }
             }
         }

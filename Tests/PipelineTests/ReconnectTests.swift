@@ -118,6 +118,45 @@ struct ReconnectTests {
         }
     }
 
+    @Test("a shard that comes back empty while the queue is down has its members queued once the queue is back")
+    func shardEmptiedWhileQueueDown() async throws {
+        let installation = try await onThread { try Installation(memberLimit: 60) }
+        let logs = LogRecorder()
+        let (context, _) = try await onThread {
+            try installation.context(logs: logs) { $0.watchInterval = .milliseconds(200) }
+        }
+        let fixture = try await onThread { try LoopFixture(installation, context) }
+        let queue = try await onThread { try SharedRedis(installation.queueServer) }
+        let shard = try await onThread { try SharedRedis(fixture.emptyShard) }
+        let watcher = Maintenance.shardWatcher(context)
+        let group = ServiceGroup(services: [watcher], logger: Logger(label: "test"))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            let outcome = await Result.catching {
+                try await onThread {
+                    // First run: every marker is new, every recorded set is queued.
+                    try poll(until: "the watcher's first run", timeout: .seconds(30)) {
+                        try queue.send(["HEXISTS", "kq:waiting", String(fixture.onEmptyShard)]).int == 1
+                    }
+                    installation.queueServer.kill()
+                    try fixture.emptyShard.restart(empty: true)
+                    // The watcher notices (and writes the marker back) while it cannot queue anyone.
+                    try poll(until: "the marker written back", timeout: .seconds(30)) {
+                        try shard.send(["EXISTS", "kindred:marker"]).int == 1
+                    }
+                    try poll(until: "a failed run", timeout: .seconds(30)) { !logs.failures(of: "shard-watcher").isEmpty }
+                    try installation.queueServer.restart(empty: true)
+                    try poll(until: "the emptied shard's members queued", timeout: .seconds(30)) {
+                        try queue.send(["HEXISTS", "kq:waiting", String(fixture.onEmptyShard)]).int == 1
+                    }
+                }
+            }
+            await group.triggerGracefulShutdown()
+            try await tasks.next()
+            try outcome.get()
+        }
+    }
+
     @Test("every loop that uses MySQL works again after MySQL restarted")
     func mysqlRestart() async throws {
         let installation = try await onThread { try Installation(dedicatedMySQL: true, memberLimit: 60) }
