@@ -71,8 +71,8 @@ public struct DeadJob: Sendable, Hashable {
     public let reason: String
 }
 
-/// What an enqueue did with the ids it was given. Each id counts once, in
-/// one of the four.
+/// What an enqueue did with the ids it was given: every id given counts in
+/// exactly one of the four.
 public struct EnqueueResult: Sendable, Hashable {
     /// Newly waiting.
     public var enqueued = 0

@@ -34,7 +34,8 @@ enum QueueScripts {
 
         -- Where `id` is pending: 'waiting' or 'delayed' with its priority and
         -- first enqueue time (and, delayed, its due time), or nil. The delayed
-        -- sorted set is the truth about what is delayed; the hash holds its details.
+        -- sorted set is the truth about what is delayed; the hash holds its details
+        -- (repair, since now, should they ever be missing).
         local function pending(id)
           local w = redis.call('HGET', KEYS[1], id)
           if w then
