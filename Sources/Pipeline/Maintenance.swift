@@ -9,8 +9,27 @@ import ScoreStore
 import ServiceLifecycle
 import WorkQueue
 
-/// Per-thread connections for one background task: created on first use
-/// on the task's own thread, dropped when broken and made again next run.
+/// Per-thread connections for one background task: made on the task's own
+/// thread on first use and kept from one run to the next.
+///
+/// A server that restarted (or a network path that broke) while a run was
+/// idle leaves the kept socket dead, and a dead socket fails on its first
+/// use. So each use survives that once:
+/// - queue: when `body` fails and the kept connection is broken, whatever
+///   error `body` threw (a `QueueError`, a `RedisError`, anything wrapping
+///   them), the connection is replaced and `body` runs once more on the new
+///   one. A new connection that breaks too is dropped and the error thrown:
+///   the next run starts afresh. `body` may therefore run twice; every queue
+///   step the tasks take (enqueue, heartbeat, reap, hand back, stats) is
+///   harmless to repeat.
+/// - MySQL: `withRetry` (MemberStore) reconnects and runs `body` again
+///   within the same run when the connection was lost, for up to the
+///   settings' `mysqlRetry` (then the run fails and the next one reconnects).
+///
+/// So a restart of the queue's Redis costs no run, where it used to cost
+/// one: a whole interval for the repair sweep (5 minutes) and the set audit
+/// (10); for the shard watcher, the repair of a shard noticed empty in that
+/// run (see ``Maintenance/shardWatcher(_:)``).
 final class TaskConnections: @unchecked Sendable {
     // @unchecked Sendable: used only from the one thread of its periodic
     // service (the service runs its body serially).
@@ -21,11 +40,19 @@ final class TaskConnections: @unchecked Sendable {
     init(_ context: PipelineContext) { self.context = context }
 
     func queue<T>(_ body: (RedisConnection) throws -> T) throws -> T {
-        let connection = try redis ?? context.connectQueue()
+        if let kept = redis {
+            do {
+                return try body(kept)
+            } catch where kept.isBroken {
+                redis = nil
+                context.logger.debug("queue connection broken since the last use: retrying on a new one", metadata: ["error": "\(error)"])
+            }
+        }
+        let connection = try context.connectQueue()
         redis = connection
         do {
             return try body(connection)
-        } catch let error as QueueError where error.isConnectionBroken {
+        } catch where connection.isBroken {
             redis = nil
             throw error
         }
@@ -148,12 +175,26 @@ public enum Maintenance {
 
     /// Follows the shard list in MySQL and notices a shard that lost data:
     /// one that came back empty (its marker is gone), or one restored from
-    /// an older copy of its data (its write sequence went back below the
-    /// highest value recorded in MySQL). Every member whose set it held is
-    /// queued for repair, without an operator.
+    /// an older copy of its data (its write sequence went back to or below
+    /// the highest value recorded in MySQL). Every member whose set it held
+    /// is queued for repair, without an operator.
+    ///
+    /// The marker and the sequence are written back when the loss is
+    /// noticed, so the next run would not notice it again: a shard whose
+    /// members could not all be queued (the queue or MySQL failing at that
+    /// moment) stays on a list of its own and is queued again on every run
+    /// until that succeeds.
     public static func shardWatcher(_ context: PipelineContext) -> ThreadsService {
         let connections = TaskConnections(context)
+        let unqueued = Box(Set<UInt32>())
         return periodicService(name: "shard-watcher", interval: context.settings.watchInterval, logger: context.logger) {
+            defer {
+                if !unqueued.value.isEmpty {
+                    context.logger.warning(
+                        "shards came back empty and their members are not all queued yet: retrying next run",
+                        metadata: ["shards": "\(unqueued.value.sorted())"])
+                }
+            }
             let shards = try followShardList(connections, context)
             for shard in shards where shard.state != .down {
                 // Read before the shard advances: any value recorded came from
@@ -171,17 +212,22 @@ public enum Maintenance {
                 }
                 let restored = !status.wasMissing && Int64(sequence) <= recorded
                 if status.wasMissing || restored {
-                    let queued = try queueMembers(of: shard.id, connections, context)
+                    unqueued.value.insert(shard.id)
                     try connections.database { try ShardCatalog(connection: $0).resetSequence(shard.id, to: Int64(sequence)) }
-                    if queued > 0 || restored {
-                        context.logger.warning(
-                            status.wasMissing
-                                ? "shard came back empty: its members' sets are queued for repair"
-                                : "shard was restored from an older copy of its data: its members' sets are queued for repair",
-                            metadata: ["shard": "\(shard.id)", "members": "\(queued)"])
-                    }
+                    context.logger.warning(
+                        status.wasMissing
+                            ? "shard came back empty: its members' sets are queued for repair"
+                            : "shard was restored from an older copy of its data: its members' sets are queued for repair",
+                        metadata: ["shard": "\(shard.id)"])
                 } else {
                     try connections.database { try ShardCatalog(connection: $0).recordSequence(shard.id, Int64(sequence)) }
+                }
+            }
+            for shard in unqueued.value.sorted() {
+                let queued = try queueMembers(of: shard, connections, context)
+                unqueued.value.remove(shard)
+                if queued > 0 {
+                    context.logger.warning("members of a shard that lost data queued for repair", metadata: ["shard": "\(shard)", "members": "\(queued)"])
                 }
             }
         }

@@ -71,14 +71,20 @@ public struct DeadJob: Sendable, Hashable {
     public let reason: String
 }
 
-/// What an enqueue did with the ids it was given.
+/// What an enqueue did with the ids it was given: every id given counts in
+/// exactly one of the four.
 public struct EnqueueResult: Sendable, Hashable {
     /// Newly waiting.
     public var enqueued = 0
-    /// Were waiting at a lower priority and now wait at the requested one.
+    /// Were waiting, or delayed for a retry, at a less urgent priority and
+    /// now have the requested one (a delayed run keeps its time).
     public var promoted = 0
-    /// Were already waiting at this priority or a higher one.
+    /// Were already waiting at this priority or a more urgent one.
     public var alreadyWaiting = 0
+    /// Were already delayed (a retry or a postponement, for instance while
+    /// their shard is down) at this priority or a more urgent one: nothing
+    /// new was queued, the delayed run covers the request.
+    public var alreadyDelayed = 0
     public init() {}
 }
 
@@ -105,7 +111,7 @@ public enum PostponeOutcome: Sendable, Hashable {
 public struct QueueStats: Sendable, Hashable {
     /// Waiting jobs per priority.
     public var waiting: [JobPriority: Int] = [:]
-    /// Jobs waiting for a retry (backoff).
+    /// Members whose run is delayed (a retry or a postponement, with backoff).
     public var delayed = 0
     /// Jobs held by workers.
     public var processing = 0

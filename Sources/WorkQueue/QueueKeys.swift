@@ -13,7 +13,12 @@
 /// - `NS:attempts` hash: member -> failed attempts;
 /// - `NS:postponed` hash: member -> postponements in a row (its shard was
 ///   down; these are not attempts);
-/// - `NS:delayed` sorted set: `id|priority|enqueuedAt` -> when to retry;
+/// - `NS:delayed` sorted set: member -> when to run them again (a retry or a
+///   postponement): the truth about what is delayed, at most one run per
+///   member (entries `id|priority|enqueuedAt` left by older versions are
+///   still taken when due);
+/// - `NS:delayed:jobs` hash: member -> `priority:enqueuedAtMs` of their
+///   delayed run;
 /// - `NS:dead` hash: member -> `priority|attempts|diedAt|reason`;
 /// - `NS:signal` list: one token per new job, so idle workers wake at once;
 /// - `NS:reaper` a lock so one reaper runs at a time;
@@ -39,6 +44,10 @@ public struct QueueKeys: Sendable, Hashable {
     var workers: String { "\(namespace):workers" }
     var attempts: String { "\(namespace):attempts" }
     var delayed: String { "\(namespace):delayed" }
+    var delayedJobs: String { "\(namespace):delayed:jobs" }
+    /// The keys every script that puts a member in line starts with, in this
+    /// order (see `QueueScripts.placement`).
+    var placement: [String] { [waiting, depth] + readyLists + [signal, delayed, delayedJobs] }
     var postponed: String { "\(namespace):postponed" }
     var dead: String { "\(namespace):dead" }
     var signal: String { "\(namespace):signal" }

@@ -8,8 +8,12 @@ import Scoring
 /// place: waiting, delayed, held in a processing list, or dead.
 ///
 /// - Three priorities served strictly in order (``JobPriority``).
-/// - A member queued again while waiting is not queued twice; queued at a
-///   higher priority it is promoted.
+/// - A member is pending (waiting, or delayed for a retry) at most once: a
+///   member queued again while pending is not queued twice (queued more
+///   urgently, the pending run is promoted; a delayed one keeps its time),
+///   and a retry or postponement of a member who is pending merges into that
+///   run. A member whose job is in flight may be queued once more (the job
+///   may have read MySQL before the change).
 /// - Reliable fetch: ``fetch(worker:on:)`` moves the job into the worker's
 ///   processing list in the same script that takes it; workers heartbeat,
 ///   and ``reap(timeout:on:)`` returns the jobs of a worker that went silent.
@@ -28,9 +32,9 @@ public struct WorkQueue: Sendable {
         self.retry = retry
     }
 
-    private var enqueueKeys: [String] { [keys.waiting, keys.depth] + keys.readyLists + [keys.signal] }
-
-    /// Queues `members` at `priority`, in batches of 1000 per script.
+    /// Queues `members` at `priority`, in batches of 1000 per script. A
+    /// member already pending (waiting or delayed) is not queued again; see
+    /// ``EnqueueResult``.
     @discardableResult
     public func enqueue(_ members: some Collection<MemberID>, priority: JobPriority, on redis: RedisConnection) throws(QueueError)
         -> EnqueueResult
@@ -40,11 +44,12 @@ public struct WorkQueue: Sendable {
         batch.reserveCapacity(1001)
         func flush() throws(QueueError) {
             guard !batch.isEmpty else { return }
-            let reply = try run(QueueScripts.enqueue, keys: enqueueKeys, arguments: [String(priority.rawValue)] + batch, on: redis)
-            guard let counts = reply.array?.compactMap(\.int), counts.count == 3 else { throw QueueError.unexpected(reply) }
+            let reply = try run(QueueScripts.enqueue, keys: keys.placement, arguments: [String(priority.rawValue)] + batch, on: redis)
+            guard let counts = reply.array?.compactMap(\.int), counts.count == 4 else { throw QueueError.unexpected(reply) }
             result.enqueued += counts[0]
             result.promoted += counts[1]
             result.alreadyWaiting += counts[2]
+            result.alreadyDelayed += counts[3]
             batch.removeAll(keepingCapacity: true)
         }
         for member in members {
@@ -57,13 +62,11 @@ public struct WorkQueue: Sendable {
     }
 
     /// Takes the most urgent waiting job into `worker`'s processing list (and
-    /// records a heartbeat); nil when nothing waits. Due retries are moved
-    /// back to waiting first.
+    /// records a heartbeat); nil when nothing waits. Due delayed runs are
+    /// moved back to waiting first.
     public func fetch(worker: String, on redis: RedisConnection) throws(QueueError) -> Job? {
         let reply = try run(
-            QueueScripts.fetch,
-            keys: [keys.waiting, keys.depth] + keys.readyLists
-                + [keys.processing(worker), keys.delayed, keys.attempts, keys.workers],
+            QueueScripts.fetch, keys: keys.placement + [keys.processing(worker), keys.attempts, keys.workers],
             arguments: [worker], on: redis)
         if reply.isNull { return nil }
         guard let entry = reply.string, let job = Job(entry: entry) else { throw QueueError.unexpected(reply) }
@@ -96,14 +99,16 @@ public struct WorkQueue: Sendable {
     }
 
     /// The job failed with `reason` (no member data): it comes back after a
-    /// backoff, or goes to the dead-letter list after its last attempt.
+    /// backoff, or goes to the dead-letter list after its last attempt. When
+    /// the member is pending already, the retry merges into that run (see
+    /// ``postpone(_:worker:random:on:)``).
     public func fail(
         _ job: Job, worker: String, reason: String, random: Double = Double.random(in: 0..<1), on redis: RedisConnection
     ) throws(QueueError) -> FailureOutcome {
         let delay = retry.delay(afterFailures: job.attempts + 1, random: random)
         let milliseconds = delay.wholeMilliseconds
         let reply = try run(
-            QueueScripts.fail, keys: [keys.processing(worker), keys.attempts, keys.delayed, keys.dead, keys.postponed],
+            QueueScripts.fail, keys: keys.placement + [keys.processing(worker), keys.attempts, keys.dead, keys.postponed],
             arguments: [
                 job.entry, String(job.member), String(job.priority.rawValue), String(job.enqueuedAt),
                 String(retry.maxAttempts), String(milliseconds), String(reason.prefix(500)),
@@ -125,12 +130,18 @@ public struct WorkQueue: Sendable {
     /// member's shard): it comes back later without using up an attempt, so
     /// an outage of any length fills no dead-letter list. The delay follows
     /// the retry policy's backoff over the postponements in a row.
+    ///
+    /// A member keeps at most one delayed run: postponed while delayed
+    /// already, the two become one with the earlier time, the more urgent
+    /// priority and the earlier enqueue time. Postponed while waiting (queued
+    /// again while this job ran), nothing is delayed: the waiting run comes
+    /// sooner and covers this one (the outcome's time is then now).
     public func postpone(
         _ job: Job, worker: String, random: Double = Double.random(in: 0..<1), on redis: RedisConnection
     ) throws(QueueError) -> PostponeOutcome {
         let jitter = 1 + retry.jitter * min(max(random, 0), 1)
         let reply = try run(
-            QueueScripts.postpone, keys: [keys.processing(worker), keys.postponed, keys.delayed],
+            QueueScripts.postpone, keys: keys.placement + [keys.processing(worker), keys.postponed],
             arguments: [
                 job.entry, String(job.member), String(job.priority.rawValue), String(job.enqueuedAt),
                 String(retry.baseDelay.wholeMilliseconds), String(retry.maxDelay.wholeMilliseconds), String(jitter),
@@ -146,7 +157,7 @@ public struct WorkQueue: Sendable {
     /// without using up retries.
     public func bury(_ job: Job, worker: String, reason: String, on redis: RedisConnection) throws(QueueError) -> FailureOutcome {
         let reply = try run(
-            QueueScripts.fail, keys: [keys.processing(worker), keys.attempts, keys.delayed, keys.dead, keys.postponed],
+            QueueScripts.fail, keys: keys.placement + [keys.processing(worker), keys.attempts, keys.dead, keys.postponed],
             arguments: [
                 job.entry, String(job.member), String(job.priority.rawValue), String(job.enqueuedAt),
                 "1", "0", String(reason.prefix(500)),
@@ -189,8 +200,7 @@ public struct WorkQueue: Sendable {
     private func release(worker: String, countAttempt: Bool, on redis: RedisConnection) throws(QueueError) -> (returned: Int, dead: Int) {
         let reply = try run(
             QueueScripts.release,
-            keys: [keys.processing(worker), keys.waiting, keys.depth] + keys.readyLists
-                + [keys.workers, keys.attempts, keys.dead, keys.signal, keys.postponed],
+            keys: keys.placement + [keys.processing(worker), keys.workers, keys.attempts, keys.dead, keys.postponed],
             arguments: [worker, countAttempt ? "1" : "0", String(retry.maxAttempts)], on: redis)
         guard let counts = reply.array?.compactMap(\.int), counts.count == 2 else { throw QueueError.unexpected(reply) }
         return (counts[0], counts[1])
@@ -228,7 +238,7 @@ public struct WorkQueue: Sendable {
         for start in stride(from: 0, to: ids.count, by: 1000) {
             let batch = ids[start..<min(ids.count, start + 1000)].map(String.init)
             let reply = try run(
-                QueueScripts.redrive, keys: [keys.dead, keys.waiting, keys.depth] + keys.readyLists + [keys.signal],
+                QueueScripts.redrive, keys: keys.placement + [keys.dead],
                 arguments: batch, on: redis)
             moved += reply.int ?? 0
         }

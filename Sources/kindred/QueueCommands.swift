@@ -88,7 +88,9 @@ struct EnqueueCommand: AsyncParsableCommand {
         }
         let redis = try connectQueue(configuration)
         let result = try WorkQueue().enqueue(members, priority: priority, on: redis)
-        print("enqueued \(result.enqueued), promoted \(result.promoted), already waiting \(result.alreadyWaiting) (\(priority))")
+        print(
+            "enqueued \(result.enqueued), promoted \(result.promoted), already waiting \(result.alreadyWaiting), "
+                + "already delayed (retrying) \(result.alreadyDelayed) (\(priority))")
     }
 }
 

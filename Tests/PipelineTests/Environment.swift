@@ -123,7 +123,7 @@ final class Installation: @unchecked Sendable {
     /// Builds an in-process pipeline context over this installation.
     func context(
         workers: Int = 1, manager: ShardConnectionManager.Configuration = ShardConnectionManager.Configuration(),
-        registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
+        registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), logs: LogRecorder? = nil,
         configure: (inout PipelineSettings) -> Void = { _ in }
     ) throws
         -> (PipelineContext, SnapshotWatermark)
@@ -131,11 +131,106 @@ final class Installation: @unchecked Sendable {
         var settings = PipelineSettings(workers: workers)
         settings.jobRetry = JobRetryPolicy(maxAttempts: 3, baseDelay: .milliseconds(50), maxDelay: .milliseconds(200))
         configure(&settings)
-        var logger = Logger(label: "test")
+        var logger = logs?.logger() ?? Logger(label: "test")
         logger.logLevel = .warning
         return try WorkerDaemon.bootstrap(
             mysql: mysqlConfiguration, queue: queueURL, settings: settings,
             metrics: KindredMetrics.prometheus(registry: registry), logger: logger,
             managerConfiguration: manager)
+    }
+}
+
+/// Keeps what a logger was given, so a test can check what a service
+/// reported (a periodic task's failures, for instance).
+final class LogRecorder: @unchecked Sendable {
+    // @unchecked Sendable: `entries` is only touched under `lock`.
+    struct Entry: Sendable {
+        var level: Logger.Level
+        var message: String
+        var metadata: [String: String]
+    }
+
+    private let lock = NSLock()
+    private var entries: [Entry] = []
+
+    /// Everything logged so far.
+    var all: [Entry] { lock.withLock { entries } }
+
+    /// A logger that records into this recorder.
+    func logger(label: String = "test") -> Logger {
+        Logger(label: label) { _ in Handler(recorder: self) }
+    }
+
+    /// The failures `periodicService` logged for `task`.
+    func failures(of task: String) -> [String] {
+        all.filter { $0.message == "periodic task failed" && $0.metadata["task"] == task }.map { $0.metadata["error"] ?? "" }
+    }
+
+    fileprivate func append(_ entry: Entry) { lock.withLock { entries.append(entry) } }
+
+    private struct Handler: LogHandler {
+        let recorder: LogRecorder
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+
+        func log(event: LogEvent) {
+            let merged = metadata.merging(event.metadata ?? [:]) { $1 }
+            recorder.append(Entry(level: event.level, message: event.message.description, metadata: merged.mapValues { "\($0)" }))
+        }
+    }
+}
+
+extension PrometheusCollectorRegistry {
+    /// The value of the sample `name{label="value"}` in the text exposition;
+    /// nil when there is none.
+    func sample(_ name: String, _ label: String, _ value: String) -> Double? {
+        var text: [UInt8] = []
+        emit(into: &text)
+        let prefix = "\(name){\(label)=\"\(value)\"} "
+        for line in String(decoding: text, as: UTF8.self).split(separator: "\n") where line.hasPrefix(prefix) {
+            return Double(line.dropFirst(prefix.count))
+        }
+        return nil
+    }
+}
+
+/// A Redis connection that test threads use in turn (a `RedisConnection` is
+/// for one thread at a time), connecting again after its server restarted.
+final class SharedRedis: @unchecked Sendable {
+    // @unchecked Sendable: `connection` is only used under `lock`.
+    private let lock = NSLock()
+    private let connection: RedisConnection
+
+    init(_ server: RedisServer) throws { connection = try server.connect() }
+
+    func send(_ command: RedisCommand) throws -> RedisValue {
+        try lock.withLock {
+            if connection.isBroken { try connection.reconnect() }
+            return try connection.send(command)
+        }
+    }
+
+    func pipeline(_ commands: [RedisCommand]) throws -> [Result<RedisValue, RedisError>] {
+        try lock.withLock {
+            if connection.isBroken { try connection.reconnect() }
+            return connection.pipeline(commands)
+        }
+    }
+}
+
+/// The last value a test step set, read by another thread.
+final class Latest<Value: Sendable>: @unchecked Sendable {
+    // @unchecked Sendable: `stored` is only touched under `lock`.
+    private let lock = NSLock()
+    private var stored: Value?
+
+    var value: Value? {
+        get { lock.withLock { stored } }
+        set { lock.withLock { stored = newValue } }
     }
 }

@@ -148,6 +148,157 @@ struct WorkQueueTests {
         #expect(try queue.postpone(job, worker: "w1", on: redis) == .notHeld)
     }
 
+    /// A queue whose retries and postponements wait 10 s and more: never due
+    /// during a test unless the test makes them due.
+    let slowQueue = WorkQueue(retry: JobRetryPolicy(maxAttempts: 3, baseDelay: .seconds(10), maxDelay: .seconds(60)))
+
+    /// The delayed runs: member -> (due time, `priority:enqueuedAt`).
+    func delayedRuns(_ redis: RedisConnection) throws -> [String: (at: Int64, job: String?)] {
+        let flat = try #require(try redis.send(["ZRANGE", "kq:delayed", "0", "-1", "WITHSCORES"]).array?.compactMap(\.string))
+        var runs: [String: (at: Int64, job: String?)] = [:]
+        for i in stride(from: 0, to: flat.count, by: 2) {
+            runs[flat[i]] = (Int64(flat[i + 1]) ?? -1, try redis.send(["HGET", "kq:delayed:jobs", flat[i]]).string)
+        }
+        return runs
+    }
+
+    /// Makes every delayed run due now.
+    func makeDue(_ redis: RedisConnection) throws {
+        for member in try delayedRuns(redis).keys { _ = try redis.send(["ZADD", "kq:delayed", "0", member]) }
+    }
+
+    @Test("a member keeps one delayed run however often their jobs are postponed or retried: the earliest time, the most urgent priority, the first enqueue time")
+    func oneDelayedRunPerMember() throws {
+        let server = try RedisServer()
+        let redis = try server.connect()
+        // Three jobs of member 5 in flight at once (queued again while each ran).
+        var jobs: [Job] = []
+        for (worker, priority) in [("w1", JobPriority.backfill), ("w2", .repair), ("w3", .interactive)] {
+            #expect(try queue.enqueue([5], priority: priority, on: redis).enqueued == 1)
+            jobs.append(try #require(try queue.fetch(worker: worker, on: redis)))
+        }
+        #expect(jobs.map(\.member) == [5, 5, 5])
+        guard case .postponed(let slowAt, 1) = try slowQueue.postpone(jobs[0], worker: "w1", random: 0, on: redis) else {
+            Issue.record("the first postponement was refused")
+            return
+        }
+        // Postponed again, sooner (the fast queue's 100 ms): the one run takes the earlier time.
+        guard case .postponed(let at, 2) = try queue.postpone(jobs[1], worker: "w2", random: 0, on: redis) else {
+            Issue.record("the second postponement was refused")
+            return
+        }
+        #expect(at < slowAt)
+        // Retried later (the slow queue's 10 s): the earlier time stays.
+        #expect(try slowQueue.fail(jobs[2], worker: "w3", reason: "boom", random: 0, on: redis) == .retry(at: at, attempt: 1))
+        let runs = try delayedRuns(redis)
+        #expect(runs.count == 1)
+        #expect(runs["5"]?.at == at)
+        #expect(runs["5"]?.job == "0:\(jobs[0].enqueuedAt)", "the most urgent priority and the first enqueue time")
+        let stats = try queue.stats(on: redis)
+        #expect(stats.delayed == 1 && stats.processing == 0 && stats.waiting.values.reduce(0, +) == 0)
+        try makeDue(redis)
+        let again = try fetchAll("w4", redis)
+        #expect(again.map(\.member) == [5], "one run, not three")
+        #expect(again.first?.priority == .interactive && again.first?.enqueuedAt == jobs[0].enqueuedAt)
+        #expect(try delayedRuns(redis).isEmpty && redis.send(["HLEN", "kq:delayed:jobs"]).int == 0)
+    }
+
+    @Test("queueing a member whose run is delayed queues nothing new; a more urgent request raises its priority and keeps its time; once taken, the member may be queued again")
+    func enqueueWhileDelayed() throws {
+        let server = try RedisServer()
+        let redis = try server.connect()
+        try queue.enqueue([7], priority: .repair, on: redis)
+        let job = try #require(try queue.fetch(worker: "w1", on: redis))
+        guard case .postponed(let at, _) = try slowQueue.postpone(job, worker: "w1", random: 0, on: redis) else {
+            Issue.record("the postponement was refused")
+            return
+        }
+        var onlyDelayed = EnqueueResult()
+        onlyDelayed.alreadyDelayed = 1
+        for priority in [JobPriority.repair, .backfill, .repair] {
+            #expect(try queue.enqueue([7], priority: priority, on: redis) == onlyDelayed, "\(priority)")
+        }
+        #expect(try queue.enqueue([7], priority: .interactive, on: redis).promoted == 1)
+        #expect(try queue.enqueue([7], priority: .interactive, on: redis).alreadyDelayed == 1)
+        var stats = try queue.stats(on: redis)
+        #expect(stats.waiting.values.reduce(0, +) == 0 && stats.delayed == 1)
+        #expect(try delayedRuns(redis)["7"].map { "\($0.at) \($0.job ?? "")" } == "\(at) 0:\(job.enqueuedAt)")
+        #expect(try queue.fetch(worker: "w1", on: redis) == nil, "not due: the requests did not bring it forward")
+        try makeDue(redis)
+        let taken = try fetchAll("w1", redis)
+        #expect(taken.map(\.member) == [7])
+        #expect(taken.first?.priority == .interactive && taken.first?.enqueuedAt == job.enqueuedAt)
+        // In flight: a request now may come after the job read MySQL, so it queues one more run.
+        #expect(try queue.enqueue([7], priority: .backfill, on: redis).enqueued == 1)
+        stats = try queue.stats(on: redis)
+        #expect(stats.waiting[.backfill] == 1 && stats.processing == 1 && stats.delayed == 0)
+    }
+
+    @Test("a job postponed or retried while its member was queued again merges into the waiting run; the in-flight request is not lost")
+    func postponeWhileWaiting() throws {
+        let server = try RedisServer()
+        let redis = try server.connect()
+        try queue.enqueue([9, 10], priority: .interactive, on: redis)
+        let first = try #require(try queue.fetch(worker: "w1", on: redis))
+        let second = try #require(try queue.fetch(worker: "w1", on: redis))
+        #expect([first.member, second.member] == [9, 10])
+        #expect(try queue.enqueue([9, 10], priority: .backfill, on: redis).enqueued == 2)
+        let now = try serverMilliseconds(redis)
+        guard case .postponed(let at, 1) = try slowQueue.postpone(first, worker: "w1", random: 0, on: redis) else {
+            Issue.record("the postponement was refused")
+            return
+        }
+        #expect(at >= now && at < now + 5_000, "the waiting run comes now, not in 10 s")
+        guard case .retry(let retryAt, 1) = try slowQueue.fail(second, worker: "w1", reason: "boom", random: 0, on: redis) else {
+            Issue.record("the retry was refused")
+            return
+        }
+        #expect(retryAt >= now && retryAt < now + 5_000)
+        let stats = try queue.stats(on: redis)
+        #expect(stats.delayed == 0 && stats.processing == 0)
+        #expect(stats.waiting == [.interactive: 2, .repair: 0, .backfill: 0], "the waiting runs took the jobs' priority")
+        let runs = try fetchAll("w2", redis)
+        #expect(runs.map(\.member) == [9, 10], "one run each; the stale backfill entries are skipped")
+        #expect(runs.map(\.enqueuedAt) == [first.enqueuedAt, second.enqueuedAt])
+        #expect(runs.last?.attempts == 1, "the retry's attempt still counts")
+    }
+
+    @Test("a job handed back or reaped while its member's run is delayed joins that run")
+    func releaseWhileDelayed() throws {
+        let server = try RedisServer()
+        let redis = try server.connect()
+        try queue.enqueue([11], priority: .repair, on: redis)
+        let held = try #require(try queue.fetch(worker: "w1", on: redis))
+        try queue.enqueue([11], priority: .interactive, on: redis)
+        let postponed = try #require(try queue.fetch(worker: "w2", on: redis))
+        _ = try slowQueue.postpone(postponed, worker: "w2", random: 0, on: redis)
+        #expect(try queue.handBack(worker: "w1", on: redis) == 1)
+        let stats = try queue.stats(on: redis)
+        #expect(stats.waiting.values.reduce(0, +) == 0 && stats.delayed == 1 && stats.processing == 0)
+        #expect(try delayedRuns(redis)["11"]?.job == "0:\(held.enqueuedAt)")
+        try makeDue(redis)
+        #expect(try fetchAll("w3", redis).map(\.member) == [11])
+    }
+
+    @Test("delayed entries written before runs were kept one per member are still taken when due")
+    func legacyDelayedEntries() throws {
+        let server = try RedisServer()
+        let redis = try server.connect()
+        _ = try redis.send(["ZADD", "kq:delayed", "0", "13|1|12345"])
+        _ = try redis.send(["ZADD", "kq:delayed", "0", "14|2|12346"])
+        try queue.enqueue([14], priority: .interactive, on: redis)
+        let jobs = try fetchAll("w1", redis)
+        #expect(jobs.map(\.member) == [14, 13])
+        #expect(jobs.map(\.priority) == [.interactive, .repair])
+        #expect(jobs.map(\.enqueuedAt) == [12346, 12345], "the earlier enqueue time of the merged run")
+        #expect(try queue.stats(on: redis).delayed == 0)
+    }
+
+    func serverMilliseconds(_ redis: RedisConnection) throws -> Int64 {
+        let time = try #require(try redis.send(["TIME"]).array?.compactMap { $0.string.flatMap(Int64.init) })
+        return time[0] * 1000 + time[1] / 1000
+    }
+
     @Test("a job that can never succeed is buried at once with its reason")
     func bury() throws {
         let server = try RedisServer()

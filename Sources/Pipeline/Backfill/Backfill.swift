@@ -240,7 +240,7 @@ public final class Backfill {
         let totals = result.total
         return [
             "queued at backfill priority for the worker daemons: \(totals.enqueued) new, \(totals.promoted) promoted, "
-                + "\(totals.alreadyWaiting) already waiting; the daemons rebuild them: "
+                + "\(totals.alreadyWaiting) already waiting, \(totals.alreadyDelayed) already delayed; the daemons rebuild them: "
                 + "follow with `kindred status` or `kindred queue stats`"
         ]
     }
@@ -430,6 +430,7 @@ final class QueueTotals: @unchecked Sendable {
             value.enqueued += more.enqueued
             value.promoted += more.promoted
             value.alreadyWaiting += more.alreadyWaiting
+            value.alreadyDelayed += more.alreadyDelayed
         }
     }
 
