@@ -91,20 +91,23 @@ public struct PublishedStore {
     /// is running: the caller tries again later).
     public func lock(_ id: MemberID, wait: Duration = .zero) throws -> Bool {
         let seconds = Double(wait.components.seconds) + Double(wait.components.attoseconds) / 1e18
-        return try connection.query("SELECT GET_LOCK(?, ?)", [.text(Self.lockName(id)), .double(seconds)]).first?.int(0) == 1
+        return try connection.query("SELECT GET_LOCK(\(Self.lockName), ?)", [.uint(UInt64(id)), .double(seconds)]).first?.int(0) == 1
     }
 
     /// Whether this session still holds the member's lock (a reconnect
     /// after MySQL restarted loses it).
     public func holdsLock(_ id: MemberID) throws -> Bool {
-        try connection.query("SELECT IS_USED_LOCK(?) = CONNECTION_ID()", [.text(Self.lockName(id))]).first?.int(0) == 1
+        try connection.query("SELECT IS_USED_LOCK(\(Self.lockName)) = CONNECTION_ID()", [.uint(UInt64(id))]).first?.int(0) == 1
     }
 
     public func unlock(_ id: MemberID) throws {
-        _ = try connection.query("SELECT RELEASE_LOCK(?)", [.text(Self.lockName(id))])
+        _ = try connection.query("SELECT RELEASE_LOCK(\(Self.lockName))", [.uint(UInt64(id))])
     }
 
-    static func lockName(_ id: MemberID) -> String { "kindred.publish.\(id)" }
+    /// The lock's name for the member bound to the one parameter: user locks
+    /// are server-wide, so the database's name is in it (two installations
+    /// on one server never share a lock).
+    static let lockName = "CONCAT('kindred.publish:', MD5(DATABASE()), ':', ?)"
 
     /// The member's current record and published records.
     /// - Throws: ``MemberStoreError/Code/corruptRow`` for a stored row (or a

@@ -110,7 +110,7 @@ struct BackfillTests {
             let chosen = try Self.lastActive(installation).filter { members.admits(lastActive: $0.value) }.keys
             let report = try Self.backfill(context, selection)
             #expect(!report.interrupted && report.counts == RunProgress.Counts(done: chosen.count))
-            #expect(report.notes.contains { $0.contains("reciprocal offers: ") && !$0.contains("skipped (") }, "\(report.notes)")
+            #expect(report.notes.contains { $0.hasPrefix("catch-up: ") }, "\(report.notes)")
             try Self.expectSetsCorrect(installation, chosen)
             let stored = try installation.storedSets()
             #expect(stored.filter { $0.value != nil }.count == chosen.count, "only the selected members have sets")
@@ -134,14 +134,13 @@ struct BackfillTests {
         }
     }
 
-    @Test("rebuilding every member skips reciprocal offers, says so, and every set is exact")
+    @Test("rebuilding every member makes every set exact and weighs the shards evenly")
     func wholePopulation() async throws {
         try await onThread("wholePopulation") {
             let installation = try Installation(memberLimit: 250)
             let (context, _) = try installation.context()
             let report = try Self.backfill(context, RunSelection(all: true))
             #expect(report.counts.done == installation.members.count && report.counts.failed == 0)
-            #expect(report.notes.contains { $0.contains("reciprocal offers: skipped") }, "\(report.notes)")
             try Self.expectSetsCorrect(installation, installation.members.map(\.id))
             // Weights honoured: three shards of weight 1 share the new members evenly.
             let connection = try installation.connectMySQL()
@@ -151,16 +150,21 @@ struct BackfillTests {
         }
     }
 
-    @Test("offers reach the sets generated before a member changed, and skip sets generated after it")
-    func narrowedOffers() async throws {
-        try await onThread("narrowedOffers") {
+    @Test("backfill rebuilds own sets only; a later change is published into every set that ranks the member now")
+    func publicationAfterBackfill() async throws {
+        try await onThread("publicationAfterBackfill") {
             let installation = try Installation(memberLimit: 300)
             let (context, _) = try installation.context { $0.scoring.topN = 8 }
             _ = try Self.backfill(context, RunSelection(all: true))
-            // X changes answers to be widely compatible: the sets of X's new matches,
-            // generated before the change, must take X in through offers.
             let connection = try installation.connectMySQL()
             defer { connection.close() }
+            let published = PublishedStore(connection: connection, survey: installation.survey)
+            // Every set was scanned after the import: every member counts as published without a placement.
+            let oldest = try #require(try published.oldestCoverage())
+            #expect(try published.settleUnpublished(changedBefore: oldest) == installation.members.count)
+            #expect(try published.needingPublication().isEmpty)
+            // X changes answers to be widely compatible: the sets that rank X now, generated before the change,
+            // take X in through X's publication (the worker's job), not through backfill.
             let repository = MemberRepository(connection: connection, survey: installation.survey)
             var changed = try #require(installation.members.first { $0.id == 1 })
             changed.answers = changed.answers.map { answer in
@@ -170,30 +174,16 @@ struct BackfillTests {
                 return wide
             }
             try repository.upsert([changed])
-            let report = try Self.backfill(context, RunSelection(ids: [1]))
-            #expect(report.counts.done == 1)
+            #expect(try published.needingPublication() == [1])
+            let outcome = try Generator(context: context).process(1, ownSet: .always)
+            #expect(outcome.publication.published && outcome.publication.count(.entered) > 0)
+            #expect(outcome.publication.skippedCovered == 0, "every set was generated before the change")
+            #expect(try published.needingPublication().isEmpty)
             let everyone = installation.members.map { $0.id == 1 ? changed : $0 }
             let expected = try Installation.expectedMatches(everyone, survey: installation.survey, settings: ScoringSettings(topN: 8))
-            let store = installation.scoreStore()
-            let directory = ShardDirectory(connection: try SerializedConnection(configuration: installation.mysqlConfiguration))
-            var entered = 0
-            let targets = try #require(expected[1]).map(\.id)
-            for target in targets {
-                let shard = try #require(try directory.shard(of: target))
-                let set = try #require(try store.readSet(target, shard: shard, cutToLimit: false))
-                #expect(Array(set.matches.prefix(8)) == expected[target], "member \(target)")
-                if set.matches.contains(where: { $0.id == 1 }) { entered += 1 }
-            }
-            #expect(entered > 0, "no set took the changed member in")
-            #expect(report.notes.contains { $0.contains("\(targets.count) of \(targets.count) matches hold sets generated before") }, "\(report.notes)")
+            let stored = try installation.storedSets()
+            for member in everyone { #expect(stored[member.id] == .some(expected[member.id]), "member \(member.id)") }
 
-            // Y has not changed since long before every set was generated: no offer can matter.
-            let y = installation.members[5].id
-            try connection.execute("UPDATE members SET changed_at = '2020-01-01 00:00:00' WHERE id = ?", [.uint(UInt64(y))])
-            try connection.execute("DELETE FROM generations WHERE member_id = ?", [.uint(UInt64(y))])
-            let quiet = try Self.backfill(context, RunSelection(ids: [y]))
-            #expect(quiet.counts.done == 1)
-            #expect(quiet.notes.contains { $0.hasPrefix("0 of ") && $0.contains("matches hold sets generated before") && $0.contains("0 offered") }, "\(quiet.notes)")
         }
     }
 
