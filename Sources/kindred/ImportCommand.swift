@@ -1,8 +1,12 @@
 import ArgumentParser
 import Foundation
+import KindredConfig
 import MariaDBClient
 import MemberFormat
 import MemberStore
+import RedisClient
+import Scoring
+import WorkQueue
 
 struct ImportCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -13,7 +17,10 @@ struct ImportCommand: AsyncParsableCommand {
             Members go in transactions of --batch members; if MySQL restarts meanwhile the import \
             reconnects and carries on. Rejected lines go to standard error as `line N: reason`. \
             Exit status: 0 when every line was imported (or --allow-rejects), 3 when lines were \
-            rejected, 1 on any other failure. Run `kindred migrate` first.
+            rejected, 1 on any other failure. Run `kindred migrate` first. \
+            Afterwards the members whose change other members' sets must see are queued for the \
+            worker daemons (KINDRED_QUEUE; without it the daemons' repair sweep finds them); \
+            members imported before any set was built need nothing and are marked published.
             """
     )
 
@@ -37,7 +44,11 @@ struct ImportCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        let configuration = try await configOptions.load()
         let url = try await mysqlURL(configOptions)
+        let queue = try configuration.queue.flatMap { $0.isEmpty ? nil : $0 }.map { text in
+            do { return try RedisURL(text) } catch { throw CLIError("KINDRED_QUEUE: \(error)") }
+        }
         let (surveyPath, membersPath, batchSize) = (survey, members, batch)
         let summary = try await onDedicatedThread(name: "kindred-import") { () throws -> ImportSummary in
             let connection = try MariaDBConnection(url: url)
@@ -62,10 +73,52 @@ struct ImportCommand: AsyncParsableCommand {
                 + "(\(ProgressDisplay.grouped(progress.rejected)) rejected, \(summary.blankLines) blank) in \(seconds) s: "
                 + "\(ProgressDisplay.grouped(Int(progress.membersPerSecond))) members/s"
                 + (summary.storedSurvey ? "; stored the survey" : ""))
+        let (settled, queued) = try await onDedicatedThread(name: "kindred-import-publish") {
+            try Self.publish(url: url, queue: queue)
+        }
+        if settled > 0 { print("\(ProgressDisplay.grouped(settled)) members marked published: every stored set already ranks them as they are") }
+        if let queued {
+            if queued > 0 { print("\(ProgressDisplay.grouped(queued)) changed members queued for the worker daemons to publish") }
+        } else {
+            print("no queue configured (KINDRED_QUEUE): the worker daemons' repair sweep publishes the changed members")
+        }
         if progress.rejected > 0 && !allowRejects {
             printError("\(progress.rejected) line(s) rejected: exiting with status 3 (--allow-rejects accepts them)")
             throw ExitCode(3)
         }
+    }
+}
+
+extension ImportCommand {
+    /// After an import: settles the members no stored set can rank wrongly,
+    /// and queues (at repair priority) every member whose change other
+    /// members' sets must still see. Returns the counts (queued is nil
+    /// without a queue).
+    static func publish(url: String, queue: RedisURL?) throws -> (settled: Int, queued: Int?) {
+        let connection = try MariaDBConnection(url: url)
+        defer { connection.close() }
+        guard let survey = try SurveyStore.stored(connection) else { return (0, nil) }
+        let store = PublishedStore(connection: connection, survey: survey)
+        let before = try store.oldestCoverage() ?? (try connection.serverTime() - .seconds(10))
+        var settled = 0
+        while true {
+            let batch = try store.settleUnpublished(changedBefore: before, limit: 10_000)
+            settled += batch
+            if batch < 10_000 { break }
+        }
+        guard let queue else { return (settled, nil) }
+        let redis = try RedisConnection(configuration: queue.configuration(connectTimeout: .seconds(2), readTimeout: .seconds(10)))
+        defer { redis.close() }
+        var queued = 0
+        var after: MemberID = 0
+        while true {
+            let ids = try store.needingPublication(after: after, limit: 5000)
+            guard let last = ids.last else { break }
+            let result = try WorkQueue().enqueue(ids, priority: .repair, on: redis)
+            queued += result.enqueued + result.promoted
+            after = last
+        }
+        return (settled, queued)
     }
 }
 

@@ -37,6 +37,15 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(name: .customLong("shutdown-timeout"), help: "Seconds a graceful stop waits for jobs in flight.")
     var shutdownTimeout: Int = 15
 
+    @Option(name: .customLong("sweep-interval"), help: "Seconds between repair sweeps (sets missing or stale, changes not yet published).")
+    var sweepInterval: Int = 300
+
+    @Option(name: .customLong("audit-interval"), help: "Seconds between set audits (sets on the wrong shard or of the wrong write, orphans, a recomputed sample).")
+    var auditInterval: Int = 600
+
+    @Option(name: .customLong("audit-sample"), help: "Sets each audit recomputes from the snapshot and compares with its shard.")
+    var auditSample: Int = 50
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (default: $KINDRED_LOG_LEVEL, else info).")
     var logLevel: String?
 
@@ -44,6 +53,9 @@ struct WorkerCommand: AsyncParsableCommand {
         if let workers, !(1...256).contains(workers) { throw ValidationError("--workers must be 1 to 256") }
         guard activeWindowDays >= 0 else { throw ValidationError("--active-window must not be negative") }
         guard shutdownTimeout >= 1 else { throw ValidationError("--shutdown-timeout must be at least 1 second") }
+        guard sweepInterval >= 1 else { throw ValidationError("--sweep-interval must be at least 1 second") }
+        guard auditInterval >= 1 else { throw ValidationError("--audit-interval must be at least 1 second") }
+        guard auditSample >= 0 else { throw ValidationError("--audit-sample must not be negative") }
     }
 
     func run() async throws {
@@ -56,6 +68,9 @@ struct WorkerCommand: AsyncParsableCommand {
             workers: try workers ?? configuration.integer("workers", default: ProcessInfo.processInfo.activeProcessorCount))
         settings.activeWindow = .seconds(activeWindowDays * 86_400)
         settings.shutdownTimeout = .seconds(shutdownTimeout)
+        settings.sweepInterval = .seconds(sweepInterval)
+        settings.auditInterval = .seconds(auditInterval)
+        settings.auditSample = auditSample
         let finalSettings = settings
         let registry = PrometheusCollectorRegistry()
         let kindredMetrics = KindredMetrics.prometheus(registry: registry)
