@@ -8,6 +8,11 @@ with what `kindred matches --json` prints. Exits non-zero on any difference.
 usage: scripts/check-scores.py [--sample K] SURVEY MEMBERS KINDRED_BINARY [ID ...]
        (no ids: every member in the file, or K of them chosen at random plus
        every hand-made edge case, ids >= 90000)
+       scripts/check-scores.py --served SERVED SURVEY MEMBERS
+       (SERVED: a JSON file {"top_n": N, "min_score": S, "min_common": C,
+        "matches": {"ID": [{"id": ..., "score": "7.3"}, ...]}} of what a
+        running system served; every listed member's list must equal the
+        recomputation over MEMBERS exactly: ids, scores, order)
 """
 import json
 import math
@@ -104,8 +109,45 @@ def matches(a, members, top_n=5000, min_score=0, min_common=5):
     return [{"id": i, "score": "%d.%d" % (-t // 10, -t % 10)} for t, i in found[:top_n]]
 
 
+def check_served(served_path, survey_path, members_path):
+    served = json.load(open(served_path))
+    members = load(survey_path, members_path)
+    top_n, min_score, min_common = served["top_n"], served["min_score"], served["min_common"]
+    failures = wrong_scores = failing_filters = missing = extra = 0
+    for key, actual in sorted(served["matches"].items(), key=lambda kv: int(kv[0])):
+        member_id = int(key)
+        if member_id not in members:
+            failures += 1
+            print("member %d was served but is not a live member" % member_id, file=sys.stderr)
+            continue
+        expected = matches(members[member_id], members, top_n, min_score, min_common)
+        if actual == expected:
+            continue
+        failures += 1
+        want = {m["id"]: m["score"] for m in expected}
+        got = {m["id"]: m["score"] for m in actual}
+        for other, value in got.items():
+            if other not in want:
+                extra += 1
+                t = score(members[member_id], members[other], min_common) if other in members else None
+                if t is None:
+                    failing_filters += 1
+            elif want[other] != value:
+                wrong_scores += 1
+        missing += sum(1 for other in want if other not in got)
+        if failures <= 10:
+            print("member %d differs: expected %d matches, served %d; first expected %s, first served %s" % (
+                member_id, len(expected), len(actual), expected[:3], actual[:3]), file=sys.stderr)
+    print("checked %d members: %d differ (%d entries missing, %d extra of which %d fail the hard filters or are gone, "
+          "%d wrong scores)" % (len(served["matches"]), failures, missing, extra, failing_filters, wrong_scores))
+    sys.exit(1 if failures else 0)
+
+
 def main():
     args = sys.argv[1:]
+    if args and args[0] == "--served":
+        check_served(args[1], args[2], args[3])
+        return
     sample = None
     if args and args[0] == "--sample":
         sample = int(args[1])

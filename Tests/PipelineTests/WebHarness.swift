@@ -32,12 +32,15 @@ final class WebHarness: @unchecked Sendable {
     /// - Parameters:
     ///   - memberLimit: fixture members imported.
     ///   - generate: whether every member's set is generated first.
-    init(memberLimit: Int? = 300, generate: Bool = true, installation existing: Installation? = nil, generateFirst: Bool = false) throws {
+    init(
+        memberLimit: Int? = 300, generate: Bool = true, installation existing: Installation? = nil, generateFirst: Bool = false,
+        configure: (inout PipelineSettings) -> Void = { _ in }
+    ) throws {
         installation = try existing ?? Installation(memberLimit: memberLimit)
         var manager = ShardConnectionManager.Configuration()
         manager.connectTimeout = .milliseconds(250)
         manager.readTimeout = .milliseconds(800)
-        (context, watermark) = try installation.context(workers: 2, manager: manager, registry: registry)
+        (context, watermark) = try installation.context(workers: 2, manager: manager, registry: registry, configure: configure)
         var settings = WebSettings()
         settings.ioThreads = 4
         settings.cachedSets = 64
