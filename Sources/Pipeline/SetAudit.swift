@@ -39,11 +39,14 @@ final class SetAuditState: @unchecked Sendable {
     private var versions: [(at: ContinuousClock.Instant, version: Int)] = []
     /// A sampled set compares only entries of members that did not change
     /// for this long (their publication may be on its way).
-    let quiet: Duration = .seconds(60)
+    let quiet: Duration
     /// Orphans younger than this are left alone (a write may be in flight).
     let orphanGrace: Int64 = 120
 
-    init(context: PipelineContext) { self.context = context }
+    init(context: PipelineContext, quiet: Duration = .seconds(60)) {
+        self.context = context
+        self.quiet = quiet
+    }
 
     func run(_ connections: TaskConnections) throws {
         let now = ContinuousClock.now

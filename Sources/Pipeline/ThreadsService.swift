@@ -17,6 +17,8 @@ public final class ThreadsService: Service, @unchecked Sendable {
     private let count: Int
     private let shutdownTimeout: Duration
     private let body: @Sendable (Int, StopSignal) -> Void
+    /// A periodic service's one run (``periodicService(name:interval:logger:body:onStop:)``).
+    private let tick: (@Sendable () throws -> Void)?
     private let logger: Logger
     private let lock = NSLock()
     private var running = 0
@@ -27,6 +29,7 @@ public final class ThreadsService: Service, @unchecked Sendable {
     ///   - body: runs until it sees `stop` set; it must check often.
     public init(
         name: String, count: Int, shutdownTimeout: Duration, logger: Logger,
+        tick: (@Sendable () throws -> Void)? = nil,
         body: @escaping @Sendable (Int, StopSignal) -> Void
     ) {
         precondition(count >= 1)
@@ -34,7 +37,15 @@ public final class ThreadsService: Service, @unchecked Sendable {
         self.count = count
         self.shutdownTimeout = shutdownTimeout
         self.logger = logger
+        self.tick = tick
         self.body = body
+    }
+
+    /// Runs a periodic service's body once on the calling thread, outside
+    /// its schedule (tests, and an operator's one-off run); errors are
+    /// thrown. Nothing for other services.
+    public func runOnce() throws {
+        try tick?()
     }
 
     public func run() async throws {
@@ -94,7 +105,7 @@ public func periodicService(
     body: @escaping @Sendable () throws -> Void,
     onStop: @escaping @Sendable () throws -> Void = {}
 ) -> ThreadsService {
-    ThreadsService(name: name, count: 1, shutdownTimeout: .seconds(5), logger: logger) { _, stop in
+    ThreadsService(name: name, count: 1, shutdownTimeout: .seconds(5), logger: logger, tick: body) { _, stop in
         while !stop.isStopped {
             do {
                 try body()

@@ -197,6 +197,16 @@ extension PrometheusCollectorRegistry {
         }
         return nil
     }
+
+    /// The value of the unlabelled sample `name`; nil when there is none.
+    func sample(_ name: String) -> Double? {
+        var text: [UInt8] = []
+        emit(into: &text)
+        for line in String(decoding: text, as: UTF8.self).split(separator: "\n") where line.hasPrefix(name + " ") {
+            return Double(line.dropFirst(name.count + 1))
+        }
+        return nil
+    }
 }
 
 /// A Redis connection that test threads use in turn (a `RedisConnection` is
