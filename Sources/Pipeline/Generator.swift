@@ -171,9 +171,11 @@ public final class Generator {
     public enum OwnSet: Sendable, Hashable {
         /// Always (a read, a login, an explicit request, backfill).
         case always
-        /// Only when the member holds a shard or a set, or was active at or
-        /// after this Unix time and not evicted since: a change of a dormant
-        /// member without a set is only published.
+        /// Only when the member should hold a set (they hold a shard or a
+        /// set, or were active at or after this Unix time and not evicted
+        /// since) and theirs is not current: a change of a dormant member
+        /// without a set is only published; a repair of a set that is fine
+        /// writes nothing.
         case ifWanted(activeSince: Int64)
     }
 
@@ -243,7 +245,7 @@ public final class Generator {
         try context.population.upsert(record, version: version)
         var outcome = GenerationOutcome(kind: .publishedOnly)
         var scan: (all: [Match], version: Int)? = nil
-        if try wantsOwnSet(record, rule: ownSet) {
+        if try ownSetDue(record, version: version, rule: ownSet) {
             scan = try writeOwnSet(record, version: version, into: &outcome, phases: &phases)
         }
         if options.publish && state.needsPublication {
@@ -255,10 +257,16 @@ public final class Generator {
         return outcome
     }
 
-    /// Whether the job writes the member's own set.
-    private func wantsOwnSet(_ record: Member, rule: OwnSet) throws -> Bool {
+    /// Whether the job writes the member's own set: always when asked to;
+    /// under ``OwnSet/ifWanted(activeSince:)``, when the member should hold
+    /// a set and the one on their shard is missing, stale, cut below N or
+    /// written before floors were kept.
+    private func ownSetDue(_ record: Member, version: UInt64, rule: OwnSet) throws -> Bool {
         guard case .ifWanted(let activeSince) = rule else { return true }
-        if try context.directory.shard(of: record.id) != nil { return true }
+        if let shard = try context.directory.shard(of: record.id) {
+            guard let meta = try context.scores.readMeta(record.id, shard: shard) else { return true }
+            return meta.stamp != String(version) || meta.isLegacy || meta.needsRefill
+        }
         if context.sets.entry(of: record.id) != nil { return true }
         guard let lastActive = record.lastActive, lastActive >= activeSince else { return false }
         let eviction = try mysql { try EvictionStore(connection: $0).eviction(of: record.id) }

@@ -146,7 +146,9 @@ public enum Maintenance {
                 let store = PublishedStore(connection: connection, survey: survey)
                 let now = try connection.serverTime()
                 _ = try store.forgetTombstones(settledBefore: now - .seconds(86_400))
-                let before = try store.oldestCoverage() ?? (now - context.settings.snapshotOverlap)
+                // With no set stored, nobody can be ranked wrongly: a set written
+                // meanwhile scans (or catches up on) every change before its record.
+                let before = try store.oldestCoverage() ?? now
                 var settled = 0
                 while true {
                     let batch = try store.settleUnpublished(changedBefore: before, limit: 10_000)

@@ -99,7 +99,7 @@ extension ImportCommand {
         defer { connection.close() }
         guard let survey = try SurveyStore.stored(connection) else { return (0, nil) }
         let store = PublishedStore(connection: connection, survey: survey)
-        let before = try store.oldestCoverage() ?? (try connection.serverTime() - .seconds(10))
+        let before = try store.oldestCoverage() ?? (try connection.serverTime())
         var settled = 0
         while true {
             let batch = try store.settleUnpublished(changedBefore: before, limit: 10_000)
