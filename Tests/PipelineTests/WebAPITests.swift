@@ -174,6 +174,59 @@ struct WebAPITests {
         }
     }
 
+    @Test("a wrong method on a route's path is 405 with Allow; OPTIONS is 204 with Allow; HEAD answers like GET; unknown paths are 404, counted as 404")
+    func methods() async throws {
+        let web = try await onThread { try WebHarness(memberLimit: 60) }
+        let member = web.installation.members[0].id
+        for (method, path, allow) in [
+            (HTTPRequest.Method.patch, "/v1/members/\(member)", "PUT, DELETE, OPTIONS"),
+            (.get, "/v1/members/\(member)", "PUT, DELETE, OPTIONS"),
+            (.init("TRACE")!, "/v1/members/\(member)/matches", "GET, HEAD, OPTIONS"),
+            (.delete, "/v1/members/\(member)/score/2", "GET, HEAD, OPTIONS"),
+            (.get, "/v1/members/\(member)/login", "POST, OPTIONS"),
+            (.post, "/healthz", "GET, HEAD, OPTIONS"),
+            (.put, "/openapi.yaml", "GET, HEAD, OPTIONS"),
+            (.patch, "/browse/\(member)", "GET, HEAD, OPTIONS"),
+        ] {
+            // No token needed to learn what a path answers (the document says as much).
+            let reply = try await web.send(method, path, token: nil)
+            #expect(reply.status == 405, "\(method) \(path): \(reply.body)")
+            #expect(reply.headers[.allow] == allow, "\(method) \(path)")
+            #expect(reply.errorCode == "method_not_allowed", "\(reply.body)")
+            #expect(reply.errorMessage?.contains(method.rawValue) == true, "\(reply.body)")
+            #expect(reply.headers[.contentType] == "application/json; charset=utf-8")
+            let options = try await web.send(.options, path, token: nil)
+            #expect(options.status == 204 && options.body.isEmpty, "OPTIONS \(path): \(options.body)")
+            #expect(options.headers[.allow] == allow, "OPTIONS \(path)")
+        }
+        // Paths no route has stay 404, whatever the method.
+        for (method, path) in [(HTTPRequest.Method.get, "/v1/nothing-here"), (.patch, "/v1/members"), (.options, "/v1/members/1/matches/x"),
+                               (.put, "/"), (.get, "/v1/members/\(member)/matches/")] {
+            let reply = try await web.send(method, path)
+            let expected = path.hasSuffix("matches/") ? 200 : 404  // the router ignores a trailing slash
+            #expect(reply.status == expected, "\(method) \(path): \(reply.body)")
+            if expected == 404 { #expect(reply.errorCode == "not_found" && reply.headers[.allow] == nil, "\(reply.body)") }
+        }
+        // HEAD: the GET's status and headers, no body; the token is still required.
+        let get = try await web.send(.get, "/v1/members/\(member)/matches?limit=5")
+        let head = try await web.send(.head, "/v1/members/\(member)/matches?limit=5")
+        #expect(get.status == 200 && head.status == 200 && head.body.isEmpty, "\(head.body)")
+        #expect(head.headers[.contentLength] == get.headers[.contentLength] && head.headers[.contentType] == get.headers[.contentType])
+        let headDenied = try await web.send(.head, "/v1/members/\(member)/matches", token: nil)
+        #expect(headDenied.status == 401)
+        let headHealth = try await web.send(.head, "/healthz", token: nil)
+        #expect(headHealth.status == 200 && headHealth.body.isEmpty)
+
+        // Metrics: unknown routes are counted as the 404 they answer, wrong methods as 405 under their route.
+        let metrics = try await web.send(.get, "/metrics", token: nil).body
+        let lines = metrics.split(separator: "\n").filter { $0.hasPrefix("kindred_http_requests_total{") }
+        #expect(!lines.contains { $0.contains("status=\"500\"") }, "\(lines)")
+        #expect(lines.contains("kindred_http_requests_total{route=\"NotFound\",method=\"GET\",status=\"404\"} 1"), "\(lines)")
+        #expect(lines.contains("kindred_http_requests_total{route=\"/v1/members/{id}\",method=\"PATCH\",status=\"405\"} 1"), "\(lines)")
+        #expect(lines.contains("kindred_http_requests_total{route=\"/v1/members/{id}\",method=\"OPTIONS\",status=\"204\"} 2"), "\(lines)")
+        #expect(lines.contains("kindred_http_requests_total{route=\"/v1/members/{id}/matches\",method=\"HEAD\",status=\"401\"} 1"), "\(lines)")
+    }
+
     @Test("a pair's score is SCORING.md's; an excluded pair names the rule")
     func pairScores() async throws {
         let web = try await onThread { try WebHarness(generate: false) }
@@ -402,11 +455,28 @@ struct WebAPITests {
     @Test("the OpenAPI document lists exactly the router's routes")
     func openAPI() async throws {
         let web = try await onThread { try WebHarness(memberLimit: 50, generate: false) }
-        let routes = Set(web.router.routes.map { "\($0.method) \($0.path)" })
+        // HEAD is generated for every GET (described in the document's info, not per operation).
+        let all = web.router.routes
+        let routes = Set(all.filter { $0.method != .head }.map { "\($0.method) \($0.path)" })
         #expect(routes == OpenAPIDocument.operations)
         #expect(routes.count == 9)
+        #expect(Set(all.filter { $0.method == .head }.map(\.path.description)) == Set(all.filter { $0.method == .get }.map(\.path.description)))
         let served = try await web.send(.get, "/openapi.yaml", token: nil)
         #expect(served.status == 200 && served.body == OpenAPIDocument.yaml)
+        // The limits the server enforces are the document's.
+        let yaml = OpenAPIDocument.yaml
+        let settings = web.backend.settings
+        #expect(yaml.contains("schema: {type: integer, minimum: 1, maximum: \(settings.maxPageSize), default: 50}"))
+        #expect(yaml.contains("schema: {type: integer, minimum: 0, maximum: 1000000, default: 0}"))
+        #expect(yaml.contains("at most \(settings.maxBodyBytes) bytes") && yaml.contains("A body over \(settings.maxBodyBytes) bytes"))
+        #expect(yaml.contains("MemberID: {type: integer, minimum: 1, maximum: \(UInt32.max)}"))
+        // Every /v1 operation answers 400, 401, 500 and 503 (with Retry-After); the member ones 404, PUT 413 and 422.
+        for operation in OpenAPIDocument.operations where operation.contains(" /v1/") {
+            let responses = OpenAPIDocument.responses(of: operation)
+            var expected: Set<String> = ["200", "400", "401", "500", "503"]
+            expected.formUnion(operation.hasPrefix("PUT") ? ["413", "422"] : ["404"])
+            #expect(responses == expected, "\(operation)")
+        }
     }
 
     @Test("healthz, metrics and the browse page")
@@ -528,4 +598,25 @@ func httpGet(port: Int, path: String, token: String?) throws -> String {
         response += chunk[0..<count]
     }
     return String(decoding: response, as: UTF8.self)
+}
+
+extension OpenAPIDocument {
+    /// The statuses the document lists for `operation` (`GET /v1/members/{id}/matches`).
+    static func responses(of operation: String) -> Set<String> {
+        let parts = operation.split(separator: " ")
+        let method = parts[0].lowercased()
+        let path = parts[1]
+        var result = Set<String>()
+        var inPath = false
+        var inOperation = false
+        for line in yaml.split(separator: "\n") {
+            if line.hasPrefix("  /") { inPath = line == "  \(path):" }
+            if line.hasPrefix("    "), !line.hasPrefix("     ") { inOperation = inPath && line == "    \(method):" }
+            if !line.hasPrefix(" ") { inPath = false }
+            if inOperation, line.hasPrefix("        '"), let status = line.firstMatch(of: /^        '(\d{3})'/)?.output.1 {
+                result.insert(String(status))
+            }
+        }
+        return result
+    }
 }
