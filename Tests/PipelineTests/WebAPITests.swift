@@ -544,6 +544,16 @@ struct WebAPITests {
             #expect(response.contains("\"member\":\(member)"))
             let unauthorized = try await onThread { try httpGet(port: port, path: "/v1/members/\(member)/matches", token: nil) }
             #expect(unauthorized.hasPrefix("HTTP/1.1 401"))
+            // HEAD, answered or refused, sends headers only; 405 and OPTIONS carry Allow.
+            for (path, token, status) in [("/v1/members/\(member)/matches", WebHarness.token, 200), ("/v1/members/\(member)/matches", nil, 401),
+                                          ("/v1/members/0/matches", WebHarness.token, 400), ("/v1/members/\(member)/login", nil, 405)] {
+                let head = try await onThread { try httpRequest("HEAD", port: port, path: path, token: token) }
+                #expect(head.hasPrefix("HTTP/1.1 \(status)") && head.hasSuffix("\r\n\r\n"), "HEAD \(path): \(head.prefix(400))")
+            }
+            let patch = try await onThread { try httpRequest("PATCH", port: port, path: "/v1/members/\(member)", token: nil) }
+            #expect(patch.hasPrefix("HTTP/1.1 405") && patch.lowercased().contains("\r\nallow: put, delete, options\r\n"), "\(patch.prefix(400))")
+            let options = try await onThread { try httpRequest("OPTIONS", port: port, path: "/healthz", token: nil) }
+            #expect(options.hasPrefix("HTTP/1.1 204") && options.lowercased().contains("\r\nallow: get, head, options\r\n"), "\(options.prefix(400))")
             await group.triggerGracefulShutdown()
             try await tasks.waitForAll()
         }
@@ -573,6 +583,12 @@ func memberLine(from member: Member, id: MemberID) -> String {
 
 /// A plain HTTP/1.1 GET over a socket; the whole response as text.
 func httpGet(port: Int, path: String, token: String?) throws -> String {
+    try httpRequest("GET", port: port, path: path, token: token)
+}
+
+/// A plain HTTP/1.1 request without a body over a socket; the whole response
+/// as text (the server closes the connection after it).
+func httpRequest(_ method: String, port: Int, path: String, token: String?) throws -> String {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw HarnessError("socket failed") }
     defer { close(fd) }
@@ -586,7 +602,7 @@ func httpGet(port: Int, path: String, token: String?) throws -> String {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }
     guard connected == 0 else { throw HarnessError("connect failed") }
-    var request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+    var request = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
     if let token { request += "Authorization: Bearer \(token)\r\n" }
     request += "\r\n"
     _ = request.withCString { send(fd, $0, strlen($0), 0) }
