@@ -95,6 +95,11 @@ public enum OpenAPIDocument {
                         properties:
                           member: {$ref: '#/components/schemas/MemberID'}
                           queued: {type: boolean, description: false when the queue was unreachable (the repair sweep catches up)}
+                  links:
+                    GetMatches: {operationId: getMatches, parameters: {id: '$response.body#/member'}}
+                    GetPairScore: {operationId: getPairScore, parameters: {id: '$response.body#/member'}}
+                    Login: {operationId: login, parameters: {id: '$response.body#/member'}}
+                    Delete: {operationId: deleteMember, parameters: {id: '$response.body#/member'}}
                 '400': {$ref: '#/components/responses/BadRequest'}
                 '401': {$ref: '#/components/responses/Unauthorized'}
                 '413': {$ref: '#/components/responses/TooLarge'}
@@ -118,6 +123,9 @@ public enum OpenAPIDocument {
                         properties:
                           member: {$ref: '#/components/schemas/MemberID'}
                           deleted: {type: boolean, enum: [true]}
+                  links:
+                    GetMatches: {operationId: getMatches, parameters: {id: '$response.body#/member'}, description: Now 404.}
+                    Login: {operationId: login, parameters: {id: '$response.body#/member'}, description: Now 404.}
                 '400': {$ref: '#/components/responses/BadRequest'}
                 '401': {$ref: '#/components/responses/Unauthorized'}
                 '404': {$ref: '#/components/responses/NotFound'}

@@ -27,7 +27,7 @@ struct WebAPIFuzzTests {
     static let checks = [
         "not_a_server_error", "status_code_conformance", "content_type_conformance", "response_headers_conformance",
         "response_schema_conformance", "negative_data_rejection", "unsupported_method", "allow_header_conformance",
-        "ignored_auth",
+        "ignored_auth", "use_after_free", "ensure_resource_availability",
     ]
 
     /// Tests/Fuzz/schemathesis_hooks.py: gives a generated member the path's id.
@@ -58,7 +58,7 @@ struct WebAPIFuzzTests {
                 "run", "\(base)/openapi.yaml", "--url", base,
                 "--header", "Authorization: Bearer \(WebHarness.token)",
                 "--checks", Self.checks.joined(separator: ","),
-                "--phases", "examples,coverage,fuzzing",
+                "--phases", "examples,coverage,fuzzing,stateful",
                 "--max-time", String(seconds), "--seed", String(seed),
                 "--workers", "1", "--request-timeout", "10", "--generation-database", "none",
                 "--no-color", "--output-truncate", "false",
