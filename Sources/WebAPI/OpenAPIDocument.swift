@@ -242,6 +242,7 @@ public enum OpenAPIDocument {
                 and accepted options below that question's option count (2 to 8); seeking
                 may repeat a gender (it counts once).
               required: [id, gender, seeking, age, age_min, age_max, answers]
+              additionalProperties: true
               properties:
                 id: {$ref: '#/components/schemas/MemberID'}
                 gender: {$ref: '#/components/schemas/Gender'}
@@ -280,6 +281,7 @@ public enum OpenAPIDocument {
               type: object
               description: Fields not named here are ignored; each may appear once.
               required: [q, answer, accept, importance]
+              additionalProperties: true
               properties:
                 q: {type: integer, minimum: 0, maximum: 511, description: A question of the survey.}
                 answer: {type: integer, minimum: 0, maximum: 7, description: One of the question's options.}

@@ -166,6 +166,10 @@ struct WebAPITests {
         try await check(.put, "/v1/members/5000001", body: line, 422, "invalid_member", mentions: "age")
         try await check(.put, "/v1/members/5000002", body: memberLine(id: 5_000_001, age: 30), 422, "invalid_member", mentions: "id")
         try await check(.put, "/v1/members/5000001", body: memberLine(id: 5_000_001, age: 30, answers: "[{\"q\": 0, \"answer\": 99, \"accept\": [0], \"importance\": 1}]"), 422, "invalid_member", mentions: "answer")
+        // A document over the size limit is refused before it is read whole.
+        let limit = web.backend.settings.maxBodyBytes
+        let huge = "{\"id\": 5000001, \"pad\": \"" + String(repeating: "x", count: limit) + "\"}"
+        try await check(.put, "/v1/members/5000001", body: huge, 413, "too_large", mentions: "\(limit) bytes")
         // Nothing was stored by the rejected documents.
         try await onThread {
             let connection = try web.installation.connectMySQL()
