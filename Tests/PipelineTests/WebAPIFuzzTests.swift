@@ -19,9 +19,9 @@ import WebAPI
 /// they change only this test's own throwaway servers.
 ///
 /// `KINDRED_FUZZ_SECONDS` (default 40; at most ~700 within the suite's time
-/// limit) sets its time budget,
-/// `KINDRED_FUZZ_SEED` a seed to replay a run (a failing run prints its own),
-/// and `KINDRED_FUZZ_VERBOSE=1` prints schemathesis' report of a passing run.
+/// limit) sets its time budget, `KINDRED_FUZZ_SEED` a seed to replay a run
+/// (every run prints its own), and `KINDRED_FUZZ_VERBOSE=1` prints
+/// schemathesis' report and the requests counted of a passing run too.
 @Suite("Web API fuzzing", .timeLimit(.minutes(15)))
 struct WebAPIFuzzTests {
     static let checks = [
@@ -40,6 +40,7 @@ struct WebAPIFuzzTests {
         let seconds = Int(environment["KINDRED_FUZZ_SECONDS"] ?? "") ?? 40
         let seed = UInt32(environment["KINDRED_FUZZ_SEED"] ?? "") ?? UInt32.random(in: 1...UInt32.max)
         let executable = try locateSchemathesis()
+        print("schemathesis: \(seconds) s, seed \(seed) (KINDRED_FUZZ_SEED replays it)")
         let web = try await onThread { try WebHarness(memberLimit: 150) }
         let (portStream, portContinuation) = AsyncStream.makeStream(of: Int.self)
         let services = WebServer.services(
@@ -73,8 +74,8 @@ struct WebAPIFuzzTests {
                     \(run.output.suffix(30_000))
                     """)
             }
-            // It did reach every route: each has requests counted under its template (but the
-            // document itself, which schemathesis reads and does not test).
+            // It did reach every operation: each has requests counted under its method and route
+            // (but the document itself, which schemathesis reads and does not test).
             let metrics = try await onThread { try httpGet(port: port, path: "/metrics", token: nil) }
             let counted = requestCounts(metrics)
             if environment["KINDRED_FUZZ_VERBOSE"] == "1" {
@@ -82,7 +83,7 @@ struct WebAPIFuzzTests {
                 print(metrics.split(separator: "\n").filter { $0.hasPrefix("kindred_http_requests_total{") }.joined(separator: "\n"))
             }
             for route in web.router.routes where route.method != .head && route.path.description != "/openapi.yaml" {
-                #expect((counted[route.path.description] ?? 0) >= 5, "\(route.method) \(route.path): \(counted)")
+                #expect((counted["\(route.method) \(route.path)"] ?? 0) >= 5, "\(route.method) \(route.path): \(counted)")
             }
             // And the server is still whole.
             let health = try await onThread { try httpGet(port: port, path: "/healthz", token: nil) }
@@ -92,14 +93,15 @@ struct WebAPIFuzzTests {
         }
     }
 
-    /// Requests per route template in the Prometheus text.
+    /// Requests per `METHOD route` (all statuses) in the Prometheus text.
     func requestCounts(_ metrics: String) -> [String: Double] {
         var counts: [String: Double] = [:]
         for line in metrics.split(separator: "\n") where line.hasPrefix("kindred_http_requests_total{") {
             guard let route = line.firstMatch(of: /route="([^"]*)"/)?.output.1,
+                let method = line.firstMatch(of: /method="([^"]*)"/)?.output.1,
                 let value = line.split(separator: " ").last.flatMap({ Double($0) })
             else { continue }
-            counts[String(route), default: 0] += value
+            counts["\(method) \(route)", default: 0] += value
         }
         return counts
     }
