@@ -61,7 +61,8 @@ struct WebAPIFuzzTests {
                 "--checks", Self.checks.joined(separator: ","),
                 "--phases", "examples,coverage,fuzzing,stateful",
                 "--max-time", String(seconds), "--seed", String(seed),
-                "--workers", "1", "--request-timeout", "10", "--generation-database", "none",
+                // A full suite run loads both cores: one slow answer must not fail the run.
+                "--workers", "1", "--request-timeout", "30", "--generation-database", "none",
                 "--no-color", "--output-truncate", "false",
             ]
             let run = try await onThread("schemathesis") {
