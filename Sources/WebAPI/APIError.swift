@@ -11,12 +11,15 @@ public struct APIError: Error, HTTPResponseError, Sendable, Equatable, CustomStr
     public let message: String
     /// Seconds for `Retry-After` (503s).
     public let retryAfter: Int?
+    /// The `Allow` header's methods (405s).
+    public let allow: String?
 
-    public init(_ status: HTTPResponse.Status, _ code: String, _ message: String, retryAfter: Int? = nil) {
+    public init(_ status: HTTPResponse.Status, _ code: String, _ message: String, retryAfter: Int? = nil, allow: String? = nil) {
         self.status = status
         self.code = code
         self.message = message
         self.retryAfter = retryAfter
+        self.allow = allow
     }
 
     public var description: String { "\(status.code) \(code): \(message)" }
@@ -28,6 +31,10 @@ public struct APIError: Error, HTTPResponseError, Sendable, Equatable, CustomStr
     public static func unavailable(_ message: String, retryAfter: Int) -> APIError {
         APIError(.serviceUnavailable, "unavailable", message, retryAfter: retryAfter)
     }
+    /// A method the path does not answer; `allow` lists the ones it does.
+    public static func methodNotAllowed(_ method: HTTPRequest.Method, route: String, allow: String) -> APIError {
+        APIError(.methodNotAllowed, "method_not_allowed", "\(method) is not allowed on \(route); allowed: \(allow)", allow: allow)
+    }
     public static func internalError(_ message: String) -> APIError { APIError(.internalServerError, "internal", message) }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
@@ -35,6 +42,7 @@ public struct APIError: Error, HTTPResponseError, Sendable, Equatable, CustomStr
         headers[.contentType] = "application/json; charset=utf-8"
         headers[.cacheControl] = "no-store"
         if let retryAfter { headers[.retryAfter] = String(retryAfter) }
+        if let allow { headers[.allow] = allow }
         if status == .unauthorized { headers[.wwwAuthenticate] = "Bearer realm=\"kindred\"" }
         var json = JSONOutput()
         json.raw("{\"error\":{\"code\":")

@@ -15,8 +15,12 @@ public enum WebRoutes {
     public typealias Context = BasicRequestContext
 
     /// Builds the router. `registry` serves `/metrics` (nil: 404).
+    ///
+    /// HEAD is answered for every GET route (the GET's headers, no body);
+    /// OPTIONS on any route's path is 204 with `Allow`; another method on a
+    /// route's path is 405 with `Allow`; a path no route has is 404.
     public static func router(backend: WebBackend, token: String, registry: PrometheusCollectorRegistry?) -> Router<Context> {
-        let router = Router(context: Context.self)
+        let router = Router(context: Context.self, options: .autoGenerateHeadEndpoints)
         router.add(middleware: ErrorMiddleware(logger: backend.context.logger))
         router.add(middleware: RequestMetricsMiddleware(factory: backend.context.metrics.factory))
 
@@ -130,6 +134,9 @@ public enum WebRoutes {
         router.get("browse/{id}") { request, context -> Response in
             try await BrowsePage.respond(request, context, backend: backend, token: token)
         }
+        // Last: it wraps only the not-found responder (see MethodNotAllowedMiddleware).
+        let table = RouteMethods(router.routes.map { (path: $0.path.description, method: $0.method) }, head: true)
+        router.add(middleware: MethodNotAllowedMiddleware(table: table))
         return router
     }
 
@@ -240,7 +247,7 @@ struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let started = ContinuousClock.now
-        var status = 500
+        var status = 500  // any other error: ErrorMiddleware answers it with a 500
         defer {
             let elapsed = ContinuousClock.now - started
             metrics.record(
@@ -251,7 +258,8 @@ struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
             let response = try await next(request, context)
             status = response.status.code
             return response
-        } catch let error as APIError {
+        } catch let error as any HTTPResponseError {
+            // The API's errors and the framework's (the router's 404 for a path no route has).
             status = error.status.code
             throw error
         }

@@ -166,12 +166,69 @@ struct WebAPITests {
         try await check(.put, "/v1/members/5000001", body: line, 422, "invalid_member", mentions: "age")
         try await check(.put, "/v1/members/5000002", body: memberLine(id: 5_000_001, age: 30), 422, "invalid_member", mentions: "id")
         try await check(.put, "/v1/members/5000001", body: memberLine(id: 5_000_001, age: 30, answers: "[{\"q\": 0, \"answer\": 99, \"accept\": [0], \"importance\": 1}]"), 422, "invalid_member", mentions: "answer")
+        // A document over the size limit is refused before it is read whole.
+        let limit = web.backend.settings.maxBodyBytes
+        let huge = "{\"id\": 5000001, \"pad\": \"" + String(repeating: "x", count: limit) + "\"}"
+        try await check(.put, "/v1/members/5000001", body: huge, 413, "too_large", mentions: "\(limit) bytes")
         // Nothing was stored by the rejected documents.
         try await onThread {
             let connection = try web.installation.connectMySQL()
             defer { connection.close() }
             #expect(try MemberRepository(connection: connection, survey: web.installation.survey).member(5_000_001) == nil)
         }
+    }
+
+    @Test("a wrong method on a route's path is 405 with Allow; OPTIONS is 204 with Allow; HEAD answers like GET; unknown paths are 404, counted as 404")
+    func methods() async throws {
+        let web = try await onThread { try WebHarness(memberLimit: 60) }
+        let member = web.installation.members[0].id
+        for (method, path, allow) in [
+            (HTTPRequest.Method.patch, "/v1/members/\(member)", "PUT, DELETE, OPTIONS"),
+            (.get, "/v1/members/\(member)", "PUT, DELETE, OPTIONS"),
+            (.init("TRACE")!, "/v1/members/\(member)/matches", "GET, HEAD, OPTIONS"),
+            (.delete, "/v1/members/\(member)/score/2", "GET, HEAD, OPTIONS"),
+            (.get, "/v1/members/\(member)/login", "POST, OPTIONS"),
+            (.post, "/healthz", "GET, HEAD, OPTIONS"),
+            (.put, "/openapi.yaml", "GET, HEAD, OPTIONS"),
+            (.patch, "/browse/\(member)", "GET, HEAD, OPTIONS"),
+        ] {
+            // No token needed to learn what a path answers (the document says as much).
+            let reply = try await web.send(method, path, token: nil)
+            #expect(reply.status == 405, "\(method) \(path): \(reply.body)")
+            #expect(reply.headers[.allow] == allow, "\(method) \(path)")
+            #expect(reply.errorCode == "method_not_allowed", "\(reply.body)")
+            #expect(reply.errorMessage?.contains(method.rawValue) == true, "\(reply.body)")
+            #expect(reply.headers[.contentType] == "application/json; charset=utf-8")
+            let options = try await web.send(.options, path, token: nil)
+            #expect(options.status == 204 && options.body.isEmpty, "OPTIONS \(path): \(options.body)")
+            #expect(options.headers[.allow] == allow, "OPTIONS \(path)")
+        }
+        // Paths no route has stay 404, whatever the method.
+        for (method, path) in [(HTTPRequest.Method.get, "/v1/nothing-here"), (.patch, "/v1/members"), (.options, "/v1/members/1/matches/x"),
+                               (.put, "/"), (.get, "/v1/members/\(member)/matches/")] {
+            let reply = try await web.send(method, path)
+            let expected = path.hasSuffix("matches/") ? 200 : 404  // the router ignores a trailing slash
+            #expect(reply.status == expected, "\(method) \(path): \(reply.body)")
+            if expected == 404 { #expect(reply.errorCode == "not_found" && reply.headers[.allow] == nil, "\(reply.body)") }
+        }
+        // HEAD: the GET's status and headers, no body; the token is still required.
+        let get = try await web.send(.get, "/v1/members/\(member)/matches?limit=5")
+        let head = try await web.send(.head, "/v1/members/\(member)/matches?limit=5")
+        #expect(get.status == 200 && head.status == 200 && head.body.isEmpty, "\(head.body)")
+        #expect(head.headers[.contentLength] == get.headers[.contentLength] && head.headers[.contentType] == get.headers[.contentType])
+        let headDenied = try await web.send(.head, "/v1/members/\(member)/matches", token: nil)
+        #expect(headDenied.status == 401)
+        let headHealth = try await web.send(.head, "/healthz", token: nil)
+        #expect(headHealth.status == 200 && headHealth.body.isEmpty)
+
+        // Metrics: unknown routes are counted as the 404 they answer, wrong methods as 405 under their route.
+        let metrics = try await web.send(.get, "/metrics", token: nil).body
+        let lines = metrics.split(separator: "\n").filter { $0.hasPrefix("kindred_http_requests_total{") }
+        #expect(!lines.contains { $0.contains("status=\"500\"") }, "\(lines)")
+        #expect(lines.contains("kindred_http_requests_total{route=\"NotFound\",method=\"GET\",status=\"404\"} 1"), "\(lines)")
+        #expect(lines.contains("kindred_http_requests_total{route=\"/v1/members/{id}\",method=\"PATCH\",status=\"405\"} 1"), "\(lines)")
+        #expect(lines.contains("kindred_http_requests_total{route=\"/v1/members/{id}\",method=\"OPTIONS\",status=\"204\"} 2"), "\(lines)")
+        #expect(lines.contains("kindred_http_requests_total{route=\"/v1/members/{id}/matches\",method=\"HEAD\",status=\"401\"} 1"), "\(lines)")
     }
 
     @Test("a pair's score is SCORING.md's; an excluded pair names the rule")
@@ -403,11 +460,28 @@ struct WebAPITests {
     @Test("the OpenAPI document lists exactly the router's routes")
     func openAPI() async throws {
         let web = try await onThread { try WebHarness(memberLimit: 50, generate: false) }
-        let routes = Set(web.router.routes.map { "\($0.method) \($0.path)" })
+        // HEAD is generated for every GET (described in the document's info, not per operation).
+        let all = web.router.routes
+        let routes = Set(all.filter { $0.method != .head }.map { "\($0.method) \($0.path)" })
         #expect(routes == OpenAPIDocument.operations)
         #expect(routes.count == 9)
+        #expect(Set(all.filter { $0.method == .head }.map(\.path.description)) == Set(all.filter { $0.method == .get }.map(\.path.description)))
         let served = try await web.send(.get, "/openapi.yaml", token: nil)
         #expect(served.status == 200 && served.body == OpenAPIDocument.yaml)
+        // The limits the server enforces are the document's.
+        let yaml = OpenAPIDocument.yaml
+        let settings = web.backend.settings
+        #expect(yaml.contains("schema: {type: integer, minimum: 1, maximum: \(settings.maxPageSize), default: 50}"))
+        #expect(yaml.contains("schema: {type: integer, minimum: 0, maximum: 1000000, default: 0}"))
+        #expect(yaml.contains("at most \(settings.maxBodyBytes) bytes") && yaml.contains("A body over \(settings.maxBodyBytes) bytes"))
+        #expect(yaml.contains("MemberID: {type: integer, minimum: 1, maximum: \(UInt32.max)}"))
+        // Every /v1 operation answers 400, 401, 500 and 503 (with Retry-After); the member ones 404, PUT 413 and 422.
+        for operation in OpenAPIDocument.operations where operation.contains(" /v1/") {
+            let responses = OpenAPIDocument.responses(of: operation)
+            var expected: Set<String> = ["200", "400", "401", "500", "503"]
+            expected.formUnion(operation.hasPrefix("PUT") ? ["413", "422"] : ["404"])
+            #expect(responses == expected, "\(operation)")
+        }
     }
 
     @Test("healthz, metrics and the browse page")
@@ -475,6 +549,16 @@ struct WebAPITests {
             #expect(response.contains("\"member\":\(member)"))
             let unauthorized = try await onThread { try httpGet(port: port, path: "/v1/members/\(member)/matches", token: nil) }
             #expect(unauthorized.hasPrefix("HTTP/1.1 401"))
+            // HEAD, answered or refused, sends headers only; 405 and OPTIONS carry Allow.
+            for (path, token, status) in [("/v1/members/\(member)/matches", WebHarness.token, 200), ("/v1/members/\(member)/matches", nil, 401),
+                                          ("/v1/members/0/matches", WebHarness.token, 400), ("/v1/members/\(member)/login", nil, 405)] {
+                let head = try await onThread { try httpRequest("HEAD", port: port, path: path, token: token) }
+                #expect(head.hasPrefix("HTTP/1.1 \(status)") && head.hasSuffix("\r\n\r\n"), "HEAD \(path): \(head.prefix(400))")
+            }
+            let patch = try await onThread { try httpRequest("PATCH", port: port, path: "/v1/members/\(member)", token: nil) }
+            #expect(patch.hasPrefix("HTTP/1.1 405") && patch.lowercased().contains("\r\nallow: put, delete, options\r\n"), "\(patch.prefix(400))")
+            let options = try await onThread { try httpRequest("OPTIONS", port: port, path: "/healthz", token: nil) }
+            #expect(options.hasPrefix("HTTP/1.1 204") && options.lowercased().contains("\r\nallow: get, head, options\r\n"), "\(options.prefix(400))")
             await group.triggerGracefulShutdown()
             try await tasks.waitForAll()
         }
@@ -504,6 +588,12 @@ func memberLine(from member: Member, id: MemberID) -> String {
 
 /// A plain HTTP/1.1 GET over a socket; the whole response as text.
 func httpGet(port: Int, path: String, token: String?) throws -> String {
+    try httpRequest("GET", port: port, path: path, token: token)
+}
+
+/// A plain HTTP/1.1 request without a body over a socket; the whole response
+/// as text (the server closes the connection after it).
+func httpRequest(_ method: String, port: Int, path: String, token: String?) throws -> String {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw HarnessError("socket failed") }
     defer { close(fd) }
@@ -517,7 +607,7 @@ func httpGet(port: Int, path: String, token: String?) throws -> String {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }
     guard connected == 0 else { throw HarnessError("connect failed") }
-    var request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+    var request = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
     if let token { request += "Authorization: Bearer \(token)\r\n" }
     request += "\r\n"
     _ = request.withCString { send(fd, $0, strlen($0), 0) }
@@ -529,4 +619,25 @@ func httpGet(port: Int, path: String, token: String?) throws -> String {
         response += chunk[0..<count]
     }
     return String(decoding: response, as: UTF8.self)
+}
+
+extension OpenAPIDocument {
+    /// The statuses the document lists for `operation` (`GET /v1/members/{id}/matches`).
+    static func responses(of operation: String) -> Set<String> {
+        let parts = operation.split(separator: " ")
+        let method = parts[0].lowercased()
+        let path = parts[1]
+        var result = Set<String>()
+        var inPath = false
+        var inOperation = false
+        for line in yaml.split(separator: "\n") {
+            if line.hasPrefix("  /") { inPath = line == "  \(path):" }
+            if line.hasPrefix("    "), !line.hasPrefix("     ") { inOperation = inPath && line == "    \(method):" }
+            if !line.hasPrefix(" ") { inPath = false }
+            if inOperation, line.hasPrefix("        '"), let status = line.firstMatch(of: /^        '(\d{3})'/)?.output.1 {
+                result.insert(String(status))
+            }
+        }
+        return result
+    }
 }
