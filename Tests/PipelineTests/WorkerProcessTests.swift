@@ -58,9 +58,15 @@ struct WorkerProcessTests {
         let members = members ?? installation.members
         let expected = try Installation.expectedMatches(members, survey: installation.survey)
         let stored = try installation.storedSets()
-        var wrong = 0
-        for member in members where stored[member.id] != .some(expected[member.id]) { wrong += 1 }
-        #expect(wrong == 0, "\(wrong) of \(members.count) stored sets differ from the engine's", sourceLocation: sourceLocation)
+        var wrong: [String] = []
+        for member in members where stored[member.id] != .some(expected[member.id]) {
+            let got = stored[member.id] ?? nil
+            let want = expected[member.id] ?? []
+            let missing = Set(want).subtracting(got ?? []).count
+            let extra = Set(got ?? []).subtracting(want).count
+            wrong.append("\(member.id): \(got.map { "\($0.count)" } ?? "no set") stored, \(want.count) expected, \(missing) missing, \(extra) extra")
+        }
+        #expect(wrong.isEmpty, "\(wrong.count) of \(members.count) stored sets differ from the engine's: \(wrong.prefix(8))", sourceLocation: sourceLocation)
     }
 
     @Test("the worker generates every set; SIGKILLed three times mid-run and restarted, it loses nothing")
