@@ -380,7 +380,7 @@ public final class Generator {
         if let shard { _ = try context.scores.removeSet(id, shard: shard) }
         try mysql { try GenerationStore(connection: $0).forget(id) }
         try context.directory.release(id)
-        if let old = context.population.remove(id) { context.graveyard.bury(old) }
+        context.population.remove(id)
         phases.lap("remove")
         return outcome
     }

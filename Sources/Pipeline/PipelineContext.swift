@@ -23,7 +23,6 @@ public final class PipelineContext: Sendable {
     public let queue: WorkQueue
     public let metrics: KindredMetrics
     public let logger: Logger
-    public let graveyard: Graveyard
     /// What this process knows of every stored set (floors, coverage).
     public let sets: SetIndex
     /// Keeps ``population`` and ``sets`` following MySQL.
@@ -48,10 +47,9 @@ public final class PipelineContext: Sendable {
         queue = WorkQueue(retry: settings.jobRetry)
         self.metrics = metrics
         self.logger = logger
-        graveyard = Graveyard(ttl: settings.graveyardTTL)
         self.sets = sets
         follower = SnapshotFollower(
-            population: population, sets: sets, graveyard: graveyard, watermark: watermark, setsWatermark: setsWatermark,
+            population: population, sets: sets, watermark: watermark, setsWatermark: setsWatermark,
             overlap: settings.snapshotOverlap, logger: logger)
         activity = WorkerActivity(workers: settings.workers)
         let host = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "host"

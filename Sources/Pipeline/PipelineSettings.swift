@@ -44,8 +44,6 @@ public struct PipelineSettings: Sendable {
     public var mysqlPauseLimit: Duration = .seconds(30)
     /// How long a graceful stop waits for jobs in flight.
     public var shutdownTimeout: Duration = .seconds(15)
-    /// How long a deleted member's last record is kept to find who holds them.
-    public var graveyardTTL: Duration = .seconds(3600)
 
     public init(scoring: ScoringSettings = .default, workers: Int) {
         precondition(workers >= 1)

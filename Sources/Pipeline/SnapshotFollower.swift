@@ -22,7 +22,6 @@ import Scoring
 public final class SnapshotFollower: Sendable {
     public let population: SharedPopulation
     public let sets: SetIndex
-    public let graveyard: Graveyard
     public let survey: Survey
     /// How far behind the watermark a refresh looks again (late commits).
     public let overlap: Duration
@@ -43,13 +42,12 @@ public final class SnapshotFollower: Sendable {
     ///   - watermark: the snapshot's, from its load.
     ///   - setsWatermark: the set index's, from its load (nil: load it whole first).
     public init(
-        population: SharedPopulation, sets: SetIndex, graveyard: Graveyard, watermark: SnapshotWatermark,
+        population: SharedPopulation, sets: SetIndex, watermark: SnapshotWatermark,
         setsWatermark: ServerTime?, overlap: Duration = .seconds(10), fullReloadInterval: Duration = .seconds(600),
         logger: Logger
     ) {
         self.population = population
         self.sets = sets
-        self.graveyard = graveyard
         survey = population.survey
         self.overlap = overlap
         self.fullReloadInterval = fullReloadInterval
@@ -117,8 +115,7 @@ public final class SnapshotFollower: Sendable {
                 "stored member breaks the rules: left out of the snapshot",
                 metadata: ["member": "\(invalid.id)", "reason": "\(invalid.reason)"])
         }
-        let graveyard = self.graveyard
-        if population.apply(changes, onRemove: graveyard.bury) == 0 { population.markRefreshed() }
+        if population.apply(changes) == 0 { population.markRefreshed() }
         sets.apply(records.records, replacingAll: fullReload)
         condition.withLock {
             snapshotWatermark = max(snapshotWatermark, changes.watermark)

@@ -58,7 +58,7 @@ public enum WorkerDaemon {
     /// stops them in reverse, so the generation workers stop first (finishing
     /// or handing back their jobs) while heartbeats continue.
     public static func services(
-        _ context: PipelineContext, watermark: SnapshotWatermark, metricsServer: (any Service)?
+        _ context: PipelineContext, metricsServer: (any Service)?
     ) -> [any Service] {
         var services: [any Service] = []
         if let metricsServer { services.append(metricsServer) }

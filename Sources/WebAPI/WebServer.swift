@@ -16,7 +16,7 @@ import ServiceLifecycle
 public enum WebServer {
     public static func services(
         backend: WebBackend, host: String, port: Int, token: String, registry: PrometheusCollectorRegistry?,
-        watermark: SnapshotWatermark, onServerRunning: (@Sendable (Int) async -> Void)? = nil
+        onServerRunning: (@Sendable (Int) async -> Void)? = nil
     ) -> [any Service] {
         let context = backend.context
         let router = WebRoutes.router(backend: backend, token: token, registry: registry)

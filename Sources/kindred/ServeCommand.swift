@@ -71,7 +71,7 @@ struct ServeCommand: AsyncParsableCommand {
         manager.maxConnectionsPerShard = ioThreads + readThreads + generationThreads
         manager.clientName = "kindred-web"
         let finalManager = manager
-        let (context, watermark) = try await onDedicatedThread(name: "kindred-bootstrap") {
+        let (context, _) = try await onDedicatedThread(name: "kindred-bootstrap") {
             try WorkerDaemon.bootstrap(
                 mysql: mysql, queue: queue, settings: settings, metrics: metrics, logger: logger, managerConfiguration: finalManager)
         }
@@ -82,7 +82,7 @@ struct ServeCommand: AsyncParsableCommand {
         webSettings.cachedSets = cachedSets
         let backend = WebBackend(context: context, settings: webSettings)
         let services = WebServer.services(
-            backend: backend, host: host, port: port, token: token, registry: registry, watermark: watermark,
+            backend: backend, host: host, port: port, token: token, registry: registry,
             onServerRunning: { port in
                 logger.info("serving", metadata: ["address": "http://\(host):\(port)"])
             })

@@ -74,7 +74,7 @@ struct WorkerCommand: AsyncParsableCommand {
         let finalSettings = settings
         let registry = PrometheusCollectorRegistry()
         let kindredMetrics = KindredMetrics.prometheus(registry: registry)
-        let (context, watermark) = try await onDedicatedThread(name: "kindred-bootstrap") {
+        let (context, _) = try await onDedicatedThread(name: "kindred-bootstrap") {
             try WorkerDaemon.bootstrap(mysql: mysql, queue: queue, settings: finalSettings, metrics: kindredMetrics, logger: logger)
         }
         var metricsServer: (any Service)?
@@ -87,7 +87,7 @@ struct WorkerCommand: AsyncParsableCommand {
         logger.info("worker starting", metadata: ["workers": "\(settings.workers)", "process": "\(context.processID)"])
         let group = ServiceGroup(
             configuration: .init(
-                services: WorkerDaemon.services(context, watermark: watermark, metricsServer: metricsServer).map { .init(service: $0) },
+                services: WorkerDaemon.services(context, metricsServer: metricsServer).map { .init(service: $0) },
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()

@@ -45,7 +45,7 @@ struct WebAPIFuzzTests {
         let (portStream, portContinuation) = AsyncStream.makeStream(of: Int.self)
         let services = WebServer.services(
             backend: web.backend, host: "127.0.0.1", port: 0, token: WebHarness.token, registry: web.registry,
-            watermark: web.watermark, onServerRunning: { portContinuation.yield($0) })
+            onServerRunning: { portContinuation.yield($0) })
         var logger = web.context.logger
         logger.logLevel = .critical  // the fuzzer's invalid requests log warnings by design
         let group = ServiceGroup(configuration: .init(services: services.map { .init(service: $0) }, logger: logger))
