@@ -183,14 +183,14 @@ let package = Package(
         ),
         .testTarget(
             name: "ScoreStoreTests",
-            dependencies: ["ScoreStore", "Scoring", "TestSupport"],
+            dependencies: ["ScoreStore", "Scoring", "Synthetic", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "PipelineTests",
             dependencies: [
                 "Pipeline", "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue", "MariaDBClient",
-                "RedisClient", "TestSupport", "WebAPI",
+                "RedisClient", "TestSupport", "WebAPI", "Synthetic",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

@@ -1,4 +1,5 @@
 import MariaDBClient
+import MemberFormat
 
 /// The member store's clock: MySQL's `UTC_TIMESTAMP(6)` as microseconds
 /// since 1970-01-01 UTC. Every time Kindred compares across processes
@@ -35,7 +36,7 @@ public struct ServerTime: Sendable, Hashable, Comparable, CustomStringConvertibl
             fraction = digits
             for _ in bytes.count..<26 { fraction *= 10 }
         }
-        let days = Self.daysFromCivil(year: year, month: month, day: day)
+        let days = Int64(Timestamp.daysFromCivil(year: Int(year), month: Int(month), day: Int(day)))
         microseconds = ((days * 24 + hour) * 60 + minute) * 60_000_000 + second * 1_000_000 + fraction
     }
 
@@ -46,13 +47,13 @@ public struct ServerTime: Sendable, Hashable, Comparable, CustomStringConvertibl
         let seconds = (total - fraction) / 1_000_000
         let daySeconds = ((seconds % 86_400) + 86_400) % 86_400
         let days = (seconds - daySeconds) / 86_400
-        let (year, month, day) = Self.civilFromDays(days)
-        func pad(_ value: Int64, _ width: Int) -> String {
+        let (year, month, day) = Timestamp.civilFromDays(Int(days))
+        func pad(_ value: Int, _ width: Int) -> String {
             let text = String(value)
             return String(repeating: "0", count: max(0, width - text.count)) + text
         }
-        return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2)) \(pad(daySeconds / 3600, 2)):"
-            + "\(pad(daySeconds / 60 % 60, 2)):\(pad(daySeconds % 60, 2)).\(pad(fraction, 6))"
+        return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2)) \(pad(Int(daySeconds / 3600), 2)):"
+            + "\(pad(Int(daySeconds / 60 % 60), 2)):\(pad(Int(daySeconds % 60), 2)).\(pad(Int(fraction), 6))"
     }
 
     public static func < (a: Self, b: Self) -> Bool { a.microseconds < b.microseconds }
@@ -63,28 +64,6 @@ public struct ServerTime: Sendable, Hashable, Comparable, CustomStringConvertibl
     }
 
     public static let distantPast = ServerTime(microseconds: 0)
-
-    /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-    static func daysFromCivil(year: Int64, month: Int64, day: Int64) -> Int64 {
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yearOfEra = y - era * 400
-        let dayOfYear = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1
-        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
-        return era * 146_097 + dayOfEra - 719_468
-    }
-
-    static func civilFromDays(_ days: Int64) -> (Int64, Int64, Int64) {
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let dayOfEra = z - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let mp = (5 * dayOfYear + 2) / 153
-        let day = dayOfYear - (153 * mp + 2) / 5 + 1
-        let month = mp < 10 ? mp + 3 : mp - 9
-        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
-    }
 }
 
 extension MariaDBConnection {

@@ -130,3 +130,23 @@ struct ShardPureTests {
         #expect(loads.map(\.assigned) == [1000, 3000])
     }
 }
+
+@Suite("The member store's clock (no server)")
+struct ServerTimeTests {
+    @Test("MySQL's DATETIME(6) text round-trips through microseconds since the epoch")
+    func roundTrip() throws {
+        let epoch = try #require(ServerTime("1970-01-01 00:00:00.000000"))
+        #expect(epoch.microseconds == 0)
+        let time = try #require(ServerTime("2026-11-30 12:34:56.789012"))
+        #expect(time.microseconds == 1_796_042_096_789_012)
+        #expect(time.description == "2026-11-30 12:34:56.789012")
+        #expect(ServerTime("2026-11-30 12:34:56")?.microseconds == 1_796_042_096_000_000, "no fraction")
+        #expect(ServerTime("2026-11-30 12:34:56.5")?.description == "2026-11-30 12:34:56.500000", "a short fraction is tenths")
+        #expect(ServerTime("2024-02-29 23:59:59.999999").map { ServerTime(microseconds: $0.microseconds + 1).description } == "2024-03-01 00:00:00.000000")
+        #expect((time - .seconds(10)).description == "2026-11-30 12:34:46.789012")
+        #expect(ServerTime("1969-12-31 23:59:59.000000")?.description == "1969-12-31 23:59:59.000000")
+        for bad in ["", "2026-11-30", "2026-13-01 00:00:00", "2026-11-30T12:34:56", "2026-11-30 25:00:00", "2026-11-30 12:34:56.", "2026-11-30 12:34:56.1234567", "x026-11-30 12:34:56"] {
+            #expect(ServerTime(bad) == nil, "\(bad)")
+        }
+    }
+}

@@ -6,6 +6,7 @@ import MemberStore
 import Pipeline
 import RedisClient
 import Scoring
+import Synthetic
 import ScoreStore
 import Testing
 import TestSupport
@@ -184,7 +185,7 @@ struct ChurnTests {
 /// The random events, drawn from one seed, applied through the HTTP API
 /// (and `kindred import` / `kindred evict` as processes).
 struct Churn {
-    var random: SplitMix
+    var random: SplitMix64
     let installation: Installation
     let survey: Survey
     /// What the test believes each live member is (to mutate them).
@@ -195,7 +196,7 @@ struct Churn {
     var summary: [String: Int] = [:]
 
     init(seed: UInt64, installation: Installation) {
-        random = SplitMix(state: seed)
+        random = SplitMix64(seed: seed)
         self.installation = installation
         survey = installation.survey
         live = Dictionary(uniqueKeysWithValues: installation.members.map { ($0.id, $0) })
@@ -345,17 +346,5 @@ struct Churn {
             evicted += dormant
             count("evict")
         }
-    }
-}
-
-/// SplitMix64: the events' randomness.
-struct SplitMix {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

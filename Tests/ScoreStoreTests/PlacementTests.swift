@@ -2,6 +2,7 @@ import Foundation
 import RedisClient
 @testable import ScoreStore
 import Scoring
+import Synthetic
 import Testing
 import TestSupport
 
@@ -151,7 +152,7 @@ struct PlacementTests {
         let target: MemberID = 13
         let shard = Shards.shardOf(target)!
         let n = 16
-        var random = SeededRandom(seed: seed)
+        var random = SplitMix64(seed: seed)
         // The model: every candidate's score.
         var candidates: [MemberID: Int] = [:]
         for id in MemberID(1000)..<MemberID(1080) { candidates[id] = Int(random.next() % 101) }
@@ -239,17 +240,4 @@ final class Atomicish: @unchecked Sendable {
     private var flag = false
     var value: Bool { lock.withLock { flag } }
     func set() { lock.withLock { flag = true } }
-}
-
-/// SplitMix64: deterministic test randomness.
-struct SeededRandom {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }
