@@ -36,6 +36,9 @@ public struct SnapshotChanges: Sendable {
     /// Their answers versions (`members[i]`'s is `versions[i]`), the
     /// population's tags.
     public var versions: [UInt64] = []
+    /// Members whose record the caller already holds (same answers
+    /// version): only their last activity, not decoded again.
+    public var activity: [(id: MemberID, lastActive: Int64?)] = []
     /// Tombstones.
     public var deleted: [MemberID] = []
     /// Rows that do not decode into a valid member.
@@ -43,7 +46,7 @@ public struct SnapshotChanges: Sendable {
 
     public init(watermark: SnapshotWatermark) { self.watermark = watermark }
 
-    public var isEmpty: Bool { members.isEmpty && deleted.isEmpty && invalid.isEmpty }
+    public var isEmpty: Bool { members.isEmpty && deleted.isEmpty && invalid.isEmpty && activity.isEmpty }
 }
 
 /// What a refresh applied.
@@ -165,7 +168,14 @@ public struct SnapshotLoader {
     /// Reads every member changed since `watermark` (minus the overlap),
     /// without touching any population: the slow half of a refresh, which a
     /// shared snapshot runs outside its write lock.
-    public func changes(since watermark: SnapshotWatermark, survey: Survey) throws -> SnapshotChanges {
+    ///
+    /// `known(id, version)` says whether the caller's snapshot holds that
+    /// member at that answers version already: such a row (the overlap
+    /// re-reads the last seconds every time) is not decoded, only its last
+    /// activity is reported.
+    public func changes(
+        since watermark: SnapshotWatermark, survey: Survey, known: (MemberID, UInt64) -> Bool = { _, _ in false }
+    ) throws -> SnapshotChanges {
         var result = SnapshotChanges(watermark: try serverTime())
         let overlapMicroseconds = overlap.components.seconds * 1_000_000
             + overlap.components.attoseconds / 1_000_000_000_000
@@ -187,6 +197,10 @@ public struct SnapshotLoader {
                 let id = MemberID(truncatingIfNeeded: row.uint(0) ?? 0)
                 if row.int(8) != 0 {
                     result.deleted.append(id)
+                    return
+                }
+                if known(id, row.uint(9) ?? 0) {
+                    result.activity.append((id, row.int(6)))
                     return
                 }
                 do throws(MemberValidationError) {

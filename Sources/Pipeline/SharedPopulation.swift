@@ -99,6 +99,7 @@ public final class SharedPopulation: @unchecked Sendable {
                     // Validated by the loader; an invalid record changes nothing.
                 }
             }
+            for (id, lastActive) in changes.activity { population.setLastActive(id, lastActive) }
             for id in changes.deleted + changes.invalid.map(\.id) {
                 guard let old = population.member(id) else { continue }
                 onRemove(old)

@@ -108,7 +108,10 @@ public final class SnapshotFollower: Sendable {
     }
 
     private func run(since: SnapshotWatermark, setsSince: ServerTime?, fullReload: Bool, on connection: MariaDBConnection) throws {
-        let changes = try SnapshotLoader(connection: connection, overlap: overlap).changes(since: since, survey: survey)
+        let population = self.population
+        let changes = try SnapshotLoader(connection: connection, overlap: overlap).changes(since: since, survey: survey) { id, version in
+            population.read { $0.tag(of: id) == version }
+        }
         let records = try GenerationStore(connection: connection).setRecords(recordedAfter: setsSince, overlap: overlap)
         for invalid in changes.invalid {
             logger.error(
