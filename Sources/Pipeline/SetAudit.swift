@@ -114,16 +114,10 @@ final class SetAuditState: @unchecked Sendable {
         var removed = 0
         let nowSeconds = Int64(Date().timeIntervalSince1970)
         try context.scores.scanSetOwners(shard: shard) { owners in
-            let placed = try connections.database { connection -> [MemberID: (directory: UInt32?, recorded: UInt32?)] in
-                var found: [MemberID: (UInt32?, UInt32?)] = [:]
-                let directory = try ShardDirectory.assignments(of: owners, on: connection)
-                let store = GenerationStore(connection: connection)
-                for owner in owners {
-                    found[owner] = (directory[owner], try store.generation(of: owner)?.shardID)
-                }
-                return found
+            let (directory, recorded) = try connections.database { connection in
+                (try ShardDirectory.assignments(of: owners, on: connection), try GenerationStore(connection: connection).recordedShards(of: owners))
             }
-            let strays = owners.filter { placed[$0]?.directory != shard && placed[$0]?.recorded != shard }
+            let strays = owners.filter { directory[$0] != shard && recorded[$0] != shard }
             guard !strays.isEmpty else { return }
             let metas = try context.scores.readMetas(strays, shard: shard)
             for (owner, meta) in zip(strays, metas) {
