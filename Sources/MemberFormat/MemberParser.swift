@@ -352,7 +352,7 @@ public final class MemberParser {
             try r.skipValue(scratch: &text)
             return nil
         }
-        if let plain = r.readPlainString() {
+        if let plain = try r.readPlainString() {
             for gender in Gender.allCases where gender.name.utf8.elementsEqual(plain) { return gender }
             return nil
         }
