@@ -59,11 +59,15 @@ public enum WebRoutes {
             } catch {
                 throw APIError(.contentTooLarge, "too_large", "a member document is at most \(backend.settings.maxBodyBytes) bytes")
             }
-            let text = String(buffer: body)
-            guard !text.contains("\n") || text.split(separator: "\n", omittingEmptySubsequences: true).count == 1 else {
+            // The body's own bytes go to the parser, which checks their
+            // UTF-8 (a String would have replaced bad bytes) and skips the
+            // whitespace around the object.
+            let document = Array(body.readableBytesView)
+            let newline = UInt8(ascii: "\n")
+            guard !document.contains(newline) || document.split(separator: newline).count == 1 else {
                 throw APIError.invalidMember("the body must be one member in the import line format")
             }
-            let queued = try await backend.upsert(id, document: text.trimmingCharacters(in: .whitespacesAndNewlines))
+            let queued = try await backend.upsert(id, document: document)
             var json = JSONOutput()
             json.raw("{\"member\":")
             json.int(id)
