@@ -170,7 +170,7 @@ public enum WebRoutes {
         return id
     }
 
-    static func parseMemberID(_ text: some StringProtocol) -> MemberID? {
+    package static func parseMemberID(_ text: some StringProtocol) -> MemberID? {
         guard !text.isEmpty, text.count <= 10, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
             let value = UInt64(text), value >= 1, value <= UInt64(UInt32.max)
         else { return nil }
@@ -178,7 +178,7 @@ public enum WebRoutes {
     }
 
     /// An optional integer query parameter within `range`.
-    static func integer(_ query: FlatDictionary<Substring, Substring>, _ name: String, default value: Int, range: ClosedRange<Int>) throws(APIError) -> Int {
+    package static func integer(_ query: FlatDictionary<Substring, Substring>, _ name: String, default value: Int, range: ClosedRange<Int>) throws(APIError) -> Int {
         let values = query.getAll(name)
         guard let text = values.first else { return value }
         guard values.count == 1 else { throw APIError.badRequest("\(name) is given more than once") }
