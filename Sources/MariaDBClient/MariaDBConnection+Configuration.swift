@@ -226,6 +226,10 @@ enum ConfigurationURLParser {
         } else {
             host = text
         }
+        // Brackets only delimit an IPv6 address; spaces and control characters are never part of a host.
+        guard host.utf8.allSatisfy({ $0 > 0x20 && $0 != 0x7F && $0 != UInt8(ascii: "[") && $0 != UInt8(ascii: "]") }) else {
+            throw invalid("invalid host")
+        }
         var port: Int?
         if let portText {
             guard let value = Int(portText), (1...65535).contains(value) else { throw invalid("port must be 1-65535") }
