@@ -20,6 +20,9 @@
 //   WebAPI          -> Pipeline, the stores, Hummingbird   the web backend: routes, on-read regeneration, ranked-set cache
 //   kindred         -> everything above   the one executable: argument parsing and wiring
 //   kindred-bench   -> Scoring, Synthetic release-mode benchmarks (not tests)
+//   FuzzTargets     -> MemberFormat, the clients, ScoreStore, WebAPI   one entry point per parser of outside
+//                                         input, for kindred-fuzz (libFuzzer, only with KINDRED_FUZZ set:
+//                                         scripts/fuzz) and FuzzTests (replays Tests/FuzzCorpus)
 import PackageDescription
 
 let swiftSettings: [SwiftSetting] = [
@@ -153,6 +156,17 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // Fuzz targets: one entry point per parser of outside input (see the README's "Fuzzing").
+        .target(
+            name: "FuzzTargets",
+            dependencies: [
+                "MemberFormat", "Scoring", "RedisClient", "CHiredis", "MariaDBClient", "ScoreStore", "WebAPI",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // Tests.
         .target(
             name: "TestSupport",
@@ -206,6 +220,15 @@ let package = Package(
             dependencies: ["WorkQueue", "TestSupport"],
             swiftSettings: swiftSettings
         ),
+        .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets"], swiftSettings: swiftSettings),
     ],
     swiftLanguageModes: [.v6]
 )
+
+// The libFuzzer driver exists only for `scripts/fuzz`, which sets
+// KINDRED_FUZZ and builds it with -sanitize=fuzzer,address into .build-fuzz:
+// normal builds neither see nor build it.
+if Context.environment["KINDRED_FUZZ"] != nil {
+    package.targets.append(
+        .executableTarget(name: "kindred-fuzz", dependencies: ["FuzzTargets"], swiftSettings: swiftSettings))
+}

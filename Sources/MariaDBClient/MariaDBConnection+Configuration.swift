@@ -182,7 +182,10 @@ enum ConfigurationURLParser {
                 guard !value.isEmpty else { throw invalid("empty socket path") }
                 socket = value
             case "connect_timeout", "read_timeout", "write_timeout":
-                guard let seconds = Int(value), seconds > 0 else { throw invalid("\(key) must be a positive number of seconds") }
+                // libmariadb takes an unsigned int: a larger value would be clamped silently.
+                guard let seconds = Int(value), (1...Int(UInt32.max)).contains(seconds) else {
+                    throw invalid("\(key) must be a whole number of seconds from 1 to \(UInt32.max)")
+                }
                 timeouts[key] = .seconds(seconds)
             default:
                 throw invalid("unknown query item '\(key)' (known: socket, connect_timeout, read_timeout, write_timeout)")
@@ -222,6 +225,10 @@ enum ConfigurationURLParser {
             portText = text[text.index(after: colon)...]
         } else {
             host = text
+        }
+        // Brackets only delimit an IPv6 address; spaces and control characters are never part of a host.
+        guard host.utf8.allSatisfy({ $0 > 0x20 && $0 != 0x7F && $0 != UInt8(ascii: "[") && $0 != UInt8(ascii: "]") }) else {
+            throw invalid("invalid host")
         }
         var port: Int?
         if let portText {

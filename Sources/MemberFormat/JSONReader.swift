@@ -5,17 +5,54 @@
 ///
 /// Keys and short strings are decoded into a caller-owned scratch buffer, so
 /// parsing a member allocates only the member itself.
+///
+/// Hostile input: every string and key must be strict UTF-8 (see
+/// `JSONReader+UTF8.swift`), and values nest at most ``maxDepth`` levels,
+/// counted over the whole document (the objects and arrays the caller reads
+/// and those ``skipValue(scratch:)`` skips alike). Skipping is iterative, so
+/// no input, however deep, grows the stack: a document nested 150,000 levels
+/// deep is an error at the column of its 65th opening bracket.
 struct JSONReader {
+    /// The deepest nesting accepted. A member line needs 4 levels
+    /// (`{"answers": [{"accept": [`); 64 leaves room for any sane unknown
+    /// field. At most 64: ``skipValue(scratch:)`` keeps one bit per level.
+    static let maxDepth = 64
+
     let bytes: UnsafeBufferPointer<UInt8>
     private(set) var position = 0
+    /// Objects and arrays open around `position` (read by the caller).
+    private(set) var depth = 0
 
     init(_ bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
 
-    /// A syntax error at a byte column (1-based).
+    /// A syntax error at a byte column (1-based). The description names the
+    /// problem and the column, never the bytes there (they may be member data).
     struct SyntaxError: Error {
+        enum Problem {
+            case expected(String)
+            case tooDeep
+            case invalidUTF8
+        }
         let column: Int
-        let expected: String
-        var description: String { "malformed JSON at column \(column): expected \(expected)" }
+        let problem: Problem
+
+        init(column: Int, expected: String) {
+            self.column = column
+            self.problem = .expected(expected)
+        }
+
+        init(column: Int, _ problem: Problem) {
+            self.column = column
+            self.problem = problem
+        }
+
+        var description: String {
+            switch problem {
+            case .expected(let what): "malformed JSON at column \(column): expected \(what)"
+            case .tooDeep: "nested deeper than \(JSONReader.maxDepth) levels at column \(column)"
+            case .invalidUTF8: "invalid UTF-8 at column \(column)"
+            }
+        }
     }
 
     enum Token { case object, array, string, number, bool, null, end }
@@ -60,6 +97,8 @@ struct JSONReader {
         key: inout [UInt8], _ field: (inout JSONReader, UnsafeBufferPointer<UInt8>) throws(SyntaxError) -> Void
     ) throws(SyntaxError) {
         try expect(UInt8(ascii: "{"), "'{'")
+        try enterContainer()
+        defer { depth -= 1 }
         skipWhitespace()
         if position < bytes.count && bytes[position] == UInt8(ascii: "}") {
             position += 1
@@ -68,7 +107,7 @@ struct JSONReader {
         while true {
             skipWhitespace()
             guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else { throw error("a field name") }
-            if let raw = readPlainString() {
+            if let raw = try readPlainString() {
                 try expect(UInt8(ascii: ":"), "':'")
                 try field(&self, raw)
             } else {
@@ -90,10 +129,18 @@ struct JSONReader {
         }
     }
 
+    /// Counts the container whose opening bracket was just consumed.
+    private mutating func enterContainer() throws(SyntaxError) {
+        guard depth < Self.maxDepth else { throw SyntaxError(column: position, .tooDeep) }
+        depth += 1
+    }
+
     /// Reads `[`, then calls `element` with the index of each element, with
     /// the reader positioned at it; `element` must consume it.
     mutating func readArray(_ element: (inout JSONReader, Int) throws(SyntaxError) -> Void) throws(SyntaxError) {
         try expect(UInt8(ascii: "["), "'['")
+        try enterContainer()
+        defer { depth -= 1 }
         skipWhitespace()
         if position < bytes.count && bytes[position] == UInt8(ascii: "]") {
             position += 1
@@ -172,18 +219,23 @@ struct JSONReader {
 
     /// The fast path for strings: when the string at `position` has no
     /// escape and no control character, consumes it and returns its bytes
-    /// (within the line); otherwise returns nil and consumes nothing.
-    mutating func readPlainString() -> UnsafeBufferPointer<UInt8>? {
+    /// (within the line); otherwise returns nil and consumes nothing. The
+    /// bytes are checked to be UTF-8 only when one of them is not ASCII (an
+    /// OR per byte decides), so ASCII strings cost no more than before.
+    mutating func readPlainString() throws(SyntaxError) -> UnsafeBufferPointer<UInt8>? {
         guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else { return nil }
         var end = position + 1
+        var seen: UInt8 = 0
         while end < bytes.count {
             let byte = bytes[end]
             if byte == UInt8(ascii: "\"") {
+                if seen >= 0x80 { try validateUTF8(position + 1..<end) }
                 let result = UnsafeBufferPointer(rebasing: bytes[(position + 1)..<end])
                 position = end + 1
                 return result
             }
             if byte == UInt8(ascii: "\\") || byte < 0x20 { return nil }
+            seen |= byte
             end += 1
         }
         return nil
@@ -194,7 +246,7 @@ struct JSONReader {
     mutating func readString(into buffer: inout [UInt8]) throws(SyntaxError) {
         skipWhitespace()
         buffer.removeAll(keepingCapacity: true)
-        if let plain = readPlainString() {
+        if let plain = try readPlainString() {
             buffer.append(contentsOf: plain)
             return
         }
@@ -236,6 +288,13 @@ struct JSONReader {
                 }
             case 0..<0x20:
                 throw SyntaxError(column: position, expected: "no control characters in strings")
+            case 0x80...:
+                let start = position - 1
+                guard let length = Self.utf8SequenceLength(bytes, at: start) else {
+                    throw SyntaxError(column: start + 1, .invalidUTF8)
+                }
+                buffer.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<start + length]))
+                position = start + length
             default:
                 buffer.append(byte)
             }
@@ -258,23 +317,63 @@ struct JSONReader {
         throw error("a value")
     }
 
-    /// Consumes any value.
+    /// Consumes any value, checking it as strictly as the rest (syntax,
+    /// UTF-8, depth). Iterative: the containers it is inside are one bit
+    /// each in `objects` (1 for an object, innermost lowest), so the stack
+    /// does not grow with the input's nesting.
     mutating func skipValue(scratch: inout [UInt8]) throws(SyntaxError) {
-        switch peek() {
-        case .object:
-            var inner: [UInt8] = []
-            try readObject(key: &scratch) { (reader: inout JSONReader, _) throws(SyntaxError) in
-                try reader.skipValue(scratch: &inner)
+        var objects: UInt64 = 0
+        var open = 0
+        while true {
+            // A value starts here.
+            switch peek() {
+            case .object, .array:
+                let isObject = bytes[position] == UInt8(ascii: "{")
+                guard depth + open < Self.maxDepth else { throw SyntaxError(column: position + 1, .tooDeep) }
+                position += 1
+                skipWhitespace()
+                if position < bytes.count && bytes[position] == (isObject ? UInt8(ascii: "}") : UInt8(ascii: "]")) {
+                    position += 1  // empty: the value is complete
+                } else {
+                    objects = objects << 1 | (isObject ? 1 : 0)
+                    open += 1
+                    if isObject { try skipKey(scratch: &scratch) }
+                    continue
+                }
+            case .string: try readString(into: &scratch)
+            case .number: _ = try readNumber()
+            case .bool, .null: _ = try readLiteral()
+            case .end: throw error("a value")
             }
-        case .array:
-            try readArray { (reader: inout JSONReader, _) throws(SyntaxError) in
-                try reader.skipValue(scratch: &scratch)
+            // A value ended: close the containers it completes, or move on
+            // to the next element of the innermost one.
+            while open > 0 {
+                skipWhitespace()
+                let inObject = objects & 1 == 1
+                let close = inObject ? UInt8(ascii: "}") : UInt8(ascii: "]")
+                guard position < bytes.count else { throw error(inObject ? "',' or '}'" : "',' or ']'") }
+                if bytes[position] == UInt8(ascii: ",") {
+                    position += 1
+                    if inObject { try skipKey(scratch: &scratch) }
+                    break
+                } else if bytes[position] == close {
+                    position += 1
+                    objects >>= 1
+                    open -= 1
+                } else {
+                    throw error(inObject ? "',' or '}'" : "',' or ']'")
+                }
             }
-        case .string: try readString(into: &scratch)
-        case .number: _ = try readNumber()
-        case .bool, .null: _ = try readLiteral()
-        case .end: throw error("a value")
+            if open == 0 { return }
         }
+    }
+
+    /// A field name and its `:`, inside an object being skipped.
+    private mutating func skipKey(scratch: inout [UInt8]) throws(SyntaxError) {
+        skipWhitespace()
+        guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else { throw error("a field name") }
+        try readString(into: &scratch)
+        try expect(UInt8(ascii: ":"), "':'")
     }
 
     /// After the top-level value: only whitespace may follow.

@@ -29,7 +29,10 @@ public struct MemberLineError: Error, Sendable, Hashable, CustomStringConvertibl
 ///
 /// The parser reads the whole line even after finding a problem, so that the
 /// error can name the member id wherever the `id` field stands; the first
-/// problem in line order is the one reported. Unknown fields are ignored.
+/// problem in line order is the one reported. Unknown fields are ignored
+/// once read as strictly as the rest: valid JSON, strict UTF-8, at most 64
+/// levels deep over the whole line (`JSONReader`), so a hostile line is a
+/// rejection naming its column, never a crash.
 public final class MemberParser {
     public let survey: Survey
     private var key: [UInt8] = []
@@ -352,7 +355,7 @@ public final class MemberParser {
             try r.skipValue(scratch: &text)
             return nil
         }
-        if let plain = r.readPlainString() {
+        if let plain = try r.readPlainString() {
             for gender in Gender.allCases where gender.name.utf8.elementsEqual(plain) { return gender }
             return nil
         }

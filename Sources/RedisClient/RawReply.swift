@@ -8,7 +8,7 @@ import CHiredis
 public struct UnsafeRawReply {
     private let reply: UnsafePointer<redisReply>
 
-    init(_ reply: UnsafePointer<redisReply>) { self.reply = reply }
+    package init(_ reply: UnsafePointer<redisReply>) { self.reply = reply }
 
     public enum Kind: Sendable, Hashable {
         case string, status, error, integer, null, array, unknown

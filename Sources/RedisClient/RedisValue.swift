@@ -105,7 +105,7 @@ extension Result where Success == RedisValue, Failure == RedisError {
 extension RedisValue {
     /// Copies `reply` (and its elements) into a Swift value. The caller still
     /// owns `reply` and frees it with `freeReplyObject` afterwards.
-    init(copying reply: UnsafePointer<redisReply>) {
+    package init(copying reply: UnsafePointer<redisReply>) {
         let r = reply.pointee
         switch r.type {
         case REDIS_REPLY_STRING:

@@ -125,47 +125,12 @@ extension ScoreStore {
         }
         // EXEC's reply is read in place: ten thousand strings for a full set,
         // parsed straight from hiredis's buffers into ranked keys.
-        enum Parsed {
-            case set([UInt64], SetMeta, corrupt: Int)
-            case noSet
-            case reply(RedisValue)  // an error, or a shape the store does not write
-        }
-        let parsed = try redis.readReply(inPlace: { (exec: UnsafeRawReply) -> Parsed in
-            guard exec.kind == .array, exec.count == buckets + 1, let metaReply = exec.element(buckets) else {
-                return .reply(exec.value)
-            }
-            guard let meta = Self.parseMeta(metaReply.value) else { return .noSet }
-            var keys: [UInt64] = []
-            keys.reserveCapacity(meta.count + 16)
-            var corrupt = 0
-            for bucket in 0..<buckets {
-                guard let fields = exec.element(bucket), fields.kind == .array else {
-                    corrupt += 1  // a key of another type: WRONGTYPE inside EXEC
-                    continue
-                }
-                var index = 0
-                let count = fields.count
-                while index + 1 < count {
-                    defer { index += 2 }
-                    guard let field = fields.element(index), field.kind == .string,
-                        let value = fields.element(index + 1), value.kind == .string,
-                        let id = field.withBytes(Self.parseID), layout.bucket(of: id) == bucket,
-                        let tenths = value.withBytes(Self.parseTenths)
-                    else {
-                        corrupt += 1
-                        continue
-                    }
-                    // Ranked order as one integer: score descending, then id ascending.
-                    keys.append(UInt64(100 - tenths) << 32 | UInt64(id))
-                }
-            }
-            return .set(keys, meta, corrupt: corrupt)
-        })
+        let parsed = try redis.readReply(inPlace: { [layout] in Self.parseSetReply($0, layout: layout) })
         if let queuedError { _ = try queuedError.checked(context: redis.endpoint) }
         switch parsed {
         case .noSet:
             return nil
-        case .reply(let reply):
+        case .unexpected(let reply):
             _ = try reply.checked(context: redis.endpoint)
             throw RedisError(code: .serverError, message: "EXEC answered an unexpected reply", context: redis.endpoint, command: "EXEC")
         case .set(var keys, let meta, let corrupt):
@@ -175,13 +140,62 @@ extension ScoreStore {
         }
     }
 
+    /// What EXEC's reply to ``readSet(_:on:)``'s transaction holds.
+    package enum SetReply {
+        /// The set's entries as ranked keys (unsorted), its meta, and the
+        /// fields skipped as not what the store writes.
+        case set([UInt64], SetMeta, corrupt: Int)
+        case noSet
+        /// An error, or a shape the store does not write.
+        case unexpected(RedisValue)
+    }
+
+    /// Parses EXEC's reply (B bucket `HGETALL`s, then the meta's) in place.
+    /// Whatever the shard holds, this neither traps nor allocates more than
+    /// the reply's own size: the meta's `count` only sizes a reservation
+    /// after being capped by the fields actually present.
+    package static func parseSetReply(_ exec: UnsafeRawReply, layout: ScoreLayout) -> SetReply {
+        let buckets = layout.buckets
+        guard exec.kind == .array, exec.count == buckets + 1, let metaReply = exec.element(buckets) else {
+            return .unexpected(exec.value)
+        }
+        guard let meta = Self.parseMeta(metaReply.value) else { return .noSet }
+        var fieldCount = 0
+        for bucket in 0..<buckets { fieldCount += exec.element(bucket)?.count ?? 0 }
+        var keys: [UInt64] = []
+        keys.reserveCapacity(min(max(meta.count, 0), fieldCount / 2) + 16)
+        var corrupt = 0
+        for bucket in 0..<buckets {
+            guard let fields = exec.element(bucket), fields.kind == .array else {
+                corrupt += 1  // a key of another type: WRONGTYPE inside EXEC
+                continue
+            }
+            var index = 0
+            let count = fields.count
+            while index + 1 < count {
+                defer { index += 2 }
+                guard let field = fields.element(index), field.kind == .string,
+                    let value = fields.element(index + 1), value.kind == .string,
+                    let id = field.withBytes(Self.parseID), layout.bucket(of: id) == bucket,
+                    let tenths = value.withBytes(Self.parseTenths)
+                else {
+                    corrupt += 1
+                    continue
+                }
+                // Ranked order as one integer: score descending, then id ascending.
+                keys.append(UInt64(100 - tenths) << 32 | UInt64(id))
+            }
+        }
+        return .set(keys, meta, corrupt: corrupt)
+    }
+
     /// A member id as the store writes it: 1 to 10 decimal digits, no
     /// leading zero, 1 ... 2^32 - 1.
-    static func parseID(_ bytes: [UInt8]) -> MemberID? {
+    package static func parseID(_ bytes: [UInt8]) -> MemberID? {
         bytes.withUnsafeBytes(parseID)
     }
 
-    static func parseID(_ bytes: UnsafeRawBufferPointer) -> MemberID? {
+    package static func parseID(_ bytes: UnsafeRawBufferPointer) -> MemberID? {
         guard !bytes.isEmpty, bytes.count <= 10, bytes[0] != UInt8(ascii: "0") else { return nil }
         var value: UInt64 = 0
         for byte in bytes {
@@ -195,12 +209,12 @@ extension ScoreStore {
     /// `10.0`, without its generic iteration (a third of a read's client
     /// time went there). Same answers: the tests compare them.
     @inline(__always)
-    static func parseTenths(_ bytes: [UInt8]) -> Int? {
+    package static func parseTenths(_ bytes: [UInt8]) -> Int? {
         bytes.withUnsafeBytes(parseTenths)
     }
 
     @inline(__always)
-    static func parseTenths(_ bytes: UnsafeRawBufferPointer) -> Int? {
+    package static func parseTenths(_ bytes: UnsafeRawBufferPointer) -> Int? {
         let zero = UInt8(ascii: "0")
         if bytes.count == 3 {
             let a = bytes[0] &- zero, b = bytes[2] &- zero
@@ -214,7 +228,7 @@ extension ScoreStore {
     }
 
     /// The meta hash's `HGETALL` reply; nil when it is empty (no set).
-    static func parseMeta(_ reply: RedisValue) -> SetMeta? {
+    package static func parseMeta(_ reply: RedisValue) -> SetMeta? {
         guard let fields = reply.array, !fields.isEmpty else { return nil }
         var meta = SetMeta(stamp: "", generatedAt: 0, count: 0, limit: 0, floor: nil, isComplete: false, isLegacy: true, changes: 0)
         var index = 0
@@ -238,7 +252,7 @@ extension ScoreStore {
     }
 
     /// `TENTHS:ID` as the scripts write it.
-    static func parseFloor(_ text: String) -> Match? {
+    package static func parseFloor(_ text: String) -> Match? {
         guard let colon = text.firstIndex(of: ":"),
             let tenths = Int(text[..<colon]), (0...100).contains(tenths),
             let id = MemberID(text[text.index(after: colon)...])

@@ -10,7 +10,7 @@ import Scoring
 /// `Authorization: Bearer` header, in the `kindred_token` cookie, or once in
 /// `?token=`, which sets that cookie (HttpOnly, SameSite=Strict) and
 /// redirects to the same page without the token in its address.
-enum BrowsePage {
+package enum BrowsePage {
     static let cookieName = "kindred_token"
 
     static func respond(_ request: Request, _ context: WebRoutes.Context, backend: WebBackend, token: String) async throws -> Response {
@@ -45,7 +45,7 @@ enum BrowsePage {
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: html(member: member, page: page))))
     }
 
-    static func cookie(_ header: String) -> String? {
+    package static func cookie(_ header: String) -> String? {
         for part in header.split(separator: ";") {
             let pair = part.trimmingCharacters(in: .whitespaces)
             if pair.hasPrefix(cookieName + "=") { return String(pair.dropFirst(cookieName.count + 1)) }

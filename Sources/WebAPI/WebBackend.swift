@@ -325,8 +325,14 @@ public final class WebBackend: Sendable {
     /// member gets a shard, as a login does: a member who just wrote their
     /// profile is active, and the rebuild writes their set.
     public func upsert(_ member: MemberID, document: String) async throws(APIError) -> Bool {
+        try await upsert(member, document: Array(document.utf8))
+    }
+
+    /// ``upsert(_:document:)`` for the request body's bytes as received:
+    /// the parser rejects invalid UTF-8 and nesting past its limit (422).
+    public func upsert(_ member: MemberID, document: [UInt8]) async throws(APIError) -> Bool {
         let parsed: Member
-        switch MemberParser(survey: context.survey).parse(document) {
+        switch document.withUnsafeBufferPointer({ MemberParser(survey: context.survey).parse($0) }) {
         case .success(let value): parsed = value
         case .failure(let error): throw .invalidMember(error.description)
         }

@@ -63,11 +63,15 @@ public enum WebRoutes {
             } catch {
                 throw APIError(.contentTooLarge, "too_large", "a member document is at most \(backend.settings.maxBodyBytes) bytes")
             }
-            let text = String(buffer: body)
-            guard !text.contains("\n") || text.split(separator: "\n", omittingEmptySubsequences: true).count == 1 else {
+            // The body's own bytes go to the parser, which checks their
+            // UTF-8 (a String would have replaced bad bytes) and skips the
+            // whitespace around the object.
+            let document = Array(body.readableBytesView)
+            let newline = UInt8(ascii: "\n")
+            guard !document.contains(newline) || document.split(separator: newline).count == 1 else {
                 throw APIError.invalidMember("the body must be one member in the import line format")
             }
-            let queued = try await backend.upsert(id, document: text.trimmingCharacters(in: .whitespacesAndNewlines))
+            let queued = try await backend.upsert(id, document: document)
             var json = JSONOutput()
             json.raw("{\"member\":")
             json.int(id)
@@ -173,7 +177,7 @@ public enum WebRoutes {
         return id
     }
 
-    static func parseMemberID(_ text: some StringProtocol) -> MemberID? {
+    package static func parseMemberID(_ text: some StringProtocol) -> MemberID? {
         guard !text.isEmpty, text.count <= 10, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
             let value = UInt64(text), value >= 1, value <= UInt64(UInt32.max)
         else { return nil }
@@ -181,7 +185,7 @@ public enum WebRoutes {
     }
 
     /// An optional integer query parameter within `range`.
-    static func integer(_ query: FlatDictionary<Substring, Substring>, _ name: String, default value: Int, range: ClosedRange<Int>) throws(APIError) -> Int {
+    package static func integer(_ query: FlatDictionary<Substring, Substring>, _ name: String, default value: Int, range: ClosedRange<Int>) throws(APIError) -> Int {
         let values = query.getAll(name)
         guard let text = values.first else { return value }
         guard values.count == 1 else { throw APIError.badRequest("\(name) is given more than once") }

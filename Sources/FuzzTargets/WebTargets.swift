@@ -1,0 +1,39 @@
+import Hummingbird
+import HummingbirdCore
+import Scoring
+import WebAPI
+
+/// The web backend's own parameter parsing. Hummingbird splits the request
+/// line, the path and the query; Kindred reads member ids from path
+/// parameters, `offset`/`limit` from the query and the browse page's token
+/// from the Cookie header.
+enum WebTargets {
+    /// The input is split at NUL bytes into a path parameter, a query string
+    /// and a Cookie header.
+    static func parameters(_ bytes: UnsafeBufferPointer<UInt8>) -> FuzzTarget.Outcome {
+        let parts = bytes.split(separator: 0, maxSplits: 2, omittingEmptySubsequences: false)
+            .map { String(decoding: $0, as: UTF8.self) }
+        let idText = parts[0]
+        let queryText = parts.count > 1 ? parts[1] : ""
+        let cookieHeader = parts.count > 2 ? parts[2] : ""
+
+        var problems: [String] = []
+        if let id = WebRoutes.parseMemberID(idText) {
+            require(id >= 1 && String(id) == idText.drop { $0 == "0" }, "a member id that is not the path's number")
+        } else {
+            problems.append("id")
+        }
+        let query = URI("/v1/members/1/matches?" + queryText).queryParameters
+        for (name, range) in [("offset", 0...1_000_000), ("limit", 1...500)] {
+            do throws(APIError) {
+                let value = try WebRoutes.integer(query, name, default: range.lowerBound, range: range)
+                require(range.contains(value), "\(name) outside its range")
+            } catch {
+                requireNoEcho(error.message, queryText.count > 64 ? queryText : "")
+                problems.append(error.message)
+            }
+        }
+        _ = BrowsePage.cookie(cookieHeader)
+        return problems.isEmpty ? .accepted : .rejected(problems.joined(separator: "; "))
+    }
+}
