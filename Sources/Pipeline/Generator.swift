@@ -188,6 +188,9 @@ public final class Generator {
     let recordFinder: MatchFinder
 
     public init(context: PipelineContext, options: Options = Options()) {
+        precondition(
+            !options.publish || context.settings.publishes,
+            "a publishing generator needs a process that follows the set index (PipelineSettings.publishes)")
         self.context = context
         self.options = options
         var own = context.settings.scoring

@@ -49,7 +49,7 @@ public final class PipelineContext: Sendable {
         self.logger = logger
         self.sets = sets
         follower = SnapshotFollower(
-            population: population, sets: sets, watermark: watermark, setsWatermark: setsWatermark,
+            population: population, sets: settings.publishes ? sets : nil, watermark: watermark, setsWatermark: setsWatermark,
             overlap: settings.snapshotOverlap, logger: logger)
         activity = WorkerActivity(workers: settings.workers)
         let host = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "host"

@@ -19,6 +19,11 @@ public struct PipelineSettings: Sendable {
     public var reapInterval: Duration = .seconds(2)
     /// How often the snapshot picks up members changed in MySQL.
     public var refreshInterval: Duration = .seconds(1)
+    /// This process publishes members' changes (the worker daemon): it
+    /// keeps the set index (every set's floor and coverage) following MySQL.
+    /// The web backend and backfill only rebuild members' own sets and do
+    /// not need it.
+    public var publishes = true
     /// How far behind its last read a refresh looks again: longer than any
     /// write transaction takes to commit after stamping `changed_at`.
     public var snapshotOverlap: Duration = .seconds(10)

@@ -21,7 +21,8 @@ import Scoring
 /// before its reads began.
 public final class SnapshotFollower: Sendable {
     public let population: SharedPopulation
-    public let sets: SetIndex
+    /// nil: this process does not follow the set index (it publishes nothing).
+    public let sets: SetIndex?
     public let survey: Survey
     /// How far behind the watermark a refresh looks again (late commits).
     public let overlap: Duration
@@ -42,7 +43,7 @@ public final class SnapshotFollower: Sendable {
     ///   - watermark: the snapshot's, from its load.
     ///   - setsWatermark: the set index's, from its load (nil: load it whole first).
     public init(
-        population: SharedPopulation, sets: SetIndex, watermark: SnapshotWatermark,
+        population: SharedPopulation, sets: SetIndex?, watermark: SnapshotWatermark,
         setsWatermark: ServerTime?, overlap: Duration = .seconds(10), fullReloadInterval: Duration = .seconds(600),
         logger: Logger
     ) {
@@ -112,17 +113,17 @@ public final class SnapshotFollower: Sendable {
         let changes = try SnapshotLoader(connection: connection, overlap: overlap).changes(since: since, survey: survey) { id, version in
             population.read { $0.tag(of: id) == version }
         }
-        let records = try GenerationStore(connection: connection).setRecords(recordedAfter: setsSince, overlap: overlap)
+        let records = try sets.map { _ in try GenerationStore(connection: connection).setRecords(recordedAfter: setsSince, overlap: overlap) }
         for invalid in changes.invalid {
             logger.error(
                 "stored member breaks the rules: left out of the snapshot",
                 metadata: ["member": "\(invalid.id)", "reason": "\(invalid.reason)"])
         }
         if population.apply(changes) == 0 { population.markRefreshed() }
-        sets.apply(records.records, replacingAll: fullReload)
+        if let records { sets?.apply(records.records, replacingAll: fullReload) }
         condition.withLock {
             snapshotWatermark = max(snapshotWatermark, changes.watermark)
-            setsWatermark = max(setsWatermark ?? records.watermark, records.watermark)
+            if let records { setsWatermark = max(setsWatermark ?? records.watermark, records.watermark) }
             if fullReload { lastFullReload = runningStart }
             completedStart = runningStart
             running = false

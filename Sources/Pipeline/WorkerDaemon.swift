@@ -37,8 +37,12 @@ public enum WorkerDaemon {
             "snapshot loaded",
             metadata: ["members": "\(population.count)", "invalid": "\(invalid)", "took": "\(ContinuousClock.now - started)"])
         let sets = SetIndex()
-        let records = try GenerationStore(connection: connection).setRecords(recordedAfter: nil, overlap: settings.snapshotOverlap)
-        sets.apply(records.records)
+        var setsWatermark: ServerTime?
+        if settings.publishes {
+            let records = try GenerationStore(connection: connection).setRecords(recordedAfter: nil, overlap: settings.snapshotOverlap)
+            sets.apply(records.records)
+            setsWatermark = records.watermark
+        }
         let shards = try ShardCatalog(connection: connection).list()
         if shards.isEmpty { logger.warning("no shard configured yet: add one with `kindred shards add redis://HOST:PORT`") }
         let manager = ShardConnectionManager(
@@ -50,7 +54,7 @@ public enum WorkerDaemon {
         let context = PipelineContext(
             mysql: mysql, queueAddress: queue, settings: settings, survey: survey, population: SharedPopulation(population),
             scores: scores, directory: directory, metrics: metrics, logger: logger, watermark: watermark, sets: sets,
-            setsWatermark: records.watermark)
+            setsWatermark: setsWatermark)
         return (context, watermark)
     }
 

@@ -126,6 +126,7 @@ struct BackfillCommand: AsyncParsableCommand {
         let (now, explicitNow) = try run.nowSeconds()
         let threads = try concurrency ?? configuration.integer("workers", default: ProcessInfo.processInfo.activeProcessorCount)
         var settings = PipelineSettings(scoring: try scoring.apply(to: configuration.scoring), workers: threads)
+        settings.publishes = false  // backfill rebuilds own sets; the worker publishes changes
         settings.mysqlRetry = RetryPolicy(giveUpAfter: .seconds(5))
         var options = Backfill.Options(selection: try selection(explicitNow: explicitNow), now: now, concurrency: threads, rate: run.rate)
         options.dryRun = run.dryRun
@@ -177,6 +178,7 @@ struct EvictCommand: AsyncParsableCommand {
         let queue = (try? queueAddress(configuration)) ?? RedisURL(host: "127.0.0.1", port: 6379)
         let (now, explicitNow) = try run.nowSeconds()
         var settings = PipelineSettings(scoring: configuration.scoring, workers: 1)
+        settings.publishes = false
         settings.mysqlRetry = RetryPolicy(giveUpAfter: .seconds(5))
         var options = Evict.Options(
             selection: RunSelection(dormantFor: try duration(dormantFor, option: "--dormant-for"), explicitNow: explicitNow),

@@ -61,7 +61,8 @@ struct ServeCommand: AsyncParsableCommand {
         }
         guard token.utf8.count >= 16 else { throw CLIError("the API token must be at least 16 characters") }
         let (host, port) = try hostAndPort(listen ?? configuration.listen, setting: "KINDRED_LISTEN")
-        let settings = PipelineSettings(scoring: try scoring.apply(to: configuration.scoring), workers: generationThreads)
+        var settings = PipelineSettings(scoring: try scoring.apply(to: configuration.scoring), workers: generationThreads)
+        settings.publishes = false  // on-read rebuilds write own sets; the worker publishes changes
         let registry = PrometheusCollectorRegistry()
         let metrics = KindredMetrics.prometheus(registry: registry)
         // Reads must fail fast when a shard is down: short timeouts, and the breaker does the rest.

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -24,10 +25,24 @@ public func locateBinary(_ name: String, package: String) throws -> String {
         "\(name) not found: install it with `scripts/setup` (or `apt-get install -y \(package)`)")
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago: the kernel picks it by
-/// binding port 0. Callers retry their server start if another process takes
-/// the port in between.
+/// A TCP port on 127.0.0.1 that was free a moment ago and that this test
+/// process has never handed out before: the kernel picks it by binding port
+/// 0. Never twice: a test that kills a server keeps using its port (its
+/// clients reconnect, it restarts the server there), so a port freed by a
+/// kill must not become another test's server, whose data the first test's
+/// clients would then write into. Callers retry their server start if
+/// another process takes the port in between.
 public func freeLoopbackPort() throws -> UInt16 {
+    for _ in 0..<1000 {
+        let port = try kernelFreePort()
+        if handedOutPorts.withLock({ $0.insert(port).inserted }) { return port }
+    }
+    throw TestSupportError("no loopback port that was not handed out before")
+}
+
+private let handedOutPorts = Mutex(Set<UInt16>())
+
+private func kernelFreePort() throws -> UInt16 {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw TestSupportError("socket() failed: errno \(errno)") }
     defer { close(fd) }
