@@ -72,9 +72,10 @@ struct ServeCommand: AsyncParsableCommand {
         manager.maxConnectionsPerShard = ioThreads + readThreads + generationThreads
         manager.clientName = "kindred-web"
         let finalManager = manager
+        let pipelineSettings = settings
         let (context, _) = try await onDedicatedThread(name: "kindred-bootstrap") {
             try WorkerDaemon.bootstrap(
-                mysql: mysql, queue: queue, settings: settings, metrics: metrics, logger: logger, managerConfiguration: finalManager)
+                mysql: mysql, queue: queue, settings: pipelineSettings, metrics: metrics, logger: logger, managerConfiguration: finalManager)
         }
         var webSettings = WebSettings()
         webSettings.ioThreads = ioThreads
