@@ -115,7 +115,8 @@ final class Installation: @unchecked Sendable {
                 sets[member.id] = .some(nil)
                 continue
             }
-            sets[member.id] = try store.readSet(member.id, shard: shard)?.matches
+            // `.some(nil)`: assigning a plain nil would remove the key, and a missing set would look like no member.
+            sets[member.id] = .some(try store.readSet(member.id, shard: shard)?.matches)
         }
         return sets
     }
