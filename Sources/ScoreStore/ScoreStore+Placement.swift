@@ -131,49 +131,109 @@ extension ScoreStore {
             results.errors.append(
                 ScoreStoreError(code: .invalidArgument, message: "\(invalid) placements were into the member's own set or out of range"))
         }
-        for (shard, indexes) in byShard.sorted(by: { $0.key < $1.key }) {
-            place(placements, indexes: indexes, limit: limit, shard: shard, into: &results)
+        let shards = byShard.keys.sorted()
+        let failures = withConnections(shards[...], held: [:]) { connections in
+            fanOut(placements, byShard: byShard, connections: connections, limit: limit, into: &results)
+        }
+        for (shard, error) in failures.sorted(by: { $0.key < $1.key }) {
+            for index in byShard[shard] ?? [] where results.replies[index] == nil { results.failed += 1 }
+            results.errors.append(error)
         }
         return results
     }
 
-    /// The placements of one shard, in pipelined batches.
-    private func place(
-        _ placements: [Placement], indexes: [Int], limit: Int, shard: ShardID, into results: inout PlacementResults
-    ) {
-        var done = 0  // placements whose reply was read; survives a retry on a fresh connection
+    /// Runs `body` with a connection to each of `shards` held at once (a
+    /// shard whose connection cannot be had is left out, with its error in
+    /// the result), and returns the shards that failed, in it or before it.
+    /// A shard that failed in `body` counts for its breaker and its
+    /// connection is closed; the next use of the shard connects again.
+    private func withConnections(
+        _ shards: ArraySlice<ShardID>, held: [ShardID: ShardConnection],
+        _ body: ([ShardID: ShardConnection]) -> [ShardID: ScoreStoreError]
+    ) -> [ShardID: ScoreStoreError] {
+        guard let shard = shards.first else { return body(held) }
+        do {
+            return try manager.withConnection(to: shard) { (connection) -> ([ShardID: ScoreStoreError], ScoreStoreError?) in
+                var more = held
+                more[shard] = connection
+                let failures = withConnections(shards.dropFirst(), held: more, body)
+                return (failures, failures[shard])
+            }
+        } catch {
+            // No connection to this shard: the others go on without it.
+            var rest = withConnections(shards.dropFirst(), held: held, body)
+            rest[shard] = error
+            return rest
+        }
+    }
+
+    /// Every shard's placements at once: each round writes the next batch
+    /// (up to ``Configuration/batchSize``) to every shard before reading any
+    /// reply, so a job spread over S shards waits for the slowest shard, not
+    /// for the sum of them. A shard that fails leaves its remaining
+    /// placements without a reply; the others go on.
+    private func fanOut(
+        _ placements: [Placement], byShard: [ShardID: [Int]], connections: [ShardID: ShardConnection], limit: Int,
+        into results: inout PlacementResults
+    ) -> [ShardID: ScoreStoreError] {
         let slack = configuration.slack(forLimit: limit)
         let buckets = layout.buckets
-        do throws(ScoreStoreError) {
-            try onShard(shard) { (connection) throws(RedisError) in
-                let redis = connection.redis
-                var sha = try connection.sha(of: Scripts.place)
-                func append(_ placement: Placement) {
-                    redis.append("EVALSHA") { command in
-                        command.append(sha)
-                        command.append(2)
-                        command.append(layout.metaKey(placement.target))
-                        command.append(layout.liveKey(placement.target, bucket: layout.bucket(of: placement.member)))
-                        command.append(Int(placement.member))
-                        if let tenths = placement.tenths {
-                            command.append(fixedPoint: tenths, fractionDigits: 1)
-                            command.append(tenths)
-                        } else {
-                            command.append("")
-                            command.append(-1)
-                        }
-                        command.append(placement.stamp)
-                        command.append(limit)
-                        command.append(slack)
-                        command.append(buckets)
-                        command.append(layout.prefix(placement.target))
-                    }
+        var failures: [ShardID: ScoreStoreError] = [:]
+        var next: [ShardID: Int] = [:]
+        var shas: [ShardID: String] = [:]
+        func append(_ placement: Placement, sha: String, on redis: RedisConnection) {
+            redis.append("EVALSHA") { command in
+                command.append(sha)
+                command.append(2)
+                command.append(layout.metaKey(placement.target))
+                command.append(layout.liveKey(placement.target, bucket: layout.bucket(of: placement.member)))
+                command.append(Int(placement.member))
+                if let tenths = placement.tenths {
+                    command.append(fixedPoint: tenths, fractionDigits: 1)
+                    command.append(tenths)
+                } else {
+                    command.append("")
+                    command.append(-1)
                 }
-                while done < indexes.count {
-                    let batch = indexes[done..<min(indexes.count, done + configuration.batchSize)]
-                    for index in batch { append(placements[index]) }
-                    try redis.flush()
+                command.append(placement.stamp)
+                command.append(limit)
+                command.append(slack)
+                command.append(buckets)
+                command.append(layout.prefix(placement.target))
+            }
+        }
+        func fail(_ shard: ShardID, _ error: RedisError) { failures[shard] = ScoreStoreError(error, shard: shard) }
+        while true {
+            // Send: the next batch of every shard still going.
+            var sent: [(ShardID, ArraySlice<Int>)] = []
+            for (shard, connection) in connections.sorted(by: { $0.key < $1.key }) where failures[shard] == nil {
+                guard let indexes = byShard[shard] else { continue }
+                let start = next[shard] ?? 0
+                guard start < indexes.count else { continue }
+                let batch = indexes[start..<min(indexes.count, start + configuration.batchSize)]
+                do throws(RedisError) {
+                    let sha: String
+                    if let known = shas[shard] {
+                        sha = known
+                    } else {
+                        sha = try connection.sha(of: Scripts.place)
+                        shas[shard] = sha
+                    }
+                    for index in batch { append(placements[index], sha: sha, on: connection.redis) }
+                    try connection.redis.flush()
                     hooks.flushed(shard)
+                    sent.append((shard, batch))
+                } catch {
+                    fail(shard, error)
+                }
+                next[shard] = start + batch.count
+            }
+            if sent.isEmpty { break }
+            // Receive, shard by shard (the others' replies wait in their sockets).
+            for (shard, batch) in sent {
+                guard let connection = connections[shard] else { continue }
+                let redis = connection.redis
+                do throws(RedisError) {
                     var missingScript: [Int] = []
                     var failure: RedisValue?
                     for index in batch {
@@ -189,8 +249,9 @@ extension ScoreStore {
                     if !missingScript.isEmpty {
                         // The script cache was flushed: load again and resend
                         // those (the server ran none of them).
-                        sha = try connection.sha(of: Scripts.place, reload: true)
-                        for index in missingScript { append(placements[index]) }
+                        let sha = try connection.sha(of: Scripts.place, reload: true)
+                        shas[shard] = sha
+                        for index in missingScript { append(placements[index], sha: sha, on: redis) }
                         for index in missingScript {
                             let reply = try redis.readReply()
                             if let parsed = Self.placementReply(reply) {
@@ -200,17 +261,16 @@ extension ScoreStore {
                             }
                         }
                     }
-                    done += batch.count
                     if let failure {
                         _ = try failure.checked(context: redis.endpoint)
                         throw RedisError(code: .serverError, message: "the place script answered an unexpected reply", context: redis.endpoint, command: "EVALSHA")
                     }
+                } catch {
+                    fail(shard, error)
                 }
             }
-        } catch {
-            for index in indexes where results.replies[index] == nil { results.failed += 1 }
-            results.errors.append(error)
         }
+        return failures
     }
 
     static func placementReply(_ reply: RedisValue) -> PlacementReply? {

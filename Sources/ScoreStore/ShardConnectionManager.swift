@@ -183,6 +183,20 @@ public final class ShardConnectionManager: @unchecked Sendable {
         }
     }
 
+    /// ``withConnection(to:_:)`` for work that reports its own failure
+    /// instead of throwing it (work spanning several shards' connections
+    /// at once): a reported transport failure counts for the shard's
+    /// breaker and the connection is not reused. No retry on a fresh
+    /// connection: the caller decides what to do again.
+    public func withConnection<T>(
+        to shard: ShardID, reporting body: (ShardConnection) -> (T, ScoreStoreError?)
+    ) throws(ScoreStoreError) -> T {
+        let lease = try checkout(shard, fresh: false)
+        let (value, failure) = body(lease.connection)
+        checkin(lease, failed: failure.flatMap { $0.isTransportFailure ? $0 : nil })
+        return value
+    }
+
     private enum Plan {
         case reuse(Lease)
         case open(Pool, trial: Bool, wait: Duration)

@@ -369,7 +369,7 @@ public final class WebBackend: Sendable {
                     return try repository.member(member)
                 }
                 // This process's snapshot sees the change at once (reads compare set stamps with it).
-                if let stored { try? context.population.upsert(stored, version: AnswersVersion.of(stored, survey: survey)) }
+                if let stored { _ = try? context.population.upsert(stored, version: AnswersVersion.of(stored, survey: survey)) }
             } catch {
                 if !added.isEmpty {
                     try? thread.queueCall { try context.queue.unmarkBlocked(member, added, on: $0) }
