@@ -27,6 +27,8 @@ public final class RankedSetCache: @unchecked Sendable {
         /// The visible ranking (``Visibility``) under ``viewKey``.
         var view: [UInt64]?
         var viewKey = ViewKey(snapshot: -1, marks: -1)
+        /// When the set was read from its shard.
+        var fetched: ContinuousClock.Instant
     }
 
     /// What a visible ranking depends on besides the set: the snapshot's
@@ -41,13 +43,21 @@ public final class RankedSetCache: @unchecked Sendable {
     private var index: [MemberID: Int] = [:]
     private var hand = 0
     public let capacity: Int
+    /// How long a ranking stays servable after placements changed its set
+    /// (the set's whole write is the same one): members entering, leaving
+    /// or moving in the set show within this. Deletions and blocks are
+    /// hidden at once by the marks and the snapshot whatever the cache
+    /// holds; a rewritten set (new stamp or write time) is never served
+    /// from an older copy.
+    public let placementStaleness: Duration
     private var hits = 0
     private var misses = 0
 
     /// - Parameter capacity: sets kept (each up to N + 2 slack entries, and
     ///   a visible ranking of up to N).
-    public init(capacity: Int) {
+    public init(capacity: Int, placementStaleness: Duration = .seconds(1)) {
         self.capacity = max(0, capacity)
+        self.placementStaleness = placementStaleness
         slots.reserveCapacity(self.capacity)
     }
 
@@ -56,14 +66,30 @@ public final class RankedSetCache: @unchecked Sendable {
     /// - Parameter countingMiss: false for a look that another follows on a
     ///   miss (so a request counts one miss, not two).
     public func ranked(_ member: MemberID, shard: UInt32, meta: ScoreStore.SetMeta, countingMiss: Bool = true) -> [UInt64]? {
-        lock.withLock {
-            guard let slot = index[member], slots[slot].shard == shard, slots[slot].meta == meta else {
+        lookup(member, shard: shard, meta: meta, countingMiss: countingMiss)?.ranked
+    }
+
+    /// The cached ranking of `member`'s set and the meta it was read with,
+    /// when it was read from exactly `meta`, or from the same whole write
+    /// less than ``placementStaleness`` ago (only placements changed it since).
+    public func lookup(
+        _ member: MemberID, shard: UInt32, meta: ScoreStore.SetMeta, countingMiss: Bool = true
+    ) -> (ranked: [UInt64], meta: ScoreStore.SetMeta)? {
+        let now = ContinuousClock.now
+        return lock.withLock {
+            guard let slot = index[member], slots[slot].shard == shard else {
+                if countingMiss { misses += 1 }
+                return nil
+            }
+            let cached = slots[slot].meta
+            let sameWrite = cached.stamp == meta.stamp && cached.generatedAt == meta.generatedAt && cached.limit == meta.limit
+            guard cached == meta || (sameWrite && now - slots[slot].fetched < placementStaleness) else {
                 if countingMiss { misses += 1 }
                 return nil
             }
             hits += 1
             slots[slot].referenced = true
-            return slots[slot].ranked
+            return (slots[slot].ranked, cached)
         }
     }
 
@@ -90,7 +116,7 @@ public final class RankedSetCache: @unchecked Sendable {
     public func store(_ member: MemberID, shard: UInt32, meta: ScoreStore.SetMeta, ranked: [UInt64]) {
         guard capacity > 0 else { return }
         lock.withLock {
-            let entry = Slot(member: member, shard: shard, meta: meta, ranked: ranked, referenced: false)
+            let entry = Slot(member: member, shard: shard, meta: meta, ranked: ranked, referenced: false, fetched: .now)
             if let slot = index[member] {
                 slots[slot] = entry
                 return

@@ -27,6 +27,11 @@ public struct WebSettings: Sendable {
     public var maxPageSize = 500
     /// Sets kept in the in-process ranked cache.
     public var cachedSets = 2_000
+    /// How long a cached set changed only by placements (others' changes
+    /// entering, leaving or moving in it) is still served before it is read
+    /// again (``RankedSetCache/placementStaleness``). Deletions and blocks
+    /// are hidden at once regardless.
+    public var placementStaleness: Duration = .seconds(1)
     /// `Retry-After` on a 503.
     public var retryAfterSeconds = 5
     /// MySQL retry budget of one request (the worker waits longer).
@@ -96,7 +101,7 @@ public final class WebBackend: Sendable {
     public init(context: PipelineContext, settings: WebSettings = WebSettings()) {
         self.context = context
         self.settings = settings
-        cache = RankedSetCache(capacity: settings.cachedSets)
+        cache = RankedSetCache(capacity: settings.cachedSets, placementStaleness: settings.placementStaleness)
         let deletions = DeletionFilter()
         self.deletions = deletions
         let stamps = StampCache()
@@ -207,8 +212,9 @@ public final class WebBackend: Sendable {
         if meta.stamp != stamp { return .regenerate("stale") }
         let ranked: [UInt64]
         var setMeta = meta
-        if let cached = cache.ranked(member, shard: shard, meta: meta) {
-            ranked = cached
+        if let cached = cache.lookup(member, shard: shard, meta: meta) {
+            ranked = cached.ranked
+            setMeta = cached.meta
         } else {
             let set: ScoreStore.StoredSet?
             do {
@@ -738,10 +744,11 @@ struct CachedPageReader: Sendable {
             let request = requests[index]
             if marks.isDeleted(request.member) { return .deleted }
             guard let meta = metas[index], meta.stamp == stampOf[index],
-                let ranked = cache.ranked(request.member, shard: shardOf[index], meta: meta, countingMiss: false)
+                let cached = cache.lookup(request.member, shard: shardOf[index], meta: meta, countingMiss: false)
             else { return .fullPath }
             let visible = WebBackend.visible(
-                request.member, shard: shardOf[index], meta: meta, ranked: ranked, marks: marks, cache: cache, context: context)
+                request.member, shard: shardOf[index], meta: cached.meta, ranked: cached.ranked, marks: marks, cache: cache,
+                context: context)
             return .page(
                 WebBackend.page(request.member, visible: visible, offset: request.offset, limit: request.limit, generatedAt: meta.generatedAt))
         }

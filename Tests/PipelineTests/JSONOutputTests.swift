@@ -1,5 +1,6 @@
 import Hummingbird
 import Scoring
+import ScoreStore
 import Testing
 @testable import WebAPI
 
@@ -58,5 +59,31 @@ struct JSONOutputTests {
         #expect(
             String(buffer: WebRoutes.matchesJSON(page).buffer)
                 == "{\"member\":17,\"total\":2,\"offset\":0,\"limit\":50,\"generated_at\":\"2026-11-18T11:06:40Z\",\"regenerated\":true,\"matches\":[{\"id\":4,\"score\":\"10.0\"},{\"id\":9,\"score\":\"7.3\"}]}\n")
+    }
+}
+
+@Suite("Ranked-set cache (no server)")
+struct RankedSetCacheTests {
+    static func meta(stamp: String = "7", generatedAt: Int64 = 100, changes: Int = 1, count: Int = 3) -> ScoreStore.SetMeta {
+        ScoreStore.SetMeta(stamp: stamp, generatedAt: generatedAt, count: count, limit: 10, floor: nil, isComplete: true, changes: changes)
+    }
+
+    @Test("a set changed only by placements is served from the cached ranking for a bounded time; a rewrite never is")
+    func placementStaleness() throws {
+        let tolerant = RankedSetCache(capacity: 4, placementStaleness: .seconds(3600))
+        tolerant.store(1, shard: 1, meta: Self.meta(), ranked: [1, 2, 3])
+        #expect(tolerant.lookup(1, shard: 1, meta: Self.meta())?.ranked == [1, 2, 3])
+        // Placements moved the counter: the same write, within the bound.
+        let placed = Self.meta(changes: 5, count: 4)
+        #expect(tolerant.lookup(1, shard: 1, meta: placed)?.meta == Self.meta(), "served with the meta it was read with")
+        // A rewrite (another stamp or write time) or another shard: read again.
+        #expect(tolerant.lookup(1, shard: 1, meta: Self.meta(stamp: "8")) == nil)
+        #expect(tolerant.lookup(1, shard: 1, meta: Self.meta(generatedAt: 101)) == nil)
+        #expect(tolerant.lookup(1, shard: 2, meta: Self.meta()) == nil)
+        // With no tolerance, any change is a miss.
+        let strict = RankedSetCache(capacity: 4, placementStaleness: .zero)
+        strict.store(1, shard: 1, meta: Self.meta(), ranked: [1, 2, 3])
+        #expect(strict.lookup(1, shard: 1, meta: placed) == nil)
+        #expect(strict.lookup(1, shard: 1, meta: Self.meta()) != nil)
     }
 }
