@@ -101,7 +101,10 @@ public struct WorkerLoop: Sendable {
                         mysqlPause = min(mysqlPause * 2, context.settings.mysqlPauseLimit)
                     case .shardUnavailable, .busy:
                         // The shard's outage or another job of the member, not this job's fault: no attempt used up.
-                        let outcome = try queue.postpone(job, worker: workerID, on: connection)
+                        // Behind another job of the same member: a short wait, not a shard outage's backoff.
+                        let outcome = failure.kind == .busy
+                            ? try queue.postpone(job, worker: workerID, baseDelay: .milliseconds(100), maxDelay: .seconds(1), on: connection)
+                            : try queue.postpone(job, worker: workerID, on: connection)
                         context.metrics.jobs("postponed").increment()
                         if case .postponed(let at, let times) = outcome {
                             logger.log(

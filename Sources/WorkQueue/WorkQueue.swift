@@ -136,15 +136,21 @@ public struct WorkQueue: Sendable {
     /// priority and the earlier enqueue time. Postponed while waiting (queued
     /// again while this job ran), nothing is delayed: the waiting run comes
     /// sooner and covers this one (the outcome's time is then now).
+    ///
+    /// `baseDelay` and `maxDelay` override the retry policy's (a short wait
+    /// behind another job of the same member, rather than a shard outage's).
     public func postpone(
-        _ job: Job, worker: String, random: Double = Double.random(in: 0..<1), on redis: RedisConnection
+        _ job: Job, worker: String, baseDelay: Duration? = nil, maxDelay: Duration? = nil,
+        random: Double = Double.random(in: 0..<1), on redis: RedisConnection
     ) throws(QueueError) -> PostponeOutcome {
         let jitter = 1 + retry.jitter * min(max(random, 0), 1)
+        let base = (baseDelay ?? retry.baseDelay).wholeMilliseconds
+        let most = (maxDelay ?? retry.maxDelay).wholeMilliseconds
         let reply = try run(
             QueueScripts.postpone, keys: keys.placement + [keys.processing(worker), keys.postponed],
             arguments: [
                 job.entry, String(job.member), String(job.priority.rawValue), String(job.enqueuedAt),
-                String(retry.baseDelay.wholeMilliseconds), String(retry.maxDelay.wholeMilliseconds), String(jitter),
+                String(base), String(most), String(jitter),
             ], on: redis)
         guard let parts = reply.array, let kind = parts.first?.string else { throw QueueError.unexpected(reply) }
         guard kind == "postponed" else { return .notHeld }

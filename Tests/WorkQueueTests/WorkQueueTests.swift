@@ -148,6 +148,31 @@ struct WorkQueueTests {
         #expect(try queue.postpone(job, worker: "w1", on: redis) == .notHeld)
     }
 
+    @Test("a postponement behind another job of the same member uses its own short delays, not the outage policy's")
+    func postponeWithOwnDelays() throws {
+        let server = try RedisServer()
+        let redis = try server.connect()
+        try slowQueue.enqueue([31], priority: .interactive, on: redis)
+        var job = try #require(try slowQueue.fetch(worker: "w1", on: redis))
+        var delays: [Int64] = []
+        for round in 1...4 {
+            let now = try #require(try redis.send(["TIME"]).array?.compactMap { $0.string.flatMap(Int64.init) })
+            let serverNow = now[0] * 1000 + now[1] / 1000
+            guard case .postponed(let at, _) = try slowQueue.postpone(
+                job, worker: "w1", baseDelay: .milliseconds(100), maxDelay: .milliseconds(300), random: 0, on: redis)
+            else {
+                Issue.record("postponement \(round) was refused")
+                return
+            }
+            delays.append(at - serverNow)
+            try makeDue(redis)
+            job = try #require(try slowQueue.fetch(worker: "w1", on: redis))
+        }
+        // 100, 200, 300 (capped), 300 ms, where the queue's own policy starts at 10 s.
+        let expected: [Int64] = [100, 200, 300, 300]
+        #expect(zip(delays, expected).allSatisfy { $0.0 >= $0.1 && $0.0 <= $0.1 + 5 }, "\(delays)")
+    }
+
     /// A queue whose retries and postponements wait 10 s and more: never due
     /// during a test unless the test makes them due.
     let slowQueue = WorkQueue(retry: JobRetryPolicy(maxAttempts: 3, baseDelay: .seconds(10), maxDelay: .seconds(60)))
