@@ -156,7 +156,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
-        // Fuzz targets: one entry point per parser of outside input (see the README's "Fuzzing").
+        // Fuzz targets: one entry point per parser of outside input (see docs/testing.md's "Fuzzing").
         .target(
             name: "FuzzTargets",
             dependencies: [

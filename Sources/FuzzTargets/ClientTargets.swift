@@ -41,7 +41,7 @@ enum ClientTargets {
     /// out: hiredis 0.14's reader allocates an array's announced size before
     /// any element arrives (`*790000000` is a 6.3 GB calloc, the fuzzer's
     /// first finding here), which is hiredis's behaviour, not Kindred's
-    /// (hiredis 1.0 added a `maxelements` bound). See the README's "Fuzzing".
+    /// (hiredis 1.0 added a `maxelements` bound). See docs/testing.md's "Fuzzing".
     static func respReply(_ bytes: UnsafeBufferPointer<UInt8>) -> FuzzTarget.Outcome {
         guard let first = bytes.first else { return .rejected("empty") }
         if announcesHugeArray(bytes) { return .rejected("an array of a million elements or more") }

@@ -1,6 +1,6 @@
 /// The fuzz targets: each parser of outside input, behind one entry point
 /// that takes arbitrary bytes. Two callers run them: the `kindred-fuzz`
-/// executable (libFuzzer, built only by `scripts/fuzz`, see the README's
+/// executable (libFuzzer, built only by `scripts/fuzz`, see docs/testing.md's
 /// "Fuzzing"), and the `FuzzTests` test target, which replays every input
 /// saved under `Tests/FuzzCorpus/<target>/` (seeds, minimized corpus and
 /// crashes) through the same entry point.

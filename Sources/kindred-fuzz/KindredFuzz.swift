@@ -7,7 +7,7 @@ import Glibc
 /// The libFuzzer driver for one of ``FuzzTarget``'s targets, chosen by
 /// `KINDRED_FUZZ_TARGET`. Built only by `scripts/fuzz` (the manifest
 /// declares this target when `KINDRED_FUZZ` is set), with
-/// `-sanitize=fuzzer,address`; usage and results in the README's "Fuzzing".
+/// `-sanitize=fuzzer,address`; usage and results in docs/testing.md's "Fuzzing".
 ///
 /// Why a `main` of our own: SwiftPM links an executable with `main` aliased
 /// to the module's entry point, so libFuzzer's `main` is not the one that
