@@ -24,17 +24,30 @@ struct ConnectionManagerTests {
     }
 
     @Test func concurrentCallersGetAConnectionEachUpToTheMaximum() throws {
-        let shards = try Shards { $0.maxConnectionsPerShard = 2 }
+        // The wait for a lent connection is bounded generously: this is about
+        // sharing two connections among four callers, not about speed (a
+        // loaded machine can hold a connection for seconds).
+        let shards = try Shards {
+            $0.maxConnectionsPerShard = 2
+            $0.checkoutTimeout = .seconds(60)
+        }
         try shards.store.writeSet(5, shard: 1, matches: rankedMatches(for: 5, count: 2000), stamp: "s", limit: 2000)
         let store = shards.store
         let readers = (0..<4).map { _ in
-            BackgroundThread("reader") { () -> Int in
-                var ok = 0
-                for _ in 0..<30 where (try? store.readSet(5, shard: 1))??.matches.count == 2000 { ok += 1 }
-                return ok
+            BackgroundThread("reader") { () -> [String] in
+                var problems: [String] = []
+                for _ in 0..<30 {
+                    do {
+                        let count = try store.readSet(5, shard: 1)?.matches.count
+                        if count != 2000 { problems.append("read \(count.map(String.init) ?? "no set") entries") }
+                    } catch {
+                        problems.append("\(error)")
+                    }
+                }
+                return problems
             }
         }
-        for reader in readers { #expect(try reader.result() == 30) }
+        for reader in readers { #expect(try reader.result() == []) }
         let named = try shards.raw(1).clients(named: "kindred").count
         #expect(named >= 1 && named <= 2)
     }
