@@ -1,21 +1,47 @@
+import CoreMetrics
+import KindredSupport
 import Metrics
 import Prometheus
+import WorkQueue
 
-/// Every metric the worker daemon (and the web backend) reports, created
+/// The programs that export metrics: each exports only its own families
+/// (``KindredMetrics/families``), so a dashboard never shows a worker
+/// family stuck at 0 on a web backend, or the reverse.
+public enum MetricsProgram: String, Sendable, CaseIterable {
+    /// `kindred worker`.
+    case worker
+    /// `kindred serve`.
+    case serve
+    /// Anything else (the backfill's phase totals, tests): nothing is
+    /// registered ahead of its first use.
+    case other
+}
+
+/// Every metric the worker daemon and the web backend report, created
 /// through one `MetricsFactory` so tests can pass their own. Names follow
 /// Prometheus conventions (`_total` counters, `_seconds` durations).
 ///
 /// Never member data in labels: labels are priorities, outcomes, shard ids.
+///
+/// A family is registered when first used, except that ``init(factory:program:)``
+/// registers the families of its program ahead (at 0, with their known
+/// label values), so that `rate()` and alerts see them from the start. A
+/// family another program uses now and then (the web backend's on-read
+/// regenerations time their phases) appears there on its first use.
 public final class KindredMetrics: Sendable {
     public let factory: any MetricsFactory
+    public let program: MetricsProgram
 
     /// Jobs finished, by outcome: `done`, `removed` (a deleted member),
     /// `retry`, `dead`, `postponed` (its shard was unavailable).
     public func jobs(_ outcome: String) -> Metrics.Counter {
         Metrics.Counter(label: "kindred_jobs_total", dimensions: [("outcome", outcome)], factory: factory)
     }
+    public static let jobOutcomes = ["done", "removed", "retry", "dead", "postponed"]
     /// Time a job took from fetch to completion.
-    public let jobDuration: Metrics.Timer
+    public var jobDuration: Metrics.Timer {
+        Metrics.Timer(label: "kindred_job_duration_seconds", preferredDisplayUnit: .seconds, factory: factory)
+    }
     /// Time a job spends in each phase: `read` (the member from MySQL),
     /// `refresh` (the snapshot brought up to the job's start), `scan`
     /// (scoring against every candidate), `assign` (the shard), `write`
@@ -26,35 +52,40 @@ public final class KindredMetrics: Sendable {
     public func jobPhase(_ phase: String) -> Metrics.Timer {
         Metrics.Timer(label: "kindred_job_phase_seconds", dimensions: [("phase", phase)], preferredDisplayUnit: .seconds, factory: factory)
     }
+    public static let jobPhases = ["read", "refresh", "scan", "assign", "write", "record", "catch-up", "publish-scan", "publish", "remove"]
     /// Time from a member's enqueue to its set being stored.
-    public let enqueueToStored: Metrics.Timer
+    public var enqueueToStored: Metrics.Timer {
+        Metrics.Timer(label: "kindred_enqueue_to_stored_seconds", preferredDisplayUnit: .seconds, factory: factory)
+    }
     /// Waiting jobs per priority.
     public func queueDepth(_ priority: String) -> Metrics.Gauge {
         Metrics.Gauge(label: "kindred_queue_depth", dimensions: [("priority", priority)], factory: factory)
     }
-    public let queueDelayed: Metrics.Gauge
-    public let queueDead: Metrics.Gauge
-    public let queueProcessing: Metrics.Gauge
+    public var queueDelayed: Metrics.Gauge { Metrics.Gauge(label: "kindred_queue_delayed", factory: factory) }
+    public var queueDead: Metrics.Gauge { Metrics.Gauge(label: "kindred_queue_dead", factory: factory) }
+    public var queueProcessing: Metrics.Gauge { Metrics.Gauge(label: "kindred_queue_processing", factory: factory) }
     /// Age of the oldest job held by any worker.
-    public let processingAge: Metrics.Gauge
-    public let scoresWritten: Metrics.Counter
+    public var processingAge: Metrics.Gauge { Metrics.Gauge(label: "kindred_queue_processing_age_seconds", factory: factory) }
+    public var scoresWritten: Metrics.Counter { Metrics.Counter(label: "kindred_scores_written_total", factory: factory) }
     /// Placements into other members' sets by outcome: `entered`,
     /// `updated`, `removed`, `unchanged`, `absent`, `no_set`, `stale`,
     /// `legacy` (publications and catch-ups).
     public func placements(_ outcome: String) -> Metrics.Counter {
         Metrics.Counter(label: "kindred_placements_total", dimensions: [("outcome", outcome)], factory: factory)
     }
+    public static let placementOutcomes = ["entered", "updated", "removed", "unchanged", "absent", "no_set", "stale", "legacy"]
     /// Sets a publication skipped without a round trip, by reason:
     /// `covered` (the set's scan saw the change), `unchanged` (same pair
     /// under every record), `below_floor`.
     public func publicationSkips(_ reason: String) -> Metrics.Counter {
         Metrics.Counter(label: "kindred_publication_skips_total", dimensions: [("reason", reason)], factory: factory)
     }
+    public static let publicationSkipReasons = ["covered", "unchanged", "below_floor"]
     /// Sets the audit's self-check recomputed and found different from the
     /// snapshot's ranking (each is rebuilt).
-    public let auditMismatches: Metrics.Counter
+    public var auditMismatches: Metrics.Counter { Metrics.Counter(label: "kindred_set_audit_mismatches_total", factory: factory) }
     /// Sets the audit sampled and recomputed.
-    public let auditChecked: Metrics.Counter
+    public var auditChecked: Metrics.Counter { Metrics.Counter(label: "kindred_set_audit_checked_total", factory: factory) }
     public func shardErrors(_ shard: UInt32) -> Metrics.Counter {
         Metrics.Counter(label: "kindred_shard_errors_total", dimensions: [("shard", String(shard))], factory: factory)
     }
@@ -62,42 +93,205 @@ public final class KindredMetrics: Sendable {
     public func breakerState(_ shard: UInt32) -> Metrics.Gauge {
         Metrics.Gauge(label: "kindred_shard_breaker_state", dimensions: [("shard", String(shard))], factory: factory)
     }
+    /// 1 when the shard answered this process's last check, else 0.
+    public func shardUp(_ shard: UInt32) -> Metrics.Gauge {
+        Metrics.Gauge(label: "kindred_shard_up", dimensions: [("shard", String(shard))], factory: factory)
+    }
     /// Workers found on one job past the deadline (each episode once).
-    public let workerStalls: Metrics.Counter
-    public let snapshotAge: Metrics.Gauge
-    public let snapshotMembers: Metrics.Gauge
+    public var workerStalls: Metrics.Counter { Metrics.Counter(label: "kindred_worker_stalls_total", factory: factory) }
+    public var snapshotAge: Metrics.Gauge { Metrics.Gauge(label: "kindred_snapshot_age_seconds", factory: factory) }
+    public var snapshotMembers: Metrics.Gauge { Metrics.Gauge(label: "kindred_snapshot_members", factory: factory) }
     /// Members a scan scored, per job (candidates after the filters).
-    public let candidatesScored: Recorder
+    public var candidatesScored: Recorder { Recorder(label: "kindred_candidates_scored", aggregate: true, factory: factory) }
 
-    public init(factory: any MetricsFactory) {
+    /// Metrics through `factory`; the families of `program` are registered
+    /// at once (see the type's documentation).
+    public init(factory: any MetricsFactory, program: MetricsProgram = .other) {
         self.factory = factory
-        jobDuration = Metrics.Timer(label: "kindred_job_duration_seconds", preferredDisplayUnit: .seconds, factory: factory)
-        enqueueToStored = Metrics.Timer(
-            label: "kindred_enqueue_to_stored_seconds", preferredDisplayUnit: .seconds, factory: factory)
-        queueDelayed = Metrics.Gauge(label: "kindred_queue_delayed", factory: factory)
-        queueDead = Metrics.Gauge(label: "kindred_queue_dead", factory: factory)
-        queueProcessing = Metrics.Gauge(label: "kindred_queue_processing", factory: factory)
-        processingAge = Metrics.Gauge(label: "kindred_queue_processing_age_seconds", factory: factory)
-        scoresWritten = Metrics.Counter(label: "kindred_scores_written_total", factory: factory)
-        workerStalls = Metrics.Counter(label: "kindred_worker_stalls_total", factory: factory)
-        snapshotAge = Metrics.Gauge(label: "kindred_snapshot_age_seconds", factory: factory)
-        snapshotMembers = Metrics.Gauge(label: "kindred_snapshot_members", factory: factory)
-        candidatesScored = Recorder(label: "kindred_candidates_scored", aggregate: true, factory: factory)
-        auditMismatches = Metrics.Counter(label: "kindred_set_audit_mismatches_total", factory: factory)
-        auditChecked = Metrics.Counter(label: "kindred_set_audit_checked_total", factory: factory)
+        self.program = program
+        switch program {
+        case .worker:
+            for outcome in Self.jobOutcomes { _ = jobs(outcome) }
+            for phase in Self.jobPhases { _ = jobPhase(phase) }
+            for outcome in Self.placementOutcomes { _ = placements(outcome) }
+            for reason in Self.publicationSkipReasons { _ = publicationSkips(reason) }
+            for priority in JobPriority.allCases { _ = queueDepth(priority.description) }
+            _ = (jobDuration, enqueueToStored, queueDelayed, queueDead, queueProcessing, processingAge)
+            _ = (scoresWritten, workerStalls, candidatesScored, auditMismatches, auditChecked)
+            _ = (snapshotAge, snapshotMembers)
+        case .serve:
+            _ = (snapshotAge, snapshotMembers)
+        case .other:
+            break
+        }
     }
 
-    /// Metrics into a Prometheus registry, with buckets that suit job
-    /// latencies (1 ms ... 30 s).
-    public static func prometheus(registry: PrometheusCollectorRegistry) -> KindredMetrics {
-        var factory = PrometheusMetricsFactory(registry: registry)
-        let latency: [Duration] = [
+    /// Metrics into a Prometheus registry, every family with its help text
+    /// (``families``), with buckets that suit job latencies (1 ms ... 30 s),
+    /// and `kindred_build_info`.
+    public static func prometheus(registry: PrometheusCollectorRegistry, program: MetricsProgram) -> KindredMetrics {
+        var factory = HelpfulPrometheusFactory(registry: registry)
+        factory.durationBuckets = [
             .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(20), .milliseconds(50),
             .milliseconds(100), .milliseconds(200), .milliseconds(500), .seconds(1), .seconds(2), .seconds(5), .seconds(10),
             .seconds(30),
         ]
-        factory.defaultDurationHistogramBuckets = latency
-        factory.defaultValueHistogramBuckets = [100, 1_000, 10_000, 50_000, 100_000, 200_000, 500_000]
-        return KindredMetrics(factory: factory)
+        factory.valueBuckets = [100, 1_000, 10_000, 50_000, 100_000, 200_000, 500_000]
+        if program != .other {
+            registry.makeGauge(
+                descriptor: MetricNameDescriptor(metricName: "kindred_build_info", unitName: "", helpText: help("kindred_build_info")),
+                labels: [("version", KindredVersion.current), ("swift", swiftVersion), ("program", program.rawValue)]
+            ).set(to: 1.0)
+        }
+        return KindredMetrics(factory: factory, program: program)
+    }
+
+    /// The Swift compiler this build was made with (major.minor).
+    public static let swiftVersion: String = {
+        #if compiler(>=6.5)
+        return "6.5+"
+        #elseif compiler(>=6.4)
+        return "6.4"
+        #elseif compiler(>=6.3)
+        return "6.3"
+        #elseif compiler(>=6.2)
+        return "6.2"
+        #elseif compiler(>=6.1)
+        return "6.1"
+        #else
+        return "6.0"
+        #endif
+    }()
+
+    /// A family: its help text and the programs that export it (`worker`,
+    /// `serve`; the process families are every program's).
+    public struct Family: Sendable {
+        public var help: String
+        public var programs: Set<MetricsProgram>
+    }
+
+    /// Every `kindred_*` family either program exports, with its help text
+    /// (the `# HELP` line) and the programs that may export it (three worker
+    /// families appear in serve when an on-read regeneration uses them). A metric made
+    /// through ``HelpfulPrometheusFactory`` under a name missing here has no
+    /// help, which a debug build stops at and the metrics tests catch.
+    /// docs/observability.md explains each one.
+    public static let families: [String: Family] = [
+        "kindred_build_info": Family(
+            help: "Always 1: the Kindred version, the Swift compiler that built it and the program, as labels.",
+            programs: [.worker, .serve]),
+        "kindred_jobs_total": Family(
+            help: "Jobs finished, by outcome: done, removed (a deleted member), retry, dead (given up), postponed (its shard was unavailable).",
+            programs: [.worker]),
+        "kindred_job_duration_seconds": Family(help: "Time a job took from fetch to completion.", programs: [.worker]),
+        "kindred_job_phase_seconds": Family(
+            help: "Time a set's generation spent in each phase (read, refresh, scan, assign, write, record, catch-up, publish-scan, publish, remove); in serve, its on-read regenerations.",
+            programs: [.worker, .serve]),
+        "kindred_enqueue_to_stored_seconds": Family(help: "Time from a member's enqueue to their set being stored.", programs: [.worker]),
+        "kindred_queue_depth": Family(help: "Jobs waiting in the queue, by priority.", programs: [.worker]),
+        "kindred_queue_delayed": Family(help: "Jobs waiting for a retry or postponement delay to pass.", programs: [.worker]),
+        "kindred_queue_dead": Family(help: "Jobs in the dead letters (given up; see kindred queue dead).", programs: [.worker]),
+        "kindred_queue_processing": Family(help: "Jobs held by workers of any process.", programs: [.worker]),
+        "kindred_queue_processing_age_seconds": Family(help: "Age of the oldest job held by any worker.", programs: [.worker]),
+        "kindred_scores_written_total": Family(
+            help: "Scores written into members' own sets (in serve, by on-read regenerations).", programs: [.worker, .serve]),
+        "kindred_placements_total": Family(
+            help: "Placements into other members' sets, by outcome: entered, updated, removed, unchanged, absent, no_set, stale, legacy (in serve, an on-read regeneration's catch-up).",
+            programs: [.worker, .serve]),
+        "kindred_publication_skips_total": Family(
+            help: "Sets a publication skipped without a round trip, by reason: covered, unchanged, below_floor.", programs: [.worker]),
+        "kindred_set_audit_checked_total": Family(help: "Sets the audit sampled and recomputed.", programs: [.worker]),
+        "kindred_set_audit_mismatches_total": Family(
+            help: "Sets the audit recomputed and found different from the snapshot's ranking (each is rebuilt).", programs: [.worker]),
+        "kindred_worker_stalls_total": Family(help: "Workers found on one job past the deadline (each episode once).", programs: [.worker]),
+        "kindred_candidates_scored": Family(help: "Members a job's scan scored (candidates after the filters).", programs: [.worker]),
+        "kindred_shard_errors_total": Family(help: "Failed round trips to a shard, by shard id.", programs: [.worker, .serve]),
+        "kindred_shard_breaker_state": Family(
+            help: "A shard's circuit breaker in this process: 0 closed, 1 half-open, 2 open.", programs: [.worker, .serve]),
+        "kindred_shard_up": Family(help: "1 when the shard answered this process's last check, else 0.", programs: [.worker, .serve]),
+        "kindred_snapshot_age_seconds": Family(
+            help: "Time since the population snapshot last followed MySQL.", programs: [.worker, .serve]),
+        "kindred_snapshot_members": Family(help: "Members in the population snapshot.", programs: [.worker, .serve]),
+        "kindred_http_requests_total": Family(
+            help: "HTTP requests answered, by route template (NotFound for a path no route has), method and status.",
+            programs: [.serve]),
+        "kindred_http_request_seconds": Family(help: "Time to answer an HTTP request, by route template and method.", programs: [.serve]),
+        "kindred_web_read_batches_total": Family(help: "Batches the batched read path served.", programs: [.serve]),
+        "kindred_web_read_batched_requests_total": Family(help: "Match-page requests that went through the batched read path.", programs: [.serve]),
+        "kindred_web_read_batch_answers_total": Family(
+            help: "Match-page requests the batched read path answered (the others took the full path).", programs: [.serve]),
+    ]
+
+    /// The help text of `name`; empty (no `# HELP` line) for a name
+    /// ``families`` does not list.
+    public static func help(_ name: String) -> String {
+        assert(families[name] != nil, "metric family \(name) has no help text: add it to KindredMetrics.families")
+        return families[name]?.help ?? ""
+    }
+}
+
+/// A swift-metrics factory over a `PrometheusCollectorRegistry` that gives
+/// every family its help text from ``KindredMetrics/families``
+/// (swift-prometheus' own factory creates families without one).
+///
+/// A family's help is fixed at its first registration and the registry
+/// refuses a different one later, so every metric of a registry must come
+/// through this factory or carry the same help.
+public struct HelpfulPrometheusFactory: MetricsFactory {
+    public let registry: PrometheusCollectorRegistry
+    /// The buckets of every timer's histogram.
+    public var durationBuckets: [Duration] = [.milliseconds(5), .milliseconds(50), .milliseconds(500), .seconds(5)]
+    /// The buckets of every aggregating recorder's histogram.
+    public var valueBuckets: [Double] = [10, 100, 1_000, 10_000]
+
+    public init(registry: PrometheusCollectorRegistry) { self.registry = registry }
+
+    private func descriptor(_ label: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: label, unitName: "", helpText: KindredMetrics.help(label))
+    }
+
+    public func makeCounter(label: String, dimensions: [(String, String)]) -> any CounterHandler {
+        registry.makeCounter(descriptor: descriptor(label), labels: dimensions)
+    }
+
+    public func makeFloatingPointCounter(label: String, dimensions: [(String, String)]) -> any FloatingPointCounterHandler {
+        registry.makeCounter(descriptor: descriptor(label), labels: dimensions)
+    }
+
+    public func makeRecorder(label: String, dimensions: [(String, String)], aggregate: Bool) -> any RecorderHandler {
+        guard aggregate else { return registry.makeGauge(descriptor: descriptor(label), labels: dimensions) }
+        return registry.makeValueHistogram(descriptor: descriptor(label), labels: dimensions, buckets: valueBuckets)
+    }
+
+    public func makeMeter(label: String, dimensions: [(String, String)]) -> any MeterHandler {
+        registry.makeGauge(descriptor: descriptor(label), labels: dimensions)
+    }
+
+    public func makeTimer(label: String, dimensions: [(String, String)]) -> any TimerHandler {
+        registry.makeDurationHistogram(descriptor: descriptor(label), labels: dimensions, buckets: durationBuckets)
+    }
+
+    public func destroyCounter(_ handler: any CounterHandler) {
+        if let counter = handler as? Prometheus.Counter { registry.unregisterCounter(counter) }
+    }
+
+    public func destroyFloatingPointCounter(_ handler: any FloatingPointCounterHandler) {
+        if let counter = handler as? Prometheus.Counter { registry.unregisterCounter(counter) }
+    }
+
+    public func destroyRecorder(_ handler: any RecorderHandler) {
+        switch handler {
+        case let gauge as Prometheus.Gauge: registry.unregisterGauge(gauge)
+        case let histogram as ValueHistogram: registry.unregisterValueHistogram(histogram)
+        default: break
+        }
+    }
+
+    public func destroyMeter(_ handler: any MeterHandler) {
+        if let gauge = handler as? Prometheus.Gauge { registry.unregisterGauge(gauge) }
+    }
+
+    public func destroyTimer(_ handler: any TimerHandler) {
+        if let histogram = handler as? DurationHistogram { registry.unregisterDurationHistogram(histogram) }
     }
 }

@@ -244,8 +244,11 @@ public enum Maintenance {
         }
     }
 
-    /// Refreshes the gauges: queue depth per priority, delayed, processing
-    /// and its age, dead letters, breaker states, snapshot age and size.
+    /// Refreshes the gauges: snapshot age and size, each shard's breaker
+    /// state and whether it answers now (`kindred_shard_up`: one marker read
+    /// per shard, failing fast while its breaker is open), and, in the
+    /// worker (not the web backend, which does not own the queue), queue
+    /// depth per priority, delayed, processing and its age, dead letters.
     public static func metricsCollector(_ context: PipelineContext) -> ThreadsService {
         let connections = TaskConnections(context)
         return periodicService(name: "metrics", interval: context.settings.metricsInterval, logger: context.logger) {
@@ -262,6 +265,10 @@ public enum Maintenance {
                 }
                 metrics.breakerState(shard).record(state)
             }
+            for shard in context.scores.manager.shards.map(\.id) {
+                metrics.shardUp(shard).record(context.scores.answers(shard: shard) ? 1 : 0)
+            }
+            guard metrics.program != .serve else { return }
             let stats = try connections.queue { try context.queue.stats(on: $0) }
             for (priority, depth) in stats.waiting { metrics.queueDepth(priority.description).record(depth) }
             metrics.queueDelayed.record(stats.delayed)

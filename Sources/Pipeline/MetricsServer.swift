@@ -1,23 +1,45 @@
+import Foundation
 import Hummingbird
 import Logging
+import MemberStore
 import Prometheus
 import ServiceLifecycle
 
-/// The Prometheus text endpoint of a process: `GET /metrics` (and
-/// `GET /healthz` answering `ok`), bound to 127.0.0.1 unless configured
-/// otherwise. A `Service` for the process's `ServiceGroup`.
+/// The worker's HTTP endpoint for operators, bound to 127.0.0.1 unless
+/// configured otherwise. A `Service` for the process's `ServiceGroup`.
+///
+/// - `GET /metrics`: the Prometheus text (``MetricsExposition``).
+/// - `GET /livez`: 200 while the process serves (it checks nothing else).
+/// - `GET /readyz`: 200 when the worker can take and finish jobs (MySQL and
+///   the queue answer), else 503; a JSON body with each dependency
+///   (``WorkerProbe``). Without a probe, 200.
+/// - `GET /healthz`: `ok`, kept for the probes configured before `/livez`.
 public enum MetricsServer {
-    public static func make(registry: PrometheusCollectorRegistry, host: String, port: Int, logger: Logger) -> any Service {
+    public static func make(
+        registry: PrometheusCollectorRegistry, host: String, port: Int, logger: Logger, probe: WorkerProbe? = nil,
+        onServerRunning: (@Sendable (Int) async -> Void)? = nil
+    ) -> any Service {
+        let exposition = MetricsExposition(registry: registry)
         let router = Router()
-        router.get("/metrics") { _, _ -> Response in
-            var headers = HTTPFields()
-            headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
-        }
+        router.get("/metrics") { _, _ -> Response in try await exposition.response() }
         router.get("/healthz") { _, _ in "ok" }
+        router.get("/livez") { _, _ -> Response in json("{\"status\":\"ok\"}\n", status: .ok) }
+        router.get("/readyz") { _, _ -> Response in
+            guard let probe else { return json("{\"status\":\"ready\"}\n", status: .ok) }
+            let report = try await onDedicatedThread(name: "kindred-probe") { probe.check() }
+            return json(report.json, status: report.ready ? .ok : .serviceUnavailable)
+        }
         return Application(
             router: router,
             configuration: .init(address: .hostname(host, port: port), serverName: "kindred-worker"),
+            onServerRunning: { channel in await onServerRunning?(channel.localAddress?.port ?? port) },
             logger: logger)
+    }
+
+    static func json(_ body: String, status: HTTPResponse.Status) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json; charset=utf-8"
+        headers[.cacheControl] = "no-store"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
     }
 }

@@ -18,8 +18,8 @@ struct ServeCommand: AsyncParsableCommand {
             Needs KINDRED_MYSQL, KINDRED_QUEUE and KINDRED_API_TOKEN (the bearer token every /v1 route \
             requires; from the environment or the config file, never a flag). Listens on KINDRED_LISTEN \
             (default 127.0.0.1:8080). Routes: GET /v1/members/{id}/matches, GET /v1/members/{id}/score/{other}, \
-            PUT|DELETE /v1/members/{id}, POST /v1/members/{id}/login, /healthz, /metrics, /openapi.yaml, \
-            /browse/{id}.
+            PUT|DELETE /v1/members/{id}, POST /v1/members/{id}/login, /livez, /readyz, /healthz, /metrics, \
+            /openapi.yaml, /browse/{id}. One access log line per request at info (docs/observability.md).
             """
     )
 
@@ -64,7 +64,7 @@ struct ServeCommand: AsyncParsableCommand {
         var settings = PipelineSettings(scoring: try scoring.apply(to: configuration.scoring), workers: generationThreads)
         settings.publishes = false  // on-read rebuilds write own sets; the worker publishes changes
         let registry = PrometheusCollectorRegistry()
-        let metrics = KindredMetrics.prometheus(registry: registry)
+        let metrics = KindredMetrics.prometheus(registry: registry, program: .serve)
         // Reads must fail fast when a shard is down: short timeouts, and the breaker does the rest.
         var manager = ShardConnectionManager.Configuration()
         manager.connectTimeout = .milliseconds(250)

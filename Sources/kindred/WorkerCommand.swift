@@ -17,7 +17,8 @@ struct WorkerCommand: AsyncParsableCommand {
         abstract: "Run the worker daemon: generation workers on the queue, plus snapshot refresh, reaper, repair sweep, shard watcher and metrics.",
         discussion: """
             Needs KINDRED_MYSQL and KINDRED_QUEUE. Serves Prometheus metrics on KINDRED_METRICS \
-            (default 127.0.0.1:9464). SIGTERM or SIGINT: stop taking jobs, finish the ones in flight \
+            (default 127.0.0.1:9464), with /livez and /readyz for probes \
+            (docs/observability.md). SIGTERM or SIGINT: stop taking jobs, finish the ones in flight \
             (handing back any that do not finish within --shutdown-timeout) and exit.
             """
     )
@@ -73,7 +74,7 @@ struct WorkerCommand: AsyncParsableCommand {
         settings.auditSample = auditSample
         let finalSettings = settings
         let registry = PrometheusCollectorRegistry()
-        let kindredMetrics = KindredMetrics.prometheus(registry: registry)
+        let kindredMetrics = KindredMetrics.prometheus(registry: registry, program: .worker)
         let (context, _) = try await onDedicatedThread(name: "kindred-bootstrap") {
             try WorkerDaemon.bootstrap(mysql: mysql, queue: queue, settings: finalSettings, metrics: kindredMetrics, logger: logger)
         }
@@ -81,8 +82,11 @@ struct WorkerCommand: AsyncParsableCommand {
         let listen = metrics ?? configuration.metrics
         if listen != "off" {
             let (host, port) = try hostAndPort(listen, setting: "KINDRED_METRICS")
-            metricsServer = MetricsServer.make(registry: registry, host: host, port: port, logger: logger)
-            logger.info("metrics", metadata: ["address": "http://\(host):\(port)/metrics"])
+            metricsServer = MetricsServer.make(
+                registry: registry, host: host, port: port, logger: logger, probe: WorkerProbe(context: context),
+                onServerRunning: { port in
+                    logger.info("metrics", metadata: ["address": "http://\(host):\(port)/metrics"])
+                })
         }
         logger.info("worker starting", metadata: ["workers": "\(settings.workers)", "process": "\(context.processID)"])
         let group = ServiceGroup(

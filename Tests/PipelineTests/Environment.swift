@@ -124,7 +124,7 @@ final class Installation: @unchecked Sendable {
     /// Builds an in-process pipeline context over this installation.
     func context(
         workers: Int = 1, manager: ShardConnectionManager.Configuration = ShardConnectionManager.Configuration(),
-        registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), logs: LogRecorder? = nil,
+        registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), program: MetricsProgram = .worker, logs: LogRecorder? = nil,
         configure: (inout PipelineSettings) -> Void = { _ in }
     ) throws
         -> (PipelineContext, SnapshotWatermark)
@@ -136,7 +136,7 @@ final class Installation: @unchecked Sendable {
         logger.logLevel = .warning
         return try WorkerDaemon.bootstrap(
             mysql: mysqlConfiguration, queue: queueURL, settings: settings,
-            metrics: KindredMetrics.prometheus(registry: registry), logger: logger,
+            metrics: KindredMetrics.prometheus(registry: registry, program: program), logger: logger,
             managerConfiguration: manager)
     }
 }

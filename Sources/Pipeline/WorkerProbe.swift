@@ -1,0 +1,119 @@
+import CoreMetrics
+import Foundation
+import KindredSupport
+import MariaDBClient
+import MemberStore
+import RedisClient
+import ScoreStore
+
+/// What the worker's `/readyz` checks: whether this worker can take and
+/// finish jobs now. A job is fetched from the queue and every job reads the
+/// member from MySQL and records its generation there, so the worker is
+/// ready when both answer. Shards are reported (and set `kindred_shard_up`)
+/// but do not decide: a job for a member of a shard that is down is
+/// postponed, and the others proceed.
+///
+/// One check at a time (concurrent probes wait for it), on the caller's
+/// thread: blocking, so call ``check()`` off the cooperative pool. Each
+/// check is bounded by short timeouts (MySQL 2 s to connect and to read,
+/// the queue 500 ms and 1 s, a shard the manager's own).
+public final class WorkerProbe: @unchecked Sendable {
+    // @unchecked Sendable: `mysql` and `redis` are only touched under `lock`.
+    private let context: PipelineContext
+    private let lock = Lock()
+    private var mysql: MariaDBConnection?
+    private var redis: RedisConnection?
+
+    public init(context: PipelineContext) { self.context = context }
+
+    deinit {
+        mysql?.close()
+        redis?.close()
+    }
+
+    /// The outcome of one check.
+    public struct Report: Sendable {
+        public var mysql: Bool
+        public var queue: Bool
+        public var shards: [(id: UInt32, up: Bool)]
+        /// The worker can take and finish jobs.
+        public var ready: Bool { mysql && queue }
+
+        /// `{"status": "ready"|"not_ready", "mysql", "queue", "shards": {id: "ok"|"unavailable"}}`.
+        public var json: String {
+            func state(_ up: Bool) -> String { up ? "\"ok\"" : "\"unavailable\"" }
+            let shardList = shards.map { "\"\($0.id)\":\(state($0.up))" }.joined(separator: ",")
+            return "{\"status\":\"\(ready ? "ready" : "not_ready")\",\"mysql\":\(state(mysql)),\"queue\":\(state(queue)),\"shards\":{\(shardList)}}\n"
+        }
+    }
+
+    /// Checks MySQL, the queue and every shard once.
+    public func check() -> Report {
+        lock.withLock {
+            let mysqlUp = pingMySQL()
+            let queueUp = pingQueue()
+            let shards = context.scores.manager.shards.map(\.id).map { shard -> (id: UInt32, up: Bool) in
+                let up = context.scores.answers(shard: shard)
+                context.metrics.shardUp(shard).record(up ? 1 : 0)
+                return (shard, up)
+            }
+            return Report(mysql: mysqlUp, queue: queueUp, shards: shards)
+        }
+    }
+
+    /// A kept connection that fails (the server restarted since) is
+    /// replaced by one new connection, pinged once more.
+    private func pingMySQL() -> Bool {
+        if let kept = mysql {
+            if (try? kept.ping()) != nil { return true }
+            kept.close()
+            mysql = nil
+        }
+        do {
+            var configuration = context.mysql
+            configuration.connectTimeout = .seconds(2)
+            configuration.readTimeout = .seconds(2)
+            configuration.writeTimeout = .seconds(2)
+            let connection = try MariaDBConnection(configuration: configuration)
+            mysql = connection
+            try connection.ping()
+            return true
+        } catch {
+            mysql?.close()
+            mysql = nil
+            return false
+        }
+    }
+
+    private func pingQueue() -> Bool {
+        if let kept = redis {
+            if (try? kept.sendChecked(["PING"])) != nil { return true }
+            kept.close()
+            redis = nil
+        }
+        do {
+            let connection = try RedisConnection(
+                configuration: context.queueAddress.configuration(connectTimeout: .milliseconds(500), readTimeout: .seconds(1)))
+            redis = connection
+            _ = try connection.sendChecked(["PING"])
+            return true
+        } catch {
+            redis?.close()
+            redis = nil
+            return false
+        }
+    }
+}
+
+extension ScoreStore {
+    /// Whether `shard` answers a read now (its marker, present or not): one
+    /// round trip, or none while its breaker is open. Blocking.
+    public func answers(shard: ShardID) -> Bool {
+        do {
+            _ = try checkMarker(shard: shard)
+            return true
+        } catch {
+            return false
+        }
+    }
+}
