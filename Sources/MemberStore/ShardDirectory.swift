@@ -93,6 +93,10 @@ public final class ShardDirectory: @unchecked Sendable {
         self.cacheCapacity = cacheCapacity
     }
 
+    /// Members whose shard the cache holds: what a reader can still find
+    /// while MySQL is unreachable (the web backend's readiness).
+    public var cachedAssignments: Int { stateLock.withLock { cache.count } }
+
     /// The member's shard, or `nil` when they have none.
     public func shard(of member: MemberID) throws -> UInt32? {
         if let cached = stateLock.withLock({ cache[member] }) { return cached }

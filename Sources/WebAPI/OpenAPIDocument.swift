@@ -16,7 +16,9 @@ public enum OpenAPIDocument {
             method it does not answer is 405 with an `Allow` header listing the ones it
             does; OPTIONS on a route's path is 204 with `Allow` (no token needed); HEAD is
             answered for every GET route (the GET's status and headers, no body). Any route
-            may answer 500 (details in the server log, never in the answer).
+            may answer 500 (details in the server log, never in the answer). Every answer
+            carries `X-Request-ID`: the request's own when it is 1 to 128 visible ASCII
+            characters, else a new one; the access log names it.
         servers:
           - url: http://127.0.0.1:8080
         security:
@@ -154,15 +156,36 @@ public enum OpenAPIDocument {
                 '404': {$ref: '#/components/responses/NotFound'}
                 '500': {$ref: '#/components/responses/Internal'}
                 '503': {$ref: '#/components/responses/Unavailable'}
+          /livez:
+            get:
+              operationId: live
+              summary: Liveness probe; 200 whenever the process serves HTTP (it checks nothing else).
+              security: []
+              responses:
+                '200': {description: The process serves., content: {application/json: {schema: {$ref: '#/components/schemas/Liveness'}}}}
+                '500': {$ref: '#/components/responses/Internal'}
+          /readyz:
+            get:
+              operationId: ready
+              summary: Readiness probe; 200 when this instance should take traffic.
+              description: >-
+                Ready: MySQL answers or the directory cache holds members, the population
+                snapshot is loaded, and at least one shard answers. A shard or the queue down
+                is degraded (see /healthz), not unready.
+              security: []
+              responses:
+                '200': {description: Ready., content: {application/json: {schema: {$ref: '#/components/schemas/Readiness'}}}}
+                '500': {$ref: '#/components/responses/Internal'}
+                '503': {description: Not ready; reasons names why., content: {application/json: {schema: {$ref: '#/components/schemas/Readiness'}}}}
           /healthz:
             get:
               operationId: health
-              summary: MySQL, the queue and each shard.
+              summary: MySQL, the queue and each shard; 503 only when not ready (as /readyz).
               security: []
               responses:
-                '200': {description: Everything reachable., content: {application/json: {schema: {$ref: '#/components/schemas/Health'}}}}
+                '200': {description: Ready; status ok (everything answers) or degraded (something does not)., content: {application/json: {schema: {$ref: '#/components/schemas/Health'}}}}
                 '500': {$ref: '#/components/responses/Internal'}
-                '503': {description: Something is not., content: {application/json: {schema: {$ref: '#/components/schemas/Health'}}}}
+                '503': {description: Not ready., content: {application/json: {schema: {$ref: '#/components/schemas/Health'}}}}
           /metrics:
             get:
               operationId: metrics
@@ -317,15 +340,30 @@ public enum OpenAPIDocument {
                 score: {type: string, nullable: true, pattern: '^(10\\.0|[0-9]\\.[0-9])$'}
                 common: {type: integer, minimum: 0}
                 excluded: {type: string, enum: [same_member, seeking, age, blocked, too_few_common, no_weight]}
-            Health:
+            Liveness:
               type: object
-              required: [status, mysql, queue, shards, snapshot]
+              required: [status]
               additionalProperties: false
               properties:
-                status: {type: string, enum: [ok, degraded]}
-                mysql: {type: string}
-                queue: {type: string}
-                shards: {type: object, additionalProperties: {type: string}}
+                status: {type: string, enum: [ok]}
+            Readiness:
+              type: object
+              required: [status, reasons]
+              additionalProperties: false
+              properties:
+                status: {type: string, enum: [ready, not_ready]}
+                reasons: {type: array, items: {type: string}}
+            Health:
+              type: object
+              required: [status, ready, mysql, queue, shards, directory_cached, snapshot]
+              additionalProperties: false
+              properties:
+                status: {type: string, enum: [ok, degraded, not_ready]}
+                ready: {type: boolean}
+                mysql: {type: string, enum: [ok, unavailable, unknown]}
+                queue: {type: string, enum: [ok, unavailable, unknown]}
+                shards: {type: object, additionalProperties: {type: string, enum: [ok, unavailable]}}
+                directory_cached: {type: integer, minimum: 0, description: Members whose shard this instance has cached.}
                 snapshot:
                   type: object
                   required: [members, age_seconds]

@@ -72,14 +72,53 @@ public enum LoginOutcome: String, Sendable {
     case rebuildQueued = "rebuild_queued"
 }
 
-/// Dependency health for `/healthz`.
+/// Dependency health for `/healthz` and `/readyz`.
+///
+/// *Ready* (take traffic): MySQL answers or the directory cache holds
+/// members (their sets can be read without MySQL), the population snapshot
+/// is loaded (always, once the server listens: it is loaded before), and
+/// at least one shard answers. *Healthy*: every dependency answers. Ready
+/// but not healthy is *degraded*: a shard or the queue down costs some
+/// requests a 503, and pulling the instance would cost all of them.
 public struct HealthReport: Sendable {
     public var mysql: String
     public var queue: String
     public var shards: [(id: UInt32, state: String)]
     public var snapshotMembers: Int
     public var snapshotAgeSeconds: Double
-    public var healthy: Bool { mysql == "ok" && queue == "ok" && shards.allSatisfy { $0.state == "ok" } }
+    /// Members whose shard the directory cache holds.
+    public var directoryCached: Int
+    /// The population snapshot is loaded.
+    public var snapshotLoaded: Bool
+
+    public init(
+        mysql: String, queue: String, shards: [(id: UInt32, state: String)], snapshotMembers: Int, snapshotAgeSeconds: Double,
+        directoryCached: Int, snapshotLoaded: Bool
+    ) {
+        self.mysql = mysql
+        self.queue = queue
+        self.shards = shards
+        self.snapshotMembers = snapshotMembers
+        self.snapshotAgeSeconds = snapshotAgeSeconds
+        self.directoryCached = directoryCached
+        self.snapshotLoaded = snapshotLoaded
+    }
+
+    public var healthy: Bool { ready && mysql == "ok" && queue == "ok" && shards.allSatisfy { $0.state == "ok" } }
+    public var ready: Bool { notReadyReasons.isEmpty }
+    /// `ok`, `degraded` (ready, something down) or `not_ready`.
+    public var status: String { !ready ? "not_ready" : healthy ? "ok" : "degraded" }
+
+    /// Why the instance should not take traffic (empty when it should).
+    public var notReadyReasons: [String] {
+        var reasons: [String] = []
+        if mysql != "ok" && directoryCached == 0 { reasons.append("the member store is unavailable and no member's shard is cached") }
+        if !snapshotLoaded { reasons.append("the population snapshot is not loaded") }
+        if !shards.contains(where: { $0.state == "ok" }) {
+            reasons.append(shards.isEmpty ? "no shard is configured" : "no shard is reachable")
+        }
+        return reasons
+    }
 }
 
 /// The web backend's logic, independent of HTTP: every operation a route
@@ -477,16 +516,12 @@ public final class WebBackend: Sendable {
 
     // MARK: Health
 
+    /// Checks every dependency once (MySQL without retries: a probe must
+    /// answer quickly) and records `kindred_shard_up`.
     public func health() async -> HealthReport {
         let shards = context.scores.manager.shards.map(\.id)
         let report = try? await onIO { [self] thread throws(APIError) -> HealthReport in
-            let mysql: String
-            do {
-                try thread.database { try $0.ping() }
-                mysql = "ok"
-            } catch {
-                mysql = "unavailable"
-            }
+            let mysql = thread.pingDatabase() ? "ok" : "unavailable"
             let queue: String
             do {
                 _ = try thread.queueCall { try context.queue.deletionMarksVersion(on: $0) }
@@ -496,19 +531,19 @@ public final class WebBackend: Sendable {
             }
             var states: [(id: UInt32, state: String)] = []
             for shard in shards {
-                do {
-                    _ = try context.scores.checkMarker(shard: shard)
-                    states.append((shard, "ok"))
-                } catch {
-                    states.append((shard, "unavailable"))
-                }
+                let up = context.scores.answers(shard: shard)
+                context.metrics.shardUp(shard).record(up ? 1 : 0)
+                states.append((shard, up ? "ok" : "unavailable"))
             }
             return HealthReport(
                 mysql: mysql, queue: queue, shards: states, snapshotMembers: context.population.read { $0.count },
-                snapshotAgeSeconds: Double(context.population.age.components.seconds))
+                snapshotAgeSeconds: Double(context.population.age.components.seconds),
+                directoryCached: context.directory.cachedAssignments, snapshotLoaded: true)
         }
         return report
-            ?? HealthReport(mysql: "unknown", queue: "unknown", shards: [], snapshotMembers: 0, snapshotAgeSeconds: 0)
+            ?? HealthReport(
+                mysql: "unknown", queue: "unknown", shards: [], snapshotMembers: 0, snapshotAgeSeconds: 0, directoryCached: 0,
+                snapshotLoaded: false)
     }
 
     /// The member as the snapshot knows them, else from MySQL (a member
@@ -600,6 +635,28 @@ final class IOThread {
             mysql = connection
         }
         return try connection.withRetry(policy: retry, body)
+    }
+
+    /// Pings MySQL once, without the retry policy (a probe must answer
+    /// quickly): a kept connection that fails is replaced by one new
+    /// connection and pinged again; false when that fails too (the next
+    /// ``database(_:)`` connects afresh).
+    func pingDatabase() -> Bool {
+        if let kept = mysql {
+            if (try? kept.ping()) != nil { return true }
+            kept.close()
+            mysql = nil
+        }
+        do {
+            let connection = try context.connectMySQL()
+            mysql = connection
+            try connection.ping()
+            return true
+        } catch {
+            mysql?.close()
+            mysql = nil
+            return false
+        }
     }
 
     /// Runs `body` on this thread's queue connection. After a failure the

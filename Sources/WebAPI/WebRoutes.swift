@@ -14,13 +14,18 @@ import Scoring
 public enum WebRoutes {
     public typealias Context = BasicRequestContext
 
-    /// Builds the router. `registry` serves `/metrics` (nil: 404).
+    /// Builds the router. `registry` serves `/metrics` (nil: 404), with the
+    /// `process_*` families. `accessLog` takes one line per request
+    /// (``AccessLogMiddleware``; default: the backend's logger).
     ///
     /// HEAD is answered for every GET route (the GET's headers, no body);
     /// OPTIONS on any route's path is 204 with `Allow`; another method on a
     /// route's path is 405 with `Allow`; a path no route has is 404.
-    public static func router(backend: WebBackend, token: String, registry: PrometheusCollectorRegistry?) -> Router<Context> {
+    public static func router(
+        backend: WebBackend, token: String, registry: PrometheusCollectorRegistry?, accessLog: Logger? = nil
+    ) -> Router<Context> {
         let router = Router(context: Context.self, options: .autoGenerateHeadEndpoints)
+        router.add(middleware: AccessLogMiddleware(logger: accessLog ?? backend.context.logger))
         router.add(middleware: ErrorMiddleware(logger: backend.context.logger))
         router.add(middleware: RequestMetricsMiddleware(factory: backend.context.metrics.factory))
 
@@ -101,11 +106,33 @@ public enum WebRoutes {
             return json.response()
         }
 
+        // Probes (docs/observability.md): /livez checks nothing, /readyz and
+        // /healthz check every dependency; only not ready is a 503.
+        router.get("livez") { _, _ -> Response in
+            var json = JSONOutput()
+            json.raw("{\"status\":\"ok\"}\n")
+            return json.response()
+        }
+        router.get("readyz") { _, _ -> Response in
+            let report = await backend.health()
+            var json = JSONOutput()
+            json.raw("{\"status\":")
+            json.string(report.ready ? "ready" : "not_ready")
+            json.raw(",\"reasons\":[")
+            for (index, reason) in report.notReadyReasons.enumerated() {
+                if index > 0 { json.raw(",") }
+                json.string(reason)
+            }
+            json.raw("]}\n")
+            return json.response(status: report.ready ? .ok : .serviceUnavailable)
+        }
         router.get("healthz") { _, _ -> Response in
             let report = await backend.health()
             var json = JSONOutput()
             json.raw("{\"status\":")
-            json.string(report.healthy ? "ok" : "degraded")
+            json.string(report.status)
+            json.raw(",\"ready\":")
+            json.bool(report.ready)
             json.raw(",\"mysql\":")
             json.string(report.mysql)
             json.raw(",\"queue\":")
@@ -117,18 +144,19 @@ public enum WebRoutes {
                 json.raw(":")
                 json.string(shard.state)
             }
-            json.raw("},\"snapshot\":{\"members\":")
+            json.raw("},\"directory_cached\":")
+            json.int(report.directoryCached)
+            json.raw(",\"snapshot\":{\"members\":")
             json.int(report.snapshotMembers)
             json.raw(",\"age_seconds\":")
             json.int(Int(report.snapshotAgeSeconds))
             json.raw("}}\n")
-            return json.response(status: report.healthy ? .ok : .serviceUnavailable)
+            return json.response(status: report.ready ? .ok : .serviceUnavailable)
         }
+        let exposition = registry.map(MetricsExposition.init(registry:))
         router.get("metrics") { _, _ -> Response in
-            guard let registry else { throw APIError(.notFound, "not_found", "metrics are not enabled") }
-            var headers = HTTPFields()
-            headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
+            guard let exposition else { throw APIError(.notFound, "not_found", "metrics are not enabled") }
+            return try await exposition.response()
         }
         router.get("openapi.yaml") { _, _ -> Response in
             var headers = HTTPFields()

@@ -433,9 +433,15 @@ struct WebAPITests {
             return ids
         }
         #expect(queued == Set(onVictim.prefix(5)))
+        // One shard down is degraded, not unready: pulling the instance would fail every member, not a third.
         let health = try await web.send(.get, "/healthz")
-        #expect(health.status == 503 && health.json["status"] as? String == "degraded", "\(health.body)")
+        #expect(health.status == 200 && health.json["status"] as? String == "degraded", "\(health.body)")
+        #expect(health.json["ready"] as? Bool == true, "\(health.body)")
         #expect((health.json["shards"] as? [String: String])?[String(victim)] == "unavailable")
+        let ready = try await web.send(.get, "/readyz", token: nil)
+        #expect(ready.status == 200 && ready.json["status"] as? String == "ready", "\(ready.body)")
+        #expect(web.registry.sample("kindred_shard_up", "shard", String(victim)) == 0)
+        #expect(web.registry.sample("kindred_shard_up", "shard", String(web.installation.shardIDs[1])) == 1)
     }
 
     @Test("MySQL down: sets that exist keep being served; what needs MySQL is 503 with Retry-After")
@@ -466,7 +472,7 @@ struct WebAPITests {
         let all = web.router.routes
         let routes = Set(all.filter { $0.method != .head }.map { "\($0.method) \($0.path)" })
         #expect(routes == OpenAPIDocument.operations)
-        #expect(routes.count == 9)
+        #expect(routes.count == 11)
         #expect(Set(all.filter { $0.method == .head }.map(\.path.description)) == Set(all.filter { $0.method == .get }.map(\.path.description)))
         let served = try await web.send(.get, "/openapi.yaml", token: nil)
         #expect(served.status == 200 && served.body == OpenAPIDocument.yaml)
@@ -490,7 +496,7 @@ struct WebAPITests {
     func operatorRoutes() async throws {
         let web = try await onThread { try WebHarness(memberLimit: 120) }
         let health = try await web.send(.get, "/healthz", token: nil)
-        #expect(health.status == 200 && health.json["status"] as? String == "ok", "\(health.body)")
+        #expect(health.status == 200 && health.json["status"] as? String == "ok" && health.json["ready"] as? Bool == true, "\(health.body)")
         #expect((health.json["shards"] as? [String: String])?.count == 3)
         let member = web.installation.members[0].id
         for _ in 0..<3 { _ = try await web.send(.get, "/v1/members/\(member)/matches") }

@@ -34,13 +34,14 @@ final class WebHarness: @unchecked Sendable {
     ///   - generate: whether every member's set is generated first.
     init(
         memberLimit: Int? = 300, generate: Bool = true, installation existing: Installation? = nil, generateFirst: Bool = false,
-        configure: (inout PipelineSettings) -> Void = { _ in }
+        accessLog: LogRecorder? = nil, configure: (inout PipelineSettings) -> Void = { _ in }
     ) throws {
         installation = try existing ?? Installation(memberLimit: memberLimit)
         var manager = ShardConnectionManager.Configuration()
         manager.connectTimeout = .milliseconds(250)
         manager.readTimeout = .milliseconds(800)
-        (context, watermark) = try installation.context(workers: 2, manager: manager, registry: registry, configure: configure)
+        (context, watermark) = try installation.context(
+            workers: 2, manager: manager, registry: registry, program: .serve, configure: configure)
         var settings = WebSettings()
         settings.ioThreads = 4
         settings.cachedSets = 64
@@ -49,7 +50,9 @@ final class WebHarness: @unchecked Sendable {
             let generator = Generator(context: context)
             for member in installation.members { _ = try generator.regenerate(member.id) }
         }
-        router = WebRoutes.router(backend: backend, token: Self.token, registry: registry)
+        var accessLogger = accessLog?.logger(label: "access")
+        accessLogger?.logLevel = .debug
+        router = WebRoutes.router(backend: backend, token: Self.token, registry: registry, accessLog: accessLogger)
         responder = router.buildResponder()
     }
 
