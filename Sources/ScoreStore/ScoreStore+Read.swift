@@ -241,6 +241,7 @@ extension ScoreStore {
             case "count": meta.count = Int(value) ?? 0
             case "limit": meta.limit = Int(value) ?? 0
             case "changes": meta.changes = Int(value) ?? 0
+            case "written": meta.written = Int(value) ?? 0
             case "floor":
                 meta.isLegacy = false
                 meta.floor = parseFloor(value)

@@ -80,10 +80,14 @@ public final class ScoreStore: Sendable {
         public var isLegacy: Bool
         /// Bumped by every change: writes, placements, removals.
         public var changes: Int
+        /// ``changes`` as the last whole write left it: two metas with the
+        /// same value come from the same whole write (0: written before the
+        /// field existed).
+        public var written: Int
 
         public init(
             stamp: String, generatedAt: Int64, count: Int, limit: Int, floor: Match?, isComplete: Bool,
-            isLegacy: Bool = false, changes: Int
+            isLegacy: Bool = false, changes: Int, written: Int = 0
         ) {
             self.stamp = stamp
             self.generatedAt = generatedAt
@@ -93,6 +97,7 @@ public final class ScoreStore: Sendable {
             self.isComplete = isComplete
             self.isLegacy = isLegacy
             self.changes = changes
+            self.written = written
         }
 
         /// Fewer than N entries and not every candidate: the first N are

@@ -28,7 +28,8 @@ extension ShardConnection {
 /// fields in the buckets), `limit` (the N the set was written for), `floor`
 /// (`TENTHS:ID`: the set holds exactly the candidates ranked at or above
 /// it; empty when it holds every candidate), `changes` (a counter bumped by
-/// every change).
+/// every change), `written` (`changes` as the last whole write left it: a
+/// whole write's identity, which `generated_at`, in seconds, is not).
 enum Scripts {
     /// Replaces a member's live buckets with the temporary ones of a write.
     ///
@@ -80,7 +81,9 @@ enum Scripts {
         end
         redis.call('HDEL', KEYS[1], 'low')
         redis.call('HSET', KEYS[1], 'stamp', ARGV[2], 'generated_at', ARGV[3], 'count', ARGV[4], 'limit', ARGV[5], 'floor', ARGV[6])
-        return redis.call('HINCRBY', KEYS[1], 'changes', 1)
+        local changes = redis.call('HINCRBY', KEYS[1], 'changes', 1)
+        redis.call('HSET', KEYS[1], 'written', changes)
+        return changes
         """)
 
     /// Places member A into member X's set as the pair stands now: the

@@ -82,7 +82,8 @@ public final class RankedSetCache: @unchecked Sendable {
                 return nil
             }
             let cached = slots[slot].meta
-            let sameWrite = cached.stamp == meta.stamp && cached.generatedAt == meta.generatedAt && cached.limit == meta.limit
+            let sameWrite = cached.written == meta.written && cached.stamp == meta.stamp
+                && cached.generatedAt == meta.generatedAt && cached.limit == meta.limit
             guard cached == meta || (sameWrite && now - slots[slot].fetched < placementStaleness) else {
                 if countingMiss { misses += 1 }
                 return nil

@@ -64,8 +64,9 @@ struct JSONOutputTests {
 
 @Suite("Ranked-set cache (no server)")
 struct RankedSetCacheTests {
-    static func meta(stamp: String = "7", generatedAt: Int64 = 100, changes: Int = 1, count: Int = 3) -> ScoreStore.SetMeta {
-        ScoreStore.SetMeta(stamp: stamp, generatedAt: generatedAt, count: count, limit: 10, floor: nil, isComplete: true, changes: changes)
+    static func meta(stamp: String = "7", generatedAt: Int64 = 100, changes: Int = 1, count: Int = 3, written: Int = 1) -> ScoreStore.SetMeta {
+        ScoreStore.SetMeta(
+            stamp: stamp, generatedAt: generatedAt, count: count, limit: 10, floor: nil, isComplete: true, changes: changes, written: written)
     }
 
     @Test("a set changed only by placements is served from the cached ranking for a bounded time; a rewrite never is")
@@ -79,6 +80,8 @@ struct RankedSetCacheTests {
         // A rewrite (another stamp or write time) or another shard: read again.
         #expect(tolerant.lookup(1, shard: 1, meta: Self.meta(stamp: "8")) == nil)
         #expect(tolerant.lookup(1, shard: 1, meta: Self.meta(generatedAt: 101)) == nil)
+        // A rewrite with the same stamp in the same second (a rebuild of an unchanged member): still a rewrite.
+        #expect(tolerant.lookup(1, shard: 1, meta: Self.meta(changes: 6, written: 6)) == nil)
         #expect(tolerant.lookup(1, shard: 2, meta: Self.meta()) == nil)
         // With no tolerance, any change is a miss.
         let strict = RankedSetCache(capacity: 4, placementStaleness: .zero)

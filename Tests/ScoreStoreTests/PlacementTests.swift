@@ -25,6 +25,24 @@ struct PlacementTests {
         #expect(try shards.raw(1).keys(matching: "*").isEmpty)
     }
 
+    @Test("each whole write has its own identity in the meta, even with the same stamp in the same second; placements keep it")
+    func wholeWritesAreTold() throws {
+        let shards = try Shards()
+        let target: MemberID = 7
+        let shard = Shards.shardOf(target)!
+        let matches = rankedMatches(for: target, count: 5)
+        try shards.store.writeSet(target, shard: shard, matches: matches, stamp: "s", limit: 10, complete: true, generatedAt: 100)
+        let first = try #require(try shards.store.readMeta(target, shard: shard))
+        #expect(first.written == first.changes && first.written > 0)
+        #expect(shards.store.place(900, into: target, tenths: 40, limit: 10, shard: shard).count(.entered) == 1)
+        let placed = try #require(try shards.store.readMeta(target, shard: shard))
+        #expect(placed.written == first.written && placed.changes > first.changes)
+        try shards.store.writeSet(target, shard: shard, matches: matches, stamp: "s", limit: 10, complete: true, generatedAt: 100)
+        let second = try #require(try shards.store.readMeta(target, shard: shard))
+        #expect(second.stamp == first.stamp && second.generatedAt == first.generatedAt)
+        #expect(second.written == second.changes && second.written > placed.changes)
+    }
+
     @Test func aSetWithEveryCandidateTakesAnyNewCandidateUpdatesAndRemoves() throws {
         let shards = try Shards()
         let target: MemberID = 7
