@@ -4,7 +4,9 @@ import KindredConfig
 import KindredLogging
 import MariaDBClient
 import MemberStore
+import Pipeline
 import RedisClient
+import ScoreStore
 import WorkQueue
 
 /// What the running command is connected to, recorded as it resolves its
@@ -96,6 +98,11 @@ enum ErrorReport {
             }
         case let error as RedisError:
             return redis(error, context: context)
+        case let error as ScoreStoreError:
+            if let underlying = error.underlying { return redis(underlying, context: context, shard: error.shard) }
+            return error.shard.map { "shard \($0) (see `kindred shards list`): \(error.message)" } ?? error.message
+        case let error as GenerationFailure:
+            return error.message
         default:
             let text = String(describing: error)
             if text.contains("Address already in use") || text.contains("errno: 98") {
@@ -139,9 +146,12 @@ enum ErrorReport {
     }
 
     /// A Redis error as what to do: the queue (KINDRED_QUEUE) or a shard.
-    static func redis(_ error: RedisError, context: CommandContext) -> String {
-        let address = error.context.isEmpty ? (context.queue ?? "?") : error.context
-        let what = address == context.queue ? "the queue at \(address) (KINDRED_QUEUE)" : "the shard at \(address) (see `kindred shards list`)"
+    static func redis(_ error: RedisError, context: CommandContext, shard: UInt32? = nil) -> String {
+        let address = error.context.isEmpty ? (shard == nil ? context.queue ?? "?" : "?") : error.context
+        let what =
+            shard == nil && address == context.queue
+            ? "the queue at \(address) (KINDRED_QUEUE)"
+            : (shard.map { "shard \($0)" } ?? "the shard") + " at \(address) (see `kindred shards list`)"
         switch error.code {
         case .connectionFailed: return "cannot connect to \(what): \(reason(error.message))"
         case .connectionBroken: return "lost the connection to \(what): \(reason(error.message))"
