@@ -87,10 +87,12 @@ public enum KindredLogging {
         }
     }
 
-    /// A logger with `label`, `format` and `level` (bootstrapping the process's logging first).
-    public static func logger(_ label: String, format: LogFormat, level: Logger.Level) -> Logger {
+    /// A logger with `label`, `format` and `level` (bootstrapping the
+    /// process's logging first), writing to `sink` (standard error unless a
+    /// program draws something there that the lines must go around).
+    public static func logger(_ label: String, format: LogFormat, level: Logger.Level, sink: LogSink = .standardError) -> Logger {
         bootstrap(format: format, level: level)
-        var logger = Logger(label: label) { KindredLogHandler(label: $0, format: format, level: level) }
+        var logger = Logger(label: label) { KindredLogHandler(label: $0, format: format, level: level, sink: sink) }
         logger.logLevel = level
         return logger
     }

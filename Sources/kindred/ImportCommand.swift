@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import KindredConfig
+import KindredLogging
+import Logging
 import MariaDBClient
 import MemberFormat
 import MemberStore
@@ -43,6 +45,8 @@ struct ImportCommand: AsyncParsableCommand {
     @Option(help: "Lines per transaction (1-10000); the valid members among them are committed together.")
     var batch: Int = 1000
 
+    @OptionGroup var log: LogOptions
+
     func validate() throws {
         // Up to 2 x parsing threads + 2 batches of raw lines are in memory at once.
         guard (1...10_000).contains(batch) else { throw ValidationError("--batch must be 1 to 10000") }
@@ -51,6 +55,8 @@ struct ImportCommand: AsyncParsableCommand {
     func run() async throws {
         let configuration = try await configOptions.load()
         let url = try await mysqlURL(configOptions)
+        let logOptions = log
+        _ = try logOptions.logger("kindred.import", configuration: configuration)  // refuses a bad level or format now
         let queue = try configuration.queue.flatMap { $0.isEmpty ? nil : $0 }.map { _ in try queueAddress(configuration) }
         let (surveyPath, membersPath, batchSize) = (survey, members, batch)
         let interruption = ImportInterruption()
@@ -72,15 +78,21 @@ struct ImportCommand: AsyncParsableCommand {
             defer { connection.close() }
             let display = ProgressDisplay(interactive: isatty(STDERR_FILENO) == 1)
             defer { display.finish() }
+            // Log lines go above the progress bar; both are used from this thread only.
+            let logger = try logOptions.logger(
+                "kindred.import", configuration: configuration, sink: LogSink { [display = UncheckedBox(display)] in display.value.message($0) })
             let importer = Importer(connection: connection, options: Importer.Options(batchSize: batchSize))
             return try importer.run(
                 surveyPath: surveyPath, membersPath: membersPath,
                 onReject: { display.message($0.description) },
                 onProgress: { display.update($0) },
                 onRetry: { event in
-                    display.message(
-                        "MySQL: \(event.error.message) (\(event.error.code)); retrying in \(ProgressDisplay.seconds(event.delay)) s "
-                            + "(attempt \(event.attempt))")
+                    logger.warning(
+                        "MySQL unavailable: retrying the batch",
+                        metadata: [
+                            "error": "\(event.error.message)", "error_number": "\(event.error.errorNumber)",
+                            "retry_in_ms": .milliseconds(event.delay), "attempt": "\(event.attempt)",
+                        ])
                 },
                 shouldStop: { interruption.status != nil })
         }
@@ -186,4 +198,13 @@ final class ImportInterruption: @unchecked Sendable {
     }
 
     var status: Int32? { lock.withLock { requested } }
+}
+
+/// Hands a value used from one thread to a `@Sendable` closure that runs on
+/// that same thread.
+struct UncheckedBox<Value>: @unchecked Sendable {
+    // @unchecked Sendable: the import's log sink calls `value` only from the
+    // importing thread, the one that made it (the callbacks run there).
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }

@@ -53,7 +53,7 @@ func printError(_ text: String) {
 struct LogOptions: ParsableArguments {
     @Option(
         name: .customLong("log-level"),
-        help: "trace, debug, info, notice, warning, error or critical (default: $KINDRED_LOG_LEVEL, else info for worker and serve, warning for backfill and evict).")
+        help: "trace, debug, info, notice, warning, error or critical (default: $KINDRED_LOG_LEVEL, else info for worker, serve and import, warning for backfill and evict).")
     var logLevel: String?
 
     @Option(name: .customLong("log-format"), help: "text (logfmt key=value pairs) or json (one object per line) (default: $KINDRED_LOG_FORMAT, else text).")
@@ -71,7 +71,9 @@ struct LogOptions: ParsableArguments {
     /// The process's logger with `label`: the flags, else the configuration,
     /// else `defaultLevel` and text. Every `Logger` the process makes
     /// afterwards (the libraries' too) writes the same way.
-    func logger(_ label: String, configuration: KindredConfiguration, defaultLevel: Logger.Level = .info) throws -> Logger {
+    func logger(
+        _ label: String, configuration: KindredConfiguration, defaultLevel: Logger.Level = .info, sink: LogSink = .standardError
+    ) throws -> Logger {
         let level: Logger.Level
         if let logLevel {
             level = try LogLevelName.parse(logLevel, setting: "--log-level")
@@ -88,6 +90,6 @@ struct LogOptions: ParsableArguments {
         } else {
             format = .text
         }
-        return KindredLogging.logger(label, format: format, level: level)
+        return KindredLogging.logger(label, format: format, level: level, sink: sink)
     }
 }

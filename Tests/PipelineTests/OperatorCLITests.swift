@@ -49,6 +49,8 @@ struct OperatorCLITests {
         #expect(flag.output.contains("unknown log level \"loud\"; use one of trace, debug, info, notice, warning, error, critical"), "\(flag.output)")
         let format = try Self.run(["backfill", "--all", "--log-format", "xml"])
         #expect(format.status != 0 && format.output.contains("--log-format: unknown log format \"xml\"; use text or json"), "\(format.output)")
+        let importing = try Self.run(["import", "--survey", "s.json", "--members", "m.jsonl", "--log-format", "yaml"])
+        #expect(importing.status != 0 && importing.output.contains("--log-format: unknown log format \"yaml\""), "\(importing.output)")
         let environment = try Self.run(["worker"], environment: ["KINDRED_LOG_LEVEL": "loud"])
         #expect(environment.status == 1)
         #expect(environment.output.contains("Error: KINDRED_LOG_LEVEL: unknown log level \"loud\"; use one of trace,"), "\(environment.output)")
