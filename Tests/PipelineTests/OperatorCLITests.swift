@@ -2,6 +2,7 @@ import Foundation
 import MariaDBClient
 import MemberStore
 import RedisClient
+import Scoring
 import Testing
 import TestSupport
 import WorkQueue
@@ -156,6 +157,21 @@ struct OperatorCLITests {
         #expect(status == 1)
         #expect(output.contains("Error: cannot connect to the queue at 127.0.0.1:\(closed) (KINDRED_QUEUE): connection refused"), "\(output)")
         #expect(!output.contains("RedisError"), "\(output)")
+    }
+
+    @Test("a shard that is down is named by id and address, pointing at `kindred shards list`")
+    func shardDown() throws {
+        let installation = try Installation(memberLimit: 20)
+        let member = installation.members[0].id
+        let directory = ShardDirectory(connection: SerializedConnection(try installation.connectMySQL()))
+        let shard = try directory.assign(member)
+        let index = try #require(installation.shardIDs.firstIndex(of: shard))
+        let port = installation.shards[index].port
+        installation.shards[index].stop()
+        let (status, output) = try Self.run(["matches", String(member)], environment: installation.environment)
+        #expect(status == 1)
+        #expect(output.contains("Error: cannot connect to shard \(shard) at 127.0.0.1:\(port) (see `kindred shards list`): connection refused"), "\(output)")
+        #expect(!output.contains("ScoreStoreError") && !output.contains("RedisError"), "\(output)")
     }
 
     @Test("serve and the worker's metrics on a port already in use: the address and the setting")
