@@ -10,8 +10,9 @@
 //   CHiredis, CMariaDB                    system libraries (module map + shim.h only)
 //   RedisClient     -> CHiredis           one connection over hiredis, pipelines, replies
 //   MariaDBClient   -> CMariaDB           one connection over libmariadb, prepared statements
-//   KindredConfig   -> Scoring            layered settings: config file < environment < flags
-//   KindredSupport                        locks shared by the blocking-I/O layers
+//   KindredConfig   -> Scoring, MemberFormat   layered settings: config file < environment < flags
+//   KindredSupport                        locks shared by the blocking-I/O layers, the version
+//   KindredLogging  -> KindredSupport, swift-log   the log handler (text or JSON lines), durations in ms
 //   MemberStore     -> MariaDBClient, Scoring, MemberFormat   members, answers, blocks, shards, directory, generations
 //   ScoreStore      -> RedisClient, Scoring   score sets on the shards, lazy connection manager
 //   WorkQueue       -> RedisClient        the durable prioritised queue of member ids
@@ -69,7 +70,7 @@ let package = Package(
         .target(
             name: "KindredConfig",
             dependencies: [
-                "Scoring",
+                "Scoring", "MemberFormat",
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
@@ -82,6 +83,11 @@ let package = Package(
 
         // Stores and the queue.
         .target(name: "KindredSupport", swiftSettings: swiftSettings),
+        .target(
+            name: "KindredLogging",
+            dependencies: ["KindredSupport", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "MemberStore",
             dependencies: ["MariaDBClient", "Scoring", "MemberFormat", "KindredSupport"],
@@ -102,8 +108,8 @@ let package = Package(
         .target(
             name: "Pipeline",
             dependencies: [
-                "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue", "KindredSupport", "RedisClient",
-                "MariaDBClient",
+                "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue", "KindredSupport", "KindredLogging",
+                "RedisClient", "MariaDBClient",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -136,7 +142,7 @@ let package = Package(
             name: "kindred",
             dependencies: [
                 "Scoring", "MemberFormat", "Synthetic", "RedisClient", "MariaDBClient", "KindredConfig",
-                "KindredSupport", "MemberStore", "ScoreStore", "WorkQueue", "Pipeline", "WebAPI",
+                "KindredSupport", "KindredLogging", "MemberStore", "ScoreStore", "WorkQueue", "Pipeline", "WebAPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -221,6 +227,16 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "KindredLoggingTests",
+            dependencies: ["KindredLogging", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "KindredConfigTests",
+            dependencies: ["KindredConfig", "Scoring"],
+            swiftSettings: swiftSettings
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -24,8 +24,15 @@ public struct KindredConfiguration: Sendable, CustomStringConvertible {
     public var metrics: String
     /// `KINDRED_TOP_N`, `KINDRED_MIN_SCORE`, `KINDRED_MIN_COMMON`.
     public var scoring: ScoringSettings
+    /// `KINDRED_LOG_LEVEL` / `log_level`, as given (the programs check the name).
+    public var logLevel: String?
+    /// `KINDRED_LOG_FORMAT` / `log_format`, as given: `text` or `json`.
+    public var logFormat: String?
     /// The config file that was read, if any.
     public var file: String?
+    /// The `KINDRED_*` environment variables that were set (names only), so
+    /// an error can say where a bad value came from.
+    public var environmentNames: Set<String> = []
     /// The raw reader, for program-specific keys (`workers`, ...).
     public let reader: ConfigReader
 
@@ -39,8 +46,31 @@ public struct KindredConfiguration: Sendable, CustomStringConvertible {
         public static let topN = "top_n"
         public static let minScore = "min_score"
         public static let minCommon = "min_common"
+        public static let logLevel = "log_level"
+        public static let logFormat = "log_format"
+        /// `kindred worker`'s and `kindred backfill`'s thread count.
+        public static let workers = "workers"
         /// Keys that may never come from flags.
         public static let secrets: Set<String> = [mysql, apiToken]
+        /// Every key a config file may hold: the shared ones and each
+        /// program's own. A key not here is refused with the nearest one
+        /// suggested (``ConfigFileCheck``); a program that reads a new key
+        /// with ``KindredConfiguration/integer(_:default:)`` or
+        /// ``KindredConfiguration/string(_:)`` must add it here.
+        public static let all: Set<String> = [
+            mysql, queue, apiToken, listen, metrics, topN, minScore, minCommon, logLevel, logFormat, workers,
+        ]
+
+        /// The environment variable of a key: `KINDRED_` + the key in upper case.
+        public static func environmentName(_ key: String) -> String { "KINDRED_" + key.uppercased() }
+    }
+
+    /// Where the value of `key` came from, for error messages: the
+    /// environment variable when it is set, else the key in the config file.
+    public func source(of key: String) -> String {
+        let name = Key.environmentName(key)
+        if environmentNames.contains(name) || file == nil { return name }
+        return "\"\(key)\" in \(file!)"
     }
 
     /// Loads the layered configuration.
@@ -61,25 +91,32 @@ public struct KindredConfiguration: Sendable, CustomStringConvertible {
             environmentVariables: environment, secretsSpecifier: .specific(secretNames))
         providers.append(
             KeyMappingProvider(upstream: environmentProvider) { key in key.prepending(["kindred"]) })
-        if let path = file ?? environment["KINDRED_CONFIG"] {
+        let path = file ?? environment["KINDRED_CONFIG"].flatMap { $0.isEmpty ? nil : $0 }
+        if let path {
+            // Strict JSON and known keys first: swift-configuration would
+            // ignore a misspelt key and use the default.
+            try ConfigFileCheck.check(path: path, knownKeys: Key.all)
             do {
                 providers.append(try await FileProvider<JSONSnapshot>(filePath: FilePath(path)))
             } catch {
-                throw ConfigurationError("config file \(path): \(error)")
+                throw ConfigurationError("cannot read the config file \(path): \(String(describing: error).prefix(200))")
             }
         }
-        var configuration = try KindredConfiguration(reader: ConfigReader(providers: providers))
-        configuration.file = file ?? environment["KINDRED_CONFIG"]
+        var configuration = try KindredConfiguration(reader: ConfigReader(providers: providers), file: path)
+        configuration.environmentNames = Set(environment.keys.filter { $0.hasPrefix("KINDRED_") })
         return configuration
     }
 
-    init(reader: ConfigReader) throws {
+    init(reader: ConfigReader, file: String? = nil) throws {
         self.reader = reader
+        self.file = file
         mysql = reader.string(forKey: ConfigKey(Key.mysql), isSecret: true)
         queue = reader.string(forKey: ConfigKey(Key.queue))
         apiToken = reader.string(forKey: ConfigKey(Key.apiToken), isSecret: true)
         listen = reader.string(forKey: ConfigKey(Key.listen), default: "127.0.0.1:8080")
         metrics = reader.string(forKey: ConfigKey(Key.metrics), default: "127.0.0.1:9464")
+        logLevel = reader.string(forKey: ConfigKey(Key.logLevel))
+        logFormat = reader.string(forKey: ConfigKey(Key.logFormat))
         let defaults = ScoringSettings.default
         let settings = ScoringSettings(
             topN: try Self.integer(reader, Key.topN, default: defaults.topN),

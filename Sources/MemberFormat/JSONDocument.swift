@@ -21,3 +21,79 @@ package enum JSONDocument {
         }
     }
 }
+
+extension JSONDocument {
+    /// A JSON object's top-level keys, read with the same strict reader
+    /// (RFC 8259: no comments, no trailing commas; strict UTF-8; the depth
+    /// limit), for the config file's checks in `KindredConfig`.
+    package struct ObjectKeys: Sendable {
+        /// Each key with the byte offset of its opening quote, in file order.
+        package var keys: [(name: String, offset: Int)]
+    }
+
+    /// A document that is not one JSON object: what is wrong and the byte
+    /// offset (0-based) where it was found. The problem never quotes the
+    /// bytes (a file may hold secrets).
+    package struct Problem: Error, Sendable {
+        package var offset: Int
+        package var message: String
+    }
+
+    /// Reads `bytes` as one JSON object and returns its top-level keys;
+    /// throws the first syntax error. A key given twice is an error at its
+    /// second occurrence.
+    package static func objectKeys(_ bytes: UnsafeBufferPointer<UInt8>) throws(Problem) -> ObjectKeys {
+        var reader = JSONReader(bytes)
+        var scratch: [UInt8] = []
+        var key: [UInt8] = []
+        var keys: [(name: String, offset: Int)] = []
+        var seen: Set<String> = []
+        var duplicate: (name: String, offset: Int)?
+        do throws(JSONReader.SyntaxError) {
+            try reader.expect(UInt8(ascii: "{"), "a JSON object ('{')")
+            reader.skipWhitespace()
+            if reader.position < bytes.count && bytes[reader.position] == UInt8(ascii: "}") {
+                try reader.expect(UInt8(ascii: "}"), "'}'")
+            } else {
+                while true {
+                    reader.skipWhitespace()
+                    let offset = reader.position
+                    guard offset < bytes.count, bytes[offset] == UInt8(ascii: "\"") else { throw reader.error("a key in quotes") }
+                    try reader.readString(into: &key)
+                    let name = String(decoding: key, as: UTF8.self)
+                    if !seen.insert(name).inserted && duplicate == nil { duplicate = (name, offset) }
+                    keys.append((name, offset))
+                    try reader.expect(UInt8(ascii: ":"), "':'")
+                    try reader.skipValue(scratch: &scratch)
+                    reader.skipWhitespace()
+                    guard reader.position < bytes.count else { throw reader.error("',' or '}'") }
+                    if bytes[reader.position] == UInt8(ascii: ",") {
+                        try reader.expect(UInt8(ascii: ","), "','")
+                    } else {
+                        try reader.expect(UInt8(ascii: "}"), "',' or '}'")
+                        break
+                    }
+                }
+            }
+            try reader.expectEnd()
+        } catch {
+            throw Problem(offset: error.column - 1, message: error.problemText)
+        }
+        if let duplicate {
+            throw Problem(offset: duplicate.offset, message: "the key \"\(duplicate.name)\" is given twice")
+        }
+        return ObjectKeys(keys: keys)
+    }
+}
+
+extension JSONReader.SyntaxError {
+    /// The problem without its column.
+    var problemText: String {
+        switch problem {
+        case .expected("end of line"): "expected nothing after the object"
+        case .expected(let what): "expected \(what)"
+        case .tooDeep: "nested deeper than \(JSONReader.maxDepth) levels"
+        case .invalidUTF8: "invalid UTF-8"
+        }
+    }
+}

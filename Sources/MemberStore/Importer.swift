@@ -44,6 +44,9 @@ public struct ImportSummary: Sendable, Hashable {
     public var blankLines: Int
     /// True when this import stored the survey (the database had none).
     public var storedSurvey: Bool
+    /// True when `shouldStop` ended the import early: every line up to
+    /// `progress.lines` is committed (or rejected), nothing after it is.
+    public var interrupted = false
 }
 
 /// An import that stopped part-way: what was stored before the failure,
@@ -112,6 +115,9 @@ public final class Importer {
     ///   - onReject: each rejected line, in line order.
     ///   - onProgress: after each committed batch.
     ///   - onRetry: before each reconnect or retry (MySQL went away).
+    ///   - shouldStop: asked after each committed batch; true ends the import
+    ///     there (a graceful stop: the batch in flight is finished, the
+    ///     summary says `interrupted`).
     /// - Throws: `MemberFormat.ImportError` (unreadable files, a malformed
     ///   survey), ``MemberStoreError`` (a survey that differs from the stored
     ///   one, a schema that needs `kindred migrate`) before any member is
@@ -121,7 +127,8 @@ public final class Importer {
         membersPath: String,
         onReject: (LineRejection) -> Void = { _ in },
         onProgress: (ImportProgress) -> Void = { _ in },
-        onRetry: (RetryEvent) -> Void = { _ in }
+        onRetry: (RetryEvent) -> Void = { _ in },
+        shouldStop: () -> Bool = { false }
     ) throws -> ImportSummary {
         let clock = ContinuousClock()
         let started = clock.now
@@ -162,6 +169,9 @@ public final class Importer {
             blankLines += batch.blankLines
             progress.elapsed = clock.now - started
             onProgress(progress)
+            if shouldStop() {
+                return ImportSummary(progress: progress, blankLines: blankLines, storedSurvey: storedSurvey, interrupted: true)
+            }
         }
         if let total = progress.totalBytes { progress.bytesRead = total }
         progress.elapsed = clock.now - started

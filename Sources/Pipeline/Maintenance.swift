@@ -1,5 +1,6 @@
 import CoreMetrics
 import Foundation
+import KindredLogging
 import Logging
 import MariaDBClient
 import MemberStore
@@ -87,7 +88,7 @@ public enum Maintenance {
                 context.metrics.workerStalls.increment()
                 context.logger.error(
                     "worker stuck on one job past the deadline: no more heartbeats for it, so its job returns to the queue",
-                    metadata: ["worker": "\(ids[index])", "deadline": "\(context.settings.jobDeadline)"])
+                    metadata: ["worker": "\(ids[index])", "deadline_ms": .milliseconds(context.settings.jobDeadline)])
             }
             reported.value = stuck
             try connections.queue { redis in

@@ -1,4 +1,5 @@
 import Foundation
+import KindredLogging
 import Logging
 import MariaDBClient
 import MemberStore
@@ -35,7 +36,7 @@ public enum WorkerDaemon {
         }
         logger.info(
             "snapshot loaded",
-            metadata: ["members": "\(population.count)", "invalid": "\(invalid)", "took": "\(ContinuousClock.now - started)"])
+            metadata: ["members": "\(population.count)", "invalid": "\(invalid)", "took_ms": .milliseconds(ContinuousClock.now - started)])
         let sets = SetIndex()
         var setsWatermark: ServerTime?
         if settings.publishes {
@@ -96,7 +97,7 @@ public enum WorkerDaemon {
             do {
                 return try MariaDBConnection(configuration: configuration)
             } catch let error as MariaDBError where error.isConnectionLost && clock.now.advanced(by: delay) < deadline {
-                logger.warning("MySQL unreachable at start: retrying", metadata: ["error": "\(error)", "in": "\(delay)"])
+                logger.warning("MySQL unreachable at start: retrying", metadata: ["error": "\(error)", "retry_in_ms": .milliseconds(delay)])
                 sleepThread(delay)
                 delay = min(delay * 2, .seconds(5))
             }

@@ -1,5 +1,6 @@
 import CoreMetrics
 import Foundation
+import KindredLogging
 import Logging
 import RedisClient
 import Scoring
@@ -96,7 +97,7 @@ public struct WorkerLoop: Sendable {
                         logger.error("job buried: stored data breaks the rules", metadata: ["member": "\(job.member)", "reason": "\(failure.message)"])
                     case .mysqlUnavailable:
                         try queue.handBack(worker: workerID, on: connection)
-                        logger.warning("MySQL unavailable: pausing", metadata: ["worker": "\(workerID)", "pause": "\(mysqlPause)"])
+                        logger.warning("MySQL unavailable: pausing", metadata: ["worker": "\(workerID)", "pause_ms": .milliseconds(mysqlPause)])
                         if stop.wait(mysqlPause) { break }
                         mysqlPause = min(mysqlPause * 2, context.settings.mysqlPauseLimit)
                     case .shardUnavailable, .busy:
@@ -176,7 +177,7 @@ public struct WorkerLoop: Sendable {
                 metadata: [
                     "member": "\(job.member)", "shard": "\(outcome.shard.map(String.init) ?? "none")", "matches": "\(outcome.matches)",
                     "placed": "\(publication.placed + publication.catchUp)",
-                    "ms": "\(took.components.seconds * 1000 + took.components.attoseconds / 1_000_000_000_000_000)",
+                    "took_ms": .milliseconds(took),
                 ])
         case .removed:
             metrics.jobs("removed").increment()

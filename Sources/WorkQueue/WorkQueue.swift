@@ -251,6 +251,25 @@ public struct WorkQueue: Sendable {
         return moved
     }
 
+    /// Deletes dead jobs (all of them when `members` is nil): they leave the
+    /// dead-letter list and are not run again. A member who is also waiting,
+    /// delayed or in flight keeps that run; MySQL's bookkeeping still lists
+    /// a member whose set is missing or stale, so the repair sweep queues
+    /// them again. Returns how many dead jobs were deleted.
+    @discardableResult
+    public func deleteDead(_ members: [MemberID]?, on redis: RedisConnection) throws(QueueError) -> Int {
+        let ids: [MemberID]
+        if let members { ids = members } else { ids = try deadJobs(on: redis).map(\.member) }
+        var deleted = 0
+        for start in stride(from: 0, to: ids.count, by: 1000) {
+            var command = RedisCommand("HDEL")
+            command.append(keys.dead)
+            for id in ids[start..<min(ids.count, start + 1000)] { command.append(String(id)) }
+            deleted += try send(command, on: redis).int ?? 0
+        }
+        return deleted
+    }
+
     /// Depth per priority, delayed, processing (and the oldest in-flight
     /// job's age), dead letters, workers.
     public func stats(on redis: RedisConnection) throws(QueueError) -> QueueStats {

@@ -26,9 +26,6 @@ struct RunOptions: ParsableArguments {
     @Option(name: .customLong("progress-every"), help: "Seconds between plain progress lines when standard error is not a terminal.")
     var progressEvery: Double = 5
 
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (default: $KINDRED_LOG_LEVEL, else warning).")
-    var logLevel: String?
-
     func validate() throws {
         if let rate, !(rate > 0 && rate <= 1_000_000) { throw ValidationError("--rate must be a positive number of members per second") }
         guard progressEvery > 0 else { throw ValidationError("--progress-every must be positive") }
@@ -57,6 +54,9 @@ struct BackfillCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "backfill",
         abstract: "Rebuild the sets of members selected by activity whose set is missing or stale, in bulk, resumably.",
+        usage: """
+            kindred backfill (--all | --ids <file> | --active-within <d> | --since <t> | --dormant-for <d>) [--via-queue] [--now <t>] [--rate <n>] [--dry-run] [--restart] [OPTIONS]
+            """,
         discussion: """
             Windows are measured from --now (default: the clock when the run first starts): \
             --active-within D selects last_active >= now - D (inclusive); --since T selects last_active >= T \
@@ -77,10 +77,6 @@ struct BackfillCommand: AsyncParsableCommand {
             """
     )
 
-    @OptionGroup var configOptions: ConfigOptions
-    @OptionGroup var scoring: ScoringOptions
-    @OptionGroup var run: RunOptions
-
     @Option(name: .customLong("active-within"), help: "Members active within this long before now (e.g. 90d).")
     var activeWithin: String?
 
@@ -99,8 +95,13 @@ struct BackfillCommand: AsyncParsableCommand {
     @Flag(name: .customLong("via-queue"), help: "Enqueue the members at backfill priority for the running worker daemons instead of rebuilding here.")
     var viaQueue = false
 
-    @Option(help: "Generation threads in this process (default: the number of cores).")
+    @Option(help: "Generation threads in this process (default: $KINDRED_WORKERS, else the number of cores).")
     var concurrency: Int?
+
+    @OptionGroup var run: RunOptions
+    @OptionGroup var scoring: ScoringOptions
+    @OptionGroup var configOptions: ConfigOptions
+    @OptionGroup var log: LogOptions
 
     func validate() throws {
         if let concurrency, !(1...256).contains(concurrency) { throw ValidationError("--concurrency must be 1 to 256") }
@@ -119,7 +120,7 @@ struct BackfillCommand: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = try await configOptions.load()
-        let logger = makeLogger("kindred.backfill", level: run.logLevel ?? ProcessInfo.processInfo.environment["KINDRED_LOG_LEVEL"] ?? "warning")
+        let logger = try log.logger("kindred.backfill", configuration: configuration, defaultLevel: .warning)
         let mysql = try mysqlConfiguration(configuration)
         // The in-process pool never touches the queue; its address is only needed with --via-queue.
         let queue = viaQueue ? try queueAddress(configuration) : (try? queueAddress(configuration)) ?? RedisURL(host: "127.0.0.1", port: 6379)
@@ -161,11 +162,12 @@ struct EvictCommand: AsyncParsableCommand {
             """
     )
 
-    @OptionGroup var configOptions: ConfigOptions
-    @OptionGroup var run: RunOptions
-
     @Option(name: .customLong("dormant-for"), help: "Evict members not active for this long (e.g. 180d), and members never active.")
     var dormantFor: String
+
+    @OptionGroup var run: RunOptions
+    @OptionGroup var configOptions: ConfigOptions
+    @OptionGroup var log: LogOptions
 
     func validate() throws {
         _ = try duration(dormantFor, option: "--dormant-for")
@@ -173,7 +175,7 @@ struct EvictCommand: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = try await configOptions.load()
-        let logger = makeLogger("kindred.evict", level: run.logLevel ?? ProcessInfo.processInfo.environment["KINDRED_LOG_LEVEL"] ?? "warning")
+        let logger = try log.logger("kindred.evict", configuration: configuration, defaultLevel: .warning)
         let mysql = try mysqlConfiguration(configuration)
         let queue = (try? queueAddress(configuration)) ?? RedisURL(host: "127.0.0.1", port: 6379)
         let (now, explicitNow) = try run.nowSeconds()

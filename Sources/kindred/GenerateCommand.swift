@@ -48,6 +48,6 @@ struct GenerateCommand: AsyncParsableCommand {
             }
         }
         let elapsed = ContinuousClock.now - start
-        printError("wrote \(members) members and \(questions) questions to \(out) in \(elapsed)")
+        printError("wrote \(members) members and \(questions) questions to \(out) in \(ProgressDisplay.seconds(elapsed)) s")
     }
 }

@@ -1,11 +1,14 @@
 import ArgumentParser
 import Foundation
 import KindredConfig
+import KindredLogging
+import Logging
 import MariaDBClient
 import MemberFormat
 import MemberStore
 import RedisClient
 import Scoring
+import UnixSignals
 import WorkQueue
 
 struct ImportCommand: AsyncParsableCommand {
@@ -18,6 +21,10 @@ struct ImportCommand: AsyncParsableCommand {
             reconnects and carries on. Rejected lines go to standard error as `line N: reason`. \
             Exit status: 0 when every line was imported (or --allow-rejects), 3 when lines were \
             rejected, 1 on any other failure. Run `kindred migrate` first. \
+            SIGINT or SIGTERM: the batch in flight is committed, the import stops and prints what was \
+            committed (lines read, members stored, rejects, the last committed line), and exits 130 \
+            (SIGINT) or 143 (SIGTERM); a second signal exits at once. Importing the same file again \
+            completes the job. \
             Afterwards the members whose change other members' sets must see are queued for the \
             worker daemons (KINDRED_QUEUE; without it the daemons' repair sweep finds them); \
             members imported before any set was built need nothing and are marked published.
@@ -35,8 +42,10 @@ struct ImportCommand: AsyncParsableCommand {
     @Flag(name: .customLong("allow-rejects"), help: "Exit 0 even when some lines were rejected.")
     var allowRejects = false
 
-    @Option(help: "Members per transaction.")
+    @Option(help: "Lines per transaction (1-10000); the valid members among them are committed together.")
     var batch: Int = 1000
+
+    @OptionGroup var log: LogOptions
 
     func validate() throws {
         // Up to 2 x parsing threads + 2 batches of raw lines are in memory at once.
@@ -46,25 +55,54 @@ struct ImportCommand: AsyncParsableCommand {
     func run() async throws {
         let configuration = try await configOptions.load()
         let url = try await mysqlURL(configOptions)
-        let queue = try configuration.queue.flatMap { $0.isEmpty ? nil : $0 }.map { text in
-            do { return try RedisURL(text) } catch { throw CLIError("KINDRED_QUEUE: \(error)") }
-        }
+        let logOptions = log
+        _ = try logOptions.logger("kindred.import", configuration: configuration)  // refuses a bad level or format now
+        let queue = try configuration.queue.flatMap { $0.isEmpty ? nil : $0 }.map { _ in try queueAddress(configuration) }
         let (surveyPath, membersPath, batchSize) = (survey, members, batch)
+        let interruption = ImportInterruption()
+        let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
+        let signalTask = Task {
+            for await signal in signals {
+                let status: Int32 = signal == .sigterm ? 143 : 130
+                if interruption.request(status: status) {
+                    printError("\n\(signal): stopping after the batch in flight (again to exit at once)")
+                } else {
+                    printError("\(signal): exiting now; batches committed so far stay stored, import the same file again")
+                    Foundation.exit(status)
+                }
+            }
+        }
+        defer { signalTask.cancel() }
         let summary = try await onDedicatedThread(name: "kindred-import") { () throws -> ImportSummary in
             let connection = try MariaDBConnection(url: url)
             defer { connection.close() }
             let display = ProgressDisplay(interactive: isatty(STDERR_FILENO) == 1)
             defer { display.finish() }
+            // Log lines go above the progress bar; both are used from this thread only.
+            let logger = try logOptions.logger(
+                "kindred.import", configuration: configuration, sink: LogSink { [display = UncheckedBox(display)] in display.value.message($0) })
             let importer = Importer(connection: connection, options: Importer.Options(batchSize: batchSize))
             return try importer.run(
                 surveyPath: surveyPath, membersPath: membersPath,
                 onReject: { display.message($0.description) },
                 onProgress: { display.update($0) },
                 onRetry: { event in
-                    display.message(
-                        "MySQL: \(event.error.message) (\(event.error.code)); retrying in \(ProgressDisplay.seconds(event.delay)) s "
-                            + "(attempt \(event.attempt))")
-                })
+                    logger.warning(
+                        "MySQL unavailable: retrying the batch",
+                        metadata: [
+                            "error": "\(event.error.message)", "error_number": "\(event.error.errorNumber)",
+                            "retry_in_ms": .milliseconds(event.delay), "attempt": "\(event.attempt)",
+                        ])
+                },
+                shouldStop: { interruption.status != nil })
+        }
+        if summary.interrupted, let status = interruption.status {
+            let progress = summary.progress
+            print(
+                "interrupted: committed \(ProgressDisplay.grouped(progress.members)) members from \(ProgressDisplay.grouped(progress.lines)) lines read "
+                    + "(\(ProgressDisplay.grouped(progress.rejected)) rejected, \(summary.blankLines) blank); last committed line \(progress.lines)")
+            print("nothing after line \(progress.lines) was stored: import the same file again to complete it (stored members are replaced, not doubled)")
+            throw ExitCode(status)
         }
         let progress = summary.progress
         let seconds = ProgressDisplay.seconds(progress.elapsed)
@@ -141,4 +179,32 @@ extension ProgressDisplay {
         }
         return text
     }
+}
+
+/// The first SIGINT/SIGTERM an import received: the exit status it asks
+/// for (130 or 143). The importing thread polls it after each batch.
+final class ImportInterruption: @unchecked Sendable {
+    // @unchecked Sendable: `requested` is only touched under `lock`.
+    private let lock = NSLock()
+    private var requested: Int32?
+
+    /// Records a stop; false when one was already requested.
+    func request(status: Int32) -> Bool {
+        lock.withLock {
+            guard requested == nil else { return false }
+            requested = status
+            return true
+        }
+    }
+
+    var status: Int32? { lock.withLock { requested } }
+}
+
+/// Hands a value used from one thread to a `@Sendable` closure that runs on
+/// that same thread.
+struct UncheckedBox<Value>: @unchecked Sendable {
+    // @unchecked Sendable: the import's log sink calls `value` only from the
+    // importing thread, the one that made it (the callbacks run there).
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }

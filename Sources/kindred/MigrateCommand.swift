@@ -46,6 +46,7 @@ func mysqlURL(_ options: ConfigOptions) async throws -> String {
     guard let url = try await options.load().mysql, !url.isEmpty else {
         throw CLIError("no member store configured: set KINDRED_MYSQL (or \"mysql\" in the config file)")
     }
+    if let configuration = try? MariaDBConnection.Configuration(url: url) { CommandContext.shared.record(configuration) }
     return url
 }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KindredConfig
+import KindredLogging
 import MariaDBClient
 import MemberStore
 import RedisClient
@@ -11,11 +12,8 @@ import WorkQueue
 func connectQueue(_ configuration: KindredConfiguration) throws -> RedisConnection {
     let url = try queueAddress(configuration)
     RedisClient.ignoreSIGPIPE()
-    do {
-        return try RedisConnection(configuration: url.configuration(readTimeout: .seconds(10)))
-    } catch {
-        throw CLIError("cannot reach the queue at \(url): \(error)")
-    }
+    // A failure is reported by ErrorReport, naming KINDRED_QUEUE and the address.
+    return try RedisConnection(configuration: url.configuration(readTimeout: .seconds(10)))
 }
 
 /// An error the CLI reports as `Error: ...` with exit code 1 (no usage text).
@@ -47,8 +45,10 @@ struct EnqueueCommand: AsyncParsableCommand {
     @Flag(help: "Every live member whose set is missing or older than their answers (from MySQL's bookkeeping).")
     var stale = false
 
-    @Option(help: "interactive, repair or backfill.")
-    var priority: JobPriority = .interactive
+    // Optional, with the default in the help text: swift-argument-parser
+    // would print a RawRepresentable default as its raw value ("default: 0").
+    @Option(help: "interactive (served first: a member waiting for their matches), repair, or backfill (served last); default: interactive.")
+    var priority: JobPriority?
 
     func validate() throws {
         if ids.isEmpty && !stdin && !stale { throw ValidationError("give member ids, --stdin or --stale") }
@@ -87,6 +87,7 @@ struct EnqueueCommand: AsyncParsableCommand {
             }
         }
         let redis = try connectQueue(configuration)
+        let priority = self.priority ?? .interactive
         let result = try WorkQueue().enqueue(members, priority: priority, on: redis)
         print(
             "enqueued \(result.enqueued), promoted \(result.promoted), already waiting \(result.alreadyWaiting), "
@@ -102,12 +103,21 @@ struct QueueCommand: AsyncParsableCommand {
     )
 
     struct Stats: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Waiting jobs per priority, delayed, in flight, dead, workers.")
+        static let configuration = CommandConfiguration(
+            abstract: "Waiting jobs per priority, delayed, in flight, dead, workers.",
+            discussion: "--json prints one object; its fields are listed in docs/cli.md.")
         @OptionGroup var configOptions: ConfigOptions
+
+        @Flag(help: "Print one JSON object (fields: waiting.{interactive,repair,backfill}, delayed, processing, oldest_processing_ms, dead, workers).")
+        var json = false
 
         func run() async throws {
             let redis = try connectQueue(try await configOptions.load())
             let stats = try WorkQueue().stats(on: redis)
+            if json {
+                print(try CommandJSON.line(CommandJSON.Queue(stats)))
+                return
+            }
             for priority in JobPriority.allCases {
                 print("waiting \(priority): \(stats.waiting[priority] ?? 0)")
             }
@@ -119,19 +129,59 @@ struct QueueCommand: AsyncParsableCommand {
     }
 
     struct Dead: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List jobs that failed their last attempt, with the reason.")
+        static let configuration = CommandConfiguration(
+            abstract: "List jobs that failed their last attempt, with the reason; or delete them.",
+            discussion: """
+                Without --delete: lists the dead jobs, oldest death first. With --delete ID... or --delete --all: \
+                removes those dead jobs from the queue for good (`kindred queue retry` runs them again instead). \
+                A member's set that is still missing or stale is queued again by the worker daemons' repair sweep.
+                """)
         @OptionGroup var configOptions: ConfigOptions
+
+        @Flag(help: "Delete the dead jobs of the given member ids (or with --all, every dead job).")
+        var delete = false
+
+        @Flag(help: "With --delete: every dead job.")
+        var all = false
+
+        @Argument(help: "With --delete: the member ids whose dead jobs to delete.")
+        var ids: [UInt32] = []
+
+        @Flag(help: "Print one JSON object: {\"dead\": [{\"member\", \"priority\", \"attempts\", \"died_at\", \"reason\"}]}, or {\"deleted\": N} with --delete.")
+        var json = false
+
+        func validate() throws {
+            if delete {
+                if ids.isEmpty == !all { throw ValidationError("--delete takes member ids or --all (not both)") }
+            } else {
+                if all { throw ValidationError("--all goes with --delete (listing shows every dead job)") }
+                if !ids.isEmpty { throw ValidationError("member ids go with --delete") }
+            }
+        }
 
         func run() async throws {
             let redis = try connectQueue(try await configOptions.load())
+            if delete {
+                let deleted = try WorkQueue().deleteDead(all ? nil : ids, on: redis)
+                if json {
+                    print(try CommandJSON.line(CommandJSON.Deleted(deleted: deleted)))
+                } else {
+                    print("deleted \(deleted) dead job(s)")
+                }
+                return
+            }
             let jobs = try WorkQueue().deadJobs(on: redis)
+            if json {
+                print(try CommandJSON.line(CommandJSON.Dead(dead: jobs.map(CommandJSON.DeadJobEntry.init))))
+                return
+            }
             if jobs.isEmpty {
                 print("no dead jobs")
                 return
             }
-            print("member      priority     attempts  died at               reason")
+            print("member      priority     attempts  died at                   reason")
             for job in jobs {
-                let when = Date(timeIntervalSince1970: Double(job.diedAt) / 1000).ISO8601Format()
+                let when = LogRecord.Timestamp(unixMilliseconds: job.diedAt).rfc3339
                 print("\(String(job.member).padding(toLength: 10, withPad: " ", startingAt: 0))  "
                     + "\(job.priority.description.padding(toLength: 11, withPad: " ", startingAt: 0))  "
                     + "\(String(job.attempts).padding(toLength: 8, withPad: " ", startingAt: 0))  \(when)  \(job.reason)")

@@ -41,8 +41,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("cached-sets"), help: "Ranked sets kept in memory (validated against the shard on every read).")
     var cachedSets: Int = 2_000
 
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (default: $KINDRED_LOG_LEVEL, else info).")
-    var logLevel: String?
+    @OptionGroup var log: LogOptions
 
     func validate() throws {
         guard (1...256).contains(ioThreads) else { throw ValidationError("--io-threads must be 1 to 256") }
@@ -53,7 +52,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = try await configOptions.load()
-        let logger = makeLogger("kindred.serve", level: logLevel)
+        let logger = try log.logger("kindred.serve", configuration: configuration)
         let mysql = try mysqlConfiguration(configuration)
         let queue = try queueAddress(configuration)
         guard let token = configuration.apiToken, !token.isEmpty else {

@@ -9,7 +9,10 @@ struct StatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
         abstract: "Members, their sets (current, stale, missing) and the queue, in one look.",
-        discussion: "With --wait-idle it blocks until the queue is empty (nothing waiting, retrying or in flight), up to --timeout seconds."
+        discussion: """
+            With --wait-idle it blocks until the queue is empty (nothing waiting, retrying or in flight), up to \
+            --timeout seconds (then exit status 1). --json prints one object; its fields are listed in docs/cli.md.
+            """
     )
 
     @OptionGroup var configOptions: ConfigOptions
@@ -19,6 +22,13 @@ struct StatusCommand: AsyncParsableCommand {
 
     @Option(help: "Seconds --wait-idle waits at most.")
     var timeout: Int = 300
+
+    @Flag(help: "Print one JSON object: members.{live,deleted}, sets.{current,stale,missing}, queue (as `queue stats --json`).")
+    var json = false
+
+    func validate() throws {
+        guard timeout >= 0 else { throw ValidationError("--timeout must not be negative") }
+    }
 
     func run() async throws {
         let configuration = try await configOptions.load()
@@ -40,6 +50,10 @@ struct StatusCommand: AsyncParsableCommand {
             return (try MemberRepository.open(connection).counts(), try GenerationStore(connection: connection).counts())
         }
         let stats = try queue.stats(on: redis)
+        if json {
+            print(try CommandJSON.line(CommandJSON.Status(members: members, generations: generations, queue: stats)))
+            return
+        }
         print("members: \(members.live) live, \(members.deleted) deleted")
         print("sets: \(generations.generated - generations.stale) current, \(generations.stale) stale, \(generations.missing) never generated")
         print("queue: \(stats.waiting[.interactive] ?? 0) interactive, \(stats.waiting[.repair] ?? 0) repair, \(stats.waiting[.backfill] ?? 0) backfill waiting; "

@@ -15,6 +15,7 @@ struct WorkerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "worker",
         abstract: "Run the worker daemon: generation workers on the queue, plus snapshot refresh, reaper, repair sweep, shard watcher and metrics.",
+        usage: "kindred worker [--workers <n>] [--metrics <host:port>|off] [OPTIONS]",
         discussion: """
             Needs KINDRED_MYSQL and KINDRED_QUEUE. Serves Prometheus metrics on KINDRED_METRICS \
             (default 127.0.0.1:9464), with /livez and /readyz for probes \
@@ -32,7 +33,7 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Where to serve metrics, HOST:PORT (default: $KINDRED_METRICS, else 127.0.0.1:9464); 'off' disables.")
     var metrics: String?
 
-    @Option(name: .customLong("active-window"), help: "Members active within this many days (or holding a shard) should have a set (default 90).")
+    @Option(name: .customLong("active-window"), help: "Members active within this many days (or holding a shard) should have a set.")
     var activeWindowDays: Int = 90
 
     @Option(name: .customLong("shutdown-timeout"), help: "Seconds a graceful stop waits for jobs in flight.")
@@ -47,8 +48,7 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(name: .customLong("audit-sample"), help: "Sets each audit recomputes from the snapshot and compares with its shard.")
     var auditSample: Int = 50
 
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (default: $KINDRED_LOG_LEVEL, else info).")
-    var logLevel: String?
+    @OptionGroup var log: LogOptions
 
     func validate() throws {
         if let workers, !(1...256).contains(workers) { throw ValidationError("--workers must be 1 to 256") }
@@ -61,7 +61,7 @@ struct WorkerCommand: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = try await configOptions.load()
-        let logger = makeLogger("kindred.worker", level: logLevel)
+        let logger = try log.logger("kindred.worker", configuration: configuration)
         let mysql = try mysqlConfiguration(configuration)
         let queue = try queueAddress(configuration)
         var settings = PipelineSettings(
@@ -99,21 +99,15 @@ struct WorkerCommand: AsyncParsableCommand {
     }
 }
 
-/// A logger to standard error at `level` (or `KINDRED_LOG_LEVEL`, else info).
-func makeLogger(_ label: String, level: String?) -> Logger {
-    var logger = Logger(label: label) { StreamLogHandler.standardError(label: $0) }
-    let name = level ?? ProcessInfo.processInfo.environment["KINDRED_LOG_LEVEL"] ?? "info"
-    logger.logLevel = Logger.Level(rawValue: name) ?? .info
-    return logger
-}
-
 /// The member store's connection settings (from KINDRED_MYSQL / the config file).
 func mysqlConfiguration(_ configuration: KindredConfiguration) throws -> MariaDBConnection.Configuration {
     guard let url = configuration.mysql, !url.isEmpty else {
         throw CLIError("no member store configured: set KINDRED_MYSQL (or \"mysql\" in the config file)")
     }
     do {
-        return try MariaDBConnection.Configuration(url: url)
+        let mysql = try MariaDBConnection.Configuration(url: url)
+        CommandContext.shared.record(mysql)
+        return mysql
     } catch {
         throw CLIError("KINDRED_MYSQL: \(error)")
     }
@@ -124,7 +118,11 @@ func queueAddress(_ configuration: KindredConfiguration) throws -> RedisURL {
     guard let text = configuration.queue, !text.isEmpty else {
         throw CLIError("the queue is not configured: set KINDRED_QUEUE (e.g. redis://127.0.0.1:7000) or \"queue\" in the config file")
     }
-    do { return try RedisURL(text) } catch { throw CLIError("KINDRED_QUEUE: \(error)") }
+    do {
+        let url = try RedisURL(text)
+        CommandContext.shared.record(queue: url)
+        return url
+    } catch { throw CLIError("KINDRED_QUEUE: \(error)") }
 }
 
 /// Parses `HOST:PORT` (IPv6 in brackets).
@@ -136,5 +134,6 @@ func hostAndPort(_ text: String, setting: String) throws -> (String, Int) {
     host = text[..<colon]
     if host.hasPrefix("[") && host.hasSuffix("]") { host = host.dropFirst().dropLast() }
     guard !host.isEmpty else { throw CLIError("\(setting): expected HOST:PORT, not \(text)") }
+    CommandContext.shared.listen = (hostPort(String(host), port), setting)
     return (String(host), port)
 }

@@ -336,6 +336,24 @@ struct WorkQueueTests {
         #expect(try queue.stats(on: redis).processing == 0)
     }
 
+    @Test("dead jobs deleted by id or all at once leave the dead-letter list; a run of the same member that waits is kept")
+    func deleteDead() throws {
+        let server = try RedisServer()
+        let redis = try server.connect()
+        try queue.enqueue([31, 32, 33], priority: .repair, on: redis)
+        for job in try fetchAll("w1", redis) {
+            #expect(try queue.bury(job, worker: "w1", reason: "stored member breaks the rules", on: redis) == .dead(attempts: 1))
+        }
+        try queue.enqueue([32], priority: .interactive, on: redis)  // queued again while dead
+        #expect(try queue.deleteDead([31, 99], on: redis) == 1, "99 was never dead")
+        #expect(try queue.deadJobs(on: redis).map(\.member) == [32, 33])
+        #expect(try queue.deleteDead(nil, on: redis) == 2)
+        #expect(try queue.deadJobs(on: redis).isEmpty && queue.stats(on: redis).dead == 0)
+        #expect(try queue.deleteDead(nil, on: redis) == 0)
+        #expect(try queue.retryDead(nil, on: redis) == 0, "nothing deleted comes back")
+        #expect(try fetchAll("w2", redis).map(\.member) == [32], "the waiting run survives the deletion")
+    }
+
     @Test("the jobs of a worker that stopped heartbeating come back within the timeout, each counted as an attempt")
     func reaper() throws {
         let server = try RedisServer()

@@ -1,4 +1,5 @@
 import Foundation
+import KindredLogging
 import Logging
 import MariaDBClient
 import MemberStore
@@ -224,7 +225,7 @@ public final class Backfill {
                         break
                     } catch {
                         redis = nil
-                        context.logger.warning("queue unavailable: retrying", metadata: ["error": "\(error)", "in": "\(delay)"])
+                        context.logger.warning("queue unavailable: retrying", metadata: ["error": "\(error)", "retry_in_ms": .milliseconds(delay)])
                         if stop.wait(delay) {
                             for id in batch { shared.giveBack(id) }
                             return
@@ -324,7 +325,7 @@ struct BackfillWorker {
                 case .badData:
                     return .finished(.failed(error.message), nil)
                 case .mysqlUnavailable:
-                    context.logger.warning("MySQL unavailable: pausing", metadata: ["thread": "\(index)", "pause": "\(mysqlPause)"])
+                    context.logger.warning("MySQL unavailable: pausing", metadata: ["thread": "\(index)", "pause_ms": .milliseconds(mysqlPause)])
                     if stop.wait(mysqlPause) { return .stopped }
                     mysqlPause = min(mysqlPause * 2, context.settings.mysqlPauseLimit)
                 case .shardUnavailable, .failed, .busy:

@@ -1,4 +1,5 @@
 import Foundation
+import KindredLogging
 import Logging
 import MariaDBClient
 import MemberStore
@@ -326,9 +327,9 @@ func whileMySQLDown<T>(
         do {
             return try database.run(giveUpAfter: .seconds(5), body)
         } catch let error as MemberStoreError where error.code == .unavailable {
-            logger.warning("MySQL unavailable: pausing", metadata: ["pause": "\(pause)", "error": "\(error)"])
+            logger.warning("MySQL unavailable: pausing", metadata: ["pause_ms": .milliseconds(pause), "error": "\(error)"])
         } catch let error as MariaDBError where error.isConnectionLost {
-            logger.warning("MySQL unavailable: pausing", metadata: ["pause": "\(pause)", "error": "\(error)"])
+            logger.warning("MySQL unavailable: pausing", metadata: ["pause_ms": .milliseconds(pause), "error": "\(error)"])
         }
         database.close()
         if stop.wait(pause) { return nil }
