@@ -102,4 +102,15 @@ struct ConfigFileTests {
         #expect(read.contains("workers"), "the scan finds the program keys")
         #expect(read.subtracting(KindredConfiguration.Key.all).isEmpty, "keys read but refused in a file: \(read.subtracting(KindredConfiguration.Key.all))")
     }
+
+    @Test("the example config file in deploy/ is accepted as it ships, secrets placeholders included")
+    func exampleFile() async throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("deploy/kindred.example.json").path
+        let configuration = try await KindredConfiguration.load(file: path, environment: [:])
+        #expect(configuration.mysql?.hasPrefix("mysql://") == true)
+        #expect(configuration.queue?.hasPrefix("redis://") == true)
+        #expect((configuration.apiToken?.count ?? 0) >= 16, "the token placeholder meets serve's minimum length")
+        #expect(configuration.listen == "127.0.0.1:8080")
+    }
 }
