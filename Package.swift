@@ -12,7 +12,8 @@
 //   MariaDBClient   -> CMariaDB           one connection over libmariadb, prepared statements
 //   KindredConfig   -> Scoring            layered settings: config file < environment < flags
 //   KindredSupport                        locks shared by the blocking-I/O layers
-//   MemberStore     -> MariaDBClient, Scoring, MemberFormat   members, answers, blocks, shards, directory, generations
+//   MemberStore     -> MariaDBClient, RedisClient (the shard URL grammar), Scoring, MemberFormat
+//                                         members, answers, blocks, shards, directory, generations
 //   ScoreStore      -> RedisClient, Scoring   score sets on the shards, lazy connection manager
 //   WorkQueue       -> RedisClient        the durable prioritised queue of member ids
 //   Pipeline        -> the stores, WorkQueue, MemberFormat, swift-log/metrics/prometheus, service-lifecycle, Hummingbird
@@ -84,7 +85,7 @@ let package = Package(
         .target(name: "KindredSupport", swiftSettings: swiftSettings),
         .target(
             name: "MemberStore",
-            dependencies: ["MariaDBClient", "Scoring", "MemberFormat", "KindredSupport"],
+            dependencies: ["MariaDBClient", "RedisClient", "Scoring", "MemberFormat", "KindredSupport"],
             swiftSettings: swiftSettings
         ),
         .target(

@@ -29,7 +29,7 @@ struct ShardsCommand: AsyncParsableCommand {
                 config.connectTimeout = .seconds(1)
                 config.readTimeout = .seconds(2)
                 let manager = ShardConnectionManager(
-                    shards: shards.map { ShardEndpoint(id: $0.id, host: $0.address.host, port: $0.address.port) },
+                    shards: shards.map { ShardEndpoint(id: $0.id, address: $0.address.url) },
                     configuration: config)
                 defer { manager.close() }
                 let store = ScoreStore(manager: manager)
