@@ -134,4 +134,28 @@ struct ShardAdministrationTests {
             #expect(object["memory_budget"] as? Int == 1 << 30)
         }
     }
+
+    @Test("the kindred binary: shards add, list, list --json and remove never print the password; errors exit non-zero")
+    func commandLine() throws {
+        let redis = try RedisServer(options: .init(password: "cli-s3cret"))
+        let server = try MariaDBServer.shared()
+        let database = try server.createDatabase()
+        let connection = try server.connect(database: database)
+        try Migrator.migrate(connection)
+        connection.close()
+        let environment = ["KINDRED_MYSQL": server.url(database: database)]
+        func kindred(_ arguments: String...) throws -> (Int32, String) {
+            try ChurnTests.runProcess(try WorkerProcessTests.binary(), arguments, environment: environment)
+        }
+        let (badStatus, badOutput) = try kindred("shards", "add", "redis://:wrong-one@127.0.0.1:\(redis.port)/4")
+        #expect(badStatus != 0 && badOutput.contains("authentication failed") && !badOutput.contains("wrong-one"), "\(badOutput)")
+        let (addStatus, added) = try kindred("shards", "add", "redis://:cli-s3cret@127.0.0.1:\(redis.port)/4")
+        #expect(addStatus == 0 && added.contains("redis://:***@127.0.0.1:\(redis.port)/4"), "\(added)")
+        let (_, table) = try kindred("shards", "list")
+        let (jsonStatus, json) = try kindred("shards", "list", "--json")
+        #expect(jsonStatus == 0 && json.hasPrefix("[{") && json.contains("\"url\":\"redis://:***@127.0.0.1:\(redis.port)/4\""), "\(json)")
+        let (removeStatus, removed) = try kindred("shards", "remove", "1")
+        #expect(removeStatus == 0, "\(removed)")
+        for output in [added, table, json, removed] { #expect(!output.contains("cli-s3cret"), "\(output)") }
+    }
 }
