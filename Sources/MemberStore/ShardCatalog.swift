@@ -58,9 +58,10 @@ public struct ShardCatalog {
         try add(address: try ShardAddress(text), weight: weight, memoryBudget: memoryBudget)
     }
 
-    /// ``add(address:weight:memoryBudget:)`` for a parsed address.
+    /// ``add(address:weight:memoryBudget:)`` for a parsed address, in
+    /// `state` (`down` for a shard added while it cannot be reached).
     @discardableResult
-    public func add(address: ShardAddress, weight: Int = 1, memoryBudget: UInt64? = nil) throws -> ShardInfo {
+    public func add(address: ShardAddress, weight: Int = 1, memoryBudget: UInt64? = nil, state: ShardState = .active) throws -> ShardInfo {
         if let existing = try list().first(where: { $0.address.identity == address.identity }) {
             throw MemberStoreError(.duplicateShard, "shard \(existing.id) (\(existing.address)) is that server and database already")
         }
@@ -72,8 +73,8 @@ public struct ShardCatalog {
         let result: ExecutionResult
         do {
             result = try connection.execute(
-                "INSERT INTO shards (address, weight, state, memory_budget, created_at) VALUES (?, ?, 'active', ?, UTC_TIMESTAMP(6))",
-                [.text(address.stored), SQLValue(weight), memoryBudget.map { SQLValue.uint($0) } ?? .null])
+                "INSERT INTO shards (address, weight, state, memory_budget, created_at) VALUES (?, ?, ?, ?, UTC_TIMESTAMP(6))",
+                [.text(address.stored), SQLValue(weight), .text(state.rawValue), memoryBudget.map { SQLValue.uint($0) } ?? .null])
         } catch let error as MariaDBError where error.isDuplicateKey {
             throw MemberStoreError(.duplicateShard, "a shard with address \(address) exists already")
         }

@@ -39,7 +39,9 @@ public struct ShardAdministration {
     ///   `redis://127.0.0.1:7101`): the error names the existing shard;
     /// - it answers `PING` after `AUTH` and `SELECT` with the URL's
     ///   credentials and database, unless `allowUnreachable` (a shard that
-    ///   is down on purpose; its name need not resolve either).
+    ///   is down on purpose; its name need not resolve either). Such a
+    ///   shard is recorded `down`, so no member is assigned to it until
+    ///   `kindred shards activate`.
     ///
     /// - Throws: ``MemberStoreError`` `invalidShardAddress`, `duplicateShard`,
     ///   `invalidShardWeight`; ``ShardAdministrationError`` `unreachable`.
@@ -72,7 +74,8 @@ public struct ShardAdministration {
             throw ShardAdministrationError(
                 .unreachable, "cannot add \(address): \(unreachable) (--allow-unreachable adds a shard that is down on purpose)")
         }
-        let shard = try catalog.add(address: address, weight: weight, memoryBudget: memoryBudget)
+        let shard = try catalog.add(
+            address: address, weight: weight, memoryBudget: memoryBudget, state: unreachable == nil ? .active : .down)
         return Added(shard: shard, unreachable: unreachable)
     }
 

@@ -74,7 +74,7 @@ struct ShardsCommand: AsyncParsableCommand {
         @Option(name: .customLong("memory-budget"), help: "Memory the shard may use, e.g. 512MB, 2GiB or bytes (backfill refuses to exceed it).")
         var memoryBudget: String?
 
-        @Flag(name: .customLong("allow-unreachable"), help: "Add the shard even if it cannot be reached now (down on purpose).")
+        @Flag(name: .customLong("allow-unreachable"), help: "Add the shard even if it cannot be reached now (down on purpose); it is recorded down until `kindred shards activate ID`.")
         var allowUnreachable = false
 
         func validate() throws {
@@ -92,7 +92,10 @@ struct ShardsCommand: AsyncParsableCommand {
                     address, weight: weight, memoryBudget: budget, allowUnreachable: allowUnreachable)
             }
             let shard = added.shard
-            if let unreachable = added.unreachable { printError("warning: the shard is unreachable now: \(unreachable)") }
+            if let unreachable = added.unreachable {
+                printError("warning: the shard is unreachable now, so it is recorded down: \(unreachable)")
+                printError("once it is up: kindred shards activate \(added.shard.id)")
+            }
             print("added shard \(shard.id): \(shard.address) (weight \(shard.weight), \(shard.state.rawValue)"
                 + (shard.memoryBudget.map { ", memory budget \(Bytes.text(Int($0)))" } ?? "") + ")")
         }

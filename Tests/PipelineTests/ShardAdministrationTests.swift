@@ -69,6 +69,7 @@ struct ShardAdministrationTests {
             #expect(error?.message.contains("--allow-unreachable") == true)
             let added = try admin.add("redis://127.0.0.1:\(port)", allowUnreachable: true)
             #expect(added.unreachable != nil)
+            #expect(added.shard.state == .down, "no member is assigned to it until it is activated")
             let listing = try #require(try admin.list().first)
             #expect(!listing.reachable && listing.keys == nil && listing.error != nil)
         }
