@@ -102,6 +102,8 @@ struct ReconnectTests {
             try queue.send(["HEXISTS", "kq:waiting", String(fixture.lostSet)]).int == 1
         }
         // Shard watcher: a shard that comes back empty after the queue restarted has its members queued.
+        // The sets were written with their shard's marker: empty the shard for the first run to notice too.
+        try await onThread { try fixture.emptyShard.restart(empty: true) }
         try await Self.acrossRestart(
             Maintenance.shardWatcher(context), installation, logs, restart: restartQueue,
             prepare: { try fixture.emptyShard.restart(empty: true) }
@@ -205,6 +207,7 @@ struct ReconnectTests {
         ) {
             try queue.send(["HEXISTS", "kq:waiting", String(fixture.lostSet)]).int == 1
         }
+        try await onThread { try fixture.emptyShard.restart(empty: true) }  // for the first run to notice (see above)
         try await Self.acrossRestart(
             Maintenance.shardWatcher(context), installation, logs, restart: restartMySQL,
             prepare: {
