@@ -13,7 +13,8 @@
 //   KindredConfig   -> Scoring, MemberFormat   layered settings: config file < environment < flags
 //   KindredSupport                        locks shared by the blocking-I/O layers, the version
 //   KindredLogging  -> KindredSupport, swift-log   the log handler (text or JSON lines), durations in ms
-//   MemberStore     -> MariaDBClient, Scoring, MemberFormat   members, answers, blocks, shards, directory, generations
+//   MemberStore     -> MariaDBClient, RedisClient (the shard URL grammar), Scoring, MemberFormat
+//                                         members, answers, blocks, shards, directory, generations
 //   ScoreStore      -> RedisClient, Scoring   score sets on the shards, lazy connection manager
 //   WorkQueue       -> RedisClient        the durable prioritised queue of member ids
 //   Pipeline        -> the stores, WorkQueue, MemberFormat, swift-log/metrics/prometheus, service-lifecycle, Hummingbird
@@ -90,7 +91,7 @@ let package = Package(
         ),
         .target(
             name: "MemberStore",
-            dependencies: ["MariaDBClient", "Scoring", "MemberFormat", "KindredSupport"],
+            dependencies: ["MariaDBClient", "RedisClient", "Scoring", "MemberFormat", "KindredSupport"],
             swiftSettings: swiftSettings
         ),
         .target(

@@ -10,10 +10,16 @@ enum ClientTargets {
         do {
             let url = try RedisURL(text)
             require((1...65535).contains(url.port) && !url.host.isEmpty, "an accepted URL without a host or port")
-            let again = try? RedisURL(url.description)
+            let again = try? RedisURL(url.urlIncludingPassword)
             require(again == url, "an accepted URL does not survive printing and parsing again")
+            if url.password != nil {
+                require(url.description.contains(":***@"), "a URL with a password does not print it redacted")
+                requireNoEcho(url.description, url.urlIncludingPassword)
+            }
             return .accepted
         } catch {
+            // A URL with credentials is never repeated in the error.
+            if text.contains("@") { requireNoEcho(error.description, text) }
             return .rejected(error.description)
         }
     }

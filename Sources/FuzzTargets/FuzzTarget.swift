@@ -19,7 +19,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case survey
     /// `Timestamp.parse`: RFC 3339 UTC timestamps.
     case rfc3339
-    /// `RedisURL`: `redis://HOST:PORT`.
+    /// `RedisURL`: `redis://[USER:PASSWORD@]HOST[:PORT][/DB]`.
     case redisURL = "redis-url"
     /// `MariaDBConnection.Configuration(url:)`: `mysql://...`.
     case mysqlURL = "mysql-url"

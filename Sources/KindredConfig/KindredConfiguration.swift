@@ -149,8 +149,17 @@ public struct KindredConfiguration: Sendable, CustomStringConvertible {
     /// A string program setting.
     public func string(_ key: String) -> String? { reader.string(forKey: ConfigKey(key)) }
 
+    /// `redis://user:***@host:port/db`: a URL's password (what follows the
+    /// first `:` of the user info) replaced, whatever else the URL holds.
+    static func redactingPassword(_ url: String) -> String {
+        guard let scheme = url.firstRange(of: "://"), let at = url[scheme.upperBound...].lastIndex(of: "@") else { return url }
+        let info = url[scheme.upperBound..<at]
+        let user = info.firstIndex(of: ":").map { info[..<$0] + ":***" } ?? "***"
+        return url[..<scheme.upperBound] + user + url[at...]
+    }
+
     public var description: String {
-        "KindredConfiguration(mysql: \(mysql == nil ? "unset" : "<redacted>"), queue: \(queue ?? "unset"), "
+        "KindredConfiguration(mysql: \(mysql == nil ? "unset" : "<redacted>"), queue: \(queue.map(Self.redactingPassword) ?? "unset"), "
             + "api_token: \(apiToken == nil ? "unset" : "<redacted>"), listen: \(listen), metrics: \(metrics), "
             + "top_n: \(scoring.topN), min_score: \(scoring.minScore), min_common: \(scoring.minCommon))"
     }

@@ -10,11 +10,15 @@ extension MariaDBConnection {
     ///     mysql://user:pass@127.0.0.1:3306/db
     ///     mysql://user:pass@localhost/db?socket=/run/mysqld/mysqld.sock
     ///
+    ///     mysql://user:pass@db.example.com/db?ssl-mode=VERIFY_IDENTITY&ssl-ca=/etc/kindred/ca.pem
+    ///
     /// The scheme is `mysql` or `mariadb`; user, password, database and query
     /// values are percent-decoded. Query items: `socket` (a Unix socket path;
     /// the host must then be `localhost` or empty), `connect_timeout`,
-    /// `read_timeout`, `write_timeout` (whole seconds). Anything else is an
-    /// error, so a misspelt option does not go unnoticed.
+    /// `read_timeout`, `write_timeout` (whole seconds), and TLS (``TLS``):
+    /// `ssl-mode` (`DISABLED`, `REQUIRED`, `VERIFY_CA`, `VERIFY_IDENTITY`),
+    /// `ssl-ca`, `ssl-cert`, `ssl-key` (PEM file paths). Anything else is an
+    /// error naming the item, so a misspelt option does not go unnoticed.
     public struct Configuration: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible,
         CustomReflectable
     {
@@ -42,6 +46,47 @@ extension MariaDBConnection {
         public var readTimeout: Duration
         /// How long one write to the server may block. Whole seconds, rounded up.
         public var writeTimeout: Duration
+        /// Transport encryption; nil: none (the same as ``TLS/Mode/disabled``).
+        public var tls: TLS?
+
+        /// TLS to the server, as the MySQL clients' `--ssl-mode` says it.
+        ///
+        /// libmariadb (Connector/C 3.3) options: every mode but `disabled`
+        /// sets `MYSQL_OPT_SSL_ENFORCE` (the connection fails rather than
+        /// fall back to plain text); ``ca`` is `MYSQL_OPT_SSL_CA` (with a CA,
+        /// libmariadb verifies the server's certificate chain against it);
+        /// `verifyIdentity` also sets `MYSQL_OPT_SSL_VERIFY_SERVER_CERT`,
+        /// which checks that the certificate names the host connected to;
+        /// ``certificate`` and ``key`` are `MYSQL_OPT_SSL_CERT` and
+        /// `MYSQL_OPT_SSL_KEY` (a client certificate, for servers that
+        /// `REQUIRE X509`).
+        public struct TLS: Sendable, Hashable {
+            public enum Mode: String, Sendable, Hashable, CaseIterable {
+                /// No TLS.
+                case disabled = "DISABLED"
+                /// Encrypted, the server's certificate not verified (no `ssl-ca` accepted).
+                case required = "REQUIRED"
+                /// Encrypted, the certificate chain verified against ``TLS/ca`` (required).
+                case verifyCA = "VERIFY_CA"
+                /// ``verifyCA``, and the certificate must name the host.
+                case verifyIdentity = "VERIFY_IDENTITY"
+            }
+
+            public var mode: Mode
+            /// The CA certificate(s) to trust, a PEM file path.
+            public var ca: String?
+            /// A client certificate, a PEM file path (with ``key``).
+            public var certificate: String?
+            /// The client certificate's private key, a PEM file path (with ``certificate``).
+            public var key: String?
+
+            public init(mode: Mode, ca: String? = nil, certificate: String? = nil, key: String? = nil) {
+                self.mode = mode
+                self.ca = ca
+                self.certificate = certificate
+                self.key = key
+            }
+        }
 
         /// A TCP configuration. Defaults: connect 5 s, read 60 s, write 60 s.
         public init(
@@ -67,8 +112,9 @@ extension MariaDBConnection {
 
         public init(
             endpoint: Endpoint, user: String, password: String, database: String?,
-            connectTimeout: Duration, readTimeout: Duration, writeTimeout: Duration
+            connectTimeout: Duration, readTimeout: Duration, writeTimeout: Duration, tls: TLS? = nil
         ) {
+            self.tls = tls
             self.endpoint = endpoint
             self.user = user
             self.password = password
@@ -100,6 +146,7 @@ extension MariaDBConnection {
                 children: [
                     "endpoint": endpoint, "user": user, "password": "***", "database": database as Any,
                     "connectTimeout": connectTimeout, "readTimeout": readTimeout, "writeTimeout": writeTimeout,
+                    "tls": tls as Any,
                 ])
         }
 
@@ -118,6 +165,12 @@ extension MariaDBConnection {
             query.append("connect_timeout=\(Self.wholeSeconds(connectTimeout))")
             query.append("read_timeout=\(Self.wholeSeconds(readTimeout))")
             query.append("write_timeout=\(Self.wholeSeconds(writeTimeout))")
+            if let tls {
+                query.append("ssl-mode=\(tls.mode.rawValue)")
+                if let ca = tls.ca { query.append("ssl-ca=\(PercentEncoding.encode(ca, keeping: "/"))") }
+                if let certificate = tls.certificate { query.append("ssl-cert=\(PercentEncoding.encode(certificate, keeping: "/"))") }
+                if let key = tls.key { query.append("ssl-key=\(PercentEncoding.encode(key, keeping: "/"))") }
+            }
             return text + "?" + query.joined(separator: "&")
         }
 
@@ -173,6 +226,8 @@ enum ConfigurationURLParser {
 
         var socket: String?
         var timeouts: [String: Duration] = [:]
+        var tlsMode: Configuration.TLS.Mode?
+        var tlsFiles: [String: String] = [:]
         for item in queryText.split(separator: "&", omittingEmptySubsequences: true) {
             let pair = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             let key = String(pair[0])
@@ -187,10 +242,20 @@ enum ConfigurationURLParser {
                     throw invalid("\(key) must be a whole number of seconds from 1 to \(UInt32.max)")
                 }
                 timeouts[key] = .seconds(seconds)
+            case "ssl-mode":
+                guard let mode = Configuration.TLS.Mode(rawValue: value.uppercased()) else {
+                    throw invalid("ssl-mode must be DISABLED, REQUIRED, VERIFY_CA or VERIFY_IDENTITY")
+                }
+                tlsMode = mode
+            case "ssl-ca", "ssl-cert", "ssl-key":
+                guard !value.isEmpty else { throw invalid("empty \(key) path") }
+                tlsFiles[key] = value
             default:
-                throw invalid("unknown query item '\(key)' (known: socket, connect_timeout, read_timeout, write_timeout)")
+                throw invalid(
+                    "unknown query item '\(key)' (known: socket, connect_timeout, read_timeout, write_timeout, ssl-mode, ssl-ca, ssl-cert, ssl-key)")
             }
         }
+        let tls = try tlsSettings(mode: tlsMode, files: tlsFiles)
 
         let endpoint: Configuration.Endpoint
         if let socket {
@@ -205,7 +270,30 @@ enum ConfigurationURLParser {
             endpoint: endpoint, user: user, password: password, database: database,
             connectTimeout: timeouts["connect_timeout"] ?? .seconds(5),
             readTimeout: timeouts["read_timeout"] ?? .seconds(60),
-            writeTimeout: timeouts["write_timeout"] ?? .seconds(60))
+            writeTimeout: timeouts["write_timeout"] ?? .seconds(60),
+            tls: tls)
+    }
+
+    /// The TLS settings the `ssl-*` items describe, refusing combinations
+    /// that would not do what they seem to.
+    private static func tlsSettings(mode: Configuration.TLS.Mode?, files: [String: String]) throws -> Configuration.TLS? {
+        guard let mode else {
+            if let item = files.keys.sorted().first {
+                throw invalid("\(item) needs ssl-mode=REQUIRED, VERIFY_CA or VERIFY_IDENTITY")
+            }
+            return nil
+        }
+        let tls = Configuration.TLS(mode: mode, ca: files["ssl-ca"], certificate: files["ssl-cert"], key: files["ssl-key"])
+        switch mode {
+        case .disabled:
+            if let item = files.keys.sorted().first { throw invalid("\(item) given with ssl-mode=DISABLED") }
+        case .required:
+            if tls.ca != nil { throw invalid("ssl-ca with ssl-mode=REQUIRED would verify the server: say ssl-mode=VERIFY_CA") }
+        case .verifyCA, .verifyIdentity:
+            if tls.ca == nil { throw invalid("ssl-mode=\(mode.rawValue) needs ssl-ca (the CA certificate to verify the server with)") }
+        }
+        if (tls.certificate == nil) != (tls.key == nil) { throw invalid("ssl-cert and ssl-key go together") }
+        return tls
     }
 
     private static func parseHostPort(_ text: Substring) throws -> (String, Int?) {

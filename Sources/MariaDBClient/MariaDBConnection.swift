@@ -218,6 +218,15 @@ public final class MariaDBConnection {
         failed = failed || mysql_options(mysql, MYSQL_REPORT_DATA_TRUNCATION, &noTruncationReports) != 0
         failed = failed || mysql_options(mysql, MYSQL_OPT_RECONNECT, &noAutomaticReconnect) != 0
         failed = failed || mysql_options(mysql, MYSQL_SET_CHARSET_NAME, "utf8mb4") != 0
+        if let tls = configuration.tls, tls.mode != .disabled {
+            var enforce: Int8 = 1
+            var verifyIdentity: Int8 = tls.mode == .verifyIdentity ? 1 : 0
+            failed = failed || mysql_options(mysql, MYSQL_OPT_SSL_ENFORCE, &enforce) != 0
+            failed = failed || mysql_options(mysql, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &verifyIdentity) != 0
+            if let ca = tls.ca { failed = failed || mysql_options(mysql, MYSQL_OPT_SSL_CA, ca) != 0 }
+            if let certificate = tls.certificate { failed = failed || mysql_options(mysql, MYSQL_OPT_SSL_CERT, certificate) != 0 }
+            if let key = tls.key { failed = failed || mysql_options(mysql, MYSQL_OPT_SSL_KEY, key) != 0 }
+        }
         if failed {
             mysql_close(mysql)
             throw MariaDBError(
@@ -234,8 +243,16 @@ public final class MariaDBConnection {
             }
         }
         guard connected != nil else {
-            let failure = error(of: mysql, operation: "connect")
+            var failure = error(of: mysql, operation: "connect")
             mysql_close(mysql)
+            if failure.errorNumber == 1045, (configuration.tls?.mode ?? .disabled) == .disabled {
+                // MariaDB answers a plain-text login to a server with
+                // require_secure_transport=ON with a bare "access denied".
+                failure = MariaDBError(
+                    errorNumber: failure.errorNumber, sqlState: failure.sqlState,
+                    message: failure.message + " (without TLS: if the server requires secure transport, add ?ssl-mode=VERIFY_CA&ssl-ca=PATH)",
+                    operation: failure.operation)
+            }
             throw failure
         }
         return mysql

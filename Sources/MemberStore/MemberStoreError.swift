@@ -15,7 +15,7 @@ public struct MemberStoreError: Error, Sendable, CustomStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         fileprivate enum Base: Hashable, Sendable {
             case surveyMismatch, noSurvey, invalidMember, schemaTooNew, schemaOutdated, migrationLockTimeout, noDatabase
-            case invalidShardAddress, invalidShardWeight, duplicateShard, unknownShard, noActiveShard
+            case invalidShardAddress, invalidShardWeight, duplicateShard, unknownShard, noActiveShard, shardNotEmpty
             case unavailable, corruptRow
         }
 
@@ -36,7 +36,7 @@ public struct MemberStoreError: Error, Sendable, CustomStringConvertible {
         public static let migrationLockTimeout = Code(.migrationLockTimeout)
         /// The connection has no default database (the URL names none).
         public static let noDatabase = Code(.noDatabase)
-        /// A shard address that is not `redis://HOST:PORT`.
+        /// A shard address that is not `redis://[USER:PASSWORD@]HOST:PORT[/DB]`.
         public static let invalidShardAddress = Code(.invalidShardAddress)
         /// A shard weight out of range.
         public static let invalidShardWeight = Code(.invalidShardWeight)
@@ -44,6 +44,8 @@ public struct MemberStoreError: Error, Sendable, CustomStringConvertible {
         public static let duplicateShard = Code(.duplicateShard)
         /// No shard has that id.
         public static let unknownShard = Code(.unknownShard)
+        /// A shard still has members assigned or sets stored: it cannot be removed.
+        public static let shardNotEmpty = Code(.shardNotEmpty)
         /// No shard is active: a member cannot be assigned one.
         public static let noActiveShard = Code(.noActiveShard)
         /// MySQL stayed unreachable for longer than the retry policy allows.
@@ -65,6 +67,7 @@ public struct MemberStoreError: Error, Sendable, CustomStringConvertible {
             case .duplicateShard: "duplicate shard"
             case .unknownShard: "unknown shard"
             case .noActiveShard: "no active shard"
+            case .shardNotEmpty: "shard not empty"
             case .unavailable: "unavailable"
             case .corruptRow: "corrupt row"
             }

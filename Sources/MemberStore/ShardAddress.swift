@@ -1,31 +1,59 @@
-/// A shard's address: `redis://HOST:PORT`, HOST a hostname or an IPv4
-/// literal, PORT 1-65535. Nothing else (no user, password, path or query:
-/// credentials never live in the shard list, which every program prints).
+import RedisClient
+
+/// A shard's address as the shard list stores it:
+///
+///     redis://HOST:PORT[/DB]
+///     redis://:PASSWORD@HOST:PORT[/DB]
+///     redis://USER:PASSWORD@HOST:PORT[/DB]
+///
+/// HOST a hostname or an IPv4 literal, PORT 1-65535 (required), DB a
+/// database number (default 0); USER and PASSWORD percent-encoded as in
+/// ``RedisURL``. Nothing else (no query, no IPv6 literal).
 ///
 /// Hostnames are letters, digits and hyphens in dot-separated labels of 1-63
 /// characters that neither start nor end with a hyphen, 253 characters at
 /// most, and are lower-cased so that one server is not listed twice. A host
 /// of digits and dots must be a valid dotted-quad IPv4 address.
+///
+/// Secrets: the shards table stores ``stored`` (the password included,
+/// percent-encoded: every program needs it to connect); ``description`` and
+/// everything printed redact it (`redis://kindred:***@10.0.0.5:7000/2`).
+/// docs/managed-servers.md says how to keep the table's copy safe.
 public struct ShardAddress: Sendable, Hashable, CustomStringConvertible {
-    public let host: String
-    public let port: Int
+    /// Host (lower-cased), port, user, password, database.
+    public let url: RedisURL
+
+    public var host: String { url.host }
+    public var port: Int { url.port }
+    public var database: Int { url.database }
+
+    /// The server a shard lives on, credentials aside: two addresses with the
+    /// same identity are one shard.
+    public var identity: String { "\(host):\(port)/\(database)" }
 
     /// Parses and normalizes an address.
-    /// - Throws: ``MemberStoreError/Code/invalidShardAddress`` saying what is wrong.
+    /// - Throws: ``MemberStoreError/Code/invalidShardAddress`` saying what is
+    ///   wrong (never repeating a password).
     public init(_ text: String) throws {
         func invalid(_ reason: String) -> MemberStoreError {
-            MemberStoreError(.invalidShardAddress, "invalid shard address: \(reason) (expected redis://HOST:PORT)")
+            MemberStoreError(.invalidShardAddress, "invalid shard address: \(reason) (expected redis://[USER:PASSWORD@]HOST:PORT[/DB])")
         }
         let scheme = "redis://"
         guard text.lowercased().hasPrefix(scheme) else { throw invalid("it must start with redis://") }
-        let rest = text.dropFirst(scheme.count)
-        guard let colon = rest.lastIndex(of: ":") else { throw invalid("the port is missing") }
-        let host = rest[..<colon].lowercased()
-        let portText = rest[rest.index(after: colon)...]
-        guard !host.isEmpty else { throw invalid("the host is missing") }
-        guard !portText.isEmpty, portText.allSatisfy(\.isASCIIDigit), portText.count <= 5, let port = Int(portText),
-            (1...65535).contains(port)
-        else { throw invalid("the port must be a number from 1 to 65535") }
+        let normalized = scheme + text.dropFirst(scheme.count)
+        let parsed: RedisURL
+        do {
+            parsed = try RedisURL(normalized)
+        } catch {
+            throw invalid(error.reason)
+        }
+        // The port is required: the authority (after any user info, before any path) ends in :PORT.
+        var authority = normalized.dropFirst(scheme.count)
+        if let at = authority.lastIndex(of: "@") { authority = authority[authority.index(after: at)...] }
+        if let slash = authority.firstIndex(of: "/") { authority = authority[..<slash] }
+        guard !authority.hasPrefix("[") else { throw invalid("IPv6 literals are not accepted; use a hostname") }
+        guard authority.contains(":") else { throw invalid("the port is missing") }
+        let host = parsed.host.lowercased()
         if host.allSatisfy({ $0.isASCIIDigit || $0 == "." }) {
             guard Self.isIPv4(host) else { throw invalid("the host is not a valid IPv4 address") }
         } else {
@@ -33,11 +61,16 @@ public struct ShardAddress: Sendable, Hashable, CustomStringConvertible {
                 throw invalid("the host must be a hostname (letters, digits, hyphens, dots) or an IPv4 address")
             }
         }
-        self.host = host
-        self.port = port
+        url = RedisURL(host: host, port: parsed.port, user: parsed.user, password: parsed.password, database: parsed.database)
+        guard stored.utf8.count <= 255 else { throw invalid("it is longer than 255 characters") }
     }
 
-    public var description: String { "redis://\(host):\(port)" }
+    /// The password redacted: `redis://user:***@host:port/2`.
+    public var description: String { url.description }
+
+    /// What the shards table holds: the URL with the password, for
+    /// connecting. Never print it.
+    public var stored: String { url.urlIncludingPassword }
 
     static func isIPv4(_ text: String) -> Bool {
         let parts = text.split(separator: ".", omittingEmptySubsequences: false)

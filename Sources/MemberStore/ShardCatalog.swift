@@ -47,12 +47,24 @@ public struct ShardCatalog {
         try shards(where: "WHERE s.id = ?", [.uint(UInt64(id))]).first
     }
 
-    /// Adds a shard (state active) and returns it.
+    /// Adds a shard (state active) and returns it. The row holds the
+    /// address with its password (``ShardAddress/stored``).
     /// - Throws: ``MemberStoreError`` `invalidShardAddress`,
-    ///   `invalidShardWeight`, `duplicateShard`.
+    ///   `invalidShardWeight`, `duplicateShard` (the same host, port and
+    ///   database listed already, whatever the credentials; the error names
+    ///   the shard).
     @discardableResult
     public func add(address text: String, weight: Int = 1, memoryBudget: UInt64? = nil) throws -> ShardInfo {
-        let address = try ShardAddress(text)
+        try add(address: try ShardAddress(text), weight: weight, memoryBudget: memoryBudget)
+    }
+
+    /// ``add(address:weight:memoryBudget:)`` for a parsed address, in
+    /// `state` (`down` for a shard added while it cannot be reached).
+    @discardableResult
+    public func add(address: ShardAddress, weight: Int = 1, memoryBudget: UInt64? = nil, state: ShardState = .active) throws -> ShardInfo {
+        if let existing = try list().first(where: { $0.address.identity == address.identity }) {
+            throw MemberStoreError(.duplicateShard, "shard \(existing.id) (\(existing.address)) is that server and database already")
+        }
         guard Self.weightRange.contains(weight) else {
             throw MemberStoreError(
                 .invalidShardWeight,
@@ -61,8 +73,8 @@ public struct ShardCatalog {
         let result: ExecutionResult
         do {
             result = try connection.execute(
-                "INSERT INTO shards (address, weight, state, memory_budget, created_at) VALUES (?, ?, 'active', ?, UTC_TIMESTAMP(6))",
-                [.text(address.description), SQLValue(weight), memoryBudget.map { SQLValue.uint($0) } ?? .null])
+                "INSERT INTO shards (address, weight, state, memory_budget, created_at) VALUES (?, ?, ?, ?, UTC_TIMESTAMP(6))",
+                [.text(address.stored), SQLValue(weight), .text(state.rawValue), memoryBudget.map { SQLValue.uint($0) } ?? .null])
         } catch let error as MariaDBError where error.isDuplicateKey {
             throw MemberStoreError(.duplicateShard, "a shard with address \(address) exists already")
         }
@@ -72,9 +84,23 @@ public struct ShardCatalog {
         return shard
     }
 
-    /// Sets a shard's state. Draining and down shards get no new members;
-    /// members already on them stay until released.
-    /// - Throws: ``MemberStoreError/Code/unknownShard``.
+    /// Deletes a shard's row, only while no member is assigned to it: the
+    /// check and the delete are one statement, so a member assigned
+    /// meanwhile keeps the shard. The caller checks that the shard holds no
+    /// sets any more (the score store's business).
+    /// - Throws: ``MemberStoreError/Code/unknownShard``;
+    ///   ``MemberStoreError/Code/shardNotEmpty`` naming how many members it has.
+    public func remove(_ id: UInt32) throws {
+        let result = try connection.execute(
+            "DELETE FROM shards WHERE id = ? AND NOT EXISTS (SELECT 1 FROM member_shards ms WHERE ms.shard_id = ?)",
+            [.uint(UInt64(id)), .uint(UInt64(id))])
+        guard result.affectedRows == 0 else { return }
+        guard let shard = try shard(id) else { throw MemberStoreError(.unknownShard, "no shard has id \(id)") }
+        throw MemberStoreError(
+            .shardNotEmpty,
+            "shard \(id) still has \(shard.assignedMembers) member(s) assigned: drain it (kindred shards drain \(id)) and move them first (docs/managed-servers.md)")
+    }
+
     /// The highest write sequence recorded for the shard (0: none yet).
     public func sequence(of id: UInt32) throws -> Int64 {
         try connection.query("SELECT sequence FROM shards WHERE id = ?", [.uint(UInt64(id))]).first?.int(0) ?? 0
@@ -92,6 +118,9 @@ public struct ShardCatalog {
         try connection.execute("UPDATE shards SET sequence = ? WHERE id = ?", [.int(sequence), .uint(UInt64(id))])
     }
 
+    /// Sets a shard's state. Draining and down shards get no new members;
+    /// members already on them stay until released.
+    /// - Throws: ``MemberStoreError/Code/unknownShard``.
     public func setState(_ id: UInt32, _ state: ShardState) throws {
         try connection.execute("UPDATE shards SET state = ? WHERE id = ?", [.text(state.rawValue), .uint(UInt64(id))])
         guard try shard(id) != nil else { throw MemberStoreError(.unknownShard, "no shard has id \(id)") }

@@ -38,12 +38,26 @@ import Darwin
 /// process (exit status 141) unless it is ignored. Programs call
 /// ``RedisClient/ignoreSIGPIPE()`` once at start.
 public final class RedisConnection {
-    /// Where to connect and how long to wait.
-    public struct Configuration: Sendable, Hashable {
+    /// Where to connect, as whom, and how long to wait.
+    ///
+    /// `description`, `debugDescription` and the reflection mirror show the
+    /// password as `***`: a configuration can be logged whole.
+    public struct Configuration: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible,
+        CustomReflectable
+    {
         /// Host name or IP address.
         public var host: String
         /// TCP port, 1...65535.
         public var port: Int
+        /// The ACL user for `AUTH user password` (Redis 6+); nil: the
+        /// default user (`AUTH password`). Ignored without a password.
+        public var user: String?
+        /// Sent with `AUTH` right after every connect and reconnect; nil: no `AUTH`.
+        public var password: String?
+        /// Selected with `SELECT` right after `AUTH` on every connect and
+        /// reconnect, before any other command (scripts included); 0 sends
+        /// no `SELECT` (the only database a Redis Cluster has).
+        public var database: Int
         /// Bounds establishing the TCP connection (`redisConnectWithTimeout`).
         public var connectTimeout: Duration
         /// Bounds each read and each write on the socket (`redisSetTimeout`,
@@ -60,16 +74,23 @@ public final class RedisConnection {
         public init(
             host: String,
             port: Int,
+            user: String? = nil,
+            password: String? = nil,
+            database: Int = 0,
             connectTimeout: Duration = .seconds(2),
             readTimeout: Duration? = .seconds(5),
             keepAlive: Bool = true,
             retry: RedisRetryPolicy = .default
         ) {
             precondition((1...65535).contains(port), "port must be 1...65535")
+            precondition(database >= 0, "database must be 0 or more")
             precondition(connectTimeout >= .milliseconds(1), "connectTimeout must be at least 1 ms")
             precondition(readTimeout.map { $0 >= .milliseconds(1) } ?? true, "readTimeout must be at least 1 ms, or nil")
             self.host = host
             self.port = port
+            self.user = user
+            self.password = password
+            self.database = database
             self.connectTimeout = connectTimeout
             self.readTimeout = readTimeout
             self.keepAlive = keepAlive
@@ -77,7 +98,33 @@ public final class RedisConnection {
         }
 
         /// `host:port`, the context of every error.
-        public var endpoint: String { "\(host):\(port)" }
+        public var endpoint: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+        /// `redis://user@host:port/db`: the server and the user, never the password.
+        public var server: String {
+            var text = "redis://"
+            if password != nil, let user { text += RedisPercentEncoding.encode(user) + "@" }
+            return text + endpoint + (database == 0 ? "" : "/\(database)")
+        }
+
+        public var description: String {
+            var text = "redis://"
+            if password != nil {
+                if let user { text += RedisPercentEncoding.encode(user) }
+                text += ":***@"
+            }
+            return "RedisConnection.Configuration(" + text + endpoint + (database == 0 ? "" : "/\(database)") + ")"
+        }
+
+        public var debugDescription: String { description }
+
+        public var customMirror: Mirror {
+            Mirror(self, children: [
+                "host": host, "port": port, "user": user as Any, "password": password == nil ? "nil" : "***",
+                "database": database, "connectTimeout": connectTimeout, "readTimeout": readTimeout as Any,
+                "keepAlive": keepAlive, "retry": retry,
+            ])
+        }
     }
 
     private enum State {
@@ -100,13 +147,17 @@ public final class RedisConnection {
     /// The buffer ``append(_:building:)`` encodes into, kept between calls.
     private var scratch: RedisCommand?
 
-    /// Connects, then applies the read timeout and keepalive.
+    /// Connects, applies the read timeout and keepalive, then sends `AUTH`
+    /// and `SELECT` when the configuration asks for them (one round trip).
     ///
     /// - Throws: ``RedisError/Code/connectionFailed`` when the server cannot be
-    ///   reached within ``Configuration/connectTimeout``.
+    ///   reached within ``Configuration/connectTimeout`` or refuses the
+    ///   database; ``RedisError/Code/authenticationFailed`` when it refuses
+    ///   the credentials.
     public init(configuration: Configuration) throws(RedisError) {
         self.configuration = configuration
         self.state = .open(try Self.connect(configuration))
+        try handshake()
     }
 
     /// Connects to `host:port` with the default timeouts, keepalive and retry.
@@ -159,6 +210,7 @@ public final class RedisConnection {
         pendingReplyCount = 0
         do {
             state = .open(try Self.connect(configuration))
+            try handshake()
         } catch {
             state = .broken(RedisError(
                 code: .connectionBroken,
@@ -331,6 +383,42 @@ public final class RedisConnection {
     }
 
     // MARK: Internals
+
+    /// `AUTH` and `SELECT`, pipelined, before anything else is sent on a new
+    /// socket. On failure the socket is dropped (the connection is broken)
+    /// and the error says what the server refused, naming the server and the
+    /// user but never the password.
+    private func handshake() throws(RedisError) {
+        var commands: [RedisCommand] = []
+        if let password = configuration.password {
+            commands.append(configuration.user.map { ["AUTH", $0, password] } ?? ["AUTH", password])
+        }
+        if configuration.database != 0 { commands.append(["SELECT", String(configuration.database)]) }
+        guard !commands.isEmpty else { return }
+        let results = pipeline(commands)
+        var failure: RedisError?
+        for (index, result) in results.enumerated() where failure == nil {
+            let isAuth = configuration.password != nil && index == 0
+            switch result {
+            case .failure(let error):
+                failure = RedisError(
+                    code: .connectionFailed,
+                    message: "connected, but the connection broke during \(isAuth ? "AUTH" : "SELECT"): \(error.message)",
+                    context: endpoint)
+            case .success(.error(let message)):
+                let reply = RedisError.redactServerMessage(message)
+                failure = isAuth
+                    ? RedisError(code: .authenticationFailed, message: "authentication failed for \(configuration.server): \(reply)", context: endpoint)
+                    : RedisError(code: .connectionFailed, message: "cannot select database \(configuration.database) on \(configuration.server): \(reply)", context: endpoint)
+            case .success:
+                break
+            }
+        }
+        guard let failure else { return }
+        if case .open(let context) = state { redisFree(context) }
+        state = .broken(RedisError(code: .connectionBroken, message: "not connected: \(failure.message)", context: endpoint))
+        throw failure
+    }
 
     private func checkNotClosed() {
         if case .closed = state {

@@ -17,6 +17,7 @@ public struct RedisError: Error, Sendable, Hashable, CustomStringConvertible {
             case connectionBroken
             case timedOut
             case serverError
+            case authenticationFailed
         }
 
         private let base: Base
@@ -42,12 +43,18 @@ public struct RedisError: Error, Sendable, Hashable, CustomStringConvertible {
         /// and the caller asked for it to be thrown. The connection is fine.
         public static var serverError: Code { Code(.serverError) }
 
+        /// The server refused the URL's credentials on connect (`AUTH`
+        /// answered `WRONGPASS` or another error). The message names the
+        /// server and the user, never the password. Nothing else was sent.
+        public static var authenticationFailed: Code { Code(.authenticationFailed) }
+
         public var description: String {
             switch base {
             case .connectionFailed: "connectionFailed"
             case .connectionBroken: "connectionBroken"
             case .timedOut: "timedOut"
             case .serverError: "serverError"
+            case .authenticationFailed: "authenticationFailed"
             }
         }
     }

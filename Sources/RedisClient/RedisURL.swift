@@ -1,33 +1,107 @@
-/// A Redis address as operators write it: `redis://HOST:PORT` (HOST a host
-/// name, an IPv4 literal or a bracketed IPv6 literal; PORT 1-65535, default
-/// 6379). Nothing else is accepted: no credentials, database number or
-/// query, so a typo is an error rather than silently ignored.
-public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
+/// A Redis address as operators write it:
+///
+///     redis://HOST[:PORT][/DB]
+///     redis://:PASSWORD@HOST[:PORT][/DB]          (requirepass, the default user)
+///     redis://USER:PASSWORD@HOST[:PORT][/DB]      (a Redis 6+ ACL user)
+///
+/// HOST is a host name, an IPv4 literal or a bracketed IPv6 literal; PORT
+/// 1-65535, default 6379; DB a database number 0-2147483647, default 0. USER
+/// and PASSWORD are percent-decoded (`%40` for `@`, `%3A` for `:`, `%2F` for
+/// `/`). Nothing else is accepted: no query, no fragment, no user without a
+/// password, so a typo is an error rather than silently ignored.
+///
+/// Secrets: ``description``, `debugDescription` and the reflection mirror
+/// (`dump`) show the password as `***` (`redis://kindred:***@host:6379/2`),
+/// so a URL can be printed or logged whole. ``urlIncludingPassword`` is the
+/// only form that carries the password: for storing and handing to another
+/// process, never for output. Parse errors never repeat a URL that has
+/// credentials in it.
+public struct RedisURL: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     public let host: String
     public let port: Int
+    /// The ACL user (`AUTH user password`); nil: the default user (`AUTH password`).
+    public let user: String?
+    /// Sent with `AUTH` on every connect; nil: no `AUTH`.
+    public let password: String?
+    /// Selected with `SELECT` on every connect when not 0.
+    public let database: Int
 
-    public init(host: String, port: Int) {
+    public static let maxDatabase = Int(Int32.max)
+
+    public init(host: String, port: Int, user: String? = nil, password: String? = nil, database: Int = 0) {
+        precondition(user == nil || password != nil, "a Redis user needs a password")
+        precondition((0...Self.maxDatabase).contains(database), "database must be 0...\(Self.maxDatabase)")
         self.host = host
         self.port = port
+        self.user = user
+        self.password = password
+        self.database = database
     }
 
-    /// Parses `text`; the error names what is wrong.
+    /// Parses `text`; the error names what is wrong (and never holds the password).
     public init(_ text: String) throws(RedisURLError) {
-        guard text.hasPrefix("redis://") else { throw RedisURLError("\(text): must start with redis://") }
-        var rest = text.dropFirst("redis://".count)
-        if rest.hasSuffix("/") { rest = rest.dropLast() }  // `redis://host:port/` names the same server
-        guard !rest.isEmpty else { throw RedisURLError("\(text): no host") }
-        if rest.contains("@") || rest.contains("/") || rest.contains("?") || rest.contains("#") {
-            throw RedisURLError("\(text): only redis://HOST:PORT is accepted")
+        // A URL with user info may hold a password: never echo it.
+        let shown = text.contains("@") ? "redis URL (credentials not shown)" : text
+        func invalid(_ reason: String) -> RedisURLError { RedisURLError(shown: shown, reason: reason) }
+
+        guard text.hasPrefix("redis://") else {
+            if text.hasPrefix("rediss://") {
+                throw invalid("TLS (rediss://) is not supported by hiredis 0.14; reach the server through a local TLS tunnel (docs/managed-servers.md)")
+            }
+            throw invalid("must start with redis://")
         }
+        var rest = text.dropFirst("redis://".count)
+        if rest.contains("?") { throw invalid("query options are not accepted (redis://[USER:PASSWORD@]HOST[:PORT][/DB])") }
+        if rest.contains("#") { throw invalid("a fragment (#) is not accepted; percent-encode it as %23 in a password") }
+        // User info ends at the last '@' before the path.
+        var userInfo: Substring?
+        if let at = rest.lastIndex(of: "@") {
+            let info = rest[..<at]
+            if info.contains("/") { throw invalid("a '/' in the user or password must be percent-encoded as %2F") }
+            userInfo = info
+            rest = rest[rest.index(after: at)...]
+        }
+        var pathText: Substring?
+        if let slash = rest.firstIndex(of: "/") {
+            pathText = rest[rest.index(after: slash)...]
+            rest = rest[..<slash]
+        }
+        guard !rest.isEmpty else { throw invalid("no host") }
+
+        var user: String?
+        var password: String?
+        if let userInfo {
+            guard let colon = userInfo.firstIndex(of: ":") else {
+                throw invalid("a user needs a password (redis://USER:PASSWORD@HOST, or redis://:PASSWORD@HOST)")
+            }
+            let userText = userInfo[..<colon]
+            let passwordText = userInfo[userInfo.index(after: colon)...]
+            guard let decodedUser = RedisPercentEncoding.decode(userText) else { throw invalid("bad percent-encoding in the user") }
+            guard let decodedPassword = RedisPercentEncoding.decode(passwordText) else { throw invalid("bad percent-encoding in the password") }
+            guard !decodedPassword.isEmpty else { throw invalid("empty password") }
+            guard !decodedUser.contains(where: { $0.isWhitespace || $0.asciiValue.map { $0 < 0x20 || $0 == 0x7F } == true }) else {
+                throw invalid("the user holds a space or a control character")
+            }
+            user = decodedUser.isEmpty ? nil : decodedUser
+            password = decodedPassword
+        }
+
+        var database = 0
+        if let pathText, !pathText.isEmpty {
+            guard pathText.allSatisfy({ $0.isASCII && $0.isNumber }), pathText.count <= 10, let value = Int(pathText),
+                value <= Self.maxDatabase
+            else { throw invalid("the path must be a database number 0 to \(Self.maxDatabase) (redis://HOST:PORT/DB)") }
+            database = value
+        }
+
         var host: Substring
         var portText: Substring?
         if rest.hasPrefix("[") {
-            guard let close = rest.firstIndex(of: "]") else { throw RedisURLError("\(text): unclosed [") }
+            guard let close = rest.firstIndex(of: "]") else { throw invalid("unclosed [") }
             host = rest[rest.index(after: rest.startIndex)..<close]
             let after = rest[rest.index(after: close)...]
             if !after.isEmpty {
-                guard after.hasPrefix(":") else { throw RedisURLError("\(text): expected :PORT after ]") }
+                guard after.hasPrefix(":") else { throw invalid("expected :PORT after ]") }
                 portText = after.dropFirst()
             }
         } else if let colon = rest.lastIndex(of: ":") {
@@ -38,29 +112,129 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible {
         }
         guard !host.isEmpty,
             host.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" || $0 == ":" || $0 == "_" })
-        else { throw RedisURLError("\(text): invalid host") }
+        else { throw invalid("invalid host") }
         var port = 6379
         if let portText {
             guard portText.allSatisfy({ $0.isASCII && $0.isNumber }), let value = Int(portText), (1...65535).contains(value) else {
-                throw RedisURLError("\(text): the port must be 1 to 65535")
+                throw invalid("the port must be 1 to 65535")
             }
             port = value
         }
         self.host = String(host)
         self.port = port
+        self.user = user
+        self.password = password
+        self.database = database
     }
 
-    public var description: String { host.contains(":") ? "redis://[\(host)]:\(port)" : "redis://\(host):\(port)" }
+    /// `redis://user:***@host:port/2`: the password redacted, the database
+    /// shown when not 0. Safe to print and log.
+    public var description: String { url(redactingPassword: true) }
+    public var debugDescription: String { "RedisURL(\(description))" }
 
-    /// A connection configuration for this address.
+    public var customMirror: Mirror {
+        Mirror(self, children: [
+            "host": host, "port": port, "user": user as Any, "password": password == nil ? "nil" : "***",
+            "database": database,
+        ])
+    }
+
+    /// The URL with the password, percent-encoded: parses back to an equal
+    /// value. For storing and handing on, never for output.
+    public var urlIncludingPassword: String { url(redactingPassword: false) }
+
+    /// `redis://host:port` or `redis://user@host:port`, with the database
+    /// when not 0: how errors name the server (no password in any form).
+    public var server: String {
+        var text = "redis://"
+        if let user { text += RedisPercentEncoding.encode(user) + "@" }
+        return text + hostPort + (database == 0 ? "" : "/\(database)")
+    }
+
+    /// `host:port` (`[::1]:7000` for IPv6).
+    public var hostPort: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+    private func url(redactingPassword: Bool) -> String {
+        var text = "redis://"
+        if let password {
+            if let user { text += RedisPercentEncoding.encode(user) }
+            text += ":" + (redactingPassword ? "***" : RedisPercentEncoding.encode(password)) + "@"
+        }
+        return text + hostPort + (database == 0 ? "" : "/\(database)")
+    }
+
+    /// A connection configuration for this address: `AUTH` and `SELECT`
+    /// happen on every connect and reconnect.
     public func configuration(
         connectTimeout: Duration = .seconds(2), readTimeout: Duration? = .seconds(5)
     ) -> RedisConnection.Configuration {
-        RedisConnection.Configuration(host: host, port: port, connectTimeout: connectTimeout, readTimeout: readTimeout)
+        RedisConnection.Configuration(
+            host: host, port: port, user: user, password: password, database: database,
+            connectTimeout: connectTimeout, readTimeout: readTimeout)
     }
 }
 
 public struct RedisURLError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// What is wrong, without the URL: `the port must be 1 to 65535`.
+    public let reason: String
+    /// The URL (when it holds no credentials) and the reason.
     public let description: String
-    public init(_ description: String) { self.description = description }
+
+    public init(_ description: String) {
+        self.reason = description
+        self.description = description
+    }
+
+    init(shown: String, reason: String) {
+        self.reason = reason
+        self.description = "\(shown): \(reason)"
+    }
+}
+
+/// RFC 3986 percent-encoding for the user and password of a URL.
+enum RedisPercentEncoding {
+    /// Decodes `%XX` escapes; nil for a malformed escape or bytes that are not UTF-8.
+    static func decode(_ text: Substring) -> String? {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(text.utf8.count)
+        var iterator = text.utf8.makeIterator()
+        while let byte = iterator.next() {
+            if byte == UInt8(ascii: "%") {
+                guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else {
+                    return nil
+                }
+                bytes.append(high << 4 | low)
+            } else {
+                bytes.append(byte)
+            }
+        }
+        return String(validating: bytes, as: UTF8.self)
+    }
+
+    /// Encodes everything but unreserved characters.
+    static func encode(_ text: String) -> String {
+        var result = ""
+        for byte in text.utf8 {
+            let unreserved =
+                (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+                || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "_")
+                || byte == UInt8(ascii: "~")
+            if unreserved {
+                result.unicodeScalars.append(Unicode.Scalar(byte))
+            } else {
+                let hex = String(byte, radix: 16, uppercase: true)
+                result += "%" + (hex.count == 1 ? "0" + hex : hex)
+            }
+        }
+        return result
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case 0x30...0x39: byte - 0x30
+        case 0x41...0x46: byte - 0x41 + 10
+        case 0x61...0x66: byte - 0x61 + 10
+        default: nil
+        }
+    }
 }

@@ -25,7 +25,7 @@ extension ScoreStore {
     /// was. One round trip (`SET NX` and `GET`, pipelined).
     public func ensureMarker(shard: ShardID) throws(ScoreStoreError) -> MarkerStatus {
         let key = configuration.markerKey
-        return try onShard(shard) { (connection) throws(RedisError) -> MarkerStatus in
+        let status = try onShard(shard) { (connection) throws(RedisError) -> MarkerStatus in
             let results = connection.redis.pipeline([["SET", key, Self.randomToken(), "NX"], ["GET", key]])
             let set = try results[0].checked()
             guard let token = try results[1].checked().string else {
@@ -33,6 +33,8 @@ extension ScoreStore {
             }
             return MarkerStatus(token: token, wasMissing: !set.isNull)
         }
+        markedShards.insert(shard)
+        return status
     }
 
     /// The shard's marker token, or nil when it is missing (the shard lost

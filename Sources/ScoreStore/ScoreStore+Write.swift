@@ -28,6 +28,15 @@ extension ScoreStore {
     ///     version), returned by reads and checked by ``place(_:limit:shardOf:)``.
     ///   - limit: N: reads serve the first N.
     ///   - complete: `matches` are all the member's candidates.
+    /// The shard's marker (``ensureMarker(shard:)``) is written with `SET NX`
+    /// before the first set this store writes to a shard, one extra round
+    /// trip per shard per process: a shard filled by `kindred backfill` or
+    /// the web backend carries its marker, so the worker's shard watcher
+    /// does not take it for a shard that came back empty. It is written once
+    /// only: a shard that loses its data later stays without a marker
+    /// until the watcher notices (and a process started after such a loss
+    /// that writes first is caught by the write sequence instead).
+    ///
     /// - Throws: ``ScoreStoreError/Code/invalidArgument`` for unranked or
     ///   too many matches (nothing is written); transport and server errors
     ///   (the live set is then unchanged, or replaced as a whole).
@@ -42,10 +51,16 @@ extension ScoreStore {
         generatedAt: Int64 = ScoreStore.unixTime()
     ) throws(ScoreStoreError) -> WriteResult {
         try validate(member, matches: matches, limit: limit, shard: shard)
-        return try onShard(shard) { (connection) throws(RedisError) -> WriteResult in
-            try write(member, on: connection, matches: matches, stamp: stamp, limit: limit, complete: complete,
-                      generatedAt: generatedAt, ttl: configuration.temporaryKeyTTL, replace: true)
+        let mark = !markedShards.contains(shard)
+        let result = try onShard(shard) { (connection) throws(RedisError) -> WriteResult in
+            if mark {
+                _ = try connection.redis.sendChecked(["SET", configuration.markerKey, Self.randomToken(), "NX"])
+            }
+            return try write(member, on: connection, matches: matches, stamp: stamp, limit: limit, complete: complete,
+                             generatedAt: generatedAt, ttl: configuration.temporaryKeyTTL, replace: true)
         }
+        if mark { markedShards.insert(shard) }
+        return result
     }
 
     func validate(_ member: MemberID, matches: [Match], limit: Int, shard: ShardID) throws(ScoreStoreError) {

@@ -136,6 +136,10 @@ public final class ScoreStore: Sendable {
     public let configuration: Configuration
     public let manager: ShardConnectionManager
     let hooks = Hooks()
+    /// Shards this store has written its marker to (or seen it on) since it
+    /// was created: ``writeSet(_:shard:matches:stamp:limit:complete:generatedAt:)``
+    /// writes the marker before the first set it writes to a shard, once.
+    let markedShards = MarkedShards()
 
     /// - Parameters:
     ///   - manager: the connections to the shards.
@@ -173,6 +177,16 @@ public final class ScoreStore: Sendable {
         let hex = String(value, radix: 16)
         return String(repeating: "0", count: 16 - hex.count) + hex
     }
+}
+
+/// The shards a store has marked, remembered for the life of the process.
+final class MarkedShards: Sendable {
+    private let lock = Lock()
+    private nonisolated(unsafe) var shards = Set<ShardID>()
+    // nonisolated(unsafe): only touched inside `lock.withLock`.
+
+    func contains(_ shard: ShardID) -> Bool { lock.withLock { shards.contains(shard) } }
+    func insert(_ shard: ShardID) { _ = lock.withLock { shards.insert(shard) } }
 }
 
 /// Test hooks: called at fixed points so tests can act mid-operation.

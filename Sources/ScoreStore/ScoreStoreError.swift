@@ -74,7 +74,7 @@ public struct ScoreStoreError: Error, Sendable, Hashable, CustomStringConvertibl
     init(_ error: RedisError, shard: ShardID) {
         let code: Code
         switch error.code {
-        case .connectionFailed: code = .connectionFailed
+        case .connectionFailed, .authenticationFailed: code = .connectionFailed
         case .timedOut: code = .timedOut
         case .serverError: code = .serverError
         default: code = .connectionBroken

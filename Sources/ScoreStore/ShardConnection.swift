@@ -26,13 +26,16 @@ public final class ShardConnection: @unchecked Sendable {
         self.lastUsed = now
     }
 
-    /// Connects and names the connection (`CLIENT SETNAME`), so that
-    /// `CLIENT LIST` on a shard shows which clients are Kindred's.
+    /// Connects (with `AUTH` and `SELECT` when the endpoint's URL has them,
+    /// before anything else) and names the connection (`CLIENT SETNAME`), so
+    /// that `CLIENT LIST` on a shard shows which clients are Kindred's.
     static func open(
         _ endpoint: ShardEndpoint, configuration: ShardConnectionManager.Configuration, now: ContinuousClock.Instant
     ) throws(RedisError) -> ShardConnection {
+        let address = endpoint.address
         let redis = try RedisConnection(configuration: RedisConnection.Configuration(
-            host: endpoint.host, port: endpoint.port,
+            host: address.host, port: address.port, user: address.user, password: address.password,
+            database: address.database,
             connectTimeout: configuration.connectTimeout,
             readTimeout: configuration.readTimeout,
             keepAlive: true,

@@ -10,53 +10,62 @@ struct ShardsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "shards",
         abstract: "List and manage the Redis-compatible shards (rows in MySQL: every program sees the same list).",
-        subcommands: [List.self, Add.self, Drain.self, Activate.self, Budget.self]
+        subcommands: [List.self, Add.self, Remove.self, Drain.self, Activate.self, Budget.self]
     )
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Each shard: state, weight, members assigned, keys and used memory.")
+        static let configuration = CommandConfiguration(
+            abstract: "Each shard: state, weight, members assigned, keys and used memory.",
+            discussion: """
+                Addresses are printed with the password as ***. --json prints one JSON array, one object per shard, \
+                with the fields id, url, state, weight, members, memory_budget, created_at, reachable, keys, \
+                used_memory, error (docs/managed-servers.md).
+                """)
         @OptionGroup var configOptions: ConfigOptions
+
+        @Flag(help: "Print a JSON array with stable field names instead of a table.")
+        var json = false
 
         func run() async throws {
             let mysql = try mysqlConfiguration(try await configOptions.load())
-            let lines = try await onDedicatedThread(name: "kindred-shards") { () throws -> [String] in
+            let listings = try await onDedicatedThread(name: "kindred-shards") { () throws -> [ShardAdministration.Listing] in
                 RedisClient.ignoreSIGPIPE()
                 let connection = try MariaDBConnection(configuration: mysql)
                 defer { connection.close() }
-                let shards = try ShardCatalog(connection: connection).list()
-                guard !shards.isEmpty else { return ["no shards: add one with `kindred shards add redis://HOST:PORT`"] }
-                var config = ShardConnectionManager.Configuration()
-                config.connectTimeout = .seconds(1)
-                config.readTimeout = .seconds(2)
-                let manager = ShardConnectionManager(
-                    shards: shards.map { ShardEndpoint(id: $0.id, host: $0.address.host, port: $0.address.port) },
-                    configuration: config)
-                defer { manager.close() }
-                let store = ScoreStore(manager: manager)
-                var lines = ["id  address                        weight  state     members  budget      keys      used memory"]
-                for shard in shards {
-                    let live: String
-                    do {
-                        let stats = try store.shardStats(shard: shard.id)
-                        live = "\(pad(String(stats.keys), 8))  \(megabytes(stats.usedMemory))"
-                    } catch {
-                        live = "unreachable (\((error as? ScoreStoreError)?.code.description ?? "error"))"
-                    }
-                    lines.append("\(pad(String(shard.id), 2))  \(pad(shard.address.description, 29))  \(pad(String(shard.weight), 6))  "
-                        + "\(pad(shard.state.rawValue, 8))  \(pad(String(shard.assignedMembers), 7))  "
-                        + "\(pad(shard.memoryBudget.map { Bytes.text(Int($0)) } ?? "-", 10))  \(live)")
-                }
-                return lines
+                return try ShardAdministration(connection: connection).list()
             }
-            for line in lines { print(line) }
+            if json {
+                print(try ShardAdministration.json(listings))
+                return
+            }
+            guard !listings.isEmpty else {
+                print("no shards: add one with `kindred shards add redis://HOST:PORT`")
+                return
+            }
+            print("id  address                        weight  state     members  budget      keys      used memory")
+            for shard in listings {
+                let live = shard.reachable
+                    ? "\(pad(String(shard.keys ?? 0), 8))  \(megabytes(shard.usedMemory ?? 0))"
+                    : "unreachable (\(shard.error ?? "error"))"
+                print("\(pad(String(shard.id), 2))  \(pad(shard.url, 29))  \(pad(String(shard.weight), 6))  "
+                    + "\(pad(shard.state, 8))  \(pad(String(shard.members), 7))  "
+                    + "\(pad(shard.memoryBudget.map { Bytes.text(Int($0)) } ?? "-", 10))  \(live)")
+            }
         }
     }
 
     struct Add: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Add a shard; new members start landing on it.")
+        static let configuration = CommandConfiguration(
+            abstract: "Add a shard; new members start landing on it.",
+            discussion: """
+                The shard must answer PING (after AUTH and SELECT with the URL's credentials and database) unless \
+                --allow-unreachable is given, and must not be a server and database already listed, by name or by \
+                resolved address (redis://localhost:7101 is redis://127.0.0.1:7101). The shard list stores the \
+                password; every program prints it as ***.
+                """)
         @OptionGroup var configOptions: ConfigOptions
 
-        @Argument(help: "redis://HOST:PORT")
+        @Argument(help: "redis://[USER:PASSWORD@]HOST:PORT[/DB] (percent-encode @ : / % in the password).")
         var address: String
 
         @Option(help: "Relative share of new members (1 to 1000000).")
@@ -65,20 +74,56 @@ struct ShardsCommand: AsyncParsableCommand {
         @Option(name: .customLong("memory-budget"), help: "Memory the shard may use, e.g. 512MB, 2GiB or bytes (backfill refuses to exceed it).")
         var memoryBudget: String?
 
+        @Flag(name: .customLong("allow-unreachable"), help: "Add the shard even if it cannot be reached now (down on purpose); it is recorded down until `kindred shards activate ID`.")
+        var allowUnreachable = false
+
         func validate() throws {
             if let memoryBudget { _ = try parseBudget(memoryBudget) }
         }
 
         func run() async throws {
             let mysql = try mysqlConfiguration(try await configOptions.load())
-            let (address, weight, budget) = (address, weight, try memoryBudget.map(parseBudget))
-            let shard = try await onDedicatedThread(name: "kindred-shards") { () throws -> ShardInfo in
+            let (address, weight, budget, allowUnreachable) = (address, weight, try memoryBudget.map(parseBudget), allowUnreachable)
+            let added = try await onDedicatedThread(name: "kindred-shards") { () throws -> ShardAdministration.Added in
+                RedisClient.ignoreSIGPIPE()
                 let connection = try MariaDBConnection(configuration: mysql)
                 defer { connection.close() }
-                return try ShardCatalog(connection: connection).add(address: address, weight: weight, memoryBudget: budget)
+                return try ShardAdministration(connection: connection).add(
+                    address, weight: weight, memoryBudget: budget, allowUnreachable: allowUnreachable)
+            }
+            let shard = added.shard
+            if let unreachable = added.unreachable {
+                printError("warning: the shard is unreachable now, so it is recorded down: \(unreachable)")
+                printError("once it is up: kindred shards activate \(added.shard.id)")
             }
             print("added shard \(shard.id): \(shard.address) (weight \(shard.weight), \(shard.state.rawValue)"
                 + (shard.memoryBudget.map { ", memory budget \(Bytes.text(Int($0)))" } ?? "") + ")")
+        }
+    }
+
+    struct Remove: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Remove a drained, empty shard from the list.",
+            discussion: """
+                Refused while any member is assigned to the shard or while it holds any set (how to empty one: \
+                docs/managed-servers.md), or while it cannot be reached to check (--allow-unreachable removes it unchecked).
+                """)
+        @OptionGroup var configOptions: ConfigOptions
+        @Argument(help: "The shard id.") var id: UInt32
+
+        @Flag(name: .customLong("allow-unreachable"), help: "Remove the shard even if it cannot be reached to check that it holds no sets.")
+        var allowUnreachable = false
+
+        func run() async throws {
+            let mysql = try mysqlConfiguration(try await configOptions.load())
+            let (id, allowUnreachable) = (id, allowUnreachable)
+            let shard = try await onDedicatedThread(name: "kindred-shards") { () throws -> ShardInfo in
+                RedisClient.ignoreSIGPIPE()
+                let connection = try MariaDBConnection(configuration: mysql)
+                defer { connection.close() }
+                return try ShardAdministration(connection: connection).remove(id, allowUnreachable: allowUnreachable)
+            }
+            print("removed shard \(shard.id) (\(shard.address))")
         }
     }
 

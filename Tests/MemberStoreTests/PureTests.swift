@@ -100,6 +100,9 @@ struct ShardPureTests {
         ("redis://Cache-1.Example.org:6379", "redis://cache-1.example.org:6379"),
         ("REDIS://localhost:1", "redis://localhost:1"),
         ("redis://10.0.0.255:65535", "redis://10.0.0.255:65535"),
+        ("redis://host:7000/0", "redis://host:7000"),
+        ("redis://:pw@Host:7000/3", "redis://:***@host:7000/3"),
+        ("redis://kindred:p%40w@host:7000", "redis://kindred:***@host:7000"),
     ])
     func valid(_ text: String, _ expected: String) throws {
         #expect(try ShardAddress(text).description == expected)
@@ -108,12 +111,23 @@ struct ShardPureTests {
     @Test("invalid addresses are refused", arguments: [
         "127.0.0.1:7000", "redis://:7000", "redis://host", "redis://host:0", "redis://host:65536", "redis://host:70a",
         "redis://256.1.1.1:7000", "redis://1.2.3:7000", "redis://01.2.3.4:7000", "redis://-bad.example:7000",
-        "redis://bad_name:7000", "redis://user:pw@host:7000", "redis://host:7000/0", "redis://a..b:7000",
+        "redis://bad_name:7000", "redis://user@host:7000", "redis://host:7000/x", "redis://a..b:7000",
+        "redis://:pw@host", "redis://:pw@host:7000?x=1",
         "redis://[::1]:7000", "http://host:7000",
     ])
     func invalid(_ text: String) {
         let error = #expect(throws: MemberStoreError.self) { try ShardAddress(text) }
         #expect(error?.code == .invalidShardAddress)
+        #expect(error?.message.contains("pw") == false, "the password is never repeated")
+    }
+
+    @Test("the stored form keeps the password and parses back; identity ignores credentials")
+    func stored() throws {
+        let address = try ShardAddress("redis://kindred:p%40w@Host:7000/2")
+        #expect(address.stored == "redis://kindred:p%40w@host:7000/2")
+        #expect(try ShardAddress(address.stored) == address)
+        #expect(address.identity == (try ShardAddress("redis://host:7000/2")).identity)
+        #expect(address.identity != (try ShardAddress("redis://host:7000/3")).identity)
     }
 
     @Test("the picker takes the lowest assigned/weight, ties to the lowest id")

@@ -45,7 +45,7 @@ struct RedisURLTests {
 
     @Test("rejected forms name the problem", arguments: [
         "127.0.0.1:7000", "redis://", "redis://host:0", "redis://host:70000", "redis://host:port",
-        "redis://user:pw@host:1", "redis://host:1/0", "redis://ho st:1", "redis://[::1:7001", "redis://host:+1",
+        "redis://user@host:1", "redis://host:1/x", "redis://ho st:1", "redis://[::1:7001", "redis://host:+1",
         "redis://host:1#x",
     ])
     func rejected(_ text: String) {

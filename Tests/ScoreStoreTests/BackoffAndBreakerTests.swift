@@ -1,3 +1,4 @@
+import RedisClient
 @testable import ScoreStore
 import Scoring
 import Testing
@@ -109,11 +110,14 @@ struct ShardEndpointTests {
         let v6 = try ShardEndpoint(id: 1, url: "redis://[::1]:7001")
         #expect(v6.host == "::1" && v6.port == 7001)
         #expect(v6.url == "redis://[::1]:7001")
+        let managed = try ShardEndpoint(id: 2, url: "redis://kindred:s%3Acret@10.0.0.5:7000/4")
+        #expect(managed.address.user == "kindred" && managed.address.password == "s:cret" && managed.address.database == 4)
+        #expect(managed.description == "shard 2 (redis://kindred:***@10.0.0.5:7000/4)")
     }
 
     @Test(arguments: [
         "http://h:1", "redis://", "redis://:7000", "redis://h:0", "redis://h:65536", "redis://h:x",
-        "redis://u:p@h:1", "redis://h:1/2", "redis://h:1?db=2", "redis://[::1", "redis://h:+1",
+        "redis://u@h:1", "redis://h:1/x", "redis://h:1?db=2", "redis://[::1", "redis://h:+1",
     ])
     func rejectsWhatIsNotAShardURL(_ url: String) {
         let error = #expect(throws: ScoreStoreError.self) { try ShardEndpoint(id: 9, url: url) }

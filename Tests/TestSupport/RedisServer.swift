@@ -26,10 +26,14 @@ public final class RedisServer: @unchecked Sendable {
         /// Extra configuration, passed as `--name value` (for example
         /// `["hash-max-listpack-entries": "1024", "busy-reply-threshold": "50"]`).
         public var config: [String: String]
+        /// The default user's password (`--requirepass`): every client,
+        /// the readiness check included, must `AUTH` first.
+        public var password: String?
 
-        public init(saveOnShutdown: Bool = false, config: [String: String] = [:]) {
+        public init(saveOnShutdown: Bool = false, config: [String: String] = [:], password: String? = nil) {
             self.saveOnShutdown = saveOnShutdown
             self.config = config
+            self.password = password
         }
     }
 
@@ -73,8 +77,15 @@ public final class RedisServer: @unchecked Sendable {
         try? FileManager.default.removeItem(at: directory)
     }
 
-    /// `redis://127.0.0.1:P`.
-    public var url: String { "redis://\(host):\(port)" }
+    /// `redis://127.0.0.1:P`, or `redis://:PASSWORD@127.0.0.1:P` (percent-encoded)
+    /// when the server has a password.
+    public var url: String { redisURL().urlIncludingPassword }
+
+    /// This server's URL, with the server's password unless another user
+    /// and password are given, and database `database`.
+    public func redisURL(user: String? = nil, password: String? = nil, database: Int = 0) -> RedisURL {
+        RedisURL(host: host, port: Int(port), user: user, password: password ?? options.password, database: database)
+    }
 
     /// The server's `--dir`, where `dump.rdb` goes.
     public var dataDirectory: URL { Self.dataDirectory(in: directory) }
@@ -86,7 +97,8 @@ public final class RedisServer: @unchecked Sendable {
         retry: RedisRetryPolicy = .default
     ) -> RedisConnection.Configuration {
         RedisConnection.Configuration(
-            host: host, port: Int(port), connectTimeout: .seconds(2), readTimeout: readTimeout, retry: retry)
+            host: host, port: Int(port), password: options.password, connectTimeout: .seconds(2),
+            readTimeout: readTimeout, retry: retry)
     }
 
     /// Opens a connection to this server.
@@ -169,6 +181,7 @@ public final class RedisServer: @unchecked Sendable {
         for (name, value) in options.config.sorted(by: { $0.key < $1.key }) {
             arguments += ["--" + name, value]
         }
+        if let password = options.password { arguments += ["--requirepass", password] }
         let process = try ServerProcess(
             name: "redis-server:\(port)",
             executable: binary,
@@ -176,7 +189,7 @@ public final class RedisServer: @unchecked Sendable {
             logFile: directory.appendingPathComponent("redis-\(start).log"))
         do {
             try poll(until: "redis-server on port \(port) to answer PING") {
-                !process.isRunning || answersPing(port: port)
+                !process.isRunning || answersPing(port: port, password: options.password)
             }
         } catch {
             process.kill()
@@ -193,9 +206,9 @@ public final class RedisServer: @unchecked Sendable {
 
     /// One short-lived connection: true when the server answers `+PONG` (not
     /// `-LOADING`).
-    private static func answersPing(port: UInt16) -> Bool {
+    private static func answersPing(port: UInt16, password: String?) -> Bool {
         let configuration = RedisConnection.Configuration(
-            host: "127.0.0.1", port: Int(port),
+            host: "127.0.0.1", port: Int(port), password: password,
             connectTimeout: .milliseconds(500), readTimeout: .seconds(2), keepAlive: false, retry: .none)
         guard let connection = try? RedisConnection(configuration: configuration) else { return false }
         defer { connection.close() }

@@ -15,6 +15,26 @@ struct WorkQueueTests {
         return jobs
     }
 
+    @Test("a queue URL with an ACL user and a database number: the queue's keys and scripts live in that database")
+    func managedQueue() throws {
+        let server = try RedisServer(options: .init(password: "queue:admin@pw"))
+        let admin = try server.connect()
+        _ = try admin.sendChecked(["ACL", "SETUSER", "worker", "on", ">w%rk/pw", "~*", "+@all"])
+        let url = try RedisURL("redis://worker:w%25rk%2Fpw@127.0.0.1:\(server.port)/5")
+        let redis = try RedisConnection(configuration: url.configuration())
+        try queue.enqueue([11, 12], priority: .repair, on: redis)
+        try redis.reconnect()  // AUTH and SELECT again before the scripts run
+        #expect(try fetchAll("w1", redis).map(\.member) == [11, 12])
+        #expect(try admin.sendChecked(["DBSIZE"]).int == 0, "nothing in database 0")
+        _ = try admin.sendChecked(["SELECT", "5"])
+        #expect(try admin.sendChecked(["DBSIZE"]).int ?? 0 > 0, "the queue's keys are in database 5")
+        let denied = #expect(throws: RedisError.self) {
+            try RedisConnection(configuration: RedisURL(host: "127.0.0.1", port: Int(server.port), user: "worker", password: "nope", database: 5).configuration())
+        }
+        #expect(denied?.code == .authenticationFailed)
+        #expect(denied?.description.contains("w%rk") == false)
+    }
+
     @Test("priorities are served strictly in order, first in first out within one")
     func strictPriority() throws {
         let server = try RedisServer()

@@ -1,0 +1,241 @@
+import Foundation
+import MariaDBClient
+import MemberStore
+import RedisClient
+import ScoreStore
+
+/// What `kindred shards add`, `remove` and `list` do, over the shard list in
+/// MySQL and the shards themselves. Blocking: call it from a thread of its
+/// own (one MySQL connection, short-lived Redis connections).
+///
+/// Secrets: every address it prints or puts in an error is redacted
+/// (``ShardAddress/description``).
+public struct ShardAdministration {
+    public let connection: MariaDBConnection
+    /// How long reaching a shard may take (connect, and each reply).
+    public var timeout: Duration = .seconds(2)
+    /// `host:port` to the `address:port` endpoints it resolves to; tests
+    /// inject one. The default is `getaddrinfo`.
+    public var resolve: @Sendable (RedisURL) throws -> Set<String> = { try $0.resolvedEndpoints() }
+
+    public init(connection: MariaDBConnection) {
+        self.connection = connection
+    }
+
+    var catalog: ShardCatalog { ShardCatalog(connection: connection) }
+
+    // MARK: Add
+
+    /// What ``add(_:weight:memoryBudget:allowUnreachable:)`` did.
+    public struct Added: Sendable {
+        public var shard: ShardInfo
+        /// Why the shard could not be reached, when it was added anyway.
+        public var unreachable: String?
+    }
+
+    /// Adds a shard after checking that
+    /// - it is not a server and database already listed, by name or by what
+    ///   the names resolve to (`redis://localhost:7101` is
+    ///   `redis://127.0.0.1:7101`): the error names the existing shard;
+    /// - it answers `PING` after `AUTH` and `SELECT` with the URL's
+    ///   credentials and database, unless `allowUnreachable` (a shard that
+    ///   is down on purpose; its name need not resolve either). Such a
+    ///   shard is recorded `down`, so no member is assigned to it until
+    ///   `kindred shards activate`.
+    ///
+    /// - Throws: ``MemberStoreError`` `invalidShardAddress`, `duplicateShard`,
+    ///   `invalidShardWeight`; ``ShardAdministrationError`` `unreachable`.
+    public func add(_ text: String, weight: Int = 1, memoryBudget: UInt64? = nil, allowUnreachable: Bool = false) throws -> Added {
+        let address = try ShardAddress(text)
+        var endpoints: Set<String> = []
+        var unreachable: String?
+        do {
+            endpoints = try resolve(address.url)
+        } catch {
+            unreachable = "\(error)"
+        }
+        for shard in try catalog.list() where shard.address.database == address.database {
+            let same = shard.address.identity == address.identity
+                || (!endpoints.isEmpty && !((try? resolve(shard.address.url)) ?? []).isDisjoint(with: endpoints))
+            if same {
+                throw MemberStoreError(
+                    .duplicateShard,
+                    "\(address) is the same server and database as shard \(shard.id) (\(shard.address))")
+            }
+        }
+        if unreachable == nil {
+            do {
+                try ping(address.url)
+            } catch {
+                unreachable = "\(error)"
+            }
+        }
+        if let unreachable, !allowUnreachable {
+            throw ShardAdministrationError(
+                .unreachable, "cannot add \(address): \(unreachable) (--allow-unreachable adds a shard that is down on purpose)")
+        }
+        let shard = try catalog.add(
+            address: address, weight: weight, memoryBudget: memoryBudget, state: unreachable == nil ? .active : .down)
+        return Added(shard: shard, unreachable: unreachable)
+    }
+
+    /// `PING` after `AUTH` and `SELECT`, within ``timeout``.
+    func ping(_ url: RedisURL) throws {
+        let redis = try RedisConnection(configuration: url.configuration(connectTimeout: timeout, readTimeout: timeout))
+        defer { redis.close() }
+        _ = try redis.sendChecked(["PING"])
+    }
+
+    // MARK: Remove
+
+    /// Removes a drained, empty shard: refused while the directory assigns
+    /// any member to it, while it holds any set (a meta key of the score
+    /// layout, found with `SCAN`), or while it cannot be reached to check
+    /// (unless `allowUnreachable`). The errors say how many.
+    ///
+    /// The Redis server keeps Kindred's marker and sequence keys; nothing
+    /// else of Kindred's is left there.
+    ///
+    /// - Throws: ``MemberStoreError`` `unknownShard`, `shardNotEmpty`;
+    ///   ``ShardAdministrationError`` `unreachable`.
+    public func remove(_ id: UInt32, allowUnreachable: Bool = false) throws -> ShardInfo {
+        guard let shard = try catalog.shard(id) else { throw MemberStoreError(.unknownShard, "no shard has id \(id)") }
+        if shard.assignedMembers > 0 {
+            throw MemberStoreError(
+                .shardNotEmpty,
+                "shard \(id) still has \(shard.assignedMembers) member(s) assigned: drain it and empty it first (docs/managed-servers.md)")
+        }
+        do {
+            let sets = try countSets(on: shard)
+            if sets > 0 {
+                throw MemberStoreError(
+                    .shardNotEmpty,
+                    "shard \(id) (\(shard.address)) still holds \(sets) set(s): empty it first (docs/managed-servers.md)")
+            }
+        } catch let error as ScoreStoreError {
+            if !allowUnreachable {
+                throw ShardAdministrationError(
+                    .unreachable,
+                    "cannot check that shard \(id) (\(shard.address)) holds no sets: \(error) (--allow-unreachable removes it unchecked)")
+            }
+        }
+        try catalog.remove(id)
+        return shard
+    }
+
+    /// The sets (meta keys) on a shard.
+    public func countSets(on shard: ShardInfo) throws -> Int {
+        let store = scoreStore([shard])
+        defer { store.manager.close() }
+        var count = 0
+        try store.scanSetOwners(shard: shard.id) { count += $0.count }
+        return count
+    }
+
+    // MARK: List
+
+    /// One shard as `kindred shards list --json` prints it. The field names
+    /// are stable (docs/managed-servers.md).
+    public struct Listing: Sendable, Codable, Hashable {
+        public var id: UInt32
+        /// The address with the password as `***`.
+        public var url: String
+        public var state: String
+        public var weight: Int
+        /// Members the directory assigns to it.
+        public var members: Int
+        /// Bytes, or null.
+        public var memoryBudget: UInt64?
+        /// UTC, `YYYY-MM-DD HH:MM:SS.ffffff`.
+        public var createdAt: String
+        public var reachable: Bool
+        /// `DBSIZE` of the shard's database (null when unreachable).
+        public var keys: Int?
+        /// `used_memory` of the server, bytes (null when unreachable).
+        public var usedMemory: Int?
+        /// Why it could not be reached, or null.
+        public var error: String?
+
+        enum CodingKeys: String, CodingKey {
+            case id, url, state, weight, members
+            case memoryBudget = "memory_budget"
+            case createdAt = "created_at"
+            case reachable, keys
+            case usedMemory = "used_memory"
+            case error
+        }
+
+        /// Every field, always: a missing value is `null`, never an absent key.
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(id, forKey: .id)
+            try container.encode(url, forKey: .url)
+            try container.encode(state, forKey: .state)
+            try container.encode(weight, forKey: .weight)
+            try container.encode(members, forKey: .members)
+            try container.encode(memoryBudget, forKey: .memoryBudget)
+            try container.encode(createdAt, forKey: .createdAt)
+            try container.encode(reachable, forKey: .reachable)
+            try container.encode(keys, forKey: .keys)
+            try container.encode(usedMemory, forKey: .usedMemory)
+            try container.encode(error, forKey: .error)
+        }
+    }
+
+    /// Every shard with its live size (each shard asked once, within ``timeout``).
+    public func list() throws -> [Listing] {
+        let shards = try catalog.list()
+        let store = scoreStore(shards)
+        defer { store.manager.close() }
+        return shards.map { shard in
+            var listing = Listing(
+                id: shard.id, url: shard.address.description, state: shard.state.rawValue, weight: shard.weight,
+                members: shard.assignedMembers, memoryBudget: shard.memoryBudget, createdAt: shard.createdAt,
+                reachable: false, keys: nil, usedMemory: nil, error: nil)
+            do {
+                let stats = try store.shardStats(shard: shard.id)
+                listing.reachable = true
+                listing.keys = stats.keys
+                listing.usedMemory = stats.usedMemory
+            } catch {
+                listing.error = "\(error)"
+            }
+            return listing
+        }
+    }
+
+    /// `list()` as a JSON array, keys sorted, one line.
+    public static func json(_ listings: [Listing]) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(listings), as: UTF8.self)
+    }
+
+    private func scoreStore(_ shards: [ShardInfo]) -> ScoreStore {
+        var configuration = ShardConnectionManager.Configuration()
+        configuration.connectTimeout = timeout
+        configuration.readTimeout = timeout
+        configuration.maxConnectionsPerShard = 1
+        let manager = ShardConnectionManager(
+            shards: shards.map { ShardEndpoint(id: $0.id, address: $0.address.url) }, configuration: configuration)
+        return ScoreStore(manager: manager)
+    }
+}
+
+/// A refusal of ``ShardAdministration`` that is not the catalog's.
+public struct ShardAdministrationError: Error, Sendable, CustomStringConvertible {
+    public enum Code: Sendable, Hashable {
+        /// The shard could not be reached (or its name resolved) to check it.
+        case unreachable
+    }
+
+    public let code: Code
+    public let message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { message }
+}
