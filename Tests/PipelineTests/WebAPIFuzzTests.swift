@@ -84,8 +84,11 @@ struct WebAPIFuzzTests {
                 print(run.output)
                 print(metrics.split(separator: "\n").filter { $0.hasPrefix("kindred_http_requests_total{") }.joined(separator: "\n"))
             }
+            // A route with parameters gets several cases; one without (a probe, /metrics) has one input
+            // to try, which the time budget may reach once.
             for route in web.router.routes where route.method != .head && route.path.description != "/openapi.yaml" {
-                #expect((counted["\(route.method) \(route.path)"] ?? 0) >= 2, "\(route.method) \(route.path): \(counted)")
+                let least = route.path.description.contains("{") ? 2.0 : 1.0
+                #expect((counted["\(route.method) \(route.path)"] ?? 0) >= least, "\(route.method) \(route.path): \(counted)")
             }
             // And the server is still whole.
             let health = try await onThread { try httpGet(port: port, path: "/healthz", token: nil) }
