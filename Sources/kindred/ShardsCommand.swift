@@ -65,8 +65,12 @@ struct ShardsCommand: AsyncParsableCommand {
                 """)
         @OptionGroup var configOptions: ConfigOptions
 
-        @Argument(help: "redis://[USER:PASSWORD@]HOST:PORT[/DB] (percent-encode @ : / % in the password).")
-        var address: String
+        @Argument(help: """
+            redis://[USER:PASSWORD@]HOST:PORT[/DB] (percent-encode @ : / % in the password). A URL with a password \
+            is refused here (every user of the machine sees a command line): give - to read it from standard \
+            input, or leave it out and set KINDRED_SHARD_URL.
+            """)
+        var address: String?
 
         @Option(help: "Relative share of new members (1 to 1000000).")
         var weight: Int = 1
@@ -82,8 +86,9 @@ struct ShardsCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
+            let address = try Self.shardURL(argument: address, environment: ProcessInfo.processInfo.environment) { readLine() }
             let mysql = try mysqlConfiguration(try await configOptions.load())
-            let (address, weight, budget, allowUnreachable) = (address, weight, try memoryBudget.map(parseBudget), allowUnreachable)
+            let (weight, budget, allowUnreachable) = (weight, try memoryBudget.map(parseBudget), allowUnreachable)
             let added = try await onDedicatedThread(name: "kindred-shards") { () throws -> ShardAdministration.Added in
                 RedisClient.ignoreSIGPIPE()
                 let connection = try MariaDBConnection(configuration: mysql)
@@ -196,4 +201,38 @@ private func pad(_ text: String, _ width: Int) -> String {
 
 private func megabytes(_ bytes: Int) -> String {
     String(format: "%.1f MB", Double(bytes) / 1_048_576)
+}
+
+extension ShardsCommand.Add {
+    /// The shard's URL: the argument, standard input for `-`, or
+    /// `KINDRED_SHARD_URL` when there is no argument. A password is a
+    /// secret, and secrets never come from the command line (DESIGN.md):
+    /// an argument that carries one is refused without repeating it.
+    static func shardURL(argument: String?, environment: [String: String], readLine: () -> String?) throws -> String {
+        switch argument {
+        case "-":
+            var line: String?
+            while let next = readLine() {
+                let trimmed = next.trimmingCharacters(in: .whitespacesAndNewlines)
+                if !trimmed.isEmpty {
+                    line = trimmed
+                    break
+                }
+            }
+            guard let line else { throw CLIError("no shard URL on standard input") }
+            return line
+        case nil:
+            guard let url = environment["KINDRED_SHARD_URL"], !url.isEmpty else {
+                throw CLIError("give the shard's URL: kindred shards add redis://HOST:PORT, - to read it from standard input, or KINDRED_SHARD_URL")
+            }
+            return url
+        case let text?:
+            if let url = try? RedisURL(text), url.password != nil {
+                throw CLIError(
+                    "the shard URL carries a password, which every user of this machine can read on a command line: "
+                        + "pass it on standard input (echo \"$URL\" | kindred shards add -) or in KINDRED_SHARD_URL")
+            }
+            return text
+        }
+    }
 }

@@ -145,18 +145,26 @@ struct ShardAdministrationTests {
         try Migrator.migrate(connection)
         connection.close()
         let environment = ["KINDRED_MYSQL": server.url(database: database)]
-        func kindred(_ arguments: String...) throws -> (Int32, String) {
-            try ChurnTests.runProcess(try WorkerProcessTests.binary(), arguments, environment: environment)
+        func kindred(_ arguments: String..., shardURL: String? = nil, input: String? = nil) throws -> (Int32, String) {
+            var environment = environment
+            environment["KINDRED_SHARD_URL"] = shardURL
+            return try ChurnTests.runProcess(try WorkerProcessTests.binary(), arguments, environment: environment, input: input)
         }
-        let (badStatus, badOutput) = try kindred("shards", "add", "redis://:wrong-one@127.0.0.1:\(redis.port)/4")
+        // A password on the command line is refused, and not repeated.
+        let (argvStatus, argvOutput) = try kindred("shards", "add", "redis://:cli-s3cret@127.0.0.1:\(redis.port)/4")
+        #expect(argvStatus != 0 && argvOutput.contains("KINDRED_SHARD_URL") && !argvOutput.contains("cli-s3cret"), "\(argvOutput)")
+        let (badStatus, badOutput) = try kindred("shards", "add", shardURL: "redis://:wrong-one@127.0.0.1:\(redis.port)/4")
         #expect(badStatus != 0 && badOutput.contains("authentication failed") && !badOutput.contains("wrong-one"), "\(badOutput)")
-        let (addStatus, added) = try kindred("shards", "add", "redis://:cli-s3cret@127.0.0.1:\(redis.port)/4")
+        let (addStatus, added) = try kindred("shards", "add", shardURL: "redis://:cli-s3cret@127.0.0.1:\(redis.port)/4")
         #expect(addStatus == 0 && added.contains("redis://:***@127.0.0.1:\(redis.port)/4"), "\(added)")
         let (_, table) = try kindred("shards", "list")
         let (jsonStatus, json) = try kindred("shards", "list", "--json")
         #expect(jsonStatus == 0 && json.hasPrefix("[{") && json.contains("\"url\":\"redis://:***@127.0.0.1:\(redis.port)/4\""), "\(json)")
         let (removeStatus, removed) = try kindred("shards", "remove", "1")
         #expect(removeStatus == 0, "\(removed)")
-        for output in [added, table, json, removed] { #expect(!output.contains("cli-s3cret"), "\(output)") }
+        // The same shard again, its URL on standard input.
+        let (stdinStatus, viaStdin) = try kindred("shards", "add", "-", input: "\nredis://:cli-s3cret@127.0.0.1:\(redis.port)/4\n")
+        #expect(stdinStatus == 0 && viaStdin.contains("redis://:***@127.0.0.1:\(redis.port)/4"), "\(viaStdin)")
+        for output in [added, table, json, removed, viaStdin] { #expect(!output.contains("cli-s3cret"), "\(output)") }
     }
 }
