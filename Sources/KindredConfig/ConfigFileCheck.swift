@@ -14,7 +14,9 @@ import MemberFormat
 /// only key names.
 public enum ConfigFileCheck {
     /// Checks `bytes`, the contents of the file at `path`.
-    public static func check(_ bytes: [UInt8], path: String, knownKeys: Set<String>) throws(ConfigurationError) {
+    public static func check(
+        _ bytes: [UInt8], path: String, knownKeys: Set<String>, integerKeys: Set<String> = KindredConfiguration.Key.integers
+    ) throws(ConfigurationError) {
         let keys: JSONDocument.ObjectKeys
         do {
             keys = try bytes.withUnsafeBufferPointer { buffer throws(JSONDocument.Problem) in try JSONDocument.objectKeys(buffer) }
@@ -32,6 +34,14 @@ public enum ConfigFileCheck {
                 message += "; the keys are \(knownKeys.sorted().joined(separator: ", "))"
             }
             throw ConfigurationError(message)
+        }
+        // Every setting is a string or an integer: a value of another type would
+        // be read as missing and the default used without a word.
+        for (key, kind) in zip(keys.keys, keys.kinds) {
+            let want: JSONDocument.ValueKind = integerKeys.contains(key.name) ? .integer : .string
+            guard kind != want else { continue }
+            let (line, column) = position(of: key.offset, in: bytes)
+            throw ConfigurationError("\"\(key.name)\" in \(path) (line \(line), column \(column)) must be \(want), not \(kind)")
         }
     }
 

@@ -57,6 +57,10 @@ public struct KindredConfiguration: Sendable, CustomStringConvertible {
         /// suggested (``ConfigFileCheck``); a program that reads a new key
         /// with ``KindredConfiguration/integer(_:default:)`` or
         /// ``KindredConfiguration/string(_:)`` must add it here.
+        /// The keys whose values are integers (JSON numbers without a
+        /// fraction); every other key's value is a string.
+        public static let integers: Set<String> = [topN, minScore, minCommon, workers]
+
         public static let all: Set<String> = [
             mysql, queue, apiToken, listen, metrics, topN, minScore, minCommon, logLevel, logFormat, workers,
         ]

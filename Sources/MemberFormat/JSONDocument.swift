@@ -29,6 +29,25 @@ extension JSONDocument {
     package struct ObjectKeys: Sendable {
         /// Each key with the byte offset of its opening quote, in file order.
         package var keys: [(name: String, offset: Int)]
+        /// The kind of each key's value, in the same order.
+        package var kinds: [ValueKind] = []
+    }
+
+    /// What a value is, as far as a setting's type cares.
+    package enum ValueKind: Sendable, Equatable, CustomStringConvertible {
+        case string, integer, fraction, bool, null, object, array
+
+        package var description: String {
+            switch self {
+            case .string: "a string"
+            case .integer: "an integer"
+            case .fraction: "a number with a fraction or an exponent"
+            case .bool: "true or false"
+            case .null: "null"
+            case .object: "an object"
+            case .array: "a list"
+            }
+        }
     }
 
     /// A document that is not one JSON object: what is wrong and the byte
@@ -47,6 +66,7 @@ extension JSONDocument {
         var scratch: [UInt8] = []
         var key: [UInt8] = []
         var keys: [(name: String, offset: Int)] = []
+        var kinds: [ValueKind] = []
         var seen: Set<String> = []
         var duplicate: (name: String, offset: Int)?
         do throws(JSONReader.SyntaxError) {
@@ -64,7 +84,10 @@ extension JSONDocument {
                     if !seen.insert(name).inserted && duplicate == nil { duplicate = (name, offset) }
                     keys.append((name, offset))
                     try reader.expect(UInt8(ascii: ":"), "':'")
+                    reader.skipWhitespace()
+                    let start = reader.position
                     try reader.skipValue(scratch: &scratch)
+                    kinds.append(Self.kind(of: UnsafeBufferPointer(rebasing: bytes[start..<reader.position])))
                     reader.skipWhitespace()
                     guard reader.position < bytes.count else { throw reader.error("',' or '}'") }
                     if bytes[reader.position] == UInt8(ascii: ",") {
@@ -82,7 +105,22 @@ extension JSONDocument {
         if let duplicate {
             throw Problem(offset: duplicate.offset, message: "the key \"\(duplicate.name)\" is given twice")
         }
-        return ObjectKeys(keys: keys)
+        return ObjectKeys(keys: keys, kinds: kinds)
+    }
+
+    /// The kind of one value already read as valid JSON.
+    static func kind(of value: UnsafeBufferPointer<UInt8>) -> ValueKind {
+        guard let first = value.first else { return .null }
+        switch first {
+        case UInt8(ascii: "\""): return .string
+        case UInt8(ascii: "{"): return .object
+        case UInt8(ascii: "["): return .array
+        case UInt8(ascii: "t"), UInt8(ascii: "f"): return .bool
+        case UInt8(ascii: "n"): return .null
+        default:
+            let fractional = value.contains { $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "e") || $0 == UInt8(ascii: "E") }
+            return fractional ? .fraction : .integer
+        }
     }
 }
 
