@@ -211,7 +211,7 @@ let package = Package(
             name: "PipelineTests",
             dependencies: [
                 "Pipeline", "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue", "MariaDBClient",
-                "RedisClient", "TestSupport", "WebAPI", "Synthetic",
+                "RedisClient", "TestSupport", "WebAPI", "Synthetic", "KindredLogging",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

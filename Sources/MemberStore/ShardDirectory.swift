@@ -171,7 +171,6 @@ public final class ShardDirectory: @unchecked Sendable {
         }
     }
 
-    /// Forgets every cached member-to-shard entry.
     /// Forgets what the cache knows of `member` (their assignment may have
     /// been released by another process: an eviction, a deletion), so the
     /// next look-up asks MySQL.
@@ -183,6 +182,7 @@ public final class ShardDirectory: @unchecked Sendable {
         }
     }
 
+    /// Forgets every cached member-to-shard entry.
     public func clearCache() {
         stateLock.withLock {
             cache.removeAll()

@@ -32,10 +32,16 @@ extension ScoreStore {
     /// before the first set this store writes to a shard, one extra round
     /// trip per shard per process: a shard filled by `kindred backfill` or
     /// the web backend carries its marker, so the worker's shard watcher
-    /// does not take it for a shard that came back empty. It is written once
-    /// only: a shard that loses its data later stays without a marker
-    /// until the watcher notices (and a process started after such a loss
-    /// that writes first is caught by the write sequence instead).
+    /// does not take it for a shard that came back empty. Each process
+    /// writes it once per shard (its first set there), so the marker alone
+    /// does not reveal every loss: a process that has not written to a
+    /// shard yet writes a fresh marker after the shard lost its data (the
+    /// `SET NX` finds none), and the watcher then sees a marker. Such a
+    /// loss is still caught by the write sequence once the worker recorded
+    /// one for the shard (the fresh data starts the sequence again, at or
+    /// below the recorded value), and by the worker's set audit, which
+    /// runs when the worker starts and rebuilds every set MySQL records
+    /// that the shard lacks.
     ///
     /// - Throws: ``ScoreStoreError/Code/invalidArgument`` for unranked or
     ///   too many matches (nothing is written); transport and server errors

@@ -47,8 +47,11 @@ struct AccessLogMiddleware<Context: RequestContext>: RouterMiddleware {
         logger.log(
             level: level, "request",
             metadata: [
-                "method": "\(request.method.rawValue)", "route": "\(route)", "status": "\(status)",
-                "duration_ms": "\(Self.milliseconds(ContinuousClock.now - started))", "request_id": "\(id)",
+                "method": "\(request.method.rawValue)", "route": "\(route)",
+                // Numbers, not strings: the JSON log format writes integers
+                // and finite doubles as JSON numbers (docs/observability.md).
+                "status": .stringConvertible(status),
+                "duration_ms": .stringConvertible(Self.milliseconds(ContinuousClock.now - started)), "request_id": "\(id)",
             ])
     }
 
@@ -71,10 +74,11 @@ struct AccessLogMiddleware<Context: RequestContext>: RouterMiddleware {
         return String(repeating: "0", count: 16 - digits.count) + digits
     }
 
-    /// A duration in milliseconds with three decimals (`12.345`).
-    static func milliseconds(_ duration: Duration) -> String {
+    /// A duration in milliseconds, to the microsecond: at most three
+    /// decimals (`12.345`, `12.3`, `0.0`), as the shortest description of
+    /// the double nearest to the whole microseconds / 1000 has no more.
+    static func milliseconds(_ duration: Duration) -> Double {
         let microseconds = duration.components.seconds * 1_000_000 + duration.components.attoseconds / 1_000_000_000_000
-        let fraction = String(microseconds % 1000)
-        return "\(microseconds / 1000).\(String(repeating: "0", count: 3 - fraction.count))\(fraction)"
+        return Double(microseconds) / 1000
     }
 }

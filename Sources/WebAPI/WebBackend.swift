@@ -516,34 +516,25 @@ public final class WebBackend: Sendable {
 
     // MARK: Health
 
-    /// Checks every dependency once (MySQL without retries: a probe must
-    /// answer quickly) and records `kindred_shard_up`.
+    /// The probes' dependency checks (``DependencyProbes``), made on first use.
+    private let probes = OnFirstUse<DependencyProbes>()
+
+    /// Checks every dependency for `/readyz` and `/healthz` and records
+    /// `kindred_shard_up`: each on its own connection with short timeouts,
+    /// off the I/O threads, shared by concurrent probes and reused for a
+    /// second; a dependency that has not answered within the probe's bound
+    /// (2 s) is reported unavailable, so a probe answers within it even
+    /// when a dependency hangs.
     public func health() async -> HealthReport {
-        let shards = context.scores.manager.shards.map(\.id)
-        let report = try? await onIO { [self] thread throws(APIError) -> HealthReport in
-            let mysql = thread.pingDatabase() ? "ok" : "unavailable"
-            let queue: String
-            do {
-                _ = try thread.queueCall { try context.queue.deletionMarksVersion(on: $0) }
-                queue = "ok"
-            } catch {
-                queue = "unavailable"
-            }
-            var states: [(id: UInt32, state: String)] = []
-            for shard in shards {
-                let up = context.scores.answers(shard: shard)
-                context.metrics.shardUp(shard).record(up ? 1 : 0)
-                states.append((shard, up ? "ok" : "unavailable"))
-            }
-            return HealthReport(
-                mysql: mysql, queue: queue, shards: states, snapshotMembers: context.population.read { $0.count },
-                snapshotAgeSeconds: Double(context.population.age.components.seconds),
-                directoryCached: context.directory.cachedAssignments, snapshotLoaded: true)
+        let found = await probes.value { DependencyProbes(context: context) }.check()
+        for shard in found.shards {
+            context.metrics.shardUp(shard.id).record(shard.up ? 1 : 0)
         }
-        return report
-            ?? HealthReport(
-                mysql: "unknown", queue: "unknown", shards: [], snapshotMembers: 0, snapshotAgeSeconds: 0, directoryCached: 0,
-                snapshotLoaded: false)
+        return HealthReport(
+            mysql: found.mysql ? "ok" : "unavailable", queue: found.queue ? "ok" : "unavailable",
+            shards: found.shards.map { ($0.id, $0.up ? "ok" : "unavailable") }, snapshotMembers: context.population.read { $0.count },
+            snapshotAgeSeconds: Double(context.population.age.components.seconds),
+            directoryCached: context.directory.cachedAssignments, snapshotLoaded: true)
     }
 
     /// The member as the snapshot knows them, else from MySQL (a member
@@ -635,28 +626,6 @@ final class IOThread {
             mysql = connection
         }
         return try connection.withRetry(policy: retry, body)
-    }
-
-    /// Pings MySQL once, without the retry policy (a probe must answer
-    /// quickly): a kept connection that fails is replaced by one new
-    /// connection and pinged again; false when that fails too (the next
-    /// ``database(_:)`` connects afresh).
-    func pingDatabase() -> Bool {
-        if let kept = mysql {
-            if (try? kept.ping()) != nil { return true }
-            kept.close()
-            mysql = nil
-        }
-        do {
-            let connection = try context.connectMySQL()
-            mysql = connection
-            try connection.ping()
-            return true
-        } catch {
-            mysql?.close()
-            mysql = nil
-            return false
-        }
     }
 
     /// Runs `body` on this thread's queue connection. After a failure the

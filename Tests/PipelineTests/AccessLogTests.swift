@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import KindredLogging
 import Logging
 import Scoring
 import Testing
@@ -64,6 +65,24 @@ struct AccessLogTests {
         for entry in logs.all {
             #expect(Set(entry.metadata.keys) == ["method", "route", "status", "duration_ms", "request_id"], "\(entry.metadata)")
             #expect(!"\(entry.metadata)".contains(WebHarness.token), "a token in the log: \(entry.metadata)")
+        }
+        // In the JSON format (KINDRED_LOG_FORMAT=json) status and duration_ms
+        // are numbers, as docs/observability.md says, not strings ("15.554").
+        for entry in entries {
+            let line = LogRecord(
+                time: LogRecord.Timestamp(unixMilliseconds: 0), level: entry.level, label: "access", message: entry.message,
+                metadata: entry.values
+            ).json
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "\(line)")
+            let metadata = try #require(object["metadata"] as? [String: Any], "\(line)")
+            let status = try #require(metadata["status"] as? NSNumber, "status is not a number: \(line)")
+            #expect(entry.metadata["status"] == status.stringValue, "\(line)")
+            let duration = try #require(metadata["duration_ms"] as? NSNumber, "duration_ms is not a number: \(line)")
+            #expect(duration.doubleValue >= 0 && duration.doubleValue < 60_000, "\(line)")
+            // At most three decimals (microseconds), whatever the JSON number's form.
+            let text = try #require(line.split(separator: "\"duration_ms\":").last?.prefix { $0 != "," && $0 != "}" })
+            #expect(text.split(separator: ".").last.map { $0.count <= 3 } ?? true, "\(line)")
+            #expect(!line.contains("\"status\":\"") && !line.contains("\"duration_ms\":\""), "\(line)")
         }
     }
 }

@@ -149,6 +149,8 @@ final class LogRecorder: @unchecked Sendable {
         var level: Logger.Level
         var message: String
         var metadata: [String: String]
+        /// The metadata as given (typed: for rendering with the real log formats).
+        var values: Logger.Metadata = [:]
     }
 
     private let lock = NSLock()
@@ -181,7 +183,7 @@ final class LogRecorder: @unchecked Sendable {
 
         func log(event: LogEvent) {
             let merged = metadata.merging(event.metadata ?? [:]) { $1 }
-            recorder.append(Entry(level: event.level, message: event.message.description, metadata: merged.mapValues { "\($0)" }))
+            recorder.append(Entry(level: event.level, message: event.message.description, metadata: merged.mapValues { "\($0)" }, values: merged))
         }
     }
 }

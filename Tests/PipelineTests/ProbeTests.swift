@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Logging
+import MariaDBClient
 import MemberStore
 import Pipeline
 import Prometheus
@@ -9,7 +10,7 @@ import ScoreStore
 import ServiceLifecycle
 import Testing
 import TestSupport
-import WebAPI
+@testable import WebAPI
 
 /// `/livez`, `/readyz` and `/healthz` of the web backend and of the worker's
 /// metrics server, against real MariaDB and Redis servers taken down under
@@ -28,14 +29,15 @@ struct ProbeTests {
         web.installation.shards[0].kill()
         let oneDown = try await web.send(.get, "/readyz", token: nil)
         #expect(oneDown.status == 200, "\(oneDown.body)")
-        let degraded = try await web.send(.get, "/healthz", token: nil)
-        #expect(degraded.status == 200 && degraded.json["status"] as? String == "degraded", "\(degraded.body)")
+        // A probe's checks are reused for a second: the change shows within it.
+        let degraded = try await Self.probeUntil(web, "/healthz", "one shard down") { $0.json["status"] as? String == "degraded" }
+        #expect(degraded.status == 200, "\(degraded.body)")
         #expect(web.registry.sample("kindred_shard_up", "shard", String(web.installation.shardIDs[0])) == 0)
 
         web.installation.shards[1].kill()
         web.installation.shards[2].kill()
-        let allDown = try await web.send(.get, "/readyz", token: nil)
-        #expect(allDown.status == 503 && allDown.json["status"] as? String == "not_ready", "\(allDown.body)")
+        let allDown = try await Self.probeUntil(web, "/readyz", "every shard down") { $0.status == 503 }
+        #expect(allDown.json["status"] as? String == "not_ready", "\(allDown.body)")
         #expect((allDown.json["reasons"] as? [String]) == ["no shard is reachable"], "\(allDown.body)")
         let health = try await web.send(.get, "/healthz", token: nil)
         #expect(health.status == 503 && health.json["status"] as? String == "not_ready" && health.json["ready"] as? Bool == false)
@@ -74,10 +76,157 @@ struct ProbeTests {
         #expect((cold.json["reasons"] as? [String]) == ["the member store is unavailable and no member's shard is cached"], "\(cold.body)")
 
         try await onThread { try web.installation.mysqlServer.restart() }
-        let back = try await web.send(.get, "/readyz", token: nil)
-        #expect(back.status == 200, "\(back.body)")
-        let healthy = try await web.send(.get, "/healthz", token: nil)
-        #expect(healthy.json["status"] as? String == "ok", "\(healthy.body)")
+        let back = try await Self.probeUntil(web, "/readyz", "MySQL back") { $0.status == 200 }
+        #expect(back.json["status"] as? String == "ready", "\(back.body)")
+        let healthy = try await Self.probeUntil(web, "/healthz", "MySQL back") { $0.json["status"] as? String == "ok" }
+        #expect(healthy.status == 200, "\(healthy.body)")
+    }
+
+    /// The longest a probe may take while a dependency hangs: the probe's own
+    /// bound (2 s, ``DependencyProbes/Settings/bound``) plus slack for a
+    /// loaded test machine. It is the probe's timeouts that make it hold,
+    /// not the machine's speed: before them, these probes took 60 s and more.
+    static let probeBound: Duration = .seconds(5)
+
+    /// Sends `path` until `done` holds of the answer (bounded: 15 s), each
+    /// answer within ``probeBound``; returns the answer that satisfied it.
+    static func probeUntil(
+        _ web: WebHarness, _ path: String, _ what: String, _ done: @escaping (WebHarness.Reply) -> Bool
+    ) async throws -> WebHarness.Reply {
+        var last: WebHarness.Reply?
+        try await poll(until: "\(path) to show \(what)", timeout: .seconds(15), interval: .milliseconds(50)) {
+            let started = ContinuousClock.now
+            let reply = try await web.send(.get, path, token: nil)
+            let took = ContinuousClock.now - started
+            #expect(took < probeBound, "\(path) took \(took)")
+            last = reply
+            return done(reply)
+        }
+        return try #require(last)
+    }
+
+    /// `count` concurrent requests of `path`, each with how long it took.
+    static func concurrently(_ web: WebHarness, _ path: String, count: Int) async throws -> [(reply: WebHarness.Reply, took: Duration)] {
+        try await withThrowingTaskGroup(of: (reply: WebHarness.Reply, took: Duration).self) { group in
+            for _ in 0..<count {
+                group.addTask {
+                    let started = ContinuousClock.now
+                    let reply = try await web.send(.get, path, token: nil)
+                    return (reply, ContinuousClock.now - started)
+                }
+            }
+            var replies: [(reply: WebHarness.Reply, took: Duration)] = []
+            for try await reply in group { replies.append(reply) }
+            return replies
+        }
+    }
+
+    @Test("web: MySQL hung (SIGSTOP): 10 concurrent probes answer within their bound, ready on a warm cache, MySQL unavailable; healthy after")
+    func mysqlHung() async throws {
+        let web = try await onThread {
+            try WebHarness(installation: try Installation(dedicatedMySQL: true, memberLimit: 60), generateFirst: true)
+        }
+        let member = web.installation.members[0].id
+        let warm = try await web.send(.get, "/v1/members/\(member)/matches")
+        #expect(warm.status == 200, "\(warm.body)")
+        #expect(web.context.directory.cachedAssignments > 0)
+        // The probe keeps its MySQL connection: the hang meets a kept one first.
+        let before = try await web.send(.get, "/healthz", token: nil)
+        #expect(before.json["status"] as? String == "ok", "\(before.body)")
+
+        try await onThread { try web.installation.mysqlServer.pause() }
+        defer { try? web.installation.mysqlServer.resume() }
+        for round in 0..<2 {
+            // Probes and a read together: neither waits for the other.
+            async let read = web.send(.get, "/v1/members/\(member)/matches")
+            for (reply, took) in try await Self.concurrently(web, "/readyz", count: 10) {
+                #expect(took < Self.probeBound, "round \(round): /readyz took \(took)")
+                #expect(reply.status == 200 && reply.json["status"] as? String == "ready", "round \(round): \(reply.body)")
+            }
+            #expect(try await read.status == 200)
+            if round == 0 {
+                let health = try await Self.probeUntil(web, "/healthz", "MySQL unavailable") { $0.json["mysql"] as? String == "unavailable" }
+                #expect(health.status == 200 && health.json["status"] as? String == "degraded", "\(health.body)")
+                #expect(health.json["ready"] as? Bool == true && health.json["queue"] as? String == "ok", "\(health.body)")
+            }
+        }
+        // A check's thread is not stuck either: a new connection to the hung
+        // server (the check after a kept one timed out) gives up within its
+        // timeouts (connect 1 s, read 1 s), so checks keep finishing.
+        var configuration = web.context.mysql
+        configuration.connectTimeout = .seconds(1)
+        configuration.readTimeout = .seconds(1)
+        configuration.writeTimeout = .seconds(1)
+        let fresh = KeptConnection<MariaDBConnection>(
+            timeout: .seconds(1), open: { [configuration] in try MariaDBConnection(configuration: configuration) }, check: { try $0.ping() },
+            close: { $0.close() })
+        let (answered, took) = try await onThread { () -> (Bool, Duration) in
+            let started = ContinuousClock.now
+            return (fresh.check(), ContinuousClock.now - started)
+        }
+        #expect(!answered && took < Self.probeBound, "a new connection to the hung server: \(answered) after \(took)")
+
+        try await onThread { try web.installation.mysqlServer.resume() }
+        let healthy = try await Self.probeUntil(web, "/healthz", "MySQL back") { $0.json["status"] as? String == "ok" }
+        #expect(healthy.json["mysql"] as? String == "ok", "\(healthy.body)")
+    }
+
+    @Test("web: a hung shard (SIGSTOP): probes answer within their bound, ready and degraded; healthy after it thaws")
+    func shardHung() async throws {
+        let web = try await onThread { try WebHarness(memberLimit: 60, generate: false) }
+        let before = try await web.send(.get, "/healthz", token: nil)
+        #expect(before.json["status"] as? String == "ok", "\(before.body)")
+        let hung = String(web.installation.shardIDs[0])
+
+        web.installation.shards[0].freeze()
+        defer { web.installation.shards[0].thaw() }
+        let health = try await Self.probeUntil(web, "/healthz", "the hung shard unavailable") {
+            ($0.json["shards"] as? [String: String])?[hung] == "unavailable"
+        }
+        #expect(health.status == 200 && health.json["status"] as? String == "degraded", "\(health.body)")
+        let others = (health.json["shards"] as? [String: String] ?? [:]).filter { $0.key != hung }
+        #expect(others.count == 2 && others.values.allSatisfy { $0 == "ok" }, "\(health.body)")
+        #expect(web.registry.sample("kindred_shard_up", "shard", hung) == 0)
+        for (reply, took) in try await Self.concurrently(web, "/readyz", count: 10) {
+            #expect(took < Self.probeBound, "/readyz took \(took)")
+            #expect(reply.status == 200 && reply.json["status"] as? String == "ready", "\(reply.body)")
+        }
+        let stillDegraded = try await web.send(.get, "/healthz", token: nil)
+        #expect(stillDegraded.status == 200 && stillDegraded.json["status"] as? String == "degraded", "\(stillDegraded.body)")
+
+        web.installation.shards[0].thaw()
+        let healthy = try await Self.probeUntil(web, "/healthz", "the shard back") { $0.json["status"] as? String == "ok" }
+        #expect(healthy.status == 200, "\(healthy.body)")
+        #expect(web.registry.sample("kindred_shard_up", "shard", hung) == 1)
+    }
+
+    @Test("probe checks: concurrent probes share one check; a probe waits until its deadline at most; a result is reused while fresh")
+    func sharedCheck() async throws {
+        let gate = ProbeGate()
+        let check = SharedCheck(name: "probe-test") {
+            gate.wait()
+            return true
+        }
+        let since = ContinuousClock.now
+        let deadline = ContinuousClock.now + .milliseconds(300)
+        let outcomes = await withTaskGroup(of: Bool?.self) { group in
+            for _ in 0..<10 { group.addTask { await check.outcome(finishedSince: since, deadline: deadline) } }
+            var outcomes: [Bool?] = []
+            for await outcome in group { outcomes.append(outcome) }
+            return outcomes
+        }
+        // The check hangs: every probe gave up at its deadline, on one check.
+        #expect(outcomes == Array(repeating: nil, count: 10))
+        #expect(ContinuousClock.now - since < Self.probeBound)
+        #expect(check.checksStarted == 1)
+
+        gate.open()
+        #expect(await check.outcome(finishedSince: since, deadline: ContinuousClock.now + .seconds(10)) == true)
+        #expect(check.checksStarted == 1, "the running check answered the late probe")
+        #expect(await check.outcome(finishedSince: since, deadline: ContinuousClock.now) == true)
+        #expect(check.checksStarted == 1, "a fresh result is reused")
+        #expect(await check.outcome(finishedSince: ContinuousClock.now, deadline: ContinuousClock.now + .seconds(10)) == true)
+        #expect(check.checksStarted == 2, "an older one is not")
     }
 
     @Test("worker: /livez always; /readyz 503 while the queue or MySQL is down, shards reported; no HTTP families")
@@ -133,5 +282,27 @@ struct ProbeTests {
             try await tasks.waitForAll()
         }
         context.scores.manager.close()
+    }
+}
+
+/// Holds the threads that wait on it until it is opened.
+private final class ProbeGate: @unchecked Sendable {
+    // @unchecked Sendable: `isOpen` is only touched under `condition`.
+    private let condition = NSCondition()
+    private var isOpen = false
+
+    func wait() {
+        condition.lock()
+        defer { condition.unlock() }
+        // Bounded: a test that never opens the gate does not hang its thread.
+        let until = Date().addingTimeInterval(30)
+        while !isOpen && condition.wait(until: until) {}
+    }
+
+    func open() {
+        condition.lock()
+        isOpen = true
+        condition.broadcast()
+        condition.unlock()
     }
 }

@@ -1,0 +1,301 @@
+import Foundation
+import KindredSupport
+import MariaDBClient
+import Pipeline
+import RedisClient
+import ScoreStore
+
+/// The dependency checks behind the web backend's `/readyz` and `/healthz`
+/// (docs/observability.md): MySQL, the queue's Redis and every shard, each
+/// on a connection of its own with short timeouts, run on a thread of its
+/// own: never on an I/O thread (a hung dependency there would hold the
+/// threads requests need, and the probes would queue behind requests) and
+/// never on Swift's cooperative pool.
+///
+/// Concurrent probes share one check in flight per dependency, and a result
+/// is reused for ``Settings/cacheTime``, so a burst of probes costs one
+/// round trip per dependency. A probe waits at most ``Settings/bound``: a
+/// dependency whose check has not finished by then has not answered within
+/// the bound and is reported unavailable (the readiness rule then decides:
+/// MySQL unavailable is still ready while the directory cache is warm).
+final class DependencyProbes: Sendable {
+    struct Settings: Sendable {
+        /// How long a finished check answers later probes.
+        var cacheTime: Duration = .seconds(1)
+        /// The longest a probe waits for its checks.
+        var bound: Duration = .seconds(2)
+        /// MySQL's connect, read and write timeouts (whole seconds: libmariadb's unit).
+        var mysqlTimeout: Duration = .seconds(1)
+        /// The queue's and the shards' connect timeout.
+        var redisConnectTimeout: Duration = .milliseconds(500)
+        /// The queue's and the shards' read timeout.
+        var redisReadTimeout: Duration = .seconds(1)
+    }
+
+    /// What one probe found: true for a dependency that answered.
+    struct Results: Sendable {
+        var mysql: Bool
+        var queue: Bool
+        var shards: [(id: ShardID, up: Bool)]
+    }
+
+    let settings: Settings
+    private let context: PipelineContext
+    private let mysql: SharedCheck
+    private let queue: SharedCheck
+    private let shardChecks: ShardChecks
+
+    init(context: PipelineContext, settings: Settings = Settings()) {
+        self.context = context
+        self.settings = settings
+        var configuration = context.mysql
+        configuration.connectTimeout = settings.mysqlTimeout
+        configuration.readTimeout = settings.mysqlTimeout
+        configuration.writeTimeout = settings.mysqlTimeout
+        let database = KeptConnection<MariaDBConnection>(
+            timeout: settings.mysqlTimeout,
+            open: { try MariaDBConnection(configuration: configuration) },
+            check: { try $0.ping() },
+            close: { $0.close() })
+        mysql = SharedCheck(name: "probe-mysql") { database.check() }
+        let address = context.queueAddress
+        let redis = KeptConnection<RedisConnection>(
+            timeout: settings.redisReadTimeout,
+            open: { try Self.connect(address, settings) },
+            check: { _ = try $0.sendChecked(["PING"]) },
+            close: { $0.close() })
+        queue = SharedCheck(name: "probe-queue") { redis.check() }
+        shardChecks = ShardChecks()
+    }
+
+    /// Checks every dependency (or takes a result younger than
+    /// ``Settings/cacheTime``), waiting at most ``Settings/bound``.
+    func check() async -> Results {
+        let now = ContinuousClock.now
+        let since = now - settings.cacheTime
+        let deadline = now + settings.bound
+        let shards = shardChecks.current(context.scores.manager.shards) { endpoint in
+            shardCheck(endpoint)
+        }
+        // Every check starts before the probe waits for any: they run side by side.
+        mysql.start(unlessFinishedSince: since)
+        queue.start(unlessFinishedSince: since)
+        for (_, check) in shards { check.start(unlessFinishedSince: since) }
+        let mysqlUp = await mysql.outcome(finishedSince: since, deadline: deadline) ?? false
+        let queueUp = await queue.outcome(finishedSince: since, deadline: deadline) ?? false
+        var states: [(id: ShardID, up: Bool)] = []
+        for (id, check) in shards {
+            states.append((id, await check.outcome(finishedSince: since, deadline: deadline) ?? false))
+        }
+        return Results(mysql: mysqlUp, queue: queueUp, shards: states)
+    }
+
+    /// A shard answers when its breaker is not open (reads of it fail at once
+    /// while it is: this instance cannot serve it) and a read of its marker,
+    /// on the probe's own connection, answers.
+    private func shardCheck(_ endpoint: ShardEndpoint) -> SharedCheck {
+        let settings = settings
+        let manager = context.scores.manager
+        let markerKey = context.scores.configuration.markerKey
+        let connection = KeptConnection<RedisConnection>(
+            timeout: settings.redisReadTimeout,
+            open: { try Self.connect(endpoint.address, settings) },
+            check: { _ = try $0.sendChecked(["GET", markerKey]) },
+            close: { $0.close() })
+        return SharedCheck(name: "probe-shard-\(endpoint.id)") {
+            if manager.breakerState(of: endpoint.id) == .open { return false }
+            return connection.check()
+        }
+    }
+
+    /// A connection with the probe's timeouts and no retry of `BUSY` or
+    /// `LOADING` (a shard still loading its data does not answer reads).
+    private static func connect(_ address: RedisURL, _ settings: Settings) throws -> RedisConnection {
+        try RedisConnection(configuration: RedisConnection.Configuration(
+            host: address.host, port: address.port, user: address.user, password: address.password,
+            database: address.database, connectTimeout: settings.redisConnectTimeout, readTimeout: settings.redisReadTimeout,
+            keepAlive: true, retry: .none))
+    }
+}
+
+/// The checks of the shards in the shard list, by endpoint: a shard added
+/// gets a check, one removed (or moved to another address) loses its.
+private final class ShardChecks: @unchecked Sendable {
+    // @unchecked Sendable: `checks` is only touched under `lock`.
+    private let lock = Lock()
+    private var checks: [ShardID: (endpoint: ShardEndpoint, check: SharedCheck)] = [:]
+
+    func current(_ endpoints: [ShardEndpoint], make: (ShardEndpoint) -> SharedCheck) -> [(ShardID, SharedCheck)] {
+        lock.withLock {
+            var kept: [ShardID: (endpoint: ShardEndpoint, check: SharedCheck)] = [:]
+            for endpoint in endpoints {
+                if let existing = checks[endpoint.id], existing.endpoint == endpoint {
+                    kept[endpoint.id] = existing
+                } else {
+                    kept[endpoint.id] = (endpoint, make(endpoint))
+                }
+            }
+            checks = kept
+            return endpoints.map { ($0.id, kept[$0.id]!.check) }
+        }
+    }
+}
+
+/// One dependency's check, shared by the probes that want it: at most one
+/// runs at a time, on a thread started for it (the blocking C call stays off
+/// the cooperative pool and off the I/O threads), and every probe waiting
+/// when it finishes gets its outcome. Probes wait suspended, each until its
+/// own deadline at most.
+final class SharedCheck: @unchecked Sendable {
+    // @unchecked Sendable: the mutable state is only touched under `lock`;
+    // `body` runs on one thread at a time (`running` hands it over).
+    private struct Waiter {
+        let continuation: CheckedContinuation<Bool?, Never>
+        var timer: Task<Void, Never>?
+    }
+
+    private let name: String
+    private let body: @Sendable () -> Bool
+    private let lock = Lock()
+    private var last: (up: Bool, at: ContinuousClock.Instant)?
+    private var running = false
+    private var waiters: [Int: Waiter] = [:]
+    private var nextWaiter = 0
+    private var started = 0
+
+    /// - Parameter body: the check, blocking and bounded by its own timeouts.
+    init(name: String, body: @escaping @Sendable () -> Bool) {
+        self.name = name
+        self.body = body
+    }
+
+    /// Checks run so far (started).
+    var checksStarted: Int { lock.withLock { started } }
+
+    /// Starts a check unless one is running or the last one finished at or
+    /// after `since`.
+    func start(unlessFinishedSince since: ContinuousClock.Instant) {
+        let start = lock.withLock { () -> Bool in
+            if running { return false }
+            if let last, last.at >= since { return false }
+            running = true
+            started += 1
+            return true
+        }
+        if start { launch() }
+    }
+
+    /// The outcome of a check finished at or after `since`: at once when the
+    /// last one did, else the running one's (started if none runs) when it
+    /// finishes by `deadline`; nil when it has not.
+    func outcome(finishedSince since: ContinuousClock.Instant, deadline: ContinuousClock.Instant) async -> Bool? {
+        start(unlessFinishedSince: since)
+        return await withCheckedContinuation { (continuation: CheckedContinuation<Bool?, Never>) in
+            let ready = lock.withLock { () -> Bool?? in
+                if let last, last.at >= since { return .some(last.up) }
+                if !running {
+                    // Cannot happen (started above, and a finished check is
+                    // after `since`); answer rather than wait for nothing.
+                    return .some(nil)
+                }
+                nextWaiter += 1
+                let id = nextWaiter
+                let timer = Task { [weak self] in
+                    try? await Task.sleep(until: deadline, clock: .continuous)
+                    self?.expire(id)
+                }
+                waiters[id] = Waiter(continuation: continuation, timer: timer)
+                return .none
+            }
+            if case .some(let outcome) = ready { continuation.resume(returning: outcome) }
+        }
+    }
+
+    private func expire(_ id: Int) {
+        let waiter = lock.withLock { waiters.removeValue(forKey: id) }
+        waiter?.continuation.resume(returning: nil)
+    }
+
+    private func launch() {
+        let thread = Thread { [self] in
+            let up = body()
+            let done = lock.withLock { () -> [Waiter] in
+                last = (up, ContinuousClock.now)
+                running = false
+                defer { waiters.removeAll() }
+                return Array(waiters.values)
+            }
+            for waiter in done {
+                waiter.timer?.cancel()
+                waiter.continuation.resume(returning: up)
+            }
+        }
+        thread.name = name
+        thread.start()
+    }
+}
+
+/// A connection kept between checks. A check that fails closes it; it is
+/// replaced at once (and checked again) only when it failed quickly, as a
+/// connection the server closed since does (a restart): one that timed out
+/// met a server that does not answer, and a new one would wait as long.
+final class KeptConnection<Connection>: @unchecked Sendable {
+    // @unchecked Sendable: used by one check at a time (``SharedCheck``
+    // runs one at a time, handing over under its lock).
+    private let timeout: Duration
+    private let open: () throws -> Connection
+    private let probe: (Connection) throws -> Void
+    private let closeConnection: (Connection) -> Void
+    private var kept: Connection?
+
+    init(
+        timeout: Duration, open: @escaping () throws -> Connection, check: @escaping (Connection) throws -> Void,
+        close: @escaping (Connection) -> Void
+    ) {
+        self.timeout = timeout
+        self.open = open
+        self.probe = check
+        self.closeConnection = close
+    }
+
+    deinit {
+        if let kept { closeConnection(kept) }
+    }
+
+    /// Whether the dependency answers now. Blocking.
+    func check() -> Bool {
+        if let connection = kept {
+            let started = ContinuousClock.now
+            if (try? probe(connection)) != nil { return true }
+            closeConnection(connection)
+            kept = nil
+            if ContinuousClock.now - started >= timeout / 2 { return false }
+        }
+        do {
+            let connection = try open()
+            kept = connection
+            try probe(connection)
+            return true
+        } catch {
+            if let kept { closeConnection(kept) }
+            kept = nil
+            return false
+        }
+    }
+}
+
+/// A value made by the first caller that needs it.
+final class OnFirstUse<Value: Sendable>: @unchecked Sendable {
+    // @unchecked Sendable: `made` is only touched under `lock`.
+    private let lock = Lock()
+    private var made: Value?
+
+    func value(_ make: () -> Value) -> Value {
+        lock.withLock {
+            if let made { return made }
+            let value = make()
+            made = value
+            return value
+        }
+    }
+}
