@@ -52,14 +52,22 @@ extension MariaDBConnection {
         /// TLS to the server, as the MySQL clients' `--ssl-mode` says it.
         ///
         /// libmariadb (Connector/C 3.3) options: every mode but `disabled`
-        /// sets `MYSQL_OPT_SSL_ENFORCE` (the connection fails rather than
-        /// fall back to plain text); ``ca`` is `MYSQL_OPT_SSL_CA` (with a CA,
-        /// libmariadb verifies the server's certificate chain against it);
-        /// `verifyIdentity` also sets `MYSQL_OPT_SSL_VERIFY_SERVER_CERT`,
-        /// which checks that the certificate names the host connected to;
-        /// ``certificate`` and ``key`` are `MYSQL_OPT_SSL_CERT` and
-        /// `MYSQL_OPT_SSL_KEY` (a client certificate, for servers that
-        /// `REQUIRE X509`).
+        /// sets `MYSQL_OPT_SSL_ENFORCE`, which libmariadb 3.3 (Debian 12)
+        /// honours only together with `MYSQL_OPT_SSL_VERIFY_SERVER_CERT`: with
+        /// `required` or `verifyCA` it would log in over plain text when the
+        /// server offers no TLS (or the offer is stripped on the way). So
+        /// after every connect, ``MariaDBConnection/reconnect()`` included,
+        /// the connection checks that the session is encrypted
+        /// (`mysql_get_ssl_cipher`) and otherwise closes it and throws (2026,
+        /// "did not use TLS although ssl-mode=…") before any statement is
+        /// sent; the password has then already gone to the server, as it
+        /// does in a plain-text login. ``ca`` is `MYSQL_OPT_SSL_CA` (with a
+        /// CA, libmariadb verifies the server's certificate chain against it:
+        /// a certificate another CA signed fails the connect); `verifyIdentity`
+        /// also sets `MYSQL_OPT_SSL_VERIFY_SERVER_CERT`, which checks that the
+        /// certificate names the host connected to; ``certificate`` and
+        /// ``key`` are `MYSQL_OPT_SSL_CERT` and `MYSQL_OPT_SSL_KEY` (a client
+        /// certificate, for servers that `REQUIRE X509`).
         public struct TLS: Sendable, Hashable {
             public enum Mode: String, Sendable, Hashable, CaseIterable {
                 /// No TLS.
@@ -172,6 +180,14 @@ extension MariaDBConnection {
                 if let key = tls.key { query.append("ssl-key=\(PercentEncoding.encode(key, keeping: "/"))") }
             }
             return text + "?" + query.joined(separator: "&")
+        }
+
+        /// `host:port` (IPv6 in brackets) or the socket path: no credentials.
+        var endpointDescription: String {
+            switch endpoint {
+            case .tcp(let host, let port): host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+            case .unixSocket(let path): path
+            }
         }
 
         /// libmariadb takes timeouts as whole seconds; 0 would mean "none", so

@@ -255,6 +255,18 @@ public final class MariaDBConnection {
             }
             throw failure
         }
+        if let tls = configuration.tls, tls.mode != .disabled, mysql_get_ssl_cipher(mysql) == nil {
+            // libmariadb 3.3 honours MYSQL_OPT_SSL_ENFORCE only together with
+            // MYSQL_OPT_SSL_VERIFY_SERVER_CERT: with REQUIRED or VERIFY_CA it
+            // logs in over plain text when the server offers no TLS (or
+            // someone on the path strips the offer). The session is refused
+            // here instead, before any statement is sent.
+            mysql_close(mysql)
+            throw MariaDBError(
+                errorNumber: 2026, sqlState: "HY000",
+                message: "the server at \(configuration.endpointDescription) did not use TLS although ssl-mode=\(tls.mode.rawValue)",
+                operation: "connect")
+        }
         return mysql
     }
 }
