@@ -123,6 +123,9 @@ enum ErrorReport {
         let mysql = context.mysql
         let address = mysql?.address ?? "?"
         let user = mysql?.user ?? "?"
+        // A URL that does not parse (commands that hand the URL on unparsed):
+        // the reason, which never quotes the URL.
+        if error.code == .invalidConfiguration { return "KINDRED_MYSQL: \(error.message)" }
         switch error.errorNumber {
         case 1146:
             return "the schema is missing: run `kindred migrate` (\(mysql?.database.map { "database \($0) at " } ?? "")\(address), KINDRED_MYSQL)"
