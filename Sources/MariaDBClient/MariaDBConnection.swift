@@ -250,7 +250,7 @@ public final class MariaDBConnection {
                 // require_secure_transport=ON with a bare "access denied".
                 failure = MariaDBError(
                     errorNumber: failure.errorNumber, sqlState: failure.sqlState,
-                    message: failure.message + " (without TLS: if the server requires secure transport, add ?ssl-mode=VERIFY_CA&ssl-ca=PATH)",
+                    message: failure.message + MariaDBError.plainTextLoginHint,
                     operation: failure.operation)
             }
             throw failure
