@@ -35,8 +35,59 @@ enum ClientTargets {
             // Errors say which part is wrong, never the URL (it holds the password).
             let message = "\(error)"
             requireNoEcho(message, text)
+            requireNoPassword(message, url: text)
             return .rejected(message)
         }
+    }
+
+    /// Traps when a MySQL URL error repeats any 4 characters of what may be
+    /// the password: everything between the first ':' after `://` and the
+    /// last '@' (the widest reading, so a password holding an unencoded
+    /// `?`, `/` or `@` counts whole). A window the message also holds when
+    /// the password's letters and digits are all changed came from the
+    /// message's own words or another part of the URL, not the password.
+    static func requireNoPassword(_ message: String, url: String) {
+        guard let password = widestPassword(url) else { return }
+        let characters = Array(url[password])
+        guard characters.count >= 4 else { return }
+        let windows = (0...(characters.count - 4)).map { String(characters[$0..<($0 + 4)]) }
+        let leaked = windows.filter { message.contains($0) }
+        guard !leaked.isEmpty else { return }
+        let changed = url[..<password.lowerBound] + String(characters.map(changedCharacter)) + url[password.upperBound...]
+        let control: String
+        do {
+            _ = try MariaDBConnection.Configuration(url: String(changed))
+            control = ""
+        } catch {
+            control = "\(error)"
+        }
+        for window in leaked {
+            require(control.contains(window), "a MySQL URL error repeats part of the password")
+        }
+    }
+
+    /// Where the password may be: from the first ':' after `://` to the last '@'.
+    private static func widestPassword(_ url: String) -> Range<String.Index>? {
+        guard let scheme = url.firstRange(of: "://"), let at = url.lastIndex(of: "@"), at >= scheme.upperBound else {
+            return nil
+        }
+        guard let colon = url[scheme.upperBound..<at].firstIndex(of: ":") else { return nil }
+        return url.index(after: colon)..<at
+    }
+
+    /// Another letter or digit in the same class (a hex digit stays one, so
+    /// percent-escapes keep their shape); anything else unchanged.
+    private static func changedCharacter(_ character: Character) -> Character {
+        guard let ascii = character.asciiValue else { return character }
+        let rotations: [(ClosedRange<UInt8>, UInt8)] = [
+            (UInt8(ascii: "0")...UInt8(ascii: "9"), 10), (UInt8(ascii: "a")...UInt8(ascii: "f"), 6),
+            (UInt8(ascii: "A")...UInt8(ascii: "F"), 6), (UInt8(ascii: "g")...UInt8(ascii: "z"), 20),
+            (UInt8(ascii: "G")...UInt8(ascii: "Z"), 20),
+        ]
+        for (range, size) in rotations where range.contains(ascii) {
+            return Character(Unicode.Scalar(range.lowerBound + (ascii - range.lowerBound + 1) % size))
+        }
+        return character
     }
 
     /// Feeds the bytes to a hiredis reader and walks every reply it yields

@@ -19,6 +19,9 @@ extension MariaDBConnection {
     /// `ssl-mode` (`DISABLED`, `REQUIRED`, `VERIFY_CA`, `VERIFY_IDENTITY`),
     /// `ssl-ca`, `ssl-cert`, `ssl-key` (PEM file paths). Anything else is an
     /// error naming the item, so a misspelt option does not go unnoticed.
+    /// A password holding `/`, `?` or `%` must be percent-encoded (`@` and
+    /// `#` too, to be safe): an `@` after the first `/` or `?` is refused,
+    /// since it cannot be told from part of the password.
     public struct Configuration: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible,
         CustomReflectable
     {
@@ -52,14 +55,22 @@ extension MariaDBConnection {
         /// TLS to the server, as the MySQL clients' `--ssl-mode` says it.
         ///
         /// libmariadb (Connector/C 3.3) options: every mode but `disabled`
-        /// sets `MYSQL_OPT_SSL_ENFORCE` (the connection fails rather than
-        /// fall back to plain text); ``ca`` is `MYSQL_OPT_SSL_CA` (with a CA,
-        /// libmariadb verifies the server's certificate chain against it);
-        /// `verifyIdentity` also sets `MYSQL_OPT_SSL_VERIFY_SERVER_CERT`,
-        /// which checks that the certificate names the host connected to;
-        /// ``certificate`` and ``key`` are `MYSQL_OPT_SSL_CERT` and
-        /// `MYSQL_OPT_SSL_KEY` (a client certificate, for servers that
-        /// `REQUIRE X509`).
+        /// sets `MYSQL_OPT_SSL_ENFORCE`, which libmariadb 3.3 (Debian 12)
+        /// honours only together with `MYSQL_OPT_SSL_VERIFY_SERVER_CERT`: with
+        /// `required` or `verifyCA` it would log in over plain text when the
+        /// server offers no TLS (or the offer is stripped on the way). So
+        /// after every connect, ``MariaDBConnection/reconnect()`` included,
+        /// the connection checks that the session is encrypted
+        /// (`mysql_get_ssl_cipher`) and otherwise closes it and throws (2026,
+        /// "did not use TLS although ssl-mode=…") before any statement is
+        /// sent; the password has then already gone to the server, as it
+        /// does in a plain-text login. ``ca`` is `MYSQL_OPT_SSL_CA` (with a
+        /// CA, libmariadb verifies the server's certificate chain against it:
+        /// a certificate another CA signed fails the connect); `verifyIdentity`
+        /// also sets `MYSQL_OPT_SSL_VERIFY_SERVER_CERT`, which checks that the
+        /// certificate names the host connected to; ``certificate`` and
+        /// ``key`` are `MYSQL_OPT_SSL_CERT` and `MYSQL_OPT_SSL_KEY` (a client
+        /// certificate, for servers that `REQUIRE X509`).
         public struct TLS: Sendable, Hashable {
             public enum Mode: String, Sendable, Hashable, CaseIterable {
                 /// No TLS.
@@ -174,6 +185,14 @@ extension MariaDBConnection {
             return text + "?" + query.joined(separator: "&")
         }
 
+        /// `host:port` (IPv6 in brackets) or the socket path: no credentials.
+        var endpointDescription: String {
+            switch endpoint {
+            case .tcp(let host, let port): host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+            case .unixSocket(let path): path
+            }
+        }
+
         /// libmariadb takes timeouts as whole seconds; 0 would mean "none", so
         /// a positive duration rounds up to at least one second.
         static func wholeSeconds(_ duration: Duration) -> UInt32 {
@@ -195,6 +214,17 @@ enum ConfigurationURLParser {
         guard scheme == "mysql" || scheme == "mariadb" else { throw invalid("unsupported scheme (expected mysql://)") }
         var rest = url[schemeEnd.upperBound...]
 
+        // RFC 3986: the authority (user info and host) ends at the first '/'
+        // or '?'. A password holding an unencoded '/' or '?' followed by an
+        // '@' cannot be told from an '@' in the database or a query value,
+        // and reading it either way would put part of the password where an
+        // error message or a host name repeats it: refuse, quoting nothing.
+        let authorityEnd = rest.firstIndex { $0 == "/" || $0 == "?" } ?? rest.endIndex
+        if rest[authorityEnd...].contains("@") {
+            throw invalid(
+                "'@' after the host: the password must be percent-encoded (@ ? / # as %40 %3F %2F %23), and so must an '@' in the database or a query value")
+        }
+
         var queryText: Substring = ""
         if let question = rest.firstIndex(of: "?") {
             queryText = rest[rest.index(after: question)...]
@@ -205,7 +235,7 @@ enum ConfigurationURLParser {
             pathText = rest[rest.index(after: slash)...]
             rest = rest[..<slash]
         }
-        // The password may contain '@' only percent-encoded; the last '@' ends the user info.
+        // An unencoded '@' in the password is read as such: the last '@' ends the user info.
         guard let at = rest.lastIndex(of: "@") else { throw invalid("missing user (expected user:password@host)") }
         let userInfo = rest[..<at]
         let hostPort = rest[rest.index(after: at)...]
@@ -231,6 +261,9 @@ enum ConfigurationURLParser {
         for item in queryText.split(separator: "&", omittingEmptySubsequences: true) {
             let pair = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             let key = String(pair[0])
+            guard knownQueryItems.contains(key) else {
+                throw invalid("unknown query item '\(key)' (known: \(knownQueryItems.joined(separator: ", ")))")
+            }
             let value = pair.count > 1 ? try decode(pair[1], part: "query item \(key)") : ""
             switch key {
             case "socket":
@@ -251,8 +284,7 @@ enum ConfigurationURLParser {
                 guard !value.isEmpty else { throw invalid("empty \(key) path") }
                 tlsFiles[key] = value
             default:
-                throw invalid(
-                    "unknown query item '\(key)' (known: socket, connect_timeout, read_timeout, write_timeout, ssl-mode, ssl-ca, ssl-cert, ssl-key)")
+                preconditionFailure("a known query item without a case: \(key)")
             }
         }
         let tls = try tlsSettings(mode: tlsMode, files: tlsFiles)
@@ -273,6 +305,10 @@ enum ConfigurationURLParser {
             writeTimeout: timeouts["write_timeout"] ?? .seconds(60),
             tls: tls)
     }
+
+    private static let knownQueryItems = [
+        "socket", "connect_timeout", "read_timeout", "write_timeout", "ssl-mode", "ssl-ca", "ssl-cert", "ssl-key",
+    ]
 
     /// The TLS settings the `ssl-*` items describe, refusing combinations
     /// that would not do what they seem to.

@@ -250,10 +250,22 @@ public final class MariaDBConnection {
                 // require_secure_transport=ON with a bare "access denied".
                 failure = MariaDBError(
                     errorNumber: failure.errorNumber, sqlState: failure.sqlState,
-                    message: failure.message + " (without TLS: if the server requires secure transport, add ?ssl-mode=VERIFY_CA&ssl-ca=PATH)",
+                    message: failure.message + MariaDBError.plainTextLoginHint,
                     operation: failure.operation)
             }
             throw failure
+        }
+        if let tls = configuration.tls, tls.mode != .disabled, mysql_get_ssl_cipher(mysql) == nil {
+            // libmariadb 3.3 honours MYSQL_OPT_SSL_ENFORCE only together with
+            // MYSQL_OPT_SSL_VERIFY_SERVER_CERT: with REQUIRED or VERIFY_CA it
+            // logs in over plain text when the server offers no TLS (or
+            // someone on the path strips the offer). The session is refused
+            // here instead, before any statement is sent.
+            mysql_close(mysql)
+            throw MariaDBError(
+                errorNumber: 2026, sqlState: "HY000",
+                message: "the server at \(configuration.endpointDescription) did not use TLS although ssl-mode=\(tls.mode.rawValue)",
+                operation: "connect")
         }
         return mysql
     }

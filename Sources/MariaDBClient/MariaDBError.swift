@@ -110,6 +110,18 @@ public struct MariaDBError: Error, Sendable, Hashable, CustomStringConvertible {
         code == .connectionLost || code == .connectionFailed
     }
 
+    /// True for an access denied (1045) on a login without TLS, which is
+    /// also how a server with `require_secure_transport=ON` refuses a
+    /// plain-text login: the password may be right and TLS the fix. The
+    /// ``message`` then ends with a hint saying so.
+    public var mayNeedTLS: Bool {
+        code == .accessDenied && message.hasSuffix(Self.plainTextLoginHint)
+    }
+
+    /// Appended to a 1045 message when the login was made without TLS.
+    static let plainTextLoginHint =
+        " (without TLS: if the server requires secure transport, add ?ssl-mode=VERIFY_CA&ssl-ca=PATH)"
+
     /// A unique or primary key conflict (1062 or 1586).
     public var isDuplicateKey: Bool { code == .duplicateKey }
 

@@ -123,11 +123,17 @@ enum ErrorReport {
         let mysql = context.mysql
         let address = mysql?.address ?? "?"
         let user = mysql?.user ?? "?"
+        // A URL that does not parse (commands that hand the URL on unparsed):
+        // the reason, which never quotes the URL.
+        if error.code == .invalidConfiguration { return "KINDRED_MYSQL: \(error.message)" }
         switch error.errorNumber {
         case 1146:
             return "the schema is missing: run `kindred migrate` (\(mysql?.database.map { "database \($0) at " } ?? "")\(address), KINDRED_MYSQL)"
         case 1045, 1698:
-            return "access denied for user \(user) at \(address) (KINDRED_MYSQL): check the user and password"
+            // MariaDBClient marks a plain-text login, which is also how a
+            // server with require_secure_transport refuses one.
+            let tls = error.mayNeedTLS ? ", or the server requires TLS: add ?ssl-mode=VERIFY_CA&ssl-ca=PATH to KINDRED_MYSQL" : ""
+            return "access denied for user \(user) at \(address) (KINDRED_MYSQL): check the user and password\(tls)"
         case 1044:
             return "access denied for user \(user) to database \(mysql?.database ?? "?") at \(address) (KINDRED_MYSQL): grant the user its privileges"
         case 1049:

@@ -108,8 +108,9 @@ func mysqlConfiguration(_ configuration: KindredConfiguration) throws -> MariaDB
         let mysql = try MariaDBConnection.Configuration(url: url)
         CommandContext.shared.record(mysql)
         return mysql
-    } catch {
-        throw CLIError("KINDRED_MYSQL: \(error)")
+    } catch let error as MariaDBError {
+        // The reason only ("invalid MySQL URL: …"): it never quotes the URL.
+        throw CLIError("KINDRED_MYSQL: \(error.message)")
     }
 }
 

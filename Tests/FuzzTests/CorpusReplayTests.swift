@@ -55,6 +55,20 @@ struct CorpusReplayTests {
         }
     }
 
+    @Test("MySQL URLs that once printed part of their password are refused without it")
+    func mysqlURLCrashes() throws {
+        let directory = Self.corpus.appendingPathComponent(FuzzTarget.mysqlURL.rawValue).appendingPathComponent("crashes")
+        let file = directory.appendingPathComponent("password-tail-after-question-mark")
+        let bytes = try [UInt8](Data(contentsOf: file))
+        #expect(String(decoding: bytes, as: UTF8.self) == "mysql://u:p@ss?word@127.0.0.1/k")
+        guard case .rejected(let message) = FuzzTarget.mysqlURL.run(bytes) else {
+            Issue.record("accepted")
+            return
+        }
+        #expect(message.contains("the password must be percent-encoded"), "\(message)")
+        for piece in ["word@", "'word", "ss?w", "p@ss", "127.0.0.1"] { #expect(!message.contains(piece), "\(message)") }
+    }
+
     @Test("a document nested 150,000 levels deep is refused by every JSON target, naming the column")
     func deepNesting() {
         let deep = [UInt8](repeating: UInt8(ascii: "["), count: 150_000)

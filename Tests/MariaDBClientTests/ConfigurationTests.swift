@@ -64,6 +64,41 @@ struct ConfigurationTests {
         }
     }
 
+    @Test("a password with an unencoded ? or / before an '@' is refused without repeating any part of it", arguments: [
+        "mysql://u:p@ss?qz7k@127.0.0.1/k",  // printed "unknown query item 'qz7k@127.0.0.1/k'"
+        "mysql://u:p@ss/qz7k@127.0.0.1/k",  // was read as host "ss", database "qz7k@127.0.0.1/k"
+        "mysql://u:pa?ss%zzqz7k@h/k",  // printed "bad percent-encoding in query item ss%zzqz7k@h/k"
+        "mysql://u:pa/ssqz7k@h",
+        "mysql://u:pa?ssqz7k=1@h/k",
+    ])
+    func refusesPasswordSpillingPastTheHost(url: String) {
+        let error = #expect(throws: MariaDBError.self) { try MariaDBConnection.Configuration(url: url) }
+        #expect(error?.code == .invalidConfiguration)
+        #expect(error?.message.contains("the password must be percent-encoded (@ ? / # as %40 %3F %2F %23)") == true,
+                "\(error?.message ?? "")")
+        for piece in ["qz7k", "ss?q", "ss/q", "p@ss", "127.0.0.1"] {
+            #expect(error.map { "\($0)" }?.contains(piece) == false, "\(error?.message ?? "")")
+        }
+    }
+
+    @Test("an '@' in the password before the host is still read as part of it; one in a query value must be encoded")
+    func atSignsInPasswordAndQuery() throws {
+        let configuration = try MariaDBConnection.Configuration(url: "mysql://u:p@ss@127.0.0.1/k")
+        #expect(configuration.password == "p@ss")
+        #expect(configuration.endpoint == .tcp(host: "127.0.0.1", port: 3306))
+        let socket = try MariaDBConnection.Configuration(url: "mysql://u:pw@localhost/k?socket=/run/a%40b.sock")
+        #expect(socket.endpoint == .unixSocket(path: "/run/a@b.sock"))
+        #expect(throws: MariaDBError.self) { try MariaDBConnection.Configuration(url: "mysql://u:pw@localhost/k?socket=/run/a@b.sock") }
+    }
+
+    @Test("an unknown query item is named; a bad escape in its value does not hide that")
+    func unknownQueryItemNamed() {
+        let error = #expect(throws: MariaDBError.self) {
+            try MariaDBConnection.Configuration(url: "mysql://u:pw@h/k?sslmode=%zz")
+        }
+        #expect(error?.message.contains("unknown query item 'sslmode'") == true, "\(error?.message ?? "")")
+    }
+
     @Test func descriptionsAndMirrorNeverShowThePassword() throws {
         let password = "hunter2-\(secretMemberData)"
         let configuration = MariaDBConnection.Configuration(

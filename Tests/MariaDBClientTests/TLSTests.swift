@@ -120,3 +120,78 @@ struct TLSConnectionTests {
         }
     }
 }
+
+/// libmariadb 3.3 ignores MYSQL_OPT_SSL_ENFORCE unless the server's name is
+/// verified too: without the connection's own check, REQUIRED and VERIFY_CA
+/// logged in over plain text to a server offering no TLS.
+@Suite("ssl-mode against a mariadbd that offers no TLS")
+struct TLSMissingTests {
+    typealias TLS = MariaDBConnection.Configuration.TLS
+
+    static func cipher(_ connection: MariaDBConnection) throws -> String {
+        try connection.query("SHOW SESSION STATUS LIKE 'Ssl_cipher'").first?.string(1) ?? ""
+    }
+
+    static func expectRefused(_ error: MariaDBError?, mode: TLS.Mode, server: MariaDBServer) {
+        #expect(error?.message == "the server at 127.0.0.1:\(server.port) did not use TLS although ssl-mode=\(mode.rawValue)",
+                "\(error.map { "\($0)" } ?? "no error")")
+        #expect(error?.errorNumber == 2026 && error?.operation == "connect")
+        #expect(error?.isConnectionLost == false, "a missing TLS is not a transient failure to retry")
+        #expect(error.map { "\($0)" }?.contains(server.password) == false)
+    }
+
+    @Test("REQUIRED and VERIFY_CA are refused with a clear error; DISABLED (and no TLS setting) connect")
+    func refused() throws {
+        let server = try MariaDBServer.shared()
+        let certificates = try TestCertificates()
+        let root = try server.connect(overSocket: true)
+        defer { root.close() }
+        // Started without any ssl option: the server has no TLS to offer.
+        let haveSSL = try root.query("SHOW GLOBAL VARIABLES LIKE 'have_ssl'").first?.string(1)
+        #expect(haveSSL != "YES", "have_ssl=\(haveSSL ?? "?")")
+        for tls in [TLS(mode: .required), TLS(mode: .verifyCA, ca: certificates.caCertificate)] {
+            var configuration = server.configuration()
+            configuration.tls = tls
+            let error = #expect(throws: MariaDBError.self) { try MariaDBConnection(configuration: configuration) }
+            Self.expectRefused(error, mode: tls.mode, server: server)
+            // The URL form (what KINDRED_MYSQL holds) takes the same path.
+            #expect(throws: MariaDBError.self) { try MariaDBConnection(url: configuration.url) }
+        }
+        for tls in [TLS(mode: .disabled), nil] {
+            var configuration = server.configuration()
+            configuration.tls = tls
+            let connection = try MariaDBConnection(configuration: configuration)
+            defer { connection.close() }
+            #expect(try Self.cipher(connection).isEmpty)
+        }
+    }
+
+    @Test("a reconnect to a server that stopped offering TLS is refused and leaves the connection disconnected")
+    func reconnectRefused() throws {
+        let certificates = try TestCertificates()
+        let server = try MariaDBServer.start(extraArguments: certificates.mariadbArguments)
+        var connections: [(TLS.Mode, MariaDBConnection)] = []
+        defer { for (_, connection) in connections { connection.close() } }
+        for tls in [TLS(mode: .required), TLS(mode: .verifyCA, ca: certificates.caCertificate)] {
+            var configuration = server.configuration()
+            configuration.tls = tls
+            let connection = try MariaDBConnection(configuration: configuration)
+            connections.append((tls.mode, connection))
+            #expect(try !Self.cipher(connection).isEmpty, "\(tls.mode) is encrypted")
+        }
+
+        try server.restart(extraArguments: [])
+        for (mode, connection) in connections {
+            let error = #expect(throws: MariaDBError.self) { try connection.reconnect() }
+            Self.expectRefused(error, mode: mode, server: server)
+            let after = #expect(throws: MariaDBError.self) { try connection.ping() }
+            #expect(after?.message.contains("not connected") == true, "no plain-text session was kept")
+        }
+
+        try server.restart(extraArguments: certificates.mariadbArguments)
+        for (mode, connection) in connections {
+            try connection.reconnect()
+            #expect(try !Self.cipher(connection).isEmpty, "\(mode) is encrypted again")
+        }
+    }
+}

@@ -150,6 +150,51 @@ struct OperatorCLITests {
         #expect(!refused.output.contains(secret))
     }
 
+    @Test("MySQL and TLS: a login refused for want of TLS says so; REQUIRED and VERIFY_CA refuse a server without TLS; a bad URL prints its reason, no part of the password")
+    func mysqlTLSErrors() throws {
+        let certificates = try TestCertificates()
+        let secure = try MariaDBServer.start(extraArguments: certificates.mariadbArguments + ["--require-secure-transport=ON"])
+        let plain = try Self.run(["migrate"], environment: ["KINDRED_MYSQL": secure.url()])
+        #expect(plain.status == 1)
+        #expect(plain.output.contains(
+            "Error: access denied for user kindred at 127.0.0.1:\(secure.port) (KINDRED_MYSQL): check the user and password, "
+                + "or the server requires TLS: add ?ssl-mode=VERIFY_CA&ssl-ca=PATH to KINDRED_MYSQL"), "\(plain.output)")
+        #expect(!plain.output.contains(secure.password))
+        // Over TLS a wrong password is only that: no TLS hint.
+        var wrong = secure.configuration()
+        wrong.password = "wrong-\(UUID().uuidString.prefix(8))"
+        wrong.tls = .init(mode: .verifyCA, ca: certificates.caCertificate)
+        let denied = try Self.run(["migrate"], environment: ["KINDRED_MYSQL": wrong.url])
+        #expect(denied.output.contains("(KINDRED_MYSQL): check the user and password"), "\(denied.output)")
+        #expect(!denied.output.contains(wrong.password) && !denied.output.contains("requires TLS"), "\(denied.output)")
+
+        // The shared server offers no TLS: the modes that promise it refuse it.
+        let mysql = try MariaDBServer.shared()
+        let database = try mysql.createDatabase()
+        for tls in [MariaDBConnection.Configuration.TLS(mode: .required), .init(mode: .verifyCA, ca: certificates.caCertificate)] {
+            var configuration = mysql.configuration(database: database)
+            configuration.tls = tls
+            let refused = try Self.run(["migrate"], environment: ["KINDRED_MYSQL": configuration.url])
+            #expect(refused.status == 1)
+            #expect(refused.output.contains(
+                "the server at 127.0.0.1:\(mysql.port) did not use TLS although ssl-mode=\(tls.mode.rawValue)"), "\(refused.output)")
+            #expect(!refused.output.contains(mysql.password) && !refused.output.contains("applied"), "\(refused.output)")
+        }
+        let connection = try mysql.connect(database: database)
+        defer { connection.close() }
+        #expect(try connection.query("SHOW TABLES").isEmpty, "nothing was sent over the plain-text sessions")
+
+        // A password with an unencoded '?': refused by migrate (which hands the URL on) and by
+        // status (which parses it first), with the reason only.
+        for command in [["migrate"], ["status"]] {
+            let bad = try Self.run(command, environment: ["KINDRED_MYSQL": "mysql://u:p@ss?word@127.0.0.1/k"])
+            #expect(bad.status == 1)
+            #expect(bad.output.contains("Error: KINDRED_MYSQL: invalid MySQL URL: '@' after the host: the password must be percent-encoded"),
+                    "\(bad.output)")
+            #expect(!bad.output.contains("word@") && !bad.output.contains("'word") && !bad.output.contains("MariaDBError"), "\(bad.output)")
+        }
+    }
+
     @Test("a queue that cannot be reached is named with KINDRED_QUEUE and its address")
     func queueRefused() throws {
         let closed = try freeLoopbackPort()

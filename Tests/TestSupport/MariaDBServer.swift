@@ -21,8 +21,8 @@ import Glibc
 /// starts in ~0.2 s. A missing binary is a thrown error that says to run
 /// `scripts/setup`, never a skip.
 public final class MariaDBServer: @unchecked Sendable {
-    // @unchecked Sendable: `process` and `currentPort` are only touched under
-    // `lock`; every other stored property is immutable.
+    // @unchecked Sendable: `process`, `currentPort` and `extraArguments` are
+    // only touched under `lock`; every other stored property is immutable.
 
     /// The server's directory: `data/`, `my.sock`, logs.
     public let directory: URL
@@ -36,7 +36,7 @@ public final class MariaDBServer: @unchecked Sendable {
     private let lock = NSLock()
     private var process: ServerProcess?
     private var currentPort: UInt16
-    private let extraArguments: [String]
+    private var extraArguments: [String]
 
     /// The TCP port on 127.0.0.1 (kept across ``restart()``).
     public var port: UInt16 { lock.withLock { currentPort } }
@@ -178,10 +178,13 @@ public final class MariaDBServer: @unchecked Sendable {
 
     /// Starts the server again on the same port and datadir (data kept),
     /// stopping it first if it still runs. Waits until it accepts connections.
-    public func restart() throws {
+    /// `extraArguments`, when given, replace the ones it was started with
+    /// (e.g. to take TLS away from clients already configured for it).
+    public func restart(extraArguments: [String]? = nil) throws {
         if let process = lock.withLock({ process }), process.isRunning {
             stop()
         }
+        if let extraArguments { lock.withLock { self.extraArguments = extraArguments } }
         try launch(keepingPort: true)
     }
 
@@ -201,7 +204,7 @@ public final class MariaDBServer: @unchecked Sendable {
                     "--port=\(port)", "--bind-address=127.0.0.1",
                     "--pid-file=\(directory.appendingPathComponent("mariadbd.pid").path)",
                     "--log-error=\(errorLog.path)", "--skip-name-resolve",
-                ] + extraArguments,
+                ] + lock.withLock { extraArguments },
                 logFile: directory.appendingPathComponent("mariadbd.out"))
 
             var exited = false
