@@ -44,6 +44,14 @@ public final class ScoreStore: Sendable {
         /// memory and a fifth of the trims.
         public var slackDivisor = 10
         public var minimumSlack = 16
+        /// L: the entries a set's change log keeps (``SetChange``). A reader
+        /// whose cached copy is more than L changes behind reads the set
+        /// whole. 128 by measure (`scripts/bench churn`): under a live site's
+        /// churn a full set takes about one placement a second, so 128 covers
+        /// two minutes between one member's reads, at ~3-4 KB per set (5% of
+        /// a 5,500-entry set); each placement that changes a set pays one
+        /// RPUSH and, past L, one LTRIM (~1-2 µs of server time).
+        public var changeLogLength = 128
 
         public init() {}
 
@@ -141,6 +149,7 @@ public final class ScoreStore: Sendable {
     ///   - manager: the connections to the shards.
     public init(manager: ShardConnectionManager, configuration: Configuration = Configuration()) {
         precondition(configuration.batchSize >= 1, "batchSize must be at least 1")
+        precondition(configuration.changeLogLength >= 1, "changeLogLength must be at least 1")
         self.manager = manager
         self.configuration = configuration
     }
