@@ -141,9 +141,12 @@ enum Scripts {
     static let place = LuaScript(name: "place", source: """
         local meta = KEYS[1]
         local m = redis.call('HMGET', meta, 'stamp', 'count', 'floor', 'generated_at', 'written')
+        -- pcall: a log key of another type must not fail the placement (the
+        -- set has changed by then); readers then find no entry and read whole.
         local function logged(entry)
-          if redis.call('RPUSH', KEYS[3], entry) > tonumber(ARGV[9]) then
-            redis.call('LTRIM', KEYS[3], -tonumber(ARGV[9]), -1)
+          local length = redis.pcall('RPUSH', KEYS[3], entry)
+          if type(length) == 'number' and length > tonumber(ARGV[9]) then
+            redis.pcall('LTRIM', KEYS[3], -tonumber(ARGV[9]), -1)
           end
         end
         local function tenthsOf(value)
@@ -278,7 +281,8 @@ enum Scripts {
     ///
     /// Answers `{meta's HGETALL, entries}`: the last `changes - C` entries of
     /// the log when the meta's `written` is the copy's and that is at most L,
-    /// else none (the reader reads the set whole). The reader checks that the
+    /// else none (the reader reads the set whole; so also when the log key is
+    /// not a list). The reader checks that the
     /// entries are exactly C + 1 ... `changes` of that write: a log trimmed
     /// past C, or missing entries, shows there.
     static let changesSince = LuaScript(name: "changesSince", source: """
@@ -290,6 +294,8 @@ enum Scripts {
           if m[i] == 'changes' then changes = tonumber(m[i + 1]) elseif m[i] == 'written' then written = m[i + 1] end
         end
         if not changes or written ~= ARGV[2] or changes <= c or changes - c > tonumber(ARGV[3]) then return {m, {}} end
-        return {m, redis.call('LRANGE', KEYS[2], c - changes, -1)}
+        local entries = redis.pcall('LRANGE', KEYS[2], c - changes, -1)
+        if entries.err then return {m, {}} end
+        return {m, entries}
         """)
 }

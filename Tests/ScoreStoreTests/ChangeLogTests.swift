@@ -154,6 +154,27 @@ struct ChangeLogTests {
         #expect(try shards.store.readMeta(target, shard: shard, since: copy).changes == nil)
     }
 
+    @Test("a log key of another type fails no placement and no read: the copy is read whole")
+    func foreignLogKey() throws {
+        let shards = try Shards()
+        let target: MemberID = 11
+        let shard = Shards.shardOf(target)!
+        try shards.store.writeSet(target, shard: shard, matches: rankedMatches(for: target, count: 5), stamp: "s", limit: 10, complete: true)
+        let copy = try #require(try shards.store.readMeta(target, shard: shard))
+        let raw = try shards.raw(shard)
+        defer { raw.close() }
+        _ = try raw.sendChecked(["SET", "scores:{\(target)}:log", "not a list"])
+        let placed = shards.store.place(900, into: target, tenths: 50, limit: 10, shard: shard)
+        #expect(placed.count(.entered) == 1 && placed.failed == 0)
+        let read = try shards.store.readMeta(target, shard: shard, since: copy)
+        #expect(read.meta?.changes == copy.changes + 1 && read.changes == nil)
+        // A whole write replaces it with a proper log.
+        try shards.store.writeSet(target, shard: shard, matches: rankedMatches(for: target, count: 5), stamp: "s", limit: 10, complete: true)
+        let fresh = try #require(try shards.store.readMeta(target, shard: shard))
+        _ = shards.store.place(900, into: target, tenths: 50, limit: 10, shard: shard)
+        #expect(try shards.store.readMeta(target, shard: shard, since: fresh).changes?.count == 1)
+    }
+
     @Test("entries that are not what the script writes do not parse")
     func parsing() {
         for bad in [
