@@ -50,7 +50,8 @@ public final class ScoreStore: Sendable {
         /// churn a full set takes about one placement a second, so 128 covers
         /// two minutes between one member's reads, at ~3-4 KB per set (5% of
         /// a 5,500-entry set); each placement that changes a set pays one
-        /// RPUSH and, past L, one LTRIM (~1-2 µs of server time).
+        /// RPUSH, and one in L/4 an LTRIM back to L (the log holds L to
+        /// L + L/4 entries).
         public var changeLogLength = 128
 
         public init() {}

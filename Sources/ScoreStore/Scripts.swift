@@ -41,8 +41,9 @@ extension ShardConnection {
 /// TENTHS OLD [trim FT:FID]` or `CHANGES WRITTEN del ID OLD` (OLD: the
 /// tenths the set held for ID before, -1 when none), so that a reader holding
 /// the set as of one `changes` value can bring it to the next without reading
-/// it whole. The list keeps the last L entries (LTRIM when it grows past L);
-/// a whole write deletes it, as does a removal.
+/// it whole. The list keeps at least the last L entries (trimmed back to L
+/// once it holds L + L/4, so that one LTRIM serves L/4 placements); a whole
+/// write deletes it, as does a removal.
 enum Scripts {
     /// Replaces a member's live buckets with the temporary ones of a write.
     ///
@@ -143,10 +144,12 @@ enum Scripts {
         local m = redis.call('HMGET', meta, 'stamp', 'count', 'floor', 'generated_at', 'written')
         -- pcall: a log key of another type must not fail the placement (the
         -- set has changed by then); readers then find no entry and read whole.
+        -- Trimmed back to L once it holds L + L/4: one LTRIM per L/4 entries.
         local function logged(entry)
           local length = redis.pcall('RPUSH', KEYS[3], entry)
-          if type(length) == 'number' and length > tonumber(ARGV[9]) then
-            redis.pcall('LTRIM', KEYS[3], -tonumber(ARGV[9]), -1)
+          local keep = tonumber(ARGV[9])
+          if type(length) == 'number' and length > keep + math.floor(keep / 4) then
+            redis.pcall('LTRIM', KEYS[3], -keep, -1)
           end
         end
         local function tenthsOf(value)

@@ -45,7 +45,7 @@ struct ChangeLogTests {
         #expect(try shards.store.readMeta(target, shard: shard)?.changes == w + 3)
     }
 
-    @Test("a trim rides on the entry that caused it, with the new floor; the log keeps the last L entries")
+    @Test("a trim rides on the entry that caused it, with the new floor; the log keeps the last L to L + L/4 entries")
     func trimsAndCap() throws {
         let shards = try Shards(configureStore: { $0.changeLogLength = 8 })
         let target: MemberID = 8
@@ -64,11 +64,15 @@ struct ChangeLogTests {
             }
         }
         #expect(trims == 1)
+        // 17 entries: trimmed back to 8 when it reached 11 (L + L/4 = 10 exceeded), and again at 14 and 17.
         let entries = try log(shards, target)
         #expect(entries.count == 8)
         let meta = try #require(try shards.store.readMeta(target, shard: shard))
         let counters = entries.compactMap(ScoreStore.SetChange.parse).map { $0.changes }
         #expect(counters == Array((meta.changes - 7)...meta.changes))
+        // Never fewer than L entries once L changes were made, never more than L + L/4.
+        _ = shards.store.place(200, into: target, tenths: 100, limit: 20, shard: shard)
+        #expect(try log(shards, target).count == 9)
     }
 
     @Test("readMeta(since:) gives exactly the changes after a copy; more than L behind, another whole write or no copy: none")
