@@ -62,7 +62,8 @@ enum Scripts {
     /// the log describes changes to the old write), and per non-empty
     /// bucket `RENAME` of the temporary one over it and `PERSIST` (RENAME
     /// keeps the TTL). Then the meta, `changes` bumped (from the seed when the
-    /// meta holds none: a new set); answers the new `changes`. Keys do not expire while a script runs, so the check holds
+    /// meta holds none: a new set); answers the new `changes`. Keys do not
+    /// expire while a script runs, so the check holds
     /// for the whole script.
     ///
     /// MULTI/EXEC cannot do the check: a RENAME of a missing key fails inside
