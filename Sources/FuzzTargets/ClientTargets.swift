@@ -140,7 +140,8 @@ enum ClientTargets {
     }
 
     /// Everything Kindred does with a reply: copy it, read it in place, and
-    /// parse it as a set's EXEC reply and as a meta hash.
+    /// parse it as a set's EXEC reply, as a meta hash and as the change
+    /// log script's reply.
     private static func walk(_ reply: UnsafePointer<redisReply>, layout: ScoreLayout) {
         let value = RedisValue(copying: reply)
         _ = value.string
@@ -154,6 +155,20 @@ enum ClientTargets {
         }
         if case .set(let keys, _, _) = ScoreStore.parseSetReply(raw, layout: layout) {
             require(keys.allSatisfy { $0 >> 32 <= 100 }, "a score outside 0.0 ... 10.0")
+        }
+        // The change log script's reply ({meta, entries}), as a reader with a copy takes it.
+        if let parts = value.array, parts.count == 2, let entries = parts[1].array {
+            for entry in entries {
+                guard let text = entry.string, let change = ScoreStore.SetChange.parse(text) else { continue }
+                require((change.tenths ?? 0) <= 100 && (change.previous ?? 0) <= 100, "a logged score outside 0.0 ... 10.0")
+            }
+            if let meta = ScoreStore.parseMeta(parts[0]) {
+                var copy = meta
+                copy.changes = meta.changes &- entries.count
+                if let changes = ScoreStore.changes(from: copy, to: meta, entries: entries) {
+                    require(changes.count == entries.count, "changes taken that are not the entries")
+                }
+            }
         }
     }
 

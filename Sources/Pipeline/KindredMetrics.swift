@@ -220,6 +220,9 @@ public final class KindredMetrics: Sendable {
         "kindred_web_read_batched_requests_total": Family(help: "Match-page requests that went through the batched read path.", programs: [.serve]),
         "kindred_web_read_batch_answers_total": Family(
             help: "Match-page requests the batched read path answered (the others took the full path).", programs: [.serve]),
+        "kindred_web_set_reads_total": Family(
+            help: "Sets read from their shards for pages, by kind: whole (every entry read and ranked) or delta (a cached copy brought up to date from the set's change log).",
+            programs: [.serve]),
     ]
 
     /// The help text of `name`; empty (no `# HELP` line) for a name

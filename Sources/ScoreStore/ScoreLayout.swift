@@ -8,6 +8,10 @@ import Scoring
 /// - Always: the bookkeeping hash `scores:{17}:meta` (``ScoreStore/SetMeta``),
 ///   which is never read as a match, and for a write in progress the
 ///   temporary buckets `scores:{17}:tmp:TOKEN:b`, which carry a TTL.
+/// - Once placements changed the set: its change log `scores:{17}:log`
+///   (``ScoreStore/SetChange``), a list capped at
+///   ``ScoreStore/Configuration/changeLogLength`` entries, which lives and
+///   dies with the set (a whole write, a removal and an eviction delete it).
 ///
 /// Every key of a member carries `{id}`, a Redis Cluster hash tag, so they
 /// share one slot and one Lua script or transaction may touch them all.
@@ -56,6 +60,15 @@ public struct ScoreLayout: Sendable, Hashable {
 
     /// `scores:{17}:meta`.
     public func metaKey(_ member: MemberID) -> String { "scores:{\(member)}:meta" }
+
+    /// `scores:{17}:log`: the set's change log.
+    public func logKey(_ member: MemberID) -> String { "scores:{\(member)}:log" }
+
+    /// Every key a member's set may have besides temporary ones: the live
+    /// buckets, the meta and the change log (what a removal unlinks).
+    public func setKeys(_ member: MemberID) -> [String] {
+        liveKeys(member) + [metaKey(member), logKey(member)]
+    }
 
     /// The member whose meta key this is (`scores:{17}:meta` is 17's); nil
     /// for any other key.

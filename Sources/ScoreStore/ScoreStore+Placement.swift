@@ -178,15 +178,17 @@ extension ScoreStore {
     ) -> [ShardID: ScoreStoreError] {
         let slack = configuration.slack(forLimit: limit)
         let buckets = layout.buckets
+        let logLength = configuration.changeLogLength
         var failures: [ShardID: ScoreStoreError] = [:]
         var next: [ShardID: Int] = [:]
         var shas: [ShardID: String] = [:]
         func append(_ placement: Placement, sha: String, on redis: RedisConnection) {
             redis.append("EVALSHA") { command in
                 command.append(sha)
-                command.append(2)
+                command.append(3)
                 command.append(layout.metaKey(placement.target))
                 command.append(layout.liveKey(placement.target, bucket: layout.bucket(of: placement.member)))
+                command.append(layout.logKey(placement.target))
                 command.append(Int(placement.member))
                 if let tenths = placement.tenths {
                     command.append(fixedPoint: tenths, fractionDigits: 1)
@@ -200,6 +202,7 @@ extension ScoreStore {
                 command.append(slack)
                 command.append(buckets)
                 command.append(layout.prefix(placement.target))
+                command.append(logLength)
             }
         }
         func fail(_ shard: ShardID, _ error: RedisError) { failures[shard] = ScoreStoreError(error, shard: shard) }

@@ -2,22 +2,21 @@ import RedisClient
 import Scoring
 
 extension ScoreStore {
-    /// Removes `member`'s whole set: every bucket and the meta, with one
-    /// `UNLINK` (freed off the server's main thread). Returns false when
+    /// Removes `member`'s whole set: every bucket, the meta and the change
+    /// log, with one `UNLINK` (freed off the server's main thread). Returns false when
     /// there was nothing to remove.
     @discardableResult
     public func removeSet(_ member: MemberID, shard: ShardID) throws(ScoreStoreError) -> Bool {
         let removed = try onShard(shard) { (connection) throws(RedisError) -> Int in
-            var command = RedisCommand("UNLINK", reservingCapacity: 32 * (layout.buckets + 1))
-            for key in layout.liveKeys(member) { command.append(key) }
-            command.append(layout.metaKey(member))
+            var command = RedisCommand("UNLINK", reservingCapacity: 32 * (layout.buckets + 2))
+            for key in layout.setKeys(member) { command.append(key) }
             return try connection.redis.sendChecked(command).int ?? 0
         }
         return removed > 0
     }
 
     /// Removes the whole sets of `members` on `shard` (evicting dormant
-    /// members): one `UNLINK` per member, pipelined in batches of
+    /// members): one `UNLINK` per member (buckets, meta, change log), pipelined in batches of
     /// ``Configuration/batchSize`` commands. Returns how many had a set.
     @discardableResult
     public func removeSets(_ members: [MemberID], shard: ShardID) throws(ScoreStoreError) -> Int {
@@ -28,8 +27,7 @@ extension ScoreStore {
                 let redis = connection.redis
                 for member in batch {
                     redis.append("UNLINK") { command in
-                        for key in layout.liveKeys(member) { command.append(key) }
-                        command.append(layout.metaKey(member))
+                        for key in layout.setKeys(member) { command.append(key) }
                     }
                 }
                 try redis.flush()

@@ -101,6 +101,11 @@ extension ScoreStore {
         let floor: Match?
         /// Replies of the temporary-bucket commands (HSET, PEXPIRE).
         let replies: Int
+        /// Where the change counter of a new set starts (``Scripts/replace``):
+        /// random in 1 ..< 2^40, so two lifetimes of one member's set (removed,
+        /// then written again) have different `written` identities with
+        /// near certainty, and stay well inside Lua's exact integers (2^53).
+        let counterSeed = Int.random(in: 1..<(1 << 40))
     }
 
     /// The write itself. With `replace: false` it stops after the temporary
@@ -197,10 +202,11 @@ extension ScoreStore {
         let member = write.member
         redis.append("EVALSHA") { command in
             command.append(sha)
-            command.append(1 + 2 * buckets)
+            command.append(2 + 2 * buckets)
             command.append(layout.metaKey(member))
             for bucket in 0..<buckets { command.append(layout.liveKey(member, bucket: bucket)) }
             for bucket in 0..<buckets { command.append(layout.temporaryKey(member, token: write.token, bucket: bucket)) }
+            command.append(layout.logKey(member))
             command.append(buckets)
             command.append(write.stamp)
             command.append(Int(write.generatedAt))
@@ -209,6 +215,7 @@ extension ScoreStore {
             command.append(write.floor.map { "\($0.tenths):\($0.id)" } ?? "")
             command.append(configuration.batchSize)
             for bucket in 0..<buckets { command.append(write.counts[bucket]) }
+            command.append(write.counterSeed)
         }
     }
 

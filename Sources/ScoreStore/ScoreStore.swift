@@ -44,6 +44,18 @@ public final class ScoreStore: Sendable {
         /// memory and a fifth of the trims.
         public var slackDivisor = 10
         public var minimumSlack = 16
+        /// L: the entries a set's change log keeps (``SetChange``). A reader
+        /// whose cached copy is more than L changes behind reads the set
+        /// whole. 128: under a live site's churn (`scripts/bench churn`) a
+        /// full set takes about one placement a second, so 128 covers two
+        /// minutes between one member's reads (a member paging reads every
+        /// few seconds); measured there, a log of 128-160 entries takes
+        /// ~6.3 KB (`MEMORY USAGE`, ~45 bytes an entry: the counter and the
+        /// identity are 13 digits each), ~9% of a 5,500-entry set. Each
+        /// placement that changes a set pays one RPUSH, and one in L/4 an
+        /// LTRIM back to L (the log holds L to L + L/4 entries): ~2-3 µs of
+        /// server time on a placement of 9-20 µs.
+        public var changeLogLength = 128
 
         public init() {}
 
@@ -145,6 +157,7 @@ public final class ScoreStore: Sendable {
     ///   - manager: the connections to the shards.
     public init(manager: ShardConnectionManager, configuration: Configuration = Configuration()) {
         precondition(configuration.batchSize >= 1, "batchSize must be at least 1")
+        precondition(configuration.changeLogLength >= 1, "changeLogLength must be at least 1")
         self.manager = manager
         self.configuration = configuration
     }

@@ -30,23 +30,40 @@ extension ShardConnection {
 /// it; empty when it holds every candidate), `changes` (a counter bumped by
 /// every change), `written` (`changes` as the last whole write left it: a
 /// whole write's identity, which `generated_at`, in seconds, is not).
+///
+/// A new set's counter starts at a random value the writer chooses (not at
+/// 0), so `written` also tells apart two lifetimes of one member's set (a
+/// set removed and written again): a reader's cached copy of the old one
+/// never passes for the new one, nor takes the new one's changes.
+///
+/// The change log (`scores:{id}:log`, ``ScoreStore/SetChange``): every
+/// placement that changes a set appends one entry, `CHANGES WRITTEN set ID
+/// TENTHS OLD [trim FT:FID]` or `CHANGES WRITTEN del ID OLD` (OLD: the
+/// tenths the set held for ID before, -1 when none), so that a reader holding
+/// the set as of one `changes` value can bring it to the next without reading
+/// it whole. The list keeps at least the last L entries (trimmed back to L
+/// once it holds L + L/4, so that one LTRIM serves L/4 placements); a whole
+/// write deletes it, as does a removal.
 enum Scripts {
     /// Replaces a member's live buckets with the temporary ones of a write.
     ///
-    /// KEYS: meta, live bucket 0 ..< B, temporary bucket 0 ..< B.
-    /// ARGV: B, stamp, generated_at, count, limit, floor (`TENTHS:ID`, or
-    /// empty when the set holds every candidate), the write's batch size,
-    /// then B expected field counts (0: the bucket is empty in the new set).
+    /// KEYS: meta, live bucket 0 ..< B, temporary bucket 0 ..< B, the change
+    /// log. ARGV: B, stamp, generated_at, count, limit, floor (`TENTHS:ID`,
+    /// or empty when the set holds every candidate), the write's batch size,
+    /// then B expected field counts (0: the bucket is empty in the new set),
+    /// then the seed of a new set's change counter (1 ..< 2^40, random).
     ///
     /// Checks first that every non-empty temporary bucket exists (a writer
     /// stalled past the TTL finds them expired; one `EXISTS` for all), and
     /// that a bucket written in more than one `HSET` holds all its fields (it
     /// could have expired between two and been recreated by the later one):
     /// if not, changes nothing and answers `-KINDREDTEMP`. Then one `UNLINK`
-    /// of every live bucket (freed off the main thread), and per non-empty
+    /// of every live bucket and the change log (freed off the main thread:
+    /// the log describes changes to the old write), and per non-empty
     /// bucket `RENAME` of the temporary one over it and `PERSIST` (RENAME
-    /// keeps the TTL). Then the meta, `changes` bumped; answers the new
-    /// `changes`. Keys do not expire while a script runs, so the check holds
+    /// keeps the TTL). Then the meta, `changes` bumped (from the seed when the
+    /// meta holds none: a new set); answers the new `changes`. Keys do not
+    /// expire while a script runs, so the check holds
     /// for the whole script.
     ///
     /// MULTI/EXEC cannot do the check: a RENAME of a missing key fails inside
@@ -72,6 +89,7 @@ enum Scripts {
         end
         local live = {}
         for i = 1, b do live[i] = KEYS[1 + i] end
+        live[b + 1] = KEYS[2 + 2 * b]
         redis.call('UNLINK', unpack(live))
         for i = 1, b do
           if tonumber(ARGV[7 + i]) > 0 then
@@ -80,6 +98,9 @@ enum Scripts {
           end
         end
         redis.call('HDEL', KEYS[1], 'low')
+        if redis.call('HEXISTS', KEYS[1], 'changes') == 0 then
+          redis.call('HSET', KEYS[1], 'changes', ARGV[8 + b])
+        end
         redis.call('HSET', KEYS[1], 'stamp', ARGV[2], 'generated_at', ARGV[3], 'count', ARGV[4], 'limit', ARGV[5], 'floor', ARGV[6])
         local changes = redis.call('HINCRBY', KEYS[1], 'changes', 1)
         redis.call('HSET', KEYS[1], 'written', changes)
@@ -95,11 +116,17 @@ enum Scripts {
     /// `floor` is `TENTHS:ID`, or empty when the set holds every candidate
     /// X has (then anyone who becomes a candidate belongs in it).
     ///
-    /// KEYS: X's meta, X's bucket of A. ARGV: A's id, the score (`7.3`, or
-    /// empty when A is not X's candidate), its tenths (-1 when not a
-    /// candidate), the stamp (X's answers version the caller computed the
-    /// pair with), N, slack S, B, X's key prefix (`scores:{X}`, to reach the
-    /// other buckets when trimming: they share the hash tag, hence the slot).
+    /// KEYS: X's meta, X's bucket of A, X's change log. ARGV: A's id, the
+    /// score (`7.3`, or empty when A is not X's candidate), its tenths (-1
+    /// when not a candidate), the stamp (X's answers version the caller
+    /// computed the pair with), N, slack S, B, X's key prefix (`scores:{X}`,
+    /// to reach the other buckets when trimming: they share the hash tag,
+    /// hence the slot), L (the change log's length).
+    ///
+    /// Every change (entered, updated, removed; a trim rides on the entry
+    /// that caused it) bumps `changes` once and appends one log entry
+    /// carrying the new value, when the set has a `written` identity (a set
+    /// written before it had none: readers read those whole).
     ///
     /// Answers `{code, count, floorTenths, floorId, trimmed, generatedAt}`;
     /// floorTenths is -1 when the set holds every candidate. Codes:
@@ -115,7 +142,23 @@ enum Scripts {
     /// lowest entry kept. Unparsable values rank lowest and go first.
     static let place = LuaScript(name: "place", source: """
         local meta = KEYS[1]
-        local m = redis.call('HMGET', meta, 'stamp', 'count', 'floor', 'generated_at')
+        local m = redis.call('HMGET', meta, 'stamp', 'count', 'floor', 'generated_at', 'written')
+        -- pcall: a log key of another type must not fail the placement (the
+        -- set has changed by then); readers then find no entry and read whole.
+        -- Trimmed back to L once it holds L + L/4: one LTRIM per L/4 entries.
+        local function logged(entry)
+          local length = redis.pcall('RPUSH', KEYS[3], entry)
+          local keep = tonumber(ARGV[9])
+          if type(length) == 'number' and length > keep + math.floor(keep / 4) then
+            redis.pcall('LTRIM', KEYS[3], -keep, -1)
+          end
+        end
+        local function tenthsOf(value)
+          local v = tonumber(value)
+          local et = v and math.floor(v * 10 + 0.5) or -1
+          if et < 0 or et > 100 then return -1 end
+          return et
+        end
         if not m[2] then return {0, 0, -1, 0, 0, 0} end
         local count = tonumber(m[2]) or 0
         local generated = tonumber(m[4]) or 0
@@ -138,7 +181,8 @@ enum Scripts {
           redis.call('HDEL', KEYS[2], ARGV[1])
           count = count - 1
           redis.call('HSET', meta, 'count', count)
-          redis.call('HINCRBY', meta, 'changes', 1)
+          local changes = redis.call('HINCRBY', meta, 'changes', 1)
+          if m[5] then logged(string.format('%d %s del %s %d', changes, m[5], ARGV[1], tenthsOf(old))) end
           return {4, count, fT, fId, 0, generated}
         end
         if old == ARGV[2] then return {5, count, fT, fId, 0, generated} end
@@ -151,7 +195,9 @@ enum Scripts {
         local n = tonumber(ARGV[5])
         local slack = tonumber(ARGV[6])
         local trimmed = 0
+        local trim = false
         if count > n + 2 * slack then
+          trim = true
           -- Pass 1: a histogram of tenths over every bucket (the replies are
           -- kept for pass 2; nothing else is stored per entry).
           local b = tonumber(ARGV[7])
@@ -222,7 +268,38 @@ enum Scripts {
         else
           redis.call('HSET', meta, 'count', count)
         end
-        redis.call('HINCRBY', meta, 'changes', 1)
+        local changes = redis.call('HINCRBY', meta, 'changes', 1)
+        if m[5] then
+          local entry = string.format('%d %s set %s %d %d', changes, m[5], ARGV[1], t, old and tenthsOf(old) or -1)
+          if trim then entry = entry .. string.format(' trim %d:%d', fT, fId) end
+          logged(entry)
+        end
         return {code, count, fT, fId, trimmed, generated}
+        """)
+
+    /// A set's meta and the change log's entries after a reader's copy, in
+    /// one atomic step (``ScoreStore/readMeta(_:shard:since:)``).
+    ///
+    /// KEYS: the meta, the change log. ARGV: the `changes` value of the
+    /// reader's copy (-1: no copy, the meta alone), its `written`, L.
+    ///
+    /// Answers `{meta's HGETALL, entries}`: the last `changes - C` entries of
+    /// the log when the meta's `written` is the copy's and that is at most L,
+    /// else none (the reader reads the set whole; so also when the log key is
+    /// not a list). The reader checks that the
+    /// entries are exactly C + 1 ... `changes` of that write: a log trimmed
+    /// past C, or missing entries, shows there.
+    static let changesSince = LuaScript(name: "changesSince", source: """
+        local m = redis.call('HGETALL', KEYS[1])
+        local c = tonumber(ARGV[1])
+        if #m == 0 or c < 0 then return {m, {}} end
+        local changes, written
+        for i = 1, #m, 2 do
+          if m[i] == 'changes' then changes = tonumber(m[i + 1]) elseif m[i] == 'written' then written = m[i + 1] end
+        end
+        if not changes or written ~= ARGV[2] or changes <= c or changes - c > tonumber(ARGV[3]) then return {m, {}} end
+        local entries = redis.pcall('LRANGE', KEYS[2], c - changes, -1)
+        if entries.err then return {m, {}} end
+        return {m, entries}
         """)
 }

@@ -6,12 +6,16 @@ import ScoreStore
 /// reads the whole set from its shard once, not once per page.
 ///
 /// An entry is only ever served after the caller has read the set's meta
-/// from the shard and found it unchanged: the meta's `changes` counter moves
-/// on every write, offer and removal, and its stamp and generation time
-/// change with every regeneration, so a cached set is never staler than
-/// the meta read in the same request. Beside it, the set's visible ranking
-/// (what a reader serves: ``Visibility``) for the snapshot and marks
-/// versions it was computed under.
+/// from the shard and found it equal to the entry's: the meta's `changes`
+/// counter moves on every write and placement, and `written` with every
+/// whole write (and every lifetime of the set), so a cached set is never
+/// staler than the meta read in the same request. A set that placements
+/// changed since is brought up to date from its change log
+/// (``apply(_:shard:from:to:changes:)``, read with the meta in one atomic
+/// step), which keeps exactly what a whole read would give; anything else
+/// is read whole again. Beside it, the set's visible ranking (what a reader
+/// serves: ``Visibility``) for the snapshot and marks versions it was
+/// computed under.
 ///
 /// Entries are ranked keys, `(100 - tenths) << 32 | id`, ascending in
 /// SCORING.md's order: 8 bytes a match. Eviction is CLOCK (second chance)
@@ -27,8 +31,6 @@ public final class RankedSetCache: @unchecked Sendable {
         /// The visible ranking (``Visibility``) under ``viewKey``.
         var view: [UInt64]?
         var viewKey = ViewKey(snapshot: -1, marks: -1)
-        /// When the set was read from its shard.
-        var fetched: ContinuousClock.Instant
     }
 
     /// What a visible ranking depends on besides the set: the snapshot's
@@ -43,22 +45,24 @@ public final class RankedSetCache: @unchecked Sendable {
     private var index: [MemberID: Int] = [:]
     private var hand = 0
     public let capacity: Int
-    /// How long a ranking stays servable after placements changed its set
-    /// (the set's whole write is the same one): members entering, leaving
-    /// or moving in the set show within this. Deletions and blocks are
-    /// hidden at once by the marks and the snapshot whatever the cache
-    /// holds; a rewritten set (new stamp or write time) is never served
-    /// from an older copy.
-    public let placementStaleness: Duration
     private var hits = 0
     private var misses = 0
+    private var applied = 0
 
     /// - Parameter capacity: sets kept (each up to N + 2 slack entries, and
     ///   a visible ranking of up to N).
-    public init(capacity: Int, placementStaleness: Duration = .seconds(1)) {
+    public init(capacity: Int) {
         self.capacity = max(0, capacity)
-        self.placementStaleness = placementStaleness
         slots.reserveCapacity(self.capacity)
+    }
+
+    /// The meta `member`'s cached copy was read with (to ask the shard for
+    /// the changes since), nil when none is cached for this shard.
+    public func copyMeta(_ member: MemberID, shard: UInt32) -> ScoreStore.SetMeta? {
+        lock.withLock {
+            guard let slot = index[member], slots[slot].shard == shard, slots[slot].meta.stamp != Self.removedStamp else { return nil }
+            return slots[slot].meta
+        }
     }
 
     /// The cached ranking of `member`'s set, if it was cached from exactly
@@ -70,29 +74,103 @@ public final class RankedSetCache: @unchecked Sendable {
     }
 
     /// The cached ranking of `member`'s set and the meta it was read with,
-    /// when it was read from exactly `meta`, or from the same whole write
-    /// less than ``placementStaleness`` ago (only placements changed it since).
+    /// when it was read from exactly `meta` (or brought to it by its changes).
     public func lookup(
         _ member: MemberID, shard: UInt32, meta: ScoreStore.SetMeta, countingMiss: Bool = true
     ) -> (ranked: [UInt64], meta: ScoreStore.SetMeta)? {
-        let now = ContinuousClock.now
-        return lock.withLock {
-            guard let slot = index[member], slots[slot].shard == shard else {
-                if countingMiss { misses += 1 }
-                return nil
-            }
-            let cached = slots[slot].meta
-            let sameWrite = cached.written == meta.written && cached.stamp == meta.stamp
-                && cached.generatedAt == meta.generatedAt && cached.limit == meta.limit
-            guard cached == meta || (sameWrite && now - slots[slot].fetched < placementStaleness) else {
+        lock.withLock {
+            guard let slot = index[member], slots[slot].shard == shard, slots[slot].meta == meta else {
                 if countingMiss { misses += 1 }
                 return nil
             }
             hits += 1
             slots[slot].referenced = true
-            return (slots[slot].ranked, cached)
+            return (slots[slot].ranked, meta)
         }
     }
+
+    /// Brings `member`'s cached copy, read with meta `copy`, to `meta` by
+    /// applying `changes` (the set's log entries `copy.changes + 1 ...
+    /// meta.changes`, read atomically with `meta`:
+    /// ``ScoreStore/readMeta(_:shard:since:)``), and returns the ranking:
+    /// exactly what a whole read at `meta` gives. The visible ranking kept
+    /// beside it is dropped. Nil on any doubt (the copy is not at `copy` any
+    /// more, or a change does not fit it: a score it should hold is not
+    /// there); the caller then reads the set whole, and the copy is not
+    /// served again until then.
+    ///
+    /// Cost: a binary search and a move of the entries after it per change
+    /// (O(N) at worst, a few microseconds at N + S = 5,500).
+    public func apply(
+        _ member: MemberID, shard: UInt32, from copy: ScoreStore.SetMeta, to meta: ScoreStore.SetMeta, changes: [ScoreStore.SetChange]
+    ) -> [UInt64]? {
+        lock.withLock {
+            guard let slot = index[member], slots[slot].shard == shard else { return nil }
+            if slots[slot].meta == meta {
+                // Another reader brought it there first.
+                hits += 1
+                slots[slot].referenced = true
+                return slots[slot].ranked
+            }
+            guard slots[slot].meta == copy else { return nil }
+            // Moved out, so the array is not copied when no reader holds it.
+            var ranked = slots[slot].ranked
+            slots[slot].ranked = []
+            slots[slot].view = nil
+            guard Self.applying(changes, to: &ranked) else {
+                slots[slot].meta.stamp = Self.removedStamp
+                return nil
+            }
+            slots[slot].ranked = ranked
+            slots[slot].meta = meta
+            slots[slot].referenced = true
+            applied += 1
+            return ranked
+        }
+    }
+
+    /// Applies log entries, in order, to a ranking (ranked keys, ascending):
+    /// a member's previous entry (when the change says it had one) is taken
+    /// out, its new one put in at its place, and a trim drops every entry
+    /// ranked below the new floor. False when a change does not fit (a
+    /// previous entry missing, a new one already there): the ranking is then
+    /// unspecified and must not be used.
+    public static func applying(_ changes: [ScoreStore.SetChange], to ranked: inout [UInt64]) -> Bool {
+        for change in changes {
+            if let previous = change.previous {
+                let old = key(Match(id: change.member, tenths: previous))
+                let at = lowerBound(old, in: ranked)
+                guard at < ranked.count, ranked[at] == old else { return false }
+                ranked.remove(at: at)
+            }
+            if let tenths = change.tenths {
+                let new = key(Match(id: change.member, tenths: tenths))
+                let at = lowerBound(new, in: ranked)
+                guard at == ranked.count || ranked[at] != new else { return false }
+                ranked.insert(new, at: at)
+            }
+            if let floor = change.trimmedTo {
+                let below = lowerBound(key(floor) + 1, in: ranked)
+                ranked.removeSubrange(below...)
+            }
+        }
+        return true
+    }
+
+    /// The first index whose key is not below `key`.
+    private static func lowerBound(_ key: UInt64, in ranked: [UInt64]) -> Int {
+        var low = 0
+        var high = ranked.count
+        while low < high {
+            let middle = (low + high) / 2
+            if ranked[middle] < key { low = middle + 1 } else { high = middle }
+        }
+        return low
+    }
+
+    /// A stamp no set carries: the slot is not to be served (a deletion, a
+    /// copy that a change did not fit).
+    private static let removedStamp = "\u{0}removed"
 
     /// The visible ranking cached for `member`'s set with exactly this meta
     /// under `key`.
@@ -117,7 +195,7 @@ public final class RankedSetCache: @unchecked Sendable {
     public func store(_ member: MemberID, shard: UInt32, meta: ScoreStore.SetMeta, ranked: [UInt64]) {
         guard capacity > 0 else { return }
         lock.withLock {
-            let entry = Slot(member: member, shard: shard, meta: meta, ranked: ranked, referenced: false, fetched: .now)
+            let entry = Slot(member: member, shard: shard, meta: meta, ranked: ranked, referenced: false)
             if let slot = index[member] {
                 slots[slot] = entry
                 return
@@ -142,7 +220,7 @@ public final class RankedSetCache: @unchecked Sendable {
     public func remove(_ member: MemberID) {
         lock.withLock {
             guard let slot = index[member] else { return }
-            slots[slot].meta.stamp = "\u{0}removed"
+            slots[slot].meta.stamp = Self.removedStamp
             slots[slot].ranked = []
             slots[slot].view = nil
             slots[slot].referenced = false
@@ -151,8 +229,9 @@ public final class RankedSetCache: @unchecked Sendable {
 
     public var count: Int { lock.withLock { index.count } }
 
-    /// Look-ups that found a valid entry, and those that did not.
-    public var stats: (hits: Int, misses: Int) { lock.withLock { (hits, misses) } }
+    /// Look-ups that found a valid entry, those that did not, and copies
+    /// brought up to date from their set's change log.
+    public var stats: (hits: Int, misses: Int, applied: Int) { lock.withLock { (hits, misses, applied) } }
 
     /// A ranked key: score descending, then id ascending, as one integer.
     @inline(__always)

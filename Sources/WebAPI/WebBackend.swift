@@ -25,13 +25,10 @@ public struct WebSettings: Sendable {
     public var generationThreads = 2
     /// The largest page a client may ask for.
     public var maxPageSize = 500
-    /// Sets kept in the in-process ranked cache.
+    /// Sets kept in the in-process ranked cache. A cached set that
+    /// placements changed is brought up to date from its change log, so
+    /// every page is exact to the meta read for it.
     public var cachedSets = 2_000
-    /// How long a cached set changed only by placements (others' changes
-    /// entering, leaving or moving in it) is still served before it is read
-    /// again (``RankedSetCache/placementStaleness``). Deletions and blocks
-    /// are hidden at once regardless.
-    public var placementStaleness: Duration = .seconds(1)
     /// `Retry-After` on a 503.
     public var retryAfterSeconds = 5
     /// MySQL retry budget of one request (the worker waits longer).
@@ -136,11 +133,14 @@ public final class WebBackend: Sendable {
     /// The batched path for pages of cached sets (nil without a cache).
     private let reader: BatchingExecutor<IOThread, PageRequest, CachedRead>?
     private let answeredInBatches = Counter()
+    /// Sets read whole from their shard (not cached, or a copy the change
+    /// log could not bring up to date).
+    private let wholeReads = Counter()
 
     public init(context: PipelineContext, settings: WebSettings = WebSettings()) {
         self.context = context
         self.settings = settings
-        cache = RankedSetCache(capacity: settings.cachedSets, placementStaleness: settings.placementStaleness)
+        cache = RankedSetCache(capacity: settings.cachedSets)
         let deletions = DeletionFilter()
         self.deletions = deletions
         let stamps = StampCache()
@@ -169,6 +169,10 @@ public final class WebBackend: Sendable {
         guard let statistics = reader?.statistics else { return (0, 0, 0) }
         return (statistics.batches, statistics.items, answeredInBatches.value)
     }
+
+    /// Sets read from their shards: whole (every entry, then ranked), and
+    /// cached copies brought up to date from their change log instead.
+    public var setReads: (whole: Int, delta: Int) { (wholeReads.value, cache.stats.applied) }
 
     /// Stops the threads (after the HTTP server stopped).
     public func shutdown() {
@@ -236,9 +240,11 @@ public final class WebBackend: Sendable {
             if marks!.isDeleted(member) { throw .notFound(member) }
             return .regenerate("no shard")
         }
-        let meta: ScoreStore.SetMeta?
+        // The meta, and the changes since the cached copy when there is one.
+        let copy = cache.copyMeta(member, shard: shard)
+        let read: ScoreStore.MetaRead
         do {
-            meta = try context.scores.readMeta(member, shard: shard)
+            read = try context.scores.readMeta(member, shard: shard, since: copy)
         } catch {
             marks = deletions.finish(pending, thread)
             if marks!.isDeleted(member) { throw .notFound(member) }
@@ -247,14 +253,19 @@ public final class WebBackend: Sendable {
         let known = deletions.finish(pending, thread)
         marks = known
         if known.isDeleted(member) { throw .notFound(member) }
-        guard let meta else { return .regenerate("no set") }
+        guard let meta = read.meta else { return .regenerate("no set") }
         if meta.stamp != stamp { return .regenerate("stale") }
         let ranked: [UInt64]
         var setMeta = meta
         if let cached = cache.lookup(member, shard: shard, meta: meta) {
             ranked = cached.ranked
             setMeta = cached.meta
+        } else if let copy, let changes = read.changes,
+            let applied = cache.apply(member, shard: shard, from: copy, to: meta, changes: changes)
+        {
+            ranked = applied
         } else {
+            wholeReads.add(1)
             let set: ScoreStore.StoredSet?
             do {
                 set = try context.scores.readSet(member, shard: shard, cutToLimit: false)
@@ -732,10 +743,11 @@ enum CachedRead: Sendable {
 }
 
 /// Serves pages of cached ranked sets to a batch of requests with one round
-/// trip per shard (the members' set metas, pipelined) and one to the queue's
-/// Redis (the deletion marks' version), both per batch: the full path's
-/// checks (the set is there, current and the one cached; the member and the
-/// matches are not deleted), for many requests at once.
+/// trip per shard (the members' set metas with the changes since each cached
+/// copy, pipelined) and one to the queue's Redis (the deletion marks'
+/// version), both per batch: the full path's checks (the set is there,
+/// current and the one cached, or brought to it by its changes; the member
+/// and the matches are not deleted), for many requests at once.
 struct CachedPageReader: Sendable {
     let context: PipelineContext
     let cache: RankedSetCache
@@ -755,13 +767,18 @@ struct CachedPageReader: Sendable {
             stampOf[index] = stamp
             byShard[shard, default: []].append(index)
         }
-        var metas = [ScoreStore.SetMeta?](repeating: nil, count: requests.count)
+        var reads = [ScoreStore.MetaRead?](repeating: nil, count: requests.count)
+        var copies = [ScoreStore.SetMeta?](repeating: nil, count: requests.count)
         var shardOf = [UInt32](repeating: 0, count: requests.count)
         for (shard, indexes) in byShard {
+            for index in indexes { copies[index] = cache.copyMeta(requests[index].member, shard: shard) }
             // A failure is the full path's to report (and count).
-            guard let found = try? context.scores.readMetas(indexes.map { requests[$0].member }, shard: shard) else { continue }
-            for (index, meta) in zip(indexes, found) {
-                metas[index] = meta
+            guard
+                let found = try? context.scores.readMetasAndChanges(
+                    indexes.map { (requests[$0].member, copies[$0]) }, shard: shard)
+            else { continue }
+            for (index, read) in zip(indexes, found) {
+                reads[index] = read
                 shardOf[index] = shard
             }
         }
@@ -769,12 +786,19 @@ struct CachedPageReader: Sendable {
         return requests.indices.map { index -> CachedRead in
             let request = requests[index]
             if marks.isDeleted(request.member) { return .deleted }
-            guard let meta = metas[index], meta.stamp == stampOf[index],
-                let cached = cache.lookup(request.member, shard: shardOf[index], meta: meta, countingMiss: false)
-            else { return .fullPath }
+            guard let meta = reads[index]?.meta, meta.stamp == stampOf[index] else { return .fullPath }
+            let ranked: [UInt64]
+            if let cached = cache.lookup(request.member, shard: shardOf[index], meta: meta, countingMiss: false) {
+                ranked = cached.ranked
+            } else if let copy = copies[index], let changes = reads[index]?.changes,
+                let applied = cache.apply(request.member, shard: shardOf[index], from: copy, to: meta, changes: changes)
+            {
+                ranked = applied
+            } else {
+                return .fullPath
+            }
             let visible = WebBackend.visible(
-                request.member, shard: shardOf[index], meta: cached.meta, ranked: cached.ranked, marks: marks, cache: cache,
-                context: context)
+                request.member, shard: shardOf[index], meta: meta, ranked: ranked, marks: marks, cache: cache, context: context)
             return .page(
                 WebBackend.page(request.member, visible: visible, offset: request.offset, limit: request.limit, generatedAt: meta.generatedAt))
         }

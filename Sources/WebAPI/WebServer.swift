@@ -42,13 +42,16 @@ extension WebServer {
     /// Publishes the batched read path's counts every metrics interval:
     /// `kindred_web_read_batches_total`, `kindred_web_read_batched_requests_total`
     /// (requests that went through it) and `kindred_web_read_batch_answers_total`
-    /// (the ones it answered; the others took the full path).
+    /// (the ones it answered; the others took the full path), and
+    /// `kindred_web_set_reads_total` by kind (`whole`, `delta`).
     static func batchMetrics(_ backend: WebBackend) -> ThreadsService {
         let context = backend.context
         let factory = context.metrics.factory
         let batches = Metrics.Counter(label: "kindred_web_read_batches_total", factory: factory)
         let requests = Metrics.Counter(label: "kindred_web_read_batched_requests_total", factory: factory)
         let answered = Metrics.Counter(label: "kindred_web_read_batch_answers_total", factory: factory)
+        let wholeReads = Metrics.Counter(label: "kindred_web_set_reads_total", dimensions: [("kind", "whole")], factory: factory)
+        let deltaReads = Metrics.Counter(label: "kindred_web_set_reads_total", dimensions: [("kind", "delta")], factory: factory)
         let published = PublishedCounts()
         let publish: @Sendable () -> Void = {
             published.lock.withLock {
@@ -58,6 +61,10 @@ extension WebServer {
                 requests.increment(by: Int64(now.requests - last.requests))
                 answered.increment(by: Int64(now.answered - last.answered))
                 published.value = now
+                let reads = backend.setReads
+                wholeReads.increment(by: Int64(reads.whole - published.reads.whole))
+                deltaReads.increment(by: Int64(reads.delta - published.reads.delta))
+                published.reads = reads
             }
         }
         return periodicService(
@@ -70,6 +77,7 @@ private final class PublishedCounts: @unchecked Sendable {
     // @unchecked Sendable: `value` is only touched under `lock`.
     let lock = Lock()
     var value = (batches: 0, requests: 0, answered: 0)
+    var reads = (whole: 0, delta: 0)
 }
 
 /// Owns the backend's threads: stops them when the group shuts down (after

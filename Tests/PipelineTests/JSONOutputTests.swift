@@ -1,6 +1,7 @@
 import Hummingbird
 import Scoring
 import ScoreStore
+import Synthetic
 import Testing
 @testable import WebAPI
 
@@ -69,24 +70,73 @@ struct RankedSetCacheTests {
             stamp: stamp, generatedAt: generatedAt, count: count, limit: 10, floor: nil, isComplete: true, changes: changes, written: written)
     }
 
-    @Test("a set changed only by placements is served from the cached ranking for a bounded time; a rewrite never is")
-    func placementStaleness() throws {
-        let tolerant = RankedSetCache(capacity: 4, placementStaleness: .seconds(3600))
-        tolerant.store(1, shard: 1, meta: Self.meta(), ranked: [1, 2, 3])
-        #expect(tolerant.lookup(1, shard: 1, meta: Self.meta())?.ranked == [1, 2, 3])
-        // Placements moved the counter: the same write, within the bound.
-        let placed = Self.meta(changes: 5, count: 4)
-        #expect(tolerant.lookup(1, shard: 1, meta: placed)?.meta == Self.meta(), "served with the meta it was read with")
-        // A rewrite (another stamp or write time) or another shard: read again.
-        #expect(tolerant.lookup(1, shard: 1, meta: Self.meta(stamp: "8")) == nil)
-        #expect(tolerant.lookup(1, shard: 1, meta: Self.meta(generatedAt: 101)) == nil)
-        // A rewrite with the same stamp in the same second (a rebuild of an unchanged member): still a rewrite.
-        #expect(tolerant.lookup(1, shard: 1, meta: Self.meta(changes: 6, written: 6)) == nil)
-        #expect(tolerant.lookup(1, shard: 2, meta: Self.meta()) == nil)
-        // With no tolerance, any change is a miss.
-        let strict = RankedSetCache(capacity: 4, placementStaleness: .zero)
-        strict.store(1, shard: 1, meta: Self.meta(), ranked: [1, 2, 3])
-        #expect(strict.lookup(1, shard: 1, meta: placed) == nil)
-        #expect(strict.lookup(1, shard: 1, meta: Self.meta()) != nil)
+    @Test("a cached set is served only for exactly the meta it was read with; a moved counter, a rewrite or another shard is a miss")
+    func exactMetaOnly() throws {
+        let cache = RankedSetCache(capacity: 4)
+        cache.store(1, shard: 1, meta: Self.meta(), ranked: [1, 2, 3])
+        #expect(cache.lookup(1, shard: 1, meta: Self.meta())?.ranked == [1, 2, 3])
+        #expect(cache.copyMeta(1, shard: 1) == Self.meta())
+        // Placements moved the counter: the copy must be brought up to date (or read again) first.
+        #expect(cache.lookup(1, shard: 1, meta: Self.meta(changes: 5, count: 4)) == nil)
+        // A rewrite (another stamp, write time, or the same stamp in the same second) or another shard.
+        #expect(cache.lookup(1, shard: 1, meta: Self.meta(stamp: "8")) == nil)
+        #expect(cache.lookup(1, shard: 1, meta: Self.meta(generatedAt: 101)) == nil)
+        #expect(cache.lookup(1, shard: 1, meta: Self.meta(changes: 6, written: 6)) == nil)
+        #expect(cache.lookup(1, shard: 2, meta: Self.meta()) == nil)
+        #expect(cache.copyMeta(1, shard: 2) == nil)
+        cache.remove(1)
+        #expect(cache.copyMeta(1, shard: 1) == nil && cache.lookup(1, shard: 1, meta: Self.meta()) == nil)
+    }
+
+    @Test("changes applied to a cached copy give the ranking a whole read gives; a change that does not fit drops the copy")
+    func applyingChanges() throws {
+        let matches = [Match(id: 4, tenths: 90), Match(id: 2, tenths: 70), Match(id: 9, tenths: 70), Match(id: 5, tenths: 30)]
+        let copy = Self.meta(changes: 10, count: 4, written: 3)
+        let cache = RankedSetCache(capacity: 4)
+        cache.store(1, shard: 1, meta: copy, ranked: matches.map(RankedSetCache.key))
+        cache.storeView(1, shard: 1, meta: copy, key: RankedSetCache.ViewKey(snapshot: 1, marks: 1), view: [1])
+        let changes = [
+            ScoreStore.SetChange(changes: 11, written: 3, member: 9, tenths: 95, previous: 70),  // moves up
+            ScoreStore.SetChange(changes: 12, written: 3, member: 7, tenths: 70, previous: nil),  // enters, tied
+            ScoreStore.SetChange(changes: 13, written: 3, member: 4, tenths: nil, previous: 90),  // leaves
+            ScoreStore.SetChange(changes: 14, written: 3, member: 1, tenths: 30, previous: nil, trimmedTo: Match(id: 7, tenths: 70)),
+        ]
+        let now = Self.meta(changes: 14, count: 3, written: 3)
+        let truth = [Match(id: 9, tenths: 95), Match(id: 2, tenths: 70), Match(id: 7, tenths: 70)].map(RankedSetCache.key)
+        // From a copy it does not hold: nothing.
+        #expect(cache.apply(1, shard: 1, from: Self.meta(changes: 9, count: 4, written: 3), to: now, changes: changes) == nil)
+        #expect(cache.apply(1, shard: 1, from: copy, to: now, changes: changes) == truth)
+        #expect(cache.lookup(1, shard: 1, meta: now)?.ranked == truth)
+        #expect(cache.view(1, shard: 1, meta: now, key: RankedSetCache.ViewKey(snapshot: 1, marks: 1)) == nil)
+        #expect(cache.stats.applied == 1)
+        // Another reader asking with the old copy finds it there already.
+        #expect(cache.apply(1, shard: 1, from: copy, to: now, changes: changes) == truth)
+        // A change that does not fit (a previous score the copy does not hold): no ranking, and the copy is not served again.
+        let wrong = [ScoreStore.SetChange(changes: 15, written: 3, member: 9, tenths: 10, previous: 20)]
+        #expect(cache.apply(1, shard: 1, from: now, to: Self.meta(changes: 15, count: 3, written: 3), changes: wrong) == nil)
+        #expect(cache.copyMeta(1, shard: 1) == nil && cache.lookup(1, shard: 1, meta: now) == nil)
+    }
+
+    @Test("random changes applied to a ranking equal the model's ranking (no server)", arguments: [1, 2, 3])
+    func applyingMatchesAModel(seed: UInt64) throws {
+        var random = SplitMix64(seed: seed)
+        var model: [MemberID: Int] = [:]
+        for id in 1...200 where Bool.random(using: &random) { model[MemberID(id)] = Int.random(in: 0...100, using: &random) }
+        func ranking(_ model: [MemberID: Int]) -> [UInt64] { model.map { RankedSetCache.key(Match(id: $0.key, tenths: $0.value)) }.sorted() }
+        var ranked = ranking(model)
+        for step in 0..<2000 {
+            let id = MemberID(Int.random(in: 1...220, using: &random))
+            var change = ScoreStore.SetChange(changes: step + 1, written: 1, member: id, tenths: nil, previous: model[id])
+            if Int.random(in: 0..<3, using: &random) > 0 { change.tenths = Int.random(in: 0...100, using: &random) }
+            model[id] = change.tenths
+            if step % 50 == 49, let floor = ranking(model).dropFirst(model.count * 3 / 4).first {
+                change.trimmedTo = Match(id: RankedSetCache.id(floor), tenths: RankedSetCache.tenths(floor))
+                model = model.filter { RankedSetCache.key(Match(id: $0.key, tenths: $0.value)) <= floor }
+            }
+            #expect(RankedSetCache.applying([change], to: &ranked))
+            #expect(ranked == ranking(model), "step \(step)")
+            if ranked != ranking(model) { return }
+        }
     }
 }
+

@@ -19,10 +19,11 @@ struct SetsStayTrueTests {
     static let topN = 12
 
     /// A web backend over a fresh installation with every set built at N = 12.
-    static func harness(memberLimit: Int = 200) throws -> WebHarness {
+    static func harness(memberLimit: Int = 200, configure: (inout PipelineSettings) -> Void = { _ in }) throws -> WebHarness {
         let web = try WebHarness(memberLimit: memberLimit, generate: false) {
             $0.scoring.topN = topN
             $0.auditSample = 10_000  // the audit's self-check samples every set: a test never depends on the draw
+            configure(&$0)
         }
         let generator = Generator(context: web.context)
         for member in web.installation.members { _ = try generator.regenerate(member.id) }
@@ -261,7 +262,8 @@ struct SetsStayTrueTests {
 
     @Test("the audit removes a set its shard no longer holds for its member, rebuilds one MySQL records otherwise, and its self-check catches a wrong entry")
     func audit() async throws {
-        let web = try await onThread { try Self.harness(memberLimit: 80) }
+        // Every set is sampled (the default 50 of ~80 missed the wrong one a third of the time).
+        let web = try await onThread { try Self.harness(memberLimit: 80) { $0.auditSample = 1_000 } }
         let context = web.context
         try await onThread {
             let connection = try web.installation.connectMySQL()

@@ -32,9 +32,10 @@ final class WebHarness: @unchecked Sendable {
     /// - Parameters:
     ///   - memberLimit: fixture members imported.
     ///   - generate: whether every member's set is generated first.
+    ///   - cachedSets: the ranked-set cache's capacity (0: every page reads its set whole).
     init(
         memberLimit: Int? = 300, generate: Bool = true, installation existing: Installation? = nil, generateFirst: Bool = false,
-        accessLog: LogRecorder? = nil, configure: (inout PipelineSettings) -> Void = { _ in }
+        accessLog: LogRecorder? = nil, cachedSets: Int = 64, configure: (inout PipelineSettings) -> Void = { _ in }
     ) throws {
         installation = try existing ?? Installation(memberLimit: memberLimit)
         var manager = ShardConnectionManager.Configuration()
@@ -44,7 +45,7 @@ final class WebHarness: @unchecked Sendable {
             workers: 2, manager: manager, registry: registry, program: .serve, configure: configure)
         var settings = WebSettings()
         settings.ioThreads = 4
-        settings.cachedSets = 64
+        settings.cachedSets = cachedSets
         backend = WebBackend(context: context, settings: settings)
         if (generate && existing == nil) || generateFirst {
             let generator = Generator(context: context)

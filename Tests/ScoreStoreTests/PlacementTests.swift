@@ -48,7 +48,7 @@ struct PlacementTests {
         let target: MemberID = 7
         let shard = Shards.shardOf(target)!
         let matches = rankedMatches(for: target, count: 5)
-        try shards.store.writeSet(target, shard: shard, matches: matches, stamp: "s", limit: 10, complete: true)
+        let written = try shards.store.writeSet(target, shard: shard, matches: matches, stamp: "s", limit: 10, complete: true).changes
         #expect(shards.store.place(900, into: target, tenths: 0, limit: 10, shard: shard).count(.entered) == 1)
         #expect(shards.store.place(900, into: target, tenths: 0, limit: 10, shard: shard).count(.unchanged) == 1)
         #expect(shards.store.place(900, into: target, tenths: 77, limit: 10, shard: shard).count(.updated) == 1)
@@ -61,7 +61,7 @@ struct PlacementTests {
         let truth = (Array(matches.dropFirst()) + [Match(id: 900, tenths: 77)]).sorted(by: Match.ranksBefore)
         #expect(set.matches == truth)
         #expect(set.meta.isComplete)
-        #expect(set.meta.changes == 4)  // write, enter, update, remove; unchanged and absent change nothing
+        #expect(set.meta.changes == written + 3)  // enter, update, remove; unchanged and absent change nothing
     }
 
     @Test func aSetWithAFloorTakesOnlyWhatRanksAtOrAboveItAndDropsWhatFallsBelow() throws {
@@ -113,12 +113,14 @@ struct PlacementTests {
         let shards = try Shards()
         let target: MemberID = 10
         let shard = Shards.shardOf(target)!
-        try shards.store.writeSet(target, shard: shard, matches: rankedMatches(for: target, count: 3), stamp: "new", limit: 10, complete: true)
+        let written = try shards.store.writeSet(
+            target, shard: shard, matches: rankedMatches(for: target, count: 3), stamp: "new", limit: 10, complete: true
+        ).changes
         let stale = shards.store.place(77, into: target, tenths: 90, stamp: "old", limit: 10, shard: shard)
         #expect(stale.count(.stale) == 1)
         let set = try consistentSet(shards, target)
         #expect(!set.matches.contains { $0.id == 77 })
-        #expect(set.meta.changes == 1)
+        #expect(set.meta.changes == written)
     }
 
     @Test func aSetWrittenBeforeFloorsWereKeptIsReportedForARebuild() throws {

@@ -1,0 +1,171 @@
+import RedisClient
+import Scoring
+
+extension ScoreStore {
+    /// One entry of a set's change log (`scores:{X}:log`, ``Scripts/place``):
+    /// what one placement did to the set, so that a reader holding the set as
+    /// of ``changes`` - 1 can bring its copy to ``changes`` without reading
+    /// the set whole.
+    ///
+    /// Stored as text: `CHANGES WRITTEN set ID TENTHS OLD [trim FT:FID]` or
+    /// `CHANGES WRITTEN del ID OLD` (OLD: the tenths the set held for ID
+    /// before, -1 when it held none; about 25 bytes an entry).
+    public struct SetChange: Sendable, Hashable {
+        /// The set's `changes` counter after this change.
+        public var changes: Int
+        /// The `written` identity of the whole write the change applies to.
+        public var written: Int
+        /// The member entered, moved or left.
+        public var member: MemberID
+        /// The member's score in the set after the change; nil: removed.
+        public var tenths: Int?
+        /// The member's score in the set before the change; nil: not there
+        /// (or a stored value that is not a score, which no reader holds).
+        public var previous: Int?
+        /// The set was trimmed after the change: its new floor. Every entry
+        /// ranked below it is gone.
+        public var trimmedTo: Match?
+
+        public init(changes: Int, written: Int, member: MemberID, tenths: Int?, previous: Int?, trimmedTo: Match? = nil) {
+            self.changes = changes
+            self.written = written
+            self.member = member
+            self.tenths = tenths
+            self.previous = previous
+            self.trimmedTo = trimmedTo
+        }
+
+        /// Parses one log entry; nil for anything the script does not write.
+        package static func parse(_ text: String) -> SetChange? {
+            let parts = text.split(separator: " ", omittingEmptySubsequences: false)
+            guard parts.count >= 5, let changes = Int(parts[0]), changes > 0, let written = Int(parts[1]), written > 0,
+                let member = MemberID(parts[3]), member > 0
+            else { return nil }
+            switch parts[2] {
+            case "del" where parts.count == 5:
+                guard let previous = Self.tenths(parts[4]) else { return nil }
+                return SetChange(changes: changes, written: written, member: member, tenths: nil, previous: previous >= 0 ? previous : nil)
+            case "set" where parts.count == 6 || (parts.count == 8 && parts[6] == "trim"):
+                guard let now = Self.tenths(parts[4]), now >= 0, let previous = Self.tenths(parts[5]) else { return nil }
+                var change = SetChange(
+                    changes: changes, written: written, member: member, tenths: now, previous: previous >= 0 ? previous : nil)
+                if parts.count == 8 {
+                    guard let floor = ScoreStore.parseFloor(String(parts[7])) else { return nil }
+                    change.trimmedTo = floor
+                }
+                return change
+            default:
+                return nil
+            }
+        }
+
+        /// `0` ... `100`, or `-1` (none); nil for anything else.
+        private static func tenths(_ text: Substring) -> Int? {
+            guard let value = Int(text), (-1...100).contains(value) else { return nil }
+            return value
+        }
+    }
+
+    /// What a reader holding a copy of a set learns from one atomic read of
+    /// its meta and change log (``readMeta(_:shard:since:)``).
+    public struct MetaRead: Sendable, Hashable {
+        /// The set's meta now; nil when there is no set.
+        public var meta: SetMeta?
+        /// The changes that take the reader's copy exactly to ``meta``, in
+        /// order (empty: the copy is current); nil when the copy cannot be
+        /// brought there (no copy given, another whole write, more than L
+        /// changes behind, a gap in the log, a set without a log): the
+        /// reader reads the set whole.
+        public var changes: [SetChange]?
+
+        public init(meta: SetMeta?, changes: [SetChange]?) {
+            self.meta = meta
+            self.changes = changes
+        }
+    }
+
+    /// `member`'s meta and, when `since` (the meta of the reader's copy) is
+    /// given, the changes since that copy: one script (``Scripts/changesSince``),
+    /// so the meta and the entries are of the same instant.
+    public func readMeta(_ member: MemberID, shard: ShardID, since: SetMeta?) throws(ScoreStoreError) -> MetaRead {
+        try readMetasAndChanges([(member, since)], shard: shard)[0]
+    }
+
+    /// ``readMeta(_:shard:since:)`` for many members of one shard in one round
+    /// trip (pipelined; a member without a copy costs a plain `HGETALL`). An
+    /// error reply for any member throws.
+    public func readMetasAndChanges(_ members: [(member: MemberID, since: SetMeta?)], shard: ShardID) throws(ScoreStoreError) -> [MetaRead] {
+        guard !members.isEmpty else { return [] }
+        let length = configuration.changeLogLength
+        return try onShard(shard) { (connection) throws(RedisError) -> [MetaRead] in
+            let redis = connection.redis
+            func append(_ member: MemberID, since: SetMeta?, sha: String) {
+                guard let since else {
+                    redis.append(["HGETALL", layout.metaKey(member)])
+                    return
+                }
+                redis.append("EVALSHA") { command in
+                    command.append(sha)
+                    command.append(2)
+                    command.append(layout.metaKey(member))
+                    command.append(layout.logKey(member))
+                    command.append(since.changes)
+                    command.append(since.written)
+                    command.append(length)
+                }
+            }
+            var sha = members.contains { $0.since != nil } ? try connection.sha(of: Scripts.changesSince) : ""
+            for (member, since) in members { append(member, since: since, sha: sha) }
+            var replies: [RedisValue] = []
+            replies.reserveCapacity(members.count)
+            for _ in members { replies.append(try redis.readReply()) }
+            let missing = replies.indices.filter { replies[$0].errorKind == "NOSCRIPT" }
+            if !missing.isEmpty {
+                // The script cache was flushed: load again and resend those.
+                sha = try connection.sha(of: Scripts.changesSince, reload: true)
+                for index in missing { append(members[index].member, since: members[index].since, sha: sha) }
+                for index in missing { replies[index] = try redis.readReply() }
+            }
+            var reads: [MetaRead] = []
+            reads.reserveCapacity(members.count)
+            for (index, reply) in replies.enumerated() {
+                if case .error(let message) = reply {
+                    throw RedisError.serverError(message, context: redis.endpoint, command: members[index].since == nil ? "HGETALL" : "EVALSHA")
+                }
+                guard let since = members[index].since else {
+                    reads.append(MetaRead(meta: Self.parseMeta(reply), changes: nil))
+                    continue
+                }
+                guard let parts = reply.array, parts.count == 2, let entries = parts[1].array else {
+                    throw RedisError(code: .serverError, message: "the changesSince script answered an unexpected reply", context: redis.endpoint, command: "EVALSHA")
+                }
+                let meta = Self.parseMeta(parts[0])
+                reads.append(MetaRead(meta: meta, changes: meta.flatMap { Self.changes(from: since, to: $0, entries: entries) }))
+            }
+            return reads
+        }
+    }
+
+    /// The changes that take a copy read with meta `copy` to `meta`, from
+    /// the log entries read with `meta`; nil on any doubt: another whole
+    /// write (or the same `written` with another stamp, write time or N), a
+    /// copy of a set without a `written` identity, entries that are not
+    /// exactly `copy.changes + 1 ... meta.changes` of that write, an entry
+    /// that does not parse.
+    package static func changes(from copy: SetMeta, to meta: SetMeta, entries: [RedisValue]) -> [SetChange]? {
+        guard copy.written > 0, meta.written == copy.written, meta.stamp == copy.stamp, meta.generatedAt == copy.generatedAt,
+            meta.limit == copy.limit, !meta.isLegacy, !copy.isLegacy, meta.changes >= copy.changes,
+            entries.count == meta.changes - copy.changes
+        else { return nil }
+        if entries.isEmpty { return meta == copy ? [] : nil }
+        var changes: [SetChange] = []
+        changes.reserveCapacity(entries.count)
+        for (offset, entry) in entries.enumerated() {
+            guard let text = entry.string, let change = SetChange.parse(text), change.changes == copy.changes + 1 + offset,
+                change.written == copy.written
+            else { return nil }
+            changes.append(change)
+        }
+        return changes
+    }
+}
