@@ -8,10 +8,10 @@
 //   MemberFormat    -> Scoring            JSON Lines import format: parse, validate, write
 //   Synthetic       -> Scoring, MemberFormat   deterministic synthetic populations
 //   CHiredis, CMariaDB                    system libraries (module map + shim.h only)
-//   RedisClient     -> CHiredis           one connection over hiredis, pipelines, replies
-//   MariaDBClient   -> CMariaDB           one connection over libmariadb, prepared statements
+//   RedisClient     -> CHiredis, KindredSupport   one connection over hiredis, pipelines, replies
+//   MariaDBClient   -> CMariaDB, KindredSupport   one connection over libmariadb, prepared statements
 //   KindredConfig   -> Scoring, MemberFormat   layered settings: config file < environment < flags
-//   KindredSupport                        locks shared by the blocking-I/O layers, the version
+//   KindredSupport                        locks shared by the blocking-I/O layers, the version, URL percent-encoding
 //   KindredLogging  -> KindredSupport, swift-log   the log handler (text or JSON lines), durations in ms
 //   MemberStore     -> MariaDBClient, RedisClient (the shard URL grammar), Scoring, MemberFormat
 //                                         members, answers, blocks, shards, directory, generations
@@ -79,8 +79,8 @@ let package = Package(
         ),
 
         // Clients over the C libraries.
-        .target(name: "RedisClient", dependencies: ["CHiredis"], swiftSettings: swiftSettings),
-        .target(name: "MariaDBClient", dependencies: ["CMariaDB"], swiftSettings: swiftSettings),
+        .target(name: "RedisClient", dependencies: ["CHiredis", "KindredSupport"], swiftSettings: swiftSettings),
+        .target(name: "MariaDBClient", dependencies: ["CMariaDB", "KindredSupport"], swiftSettings: swiftSettings),
 
         // Stores and the queue.
         .target(name: "KindredSupport", swiftSettings: swiftSettings),

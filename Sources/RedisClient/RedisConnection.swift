@@ -1,4 +1,5 @@
 import CHiredis
+import KindredSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -103,14 +104,14 @@ public final class RedisConnection {
         /// `redis://user@host:port/db`: the server and the user, never the password.
         public var server: String {
             var text = "redis://"
-            if password != nil, let user { text += RedisPercentEncoding.encode(user) + "@" }
+            if password != nil, let user { text += PercentEncoding.encode(user) + "@" }
             return text + endpoint + (database == 0 ? "" : "/\(database)")
         }
 
         public var description: String {
             var text = "redis://"
             if password != nil {
-                if let user { text += RedisPercentEncoding.encode(user) }
+                if let user { text += PercentEncoding.encode(user) }
                 text += ":***@"
             }
             return "RedisConnection.Configuration(" + text + endpoint + (database == 0 ? "" : "/\(database)") + ")"

@@ -1,3 +1,5 @@
+import KindredSupport
+
 /// A Redis address as operators write it:
 ///
 ///     redis://HOST[:PORT][/DB]
@@ -76,8 +78,8 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible, CustomDebug
             }
             let userText = userInfo[..<colon]
             let passwordText = userInfo[userInfo.index(after: colon)...]
-            guard let decodedUser = RedisPercentEncoding.decode(userText) else { throw invalid("bad percent-encoding in the user") }
-            guard let decodedPassword = RedisPercentEncoding.decode(passwordText) else { throw invalid("bad percent-encoding in the password") }
+            guard let decodedUser = PercentEncoding.decode(userText) else { throw invalid("bad percent-encoding in the user") }
+            guard let decodedPassword = PercentEncoding.decode(passwordText) else { throw invalid("bad percent-encoding in the password") }
             guard !decodedPassword.isEmpty else { throw invalid("empty password") }
             guard !decodedUser.contains(where: { $0.isWhitespace || $0.asciiValue.map { $0 < 0x20 || $0 == 0x7F } == true }) else {
                 throw invalid("the user holds a space or a control character")
@@ -147,7 +149,7 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible, CustomDebug
     /// when not 0: how errors name the server (no password in any form).
     public var server: String {
         var text = "redis://"
-        if let user { text += RedisPercentEncoding.encode(user) + "@" }
+        if let user { text += PercentEncoding.encode(user) + "@" }
         return text + hostPort + (database == 0 ? "" : "/\(database)")
     }
 
@@ -157,8 +159,8 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible, CustomDebug
     private func url(redactingPassword: Bool) -> String {
         var text = "redis://"
         if let password {
-            if let user { text += RedisPercentEncoding.encode(user) }
-            text += ":" + (redactingPassword ? "***" : RedisPercentEncoding.encode(password)) + "@"
+            if let user { text += PercentEncoding.encode(user) }
+            text += ":" + (redactingPassword ? "***" : PercentEncoding.encode(password)) + "@"
         }
         return text + hostPort + (database == 0 ? "" : "/\(database)")
     }
@@ -188,53 +190,5 @@ public struct RedisURLError: Error, Sendable, Hashable, CustomStringConvertible 
     init(shown: String, reason: String) {
         self.reason = reason
         self.description = "\(shown): \(reason)"
-    }
-}
-
-/// RFC 3986 percent-encoding for the user and password of a URL.
-enum RedisPercentEncoding {
-    /// Decodes `%XX` escapes; nil for a malformed escape or bytes that are not UTF-8.
-    static func decode(_ text: Substring) -> String? {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(text.utf8.count)
-        var iterator = text.utf8.makeIterator()
-        while let byte = iterator.next() {
-            if byte == UInt8(ascii: "%") {
-                guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else {
-                    return nil
-                }
-                bytes.append(high << 4 | low)
-            } else {
-                bytes.append(byte)
-            }
-        }
-        return String(validating: bytes, as: UTF8.self)
-    }
-
-    /// Encodes everything but unreserved characters.
-    static func encode(_ text: String) -> String {
-        var result = ""
-        for byte in text.utf8 {
-            let unreserved =
-                (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
-                || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "_")
-                || byte == UInt8(ascii: "~")
-            if unreserved {
-                result.unicodeScalars.append(Unicode.Scalar(byte))
-            } else {
-                let hex = String(byte, radix: 16, uppercase: true)
-                result += "%" + (hex.count == 1 ? "0" + hex : hex)
-            }
-        }
-        return result
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case 0x30...0x39: byte - 0x30
-        case 0x41...0x46: byte - 0x41 + 10
-        case 0x61...0x66: byte - 0x61 + 10
-        default: nil
-        }
     }
 }
