@@ -126,25 +126,27 @@ struct ConnectionManagerTests {
 
     @Test func afterAFailedConnectTheNextAttemptWaitsOutTheJitteredBackoff() throws {
         let shards = try Shards(count: 1) {
-            $0.backoff = ReconnectBackoff.Configuration(baseDelay: .milliseconds(300), maxDelay: .seconds(1))
+            // Delays of seconds, so that "no wait" (a refused connect, well under a second even on a
+            // loaded machine) and "the backoff waited" (1.5 s) stay far apart.
+            $0.backoff = ReconnectBackoff.Configuration(baseDelay: .seconds(2), maxDelay: .seconds(4))
             $0.breaker = CircuitBreaker.Configuration(failureThreshold: 10, coolOff: .seconds(30))
         }
         shards.server(1).kill()
         let first = ContinuousClock.now
         #expect(throws: ScoreStoreError.self) { try shards.store.readSet(1, shard: 1) }
-        #expect(ContinuousClock.now - first < .milliseconds(150))  // no backoff before the first attempt
+        #expect(ContinuousClock.now - first < .seconds(1))  // no backoff before the first attempt
         // The fake clock stands still, so the whole jittered delay (0.5 of
-        // the way from 150 to 300 ms) is waited before the second attempt.
+        // the way from 1 to 2 s) is waited before the second attempt.
         let second = ContinuousClock.now
         let error = #expect(throws: ScoreStoreError.self) { try shards.store.readSet(1, shard: 1) }
-        #expect(ContinuousClock.now - second >= .milliseconds(225))
+        #expect(ContinuousClock.now - second >= .milliseconds(1500))
         #expect(error?.code == .connectionFailed)
         #expect(shards.manager.health()[1]?.consecutiveFailures == 2)
         // Once the delay has passed (by the manager's clock), no wait.
-        shards.clock.advance(by: .seconds(1))
+        shards.clock.advance(by: .seconds(4))
         let third = ContinuousClock.now
         #expect(throws: ScoreStoreError.self) { try shards.store.readSet(1, shard: 1) }
-        #expect(ContinuousClock.now - third < .milliseconds(150))
+        #expect(ContinuousClock.now - third < .seconds(1))
     }
 
     @Test func aPooledConnectionStaleAfterARestartIsReplacedWithoutAnError() throws {
