@@ -167,7 +167,7 @@ let package = Package(
         .target(
             name: "FuzzTargets",
             dependencies: [
-                "MemberFormat", "Scoring", "RedisClient", "CHiredis", "MariaDBClient", "ScoreStore", "WebAPI",
+                "MemberFormat", "Scoring", "RedisClient", "CHiredis", "MariaDBClient", "ScoreStore", "WebAPI", "KindredConfig",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
             ],

@@ -30,6 +30,8 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     /// The web backend's hand-written parameter parsing: member ids in
     /// paths, `offset`/`limit` in queries, the browse page's cookie.
     case webParameters = "web-parameters"
+    /// `ConfigFileCheck`: a config file (strict JSON, known keys, value types).
+    case configFile = "config-file"
 
     /// What a target made of one input.
     public enum Outcome: Sendable, Equatable {
@@ -51,6 +53,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .mysqlURL: return ClientTargets.mysqlURL(bytes)
         case .respReply: return ClientTargets.respReply(bytes)
         case .webParameters: return WebTargets.parameters(bytes)
+        case .configFile: return ConfigTargets.configFile(bytes)
         }
     }
 
