@@ -181,10 +181,10 @@ let package = Package(
             path: "Tests/TestSupport",
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "ScoringTests", dependencies: ["Scoring"], swiftSettings: swiftSettings),
+        .testTarget(name: "ScoringTests", dependencies: ["Scoring", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "MemberFormatTests",
-            dependencies: ["MemberFormat", "Synthetic", "Scoring"],
+            dependencies: ["MemberFormat", "Synthetic", "Scoring", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -227,10 +227,10 @@ let package = Package(
             dependencies: ["WorkQueue", "TestSupport"],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets"], swiftSettings: swiftSettings),
+        .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "KindredLoggingTests",
-            dependencies: ["KindredLogging", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["KindredLogging", "TestSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,6 +1,7 @@
 import Foundation
 import FuzzTargets
 import Testing
+import TestSupport
 
 /// Replays every saved fuzz input (`Tests/FuzzCorpus/<target>/`: seeds, the
 /// minimized corpus, and under `crashes/` every input that once crashed or
@@ -8,7 +9,7 @@ import Testing
 /// crash fails the whole test run, as it should; a target's properties
 /// (round trips, errors that name columns and never repeat the input) trap
 /// the same way.
-@Suite("Fuzz corpus replay")
+@Suite("Fuzz corpus replay", .offCooperativePool)
 struct CorpusReplayTests {
     static let corpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("FuzzCorpus")

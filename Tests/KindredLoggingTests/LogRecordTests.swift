@@ -2,9 +2,10 @@ import Foundation
 import KindredLogging
 import Logging
 import Testing
+import TestSupport
 
 /// The two log formats, rendered without a clock or a process.
-@Suite("Log records")
+@Suite("Log records", .offCooperativePool)
 struct LogRecordTests {
     /// 2026-11-30T15:36:50.123Z
     static let time = LogRecord.Timestamp(unixMilliseconds: 1_796_053_010_123)

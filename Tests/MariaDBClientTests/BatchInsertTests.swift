@@ -2,7 +2,7 @@ import MariaDBClient
 import TestSupport
 import Testing
 
-@Suite("Multi-row INSERT")
+@Suite("Multi-row INSERT", .offCooperativePool)
 struct BatchInsertTests {
     @Test func insertsEveryRowWithFewCachedStatements() throws {
         try withTestDatabase { connection, _, _ in

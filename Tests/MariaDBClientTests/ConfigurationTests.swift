@@ -1,8 +1,9 @@
 import Testing
+import TestSupport
 
 @testable import MariaDBClient
 
-@Suite("Configuration and URL parsing (no server)")
+@Suite("Configuration and URL parsing (no server)", .offCooperativePool)
 struct ConfigurationTests {
     @Test func parsesTCPURLWithPercentEncodedPassword() throws {
         let configuration = try MariaDBConnection.Configuration(url: "mysql://app:p%40ss%3Aw%2Frd%25x@127.0.0.1:3307/kindred")
@@ -124,7 +125,7 @@ struct ConfigurationTests {
     }
 }
 
-@Suite("Error redaction and classification (no server)")
+@Suite("Error redaction and classification (no server)", .offCooperativePool)
 struct ErrorRedactionTests {
     @Test func duplicateEntryKeepsKeyNameAndDropsValue() {
         let redacted = MariaDBError.redactValues(
@@ -158,7 +159,7 @@ struct ErrorRedactionTests {
     }
 }
 
-@Suite("BatchInsert shapes (no server)")
+@Suite("BatchInsert shapes (no server)", .offCooperativePool)
 struct BatchInsertShapeTests {
     @Test func splitsIntoFullStatementsAndPowerOfTwoTail() {
         let batch = BatchInsert("INSERT INTO t (a, b) VALUES", columnsPerRow: 2, maxRowsPerStatement: 1000)

@@ -2,7 +2,7 @@ import MariaDBClient
 import TestSupport
 import Testing
 
-@Suite("Connecting")
+@Suite("Connecting", .offCooperativePool)
 struct ConnectionTests {
     @Test func connectsOverTCPWithURL() throws {
         let server = try MariaDBServer.shared()

@@ -5,7 +5,7 @@ import Synchronization
 import TestSupport
 import Testing
 
-@Suite("Server errors")
+@Suite("Server errors", .offCooperativePool)
 struct ErrorTests {
     /// Every text form of `error` that could reach a log.
     static func renderings(of error: MariaDBError) -> [String] {

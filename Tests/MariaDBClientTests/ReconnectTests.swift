@@ -4,7 +4,7 @@ import Testing
 
 /// Failure tests: each starts its own server, because they kill, pause and
 /// restart it.
-@Suite("Lost connections and reconnecting")
+@Suite("Lost connections and reconnecting", .offCooperativePool)
 struct ReconnectTests {
     @Test func killedServerIsDetectedPromptlyAndReconnectRestoresCachedStatements() throws {
         let server = try MariaDBServer.start()

@@ -2,7 +2,7 @@ import MariaDBClient
 import TestSupport
 import Testing
 
-@Suite("Values round-trip through prepared statements")
+@Suite("Values round-trip through prepared statements", .offCooperativePool)
 struct RoundTripTests {
     static let createTable = """
         CREATE TABLE kinds (

@@ -2,7 +2,7 @@ import MariaDBClient
 import TestSupport
 import Testing
 
-@Suite("Streaming large results")
+@Suite("Streaming large results", .offCooperativePool)
 struct StreamingTests {
     /// The payload of row `id`: 200-299 bytes, a pattern that a shifted or
     /// truncated copy cannot match.

@@ -3,7 +3,7 @@ import MariaDBClient
 import TestSupport
 import Testing
 
-@Suite("MySQL URL TLS options (no server)")
+@Suite("MySQL URL TLS options (no server)", .offCooperativePool)
 struct TLSOptionTests {
     typealias Configuration = MariaDBConnection.Configuration
 
@@ -45,7 +45,7 @@ private let tlsServer: Result<(MariaDBServer, TestCertificates), any Error> = Re
     return (server, certificates)
 }
 
-@Suite("MySQL over TLS against a real mariadbd that requires it")
+@Suite("MySQL over TLS against a real mariadbd that requires it", .offCooperativePool)
 struct TLSConnectionTests {
     func configuration(_ tls: MariaDBConnection.Configuration.TLS?, host: String = "127.0.0.1") throws -> MariaDBConnection.Configuration {
         let (server, _) = try tlsServer.get()
@@ -124,7 +124,7 @@ struct TLSConnectionTests {
 /// libmariadb 3.3 ignores MYSQL_OPT_SSL_ENFORCE unless the server's name is
 /// verified too: without the connection's own check, REQUIRED and VERIFY_CA
 /// logged in over plain text to a server offering no TLS.
-@Suite("ssl-mode against a mariadbd that offers no TLS")
+@Suite("ssl-mode against a mariadbd that offers no TLS", .offCooperativePool)
 struct TLSMissingTests {
     typealias TLS = MariaDBConnection.Configuration.TLS
 

@@ -2,7 +2,7 @@ import MariaDBClient
 import TestSupport
 import Testing
 
-@Suite("Transactions")
+@Suite("Transactions", .offCooperativePool)
 struct TransactionTests {
     struct BodyFailed: Error, Equatable { let step: Int }
 

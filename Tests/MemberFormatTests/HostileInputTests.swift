@@ -1,6 +1,7 @@
 import MemberFormat
 import Scoring
 import Testing
+import TestSupport
 
 /// Parses a line given as bytes (it may hold bytes a String cannot).
 func parse(bytes: [UInt8]) -> Result<Member, MemberLineError> {
@@ -27,7 +28,7 @@ func rejection(_ result: Result<Member, MemberLineError>, sourceLocation: Source
     }
 }
 
-@Suite("Hostile input: nesting")
+@Suite("Hostile input: nesting", .offCooperativePool)
 struct NestingTests {
     @Test("150,000 levels of '[' in an unknown field: rejected at the 65th level's column, no crash")
     func deepUnknownField() {
@@ -87,7 +88,7 @@ struct NestingTests {
     }
 }
 
-@Suite("Hostile input: UTF-8")
+@Suite("Hostile input: UTF-8", .offCooperativePool)
 struct UTF8Tests {
     /// Sequences that are not UTF-8, each with why.
     static let invalid: [([UInt8], String)] = [

@@ -3,6 +3,7 @@ import MemberFormat
 import Scoring
 import Synthetic
 import Testing
+import TestSupport
 
 func temporaryFile(_ contents: String) throws -> String {
     let path = NSTemporaryDirectory() + "kindred-test-\(UUID().uuidString)"
@@ -10,7 +11,7 @@ func temporaryFile(_ contents: String) throws -> String {
     return path
 }
 
-@Suite("Members files")
+@Suite("Members files", .offCooperativePool)
 struct MemberFileTests {
     @Test("rejected lines are reported with their line numbers and the good lines still load")
     func rejectsAndKeeps() throws {
@@ -73,7 +74,7 @@ struct MemberFileTests {
     }
 }
 
-@Suite("Synthetic populations")
+@Suite("Synthetic populations", .offCooperativePool)
 struct SyntheticTests {
     @Test("the same seed writes the same bytes; another seed writes others")
     func deterministic() throws {
@@ -138,7 +139,7 @@ struct SyntheticTests {
     }
 }
 
-@Suite("Fixtures")
+@Suite("Fixtures", .offCooperativePool)
 struct FixtureTests {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("fixtures").path

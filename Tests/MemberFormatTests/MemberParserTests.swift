@@ -2,6 +2,7 @@ import Foundation
 import MemberFormat
 import Scoring
 import Testing
+import TestSupport
 
 /// A survey of 3 questions: 4, 2 and 8 options.
 let testSurvey = try! Survey(optionCounts: [4, 2, 8])
@@ -21,7 +22,7 @@ func edited(_ field: String, _ json: String?) -> String {
     return String(decoding: try! JSONSerialization.data(withJSONObject: object), as: UTF8.self)
 }
 
-@Suite("Member lines: every rule of SCORING.md's import format")
+@Suite("Member lines: every rule of SCORING.md's import format", .offCooperativePool)
 struct MemberParserTests {
     @Test("the contract's example line parses to exactly what it says")
     func example() throws {
@@ -146,7 +147,7 @@ struct MemberParserTests {
     }
 }
 
-@Suite("Survey file")
+@Suite("Survey file", .offCooperativePool)
 struct SurveyFormatTests {
     @Test("the contract's example survey parses; ids may come in any order")
     func example() throws {
@@ -185,7 +186,7 @@ struct SurveyFormatTests {
     }
 }
 
-@Suite("RFC 3339 timestamps")
+@Suite("RFC 3339 timestamps", .offCooperativePool)
 struct TimestampTests {
     @Test("known instants")
     func known() {

@@ -2,8 +2,9 @@ import MariaDBClient
 import MemberStore
 import Scoring
 import Testing
+import TestSupport
 
-@Suite("Generation bookkeeping")
+@Suite("Generation bookkeeping", .offCooperativePool)
 struct GenerationTests {
     @Test("record, read and forget; when two workers race, the newer generation wins")
     func recordAndRead() throws {

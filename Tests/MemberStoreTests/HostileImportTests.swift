@@ -4,8 +4,9 @@ import MemberFormat
 import MemberStore
 import Scoring
 import Testing
+import TestSupport
 
-@Suite("Import of hostile lines")
+@Suite("Import of hostile lines", .offCooperativePool)
 struct HostileImportTests {
     @Test("a line nested 70,000 levels deep and lines with invalid UTF-8 are rejected with their line numbers; the lines around them are stored")
     func deepAndInvalidLines() throws {

@@ -9,7 +9,7 @@ import Testing
 
 /// Imports while MySQL dies. Each test starts its own server, because it
 /// kills or restarts it.
-@Suite("Import while MySQL fails")
+@Suite("Import while MySQL fails", .offCooperativePool)
 struct ImportFailureTests {
     /// 3000 synthetic members (Q = 100, ~2% with blocks) written as files.
     static func population(_ directory: String) throws -> (files: (survey: String, members: String), survey: Survey) {

@@ -4,6 +4,7 @@ import MemberFormat
 import MemberStore
 import Scoring
 import Testing
+import TestSupport
 
 /// Checks that every live member's row agrees with their blocks: the stored
 /// answers version is the digest of the row and the blocks as stored, so a
@@ -36,7 +37,7 @@ func expectedMembers(_ lines: [String], survey: Survey) -> [MemberID: Member] {
     return members
 }
 
-@Suite("Import")
+@Suite("Import", .offCooperativePool)
 struct ImportTests {
     static let badLines: [(line: String, reason: String)] = [
         ("{\"id\": 70, \"gender\": \"man\"", "malformed JSON"),

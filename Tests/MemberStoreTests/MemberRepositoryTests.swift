@@ -2,8 +2,9 @@ import MariaDBClient
 import MemberStore
 import Scoring
 import Testing
+import TestSupport
 
-@Suite("Members in MySQL")
+@Suite("Members in MySQL", .offCooperativePool)
 struct MemberRepositoryTests {
     @Test("the first survey is stored; the same survey again is accepted; a different one is refused, naming the first differing question")
     func survey() throws {

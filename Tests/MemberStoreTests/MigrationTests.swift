@@ -3,7 +3,7 @@ import MemberStore
 import TestSupport
 import Testing
 
-@Suite("Schema migrations")
+@Suite("Schema migrations", .offCooperativePool)
 struct MigrationTests {
     /// Every table's `SHOW CREATE TABLE`, by name.
     static func schema(_ connection: MariaDBConnection) throws -> [String: String] {

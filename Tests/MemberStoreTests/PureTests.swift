@@ -1,8 +1,9 @@
 import MemberStore
 import Scoring
 import Testing
+import TestSupport
 
-@Suite("Packed answers and answers versions (no server)")
+@Suite("Packed answers and answers versions (no server)", .offCooperativePool)
 struct PackedAnswersTests {
     @Test("answers survive packing, two bytes per question in the documented layout")
     func roundTrip() throws {
@@ -75,7 +76,7 @@ struct PackedAnswersTests {
     }
 }
 
-@Suite("Backoff (no server)")
+@Suite("Backoff (no server)", .offCooperativePool)
 struct BackoffTests {
     @Test("delays double up to the maximum and stop at the time budget")
     func schedule() {
@@ -93,7 +94,7 @@ struct BackoffTests {
     }
 }
 
-@Suite("Shard addresses and the picker (no server)")
+@Suite("Shard addresses and the picker (no server)", .offCooperativePool)
 struct ShardPureTests {
     @Test("valid addresses parse and normalize", arguments: [
         ("redis://127.0.0.1:7000", "redis://127.0.0.1:7000"),
@@ -145,7 +146,7 @@ struct ShardPureTests {
     }
 }
 
-@Suite("The member store's clock (no server)")
+@Suite("The member store's clock (no server)", .offCooperativePool)
 struct ServerTimeTests {
     @Test("MySQL's DATETIME(6) text round-trips through microseconds since the epoch")
     func roundTrip() throws {

@@ -5,7 +5,7 @@ import Scoring
 import TestSupport
 import Testing
 
-@Suite("Shards and the member directory")
+@Suite("Shards and the member directory", .offCooperativePool)
 struct ShardTests {
     @Test("the catalog adds, lists and changes shards, and refuses bad or duplicate addresses and weights")
     func catalog() throws {

@@ -7,7 +7,7 @@ import Synthetic
 import TestSupport
 import Testing
 
-@Suite("Snapshot load and refresh")
+@Suite("Snapshot load and refresh", .offCooperativePool)
 struct SnapshotTests {
     @Test("the loaded population equals what was imported, blocks included")
     func loadEqualsImport() throws {

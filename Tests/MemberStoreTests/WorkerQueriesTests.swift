@@ -6,7 +6,7 @@ import TestSupport
 import Testing
 
 /// The store queries the worker daemon relies on.
-@Suite("Worker queries: repair candidates, directory prefetch, split refresh")
+@Suite("Worker queries: repair candidates, directory prefetch, split refresh", .offCooperativePool)
 struct WorkerQueriesTests {
     @Test("repair candidates: assigned or recently active members with a missing, stale or misplaced set, and deleted members still assigned")
     func repairCandidates() throws {

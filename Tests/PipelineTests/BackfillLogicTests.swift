@@ -3,10 +3,11 @@ import MemberStore
 import Pipeline
 import Scoring
 import Testing
+import TestSupport
 
 /// The pure parts of backfill and evict: durations, windows, the rate
 /// schedule, checkpoint progress, byte sizes. No server.
-@Suite("Backfill logic (no server)")
+@Suite("Backfill logic (no server)", .offCooperativePool)
 struct BackfillLogicTests {
     @Test("durations: a whole number and a unit, or a sum of them")
     func durations() throws {

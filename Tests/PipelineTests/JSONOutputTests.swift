@@ -3,10 +3,11 @@ import Scoring
 import ScoreStore
 import Synthetic
 import Testing
+import TestSupport
 @testable import WebAPI
 
 /// The API's hand-written JSON: numbers, scores and escapes, without servers.
-@Suite("JSON output")
+@Suite("JSON output", .offCooperativePool)
 struct JSONOutputTests {
     func written(_ build: (inout JSONOutput) -> Void) -> String {
         var json = JSONOutput()
@@ -63,7 +64,7 @@ struct JSONOutputTests {
     }
 }
 
-@Suite("Ranked-set cache (no server)")
+@Suite("Ranked-set cache (no server)", .offCooperativePool)
 struct RankedSetCacheTests {
     static func meta(stamp: String = "7", generatedAt: Int64 = 100, changes: Int = 1, count: Int = 3, written: Int = 1) -> ScoreStore.SetMeta {
         ScoreStore.SetMeta(

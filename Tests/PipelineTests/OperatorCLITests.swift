@@ -11,7 +11,7 @@ import WorkQueue
 /// settings, errors that say what to do, `--json` documents, dead jobs,
 /// an interrupted import, help texts. Serialized: processes and servers of
 /// their own on two cores.
-@Suite("Operator CLI", .serialized, .timeLimit(.minutes(10)))
+@Suite("Operator CLI", .serialized, .timeLimit(.minutes(10)), .offCooperativePool)
 struct OperatorCLITests {
     /// Runs `kindred ARGUMENTS` to its end (bounded): exit status and output
     /// (standard output and error together).

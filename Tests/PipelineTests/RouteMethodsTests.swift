@@ -1,10 +1,11 @@
 import Hummingbird
 import Testing
+import TestSupport
 
 @testable import WebAPI
 
 /// The table behind 405 and OPTIONS, without servers.
-@Suite("Route methods")
+@Suite("Route methods", .offCooperativePool)
 struct RouteMethodsTests {
     let table = RouteMethods(
         [

@@ -85,7 +85,7 @@ struct ServicesTests {
     }
 
     @Test("readers scan while a writer changes the population; every scan sees a whole state")
-    func sharedPopulation() throws {
+    func sharedPopulation() async throws {
         let survey = try Survey(optionCounts: Array(repeating: 2, count: 5))
         let answers = (0..<5).map { Answer(question: $0, option: 0, accepted: OptionSet8([0]), importance: .somewhat) }
         let probe = Member(id: 1, gender: .woman, seeking: [.man], age: 30, ageMin: 18, ageMax: 99, answers: answers)
@@ -112,9 +112,12 @@ struct ServicesTests {
                 return (0..<200).map { _ in shared.read { finder.matches(forID: 1, in: $0)?.count ?? -1 } }
             }
         }
-        try writer.result().get()
-        for reader in readers {
-            let counts = try reader.result()
+        // The joins block: off the cooperative pool.
+        let scans = try await onThread { () -> [[Int]] in
+            try writer.result().get()
+            return try readers.map { try $0.result() }
+        }
+        for counts in scans {
             #expect(counts.allSatisfy { $0 % 2 == 0 }, "a scan saw half a write")
             #expect(counts == counts.sorted(), "counts only grow")
         }

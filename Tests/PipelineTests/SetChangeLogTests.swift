@@ -13,8 +13,10 @@ import TestSupport
 /// The web backend's cached sets follow their shards through the sets'
 /// change logs: after any sequence of placements, a cached copy brought up
 /// to date equals a whole read, and a copy the log cannot bring there is
-/// read whole.
-@Suite("Cached sets follow their change logs", .serialized, .timeLimit(.minutes(10)))
+/// read whole. Its two synchronous tests run for seconds: the suite runs off
+/// the cooperative pool (serialized, so its async test never waits behind
+/// them there).
+@Suite("Cached sets follow their change logs", .serialized, .timeLimit(.minutes(10)), .offCooperativePool)
 struct SetChangeLogTests {
     /// One real shard and a store with a small slack, so that trims come
     /// often (N = 10: written with 12, trimmed back to 12 past 14).

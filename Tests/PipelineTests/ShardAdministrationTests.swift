@@ -8,7 +8,7 @@ import ScoreStore
 import TestSupport
 import Testing
 
-@Suite("kindred shards add / remove / list against real servers")
+@Suite("kindred shards add / remove / list against real servers", .offCooperativePool)
 struct ShardAdministrationTests {
     /// A migrated database of its own on the shared MariaDB.
     func withCatalog<T>(_ body: (MariaDBConnection, ShardAdministration) throws -> T) throws -> T {

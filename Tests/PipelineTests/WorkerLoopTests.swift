@@ -94,7 +94,7 @@ struct WorkerLoopTests {
         let member = installation.members[0].id
         for shard in installation.shards { shard.freeze() }
         defer { for shard in installation.shards { shard.thaw() } }
-        try await onThread { try WorkQueue().enqueue([member], priority: .interactive, on: try installation.queueServer.connect()) }
+        _ = try await onThread { try WorkQueue().enqueue([member], priority: .interactive, on: try installation.queueServer.connect()) }
 
         let stop = StopSignal()
         let group = ServiceGroup(

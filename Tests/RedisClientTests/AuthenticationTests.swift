@@ -2,7 +2,7 @@ import RedisClient
 import TestSupport
 import Testing
 
-@Suite("Redis URLs with credentials and a database number (no server)")
+@Suite("Redis URLs with credentials and a database number (no server)", .offCooperativePool)
 struct CredentialURLTests {
     @Test("user, password and database are parsed and percent-decoded")
     func parsed() throws {
@@ -55,7 +55,7 @@ struct CredentialURLTests {
     }
 }
 
-@Suite("AUTH and SELECT against real servers")
+@Suite("AUTH and SELECT against real servers", .offCooperativePool)
 struct AuthenticationTests {
     static let password = "pa:ss@w/rd%x"
 

@@ -9,7 +9,7 @@ import TestSupport
 /// its reply until the end; `observer` sees the server busy; `killer` sends
 /// `SCRIPT KILL`. The steps follow observed events (a BUSY reply, a retry
 /// about to sleep), never sleeps of the test's own.
-@Suite("BUSY retry", .timeLimit(.minutes(1)))
+@Suite("BUSY retry", .timeLimit(.minutes(1)), .offCooperativePool)
 struct BusyRetryTests {
     @Test func retryOutlastsABusyScriptOnceItIsKilled() throws {
         // The server answers BUSY once a script has run for 50 ms (default 5 s).

@@ -6,7 +6,7 @@ import TestSupport
 /// Servers that are absent, killed, restarted or slow. Every wait is bounded:
 /// by the connection's read timeout, a poll's timeout, or a thread's join
 /// timeout; the suite's time limit catches anything else.
-@Suite("Connection failures", .timeLimit(.minutes(1)))
+@Suite("Connection failures", .timeLimit(.minutes(1)), .offCooperativePool)
 struct ConnectionFailureTests {
     @Test func connectingToAClosedPortFailsWithAClearError() throws {
         let port = try freeLoopbackPort()  // nothing listens there
@@ -165,7 +165,13 @@ struct ConnectionFailureTests {
         }
         #expect(redis.isBroken)
     }
+}
 
+/// Misuse is a precondition failure, checked in a child process (an exit
+/// test). Not under `.offCooperativePool`: the parent's part is async and
+/// short, and must not wait behind the blocking suites' queue.
+@Suite("Misuse of a Redis connection stops the process", .timeLimit(.minutes(5)))
+struct RedisMisuseTests {
     @Test func usingAClosedConnectionStopsTheProcess() async {
         await #expect(processExitsWith: .failure) {
             let listener = LoopbackListener()

@@ -3,7 +3,7 @@ import Testing
 import TestSupport
 
 /// Pipelines: one result per command, streaming, and a member-sized write.
-@Suite("Pipelines", .timeLimit(.minutes(1)))
+@Suite("Pipelines", .timeLimit(.minutes(1)), .offCooperativePool)
 struct PipelineTests {
     @Test func aFailingCommandDoesNotHideTheOthers() throws {
         let server = try RedisServer()

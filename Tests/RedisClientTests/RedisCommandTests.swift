@@ -1,8 +1,9 @@
 import RedisClient
 import Testing
+import TestSupport
 
 /// RESP encoding, checked byte for byte without a server.
-@Suite("RedisCommand encoding")
+@Suite("RedisCommand encoding", .offCooperativePool)
 struct RedisCommandTests {
     private func resp(_ text: String) -> [UInt8] { Array(text.utf8) }
 

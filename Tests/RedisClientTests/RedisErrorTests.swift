@@ -1,8 +1,9 @@
 import RedisClient
 import Testing
+import TestSupport
 
 /// Codes, the broken-connection flag, and keeping arguments out of descriptions.
-@Suite("RedisError")
+@Suite("RedisError", .offCooperativePool)
 struct RedisErrorTests {
     @Test func onlyDeadConnectionsAreBroken() {
         func error(_ code: RedisError.Code) -> RedisError { RedisError(code: code, message: "m", context: "h:1") }

@@ -1,8 +1,9 @@
 import RedisClient
 import Testing
+import TestSupport
 
 /// Backoff arithmetic and the retryable replies, without I/O.
-@Suite("RedisRetryPolicy")
+@Suite("RedisRetryPolicy", .offCooperativePool)
 struct RedisRetryPolicyTests {
     @Test func defaultDelaysDoubleFrom50Milliseconds() {
         let policy = RedisRetryPolicy.default

@@ -2,7 +2,7 @@
 import Testing
 import TestSupport
 
-@Suite("Lua scripts", .timeLimit(.minutes(1)))
+@Suite("Lua scripts", .timeLimit(.minutes(1)), .offCooperativePool)
 struct RedisScriptTests {
     @Test("SHA-1 matches known digests (and so Redis' script names)")
     func sha1() {
@@ -32,7 +32,7 @@ struct RedisScriptTests {
     }
 }
 
-@Suite("Redis URLs")
+@Suite("Redis URLs", .offCooperativePool)
 struct RedisURLTests {
     @Test("accepted forms")
     func accepted() throws {

@@ -3,7 +3,7 @@ import Testing
 import TestSupport
 
 /// Every kind of reply, read from a real redis-server.
-@Suite("Replies", .timeLimit(.minutes(1)))
+@Suite("Replies", .timeLimit(.minutes(1)), .offCooperativePool)
 struct RepliesTests {
     @Test func statusBulkIntegerAndNull() throws {
         let server = try RedisServer()

@@ -2,9 +2,10 @@ import RedisClient
 @testable import ScoreStore
 import Scoring
 import Testing
+import TestSupport
 
 /// The pure state machines, driven by a fake clock: every transition.
-@Suite("Backoff and circuit breaker")
+@Suite("Backoff and circuit breaker", .offCooperativePool)
 struct BackoffAndBreakerTests {
     let t0 = ContinuousClock.now
 
@@ -99,7 +100,7 @@ struct BackoffAndBreakerTests {
     }
 }
 
-@Suite("Shard endpoints")
+@Suite("Shard endpoints", .offCooperativePool)
 struct ShardEndpointTests {
     @Test func parsesHostAndPort() throws {
         let endpoint = try ShardEndpoint(id: 4, url: "redis://10.0.0.5:7000")
@@ -126,7 +127,7 @@ struct ShardEndpointTests {
     }
 }
 
-@Suite("Stored value parsing")
+@Suite("Stored value parsing", .offCooperativePool)
 struct StoredValueParsingTests {
     @Test func theFastScoreParserAgreesWithScoreParse() {
         var inputs: [[UInt8]] = []

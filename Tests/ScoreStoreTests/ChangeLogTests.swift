@@ -8,7 +8,7 @@ import TestSupport
 /// A set's change log (`scores:{X}:log`): what placements append, how long
 /// it is kept, when it goes, and what ``ScoreStore/readMeta(_:shard:since:)``
 /// makes of it.
-@Suite("Change log", .timeLimit(.minutes(3)))
+@Suite("Change log", .timeLimit(.minutes(3)), .offCooperativePool)
 struct ChangeLogTests {
     /// The log's raw entries.
     func log(_ shards: Shards, _ member: MemberID) throws -> [String] {

@@ -7,7 +7,7 @@ import TestSupport
 
 /// The lazy connection manager against real shards: lazy connects, a shard
 /// killed mid-pipeline, the breaker, reconnects, idle connections.
-@Suite("Connection manager", .timeLimit(.minutes(2)))
+@Suite("Connection manager", .timeLimit(.minutes(2)), .offCooperativePool)
 struct ConnectionManagerTests {
     @Test func touchingOneShardOfThreeConnectsToThatOneOnly() throws {
         let shards = try Shards()

@@ -4,7 +4,7 @@ import Scoring
 import TestSupport
 import Testing
 
-@Suite("Shards with credentials and a database number, and the marker written with the first set")
+@Suite("Shards with credentials and a database number, and the marker written with the first set", .offCooperativePool)
 struct ManagedShardTests {
     @Test("an ACL user's shard in database 2: sets land in database 2, also after the server dropped the connections")
     func aclUserAndDatabase() throws {

@@ -8,7 +8,7 @@ import TestSupport
 
 /// Placements (``Scripts/place``) against real shards: a stored set stays
 /// the exact prefix of its member's ranking down to its floor.
-@Suite("Placements", .timeLimit(.minutes(3)))
+@Suite("Placements", .timeLimit(.minutes(3)), .offCooperativePool)
 struct PlacementTests {
     /// The set as stored, with its meta's count checked against the entries.
     func consistentSet(_ shards: Shards, _ member: MemberID) throws -> ScoreStore.StoredSet {

@@ -5,7 +5,7 @@ import Scoring
 import Testing
 import TestSupport
 
-@Suite("Removal, marker, shard stats", .timeLimit(.minutes(2)))
+@Suite("Removal, marker, shard stats", .timeLimit(.minutes(2)), .offCooperativePool)
 struct RemovalAndMarkerTests {
     @Test func placingAMemberOutOfEverySetKeepsEachCountExact() throws {
         let shards = try Shards()

@@ -6,7 +6,7 @@ import Testing
 import TestSupport
 
 /// Whole-set writes and reads against real shards.
-@Suite("Whole sets", .timeLimit(.minutes(2)))
+@Suite("Whole sets", .timeLimit(.minutes(2)), .offCooperativePool)
 struct SetTests {
     @Test(arguments: [1, 64])
     func aWrittenSetReadsBackRankedExactlyAsWritten(buckets: Int) throws {
@@ -218,7 +218,7 @@ struct SetTests {
     }
 }
 
-@Suite("Batched meta reads", .timeLimit(.minutes(2)))
+@Suite("Batched meta reads", .timeLimit(.minutes(2)), .offCooperativePool)
 struct MetaBatchTests {
     @Test func manyMetasInOneRoundTripAreEachMembersAndNilWithoutASet() throws {
         let shards = try Shards()
@@ -250,7 +250,7 @@ struct MetaBatchTests {
     }
 }
 
-@Suite("Script reloads", .timeLimit(.minutes(2)))
+@Suite("Script reloads", .timeLimit(.minutes(2)), .offCooperativePool)
 struct BatchAndScriptTests {
     @Test func afterTheScriptCacheIsFlushedEveryScriptIsLoadedAgain() throws {
         let shards = try Shards(count: 1)

@@ -1,7 +1,8 @@
 @testable import Scoring
 import Testing
+import TestSupport
 
-@Suite("Match finder: ranking, selection and the fast path against the reference")
+@Suite("Match finder: ranking, selection and the fast path against the reference", .offCooperativePool)
 struct MatchFinderTests {
     @Test("ties are ordered by numeric id, not by the id's text")
     func tiesByNumericID() throws {

@@ -1,9 +1,10 @@
 import Scoring
 import Testing
+import TestSupport
 
 /// Hand-worked pairs, one per rule of SCORING.md. Each expectation was
 /// worked out on paper from the contract; the comment shows the arithmetic.
-@Suite("Pair score: hand-worked pairs")
+@Suite("Pair score: hand-worked pairs", .offCooperativePool)
 struct PairScoreTests {
     let settings = ScoringSettings.default
 

@@ -1,7 +1,8 @@
 import Scoring
 import Testing
+import TestSupport
 
-@Suite("Columnar population")
+@Suite("Columnar population", .offCooperativePool)
 struct PopulationTests {
     @Test("a stored member reads back as given (answers in question order, blocks sorted)")
     func roundTrip() throws {
@@ -120,7 +121,7 @@ struct PopulationTests {
     }
 }
 
-@Suite("Population ordering: sorted cohorts, unsorted tail, holes")
+@Suite("Population ordering: sorted cohorts, unsorted tail, holes", .offCooperativePool)
 struct PopulationOrderingTests {
     /// Random upserts (new members, in-cohort changes, cohort moves) and
     /// removals interleaved with organize: after every step, every member's

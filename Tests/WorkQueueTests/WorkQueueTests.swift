@@ -5,7 +5,7 @@ import TestSupport
 import WorkQueue
 
 /// The queue against a real redis-server: one server per test.
-@Suite("Work queue", .timeLimit(.minutes(1)))
+@Suite("Work queue", .timeLimit(.minutes(1)), .offCooperativePool)
 struct WorkQueueTests {
     let queue = WorkQueue(retry: JobRetryPolicy(maxAttempts: 3, baseDelay: .milliseconds(50), maxDelay: .milliseconds(200)))
 
