@@ -165,7 +165,7 @@ struct ReconnectTests {
     func mysqlRestart() async throws {
         let installation = try await onThread { try Installation(dedicatedMySQL: true, memberLimit: 60) }
         let logs = LogRecorder()
-        let (context, watermark) = try await onThread {
+        let (context, _) = try await onThread {
             try installation.context(logs: logs) { settings in
                 settings.refreshInterval = Self.interval
                 settings.sweepInterval = Self.interval
