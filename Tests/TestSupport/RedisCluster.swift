@@ -1,0 +1,129 @@
+import Foundation
+import RedisClient
+
+/// A real Redis Cluster that a test owns: `masters` masters with
+/// `replicasPerMaster` replicas each, every node a ``RedisServer`` started
+/// with `--cluster-enabled yes` on free loopback ports (the client port and
+/// the cluster bus port both picked free), joined by `redis-cli --cluster
+/// create`, and healthy (every node says `cluster_state:ok` and knows all
+/// 16,384 slots) when the initializer returns.
+///
+/// `nodeTimeout` is the cluster's `cluster-node-timeout`: how long a master
+/// must be unreachable before its replica takes over.
+public final class RedisCluster: @unchecked Sendable {
+    // @unchecked Sendable: every stored property is a `let` of a Sendable type.
+
+    public let nodes: [RedisServer]
+    public let nodeTimeout: Duration
+
+    public init(masters: Int = 3, replicasPerMaster: Int = 1, nodeTimeout: Duration = .seconds(2)) throws {
+        precondition(masters >= 3, "redis-cli --cluster create needs at least 3 masters")
+        self.nodeTimeout = nodeTimeout
+        let milliseconds = nodeTimeout.components.seconds * 1000 + nodeTimeout.components.attoseconds / 1_000_000_000_000_000
+        var nodes: [RedisServer] = []
+        for _ in 0..<(masters * (1 + replicasPerMaster)) {
+            nodes.append(try RedisServer(options: .init(config: [
+                "cluster-enabled": "yes",
+                "cluster-node-timeout": String(milliseconds),
+                "cluster-port": String(try Self.freeBusPort()),
+                // A replica may take over however long it was cut off: the tests kill masters on purpose.
+                "cluster-replica-validity-factor": "0",
+                "appendonly": "no",
+            ])))
+        }
+        self.nodes = nodes
+        let cli = try locateBinary("redis-cli", package: "redis-tools")
+        let addresses = nodes.map { "127.0.0.1:\($0.port)" }
+        let (status, output) = try runToCompletion(
+            cli, ["--cluster", "create"] + addresses + ["--cluster-replicas", String(replicasPerMaster), "--cluster-yes"],
+            timeout: .seconds(60))
+        guard status == 0 else { throw TestSupportError("redis-cli --cluster create failed (\(status)):\n\(output)") }
+        try waitUntilHealthy(timeout: .seconds(60), replicasPerMaster: replicasPerMaster)
+    }
+
+    /// The seed nodes a client starts from: every node.
+    public var seeds: [ClusterNode] { nodes.map { ClusterNode(host: $0.host, port: Int($0.port)) } }
+
+    /// A client configuration for this cluster with short timeouts.
+    public func configuration(routing: ClusterRouting.Policy = .init()) -> ClusterConnection.Configuration {
+        ClusterConnection.Configuration(
+            seeds: seeds,
+            node: RedisConnection.Configuration(
+                host: "127.0.0.1", port: Int(nodes[0].port), connectTimeout: .seconds(2), readTimeout: .seconds(10)),
+            routing: routing)
+    }
+
+    /// The node (server) listening on `node`'s port.
+    public func server(_ node: ClusterNode) -> RedisServer? {
+        nodes.first { Int($0.port) == node.port }
+    }
+
+    /// Waits until every running node reports `cluster_state:ok`, knows a
+    /// master for all 16,384 slots (with `replicasPerMaster` replicas each,
+    /// when given), and all of them agree on the masters.
+    public func waitUntilHealthy(timeout: Duration, replicasPerMaster: Int? = nil) throws {
+        try poll(until: "the cluster to be healthy on every node", timeout: timeout, interval: .milliseconds(100)) {
+            var maps: Set<[ClusterNode]> = []
+            for node in nodes where node.isRunning {
+                let redis = try node.connect(readTimeout: .seconds(5))
+                defer { redis.close() }
+                guard let info = try redis.send(["CLUSTER", "INFO"]).string, info.contains("cluster_state:ok") else {
+                    return false
+                }
+                let map = try ClusterSlotMap(clusterSlots: try redis.send(["CLUSTER", "SLOTS"]), answeringHost: node.host)
+                guard map.coveredSlots == HashSlot.count else { return false }
+                if let replicasPerMaster, map.masterNodes.contains(where: { map.replicas[$0]?.count != replicasPerMaster }) {
+                    return false
+                }
+                maps.insert(map.masterNodes)
+            }
+            return maps.count == 1
+        }
+    }
+
+    /// The current slot map, read from a running node.
+    public func slotMap() throws -> ClusterSlotMap {
+        var lastError: (any Error)?
+        for node in nodes where node.isRunning {
+            do {
+                let redis = try node.connect(readTimeout: .seconds(5))
+                defer { redis.close() }
+                return try ClusterSlotMap(clusterSlots: try redis.send(["CLUSTER", "SLOTS"]), answeringHost: node.host)
+            } catch {
+                lastError = error
+            }
+        }
+        throw TestSupportError("no running node answered CLUSTER SLOTS: \(String(describing: lastError))")
+    }
+
+    /// A port for the cluster bus: free now and never handed out before.
+    private static func freeBusPort() throws -> UInt16 { try freeLoopbackPort() }
+}
+
+/// Runs a program to completion, for at most `timeout` (then it is killed
+/// and the run is an error); its status and its output (stdout and stderr).
+public func runToCompletion(_ executable: String, _ arguments: [String], timeout: Duration) throws -> (Int32, String) {
+    let directory = try makeTemporaryDirectory(prefix: "kindred-run")
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let outputURL = directory.appendingPathComponent("output.txt")
+    guard FileManager.default.createFile(atPath: outputURL.path, contents: nil) else {
+        throw TestSupportError("cannot create \(outputURL.path)")
+    }
+    let output = try FileHandle(forWritingTo: outputURL)
+    defer { try? output.close() }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    process.standardOutput = output
+    process.standardError = output
+    process.standardInput = FileHandle.nullDevice
+    let exited = DispatchSemaphore(value: 0)
+    process.terminationHandler = { _ in exited.signal() }
+    try process.run()
+    if exited.wait(timeout: .now() + Double(timeout.components.seconds)) == .timedOut {
+        process.terminate()
+        if exited.wait(timeout: .now() + 10) == .timedOut { kill(process.processIdentifier, SIGKILL) }
+        throw TestSupportError("\(executable) did not finish within \(timeout)")
+    }
+    return (process.terminationStatus, (try? String(contentsOf: outputURL, encoding: .utf8)) ?? "")
+}
