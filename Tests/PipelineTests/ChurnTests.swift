@@ -157,7 +157,8 @@ struct ChurnTests {
         try (members.map(MemberWriter.line).joined(separator: "\n") + "\n").write(to: membersFile, atomically: true, encoding: .utf8)
         let (status, output) = try runProcess(
             "/usr/bin/env",
-            ["python3", Self.script, "--served", servedFile.path, Installation.fixtures + "/survey.json", membersFile.path])
+            ["python3", Self.script, "--served", servedFile.path, Installation.fixtures + "/survey.json", membersFile.path],
+            timeout: .seconds(600))
         print("churn (\(note)): \(output.split(separator: "\n").last ?? "")")
         #expect(status == 0, "the recomputation disagrees with what is served (\(note)):\n\(output)")
         #expect(output.contains("checked \(members.count) members, 0 differ") || output.contains("checked \(members.count) members: 0 differ"), "\(output)")
@@ -165,29 +166,6 @@ struct ChurnTests {
 
     static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("scripts/check-scores.py").path
-
-    /// Runs a program to completion; its status and combined output.
-    static func runProcess(
-        _ executable: String, _ arguments: [String], environment: [String: String]? = nil, input: String? = nil
-    ) throws -> (Int32, String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        if let environment { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        let stdin = Pipe()
-        process.standardInput = input == nil ? FileHandle.nullDevice : stdin
-        try process.run()
-        if let input {
-            stdin.fileHandleForWriting.write(Data(input.utf8))
-            try stdin.fileHandleForWriting.close()
-        }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-    }
 }
 
 /// The random events, drawn from one seed, applied through the HTTP API
@@ -328,10 +306,10 @@ struct Churn {
             try (batch.map(MemberWriter.line).joined(separator: "\n") + "\n").write(to: file, atomically: true, encoding: .utf8)
             let installation = self.installation
             let (status, output) = try await onThread {
-                try ChurnTests.runProcess(
+                try runProcess(
                     try WorkerProcessTests.binary(),
                     ["import", "--survey", Installation.fixtures + "/survey.json", "--members", file.path],
-                    environment: installation.environment)
+                    environment: installation.environment, timeout: .seconds(300))
             }
             #expect(status == 0, "kindred import: \(output)")
             for member in batch { live[member.id] = member }
@@ -347,8 +325,9 @@ struct Churn {
             summary["dormant", default: 0] -= 3
             let installation = self.installation
             let (status, output) = try await onThread {
-                try ChurnTests.runProcess(
-                    try WorkerProcessTests.binary(), ["evict", "--dormant-for", "3650d"], environment: installation.environment)
+                try runProcess(
+                    try WorkerProcessTests.binary(), ["evict", "--dormant-for", "3650d"], environment: installation.environment,
+                    timeout: .seconds(300))
             }
             #expect(status == 0, "kindred evict: \(output)")
             evicted += dormant

@@ -148,7 +148,8 @@ struct ShardAdministrationTests {
         func kindred(_ arguments: String..., shardURL: String? = nil, input: String? = nil) throws -> (Int32, String) {
             var environment = environment
             environment["KINDRED_SHARD_URL"] = shardURL
-            return try ChurnTests.runProcess(try WorkerProcessTests.binary(), arguments, environment: environment, input: input)
+            let run = try runProcess(try WorkerProcessTests.binary(), arguments, environment: environment, input: input, timeout: .seconds(120))
+            return (run.status, run.output)
         }
         // A password on the command line is refused, and not repeated.
         let (argvStatus, argvOutput) = try kindred("shards", "add", "redis://:cli-s3cret@127.0.0.1:\(redis.port)/4")

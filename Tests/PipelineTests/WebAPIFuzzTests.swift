@@ -66,7 +66,10 @@ struct WebAPIFuzzTests {
                 "--no-color", "--output-truncate", "false",
             ]
             let run = try await onThread("schemathesis") {
-                try runProcess(executable, arguments, environment: ["SCHEMATHESIS_HOOKS": Self.hooks], timeout: .seconds(seconds + 90))
+                try runProcess(
+                    executable, arguments,
+                    environment: ["SCHEMATHESIS_HOOKS": Self.hooks, "NO_COLOR": "1", "PYTHONUNBUFFERED": "1"],
+                    timeout: .seconds(seconds + 90))
             }
             if run.status != 0 {
                 Issue.record(
@@ -123,43 +126,4 @@ func locateSchemathesis() throws -> String {
         return dir + "/schemathesis"
     }
     throw HarnessError("schemathesis not found: install it with scripts/setup (pip install schemathesis, the version pinned there)")
-}
-
-/// Runs `executable` with its output (stdout and stderr together) in a
-/// file, in a temporary directory of its own (where it may leave caches),
-/// and waits for it to exit, for at most `timeout`: past that it is killed
-/// and the run is an error.
-func runProcess(
-    _ executable: String, _ arguments: [String], environment extra: [String: String] = [:], timeout: Duration
-) throws -> (status: Int32, output: String) {
-    let directory = try makeTemporaryDirectory(prefix: "kindred-fuzz")
-    defer { try? FileManager.default.removeItem(at: directory) }
-    let outputURL = directory.appendingPathComponent("output.txt")
-    guard FileManager.default.createFile(atPath: outputURL.path, contents: nil) else { throw HarnessError("cannot create \(outputURL.path)") }
-    let output = try FileHandle(forWritingTo: outputURL)
-    defer { try? output.close() }
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    process.currentDirectoryURL = directory
-    var environment = ProcessInfo.processInfo.environment
-    environment["NO_COLOR"] = "1"
-    environment["PYTHONUNBUFFERED"] = "1"
-    environment.merge(extra) { $1 }
-    process.environment = environment
-    process.standardOutput = output
-    process.standardError = output
-    process.standardInput = FileHandle.nullDevice
-    let exited = DispatchSemaphore(value: 0)
-    process.terminationHandler = { _ in exited.signal() }
-    try process.run()
-    let seconds = Double(timeout.components.seconds)
-    if exited.wait(timeout: .now() + seconds) == .timedOut {
-        process.terminate()
-        if exited.wait(timeout: .now() + 10) == .timedOut { kill(process.processIdentifier, SIGKILL) }
-        let text = (try? String(contentsOf: outputURL, encoding: .utf8)) ?? ""
-        throw HarnessError("\(executable) did not finish within \(timeout); its output:\n\(text.suffix(20_000))")
-    }
-    let text = (try? String(contentsOf: outputURL, encoding: .utf8)) ?? ""
-    return (process.terminationStatus, text)
 }

@@ -34,7 +34,7 @@ public final class RedisCluster: @unchecked Sendable {
         self.nodes = nodes
         let cli = try locateBinary("redis-cli", package: "redis-tools")
         let addresses = nodes.map { "127.0.0.1:\($0.port)" }
-        let (status, output) = try runToCompletion(
+        let (status, output) = try runProcess(
             cli, ["--cluster", "create"] + addresses + ["--cluster-replicas", String(replicasPerMaster), "--cluster-yes"],
             timeout: .seconds(60))
         guard status == 0 else { throw TestSupportError("redis-cli --cluster create failed (\(status)):\n\(output)") }
@@ -98,32 +98,4 @@ public final class RedisCluster: @unchecked Sendable {
 
     /// A port for the cluster bus: free now and never handed out before.
     private static func freeBusPort() throws -> UInt16 { try freeLoopbackPort() }
-}
-
-/// Runs a program to completion, for at most `timeout` (then it is killed
-/// and the run is an error); its status and its output (stdout and stderr).
-public func runToCompletion(_ executable: String, _ arguments: [String], timeout: Duration) throws -> (Int32, String) {
-    let directory = try makeTemporaryDirectory(prefix: "kindred-run")
-    defer { try? FileManager.default.removeItem(at: directory) }
-    let outputURL = directory.appendingPathComponent("output.txt")
-    guard FileManager.default.createFile(atPath: outputURL.path, contents: nil) else {
-        throw TestSupportError("cannot create \(outputURL.path)")
-    }
-    let output = try FileHandle(forWritingTo: outputURL)
-    defer { try? output.close() }
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    process.standardOutput = output
-    process.standardError = output
-    process.standardInput = FileHandle.nullDevice
-    let exited = DispatchSemaphore(value: 0)
-    process.terminationHandler = { _ in exited.signal() }
-    try process.run()
-    if exited.wait(timeout: .now() + Double(timeout.components.seconds)) == .timedOut {
-        process.terminate()
-        if exited.wait(timeout: .now() + 10) == .timedOut { kill(process.processIdentifier, SIGKILL) }
-        throw TestSupportError("\(executable) did not finish within \(timeout)")
-    }
-    return (process.terminationStatus, (try? String(contentsOf: outputURL, encoding: .utf8)) ?? "")
 }
