@@ -5,8 +5,8 @@ import WebAPI
 
 /// The web backend's own parameter parsing. Hummingbird splits the request
 /// line, the path and the query; Kindred reads member ids from path
-/// parameters, `offset`/`limit` from the query and the browse page's token
-/// from the Cookie header.
+/// parameters, `offset`/`limit` from the query and the browse page's
+/// session from the Cookie header.
 enum WebTargets {
     /// The input is split at NUL bytes into a path parameter, a query string
     /// and a Cookie header.
@@ -33,7 +33,13 @@ enum WebTargets {
                 problems.append(error.message)
             }
         }
-        _ = BrowsePage.cookie(cookieHeader)
+        // A browser session from outside input never passes: forging one
+        // takes the key (derived from the API token).
+        if let session = BrowserSessions.cookie(BrowserSessions.cookieName, in: cookieHeader) {
+            require(!fuzzSessions.isValid(session, now: 0), "a forged browser session was accepted")
+        }
         return problems.isEmpty ? .accepted : .rejected(problems.joined(separator: "; "))
     }
 }
+
+private let fuzzSessions = BrowserSessions(token: "fuzz-token")

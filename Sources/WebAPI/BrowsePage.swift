@@ -7,14 +7,18 @@ import Scoring
 /// ranked with score bars, and paging links. No JavaScript.
 ///
 /// It shows member data, so it needs the API token too: in an
-/// `Authorization: Bearer` header, in the `kindred_token` cookie, or once in
-/// `?token=`, which sets that cookie (HttpOnly, SameSite=Strict) and
-/// redirects to the same page without the token in its address.
+/// `Authorization: Bearer` header, or once in `?token=`, which starts a
+/// browser session (``BrowserSessions``: a signed, expiring cookie, never
+/// the token) and redirects to the same page without the token in its
+/// address. The session opens read pages only, never the API.
 package enum BrowsePage {
-    static let cookieName = "kindred_token"
+    /// The cookie that once carried the token itself: cleared, never read.
+    static let legacyCookieName = "kindred_token"
 
     static func respond(_ request: Request, _ context: WebRoutes.Context, backend: WebBackend, token: String) async throws -> Response {
         let expected = Array(token.utf8)
+        let sessions = BrowserSessions(token: token)
+        let now = Int64(Date().timeIntervalSince1970)
         if let given = request.uri.queryParameters.get("token") {
             guard BearerTokenMiddleware<WebRoutes.Context>.equal(Array(given.utf8), expected) else { throw APIError.unauthorized }
             var query: [String] = []
@@ -23,14 +27,20 @@ package enum BrowsePage {
             }
             var headers = HTTPFields()
             headers[.location] = request.uri.path + (query.isEmpty ? "" : "?" + query.joined(separator: "&"))
-            headers[.setCookie] = "\(cookieName)=\(given); Path=/browse; HttpOnly; SameSite=Strict"
+            let secure = request.headers[HTTPFields.Element.Name("X-Forwarded-Proto")!]?.lowercased() == "https"
+            headers.append(HTTPFields.Element(name: .setCookie, value: BrowserSessions.setCookie(sessions.issue(now: now), secure: secure)))
+            headers.append(HTTPFields.Element(name: .setCookie, value: "\(legacyCookieName)=; Path=/browse; Max-Age=0; HttpOnly; SameSite=Strict"))
+            headers[.cacheControl] = "no-store"
             return Response(status: .seeOther, headers: headers)
         }
         let fromHeader = request.headers[.authorization].flatMap { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : nil }
-        let fromCookie = request.headers[.cookie].flatMap(cookie)
-        guard let presented = fromHeader ?? fromCookie,
-            BearerTokenMiddleware<WebRoutes.Context>.equal(Array(presented.utf8), expected)
-        else { throw APIError.unauthorized }
+        if let fromHeader {
+            guard BearerTokenMiddleware<WebRoutes.Context>.equal(Array(fromHeader.utf8), expected) else { throw APIError.unauthorized }
+        } else {
+            guard let session = request.headers[.cookie].flatMap({ BrowserSessions.cookie(BrowserSessions.cookieName, in: $0) }),
+                sessions.isValid(session, now: now)
+            else { throw APIError.unauthorized }
+        }
 
         let id = try WebRoutes.memberID(context, "id")
         let query = request.uri.queryParameters
@@ -43,14 +53,6 @@ package enum BrowsePage {
         headers[.cacheControl] = "no-store"
         headers[.contentSecurityPolicy] = "default-src 'none'; style-src 'unsafe-inline'"
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: html(member: member, page: page))))
-    }
-
-    package static func cookie(_ header: String) -> String? {
-        for part in header.split(separator: ";") {
-            let pair = part.trimmingCharacters(in: .whitespaces)
-            if pair.hasPrefix(cookieName + "=") { return String(pair.dropFirst(cookieName.count + 1)) }
-        }
-        return nil
     }
 
     static func html(member: Member, page: MatchesPage) -> String {

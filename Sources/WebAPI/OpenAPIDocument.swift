@@ -208,9 +208,10 @@ public enum OpenAPIDocument {
               operationId: browse
               summary: An HTML page of the member's ranked matches, for operators.
               description: >-
-                Takes the token as a bearer header, the kindred_token cookie, or once as
-                ?token=, which sets the cookie and redirects (303) to the same page without
-                it; a wrong ?token= is 401.
+                Takes the token as a bearer header, or once as ?token=, which starts a
+                browser session (the kindred_session cookie: signed, expiring after 12 hours,
+                never the token; it opens read pages only, never the API) and redirects (303)
+                to the same page without the token; a wrong ?token= is 401.
               security:
                 - bearer: []
                 - cookie: []
@@ -218,11 +219,11 @@ public enum OpenAPIDocument {
                 - $ref: '#/components/parameters/id'
                 - $ref: '#/components/parameters/offset'
                 - $ref: '#/components/parameters/limit'
-                - {name: token, in: query, schema: {type: string}, description: "The API token, taken into a cookie."}
+                - {name: token, in: query, schema: {type: string}, description: "The API token, exchanged for a session cookie."}
               responses:
                 '200': {description: The page., content: {text/html: {schema: {type: string}}}}
                 '303':
-                  description: Token taken into a cookie.
+                  description: A browser session started.
                   headers:
                     Location: {required: true, schema: {type: string}}
                     Set-Cookie: {required: true, schema: {type: string}}
@@ -234,7 +235,7 @@ public enum OpenAPIDocument {
         components:
           securitySchemes:
             bearer: {type: http, scheme: bearer}
-            cookie: {type: apiKey, in: cookie, name: kindred_token}
+            cookie: {type: apiKey, in: cookie, name: kindred_session}
           parameters:
             id:
               name: id

@@ -514,19 +514,48 @@ struct WebAPITests {
         #expect(requests(status: 400).count == 1 && requests(status: 400).first?.hasSuffix(" 1") == true, "\(requests(status: 400))")
         #expect(metrics.body.contains("kindred_http_request_seconds_count{route=\"/v1/members/{id}/matches\",method=\"GET\"} 4"))
 
-        // Browse: no token, 401; ?token= sets a cookie and redirects without it; the cookie opens the page.
+        // Browse: no token, 401; ?token= starts a session and redirects without the token; the
+        // session opens the page, and only the read pages.
         let denied = try await web.send(.get, "/browse/\(member)", token: nil)
         #expect(denied.status == 401)
         let redirect = try await web.send(.get, "/browse/\(member)?token=\(WebHarness.token)&limit=5", token: nil)
         #expect(redirect.status == 303)
         #expect(redirect.headers[.location] == "/browse/\(member)?limit=5")
-        let cookie = try #require(redirect.headers[.setCookie])
-        #expect(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"))
-        var headers = HTTPFields()
-        headers[.cookie] = String(cookie.split(separator: ";")[0])
-        let page = try await web.send(.get, "/browse/\(member)?limit=5", token: nil, headers: headers)
+        let cookies = redirect.headers[values: .setCookie]
+        let session = try #require(cookies.first { $0.hasPrefix("kindred_session=") })
+        #expect(session.contains("HttpOnly") && session.contains("SameSite=Strict") && session.contains("Max-Age=43200"))
+        #expect(!session.contains(WebHarness.token), "the session cookie carries the token")
+        #expect(!session.contains("Secure"))
+        #expect(cookies.contains { $0.hasPrefix("kindred_token=;") && $0.contains("Max-Age=0") }, "the old token cookie is cleared")
+        let sessionPair = String(session.split(separator: ";")[0])
+        func withCookie(_ cookie: String) -> HTTPFields {
+            var headers = HTTPFields()
+            headers[.cookie] = cookie
+            return headers
+        }
+        let page = try await web.send(.get, "/browse/\(member)?limit=5", token: nil, headers: withCookie(sessionPair))
         #expect(page.status == 200, "\(page.body)")
         #expect(page.headers[.contentType] == "text/html; charset=utf-8")
+        // The session is no API credential: not to read, not to write.
+        #expect(try await web.send(.get, "/v1/members/\(member)/matches", token: nil, headers: withCookie(sessionPair)).status == 401)
+        #expect(try await web.send(.delete, "/v1/members/\(member)", token: nil, headers: withCookie(sessionPair)).status == 401)
+        // Tampered, expired, signed for another token, or the old cookie with the token itself: refused.
+        let value = String(sessionPair.dropFirst("kindred_session=".count))
+        let flipped = String(value.dropLast()) + (value.last == "0" ? "1" : "0")
+        let now = Int64(Date().timeIntervalSince1970)
+        for refused in [
+            "kindred_session=" + flipped,
+            "kindred_session=" + BrowserSessions(token: WebHarness.token).issue(now: now - BrowserSessions.lifetime - 1),
+            "kindred_session=" + BrowserSessions(token: "another token").issue(now: now),
+            "kindred_token=" + WebHarness.token,
+        ] {
+            #expect(try await web.send(.get, "/browse/\(member)", token: nil, headers: withCookie(refused)).status == 401, "\(refused)")
+        }
+        // Behind an HTTPS proxy the cookie is Secure.
+        var forwarded = HTTPFields()
+        forwarded[HTTPFields.Element.Name("X-Forwarded-Proto")!] = "https"
+        let secure = try await web.send(.get, "/browse/\(member)?token=\(WebHarness.token)", token: nil, headers: forwarded)
+        #expect(secure.headers[values: .setCookie].contains { $0.hasPrefix("kindred_session=") && $0.hasSuffix("; Secure") })
         let expected = try Installation.expectedMatches(web.installation.members, survey: web.installation.survey)[member]!
         for match in expected.prefix(5) {
             #expect(page.body.contains("<a href=\"/browse/\(match.id)\">\(match.id)</a></td><td class=\"score\">\(match.score)</td>"))
