@@ -1,3 +1,4 @@
+import RedisClient
 import Scoring
 
 /// Where a member's set lives on its shard: SCORING.md's layout.
@@ -47,6 +48,9 @@ public struct ScoreLayout: Sendable, Hashable {
 
     /// `scores:{17}`: every key of the member starts with it.
     public func prefix(_ member: MemberID) -> String { "scores:{\(member)}" }
+
+    /// The Redis Cluster hash slot of every key of `member`: that of its tag.
+    public static func slot(of member: MemberID) -> HashSlot { HashSlot(key: String(member)) }
 
     /// The live key of bucket `bucket`.
     public func liveKey(_ member: MemberID, bucket: Int) -> String {

@@ -98,8 +98,7 @@ extension ScoreStore {
         guard !members.isEmpty else { return [] }
         let length = configuration.changeLogLength
         return try onShard(shard) { (connection) throws(RedisError) -> [MetaRead] in
-            let redis = connection.redis
-            func append(_ member: MemberID, since: SetMeta?, sha: String) {
+            func append(_ member: MemberID, since: SetMeta?, sha: String, on redis: RedisConnection) {
                 guard let since else {
                     redis.append(["HGETALL", layout.metaKey(member)])
                     return
@@ -114,30 +113,43 @@ extension ScoreStore {
                     command.append(length)
                 }
             }
-            var sha = members.contains { $0.since != nil } ? try connection.sha(of: Scripts.changesSince) : ""
-            for (member, since) in members { append(member, since: since, sha: sha) }
-            var replies: [RedisValue] = []
-            replies.reserveCapacity(members.count)
-            for _ in members { replies.append(try redis.readReply()) }
-            let missing = replies.indices.filter { replies[$0].errorKind == "NOSCRIPT" }
-            if !missing.isEmpty {
-                // The script cache was flushed: load again and resend those.
-                sha = try connection.sha(of: Scripts.changesSince, reload: true)
-                for index in missing { append(members[index].member, since: members[index].since, sha: sha) }
-                for index in missing { replies[index] = try redis.readReply() }
+            // Every server holding some of the members is written before any is read.
+            let groups = try connection.route(members.map(\.member))
+            for group in groups {
+                let sha = group.indexes.contains { members[$0].since != nil } ? try connection.sha(of: Scripts.changesSince, on: group.redis) : ""
+                for index in group.indexes { append(members[index].member, since: members[index].since, sha: sha, on: group.redis) }
+                try group.redis.flush()
             }
+            var replies = [RedisValue](repeating: .null, count: members.count)
+            var rerouted: RedisError?
+            for group in groups {
+                let redis = group.redis
+                for index in group.indexes { replies[index] = try redis.readReply() }
+                let missing = group.indexes.filter { replies[$0].errorKind == "NOSCRIPT" }
+                if !missing.isEmpty {
+                    // The script cache was flushed: load again and resend those.
+                    let reloaded = try connection.sha(of: Scripts.changesSince, on: redis, reload: true)
+                    for index in missing { append(members[index].member, since: members[index].since, sha: reloaded, on: redis) }
+                    for index in missing { replies[index] = try redis.readReply() }
+                }
+                // Every server's replies are read before a redirection is thrown.
+                for index in group.indexes where rerouted == nil {
+                    do throws(RedisError) { _ = try Self.routable(replies[index], from: redis) } catch { rerouted = error }
+                }
+            }
+            if let rerouted { throw rerouted }
             var reads: [MetaRead] = []
             reads.reserveCapacity(members.count)
             for (index, reply) in replies.enumerated() {
                 if case .error(let message) = reply {
-                    throw RedisError.serverError(message, context: redis.endpoint, command: members[index].since == nil ? "HGETALL" : "EVALSHA")
+                    throw RedisError.serverError(message, context: "shard \(shard)", command: members[index].since == nil ? "HGETALL" : "EVALSHA")
                 }
                 guard let since = members[index].since else {
                     reads.append(MetaRead(meta: Self.parseMeta(reply), changes: nil))
                     continue
                 }
                 guard let parts = reply.array, parts.count == 2, let entries = parts[1].array else {
-                    throw RedisError(code: .serverError, message: "the changesSince script answered an unexpected reply", context: redis.endpoint, command: "EVALSHA")
+                    throw RedisError(code: .serverError, message: "the changesSince script answered an unexpected reply", context: "shard \(shard)", command: "EVALSHA")
                 }
                 let meta = Self.parseMeta(parts[0])
                 reads.append(MetaRead(meta: meta, changes: meta.flatMap { Self.changes(from: since, to: $0, entries: entries) }))

@@ -133,7 +133,31 @@ extension ScoreStore {
         }
         let shards = byShard.keys.sorted()
         let failures = withConnections(shards[...], held: [:]) { connections in
-            fanOut(placements, byShard: byShard, connections: connections, limit: limit, into: &results)
+            var failures: [ShardID: ScoreStoreError] = [:]
+            var round = byShard
+            // A cluster shard's placements that a node redirected (a slot
+            // moved or migrating) go again on a map read again, a few times.
+            for attempt in 0..<Self.placementRounds {
+                let (failed, redirected) = fanOut(placements, byShard: round, connections: connections, limit: limit, into: &results)
+                failures.merge(failed) { first, _ in first }
+                guard !redirected.isEmpty else { break }
+                var next: [ShardID: [Int]] = [:]
+                for (shard, indexes) in redirected where failures[shard] == nil {
+                    connections[shard]?.rerouted()
+                    next[shard] = indexes
+                }
+                if attempt == Self.placementRounds - 1 {
+                    for shard in next.keys {
+                        failures[shard] = ScoreStoreError(
+                            code: .shardUnavailable, message: "placements still redirected after \(Self.placementRounds) rounds (the cluster is resharding)",
+                            shard: shard)
+                    }
+                    break
+                }
+                sleepThread(.milliseconds(20 << attempt))
+                round = next
+            }
+            return failures
         }
         for (shard, error) in failures.sorted(by: { $0.key < $1.key }) {
             for index in byShard[shard] ?? [] where results.replies[index] == nil { results.failed += 1 }
@@ -167,21 +191,26 @@ extension ScoreStore {
         }
     }
 
+    /// How many times placements a cluster node redirected are sent again.
+    static let placementRounds = 4
+
     /// Every shard's placements at once: each round writes the next batch
-    /// (up to ``Configuration/batchSize``) to every shard before reading any
-    /// reply, so a job spread over S shards waits for the slowest shard, not
-    /// for the sum of them. A shard that fails leaves its remaining
-    /// placements without a reply; the others go on.
+    /// (up to ``Configuration/batchSize``) to every server (each shard's,
+    /// or each master of a cluster shard that holds some of the targets)
+    /// before reading any reply, so a job spread over S shards waits for
+    /// the slowest shard, not for the sum of them. A shard that fails
+    /// leaves its remaining placements without a reply; the others go on.
+    /// Placements a cluster node redirected are returned by shard, without
+    /// a reply, for the caller to send again.
     private func fanOut(
         _ placements: [Placement], byShard: [ShardID: [Int]], connections: [ShardID: ShardConnection], limit: Int,
         into results: inout PlacementResults
-    ) -> [ShardID: ScoreStoreError] {
+    ) -> (failures: [ShardID: ScoreStoreError], redirected: [ShardID: [Int]]) {
         let slack = configuration.slack(forLimit: limit)
         let buckets = layout.buckets
         let logLength = configuration.changeLogLength
         var failures: [ShardID: ScoreStoreError] = [:]
-        var next: [ShardID: Int] = [:]
-        var shas: [ShardID: String] = [:]
+        var redirected: [ShardID: [Int]] = [:]
         func append(_ placement: Placement, sha: String, on redis: RedisConnection) {
             redis.append("EVALSHA") { command in
                 command.append(sha)
@@ -205,64 +234,83 @@ extension ScoreStore {
                 command.append(logLength)
             }
         }
-        func fail(_ shard: ShardID, _ error: RedisError) { failures[shard] = ScoreStoreError(error, shard: shard) }
+        func fail(_ shard: ShardID, _ error: RedisError) {
+            if failures[shard] == nil { failures[shard] = ScoreStoreError(error, shard: shard) }
+        }
+        /// One server's share of one shard's placements.
+        struct Lane {
+            let shard: ShardID
+            let connection: ShardConnection
+            let redis: RedisConnection
+            let indexes: [Int]
+            var next = 0
+            var sha: String?
+        }
+        var lanes: [Lane] = []
+        for (shard, connection) in connections.sorted(by: { $0.key < $1.key }) {
+            guard let indexes = byShard[shard] else { continue }
+            do throws(RedisError) {
+                for group in try connection.route(indexes.map { placements[$0].target }) {
+                    lanes.append(Lane(shard: shard, connection: connection, redis: group.redis, indexes: group.indexes.map { indexes[$0] }))
+                }
+            } catch {
+                fail(shard, error)
+            }
+        }
         while true {
-            // Send: the next batch of every shard still going.
-            var sent: [(ShardID, ArraySlice<Int>)] = []
-            for (shard, connection) in connections.sorted(by: { $0.key < $1.key }) where failures[shard] == nil {
-                guard let indexes = byShard[shard] else { continue }
-                let start = next[shard] ?? 0
+            // Send: the next batch of every lane whose shard is still going.
+            var sent: [(lane: Int, batch: ArraySlice<Int>)] = []
+            for lane in lanes.indices where failures[lanes[lane].shard] == nil {
+                let shard = lanes[lane].shard
+                let start = lanes[lane].next
+                let indexes = lanes[lane].indexes
                 guard start < indexes.count else { continue }
                 let batch = indexes[start..<min(indexes.count, start + configuration.batchSize)]
+                lanes[lane].next = start + batch.count
                 do throws(RedisError) {
                     let sha: String
-                    if let known = shas[shard] {
+                    if let known = lanes[lane].sha {
                         sha = known
                     } else {
-                        sha = try connection.sha(of: Scripts.place)
-                        shas[shard] = sha
+                        sha = try lanes[lane].connection.sha(of: Scripts.place, on: lanes[lane].redis)
+                        lanes[lane].sha = sha
                     }
-                    for index in batch { append(placements[index], sha: sha, on: connection.redis) }
-                    try connection.redis.flush()
+                    for index in batch { append(placements[index], sha: sha, on: lanes[lane].redis) }
+                    try lanes[lane].redis.flush()
                     hooks.flushed(shard)
-                    sent.append((shard, batch))
+                    sent.append((lane, batch))
                 } catch {
                     fail(shard, error)
                 }
-                next[shard] = start + batch.count
             }
             if sent.isEmpty { break }
-            // Receive, shard by shard (the others' replies wait in their sockets).
-            for (shard, batch) in sent {
-                guard let connection = connections[shard] else { continue }
-                let redis = connection.redis
+            // Receive, server by server (the others' replies wait in their sockets).
+            for (lane, batch) in sent {
+                let shard = lanes[lane].shard
+                let redis = lanes[lane].redis
                 do throws(RedisError) {
                     var missingScript: [Int] = []
                     var failure: RedisValue?
-                    for index in batch {
-                        let reply = try redis.readReply()
-                        if reply.errorKind == "NOSCRIPT" {
-                            missingScript.append(index)
-                        } else if let parsed = Self.placementReply(reply) {
+                    func take(_ reply: RedisValue, _ index: Int) {
+                        if let parsed = Self.placementReply(reply) {
                             results.replies[index] = parsed
+                        } else if ClusterConnection.isRoutingReply(reply) {
+                            redirected[shard, default: []].append(index)
                         } else if failure == nil {
                             failure = reply
                         }
                     }
+                    for index in batch {
+                        let reply = try redis.readReply()
+                        if reply.errorKind == "NOSCRIPT" { missingScript.append(index) } else { take(reply, index) }
+                    }
                     if !missingScript.isEmpty {
                         // The script cache was flushed: load again and resend
                         // those (the server ran none of them).
-                        let sha = try connection.sha(of: Scripts.place, reload: true)
-                        shas[shard] = sha
+                        let sha = try lanes[lane].connection.sha(of: Scripts.place, on: redis, reload: true)
+                        lanes[lane].sha = sha
                         for index in missingScript { append(placements[index], sha: sha, on: redis) }
-                        for index in missingScript {
-                            let reply = try redis.readReply()
-                            if let parsed = Self.placementReply(reply) {
-                                results.replies[index] = parsed
-                            } else if failure == nil {
-                                failure = reply
-                            }
-                        }
+                        for index in missingScript { take(try redis.readReply(), index) }
                     }
                     if let failure {
                         _ = try failure.checked(context: redis.endpoint)
@@ -273,7 +321,7 @@ extension ScoreStore {
                 }
             }
         }
-        return failures
+        return (failures, redirected)
     }
 
     static func placementReply(_ reply: RedisValue) -> PlacementReply? {

@@ -15,7 +15,7 @@ extension ScoreStore {
     /// to the meta's `limit` unless `cutToLimit` is false.
     public func readSet(_ member: MemberID, shard: ShardID, cutToLimit: Bool = true) throws(ScoreStoreError) -> StoredSet? {
         try onShard(shard) { (connection) throws(RedisError) -> StoredSet? in
-            guard var set = try readSet(member, on: connection.redis) else { return nil }
+            guard var set = try readSet(member, on: try connection.redis(for: member)) else { return nil }
             if cutToLimit, set.meta.limit > 0, set.matches.count > set.meta.limit {
                 set.matches.removeLast(set.matches.count - set.meta.limit)
             }
@@ -42,7 +42,9 @@ extension ScoreStore {
     ///   not a score.
     public func score(_ member: MemberID, other: MemberID, shard: ShardID) throws(ScoreStoreError) -> Int? {
         let reply = try onShard(shard) { (connection) throws(RedisError) -> RedisValue in
-            try connection.redis.send(["HGET", layout.liveKey(member, bucket: layout.bucket(of: other)), String(other)])
+            let redis = try connection.redis(for: member)
+            return try Self.routable(
+                try redis.send(["HGET", layout.liveKey(member, bucket: layout.bucket(of: other)), String(other)]), from: redis)
         }
         switch reply {
         case .null:
@@ -66,12 +68,9 @@ extension ScoreStore {
         var existing = Set<MemberID>()
         for start in stride(from: 0, to: members.count, by: configuration.batchSize) {
             let batch = members[start..<min(members.count, start + configuration.batchSize)]
+            let members = Array(batch)
             let replies = try onShard(shard) { (connection) throws(RedisError) -> [RedisValue] in
-                for member in batch { connection.redis.append(["EXISTS", layout.metaKey(member)]) }
-                var replies: [RedisValue] = []
-                replies.reserveCapacity(batch.count)
-                for _ in batch { replies.append(try connection.redis.readReply()) }
-                return replies
+                try Self.pipelined(members, on: connection) { member in ["EXISTS", layout.metaKey(member)] }
             }
             for (member, reply) in zip(batch, replies) where reply.int == 1 { existing.insert(member) }
         }
@@ -81,7 +80,7 @@ extension ScoreStore {
     /// `member`'s meta alone; nil when there is no set.
     public func readMeta(_ member: MemberID, shard: ShardID) throws(ScoreStoreError) -> SetMeta? {
         let reply = try onShard(shard) { (connection) throws(RedisError) -> RedisValue in
-            try connection.redis.sendChecked(["HGETALL", layout.metaKey(member)])
+            try connection.redis(for: member).sendChecked(["HGETALL", layout.metaKey(member)])
         }
         return Self.parseMeta(reply)
     }
@@ -93,20 +92,50 @@ extension ScoreStore {
     public func readMetas(_ members: [MemberID], shard: ShardID) throws(ScoreStoreError) -> [SetMeta?] {
         guard !members.isEmpty else { return [] }
         return try onShard(shard) { (connection) throws(RedisError) -> [SetMeta?] in
-            for member in members { connection.redis.append(["HGETALL", layout.metaKey(member)]) }
-            var metas: [SetMeta?] = []
-            metas.reserveCapacity(members.count)
-            var serverError: String?
-            for _ in members {
-                let reply = try connection.redis.readReply()
-                if case .error(let message) = reply, serverError == nil { serverError = message }
-                metas.append(Self.parseMeta(reply))
+            let replies = try Self.pipelined(members, on: connection) { member in ["HGETALL", layout.metaKey(member)] }
+            for reply in replies {
+                if case .error(let message) = reply {
+                    throw RedisError.serverError(message, context: "shard \(shard)", command: "HGETALL")
+                }
             }
-            if let serverError {
-                throw RedisError.serverError(serverError, context: connection.redis.endpoint, command: "HGETALL")
-            }
-            return metas
+            return replies.map(Self.parseMeta)
         }
+    }
+
+    /// One command per member, pipelined to the server holding each
+    /// member's keys (every server written before any is read); the
+    /// replies in the members' order. A cluster's redirection in any reply
+    /// is thrown (``routable(_:from:)``), for ``onShard(_:_:)`` to retry.
+    static func pipelined(
+        _ members: [MemberID], on connection: ShardConnection, _ command: (MemberID) -> RedisCommand
+    ) throws(RedisError) -> [RedisValue] {
+        let groups = try connection.route(members)
+        for group in groups {
+            for index in group.indexes { group.redis.append(command(members[index])) }
+            try group.redis.flush()
+        }
+        var replies = [RedisValue](repeating: .null, count: members.count)
+        var rerouted: RedisError?
+        for group in groups {
+            for index in group.indexes {
+                let reply = try group.redis.readReply()
+                if rerouted == nil, ClusterConnection.isRoutingReply(reply) {
+                    rerouted = RedisError.serverError(reply.errorMessage ?? "", context: group.redis.endpoint, command: nil)
+                }
+                replies[index] = reply
+            }
+        }
+        if let rerouted { throw rerouted }
+        return replies
+    }
+
+    /// `reply`, or a thrown error when it is a cluster's redirection (or
+    /// cluster-state error), which ``onShard(_:_:)`` retries.
+    static func routable(_ reply: RedisValue, from redis: RedisConnection) throws(RedisError) -> RedisValue {
+        if ClusterConnection.isRoutingReply(reply) {
+            throw RedisError.serverError(reply.errorMessage ?? "", context: redis.endpoint, command: nil)
+        }
+        return reply
     }
 
     func readSet(_ member: MemberID, on redis: RedisConnection) throws(RedisError) -> StoredSet? {

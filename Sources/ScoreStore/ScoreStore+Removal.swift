@@ -10,7 +10,7 @@ extension ScoreStore {
         let removed = try onShard(shard) { (connection) throws(RedisError) -> Int in
             var command = RedisCommand("UNLINK", reservingCapacity: 32 * (layout.buckets + 2))
             for key in layout.setKeys(member) { command.append(key) }
-            return try connection.redis.sendChecked(command).int ?? 0
+            return try connection.redis(for: member).sendChecked(command).int ?? 0
         }
         return removed > 0
     }
@@ -23,25 +23,21 @@ extension ScoreStore {
         var removed = 0
         for start in stride(from: 0, to: members.count, by: configuration.batchSize) {
             let batch = members[start..<min(members.count, start + configuration.batchSize)]
+            let members = Array(batch)
             removed += try onShard(shard) { (connection) throws(RedisError) -> Int in
-                let redis = connection.redis
-                for member in batch {
-                    redis.append("UNLINK") { command in
-                        for key in layout.setKeys(member) { command.append(key) }
-                    }
+                let replies = try Self.pipelined(members, on: connection) { member in
+                    var command = RedisCommand("UNLINK", reservingCapacity: 32 * (layout.buckets + 2))
+                    for key in layout.setKeys(member) { command.append(key) }
+                    return command
                 }
-                try redis.flush()
                 var removed = 0
-                var failure: RedisValue?
-                for _ in batch {
-                    let reply = try redis.readReply()
-                    if let count = reply.int {
-                        if count > 0 { removed += 1 }
-                    } else if failure == nil {
-                        failure = reply
+                for reply in replies {
+                    guard let count = reply.int else {
+                        _ = try reply.checked(context: "shard \(shard)")
+                        throw RedisError(code: .serverError, message: "UNLINK answered something other than an integer", context: "shard \(shard)", command: "UNLINK")
                     }
+                    if count > 0 { removed += 1 }
                 }
-                if let failure { _ = try failure.checked(context: redis.endpoint) }
                 return removed
             }
         }

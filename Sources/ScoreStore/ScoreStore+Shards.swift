@@ -26,10 +26,11 @@ extension ScoreStore {
     public func ensureMarker(shard: ShardID) throws(ScoreStoreError) -> MarkerStatus {
         let key = configuration.markerKey
         let status = try onShard(shard) { (connection) throws(RedisError) -> MarkerStatus in
-            let results = connection.redis.pipeline([["SET", key, Self.randomToken(), "NX"], ["GET", key]])
-            let set = try results[0].checked()
-            guard let token = try results[1].checked().string else {
-                throw RedisError(code: .serverError, message: "the marker vanished right after it was written", context: connection.redis.endpoint)
+            let redis = try connection.redis(forKey: key)
+            let results = redis.pipeline([["SET", key, Self.randomToken(), "NX"], ["GET", key]])
+            let set = try Self.routable(try results[0].get(), from: redis).checked(context: redis.endpoint)
+            guard let token = try Self.routable(try results[1].get(), from: redis).checked(context: redis.endpoint).string else {
+                throw RedisError(code: .serverError, message: "the marker vanished right after it was written", context: redis.endpoint)
             }
             return MarkerStatus(token: token, wasMissing: !set.isNull)
         }
@@ -42,7 +43,7 @@ extension ScoreStore {
     public func checkMarker(shard: ShardID) throws(ScoreStoreError) -> String? {
         let key = configuration.markerKey
         return try onShard(shard) { (connection) throws(RedisError) -> String? in
-            try connection.redis.sendChecked(["GET", key]).string
+            try connection.redis(forKey: key).sendChecked(["GET", key]).string
         }
     }
 
@@ -54,22 +55,30 @@ extension ScoreStore {
     public func advanceSequence(shard: ShardID) throws(ScoreStoreError) -> Int {
         let key = configuration.markerKey + ":sequence"
         return try onShard(shard) { (connection) throws(RedisError) -> Int in
-            guard let value = try connection.redis.sendChecked(["INCR", key]).int else {
-                throw RedisError(code: .serverError, message: "INCR answered something other than an integer", context: connection.redis.endpoint, command: "INCR")
+            let redis = try connection.redis(forKey: key)
+            guard let value = try redis.sendChecked(["INCR", key]).int else {
+                throw RedisError(code: .serverError, message: "INCR answered something other than an integer", context: redis.endpoint, command: "INCR")
             }
             return value
         }
     }
 
-    /// Every member with a set's meta on the shard (`SCAN` for meta keys),
-    /// page by page: `body` gets each page of ids. For the audit that finds
-    /// sets a shard holds for members it no longer owns.
+    /// Every member with a set's meta on the shard (`SCAN` for meta keys;
+    /// on a cluster, each master in turn), page by page: `body` gets each
+    /// page of ids. For the audit that finds sets a shard holds for members
+    /// it no longer owns. A cluster resharded during the scan may have a
+    /// set listed twice or not at all: the audit runs again.
     public func scanSetOwners(shard: ShardID, pageSize: Int = 1000, _ body: ([MemberID]) throws -> Void) throws {
+        var server = 0
         var cursor = "0"
-        repeat {
-            let reply = try onShard(shard) { (connection) throws(RedisError) -> RedisValue in
-                try connection.redis.sendChecked(["SCAN", cursor, "MATCH", "scores:{*}:meta", "COUNT", String(pageSize)])
+        while true {
+            let (reply, servers) = try onShard(shard) { (connection) throws(RedisError) -> (RedisValue?, Int) in
+                let servers = try connection.servers()
+                guard server < servers.count else { return (nil, servers.count) }
+                let scan = try servers[server].sendChecked(["SCAN", cursor, "MATCH", "scores:{*}:meta", "COUNT", String(pageSize)])
+                return (scan, servers.count)
             }
+            guard let reply else { return }
             guard let parts = reply.array, parts.count == 2, let next = parts[0].string, let keys = parts[1].array else {
                 throw ScoreStoreError(code: .corruptData, message: "SCAN answered an unexpected reply", shard: shard)
             }
@@ -80,16 +89,25 @@ extension ScoreStore {
                 ids.append(id)
             }
             if !ids.isEmpty { try body(ids) }
-        } while cursor != "0"
+            if cursor == "0" {
+                server += 1
+                if server >= servers { return }
+            }
+        }
     }
 
-    /// The shard's key count and used memory.
+    /// The shard's key count and used memory (on a cluster, summed over
+    /// the masters).
     public func shardStats(shard: ShardID) throws(ScoreStoreError) -> ShardStats {
         try onShard(shard) { (connection) throws(RedisError) -> ShardStats in
-            let results = connection.redis.pipeline([["DBSIZE"], ["INFO", "memory"]])
-            let keys = try results[0].checked().int ?? 0
-            let info = try results[1].checked().string ?? ""
-            return ShardStats(keys: keys, usedMemory: Self.infoField("used_memory", in: info) ?? 0)
+            var stats = ShardStats(keys: 0, usedMemory: 0)
+            for server in try connection.servers() {
+                let results = server.pipeline([["DBSIZE"], ["INFO", "memory"]])
+                stats.keys += try results[0].checked().int ?? 0
+                let info = try results[1].checked().string ?? ""
+                stats.usedMemory += Self.infoField("used_memory", in: info) ?? 0
+            }
+            return stats
         }
     }
 

@@ -60,7 +60,8 @@ extension ScoreStore {
         let mark = !markedShards.contains(shard)
         let result = try onShard(shard) { (connection) throws(RedisError) -> WriteResult in
             if mark {
-                _ = try connection.redis.sendChecked(["SET", configuration.markerKey, Self.randomToken(), "NX"])
+                _ = try connection.redis(forKey: configuration.markerKey)
+                    .sendChecked(["SET", configuration.markerKey, Self.randomToken(), "NX"])
             }
             return try write(member, on: connection, matches: matches, stamp: stamp, limit: limit, complete: complete,
                              generatedAt: generatedAt, ttl: configuration.temporaryKeyTTL, replace: true)
@@ -121,12 +122,13 @@ extension ScoreStore {
         ttl: Duration,
         replace: Bool
     ) throws(RedisError) -> WriteResult {
-        let sha = replace ? try connection.sha(of: Scripts.replace) : ""
+        let redis = try connection.redis(for: member)
+        let sha = replace ? try connection.sha(of: Scripts.replace, on: redis) : ""
         var pairsSinceFlush = 0
-        let write = try appendTemporary(member, on: connection.redis, matches: matches, stamp: stamp, limit: limit,
+        let write = try appendTemporary(member, on: redis, matches: matches, stamp: stamp, limit: limit,
                                         complete: complete, generatedAt: generatedAt, ttl: ttl, pairsSinceFlush: &pairsSinceFlush)
-        if replace { appendReplace(write, sha: sha, on: connection.redis) }
-        return try finish(write, replace: replace, on: connection, reloadScript: true)!
+        if replace { appendReplace(write, sha: sha, on: redis) }
+        return try finish(write, replace: replace, on: connection, redis: redis, reloadScript: true)!
     }
 
     /// Queues the temporary buckets of one write: variadic `HSET`s of up to
@@ -223,8 +225,9 @@ extension ScoreStore {
     /// stays usable). After `NOSCRIPT` (the script cache was flushed) it
     /// loads the script and replaces again when `reloadScript` (nothing else
     /// may be queued then), else returns nil.
-    func finish(_ write: SetWrite, replace: Bool, on connection: ShardConnection, reloadScript: Bool) throws(RedisError) -> WriteResult? {
-        let redis = connection.redis
+    func finish(
+        _ write: SetWrite, replace: Bool, on connection: ShardConnection, redis: RedisConnection, reloadScript: Bool
+    ) throws(RedisError) -> WriteResult? {
         var firstError: RedisValue?
         for _ in 0..<write.replies {
             let reply = try redis.readReply()
@@ -236,7 +239,7 @@ extension ScoreStore {
         guard replace else { return WriteResult(count: write.count, floor: write.floor, changes: 0) }
         if replaceReply.errorKind == "NOSCRIPT" {
             guard reloadScript else { return nil }
-            let sha = try connection.sha(of: Scripts.replace, reload: true)
+            let sha = try connection.sha(of: Scripts.replace, on: redis, reload: true)
             appendReplace(write, sha: sha, on: redis)
             replaceReply = try redis.readReply()
         }

@@ -56,6 +56,11 @@ public final class ScoreStore: Sendable {
         /// LTRIM back to L (the log holds L to L + L/4 entries): ~2-3 µs of
         /// server time on a placement of 9-20 µs.
         public var changeLogLength = 128
+        /// On a cluster shard: how an operation that a node redirected, or
+        /// whose node failed, is tried again (``ClusterRouting``); its retry
+        /// budget bounds the wait for a replica to take over from a dead
+        /// master (the cluster's node timeout plus an election).
+        public var clusterRouting = ClusterRouting.Policy()
 
         public init() {}
 
@@ -166,14 +171,48 @@ public final class ScoreStore: Sendable {
 
     /// Runs `body` on a connection to `shard`, turning Redis errors into
     /// ``ScoreStoreError``s.
+    ///
+    /// On a cluster shard, `body` runs again (every operation is safe to
+    /// repeat) when a node redirects it (`MOVED`: at once, on a map read
+    /// again; `ASK`, `TRYAGAIN`: the slot is migrating, after a delay) or
+    /// fails (a master died and its replica is taking over: on a fresh map,
+    /// after a delay), as ``ClusterRouting`` decides, within its retry
+    /// budget; then the last error is thrown.
     func onShard<T>(_ shard: ShardID, _ body: (ShardConnection) throws(RedisError) -> T) throws(ScoreStoreError) -> T {
         try manager.withConnection(to: shard) { (connection) throws(ScoreStoreError) -> T in
-            do throws(RedisError) {
-                return try body(connection)
-            } catch {
-                throw ScoreStoreError(error, shard: shard)
+            var routing = ClusterRouting(policy: configuration.clusterRouting)
+            let clock = ContinuousClock()
+            let start = clock.now
+            while true {
+                do throws(RedisError) {
+                    return try body(connection)
+                } catch {
+                    guard connection.isCluster, Self.reroutes(error) else { throw ScoreStoreError(error, shard: shard) }
+                    connection.rerouted()
+                    let next: ClusterRouting.Next
+                    if error.code == .serverError {
+                        var ignored = ClusterSlotMap()
+                        // MOVED: at once, the map read again; ASK (no ASKING here) waits like TRYAGAIN.
+                        let reply: RedisValue = error.serverErrorKind == "ASK" ? .error("TRYAGAIN \(error.message)") : .error(error.message)
+                        next = routing.afterReply(reply, from: ClusterNode(host: "", port: 1), map: &ignored, now: clock.now - start)
+                    } else {
+                        next = routing.afterFailure(error, now: clock.now - start)
+                    }
+                    switch next {
+                    case .done, .fail: throw ScoreStoreError(error, shard: shard)
+                    case .retry(_, _, _, let delay): if delay > .zero { sleepThread(delay) }
+                    }
+                }
             }
         }
+    }
+
+    /// Whether a cluster shard's operation that failed with `error` may
+    /// succeed on a fresh slot map: a redirection, a cluster-state error, or
+    /// a node that could not be reached.
+    static func reroutes(_ error: RedisError) -> Bool {
+        if error.code == .serverError { return ClusterConnection.isRoutingError(kind: error.serverErrorKind) }
+        return error.code == .connectionFailed || error.code == .connectionBroken || error.code == .timedOut
     }
 
     /// The current wall-clock time in Unix seconds.

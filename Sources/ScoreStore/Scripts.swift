@@ -7,15 +7,22 @@ struct LuaScript: Sendable {
 }
 
 extension ShardConnection {
-    /// The script's SHA1 on this connection, loading it (`SCRIPT LOAD`) the
-    /// first time, or again with `reload` after a `NOSCRIPT` reply.
+    /// The script's SHA1 on a standalone shard's server, loading it (`SCRIPT
+    /// LOAD`) the first time, or again with `reload` after a `NOSCRIPT` reply.
     func sha(of script: LuaScript, reload: Bool = false) throws(RedisError) -> String {
-        if !reload, let sha = scriptSHAs[script.name] { return sha }
-        let reply = try redis.sendChecked(["SCRIPT", "LOAD", script.source])
+        try sha(of: script, on: redis, reload: reload)
+    }
+
+    /// The script's SHA1 on `server` (one of this shard's), loading it the
+    /// first time, or again with `reload` after a `NOSCRIPT` reply.
+    func sha(of script: LuaScript, on server: RedisConnection, reload: Bool = false) throws(RedisError) -> String {
+        let key = server.endpoint + " " + script.name
+        if !reload, let sha = scriptSHAs[key] { return sha }
+        let reply = try server.sendChecked(["SCRIPT", "LOAD", script.source])
         guard let sha = reply.string else {
-            throw RedisError(code: .serverError, message: "SCRIPT LOAD answered without a SHA1", context: redis.endpoint, command: "SCRIPT")
+            throw RedisError(code: .serverError, message: "SCRIPT LOAD answered without a SHA1", context: server.endpoint, command: "SCRIPT")
         }
-        scriptSHAs[script.name] = sha
+        scriptSHAs[key] = sha
         return sha
     }
 }

@@ -115,7 +115,7 @@ public final class ShardConnectionManager: @unchecked Sendable {
 
     deinit {
         for pool in pools.values {
-            for connection in pool.idle { connection.redis.close() }
+            for connection in pool.idle { connection.close() }
         }
     }
 
@@ -145,7 +145,7 @@ public final class ShardConnectionManager: @unchecked Sendable {
             }
             lock.broadcast()
         }
-        for connection in toClose { connection.redis.close() }
+        for connection in toClose { connection.close() }
     }
 
     // MARK: Lending connections
@@ -204,7 +204,7 @@ public final class ShardConnectionManager: @unchecked Sendable {
 
     private func checkout(_ shard: ShardID, fresh: Bool) throws(ScoreStoreError) -> Lease {
         var expired: [ShardConnection] = []
-        defer { for connection in expired { connection.redis.close() } }
+        defer { for connection in expired { connection.close() } }
         // Waiting for a free connection is real waiting: the real clock.
         let deadline = ContinuousClock.now + configuration.checkoutTimeout
         // Under the lock: decide, and either take an idle connection or
@@ -269,7 +269,7 @@ public final class ShardConnectionManager: @unchecked Sendable {
                 defer { lock.broadcast() }
                 return recordFailure(pool)
             }
-            for connection in idle { connection.redis.close() }
+            for connection in idle { connection.close() }
             throw failure
         }
     }
@@ -308,7 +308,7 @@ public final class ShardConnectionManager: @unchecked Sendable {
             }
             lock.broadcast()
         }
-        for connection in toClose { connection.redis.close() }
+        for connection in toClose { connection.close() }
     }
 
     /// A reused connection was found dead: close it and the other idle ones
@@ -321,8 +321,8 @@ public final class ShardConnectionManager: @unchecked Sendable {
             lock.broadcast()
             return idle
         }
-        lease.connection.redis.close()
-        for connection in idle { connection.redis.close() }
+        lease.connection.close()
+        for connection in idle { connection.close() }
     }
 
     // MARK: Idle connections
@@ -348,7 +348,7 @@ public final class ShardConnectionManager: @unchecked Sendable {
     @discardableResult
     public func closeIdleConnections() -> Int {
         let expired = lock.withLock { takeExpiredIdle(now: clock()) }
-        for connection in expired { connection.redis.close() }
+        for connection in expired { connection.close() }
         return expired.count
     }
 
@@ -387,7 +387,7 @@ public final class ShardConnectionManager: @unchecked Sendable {
             lock.broadcast()
             return idle
         }
-        for connection in idle { connection.redis.close() }
+        for connection in idle { connection.close() }
     }
 
     // MARK: Health

@@ -210,6 +210,55 @@ public final class ClusterConnection {
         return results.map { $0! }
     }
 
+    // MARK: Node connections, for callers that pipeline one slot's commands themselves
+
+    /// The connection to the master serving `slot`, opened if needed (the
+    /// map read first when it is missing or stale). A caller that sends
+    /// there directly reads any redirection in the replies itself, and
+    /// calls ``markSlotMapStale()`` (then tries again) when one comes.
+    public func connection(for slot: HashSlot) throws(RedisError) -> RedisConnection {
+        try connection(to: route(slot))
+    }
+
+    /// A connection to every master, opened if needed: for work over the
+    /// whole keyspace (`SCAN`, `DBSIZE`, `INFO`).
+    public func masterConnections() throws(RedisError) -> [RedisConnection] {
+        if map == nil || mapIsStale { try refreshSlotMap() }
+        var connections: [RedisConnection] = []
+        for node in map?.masterNodes ?? [] { connections.append(try connection(to: node)) }
+        return connections
+    }
+
+    /// Reads the map again before the next command: after a redirection or
+    /// a node's failure seen outside ``send(_:slot:)``. Node connections
+    /// that broke, or have replies left unread, are closed.
+    public func markSlotMapStale() {
+        mapIsStale = true
+        for (node, connection) in connections
+        where connection.isBroken || connection.isClosed || connection.pendingReplyCount > 0 {
+            connection.close()
+            connections[node] = nil
+        }
+    }
+
+    /// No node connection is broken or has replies left unread.
+    public var isReusable: Bool {
+        connections.values.allSatisfy { !$0.isClosed && !$0.isBroken && $0.pendingReplyCount == 0 }
+    }
+
+    /// Whether a reply means the command must be routed again (a
+    /// redirection or a cluster-state error).
+    public static func isRoutingReply(_ reply: RedisValue) -> Bool { needsRouting(reply) }
+
+    /// Whether an error reply kind (`MOVED`, ...) means the command must be
+    /// routed again.
+    public static func isRoutingError(kind: String?) -> Bool {
+        switch kind {
+        case "MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN": true
+        default: false
+        }
+    }
+
     // MARK: Internals
 
     /// A reply the routing acts on rather than the caller.
