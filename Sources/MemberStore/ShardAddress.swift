@@ -15,6 +15,10 @@ import RedisClient
 /// most, and are lower-cased so that one server is not listed twice. A host
 /// of digits and dots must be a valid dotted-quad IPv4 address.
 ///
+/// A Redis Cluster is one shard, listed by one of its nodes (a seed: the
+/// others are learned from it) as `redis+cluster://[USER:PASSWORD@]HOST:PORT`
+/// (``isCluster``; database 0 only).
+///
 /// Secrets: the shards table stores ``stored`` (the password included,
 /// percent-encoded: every program needs it to connect); ``description`` and
 /// everything printed redact it (`redis://kindred:***@10.0.0.5:7000/2`).
@@ -22,6 +26,8 @@ import RedisClient
 public struct ShardAddress: Sendable, Hashable, CustomStringConvertible {
     /// Host (lower-cased), port, user, password, database.
     public let url: RedisURL
+    /// The address is a Redis Cluster node: the shard is the whole cluster.
+    public let isCluster: Bool
 
     public var host: String { url.host }
     public var port: Int { url.port }
@@ -36,11 +42,16 @@ public struct ShardAddress: Sendable, Hashable, CustomStringConvertible {
     ///   wrong (never repeating a password).
     public init(_ text: String) throws {
         func invalid(_ reason: String) -> MemberStoreError {
-            MemberStoreError(.invalidShardAddress, "invalid shard address: \(reason) (expected redis://[USER:PASSWORD@]HOST:PORT[/DB])")
+            MemberStoreError(
+                .invalidShardAddress,
+                "invalid shard address: \(reason) (expected redis://[USER:PASSWORD@]HOST:PORT[/DB] or redis+cluster://[USER:PASSWORD@]HOST:PORT)")
         }
         let scheme = "redis://"
-        guard text.lowercased().hasPrefix(scheme) else { throw invalid("it must start with redis://") }
-        let normalized = scheme + text.dropFirst(scheme.count)
+        let clusterScheme = "redis+cluster://"
+        let lowered = text.lowercased()
+        isCluster = lowered.hasPrefix(clusterScheme)
+        guard isCluster || lowered.hasPrefix(scheme) else { throw invalid("it must start with redis:// or redis+cluster://") }
+        let normalized = scheme + text.dropFirst(isCluster ? clusterScheme.count : scheme.count)
         let parsed: RedisURL
         do {
             parsed = try RedisURL(normalized)
@@ -61,16 +72,22 @@ public struct ShardAddress: Sendable, Hashable, CustomStringConvertible {
                 throw invalid("the host must be a hostname (letters, digits, hyphens, dots) or an IPv4 address")
             }
         }
+        if isCluster, parsed.database != 0 { throw invalid("a Redis Cluster has only database 0") }
         url = RedisURL(host: host, port: parsed.port, user: parsed.user, password: parsed.password, database: parsed.database)
         guard stored.utf8.count <= 255 else { throw invalid("it is longer than 255 characters") }
     }
 
-    /// The password redacted: `redis://user:***@host:port/2`.
-    public var description: String { url.description }
+    /// The password redacted: `redis://user:***@host:port/2`
+    /// (`redis+cluster://...` for a cluster).
+    public var description: String { withScheme(url.description) }
 
     /// What the shards table holds: the URL with the password, for
     /// connecting. Never print it.
-    public var stored: String { url.urlIncludingPassword }
+    public var stored: String { withScheme(url.urlIncludingPassword) }
+
+    private func withScheme(_ text: String) -> String {
+        isCluster ? "redis+cluster://" + text.dropFirst("redis://".count) : text
+    }
 
     static func isIPv4(_ text: String) -> Bool {
         let parts = text.split(separator: ".", omittingEmptySubsequences: false)

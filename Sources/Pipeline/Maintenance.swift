@@ -283,7 +283,7 @@ public enum Maintenance {
     @discardableResult
     static func followShardList(_ connections: TaskConnections, _ context: PipelineContext) throws -> [ShardInfo] {
         let shards = try connections.database { try ShardCatalog(connection: $0).list() }
-        context.scores.manager.update(shards: shards.map { ShardEndpoint(id: $0.id, address: $0.address.url) })
+        context.scores.manager.update(shards: shards.map { ShardEndpoint(id: $0.id, address: $0.address.url, isCluster: $0.address.isCluster) })
         return shards
     }
 

@@ -65,7 +65,9 @@ public struct ShardAdministration {
         }
         if unreachable == nil {
             do {
-                try ping(address.url)
+                try ping(address)
+            } catch let error as ShardAdministrationError {
+                throw error  // reachable, but not the kind of server the address says
             } catch {
                 unreachable = "\(error)"
             }
@@ -79,11 +81,29 @@ public struct ShardAdministration {
         return Added(shard: shard, unreachable: unreachable)
     }
 
-    /// `PING` after `AUTH` and `SELECT`, within ``timeout``.
-    func ping(_ url: RedisURL) throws {
-        let redis = try RedisConnection(configuration: url.configuration(connectTimeout: timeout, readTimeout: timeout))
+    /// `PING` after `AUTH` and `SELECT`, within ``timeout``; and the kind
+    /// of server the address says: a node of a healthy Redis Cluster for a
+    /// `redis+cluster://` address (`cluster_state:ok`), a server not in
+    /// cluster mode for a `redis://` one (a cluster node would redirect
+    /// most of a standalone shard's keys).
+    func ping(_ address: ShardAddress) throws {
+        let redis = try RedisConnection(configuration: address.url.configuration(connectTimeout: timeout, readTimeout: timeout))
         defer { redis.close() }
         _ = try redis.sendChecked(["PING"])
+        let info = try redis.sendChecked(["INFO", "cluster"]).string ?? ""
+        let clusterEnabled = info.contains("cluster_enabled:1")
+        if address.isCluster {
+            guard clusterEnabled else {
+                throw ShardAdministrationError(.notACluster, "\(address) is not in cluster mode: add it as redis://HOST:PORT[/DB]")
+            }
+            let state = try redis.sendChecked(["CLUSTER", "INFO"]).string ?? ""
+            guard state.contains("cluster_state:ok") else {
+                throw ShardAdministrationError(.notACluster, "the cluster of \(address) is not healthy (cluster_state is not ok)")
+            }
+        } else if clusterEnabled {
+            throw ShardAdministrationError(
+                .notACluster, "\(address) is a Redis Cluster node: add the whole cluster as one shard with --cluster")
+        }
     }
 
     // MARK: Remove
@@ -155,6 +175,14 @@ public struct ShardAdministration {
         public var usedMemory: Int?
         /// Why it could not be reached, or null.
         public var error: String?
+        /// A cluster shard's nodes (`host:port`), or null (a standalone
+        /// shard, or unreachable).
+        public var nodes: Nodes?
+
+        public struct Nodes: Sendable, Hashable, Codable {
+            public var masters: [String]
+            public var replicas: [String]
+        }
 
         enum CodingKeys: String, CodingKey {
             case id, url, state, weight, members
@@ -162,7 +190,7 @@ public struct ShardAdministration {
             case createdAt = "created_at"
             case reachable, keys
             case usedMemory = "used_memory"
-            case error
+            case error, nodes
         }
 
         /// Every field, always: a missing value is `null`, never an absent key.
@@ -179,6 +207,7 @@ public struct ShardAdministration {
             try container.encode(keys, forKey: .keys)
             try container.encode(usedMemory, forKey: .usedMemory)
             try container.encode(error, forKey: .error)
+            try container.encode(nodes, forKey: .nodes)
         }
     }
 
@@ -191,12 +220,15 @@ public struct ShardAdministration {
             var listing = Listing(
                 id: shard.id, url: shard.address.description, state: shard.state.rawValue, weight: shard.weight,
                 members: shard.assignedMembers, memoryBudget: shard.memoryBudget, createdAt: shard.createdAt,
-                reachable: false, keys: nil, usedMemory: nil, error: nil)
+                reachable: false, keys: nil, usedMemory: nil, error: nil, nodes: nil)
             do {
                 let stats = try store.shardStats(shard: shard.id)
                 listing.reachable = true
                 listing.keys = stats.keys
                 listing.usedMemory = stats.usedMemory
+                if let nodes = try store.clusterNodes(shard: shard.id) {
+                    listing.nodes = Listing.Nodes(masters: nodes.masters.map(\.endpoint), replicas: nodes.replicas.map(\.endpoint))
+                }
             } catch {
                 listing.error = "\(error)"
             }
@@ -217,7 +249,7 @@ public struct ShardAdministration {
         configuration.readTimeout = timeout
         configuration.maxConnectionsPerShard = 1
         let manager = ShardConnectionManager(
-            shards: shards.map { ShardEndpoint(id: $0.id, address: $0.address.url) }, configuration: configuration)
+            shards: shards.map { ShardEndpoint(id: $0.id, address: $0.address.url, isCluster: $0.address.isCluster) }, configuration: configuration)
         return ScoreStore(manager: manager)
     }
 }
@@ -227,6 +259,9 @@ public struct ShardAdministrationError: Error, Sendable, CustomStringConvertible
     public enum Code: Sendable, Hashable {
         /// The shard could not be reached (or its name resolved) to check it.
         case unreachable
+        /// A `redis+cluster://` address that is no healthy cluster's node, or
+        /// a `redis://` address that is a cluster's node.
+        case notACluster
     }
 
     public let code: Code

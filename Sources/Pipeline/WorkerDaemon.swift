@@ -47,7 +47,7 @@ public enum WorkerDaemon {
         let shards = try ShardCatalog(connection: connection).list()
         if shards.isEmpty { logger.warning("no shard configured yet: add one with `kindred shards add redis://HOST:PORT`") }
         let manager = ShardConnectionManager(
-            shards: shards.map { ShardEndpoint(id: $0.id, address: $0.address.url) },
+            shards: shards.map { ShardEndpoint(id: $0.id, address: $0.address.url, isCluster: $0.address.isCluster) },
             configuration: managerConfiguration)
         manager.startIdleReaper()
         let scores = ScoreStore(manager: manager, configuration: scoreConfiguration)

@@ -111,6 +111,20 @@ extension ScoreStore {
         }
     }
 
+    /// A cluster shard's nodes as its slot map names them now: the masters
+    /// and each master's replicas (read again from the cluster); nil for a
+    /// standalone shard.
+    public func clusterNodes(shard: ShardID) throws(ScoreStoreError) -> (masters: [ClusterNode], replicas: [ClusterNode])? {
+        try onShard(shard) { (connection) throws(RedisError) -> ([ClusterNode], [ClusterNode])? in
+            guard connection.isCluster else { return nil }
+            connection.rerouted()
+            _ = try connection.servers()  // reads the map
+            guard let map = connection.slotMap else { return nil }
+            let masters = map.masterNodes
+            return (masters, masters.flatMap { map.replicas[$0] ?? [] })
+        }
+    }
+
     /// An integer field of an `INFO` reply (`used_memory:1234`).
     static func infoField(_ name: String, in info: String) -> Int? {
         for line in info.split(whereSeparator: \.isNewline) where line.hasPrefix(name + ":") {

@@ -108,6 +108,13 @@ public final class ShardConnection: @unchecked Sendable {
         }
     }
 
+    /// A cluster shard's slot map as last read (nil on a server, or before
+    /// the first command).
+    public var slotMap: ClusterSlotMap? {
+        if case .cluster(let cluster) = link { return cluster.slotMap }
+        return nil
+    }
+
     /// After a redirection or a node's failure on a cluster shard: the slot
     /// map is read again before the next command. Nothing on a server.
     func rerouted() {

@@ -88,7 +88,7 @@ struct MatchesCommand: AsyncParsableCommand {
             else {
                 throw CLIError("member \(id) has no shard: no set is stored (queue them with `kindred enqueue \(id)`)")
             }
-            let manager = ShardConnectionManager(shards: [ShardEndpoint(id: shard.id, address: shard.address.url)])
+            let manager = ShardConnectionManager(shards: [ShardEndpoint(id: shard.id, address: shard.address.url, isCluster: shard.address.isCluster)])
             defer { manager.close() }
             guard let set = try ScoreStore(manager: manager).readSet(id, shard: shard.id) else {
                 throw CLIError("member \(id) has no set on shard \(shard.id) yet (queued or dormant)")

@@ -50,6 +50,10 @@ struct ShardsCommand: AsyncParsableCommand {
                 print("\(pad(String(shard.id), 2))  \(pad(shard.url, 29))  \(pad(String(shard.weight), 6))  "
                     + "\(pad(shard.state, 8))  \(pad(String(shard.members), 7))  "
                     + "\(pad(shard.memoryBudget.map { Bytes.text(Int($0)) } ?? "-", 10))  \(live)")
+                if let nodes = shard.nodes {
+                    // A cluster's keys and memory are summed over its masters.
+                    print("    cluster: masters \(nodes.masters.joined(separator: " ")); replicas \(nodes.replicas.isEmpty ? "none" : nodes.replicas.joined(separator: " "))")
+                }
             }
         }
     }
@@ -62,11 +66,17 @@ struct ShardsCommand: AsyncParsableCommand {
                 --allow-unreachable is given, and must not be a server and database already listed, by name or by \
                 resolved address (redis://localhost:7101 is redis://127.0.0.1:7101). The shard list stores the \
                 password; every program prints it as ***.
+
+                --cluster adds a whole Redis Cluster as one shard, given by one of its nodes (redis+cluster://HOST:PORT \
+                is the same): it must be a node of a healthy cluster, and a plain shard must not be a cluster node. \
+                Each member's keys go to the master serving their slot; failovers and resharding are followed \
+                (docs/managed-servers.md).
                 """)
         @OptionGroup var configOptions: ConfigOptions
 
         @Argument(help: """
-            redis://[USER:PASSWORD@]HOST:PORT[/DB] (percent-encode @ : / % in the password). A URL with a password \
+            redis://[USER:PASSWORD@]HOST:PORT[/DB], or a cluster node as redis+cluster://[USER:PASSWORD@]HOST:PORT \
+            (percent-encode @ : / % in the password). A URL with a password \
             is refused here (every user of the machine sees a command line): give - to read it from standard \
             input, or leave it out and set KINDRED_SHARD_URL.
             """)
@@ -81,12 +91,16 @@ struct ShardsCommand: AsyncParsableCommand {
         @Flag(name: .customLong("allow-unreachable"), help: "Add the shard even if it cannot be reached now (down on purpose); it is recorded down until `kindred shards activate ID`.")
         var allowUnreachable = false
 
+        @Flag(help: "The address is a node of a Redis Cluster: the whole cluster is the shard.")
+        var cluster = false
+
         func validate() throws {
             if let memoryBudget { _ = try parseBudget(memoryBudget) }
         }
 
         func run() async throws {
-            let address = try Self.shardURL(argument: address, environment: ProcessInfo.processInfo.environment) { readLine() }
+            let given = try Self.shardURL(argument: address, environment: ProcessInfo.processInfo.environment) { readLine() }
+            let address = cluster && given.lowercased().hasPrefix("redis://") ? "redis+cluster://" + given.dropFirst("redis://".count) : given
             let mysql = try mysqlConfiguration(try await configOptions.load())
             let (weight, budget, allowUnreachable) = (weight, try memoryBudget.map(parseBudget), allowUnreachable)
             let added = try await onDedicatedThread(name: "kindred-shards") { () throws -> ShardAdministration.Added in
@@ -227,7 +241,8 @@ extension ShardsCommand.Add {
             }
             return url
         case let text?:
-            if let url = try? RedisURL(text), url.password != nil {
+            let plain = text.lowercased().hasPrefix("redis+cluster://") ? "redis://" + text.dropFirst("redis+cluster://".count) : text
+            if let url = try? RedisURL(plain), url.password != nil {
                 throw CLIError(
                     "the shard URL carries a password, which every user of this machine can read on a command line: "
                         + "pass it on standard input (echo \"$URL\" | kindred shards add -) or in KINDRED_SHARD_URL")

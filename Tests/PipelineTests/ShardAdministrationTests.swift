@@ -128,8 +128,9 @@ struct ShardAdministrationTests {
             let object = try #require(objects.first)
             #expect(Set(object.keys) == [
                 "id", "url", "state", "weight", "members", "memory_budget", "created_at", "reachable", "keys", "used_memory", "error",
+                "nodes",
             ], "every field, null included")
-            #expect(object["error"] is NSNull)
+            #expect(object["error"] is NSNull && object["nodes"] is NSNull)
             #expect(object["url"] as? String == "redis://:***@127.0.0.1:\(redis.port)/3")
             #expect(object["state"] as? String == "active" && object["reachable"] as? Bool == true)
             #expect(object["memory_budget"] as? Int == 1 << 30)
@@ -167,5 +168,51 @@ struct ShardAdministrationTests {
         let (stdinStatus, viaStdin) = try kindred("shards", "add", "-", input: "\nredis://:cli-s3cret@127.0.0.1:\(redis.port)/4\n")
         #expect(stdinStatus == 0 && viaStdin.contains("redis://:***@127.0.0.1:\(redis.port)/4"), "\(viaStdin)")
         for output in [added, table, json, removed, viaStdin] { #expect(!output.contains("cli-s3cret"), "\(output)") }
+    }
+
+    @Test("a Redis Cluster is one shard: added by a node (--cluster), listed with its masters and replicas, keys summed; the wrong kind of address is refused")
+    func cluster() throws {
+        let cluster = try RedisCluster()
+        let standalone = try RedisServer()
+        let seed = cluster.nodes[0].port
+        try withCatalog { _, admin in
+            let asPlain = #expect(throws: ShardAdministrationError.self) { try admin.add("redis://127.0.0.1:\(seed)") }
+            #expect(asPlain?.description.contains("--cluster") == true, "\(String(describing: asPlain))")
+            let asCluster = #expect(throws: ShardAdministrationError.self) { try admin.add("redis+cluster://127.0.0.1:\(standalone.port)") }
+            #expect(asCluster?.description.contains("not in cluster mode") == true, "\(String(describing: asCluster))")
+            #expect(throws: MemberStoreError.self) { try admin.add("redis+cluster://127.0.0.1:\(seed)/2") }
+
+            let added = try admin.add("redis+cluster://127.0.0.1:\(seed)")
+            #expect(added.unreachable == nil && added.shard.address.isCluster)
+            #expect(added.shard.address.description == "redis+cluster://127.0.0.1:\(seed)")
+            let listing = try #require(try admin.list().first)
+            #expect(listing.reachable && listing.url == "redis+cluster://127.0.0.1:\(seed)")
+            let nodes = try #require(listing.nodes)
+            #expect(nodes.masters.count == 3 && nodes.replicas.count == 3)
+            #expect(Set(nodes.masters + nodes.replicas) == Set(cluster.nodes.map { "127.0.0.1:\($0.port)" }))
+            // Keys summed over the masters: one key written to each master's slots.
+            var client: ClusterConnection? = ClusterConnection(configuration: cluster.configuration())
+            for key in ["a", "b", "c", "d", "e", "f"] { _ = try client?.send(RedisCommand("SET", "probe:\(key)", "1"), key: "probe:\(key)") }
+            client = nil
+            #expect(try admin.list().first?.keys ?? 0 >= 6)
+        }
+        // The same through the kindred binary, in a catalog of its own.
+        let server = try MariaDBServer.shared()
+        let database = try server.createDatabase()
+        let connection = try server.connect(database: database)
+        try Migrator.migrate(connection)
+        connection.close()
+        func kindred(_ arguments: String...) throws -> (Int32, String) {
+            let run = try runProcess(
+                try WorkerProcessTests.binary(), arguments, environment: ["KINDRED_MYSQL": server.url(database: database)],
+                timeout: .seconds(120))
+            return (run.status, run.output)
+        }
+        let (secretStatus, secret) = try kindred("shards", "add", "redis+cluster://:pw-on-argv@127.0.0.1:\(seed)")
+        #expect(secretStatus != 0 && secret.contains("KINDRED_SHARD_URL") && !secret.contains("pw-on-argv"), "\(secret)")
+        let (addStatus, added) = try kindred("shards", "add", "--cluster", "redis://127.0.0.1:\(seed)")
+        #expect(addStatus == 0 && added.contains("redis+cluster://127.0.0.1:\(seed)"), "\(added)")
+        let (listStatus, table) = try kindred("shards", "list")
+        #expect(listStatus == 0 && table.contains("cluster: masters 127.0.0.1:"), "\(table)")
     }
 }
