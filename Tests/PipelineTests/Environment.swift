@@ -26,22 +26,29 @@ final class Installation: @unchecked Sendable {
     let members: [Member]
     /// Shard ids as registered, in the order of `shards`.
     let shardIDs: [UInt32]
+    /// A Redis Cluster registered as one more shard, when the test asked for one.
+    let cluster: RedisCluster?
+    let clusterShardID: UInt32?
 
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("fixtures").path
 
     /// - Parameter memberLimit: import only the first this many fixture lines
     ///   (tests that regenerate everyone more than once keep debug builds quick).
-    init(dedicatedMySQL: Bool = false, memberLimit: Int? = nil) throws {
+    /// - Parameter cluster: registered as one more shard (`redis+cluster://`),
+    ///   beside `standaloneShards` standalone ones.
+    init(dedicatedMySQL: Bool = false, memberLimit: Int? = nil, standaloneShards: Int = 3, cluster: RedisCluster? = nil) throws {
         mysqlServer = dedicatedMySQL ? try MariaDBServer.start() : try MariaDBServer.shared()
         database = try mysqlServer.createDatabase()
-        shards = try (0..<3).map { _ in try RedisServer() }
+        shards = try (0..<standaloneShards).map { _ in try RedisServer() }
         queueServer = try RedisServer()
         let connection = try mysqlServer.connect(database: database)
         defer { connection.close() }
         try Migrator.migrate(connection)
         let catalog = ShardCatalog(connection: connection)
         shardIDs = try shards.map { try catalog.add(address: "redis://127.0.0.1:\($0.port)").id }
+        self.cluster = cluster
+        clusterShardID = try cluster.map { try catalog.add(address: "redis+cluster://127.0.0.1:\($0.nodes[0].port)").id }
         var membersPath = Self.fixtures + "/members.jsonl"
         if let memberLimit {
             let lines = try String(contentsOfFile: membersPath, encoding: .utf8).split(separator: "\n").prefix(memberLimit)
@@ -97,9 +104,11 @@ final class Installation: @unchecked Sendable {
 
     /// A score store over this installation's shards (for reading back).
     func scoreStore() -> ScoreStore {
-        let manager = ShardConnectionManager(
-            shards: zip(shardIDs, shards).map { ShardEndpoint(id: $0.0, host: "127.0.0.1", port: Int($0.1.port)) })
-        return ScoreStore(manager: manager)
+        var endpoints = zip(shardIDs, shards).map { ShardEndpoint(id: $0.0, host: "127.0.0.1", port: Int($0.1.port)) }
+        if let cluster, let clusterShardID {
+            endpoints.append(ShardEndpoint(id: clusterShardID, address: RedisURL(host: "127.0.0.1", port: Int(cluster.nodes[0].port)), isCluster: true))
+        }
+        return ScoreStore(manager: ShardConnectionManager(shards: endpoints))
     }
 
     /// Every member's stored set (nil when missing), read through MySQL's directory.
