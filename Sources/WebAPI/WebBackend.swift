@@ -13,6 +13,17 @@ import WorkQueue
 
 /// The web backend's settings.
 public struct WebSettings: Sendable {
+    /// The score store as the web backend uses it: a cluster shard's
+    /// operation that a dead master holds up is retried for 1 s at most
+    /// (a read then answers 503 with `Retry-After` while the replica takes
+    /// over, instead of waiting out the worker's 10 s budget); a moved slot
+    /// is still followed at once.
+    public static var scoreStore: ScoreStore.Configuration {
+        var configuration = ScoreStore.Configuration()
+        configuration.clusterRouting.retryBudget = .seconds(1)
+        return configuration
+    }
+
     /// Threads for the short blocking calls of requests (Redis and MySQL round trips).
     public var ioThreads = 8
     /// Threads that serve pages of cached sets to batches of requests (one

@@ -74,7 +74,8 @@ struct ServeCommand: AsyncParsableCommand {
         let pipelineSettings = settings
         let (context, _) = try await onDedicatedThread(name: "kindred-bootstrap") {
             try WorkerDaemon.bootstrap(
-                mysql: mysql, queue: queue, settings: pipelineSettings, metrics: metrics, logger: logger, managerConfiguration: finalManager)
+                mysql: mysql, queue: queue, settings: pipelineSettings, metrics: metrics, logger: logger,
+                scoreConfiguration: WebSettings.scoreStore, managerConfiguration: finalManager)
         }
         var webSettings = WebSettings()
         webSettings.ioThreads = ioThreads

@@ -1,4 +1,5 @@
 import Foundation
+import Hummingbird
 import MariaDBClient
 import MemberStore
 import RedisClient
@@ -63,5 +64,53 @@ struct ClusterShardEndToEndTests {
             let rewritten = zip(before, after).filter { $0.0?.written != $0.1?.written }.count
             #expect(rewritten == onCluster.count, "\(rewritten) of \(onCluster.count) sets written again")
         }
+    }
+
+    @Test("web reads of a dead master's members answer 503 with Retry-After while its replica takes over, then the exact page; other members are served throughout")
+    func readsThroughAFailover() async throws {
+        let cluster = try await onThread { try RedisCluster(nodeTimeout: .seconds(2)) }
+        let installation = try await onThread { try Installation(memberLimit: 150, standaloneShards: 1, cluster: cluster) }
+        let web = try await onThread { try WebHarness(installation: installation, generateFirst: true) }
+        let clusterShard = try #require(installation.clusterShardID)
+        let (onCluster, map) = try await onThread { () -> ([MemberID], ClusterSlotMap) in
+            let directory = ShardDirectory(connection: try SerializedConnection(configuration: installation.mysqlConfiguration))
+            let ids = try installation.members.map(\.id).filter { try directory.shard(of: $0) == clusterShard }
+            let map = try cluster.slotMap()
+            for node in map.masterNodes {
+                let redis = try #require(cluster.server(node)).connect()
+                _ = try redis.send(["WAIT", "1", "5000"])
+                redis.close()
+            }
+            return (ids, map)
+        }
+        let member = try #require(onCluster.first)
+        let victim = try #require(map.master(for: ScoreLayout.slot(of: member)))
+        let other = try #require(onCluster.first { map.master(for: ScoreLayout.slot(of: $0)) != victim })
+        let expected = try Installation.expectedMatches(installation.members, survey: installation.survey)
+        let before = try await web.send(.get, "/v1/members/\(member)/matches?limit=20")
+        #expect(before.status == 200 && before.matches == Array(expected[member]!.prefix(20)), "\(before.body)")
+
+        try #require(cluster.server(victim)).kill()
+        var unavailable = 0
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(60)
+        while true {
+            let reply = try await web.send(.get, "/v1/members/\(member)/matches?limit=20")
+            if reply.status == 200 {
+                #expect(reply.matches == Array(expected[member]!.prefix(20)), "\(reply.body)")
+                break
+            }
+            #expect(reply.status == 503 && reply.headers[.retryAfter] != nil, "\(reply.status): \(reply.body)")
+            unavailable += 1
+            // A member on another master is served meanwhile.
+            let served = try await web.send(.get, "/v1/members/\(other)/matches?limit=5")
+            #expect(served.status == 200, "\(served.status): \(served.body)")
+            guard clock.now < deadline else {
+                Issue.record("still \(reply.status) 60 s after the master was killed")
+                break
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        print("reads through a failover: \(unavailable) answered 503 before the replica took over")
     }
 }

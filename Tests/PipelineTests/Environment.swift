@@ -133,6 +133,7 @@ final class Installation: @unchecked Sendable {
     /// Builds an in-process pipeline context over this installation.
     func context(
         workers: Int = 1, manager: ShardConnectionManager.Configuration = ShardConnectionManager.Configuration(),
+        scores: ScoreStore.Configuration = ScoreStore.Configuration(),
         registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), program: MetricsProgram = .worker, logs: LogRecorder? = nil,
         configure: (inout PipelineSettings) -> Void = { _ in }
     ) throws
@@ -146,7 +147,7 @@ final class Installation: @unchecked Sendable {
         return try WorkerDaemon.bootstrap(
             mysql: mysqlConfiguration, queue: queueURL, settings: settings,
             metrics: KindredMetrics.prometheus(registry: registry, program: program), logger: logger,
-            managerConfiguration: manager)
+            scoreConfiguration: scores, managerConfiguration: manager)
     }
 }
 

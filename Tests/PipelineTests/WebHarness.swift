@@ -42,7 +42,7 @@ final class WebHarness: @unchecked Sendable {
         manager.connectTimeout = .milliseconds(250)
         manager.readTimeout = .milliseconds(800)
         (context, watermark) = try installation.context(
-            workers: 2, manager: manager, registry: registry, program: .serve, configure: configure)
+            workers: 2, manager: manager, scores: WebSettings.scoreStore, registry: registry, program: .serve, configure: configure)
         var settings = WebSettings()
         settings.ioThreads = 4
         settings.cachedSets = cachedSets

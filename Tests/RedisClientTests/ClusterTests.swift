@@ -65,35 +65,21 @@ struct ClusterTests {
         let src = try #require(cluster.server(source)).connect()
         let dst = try #require(cluster.server(destination)).connect()
         defer { src.close(); dst.close() }
-        let sourceID = try #require(try src.send(["CLUSTER", "MYID"]).string)
-        let destinationID = try #require(try dst.send(["CLUSTER", "MYID"]).string)
 
-        _ = try dst.sendChecked(RedisCommand("CLUSTER", "SETSLOT", String(slot.value), "IMPORTING", sourceID))
-        _ = try src.sendChecked(RedisCommand("CLUSTER", "SETSLOT", String(slot.value), "MIGRATING", destinationID))
-        _ = try src.sendChecked(RedisCommand("MIGRATE", destination.host, String(destination.port), "", "0", "5000", "KEYS", key))
+        // Other keys in the slot (from other tests) stay behind until the migration finishes.
+        try cluster.startMigration(slot, from: source, to: destination, keys: [key])
         // Migrating: the source no longer has the key and answers ASK; the client asks the destination.
         #expect(try src.send(RedisCommand("GET", key)).errorKind == "ASK")
         #expect(try client.send(RedisCommand("GET", key), slot: slot).string == "before")
         #expect(client.slotMap?.master(for: slot) == source)
 
-        for node in map.masterNodes {
-            let redis = try #require(cluster.server(node)).connect()
-            defer { redis.close() }
-            _ = try redis.sendChecked(RedisCommand("CLUSTER", "SETSLOT", String(slot.value), "NODE", destinationID))
-        }
+        try cluster.finishMigration(slot, from: source, to: destination)
         // Migrated: the source answers MOVED; the client follows and learns the slot's new master.
         #expect(try client.send(RedisCommand("SET", key, "after"), slot: slot) == .status("OK"))
         #expect(client.slotMap?.master(for: slot) == destination)
         #expect(try dst.send(RedisCommand("GET", key)).string == "after")
         // And back, so the shared cluster ends as it started.
-        _ = try dst.sendChecked(RedisCommand("CLUSTER", "SETSLOT", String(slot.value), "MIGRATING", sourceID))
-        _ = try src.sendChecked(RedisCommand("CLUSTER", "SETSLOT", String(slot.value), "IMPORTING", destinationID))
-        _ = try dst.sendChecked(RedisCommand("MIGRATE", source.host, String(source.port), "", "0", "5000", "KEYS", key))
-        for node in map.masterNodes {
-            let redis = try #require(cluster.server(node)).connect()
-            defer { redis.close() }
-            _ = try redis.sendChecked(RedisCommand("CLUSTER", "SETSLOT", String(slot.value), "NODE", sourceID))
-        }
+        try cluster.moveSlot(slot, from: destination, to: source)
         #expect(try client.send(RedisCommand("GET", key), slot: slot).string == "after")
         #expect(client.slotMap?.master(for: slot) == source)
     }

@@ -103,8 +103,8 @@ struct ClusterShardTests {
         let map = try cluster.slotMap()
         let source = try #require(map.master(for: slot))
         let destination = try #require(map.masterNodes.first { $0 != source })
-        try Self.move(slot, from: source, to: destination, in: cluster, keys: store.configuration.layout.setKeys(member))
-        defer { try? Self.move(slot, from: destination, to: source, in: cluster, keys: store.configuration.layout.setKeys(member)) }
+        try cluster.moveSlot(slot, from: source, to: destination)
+        defer { try? cluster.moveSlot(slot, from: destination, to: source) }
 
         #expect(try store.readSet(member, shard: 1, cutToLimit: false)?.matches == matches)
         let results = store.place([ScoreStore.Placement(target: member, member: 600_000, tenths: 100, stamp: "a")], limit: 40) { _ in 1 }
@@ -140,27 +140,5 @@ struct ClusterShardTests {
         let placements = Self.members.map { ScoreStore.Placement(target: $0, member: 700_000, tenths: 100, stamp: "s") }
         let results = store.place(placements, limit: 20) { _ in 1 }
         #expect(results.failed == 0 && results.count(.entered) == Self.members.count, "\(results.errors)")
-    }
-
-    /// Moves `slot` (and `keys`, all in it) from one master to another, as
-    /// `redis-cli --cluster reshard` does: IMPORTING, MIGRATING, MIGRATE,
-    /// then the new owner on every master.
-    static func move(_ slot: HashSlot, from source: ClusterNode, to destination: ClusterNode, in cluster: RedisCluster, keys: [String]) throws {
-        let src = try #require(cluster.server(source)).connect()
-        let dst = try #require(cluster.server(destination)).connect()
-        defer { src.close(); dst.close() }
-        let sourceID = try #require(try src.send(["CLUSTER", "MYID"]).string)
-        let destinationID = try #require(try dst.send(["CLUSTER", "MYID"]).string)
-        _ = try dst.sendChecked(RedisCommand("CLUSTER", "SETSLOT", String(slot.value), "IMPORTING", sourceID))
-        _ = try src.sendChecked(RedisCommand("CLUSTER", "SETSLOT", String(slot.value), "MIGRATING", destinationID))
-        var migrate = RedisCommand("MIGRATE", destination.host, String(destination.port), "", "0", "5000", "KEYS")
-        for key in keys { migrate.append(key) }
-        let reply = try src.send(migrate)
-        #expect(reply == .status("OK") || reply == .status("NOKEY"), "\(reply)")
-        for node in try cluster.slotMap().masterNodes {
-            let redis = try #require(cluster.server(node)).connect()
-            defer { redis.close() }
-            _ = try redis.sendChecked(RedisCommand("CLUSTER", "SETSLOT", String(slot.value), "NODE", destinationID))
-        }
     }
 }

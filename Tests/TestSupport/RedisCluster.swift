@@ -96,6 +96,68 @@ public final class RedisCluster: @unchecked Sendable {
         throw TestSupportError("no running node answered CLUSTER SLOTS: \(String(describing: lastError))")
     }
 
+    /// Starts moving `slot` from `source` to `destination` as `redis-cli
+    /// --cluster reshard` does (the destination IMPORTING, the source
+    /// MIGRATING) and migrates `keys` (all in the slot) only: meanwhile the
+    /// source answers `ASK` for them.
+    public func startMigration(_ slot: HashSlot, from source: ClusterNode, to destination: ClusterNode, keys: [String] = []) throws {
+        try withNodes(source, destination) { src, dst, sourceID, destinationID in
+            _ = try dst.sendChecked(RedisCommand("CLUSTER", "SETSLOT", String(slot.value), "IMPORTING", sourceID))
+            _ = try src.sendChecked(RedisCommand("CLUSTER", "SETSLOT", String(slot.value), "MIGRATING", destinationID))
+            if !keys.isEmpty { try Self.migrate(keys, from: src, to: destination) }
+        }
+    }
+
+    /// Migrates every key still in `slot` on `source`, then gives the slot
+    /// to `destination` on every master.
+    public func finishMigration(_ slot: HashSlot, from source: ClusterNode, to destination: ClusterNode) throws {
+        try withNodes(source, destination) { src, _, _, destinationID in
+            while true {
+                let keys = (try src.sendChecked(RedisCommand("CLUSTER", "GETKEYSINSLOT", String(slot.value), "1000")).array ?? [])
+                    .compactMap(\.string)
+                if keys.isEmpty { break }
+                try Self.migrate(keys, from: src, to: destination)
+            }
+            for node in try slotMap().masterNodes {
+                guard let server = server(node) else { continue }
+                let redis = try server.connect()
+                defer { redis.close() }
+                _ = try redis.sendChecked(RedisCommand("CLUSTER", "SETSLOT", String(slot.value), "NODE", destinationID))
+            }
+        }
+    }
+
+    /// Moves `slot`, with every key in it, from `source` to `destination`.
+    public func moveSlot(_ slot: HashSlot, from source: ClusterNode, to destination: ClusterNode) throws {
+        try startMigration(slot, from: source, to: destination)
+        try finishMigration(slot, from: source, to: destination)
+    }
+
+    private func withNodes(
+        _ source: ClusterNode, _ destination: ClusterNode,
+        _ body: (RedisConnection, RedisConnection, String, String) throws -> Void
+    ) throws {
+        guard let sourceServer = server(source), let destinationServer = server(destination) else {
+            throw TestSupportError("\(source) or \(destination) is not a node of this cluster")
+        }
+        let src = try sourceServer.connect()
+        let dst = try destinationServer.connect()
+        defer { src.close(); dst.close() }
+        guard let sourceID = try src.send(["CLUSTER", "MYID"]).string, let destinationID = try dst.send(["CLUSTER", "MYID"]).string else {
+            throw TestSupportError("CLUSTER MYID answered no id")
+        }
+        try body(src, dst, sourceID, destinationID)
+    }
+
+    private static func migrate(_ keys: [String], from source: RedisConnection, to destination: ClusterNode) throws {
+        var migrate = RedisCommand("MIGRATE", destination.host, String(destination.port), "", "0", "5000", "KEYS")
+        for key in keys { migrate.append(key) }
+        let reply = try source.sendChecked(migrate)
+        guard reply == .status("OK") || reply == .status("NOKEY") else {
+            throw TestSupportError("MIGRATE answered \(reply)")
+        }
+    }
+
     /// A port for the cluster bus: free now and never handed out before.
     private static func freeBusPort() throws -> UInt16 { try freeLoopbackPort() }
 }
