@@ -7,12 +7,6 @@ struct LuaScript: Sendable {
 }
 
 extension ShardConnection {
-    /// The script's SHA1 on a standalone shard's server, loading it (`SCRIPT
-    /// LOAD`) the first time, or again with `reload` after a `NOSCRIPT` reply.
-    func sha(of script: LuaScript, reload: Bool = false) throws(RedisError) -> String {
-        try sha(of: script, on: redis, reload: reload)
-    }
-
     /// The script's SHA1 on `server` (one of this shard's), loading it the
     /// first time, or again with `reload` after a `NOSCRIPT` reply.
     func sha(of script: LuaScript, on server: RedisConnection, reload: Bool = false) throws(RedisError) -> String {
