@@ -39,26 +39,10 @@ public final class ShardConnection: @unchecked Sendable {
         self.lastUsed = now
     }
 
-    /// A standalone shard's connection (tests and callers that know the
-    /// shard is one server).
-    convenience init(shard: ShardID, redis: RedisConnection, now: ContinuousClock.Instant) {
-        self.init(shard: shard, link: .server(redis), now: now)
-    }
-
     /// Whether the shard is a Redis Cluster.
     public var isCluster: Bool {
         if case .cluster = link { return true }
         return false
-    }
-
-    /// The server of a standalone shard.
-    ///
-    /// - Precondition: the shard is not a cluster (use ``redis(for:)``).
-    public var redis: RedisConnection {
-        guard case .server(let redis) = link else {
-            preconditionFailure("a cluster shard has no single server: route by member")
-        }
-        return redis
     }
 
     /// The connection to the server holding `member`'s keys.
