@@ -189,15 +189,9 @@ public final class ScoreStore: Sendable {
                 } catch {
                     guard connection.isCluster, Self.reroutes(error) else { throw ScoreStoreError(error, shard: shard) }
                     connection.rerouted()
-                    let next: ClusterRouting.Next
-                    if error.code == .serverError {
-                        var ignored = ClusterSlotMap()
-                        // MOVED: at once, the map read again; ASK (no ASKING here) waits like TRYAGAIN.
-                        let reply: RedisValue = error.serverErrorKind == "ASK" ? .error("TRYAGAIN \(error.message)") : .error(error.message)
-                        next = routing.afterReply(reply, from: ClusterNode(host: "", port: 1), map: &ignored, now: clock.now - start)
-                    } else {
-                        next = routing.afterFailure(error, now: clock.now - start)
-                    }
+                    let next = error.code == .serverError
+                        ? routing.afterClusterError(kind: error.serverErrorKind, message: error.message, now: clock.now - start)
+                        : routing.afterFailure(error, now: clock.now - start)
                     switch next {
                     case .done, .fail: throw ScoreStoreError(error, shard: shard)
                     case .retry(_, _, _, let delay): if delay > .zero { sleepThread(delay) }

@@ -17,6 +17,19 @@ import TestSupport
 /// them.
 @Suite("Probes", .timeLimit(.minutes(5)))
 struct ProbeTests {
+    /// A web backend on a MariaDB of its own (to stop or freeze), after one
+    /// read has put a member's shard in the directory cache.
+    static func webWithWarmDirectory() async throws -> WebHarness {
+        let web = try await onThread {
+            try WebHarness(installation: try Installation(dedicatedMySQL: true, memberLimit: 60), generateFirst: true)
+        }
+        let member = web.installation.members[0].id
+        let warm = try await web.send(.get, "/v1/members/\(member)/matches")
+        #expect(warm.status == 200, "\(warm.body)")
+        #expect(web.context.directory.cachedAssignments > 0)
+        return web
+    }
+
     @Test("web: one shard down is ready and degraded; every shard down is not ready; /livez answers throughout")
     func shards() async throws {
         let web = try await onThread { try WebHarness(memberLimit: 60, generate: false) }
@@ -50,13 +63,8 @@ struct ProbeTests {
 
     @Test("web: MySQL down is ready while the directory cache holds members' shards, not ready with it empty")
     func mysqlDown() async throws {
-        let web = try await onThread {
-            try WebHarness(installation: try Installation(dedicatedMySQL: true, memberLimit: 60), generateFirst: true)
-        }
+        let web = try await Self.webWithWarmDirectory()
         let member = web.installation.members[0].id
-        let warm = try await web.send(.get, "/v1/members/\(member)/matches")
-        #expect(warm.status == 200, "\(warm.body)")
-        #expect(web.context.directory.cachedAssignments > 0)
         try await onThread { web.installation.mysqlServer.stop() }
         let started = ContinuousClock.now
         let ready = try await web.send(.get, "/readyz", token: nil)
@@ -125,13 +133,8 @@ struct ProbeTests {
 
     @Test("web: MySQL hung (SIGSTOP): 10 concurrent probes answer within their bound, ready on a warm cache, MySQL unavailable; healthy after")
     func mysqlHung() async throws {
-        let web = try await onThread {
-            try WebHarness(installation: try Installation(dedicatedMySQL: true, memberLimit: 60), generateFirst: true)
-        }
+        let web = try await Self.webWithWarmDirectory()
         let member = web.installation.members[0].id
-        let warm = try await web.send(.get, "/v1/members/\(member)/matches")
-        #expect(warm.status == 200, "\(warm.body)")
-        #expect(web.context.directory.cachedAssignments > 0)
         // The probe keeps its MySQL connection: the hang meets a kept one first.
         let before = try await web.send(.get, "/healthz", token: nil)
         #expect(before.json["status"] as? String == "ok", "\(before.body)")

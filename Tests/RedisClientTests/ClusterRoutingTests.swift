@@ -120,4 +120,21 @@ struct ClusterRoutingTests {
         }
         #expect(reason.contains("Connection reset"))
     }
+
+    @Test("an operation's cluster error: MOVED again at once on a fresh map (up to the maximum), ASK/TRYAGAIN/CLUSTERDOWN after delays within the budget")
+    func operationErrors() {
+        var routing = ClusterRouting(policy: .init(maximumRedirects: 2, retryBudget: .seconds(1), initialDelay: .milliseconds(100), maximumDelay: .seconds(1)))
+        #expect(routing.afterClusterError(kind: "MOVED", message: "MOVED 1 h:1", now: .zero) == .retry(node: nil, asking: false, refreshMap: true, after: .zero))
+        #expect(routing.afterClusterError(kind: "ASK", message: "ASK 1 h:1", now: .zero) == .retry(node: nil, asking: false, refreshMap: true, after: .milliseconds(100)))
+        #expect(routing.afterClusterError(kind: "WRONGTYPE", message: "WRONGTYPE", now: .zero) == .done)
+        #expect(routing.afterClusterError(kind: "MOVED", message: "MOVED 1 h:1", now: .zero) == .retry(node: nil, asking: false, refreshMap: true, after: .zero))
+        guard case .fail = routing.afterClusterError(kind: "MOVED", message: "MOVED 1 h:1", now: .zero) else {
+            Issue.record("a third MOVED passed the maximum of 2")
+            return
+        }
+        guard case .fail = routing.afterClusterError(kind: "TRYAGAIN", message: "TRYAGAIN", now: .milliseconds(950)) else {
+            Issue.record("a delay past the budget was granted")
+            return
+        }
+    }
 }

@@ -263,11 +263,7 @@ public final class ClusterConnection {
 
     /// A reply the routing acts on rather than the caller.
     static func needsRouting(_ reply: RedisValue) -> Bool {
-        guard let message = reply.errorMessage else { return false }
-        switch RedisError.kind(ofServerMessage: message) {
-        case "MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN": return true
-        default: return false
-        }
+        isRoutingError(kind: reply.errorKind)
     }
 
     private func route(_ slot: HashSlot) throws(RedisError) -> ClusterNode {

@@ -92,6 +92,28 @@ public struct ClusterRouting: Sendable {
         }
     }
 
+    /// After an operation of several commands (a caller that pipelines to
+    /// nodes itself) met a cluster error reply of kind `kind` (`MOVED`,
+    /// `ASK`, `TRYAGAIN`, `CLUSTERDOWN`): `MOVED` goes again at once on a
+    /// map read again; the others after a delay, on a fresh map (such a
+    /// caller sends no `ASKING`, so `ASK` waits for the migration to end).
+    /// Any other kind is `.done`.
+    public mutating func afterClusterError(kind: String?, message: String, now: Duration) -> Next {
+        if started == nil { started = now }
+        switch kind {
+        case "MOVED":
+            redirects += 1
+            guard redirects <= policy.maximumRedirects else {
+                return .fail("more than \(policy.maximumRedirects) redirections (the cluster's slot map keeps changing)")
+            }
+            return .retry(node: nil, asking: false, refreshMap: true, after: .zero)
+        case "ASK", "TRYAGAIN", "CLUSTERDOWN":
+            return delayed(.retry(node: nil, asking: false, refreshMap: true, after: .zero), now: now, reason: message)
+        default:
+            return .done
+        }
+    }
+
     /// After `node` could not be reached, or its connection broke.
     public mutating func afterFailure(_ error: RedisError, now: Duration) -> Next {
         if started == nil { started = now }
