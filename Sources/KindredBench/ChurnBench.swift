@@ -59,7 +59,7 @@ struct ChurnBench: ParsableCommand {
         let connection = try MariaDBConnection(configuration: mysql)
         defer { connection.close() }
         RedisClient.ignoreSIGPIPE()
-        let redis = try RedisConnection(configuration: try RedisURL(queueURL).configuration(readTimeout: .seconds(30)))
+        let redis = try QueueConnection(address: try QueueAddress(queueURL), readTimeout: .seconds(30))
         let shardConnections = try shards.split(separator: ",").compactMap { Int($0) }.map {
             try RedisConnection(configuration: RedisURL(host: "127.0.0.1", port: $0).configuration(readTimeout: .seconds(30)))
         }
@@ -188,7 +188,7 @@ struct ChurnBench: ParsableCommand {
         return calls
     }
 
-    private func waitIdle(_ queue: WorkQueue, _ redis: RedisConnection) throws {
+    private func waitIdle(_ queue: WorkQueue, _ redis: QueueConnection) throws {
         while true {
             let stats = try queue.stats(on: redis)
             if stats.waiting.values.reduce(0, +) == 0 && stats.delayed == 0 && stats.processing == 0 { return }

@@ -43,7 +43,7 @@ struct RegistrationsBench: ParsableCommand {
         let connection = try MariaDBConnection(configuration: mysql)
         defer { connection.close() }
         RedisClient.ignoreSIGPIPE()
-        let redis = try RedisConnection(configuration: try RedisURL(queueURL).configuration(readTimeout: .seconds(30)))
+        let redis = try QueueConnection(address: try QueueAddress(queueURL), readTimeout: .seconds(30))
         let queue = WorkQueue()
         let repository = try MemberRepository.open(connection)
         let counts = try repository.counts()
@@ -117,7 +117,7 @@ struct RegistrationsBench: ParsableCommand {
         }
     }
 
-    private func waitIdle(_ queue: WorkQueue, _ redis: RedisConnection) throws {
+    private func waitIdle(_ queue: WorkQueue, _ redis: QueueConnection) throws {
         while true {
             let stats = try queue.stats(on: redis)
             if stats.waiting.values.reduce(0, +) == 0 && stats.delayed == 0 && stats.processing == 0 { return }

@@ -35,12 +35,12 @@ final class TaskConnections: @unchecked Sendable {
     // @unchecked Sendable: used only from the one thread of its periodic
     // service (the service runs its body serially).
     private let context: PipelineContext
-    private var redis: RedisConnection?
+    private var redis: QueueConnection?
     private var mysql: MariaDBConnection?
 
     init(_ context: PipelineContext) { self.context = context }
 
-    func queue<T>(_ body: (RedisConnection) throws -> T) throws -> T {
+    func queue<T>(_ body: (QueueConnection) throws -> T) throws -> T {
         if let kept = redis {
             do {
                 return try body(kept)

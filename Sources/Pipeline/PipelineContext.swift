@@ -14,7 +14,7 @@ import WorkQueue
 /// connection, a match finder) live in ``Generator`` and the worker loop.
 public final class PipelineContext: Sendable {
     public let mysql: MariaDBConnection.Configuration
-    public let queueAddress: RedisURL
+    public let queueAddress: QueueAddress
     public let settings: PipelineSettings
     public let survey: Survey
     public let population: SharedPopulation
@@ -33,7 +33,7 @@ public final class PipelineContext: Sendable {
     public let activity: WorkerActivity
 
     public init(
-        mysql: MariaDBConnection.Configuration, queueAddress: RedisURL, settings: PipelineSettings, survey: Survey,
+        mysql: MariaDBConnection.Configuration, queueAddress: QueueAddress, settings: PipelineSettings, survey: Survey,
         population: SharedPopulation, scores: ScoreStore, directory: ShardDirectory, metrics: KindredMetrics,
         logger: Logger, watermark: SnapshotWatermark, sets: SetIndex = SetIndex(), setsWatermark: ServerTime? = nil
     ) {
@@ -58,8 +58,8 @@ public final class PipelineContext: Sendable {
 
     /// A new connection to the queue Redis (blocking; read timeout long
     /// enough for `waitForWork`).
-    public func connectQueue() throws(RedisError) -> RedisConnection {
-        try RedisConnection(configuration: queueAddress.configuration(connectTimeout: .seconds(2), readTimeout: .seconds(10)))
+    public func connectQueue() throws(RedisError) -> QueueConnection {
+        try QueueConnection(address: queueAddress, connectTimeout: .seconds(2), readTimeout: .seconds(10))
     }
 
     /// A new MySQL connection.

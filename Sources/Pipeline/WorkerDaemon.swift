@@ -6,6 +6,7 @@ import MemberStore
 import RedisClient
 import Scoring
 import ScoreStore
+import WorkQueue
 import ServiceLifecycle
 
 /// Builds a worker (or web) process: the shared context and its services.
@@ -16,7 +17,7 @@ public enum WorkerDaemon {
     ///
     /// Blocking: call it from a dedicated thread (`onDedicatedThread`).
     public static func bootstrap(
-        mysql: MariaDBConnection.Configuration, queue: RedisURL, settings: PipelineSettings, metrics: KindredMetrics,
+        mysql: MariaDBConnection.Configuration, queue: QueueAddress, settings: PipelineSettings, metrics: KindredMetrics,
         logger: Logger, scoreConfiguration: ScoreStore.Configuration = ScoreStore.Configuration(),
         managerConfiguration: ShardConnectionManager.Configuration = ShardConnectionManager.Configuration(),
         startupTimeout: Duration = .seconds(60)

@@ -43,7 +43,7 @@ public struct WorkerLoop: Sendable {
         let logger = context.logger
         let queue = context.queue
         let generator = Generator(context: context)
-        var redis: RedisConnection?
+        var redis: QueueConnection?
         var reconnectDelay: Duration = .milliseconds(100)
         var mysqlPause: Duration = .milliseconds(500)
         while !stop.isStopped {
@@ -150,7 +150,7 @@ public struct WorkerLoop: Sendable {
         return .ifWanted(activeSince: Int64(Date().timeIntervalSince1970) - context.settings.activeWindow.components.seconds)
     }
 
-    private func connectQueue(logger: Logger) -> RedisConnection? {
+    private func connectQueue(logger: Logger) -> QueueConnection? {
         do {
             return try context.connectQueue()
         } catch {

@@ -5,6 +5,7 @@ import MariaDBClient
 import MemberStore
 import RedisClient
 import ScoreStore
+import WorkQueue
 
 /// What the worker's `/readyz` checks: whether this worker can take and
 /// finish jobs now. A job is fetched from the queue and every job reads the
@@ -22,7 +23,7 @@ public final class WorkerProbe: @unchecked Sendable {
     private let context: PipelineContext
     private let lock = Lock()
     private var mysql: MariaDBConnection?
-    private var redis: RedisConnection?
+    private var redis: QueueConnection?
 
     public init(context: PipelineContext) { self.context = context }
 
@@ -87,15 +88,16 @@ public final class WorkerProbe: @unchecked Sendable {
 
     private func pingQueue() -> Bool {
         if let kept = redis {
-            if (try? kept.sendChecked(["PING"])) != nil { return true }
+            if (try? context.queue.ping(on: kept)) != nil { return true }
             kept.close()
             redis = nil
         }
         do {
-            let connection = try RedisConnection(
-                configuration: context.queueAddress.configuration(connectTimeout: .milliseconds(500), readTimeout: .seconds(1)))
+            let connection = try QueueConnection(
+                address: context.queueAddress, connectTimeout: .milliseconds(500), readTimeout: .seconds(1),
+                routing: ClusterRouting.Policy(retryBudget: .milliseconds(500)))
             redis = connection
-            _ = try connection.sendChecked(["PING"])
+            try context.queue.ping(on: connection)
             return true
         } catch {
             redis?.close()

@@ -495,8 +495,9 @@ public final class RedisConnection {
         bytes.baseAddress.map { UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self) }
     }
 
-    /// Blocks the calling thread for `duration`, resuming after signals.
-    static func sleep(_ duration: Duration) {
+    /// Blocks the calling thread for `duration`, resuming after signals
+    /// (retry delays of callers that own a connection's thread).
+    public static func sleep(_ duration: Duration) {
         guard duration > .zero else { return }
         let (seconds, attoseconds) = duration.components
         var request = timespec(tv_sec: time_t(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))

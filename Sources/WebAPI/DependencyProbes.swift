@@ -4,6 +4,7 @@ import MariaDBClient
 import Pipeline
 import RedisClient
 import ScoreStore
+import WorkQueue
 
 /// The dependency checks behind the web backend's `/readyz` and `/healthz`
 /// (docs/observability.md): MySQL, the queue's Redis and every shard, each
@@ -59,10 +60,11 @@ final class DependencyProbes: Sendable {
             close: { $0.close() })
         mysql = SharedCheck(name: "probe-mysql") { database.check() }
         let address = context.queueAddress
-        let redis = KeptConnection<RedisConnection>(
+        let workQueue = context.queue
+        let redis = KeptConnection<QueueConnection>(
             timeout: settings.redisReadTimeout,
             open: { try Self.connect(address, settings) },
-            check: { _ = try $0.sendChecked(["PING"]) },
+            check: { try workQueue.ping(on: $0) },
             close: { $0.close() })
         queue = SharedCheck(name: "probe-queue") { redis.check() }
         shardChecks = ShardChecks()
@@ -97,24 +99,60 @@ final class DependencyProbes: Sendable {
         let settings = settings
         let manager = context.scores.manager
         let markerKey = context.scores.configuration.markerKey
-        let connection = KeptConnection<RedisConnection>(
-            timeout: settings.redisReadTimeout,
-            open: { try Self.connect(endpoint.address, settings) },
-            check: { _ = try $0.sendChecked(["GET", markerKey]) },
-            close: { $0.close() })
+        let check: @Sendable () -> Bool
+        if endpoint.isCluster {
+            // The marker's master answers (a cluster shard answers its reads when each slot's does;
+            // the store's own breaker covers the rest).
+            let connection = KeptConnection<ClusterConnection>(
+                timeout: settings.redisReadTimeout,
+                open: { Self.connectCluster(endpoint.address, settings) },
+                check: { _ = try $0.send(["GET", markerKey], key: markerKey).checked(context: endpoint.description) },
+                close: { $0.close() })
+            check = { connection.check() }
+        } else {
+            let connection = KeptConnection<RedisConnection>(
+                timeout: settings.redisReadTimeout,
+                open: { try Self.connect(endpoint.address, settings) },
+                check: { _ = try $0.sendChecked(["GET", markerKey]) },
+                close: { $0.close() })
+            check = { connection.check() }
+        }
         return SharedCheck(name: "probe-shard-\(endpoint.id)") {
             if manager.breakerState(of: endpoint.id) == .open { return false }
-            return connection.check()
+            return check()
         }
     }
 
     /// A connection with the probe's timeouts and no retry of `BUSY` or
     /// `LOADING` (a shard still loading its data does not answer reads).
+    /// A cluster shard's connection (nodes connect on first use) with the
+    /// probe's timeouts, retrying an unavailable slot no longer than a read.
+    private static func connectCluster(_ address: RedisURL, _ settings: Settings) -> ClusterConnection {
+        ClusterConnection(configuration: ClusterConnection.Configuration(
+            seeds: [ClusterNode(host: address.host, port: address.port)],
+            node: RedisConnection.Configuration(
+                host: address.host, port: address.port, user: address.user, password: address.password,
+                connectTimeout: settings.redisConnectTimeout, readTimeout: settings.redisReadTimeout, keepAlive: true,
+                retry: .none),
+            routing: ClusterRouting.Policy(retryBudget: settings.redisReadTimeout)))
+    }
+
     private static func connect(_ address: RedisURL, _ settings: Settings) throws -> RedisConnection {
         try RedisConnection(configuration: RedisConnection.Configuration(
             host: address.host, port: address.port, user: address.user, password: address.password,
             database: address.database, connectTimeout: settings.redisConnectTimeout, readTimeout: settings.redisReadTimeout,
             keepAlive: true, retry: .none))
+    }
+
+    /// The queue's connection with the probe's timeouts (on a cluster, an
+    /// unavailable slot is retried no longer than a read).
+    private static func connect(_ address: QueueAddress, _ settings: Settings) throws -> QueueConnection {
+        try QueueConnection(
+            address: address,
+            configuration: RedisConnection.Configuration(
+                host: address.url.host, port: address.url.port, connectTimeout: settings.redisConnectTimeout,
+                readTimeout: settings.redisReadTimeout, keepAlive: true, retry: .none),
+            routing: ClusterRouting.Policy(retryBudget: settings.redisReadTimeout))
     }
 }
 

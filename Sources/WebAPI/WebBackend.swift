@@ -621,7 +621,7 @@ final class IOThread {
     let context: PipelineContext
     let retry: RetryPolicy
     private var mysql: MariaDBConnection?
-    private var redis: RedisConnection?
+    private var redis: QueueConnection?
     /// When the queue was last found unreachable (to fail fast for a while).
     private var queueDownSince: ContinuousClock.Instant?
 
@@ -653,17 +653,19 @@ final class IOThread {
     /// Runs `body` on this thread's queue connection. After a failure the
     /// queue is not tried again for a second, so requests do not each wait
     /// for a connect timeout while it is down.
-    func queueCall<T>(_ body: (RedisConnection) throws -> T) throws -> T {
+    func queueCall<T>(_ body: (QueueConnection) throws -> T) throws -> T {
         if let since = queueDownSince, ContinuousClock.now - since < .seconds(1) {
             throw QueueError.unexpectedReply("queue unreachable (retrying shortly)")
         }
         do {
-            let connection: RedisConnection
+            let connection: QueueConnection
             if let redis {
                 connection = redis
             } else {
-                connection = try RedisConnection(
-                    configuration: context.queueAddress.configuration(connectTimeout: .milliseconds(300), readTimeout: .milliseconds(500)))
+                // On a cluster, a request waits out at most a second of a failover of the queue's master.
+                connection = try QueueConnection(
+                    address: context.queueAddress, connectTimeout: .milliseconds(300), readTimeout: .milliseconds(500),
+                    routing: ClusterRouting.Policy(retryBudget: .seconds(1)))
                 redis = connection
             }
             let result = try body(connection)

@@ -1,6 +1,8 @@
 /// The Redis keys of one queue. Everything lives under a namespace (default
 /// `kq`) on one Redis instance: the queue is not spread over a cluster, so
-/// scripts may touch a worker's processing list by name.
+/// scripts may touch a worker's processing list by name. On a Redis Cluster
+/// the namespace is a hash tag (`{kq}:ready:0`, ``onCluster``): every key
+/// lives in one slot, on one master.
 ///
 /// - `NS:ready:0|1|2` lists of member ids per priority (LPUSH to enqueue,
 ///   RPOP to take, RPUSH to put a job back at the front);
@@ -34,6 +36,17 @@ public struct QueueKeys: Sendable, Hashable {
     public init(namespace: String = "kq") {
         precondition(!namespace.isEmpty && !namespace.contains(" "), "a queue namespace is one word")
         self.namespace = namespace
+    }
+
+    /// The same keys with the namespace as a hash tag (`{kq}`), so that they
+    /// share one slot of a Redis Cluster; unchanged when it is one already.
+    public var onCluster: QueueKeys {
+        if let open = namespace.firstIndex(of: "{"), let close = namespace[open...].firstIndex(of: "}"),
+            namespace.index(after: open) < close
+        {
+            return self
+        }
+        return QueueKeys(namespace: "{\(namespace)}")
     }
 
     func ready(_ priority: JobPriority) -> String { "\(namespace):ready:\(priority.rawValue)" }

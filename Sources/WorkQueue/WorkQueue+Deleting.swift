@@ -35,7 +35,8 @@ extension WorkQueue {
 
     /// Marks blocks between `member` and each of `others` as of `now` (ms),
     /// dropping expired marks.
-    public func markBlocked(_ member: MemberID, _ others: [MemberID], now: Int64, on redis: RedisConnection) throws(QueueError) {
+    public func markBlocked(_ member: MemberID, _ others: [MemberID], now: Int64, on redis: QueueConnection) throws(QueueError) {
+        let keys = self.keys(on: redis)
         guard !others.isEmpty else { return }
         var add = RedisCommand("ZADD")
         add.append(keys.blocking)
@@ -43,7 +44,7 @@ extension WorkQueue {
             add.append(String(now))
             add.append(Self.pairKey(member, other))
         }
-        try checked(redis.pipeline([
+        try checked(pipeline(on: redis, [
             add,
             ["ZREMRANGEBYSCORE", keys.blocking, "-inf", "(\(now - Self.deletionMarkTTLMilliseconds)"],
             ["INCR", keys.deletingVersion],
@@ -52,24 +53,31 @@ extension WorkQueue {
 
     /// Removes the marks of blocks between `member` and `others` (an
     /// unblock, or a block that was not stored after all).
-    public func unmarkBlocked(_ member: MemberID, _ others: [MemberID], on redis: RedisConnection) throws(QueueError) {
+    public func unmarkBlocked(_ member: MemberID, _ others: [MemberID], on redis: QueueConnection) throws(QueueError) {
+        let keys = self.keys(on: redis)
         guard !others.isEmpty else { return }
         var remove = RedisCommand("ZREM")
         remove.append(keys.blocking)
         for other in others { remove.append(Self.pairKey(member, other)) }
-        try checked(redis.pipeline([remove, ["INCR", keys.deletingVersion]]))
+        try checked(pipeline(on: redis, [remove, ["INCR", keys.deletingVersion]]))
     }
 
     /// `low:high`: a pair in one order whoever blocked whom.
     static func pairKey(_ a: MemberID, _ b: MemberID) -> String { a < b ? "\(a):\(b)" : "\(b):\(a)" }
 
     /// Marks `member` deleted as of `now` (ms), dropping expired marks.
-    public func markDeleted(_ member: MemberID, now: Int64, on redis: RedisConnection) throws(QueueError) {
-        try checked(redis.pipeline([
+    public func markDeleted(_ member: MemberID, now: Int64, on redis: QueueConnection) throws(QueueError) {
+        let keys = self.keys(on: redis)
+        try checked(pipeline(on: redis, [
             ["ZADD", keys.deleting, String(now), String(member)],
             ["ZREMRANGEBYSCORE", keys.deleting, "-inf", "(\(now - Self.deletionMarkTTLMilliseconds)"],
             ["INCR", keys.deletingVersion],
         ]))
+    }
+
+    /// Pipelines `commands` (all about this queue's keys) on `redis`.
+    private func pipeline(on redis: QueueConnection, _ commands: [RedisCommand]) throws(QueueError) -> [Result<RedisValue, RedisError>] {
+        do { return try redis.pipeline(commands, key: keys(on: redis).deletingVersion) } catch { throw .redis(error) }
     }
 
     /// Throws the first failure or error reply of a pipeline.
@@ -83,15 +91,17 @@ extension WorkQueue {
     }
 
     /// Removes `member`'s mark (a deletion that did not happen after all).
-    public func unmarkDeleted(_ member: MemberID, on redis: RedisConnection) throws(QueueError) {
-        try checked(redis.pipeline([["ZREM", keys.deleting, String(member)], ["INCR", keys.deletingVersion]]))
+    public func unmarkDeleted(_ member: MemberID, on redis: QueueConnection) throws(QueueError) {
+        let keys = self.keys(on: redis)
+        try checked(pipeline(on: redis, [["ZREM", keys.deleting, String(member)], ["INCR", keys.deletingVersion]]))
     }
 
     /// The version of the deletion marks; compare with a cached
     /// ``DeletionMarks/version`` before reading them all again.
-    public func deletionMarksVersion(on redis: RedisConnection) throws(QueueError) -> Int {
+    public func deletionMarksVersion(on redis: QueueConnection) throws(QueueError) -> Int {
+        let keys = self.keys(on: redis)
         let reply: RedisValue
-        do { reply = try redis.send(["GET", keys.deletingVersion]) } catch { throw .redis(error) }
+        do { reply = try redis.send(["GET", keys.deletingVersion], key: keys.deletingVersion) } catch { throw .redis(error) }
         if let message = reply.errorMessage { throw QueueError.server(message) }
         return reply.string.flatMap(Int.init) ?? 0
     }
@@ -99,25 +109,23 @@ extension WorkQueue {
     /// Sends the version request without waiting for it, so a caller can
     /// overlap it with a round trip to another server; read the answer with
     /// ``readDeletionMarksVersion(on:)``.
-    public func requestDeletionMarksVersion(on redis: RedisConnection) throws(QueueError) {
-        redis.append(["GET", keys.deletingVersion])
-        do { try redis.flush() } catch {
-            _ = try? redis.readReply()  // keeps the connection's reply count straight; it is broken anyway
-            throw .redis(error)
-        }
+    public func requestDeletionMarksVersion(on redis: QueueConnection) throws(QueueError) {
+        let keys = self.keys(on: redis)
+        do { try redis.request(["GET", keys.deletingVersion], key: keys.deletingVersion) } catch { throw .redis(error) }
     }
 
     /// The answer to ``requestDeletionMarksVersion(on:)``.
-    public func readDeletionMarksVersion(on redis: RedisConnection) throws(QueueError) -> Int {
+    public func readDeletionMarksVersion(on redis: QueueConnection) throws(QueueError) -> Int {
         let reply: RedisValue
-        do { reply = try redis.readReply() } catch { throw .redis(error) }
+        do { reply = try redis.readReply(key: keys(on: redis).deletingVersion) } catch { throw .redis(error) }
         if let message = reply.errorMessage { throw QueueError.server(message) }
         return reply.string.flatMap(Int.init) ?? 0
     }
 
     /// Every marked member and pair with the lists' version, in one `MULTI`.
-    public func deletionMarks(on redis: RedisConnection) throws(QueueError) -> DeletionMarks {
-        let replies = redis.pipeline([
+    public func deletionMarks(on redis: QueueConnection) throws(QueueError) -> DeletionMarks {
+        let keys = self.keys(on: redis)
+        let replies = try pipeline(on: redis, [
             ["MULTI"], ["GET", keys.deletingVersion], ["ZRANGE", keys.deleting, "0", "-1"], ["ZRANGE", keys.blocking, "0", "-1"],
             ["EXEC"],
         ])

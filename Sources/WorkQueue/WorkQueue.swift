@@ -36,9 +36,10 @@ public struct WorkQueue: Sendable {
     /// member already pending (waiting or delayed) is not queued again; see
     /// ``EnqueueResult``.
     @discardableResult
-    public func enqueue(_ members: some Collection<MemberID>, priority: JobPriority, on redis: RedisConnection) throws(QueueError)
+    public func enqueue(_ members: some Collection<MemberID>, priority: JobPriority, on redis: QueueConnection) throws(QueueError)
         -> EnqueueResult
     {
+        let keys = self.keys(on: redis)
         var result = EnqueueResult()
         var batch: [String] = []
         batch.reserveCapacity(1001)
@@ -64,7 +65,8 @@ public struct WorkQueue: Sendable {
     /// Takes the most urgent waiting job into `worker`'s processing list (and
     /// records a heartbeat); nil when nothing waits. Due delayed runs are
     /// moved back to waiting first.
-    public func fetch(worker: String, on redis: RedisConnection) throws(QueueError) -> Job? {
+    public func fetch(worker: String, on redis: QueueConnection) throws(QueueError) -> Job? {
+        let keys = self.keys(on: redis)
         let reply = try run(
             QueueScripts.fetch, keys: keys.placement + [keys.processing(worker), keys.attempts, keys.workers],
             arguments: [worker], on: redis)
@@ -76,13 +78,14 @@ public struct WorkQueue: Sendable {
     /// Blocks up to `timeout` for a new-job signal, so an idle worker wakes as
     /// soon as something is queued. Returns true when signalled. The
     /// connection's read timeout must be longer than `timeout`.
-    public func waitForWork(timeout: Duration, on redis: RedisConnection) throws(QueueError) -> Bool {
+    public func waitForWork(timeout: Duration, on redis: QueueConnection) throws(QueueError) -> Bool {
+        let keys = self.keys(on: redis)
         var command = RedisCommand("BLPOP")
         command.append(keys.signal)
         let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
         command.append(String(max(seconds, 0.01)))
         let reply: RedisValue
-        do { reply = try redis.send(command) } catch { throw .redis(error) }
+        do { reply = try redis.send(command, key: keys.signal) } catch { throw .redis(error) }
         if reply.errorMessage != nil { throw QueueError.unexpected(reply) }
         return !reply.isNull
     }
@@ -91,7 +94,8 @@ public struct WorkQueue: Sendable {
     /// failures. False when the worker no longer held it (it was reaped while
     /// the worker ran: harmless, jobs are idempotent).
     @discardableResult
-    public func complete(_ job: Job, worker: String, on redis: RedisConnection) throws(QueueError) -> Bool {
+    public func complete(_ job: Job, worker: String, on redis: QueueConnection) throws(QueueError) -> Bool {
+        let keys = self.keys(on: redis)
         let reply = try run(
             QueueScripts.complete, keys: [keys.processing(worker), keys.attempts, keys.postponed],
             arguments: [job.entry, String(job.member)], on: redis)
@@ -103,8 +107,9 @@ public struct WorkQueue: Sendable {
     /// the member is pending already, the retry merges into that run (see
     /// ``postpone(_:worker:random:on:)``).
     public func fail(
-        _ job: Job, worker: String, reason: String, random: Double = Double.random(in: 0..<1), on redis: RedisConnection
+        _ job: Job, worker: String, reason: String, random: Double = Double.random(in: 0..<1), on redis: QueueConnection
     ) throws(QueueError) -> FailureOutcome {
+        let keys = self.keys(on: redis)
         let delay = retry.delay(afterFailures: job.attempts + 1, random: random)
         let milliseconds = delay.wholeMilliseconds
         let reply = try run(
@@ -141,8 +146,9 @@ public struct WorkQueue: Sendable {
     /// behind another job of the same member, rather than a shard outage's).
     public func postpone(
         _ job: Job, worker: String, baseDelay: Duration? = nil, maxDelay: Duration? = nil,
-        random: Double = Double.random(in: 0..<1), on redis: RedisConnection
+        random: Double = Double.random(in: 0..<1), on redis: QueueConnection
     ) throws(QueueError) -> PostponeOutcome {
+        let keys = self.keys(on: redis)
         let jitter = 1 + retry.jitter * min(max(random, 0), 1)
         let base = (baseDelay ?? retry.baseDelay).wholeMilliseconds
         let most = (maxDelay ?? retry.maxDelay).wholeMilliseconds
@@ -161,7 +167,8 @@ public struct WorkQueue: Sendable {
     /// The job can never succeed (its member's stored data breaks the
     /// engine's rules): it goes to the dead-letter list at once with `reason`,
     /// without using up retries.
-    public func bury(_ job: Job, worker: String, reason: String, on redis: RedisConnection) throws(QueueError) -> FailureOutcome {
+    public func bury(_ job: Job, worker: String, reason: String, on redis: QueueConnection) throws(QueueError) -> FailureOutcome {
+        let keys = self.keys(on: redis)
         let reply = try run(
             QueueScripts.fail, keys: keys.placement + [keys.processing(worker), keys.attempts, keys.dead, keys.postponed],
             arguments: [
@@ -173,15 +180,22 @@ public struct WorkQueue: Sendable {
         return .notHeld
     }
 
+    /// Whether the queue's Redis (on a cluster: the master serving the
+    /// queue's slot) answers `PING`.
+    public func ping(on redis: QueueConnection) throws(QueueError) {
+        _ = try send(["PING"], on: redis)
+    }
+
     /// Records that `worker` is alive (server clock).
-    public func heartbeat(worker: String, on redis: RedisConnection) throws(QueueError) {
+    public func heartbeat(worker: String, on redis: QueueConnection) throws(QueueError) {
+        let keys = self.keys(on: redis)
         _ = try run(QueueScripts.heartbeat, keys: [keys.workers], arguments: [worker], on: redis)
     }
 
     /// Graceful stop: puts every job `worker` holds back at the front of its
     /// priority, without counting an attempt, and forgets the worker.
     @discardableResult
-    public func handBack(worker: String, on redis: RedisConnection) throws(QueueError) -> Int {
+    public func handBack(worker: String, on redis: QueueConnection) throws(QueueError) -> Int {
         try release(worker: worker, countAttempt: false, on: redis).returned
     }
 
@@ -189,7 +203,8 @@ public struct WorkQueue: Sendable {
     /// Each returned job counts as a failed attempt (a job that kills its
     /// worker must not loop forever). Several processes may reap at once: a
     /// worker's list is emptied by one script, so each job moves once.
-    public func reap(timeout: Duration, on redis: RedisConnection) throws(QueueError) -> (workers: Int, returned: Int, dead: Int) {
+    public func reap(timeout: Duration, on redis: QueueConnection) throws(QueueError) -> (workers: Int, returned: Int, dead: Int) {
+        let keys = self.keys(on: redis)
         let milliseconds = timeout.wholeMilliseconds
         let reply = try run(QueueScripts.silentWorkers, keys: [keys.workers], arguments: [String(milliseconds)], on: redis)
         guard let silent = reply.array?.compactMap(\.string) else { throw QueueError.unexpected(reply) }
@@ -203,7 +218,8 @@ public struct WorkQueue: Sendable {
         return (silent.count, returned, dead)
     }
 
-    private func release(worker: String, countAttempt: Bool, on redis: RedisConnection) throws(QueueError) -> (returned: Int, dead: Int) {
+    private func release(worker: String, countAttempt: Bool, on redis: QueueConnection) throws(QueueError) -> (returned: Int, dead: Int) {
+        let keys = self.keys(on: redis)
         let reply = try run(
             QueueScripts.release,
             keys: keys.placement + [keys.processing(worker), keys.workers, keys.attempts, keys.dead, keys.postponed],
@@ -213,7 +229,8 @@ public struct WorkQueue: Sendable {
     }
 
     /// The dead-letter list, oldest death first.
-    public func deadJobs(on redis: RedisConnection) throws(QueueError) -> [DeadJob] {
+    public func deadJobs(on redis: QueueConnection) throws(QueueError) -> [DeadJob] {
+        let keys = self.keys(on: redis)
         let reply = try send(["HGETALL", keys.dead], on: redis)
         guard let flat = reply.array else { throw QueueError.unexpected(reply) }
         var jobs: [DeadJob] = []
@@ -233,7 +250,8 @@ public struct WorkQueue: Sendable {
     /// Re-drives dead jobs (all of them when `members` is nil) at their
     /// priority, with a fresh attempt count. Returns how many moved.
     @discardableResult
-    public func retryDead(_ members: [MemberID]?, on redis: RedisConnection) throws(QueueError) -> Int {
+    public func retryDead(_ members: [MemberID]?, on redis: QueueConnection) throws(QueueError) -> Int {
+        let keys = self.keys(on: redis)
         let ids: [MemberID]
         if let members {
             ids = members
@@ -257,7 +275,8 @@ public struct WorkQueue: Sendable {
     /// a member whose set is missing or stale, so the repair sweep queues
     /// them again. Returns how many dead jobs were deleted.
     @discardableResult
-    public func deleteDead(_ members: [MemberID]?, on redis: RedisConnection) throws(QueueError) -> Int {
+    public func deleteDead(_ members: [MemberID]?, on redis: QueueConnection) throws(QueueError) -> Int {
+        let keys = self.keys(on: redis)
         let ids: [MemberID]
         if let members { ids = members } else { ids = try deadJobs(on: redis).map(\.member) }
         var deleted = 0
@@ -272,7 +291,8 @@ public struct WorkQueue: Sendable {
 
     /// Depth per priority, delayed, processing (and the oldest in-flight
     /// job's age), dead letters, workers.
-    public func stats(on redis: RedisConnection) throws(QueueError) -> QueueStats {
+    public func stats(on redis: QueueConnection) throws(QueueError) -> QueueStats {
+        let keys = self.keys(on: redis)
         var stats = QueueStats()
         let depth = try send(["HGETALL", keys.depth], on: redis).array ?? []
         var i = 0
@@ -301,7 +321,7 @@ public struct WorkQueue: Sendable {
 
     // MARK: plumbing
 
-    private func run(_ script: RedisScript, keys: [String], arguments: [String], on redis: RedisConnection) throws(QueueError)
+    private func run(_ script: RedisScript, keys: [String], arguments: [String], on redis: QueueConnection) throws(QueueError)
         -> RedisValue
     {
         let reply: RedisValue
@@ -310,12 +330,16 @@ public struct WorkQueue: Sendable {
         return reply
     }
 
-    private func send(_ command: RedisCommand, on redis: RedisConnection) throws(QueueError) -> RedisValue {
+    private func send(_ command: RedisCommand, on redis: QueueConnection) throws(QueueError) -> RedisValue {
         let reply: RedisValue
-        do { reply = try redis.send(command) } catch { throw .redis(error) }
+        do { reply = try redis.send(command, key: keys(on: redis).signal) } catch { throw .redis(error) }
         if let message = reply.errorMessage { throw QueueError.server(message) }
         return reply
     }
+
+    /// The queue's keys on `redis`: on a Redis Cluster they carry the
+    /// namespace as one hash tag (``QueueKeys/onCluster``).
+    func keys(on redis: QueueConnection) -> QueueKeys { redis.isCluster ? keys.onCluster : keys }
 }
 
 /// A queue operation that failed: the connection (retry after reconnecting),

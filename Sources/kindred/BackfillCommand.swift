@@ -6,6 +6,7 @@ import MemberStore
 import Pipeline
 import RedisClient
 import Scoring
+import WorkQueue
 import ServiceLifecycle
 import UnixSignals
 
@@ -123,7 +124,7 @@ struct BackfillCommand: AsyncParsableCommand {
         let logger = try log.logger("kindred.backfill", configuration: configuration, defaultLevel: .warning)
         let mysql = try mysqlConfiguration(configuration)
         // The in-process pool never touches the queue; its address is only needed with --via-queue.
-        let queue = viaQueue ? try queueAddress(configuration) : (try? queueAddress(configuration)) ?? RedisURL(host: "127.0.0.1", port: 6379)
+        let queue = viaQueue ? try queueAddress(configuration) : (try? queueAddress(configuration)) ?? QueueAddress(RedisURL(host: "127.0.0.1", port: 6379))
         let (now, explicitNow) = try run.nowSeconds()
         let threads = try concurrency ?? configuration.integer("workers", default: ProcessInfo.processInfo.activeProcessorCount)
         var settings = PipelineSettings(scoring: try scoring.apply(to: configuration.scoring), workers: threads)
@@ -177,7 +178,7 @@ struct EvictCommand: AsyncParsableCommand {
         let configuration = try await configOptions.load()
         let logger = try log.logger("kindred.evict", configuration: configuration, defaultLevel: .warning)
         let mysql = try mysqlConfiguration(configuration)
-        let queue = (try? queueAddress(configuration)) ?? RedisURL(host: "127.0.0.1", port: 6379)
+        let queue = (try? queueAddress(configuration)) ?? QueueAddress(RedisURL(host: "127.0.0.1", port: 6379))
         let (now, explicitNow) = try run.nowSeconds()
         var settings = PipelineSettings(scoring: configuration.scoring, workers: 1)
         settings.publishes = false

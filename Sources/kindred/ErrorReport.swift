@@ -48,7 +48,7 @@ final class CommandContext: @unchecked Sendable {
         self.mysql = (address, mysql.user, mysql.database)
     }
 
-    func record(queue: RedisURL) { self.queue = hostPort(queue.host, queue.port) }
+    func record(queue: QueueAddress) { self.queue = hostPort(queue.url.host, queue.url.port) }
 }
 
 /// `host:port`, with an IPv6 host in brackets.

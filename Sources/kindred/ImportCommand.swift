@@ -132,7 +132,7 @@ extension ImportCommand {
     /// and queues (at repair priority) every member whose change other
     /// members' sets must still see. Returns the counts (queued is nil
     /// without a queue).
-    static func publish(url: String, queue: RedisURL?) throws -> (settled: Int, queued: Int?) {
+    static func publish(url: String, queue: QueueAddress?) throws -> (settled: Int, queued: Int?) {
         let connection = try MariaDBConnection(url: url)
         defer { connection.close() }
         guard let survey = try SurveyStore.stored(connection) else { return (0, nil) }
@@ -145,7 +145,7 @@ extension ImportCommand {
             if batch < 10_000 { break }
         }
         guard let queue else { return (settled, nil) }
-        let redis = try RedisConnection(configuration: queue.configuration(connectTimeout: .seconds(2), readTimeout: .seconds(10)))
+        let redis = try QueueConnection(address: queue, connectTimeout: .seconds(2), readTimeout: .seconds(10))
         defer { redis.close() }
         var queued = 0
         var after: MemberID = 0

@@ -9,11 +9,11 @@ import Scoring
 import WorkQueue
 
 /// Opens a connection to the queue Redis named by `KINDRED_QUEUE`.
-func connectQueue(_ configuration: KindredConfiguration) throws -> RedisConnection {
-    let url = try queueAddress(configuration)
+func connectQueue(_ configuration: KindredConfiguration) throws -> QueueConnection {
+    let address = try queueAddress(configuration)
     RedisClient.ignoreSIGPIPE()
     // A failure is reported by ErrorReport, naming KINDRED_QUEUE and the address.
-    return try RedisConnection(configuration: url.configuration(readTimeout: .seconds(10)))
+    return try QueueConnection(address: address, readTimeout: .seconds(10))
 }
 
 /// An error the CLI reports as `Error: ...` with exit code 1 (no usage text).

@@ -9,6 +9,7 @@ import ScoreStore
 import ServiceLifecycle
 import UnixSignals
 import WebAPI
+import WorkQueue
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

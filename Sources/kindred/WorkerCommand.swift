@@ -8,6 +8,7 @@ import Pipeline
 import Prometheus
 import RedisClient
 import Scoring
+import WorkQueue
 import ServiceLifecycle
 import UnixSignals
 
@@ -115,14 +116,15 @@ func mysqlConfiguration(_ configuration: KindredConfiguration) throws -> MariaDB
 }
 
 /// The queue's address (from KINDRED_QUEUE / the config file).
-func queueAddress(_ configuration: KindredConfiguration) throws -> RedisURL {
+func queueAddress(_ configuration: KindredConfiguration) throws -> QueueAddress {
     guard let text = configuration.queue, !text.isEmpty else {
-        throw CLIError("the queue is not configured: set KINDRED_QUEUE (e.g. redis://127.0.0.1:7000) or \"queue\" in the config file")
+        throw CLIError(
+            "the queue is not configured: set KINDRED_QUEUE (e.g. redis://127.0.0.1:7000, or redis+cluster://HOST:PORT for a Redis Cluster) or \"queue\" in the config file")
     }
     do {
-        let url = try RedisURL(text)
-        CommandContext.shared.record(queue: url)
-        return url
+        let address = try QueueAddress(text)
+        CommandContext.shared.record(queue: address)
+        return address
     } catch { throw CLIError("KINDRED_QUEUE: \(error)") }
 }
 

@@ -398,7 +398,7 @@ struct BackfillTests {
             let chosen = try Self.lastActive(installation).filter { members.admits(lastActive: $0.value) }.keys
             let report = try Self.backfill(context, selection) { $0.viaQueue = true }
             #expect(report.counts.done == chosen.count && !report.interrupted)
-            let stats = try WorkQueue().stats(on: try installation.queueServer.connect())
+            let stats = try WorkQueue().stats(on: QueueConnection(try installation.queueServer.connect()))
             #expect(stats.waiting[.backfill] == chosen.count && stats.waiting[.interactive] == 0)
             #expect(report.notes.contains { $0.contains("\(chosen.count) new") }, "\(report.notes)")
         }

@@ -83,7 +83,7 @@ struct ChurnTests {
     static func pendingWork(
         _ installation: Installation, redis: RedisConnection, connection: MariaDBConnection, web: WebHarness, topN: Int
     ) throws -> String? {
-        let stats = try WorkQueue().stats(on: redis)
+        let stats = try WorkQueue().stats(on: QueueConnection(redis))
         let queued = stats.waiting.values.reduce(0, +) + stats.delayed + stats.processing
         if queued > 0 { return "\(queued) jobs queued or running" }
         let survey = installation.survey

@@ -80,7 +80,7 @@ final class Installation: @unchecked Sendable {
     /// Queues every member of the fixtures.
     func enqueueAll(priority: JobPriority = .interactive) throws {
         let redis = try queueServer.connect()
-        try WorkQueue().enqueue(members.map(\.id), priority: priority, on: redis)
+        try WorkQueue().enqueue(members.map(\.id), priority: priority, on: QueueConnection(redis))
     }
 
     /// Members with a current generation recorded in MySQL.
@@ -145,7 +145,7 @@ final class Installation: @unchecked Sendable {
         var logger = logs?.logger() ?? Logger(label: "test")
         logger.logLevel = .warning
         return try WorkerDaemon.bootstrap(
-            mysql: mysqlConfiguration, queue: queueURL, settings: settings,
+            mysql: mysqlConfiguration, queue: QueueAddress(queueURL), settings: settings,
             metrics: KindredMetrics.prometheus(registry: registry, program: program), logger: logger,
             scoreConfiguration: scores, managerConfiguration: manager)
     }

@@ -239,12 +239,12 @@ struct OperatorCLITests {
         let installation = try Installation(memberLimit: 30)
         let redis = try installation.queueServer.connect()
         let queue = WorkQueue()
-        try queue.enqueue([3, 4, 5], priority: .repair, on: redis)
+        try queue.enqueue([3, 4, 5], priority: .repair, on: QueueConnection(redis))
         for _ in 0..<3 {
-            let job = try #require(try queue.fetch(worker: "w1", on: redis))
-            _ = try queue.bury(job, worker: "w1", reason: "stored member breaks the rules: age", on: redis)
+            let job = try #require(try queue.fetch(worker: "w1", on: QueueConnection(redis)))
+            _ = try queue.bury(job, worker: "w1", reason: "stored member breaks the rules: age", on: QueueConnection(redis))
         }
-        try queue.enqueue([7], priority: .backfill, on: redis)
+        try queue.enqueue([7], priority: .backfill, on: QueueConnection(redis))
 
         let status = try Self.run(["status", "--json"], environment: installation.environment)
         #expect(status.status == 0, "\(status.output)")
@@ -269,10 +269,10 @@ struct OperatorCLITests {
 
         let one = try Self.run(["queue", "dead", "--delete", "4", "--json"], environment: installation.environment)
         #expect(one.output.trimmingCharacters(in: .whitespacesAndNewlines) == "{\"deleted\":1}", "\(one.output)")
-        #expect(try queue.deadJobs(on: redis).map(\.member).sorted() == [3, 5])
+        #expect(try queue.deadJobs(on: QueueConnection(redis)).map(\.member).sorted() == [3, 5])
         let rest = try Self.run(["queue", "dead", "--delete", "--all"], environment: installation.environment)
         #expect(rest.output.contains("deleted 2 dead job(s)"), "\(rest.output)")
-        #expect(try queue.deadJobs(on: redis).isEmpty && queue.stats(on: redis).waiting[.backfill] == 1)
+        #expect(try queue.deadJobs(on: QueueConnection(redis)).isEmpty && queue.stats(on: QueueConnection(redis)).waiting[.backfill] == 1)
         let misuse = try Self.run(["queue", "dead", "--all"], environment: installation.environment)
         #expect(misuse.status != 0 && misuse.output.contains("--all goes with --delete"), "\(misuse.output)")
     }

@@ -35,9 +35,9 @@ struct ReconnectTests {
             struct Wrapped: Error { let underlying: any Error }
             var calls = 0
             // A raw RedisError and an error wrapping one: neither is a QueueError.
-            let ping: (RedisConnection) throws -> RedisValue = { redis in
+            let ping: (QueueConnection) throws -> RedisValue = { redis in
                 calls += 1
-                do { return try redis.send(["PING"]) } catch { throw Wrapped(underlying: error) }
+                do { return try redis.send(["PING"], key: "kq:signal") } catch { throw Wrapped(underlying: error) }
             }
             #expect(try connections.queue(ping) == .status("PONG"))
             #expect(calls == 1)
@@ -112,7 +112,7 @@ struct ReconnectTests {
         }
         // Metrics: the queue's depth is measured again.
         let depth: @Sendable () throws -> Void = {
-            try WorkQueue().enqueue([999_002, 999_003, 999_004], priority: .backfill, on: try installation.queueServer.connect())
+            try WorkQueue().enqueue([999_002, 999_003, 999_004], priority: .backfill, on: QueueConnection(try installation.queueServer.connect()))
         }
         try await onThread { try depth() }
         try await Self.acrossRestart(Maintenance.metricsCollector(context), installation, logs, restart: restartQueue, prepare: depth) {

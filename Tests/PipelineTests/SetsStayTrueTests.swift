@@ -214,7 +214,7 @@ struct SetsStayTrueTests {
         try await onThread {
             try runOnce(watcher)
             let queue = try installation.queueServer.connect()
-            #expect(try WorkQueue().stats(on: queue).waiting[.repair] ?? 0 == 0, "nothing queued for repair")
+            #expect(try WorkQueue().stats(on: QueueConnection(queue)).waiting[.repair] ?? 0 == 0, "nothing queued for repair")
             #expect(!logs.all.contains { $0.message.contains("came back empty") || $0.message.contains("restored") })
 
             let connection = try installation.connectMySQL()
@@ -224,7 +224,7 @@ struct SetsStayTrueTests {
             #expect(!onShard.isEmpty)
             _ = try installation.shards[0].connect().sendChecked(["FLUSHALL"])
             try runOnce(watcher)
-            #expect(try WorkQueue().stats(on: queue).waiting[.repair] == onShard.count, "every set of the flushed shard is queued")
+            #expect(try WorkQueue().stats(on: QueueConnection(queue)).waiting[.repair] == onShard.count, "every set of the flushed shard is queued")
             #expect(logs.all.contains { $0.message.contains("came back empty") && $0.metadata["shard"] == "\(shardID)" })
         }
     }
@@ -253,7 +253,7 @@ struct SetsStayTrueTests {
             let queue = try installation.queueServer.connect()
             _ = try queue.sendChecked(["FLUSHALL"])
             try runOnce(watcher)
-            let stats = try WorkQueue().stats(on: queue)
+            let stats = try WorkQueue().stats(on: QueueConnection(queue))
             let onShard = try GenerationStore(connection: try installation.connectMySQL()).members(onShard: shardID)
             #expect(!onShard.isEmpty)
             #expect(stats.waiting[.repair] == onShard.count, "every set of the restored shard is queued for rebuild")
@@ -293,9 +293,9 @@ struct SetsStayTrueTests {
             #expect(try context.scores.readSet(x, shard: own) != nil, "the member's real set stays")
             let queue = try web.installation.queueServer.connect()
             var queued = Set<MemberID>()
-            while let job = try WorkQueue().fetch(worker: "audit-test", on: queue) {
+            while let job = try WorkQueue().fetch(worker: "audit-test", on: QueueConnection(queue)) {
                 queued.insert(job.member)
-                try WorkQueue().complete(job, worker: "audit-test", on: queue)
+                try WorkQueue().complete(job, worker: "audit-test", on: QueueConnection(queue))
             }
             #expect(queued.contains(y), "the set that is not the recorded write is queued")
             #expect(queued.contains(z), "the self-check found the wrong entry")

@@ -138,7 +138,7 @@ final class WebHarness: @unchecked Sendable {
     func takeJob() throws -> Job? {
         let redis = try installation.queueServer.connect()
         defer { redis.close() }
-        return try context.queue.fetch(worker: "test-\(UInt32.random(in: 0...UInt32.max))", on: redis)
+        return try context.queue.fetch(worker: "test-\(UInt32.random(in: 0...UInt32.max))", on: QueueConnection(redis))
     }
 }
 

@@ -37,7 +37,7 @@ struct WorkerLoopTests {
             let (context, _) = try installation.context(workers: 1)
             let chosen = installation.members.prefix(3).map(\.id)
             for shard in installation.shards { shard.kill() }
-            try WorkQueue().enqueue(chosen, priority: .interactive, on: try installation.queueServer.connect())
+            try WorkQueue().enqueue(chosen, priority: .interactive, on: QueueConnection(try installation.queueServer.connect()))
 
             let stop = StopSignal()
             let worker = BackgroundThread("worker-loop") { WorkerLoop(context: context, index: 0).run(stop: stop) }
@@ -50,11 +50,11 @@ struct WorkerLoopTests {
                 try chosen.map { try queue.send(["HGET", "kq:postponed", String($0)]).string.flatMap(Int.init) ?? 0 }
             }
             try poll(until: "every job postponed more often than a job may fail", timeout: .seconds(60), interval: .milliseconds(50)) {
-                let dead = try WorkQueue().deadJobs(on: queue)
+                let dead = try WorkQueue().deadJobs(on: QueueConnection(queue))
                 if !dead.isEmpty { throw TestSupportError("jobs died during the outage: \(dead.map(\.reason))") }
                 return try postponements().allSatisfy { $0 > 3 }
             }
-            let dead = try WorkQueue().deadJobs(on: queue)
+            let dead = try WorkQueue().deadJobs(on: QueueConnection(queue))
             #expect(dead.isEmpty, "\(dead.map(\.reason))")
             #expect(try queue.send(["HLEN", "kq:attempts"]).int == 0, "postponements are not attempts")
 
@@ -63,10 +63,10 @@ struct WorkerLoopTests {
                 try installation.generatedCount() == chosen.count
             }
             try poll(until: "an idle queue", timeout: .seconds(10), interval: .milliseconds(50)) {
-                let stats = try WorkQueue().stats(on: queue)
+                let stats = try WorkQueue().stats(on: QueueConnection(queue))
                 return stats.delayed == 0 && stats.processing == 0 && stats.waiting.values.reduce(0, +) == 0
             }
-            #expect(try WorkQueue().stats(on: queue).dead == 0)
+            #expect(try WorkQueue().stats(on: QueueConnection(queue)).dead == 0)
             #expect(try queue.send(["HLEN", "kq:postponed"]).int == 0, "finished jobs forget their postponements")
             let expected = try Installation.expectedMatches(installation.members, survey: installation.survey)
             let stored = try installation.storedSets()
@@ -94,7 +94,7 @@ struct WorkerLoopTests {
         let member = installation.members[0].id
         for shard in installation.shards { shard.freeze() }
         defer { for shard in installation.shards { shard.thaw() } }
-        _ = try await onThread { try WorkQueue().enqueue([member], priority: .interactive, on: try installation.queueServer.connect()) }
+        _ = try await onThread { try WorkQueue().enqueue([member], priority: .interactive, on: QueueConnection(try installation.queueServer.connect())) }
 
         let stop = StopSignal()
         let group = ServiceGroup(
@@ -110,16 +110,16 @@ struct WorkerLoopTests {
                 try poll(until: "the stuck worker's job reaped", timeout: .seconds(30), interval: .milliseconds(50)) {
                     try queue.send(["HGET", "kq:attempts", String(member)]).string == "1"  // the stall counts an attempt
                 }
-                #expect(try WorkQueue().stats(on: queue).waiting[.interactive] == 1, "the job is back in the queue")
+                #expect(try WorkQueue().stats(on: QueueConnection(queue)).waiting[.interactive] == 1, "the job is back in the queue")
                 #expect(context.activity.stuck(longerThan: .seconds(1)) == [0], "the worker is still on its job")
                 for shard in installation.shards { shard.thaw() }
                 // The stuck job finishes late (harmless); the worker fetches the returned one and does it again.
                 try poll(until: "the member generated and the queue idle", timeout: .seconds(60), interval: .milliseconds(50)) {
-                    let stats = try WorkQueue().stats(on: queue)
+                    let stats = try WorkQueue().stats(on: QueueConnection(queue))
                     return try installation.generatedCount() == 1 && stats.waiting.values.reduce(0, +) == 0
                         && stats.processing == 0 && stats.delayed == 0
                 }
-                #expect(try WorkQueue().stats(on: queue).dead == 0)
+                #expect(try WorkQueue().stats(on: QueueConnection(queue)).dead == 0)
                 stop.stop()
                 _ = try worker.result(timeout: .seconds(30))
                 #expect(context.activity.stuck(longerThan: .zero).isEmpty)

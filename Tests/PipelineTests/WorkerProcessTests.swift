@@ -47,7 +47,7 @@ struct WorkerProcessTests {
         let redis = try installation.queueServer.connect()
         var stats = QueueStats()
         try poll(until: "an idle queue", timeout: timeout, interval: .milliseconds(100)) {
-            stats = try WorkQueue().stats(on: redis)
+            stats = try WorkQueue().stats(on: QueueConnection(redis))
             return stats.waiting.values.reduce(0, +) == 0 && stats.delayed == 0 && stats.processing == 0
         }
         return stats
@@ -103,7 +103,7 @@ struct WorkerProcessTests {
             #expect(worker.exitStatus == 0, "\(worker.logTail())")
             // Nothing is left held by the stopped worker: every job is done or waiting.
             let redis = try installation.queueServer.connect()
-            let stats = try WorkQueue().stats(on: redis)
+            let stats = try WorkQueue().stats(on: QueueConnection(redis))
             #expect(stats.processing == 0)
             #expect(try installation.generatedCount() + stats.waiting.values.reduce(0, +) >= installation.members.count)
             let again = try Self.startWorker(installation, name: "worker-again")
@@ -169,7 +169,7 @@ struct WorkerProcessTests {
             try Self.waitForGenerated(installation, atLeast: installation.members.count - 1, worker: worker)
             let stats = try Self.waitForIdleQueue(installation)
             #expect(stats.dead == 1)
-            let dead = try WorkQueue().deadJobs(on: try installation.queueServer.connect())
+            let dead = try WorkQueue().deadJobs(on: QueueConnection(try installation.queueServer.connect()))
             #expect(dead.map(\.member) == [42])
             #expect(dead.first?.reason.contains("age_min") == true, "\(dead.first?.reason ?? "")")
             #expect(worker.isRunning)

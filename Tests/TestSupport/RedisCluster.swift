@@ -128,6 +128,23 @@ public final class RedisCluster: @unchecked Sendable {
         }
     }
 
+    /// Moves `count` slots (the lowest `source` serves), with their keys,
+    /// from `source` to `destination` with `redis-cli --cluster reshard`, as
+    /// an operator does. Blocks until it is done.
+    public func reshard(_ count: Int, from source: ClusterNode, to destination: ClusterNode, timeout: Duration = .seconds(120)) throws {
+        var sourceID = "", destinationID = ""
+        try withNodes(source, destination) { _, _, sid, did in (sourceID, destinationID) = (sid, did) }
+        let cli = try locateBinary("redis-cli", package: "redis-tools")
+        let (status, output) = try runProcess(
+            cli,
+            [
+                "--cluster", "reshard", source.endpoint, "--cluster-from", sourceID, "--cluster-to", destinationID,
+                "--cluster-slots", String(count), "--cluster-yes",
+            ],
+            timeout: timeout)
+        guard status == 0 else { throw TestSupportError("redis-cli --cluster reshard failed (\(status)):\n\(output.suffix(2000))") }
+    }
+
     /// Moves `slot`, with every key in it, from `source` to `destination`.
     public func moveSlot(_ slot: HashSlot, from source: ClusterNode, to destination: ClusterNode) throws {
         try startMigration(slot, from: source, to: destination)

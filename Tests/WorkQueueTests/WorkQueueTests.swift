@@ -11,7 +11,7 @@ struct WorkQueueTests {
 
     func fetchAll(_ worker: String, _ redis: RedisConnection) throws -> [Job] {
         var jobs: [Job] = []
-        while let job = try queue.fetch(worker: worker, on: redis) { jobs.append(job) }
+        while let job = try queue.fetch(worker: worker, on: QueueConnection(redis)) { jobs.append(job) }
         return jobs
     }
 
@@ -22,7 +22,7 @@ struct WorkQueueTests {
         _ = try admin.sendChecked(["ACL", "SETUSER", "worker", "on", ">w%rk/pw", "~*", "+@all"])
         let url = try RedisURL("redis://worker:w%25rk%2Fpw@127.0.0.1:\(server.port)/5")
         let redis = try RedisConnection(configuration: url.configuration())
-        try queue.enqueue([11, 12], priority: .repair, on: redis)
+        try queue.enqueue([11, 12], priority: .repair, on: QueueConnection(redis))
         try redis.reconnect()  // AUTH and SELECT again before the scripts run
         #expect(try fetchAll("w1", redis).map(\.member) == [11, 12])
         #expect(try admin.sendChecked(["DBSIZE"]).int == 0, "nothing in database 0")
@@ -39,10 +39,10 @@ struct WorkQueueTests {
     func strictPriority() throws {
         let server = try RedisServer()
         let redis = try server.connect()
-        try queue.enqueue([1, 2], priority: .backfill, on: redis)
-        try queue.enqueue([3], priority: .repair, on: redis)
-        try queue.enqueue([4, 5], priority: .interactive, on: redis)
-        try queue.enqueue([6], priority: .repair, on: redis)
+        try queue.enqueue([1, 2], priority: .backfill, on: QueueConnection(redis))
+        try queue.enqueue([3], priority: .repair, on: QueueConnection(redis))
+        try queue.enqueue([4, 5], priority: .interactive, on: QueueConnection(redis))
+        try queue.enqueue([6], priority: .repair, on: QueueConnection(redis))
         let jobs = try fetchAll("w1", redis)
         #expect(jobs.map(\.member) == [4, 5, 3, 6, 1, 2])
         #expect(jobs.map(\.priority) == [.interactive, .interactive, .repair, .repair, .backfill, .backfill])
@@ -53,39 +53,39 @@ struct WorkQueueTests {
     func dedupeAndPromote() throws {
         let server = try RedisServer()
         let redis = try server.connect()
-        var result = try queue.enqueue([7, 8], priority: .backfill, on: redis)
+        var result = try queue.enqueue([7, 8], priority: .backfill, on: QueueConnection(redis))
         #expect(result.enqueued == 2)
-        result = try queue.enqueue([7, 7], priority: .backfill, on: redis)
+        result = try queue.enqueue([7, 7], priority: .backfill, on: QueueConnection(redis))
         #expect(result.enqueued == 0 && result.alreadyWaiting == 2)
-        try queue.enqueue([9], priority: .interactive, on: redis)
-        result = try queue.enqueue([8], priority: .interactive, on: redis)
+        try queue.enqueue([9], priority: .interactive, on: QueueConnection(redis))
+        result = try queue.enqueue([8], priority: .interactive, on: QueueConnection(redis))
         #expect(result.promoted == 1)
         // Less urgent than where it waits: no change.
-        result = try queue.enqueue([9], priority: .repair, on: redis)
+        result = try queue.enqueue([9], priority: .repair, on: QueueConnection(redis))
         #expect(result.alreadyWaiting == 1)
-        var stats = try queue.stats(on: redis)
+        var stats = try queue.stats(on: QueueConnection(redis))
         #expect(stats.waiting == [.interactive: 2, .repair: 0, .backfill: 1])
         let jobs = try fetchAll("w1", redis)
         // 8 once, at interactive; its stale backfill entry is skipped.
         #expect(jobs.map(\.member) == [9, 8, 7])
         #expect(jobs.map(\.priority) == [.interactive, .interactive, .backfill])
-        stats = try queue.stats(on: redis)
+        stats = try queue.stats(on: QueueConnection(redis))
         #expect(stats.waiting == [.interactive: 0, .repair: 0, .backfill: 0])
         #expect(stats.processing == 3)
         // Taken members may be queued again (their data may have changed meanwhile).
-        #expect(try queue.enqueue([8], priority: .interactive, on: redis).enqueued == 1)
+        #expect(try queue.enqueue([8], priority: .interactive, on: QueueConnection(redis)).enqueued == 1)
     }
 
     @Test("complete drops the job; completing twice is harmless")
     func complete() throws {
         let server = try RedisServer()
         let redis = try server.connect()
-        try queue.enqueue([11], priority: .interactive, on: redis)
-        let job = try #require(try queue.fetch(worker: "w1", on: redis))
-        #expect(try queue.stats(on: redis).processing == 1)
-        #expect(try queue.complete(job, worker: "w1", on: redis))
-        #expect(!(try queue.complete(job, worker: "w1", on: redis)))
-        let stats = try queue.stats(on: redis)
+        try queue.enqueue([11], priority: .interactive, on: QueueConnection(redis))
+        let job = try #require(try queue.fetch(worker: "w1", on: QueueConnection(redis)))
+        #expect(try queue.stats(on: QueueConnection(redis)).processing == 1)
+        #expect(try queue.complete(job, worker: "w1", on: QueueConnection(redis)))
+        #expect(!(try queue.complete(job, worker: "w1", on: QueueConnection(redis))))
+        let stats = try queue.stats(on: QueueConnection(redis))
         #expect(stats.processing == 0 && stats.waiting.values.reduce(0, +) == 0)
     }
 
@@ -93,50 +93,50 @@ struct WorkQueueTests {
     func retryAndDeadLetter() throws {
         let server = try RedisServer()
         let redis = try server.connect()
-        try queue.enqueue([21], priority: .repair, on: redis)
-        var job = try #require(try queue.fetch(worker: "w1", on: redis))
+        try queue.enqueue([21], priority: .repair, on: QueueConnection(redis))
+        var job = try #require(try queue.fetch(worker: "w1", on: QueueConnection(redis)))
         for attempt in 1...2 {
-            guard case .retry(let at, let n) = try queue.fail(job, worker: "w1", reason: "shard 2 down", random: 0, on: redis) else {
+            guard case .retry(let at, let n) = try queue.fail(job, worker: "w1", reason: "shard 2 down", random: 0, on: QueueConnection(redis)) else {
                 Issue.record("attempt \(attempt) did not retry")
                 return
             }
             #expect(n == attempt)
             // Not before its time...
-            let early = try queue.fetch(worker: "w1", on: redis)
+            let early = try queue.fetch(worker: "w1", on: QueueConnection(redis))
             #expect(early == nil || early!.startedAt >= at)
             // ...and back once due.
             var next = early
             try poll(until: "the retry of attempt \(attempt) to become due", timeout: .seconds(5)) {
-                if next == nil { next = try queue.fetch(worker: "w1", on: redis) }
+                if next == nil { next = try queue.fetch(worker: "w1", on: QueueConnection(redis)) }
                 return next != nil
             }
             job = next!
             #expect(job.member == 21 && job.attempts == attempt && job.priority == .repair)
         }
-        #expect(try queue.fail(job, worker: "w1", reason: "shard 2 down", on: redis) == .dead(attempts: 3))
-        let dead = try queue.deadJobs(on: redis)
+        #expect(try queue.fail(job, worker: "w1", reason: "shard 2 down", on: QueueConnection(redis)) == .dead(attempts: 3))
+        let dead = try queue.deadJobs(on: QueueConnection(redis))
         #expect(dead.count == 1)
         #expect(dead.first?.member == 21 && dead.first?.reason == "shard 2 down" && dead.first?.attempts == 3)
-        #expect(try queue.stats(on: redis).dead == 1)
+        #expect(try queue.stats(on: QueueConnection(redis)).dead == 1)
         // A failure reported for a job no longer held changes nothing.
-        #expect(try queue.fail(job, worker: "w1", reason: "again", on: redis) == .notHeld)
-        #expect(try queue.retryDead(nil, on: redis) == 1)
-        let again = try #require(try queue.fetch(worker: "w2", on: redis))
+        #expect(try queue.fail(job, worker: "w1", reason: "again", on: QueueConnection(redis)) == .notHeld)
+        #expect(try queue.retryDead(nil, on: QueueConnection(redis)) == 1)
+        let again = try #require(try queue.fetch(worker: "w2", on: QueueConnection(redis)))
         #expect(again.member == 21 && again.attempts == 0 && again.priority == .repair)
-        #expect(try queue.deadJobs(on: redis).isEmpty)
+        #expect(try queue.deadJobs(on: QueueConnection(redis)).isEmpty)
     }
 
     @Test("a job postponed for a shard outage comes back with a growing delay, never uses up an attempt, never dies")
     func postpone() throws {
         let server = try RedisServer()
         let redis = try server.connect()
-        try queue.enqueue([27], priority: .interactive, on: redis)
-        var job = try #require(try queue.fetch(worker: "w1", on: redis))
+        try queue.enqueue([27], priority: .interactive, on: QueueConnection(redis))
+        var job = try #require(try queue.fetch(worker: "w1", on: QueueConnection(redis)))
         var delays: [Int64] = []
         var slack: [Int64] = []
         for round in 1...5 {  // more than maxAttempts (3)
             let before = try serverMilliseconds(redis)
-            guard case .postponed(let at, let times) = try queue.postpone(job, worker: "w1", random: 0, on: redis) else {
+            guard case .postponed(let at, let times) = try queue.postpone(job, worker: "w1", random: 0, on: QueueConnection(redis)) else {
                 Issue.record("postponement \(round) was refused")
                 return
             }
@@ -145,44 +145,44 @@ struct WorkQueueTests {
             // The script ran between the two readings of the server's clock.
             delays.append(at - before)
             slack.append(after - before)
-            #expect(try queue.stats(on: redis).delayed == 1)
+            #expect(try queue.stats(on: QueueConnection(redis)).delayed == 1)
             // Due at once (no sleeping in tests): the job comes back with no attempt counted.
             let entry = try #require(try redis.send(["ZRANGE", "kq:delayed", "0", "0"]).array?.first?.string)
             _ = try redis.send(["ZADD", "kq:delayed", "0", entry])
-            job = try #require(try queue.fetch(worker: "w1", on: redis))
+            job = try #require(try queue.fetch(worker: "w1", on: QueueConnection(redis)))
             #expect(job.member == 27 && job.attempts == 0 && job.priority == .interactive)
         }
         // 50, 100, 200 (capped), 200, 200 ms: doubling from the base to the cap.
         let expected: [Int64] = [50, 100, 200, 200, 200]
         #expect(zip(zip(delays, slack), expected).allSatisfy { $0.0.0 >= $0.1 && $0.0.0 <= $0.1 + $0.0.1 + 1 }, "\(delays) (clock readings \(slack) ms apart)")
-        #expect(try queue.deadJobs(on: redis).isEmpty)
+        #expect(try queue.deadJobs(on: QueueConnection(redis)).isEmpty)
         // A real failure still counts from zero; completing forgets the postponements.
-        guard case .retry(_, let attempt) = try queue.fail(job, worker: "w1", reason: "boom", random: 0, on: redis) else {
+        guard case .retry(_, let attempt) = try queue.fail(job, worker: "w1", reason: "boom", random: 0, on: QueueConnection(redis)) else {
             Issue.record("the failure after postponements did not retry")
             return
         }
         #expect(attempt == 1)
         let entry = try #require(try redis.send(["ZRANGE", "kq:delayed", "0", "0"]).array?.first?.string)
         _ = try redis.send(["ZADD", "kq:delayed", "0", entry])
-        job = try #require(try queue.fetch(worker: "w1", on: redis))
-        #expect(try queue.complete(job, worker: "w1", on: redis))
+        job = try #require(try queue.fetch(worker: "w1", on: QueueConnection(redis)))
+        #expect(try queue.complete(job, worker: "w1", on: QueueConnection(redis)))
         #expect(try redis.send(["HLEN", "kq:postponed"]).int == 0 && redis.send(["HLEN", "kq:attempts"]).int == 0)
         // A postponement for a job no longer held changes nothing.
-        #expect(try queue.postpone(job, worker: "w1", on: redis) == .notHeld)
+        #expect(try queue.postpone(job, worker: "w1", on: QueueConnection(redis)) == .notHeld)
     }
 
     @Test("a postponement behind another job of the same member uses its own short delays, not the outage policy's")
     func postponeWithOwnDelays() throws {
         let server = try RedisServer()
         let redis = try server.connect()
-        try slowQueue.enqueue([31], priority: .interactive, on: redis)
-        var job = try #require(try slowQueue.fetch(worker: "w1", on: redis))
+        try slowQueue.enqueue([31], priority: .interactive, on: QueueConnection(redis))
+        var job = try #require(try slowQueue.fetch(worker: "w1", on: QueueConnection(redis)))
         var delays: [Int64] = []
         var slack: [Int64] = []
         for round in 1...4 {
             let before = try serverMilliseconds(redis)
             guard case .postponed(let at, _) = try slowQueue.postpone(
-                job, worker: "w1", baseDelay: .milliseconds(100), maxDelay: .milliseconds(300), random: 0, on: redis)
+                job, worker: "w1", baseDelay: .milliseconds(100), maxDelay: .milliseconds(300), random: 0, on: QueueConnection(redis))
             else {
                 Issue.record("postponement \(round) was refused")
                 return
@@ -191,7 +191,7 @@ struct WorkQueueTests {
             delays.append(at - before)
             slack.append(after - before)
             try makeDue(redis)
-            job = try #require(try slowQueue.fetch(worker: "w1", on: redis))
+            job = try #require(try slowQueue.fetch(worker: "w1", on: QueueConnection(redis)))
         }
         // 100, 200, 300 (capped), 300 ms, where the queue's own policy starts at 10 s.
         let expected: [Int64] = [100, 200, 300, 300]
@@ -224,27 +224,27 @@ struct WorkQueueTests {
         // Three jobs of member 5 in flight at once (queued again while each ran).
         var jobs: [Job] = []
         for (worker, priority) in [("w1", JobPriority.backfill), ("w2", .repair), ("w3", .interactive)] {
-            #expect(try queue.enqueue([5], priority: priority, on: redis).enqueued == 1)
-            jobs.append(try #require(try queue.fetch(worker: worker, on: redis)))
+            #expect(try queue.enqueue([5], priority: priority, on: QueueConnection(redis)).enqueued == 1)
+            jobs.append(try #require(try queue.fetch(worker: worker, on: QueueConnection(redis))))
         }
         #expect(jobs.map(\.member) == [5, 5, 5])
-        guard case .postponed(let slowAt, 1) = try slowQueue.postpone(jobs[0], worker: "w1", random: 0, on: redis) else {
+        guard case .postponed(let slowAt, 1) = try slowQueue.postpone(jobs[0], worker: "w1", random: 0, on: QueueConnection(redis)) else {
             Issue.record("the first postponement was refused")
             return
         }
         // Postponed again, sooner (the fast queue's 100 ms): the one run takes the earlier time.
-        guard case .postponed(let at, 2) = try queue.postpone(jobs[1], worker: "w2", random: 0, on: redis) else {
+        guard case .postponed(let at, 2) = try queue.postpone(jobs[1], worker: "w2", random: 0, on: QueueConnection(redis)) else {
             Issue.record("the second postponement was refused")
             return
         }
         #expect(at < slowAt)
         // Retried later (the slow queue's 10 s): the earlier time stays.
-        #expect(try slowQueue.fail(jobs[2], worker: "w3", reason: "boom", random: 0, on: redis) == .retry(at: at, attempt: 1))
+        #expect(try slowQueue.fail(jobs[2], worker: "w3", reason: "boom", random: 0, on: QueueConnection(redis)) == .retry(at: at, attempt: 1))
         let runs = try delayedRuns(redis)
         #expect(runs.count == 1)
         #expect(runs["5"]?.at == at)
         #expect(runs["5"]?.job == "0:\(jobs[0].enqueuedAt)", "the most urgent priority and the first enqueue time")
-        let stats = try queue.stats(on: redis)
+        let stats = try queue.stats(on: QueueConnection(redis))
         #expect(stats.delayed == 1 && stats.processing == 0 && stats.waiting.values.reduce(0, +) == 0)
         try makeDue(redis)
         let again = try fetchAll("w4", redis)
@@ -257,30 +257,30 @@ struct WorkQueueTests {
     func enqueueWhileDelayed() throws {
         let server = try RedisServer()
         let redis = try server.connect()
-        try queue.enqueue([7], priority: .repair, on: redis)
-        let job = try #require(try queue.fetch(worker: "w1", on: redis))
-        guard case .postponed(let at, _) = try slowQueue.postpone(job, worker: "w1", random: 0, on: redis) else {
+        try queue.enqueue([7], priority: .repair, on: QueueConnection(redis))
+        let job = try #require(try queue.fetch(worker: "w1", on: QueueConnection(redis)))
+        guard case .postponed(let at, _) = try slowQueue.postpone(job, worker: "w1", random: 0, on: QueueConnection(redis)) else {
             Issue.record("the postponement was refused")
             return
         }
         var onlyDelayed = EnqueueResult()
         onlyDelayed.alreadyDelayed = 1
         for priority in [JobPriority.repair, .backfill, .repair] {
-            #expect(try queue.enqueue([7], priority: priority, on: redis) == onlyDelayed, "\(priority)")
+            #expect(try queue.enqueue([7], priority: priority, on: QueueConnection(redis)) == onlyDelayed, "\(priority)")
         }
-        #expect(try queue.enqueue([7], priority: .interactive, on: redis).promoted == 1)
-        #expect(try queue.enqueue([7], priority: .interactive, on: redis).alreadyDelayed == 1)
-        var stats = try queue.stats(on: redis)
+        #expect(try queue.enqueue([7], priority: .interactive, on: QueueConnection(redis)).promoted == 1)
+        #expect(try queue.enqueue([7], priority: .interactive, on: QueueConnection(redis)).alreadyDelayed == 1)
+        var stats = try queue.stats(on: QueueConnection(redis))
         #expect(stats.waiting.values.reduce(0, +) == 0 && stats.delayed == 1)
         #expect(try delayedRuns(redis)["7"].map { "\($0.at) \($0.job ?? "")" } == "\(at) 0:\(job.enqueuedAt)")
-        #expect(try queue.fetch(worker: "w1", on: redis) == nil, "not due: the requests did not bring it forward")
+        #expect(try queue.fetch(worker: "w1", on: QueueConnection(redis)) == nil, "not due: the requests did not bring it forward")
         try makeDue(redis)
         let taken = try fetchAll("w1", redis)
         #expect(taken.map(\.member) == [7])
         #expect(taken.first?.priority == .interactive && taken.first?.enqueuedAt == job.enqueuedAt)
         // In flight: a request now may come after the job read MySQL, so it queues one more run.
-        #expect(try queue.enqueue([7], priority: .backfill, on: redis).enqueued == 1)
-        stats = try queue.stats(on: redis)
+        #expect(try queue.enqueue([7], priority: .backfill, on: QueueConnection(redis)).enqueued == 1)
+        stats = try queue.stats(on: QueueConnection(redis))
         #expect(stats.waiting[.backfill] == 1 && stats.processing == 1 && stats.delayed == 0)
     }
 
@@ -288,23 +288,23 @@ struct WorkQueueTests {
     func postponeWhileWaiting() throws {
         let server = try RedisServer()
         let redis = try server.connect()
-        try queue.enqueue([9, 10], priority: .interactive, on: redis)
-        let first = try #require(try queue.fetch(worker: "w1", on: redis))
-        let second = try #require(try queue.fetch(worker: "w1", on: redis))
+        try queue.enqueue([9, 10], priority: .interactive, on: QueueConnection(redis))
+        let first = try #require(try queue.fetch(worker: "w1", on: QueueConnection(redis)))
+        let second = try #require(try queue.fetch(worker: "w1", on: QueueConnection(redis)))
         #expect([first.member, second.member] == [9, 10])
-        #expect(try queue.enqueue([9, 10], priority: .backfill, on: redis).enqueued == 2)
+        #expect(try queue.enqueue([9, 10], priority: .backfill, on: QueueConnection(redis)).enqueued == 2)
         let now = try serverMilliseconds(redis)
-        guard case .postponed(let at, 1) = try slowQueue.postpone(first, worker: "w1", random: 0, on: redis) else {
+        guard case .postponed(let at, 1) = try slowQueue.postpone(first, worker: "w1", random: 0, on: QueueConnection(redis)) else {
             Issue.record("the postponement was refused")
             return
         }
         #expect(at >= now && at < now + 5_000, "the waiting run comes now, not in 10 s")
-        guard case .retry(let retryAt, 1) = try slowQueue.fail(second, worker: "w1", reason: "boom", random: 0, on: redis) else {
+        guard case .retry(let retryAt, 1) = try slowQueue.fail(second, worker: "w1", reason: "boom", random: 0, on: QueueConnection(redis)) else {
             Issue.record("the retry was refused")
             return
         }
         #expect(retryAt >= now && retryAt < now + 5_000)
-        let stats = try queue.stats(on: redis)
+        let stats = try queue.stats(on: QueueConnection(redis))
         #expect(stats.delayed == 0 && stats.processing == 0)
         #expect(stats.waiting == [.interactive: 2, .repair: 0, .backfill: 0], "the waiting runs took the jobs' priority")
         let runs = try fetchAll("w2", redis)
@@ -317,13 +317,13 @@ struct WorkQueueTests {
     func releaseWhileDelayed() throws {
         let server = try RedisServer()
         let redis = try server.connect()
-        try queue.enqueue([11], priority: .repair, on: redis)
-        let held = try #require(try queue.fetch(worker: "w1", on: redis))
-        try queue.enqueue([11], priority: .interactive, on: redis)
-        let postponed = try #require(try queue.fetch(worker: "w2", on: redis))
-        _ = try slowQueue.postpone(postponed, worker: "w2", random: 0, on: redis)
-        #expect(try queue.handBack(worker: "w1", on: redis) == 1)
-        let stats = try queue.stats(on: redis)
+        try queue.enqueue([11], priority: .repair, on: QueueConnection(redis))
+        let held = try #require(try queue.fetch(worker: "w1", on: QueueConnection(redis)))
+        try queue.enqueue([11], priority: .interactive, on: QueueConnection(redis))
+        let postponed = try #require(try queue.fetch(worker: "w2", on: QueueConnection(redis)))
+        _ = try slowQueue.postpone(postponed, worker: "w2", random: 0, on: QueueConnection(redis))
+        #expect(try queue.handBack(worker: "w1", on: QueueConnection(redis)) == 1)
+        let stats = try queue.stats(on: QueueConnection(redis))
         #expect(stats.waiting.values.reduce(0, +) == 0 && stats.delayed == 1 && stats.processing == 0)
         #expect(try delayedRuns(redis)["11"]?.job == "0:\(held.enqueuedAt)")
         try makeDue(redis)
@@ -336,12 +336,12 @@ struct WorkQueueTests {
         let redis = try server.connect()
         _ = try redis.send(["ZADD", "kq:delayed", "0", "13|1|12345"])
         _ = try redis.send(["ZADD", "kq:delayed", "0", "14|2|12346"])
-        try queue.enqueue([14], priority: .interactive, on: redis)
+        try queue.enqueue([14], priority: .interactive, on: QueueConnection(redis))
         let jobs = try fetchAll("w1", redis)
         #expect(jobs.map(\.member) == [14, 13])
         #expect(jobs.map(\.priority) == [.interactive, .repair])
         #expect(jobs.map(\.enqueuedAt) == [12346, 12345], "the earlier enqueue time of the merged run")
-        #expect(try queue.stats(on: redis).delayed == 0)
+        #expect(try queue.stats(on: QueueConnection(redis)).delayed == 0)
     }
 
     func serverMilliseconds(_ redis: RedisConnection) throws -> Int64 {
@@ -353,29 +353,29 @@ struct WorkQueueTests {
     func bury() throws {
         let server = try RedisServer()
         let redis = try server.connect()
-        try queue.enqueue([25], priority: .interactive, on: redis)
-        let job = try #require(try queue.fetch(worker: "w1", on: redis))
-        #expect(try queue.bury(job, worker: "w1", reason: "stored member breaks the rules: age", on: redis) == .dead(attempts: 1))
-        #expect(try queue.deadJobs(on: redis).map(\.reason) == ["stored member breaks the rules: age"])
-        #expect(try queue.fetch(worker: "w1", on: redis) == nil)
-        #expect(try queue.stats(on: redis).processing == 0)
+        try queue.enqueue([25], priority: .interactive, on: QueueConnection(redis))
+        let job = try #require(try queue.fetch(worker: "w1", on: QueueConnection(redis)))
+        #expect(try queue.bury(job, worker: "w1", reason: "stored member breaks the rules: age", on: QueueConnection(redis)) == .dead(attempts: 1))
+        #expect(try queue.deadJobs(on: QueueConnection(redis)).map(\.reason) == ["stored member breaks the rules: age"])
+        #expect(try queue.fetch(worker: "w1", on: QueueConnection(redis)) == nil)
+        #expect(try queue.stats(on: QueueConnection(redis)).processing == 0)
     }
 
     @Test("dead jobs deleted by id or all at once leave the dead-letter list; a run of the same member that waits is kept")
     func deleteDead() throws {
         let server = try RedisServer()
         let redis = try server.connect()
-        try queue.enqueue([31, 32, 33], priority: .repair, on: redis)
+        try queue.enqueue([31, 32, 33], priority: .repair, on: QueueConnection(redis))
         for job in try fetchAll("w1", redis) {
-            #expect(try queue.bury(job, worker: "w1", reason: "stored member breaks the rules", on: redis) == .dead(attempts: 1))
+            #expect(try queue.bury(job, worker: "w1", reason: "stored member breaks the rules", on: QueueConnection(redis)) == .dead(attempts: 1))
         }
-        try queue.enqueue([32], priority: .interactive, on: redis)  // queued again while dead
-        #expect(try queue.deleteDead([31, 99], on: redis) == 1, "99 was never dead")
-        #expect(try queue.deadJobs(on: redis).map(\.member) == [32, 33])
-        #expect(try queue.deleteDead(nil, on: redis) == 2)
-        #expect(try queue.deadJobs(on: redis).isEmpty && queue.stats(on: redis).dead == 0)
-        #expect(try queue.deleteDead(nil, on: redis) == 0)
-        #expect(try queue.retryDead(nil, on: redis) == 0, "nothing deleted comes back")
+        try queue.enqueue([32], priority: .interactive, on: QueueConnection(redis))  // queued again while dead
+        #expect(try queue.deleteDead([31, 99], on: QueueConnection(redis)) == 1, "99 was never dead")
+        #expect(try queue.deadJobs(on: QueueConnection(redis)).map(\.member) == [32, 33])
+        #expect(try queue.deleteDead(nil, on: QueueConnection(redis)) == 2)
+        #expect(try queue.deadJobs(on: QueueConnection(redis)).isEmpty && queue.stats(on: QueueConnection(redis)).dead == 0)
+        #expect(try queue.deleteDead(nil, on: QueueConnection(redis)) == 0)
+        #expect(try queue.retryDead(nil, on: QueueConnection(redis)) == 0, "nothing deleted comes back")
         #expect(try fetchAll("w2", redis).map(\.member) == [32], "the waiting run survives the deletion")
     }
 
@@ -383,16 +383,16 @@ struct WorkQueueTests {
     func reaper() throws {
         let server = try RedisServer()
         let redis = try server.connect()
-        try queue.enqueue([31, 32], priority: .interactive, on: redis)
-        let taken = try [queue.fetch(worker: "crashed", on: redis), queue.fetch(worker: "crashed", on: redis)]
+        try queue.enqueue([31, 32], priority: .interactive, on: QueueConnection(redis))
+        let taken = try [queue.fetch(worker: "crashed", on: QueueConnection(redis)), queue.fetch(worker: "crashed", on: QueueConnection(redis))]
         #expect(taken.compactMap { $0?.member } == [31, 32])
         // A live worker is not reaped.
-        try queue.heartbeat(worker: "alive", on: redis)
+        try queue.heartbeat(worker: "alive", on: QueueConnection(redis))
         var reaped = (workers: 0, returned: 0, dead: 0)
         let start = ContinuousClock.now
         try poll(until: "the silent worker to be reaped", timeout: .seconds(5)) {
-            try queue.heartbeat(worker: "alive", on: redis)
-            reaped = try queue.reap(timeout: .milliseconds(300), on: redis)
+            try queue.heartbeat(worker: "alive", on: QueueConnection(redis))
+            reaped = try queue.reap(timeout: .milliseconds(300), on: QueueConnection(redis))
             return reaped.workers > 0
         }
         #expect(ContinuousClock.now - start < .seconds(2))
@@ -400,23 +400,23 @@ struct WorkQueueTests {
         let back = try fetchAll("w2", redis)
         #expect(back.map(\.member) == [31, 32])
         #expect(back.allSatisfy { $0.attempts == 1 })
-        #expect(try queue.stats(on: redis).workers == 2)  // "alive" and "w2"
+        #expect(try queue.stats(on: QueueConnection(redis)).workers == 2)  // "alive" and "w2"
     }
 
     @Test("a job that kills its worker every time ends in the dead-letter list")
     func poisonJob() throws {
         let server = try RedisServer()
         let redis = try server.connect()
-        try queue.enqueue([41], priority: .interactive, on: redis)
+        try queue.enqueue([41], priority: .interactive, on: QueueConnection(redis))
         for round in 1...3 {
             let worker = "victim-\(round)"
-            #expect(try queue.fetch(worker: worker, on: redis)?.member == 41)
+            #expect(try queue.fetch(worker: worker, on: QueueConnection(redis))?.member == 41)
             try poll(until: "\(worker) to be reaped", timeout: .seconds(5)) {
-                try queue.reap(timeout: .milliseconds(100), on: redis).workers > 0
+                try queue.reap(timeout: .milliseconds(100), on: QueueConnection(redis)).workers > 0
             }
         }
-        #expect(try queue.fetch(worker: "w", on: redis) == nil)
-        let dead = try queue.deadJobs(on: redis)
+        #expect(try queue.fetch(worker: "w", on: QueueConnection(redis)) == nil)
+        let dead = try queue.deadJobs(on: QueueConnection(redis))
         #expect(dead.map(\.member) == [41])
         #expect(dead.first?.reason == "worker stopped heartbeating while processing it")
     }
@@ -425,10 +425,10 @@ struct WorkQueueTests {
     func handBack() throws {
         let server = try RedisServer()
         let redis = try server.connect()
-        try queue.enqueue([51, 52, 53], priority: .backfill, on: redis)
-        let held = try [queue.fetch(worker: "w1", on: redis), queue.fetch(worker: "w1", on: redis)].compactMap { $0 }
+        try queue.enqueue([51, 52, 53], priority: .backfill, on: QueueConnection(redis))
+        let held = try [queue.fetch(worker: "w1", on: QueueConnection(redis)), queue.fetch(worker: "w1", on: QueueConnection(redis))].compactMap { $0 }
         #expect(held.map(\.member) == [51, 52])
-        #expect(try queue.handBack(worker: "w1", on: redis) == 2)
+        #expect(try queue.handBack(worker: "w1", on: QueueConnection(redis)) == 2)
         let jobs = try fetchAll("w2", redis)
         #expect(Set(jobs.prefix(2).map(\.member)) == [51, 52])
         #expect(jobs.last?.member == 53)
@@ -440,16 +440,16 @@ struct WorkQueueTests {
         let server = try RedisServer()
         let redis = try server.connect()
         let members = (1...3000).map { UInt32($0) }
-        try queue.enqueue(members, priority: .backfill, on: redis)
+        try queue.enqueue(members, priority: .backfill, on: QueueConnection(redis))
         let queue = self.queue
         let threads = (0..<4).map { n in
             BackgroundThread("worker \(n)") { () -> Result<[UInt32], any Error> in
                 Result {
                     let connection = try server.connect()
                     var taken: [UInt32] = []
-                    while let job = try queue.fetch(worker: "w\(n)", on: connection) {
+                    while let job = try queue.fetch(worker: "w\(n)", on: QueueConnection(connection)) {
                         taken.append(job.member)
-                        try queue.complete(job, worker: "w\(n)", on: connection)
+                        try queue.complete(job, worker: "w\(n)", on: QueueConnection(connection))
                     }
                     return taken
                 }
@@ -458,7 +458,7 @@ struct WorkQueueTests {
         let taken = try threads.flatMap { try $0.result().get() }
         #expect(taken.count == 3000)
         #expect(Set(taken) == Set(members))
-        let stats = try queue.stats(on: redis)
+        let stats = try queue.stats(on: QueueConnection(redis))
         #expect(stats.processing == 0 && stats.waiting.values.reduce(0, +) == 0)
     }
 
@@ -472,16 +472,16 @@ struct WorkQueueTests {
             Result {
                 let connection = try server.connect(readTimeout: .seconds(30))
                 ready.signal()
-                return try queue.waitForWork(timeout: .seconds(20), on: connection)
+                return try queue.waitForWork(timeout: .seconds(20), on: QueueConnection(connection))
             }
         }
         ready.wait()
         // The waiter may not be blocked in BLPOP yet; the signal list keeps the token either way.
-        try queue.enqueue([61], priority: .interactive, on: redis)
+        try queue.enqueue([61], priority: .interactive, on: QueueConnection(redis))
         let start = ContinuousClock.now
         #expect(try waiter.result(timeout: .seconds(15)).get())
         #expect(ContinuousClock.now - start < .seconds(10))
-        #expect(try queue.fetch(worker: "w", on: redis)?.member == 61)
+        #expect(try queue.fetch(worker: "w", on: QueueConnection(redis))?.member == 61)
     }
 
     @Test("retry delays double, cap and add bounded jitter")

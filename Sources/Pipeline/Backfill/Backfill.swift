@@ -204,7 +204,7 @@ public final class Backfill {
         let done = DispatchSemaphore(value: 0)
         let thread = Thread {
             defer { done.signal() }
-            var redis: RedisConnection?
+            var redis: QueueConnection?
             var delay: Duration = .milliseconds(200)
             while !stop.isStopped {
                 var batch: [MemberID] = []

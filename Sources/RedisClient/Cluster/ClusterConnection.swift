@@ -1,3 +1,5 @@
+import Synchronization
+
 /// A connection to a Redis Cluster: one ``RedisConnection`` per node,
 /// opened when a command first goes there, and the cluster's slot map,
 /// read from a node on first use (`CLUSTER SLOTS`) and kept current by the
@@ -62,6 +64,11 @@ public final class ClusterConnection {
     public func refreshSlotMap() throws(RedisError) {
         var candidates = map?.masterNodes ?? []
         for seed in configuration.seeds where !candidates.contains(seed) { candidates.append(seed) }
+        // Nodes an earlier connection of this process learned: a new
+        // connection still finds the cluster when its seed node is gone.
+        for node in LearnedClusterNodes.recall(seeds: configuration.seeds) where !candidates.contains(node) {
+            candidates.append(node)
+        }
         var lastError: RedisError?
         for node in candidates {
             do throws(RedisError) {
@@ -77,6 +84,7 @@ public final class ClusterConnection {
                 }
                 map = fresh
                 mapIsStale = false
+                LearnedClusterNodes.remember(fresh, seeds: configuration.seeds)
                 // Connections to nodes the map no longer names are closed.
                 for (known, connection) in connections where !fresh.nodes.contains(known) {
                     connection.close()
@@ -297,5 +305,23 @@ public final class ClusterConnection {
 
     private func failure(_ reason: String, _ error: RedisError) -> RedisError {
         RedisError(code: error.code, message: "cluster: \(reason)", context: error.context, command: error.command)
+    }
+}
+
+/// The nodes each seed list's slot maps named, shared by every
+/// ``ClusterConnection`` of the process, masters first: a connection opened
+/// after the seed node died (a pool's replacement, a reconnect) asks the
+/// nodes its predecessors learned instead of failing on the seed alone.
+enum LearnedClusterNodes {
+    private static let nodes = Mutex<[[ClusterNode]: [ClusterNode]]>([:])
+
+    static func remember(_ map: ClusterSlotMap, seeds: [ClusterNode]) {
+        let masters = map.masterNodes
+        let learned = masters + map.nodes.subtracting(masters).sorted()
+        nodes.withLock { $0[seeds] = learned }
+    }
+
+    static func recall(seeds: [ClusterNode]) -> [ClusterNode] {
+        nodes.withLock { $0[seeds] ?? [] }
     }
 }

@@ -1,0 +1,246 @@
+import RedisClient
+
+/// Where the queue lives: one Redis server (`redis://[USER:PASSWORD@]HOST[:PORT][/DB]`),
+/// or a Redis Cluster named by one of its nodes
+/// (`redis+cluster://[USER:PASSWORD@]HOST[:PORT]`).
+///
+/// Printing one never shows the password.
+public struct QueueAddress: Sendable, Hashable, CustomStringConvertible {
+    /// Host, port, credentials, database; a cluster's seed node.
+    public var url: RedisURL
+    /// The address is a Redis Cluster's node: the queue lives on that cluster.
+    public var isCluster: Bool
+
+    public init(_ url: RedisURL, isCluster: Bool = false) {
+        precondition(!isCluster || url.database == 0, "a Redis Cluster has only database 0")
+        self.url = url
+        self.isCluster = isCluster
+    }
+
+    static let clusterScheme = "redis+cluster://"
+
+    /// Parses `redis://…` or `redis+cluster://…`.
+    ///
+    /// - Throws: ``RedisURLError`` naming what is wrong, never quoting a password.
+    public init(_ text: String) throws(RedisURLError) {
+        let isCluster = text.lowercased().hasPrefix(Self.clusterScheme)
+        let url = try RedisURL(isCluster ? "redis://" + text.dropFirst(Self.clusterScheme.count) : text)
+        guard !isCluster || url.database == 0 else {
+            throw RedisURLError("a Redis Cluster has only database 0")
+        }
+        self.init(url, isCluster: isCluster)
+    }
+
+    /// The address with the password redacted.
+    public var description: String {
+        isCluster ? Self.clusterScheme + url.description.dropFirst("redis://".count) : url.description
+    }
+}
+
+/// A connection to the queue's Redis: one server, or the master of a Redis
+/// Cluster that serves the queue's hash slot.
+///
+/// On a cluster every queue key carries one hash tag (``QueueKeys/onCluster``),
+/// so every key, script and `MULTI` of the queue lives on one master, as on
+/// a single server. A command answered with a redirection or a cluster-state
+/// error (`MOVED`, `ASK`, `TRYAGAIN`, `CLUSTERDOWN`: the command did not
+/// run), or whose master cannot be reached, is sent again after the slot
+/// map is read again, with doubling delays, within the routing policy's
+/// retry budget: a failover or a resharding of the queue's slot is waited
+/// out. A connection that breaks after a command was sent throws, as on a
+/// single server: the command may have run, and the caller decides (the
+/// queue's operations are safe to redo, or their effects are reaped).
+///
+/// Threading: as ``RedisConnection``, not `Sendable`: one thread at a time,
+/// never the cooperative pool. Its calls block.
+public final class QueueConnection {
+    private enum Link {
+        case server(RedisConnection)
+        case cluster(ClusterConnection)
+    }
+
+    public let address: QueueAddress
+    private let link: Link
+
+    /// Connects to the server, or reads the cluster's slot map from the seed
+    /// (a node's connection opens on first use).
+    ///
+    /// - Throws: ``RedisError`` when the server, or every node asked, is unreachable.
+    public convenience init(
+        address: QueueAddress, connectTimeout: Duration = .seconds(2), readTimeout: Duration? = .seconds(10),
+        routing: ClusterRouting.Policy = .init()
+    ) throws(RedisError) {
+        try self.init(
+            address: address, configuration: address.url.configuration(connectTimeout: connectTimeout, readTimeout: readTimeout),
+            routing: routing)
+    }
+
+    /// As ``init(address:connectTimeout:readTimeout:routing:)`` with every
+    /// connection setting given (`configuration`'s host, port, credentials
+    /// and database are the address's; its timeouts, keep-alive and retry
+    /// policy apply to the server or every node).
+    public init(address: QueueAddress, configuration: RedisConnection.Configuration, routing: ClusterRouting.Policy = .init()) throws(RedisError) {
+        self.address = address
+        var configuration = configuration
+        configuration.host = address.url.host
+        configuration.port = address.url.port
+        configuration.user = address.url.user
+        configuration.password = address.url.password
+        configuration.database = address.url.database
+        if address.isCluster {
+            let cluster = ClusterConnection(configuration: ClusterConnection.Configuration(
+                seeds: [ClusterNode(host: address.url.host, port: address.url.port)], node: configuration, routing: routing))
+            try cluster.refreshSlotMap()
+            link = .cluster(cluster)
+        } else {
+            link = .server(try RedisConnection(configuration: configuration))
+        }
+    }
+
+    /// The queue on an open server connection, which the caller keeps
+    /// using as well (tests, tools): closing this closes it.
+    public init(_ server: RedisConnection) {
+        address = QueueAddress(RedisURL(
+            host: server.configuration.host, port: server.configuration.port, user: server.configuration.user,
+            password: server.configuration.password, database: server.configuration.database))
+        link = .server(server)
+    }
+
+    public var isCluster: Bool { address.isCluster }
+
+    /// `host:port` of the server or the seed node, for messages.
+    public var endpoint: String { address.url.hostPort }
+
+    public func close() {
+        switch link {
+        case .server(let redis): redis.close()
+        case .cluster(let cluster): cluster.close()
+        }
+    }
+
+    /// Whether a command's failure left this connection unusable (open a new one).
+    public var isBroken: Bool {
+        switch link {
+        case .server(let redis): redis.isBroken || redis.isClosed
+        case .cluster(let cluster): !cluster.isReusable
+        }
+    }
+
+    // MARK: Commands (each names one of the queue's keys, which routes it on a cluster)
+
+    /// Sends one command about `key`.
+    public func send(_ command: RedisCommand, key: String) throws(RedisError) -> RedisValue {
+        try onNode(key: key, retrying: { ClusterConnection.isRoutingReply($0) }) { redis throws(RedisError) in
+            try redis.send(command)
+        }
+    }
+
+    /// Runs a script (`EVALSHA`, `EVAL` after `NOSCRIPT`) on the node of its first key.
+    public func evaluate(_ script: RedisScript, keys: [String], arguments: [String]) throws(RedisError) -> RedisValue {
+        try onNode(key: keys.first ?? "", retrying: { ClusterConnection.isRoutingReply($0) }) { redis throws(RedisError) in
+            try redis.evaluate(script, keys: keys, arguments: arguments)
+        }
+    }
+
+    /// Pipelines commands about keys of one slot (`key` names one of them).
+    /// On a cluster the whole pipeline is sent again when any reply is a
+    /// redirection: the queue's pipelines are safe to repeat (marks,
+    /// version bumps, reads).
+    public func pipeline(_ commands: [RedisCommand], key: String) throws(RedisError) -> [Result<RedisValue, RedisError>] {
+        try onNode(key: key, retrying: { results in
+            results.contains { result in
+                if case .success(let reply) = result { return ClusterConnection.isRoutingReply(reply) }
+                return false
+            }
+        }) { redis throws(RedisError) in
+            redis.pipeline(commands)
+        }
+    }
+
+    /// Sends a command about `key` without reading its reply, so that the
+    /// caller overlaps the round trip with another; ``readReply(_:key:)``
+    /// reads it (and routes it again on a cluster when it must).
+    public func request(_ command: RedisCommand, key: String) throws(RedisError) {
+        let redis: RedisConnection
+        switch link {
+        case .server(let server): redis = server
+        case .cluster(let cluster):
+            do throws(RedisError) {
+                redis = try cluster.connection(for: HashSlot(key: key))
+            } catch {
+                cluster.markSlotMapStale()
+                throw error
+            }
+        }
+        redis.append(command)
+        do { try redis.flush() } catch {
+            _ = try? redis.readReply()  // keeps the connection's reply count straight; it is broken anyway
+            if case .cluster(let cluster) = link { cluster.markSlotMapStale() }
+            throw error
+        }
+        pendingRequest = (redis, command)
+    }
+
+    private var pendingRequest: (RedisConnection, RedisCommand)?
+
+    /// The reply to the last ``request(_:key:)``.
+    public func readReply(key: String) throws(RedisError) -> RedisValue {
+        guard let (redis, command) = pendingRequest else {
+            preconditionFailure("readReply(key:) without a request(_:key:) before it")
+        }
+        pendingRequest = nil
+        let reply: RedisValue
+        do { reply = try redis.readReply() } catch {
+            if case .cluster(let cluster) = link { cluster.markSlotMapStale() }
+            throw error
+        }
+        guard isCluster, ClusterConnection.isRoutingReply(reply) else { return reply }
+        return try send(command, key: key)
+    }
+
+    // MARK: Routing
+
+    /// Runs `body` on the server, or on the master serving `key`'s slot,
+    /// again while `retrying` says the reply is a cluster's redirection or
+    /// the master cannot be reached, within the retry budget.
+    private func onNode<T>(
+        key: String, retrying: (T) -> Bool, _ body: (RedisConnection) throws(RedisError) -> T
+    ) throws(RedisError) -> T {
+        let cluster: ClusterConnection
+        switch link {
+        case .server(let redis): return try body(redis)
+        case .cluster(let connection): cluster = connection
+        }
+        let policy = cluster.configuration.routing
+        let clock = ContinuousClock()
+        let deadline = clock.now + policy.retryBudget
+        var delay = policy.initialDelay
+        let slot = HashSlot(key: key)
+        while true {
+            let redis: RedisConnection
+            do throws(RedisError) {
+                redis = try cluster.connection(for: slot)
+            } catch {
+                // Nothing was sent: no node answered, or none serves the slot (a failover under way).
+                cluster.markSlotMapStale()
+                if error.code == .authenticationFailed || clock.now + delay > deadline { throw error }
+                RedisConnection.sleep(delay)
+                delay = min(delay * 2, policy.maximumDelay)
+                continue
+            }
+            let result: T
+            do throws(RedisError) {
+                result = try body(redis)
+            } catch {
+                cluster.markSlotMapStale()
+                throw error
+            }
+            guard retrying(result) else { return result }
+            // The command did not run there: the slot moved or the cluster is not serving it yet.
+            cluster.markSlotMapStale()
+            if clock.now + delay > deadline { return result }
+            RedisConnection.sleep(delay)
+            delay = min(delay * 2, policy.maximumDelay)
+        }
+    }
+}
