@@ -95,9 +95,13 @@ final class SetAuditState: @unchecked Sendable {
                     missing.append(generation.memberID)
                     continue
                 }
-                // A write newer than its record is one in flight (or a record lost): both settle by a rebuild only when they differ for long.
+                // A job writes the set, then records that write with the same time: a set older than its
+                // record is a write the shard lost (a restore from an older copy, a failover before the
+                // write reached the replica), rebuilt at once. A write newer than its record is one in
+                // flight (or a record lost): both settle by a rebuild only when they differ for long.
                 let sameWrite = meta.stamp == String(generation.answersVersion) && meta.generatedAt == generation.generatedAt / 1000
-                if !sameWrite && Int64(Date().timeIntervalSince1970) - meta.generatedAt > orphanGrace || meta.isLegacy
+                let lostWrite = meta.generatedAt < generation.generatedAt / 1000
+                if lostWrite || !sameWrite && Int64(Date().timeIntervalSince1970) - meta.generatedAt > orphanGrace || meta.isLegacy
                     || (meta.limit == limit && meta.needsRefill)
                 {
                     wrong.append(generation.memberID)

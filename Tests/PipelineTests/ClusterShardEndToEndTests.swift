@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import MariaDBClient
 import MemberStore
+@testable import Pipeline
 import RedisClient
 import Scoring
 import ScoreStore
@@ -11,7 +12,8 @@ import WorkQueue
 
 /// A Redis Cluster as one shard beside standalone ones, under a real
 /// `kindred worker`: every set right, and still right after a master was
-/// SIGKILLed while the worker rewrote every set.
+/// SIGKILLed while the worker rewrote every set, after slots were resharded
+/// under load, and after a failover lost a write.
 @Suite("A cluster shard end to end", .serialized, .timeLimit(.minutes(10)))
 struct ClusterShardEndToEndTests {
     @Test("the worker builds every set on a cluster shard and a standalone one; a master killed mid-run loses nothing")
@@ -52,7 +54,7 @@ struct ClusterShardEndToEndTests {
             let queue = try installation.queueServer.connect()
             defer { queue.close() }
             // Interactive: each member's own set is written again (a repair of a set that is fine writes nothing).
-            try WorkQueue().enqueue(installation.members.map(\.id), priority: .interactive, on: queue)
+            try WorkQueue().enqueue(installation.members.map(\.id), priority: .interactive, on: QueueConnection(queue))
             try #require(cluster.server(victim)).kill()
             let stats = try WorkerProcessTests.waitForIdleQueue(installation, timeout: .seconds(300))
             #expect(stats.dead == 0, "dead letters: \(stats.dead)")
@@ -112,5 +114,141 @@ struct ClusterShardEndToEndTests {
             try await Task.sleep(for: .milliseconds(200))
         }
         print("reads through a failover: \(unavailable) answered 503 before the replica took over")
+    }
+
+    /// The cluster shard's members.
+    static func membersOnCluster(_ installation: Installation) throws -> [MemberID] {
+        let clusterShard = try #require(installation.clusterShardID)
+        let directory = ShardDirectory(connection: try SerializedConnection(configuration: installation.mysqlConfiguration))
+        return try installation.members.map(\.id).filter { try directory.shard(of: $0) == clusterShard }
+    }
+
+    @Test("a master's slots resharded with redis-cli while the worker rewrites every set and the web reads them: every read answers the exact page, no job fails, every set stays right")
+    func reshardUnderLoad() async throws {
+        let cluster = try await onThread { try RedisCluster() }
+        let installation = try await onThread { try Installation(memberLimit: 200, standaloneShards: 1, cluster: cluster) }
+        let web = try await onThread { try WebHarness(installation: installation, generateFirst: true) }
+        let onCluster = try await onThread { try Self.membersOnCluster(installation) }
+        let map = try await onThread { try cluster.slotMap() }
+        let source = try #require(map.masterNodes.first)
+        let destination = try #require(map.masterNodes.last)
+        let owned = (0..<HashSlot.count).filter { map.master(for: HashSlot($0)!) == source }.count
+        // The members whose keys move, read over and over during the move.
+        let moving = onCluster.filter { map.master(for: ScoreLayout.slot(of: $0)) == source }
+        #expect(moving.count >= 10, "\(moving.count) members on the source master")
+        let expected = try Installation.expectedMatches(installation.members, survey: installation.survey)
+        // The probes check the cluster shard through its routing (its marker may live on any master).
+        let health = try await web.send(.get, "/healthz")
+        #expect(health.status == 200 && health.json["status"] as? String == "ok", "\(health.body)")
+
+        let worker = try await onThread { try WorkerProcessTests.startWorker(installation) }
+        defer { worker.terminate() }
+        try await onThread {
+            let queue = try installation.queueServer.connect()
+            defer { queue.close() }
+            // Interactive: every member's own set is written again while the slots move.
+            try WorkQueue().enqueue(installation.members.map(\.id), priority: .interactive, on: QueueConnection(queue))
+        }
+        let reshard = BackgroundThread("reshard") { Result { try cluster.reshard(owned, from: source, to: destination) } }
+        var reads = 0
+        var wrong: [String] = []
+        while !reshard.isFinished || reads < moving.count {
+            let member = moving[reads % moving.count]
+            let reply = try await web.send(.get, "/v1/members/\(member)/matches?limit=20")
+            if reply.status != 200 || reply.matches != Array(expected[member]!.prefix(20)) {
+                wrong.append("member \(member): \(reply.status) \(reply.body.prefix(300))")
+            }
+            reads += 1
+        }
+        try await onThread { try reshard.result(timeout: .seconds(180)).get() }
+        #expect(wrong.isEmpty, "\(wrong.count) of \(reads) reads: \(wrong.prefix(5))")
+        print("reshard under load: \(owned) slots moved, \(reads) reads of the moving members")
+
+        let stats = try await onThread { try WorkerProcessTests.waitForIdleQueue(installation, timeout: .seconds(300)) }
+        #expect(stats.dead == 0, "dead letters: \(stats.dead)")
+        #expect(worker.isRunning, "\(worker.logTail())")
+        let after = try await onThread { try cluster.slotMap() }
+        #expect(!after.masterNodes.contains(source) || (0..<HashSlot.count).allSatisfy { after.master(for: HashSlot($0)!) != source })
+        try await onThread { try WorkerProcessTests.expectAllSetsCorrect(installation) }
+    }
+
+    @Test("a set whose last write a failover lost (the replica never got it) is found by the set audit, its stamp against MySQL's record, and rebuilt")
+    func writeLostInAFailover() async throws {
+        let cluster = try await onThread { try RedisCluster(nodeTimeout: .seconds(2)) }
+        let installation = try await onThread { try Installation(memberLimit: 100, standaloneShards: 1, cluster: cluster) }
+        let web = try await onThread {
+            try WebHarness(installation: installation) {
+                $0.scoring.topN = SetsStayTrueTests.topN
+                $0.auditSample = 10_000  // the self-check samples every set
+            }
+        }
+        try await onThread {
+            let generator = Generator(context: web.context)
+            for member in installation.members { _ = try generator.regenerate(member.id) }
+        }
+        try await onThread {
+            let clusterShard = try #require(installation.clusterShardID)
+            let member = try #require(try Self.membersOnCluster(installation).first)
+            let map = try cluster.slotMap()
+            let victim = try #require(map.master(for: ScoreLayout.slot(of: member)))
+            let replica = try #require(map.replicas[victim]?.first)
+            for node in map.masterNodes {
+                let redis = try #require(cluster.server(node)).connect()
+                #expect(try redis.send(["WAIT", "1", "5000"]).int == 1)
+                redis.close()
+            }
+            let store = installation.scoreStore()
+            defer { store.manager.close() }
+            let replicated = try #require(try store.readMetas([member], shard: clusterShard).first ?? nil)
+
+            // The replica hears nothing more from its master: frozen, its replication link cut.
+            let replicaServer = try #require(cluster.server(replica))
+            replicaServer.freeze()
+            let victimServer = try #require(cluster.server(victim))
+            let admin = try victimServer.connect()
+            _ = try admin.sendChecked(["CLIENT", "KILL", "TYPE", "replica"])
+            admin.close()
+            // The member changes; the job writes their new set (only the master has it) and MySQL records it,
+            // in a later second than the replicated write (sets carry their write time in seconds).
+            try poll(until: "the clock to pass the replicated write's second", timeout: .seconds(2), interval: .milliseconds(10)) {
+                Int64(Date().timeIntervalSince1970) > replicated.generatedAt
+            }
+            let connection = try installation.connectMySQL()
+            defer { connection.close() }
+            let repository = MemberRepository(connection: connection, survey: installation.survey)
+            var record = try #require(try repository.member(member))
+            record.answers = Array(record.answers.dropFirst(record.answers.count / 2))
+            try repository.upsert([record])
+            try SetsStayTrueTests.work(web, [member])
+            let written = try #require(try store.readMetas([member], shard: clusterShard).first ?? nil)
+            #expect(written.stamp != replicated.stamp)
+
+            // The master dies; the replica, thawed, takes over with the old set.
+            victimServer.kill()
+            replicaServer.thaw()
+            try poll(until: "the replica to take over", timeout: .seconds(60), interval: .milliseconds(100)) {
+                (try? cluster.slotMap().master(for: ScoreLayout.slot(of: member))) == replica
+            }
+            try cluster.waitUntilHealthy(timeout: .seconds(60))
+            try poll(until: "the old set to be read from the new master", timeout: .seconds(30), interval: .milliseconds(100)) {
+                (try? store.readMetas([member], shard: clusterShard).first ?? nil)?.stamp == replicated.stamp
+            }
+
+            // The audit finds it (a first run records the snapshot's version) and queues it; the jobs repair.
+            let audit = SetAuditState(context: web.context, quiet: .zero)
+            try audit.run(TaskConnections(web.context))
+            try audit.run(TaskConnections(web.context))
+            let queue = QueueConnection(try installation.queueServer.connect())
+            defer { queue.close() }
+            var queued = Set<MemberID>()
+            while let job = try WorkQueue().fetch(worker: "audit-test", on: queue) {
+                queued.insert(job.member)
+                try WorkQueue().complete(job, worker: "audit-test", on: queue)
+            }
+            #expect(queued.contains(member), "the set the failover took back is queued: \(queued.sorted())")
+            try SetsStayTrueTests.work(web, Array(queued))
+            #expect(try store.readMetas([member], shard: clusterShard).first??.stamp == written.stamp)
+        }
+        try await onThread { try SetsStayTrueTests.expectEverySetExact(web) }
     }
 }

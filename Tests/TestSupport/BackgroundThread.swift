@@ -22,6 +22,9 @@ public final class BackgroundThread<Value: Sendable>: @unchecked Sendable {
         thread.start()
     }
 
+    /// Whether the closure has returned.
+    public var isFinished: Bool { lock.withLock { value != nil } }
+
     /// The closure's result; throws when it has not finished within `timeout`.
     public func result(timeout: Duration = .seconds(30)) throws -> Value {
         let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
