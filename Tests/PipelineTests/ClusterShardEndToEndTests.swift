@@ -251,4 +251,59 @@ struct ClusterShardEndToEndTests {
         }
         try await onThread { try SetsStayTrueTests.expectEverySetExact(web) }
     }
+
+    @Test("a whole cluster shard unreachable behaves as a standalone shard down: its members' reads answer 503 with Retry-After, their jobs fail as shard unavailable (which the worker postpones, never buries), other shards are served; then exact pages again")
+    func wholeClusterUnreachable() async throws {
+        let cluster = try await onThread { try RedisCluster(nodeTimeout: .seconds(2)) }
+        let installation = try await onThread { try Installation(memberLimit: 120, standaloneShards: 1, cluster: cluster) }
+        let web = try await onThread { try WebHarness(installation: installation, generateFirst: true) }
+        let onCluster = try await onThread { try Self.membersOnCluster(installation) }
+        let member = try #require(onCluster.first)
+        let elsewhere = try #require(installation.members.map(\.id).first { !onCluster.contains($0) })
+        let expected = try Installation.expectedMatches(installation.members, survey: installation.survey)
+        try await onThread {
+            for node in try cluster.slotMap().masterNodes {
+                let redis = try #require(cluster.server(node)).connect()
+                #expect(try redis.send(["WAIT", "1", "5000"]).int == 1)
+                redis.close()
+            }
+        }
+
+        // Every node hangs (SIGSTOP): connections open, nothing answers, as with a lost network.
+        for node in cluster.nodes { node.freeze() }
+        for _ in 0..<3 {
+            let reply = try await web.send(.get, "/v1/members/\(member)/matches?limit=20")
+            #expect(reply.status == 503 && reply.headers[.retryAfter] != nil, "\(reply.status): \(reply.body)")
+            #expect(reply.errorCode == "unavailable", "\(reply.body)")
+            let served = try await web.send(.get, "/v1/members/\(elsewhere)/matches?limit=20")
+            #expect(served.status == 200 && served.matches == Array(expected[elsewhere]!.prefix(20)), "\(served.body)")
+        }
+        let failure = try await onThread { () -> GenerationFailure? in
+            do throws(GenerationFailure) {
+                _ = try Generator(context: web.context).process(member, ownSet: .always)
+                return nil
+            } catch {
+                return error
+            }
+        }
+        #expect(failure?.kind == .shardUnavailable, "\(String(describing: failure))")
+
+        for node in cluster.nodes { node.thaw() }
+        try await onThread { try cluster.waitUntilHealthy(timeout: .seconds(60)) }
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(60)
+        while true {
+            let reply = try await web.send(.get, "/v1/members/\(member)/matches?limit=20")
+            if reply.status == 200 {
+                #expect(reply.matches == Array(expected[member]!.prefix(20)), "\(reply.body)")
+                break
+            }
+            #expect(reply.status == 503, "\(reply.status): \(reply.body)")
+            guard clock.now < deadline else {
+                Issue.record("still \(reply.status) 60 s after the cluster came back")
+                break
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+    }
 }
