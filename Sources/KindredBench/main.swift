@@ -10,7 +10,7 @@ struct KindredBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kindred-bench",
         abstract: "Kindred's benchmarks. Build with -c release.",
-        subcommands: [ScoringBench.self, StoreBench.self, ScoreStoreBench.self, RegistrationsBench.self, ChurnBench.self]
+        subcommands: [ScoringBench.self, StoreBench.self, ScoreStoreBench.self, ClusterStoreBench.self, RegistrationsBench.self, ChurnBench.self]
     )
 }
 
