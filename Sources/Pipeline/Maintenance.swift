@@ -180,7 +180,10 @@ public enum Maintenance {
     /// one that came back empty (its marker is gone), or one restored from
     /// an older copy of its data (its write sequence went back to or below
     /// the highest value recorded in MySQL). Every member whose set it held
-    /// is queued for repair, without an operator.
+    /// is queued for repair, without an operator. On a Redis Cluster a
+    /// sequence that went back means one master failed over before its
+    /// last writes reached the replica: nothing is queued wholesale, the
+    /// set audit rebuilds the sets it finds lost.
     ///
     /// The marker and the sequence are written back when the loss is
     /// noticed, so the next run would not notice it again: a shard whose
@@ -214,7 +217,17 @@ public enum Maintenance {
                     continue
                 }
                 let restored = !status.wasMissing && Int64(sequence) <= recorded
-                if status.wasMissing || restored {
+                if restored && shard.address.isCluster {
+                    // On a cluster the sequence lives on one master: going back means that master's
+                    // replica took over before the last increments reached it (a failover), not
+                    // that the shard lost its data. Its other sets are intact: the set audit finds
+                    // each set whose last write was lost (its stamp against MySQL) and rebuilds
+                    // only those, instead of every set of the shard.
+                    try connections.database { try ShardCatalog(connection: $0).resetSequence(shard.id, to: Int64(sequence)) }
+                    context.logger.warning(
+                        "a cluster shard's write sequence went back (a failover lost the last writes of one master): the set audit rebuilds the sets it finds lost",
+                        metadata: ["shard": "\(shard.id)"])
+                } else if status.wasMissing || restored {
                     unqueued.value.insert(shard.id)
                     try connections.database { try ShardCatalog(connection: $0).resetSequence(shard.id, to: Int64(sequence)) }
                     context.logger.warning(

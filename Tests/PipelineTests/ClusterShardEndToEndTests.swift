@@ -172,7 +172,7 @@ struct ClusterShardEndToEndTests {
         try await onThread { try WorkerProcessTests.expectAllSetsCorrect(installation) }
     }
 
-    @Test("a set whose last write a failover lost (the replica never got it) is found by the set audit, its stamp against MySQL's record, and rebuilt")
+    @Test("a set whose last write a failover lost (the replica never got it) is found by the set audit, its stamp against MySQL's record, and rebuilt; the shard's sequence going back queues nothing wholesale")
     func writeLostInAFailover() async throws {
         let cluster = try await onThread { try RedisCluster(nodeTimeout: .seconds(2)) }
         let installation = try await onThread { try Installation(memberLimit: 100, standaloneShards: 1, cluster: cluster) }
@@ -188,9 +188,13 @@ struct ClusterShardEndToEndTests {
         }
         try await onThread {
             let clusterShard = try #require(installation.clusterShardID)
-            let member = try #require(try Self.membersOnCluster(installation).first)
             let map = try cluster.slotMap()
-            let victim = try #require(map.master(for: ScoreLayout.slot(of: member)))
+            // The master that holds the shard's write sequence, and a member whose set it holds.
+            let sequenceKey = web.context.scores.configuration.markerKey + ":sequence"
+            let victim = try #require(map.master(for: HashSlot(key: sequenceKey)))
+            let member = try #require(try Self.membersOnCluster(installation).first { map.master(for: ScoreLayout.slot(of: $0)) == victim })
+            let watcher = Maintenance.shardWatcher(web.context)
+            try runOnce(watcher)  // the sequence recorded in MySQL
             let replica = try #require(map.replicas[victim]?.first)
             for node in map.masterNodes {
                 let redis = try #require(cluster.server(node)).connect()
@@ -222,6 +226,7 @@ struct ClusterShardEndToEndTests {
             try SetsStayTrueTests.work(web, [member])
             let written = try #require(try store.readMetas([member], shard: clusterShard).first ?? nil)
             #expect(written.stamp != replicated.stamp)
+            try runOnce(watcher)  // the sequence advances on the master only, and MySQL records it
 
             // The master dies; the replica, thawed, takes over with the old set.
             victimServer.kill()
@@ -234,12 +239,20 @@ struct ClusterShardEndToEndTests {
                 (try? store.readMetas([member], shard: clusterShard).first ?? nil)?.stamp == replicated.stamp
             }
 
+            // The watcher sees the sequence go back: one master failed over, the shard did not lose its
+            // data, so nothing is queued wholesale (every set the replica holds stays as it is).
+            let queue = QueueConnection(try installation.queueServer.connect())
+            defer { queue.close() }
+            while let job = try WorkQueue().fetch(worker: "drain", on: queue) { try WorkQueue().complete(job, worker: "drain", on: queue) }
+            try runOnce(watcher)
+            #expect(try WorkQueue().stats(on: queue).waiting.values.reduce(0, +) == 0, "the watcher queued the cluster shard's sets")
+            let recorded = try ShardCatalog(connection: try installation.connectMySQL()).sequence(of: clusterShard)
+            #expect(recorded == Int64(try #require(try Self.integer(cluster, key: sequenceKey))), "the sequence record follows the new master")
+
             // The audit finds it (a first run records the snapshot's version) and queues it; the jobs repair.
             let audit = SetAuditState(context: web.context, quiet: .zero)
             try audit.run(TaskConnections(web.context))
             try audit.run(TaskConnections(web.context))
-            let queue = QueueConnection(try installation.queueServer.connect())
-            defer { queue.close() }
             var queued = Set<MemberID>()
             while let job = try WorkQueue().fetch(worker: "audit-test", on: queue) {
                 queued.insert(job.member)
@@ -305,5 +318,13 @@ struct ClusterShardEndToEndTests {
             }
             try await Task.sleep(for: .milliseconds(200))
         }
+    }
+
+    /// An integer key's value, read from the master serving it now.
+    static func integer(_ cluster: RedisCluster, key: String) throws -> Int? {
+        let node = try #require(try cluster.slotMap().master(for: HashSlot(key: key)))
+        let redis = try #require(cluster.server(node)).connect()
+        defer { redis.close() }
+        return try redis.sendChecked(["GET", key]).string.flatMap(Int.init)
     }
 }
