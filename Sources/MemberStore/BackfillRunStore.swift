@@ -117,6 +117,26 @@ public struct BackfillRunStore {
         try runs(where: "1 = 1 ORDER BY id DESC LIMIT ?", [SQLValue(limit)])
     }
 
+    /// When each run started, last moved and finished (Unix seconds), for
+    /// rates and ETAs: `ids` are runs' ids.
+    public func times(of ids: [UInt32]) throws -> [UInt32: (started: Int64, updated: Int64, finished: Int64?)] {
+        var times: [UInt32: (started: Int64, updated: Int64, finished: Int64?)] = [:]
+        for id in ids {
+            let row = try connection.query(
+                """
+                SELECT TIMESTAMPDIFF(SECOND, '1970-01-01', started_at), TIMESTAMPDIFF(SECOND, '1970-01-01', updated_at),
+                  TIMESTAMPDIFF(SECOND, '1970-01-01', finished_at)
+                FROM backfill_runs WHERE id = ?
+                """, [.uint(UInt64(id))]
+            ).first
+            guard let row else { continue }
+            times[id] = (
+                row.int(0) ?? 0, row.int(1) ?? 0, row.isNull(2) ? nil : row.int(2) ?? 0
+            )
+        }
+        return times
+    }
+
     /// Opens a new run and returns it (with its id).
     public func open(
         command: String, key: String, selection: String, now: Int64, skipOffers: Bool, planned: Int

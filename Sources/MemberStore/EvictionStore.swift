@@ -118,6 +118,17 @@ public struct EvictionStore {
         try connection.execute("UPDATE evictions SET cleared = 1 WHERE member_id IN (\(Self.placeholders))", Self.padded(members))
     }
 
+    /// Live members whose set an eviction dropped and who have no set since.
+    public func evictedCount() throws -> Int {
+        let row = try connection.query(
+            """
+            SELECT COUNT(*) FROM evictions e JOIN members m ON m.id = e.member_id AND m.deleted = 0
+            LEFT JOIN generations g ON g.member_id = e.member_id WHERE g.member_id IS NULL
+            """
+        ).first
+        return Int(row?.int(0) ?? 0)
+    }
+
     /// The member's eviction, if any.
     public func eviction(of member: MemberID) throws -> (eviction: Eviction, evictedAt: Int64)? {
         try connection.query(

@@ -31,6 +31,8 @@ public final class PipelineContext: Sendable {
     public let processID: String
     /// Which generation workers are on a job, since when.
     public let activity: WorkerActivity
+    /// What this process did per minute, until published (the dashboard's charts).
+    public let throughput = ThroughputRecorder()
 
     public init(
         mysql: MariaDBConnection.Configuration, queueAddress: QueueAddress, settings: PipelineSettings, survey: Survey,

@@ -70,6 +70,7 @@ public enum WorkerDaemon {
         if let metricsServer { services.append(metricsServer) }
         services += [
             Maintenance.metricsCollector(context),
+            Maintenance.throughputPublisher(context),
             Maintenance.heartbeat(context),
             Maintenance.reaper(context),
             Maintenance.refresher(context),

@@ -94,6 +94,7 @@ public struct WorkerLoop: Sendable {
                     case .badData:
                         _ = try queue.bury(job, worker: workerID, reason: failure.message, on: connection)
                         context.metrics.jobs("dead").increment()
+                        context.throughput.add("jobs_dead")
                         logger.error("job buried: stored data breaks the rules", metadata: ["member": "\(job.member)", "reason": "\(failure.message)"])
                     case .mysqlUnavailable:
                         try queue.handBack(worker: workerID, on: connection)
@@ -107,6 +108,7 @@ public struct WorkerLoop: Sendable {
                             ? try queue.postpone(job, worker: workerID, baseDelay: .milliseconds(100), maxDelay: .seconds(1), on: connection)
                             : try queue.postpone(job, worker: workerID, on: connection)
                         context.metrics.jobs("postponed").increment()
+                        context.throughput.add("jobs_postponed")
                         if case .postponed(let at, let times) = outcome {
                             logger.log(
                                 level: times == 1 && failure.kind != .busy ? .warning : .debug,
@@ -121,9 +123,11 @@ public struct WorkerLoop: Sendable {
                         let outcome = try queue.fail(job, worker: workerID, reason: failure.message, on: connection)
                         if case .dead = outcome {
                             context.metrics.jobs("dead").increment()
+                            context.throughput.add("jobs_dead")
                             logger.error("job dead after its last attempt", metadata: ["member": "\(job.member)", "reason": "\(failure.message)"])
                         } else {
                             context.metrics.jobs("retry").increment()
+                            context.throughput.add("jobs_retry")
                             logger.warning("job failed, will retry", metadata: ["member": "\(job.member)", "reason": "\(failure.message)"])
                         }
                     }
@@ -165,6 +169,10 @@ public struct WorkerLoop: Sendable {
         let nowMilliseconds = Int64(Date().timeIntervalSince1970 * 1000)
         metrics.enqueueToStored.recordMilliseconds(max(0, nowMilliseconds - job.enqueuedAt))
         let publication = outcome.publication
+        let throughput = context.throughput
+        throughput.add("jobs_done")
+        throughput.latency(milliseconds: max(0, nowMilliseconds - job.enqueuedAt))
+        for (placed, count) in publication.outcomes { throughput.add("placed_" + placed.name, count) }
         metrics.publicationSkips("covered").increment(by: publication.skippedCovered)
         metrics.publicationSkips("unchanged").increment(by: publication.skippedUnchanged)
         metrics.publicationSkips("below_floor").increment(by: publication.skippedBelowFloor)

@@ -1,15 +1,16 @@
 import Crypto
 import Foundation
 
-/// Sessions for the read pages a browser opens (`/browse`): a signed,
-/// expiring cookie that is never the API token.
+/// Sessions for the pages a browser opens (`/browse`, the `/admin`
+/// dashboard): a signed, expiring cookie that is never the API token.
 ///
 /// `?token=` (checked against the API token) starts one: the page answers
 /// `303` with `kindred_session=v1.EXPIRES.NONCE.MAC` (HttpOnly,
 /// SameSite=Strict, `Secure` behind an HTTPS proxy), where MAC is
 /// HMAC-SHA256 of `v1.EXPIRES.NONCE` under a key derived from the API
-/// token. So a stolen cookie reads pages until it expires (12 hours) but
-/// cannot call the API (which takes only the bearer header), every web
+/// token. So a stolen cookie reads pages (and, with the page's CSRF token,
+/// takes the dashboard's actions) until it expires (12 hours) but cannot
+/// call the API (which takes only the bearer header), every web
 /// process accepts every other's sessions (they share the token), and a new
 /// API token ends every session.
 package struct BrowserSessions: Sendable {
@@ -41,6 +42,24 @@ package struct BrowserSessions: Sendable {
         else { return false }
         let body = value[..<parts[3].startIndex].dropLast()  // "v1.EXPIRES.NONCE"
         return HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: Data(body.utf8), using: key)
+    }
+
+    /// The CSRF token of a session: the dashboard's forms carry it, and an
+    /// action is taken only when the form's token is the session's (a
+    /// page of another site can make the browser send the cookie, never
+    /// read the token). HMAC of the session under the same key.
+    package func csrfToken(for session: Substring) -> String {
+        let mac = HMAC<SHA256>.authenticationCode(for: Data(("csrf:" + session).utf8), using: key)
+        return Self.hex(Array(mac))
+    }
+
+    /// Whether `given` is the CSRF token of `session` (compared in constant time).
+    package func isValidCSRF(_ given: Substring, session: Substring) -> Bool {
+        let expected = Array(csrfToken(for: session).utf8)
+        let bytes = Array(given.utf8)
+        var difference = UInt8(bytes.count == expected.count ? 0 : 1)
+        for index in 0..<min(bytes.count, expected.count) { difference |= bytes[index] ^ expected[index] }
+        return difference == 0
     }
 
     /// The `Set-Cookie` value that hands a session to the browser.

@@ -140,6 +140,8 @@ public final class WebBackend: Sendable {
     private let io: BlockingExecutor<IOThread>
     private let generation: BlockingExecutor<Generator>
     private let deletions: DeletionFilter
+    /// Requests and server errors per minute in this process (the dashboard's chart).
+    let webThroughput = WebThroughput()
     private let stamps: StampCache
     /// The batched path for pages of cached sets (nil without a cache).
     private let reader: BatchingExecutor<IOThread, PageRequest, CachedRead>?
@@ -605,7 +607,7 @@ public final class WebBackend: Sendable {
         return .unavailable("the shard of member \(member) is unavailable; a rebuild is queued", retryAfter: settings.retryAfterSeconds)
     }
 
-    private func onIO<T: Sendable>(_ body: @escaping @Sendable (IOThread) throws(APIError) -> T) async throws(APIError) -> T {
+    func onIO<T: Sendable>(_ body: @escaping @Sendable (IOThread) throws(APIError) -> T) async throws(APIError) -> T {
         let result: Result<T, APIError>
         do {
             result = try await io.run { thread in Result { () throws(APIError) in try body(thread) } }

@@ -27,7 +27,7 @@ public enum WebRoutes {
         let router = Router(context: Context.self, options: .autoGenerateHeadEndpoints)
         router.add(middleware: AccessLogMiddleware(logger: accessLog ?? backend.context.logger))
         router.add(middleware: ErrorMiddleware(logger: backend.context.logger))
-        router.add(middleware: RequestMetricsMiddleware(factory: backend.context.metrics.factory))
+        router.add(middleware: RequestMetricsMiddleware(factory: backend.context.metrics.factory, throughput: backend.webThroughput))
 
         let v1 = router.group("v1").add(middleware: BearerTokenMiddleware(token: token))
         v1.get("members/{id}/matches") { request, context -> Response in
@@ -166,6 +166,7 @@ public enum WebRoutes {
         router.get("browse/{id}") { request, context -> Response in
             try await BrowsePage.respond(request, context, backend: backend, token: token)
         }
+        AdminRoutes.register(on: router, backend: backend, token: token)
         // Last: it wraps only the not-found responder (see MethodNotAllowedMiddleware).
         let table = RouteMethods(router.routes.map { (path: $0.path.description, method: $0.method) }, head: true)
         router.add(middleware: MethodNotAllowedMiddleware(table: table))
@@ -274,14 +275,19 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
 /// Requests per route and status, and their latency.
 struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
     let metrics: RequestMetrics
+    let throughput: WebThroughput?
 
-    init(factory: any MetricsFactory) { metrics = RequestMetrics(factory: factory) }
+    init(factory: any MetricsFactory, throughput: WebThroughput? = nil) {
+        metrics = RequestMetrics(factory: factory)
+        self.throughput = throughput
+    }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let started = ContinuousClock.now
         var status = 500  // any other error: ErrorMiddleware answers it with a 500
         defer {
             let elapsed = ContinuousClock.now - started
+            throughput?.record(status: status)
             metrics.record(
                 route: context.endpointPath ?? "unmatched", method: request.method.rawValue, status: status,
                 nanoseconds: elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)

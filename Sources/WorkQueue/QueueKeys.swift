@@ -29,7 +29,10 @@
 ///   are still being applied; `NS:blocking` sorted set: `low:high` member
 ///   pair -> when the block was accepted (ms), hidden from each other the
 ///   same way; `NS:deleting:version` counts the changes of both, so
-///   readers refetch them only when they changed.
+///   readers refetch them only when they changed;
+/// - `NS:stats:MINUTE` hash: counters the workers publish for that Unix
+///   minute (jobs, failures, latency buckets, placements by outcome),
+///   expiring after two hours: the dashboard's charts.
 public struct QueueKeys: Sendable, Hashable {
     public let namespace: String
 
@@ -68,4 +71,5 @@ public struct QueueKeys: Sendable, Hashable {
     var deleting: String { "\(namespace):deleting" }
     var deletingVersion: String { "\(namespace):deleting:version" }
     var blocking: String { "\(namespace):blocking" }
+    func throughput(minute: Int64) -> String { "\(namespace):stats:\(minute)" }
 }

@@ -321,7 +321,7 @@ public struct WorkQueue: Sendable {
 
     // MARK: plumbing
 
-    private func run(_ script: RedisScript, keys: [String], arguments: [String], on redis: QueueConnection) throws(QueueError)
+    func run(_ script: RedisScript, keys: [String], arguments: [String], on redis: QueueConnection) throws(QueueError)
         -> RedisValue
     {
         let reply: RedisValue
@@ -330,7 +330,7 @@ public struct WorkQueue: Sendable {
         return reply
     }
 
-    private func send(_ command: RedisCommand, on redis: QueueConnection) throws(QueueError) -> RedisValue {
+    func send(_ command: RedisCommand, on redis: QueueConnection) throws(QueueError) -> RedisValue {
         let reply: RedisValue
         do { reply = try redis.send(command, key: keys(on: redis).signal) } catch { throw .redis(error) }
         if let message = reply.errorMessage { throw QueueError.server(message) }

@@ -1,0 +1,234 @@
+import Foundation
+import KindredSupport
+import MemberStore
+import Pipeline
+import Scoring
+import ScoreStore
+import WorkQueue
+
+/// Requests and server errors per minute in this web process, for the last
+/// two hours (the dashboard's chart of web traffic).
+final class WebThroughput: @unchecked Sendable {
+    // @unchecked Sendable: `minutes` is only touched under `lock`.
+    private let lock = Lock()
+    private var minutes: [Int64: (requests: Int, errors: Int)] = [:]
+
+    func record(status: Int, now: Date = Date()) {
+        let minute = ThroughputRecorder.minute(of: now)
+        lock.withLock {
+            if minutes[minute] == nil { minutes = minutes.filter { minute - $0.key < 120 } }
+            minutes[minute, default: (0, 0)].requests += 1
+            if status >= 500 { minutes[minute, default: (0, 0)].errors += 1 }
+        }
+    }
+
+    func minute(_ minute: Int64) -> (requests: Int, errors: Int) { lock.withLock { minutes[minute] ?? (0, 0) } }
+}
+
+/// What the dashboard shows, gathered on an I/O thread. Each part is read
+/// on its own: a dependency that is down leaves its part empty and adds a
+/// line to ``problems``, the rest still shows.
+struct AdminOverview: Sendable {
+    var members: MemberCounts?
+    var sets: GenerationCounts?
+    var evicted: Int?
+    var queue: QueueStats?
+    var workers: [WorkQueue.WorkerState] = []
+    /// The queue server's clock, Unix milliseconds (heartbeat ages).
+    var queueNow: Int64 = 0
+    var shards: [ShardAdministration.Listing]?
+    var breakers: [UInt32: String] = [:]
+    var snapshotMembers = 0
+    var snapshotAgeSeconds = 0.0
+    /// The last hour of the workers' counters, by Unix minute.
+    var throughput: [Int64: [String: Int]] = [:]
+    /// The last hour of this web process's requests and 5xx answers.
+    var web: [Int64: (requests: Int, errors: Int)] = [:]
+    var currentMinute: Int64 = 0
+    var problems: [String] = []
+}
+
+struct AdminQueuePage: Sendable {
+    var stats: QueueStats?
+    var waiting: [JobPriority: [WorkQueue.WaitingJob]] = [:]
+    var workers: [WorkQueue.WorkerState] = []
+    var dead: [DeadJob] = []
+    var queueNow: Int64 = 0
+    var problems: [String] = []
+}
+
+struct AdminRun: Sendable {
+    var record: BackfillRunRecord
+    var started: Int64
+    var updated: Int64
+    var finished: Int64?
+    var failures: [(reason: String, count: Int)]
+}
+
+/// One member as the dashboard shows them: never their answers.
+struct AdminMember: Sendable {
+    var id: MemberID
+    var member: Member?
+    var deleted: Bool
+    var shard: UInt32?
+    var generation: Generation?
+    var meta: ScoreStore.SetMeta?
+    var setRead: Bool
+    var evictedAt: Int64?
+    var answersVersion: UInt64?
+    var problems: [String] = []
+
+    /// `current`, `stale`, `missing`, `evicted`, or `deleted`.
+    var setState: String {
+        if deleted { return "deleted" }
+        if generation == nil { return evictedAt != nil ? "evicted" : "missing" }
+        if setRead && meta == nil { return "missing" }
+        if let generation, let answersVersion, generation.answersVersion != answersVersion { return "stale" }
+        return "current"
+    }
+}
+
+extension WebBackend {
+    func adminOverview() async throws(APIError) -> AdminOverview {
+        let webMinutes = webThroughput
+        return try await onIO { [self] thread throws(APIError) in
+            var overview = AdminOverview()
+            let minute = ThroughputRecorder.minute(of: Date())
+            overview.currentMinute = minute
+            for m in (minute - 59)...minute { overview.web[m] = webMinutes.minute(m) }
+            overview.snapshotMembers = context.population.read { $0.count }
+            overview.snapshotAgeSeconds = Double(context.population.age.components.seconds)
+            for (shard, health) in context.scores.manager.health() { overview.breakers[shard] = "\(health.breaker)" }
+            do {
+                try thread.database { connection in
+                    overview.members = try MemberRepository.open(connection).counts()
+                    overview.sets = try GenerationStore(connection: connection).counts()
+                    overview.evicted = try EvictionStore(connection: connection).evictedCount()
+                    overview.shards = try ShardAdministration(connection: connection).list()
+                }
+            } catch {
+                overview.problems.append("MySQL: \(error)")
+            }
+            do {
+                try thread.queueCall { redis in
+                    overview.queue = try context.queue.stats(on: redis)
+                    overview.workers = try context.queue.workerStates(on: redis)
+                    overview.queueNow = try context.queue.serverTime(on: redis)
+                    overview.throughput = try context.queue.throughput((minute - 59)...minute, on: redis)
+                }
+            } catch {
+                overview.problems.append("the queue: \(error)")
+            }
+            return overview
+        }
+    }
+
+    func adminQueue(pageSize: Int = 50) async throws(APIError) -> AdminQueuePage {
+        try await onIO { [self] thread throws(APIError) in
+            var page = AdminQueuePage()
+            do {
+                try thread.queueCall { redis in
+                    page.stats = try context.queue.stats(on: redis)
+                    for priority in JobPriority.allCases {
+                        page.waiting[priority] = try context.queue.nextWaiting(priority, limit: pageSize, on: redis)
+                    }
+                    page.workers = try context.queue.workerStates(on: redis)
+                    page.dead = try context.queue.deadJobs(on: redis)
+                    page.queueNow = try context.queue.serverTime(on: redis)
+                }
+            } catch {
+                page.problems.append("the queue: \(error)")
+            }
+            return page
+        }
+    }
+
+    func adminRuns() async throws(APIError) -> ([AdminRun], [String]) {
+        try await onIO { thread throws(APIError) in
+            do {
+                let runs = try thread.database { connection -> [AdminRun] in
+                    let store = BackfillRunStore(connection: connection)
+                    let records = try store.recentRuns(limit: 20)
+                    let times = try store.times(of: records.map(\.id))
+                    return try records.map { record in
+                        let time = times[record.id]
+                        return AdminRun(
+                            record: record, started: time?.started ?? 0, updated: time?.updated ?? 0, finished: time?.finished ?? nil,
+                            failures: record.failed > 0 ? try store.failureReasons(of: record.id) : [])
+                    }
+                }
+                return (runs, [])
+            } catch {
+                return ([], ["MySQL: \(error)"])
+            }
+        }
+    }
+
+    func adminShards() async throws(APIError) -> ([ShardAdministration.Listing], [String]) {
+        try await onIO { thread throws(APIError) in
+            do {
+                return (try thread.database { try ShardAdministration(connection: $0).list() }, [])
+            } catch {
+                return ([], ["MySQL: \(error)"])
+            }
+        }
+    }
+
+    func adminMember(_ id: MemberID) async throws(APIError) -> AdminMember {
+        try await onIO { [self] thread throws(APIError) in
+            var found = AdminMember(id: id, member: nil, deleted: false, shard: nil, generation: nil, meta: nil, setRead: false, evictedAt: nil, answersVersion: nil)
+            do {
+                try thread.database { connection in
+                    let repository = MemberRepository(connection: connection, survey: context.survey)
+                    if let member = try repository.member(id) {
+                        found.member = member
+                        found.answersVersion = AnswersVersion.of(member, survey: context.survey)
+                    } else {
+                        found.deleted = try repository.isDeleted(id)
+                    }
+                    found.generation = try GenerationStore(connection: connection).generation(of: id)
+                    found.evictedAt = try EvictionStore(connection: connection).eviction(of: id)?.evictedAt
+                }
+                found.shard = try context.directory.shard(of: id)
+            } catch {
+                found.problems.append("MySQL: \(error)")
+            }
+            if let shard = found.generation?.shardID ?? found.shard {
+                do {
+                    found.meta = try context.scores.readMeta(id, shard: shard)
+                    found.setRead = true
+                } catch {
+                    found.problems.append("shard \(shard): \(error)")
+                }
+            }
+            return found
+        }
+    }
+
+    /// Queues an interactive rebuild of `id`; false when the queue is unreachable.
+    func adminRebuild(_ id: MemberID) async throws(APIError) -> Bool {
+        try await onIO { thread throws(APIError) in thread.enqueue(id) }
+    }
+
+    /// Re-drives dead jobs (all when `members` is nil); how many moved.
+    func adminRetryDead(_ members: [MemberID]?) async throws(APIError) -> Int {
+        try await onIO { [self] thread throws(APIError) in
+            do {
+                return try thread.queueCall { try context.queue.retryDead(members, on: $0) }
+            } catch {
+                throw .unavailable("the queue is unavailable: \(error)", retryAfter: settings.retryAfterSeconds)
+            }
+        }
+    }
+
+    /// Deletes dead jobs (all when `members` is nil); how many went.
+    func adminDeleteDead(_ members: [MemberID]?) async throws(APIError) -> Int {
+        try await onIO { [self] thread throws(APIError) in
+            do {
+                return try thread.queueCall { try context.queue.deleteDead(members, on: $0) }
+            } catch {
+                throw .unavailable("the queue is unavailable: \(error)", retryAfter: settings.retryAfterSeconds)
+            }
+        }
+    }
+}

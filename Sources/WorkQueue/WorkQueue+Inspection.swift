@@ -1,0 +1,124 @@
+import RedisClient
+import Scoring
+
+/// What the operator's dashboard shows of the queue: the next waiting jobs,
+/// the jobs in flight with their workers, the workers' heartbeats, and the
+/// per-minute counters the workers publish.
+extension WorkQueue {
+    /// A waiting job as the dashboard lists it.
+    public struct WaitingJob: Sendable, Hashable {
+        public var member: MemberID
+        public var priority: JobPriority
+        /// Unix milliseconds.
+        public var enqueuedAt: Int64
+    }
+
+    /// A worker that heartbeats, and what it holds.
+    public struct WorkerState: Sendable, Hashable {
+        public var worker: String
+        /// Unix milliseconds (the queue server's clock).
+        public var lastHeartbeat: Int64
+        public var jobs: [Job]
+    }
+
+    /// The next `limit` jobs of `priority`, in the order workers take them.
+    /// List entries that no longer wait (promoted, or taken) are skipped,
+    /// so a page may hold fewer than `limit` although more wait.
+    public func nextWaiting(_ priority: JobPriority, limit: Int, on redis: QueueConnection) throws(QueueError) -> [WaitingJob] {
+        let keys = self.keys(on: redis)
+        guard limit > 0 else { return [] }
+        // Workers take from the right (RPOP): the next job is the last entry.
+        let ids = (try send(["LRANGE", keys.ready(priority), String(-limit), "-1"], on: redis).array ?? [])
+            .compactMap { $0.string.flatMap(MemberID.init) }.reversed()
+        guard !ids.isEmpty else { return [] }
+        var command = RedisCommand("HMGET")
+        command.append(keys.waiting)
+        for id in ids { command.append(String(id)) }
+        let states = try send(command, on: redis).array ?? []
+        var jobs: [WaitingJob] = []
+        for (id, state) in zip(ids, states) {
+            // `priority:enqueuedAtMs`: this entry is the member's waiting run only at this priority.
+            guard let text = state.string, let colon = text.firstIndex(of: ":"),
+                Int(text[..<colon]) == priority.rawValue, let at = Int64(text[text.index(after: colon)...])
+            else { continue }
+            jobs.append(WaitingJob(member: id, priority: priority, enqueuedAt: at))
+        }
+        return jobs
+    }
+
+    /// Every worker with a heartbeat, most recent first, with the jobs it holds.
+    public func workerStates(on redis: QueueConnection) throws(QueueError) -> [WorkerState] {
+        let keys = self.keys(on: redis)
+        let flat = try send(["ZRANGE", keys.workers, "0", "-1", "WITHSCORES"], on: redis).array ?? []
+        var states: [WorkerState] = []
+        var index = 0
+        while index + 1 < flat.count {
+            defer { index += 2 }
+            guard let worker = flat[index].string, let score = flat[index + 1].string.flatMap(Double.init) else { continue }
+            let entries = try send(["LRANGE", keys.processing(worker), "0", "-1"], on: redis).array ?? []
+            states.append(WorkerState(worker: worker, lastHeartbeat: Int64(score), jobs: entries.compactMap { $0.string.flatMap(Job.init(entry:)) }))
+        }
+        return states.sorted { ($0.lastHeartbeat, $0.worker) > ($1.lastHeartbeat, $1.worker) }
+    }
+
+    /// The queue server's clock, Unix milliseconds.
+    public func serverTime(on redis: QueueConnection) throws(QueueError) -> Int64 {
+        let keys = self.keys(on: redis)
+        return try run(QueueScripts.serverTime, keys: [keys.workers], arguments: [], on: redis).int.map(Int64.init) ?? 0
+    }
+
+    // MARK: Per-minute counters
+
+    /// How long a minute's counters are kept (two hours).
+    public static let throughputRetentionSeconds = 7200
+
+    /// Adds `counts` to the counters of each minute (Unix minutes), which
+    /// expire after ``throughputRetentionSeconds``: the workers publish
+    /// what they did, every process adds to the same minutes.
+    public func addThroughput(_ counts: [Int64: [String: Int]], on redis: QueueConnection) throws(QueueError) {
+        let keys = self.keys(on: redis)
+        var commands: [RedisCommand] = []
+        for (minute, fields) in counts.sorted(by: { $0.key < $1.key }) where !fields.isEmpty {
+            let key = keys.throughput(minute: minute)
+            for (field, count) in fields.sorted(by: { $0.key < $1.key }) where count != 0 {
+                commands.append(["HINCRBY", key, field, String(count)])
+            }
+            commands.append(["EXPIRE", key, String(Self.throughputRetentionSeconds)])
+        }
+        guard !commands.isEmpty else { return }
+        let replies: [Result<RedisValue, RedisError>]
+        do { replies = try redis.pipeline(commands, key: keys.signal) } catch { throw .redis(error) }
+        for reply in replies {
+            switch reply {
+            case .failure(let error): throw .redis(error)
+            case .success(let value): if let message = value.errorMessage { throw QueueError.server(message) }
+            }
+        }
+    }
+
+    /// The counters of each minute in `minutes` (Unix minutes); a minute
+    /// nobody published is empty.
+    public func throughput(_ minutes: ClosedRange<Int64>, on redis: QueueConnection) throws(QueueError) -> [Int64: [String: Int]] {
+        let keys = self.keys(on: redis)
+        let list = Array(minutes)
+        let replies: [Result<RedisValue, RedisError>]
+        do {
+            replies = try redis.pipeline(list.map { ["HGETALL", keys.throughput(minute: $0)] }, key: keys.signal)
+        } catch { throw .redis(error) }
+        var result: [Int64: [String: Int]] = [:]
+        for (minute, reply) in zip(list, replies) {
+            guard case .success(let value) = reply, let flat = value.array else {
+                if case .failure(let error) = reply { throw .redis(error) }
+                continue
+            }
+            var fields: [String: Int] = [:]
+            var index = 0
+            while index + 1 < flat.count {
+                if let name = flat[index].string, let count = flat[index + 1].string.flatMap(Int.init) { fields[name] = count }
+                index += 2
+            }
+            result[minute] = fields
+        }
+        return result
+    }
+}
