@@ -137,13 +137,16 @@ enum AdminPages {
         var paths = ""
         for line in series {
             var points: [String] = []
+            var dots = ""
             for (index, value) in line.values.enumerated() {
                 guard let value else { continue }
                 let shown = value.isFinite ? value : top
                 points.append(String(format: "%.1f,%.1f", x(index), y(shown)))
+                // A minute with something in it gets a dot: a lone minute (no line to draw) still shows.
+                if shown > 0 { dots += String(format: "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"1.8\" fill=\"%@\"/>", x(index), y(shown), line.color) }
             }
             guard !points.isEmpty else { continue }
-            paths += "<polyline fill=\"none\" stroke=\"\(line.color)\" stroke-width=\"1.6\" points=\"\(points.joined(separator: " "))\"/>"
+            paths += "<polyline fill=\"none\" stroke=\"\(line.color)\" stroke-width=\"1.6\" points=\"\(points.joined(separator: " "))\"/>" + dots
         }
         let grid = """
             <line x1="\(left)" y1="\(height - bottom)" x2="\(width)" y2="\(height - bottom)" stroke="#bbb"/>\

@@ -67,6 +67,20 @@ struct AdminDashboardTests {
         let action = try await web.send(.post, "/admin/queue/retry", body: "all=1", token: nil, headers: Self.formHeaders)
         #expect(action.status == 401)
         #expect(try await web.send(.get, "/admin/members?id=0").status == 400)
+
+        // An open run with its progress, failures by reason and an ETA.
+        try await onThread {
+            let connection = try web.installation.connectMySQL()
+            defer { connection.close() }
+            let store = BackfillRunStore(connection: connection)
+            let run = try store.open(command: "backfill", key: "active:90d", selection: "active within 90d <test>", now: 1_800_000_000, skipOffers: false, planned: 100)
+            try store.checkpoint(run.id, at: 40, done: 38, skipped: 0, gone: 0, failed: 2, failures: [
+                BackfillFailure(member: 7, reason: "bad data"), BackfillFailure(member: 9, reason: "bad data"),
+            ])
+        }
+        let runs = try await web.send(.get, "/admin/runs").body
+        #expect(runs.contains("active within 90d &lt;test&gt;") && runs.contains("40% of 100") && runs.contains("bad data: 2"), "\(runs)")
+        #expect(runs.contains(" min</td>"), "an open run shows its ETA")
         #expect(try await web.send(.get, "/admin/members?id=abc").status == 400)
     }
 
