@@ -62,6 +62,20 @@ struct RedisCommandTests {
         #expect(command.encodedBytes == resp("*4\r\n$3\r\nSET\r\n$6\r\n") + payload + resp("\r\n$2\r\n\r\n\r\n$6\r\n") + payload + resp("\r\n"))
     }
 
+    @Test("arguments of every length around the short-argument framing (0 ... 300 bytes) encode as $len CRLF bytes CRLF")
+    func everyLength() {
+        var generator = SystemRandomNumberGenerator()
+        for length in 0...300 {
+            let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            var command = RedisCommand("X")
+            command.append(bytes: bytes)
+            command.append(bytes: bytes)
+            let argument = Array("$\(length)\r\n".utf8) + bytes + Array("\r\n".utf8)
+            #expect(command.encodedBytes == Array("*3\r\n$1\r\nX\r\n".utf8) + argument + argument, "length \(length)")
+            #expect(command.argumentCount == 3)
+        }
+    }
+
     @Test func resetStartsOverAndKeepsTheBuffer() {
         var command = RedisCommand("HSET", reservingCapacity: 1024)
         for field in 0..<50 { command.append(field); command.append(fixedPoint: field, fractionDigits: 1) }
