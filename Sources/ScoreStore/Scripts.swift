@@ -199,24 +199,26 @@ enum Scripts {
         local trim = false
         if count > n + 2 * slack then
           trim = true
-          -- Pass 1: a histogram of tenths over every bucket (the replies are
-          -- kept for pass 2; nothing else is stored per entry).
+          -- Pass 1: a histogram of tenths over every bucket; each entry's
+          -- field and tenths are kept for pass 2 (parsed once).
           local b = tonumber(ARGV[7])
           local prefix = ARGV[8]
-          local keys, replies, hist = {}, {}, {}
+          local keys, fields, tenths, hist = {}, {}, {}, {}
           for v = 0, 100 do hist[v] = 0 end
           local total, corrupt = 0, 0
           for bucket = 1, b do
             local key = prefix
             if b > 1 then key = prefix .. ':' .. (bucket - 1) end
             local all = redis.call('HGETALL', key)
-            keys[bucket], replies[bucket] = key, all
+            local f, e = {}, {}
             for j = 2, #all, 2 do
               local v = tonumber(all[j])
               local et = v and math.floor(v * 10 + 0.5) or -1
-              if et >= 0 and et <= 100 then hist[et] = hist[et] + 1 else corrupt = corrupt + 1 end
+              if et >= 0 and et <= 100 then hist[et] = hist[et] + 1 else et = -1 corrupt = corrupt + 1 end
+              f[j / 2], e[j / 2] = all[j - 1], et
             end
-            total = total + #all / 2
+            keys[bucket], fields[bucket], tenths[bucket] = key, f, e
+            total = total + #f
           end
           -- The cut: drop every corrupt entry, everything below tenths `cut`,
           -- and the `k - under` largest ids at `cut` (they rank last).
@@ -228,26 +230,26 @@ enum Scripts {
               under = under + hist[v]
             end
           end
-          -- Pass 2: delete, collect the ties at the cut, and find the lowest
-          -- kept entry above the cut.
-          local atCutIds, atCutKeys, atCutFields = {}, {}, {}
+          -- Pass 2: the fields to delete per bucket, the ties at the cut, and
+          -- the lowest kept entry above the cut.
+          local drops = {}
+          local atCutIds, atCutBuckets, atCutFields = {}, {}, {}
           local minT, minId = 101, 0
           for bucket = 1, b do
-            local all, key = replies[bucket], keys[bucket]
-            for j = 1, #all, 2 do
-              local v = tonumber(all[j + 1])
-              local et = v and math.floor(v * 10 + 0.5) or -1
-              if et < 0 or et > 100 or et < cut then
-                redis.call('HDEL', key, all[j])
-                trimmed = trimmed + 1
+            local f, e, d = fields[bucket], tenths[bucket], {}
+            for x = 1, #f do
+              local et = e[x]
+              if et < 0 or et < cut then
+                d[#d + 1] = f[x]
               elseif et == cut then
-                local x = #atCutIds + 1
-                atCutIds[x], atCutKeys[x], atCutFields[x] = tonumber(all[j]) or 1e12, key, all[j]
+                local y = #atCutIds + 1
+                atCutIds[y], atCutBuckets[y], atCutFields[y] = tonumber(f[x]) or 1e12, bucket, f[x]
               else
-                local eid = tonumber(all[j]) or 1e12
+                local eid = tonumber(f[x]) or 1e12
                 if et < minT or (et == minT and eid > minId) then minT, minId = et, eid end
               end
             end
+            drops[bucket] = d
           end
           local order = {}
           for x = 1, #atCutIds do order[x] = x end
@@ -256,8 +258,16 @@ enum Scripts {
           if cut >= 0 then drop = k - under end
           for i = 1, drop do
             local x = order[i]
-            redis.call('HDEL', atCutKeys[x], atCutFields[x])
-            trimmed = trimmed + 1
+            local d = drops[atCutBuckets[x]]
+            d[#d + 1] = atCutFields[x]
+          end
+          -- One HDEL per bucket (in chunks: unpack's arguments live on the C stack).
+          for bucket = 1, b do
+            local d = drops[bucket]
+            for s = 1, #d, 1000 do
+              redis.call('HDEL', keys[bucket], unpack(d, s, math.min(s + 999, #d)))
+            end
+            trimmed = trimmed + #d
           end
           if drop < #order then
             fT, fId = cut, atCutIds[order[drop + 1]]
