@@ -320,6 +320,47 @@ struct ClusterShardEndToEndTests {
         }
     }
 
+    @Test("the worker and the CLI on a queue that lives on the cluster (KINDRED_QUEUE=redis+cluster://): every set built, the queue idle there, nothing on the standalone queue server")
+    func queueOnTheCluster() async throws {
+        let cluster = try await onThread { try RedisCluster() }
+        let installation = try await onThread { try Installation(memberLimit: 120, standaloneShards: 1, cluster: cluster) }
+        // Seeded by a node that does not serve the queue's slot: every queue command is routed.
+        let map = try await onThread { try cluster.slotMap() }
+        let queueSlot = HashSlot(key: QueueKeys().onCluster.namespace)
+        let seed = try #require(map.masterNodes.first { $0 != map.master(for: queueSlot) })
+        let address = "redis+cluster://127.0.0.1:\(seed.port)"
+        let worker = try await onThread { try WorkerProcessTests.startWorker(installation, environment: ["KINDRED_QUEUE": address]) }
+        defer { worker.terminate() }
+        // `kindred enqueue` (the CLI) queues every member on the cluster.
+        let ids = installation.members.map { String($0.id) }.joined(separator: "\n") + "\n"
+        let enqueue = try await onThread {
+            try runProcess(
+                try WorkerProcessTests.binary(), ["enqueue", "--stdin"], environment: installation.environment.merging(["KINDRED_QUEUE": address]) { _, new in new },
+                input: ids, timeout: .seconds(60))
+        }
+        #expect(enqueue.status == 0, "\(enqueue.output)")
+        try await onThread { try WorkerProcessTests.waitForGenerated(installation, atLeast: installation.members.count, worker: worker) }
+        let stats = try await onThread { () -> QueueStats in
+            let queue = try QueueConnection(address: try QueueAddress(address))
+            defer { queue.close() }
+            var stats = QueueStats()
+            try poll(until: "the cluster queue to be idle", timeout: .seconds(60), interval: .milliseconds(100)) {
+                stats = try WorkQueue().stats(on: queue)
+                return stats.waiting.values.reduce(0, +) == 0 && stats.processing == 0 && stats.delayed == 0
+            }
+            return stats
+        }
+        #expect(stats.dead == 0 && stats.workers == 2, "\(stats)")
+        try await onThread { try WorkerProcessTests.expectAllSetsCorrect(installation) }
+        let standalone = try await onThread { () -> Int in
+            let redis = try installation.queueServer.connect()
+            defer { redis.close() }
+            return try redis.sendChecked(["DBSIZE"]).int ?? -1
+        }
+        #expect(standalone == 0, "the standalone queue server was used")
+        #expect(worker.isRunning, "\(worker.logTail())")
+    }
+
     /// An integer key's value, read from the master serving it now.
     static func integer(_ cluster: RedisCluster, key: String) throws -> Int? {
         let node = try #require(try cluster.slotMap().master(for: HashSlot(key: key)))

@@ -24,12 +24,14 @@ struct WorkerProcessTests {
     }
 
     /// Starts `kindred worker` on the installation.
-    static func startWorker(_ installation: Installation, name: String = "worker", workers: Int = 2) throws -> ServerProcess {
+    static func startWorker(
+        _ installation: Installation, name: String = "worker", workers: Int = 2, environment extra: [String: String] = [:]
+    ) throws -> ServerProcess {
         let log = try makeTemporaryDirectory(prefix: "kindred-worker").appendingPathComponent("\(name).log")
         return try ServerProcess(
             name: name, executable: try binary(),
             arguments: ["worker", "--workers", String(workers), "--metrics", "off", "--shutdown-timeout", "10", "--log-level", "info"],
-            logFile: log, environment: installation.environment)
+            logFile: log, environment: installation.environment.merging(extra) { _, new in new })
     }
 
     /// Waits (bounded) until at least `count` members have a current generation.
