@@ -228,7 +228,8 @@ struct AdminDashboardTests {
         #expect(body.contains("<polyline"), "the charts draw the published minutes")
         #expect(!body.contains("class=\"card bad\""), "nothing is wrong yet")
 
-        // A dead letter and a stopped worker stand out.
+        // A dead letter stands out (the worker stopped first, or it would take the job).
+        try await onThread { worker.terminate() }
         try await onThread {
             try Self.withQueue(web) { queue in
                 try WorkQueue().enqueue([9], priority: .repair, on: queue)
