@@ -201,7 +201,7 @@ public enum OpenAPIDocument {
               summary: This document.
               security: []
               responses:
-                '200': {description: The document., content: {application/yaml: {schema: {type: string}}}}
+                '200': {description: The document., content: {application/yaml: {schema: {type: object, required: [openapi, info, paths], properties: {openapi: {type: string}}}}}}
                 '500': {$ref: '#/components/responses/Internal'}
           /browse/{id}:
             get:

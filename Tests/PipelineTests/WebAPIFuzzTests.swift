@@ -55,8 +55,17 @@ struct WebAPIFuzzTests {
             var ports = portStream.makeAsyncIterator()
             let port = try #require(await ports.next())
             let base = "http://127.0.0.1:\(port)"
+            // The served document, read here with the harness's own bound (30 s) and handed to the
+            // fuzzer as a file: schemathesis gives a schema URL a fixed 10 s, which a full suite run
+            // on two cores once exceeded (exit 2 before any case ran).
+            let served = try await onThread { try httpGet(port: port, path: "/openapi.yaml", token: nil) }
+            let document = try #require(served.range(of: "\r\n\r\n").map { String(served[$0.upperBound...]) })
+            #expect(served.hasPrefix("HTTP/1.1 200") && document.hasPrefix("openapi:"), "\(served.prefix(300))")
+            let schema = FileManager.default.temporaryDirectory.appendingPathComponent("kindred-openapi-\(port)-\(seed).yaml")
+            try document.write(to: schema, atomically: true, encoding: .utf8)
+            defer { try? FileManager.default.removeItem(at: schema) }
             let arguments = [
-                "run", "\(base)/openapi.yaml", "--url", base,
+                "run", schema.path, "--url", base,
                 "--header", "Authorization: Bearer \(WebHarness.token)",
                 "--checks", Self.checks.joined(separator: ","),
                 "--phases", "examples,coverage,fuzzing,stateful",
