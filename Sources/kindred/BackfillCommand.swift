@@ -227,7 +227,7 @@ func runWithSignals(
                 stop.stop()
             } else {
                 printError("\(signal): exiting now; run the same command to resume from the last checkpoint")
-                exit(130)
+                Kindred.finish(130)
             }
         }
     }

@@ -68,7 +68,7 @@ struct ImportCommand: AsyncParsableCommand {
                     printError("\n\(signal): stopping after the batch in flight (again to exit at once)")
                 } else {
                     printError("\(signal): exiting now; batches committed so far stay stored, import the same file again")
-                    Foundation.exit(status)
+                    Kindred.finish(status)
                 }
             }
         }

@@ -46,10 +46,29 @@ struct Kindred: AsyncParsableCommand {
             } else {
                 try command.run()
             }
+        } catch let code as ExitCode {
+            // Its message, if any, is printed already (the command documents the status).
+            finish(code.rawValue)
         } catch {
             guard let message = ErrorReport.message(for: error) else { Self.exit(withError: error) }
             printError("Error: " + message)
-            Foundation.exit(1)
+            finish(1)
         }
+        finish(0)
+    }
+
+    /// Ends the process once a command is done: flushes standard output and
+    /// error, then `_exit`, without `exit`'s atexit handlers and static
+    /// destructors.
+    ///
+    /// Threads a command leaves behind (the logger's, the runtime's, a
+    /// library's) can still be running when it returns; `exit` destroys the
+    /// C++ statics they may be using. One `kindred backfill --dry-run` died
+    /// that way at exit ("double free or corruption", status 134, its
+    /// printed plan lost with the unflushed buffer) and did not recur in
+    /// ~380 runs; ending without the destructors rules the whole class out.
+    static func finish(_ status: Int32) -> Never {
+        fflush(nil)
+        _exit(status)
     }
 }
