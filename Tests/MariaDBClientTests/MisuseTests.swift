@@ -9,7 +9,7 @@ import Testing
 @Suite("Misuse stops the process")
 struct MisuseTests {
     @Test func useAfterCloseIsAPreconditionFailure() async throws {
-        let url = try MariaDBServer.shared().url()
+        let url = try await onThread { try MariaDBServer.shared().url() }
         let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
             [url = url as String] in
             let connection = try MariaDBConnection(url: url)
@@ -21,7 +21,7 @@ struct MisuseTests {
     }
 
     @Test func usingTheConnectionWhileStreamingIsAPreconditionFailure() async throws {
-        let url = try MariaDBServer.shared().url()
+        let url = try await onThread { try MariaDBServer.shared().url() }
         let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
             [url = url as String] in
             let connection = try MariaDBConnection(url: url)
@@ -34,7 +34,7 @@ struct MisuseTests {
     }
 
     @Test func rowViewUsedAfterItsCallbackIsAPreconditionFailure() async throws {
-        let url = try MariaDBServer.shared().url()
+        let url = try await onThread { try MariaDBServer.shared().url() }
         let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
             [url = url as String] in
             let connection = try MariaDBConnection(url: url)

@@ -43,6 +43,8 @@ struct ChurnTests {
             try await churn.step(web)
         }
         try await onThread { try Self.waitForIdle(installation, web: web, workers: workers, topN: topN) }
+        // Stopped here, off the cooperative pool (the defer's stop is then a no-op).
+        try await onThread { for worker in workers { worker.terminate() } }
         let summary = churn.summary
         #expect(summary.values.reduce(0, +) == events, "\(summary)")
         try await Self.compareWithRecomputation(web, topN: topN, note: "seed \(seed), N \(topN), events \(summary)")
@@ -155,10 +157,12 @@ struct ChurnTests {
         let document: [String: Any] = ["top_n": topN, "min_score": 0, "min_common": 5, "matches": served]
         try JSONSerialization.data(withJSONObject: document).write(to: servedFile)
         try (members.map(MemberWriter.line).joined(separator: "\n") + "\n").write(to: membersFile, atomically: true, encoding: .utf8)
-        let (status, output) = try runProcess(
-            "/usr/bin/env",
-            ["python3", Self.script, "--served", servedFile.path, Installation.fixtures + "/survey.json", membersFile.path],
-            timeout: .seconds(600))
+        let (status, output) = try await onThread {
+            try runProcess(
+                "/usr/bin/env",
+                ["python3", Self.script, "--served", servedFile.path, Installation.fixtures + "/survey.json", membersFile.path],
+                timeout: .seconds(600))
+        }
         print("churn (\(note)): \(output.split(separator: "\n").last ?? "")")
         #expect(status == 0, "the recomputation disagrees with what is served (\(note)):\n\(output)")
         #expect(output.contains("checked \(members.count) members, 0 differ") || output.contains("checked \(members.count) members: 0 differ"), "\(output)")

@@ -170,6 +170,7 @@ struct ClusterShardEndToEndTests {
         let after = try await onThread { try cluster.slotMap() }
         #expect(!after.masterNodes.contains(source) || (0..<HashSlot.count).allSatisfy { after.master(for: HashSlot($0)!) != source })
         try await onThread { try WorkerProcessTests.expectAllSetsCorrect(installation) }
+        try await onThread { worker.terminate() }
     }
 
     @Test("a set whose last write a failover lost (the replica never got it) is found by the set audit, its stamp against MySQL's record, and rebuilt; the shard's sequence going back queues nothing wholesale")
@@ -359,6 +360,8 @@ struct ClusterShardEndToEndTests {
         }
         #expect(standalone == 0, "the standalone queue server was used")
         #expect(worker.isRunning, "\(worker.logTail())")
+        // Stopped off the cooperative pool (the defer's stop is then a no-op).
+        try await onThread { worker.terminate() }
     }
 
     /// An integer key's value, read from the master serving it now.
