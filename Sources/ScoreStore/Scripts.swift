@@ -141,17 +141,51 @@ enum Scripts {
     /// histogram of tenths finds the cut; ties at the cut lose their largest
     /// ids first, as SCORING.md ranks them), and its floor becomes the
     /// lowest entry kept. Unparsable values rank lowest and go first.
-    static let place = LuaScript(name: "place", source: """
-        local meta = KEYS[1]
-        local m = redis.call('HMGET', meta, 'stamp', 'count', 'floor', 'generated_at', 'written')
+    static let place = LuaScript(name: "place", source: placeFunctions + """
+        return placeOne(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4],
+          tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8], tonumber(ARGV[9]))
+        """)
+
+    /// Many placements in one call: ``place``'s work for each, in order, on
+    /// one server (a standalone shard: the targets' keys lie in many slots,
+    /// which a cluster refuses in one script).
+    ///
+    /// A `redis.call` from Lua costs ~1 us and a script call's own framing
+    /// (the command's arguments, the Lua tables of KEYS and ARGV, the reply)
+    /// several: carrying a batch of placements per call pays the framing once.
+    ///
+    /// KEYS: per placement, its meta, bucket and change log (``place``'s
+    /// three). ARGV: N, slack S, B, L, then per placement its id, score,
+    /// tenths, stamp and the target's key prefix. Answers the placements'
+    /// six-integer answers, one after another (6 x count integers).
+    static let placeMany = LuaScript(name: "placeMany", source: placeFunctions + """
+        local n, slack, b, keep = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+        local out = {}
+        local count = (#ARGV - 4) / 5
+        for i = 0, count - 1 do
+          local a, k = 5 + 5 * i, 3 * i
+          local r = placeOne(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 3],
+            n, slack, b, ARGV[a + 4], keep)
+          local o = 6 * i
+          out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5], out[o + 6] = r[1], r[2], r[3], r[4], r[5], r[6]
+        end
+        return out
+        """)
+
+    /// ``place`` and ``placeMany``'s shared Lua: `placeOne` places one
+    /// member into one set and answers the six integers.
+    ///
+    /// The meta is read with one `HMGET` and written with one `HSET` (count,
+    /// `changes` bumped, and the floor after a trim); the helpers are
+    /// top-level functions, not closures made per call.
+    static let placeFunctions = """
         -- pcall: a log key of another type must not fail the placement (the
         -- set has changed by then); readers then find no entry and read whole.
         -- Trimmed back to L once it holds L + L/4: one LTRIM per L/4 entries.
-        local function logged(entry)
-          local length = redis.pcall('RPUSH', KEYS[3], entry)
-          local keep = tonumber(ARGV[9])
+        local function logged(logKey, keep, entry)
+          local length = redis.pcall('RPUSH', logKey, entry)
           if type(length) == 'number' and length > keep + math.floor(keep / 4) then
-            redis.pcall('LTRIM', KEYS[3], -keep, -1)
+            redis.pcall('LTRIM', logKey, -keep, -1)
           end
         end
         local function tenthsOf(value)
@@ -160,49 +194,11 @@ enum Scripts {
           if et < 0 or et > 100 then return -1 end
           return et
         end
-        if not m[2] then return {0, 0, -1, 0, 0, 0} end
-        local count = tonumber(m[2]) or 0
-        local generated = tonumber(m[4]) or 0
-        if not m[3] then return {7, count, -1, 0, 0, generated} end
-        local fT, fId = -1, 0
-        if m[3] ~= '' then
-          local sep = string.find(m[3], ':', 1, true)
-          if sep then
-            fT = tonumber(string.sub(m[3], 1, sep - 1)) or -1
-            fId = tonumber(string.sub(m[3], sep + 1)) or 0
-          end
-        end
-        if m[1] ~= ARGV[4] then return {6, count, fT, fId, 0, generated} end
-        local t = tonumber(ARGV[3])
-        local id = tonumber(ARGV[1])
-        local inside = t >= 0 and (fT < 0 or t > fT or (t == fT and id <= fId))
-        local old = redis.call('HGET', KEYS[2], ARGV[1])
-        if not inside then
-          if not old then return {3, count, fT, fId, 0, generated} end
-          redis.call('HDEL', KEYS[2], ARGV[1])
-          count = count - 1
-          redis.call('HSET', meta, 'count', count)
-          local changes = redis.call('HINCRBY', meta, 'changes', 1)
-          if m[5] then logged(string.format('%d %s del %s %d', changes, m[5], ARGV[1], tenthsOf(old))) end
-          return {4, count, fT, fId, 0, generated}
-        end
-        if old == ARGV[2] then return {5, count, fT, fId, 0, generated} end
-        redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-        local code = 2
-        if not old then
-          code = 1
-          count = count + 1
-        end
-        local n = tonumber(ARGV[5])
-        local slack = tonumber(ARGV[6])
-        local trimmed = 0
-        local trim = false
-        if count > n + 2 * slack then
-          trim = true
+        -- A set past N + 2S cut back to N + S: answers the entries removed and
+        -- the new count, floor tenths and floor id.
+        local function trimSet(n, slack, b, prefix, fT, fId)
           -- Pass 1: a histogram of tenths over every bucket; each entry's
           -- field and tenths are kept for pass 2 (parsed once).
-          local b = tonumber(ARGV[7])
-          local prefix = ARGV[8]
           local keys, fields, tenths, hist = {}, {}, {}, {}
           for v = 0, 100 do hist[v] = 0 end
           local total, corrupt = 0, 0
@@ -262,6 +258,7 @@ enum Scripts {
             d[#d + 1] = atCutFields[x]
           end
           -- One HDEL per bucket (in chunks: unpack's arguments live on the C stack).
+          local trimmed = 0
           for bucket = 1, b do
             local d = drops[bucket]
             for s = 1, #d, 1000 do
@@ -274,19 +271,59 @@ enum Scripts {
           elseif minT <= 100 then
             fT, fId = minT, minId
           end
-          count = total - trimmed
-          redis.call('HSET', meta, 'count', count, 'floor', string.format('%d:%d', fT, fId))
-        else
-          redis.call('HSET', meta, 'count', count)
+          return trimmed, total - trimmed, fT, fId
         end
-        local changes = redis.call('HINCRBY', meta, 'changes', 1)
-        if m[5] then
-          local entry = string.format('%d %s set %s %d %d', changes, m[5], ARGV[1], t, old and tenthsOf(old) or -1)
-          if trim then entry = entry .. string.format(' trim %d:%d', fT, fId) end
-          logged(entry)
+        local function placeOne(meta, bucketKey, logKey, aid, score, t, stamp, n, slack, b, prefix, keep)
+          local m = redis.call('HMGET', meta, 'stamp', 'count', 'floor', 'generated_at', 'written', 'changes')
+          if not m[2] then return {0, 0, -1, 0, 0, 0} end
+          local count = tonumber(m[2]) or 0
+          local generated = tonumber(m[4]) or 0
+          if not m[3] then return {7, count, -1, 0, 0, generated} end
+          local fT, fId = -1, 0
+          if m[3] ~= '' then
+            local sep = string.find(m[3], ':', 1, true)
+            if sep then
+              fT = tonumber(string.sub(m[3], 1, sep - 1)) or -1
+              fId = tonumber(string.sub(m[3], sep + 1)) or 0
+            end
+          end
+          if m[1] ~= stamp then return {6, count, fT, fId, 0, generated} end
+          local id = tonumber(aid)
+          local inside = t >= 0 and (fT < 0 or t > fT or (t == fT and id <= fId))
+          local old = redis.call('HGET', bucketKey, aid)
+          local changes = (tonumber(m[6]) or 0) + 1
+          if not inside then
+            if not old then return {3, count, fT, fId, 0, generated} end
+            redis.call('HDEL', bucketKey, aid)
+            count = count - 1
+            redis.call('HSET', meta, 'count', count, 'changes', changes)
+            if m[5] then logged(logKey, keep, string.format('%d %s del %s %d', changes, m[5], aid, tenthsOf(old))) end
+            return {4, count, fT, fId, 0, generated}
+          end
+          if old == score then return {5, count, fT, fId, 0, generated} end
+          redis.call('HSET', bucketKey, aid, score)
+          local code = 2
+          if not old then
+            code = 1
+            count = count + 1
+          end
+          local trimmed = 0
+          local trim = count > n + 2 * slack
+          if trim then
+            trimmed, count, fT, fId = trimSet(n, slack, b, prefix, fT, fId)
+            redis.call('HSET', meta, 'count', count, 'floor', string.format('%d:%d', fT, fId), 'changes', changes)
+          else
+            redis.call('HSET', meta, 'count', count, 'changes', changes)
+          end
+          if m[5] then
+            local entry = string.format('%d %s set %s %d %d', changes, m[5], aid, t, old and tenthsOf(old) or -1)
+            if trim then entry = entry .. string.format(' trim %d:%d', fT, fId) end
+            logged(logKey, keep, entry)
+          end
+          return {code, count, fT, fId, trimmed, generated}
         end
-        return {code, count, fT, fId, trimmed, generated}
-        """)
+
+        """
 
     /// A set's meta and the change log's entries after a reader's copy, in
     /// one atomic step (``ScoreStore/readMeta(_:shard:since:)``).

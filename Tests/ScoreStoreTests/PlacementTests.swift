@@ -200,6 +200,69 @@ struct PlacementTests {
         #expect(refills > 0)
     }
 
+    /// Placements go to a standalone shard ``ScoreStore/placementsPerCall``
+    /// per call (``Scripts/placeMany``): a job's placements in one `place`
+    /// end exactly as the same placements made one call each, in order, with
+    /// the same answers, the same sets, metas and change logs (trims, stale
+    /// stamps, removals and several placements into one set within a call
+    /// included).
+    @Test(arguments: [UInt64(1), 2])
+    func placementsInOneCallEndAsPlacementsOneByOne(seed: UInt64) throws {
+        let batched = try Shards(buckets: 4)
+        let single = try Shards(buckets: 4)
+        let n = 12
+        let slack = batched.store.configuration.slack(forLimit: n)
+        let targets = (MemberID(1)...MemberID(9)).map { $0 }
+        var random = SplitMix64(seed: seed)
+        for target in targets {
+            let matches = rankedMatches(for: target, count: n + slack, firstID: 1000)
+            for shards in [batched, single] {
+                try shards.store.writeSet(target, shard: Shards.shardOf(target)!, matches: matches, stamp: "s", limit: n, complete: false)
+            }
+        }
+        let placements = (0..<700).map { _ in
+            ScoreStore.Placement(
+                // Many high scores, so sets grow past N + 2S and trim.
+                target: targets[Int(random.next() % UInt64(targets.count))], member: MemberID(1000 + random.next() % 150),
+                tenths: random.next() % 4 == 0 ? nil : Int(random.next() % 2 == 0 ? 70 + random.next() % 31 : random.next() % 101),
+                stamp: random.next() % 20 == 0 ? "other" : "s")
+        }
+        let together = batched.store.place(placements, limit: n, shardOf: Shards.shardOf)
+        #expect(together.failed == 0 && together.errors.isEmpty, "\(together.errors)")
+        let oneByOne = placements.map { single.store.place([$0], limit: n, shardOf: Shards.shardOf).replies[0] }
+        func comparable(_ reply: ScoreStore.PlacementReply?) -> [Int] {
+            guard let reply else { return [] }
+            return [reply.outcome.rawValue, reply.count, reply.floor.map { Int($0.tenths) } ?? -1, reply.floor.map { Int($0.id) } ?? 0, reply.trimmed]
+        }
+        let firstDifference = placements.indices.first { comparable(together.replies[$0]) != comparable(oneByOne[$0]) }
+        #expect(firstDifference == nil, "placement \(firstDifference ?? 0): \(firstDifference.map { comparable(together.replies[$0]) } ?? []) in one call, \(firstDifference.map { comparable(oneByOne[$0]) } ?? []) one by one")
+        #expect(together.replies.contains { ($0?.trimmed ?? 0) > 0 }, "no placement trimmed a set")
+        for outcome in [ScoreStore.PlacementOutcome.entered, .updated, .absent, .removed, .stale] {
+            #expect(together.count(outcome) > 0, "no placement was \(outcome.name)")
+        }
+        /// A change log with each entry's `changes` and `written` as the distance from the write.
+        func log(_ shards: Shards, _ target: MemberID, written: Int) throws -> [String] {
+            let raw = try shards.raw(Shards.shardOf(target)!)
+            defer { raw.close() }
+            let entries = try raw.sendChecked(["LRANGE", "scores:{\(target)}:log", "0", "-1"]).array ?? []
+            return entries.compactMap(\.string).map { entry in
+                var words = entry.split(separator: " ").map(String.init)
+                if words.count > 2, let changes = Int(words[0]), Int(words[1]) == written {
+                    words[0] = String(changes - written)
+                    words[1] = "W"
+                }
+                return words.joined(separator: " ")
+            }
+        }
+        for target in targets {
+            let a = try consistentSet(batched, target)
+            let b = try consistentSet(single, target)
+            #expect(a.matches == b.matches && a.meta.count == b.meta.count && a.meta.floor == b.meta.floor, "member \(target)")
+            #expect(a.meta.changes - a.meta.written == b.meta.changes - b.meta.written, "member \(target)")
+            #expect(try log(batched, target, written: a.meta.written) == log(single, target, written: b.meta.written), "member \(target)")
+        }
+    }
+
     @Test func concurrentPlacementsKeepASetBoundedAndItsCountExact() throws {
         let shards = try Shards()
         let target: MemberID = 105
