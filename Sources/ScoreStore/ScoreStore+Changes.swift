@@ -1,3 +1,4 @@
+import Foundation
 import RedisClient
 import Scoring
 
@@ -87,19 +88,27 @@ extension ScoreStore {
     /// `member`'s meta and, when `since` (the meta of the reader's copy) is
     /// given, the changes since that copy: one script (``Scripts/changesSince``),
     /// so the meta and the entries are of the same instant.
-    public func readMeta(_ member: MemberID, shard: ShardID, since: SetMeta?) throws(ScoreStoreError) -> MetaRead {
-        try readMetasAndChanges([(member, since)], shard: shard)[0]
+    public func readMeta(_ member: MemberID, shard: ShardID, since: SetMeta?, watch: Bool = false) throws(ScoreStoreError) -> MetaRead {
+        try readMetasAndChanges([(member, since)], shard: shard, watch: watch)[0]
     }
 
     /// ``readMeta(_:shard:since:)`` for many members of one shard in one round
-    /// trip (pipelined; a member without a copy costs a plain `HGETALL`). An
-    /// error reply for any member throws.
-    public func readMetasAndChanges(_ members: [(member: MemberID, since: SetMeta?)], shard: ShardID) throws(ScoreStoreError) -> [MetaRead] {
+    /// trip (pipelined; a member without a copy costs a plain `HGETALL`
+    /// unless `watch`). An error reply for any member throws.
+    ///
+    /// `watch`: the caller keeps copies of these sets and follows their
+    /// change logs; each set's watch mark is set or renewed
+    /// (``Configuration/watchSeconds``), so placements log its changes.
+    public func readMetasAndChanges(
+        _ members: [(member: MemberID, since: SetMeta?)], shard: ShardID, watch: Bool = false
+    ) throws(ScoreStoreError) -> [MetaRead] {
         guard !members.isEmpty else { return [] }
         let length = configuration.changeLogLength
+        let now = Int(Date().timeIntervalSince1970)
+        let (mark, renewBelow) = watch ? (now + configuration.watchSeconds, now + configuration.watchSeconds / 2) : (0, 0)
         return try onShard(shard) { (connection) throws(RedisError) -> [MetaRead] in
             func append(_ member: MemberID, since: SetMeta?, sha: String, on redis: RedisConnection) {
-                guard let since else {
+                guard since != nil || watch else {
                     redis.append(["HGETALL", layout.metaKey(member)])
                     return
                 }
@@ -108,15 +117,18 @@ extension ScoreStore {
                     command.append(2)
                     command.append(layout.metaKey(member))
                     command.append(layout.logKey(member))
-                    command.append(since.changes)
-                    command.append(since.written)
+                    command.append(since?.changes ?? -1)
+                    command.append(since?.written ?? 0)
                     command.append(length)
+                    command.append(mark)
+                    command.append(renewBelow)
                 }
             }
             // Every server holding some of the members is written before any is read.
             let groups = try connection.route(members.map(\.member))
             for group in groups {
-                let sha = group.indexes.contains { members[$0].since != nil } ? try connection.sha(of: Scripts.changesSince, on: group.redis) : ""
+                let scripted = watch || group.indexes.contains { members[$0].since != nil }
+                let sha = scripted ? try connection.sha(of: Scripts.changesSince, on: group.redis) : ""
                 for index in group.indexes { append(members[index].member, since: members[index].since, sha: sha, on: group.redis) }
                 try group.redis.flush()
             }
@@ -141,10 +153,11 @@ extension ScoreStore {
             var reads: [MetaRead] = []
             reads.reserveCapacity(members.count)
             for (index, reply) in replies.enumerated() {
+                let since = members[index].since
                 if case .error(let message) = reply {
-                    throw RedisError.serverError(message, context: "shard \(shard)", command: members[index].since == nil ? "HGETALL" : "EVALSHA")
+                    throw RedisError.serverError(message, context: "shard \(shard)", command: since == nil && !watch ? "HGETALL" : "EVALSHA")
                 }
-                guard let since = members[index].since else {
+                guard since != nil || watch else {
                     reads.append(MetaRead(meta: Self.parseMeta(reply), changes: nil))
                     continue
                 }
@@ -152,6 +165,10 @@ extension ScoreStore {
                     throw RedisError(code: .serverError, message: "the changesSince script answered an unexpected reply", context: "shard \(shard)", command: "EVALSHA")
                 }
                 let meta = Self.parseMeta(parts[0])
+                guard let since else {
+                    reads.append(MetaRead(meta: meta, changes: nil))
+                    continue
+                }
                 reads.append(MetaRead(meta: meta, changes: meta.flatMap { Self.changes(from: since, to: $0, entries: entries) }))
             }
             return reads

@@ -1,3 +1,4 @@
+import Foundation
 import RedisClient
 import Scoring
 
@@ -209,6 +210,8 @@ extension ScoreStore {
         let slack = configuration.slack(forLimit: limit)
         let buckets = layout.buckets
         let logLength = configuration.changeLogLength
+        // The placements' clock for the watch marks (Configuration.watchSeconds).
+        let now = Int(Date().timeIntervalSince1970)
         var failures: [ShardID: ScoreStoreError] = [:]
         var redirected: [ShardID: [Int]] = [:]
         func append(_ placement: Placement, sha: String, on redis: RedisConnection) {
@@ -232,6 +235,7 @@ extension ScoreStore {
                 command.append(buckets)
                 command.append(layout.prefix(placement.target))
                 command.append(logLength)
+                command.append(now)
             }
         }
         /// Many placements in one call (``Scripts/placeMany``), on a standalone server.
@@ -249,6 +253,7 @@ extension ScoreStore {
                 command.append(slack)
                 command.append(buckets)
                 command.append(logLength)
+                command.append(now)
                 for index in indexes {
                     let placement = placements[index]
                     command.append(Int(placement.member))

@@ -56,6 +56,17 @@ public final class ScoreStore: Sendable {
         /// LTRIM back to L (the log holds L to L + L/4 entries): ~2-3 µs of
         /// server time on a placement of 9-20 µs.
         public var changeLogLength = 128
+        /// How long a reader's interest in a set lasts: placements append to
+        /// a set's change log only while its meta's `watched` (Unix seconds,
+        /// set by ``ScoreStore/readMetasAndChanges(_:shard:watch:)`` with
+        /// `watch`) is at least their own clock's now. Most sets have no
+        /// reader most of the time: their placements skip the log (~2 µs of
+        /// server time each) and they hold no log (~6 KB). A reader whose
+        /// copy missed changes finds a gap in the log's numbering and reads
+        /// the set whole, so a lapsed mark costs a read, never a wrong page.
+        /// Readers renew the mark once half of it has passed; 600 s leaves
+        /// room for clocks a few minutes apart.
+        public var watchSeconds = 600
         /// On a cluster shard: how an operation that a node redirected, or
         /// whose node failed, is tried again (``ClusterRouting``); its retry
         /// budget bounds the wait for a replica to take over from a dead

@@ -122,12 +122,15 @@ enum Scripts {
     /// when not a candidate), the stamp (X's answers version the caller
     /// computed the pair with), N, slack S, B, X's key prefix (`scores:{X}`,
     /// to reach the other buckets when trimming: they share the hash tag,
-    /// hence the slot), L (the change log's length).
+    /// hence the slot), L (the change log's length), now (the caller's Unix
+    /// seconds: the change is logged only while the meta's `watched` is at
+    /// least this, ``ScoreStore/Configuration/watchSeconds``).
     ///
     /// Every change (entered, updated, removed; a trim rides on the entry
-    /// that caused it) bumps `changes` once and appends one log entry
-    /// carrying the new value, when the set has a `written` identity (a set
-    /// written before it had none: readers read those whole).
+    /// that caused it) bumps `changes` once and, while a reader watches the
+    /// set, appends one log entry carrying the new value, when the set has a
+    /// `written` identity (a set written before it had none: readers read
+    /// those whole).
     ///
     /// Answers `{code, count, floorTenths, floorId, trimmed, generatedAt}`;
     /// floorTenths is -1 when the set holds every candidate. Codes:
@@ -143,7 +146,7 @@ enum Scripts {
     /// lowest entry kept. Unparsable values rank lowest and go first.
     static let place = LuaScript(name: "place", source: placeFunctions + """
         return placeOne(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4],
-          tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8], tonumber(ARGV[9]))
+          tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[10]))
         """)
 
     /// Many placements in one call: ``place``'s work for each, in order, on
@@ -155,17 +158,17 @@ enum Scripts {
     /// several: carrying a batch of placements per call pays the framing once.
     ///
     /// KEYS: per placement, its meta, bucket and change log (``place``'s
-    /// three). ARGV: N, slack S, B, L, then per placement its id, score,
-    /// tenths, stamp and the target's key prefix. Answers the placements'
+    /// three). ARGV: N, slack S, B, L, now, then per placement its id,
+    /// score, tenths, stamp and the target's key prefix. Answers the placements'
     /// six-integer answers, one after another (6 x count integers).
     static let placeMany = LuaScript(name: "placeMany", source: placeFunctions + """
-        local n, slack, b, keep = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+        local n, slack, b, keep, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
         local out = {}
-        local count = (#ARGV - 4) / 5
+        local count = (#ARGV - 5) / 5
         for i = 0, count - 1 do
-          local a, k = 5 + 5 * i, 3 * i
+          local a, k = 6 + 5 * i, 3 * i
           local r = placeOne(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 3],
-            n, slack, b, ARGV[a + 4], keep)
+            n, slack, b, ARGV[a + 4], keep, now)
           local o = 6 * i
           out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5], out[o + 6] = r[1], r[2], r[3], r[4], r[5], r[6]
         end
@@ -273,8 +276,8 @@ enum Scripts {
           end
           return trimmed, total - trimmed, fT, fId
         end
-        local function placeOne(meta, bucketKey, logKey, aid, score, t, stamp, n, slack, b, prefix, keep)
-          local m = redis.call('HMGET', meta, 'stamp', 'count', 'floor', 'generated_at', 'written', 'changes')
+        local function placeOne(meta, bucketKey, logKey, aid, score, t, stamp, n, slack, b, prefix, keep, now)
+          local m = redis.call('HMGET', meta, 'stamp', 'count', 'floor', 'generated_at', 'written', 'changes', 'watched')
           if not m[2] then return {0, 0, -1, 0, 0, 0} end
           local count = tonumber(m[2]) or 0
           local generated = tonumber(m[4]) or 0
@@ -292,12 +295,14 @@ enum Scripts {
           local inside = t >= 0 and (fT < 0 or t > fT or (t == fT and id <= fId))
           local old = redis.call('HGET', bucketKey, aid)
           local changes = (tonumber(m[6]) or 0) + 1
+          -- Logged while a reader watches the set (and the set has a write identity).
+          local logging = m[5] and (tonumber(m[7]) or 0) >= now
           if not inside then
             if not old then return {3, count, fT, fId, 0, generated} end
             redis.call('HDEL', bucketKey, aid)
             count = count - 1
             redis.call('HSET', meta, 'count', count, 'changes', changes)
-            if m[5] then logged(logKey, keep, string.format('%d %s del %s %d', changes, m[5], aid, tenthsOf(old))) end
+            if logging then logged(logKey, keep, string.format('%d %s del %s %d', changes, m[5], aid, tenthsOf(old))) end
             return {4, count, fT, fId, 0, generated}
           end
           if old == score then return {5, count, fT, fId, 0, generated} end
@@ -315,7 +320,7 @@ enum Scripts {
           else
             redis.call('HSET', meta, 'count', count, 'changes', changes)
           end
-          if m[5] then
+          if logging then
             local entry = string.format('%d %s set %s %d %d', changes, m[5], aid, t, old and tenthsOf(old) or -1)
             if trim then entry = entry .. string.format(' trim %d:%d', fT, fId) end
             logged(logKey, keep, entry)
@@ -329,7 +334,10 @@ enum Scripts {
     /// one atomic step (``ScoreStore/readMeta(_:shard:since:)``).
     ///
     /// KEYS: the meta, the change log. ARGV: the `changes` value of the
-    /// reader's copy (-1: no copy, the meta alone), its `written`, L.
+    /// reader's copy (-1: no copy, the meta alone), its `written`, L, the
+    /// watch mark (Unix seconds until which placements log the set's
+    /// changes; 0: none) and the time below which an existing mark is
+    /// renewed (renewing every read would make every read a write).
     ///
     /// Answers `{meta's HGETALL, entries}`: the last `changes - C` entries of
     /// the log when the meta's `written` is the copy's and that is at most L,
@@ -340,6 +348,14 @@ enum Scripts {
     static let changesSince = LuaScript(name: "changesSince", source: """
         local m = redis.call('HGETALL', KEYS[1])
         local c = tonumber(ARGV[1])
+        local mark = tonumber(ARGV[4]) or 0
+        if #m > 0 and mark > 0 then
+          local watched = 0
+          for i = 1, #m, 2 do
+            if m[i] == 'watched' then watched = tonumber(m[i + 1]) or 0 end
+          end
+          if watched < tonumber(ARGV[5]) then redis.call('HSET', KEYS[1], 'watched', ARGV[4]) end
+        end
         if #m == 0 or c < 0 then return {m, {}} end
         local changes, written
         for i = 1, #m, 2 do

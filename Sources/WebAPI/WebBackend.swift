@@ -257,7 +257,8 @@ public final class WebBackend: Sendable {
         let copy = cache.copyMeta(member, shard: shard)
         let read: ScoreStore.MetaRead
         do {
-            read = try context.scores.readMeta(member, shard: shard, since: copy)
+            // Watched when sets are cached here: placements then log the changes a copy follows.
+            read = try context.scores.readMeta(member, shard: shard, since: copy, watch: cache.capacity > 0)
         } catch {
             marks = deletions.finish(pending, thread)
             if marks!.isDeleted(member) { throw .notFound(member) }
@@ -789,8 +790,9 @@ struct CachedPageReader: Sendable {
             for index in indexes { copies[index] = cache.copyMeta(requests[index].member, shard: shard) }
             // A failure is the full path's to report (and count).
             guard
+                // Watched: placements log these sets' changes, which bring the copies up to date.
                 let found = try? context.scores.readMetasAndChanges(
-                    indexes.map { (requests[$0].member, copies[$0]) }, shard: shard)
+                    indexes.map { (requests[$0].member, copies[$0]) }, shard: shard, watch: true)
             else { continue }
             for (index, read) in zip(indexes, found) {
                 reads[index] = read

@@ -45,7 +45,7 @@ struct SetChangeLogTests {
     /// changes applied, or a whole read.
     static func read(_ member: MemberID, _ store: ScoreStore, _ cache: RankedSetCache) throws -> (Read, [UInt64]?) {
         let copy = cache.copyMeta(member, shard: 1)
-        let read = try store.readMeta(member, shard: 1, since: copy)
+        let read = try store.readMeta(member, shard: 1, since: copy, watch: true)
         guard let meta = read.meta else { return (.whole, nil) }
         if let cached = cache.lookup(member, shard: 1, meta: meta) { return (.current, cached.ranked) }
         if let copy, let changes = read.changes, let ranked = cache.apply(member, shard: 1, from: copy, to: meta, changes: changes) {

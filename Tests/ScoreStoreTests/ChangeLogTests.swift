@@ -10,6 +10,12 @@ import TestSupport
 /// makes of it.
 @Suite("Change log", .timeLimit(.minutes(3)), .offCooperativePool)
 struct ChangeLogTests {
+    /// A reader's watch mark on the set (``ScoreStore/Configuration/watchSeconds``):
+    /// placements log its changes from now on.
+    func watch(_ shards: Shards, _ member: MemberID) throws {
+        _ = try shards.store.readMeta(member, shard: Shards.shardOf(member)!, since: nil, watch: true)
+    }
+
     /// The log's raw entries.
     func log(_ shards: Shards, _ member: MemberID) throws -> [String] {
         let raw = try shards.raw(Shards.shardOf(member)!)
@@ -25,6 +31,7 @@ struct ChangeLogTests {
         let matches = rankedMatches(for: target, count: 5)
         let written = try shards.store.writeSet(target, shard: shard, matches: matches, stamp: "s", limit: 10, complete: true).changes
         let w = written
+        try watch(shards, target)
         #expect(try log(shards, target).isEmpty)
         _ = shards.store.place(900, into: target, tenths: 42, limit: 10, shard: shard)  // entered
         _ = shards.store.place(900, into: target, tenths: 42, limit: 10, shard: shard)  // unchanged
@@ -53,6 +60,7 @@ struct ChangeLogTests {
         // N = 20, slack 16: written with 36, trimmed once it grows past 52.
         let full = rankedMatches(for: target, count: 36, firstID: 1000)
         try shards.store.writeSet(target, shard: shard, matches: full, stamp: "s", limit: 20, complete: false)
+        try watch(shards, target)
         var trims = 0
         for id in 1...17 {
             let reply = shards.store.place(MemberID(100 + id), into: target, tenths: 100, limit: 20, shard: shard).replies[0]
@@ -82,6 +90,7 @@ struct ChangeLogTests {
         let shard = Shards.shardOf(target)!
         let store = shards.store
         try store.writeSet(target, shard: shard, matches: rankedMatches(for: target, count: 5), stamp: "s", limit: 10, complete: true)
+        try watch(shards, target)
         let copy = try #require(try store.readMeta(target, shard: shard))
         // Nothing changed: the copy is current.
         #expect(try store.readMeta(target, shard: shard, since: copy) == ScoreStore.MetaRead(meta: copy, changes: []))
@@ -110,6 +119,7 @@ struct ChangeLogTests {
         try store.writeSet(target, shard: shard, matches: rankedMatches(for: target, count: 5), stamp: "s", limit: 10, complete: true)
         #expect(try log(shards, target).isEmpty)
         _ = store.place(1, into: target, tenths: 99, limit: 10, shard: shard)
+        #expect(try log(shards, target).count == 1, "a whole write keeps the set's watch mark")
         let rewritten = try store.readMeta(target, shard: shard, since: recent)
         #expect(rewritten.meta?.written != recent.written && rewritten.changes == nil)
     }
@@ -122,6 +132,7 @@ struct ChangeLogTests {
         let shard = Shards.shardOf(3)!
         for member in members {
             try store.writeSet(member, shard: shard, matches: rankedMatches(for: member, count: 5), stamp: "s", limit: 10, complete: true, generatedAt: 100)
+            try watch(shards, member)
             _ = store.place(900, into: member, tenths: 50, limit: 10, shard: shard)
         }
         let raw = try shards.raw(shard)
@@ -134,6 +145,7 @@ struct ChangeLogTests {
         #expect(try raw.keys(matching: "scores:*").isEmpty)
         // Written again exactly as before (same stamp, same second) and changed the same way.
         try store.writeSet(3, shard: shard, matches: rankedMatches(for: 3, count: 5), stamp: "s", limit: 10, complete: true, generatedAt: 100)
+        try watch(shards, 3)
         _ = store.place(900, into: 3, tenths: 50, limit: 10, shard: shard)
         _ = store.place(901, into: 3, tenths: 50, limit: 10, shard: shard)
         let again = try store.readMeta(3, shard: shard, since: copy)
@@ -151,6 +163,7 @@ struct ChangeLogTests {
         let raw = try shards.raw(shard)
         defer { raw.close() }
         _ = try raw.sendChecked(["HDEL", "scores:{\(target)}:meta", "written"])
+        try watch(shards, target)
         let copy = try #require(try shards.store.readMeta(target, shard: shard))
         #expect(copy.written == 0)
         #expect(shards.store.place(900, into: target, tenths: 50, limit: 10, shard: shard).count(.entered) == 1)
@@ -164,6 +177,7 @@ struct ChangeLogTests {
         let target: MemberID = 11
         let shard = Shards.shardOf(target)!
         try shards.store.writeSet(target, shard: shard, matches: rankedMatches(for: target, count: 5), stamp: "s", limit: 10, complete: true)
+        try watch(shards, target)
         let copy = try #require(try shards.store.readMeta(target, shard: shard))
         let raw = try shards.raw(shard)
         defer { raw.close() }
@@ -177,6 +191,51 @@ struct ChangeLogTests {
         let fresh = try #require(try shards.store.readMeta(target, shard: shard))
         _ = shards.store.place(900, into: target, tenths: 50, limit: 10, shard: shard)
         #expect(try shards.store.readMeta(target, shard: shard, since: fresh).changes?.count == 1)
+    }
+
+    @Test("placements log a set's changes only while a reader watches it; unwatched, a copy is read whole; a reader renews its mark past half its time; a lapsed mark stops the log; no mark makes a set")
+    func watchMarks() throws {
+        let shards = try Shards()
+        let store = shards.store
+        let target: MemberID = 12
+        let shard = Shards.shardOf(target)!
+        let raw = try shards.raw(shard)
+        defer { raw.close() }
+        func watched() throws -> Int? { try raw.sendChecked(["HGET", "scores:{\(target)}:meta", "watched"]).string.flatMap { Int($0) } }
+        try store.writeSet(target, shard: shard, matches: rankedMatches(for: target, count: 5), stamp: "s", limit: 10, complete: true)
+        // Nobody watches: the placement changes the set and logs nothing; a copy from before is read whole.
+        let unwatched = try #require(try store.readMeta(target, shard: shard))
+        #expect(store.place(900, into: target, tenths: 50, limit: 10, shard: shard).count(.entered) == 1)
+        #expect(try log(shards, target).isEmpty && raw.sendChecked(["EXISTS", "scores:{\(target)}:log"]).int == 0)
+        let gap = try store.readMeta(target, shard: shard, since: unwatched, watch: true)
+        #expect(gap.meta?.changes == unwatched.changes + 1 && gap.changes == nil)
+        // That read set the mark: from now on every change is logged, and a copy follows them.
+        let now = Int(Date().timeIntervalSince1970)
+        let mark = try #require(try watched())
+        #expect(mark >= now + store.configuration.watchSeconds - 5 && mark <= now + store.configuration.watchSeconds + 5)
+        let copy = try #require(gap.meta)
+        _ = store.place(901, into: target, tenths: 60, limit: 10, shard: shard)
+        _ = store.place(900, into: target, tenths: nil, limit: 10, shard: shard)
+        let followed = try store.readMeta(target, shard: shard, since: copy, watch: true)
+        #expect(followed.changes?.map(\.member) == [901, 900])
+        // A fresh mark is left alone (reads stay reads); one past half its time is renewed.
+        #expect(try watched() == mark)
+        _ = try raw.sendChecked(["HSET", "scores:{\(target)}:meta", "watched", String(now + 10)])
+        _ = try store.readMeta(target, shard: shard, since: nil, watch: true)
+        #expect(try watched() ?? 0 >= now + store.configuration.watchSeconds - 5)
+        // A mark that lapsed (the reader went away): changes are no longer logged.
+        _ = try raw.sendChecked(["HSET", "scores:{\(target)}:meta", "watched", String(now - 10)])
+        let before = try log(shards, target).count
+        _ = store.place(902, into: target, tenths: 70, limit: 10, shard: shard)
+        #expect(try log(shards, target).count == before)
+        // Reads without `watch` set no mark; a member without a set gets no meta from a watching read.
+        _ = try raw.sendChecked(["HDEL", "scores:{\(target)}:meta", "watched"])
+        _ = try store.readMeta(target, shard: shard, since: copy)
+        #expect(try watched() == nil)
+        #expect(try store.readMeta(15, shard: Shards.shardOf(15)!, since: nil, watch: true).meta == nil)
+        let other = try shards.raw(Shards.shardOf(15)!)
+        defer { other.close() }
+        #expect(try other.sendChecked(["EXISTS", "scores:{15}:meta"]).int == 0)
     }
 
     @Test("entries that are not what the script writes do not parse")
