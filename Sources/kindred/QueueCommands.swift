@@ -16,6 +16,19 @@ func connectQueue(_ configuration: KindredConfiguration) throws -> QueueConnecti
     return try QueueConnection(address: address, readTimeout: .seconds(10))
 }
 
+/// Runs `body` with a connection to the queue, closed after it, on a thread
+/// of its own: hiredis blocks, and blocking C calls stay off Swift's
+/// cooperative pool.
+func withQueue<T: Sendable>(
+    _ configuration: KindredConfiguration, _ body: @escaping @Sendable (QueueConnection) throws -> T
+) async throws -> T {
+    try await onDedicatedThread(name: "kindred-queue") {
+        let queue = try connectQueue(configuration)
+        defer { queue.close() }
+        return try body(queue)
+    }
+}
+
 /// An error the CLI reports as `Error: ...` with exit code 1 (no usage text).
 struct CLIError: Error, CustomStringConvertible {
     let description: String
@@ -86,9 +99,9 @@ struct EnqueueCommand: AsyncParsableCommand {
                 return all
             }
         }
-        let redis = try connectQueue(configuration)
         let priority = self.priority ?? .interactive
-        let result = try WorkQueue().enqueue(members, priority: priority, on: redis)
+        let chosen = members
+        let result = try await withQueue(configuration) { try WorkQueue().enqueue(chosen, priority: priority, on: $0) }
         print(
             "enqueued \(result.enqueued), promoted \(result.promoted), already waiting \(result.alreadyWaiting), "
                 + "already delayed (retrying) \(result.alreadyDelayed) (\(priority))")
@@ -112,8 +125,7 @@ struct QueueCommand: AsyncParsableCommand {
         var json = false
 
         func run() async throws {
-            let redis = try connectQueue(try await configOptions.load())
-            let stats = try WorkQueue().stats(on: redis)
+            let stats = try await withQueue(try await configOptions.load()) { try WorkQueue().stats(on: $0) }
             if json {
                 print(try CommandJSON.line(CommandJSON.Queue(stats)))
                 return
@@ -160,9 +172,10 @@ struct QueueCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            let redis = try connectQueue(try await configOptions.load())
+            let configuration = try await configOptions.load()
             if delete {
-                let deleted = try WorkQueue().deleteDead(all ? nil : ids, on: redis)
+                let chosen = all ? nil : ids
+                let deleted = try await withQueue(configuration) { try WorkQueue().deleteDead(chosen, on: $0) }
                 if json {
                     print(try CommandJSON.line(CommandJSON.Deleted(deleted: deleted)))
                 } else {
@@ -170,7 +183,7 @@ struct QueueCommand: AsyncParsableCommand {
                 }
                 return
             }
-            let jobs = try WorkQueue().deadJobs(on: redis)
+            let jobs = try await withQueue(configuration) { try WorkQueue().deadJobs(on: $0) }
             if json {
                 print(try CommandJSON.line(CommandJSON.Dead(dead: jobs.map(CommandJSON.DeadJobEntry.init))))
                 return
@@ -204,8 +217,8 @@ struct QueueCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            let redis = try connectQueue(try await configOptions.load())
-            let moved = try WorkQueue().retryDead(all ? nil : ids, on: redis)
+            let chosen = all ? nil : ids
+            let moved = try await withQueue(try await configOptions.load()) { try WorkQueue().retryDead(chosen, on: $0) }
             print("re-driven \(moved) dead job(s)")
         }
     }

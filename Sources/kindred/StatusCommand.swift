@@ -33,15 +33,16 @@ struct StatusCommand: AsyncParsableCommand {
     func run() async throws {
         let configuration = try await configOptions.load()
         let mysql = try mysqlConfiguration(configuration)
-        let redis = try connectQueue(configuration)
-        let queue = WorkQueue()
         if waitIdle {
-            let deadline = ContinuousClock.now.advanced(by: .seconds(timeout))
-            while true {
-                let stats = try queue.stats(on: redis)
-                if stats.waiting.values.reduce(0, +) == 0 && stats.delayed == 0 && stats.processing == 0 { break }
-                guard ContinuousClock.now < deadline else { throw CLIError("the queue is still busy after \(timeout) s") }
-                try await Task.sleep(for: .milliseconds(250))
+            let timeout = self.timeout
+            try await withQueue(configuration) { redis in
+                let deadline = ContinuousClock.now.advanced(by: .seconds(timeout))
+                while true {
+                    let stats = try WorkQueue().stats(on: redis)
+                    if stats.waiting.values.reduce(0, +) == 0 && stats.delayed == 0 && stats.processing == 0 { break }
+                    guard ContinuousClock.now < deadline else { throw CLIError("the queue is still busy after \(timeout) s") }
+                    Thread.sleep(forTimeInterval: 0.25)
+                }
             }
         }
         let (members, generations) = try await onDedicatedThread(name: "kindred-status") { () throws -> (MemberCounts, GenerationCounts) in
@@ -49,7 +50,7 @@ struct StatusCommand: AsyncParsableCommand {
             defer { connection.close() }
             return (try MemberRepository.open(connection).counts(), try GenerationStore(connection: connection).counts())
         }
-        let stats = try queue.stats(on: redis)
+        let stats = try await withQueue(configuration) { try WorkQueue().stats(on: $0) }
         if json {
             print(try CommandJSON.line(CommandJSON.Status(members: members, generations: generations, queue: stats)))
             return

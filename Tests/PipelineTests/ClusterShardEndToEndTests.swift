@@ -88,7 +88,7 @@ struct ClusterShardEndToEndTests {
         let member = try #require(onCluster.first)
         let victim = try #require(map.master(for: ScoreLayout.slot(of: member)))
         let other = try #require(onCluster.first { map.master(for: ScoreLayout.slot(of: $0)) != victim })
-        let expected = try Installation.expectedMatches(installation.members, survey: installation.survey)
+        let expected = try await Installation.expectedMatchesOffPool(installation.members, survey: installation.survey)
         let before = try await web.send(.get, "/v1/members/\(member)/matches?limit=20")
         #expect(before.status == 200 && before.matches == Array(expected[member]!.prefix(20)), "\(before.body)")
 
@@ -136,7 +136,7 @@ struct ClusterShardEndToEndTests {
         // The members whose keys move, read over and over during the move.
         let moving = onCluster.filter { map.master(for: ScoreLayout.slot(of: $0)) == source }
         #expect(moving.count >= 10, "\(moving.count) members on the source master")
-        let expected = try Installation.expectedMatches(installation.members, survey: installation.survey)
+        let expected = try await Installation.expectedMatchesOffPool(installation.members, survey: installation.survey)
         // The probes check the cluster shard through its routing (its marker may live on any master).
         let health = try await web.send(.get, "/healthz")
         #expect(health.status == 200 && health.json["status"] as? String == "ok", "\(health.body)")
@@ -274,7 +274,7 @@ struct ClusterShardEndToEndTests {
         let onCluster = try await onThread { try Self.membersOnCluster(installation) }
         let member = try #require(onCluster.first)
         let elsewhere = try #require(installation.members.map(\.id).first { !onCluster.contains($0) })
-        let expected = try Installation.expectedMatches(installation.members, survey: installation.survey)
+        let expected = try await Installation.expectedMatchesOffPool(installation.members, survey: installation.survey)
         try await onThread {
             for node in try cluster.slotMap().masterNodes {
                 let redis = try #require(cluster.server(node)).connect()

@@ -90,6 +90,15 @@ final class Installation: @unchecked Sendable {
         return try GenerationStore(connection: connection).counts().generated
     }
 
+    /// ``expectedMatches(_:survey:settings:)`` on a thread of its own: it
+    /// computes for up to a second at a few hundred members in a debug
+    /// build, which an async test must not spend on the cooperative pool.
+    static func expectedMatchesOffPool(_ members: [Member], survey: Survey, settings: ScoringSettings = .default) async throws
+        -> [MemberID: [Match]]
+    {
+        try await onThread("kindred-expected") { try expectedMatches(members, survey: survey, settings: settings) }
+    }
+
     /// The matches the engine computes for every member of `population`.
     static func expectedMatches(_ members: [Member], survey: Survey, settings: ScoringSettings = .default) throws
         -> [MemberID: [Match]]
