@@ -214,6 +214,19 @@ extension ScoreStore {
         let now = Int(Date().timeIntervalSince1970)
         var failures: [ShardID: ScoreStoreError] = [:]
         var redirected: [ShardID: [Int]] = [:]
+        /// The member, the score (`7.3` and 73, or empty and -1 when not a
+        /// candidate) and the stamp: both scripts' per-placement arguments.
+        func appendPair(_ placement: Placement, to command: inout RedisCommand) {
+            command.append(Int(placement.member))
+            if let tenths = placement.tenths {
+                command.append(fixedPoint: tenths, fractionDigits: 1)
+                command.append(tenths)
+            } else {
+                command.append("")
+                command.append(-1)
+            }
+            command.append(placement.stamp)
+        }
         func append(_ placement: Placement, sha: String, on redis: RedisConnection) {
             redis.append("EVALSHA") { command in
                 command.append(sha)
@@ -221,15 +234,7 @@ extension ScoreStore {
                 command.append(layout.metaKey(placement.target))
                 command.append(layout.liveKey(placement.target, bucket: layout.bucket(of: placement.member)))
                 command.append(layout.logKey(placement.target))
-                command.append(Int(placement.member))
-                if let tenths = placement.tenths {
-                    command.append(fixedPoint: tenths, fractionDigits: 1)
-                    command.append(tenths)
-                } else {
-                    command.append("")
-                    command.append(-1)
-                }
-                command.append(placement.stamp)
+                appendPair(placement, to: &command)
                 command.append(limit)
                 command.append(slack)
                 command.append(buckets)
@@ -256,15 +261,7 @@ extension ScoreStore {
                 command.append(now)
                 for index in indexes {
                     let placement = placements[index]
-                    command.append(Int(placement.member))
-                    if let tenths = placement.tenths {
-                        command.append(fixedPoint: tenths, fractionDigits: 1)
-                        command.append(tenths)
-                    } else {
-                        command.append("")
-                        command.append(-1)
-                    }
-                    command.append(placement.stamp)
+                    appendPair(placement, to: &command)
                     command.append(layout.prefix(placement.target))
                 }
             }
