@@ -212,20 +212,19 @@ extension WebBackend {
 
     /// Re-drives dead jobs (all when `members` is nil); how many moved.
     func adminRetryDead(_ members: [MemberID]?) async throws(APIError) -> Int {
-        try await onIO { [self] thread throws(APIError) in
-            do {
-                return try thread.queueCall { try context.queue.retryDead(members, on: $0) }
-            } catch {
-                throw .unavailable("the queue is unavailable: \(error)", retryAfter: settings.retryAfterSeconds)
-            }
-        }
+        try await adminQueueCall { [context] in try context.queue.retryDead(members, on: $0) }
     }
 
     /// Deletes dead jobs (all when `members` is nil); how many went.
     func adminDeleteDead(_ members: [MemberID]?) async throws(APIError) -> Int {
+        try await adminQueueCall { [context] in try context.queue.deleteDead(members, on: $0) }
+    }
+
+    /// One call on an I/O thread's queue connection; a failure answers 503.
+    private func adminQueueCall<T: Sendable>(_ body: @escaping @Sendable (QueueConnection) throws -> T) async throws(APIError) -> T {
         try await onIO { [self] thread throws(APIError) in
             do {
-                return try thread.queueCall { try context.queue.deleteDead(members, on: $0) }
+                return try thread.queueCall(body)
             } catch {
                 throw .unavailable("the queue is unavailable: \(error)", retryAfter: settings.retryAfterSeconds)
             }
