@@ -106,9 +106,11 @@ extension ScoreStore {
         let length = configuration.changeLogLength
         let now = Int(Date().timeIntervalSince1970)
         let (mark, renewBelow) = watch ? (now + configuration.watchSeconds, now + configuration.watchSeconds / 2) : (0, 0)
+        // The script for a copy to bring up to date or a mark to set; a plain HGETALL otherwise.
+        func scripted(_ since: SetMeta?) -> Bool { since != nil || watch }
         return try onShard(shard) { (connection) throws(RedisError) -> [MetaRead] in
             func append(_ member: MemberID, since: SetMeta?, sha: String, on redis: RedisConnection) {
-                guard since != nil || watch else {
+                guard scripted(since) else {
                     redis.append(["HGETALL", layout.metaKey(member)])
                     return
                 }
@@ -127,8 +129,7 @@ extension ScoreStore {
             // Every server holding some of the members is written before any is read.
             let groups = try connection.route(members.map(\.member))
             for group in groups {
-                let scripted = watch || group.indexes.contains { members[$0].since != nil }
-                let sha = scripted ? try connection.sha(of: Scripts.changesSince, on: group.redis) : ""
+                let sha = group.indexes.contains { scripted(members[$0].since) } ? try connection.sha(of: Scripts.changesSince, on: group.redis) : ""
                 for index in group.indexes { append(members[index].member, since: members[index].since, sha: sha, on: group.redis) }
                 try group.redis.flush()
             }
@@ -155,9 +156,9 @@ extension ScoreStore {
             for (index, reply) in replies.enumerated() {
                 let since = members[index].since
                 if case .error(let message) = reply {
-                    throw RedisError.serverError(message, context: "shard \(shard)", command: since == nil && !watch ? "HGETALL" : "EVALSHA")
+                    throw RedisError.serverError(message, context: "shard \(shard)", command: scripted(since) ? "EVALSHA" : "HGETALL")
                 }
-                guard since != nil || watch else {
+                guard scripted(since) else {
                     reads.append(MetaRead(meta: Self.parseMeta(reply), changes: nil))
                     continue
                 }
