@@ -76,7 +76,7 @@ struct ChurnBench: ParsableCommand {
         var nextIndex = 60_000_000 + Int(firstID % 1_000_000) * 100
         var nextID = firstID
         print("mix: \(mix)")
-        print("rate/min offered  completed/min  p50 ms  p90 ms  p99 ms  max ms  redis calls/event (placements/event)  (event to consistent, \(seconds) s each)")
+        print("rate/min offered  completed/min  p50 ms  p90 ms  p99 ms  max ms  redis calls/event (script calls/event)  (event to consistent, \(seconds) s each)")
         for rate in rates.split(separator: ",").compactMap({ Int($0) }) {
             let total = rate * seconds / 60
             let interval = 60.0 / Double(rate)
@@ -151,6 +151,13 @@ struct ChurnBench: ParsableCommand {
                 format: "%16d  %13.0f  %6.0f  %6.0f  %6.0f  %6.0f  %8.0f (%.0f)   (%d of %d events; offered over %.0f s)",
                 rate, completedPerMinute, quantile(0.5), quantile(0.9), quantile(0.99), latencies.last!, perEvent, placements,
                 latencies.count, events.count, offeredFor))
+            // Server time in the placement scripts (a command a script calls
+            // counts in its own line too, and in the script's time), and the
+            // trims: each reads the set's B buckets with HGETALL.
+            print(String(
+                format: "  shards: %.1f ms of script time per event, %.0f HGETALL calls per event (a trim reads every bucket)",
+                Double(calls.evalshaMicroseconds) / 1000 / Double(max(1, events.count)),
+                Double(calls.hgetall) / Double(max(1, events.count))))
             let kinds = Dictionary(grouping: events, by: \.event).mapValues(\.count)
             print("  events: " + Event.allCases.map { "\($0.rawValue) \(kinds[$0] ?? 0)" }.joined(separator: ", "))
         }
@@ -169,7 +176,13 @@ struct ChurnBench: ParsableCommand {
     struct Calls {
         var total = 0
         var evalsha = 0
-        func subtracting(_ other: Calls) -> Calls { Calls(total: total - other.total, evalsha: evalsha - other.evalsha) }
+        var evalshaMicroseconds = 0
+        var hgetall = 0
+        func subtracting(_ other: Calls) -> Calls {
+            Calls(
+                total: total - other.total, evalsha: evalsha - other.evalsha,
+                evalshaMicroseconds: evalshaMicroseconds - other.evalshaMicroseconds, hgetall: hgetall - other.hgetall)
+        }
     }
 
     /// Commands the shards executed so far (INFO commandstats), all and EVALSHA.
@@ -182,7 +195,13 @@ struct ChurnBench: ParsableCommand {
                 let count = Int(line[range.upperBound..<end]) ?? 0
                 if line.hasPrefix("cmdstat_info:") { continue }
                 calls.total += count
-                if line.hasPrefix("cmdstat_evalsha:") { calls.evalsha += count }
+                if line.hasPrefix("cmdstat_evalsha:") {
+                    calls.evalsha += count
+                    if let usec = line.range(of: "usec="), let stop = line[usec.upperBound...].firstIndex(of: ",") {
+                        calls.evalshaMicroseconds += Int(line[usec.upperBound..<stop]) ?? 0
+                    }
+                }
+                if line.hasPrefix("cmdstat_hgetall:") { calls.hgetall += count }
             }
         }
         return calls
