@@ -196,21 +196,22 @@ struct ScoreStoreBench: ParsableCommand {
         let fullSeconds = Self.seconds(ContinuousClock.now - fullStart)
         let fullUsec = Self.totalUsec(admin, ["evalsha"]) / Double(placers * perMember)
         let fullTrimmed = full.reduce(0) { $0 + $1.replies.reduce(0) { $0 + ($1?.trimmed ?? 0) } }
-        // 6. One trim's server time: sets at N + 2 slack, then one more placement.
+        // 6. One trim's server time: sets at N + S + W, then one more placement.
         _ = try admin.sendChecked(["FLUSHALL", "SYNC"])
         let slack = storeConfiguration.slack(forLimit: topN)
+        let window = storeConfiguration.trimWindow(forLimit: topN)
         var trimMs: [Double] = []
         for index in 0..<min(20, sets.count) {
             let member = MemberID(1 + index)
             try store.writeSet(member, shard: 1, matches: sets[index], stamp: "bench", limit: topN, complete: false)
-            let high = (0...(2 * slack)).map {
+            let high = (0...(slack + window)).map {
                 ScoreStore.Placement(target: member, member: MemberID(30_000_000 + $0), tenths: 100, stamp: "bench")
             }
             _ = store.place(Array(high.dropLast()), limit: topN) { _ in 1 }
             _ = try admin.sendChecked(["CONFIG", "RESETSTAT"])
             let last = store.place([high.last!], limit: topN) { _ in 1 }
-            guard last.replies.first??.trimmed == slack + 1 else {
-                throw ValidationError("expected a trim of \(slack + 1), got \(String(describing: last.replies.first??.trimmed))")
+            guard last.replies.first??.trimmed == window + 1 else {
+                throw ValidationError("expected a trim of \(window + 1), got \(String(describing: last.replies.first??.trimmed))")
             }
             trimMs.append(Self.usecPerCall(admin, "evalsha") / 1000)
         }

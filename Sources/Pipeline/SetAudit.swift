@@ -144,10 +144,10 @@ final class SetAuditState: @unchecked Sendable {
         var recentlyChanged = Set(recent)
         let survey = context.survey
         let settings = context.settings.scoring
-        // A set holds at most N + 2S entries; one more tells a set that is
+        // A set holds at most N + S + W entries; one more tells a set that is
         // missing entries above its floor (or claims every candidate) apart.
         var finderSettings = settings
-        finderSettings.topN = settings.topN + 2 * context.scores.configuration.slack(forLimit: settings.topN) + 1
+        finderSettings.topN = context.scores.configuration.largestSet(forLimit: settings.topN) + 1
         let finder = MatchFinder(settings: finderSettings)
         var rebuild: [MemberID] = []
         for (member, shard) in sample {

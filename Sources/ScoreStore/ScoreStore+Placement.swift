@@ -30,12 +30,15 @@ extension ScoreStore {
         /// The target has no set.
         case noSet = 0
         case entered = 1
-        /// The entry stood with another score.
+        /// The entry stood with another score (or, in a set no reader
+        /// watches, possibly the same: see ``Scripts/place``).
         case updated = 2
         /// Not there, and does not belong there.
         case absent = 3
         /// Was there, and no longer belongs.
         case removed = 4
+        /// The entry stood with this score already (told only in a watched
+        /// set, whose change log needs the old score anyway).
         case unchanged = 5
         /// The target's set was computed for another stamp (it is being
         /// rebuilt, or the caller's view of the target is old).
@@ -100,7 +103,8 @@ extension ScoreStore {
     /// makes the target's set hold the member with the given score when it
     /// ranks at or above the set's floor, and not hold them otherwise, so a
     /// set stays the exact prefix of its member's ranking. A set that grows
-    /// past N + 2S is trimmed back to N + S in the same script.
+    /// past N + S + W is trimmed back to N + S in the same script
+    /// (``Configuration/trimWindow(forLimit:)``).
     ///
     /// Grouped by shard (`shardOf`; nil: no shard) and pipelined in batches
     /// of ``Configuration/batchSize``. A shard that fails does not stop the
@@ -208,6 +212,7 @@ extension ScoreStore {
         into results: inout PlacementResults
     ) -> (failures: [ShardID: ScoreStoreError], redirected: [ShardID: [Int]]) {
         let slack = configuration.slack(forLimit: limit)
+        let window = configuration.trimWindow(forLimit: limit)
         let buckets = layout.buckets
         let logLength = configuration.changeLogLength
         // The placements' clock for the watch marks (Configuration.watchSeconds).
@@ -241,6 +246,7 @@ extension ScoreStore {
                 command.append(layout.prefix(placement.target))
                 command.append(logLength)
                 command.append(now)
+                command.append(window)
             }
         }
         /// Many placements in one call (``Scripts/placeMany``), on a standalone server.
@@ -259,6 +265,7 @@ extension ScoreStore {
                 command.append(buckets)
                 command.append(logLength)
                 command.append(now)
+                command.append(window)
                 for index in indexes {
                     let placement = placements[index]
                     appendPair(placement, to: &command)

@@ -10,7 +10,7 @@ extension ScoreStore {
     /// what the store writes are skipped and counted in
     /// ``StoredSet/corruptEntries``, never a crash or an error.
     ///
-    /// A set holds N + slack entries (up to N + 2 slack between trims); a
+    /// A set holds N + slack entries (up to N + S + W between trims); a
     /// member's matches are the first N (SCORING.md), so the result is cut
     /// to the meta's `limit` unless `cutToLimit` is false.
     public func readSet(_ member: MemberID, shard: ShardID, cutToLimit: Bool = true) throws(ScoreStoreError) -> StoredSet? {

@@ -79,12 +79,25 @@ public final class ScoreStore: Sendable {
         /// the first N + S of the ranking, so that members who leave it
         /// (deleted, blocked, no longer candidates) are replaced from the
         /// slack without a rebuild until it holds fewer than N; a set that
-        /// grows past N + 2S is trimmed back to N + S. `max(16, N / 10)` by
-        /// default (500 for N = 5000). A trim reads the whole set inside the
-        /// placement script, so it costs O(N) once per ~S entering
-        /// placements; a larger slack trades memory for fewer trims and
-        /// rebuilds.
+        /// grows past N + S + W (``trimWindow(forLimit:)``) is trimmed back
+        /// to N + S. `max(16, N / 10)` by default (500 for N = 5000).
         public func slack(forLimit limit: Int) -> Int { max(minimumSlack, limit / max(1, slackDivisor)) }
+
+        /// W = S x `trimWindowSlacks`: how far a set grows past N + S before
+        /// a trim cuts it back. A trim reads the whole set inside the
+        /// placement script (~0.6 µs of server time per entry, ~4 ms at
+        /// N = 5000), once per W entering placements, so W sets what the
+        /// trims add to each placement into a full set; it costs memory: a
+        /// set holds N + S + W/2 entries on average. 2 by measure: under a
+        /// stream of registrations into full sets (`scripts/bench churn`),
+        /// W = S spent about half of an entering placement's server time
+        /// on trims; W = 2S halves that for ~4% more memory
+        /// (BENCHMARKS.md, "A wider trim window").
+        public var trimWindowSlacks = 2
+        public func trimWindow(forLimit limit: Int) -> Int { slack(forLimit: limit) * max(1, trimWindowSlacks) }
+
+        /// The most entries a set holds: N + S + W (a placement past it trims).
+        public func largestSet(forLimit limit: Int) -> Int { limit + slack(forLimit: limit) + trimWindow(forLimit: limit) }
     }
 
     /// A set's bookkeeping (the meta hash).

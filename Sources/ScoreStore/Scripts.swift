@@ -124,7 +124,8 @@ enum Scripts {
     /// to reach the other buckets when trimming: they share the hash tag,
     /// hence the slot), L (the change log's length), now (the caller's Unix
     /// seconds: the change is logged only while the meta's `watched` is at
-    /// least this, ``ScoreStore/Configuration/watchSeconds``).
+    /// least this, ``ScoreStore/Configuration/watchSeconds``), the trim
+    /// window W (``ScoreStore/Configuration/trimWindow(forLimit:)``).
     ///
     /// Every change (entered, updated, removed; a trim rides on the entry
     /// that caused it) bumps `changes` once and, while a reader watches the
@@ -134,19 +135,21 @@ enum Scripts {
     ///
     /// Answers `{code, count, floorTenths, floorId, trimmed, generatedAt}`;
     /// floorTenths is -1 when the set holds every candidate. Codes:
-    /// 0 X has no set; 1 entered; 2 updated; 3 nothing to do (A is not
-    /// there and does not belong there); 4 removed (A was there and no
-    /// longer belongs); 5 unchanged; 6 stale (X's set was computed for
+    /// 0 X has no set; 1 entered; 2 updated (on a set no reader watches,
+    /// also A rewritten with the score it had: telling the two apart would
+    /// cost an HGET per placement); 3 nothing to do (A is not there and does
+    /// not belong there); 4 removed (A was there and no longer belongs);
+    /// 5 unchanged (a watched set); 6 stale (X's set was computed for
     /// another stamp: it will be rebuilt, and its rebuild ranks A as A is
     /// then); 7 legacy (a set written before floors were kept: rebuild it).
     ///
-    /// A set that grows past N + 2S entries is trimmed back to N + S (a
+    /// A set that grows past N + S + W entries is trimmed back to N + S (a
     /// histogram of tenths finds the cut; ties at the cut lose their largest
     /// ids first, as SCORING.md ranks them), and its floor becomes the
     /// lowest entry kept. Unparsable values rank lowest and go first.
     static let place = LuaScript(name: "place", source: placeFunctions + """
         return placeOne(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4],
-          tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[10]))
+          tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11]))
         """)
 
     /// Many placements in one call: ``place``'s work for each, in order, on
@@ -158,17 +161,18 @@ enum Scripts {
     /// several: carrying a batch of placements per call pays the framing once.
     ///
     /// KEYS: per placement, its meta, bucket and change log (``place``'s
-    /// three). ARGV: N, slack S, B, L, now, then per placement its id,
+    /// three). ARGV: N, slack S, B, L, now, W, then per placement its id,
     /// score, tenths, stamp and the target's key prefix. Answers the placements'
     /// six-integer answers, one after another (6 x count integers).
     static let placeMany = LuaScript(name: "placeMany", source: placeFunctions + """
         local n, slack, b, keep, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+        local window = tonumber(ARGV[6])
         local out = {}
-        local count = (#ARGV - 5) / 5
+        local count = (#ARGV - 6) / 5
         for i = 0, count - 1 do
-          local a, k = 6 + 5 * i, 3 * i
+          local a, k = 7 + 5 * i, 3 * i
           local r = placeOne(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 3],
-            n, slack, b, ARGV[a + 4], keep, now)
+            n, slack, b, ARGV[a + 4], keep, now, window)
           local o = 6 * i
           out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5], out[o + 6] = r[1], r[2], r[3], r[4], r[5], r[6]
         end
@@ -197,7 +201,7 @@ enum Scripts {
           if et < 0 or et > 100 then return -1 end
           return et
         end
-        -- A set past N + 2S cut back to N + S: answers the entries removed and
+        -- A set past N + S + W cut back to N + S: answers the entries removed and
         -- the new count, floor tenths and floor id.
         local function trimSet(n, slack, b, prefix, fT, fId)
           -- Pass 1: a histogram of tenths over every bucket; each entry's
@@ -276,7 +280,7 @@ enum Scripts {
           end
           return trimmed, total - trimmed, fT, fId
         end
-        local function placeOne(meta, bucketKey, logKey, aid, score, t, stamp, n, slack, b, prefix, keep, now)
+        local function placeOne(meta, bucketKey, logKey, aid, score, t, stamp, n, slack, b, prefix, keep, now, window)
           local m = redis.call('HMGET', meta, 'stamp', 'count', 'floor', 'generated_at', 'written', 'changes', 'watched')
           if not m[2] then return {0, 0, -1, 0, 0, 0} end
           local count = tonumber(m[2]) or 0
@@ -293,27 +297,42 @@ enum Scripts {
           if m[1] ~= stamp then return {6, count, fT, fId, 0, generated} end
           local id = tonumber(aid)
           local inside = t >= 0 and (fT < 0 or t > fT or (t == fT and id <= fId))
-          local old = redis.call('HGET', bucketKey, aid)
           local changes = (tonumber(m[6]) or 0) + 1
-          -- Logged while a reader watches the set (and the set has a write identity).
+          -- Logged while a reader watches the set (and the set has a write
+          -- identity). Only a logged change needs the value it replaces
+          -- (and only then is an unchanged pair told from an update): an
+          -- unwatched set saves the HGET, HDEL and HSET say whether the
+          -- field was there.
           local logging = m[5] and (tonumber(m[7]) or 0) >= now
+          local old = false
+          if logging then old = redis.call('HGET', bucketKey, aid) end
           if not inside then
-            if not old then return {3, count, fT, fId, 0, generated} end
-            redis.call('HDEL', bucketKey, aid)
+            if logging then
+              if not old then return {3, count, fT, fId, 0, generated} end
+              redis.call('HDEL', bucketKey, aid)
+            elseif redis.call('HDEL', bucketKey, aid) == 0 then
+              return {3, count, fT, fId, 0, generated}
+            end
             count = count - 1
             redis.call('HSET', meta, 'count', count, 'changes', changes)
             if logging then logged(logKey, keep, string.format('%d %s del %s %d', changes, m[5], aid, tenthsOf(old))) end
             return {4, count, fT, fId, 0, generated}
           end
-          if old == score then return {5, count, fT, fId, 0, generated} end
-          redis.call('HSET', bucketKey, aid, score)
+          local added
+          if logging then
+            if old == score then return {5, count, fT, fId, 0, generated} end
+            redis.call('HSET', bucketKey, aid, score)
+            added = not old
+          else
+            added = redis.call('HSET', bucketKey, aid, score) == 1
+          end
           local code = 2
-          if not old then
+          if added then
             code = 1
             count = count + 1
           end
           local trimmed = 0
-          local trim = count > n + 2 * slack
+          local trim = count > n + slack + window
           if trim then
             trimmed, count, fT, fId = trimSet(n, slack, b, prefix, fT, fId)
             redis.call('HSET', meta, 'count', count, 'floor', string.format('%d:%d', fT, fId), 'changes', changes)

@@ -49,7 +49,7 @@ public final class RankedSetCache: @unchecked Sendable {
     private var misses = 0
     private var applied = 0
 
-    /// - Parameter capacity: sets kept (each up to N + 2 slack entries, and
+    /// - Parameter capacity: sets kept (each up to N + S + W entries, and
     ///   a visible ranking of up to N).
     public init(capacity: Int) {
         self.capacity = max(0, capacity)

@@ -19,7 +19,7 @@ import TestSupport
 @Suite("Cached sets follow their change logs", .serialized, .timeLimit(.minutes(10)), .offCooperativePool)
 struct SetChangeLogTests {
     /// One real shard and a store with a small slack, so that trims come
-    /// often (N = 10: written with 12, trimmed back to 12 past 14).
+    /// often (N = 10, S = 2, W = 4: written with 12, trimmed back to 12 past 16).
     final class Shard: @unchecked Sendable {
         // @unchecked Sendable: immutable after init, thread-safe members.
         let server: RedisServer

@@ -54,10 +54,13 @@ struct ChangeLogTests {
 
     @Test("a trim rides on the entry that caused it, with the new floor; the log keeps the last L to L + L/4 entries")
     func trimsAndCap() throws {
-        let shards = try Shards(configureStore: { $0.changeLogLength = 8 })
+        let shards = try Shards(configureStore: {
+            $0.changeLogLength = 8
+            $0.trimWindowSlacks = 1
+        })
         let target: MemberID = 8
         let shard = Shards.shardOf(target)!
-        // N = 20, slack 16: written with 36, trimmed once it grows past 52.
+        // N = 20, slack 16, trim window 16: written with 36, trimmed once it grows past 52.
         let full = rankedMatches(for: target, count: 36, firstID: 1000)
         try shards.store.writeSet(target, shard: shard, matches: full, stamp: "s", limit: 20, complete: false)
         try watch(shards, target)

@@ -50,18 +50,25 @@ struct PlacementTests {
         let matches = rankedMatches(for: target, count: 5)
         let written = try shards.store.writeSet(target, shard: shard, matches: matches, stamp: "s", limit: 10, complete: true).changes
         #expect(shards.store.place(900, into: target, tenths: 0, limit: 10, shard: shard).count(.entered) == 1)
-        #expect(shards.store.place(900, into: target, tenths: 0, limit: 10, shard: shard).count(.unchanged) == 1)
+        // No reader watches the set: the same score again is told as an update (no HGET).
+        #expect(shards.store.place(900, into: target, tenths: 0, limit: 10, shard: shard).count(.updated) == 1)
         #expect(shards.store.place(900, into: target, tenths: 77, limit: 10, shard: shard).count(.updated) == 1)
+        // Watched, it is told as unchanged (the change log needs the old score anyway) and logs nothing.
+        _ = try shards.store.readMeta(target, shard: shard, since: nil, watch: true)
+        let before = try #require(try shards.store.readMeta(target, shard: shard))
+        #expect(shards.store.place(900, into: target, tenths: 77, limit: 10, shard: shard).count(.unchanged) == 1)
+        #expect(try shards.store.readMeta(target, shard: shard)?.changes == before.changes)
+        #expect(shards.store.place(900, into: target, tenths: 78, limit: 10, shard: shard).count(.updated) == 1)
         let removed = shards.store.place(matches[0].id, into: target, tenths: nil, limit: 10, shard: shard)
         #expect(removed.count(.removed) == 1)
         // Every candidate is still there: removing one needs no refill.
         #expect(removed.replies[0]?.needsRefill(limit: 10) == false)
         #expect(shards.store.place(matches[0].id, into: target, tenths: nil, limit: 10, shard: shard).count(.absent) == 1)
         let set = try consistentSet(shards, target)
-        let truth = (Array(matches.dropFirst()) + [Match(id: 900, tenths: 77)]).sorted(by: Match.ranksBefore)
+        let truth = (Array(matches.dropFirst()) + [Match(id: 900, tenths: 78)]).sorted(by: Match.ranksBefore)
         #expect(set.matches == truth)
         #expect(set.meta.isComplete)
-        #expect(set.meta.changes == written + 3)  // enter, update, remove; unchanged and absent change nothing
+        #expect(set.meta.changes == written + 5)  // enter, three updates, remove; unchanged and absent change nothing
     }
 
     @Test func aSetWithAFloorTakesOnlyWhatRanksAtOrAboveItAndDropsWhatFallsBelow() throws {
@@ -136,25 +143,29 @@ struct PlacementTests {
         #expect(try shards.store.readMeta(target, shard: shard)?.isLegacy == true)
     }
 
-    @Test func growthPastNPlusTwiceTheSlackTrimsBackToNPlusSlackWithAnExactFloor() throws {
+    @Test func growthPastTheTrimWindowTrimsBackToNPlusSlackWithAnExactFloor() throws {
         let shards = try Shards()
         let target: MemberID = 12
         let shard = Shards.shardOf(target)!
         let n = 20
         let slack = shards.store.configuration.slack(forLimit: n)
+        let window = shards.store.configuration.trimWindow(forLimit: n)
+        #expect(window > slack)
         let written = rankedMatches(for: target, count: n + slack, firstID: 1000)
         try shards.store.writeSet(target, shard: shard, matches: written, stamp: "s", limit: n, complete: true)
-        // Every candidate is stored, so everyone enters until N + 2S + 1.
+        // Every candidate is stored, so everyone enters; the one that makes
+        // N + S + W + 1 trims W + 1 (and not before).
         var entered: [Match] = []
         var trimmed = 0
-        for index in 0...slack {
+        for index in 0...window {
             let match = Match(id: MemberID(100 + index), tenths: (index * 37) % 101)
             let reply = try #require(shards.store.place(match.id, into: target, tenths: Int(match.tenths), limit: n, shard: shard).replies[0])
             #expect(reply.outcome == .entered)
             entered.append(match)
+            #expect(reply.trimmed == (index == window ? window + 1 : 0))
             trimmed += reply.trimmed
         }
-        #expect(trimmed == slack + 1)
+        #expect(trimmed == window + 1)
         let truth = Array((written + entered).sorted(by: Match.ranksBefore).prefix(n + slack))
         let set = try consistentSet(shards, target)
         #expect(set.matches == truth)
@@ -226,7 +237,7 @@ struct PlacementTests {
         }
         let placements = (0..<700).map { _ in
             ScoreStore.Placement(
-                // Many high scores, so sets grow past N + 2S and trim.
+                // Many high scores, so sets grow past N + S + W and trim.
                 target: targets[Int(random.next() % UInt64(targets.count))], member: MemberID(1000 + random.next() % 150),
                 tenths: random.next() % 4 == 0 ? nil : Int(random.next() % 2 == 0 ? 70 + random.next() % 31 : random.next() % 101),
                 stamp: random.next() % 20 == 0 ? "other" : "s")
@@ -306,9 +317,10 @@ struct PlacementTests {
         #expect(results.allSatisfy { $0.failed == 0 })
         #expect(results.reduce(0) { $0 + $1.count(.entered) } > 0)
         #expect(results.reduce(0) { $0 + $1.count(.absent) } > 0)
-        #expect(worst <= n + 2 * slack)
+        let largest = shards.store.configuration.largestSet(forLimit: n)
+        #expect(worst <= largest)
         let set = try consistentSet(shards, target)
-        #expect(set.matches.count <= n + 2 * slack)
+        #expect(set.matches.count <= largest)
         // The raw field count agrees with the meta.
         let raw = try shards.raw(shard)
         var fields = 0
