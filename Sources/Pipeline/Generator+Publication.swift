@@ -32,17 +32,42 @@ extension Generator {
         // Scores and the targets' stamps come from one version of the snapshot.
         let placements = try context.population.read(withVersion: {
             (population, version) throws(MemberValidationError) -> [ScoreStore.Placement] in
-            var newScores: [MemberID: UInt8] = [:]
+            var currentAll: [Match] = []
             if let current {
-                let all: [Match]
                 if let scan = currentScan, scan.version == version {
-                    all = scan.all
+                    currentAll = scan.all
                 } else {
-                    all = try recordFinder.matchesCollectingAll(for: current, in: population).all
+                    currentAll = try recordFinder.matchesCollectingAll(for: current, in: population).all
                 }
-                newScores.reserveCapacity(all.count)
-                for match in all { newScores[match.id] = match.tenths }
             }
+            // A newcomer (no standing record): every target is a current
+            // candidate, the pair is new in each set, so a placement is
+            // needed wherever the current score is admitted. One pass over
+            // the candidates, no maps (the general path below decides the
+            // same for this case, with three hash lookups per candidate).
+            if standing.isEmpty {
+                return sets.withEntries { entryOf in
+                    var placements: [ScoreStore.Placement] = []
+                    for match in currentAll where match.id != id {
+                        guard let entry = entryOf(match.id) else { continue }
+                        counts.considered += 1
+                        if let threshold, entry.coveredAt > threshold {
+                            counts.skippedCovered += 1
+                            continue
+                        }
+                        guard entry.admits(tenths: Int(match.tenths), id: id) else {
+                            counts.skippedBelowFloor += 1
+                            continue
+                        }
+                        guard let tag = population.tag(of: match.id) else { continue }
+                        placements.append(ScoreStore.Placement(target: match.id, member: id, tenths: Int(match.tenths), stamp: String(tag)))
+                    }
+                    return placements
+                }
+            }
+            var newScores: [MemberID: UInt8] = [:]
+            newScores.reserveCapacity(currentAll.count)
+            for match in currentAll { newScores[match.id] = match.tenths }
             var oldScores: [[MemberID: UInt8]] = []
             var targets = Set(newScores.keys)
             for record in standing {

@@ -25,6 +25,11 @@ struct GeneratorTests {
                     continue
                 }
                 #expect(outcome.publication.published)
+                // Watched, so that a placement that finds the pair as it is
+                // says so (unchanged): in a set no reader watches, it reads
+                // as an update (the script saves the HGET).
+                let shard = try #require(context.sets.entry(of: member.id)?.shard)
+                _ = try context.scores.readMeta(member.id, shard: shard, since: nil, watch: true)
                 for kind in [ScoreStore.PlacementOutcome.entered, .updated, .removed, .stale, .legacy] {
                     changed += outcome.publication.count(kind)
                 }
