@@ -89,10 +89,11 @@ public final class ScoreStore: Sendable {
         /// N = 5000), once per W entering placements, so W sets what the
         /// trims add to each placement into a full set; it costs memory: a
         /// set holds N + S + W/2 entries on average. 2 by measure: under a
-        /// stream of registrations into full sets (`scripts/bench churn`),
-        /// W = S spent about half of an entering placement's server time
-        /// on trims; W = 2S halves that for ~4% more memory
-        /// (BENCHMARKS.md, "A wider trim window").
+        /// stream of registrations into full sets (`scripts/bench-churn-ab`),
+        /// a trim cost ~9 ms on a loaded shard, ~18 µs per entering
+        /// placement at W = S, about what the placement itself costs;
+        /// W = 2S halves that for ~4% more memory (BENCHMARKS.md, "Trims,
+        /// one call fewer per placement, and the worker's share").
         public var trimWindowSlacks = 2
         public func trimWindow(forLimit limit: Int) -> Int { slack(forLimit: limit) * max(1, trimWindowSlacks) }
 
