@@ -53,5 +53,3 @@ public final class ConditionLock: @unchecked Sendable {
         pthread_cond_broadcast(condition)
     }
 }
-
-/// Blocks the calling thread for `duration`, resuming after signals.

@@ -75,8 +75,10 @@ public final class ShardDirectory: @unchecked Sendable {
     private var cache: [MemberID: UInt32] = [:]
     /// Members known to have no shard, until the instant given.
     private var unassigned: [MemberID: ContinuousClock.Instant] = [:]
-    /// How long "has no shard" is trusted by ``cachedShard(of:)``.
-    public var unassignedTTL: Duration = .seconds(30)
+    /// How long "has no shard" is trusted by ``cachedShard(of:)``. A `let`:
+    /// the directory is shared between threads, and its lock guards only
+    /// the caches.
+    public let unassignedTTL: Duration
     private var loads: [ShardLoad] = []
     private var loadsReadAt: ContinuousClock.Instant?
     private let clock = ContinuousClock()
@@ -85,12 +87,14 @@ public final class ShardDirectory: @unchecked Sendable {
         connection: SerializedConnection,
         retry: RetryPolicy = RetryPolicy(giveUpAfter: .seconds(5)),
         loadRefreshInterval: Duration = .seconds(5),
-        cacheCapacity: Int = 1_000_000
+        cacheCapacity: Int = 1_000_000,
+        unassignedTTL: Duration = .seconds(30)
     ) {
         self.connection = connection
         self.retry = retry
         self.loadRefreshInterval = loadRefreshInterval
         self.cacheCapacity = cacheCapacity
+        self.unassignedTTL = unassignedTTL
     }
 
     /// Members whose shard the cache holds: what a reader can still find

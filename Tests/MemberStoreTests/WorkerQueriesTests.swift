@@ -65,8 +65,7 @@ struct WorkerQueriesTests {
             try reader.prefetch([2401])
             #expect(reader.cachedShard(of: 2401) == nil)
             // ...and are once it has passed (here: a TTL of zero).
-            let eager = ShardDirectory(connection: SerializedConnection(try server.connect(database: database)))
-            eager.unassignedTTL = .zero
+            let eager = ShardDirectory(connection: SerializedConnection(try server.connect(database: database)), unassignedTTL: .zero)
             try eager.prefetch([2402])
             _ = try writer.assign(2402)
             try eager.prefetch([2402])
