@@ -186,18 +186,21 @@ enum Scripts {
     /// `changes` bumped, and the floor after a trim); the helpers are
     /// top-level functions, not closures made per call.
     static let placeFunctions = """
+        -- Locals, not globals: each use of a global (math.floor is two table
+        -- lookups) costs in the trim's per-entry loop.
+        local tonumber, floor = tonumber, math.floor
         -- pcall: a log key of another type must not fail the placement (the
         -- set has changed by then); readers then find no entry and read whole.
         -- Trimmed back to L once it holds L + L/4: one LTRIM per L/4 entries.
         local function logged(logKey, keep, entry)
           local length = redis.pcall('RPUSH', logKey, entry)
-          if type(length) == 'number' and length > keep + math.floor(keep / 4) then
+          if type(length) == 'number' and length > keep + floor(keep / 4) then
             redis.pcall('LTRIM', logKey, -keep, -1)
           end
         end
         local function tenthsOf(value)
           local v = tonumber(value)
-          local et = v and math.floor(v * 10 + 0.5) or -1
+          local et = v and floor(v * 10 + 0.5) or -1
           if et < 0 or et > 100 then return -1 end
           return et
         end
@@ -216,7 +219,7 @@ enum Scripts {
             local f, e = {}, {}
             for j = 2, #all, 2 do
               local v = tonumber(all[j])
-              local et = v and math.floor(v * 10 + 0.5) or -1
+              local et = v and floor(v * 10 + 0.5) or -1
               if et >= 0 and et <= 100 then hist[et] = hist[et] + 1 else et = -1 corrupt = corrupt + 1 end
               f[j / 2], e[j / 2] = all[j - 1], et
             end
@@ -247,9 +250,11 @@ enum Scripts {
               elseif et == cut then
                 local y = #atCutIds + 1
                 atCutIds[y], atCutBuckets[y], atCutFields[y] = tonumber(f[x]) or 1e12, bucket, f[x]
-              else
+              elseif et <= minT then
+                -- Only an entry at or below the lowest kept tenths so far
+                -- needs its id parsed.
                 local eid = tonumber(f[x]) or 1e12
-                if et < minT or (et == minT and eid > minId) then minT, minId = et, eid end
+                if et < minT or eid > minId then minT, minId = et, eid end
               end
             end
             drops[bucket] = d

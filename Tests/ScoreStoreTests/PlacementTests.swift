@@ -143,6 +143,31 @@ struct PlacementTests {
         #expect(try shards.store.readMeta(target, shard: shard)?.isLegacy == true)
     }
 
+    /// A trim whose cut takes every entry at its level: the new floor is the
+    /// lowest entry kept above it, which among ties is the largest id.
+    @Test func aTrimThatTakesAWholeLevelLeavesTheLowestKeptEntryAsTheFloor() throws {
+        let shards = try Shards()
+        let target: MemberID = 13
+        let shard = Shards.shardOf(target)!
+        let n = 20
+        let slack = shards.store.configuration.slack(forLimit: n)
+        let window = shards.store.configuration.trimWindow(forLimit: n)
+        // N + S entries at 9.0 (ids 1000 ...), every candidate (no floor).
+        let written = (0..<(n + slack)).map { Match(id: MemberID(1000 + $0), tenths: 90) }
+        try shards.store.writeSet(target, shard: shard, matches: written, stamp: "s", limit: n, complete: true)
+        // W + 1 entries at 1.0: the last makes N + S + W + 1 and the trim
+        // takes exactly those W + 1, a whole level.
+        var last: ScoreStore.PlacementReply?
+        for index in 0...window {
+            last = shards.store.place(MemberID(100 + index), into: target, tenths: 10, limit: n, shard: shard).replies[0]
+        }
+        #expect(last?.trimmed == window + 1)
+        #expect(last?.floor == Match(id: MemberID(1000 + n + slack - 1), tenths: 90))
+        let set = try consistentSet(shards, target)
+        #expect(set.matches == written)
+        #expect(set.meta.floor == written.last)
+    }
+
     @Test func growthPastTheTrimWindowTrimsBackToNPlusSlackWithAnExactFloor() throws {
         let shards = try Shards()
         let target: MemberID = 12
