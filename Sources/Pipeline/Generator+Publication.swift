@@ -40,69 +40,58 @@ extension Generator {
                     currentAll = try recordFinder.matchesCollectingAll(for: current, in: population).all
                 }
             }
-            // A newcomer (no standing record): every target is a current
-            // candidate, the pair is new in each set, so a placement is
-            // needed wherever the current score is admitted. One pass over
-            // the candidates, no maps (the general path below decides the
-            // same for this case, with three hash lookups per candidate).
-            if standing.isEmpty {
-                return sets.withEntries { entryOf in
-                    var placements: [ScoreStore.Placement] = []
-                    for match in currentAll where match.id != id {
-                        guard let entry = entryOf(match.id) else { continue }
-                        counts.considered += 1
-                        if let threshold, entry.coveredAt > threshold {
-                            counts.skippedCovered += 1
-                            continue
-                        }
-                        guard entry.admits(tenths: Int(match.tenths), id: id) else {
-                            counts.skippedBelowFloor += 1
-                            continue
-                        }
-                        guard let tag = population.tag(of: match.id) else { continue }
-                        placements.append(ScoreStore.Placement(target: match.id, member: id, tenths: Int(match.tenths), stamp: String(tag)))
-                    }
-                    return placements
-                }
-            }
+            // The scores under each standing record, and every target (a
+            // candidate under any record). A newcomer (no standing record)
+            // needs none of these maps: its targets are its current
+            // candidates, each new in every set (see the loop below).
             var newScores: [MemberID: UInt8] = [:]
-            newScores.reserveCapacity(currentAll.count)
-            for match in currentAll { newScores[match.id] = match.tenths }
             var oldScores: [[MemberID: UInt8]] = []
-            var targets = Set(newScores.keys)
-            for record in standing {
-                let all = try recordFinder.matchesCollectingAll(for: record, in: population).all
-                var scores: [MemberID: UInt8] = [:]
-                scores.reserveCapacity(all.count)
-                for match in all { scores[match.id] = match.tenths }
-                targets.formUnion(scores.keys)
-                oldScores.append(scores)
+            var targets = Set<MemberID>()
+            if !standing.isEmpty {
+                newScores.reserveCapacity(currentAll.count)
+                for match in currentAll { newScores[match.id] = match.tenths }
+                targets = Set(newScores.keys)
+                for record in standing {
+                    let all = try recordFinder.matchesCollectingAll(for: record, in: population).all
+                    var scores: [MemberID: UInt8] = [:]
+                    scores.reserveCapacity(all.count)
+                    for match in all { scores[match.id] = match.tenths }
+                    targets.formUnion(scores.keys)
+                    oldScores.append(scores)
+                }
             }
             return sets.withEntries { entryOf in
                 var placements: [ScoreStore.Placement] = []
-                for target in targets where target != id {
-                    guard let entry = entryOf(target) else { continue }
+                /// Appends the placement `target`'s set needs, if any, given
+                /// the pair's score now and under each standing record.
+                func consider(_ target: MemberID, now newTenths: UInt8?, before olds: [UInt8?]) {
+                    guard target != id, let entry = entryOf(target) else { return }
                     counts.considered += 1
                     if let threshold, entry.coveredAt > threshold {
                         counts.skippedCovered += 1
-                        continue
+                        return
                     }
-                    let newTenths = newScores[target]
-                    let olds: [UInt8?] = oldScores.isEmpty ? [nil] : oldScores.map { $0[target] }
                     if olds.allSatisfy({ $0 == newTenths }) {
                         counts.skippedUnchanged += 1
-                        continue
+                        return
                     }
                     let admittedNow = newTenths.map { entry.admits(tenths: Int($0), id: id) } ?? false
                     let admittedBefore = olds.contains { $0.map { entry.admits(tenths: Int($0), id: id) } ?? false }
                     if !admittedNow && !admittedBefore {
                         counts.skippedBelowFloor += 1
-                        continue
+                        return
                     }
                     // A target gone from the snapshot is deleted: its set goes with it.
-                    guard let tag = population.tag(of: target) else { continue }
+                    guard let tag = population.tag(of: target) else { return }
                     placements.append(
                         ScoreStore.Placement(target: target, member: id, tenths: newTenths.map(Int.init), stamp: String(tag)))
+                }
+                if standing.isEmpty {
+                    // One pass over the candidates, no hash lookups but the set index's.
+                    let never: [UInt8?] = [nil]
+                    for match in currentAll { consider(match.id, now: match.tenths, before: never) }
+                } else {
+                    for target in targets { consider(target, now: newScores[target], before: oldScores.map { $0[target] }) }
                 }
                 return placements
             }

@@ -366,12 +366,12 @@ public final class Generator {
         var counts = [Int](repeating: 0, count: ScoreStore.PlacementOutcome.allCases.count)
         for (placement, reply) in zip(placements, results.replies) {
             guard let reply else { continue }
-            counts[Int(reply.outcome.rawValue)] += 1
+            counts[reply.outcome.rawValue] += 1
             if reply.outcome == .legacy || reply.needsRefill(limit: limit) { outcome.rebuild.append(placement.target) }
         }
-        for kind in ScoreStore.PlacementOutcome.allCases where counts[Int(kind.rawValue)] > 0 {
-            outcome.publication.outcomes[kind, default: 0] += counts[Int(kind.rawValue)]
-            context.metrics.placements(kind.name).increment(by: counts[Int(kind.rawValue)])
+        for kind in ScoreStore.PlacementOutcome.allCases where counts[kind.rawValue] > 0 {
+            outcome.publication.outcomes[kind, default: 0] += counts[kind.rawValue]
+            context.metrics.placements(kind.name).increment(by: counts[kind.rawValue])
         }
         if let error = results.errors.first { throw error }
     }
