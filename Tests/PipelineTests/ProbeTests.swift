@@ -93,18 +93,24 @@ struct ProbeTests {
     /// The longest a probe may take while a dependency hangs: the probe's own
     /// bound (2 s, ``DependencyProbes/Settings/bound``) plus slack for a
     /// loaded test machine. It is the probe's timeouts that make it hold,
-    /// not the machine's speed: before them, these probes took 60 s and more.
-    /// The slack is wide because a full test run keeps both cores and the
-    /// concurrency pool busy (a 300 ms timer has been seen to fire 11 s late).
-    static let probeBound: Duration = .seconds(20)
+    /// not the machine's speed: without them a probe waits for libmariadb's
+    /// default read timeout (60 s, and a SIGSTOPped server never answers
+    /// sooner), so any bound below 60 s tells the two apart. The slack is
+    /// wide because a full test run keeps both cores and the concurrency
+    /// pool busy: a 300 ms timer has been seen to fire 11 s late, and in one
+    /// CI run ten probes that each finish in ~2 s alone all answered after
+    /// 20.5 s, released together when the pool freed up.
+    static let probeBound: Duration = .seconds(45)
 
-    /// Sends `path` until `done` holds of the answer (bounded: 15 s), each
-    /// answer within ``probeBound``; returns the answer that satisfied it.
+    /// Sends `path` until `done` holds of the answer (bounded: 60 s), each
+    /// answer within ``probeBound``; returns the answer that satisfied it. The
+    /// wait is wide for the same reason as ``probeBound``: a stalled test
+    /// machine, not a slow probe.
     static func probeUntil(
         _ web: WebHarness, _ path: String, _ what: String, _ done: @escaping (WebHarness.Reply) -> Bool
     ) async throws -> WebHarness.Reply {
         var last: WebHarness.Reply?
-        try await poll(until: "\(path) to show \(what)", timeout: .seconds(15), interval: .milliseconds(50)) {
+        try await poll(until: "\(path) to show \(what)", timeout: .seconds(60), interval: .milliseconds(50)) {
             let started = ContinuousClock.now
             let reply = try await web.send(.get, path, token: nil)
             let took = ContinuousClock.now - started
