@@ -22,9 +22,10 @@
 //   WebAPI          -> Pipeline, the stores, Hummingbird   the web backend: routes, on-read regeneration, ranked-set cache
 //   kindred         -> everything above   the one executable: argument parsing and wiring
 //   kindred-bench   -> Scoring, Synthetic release-mode benchmarks (not tests)
-//   FuzzTargets     -> MemberFormat, the clients, ScoreStore, WebAPI   one entry point per parser of outside
-//                                         input, for kindred-fuzz (libFuzzer, only with KINDRED_FUZZ set:
-//                                         scripts/fuzz) and FuzzTests (replays Tests/FuzzCorpus)
+//   FuzzTargets     -> MemberFormat, the clients, MemberStore (shard addresses), ScoreStore, WebAPI
+//                                         one entry point per parser of outside input, for kindred-fuzz
+//                                         (libFuzzer, only with KINDRED_FUZZ set: scripts/fuzz) and
+//                                         FuzzTests (replays Tests/FuzzCorpus)
 import PackageDescription
 
 let swiftSettings: [SwiftSetting] = [
@@ -169,7 +170,8 @@ let package = Package(
         .target(
             name: "FuzzTargets",
             dependencies: [
-                "MemberFormat", "Scoring", "RedisClient", "CHiredis", "MariaDBClient", "ScoreStore", "WebAPI", "KindredConfig",
+                "MemberFormat", "Scoring", "RedisClient", "CHiredis", "MariaDBClient", "MemberStore", "ScoreStore", "WebAPI",
+                "KindredConfig",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
             ],

@@ -1,5 +1,6 @@
 import CHiredis
 import MariaDBClient
+import MemberStore
 import RedisClient
 import ScoreStore
 
@@ -21,6 +22,46 @@ enum ClientTargets {
             // A URL with credentials is never repeated in the error.
             if text.contains("@") { requireNoEcho(error.description, text) }
             return .rejected(error.description)
+        }
+    }
+
+    /// A shard address: what it accepts is stored and read back as the same
+    /// shard (the stored form parses to an equal address), printed with its
+    /// password redacted, and its host is lower-cased; what it refuses is an
+    /// `invalidShardAddress` error that never repeats the address.
+    static func shardAddress(_ bytes: UnsafeBufferPointer<UInt8>) -> FuzzTarget.Outcome {
+        let text = String(decoding: bytes, as: UTF8.self)
+        do {
+            let address = try ShardAddress(text)
+            require((1...65535).contains(address.port) && !address.host.isEmpty, "an accepted address without a host or port")
+            require(address.host == address.host.lowercased(), "an accepted address keeps an upper-case host")
+            require(address.stored.utf8.count <= 255, "an accepted address is longer than the shards table holds")
+            let again = try? ShardAddress(address.stored)
+            require(again == address, "a stored address does not read back as the same shard")
+            require(again?.identity == address.identity, "a stored address reads back as another server")
+            if address.url.password != nil {
+                require(address.description.contains(":***@"), "an address with a password does not print it redacted")
+                requireNoEcho(address.description, address.stored)
+            }
+            return .accepted
+        } catch let error as MemberStoreError {
+            require(error.code == .invalidShardAddress, "a refused address is not invalidShardAddress: \(error.code)")
+            let message = error.description
+            require(message.contains("(expected redis://"), "a refusal does not say what a shard address looks like")
+            // Never the address repeated. The message's own words may hold
+            // a short input (`dis+cluster://`): a repeat that the message
+            // for the input with its letters and digits changed also holds
+            // came from those words, not from the input.
+            if text.count >= 12, message.contains(text) {
+                let changed = String(text.map(changedCharacter))
+                var control = ""
+                do { _ = try ShardAddress(changed) } catch { control = "\(error)" }
+                require(control.contains(text), "the error repeats the address")
+            }
+            return .rejected(error.description)
+        } catch {
+            require(false, "a refused address threw something other than MemberStoreError: \(error)")
+            return .rejected("\(error)")
         }
     }
 

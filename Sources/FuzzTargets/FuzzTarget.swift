@@ -23,6 +23,10 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case redisURL = "redis-url"
     /// `MariaDBConnection.Configuration(url:)`: `mysql://...`.
     case mysqlURL = "mysql-url"
+    /// `ShardAddress`: a shard's address as `kindred shards add` takes it
+    /// and the shards table stores it (`redis://` or `redis+cluster://`,
+    /// the port required, a hostname or IPv4 host).
+    case shardAddress = "shard-address"
     /// RESP bytes through hiredis's reader, then Kindred's walk of the reply
     /// trees: `RedisValue(copying:)`, `UnsafeRawReply`, and the score
     /// store's parsing of a set and its meta.
@@ -51,6 +55,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .rfc3339: return FormatTargets.timestamp(bytes)
         case .redisURL: return ClientTargets.redisURL(bytes)
         case .mysqlURL: return ClientTargets.mysqlURL(bytes)
+        case .shardAddress: return ClientTargets.shardAddress(bytes)
         case .respReply: return ClientTargets.respReply(bytes)
         case .webParameters: return WebTargets.parameters(bytes)
         case .configFile: return ConfigTargets.configFile(bytes)
