@@ -85,8 +85,9 @@ public final class ScoreStore: Sendable {
 
         /// W = S x `trimWindowSlacks`: how far a set grows past N + S before
         /// a trim cuts it back. A trim reads the whole set inside the
-        /// placement script (~0.6 µs of server time per entry, ~4 ms at
-        /// N = 5000), once per W entering placements, so W sets what the
+        /// placement script (~0.3 µs of server time per entry, ~2 ms at
+        /// N = 5000 on a quiet shard, up to ~5 ms on a loaded one), once per
+        /// W entering placements, so W sets what the
         /// trims add to each placement into a full set; it costs memory: a
         /// set holds N + S + W/2 entries on average. 2 by measure: under a
         /// stream of registrations into full sets (`scripts/bench-churn-ab`),

@@ -207,24 +207,31 @@ enum Scripts {
         -- A set past N + S + W cut back to N + S: answers the entries removed and
         -- the new count, floor tenths and floor id.
         local function trimSet(n, slack, b, prefix, fT, fId)
-          -- Pass 1: a histogram of tenths over every bucket; each entry's
-          -- field and tenths are kept for pass 2 (parsed once).
-          local keys, fields, tenths, hist = {}, {}, {}, {}
+          -- Pass 1: a histogram of tenths over every bucket. Each bucket's
+          -- HGETALL answer is kept whole for pass 2, and a value's tenths
+          -- are computed once per distinct value (a set holds at most 101
+          -- valid ones: a lookup by the interned string instead of a parse
+          -- per entry).
+          local keys, alls, hist, memo = {}, {}, {}, {}
           for v = 0, 100 do hist[v] = 0 end
           local total, corrupt = 0, 0
           for bucket = 1, b do
             local key = prefix
             if b > 1 then key = prefix .. ':' .. (bucket - 1) end
             local all = redis.call('HGETALL', key)
-            local f, e = {}, {}
             for j = 2, #all, 2 do
-              local v = tonumber(all[j])
-              local et = v and floor(v * 10 + 0.5) or -1
-              if et >= 0 and et <= 100 then hist[et] = hist[et] + 1 else et = -1 corrupt = corrupt + 1 end
-              f[j / 2], e[j / 2] = all[j - 1], et
+              local value = all[j]
+              local et = memo[value]
+              if not et then
+                local v = tonumber(value)
+                et = v and floor(v * 10 + 0.5) or -1
+                if et < 0 or et > 100 then et = -1 end
+                memo[value] = et
+              end
+              if et >= 0 then hist[et] = hist[et] + 1 else corrupt = corrupt + 1 end
             end
-            keys[bucket], fields[bucket], tenths[bucket] = key, f, e
-            total = total + #f
+            keys[bucket], alls[bucket] = key, all
+            total = total + #all / 2
           end
           -- The cut: drop every corrupt entry, everything below tenths `cut`,
           -- and the `k - under` largest ids at `cut` (they rank last).
@@ -242,18 +249,18 @@ enum Scripts {
           local atCutIds, atCutBuckets, atCutFields = {}, {}, {}
           local minT, minId = 101, 0
           for bucket = 1, b do
-            local f, e, d = fields[bucket], tenths[bucket], {}
-            for x = 1, #f do
-              local et = e[x]
+            local all, d = alls[bucket], {}
+            for j = 2, #all, 2 do
+              local et = memo[all[j]]
               if et < 0 or et < cut then
-                d[#d + 1] = f[x]
+                d[#d + 1] = all[j - 1]
               elseif et == cut then
                 local y = #atCutIds + 1
-                atCutIds[y], atCutBuckets[y], atCutFields[y] = tonumber(f[x]) or 1e12, bucket, f[x]
+                atCutIds[y], atCutBuckets[y], atCutFields[y] = tonumber(all[j - 1]) or 1e12, bucket, all[j - 1]
               elseif et <= minT then
                 -- Only an entry at or below the lowest kept tenths so far
                 -- needs its id parsed.
-                local eid = tonumber(f[x]) or 1e12
+                local eid = tonumber(all[j - 1]) or 1e12
                 if et < minT or eid > minId then minT, minId = et, eid end
               end
             end

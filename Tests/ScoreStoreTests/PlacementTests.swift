@@ -168,6 +168,51 @@ struct PlacementTests {
         #expect(set.meta.floor == written.last)
     }
 
+    @Test("a trim drops unparsable values first: with more of them than the excess it drops nothing else; with fewer, the lowest valid entries make up the rest")
+    func aTrimDropsUnparsableValuesFirst() throws {
+        let shards = try Shards()
+        let n = 20
+        let slack = shards.store.configuration.slack(forLimit: n)
+        let window = shards.store.configuration.trimWindow(forLimit: n)
+        let layout = shards.store.configuration.layout
+        // `corrupted` of the written entries get values no score parses from;
+        // the placement that makes N + S + W + 1 trims.
+        #expect(window + 2 <= n + slack)
+        for (target, corrupted) in [(MemberID(21), window + 2), (MemberID(24), 3)] {
+            let shard = Shards.shardOf(target)!
+            let written = rankedMatches(for: target, count: n + slack, firstID: 1000)
+            try shards.store.writeSet(target, shard: shard, matches: written, stamp: "s", limit: n, complete: false)
+            let redis = try shards.server(shard).connect()
+            defer { redis.close() }
+            // Spread over the ranking: the first, then every few.
+            let broken = Array(stride(from: 0, to: written.count, by: max(1, written.count / corrupted)).prefix(corrupted).map { written[$0] })
+            #expect(broken.count == corrupted)
+            for (index, entry) in broken.enumerated() {
+                _ = try redis.sendChecked(["HSET", layout.liveKey(target, bucket: layout.bucket(of: entry.id)), String(entry.id), ["x", "", "11.5", "-1"][index % 4]])
+            }
+            var entered: [Match] = []
+            var last: ScoreStore.PlacementReply?
+            // Every new entry ranks above the written floor: everyone enters.
+            for index in 0...window {
+                let match = Match(id: MemberID(100 + index), tenths: 100)
+                last = try #require(shards.store.place(match.id, into: target, tenths: 100, limit: n, shard: shard).replies[0])
+                entered.append(match)
+            }
+            // Past N + S + W by one: the unparsable go, and as many of the
+            // lowest valid entries as it takes to come back to N + S (none
+            // when the unparsable alone are more than the excess).
+            let excess = window + 1
+            #expect(last?.trimmed == max(corrupted, excess), "target \(target)")
+            let valid = written.filter { entry in !broken.contains { $0.id == entry.id } }
+            let kept = valid.count + entered.count - max(0, excess - corrupted)
+            #expect(kept == (corrupted > excess ? n + slack - (corrupted - excess) : n + slack))
+            let truth = Array((valid + entered).sorted(by: Match.ranksBefore).prefix(kept))
+            let set = try consistentSet(shards, target)
+            #expect(set.matches == truth, "target \(target)")
+            #expect(set.meta.floor == truth.last, "target \(target)")
+        }
+    }
+
     @Test func growthPastTheTrimWindowTrimsBackToNPlusSlackWithAnExactFloor() throws {
         let shards = try Shards()
         let target: MemberID = 12
