@@ -97,6 +97,14 @@ public final class KindredMetrics: Sendable {
     public func shardUp(_ shard: UInt32) -> Metrics.Gauge {
         Metrics.Gauge(label: "kindred_shard_up", dimensions: [("shard", String(shard))], factory: factory)
     }
+    /// Removes `shard`'s gauges (`kindred_shard_up`,
+    /// `kindred_shard_breaker_state`): a shard gone from the shard list must
+    /// not go on reporting its last state (a shard removed while down would
+    /// keep "Shard down" firing). Its error counter stays: it only counts.
+    public func forgetShard(_ shard: UInt32) {
+        shardUp(shard).destroy()
+        breakerState(shard).destroy()
+    }
     /// Workers found on one job past the deadline (each episode once).
     public var workerStalls: Metrics.Counter { Metrics.Counter(label: "kindred_worker_stalls_total", factory: factory) }
     public var snapshotAge: Metrics.Gauge { Metrics.Gauge(label: "kindred_snapshot_age_seconds", factory: factory) }

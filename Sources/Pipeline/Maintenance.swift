@@ -8,6 +8,7 @@ import RedisClient
 import Scoring
 import ScoreStore
 import ServiceLifecycle
+import Synchronization
 import WorkQueue
 
 /// Per-thread connections for one background task: made on the task's own
@@ -263,8 +264,12 @@ public enum Maintenance {
     /// per shard, failing fast while its breaker is open), and, in the
     /// worker (not the web backend, which does not own the queue), queue
     /// depth per priority, delayed, processing and its age, dead letters.
+    /// The gauges of a shard that left the shard list are removed, every
+    /// time (a probe that checked it just before it left may record it
+    /// again once).
     public static func metricsCollector(_ context: PipelineContext) -> ThreadsService {
         let connections = TaskConnections(context)
+        let seen = SeenShards()
         return periodicService(name: "metrics", interval: context.settings.metricsInterval, logger: context.logger) {
             let metrics = context.metrics
             let age = context.population.age
@@ -279,9 +284,11 @@ public enum Maintenance {
                 }
                 metrics.breakerState(shard).record(state)
             }
-            for shard in context.scores.manager.shards.map(\.id) {
+            let current = context.scores.manager.shards.map(\.id)
+            for shard in current {
                 metrics.shardUp(shard).record(context.scores.answers(shard: shard) ? 1 : 0)
             }
+            for shard in seen.gone(current: current) { metrics.forgetShard(shard) }
             guard metrics.program != .serve else { return }
             let stats = try connections.queue { try context.queue.stats(on: $0) }
             for (priority, depth) in stats.waiting { metrics.queueDepth(priority.description).record(depth) }
@@ -289,6 +296,20 @@ public enum Maintenance {
             metrics.queueDead.record(stats.dead)
             metrics.queueProcessing.record(stats.processing)
             metrics.processingAge.record(Double(stats.oldestProcessingAge) / 1000)
+        }
+    }
+
+    /// The shards a metrics collector has seen in the shard list.
+    private final class SeenShards: Sendable {
+        private let seen = Mutex<Set<ShardID>>([])
+
+        /// Notes `current` and answers every shard seen before that is not
+        /// in it, in id order.
+        func gone(current: [ShardID]) -> [ShardID] {
+            seen.withLock { seen in
+                seen.formUnion(current)
+                return seen.subtracting(current).sorted()
+            }
         }
     }
 

@@ -4,6 +4,7 @@ import KindredSupport
 import Pipeline
 import Scoring
 import Prometheus
+import ScoreStore
 import Testing
 import TestSupport
 
@@ -86,6 +87,40 @@ struct MetricsTests {
             #expect(abs(start - Date().timeIntervalSince1970) < 600, "\(start)")
             #expect((Self.value("process_open_fds", in: workerText) ?? 0) > 3)
             #expect((Self.value("process_resident_memory_bytes", in: serveText) ?? 0) > 1_000_000)
+        }
+    }
+
+    @Test("a shard that leaves the shard list loses its gauges, also after a late probe records it again; the others keep theirs; back in the list, it is reported again")
+    func aRemovedShardLosesItsGauges() async throws {
+        try await onThread("metrics-removed-shard") {
+            let web = try WebHarness(memberLimit: 30, generate: false)
+            let collector = Maintenance.metricsCollector(web.context)
+            try collector.runOnce()
+            let endpoints = web.context.scores.manager.shards
+            #expect(endpoints.count == 3)
+            for endpoint in endpoints {
+                #expect(web.registry.sample("kindred_shard_up", "shard", String(endpoint.id)) == 1, "shard \(endpoint.id)")
+                #expect(web.registry.sample("kindred_shard_breaker_state", "shard", String(endpoint.id)) == 0, "shard \(endpoint.id)")
+            }
+            let removed = try #require(endpoints.last)
+            let kept = endpoints.filter { $0.id != removed.id }
+            func up(_ shard: UInt32) -> Double? { web.registry.sample("kindred_shard_up", "shard", String(shard)) }
+
+            web.context.scores.manager.update(shards: kept)
+            try collector.runOnce()
+            #expect(up(removed.id) == nil)
+            #expect(web.registry.sample("kindred_shard_breaker_state", "shard", String(removed.id)) == nil)
+            for endpoint in kept { #expect(up(endpoint.id) == 1, "shard \(endpoint.id)") }
+
+            // A probe that read the list just before the shard left records it once more.
+            web.context.metrics.shardUp(removed.id).record(0)
+            #expect(up(removed.id) == 0)
+            try collector.runOnce()
+            #expect(up(removed.id) == nil)
+
+            web.context.scores.manager.update(shards: endpoints)
+            try collector.runOnce()
+            #expect(up(removed.id) == 1)
         }
     }
 
