@@ -201,7 +201,7 @@ enum Scripts {
         local function tenthsOf(value)
           local v = tonumber(value)
           local et = v and floor(v * 10 + 0.5) or -1
-          if et < 0 or et > 100 then return -1 end
+          if not (et >= 0 and et <= 100) then return -1 end
           return et
         end
         -- A set past N + S + W cut back to N + S: answers the entries removed and
@@ -225,7 +225,8 @@ enum Scripts {
               if not et then
                 local v = tonumber(value)
                 et = v and floor(v * 10 + 0.5) or -1
-                if et < 0 or et > 100 then et = -1 end
+                -- Written so that NaN (tonumber('nan')) is corrupt too.
+                if not (et >= 0 and et <= 100) then et = -1 end
                 memo[value] = et
               end
               if et >= 0 then hist[et] = hist[et] + 1 else corrupt = corrupt + 1 end

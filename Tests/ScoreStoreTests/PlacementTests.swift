@@ -178,7 +178,7 @@ struct PlacementTests {
         // `corrupted` of the written entries get values no score parses from;
         // the placement that makes N + S + W + 1 trims.
         #expect(window + 2 <= n + slack)
-        for (target, corrupted) in [(MemberID(21), window + 2), (MemberID(24), 3)] {
+        for (target, corrupted) in [(MemberID(21), window + 2), (MemberID(24), 6)] {
             let shard = Shards.shardOf(target)!
             let written = rankedMatches(for: target, count: n + slack, firstID: 1000)
             try shards.store.writeSet(target, shard: shard, matches: written, stamp: "s", limit: n, complete: false)
@@ -188,7 +188,7 @@ struct PlacementTests {
             let broken = Array(stride(from: 0, to: written.count, by: max(1, written.count / corrupted)).prefix(corrupted).map { written[$0] })
             #expect(broken.count == corrupted)
             for (index, entry) in broken.enumerated() {
-                _ = try redis.sendChecked(["HSET", layout.liveKey(target, bucket: layout.bucket(of: entry.id)), String(entry.id), ["x", "", "11.5", "-1"][index % 4]])
+                _ = try redis.sendChecked(["HSET", layout.liveKey(target, bucket: layout.bucket(of: entry.id)), String(entry.id), ["x", "", "11.5", "-1", "nan", "inf"][index % 6]])
             }
             var entered: [Match] = []
             var last: ScoreStore.PlacementReply?
