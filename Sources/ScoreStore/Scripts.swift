@@ -204,6 +204,13 @@ enum Scripts {
           if not (et >= 0 and et <= 100) then return -1 end
           return et
         end
+        -- A field's member id; an unparsable field (NaN included, which would
+        -- break the sort of the ties) ranks last, as the largest id.
+        local function idOf(field)
+          local id = tonumber(field)
+          if id and id >= 0 and id < 1e12 then return id end
+          return 1e12
+        end
         -- A set past N + S + W cut back to N + S: answers the entries removed and
         -- the new count, floor tenths and floor id.
         local function trimSet(n, slack, b, prefix, fT, fId)
@@ -257,11 +264,11 @@ enum Scripts {
                 d[#d + 1] = all[j - 1]
               elseif et == cut then
                 local y = #atCutIds + 1
-                atCutIds[y], atCutBuckets[y], atCutFields[y] = tonumber(all[j - 1]) or 1e12, bucket, all[j - 1]
+                atCutIds[y], atCutBuckets[y], atCutFields[y] = idOf(all[j - 1]), bucket, all[j - 1]
               elseif et <= minT then
                 -- Only an entry at or below the lowest kept tenths so far
                 -- needs its id parsed.
-                local eid = tonumber(all[j - 1]) or 1e12
+                local eid = idOf(all[j - 1])
                 if et < minT or eid > minId then minT, minId = et, eid end
               end
             end
