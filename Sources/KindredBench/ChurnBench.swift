@@ -91,10 +91,11 @@ struct ChurnBench: ParsableCommand {
             // registration). Measured before this: the mixed stream's
             // maximum, 46 s, with p99 at 0.3 s.
             var touched = Set<MemberID>()
-            func untouched(_ random: inout SystemRandomNumberGenerator) -> MemberID? {
+            /// The index in `existing` of a random member without an event yet.
+            func untouched(_ random: inout SystemRandomNumberGenerator) -> Int? {
                 for _ in 0..<1000 {
-                    let member = existing[Int(random.next() % UInt64(existing.count))]
-                    if !touched.contains(member) { return member }
+                    let index = Int(random.next() % UInt64(existing.count))
+                    if !touched.contains(existing[index]) { return index }
                 }
                 return nil
             }
@@ -116,8 +117,8 @@ struct ChurnBench: ParsableCommand {
                     existing.append(newcomer.id)
                     member = newcomer.id
                 case .answers, .block:
-                    guard let picked = untouched(&random) else { continue }
-                    member = picked
+                    guard let index = untouched(&random) else { continue }
+                    member = existing[index]
                     guard var record = try repository.member(member) else { continue }
                     if event == .answers {
                         var fresh = synthetic.member(nextIndex)
@@ -131,8 +132,8 @@ struct ChurnBench: ParsableCommand {
                     record.lastActive = Int64(Date().timeIntervalSince1970)
                     try repository.upsert([record])
                 case .delete:
-                    guard let picked = untouched(&random), let index = existing.firstIndex(of: picked) else { continue }
-                    member = picked
+                    guard let index = untouched(&random) else { continue }
+                    member = existing[index]
                     existing.swapAt(index, existing.count - 1)
                     existing.removeLast()
                     guard try repository.delete(member) else { continue }

@@ -149,10 +149,9 @@ struct EntryTable {
         }
     }
 
+    /// Empties the table, keeping its size (a full reload refills it).
     mutating func removeAll() {
-        keys = []
-        used = []
-        values = []
+        for index in used.indices { used[index] = false }
         count = 0
     }
 

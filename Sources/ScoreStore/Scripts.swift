@@ -201,6 +201,7 @@ enum Scripts {
         local function tenthsOf(value)
           local v = tonumber(value)
           local et = v and floor(v * 10 + 0.5) or -1
+          -- Written so that NaN (tonumber('nan')) is unparsable too.
           if not (et >= 0 and et <= 100) then return -1 end
           return et
         end
@@ -230,10 +231,7 @@ enum Scripts {
               local value = all[j]
               local et = memo[value]
               if not et then
-                local v = tonumber(value)
-                et = v and floor(v * 10 + 0.5) or -1
-                -- Written so that NaN (tonumber('nan')) is corrupt too.
-                if not (et >= 0 and et <= 100) then et = -1 end
+                et = tenthsOf(value)
                 memo[value] = et
               end
               if et >= 0 then hist[et] = hist[et] + 1 else corrupt = corrupt + 1 end

@@ -41,6 +41,10 @@ struct SetIndexTests {
         for id in model.keys.prefix(500) where model[id &+ 1] == nil { #expect(table[id &+ 1] == nil) }
         table.removeAll()
         #expect(table.count == 0 && table[1] == nil && table[0] == nil)
+        for id in model.keys { #expect(table[id] == nil, "id \(id) after removeAll") }
+        // Refilled at its kept size, it holds the new entries only.
+        table[7] = Self.entry(1)
+        #expect(table.count == 1 && table[7] == Self.entry(1))
     }
 
     @Test("the index keeps each member's newest record; a full reload replaces everything; look-ups under one lock see the same")
