@@ -182,7 +182,7 @@ public final class Generator {
     public let context: PipelineContext
     public let options: Options
     private var database: MariaDBConnection?
-    /// Top N + slack, and every scored candidate.
+    /// Top N + S + W, and every scored candidate.
     let finder: MatchFinder
     /// Every scored candidate of a published record (its top list unused).
     let recordFinder: MatchFinder
@@ -194,7 +194,8 @@ public final class Generator {
         self.context = context
         self.options = options
         var own = context.settings.scoring
-        own.topN = own.topN + context.scores.configuration.slack(forLimit: own.topN)
+        // The most a write stores; each member's own share is cut from it.
+        own.topN = context.scores.configuration.largestSet(forLimit: own.topN)
         finder = MatchFinder(settings: own)
         var records = context.settings.scoring
         records.topN = 1
@@ -276,7 +277,9 @@ public final class Generator {
         return eviction.map { $0.evictedAt <= lastActive } ?? true
     }
 
-    /// Step 3: scans, writes the first N + slack of the ranking, records it,
+    /// Step 3: scans, writes the first N + S (+ the member's share of W,
+    /// ``ScoreStore/Configuration/writtenSize(forLimit:member:)``) of the
+    /// ranking, records it,
     /// and catches up on members that changed meanwhile. Returns every
     /// scored candidate and the snapshot version they were scored at (the
     /// publication's current scores, while the snapshot stays there).
@@ -285,14 +288,15 @@ public final class Generator {
     ) throws -> (all: [Match], version: Int) {
         let id = record.id
         let settings = context.settings.scoring
-        let stored = finder.settings.topN
+        let stored = context.scores.configuration.writtenSize(forLimit: settings.topN, member: id)
         // What the snapshot holds at least, taken before the scan.
         let covered = context.follower.coveredUntil
-        let (top, all, scannedAt) = try context.population.read(withVersion: {
+        let (ranked, all, scannedAt) = try context.population.read(withVersion: {
             (population, version) throws(MemberValidationError) -> ([Match], [Match], Int) in
             let found = try finder.matchesCollectingAll(for: record, in: population)
             return (found.top, found.all, version)
         })
+        let top = Array(ranked.prefix(stored))
         let complete = finder.lastScan.scored <= stored
         outcome.candidates = finder.lastScan.candidates
         phases.lap("scan")

@@ -5,7 +5,8 @@ extension ScoreStore {
     /// Replaces `member`'s whole set with `matches`, atomically.
     ///
     /// A set is the exact prefix of the member's ranking down to its floor:
-    /// pass the first N + slack of the ranking (``Configuration/slack(forLimit:)``),
+    /// pass a prefix of the ranking of at most N + S + W entries, the first
+    /// ``Configuration/writtenSize(forLimit:member:)`` as the generator does,
     /// and `complete: true` when that is every candidate the member has
     /// (then the set has no floor: anyone who becomes a candidate belongs in
     /// it); otherwise the last match is the floor.
@@ -74,9 +75,9 @@ extension ScoreStore {
         guard limit >= 1 else {
             throw ScoreStoreError(code: .invalidArgument, message: "limit (N) must be at least 1", shard: shard)
         }
-        let most = limit + configuration.slack(forLimit: limit)
+        let most = configuration.largestSet(forLimit: limit)
         guard matches.count <= most else {
-            throw ScoreStoreError(code: .invalidArgument, message: "\(matches.count) matches exceed N + slack (\(most))", shard: shard)
+            throw ScoreStoreError(code: .invalidArgument, message: "\(matches.count) matches exceed N + S + W (\(most))", shard: shard)
         }
         for index in matches.indices {
             let match = matches[index]

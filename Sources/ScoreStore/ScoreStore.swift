@@ -100,6 +100,31 @@ public final class ScoreStore: Sendable {
 
         /// The most entries a set holds: N + S + W (a placement past it trims).
         public func largestSet(forLimit limit: Int) -> Int { limit + slack(forLimit: limit) + trimWindow(forLimit: limit) }
+
+        /// Whether whole-set writes spread their size over the trim window
+        /// (``writtenSize(forLimit:member:)``). On by default; off, every
+        /// write stores N + S.
+        public var spreadsWrites = true
+
+        /// How many entries of the ranking a whole-set write of `member`
+        /// stores (fewer when there are fewer candidates): N + S + a share of
+        /// W that the member's id picks, spread evenly over 0...W across
+        /// members (a multiplicative hash, so the same member always gets the
+        /// same share). Sets that are written together (a backfill, a site's
+        /// first run) would otherwise all hold N + S and reach the trim point
+        /// N + S + W together, a wave of trims that no worker keeps up with
+        /// (BENCHMARKS.md, "Trim waves"); spread, they start where a site's
+        /// churn leaves them anyway (a set that takes placements holds
+        /// N + S + W/2 on average), and their trims come one at a time. The
+        /// cost: a set written by a backfill holds W/2 more entries on
+        /// average (500 at N = 5000, ~9%) until its first trim.
+        public func writtenSize(forLimit limit: Int, member: MemberID) -> Int {
+            let base = limit + slack(forLimit: limit)
+            guard spreadsWrites else { return base }
+            let window = UInt64(trimWindow(forLimit: limit))
+            let mixed = (UInt64(member) &* 0x9E37_79B9_7F4A_7C15) >> 32  // Fibonacci hashing: the high bits
+            return base + Int(mixed % (window + 1))
+        }
     }
 
     /// A set's bookkeeping (the meta hash).

@@ -59,6 +59,27 @@ struct GeneratorTests {
             let (context, _) = try installation.context { $0.scoring.topN = 8 }
             let generator = Generator(context: context)
             for member in installation.members { _ = try generator.regenerate(member.id) }
+            // Each stored set is the first N + S + (the member's share of W)
+            // of their ranking (S = 16, W = 32 at N = 8): sizes spread over
+            // the trim window, so that sets written together do not all
+            // reach the trim point together.
+            let configuration = context.scores.configuration
+            let largest = configuration.largestSet(forLimit: 8)
+            #expect(largest == 8 + 16 + 32)
+            let ranked = try Installation.expectedMatches(
+                installation.members, survey: installation.survey, settings: ScoringSettings(topN: largest))
+            let written = installation.scoreStore()
+            var sizes = Set<Int>()
+            for member in installation.members {
+                let size = configuration.writtenSize(forLimit: 8, member: member.id)
+                #expect((8 + 16...largest).contains(size))
+                let shard = try #require(context.sets.entry(of: member.id)?.shard)
+                let set = try #require(try written.readSet(member.id, shard: shard, cutToLimit: false))
+                let ranking = try #require(ranked[member.id])
+                #expect(set.matches == Array(ranking.prefix(size)), "member \(member.id)")
+                if ranking.count >= largest { sizes.insert(set.matches.count) }
+            }
+            #expect(sizes.count > 10, "full sets should be written at many sizes, not one: \(sizes.sorted())")
             // A newcomer answering everything like member 1, who accepts what everyone answers.
             var newcomer = try #require(installation.members.first { $0.id == 1 })
             newcomer.id = 7_000_000

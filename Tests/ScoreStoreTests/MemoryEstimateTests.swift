@@ -17,6 +17,37 @@ struct MemoryEstimateTests {
             == [2, 2, 3, 3, 4, 4, 5, 5, 6, 10])
     }
 
+    @Test("a whole-set write's size: N + S + a share of W by the member's id, spread evenly over 0...W; N + S when not spread")
+    func writtenSizes() {
+        var configuration = ScoreStore.Configuration()
+        for limit in [5000, 8] {
+            let base = limit + configuration.slack(forLimit: limit)
+            let window = configuration.trimWindow(forLimit: limit)
+            var counts = [Int](repeating: 0, count: window + 1)
+            let members = 200_000
+            for id in 1...MemberID(members) {
+                let size = configuration.writtenSize(forLimit: limit, member: id)
+                #expect(size == configuration.writtenSize(forLimit: limit, member: id), "the same member, the same size")
+                guard (base...base + window).contains(size) else {
+                    Issue.record("member \(id): \(size) outside \(base)...\(base + window)")
+                    return
+                }
+                counts[size - base] += 1
+            }
+            // Ten equal slices of the window each hold a tenth of the members (±1.5%).
+            let slices = stride(from: 0, to: window + 1, by: (window + 1) / 10).prefix(10).map { start in
+                counts[start..<min(window + 1, start + (window + 1) / 10)].reduce(0, +)
+            }
+            let expected = Double(members) * Double((window + 1) / 10) / Double(window + 1)
+            for slice in slices { #expect(abs(Double(slice) - expected) < 0.015 * Double(members), "\(limit): \(slices)") }
+            let mean = Double(counts.enumerated().map { $0 * $1 }.reduce(0, +)) / Double(members)
+            #expect(abs(mean - Double(window) / 2) < Double(window) / 100, "\(limit): mean share \(mean) of \(window)")
+        }
+        configuration.spreadsWrites = false
+        #expect(configuration.writtenSize(forLimit: 5000, member: 12345) == 5500)
+        #expect(configuration.writtenSize(forLimit: 5000, member: 1) == 5500)
+    }
+
     @Test("B = 64, N = 5000: ~12-13 bytes a score (BENCHMARKS.md measured 12.2); one hash is a hashtable at ~70")
     func perScore() {
         let bucketed = ScoreLayout.default.estimatedBytesPerScore(setSize: 5000, largestID: 1_000_000)

@@ -83,9 +83,10 @@ struct SetTests {
             }
             #expect(error?.code == .invalidArgument)
         }
-        // At most N + slack (slack: max(16, N / 10)).
+        // At most N + S + W (S: max(16, N / 10); W: 2S), the largest set.
+        #expect(shards.store.configuration.largestSet(forLimit: 9) == 9 + 16 + 32)
         let error = #expect(throws: ScoreStoreError.self) {
-            try shards.store.writeSet(3, shard: 1, matches: rankedMatches(for: 3, count: 9 + 17), stamp: "x", limit: 9, complete: false)
+            try shards.store.writeSet(3, shard: 1, matches: rankedMatches(for: 3, count: 9 + 16 + 32 + 1), stamp: "x", limit: 9, complete: false)
         }
         #expect(error?.code == .invalidArgument)
         #expect(try shards.raw(1).keys(matching: "*").isEmpty)

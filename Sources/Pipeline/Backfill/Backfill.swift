@@ -262,7 +262,7 @@ public final class Backfill {
                 + "(\(reasons.missing) missing, \(reasons.stale) stale, \(reasons.misplaced) misplaced, \(reasons.lost) lost from their shard)")
         if plan.work > 0 {
             lines.append(
-                "estimated set: ~\(Int(plan.estimatedMatches.rounded())) matches (mean of \(plan.sampled) sampled scans), "
+                "estimated set: ~\(Int(plan.estimatedMatches.rounded())) stored entries (mean of \(plan.sampled) sampled scans), "
                     + "~\(Bytes.text(plan.bytesPerSet)) each on a shard (\(context.scores.configuration.layout.buckets) buckets)")
         }
         for share in plan.shares where share.sets > 0 || share.shard.memoryBudget != nil {

@@ -181,21 +181,30 @@ public struct BackfillPlanner {
             bytesPerSet: bytesPerSet, liveMembers: try repository.counts().live)
     }
 
-    /// Mean matches of up to ``sampleSize`` members spread evenly over
-    /// `ids`, scored against the snapshot (N when none can be scored).
+    /// Mean stored entries of up to ``sampleSize`` members spread evenly
+    /// over `ids`, scored against the snapshot: what a write stores of each
+    /// one's ranking (``ScoreStore/Configuration/writtenSize(forLimit:member:)``,
+    /// N + S + the member's share of W, fewer with fewer candidates), or
+    /// N + S + W/2 when none can be scored.
     func estimateMatches(_ ids: [MemberID]) -> (mean: Double, sampled: Int) {
         let settings = context.settings.scoring
+        let configuration = context.scores.configuration
         guard !ids.isEmpty else { return (0, 0) }
-        let finder = MatchFinder(settings: settings)
+        var finderSettings = settings
+        finderSettings.topN = configuration.largestSet(forLimit: settings.topN)
+        let finder = MatchFinder(settings: finderSettings)
         let step = max(1, ids.count / sampleSize)
         var total = 0
         var sampled = 0
         for index in stride(from: 0, to: ids.count, by: step).prefix(sampleSize) {
-            guard let matches = context.population.read({ finder.matches(forID: ids[index], in: $0) }) else { continue }
-            total += matches.count
+            let id = ids[index]
+            guard let matches = context.population.read({ finder.matches(forID: id, in: $0) }) else { continue }
+            total += min(matches.count, configuration.writtenSize(forLimit: settings.topN, member: id))
             sampled += 1
         }
-        return sampled == 0 ? (Double(settings.topN), 0) : (Double(total) / Double(sampled), sampled)
+        let fallback = settings.topN + configuration.slack(forLimit: settings.topN)
+            + (configuration.spreadsWrites ? configuration.trimWindow(forLimit: settings.topN) / 2 : 0)
+        return sampled == 0 ? (Double(fallback), 0) : (Double(total) / Double(sampled), sampled)
     }
 }
 
