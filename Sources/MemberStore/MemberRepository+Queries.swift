@@ -57,6 +57,12 @@ extension MemberRepository {
     }
 
     /// Live and deleted (tombstoned) members.
+    /// The largest member id ever stored (deleted members included), 0
+    /// when there is none: what sizes the id fields of a score set.
+    public func largestID() throws -> MemberID {
+        MemberID(truncatingIfNeeded: try connection.query("SELECT COALESCE(MAX(id), 0) FROM members").first?.uint(0) ?? 0)
+    }
+
     public func counts() throws -> MemberCounts {
         let row = try connection.query(
             "SELECT COALESCE(SUM(deleted = 0), 0), COALESCE(SUM(deleted <> 0), 0) FROM members"

@@ -3,12 +3,11 @@ import Scoring
 
 /// Members, their answers and their blocks in MySQL, over one connection.
 ///
-/// Threads: a repository is a thin value over a ``MariaDBClient/MariaDBConnection``
-/// and inherits its rule: one thread uses it at a time. Give each worker
-/// thread its own connection, or share one through ``SerializedConnection``.
-/// For lost connections wrap calls in
-/// ``MariaDBClient/MariaDBConnection/withRetry(policy:onRetry:sleep:_:)``:
-/// every method here is safe to run again.
+/// Threads: a repository is a thin view of a ``StoreSession``
+/// (``StoreSession/members``) and inherits its rule: one thread uses it.
+/// For lost connections use it inside
+/// ``StoreSession/withRetry(policy:onRetry:_:)``: every method here is safe
+/// to run again.
 ///
 /// Writes keep the change-tracking columns right: each write that changes a
 /// member sets `changed_at` to the server's `UTC_TIMESTAMP(6)` (what the

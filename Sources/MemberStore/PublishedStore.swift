@@ -240,6 +240,29 @@ public struct PublishedStore {
             ).affectedRows)
     }
 
+    /// Settles every member ``settleUnpublished(changedBefore:limit:)``
+    /// may settle: those whose row changed before the oldest coverage of
+    /// any stored set (before now when no set is stored: nobody can be
+    /// ranked wrongly, and a set written meanwhile scans or catches up on
+    /// every change before its record), `limit` per statement. With
+    /// `tombstoneAge`, first drops the tombstones settled longer ago than
+    /// that (by the server's clock). Returns how many were settled.
+    public func settleAllUnpublished(forgettingTombstonesOlderThan tombstoneAge: Duration? = nil, limit: Int = 10_000) throws -> Int {
+        var now: ServerTime?
+        if let tombstoneAge {
+            let time = try connection.serverTime()
+            now = time
+            _ = try forgetTombstones(settledBefore: time - tombstoneAge)
+        }
+        let before = try oldestCoverage() ?? (now ?? connection.serverTime())
+        var settled = 0
+        while true {
+            let batch = try settleUnpublished(changedBefore: before, limit: limit)
+            settled += batch
+            if batch < limit { return settled }
+        }
+    }
+
     /// The oldest coverage of any stored set (sets from before migration 5
     /// count as covering nothing); nil when no set is recorded.
     public func oldestCoverage() throws -> ServerTime? {

@@ -38,35 +38,36 @@ public enum ShardPicker {
 /// The member-to-shard directory (`member_shards`): which shard holds each
 /// member's score set, with an in-process cache.
 ///
-/// - ``shard(of:)`` answers from the cache, then MySQL.
-/// - ``assign(_:)`` gives a member without a shard the active shard with the
+/// - ``shard(of:in:)`` answers from the cache, then MySQL.
+/// - ``assign(_:in:)`` gives a member without a shard the active shard with the
 ///   most room for its weight (``ShardPicker``). It is idempotent under
 ///   races between threads and processes: the row is written with
 ///   `INSERT IGNORE` (only if the chosen shard is still active) and then read
 ///   back, so whoever wrote first decides and everyone returns that shard.
 /// - Draining and down shards get no new members; members already on them
-///   keep them until ``release(_:)``.
+///   keep them until ``release(_:in:)``.
 ///
 /// The per-shard counts the picker uses are read from MySQL at most every
 /// ``loadRefreshInterval`` and counted up locally in between, so several
 /// processes assigning at once stay near the weights without a query per
 /// assignment. A shard added or drained elsewhere is seen within that
-/// interval (``reloadShards()`` forces it); the `INSERT ... SELECT` checks
+/// interval (``reloadShards(in:)`` forces it); the `INSERT ... SELECT` checks
 /// the state on every write, so a shard that went inactive never gets a
 /// member from a stale view.
 ///
-/// Cache: entries live until ``release(_:)`` in this process; a member
+/// Cache: entries live until ``release(_:in:)`` in this process; a member
 /// released by another process may be reported on its old shard here until
 /// the cache is cleared (``clearCache()``), which happens by itself when it
 /// exceeds ``cacheCapacity`` entries.
 ///
-/// Threads: safe to use from any number of threads. Cache hits take only a
-/// short lock; everything else goes through the one
-/// ``SerializedConnection``, one caller at a time, with the retry helper.
+/// Threads: safe to use from any number of threads. The directory holds no
+/// connection: what it reads or writes in MySQL goes over the caller's own
+/// ``StoreSession`` (with the retry helper), so one thread's slow statement
+/// or retry sleep never holds up another thread's look-up. Cache hits take
+/// only a short lock, never held across a MySQL call.
 public final class ShardDirectory: @unchecked Sendable {
-    // @unchecked Sendable: `cache`, `loads` and `loadsReadAt` are only
-    // touched under `stateLock`; the connection serializes itself.
-    private let connection: SerializedConnection
+    // @unchecked Sendable: `cache`, `unassigned`, `loads` and `loadsReadAt`
+    // are only touched under `stateLock`; the rest is immutable.
     public let retry: RetryPolicy
     public let loadRefreshInterval: Duration
     public let cacheCapacity: Int
@@ -84,13 +85,11 @@ public final class ShardDirectory: @unchecked Sendable {
     private let clock = ContinuousClock()
 
     public init(
-        connection: SerializedConnection,
         retry: RetryPolicy = RetryPolicy(giveUpAfter: .seconds(5)),
         loadRefreshInterval: Duration = .seconds(5),
         cacheCapacity: Int = 1_000_000,
         unassignedTTL: Duration = .seconds(30)
     ) {
-        self.connection = connection
         self.retry = retry
         self.loadRefreshInterval = loadRefreshInterval
         self.cacheCapacity = cacheCapacity
@@ -102,10 +101,10 @@ public final class ShardDirectory: @unchecked Sendable {
     public var cachedAssignments: Int { stateLock.withLock { cache.count } }
 
     /// The member's shard, or `nil` when they have none.
-    public func shard(of member: MemberID) throws -> UInt32? {
+    public func shard(of member: MemberID, in session: StoreSession) throws -> UInt32? {
         if let cached = stateLock.withLock({ cache[member] }) { return cached }
-        let shard = try connection.withRetry(policy: retry) { connection in
-            try Self.storedShard(of: member, on: connection)
+        let shard = try session.withRetry(policy: retry) { session in
+            try Self.storedShard(of: member, on: session.link)
         }
         if let shard { remember(member, shard) }
         return shard
@@ -118,8 +117,9 @@ public final class ShardDirectory: @unchecked Sendable {
     /// this one cached them (`kindred evict`, a deletion), and a set written
     /// to the cached shard would then have no row in the directory.
     /// - Throws: ``MemberStoreError/Code/noActiveShard`` when no shard is active.
-    public func assign(_ member: MemberID) throws -> UInt32 {
-        let shard = try connection.withRetry(policy: retry) { connection in
+    public func assign(_ member: MemberID, in session: StoreSession) throws -> UInt32 {
+        let shard = try session.withRetry(policy: retry) { session in
+            let connection = session.link
             if let existing = try Self.storedShard(of: member, on: connection) { return existing }
             for attempt in 0..<3 {
                 let loads = try currentLoads(on: connection, forceReload: attempt > 0)
@@ -146,10 +146,10 @@ public final class ShardDirectory: @unchecked Sendable {
     }
 
     /// Removes the member's assignment (after the score store removed their
-    /// set): their next ``assign(_:)`` picks a shard afresh.
-    public func release(_ member: MemberID) throws {
-        try connection.withRetry(policy: retry) { connection in
-            try connection.execute("DELETE FROM member_shards WHERE member_id = ?", [.uint(UInt64(member))])
+    /// set): their next ``assign(_:in:)`` picks a shard afresh.
+    public func release(_ member: MemberID, in session: StoreSession) throws {
+        try session.withRetry(policy: retry) { session in
+            try session.link.execute("DELETE FROM member_shards WHERE member_id = ?", [.uint(UInt64(member))])
         }
         stateLock.withLock {
             cache[member] = nil
@@ -158,9 +158,9 @@ public final class ShardDirectory: @unchecked Sendable {
     }
 
     /// Members assigned to `shard`, ascending, after `after`, at most `limit`.
-    public func members(onShard shard: UInt32, after: MemberID = 0, limit: Int = 10_000) throws -> [MemberID] {
-        try connection.withRetry(policy: retry) { connection in
-            try connection.query(
+    public func members(onShard shard: UInt32, after: MemberID = 0, limit: Int = 10_000, in session: StoreSession) throws -> [MemberID] {
+        try session.withRetry(policy: retry) { session in
+            try session.link.query(
                 "SELECT member_id FROM member_shards WHERE shard_id = ? AND member_id > ? ORDER BY member_id LIMIT ?",
                 [.uint(UInt64(shard)), .uint(UInt64(after)), SQLValue(limit)]
             ).map { MemberID(truncatingIfNeeded: $0.uint(0) ?? 0) }
@@ -169,9 +169,9 @@ public final class ShardDirectory: @unchecked Sendable {
 
     /// Reads the active shards and their counts from MySQL now, instead of
     /// waiting for ``loadRefreshInterval`` (after adding or draining a shard).
-    public func reloadShards() throws {
-        _ = try connection.withRetry(policy: retry) { connection in
-            try currentLoads(on: connection, forceReload: true)
+    public func reloadShards(in session: StoreSession) throws {
+        _ = try session.withRetry(policy: retry) { session in
+            try currentLoads(on: session.link, forceReload: true)
         }
     }
 
@@ -201,7 +201,7 @@ public final class ShardDirectory: @unchecked Sendable {
     ///
     /// Cost: one query per 1000 unknown members (a job's 5000 matches are
     /// mostly cached after the first few jobs).
-    public func prefetch(_ members: some Collection<MemberID>) throws {
+    public func prefetch(_ members: some Collection<MemberID>, in session: StoreSession) throws {
         let now = clock.now
         let unknown = stateLock.withLock { () -> [MemberID] in
             members.filter { cache[$0] == nil && (unassigned[$0].map { $0 <= now } ?? true) }
@@ -215,8 +215,8 @@ public final class ShardDirectory: @unchecked Sendable {
             // One statement shape: the last chunk repeats its last id (duplicates in IN are harmless).
             var values = chunk.map { SQLValue.uint(UInt64($0)) }
             while values.count < chunkSize { values.append(values[values.count - 1]) }
-            let rows = try connection.withRetry(policy: retry) { connection in
-                try connection.query(sql, values).map {
+            let rows = try session.withRetry(policy: retry) { session in
+                try session.link.query(sql, values).map {
                     (MemberID(truncatingIfNeeded: $0.uint(0) ?? 0), UInt32(truncatingIfNeeded: $0.uint(1) ?? 0))
                 }
             }
@@ -230,9 +230,10 @@ public final class ShardDirectory: @unchecked Sendable {
         }
     }
 
-    /// The current assignments of `members` read on `connection` (not the
+    /// The current assignments of `members` read in `session` (not the
     /// cache): members without one are absent from the result.
-    public static func assignments(of members: [MemberID], on connection: MariaDBConnection) throws -> [MemberID: UInt32] {
+    public static func assignments(of members: [MemberID], in session: StoreSession) throws -> [MemberID: UInt32] {
+        let connection = session.link
         var found: [MemberID: UInt32] = [:]
         try forEachPaddedChunk(of: members) { chunk in
             try connection.forEachRow(
@@ -245,7 +246,7 @@ public final class ShardDirectory: @unchecked Sendable {
     }
 
     /// The member's shard if the cache knows it; nil when unknown or known to
-    /// have none. Never touches MySQL (call ``prefetch(_:)`` first).
+    /// have none. Never touches MySQL (call ``prefetch(_:in:)`` first).
     public func cachedShard(of member: MemberID) -> UInt32? {
         stateLock.withLock { cache[member] }
     }

@@ -107,24 +107,22 @@ extension Generator {
         _ id: MemberID, current: Member?, state: PublicationState, placements: [ScoreStore.Placement],
         into outcome: inout GenerationOutcome
     ) throws {
-        let survey = context.survey
         if let current, !state.records.contains(where: { $0.version == state.currentVersion }) {
-            try mysql { try PublishedStore(connection: $0, survey: survey).recordIntent(current) }
+            try mysql { try $0.publications.recordIntent(current) }
         }
         try requireLock(id)
         let sets = context.sets
         let results = context.scores.place(placements, limit: context.settings.scoring.topN) { sets.entry(of: $0)?.shard }
         try absorb(results, placements: placements, into: &outcome)
         try requireLock(id)
-        try mysql { try PublishedStore(connection: $0, survey: survey).settle(id, current: current) }
+        try mysql { try $0.publications.settle(id, current: current) }
     }
 
     /// Throws unless this thread's session still holds the member's
     /// publication lock (a reconnect loses it): then another job may be
     /// publishing, and this one must not settle.
     private func requireLock(_ id: MemberID) throws {
-        let survey = context.survey
-        guard try mysql({ try PublishedStore(connection: $0, survey: survey).holdsLock(id) }) else {
+        guard try mysql({ try $0.publications.holdsLock(id) }) else {
             throw GenerationFailure(.failed, "the publication lock of member \(id) was lost (MySQL reconnected): retrying")
         }
     }

@@ -128,9 +128,9 @@ public struct GenerationOutcome: Sendable {
 }
 
 /// The job: bring one member's matches, and every other set's view of the
-/// member, in line with MySQL. One generator per thread: it owns that
-/// thread's MySQL connection and match finders; the rest comes from the
-/// shared ``PipelineContext``.
+/// member, in line with MySQL. One generator per thread: it works in that
+/// thread's ``MemberStore/StoreSession`` (made by the thread) with match
+/// finders of its own; the rest comes from the shared ``PipelineContext``.
 ///
 /// A job (SCORING.md, "Matches while the population changes"):
 /// 1. takes the member's publication lock (when publishing), reads the
@@ -181,18 +181,23 @@ public final class Generator {
 
     public let context: PipelineContext
     public let options: Options
-    private var database: MariaDBConnection?
+    /// The thread's member store session: every MySQL visit of a job,
+    /// the directory's included.
+    let session: StoreSession
     /// Top N + S + W, and every scored candidate.
     let finder: MatchFinder
     /// Every scored candidate of a published record (its top list unused).
     let recordFinder: MatchFinder
 
-    public init(context: PipelineContext, options: Options = Options()) {
+    /// - Parameter session: the calling thread's session (a new one from
+    ///   the context's factory when nil); used only on that thread.
+    public init(context: PipelineContext, options: Options = Options(), session: StoreSession? = nil) {
         precondition(
             !options.publish || context.settings.publishes,
             "a publishing generator needs a process that follows the set index (PipelineSettings.publishes)")
         self.context = context
         self.options = options
+        self.session = session ?? context.sessions.storeSession()
         var own = context.settings.scoring
         // The most a write stores; each member's own share is cut from it.
         own.topN = context.scores.configuration.largestSet(forLimit: own.topN)
@@ -201,8 +206,6 @@ public final class Generator {
         records.topN = 1
         recordFinder = MatchFinder(settings: records)
     }
-
-    deinit { database?.close() }
 
     /// Rebuilds `id`'s own set (publishing their change too, when the
     /// options say so), or removes a deleted member.
@@ -223,16 +226,16 @@ public final class Generator {
         let survey = context.survey
         var phases = PhaseClock(metrics: context.metrics)
         if options.publish {
-            guard try mysql({ try PublishedStore(connection: $0, survey: survey).lock(id) }) else {
+            guard try mysql({ try $0.publications.lock(id) }) else {
                 throw GenerationFailure(.busy, "another job is publishing member \(id)'s change")
             }
         }
         defer {
-            if options.publish { _ = try? database?.withRetry(policy: context.settings.mysqlRetry) { try PublishedStore(connection: $0, survey: survey).unlock(id) } }
+            if options.publish { _ = try? session.withRetry(policy: context.settings.mysqlRetry) { try $0.publications.unlock(id) } }
         }
-        let state = try mysql { connection -> PublicationState in
-            if options.publish { return try PublishedStore(connection: connection, survey: survey).state(of: id) }
-            let current = try MemberRepository(connection: connection, survey: survey).member(id)
+        let state = try mysql { session -> PublicationState in
+            if options.publish { return try session.publications.state(of: id) }
+            let current = try session.members.member(id)
             return PublicationState(
                 id: id, current: current, currentVersion: current.map { AnswersVersion.of($0, survey: survey) } ?? 0,
                 changedAt: nil, records: [])
@@ -240,7 +243,7 @@ public final class Generator {
         phases.lap("read")
         // Everything committed before this point is in the snapshot and the set index after this.
         let began = ContinuousClock.now
-        try mysql { try context.follower.refresh(startedAfter: began, on: $0) }
+        try mysql { try context.follower.refresh(startedAfter: began, in: $0) }
         phases.lap("refresh")
         guard let record = state.current else {
             return try remove(id, state: state, phases: &phases)
@@ -267,13 +270,13 @@ public final class Generator {
     /// written before floors were kept.
     private func ownSetDue(_ record: Member, version: UInt64, rule: OwnSet) throws -> Bool {
         guard case .ifWanted(let activeSince) = rule else { return true }
-        if let shard = try context.directory.shard(of: record.id) {
+        if let shard = try context.directory.shard(of: record.id, in: session) {
             guard let meta = try context.scores.readMeta(record.id, shard: shard) else { return true }
             return meta.stamp != String(version) || meta.isLegacy || meta.needsRefill
         }
         if context.sets.entry(of: record.id) != nil { return true }
         guard let lastActive = record.lastActive, lastActive >= activeSince else { return false }
-        let eviction = try mysql { try EvictionStore(connection: $0).eviction(of: record.id) }
+        let eviction = try mysql { try $0.evictions.eviction(of: record.id) }
         return eviction.map { $0.evictedAt <= lastActive } ?? true
     }
 
@@ -300,7 +303,7 @@ public final class Generator {
         let complete = finder.lastScan.scored <= stored
         outcome.candidates = finder.lastScan.candidates
         phases.lap("scan")
-        let shard = try context.directory.assign(id)
+        let shard = try context.directory.assign(id, in: session)
         phases.lap("assign")
         let stamp = String(version)
         let generatedAt = Date()
@@ -313,7 +316,7 @@ public final class Generator {
             memberID: id, shardID: shard, answersVersion: version,
             generatedAt: Int64(generatedAt.timeIntervalSince1970 * 1000), matchCount: min(top.count, settings.topN),
             floor: complete ? nil : top.last, coveredAt: covered)
-        try mysql { try GenerationStore(connection: $0).record(generation) }
+        try mysql { try $0.generations.record(generation) }
         context.sets.wrote(
             id,
             entry: SetIndex.Entry(
@@ -335,7 +338,7 @@ public final class Generator {
     private func catchUp(
         _ record: Member, stamp: String, shard: UInt32, scannedAt: Int, into outcome: inout GenerationOutcome
     ) throws {
-        try mysql { try context.follower.refresh(on: $0) }
+        try mysql { try context.follower.refresh(in: $0) }
         guard let changed = context.population.changedMembers(since: scannedAt) else {
             throw GenerationFailure(.failed, "too many members changed while member \(record.id)'s set was written: retrying")
         }
@@ -390,30 +393,19 @@ public final class Generator {
             try publish(id, current: nil, state: state, placements: placements, into: &outcome)
             phases.lap("publish")
         }
-        let generation = try mysql { try GenerationStore(connection: $0).generation(of: id) }
-        let shard = try context.directory.shard(of: id) ?? generation?.shardID
+        let generation = try mysql { try $0.generations.generation(of: id) }
+        let shard = try context.directory.shard(of: id, in: session) ?? generation?.shardID
         if let shard { _ = try context.scores.removeSet(id, shard: shard) }
-        try mysql { try GenerationStore(connection: $0).forget(id) }
-        try context.directory.release(id)
+        try mysql { try $0.generations.forget(id) }
+        try context.directory.release(id, in: session)
         context.population.remove(id)
         phases.lap("remove")
         return outcome
     }
 
-    /// Runs `body` on this thread's MySQL connection, reconnecting with
-    /// backoff on a lost connection within the settings' budget.
-    func mysql<T>(_ body: (MariaDBConnection) throws -> T) throws -> T {
-        let connection: MariaDBConnection
-        if let database {
-            connection = database
-        } else {
-            do {
-                connection = try context.connectMySQL()
-            } catch {
-                throw GenerationFailure(.mysqlUnavailable, "MySQL unavailable: \(error)")
-            }
-            database = connection
-        }
-        return try connection.withRetry(policy: context.settings.mysqlRetry, body)
+    /// One visit on this thread's session, reconnecting with backoff on a
+    /// lost connection within the settings' budget.
+    func mysql<T>(_ body: (StoreSession) throws -> T) throws -> T {
+        try session.withRetry(policy: context.settings.mysqlRetry, body)
     }
 }

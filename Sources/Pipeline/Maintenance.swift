@@ -2,7 +2,6 @@ import CoreMetrics
 import Foundation
 import KindredLogging
 import Logging
-import MariaDBClient
 import MemberStore
 import RedisClient
 import Scoring
@@ -10,62 +9,6 @@ import ScoreStore
 import ServiceLifecycle
 import Synchronization
 import WorkQueue
-
-/// Per-thread connections for one background task: made on the task's own
-/// thread on first use and kept from one run to the next.
-///
-/// A server that restarted (or a network path that broke) while a run was
-/// idle leaves the kept socket dead, and a dead socket fails on its first
-/// use. So each use survives that once:
-/// - queue: when `body` fails and the kept connection is broken, whatever
-///   error `body` threw (a `QueueError`, a `RedisError`, anything wrapping
-///   them), the connection is replaced and `body` runs once more on the new
-///   one. A new connection that breaks too is dropped and the error thrown:
-///   the next run starts afresh. `body` may therefore run twice; every queue
-///   step the tasks take (enqueue, heartbeat, reap, hand back, stats) is
-///   harmless to repeat.
-/// - MySQL: `withRetry` (MemberStore) reconnects and runs `body` again
-///   within the same run when the connection was lost, for up to the
-///   settings' `mysqlRetry` (then the run fails and the next one reconnects).
-///
-/// So a restart of the queue's Redis costs no run, where it used to cost
-/// one: a whole interval for the repair sweep (5 minutes) and the set audit
-/// (10); for the shard watcher, the repair of a shard noticed empty in that
-/// run (see ``Maintenance/shardWatcher(_:)``).
-final class TaskConnections: @unchecked Sendable {
-    // @unchecked Sendable: used only from the one thread of its periodic
-    // service (the service runs its body serially).
-    private let context: PipelineContext
-    private var redis: QueueConnection?
-    private var mysql: MariaDBConnection?
-
-    init(_ context: PipelineContext) { self.context = context }
-
-    func queue<T>(_ body: (QueueConnection) throws -> T) throws -> T {
-        if let kept = redis {
-            do {
-                return try body(kept)
-            } catch where kept.isBroken {
-                redis = nil
-                context.logger.debug("queue connection broken since the last use: retrying on a new one", metadata: ["error": "\(error)"])
-            }
-        }
-        let connection = try context.connectQueue()
-        redis = connection
-        do {
-            return try body(connection)
-        } catch where connection.isBroken {
-            redis = nil
-            throw error
-        }
-    }
-
-    func database<T>(_ body: (MariaDBConnection) throws -> T) throws -> T {
-        let connection = try mysql ?? context.connectMySQL()
-        mysql = connection
-        return try connection.withRetry(policy: context.settings.mysqlRetry, body)
-    }
-}
 
 /// The worker daemon's background tasks, each a periodic service on a
 /// thread of its own. None of them ever stops the daemon: a failed run is
@@ -80,10 +23,9 @@ public enum Maintenance {
     /// ``WorkerActivity``): its job goes back to the queue for another
     /// worker; each such stall is logged and counted once.
     public static func heartbeat(_ context: PipelineContext) -> ThreadsService {
-        let connections = TaskConnections(context)
         let ids = (0..<context.settings.workers).map { WorkerLoop.workerID(context, $0) }
         let reported = Box(Set<Int>())
-        return periodicService(name: "heartbeat", interval: context.settings.heartbeatInterval, logger: context.logger) {
+        return periodicService(name: "heartbeat", interval: context.settings.heartbeatInterval, logger: context.logger, sessions: context.sessions) { session in
             let stuck = context.activity.stuck(longerThan: context.settings.jobDeadline)
             for index in stuck.subtracting(reported.value).sorted() {
                 context.metrics.workerStalls.increment()
@@ -92,13 +34,13 @@ public enum Maintenance {
                     metadata: ["worker": "\(ids[index])", "deadline_ms": .milliseconds(context.settings.jobDeadline)])
             }
             reported.value = stuck
-            try connections.queue { redis in
+            try session.queue { redis in
                 for (index, id) in ids.enumerated() where !stuck.contains(index) {
                     try context.queue.heartbeat(worker: id, on: redis)
                 }
             }
-        } onStop: {
-            try connections.queue { redis in
+        } onStop: { session in
+            try session.queue { redis in
                 for id in ids { try context.queue.handBack(worker: id, on: redis) }
             }
         }
@@ -106,9 +48,8 @@ public enum Maintenance {
 
     /// Returns the jobs of workers (of any process) that stopped heartbeating.
     public static func reaper(_ context: PipelineContext) -> ThreadsService {
-        let connections = TaskConnections(context)
-        return periodicService(name: "reaper", interval: context.settings.reapInterval, logger: context.logger) {
-            let reaped = try connections.queue { try context.queue.reap(timeout: context.settings.reapTimeout, on: $0) }
+        return periodicService(name: "reaper", interval: context.settings.reapInterval, logger: context.logger, sessions: context.sessions) { session in
+            let reaped = try session.queue { try context.queue.reap(timeout: context.settings.reapTimeout, on: $0) }
             if reaped.workers > 0 {
                 context.logger.warning(
                     "reaped silent workers",
@@ -122,9 +63,8 @@ public enum Maintenance {
     /// apply inside it. Jobs refresh on their own too; this keeps an idle
     /// process fresh.
     public static func refresher(_ context: PipelineContext) -> ThreadsService {
-        let connections = TaskConnections(context)
-        return periodicService(name: "snapshot", interval: context.settings.refreshInterval, logger: context.logger) {
-            try connections.database { try context.follower.refresh(on: $0) }
+        return periodicService(name: "snapshot", interval: context.settings.refreshInterval, logger: context.logger, sessions: context.sessions) { session in
+            try session.database { try context.follower.refresh(in: $0) }
         }
     }
 
@@ -135,29 +75,15 @@ public enum Maintenance {
     /// covered are settled in MySQL without a job (a population imported
     /// before its sets were built).
     public static func repairSweep(_ context: PipelineContext) -> ThreadsService {
-        let connections = TaskConnections(context)
-        return periodicService(name: "repair-sweep", interval: context.settings.sweepInterval, logger: context.logger) {
+        return periodicService(name: "repair-sweep", interval: context.settings.sweepInterval, logger: context.logger, sessions: context.sessions) { session in
             let window = context.settings.activeWindow.components.seconds
             let activeSince = Int64(Date().timeIntervalSince1970) - window
-            let total = try enqueueForRepair(connections, context) { store, after in
+            let total = try enqueueForRepair(session, context) { store, after in
                 try store.repairCandidates(activeSince: activeSince, after: after, limit: 5000)
             }
             if total > 0 { context.logger.info("repair sweep queued members", metadata: ["members": "\(total)"]) }
-            let survey = context.survey
-            let settled = try connections.database { connection -> Int in
-                let store = PublishedStore(connection: connection, survey: survey)
-                let now = try connection.serverTime()
-                _ = try store.forgetTombstones(settledBefore: now - .seconds(86_400))
-                // With no set stored, nobody can be ranked wrongly: a set written
-                // meanwhile scans (or catches up on) every change before its record.
-                let before = try store.oldestCoverage() ?? now
-                var settled = 0
-                while true {
-                    let batch = try store.settleUnpublished(changedBefore: before, limit: 10_000)
-                    settled += batch
-                    if batch < 10_000 { break }
-                }
-                return settled
+            let settled = try session.database {
+                try $0.publications.settleAllUnpublished(forgettingTombstonesOlderThan: .seconds(86_400))
             }
             if settled > 0 {
                 context.logger.info("members settled as published: every stored set already ranks them as they are", metadata: ["members": "\(settled)"])
@@ -165,9 +91,9 @@ public enum Maintenance {
             var after: MemberID = 0
             var publications = 0
             while true {
-                let ids = try connections.database { try PublishedStore(connection: $0, survey: survey).needingPublication(after: after, limit: 5000) }
+                let ids = try session.database { try $0.publications.needingPublication(after: after, limit: 5000) }
                 guard let last = ids.last else { break }
-                try connections.queue { _ = try context.queue.enqueue(ids, priority: .repair, on: $0) }
+                try session.queue { _ = try context.queue.enqueue(ids, priority: .repair, on: $0) }
                 publications += ids.count
                 after = last
             }
@@ -192,9 +118,8 @@ public enum Maintenance {
     /// moment) stays on a list of its own and is queued again on every run
     /// until that succeeds.
     public static func shardWatcher(_ context: PipelineContext) -> ThreadsService {
-        let connections = TaskConnections(context)
         let unqueued = Box(Set<UInt32>())
-        return periodicService(name: "shard-watcher", interval: context.settings.watchInterval, logger: context.logger) {
+        return periodicService(name: "shard-watcher", interval: context.settings.watchInterval, logger: context.logger, sessions: context.sessions) { session in
             defer {
                 if !unqueued.value.isEmpty {
                     context.logger.warning(
@@ -202,11 +127,11 @@ public enum Maintenance {
                         metadata: ["shards": "\(unqueued.value.sorted())"])
                 }
             }
-            let shards = try followShardList(connections, context)
+            let shards = try followShardList(session, context)
             for shard in shards where shard.state != .down {
                 // Read before the shard advances: any value recorded came from
                 // an earlier INCR, so a shard that kept its data answers more.
-                let recorded = try connections.database { try ShardCatalog(connection: $0).sequence(of: shard.id) }
+                let recorded = try session.database { try $0.shards.sequence(of: shard.id) }
                 let status: ScoreStore.MarkerStatus
                 let sequence: Int
                 do {
@@ -224,24 +149,24 @@ public enum Maintenance {
                     // that the shard lost its data. Its other sets are intact: the set audit finds
                     // each set whose last write was lost (its stamp against MySQL) and rebuilds
                     // only those, instead of every set of the shard.
-                    try connections.database { try ShardCatalog(connection: $0).resetSequence(shard.id, to: Int64(sequence)) }
+                    try session.database { try $0.shards.resetSequence(shard.id, to: Int64(sequence)) }
                     context.logger.warning(
                         "a cluster shard's write sequence went back (a failover lost the last writes of one master): the set audit rebuilds the sets it finds lost",
                         metadata: ["shard": "\(shard.id)"])
                 } else if status.wasMissing || restored {
                     unqueued.value.insert(shard.id)
-                    try connections.database { try ShardCatalog(connection: $0).resetSequence(shard.id, to: Int64(sequence)) }
+                    try session.database { try $0.shards.resetSequence(shard.id, to: Int64(sequence)) }
                     context.logger.warning(
                         status.wasMissing
                             ? "shard came back empty: its members' sets are queued for repair"
                             : "shard was restored from an older copy of its data: its members' sets are queued for repair",
                         metadata: ["shard": "\(shard.id)"])
                 } else {
-                    try connections.database { try ShardCatalog(connection: $0).recordSequence(shard.id, Int64(sequence)) }
+                    try session.database { try $0.shards.recordSequence(shard.id, Int64(sequence)) }
                 }
             }
             for shard in unqueued.value.sorted() {
-                let queued = try queueMembers(of: shard, connections, context)
+                let queued = try queueMembers(of: shard, session, context)
                 unqueued.value.remove(shard)
                 if queued > 0 {
                     context.logger.warning("members of a shard that lost data queued for repair", metadata: ["shard": "\(shard)", "members": "\(queued)"])
@@ -253,9 +178,8 @@ public enum Maintenance {
     /// Follows the shard list in MySQL (for processes that read and write
     /// sets but leave repairs to the worker daemon: the web backend).
     public static func shardListReloader(_ context: PipelineContext) -> ThreadsService {
-        let connections = TaskConnections(context)
-        return periodicService(name: "shard-list", interval: context.settings.watchInterval, logger: context.logger) {
-            try followShardList(connections, context)
+        return periodicService(name: "shard-list", interval: context.settings.watchInterval, logger: context.logger, sessions: context.sessions) { session in
+            try followShardList(session, context)
         }
     }
 
@@ -268,9 +192,8 @@ public enum Maintenance {
     /// time (a probe that checked it just before it left may record it
     /// again once).
     public static func metricsCollector(_ context: PipelineContext) -> ThreadsService {
-        let connections = TaskConnections(context)
         let seen = SeenShards()
-        return periodicService(name: "metrics", interval: context.settings.metricsInterval, logger: context.logger) {
+        return periodicService(name: "metrics", interval: context.settings.metricsInterval, logger: context.logger, sessions: context.sessions) { session in
             let metrics = context.metrics
             let age = context.population.age
             metrics.snapshotAge.record(Double(age.components.seconds) + Double(age.components.attoseconds) / 1e18)
@@ -290,7 +213,7 @@ public enum Maintenance {
             }
             for shard in seen.gone(current: current) { metrics.forgetShard(shard) }
             guard metrics.program != .serve else { return }
-            let stats = try connections.queue { try context.queue.stats(on: $0) }
+            let stats = try session.queue { try context.queue.stats(on: $0) }
             for (priority, depth) in stats.waiting { metrics.queueDepth(priority.description).record(depth) }
             metrics.queueDelayed.record(stats.delayed)
             metrics.queueDead.record(stats.dead)
@@ -315,15 +238,15 @@ public enum Maintenance {
 
     /// Reads the shard list from MySQL and hands it to the connection manager.
     @discardableResult
-    static func followShardList(_ connections: TaskConnections, _ context: PipelineContext) throws -> [ShardInfo] {
-        let shards = try connections.database { try ShardCatalog(connection: $0).list() }
+    static func followShardList(_ session: ThreadSession, _ context: PipelineContext) throws -> [ShardInfo] {
+        let shards = try session.database { try $0.shards.list() }
         context.scores.manager.update(shards: shards.map { ShardEndpoint(id: $0.id, address: $0.address.url, isCluster: $0.address.isCluster) })
         return shards
     }
 
     /// Queues at repair priority every member whose set MySQL records on `shard`.
-    static func queueMembers(of shard: UInt32, _ connections: TaskConnections, _ context: PipelineContext) throws -> Int {
-        try enqueueForRepair(connections, context) { store, after in
+    static func queueMembers(of shard: UInt32, _ session: ThreadSession, _ context: PipelineContext) throws -> Int {
+        try enqueueForRepair(session, context) { store, after in
             try store.members(onShard: shard, after: after, limit: 5000)
         }
     }
@@ -331,15 +254,15 @@ public enum Maintenance {
     /// Queues at repair priority every member `page` lists, page by page in
     /// ascending id order (`page` gives the ids after its second argument).
     static func enqueueForRepair(
-        _ connections: TaskConnections, _ context: PipelineContext,
+        _ session: ThreadSession, _ context: PipelineContext,
         page: @escaping (GenerationStore, MemberID) throws -> [MemberID]
     ) throws -> Int {
         var after: MemberID = 0
         var total = 0
         while true {
-            let ids = try connections.database { try page(GenerationStore(connection: $0), after) }
+            let ids = try session.database { try page($0.generations, after) }
             guard let last = ids.last else { break }
-            try connections.queue { _ = try context.queue.enqueue(ids, priority: .repair, on: $0) }
+            try session.queue { _ = try context.queue.enqueue(ids, priority: .repair, on: $0) }
             total += ids.count
             after = last
         }

@@ -10,11 +10,13 @@ import WorkQueue
 /// Everything the threads of one worker (or web) process share: the
 /// snapshot, the score store and its connection manager, the shard
 /// directory, the queue's address, metrics and logs. All of it is
-/// thread-safe; per-thread resources (a MySQL connection, a queue
-/// connection, a match finder) live in ``Generator`` and the worker loop.
+/// thread-safe; per-thread resources (a ``ThreadSession``: a MySQL
+/// session and a queue connection; a match finder) are made by each thread
+/// from ``sessions`` and live in ``Generator`` and the thread's loop.
 public final class PipelineContext: Sendable {
-    public let mysql: MariaDBConnection.Configuration
-    public let queueAddress: QueueAddress
+    /// Makes each thread's sessions (MySQL, queue): the context hands out
+    /// no connection.
+    public let sessions: SessionFactory
     public let settings: PipelineSettings
     public let survey: Survey
     public let population: SharedPopulation
@@ -39,8 +41,8 @@ public final class PipelineContext: Sendable {
         population: SharedPopulation, scores: ScoreStore, directory: ShardDirectory, metrics: KindredMetrics,
         logger: Logger, watermark: SnapshotWatermark, sets: SetIndex = SetIndex(), setsWatermark: ServerTime? = nil
     ) {
-        self.mysql = mysql
-        self.queueAddress = queueAddress
+        sessions = SessionFactory(
+            store: StoreConfiguration(mysql: mysql, retry: settings.mysqlRetry, survey: survey), queue: queueAddress, logger: logger)
         self.settings = settings
         self.survey = survey
         self.population = population
@@ -56,16 +58,5 @@ public final class PipelineContext: Sendable {
         activity = WorkerActivity(workers: settings.workers)
         let host = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "host"
         processID = "\(host):\(getpid()):\(String(UInt32.random(in: 0...UInt32.max), radix: 36))"
-    }
-
-    /// A new connection to the queue Redis (blocking; read timeout long
-    /// enough for `waitForWork`).
-    public func connectQueue() throws(RedisError) -> QueueConnection {
-        try QueueConnection(address: queueAddress, connectTimeout: .seconds(2), readTimeout: .seconds(10))
-    }
-
-    /// A new MySQL connection.
-    public func connectMySQL() throws -> MariaDBConnection {
-        try MariaDBConnection(configuration: mysql)
     }
 }

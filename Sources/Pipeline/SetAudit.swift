@@ -23,10 +23,9 @@ extension Maintenance {
     ///   that no recent change explains is logged, counted
     ///   (`kindred_set_audit_mismatches_total`) and rebuilt.
     public static func setAudit(_ context: PipelineContext) -> ThreadsService {
-        let connections = TaskConnections(context)
         let audit = SetAuditState(context: context)
-        return periodicService(name: "set-audit", interval: context.settings.auditInterval, logger: context.logger) {
-            try audit.run(connections)
+        return periodicService(name: "set-audit", interval: context.settings.auditInterval, logger: context.logger, sessions: context.sessions) { session in
+            try audit.run(session)
         }
     }
 }
@@ -48,45 +47,45 @@ final class SetAuditState: @unchecked Sendable {
         self.quiet = quiet
     }
 
-    func run(_ connections: TaskConnections) throws {
+    func run(_ session: ThreadSession) throws {
         let now = ContinuousClock.now
         versions.append((now, context.population.version))
         versions.removeAll { now - $0.at > quiet * 4 }
-        let shards = try connections.database { try ShardCatalog(connection: $0).list() }
+        let shards = try session.database { try $0.shards.list() }
         var rebuild: [MemberID] = []
         var sample: [(MemberID, UInt32)] = []
         for shard in shards where shard.state != .down {
-            let (lost, wrong, recorded) = try checkRecorded(shard: shard.id, connections)
+            let (lost, wrong, recorded) = try checkRecorded(shard: shard.id, session)
             rebuild += lost + wrong
             if !lost.isEmpty || !wrong.isEmpty {
                 context.logger.warning(
                     "sets missing or not the ones MySQL records: queued for rebuild",
                     metadata: ["shard": "\(shard.id)", "missing": "\(lost.count)", "other": "\(wrong.count)"])
             }
-            let orphans = try removeOrphans(shard: shard.id, connections)
+            let orphans = try removeOrphans(shard: shard.id, session)
             if orphans > 0 {
                 context.logger.warning("removed sets of members the shard no longer holds", metadata: ["shard": "\(shard.id)", "sets": "\(orphans)"])
             }
             sample += recorded.shuffled().prefix(context.settings.auditSample).map { ($0, shard.id) }
         }
         sample = Array(sample.shuffled().prefix(context.settings.auditSample))
-        rebuild += try selfCheck(sample, connections)
+        rebuild += try selfCheck(sample, session)
         if !rebuild.isEmpty {
-            try connections.queue { _ = try context.queue.enqueue(Array(Set(rebuild)).sorted(), priority: .repair, on: $0) }
+            try session.queue { _ = try context.queue.enqueue(Array(Set(rebuild)).sorted(), priority: .repair, on: $0) }
         }
     }
 
     /// Sets MySQL records on the shard: missing ones, and ones whose meta
     /// is not the recorded generation (or cannot be kept exact); returns
     /// the recorded members too (the self-check samples them).
-    private func checkRecorded(shard: UInt32, _ connections: TaskConnections) throws -> ([MemberID], [MemberID], [MemberID]) {
+    private func checkRecorded(shard: UInt32, _ session: ThreadSession) throws -> ([MemberID], [MemberID], [MemberID]) {
         var after: MemberID = 0
         var missing: [MemberID] = []
         var wrong: [MemberID] = []
         var recorded: [MemberID] = []
         let limit = context.settings.scoring.topN
         while true {
-            let generations = try connections.database { try GenerationStore(connection: $0).generations(onShard: shard, after: after, limit: 5000) }
+            let generations = try session.database { try $0.generations.generations(onShard: shard, after: after, limit: 5000) }
             guard let last = generations.last else { break }
             let metas = try context.scores.readMetas(generations.map(\.memberID), shard: shard)
             for (generation, meta) in zip(generations, metas) {
@@ -114,12 +113,12 @@ final class SetAuditState: @unchecked Sendable {
 
     /// Removes sets on the shard whose member it does not hold: neither the
     /// directory nor the generation record places them there.
-    private func removeOrphans(shard: UInt32, _ connections: TaskConnections) throws -> Int {
+    private func removeOrphans(shard: UInt32, _ session: ThreadSession) throws -> Int {
         var removed = 0
         let nowSeconds = Int64(Date().timeIntervalSince1970)
         try context.scores.scanSetOwners(shard: shard) { owners in
-            let (directory, recorded) = try connections.database { connection in
-                (try ShardDirectory.assignments(of: owners, on: connection), try GenerationStore(connection: connection).recordedShards(of: owners))
+            let (directory, recorded) = try session.database { session in
+                (try ShardDirectory.assignments(of: owners, in: session), try session.generations.recordedShards(of: owners))
             }
             let strays = owners.filter { directory[$0] != shard && recorded[$0] != shard }
             guard !strays.isEmpty else { return }
@@ -134,7 +133,7 @@ final class SetAuditState: @unchecked Sendable {
 
     /// Recomputes sampled sets from the snapshot and compares them with the
     /// shard, entry by entry; returns the ones to rebuild.
-    private func selfCheck(_ sample: [(MemberID, UInt32)], _ connections: TaskConnections) throws -> [MemberID] {
+    private func selfCheck(_ sample: [(MemberID, UInt32)], _ session: ThreadSession) throws -> [MemberID] {
         guard !sample.isEmpty else { return [] }
         // Members changed within the quiet period (or whose publication is
         // due) may legitimately differ from the snapshot for a while.
@@ -165,8 +164,8 @@ final class SetAuditState: @unchecked Sendable {
                 context.metrics.auditChecked.increment()
                 continue
             }
-            let pending = try connections.database {
-                try PublishedStore(connection: $0, survey: survey).pendingPublication(among: Array(Set(differing)))
+            let pending = try session.database {
+                try $0.publications.pendingPublication(among: Array(Set(differing)))
             }
             recentlyChanged.formUnion(pending)
             let unexplained = Set(differing).subtracting(recentlyChanged)

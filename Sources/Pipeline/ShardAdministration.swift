@@ -1,5 +1,4 @@
 import Foundation
-import MariaDBClient
 import MemberStore
 import RedisClient
 import ScoreStore
@@ -11,18 +10,19 @@ import ScoreStore
 /// Secrets: every address it prints or puts in an error is redacted
 /// (``ShardAddress/description``).
 public struct ShardAdministration {
-    public let connection: MariaDBConnection
+    /// The caller's session (open: used inside a visit, or connected at once).
+    public let session: StoreSession
     /// How long reaching a shard may take (connect, and each reply).
     public var timeout: Duration = .seconds(2)
     /// `host:port` to the `address:port` endpoints it resolves to; tests
     /// inject one. The default is `getaddrinfo`.
     public var resolve: @Sendable (RedisURL) throws -> Set<String> = { try $0.resolvedEndpoints() }
 
-    public init(connection: MariaDBConnection) {
-        self.connection = connection
+    public init(session: StoreSession) {
+        self.session = session
     }
 
-    var catalog: ShardCatalog { ShardCatalog(connection: connection) }
+    var catalog: ShardCatalog { session.shards }
 
     // MARK: Add
 

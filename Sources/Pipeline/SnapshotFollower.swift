@@ -1,6 +1,5 @@
 import KindredSupport
 import Logging
-import MariaDBClient
 import MemberStore
 import Scoring
 
@@ -8,7 +7,7 @@ import Scoring
 /// (``SetIndex``) following MySQL, for the periodic refresher and for jobs
 /// that must see everything committed before they began.
 ///
-/// A job calls ``refresh(startedAfter:on:)`` with the instant it began: it
+/// A job calls ``refresh(startedAfter:in:)`` with the instant it began: it
 /// returns once a refresh whose reads started after that instant has been
 /// applied, running one on the caller's connection unless another thread's
 /// (started late enough) already did or is doing it: one refresh serves
@@ -76,7 +75,7 @@ public final class SnapshotFollower: Sendable {
 
     /// Applies a refresh whose reads started after `instant` (now, when nil):
     /// see the type's documentation.
-    public func refresh(startedAfter instant: ContinuousClock.Instant? = nil, on connection: MariaDBConnection) throws {
+    public func refresh(startedAfter instant: ContinuousClock.Instant? = nil, in session: StoreSession) throws {
         let instant = instant ?? .now
         while true {
             let step = condition.withLock { () -> Step in
@@ -96,7 +95,7 @@ public final class SnapshotFollower: Sendable {
             case .wait: continue
             case .run(let since, let setsSince, let fullReload):
                 do {
-                    try run(since: since, setsSince: setsSince, fullReload: fullReload, on: connection)
+                    try run(since: since, setsSince: setsSince, fullReload: fullReload, in: session)
                 } catch {
                     condition.withLock {
                         running = false
@@ -108,12 +107,12 @@ public final class SnapshotFollower: Sendable {
         }
     }
 
-    private func run(since: SnapshotWatermark, setsSince: ServerTime?, fullReload: Bool, on connection: MariaDBConnection) throws {
+    private func run(since: SnapshotWatermark, setsSince: ServerTime?, fullReload: Bool, in session: StoreSession) throws {
         let population = self.population
-        let changes = try SnapshotLoader(connection: connection, overlap: overlap).changes(since: since, survey: survey) { id, version in
+        let changes = try session.snapshot(overlap: overlap).changes(since: since, survey: survey) { id, version in
             population.read { $0.tag(of: id) == version }
         }
-        let records = try sets.map { _ in try GenerationStore(connection: connection).setRecords(recordedAfter: setsSince, overlap: overlap) }
+        let records = try sets.map { _ in try session.generations.setRecords(recordedAfter: setsSince, overlap: overlap) }
         for invalid in changes.invalid {
             logger.error(
                 "stored member breaks the rules: left out of the snapshot",

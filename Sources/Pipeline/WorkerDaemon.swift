@@ -23,15 +23,16 @@ public enum WorkerDaemon {
         startupTimeout: Duration = .seconds(60)
     ) throws -> (context: PipelineContext, watermark: SnapshotWatermark) {
         RedisClient.ignoreSIGPIPE()
-        let connection = try connect(mysql, timeout: startupTimeout, logger: logger)
-        defer { connection.close() }
-        try Migrator.requireUpToDate(connection)
-        guard let survey = try SurveyStore.stored(connection) else {
+        let session = try StoreSession.connect(
+            StoreConfiguration(mysql: mysql, retry: settings.mysqlRetry), waitingUpTo: startupTimeout, onRetry: logStartupRetry(logger))
+        defer { session.close() }
+        try session.requireUpToDate()
+        guard let survey = try session.storedSurvey() else {
             throw MemberStoreError(.noSurvey, "no survey stored yet: run `kindred import` first")
         }
         let started = ContinuousClock.now
         var invalid = 0
-        let (population, watermark) = try SnapshotLoader(connection: connection, overlap: settings.snapshotOverlap).load { row in
+        let (population, watermark) = try session.snapshot(overlap: settings.snapshotOverlap).load { row in
             invalid += 1
             logger.error("stored member breaks the rules: left out of the snapshot", metadata: ["member": "\(row.id)", "reason": "\(row.reason)"])
         }
@@ -41,18 +42,18 @@ public enum WorkerDaemon {
         let sets = SetIndex()
         var setsWatermark: ServerTime?
         if settings.publishes {
-            let records = try GenerationStore(connection: connection).setRecords(recordedAfter: nil, overlap: settings.snapshotOverlap)
+            let records = try session.generations.setRecords(recordedAfter: nil, overlap: settings.snapshotOverlap)
             sets.apply(records.records)
             setsWatermark = records.watermark
         }
-        let shards = try ShardCatalog(connection: connection).list()
+        let shards = try session.shards.list()
         if shards.isEmpty { logger.warning("no shard configured yet: add one with `kindred shards add redis://HOST:PORT`") }
         let manager = ShardConnectionManager(
             shards: shards.map { ShardEndpoint(id: $0.id, address: $0.address.url, isCluster: $0.address.isCluster) },
             configuration: managerConfiguration)
         manager.startIdleReaper()
         let scores = ScoreStore(manager: manager, configuration: scoreConfiguration)
-        let directory = ShardDirectory(connection: try SerializedConnection(configuration: mysql), retry: settings.mysqlRetry)
+        let directory = ShardDirectory(retry: settings.mysqlRetry)
         let context = PipelineContext(
             mysql: mysql, queueAddress: queue, settings: settings, survey: survey, population: SharedPopulation(population),
             scores: scores, directory: directory, metrics: metrics, logger: logger, watermark: watermark, sets: sets,
@@ -87,22 +88,11 @@ public enum WorkerDaemon {
         return services
     }
 
-    /// A MySQL connection, retrying with backoff while the server is
-    /// unreachable, up to `timeout`.
-    static func connect(_ configuration: MariaDBConnection.Configuration, timeout: Duration, logger: Logger) throws
-        -> MariaDBConnection
-    {
-        let clock = ContinuousClock()
-        let deadline = clock.now.advanced(by: timeout)
-        var delay: Duration = .milliseconds(200)
-        while true {
-            do {
-                return try MariaDBConnection(configuration: configuration)
-            } catch let error as MariaDBError where error.isConnectionLost && clock.now.advanced(by: delay) < deadline {
-                logger.warning("MySQL unreachable at start: retrying", metadata: ["error": "\(error)", "retry_in_ms": .milliseconds(delay)])
-                sleepThread(delay)
-                delay = min(delay * 2, .seconds(5))
-            }
+    /// Logs each failed attempt to reach MySQL at start.
+    static func logStartupRetry(_ logger: Logger) -> (RetryEvent) -> Void {
+        { event in
+            logger.warning(
+                "MySQL unreachable at start: retrying", metadata: ["error": "\(event.error)", "retry_in_ms": .milliseconds(event.delay)])
         }
     }
 }

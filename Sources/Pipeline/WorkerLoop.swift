@@ -39,30 +39,42 @@ public struct WorkerLoop: Sendable {
 
     public static func workerID(_ context: PipelineContext, _ index: Int) -> String { "\(context.processID):\(index)" }
 
+    /// Runs the loop on a ``ThreadSession`` made on this thread, closed when the loop ends.
     public func run(stop: StopSignal) {
+        let session = context.sessions.thread(.task)
+        defer { session.close() }
+        run(session: session, stop: stop)
+    }
+
+    /// Runs the loop on the calling thread's `session` (its queue connection
+    /// and its MySQL session, the generator's).
+    public func run(session: ThreadSession, stop: StopSignal) {
         let logger = context.logger
         let queue = context.queue
-        let generator = Generator(context: context)
-        var redis: QueueConnection?
+        let generator = Generator(context: context, session: session.store)
         var reconnectDelay: Duration = .milliseconds(100)
         var mysqlPause: Duration = .milliseconds(500)
         while !stop.isStopped {
             // A queue connection, handing back what an earlier connection left held.
-            guard let connection = redis ?? connectQueue(logger: logger) else {
+            let connection: QueueConnection
+            do {
+                let (opened, fresh) = try session.openQueue()
+                connection = opened
+                if fresh {
+                    reconnectDelay = .milliseconds(100)
+                    do {
+                        let returned = try queue.handBack(worker: workerID, on: connection)
+                        if returned > 0 { logger.info("handed back held jobs", metadata: ["worker": "\(workerID)", "jobs": "\(returned)"]) }
+                    } catch {
+                        session.dropQueue()
+                        continue
+                    }
+                }
+            } catch {
+                logger.warning("cannot reach the queue", metadata: ["worker": "\(workerID)", "error": "\(error)"])
                 if stop.wait(reconnectDelay) { break }
                 reconnectDelay = min(reconnectDelay * 2, .seconds(5))
                 continue
-            }
-            if redis == nil {
-                redis = connection
-                reconnectDelay = .milliseconds(100)
-                do {
-                    let returned = try queue.handBack(worker: workerID, on: connection)
-                    if returned > 0 { logger.info("handed back held jobs", metadata: ["worker": "\(workerID)", "jobs": "\(returned)"]) }
-                } catch {
-                    redis = nil
-                    continue
-                }
             }
             let job: Job?
             do {
@@ -73,7 +85,7 @@ public struct WorkerLoop: Sendable {
                 }
             } catch {
                 logger.warning("queue unavailable", metadata: ["worker": "\(workerID)", "error": "\(error)"])
-                redis = nil
+                session.dropQueue()
                 continue
             }
             guard let job else { continue }
@@ -133,16 +145,16 @@ public struct WorkerLoop: Sendable {
                     }
                 } catch {
                     logger.warning("queue unavailable", metadata: ["worker": "\(workerID)", "error": "\(error)"])
-                    redis = nil
+                    session.dropQueue()
                 }
             } catch {
                 // complete() failed: the job is done; if it stays held, the next hand-back returns it (harmless).
                 logger.warning("queue unavailable", metadata: ["worker": "\(workerID)", "error": "\(error)"])
-                redis = nil
+                session.dropQueue()
             }
         }
         // Stopping: nothing is held between jobs, but hand back to be sure.
-        if let redis { _ = try? queue.handBack(worker: workerID, on: redis) }
+        if session.hasQueue, let redis = try? session.openQueue().connection { _ = try? queue.handBack(worker: workerID, on: redis) }
     }
 
     /// A repair job (the sweeps, the audit) writes the member's own set only
@@ -152,15 +164,6 @@ public struct WorkerLoop: Sendable {
     private func ownSetRule(_ priority: JobPriority) -> Generator.OwnSet {
         guard priority == .repair else { return .always }
         return .ifWanted(activeSince: Int64(Date().timeIntervalSince1970) - context.settings.activeWindow.components.seconds)
-    }
-
-    private func connectQueue(logger: Logger) -> QueueConnection? {
-        do {
-            return try context.connectQueue()
-        } catch {
-            logger.warning("cannot reach the queue", metadata: ["worker": "\(workerID)", "error": "\(error)"])
-            return nil
-        }
     }
 
     private func record(_ outcome: GenerationOutcome, job: Job, took: Duration) {

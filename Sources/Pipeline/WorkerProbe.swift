@@ -20,9 +20,12 @@ import WorkQueue
 /// the queue 500 ms and 1 s, a shard the manager's own).
 public final class WorkerProbe: @unchecked Sendable {
     // @unchecked Sendable: `mysql` and `redis` are only touched under `lock`.
+    // Probes run on a new thread each (MetricsServer), so the session and
+    // the queue connection move between threads, but only ever under that
+    // lock: one thread at a time, never two at once.
     private let context: PipelineContext
     private let lock = Lock()
-    private var mysql: MariaDBConnection?
+    private var mysql: StoreSession?
     private var redis: QueueConnection?
 
     public init(context: PipelineContext) { self.context = context }
@@ -71,13 +74,9 @@ public final class WorkerProbe: @unchecked Sendable {
             mysql = nil
         }
         do {
-            var configuration = context.mysql
-            configuration.connectTimeout = .seconds(2)
-            configuration.readTimeout = .seconds(2)
-            configuration.writeTimeout = .seconds(2)
-            let connection = try MariaDBConnection(configuration: configuration)
-            mysql = connection
-            try connection.ping()
+            let session = try StoreSession.connect(context.sessions.store.withTimeouts(.seconds(2)))
+            mysql = session
+            try session.ping()
             return true
         } catch {
             mysql?.close()
@@ -92,9 +91,10 @@ public final class WorkerProbe: @unchecked Sendable {
             kept.close()
             redis = nil
         }
+        guard let address = context.sessions.queue else { return false }
         do {
             let connection = try QueueConnection(
-                address: context.queueAddress, connectTimeout: .milliseconds(500), readTimeout: .seconds(1),
+                address: address, connectTimeout: .milliseconds(500), readTimeout: .seconds(1),
                 routing: ClusterRouting.Policy(retryBudget: .milliseconds(500)))
             redis = connection
             try context.queue.ping(on: connection)

@@ -100,11 +100,11 @@ extension WebBackend {
             overview.snapshotAgeSeconds = Double(context.population.age.components.seconds)
             for (shard, health) in context.scores.manager.health() { overview.breakers[shard] = "\(health.breaker)" }
             do {
-                try thread.database { connection in
-                    overview.members = try MemberRepository.open(connection).counts()
-                    overview.sets = try GenerationStore(connection: connection).counts()
-                    overview.evicted = try EvictionStore(connection: connection).evictedCount()
-                    overview.shards = try ShardAdministration(connection: connection).list()
+                try thread.database { session in
+                    overview.members = try session.members.counts()
+                    overview.sets = try session.generations.counts()
+                    overview.evicted = try session.evictions.evictedCount()
+                    overview.shards = try ShardAdministration(session: session).list()
                 }
             } catch {
                 overview.problems.append("MySQL: \(error)")
@@ -146,8 +146,8 @@ extension WebBackend {
     func adminRuns() async throws(APIError) -> ([AdminRun], [String]) {
         try await onIO { thread throws(APIError) in
             do {
-                let runs = try thread.database { connection -> [AdminRun] in
-                    let store = BackfillRunStore(connection: connection)
+                let runs = try thread.database { session -> [AdminRun] in
+                    let store = session.runs
                     let records = try store.recentRuns(limit: 20)
                     let times = try store.times(of: records.map(\.id))
                     return try records.map { record in
@@ -167,7 +167,7 @@ extension WebBackend {
     func adminShards() async throws(APIError) -> ([ShardAdministration.Listing], [String]) {
         try await onIO { thread throws(APIError) in
             do {
-                return (try thread.database { try ShardAdministration(connection: $0).list() }, [])
+                return (try thread.database { try ShardAdministration(session: $0).list() }, [])
             } catch {
                 return ([], ["MySQL: \(error)"])
             }
@@ -178,18 +178,18 @@ extension WebBackend {
         try await onIO { [self] thread throws(APIError) in
             var found = AdminMember(id: id, member: nil, deleted: false, shard: nil, generation: nil, meta: nil, setRead: false, evictedAt: nil, answersVersion: nil)
             do {
-                try thread.database { connection in
-                    let repository = MemberRepository(connection: connection, survey: context.survey)
+                try thread.database { session in
+                    let repository = session.members
                     if let member = try repository.member(id) {
                         found.member = member
                         found.answersVersion = AnswersVersion.of(member, survey: context.survey)
                     } else {
                         found.deleted = try repository.isDeleted(id)
                     }
-                    found.generation = try GenerationStore(connection: connection).generation(of: id)
-                    found.evictedAt = try EvictionStore(connection: connection).eviction(of: id)?.evictedAt
+                    found.generation = try session.generations.generation(of: id)
+                    found.evictedAt = try session.evictions.eviction(of: id)?.evictedAt
                 }
-                found.shard = try context.directory.shard(of: id)
+                found.shard = try context.directory.shard(of: id, in: thread.session.store)
             } catch {
                 found.problems.append("MySQL: \(error)")
             }

@@ -1,6 +1,6 @@
 import Foundation
 import KindredSupport
-import MariaDBClient
+import MemberStore
 import Pipeline
 import RedisClient
 import ScoreStore
@@ -49,21 +49,23 @@ final class DependencyProbes: Sendable {
     init(context: PipelineContext, settings: Settings = Settings()) {
         self.context = context
         self.settings = settings
-        var configuration = context.mysql
-        configuration.connectTimeout = settings.mysqlTimeout
-        configuration.readTimeout = settings.mysqlTimeout
-        configuration.writeTimeout = settings.mysqlTimeout
-        let database = KeptConnection<MariaDBConnection>(
+        let configuration = context.sessions.store.withTimeouts(settings.mysqlTimeout)
+        // The probe's own session, used by one check at a time (SharedCheck
+        // runs one at a time, each on a new thread, handing over under its lock).
+        let database = KeptConnection<StoreSession>(
             timeout: settings.mysqlTimeout,
-            open: { try MariaDBConnection(configuration: configuration) },
+            open: { try StoreSession.connect(configuration) },
             check: { try $0.ping() },
             close: { $0.close() })
         mysql = SharedCheck(name: "probe-mysql") { database.check() }
-        let address = context.queueAddress
+        let address = context.sessions.queue
         let workQueue = context.queue
         let redis = KeptConnection<QueueConnection>(
             timeout: settings.redisReadTimeout,
-            open: { try Self.connect(address, settings) },
+            open: {
+                guard let address else { throw QueueError.unexpectedReply("this program has no queue configured") }
+                return try Self.connect(address, settings)
+            },
             check: { try workQueue.ping(on: $0) },
             close: { $0.close() })
         queue = SharedCheck(name: "probe-queue") { redis.check() }

@@ -172,7 +172,7 @@ public final class WebBackend: Sendable {
         }
         generation = BlockingExecutor(name: "web-generate", threads: settings.generationThreads) { _ in
             // The member's own set only: publishing changes is the worker's job.
-            Generator(context: context, options: Generator.Options(publish: false))
+            Generator(context: context, options: Generator.Options(publish: false), session: context.sessions.storeSession())
         }
     }
 
@@ -244,7 +244,7 @@ public final class WebBackend: Sendable {
         let stamp = try knownStamp(member, thread)
         let shard: UInt32?
         do {
-            shard = try context.directory.shard(of: member)
+            shard = try context.directory.shard(of: member, in: thread.session.store)
         } catch {
             throw mysqlDown(error)
         }
@@ -413,7 +413,7 @@ public final class WebBackend: Sendable {
             let survey = context.survey
             let previous: Member?
             do {
-                previous = try thread.database { try MemberRepository(connection: $0, survey: survey).member(member) }
+                previous = try thread.database { try $0.members.member(member) }
             } catch {
                 throw mysqlDown(error)
             }
@@ -433,8 +433,8 @@ public final class WebBackend: Sendable {
                 deletions.markBlockedLocally(member, added)
             }
             do {
-                let stored = try thread.database { connection -> Member? in
-                    let repository = MemberRepository(connection: connection, survey: survey)
+                let stored = try thread.database { session -> Member? in
+                    let repository = session.members
                     _ = try repository.upsert([parsed])
                     return try repository.member(member)
                 }
@@ -457,7 +457,7 @@ public final class WebBackend: Sendable {
                 deletions.unmarkLocally(member)
             }
             do {
-                _ = try context.directory.assign(member)
+                _ = try context.directory.assign(member, in: thread.session.store)
             } catch let error as MemberStoreError where error.code == .noActiveShard {
                 context.logger.warning("upsert: no active shard to assign", metadata: ["member": "\(member)"])
             } catch {
@@ -475,8 +475,7 @@ public final class WebBackend: Sendable {
             let found: Bool
             do {
                 found = try thread.database {
-                    try MemberRepository(connection: $0, survey: context.survey)
-                        .recordActivity(member, at: Int64(time.timeIntervalSince1970))
+                    try $0.members.recordActivity(member, at: Int64(time.timeIntervalSince1970))
                 }
             } catch {
                 throw mysqlDown(error)
@@ -486,12 +485,12 @@ public final class WebBackend: Sendable {
             var current = false
             do {
                 context.directory.forget(member)
-                if let shard = try context.directory.shard(of: member) {
+                if let shard = try context.directory.shard(of: member, in: thread.session.store) {
                     if let meta = try? context.scores.readMeta(member, shard: shard) {
                         current = meta.stamp == String(AnswersVersion.of(record, survey: context.survey))
                     }
                 } else {
-                    _ = try context.directory.assign(member)
+                    _ = try context.directory.assign(member, in: thread.session.store)
                 }
             } catch let error as MemberStoreError where error.code == .noActiveShard {
                 context.logger.warning("login: no active shard to assign", metadata: ["member": "\(member)"])
@@ -519,7 +518,7 @@ public final class WebBackend: Sendable {
             deletions.markLocally(member)
             let deleted: Bool
             do {
-                deleted = try thread.database { try MemberRepository(connection: $0, survey: context.survey).delete(member) }
+                deleted = try thread.database { try $0.members.delete(member) }
             } catch {
                 try? thread.queueCall { try context.queue.unmarkDeleted(member, on: $0) }
                 deletions.unmarkLocally(member)
@@ -527,7 +526,7 @@ public final class WebBackend: Sendable {
             }
             guard deleted else {
                 // Not a live member: an unknown id, or one already deleted (still marked then).
-                let stillMarked = (try? thread.database { try MemberRepository(connection: $0, survey: context.survey).isDeleted(member) }) ?? false
+                let stillMarked = (try? thread.database { try $0.members.isDeleted(member) }) ?? false
                 if !stillMarked {
                     try? thread.queueCall { try context.queue.unmarkDeleted(member, on: $0) }
                     deletions.unmarkLocally(member)
@@ -585,7 +584,7 @@ public final class WebBackend: Sendable {
         if let record = context.population.read({ $0.member(id) }) { return record }
         let stored: Member?
         do {
-            stored = try thread.database { try MemberRepository(connection: $0, survey: context.survey).member(id) }
+            stored = try thread.database { try $0.members.member(id) }
         } catch let error as MemberStoreError where error.code == .corruptRow {
             context.logger.error("stored member breaks the rules", metadata: ["member": "\(id)", "reason": "\(error.message)"])
             throw .internalError("member \(id) cannot be read from the stored data")
@@ -619,67 +618,31 @@ public final class WebBackend: Sendable {
     }
 }
 
-/// One I/O thread's connections: opened on first use, dropped when broken.
+/// One I/O thread's view of the process: the shared context and the
+/// thread's own ``ThreadSession`` (`.web` queue profile: short timeouts,
+/// fail fast for a second after a failure), made on the thread by the
+/// executor that runs it and closed with it.
 final class IOThread {
     let context: PipelineContext
-    let retry: RetryPolicy
-    private var mysql: MariaDBConnection?
-    private var redis: QueueConnection?
-    /// When the queue was last found unreachable (to fail fast for a while).
-    private var queueDownSince: ContinuousClock.Instant?
+    let session: ThreadSession
 
     init(context: PipelineContext, retry: RetryPolicy) {
         self.context = context
-        self.retry = retry
+        session = context.sessions.thread(.web, retry: retry)
     }
 
-    deinit {
-        mysql?.close()
-        redis?.close()
-    }
+    deinit { session.close() }
 
-    func database<T>(_ body: (MariaDBConnection) throws -> T) throws -> T {
-        let connection: MariaDBConnection
-        if let mysql {
-            connection = mysql
-        } else {
-            do {
-                connection = try context.connectMySQL()
-            } catch {
-                throw MemberStoreError(.unavailable, "MySQL unavailable: \(error)")
-            }
-            mysql = connection
-        }
-        return try connection.withRetry(policy: retry, body)
+    /// One MySQL visit on this thread's session.
+    func database<T>(_ body: (StoreSession) throws -> T) throws -> T {
+        try session.database(body)
     }
 
     /// Runs `body` on this thread's queue connection. After a failure the
     /// queue is not tried again for a second, so requests do not each wait
     /// for a connect timeout while it is down.
     func queueCall<T>(_ body: (QueueConnection) throws -> T) throws -> T {
-        if let since = queueDownSince, ContinuousClock.now - since < .seconds(1) {
-            throw QueueError.unexpectedReply("queue unreachable (retrying shortly)")
-        }
-        do {
-            let connection: QueueConnection
-            if let redis {
-                connection = redis
-            } else {
-                // On a cluster, a request waits out at most a second of a failover of the queue's master.
-                connection = try QueueConnection(
-                    address: context.queueAddress, connectTimeout: .milliseconds(300), readTimeout: .milliseconds(500),
-                    routing: ClusterRouting.Policy(retryBudget: .seconds(1)))
-                redis = connection
-            }
-            let result = try body(connection)
-            queueDownSince = nil
-            return result
-        } catch {
-            redis?.close()
-            redis = nil
-            queueDownSince = ContinuousClock.now
-            throw error
-        }
+        try session.queue(body)
     }
 
     /// Queues an interactive rebuild of `member`; false when the queue is

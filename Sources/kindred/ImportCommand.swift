@@ -74,14 +74,14 @@ struct ImportCommand: AsyncParsableCommand {
         }
         defer { signalTask.cancel() }
         let summary = try await onDedicatedThread(name: "kindred-import") { () throws -> ImportSummary in
-            let connection = try MariaDBConnection(url: url)
-            defer { connection.close() }
+            let session = try StoreSession.connect(url: url)
+            defer { session.close() }
             let display = ProgressDisplay(interactive: isatty(STDERR_FILENO) == 1)
             defer { display.finish() }
             // Log lines go above the progress bar; both are used from this thread only.
             let logger = try logOptions.logger(
                 "kindred.import", configuration: configuration, sink: LogSink { [display = UncheckedBox(display)] in display.value.message($0) })
-            let importer = Importer(connection: connection, options: Importer.Options(batchSize: batchSize))
+            let importer = session.importer(options: Importer.Options(batchSize: batchSize))
             return try importer.run(
                 surveyPath: surveyPath, membersPath: membersPath,
                 onReject: { display.message($0.description) },
@@ -133,17 +133,15 @@ extension ImportCommand {
     /// members' sets must still see. Returns the counts (queued is nil
     /// without a queue).
     static func publish(url: String, queue: QueueAddress?) throws -> (settled: Int, queued: Int?) {
-        let connection = try MariaDBConnection(url: url)
-        defer { connection.close() }
-        guard let survey = try SurveyStore.stored(connection) else { return (0, nil) }
-        let store = PublishedStore(connection: connection, survey: survey)
-        let before = try store.oldestCoverage() ?? (try connection.serverTime())
-        var settled = 0
-        while true {
-            let batch = try store.settleUnpublished(changedBefore: before, limit: 10_000)
-            settled += batch
-            if batch < 10_000 { break }
+        let session = try StoreSession.connect(url: url)
+        defer { session.close() }
+        do {
+            try session.loadSurvey()
+        } catch let error as MemberStoreError where error.code == .noSurvey {
+            return (0, nil)
         }
+        let store = session.publications
+        let settled = try store.settleAllUnpublished()
         guard let queue else { return (settled, nil) }
         let redis = try QueueConnection(address: queue, connectTimeout: .seconds(2), readTimeout: .seconds(10))
         defer { redis.close() }

@@ -27,10 +27,10 @@ struct MigrateCommand: AsyncParsableCommand {
         let url = try await mysqlURL(configOptions)
         let timeout = Duration.seconds(lockTimeout)
         let (applied, version) = try await onDedicatedThread(name: "kindred-migrate") {
-            let connection = try MariaDBConnection(url: url)
-            defer { connection.close() }
-            let applied = try Migrator.migrate(connection, lockTimeout: timeout)
-            return (applied.map { "\($0.version): \($0.description)" }, try Migrator.appliedVersions(connection).last ?? 0)
+            let session = try StoreSession.connect(url: url)
+            defer { session.close() }
+            let applied = try session.migrate(lockTimeout: timeout)
+            return (applied.map { "\($0.version): \($0.description)" }, try session.appliedVersions().last ?? 0)
         }
         if applied.isEmpty {
             print("schema up to date (version \(version)); nothing to apply")

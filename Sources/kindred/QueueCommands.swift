@@ -86,11 +86,11 @@ struct EnqueueCommand: AsyncParsableCommand {
         if stale {
             let mysql = try mysqlConfiguration(configuration)
             members += try await onDedicatedThread(name: "kindred-stale") { () throws -> [UInt32] in
-                let connection = try MariaDBConnection(configuration: mysql)
-                defer { connection.close() }
+                let session = try StoreSession.connect(StoreConfiguration(mysql: mysql))
+                defer { session.close() }
                 var all: [UInt32] = []
                 var after: UInt32 = 0
-                while let page = Optional(try GenerationStore(connection: connection).staleOrMissingIDs(after: after, limit: 10_000)),
+                while let page = Optional(try session.generations.staleOrMissingIDs(after: after, limit: 10_000)),
                     let last = page.last
                 {
                     all += page

@@ -46,9 +46,10 @@ struct StatusCommand: AsyncParsableCommand {
             }
         }
         let (members, generations) = try await onDedicatedThread(name: "kindred-status") { () throws -> (MemberCounts, GenerationCounts) in
-            let connection = try MariaDBConnection(configuration: mysql)
-            defer { connection.close() }
-            return (try MemberRepository.open(connection).counts(), try GenerationStore(connection: connection).counts())
+            let session = try StoreSession.connect(StoreConfiguration(mysql: mysql))
+            defer { session.close() }
+            try session.loadSurvey()
+            return (try session.members.counts(), try session.generations.counts())
         }
         let stats = try await withQueue(configuration) { try WorkQueue().stats(on: $0) }
         if json {

@@ -1,6 +1,6 @@
 import Foundation
 import MariaDBClient
-import MemberStore
+@_spi(Testing) import MemberStore
 import Scoring
 import TestSupport
 import Testing
@@ -23,7 +23,7 @@ struct WorkerQueriesTests {
             let shardA = try catalog.add(address: "redis://10.0.0.1:7000").id
             let shardB = try catalog.add(address: "redis://10.0.0.2:7000").id
             try catalog.setState(shardB, .draining)
-            let directory = ShardDirectory(connection: SerializedConnection(try server.connect(database: database)))
+            let directory = SessionDirectory(try server.connect(database: database))
             let generations = GenerationStore(connection: connection)
             func generate(_ id: MemberID, on shard: UInt32) throws {
                 try generations.record(Generation(
@@ -53,9 +53,9 @@ struct WorkerQueriesTests {
         try withStore { connection, server, database in
             let catalog = ShardCatalog(connection: connection)
             let shard = try catalog.add(address: "redis://10.0.0.1:7000").id
-            let writer = ShardDirectory(connection: SerializedConnection(try server.connect(database: database)))
+            let writer = SessionDirectory(try server.connect(database: database))
             for id in MemberID(1)...1500 where id % 2 == 0 { _ = try writer.assign(id) }
-            let reader = ShardDirectory(connection: SerializedConnection(try server.connect(database: database)))
+            let reader = SessionDirectory(try server.connect(database: database))
             #expect(reader.cachedShard(of: 2) == nil, "nothing cached yet")
             try reader.prefetch(MemberID(1)...2500)
             #expect((MemberID(1)...1500).allSatisfy { reader.cachedShard(of: $0) == ($0 % 2 == 0 ? shard : nil) })
@@ -65,7 +65,7 @@ struct WorkerQueriesTests {
             try reader.prefetch([2401])
             #expect(reader.cachedShard(of: 2401) == nil)
             // ...and are once it has passed (here: a TTL of zero).
-            let eager = ShardDirectory(connection: SerializedConnection(try server.connect(database: database)), unassignedTTL: .zero)
+            let eager = SessionDirectory(try server.connect(database: database), unassignedTTL: .zero)
             try eager.prefetch([2402])
             _ = try writer.assign(2402)
             try eager.prefetch([2402])

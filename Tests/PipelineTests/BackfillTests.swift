@@ -1,6 +1,6 @@
 import Foundation
 import MariaDBClient
-import MemberStore
+@_spi(Testing) import MemberStore
 import Pipeline
 import RedisClient
 import Scoring
@@ -74,7 +74,7 @@ struct BackfillTests {
             let lastActive = try Self.lastActive(installation)
             let planner = BackfillPlanner(context: context)
             func selected(_ selection: RunSelection) throws -> Set<MemberID> {
-                Set(try planner.plan(try selection.members(now: Self.asOf), after: 0, connection: connection).members.map(\.id))
+                Set(try planner.plan(try selection.members(now: Self.asOf), after: 0, in: StoreSession(connection: connection, survey: installation.survey)).members.map(\.id))
             }
             let cases: [(String, RunSelection, included: [MemberID], excluded: [MemberID])] = [
                 ("--active-within 90d", RunSelection(activeWithin: d90), [1, 3, 5, 6, 9], [2, 4, 7, 8]),
@@ -126,7 +126,7 @@ struct BackfillTests {
             changed.ageMax = max(changed.ageMin, changed.ageMax - 1)
             try repository.upsert([changed])
             let lost = sorted[1]
-            let directory = ShardDirectory(connection: try SerializedConnection(configuration: installation.mysqlConfiguration))
+            let directory = try SessionDirectory(configuration: installation.mysqlConfiguration)
             try installation.scoreStore().removeSet(lost, shard: try #require(try directory.shard(of: lost)))
             let third = try Self.backfill(context, selection)
             #expect(third.counts == RunProgress.Counts(done: 2, skipped: chosen.count - 2), "\(third.counts)")

@@ -1,7 +1,7 @@
 import Foundation
 import Hummingbird
 import MariaDBClient
-import MemberStore
+@_spi(Testing) import MemberStore
 @testable import Pipeline
 import RedisClient
 import Scoring
@@ -30,7 +30,7 @@ struct ClusterShardEndToEndTests {
 
             // Members live on both shards, and the cluster's sets on all its masters.
             let connection = try installation.connectMySQL()
-            let directory = ShardDirectory(connection: try SerializedConnection(configuration: installation.mysqlConfiguration))
+            let directory = try SessionDirectory(configuration: installation.mysqlConfiguration)
             var onCluster: [MemberID] = []
             for member in installation.members where try directory.shard(of: member.id) == installation.clusterShardID {
                 onCluster.append(member.id)
@@ -75,7 +75,7 @@ struct ClusterShardEndToEndTests {
         let web = try await onThread { try WebHarness(installation: installation, generateFirst: true) }
         let clusterShard = try #require(installation.clusterShardID)
         let (onCluster, map) = try await onThread { () -> ([MemberID], ClusterSlotMap) in
-            let directory = ShardDirectory(connection: try SerializedConnection(configuration: installation.mysqlConfiguration))
+            let directory = try SessionDirectory(configuration: installation.mysqlConfiguration)
             let ids = try installation.members.map(\.id).filter { try directory.shard(of: $0) == clusterShard }
             let map = try cluster.slotMap()
             for node in map.masterNodes {
@@ -119,7 +119,7 @@ struct ClusterShardEndToEndTests {
     /// The cluster shard's members.
     static func membersOnCluster(_ installation: Installation) throws -> [MemberID] {
         let clusterShard = try #require(installation.clusterShardID)
-        let directory = ShardDirectory(connection: try SerializedConnection(configuration: installation.mysqlConfiguration))
+        let directory = try SessionDirectory(configuration: installation.mysqlConfiguration)
         return try installation.members.map(\.id).filter { try directory.shard(of: $0) == clusterShard }
     }
 
@@ -252,8 +252,8 @@ struct ClusterShardEndToEndTests {
 
             // The audit finds it (a first run records the snapshot's version) and queues it; the jobs repair.
             let audit = SetAuditState(context: web.context, quiet: .zero)
-            try audit.run(TaskConnections(web.context))
-            try audit.run(TaskConnections(web.context))
+            try audit.run(web.context.sessions.thread())
+            try audit.run(web.context.sessions.thread())
             var queued = Set<MemberID>()
             while let job = try WorkQueue().fetch(worker: "audit-test", on: queue) {
                 queued.insert(job.member)

@@ -2,7 +2,7 @@ import Foundation
 import Logging
 import MariaDBClient
 import MemberFormat
-import MemberStore
+@_spi(Testing) import MemberStore
 import Pipeline
 import Prometheus
 import RedisClient
@@ -126,7 +126,7 @@ final class Installation: @unchecked Sendable {
         defer { connection.close() }
         let store = scoreStore()
         defer { store.manager.close() }
-        let directory = ShardDirectory(connection: try SerializedConnection(configuration: mysqlConfiguration))
+        let directory = try SessionDirectory(configuration: mysqlConfiguration)
         var sets: [MemberID: [Match]?] = [:]
         for member in members {
             guard let shard = try directory.shard(of: member.id) else {
@@ -265,4 +265,25 @@ final class Latest<Value: Sendable>: @unchecked Sendable {
         get { lock.withLock { stored } }
         set { lock.withLock { stored = newValue } }
     }
+}
+
+/// A shard directory with a store session of its own, for a test that uses
+/// it from one thread at a time (the directory holds no connection: each
+/// caller passes its own session).
+final class SessionDirectory: @unchecked Sendable {
+    // @unchecked Sendable: a test hands it to one thread, which alone uses it.
+    let directory = ShardDirectory()
+    let session: StoreSession
+
+    init(_ connection: MariaDBConnection) {
+        session = StoreSession(connection: connection)
+    }
+
+    init(configuration: MariaDBConnection.Configuration) throws {
+        session = try StoreSession.connect(StoreConfiguration(mysql: configuration))
+    }
+
+    func shard(of member: MemberID) throws -> UInt32? { try directory.shard(of: member, in: session) }
+    func assign(_ member: MemberID) throws -> UInt32 { try directory.assign(member, in: session) }
+    func release(_ member: MemberID) throws { try directory.release(member, in: session) }
 }

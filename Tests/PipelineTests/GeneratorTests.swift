@@ -99,7 +99,7 @@ struct GeneratorTests {
             let everyone = installation.members + [newcomer]
             let expected = try Installation.expectedMatches(everyone, survey: installation.survey, settings: ScoringSettings(topN: 8))
             let store = installation.scoreStore()
-            let directory = ShardDirectory(connection: try SerializedConnection(configuration: installation.mysqlConfiguration))
+            let directory = try SessionDirectory(configuration: installation.mysqlConfiguration)
             // Every set (not only those of the newcomer's own matches) is now
             // exactly its top 8 over the population with the newcomer.
             var holders = 0

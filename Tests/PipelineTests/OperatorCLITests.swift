@@ -208,7 +208,7 @@ struct OperatorCLITests {
     func shardDown() throws {
         let installation = try Installation(memberLimit: 20)
         let member = installation.members[0].id
-        let directory = ShardDirectory(connection: SerializedConnection(try installation.connectMySQL()))
+        let directory = SessionDirectory(try installation.connectMySQL())
         let shard = try directory.assign(member)
         let index = try #require(installation.shardIDs.firstIndex(of: shard))
         let port = installation.shards[index].port

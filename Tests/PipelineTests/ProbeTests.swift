@@ -2,7 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import MariaDBClient
-import MemberStore
+@_spi(Testing) import MemberStore
 import Pipeline
 import Prometheus
 import Scoring
@@ -164,7 +164,7 @@ struct ProbeTests {
         // A check's thread is not stuck either: a new connection to the hung
         // server (the check after a kept one timed out) gives up within its
         // timeouts (connect 1 s, read 1 s), so checks keep finishing.
-        var configuration = web.context.mysql
+        var configuration = web.context.sessions.store.mysql
         configuration.connectTimeout = .seconds(1)
         configuration.readTimeout = .seconds(1)
         configuration.writeTimeout = .seconds(1)

@@ -1,7 +1,7 @@
 import Foundation
 import Logging
 import MariaDBClient
-import MemberStore
+@_spi(Testing) import MemberStore
 @testable import Pipeline
 import Prometheus
 import RedisClient
@@ -31,7 +31,7 @@ struct ReconnectTests {
         try await onThread("taskConnectionsRetryOnce") {
             let installation = try Installation(memberLimit: 20)
             let (context, _) = try installation.context()
-            let connections = TaskConnections(context)
+            let connections = context.sessions.thread()
             struct Wrapped: Error { let underlying: any Error }
             var calls = 0
             // A raw RedisError and an error wrapping one: neither is a QueueError.
@@ -297,7 +297,7 @@ struct LoopFixture: @unchecked Sendable {
         for member in generated { _ = try generator.regenerate(member) }
         withoutSet = try require(installation.members.last?.id)
         var shardOf: [MemberID: UInt32] = [:]
-        for member in generated { shardOf[member] = try require(try context.directory.shard(of: member)) }
+        for member in generated { shardOf[member] = try require(try context.directory.shard(of: member, in: context.sessions.storeSession())) }
         lostSet = generated[0]
         let lostShard = try require(shardOf[lostSet])
         _ = try context.scores.removeSet(lostSet, shard: lostShard)

@@ -2,7 +2,7 @@ import Foundation
 import Hummingbird
 import MariaDBClient
 import MemberFormat
-import MemberStore
+@_spi(Testing) import MemberStore
 @testable import Pipeline
 import RedisClient
 import Scoring
@@ -287,8 +287,8 @@ struct SetsStayTrueTests {
             _ = try raw.sendChecked(["HSET", "scores:{\(z)}:\(victim.id % 64)", String(victim.id), victim.tenths == 0 ? "0.1" : "0.0"])
 
             let audit = SetAuditState(context: context, quiet: .zero)
-            try audit.run(TaskConnections(context))  // a first run records the snapshot's version
-            try audit.run(TaskConnections(context))
+            try audit.run(context.sessions.thread())  // a first run records the snapshot's version
+            try audit.run(context.sessions.thread())
             #expect(try context.scores.readSet(x, shard: stray) == nil, "the orphan is removed")
             #expect(try context.scores.readSet(x, shard: own) != nil, "the member's real set stays")
             let queue = try web.installation.queueServer.connect()

@@ -1,6 +1,6 @@
 import Foundation
 import MariaDBClient
-import MemberStore
+@_spi(Testing) import MemberStore
 import Pipeline
 import RedisClient
 import Scoring
@@ -17,7 +17,7 @@ struct ShardAdministrationTests {
         let connection = try server.connect(database: database)
         defer { connection.close() }
         try Migrator.migrate(connection)
-        return try body(connection, ShardAdministration(connection: connection))
+        return try body(connection, ShardAdministration(session: StoreSession(connection: connection)))
     }
 
     @Test("add PINGs with AUTH and SELECT, stores the password, prints it as ***; a wrong password is refused without repeating it")
@@ -82,7 +82,7 @@ struct ShardAdministrationTests {
         try withCatalog { connection, admin in
             let server = try MariaDBServer.shared()
             let shard = try admin.add("redis://127.0.0.1:\(redis.port)").shard
-            let directory = ShardDirectory(connection: try SerializedConnection(configuration: connection.configuration))
+            let directory = try SessionDirectory(configuration: connection.configuration)
             for member in MemberID(1)...3 { _ = try directory.assign(member) }
             let busy = #expect(throws: MemberStoreError.self) { try admin.remove(shard.id) }
             #expect(busy?.code == .shardNotEmpty)

@@ -3,7 +3,7 @@ import Hummingbird
 import Logging
 import MariaDBClient
 import ServiceLifecycle
-import MemberStore
+@_spi(Testing) import MemberStore
 import Pipeline
 import Scoring
 import ScoreStore
@@ -65,7 +65,7 @@ struct WebAPITests {
         #expect(rebuilt.matches == expected[evicted])
         let again = try await web.send(.get, "/v1/members/\(evicted)/matches?limit=500")
         #expect(again.json["regenerated"] as? Bool == false && again.matches == expected[evicted])
-        let assigned = try await onThread { try web.context.directory.shard(of: evicted) }
+        let assigned = try await onThread { try web.context.directory.shard(of: evicted, in: web.context.sessions.storeSession()) }
         #expect(assigned != nil)
 
         // Stale: the member changed their answers behind the web's back (straight into MySQL).
@@ -306,7 +306,7 @@ struct WebAPITests {
             defer { connection.close() }
             let stored = try MemberRepository(connection: connection, survey: web.installation.survey).member(dormant)
             web.context.directory.forget(dormant)
-            return (try web.takeJob(), try web.context.directory.shard(of: dormant), stored?.lastActive)
+            return (try web.takeJob(), try web.context.directory.shard(of: dormant, in: web.context.sessions.storeSession()), stored?.lastActive)
         }
         #expect(job?.member == dormant && job?.priority == .interactive)
         #expect(shard != nil)

@@ -2,7 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import MariaDBClient
-import MemberStore
+@_spi(Testing) import MemberStore
 import NIOCore
 import NIOEmbedded
 import Pipeline
@@ -114,7 +114,7 @@ final class WebHarness: @unchecked Sendable {
     func refreshSnapshot(since watermark: SnapshotWatermark) throws -> SnapshotWatermark {
         let connection = try installation.connectMySQL()
         defer { connection.close() }
-        try context.follower.refresh(on: connection)
+        try context.follower.refresh(in: StoreSession(connection: connection))
         return context.follower.watermark
     }
 
@@ -126,12 +126,12 @@ final class WebHarness: @unchecked Sendable {
         let connection = try installation.connectMySQL()
         defer { connection.close() }
         try GenerationStore(connection: connection).forget(member)
-        try context.directory.release(member)
+        try context.directory.release(member, in: context.sessions.storeSession())
     }
 
     /// The shard `member`'s set is on.
     func shard(of member: MemberID) throws -> UInt32 {
-        try require(try context.directory.shard(of: member), "member \(member) has no shard")
+        try require(try context.directory.shard(of: member, in: context.sessions.storeSession()), "member \(member) has no shard")
     }
 
     /// The next job waiting in the queue (taken by a throwaway worker id), if any.

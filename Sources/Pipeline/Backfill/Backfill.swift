@@ -77,7 +77,7 @@ public final class Backfill {
     ///   store error that outlasted the retries.
     public func run(stop: StopSignal, onEvent: @escaping (RunEvent) -> Void) throws -> RunReport {
         let started = ContinuousClock.now
-        let database = RunConnection(context: context, onEvent: onEvent)
+        let database = RunSession(context: context, onEvent: onEvent)
         defer { database.close() }
         let command = options.command
         let key = options.selection.key
@@ -91,7 +91,7 @@ public final class Backfill {
             throw RunRefusal(.selection, error.description)
         }
         let checkpoint = open?.checkpoint ?? 0
-        let plan = try database.run { try BackfillPlanner(context: context).plan(selection, after: checkpoint, connection: $0) }
+        let plan = try database.run { try BackfillPlanner(context: context).plan(selection, after: checkpoint, in: $0) }
         var lines = describe(plan, selection: options.selection.describe(now: now), open: open)
         let problems = plan.budgetProblems
         if !problems.isEmpty {
@@ -145,7 +145,7 @@ public final class Backfill {
     /// returns the catch-up placements and the sets found needing a rebuild
     /// (queued at repair priority when the queue is reachable).
     private func rebuild(
-        _ shared: SharedProgress, stop: StopSignal, run: BackfillRunRecord, database: RunConnection,
+        _ shared: SharedProgress, stop: StopSignal, run: BackfillRunRecord, database: RunSession,
         onEvent: @escaping (RunEvent) -> Void
     ) -> (catchUp: Int, queued: Set<MemberID>) {
         let limiter = RateLimiter(rate: options.rate)
@@ -156,7 +156,10 @@ public final class Backfill {
             finishedThreads.enter()
             let thread = Thread {
                 defer { finishedThreads.leave() }
-                let generator = Generator(context: context, options: Generator.Options(publish: false))
+                // This thread's own session, closed when the thread ends.
+                let session = context.sessions.storeSession()
+                defer { session.close() }
+                let generator = Generator(context: context, options: Generator.Options(publish: false), session: session)
                 let worker = BackfillWorker(context: context, generator: generator, index: index)
                 while limiter.wait(stop: stop), let id = shared.next() {
                     switch worker.process(id, stop: stop) {
@@ -176,9 +179,9 @@ public final class Backfill {
         let (catchUp, rebuild) = totals.total
         if !rebuild.isEmpty {
             do {
-                let redis = try context.connectQueue()
-                defer { redis.close() }
-                _ = try context.queue.enqueue(rebuild.sorted(), priority: .repair, on: redis)
+                let session = context.sessions.thread(.task)
+                defer { session.close() }
+                _ = try session.queue { try context.queue.enqueue(rebuild.sorted(), priority: .repair, on: $0) }
             } catch {
                 onEvent(.message("could not queue \(rebuild.count) set(s) that need a rebuild (the audit finds them): \(error)"))
             }
@@ -186,7 +189,7 @@ public final class Backfill {
         return (catchUp, rebuild)
     }
 
-    private func follower(_ run: BackfillRunRecord, _ database: RunConnection) -> RunFollower {
+    private func follower(_ run: BackfillRunRecord, _ database: RunSession) -> RunFollower {
         RunFollower(
             run: run, database: database, checkpointInterval: options.checkpointInterval,
             progressInterval: options.progressInterval)
@@ -195,7 +198,7 @@ public final class Backfill {
     // MARK: - Through the queue
 
     private func enqueue(
-        _ shared: SharedProgress, stop: StopSignal, run: BackfillRunRecord, database: RunConnection,
+        _ shared: SharedProgress, stop: StopSignal, run: BackfillRunRecord, database: RunSession,
         onEvent: @escaping (RunEvent) -> Void
     ) throws -> [String] {
         let limiter = RateLimiter(rate: options.rate)
@@ -204,7 +207,8 @@ public final class Backfill {
         let done = DispatchSemaphore(value: 0)
         let thread = Thread {
             defer { done.signal() }
-            var redis: QueueConnection?
+            let session = context.sessions.thread(.task)
+            defer { session.close() }
             var delay: Duration = .milliseconds(200)
             while !stop.isStopped {
                 var batch: [MemberID] = []
@@ -216,15 +220,14 @@ public final class Backfill {
                 }
                 while true {
                     do {
-                        let connection = try redis ?? context.connectQueue()
-                        redis = connection
+                        let connection = try session.openQueue().connection
                         let outcome = try context.queue.enqueue(batch, priority: .backfill, on: connection)
                         result.add(outcome)
                         for id in batch { shared.finish(id, .done) }
                         delay = .milliseconds(200)
                         break
                     } catch {
-                        redis = nil
+                        session.dropQueue()
                         context.logger.warning("queue unavailable: retrying", metadata: ["error": "\(error)", "retry_in_ms": .milliseconds(delay)])
                         if stop.wait(delay) {
                             for id in batch { shared.giveBack(id) }

@@ -93,9 +93,9 @@ public struct BackfillPlanner {
     /// Plans the selected members above `checkpoint`.
     /// - Throws: a MySQL error; ``ScoreStoreError`` when a shard holding
     ///   sets to check does not answer (nothing can be decided then).
-    public func plan(_ selection: MemberSelection, after checkpoint: MemberID, connection: MariaDBConnection) throws -> BackfillPlan {
-        let repository = try MemberRepository.open(connection)
-        let shards = try ShardCatalog(connection: connection).list()
+    public func plan(_ selection: MemberSelection, after checkpoint: MemberID, in session: StoreSession) throws -> BackfillPlan {
+        let repository = session.members
+        let shards = try session.shards.list()
         var members: [(id: MemberID, needsWork: Bool)] = []
         var reasons = BackfillPlan.Reasons()
         var current = 0
@@ -160,8 +160,7 @@ public struct BackfillPlanner {
                 "\(unassignedWithoutShard) selected member(s) have no shard and no shard is active: add one with `kindred shards add`")
         }
         let (mean, sampled) = estimateMatches(toRebuild)
-        let largest = try connection.query("SELECT COALESCE(MAX(id), 0) FROM members").first?.uint(0) ?? 0
-        let largestID = MemberID(truncatingIfNeeded: max(largest, UInt64(toRebuild.last ?? 0)))
+        let largestID = max(try repository.largestID(), toRebuild.last ?? 0)
         let layout = context.scores.configuration.layout
         let bytesPerSet = layout.estimatedBytes(ofSetWith: Int(mean.rounded(.up)), largestID: largestID)
         for id in shares.keys {

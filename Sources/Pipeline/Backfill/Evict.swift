@@ -68,7 +68,7 @@ public final class Evict {
     /// Plans, then evicts (or, dry, only reports). Blocking.
     public func run(stop: StopSignal, onEvent: @escaping (RunEvent) -> Void) throws -> RunReport {
         let started = ContinuousClock.now
-        let database = RunConnection(context: context, onEvent: onEvent)
+        let database = RunSession(context: context, onEvent: onEvent)
         defer { database.close() }
         let key = options.selection.key
         let open = try database.claimRun(
@@ -77,7 +77,7 @@ public final class Evict {
         let selection = try options.selection.members(now: now)
         guard case .activity(nil, let cutoff?) = selection else { preconditionFailure("evict selects by dormancy") }
         let checkpoint = open?.checkpoint ?? 0
-        let plan = try database.run { try makePlan(selection, after: checkpoint, connection: $0) }
+        let plan = try database.run { try makePlan(selection, after: checkpoint, in: $0) }
         var lines = ["selection: \(options.selection.describe(now: now))"]
         if let open {
             lines.append(
@@ -88,7 +88,7 @@ public final class Evict {
             "selected \(plan.members.count) dormant member(s): \(plan.toEvict) hold a set or a shard (to evict), "
                 + "\(plan.nothingStored) hold nothing (skipped)"
                 + (plan.unfinished.isEmpty ? "" : "; \(plan.unfinished.count) earlier eviction(s) to finish on their shard"))
-        let shards = try database.run { try ShardCatalog(connection: $0).list() }
+        let shards = try database.run { try $0.shards.list() }
         for shard in shards {
             guard let share = plan.perShard[shard.id] else { continue }
             lines.append("  shard \(shard.id) (\(shard.address)): \(share.sets) set(s), ~\(Bytes.text(share.bytes)) freed")
@@ -132,14 +132,14 @@ public final class Evict {
     }
 
     /// The dormant members above `checkpoint`, with unfinished evictions merged in.
-    func makePlan(_ selection: MemberSelection, after checkpoint: MemberID, connection: MariaDBConnection) throws -> Plan {
+    func makePlan(_ selection: MemberSelection, after checkpoint: MemberID, in session: StoreSession) throws -> Plan {
         var plan = Plan()
-        let repository = try MemberRepository.open(connection)
+        let repository = session.members
         let layout = context.scores.configuration.layout
-        let largest = MemberID(truncatingIfNeeded: try connection.query("SELECT COALESCE(MAX(id), 0) FROM members").first?.uint(0) ?? 0)
+        let largest = try repository.largestID()
         var after = checkpoint
         while true {
-            let page = try EvictionStore(connection: connection).unclearedEvictions(after: after, limit: 10_000)
+            let page = try session.evictions.unclearedEvictions(after: after, limit: 10_000)
             guard let last = page.last else { break }
             for eviction in page { plan.unfinished[eviction.member] = eviction }
             after = last.member
@@ -188,7 +188,7 @@ struct EvictWorker {
     func run(_ shared: SharedProgress, stop: StopSignal) {
         let limiter = RateLimiter(rate: options.rate)
         let logger = context.logger
-        let database = RunConnection(context: context) { event in
+        let database = RunSession(context: context) { event in
             if case .message(let text) = event { logger.warning("\(text)") }
         }
         defer { database.close() }
@@ -204,7 +204,7 @@ struct EvictWorker {
             let evicted: [Eviction]
             do {
                 guard let result = try whileMySQLDown(database, stop: stop, limit: context.settings.mysqlPauseLimit, logger: logger, {
-                    try EvictionStore(connection: $0).evict(fresh, dormantBefore: cutoff, evictedAt: unixNow(), run: runID)
+                    try $0.evictions.evict(fresh, dormantBefore: cutoff, evictedAt: unixNow(), run: runID)
                 }) else {
                     for id in batch { shared.giveBack(id) }
                     return
@@ -223,7 +223,7 @@ struct EvictWorker {
             if !cleared.isEmpty {
                 do {
                     _ = try whileMySQLDown(database, stop: stop, limit: context.settings.mysqlPauseLimit, logger: logger) {
-                        try EvictionStore(connection: $0).markCleared(cleared)
+                        try $0.evictions.markCleared(cleared)
                     }
                 } catch {
                     // The sets are gone; an uncleared mark only makes the next evict unlink them again.

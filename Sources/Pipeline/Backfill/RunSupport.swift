@@ -101,8 +101,9 @@ public struct RunReport: Sendable {
     }
 }
 
-/// The run's own MySQL connection (plan, checkpoints), reconnecting with
-/// backoff as the worker does when MySQL goes away.
+/// The run's own member store session (plan, checkpoints), reconnecting
+/// with backoff as the worker does when MySQL goes away. One per thread
+/// that uses it, made there.
 ///
 /// It also keeps the run's lock. A MySQL user lock belongs to the session
 /// that took it, so a reconnect (MySQL restarted, the link broke) silently
@@ -111,7 +112,7 @@ public struct RunReport: Sendable {
 /// another process took it meanwhile, the run has lost its claim: that use
 /// and every later one throw ``RunRefusal`` (`.busy`) and nothing more is
 /// written for this run (the other process continues it).
-final class RunConnection {
+final class RunSession {
     private enum LockState {
         case none
         case held(command: String, key: String, program: String)
@@ -119,7 +120,7 @@ final class RunConnection {
     }
 
     private let context: PipelineContext
-    private var connection: MariaDBConnection?
+    private var session: StoreSession?
     private var lock: LockState = .none
     let onEvent: (RunEvent) -> Void
 
@@ -129,26 +130,26 @@ final class RunConnection {
         self.onEvent = onEvent
     }
 
-    deinit { connection?.close() }
+    deinit { session?.close() }
 
     /// Runs `body`, retrying with backoff for up to `giveUpAfter` while
     /// MySQL is unreachable (each retry reported as an event), on a session
     /// that holds the run's lock when one was taken.
-    func run<T>(giveUpAfter: Duration = .seconds(300), _ body: (MariaDBConnection) throws -> T) throws -> T {
+    func run<T>(giveUpAfter: Duration = .seconds(300), _ body: (StoreSession) throws -> T) throws -> T {
         if case .lost(let refusal) = lock { throw refusal }
         let policy = RetryPolicy(giveUpAfter: giveUpAfter)
-        let connection = try current(policy: policy)
-        return try connection.withRetry(policy: policy, onRetry: { event in
+        let session = try current(policy: policy)
+        return try session.withRetry(policy: policy, onRetry: { event in
             onEvent(.message("MySQL unavailable (\(event.error.message)): retrying in \(event.delay)"))
-        }) { connection in
-            try keepLock(connection)
-            return try body(connection)
+        }) { session in
+            try keepLock(session)
+            return try body(session)
         }
     }
 
     /// Takes the run's lock for `command` + `key`; false when another session holds it.
     func takeLock(command: String, key: String, program: String) throws -> Bool {
-        let taken = try run { try BackfillRunStore(connection: $0).lock(command: command, key: key) }
+        let taken = try run { try $0.runs.lock(command: command, key: key) }
         if taken { lock = .held(command: command, key: key, program: program) }
         return taken
     }
@@ -157,12 +158,12 @@ final class RunConnection {
     func releaseLock() {
         guard case .held(let command, let key, _) = lock else { return }
         lock = .none
-        _ = try? run(giveUpAfter: .seconds(5)) { try BackfillRunStore(connection: $0).unlock(command: command, key: key) }
+        _ = try? run(giveUpAfter: .seconds(5)) { try $0.runs.unlock(command: command, key: key) }
     }
 
-    private func keepLock(_ connection: MariaDBConnection) throws {
+    private func keepLock(_ session: StoreSession) throws {
         guard case .held(let command, let key, let program) = lock else { return }
-        let store = BackfillRunStore(connection: connection)
+        let store = session.runs
         if try store.holdsLock(command: command, key: key) { return }
         if try store.lock(command: command, key: key) {
             onEvent(.message("MySQL session renewed: took the run's lock again"))
@@ -176,21 +177,22 @@ final class RunConnection {
         throw refusal
     }
 
-    private func current(policy: RetryPolicy) throws -> MariaDBConnection {
-        if let connection { return connection }
-        let made = try WorkerDaemon.connect(context.mysql, timeout: policy.giveUpAfter, logger: context.logger)
-        connection = made
+    private func current(policy: RetryPolicy) throws -> StoreSession {
+        if let session { return session }
+        let made = try StoreSession.connect(
+            context.sessions.store, waitingUpTo: policy.giveUpAfter, onRetry: WorkerDaemon.logStartupRetry(context.logger))
+        session = made
         return made
     }
 
     /// Disconnects (a lock still held goes with the session).
     func close() {
-        connection?.close()
-        connection = nil
+        session?.close()
+        session = nil
     }
 }
 
-extension RunConnection {
+extension RunSession {
     /// Takes the lock of `command` and `selection` (not on a dry run) and
     /// returns its open run to resume, if any; with `restart` an open run is
     /// abandoned (dry: only said) and nil returned.
@@ -201,12 +203,12 @@ extension RunConnection {
                 throw RunRefusal(.busy, "another `kindred \(program)` with this selection is running (it holds the run's lock)")
             }
         }
-        let open = try run { try BackfillRunStore(connection: $0).openRun(command: command, key: key) }
+        let open = try run { try $0.runs.openRun(command: command, key: key) }
         guard let open, restart else { return open }
         if dryRun {
             onEvent(.message("would abandon open run \(open.id) (--restart) and start over"))
         } else {
-            try run { try BackfillRunStore(connection: $0).close(open.id, as: .abandoned) }
+            try run { try $0.runs.close(open.id, as: .abandoned) }
             onEvent(.message("abandoned run \(open.id) (--restart): starting over"))
         }
         return nil
@@ -219,11 +221,11 @@ extension RunConnection {
     ) throws -> BackfillRunRecord {
         let begun: BackfillRunRecord
         if let open {
-            try run { try BackfillRunStore(connection: $0).resumed(open.id) }
+            try run { try $0.runs.resumed(open.id) }
             begun = open
         } else {
             begun = try run {
-                try BackfillRunStore(connection: $0).open(
+                try $0.runs.open(
                     command: command, key: key, selection: selection, now: now, skipOffers: skipOffers, planned: planned)
             }
         }
@@ -232,7 +234,7 @@ extension RunConnection {
     }
 }
 
-extension RunConnection {
+extension RunSession {
     /// Ends this session of `run`: saves the last checkpoint, closes the run
     /// when every member is finished, releases the run's lock.
     /// - Throws: the save's error (``RunRefusal`` when the lock was lost);
@@ -241,7 +243,7 @@ extension RunConnection {
         try follower.save(shared, giveUpAfter: .seconds(600))
         let progress = shared.progress
         if progress.isComplete {
-            try self.run { try BackfillRunStore(connection: $0).close(run.id, as: .finished) }
+            try self.run { try $0.runs.close(run.id, as: .finished) }
         }
         releaseLock()
         return progress
@@ -252,7 +254,7 @@ extension RunConnection {
     /// too) plus this session's beyond the checkpoint.
     func failureReasons(of run: BackfillRunRecord, shared: SharedProgress) -> [(reason: String, count: Int, members: [MemberID])] {
         var byReason: [String: (count: Int, members: [MemberID])] = [:]
-        let stored = (try? self.run(giveUpAfter: .seconds(5)) { try BackfillRunStore(connection: $0).failures(of: run.id, limit: 100_000) }) ?? []
+        let stored = (try? self.run(giveUpAfter: .seconds(5)) { try $0.runs.failures(of: run.id, limit: 100_000) }) ?? []
         for failure in stored + shared.uncommittedFailures() {
             var entry = byReason[failure.reason] ?? (0, [])
             entry.count += 1
@@ -269,7 +271,7 @@ extension RunConnection {
 /// moved) every `checkpointInterval`, until the work ends.
 struct RunFollower {
     let run: BackfillRunRecord
-    let database: RunConnection
+    let database: RunSession
     let checkpointInterval: Duration
     let progressInterval: Duration
 
@@ -305,7 +307,7 @@ struct RunFollower {
         let (checkpoint, counts, failures) = shared.takeCheckpoint()
         do {
             try database.run(giveUpAfter: giveUpAfter) {
-                try BackfillRunStore(connection: $0).checkpoint(
+                try $0.runs.checkpoint(
                     run.id, at: checkpoint, done: counts.done, skipped: counts.skipped, gone: counts.gone,
                     failed: counts.failed, failures: failures)
             }
@@ -316,11 +318,11 @@ struct RunFollower {
     }
 }
 
-/// Runs `body` on a thread's own connection, and while MySQL is
+/// Runs `body` in a thread's own run session, and while MySQL is
 /// unavailable pauses with backoff (doubling to `limit`) and tries again,
 /// until it succeeds or `stop` is set (then nil).
 func whileMySQLDown<T>(
-    _ database: RunConnection, stop: StopSignal, limit: Duration, logger: Logger, _ body: (MariaDBConnection) throws -> T
+    _ database: RunSession, stop: StopSignal, limit: Duration, logger: Logger, _ body: (StoreSession) throws -> T
 ) throws -> T? {
     var pause: Duration = .milliseconds(500)
     while true {

@@ -1,0 +1,227 @@
+import MariaDBClient
+import Scoring
+
+/// What a ``StoreSession`` needs to open (and reopen) its connection: where
+/// MySQL is, how long a visit retries while MySQL is unreachable, and the
+/// survey the member rows are laid out for (when the caller knows it).
+public struct StoreConfiguration: Sendable {
+    public var mysql: MariaDBConnection.Configuration
+    /// The retry budget of ``StoreSession/withRetry(policy:onRetry:_:)``.
+    public var retry: RetryPolicy
+    /// The stored survey; ``StoreSession/members`` and
+    /// ``StoreSession/publications`` need it.
+    public var survey: Survey?
+
+    public init(mysql: MariaDBConnection.Configuration, retry: RetryPolicy = .default, survey: Survey? = nil) {
+        self.mysql = mysql
+        self.retry = retry
+        self.survey = survey
+    }
+
+    /// The same with `timeout` to connect, read and write (probes).
+    public func withTimeouts(_ timeout: Duration) -> StoreConfiguration {
+        var configuration = self
+        configuration.mysql.connectTimeout = timeout
+        configuration.mysql.readTimeout = timeout
+        configuration.mysql.writeTimeout = timeout
+        return configuration
+    }
+}
+
+/// One thread's conversation with the member store: the only holder of a
+/// ``MariaDBClient/MariaDBConnection`` above this module.
+///
+/// Callers never see the connection: they run a visit with
+/// ``withRetry(policy:onRetry:_:)`` (reconnecting and running the visit
+/// again when MySQL went away, within the retry budget) and use the store
+/// views (``members``, ``generations``, ``publications``, ``evictions``,
+/// ``shards``, ``runs``, ``snapshot(overlap:)``, ...) inside it.
+///
+/// The connection is opened on first use (or at once by
+/// ``connect(_:waitingUpTo:onRetry:)``) and closed by ``close()`` or when
+/// the session goes.
+///
+/// Threads: not thread-safe, and not `Sendable`: a session is made on the
+/// thread that uses it (the executor running that thread makes it) and
+/// never crosses to another. Two threads never share a connection.
+public final class StoreSession {
+    public let configuration: StoreConfiguration
+    private var connection: MariaDBConnection?
+    /// False for a session over a connection the caller passed in (and
+    /// still uses): its deinit leaves that connection open.
+    private let ownsConnection: Bool
+
+    /// A session that connects on first use.
+    public init(_ configuration: StoreConfiguration) {
+        self.configuration = configuration
+        ownsConnection = true
+    }
+
+    /// A session over an open connection that the caller keeps (store
+    /// tests, benchmarks): the session's end leaves it open.
+    @_spi(Testing) public init(connection: MariaDBConnection, retry: RetryPolicy = .default, survey: Survey? = nil) {
+        self.connection = connection
+        ownsConnection = false
+        configuration = StoreConfiguration(mysql: connection.configuration, retry: retry, survey: survey)
+    }
+
+    deinit { if ownsConnection { connection?.close() } }
+
+    /// A session connected now, retrying with backoff while the server is
+    /// unreachable, up to `timeout` (a program's start, a run's first
+    /// visit). Any other failure (access denied, no such database) is
+    /// thrown at once.
+    public static func connect(
+        _ configuration: StoreConfiguration, waitingUpTo timeout: Duration = .zero,
+        onRetry: (RetryEvent) -> Void = { _ in }
+    ) throws -> StoreSession {
+        let session = StoreSession(configuration)
+        session.connection = try openWaiting(configuration.mysql, timeout: timeout, onRetry: onRetry)
+        return session
+    }
+
+    /// A session connected now to the server `url` names
+    /// (`mysql://USER:PASSWORD@HOST:PORT/DATABASE`), with the default retry budget.
+    public static func connect(url: String) throws -> StoreSession {
+        try connect(StoreConfiguration(mysql: try MariaDBConnection.Configuration(url: url)))
+    }
+
+    /// The survey this session's member views use.
+    /// - Precondition: the configuration names one (or ``loadSurvey()`` ran).
+    public var survey: Survey {
+        guard let survey = configuration.survey ?? loadedSurvey else {
+            preconditionFailure("this store session has no survey: pass one in its StoreConfiguration")
+        }
+        return survey
+    }
+    private var loadedSurvey: Survey?
+
+    /// Reads the stored survey and uses it for this session's member views.
+    /// - Throws: ``MemberStoreError/Code/noSurvey`` before the first import.
+    @discardableResult
+    public func loadSurvey() throws -> Survey {
+        guard let survey = try SurveyStore.stored(open()) else {
+            throw MemberStoreError(.noSurvey, "no survey stored yet: import a survey and members first")
+        }
+        loadedSurvey = survey
+        return survey
+    }
+
+    /// Runs one visit: `body` with the connection open, and when it fails
+    /// because the connection was lost (or on a deadlock), waits, reconnects
+    /// and runs it again, within `policy` (the configuration's when nil).
+    /// See ``MariaDBClient/MariaDBConnection/withRetry(policy:onRetry:sleep:_:)``:
+    /// `body` must be safe to run more than once.
+    ///
+    /// - Throws: ``MemberStoreError/Code/unavailable`` when MySQL cannot be
+    ///   reached (at connect, or after the budget), or the first error that
+    ///   is not retryable.
+    @discardableResult
+    public func withRetry<Result>(
+        policy: RetryPolicy? = nil, onRetry: (RetryEvent) -> Void = { _ in }, _ body: (StoreSession) throws -> Result
+    ) throws -> Result {
+        let connection = try open()
+        return try connection.withRetry(policy: policy ?? configuration.retry, onRetry: onRetry) { _ in try body(self) }
+    }
+
+    /// Whether the server answers (`mysql_ping`, no SQL; reconnects once
+    /// when the session has no connection).
+    public func ping() throws {
+        try open().ping()
+    }
+
+    /// Whether a connection is open (it may still be broken).
+    public var isOpen: Bool { connection != nil }
+
+    /// Disconnects; the next use connects again. User locks the session
+    /// held go with it.
+    public func close() {
+        connection?.close()
+        connection = nil
+    }
+
+    /// The connection, opened now if needed.
+    func open() throws -> MariaDBConnection {
+        if let connection { return connection }
+        do {
+            let made = try MariaDBConnection(configuration: configuration.mysql)
+            connection = made
+            return made
+        } catch let error as MariaDBError {
+            throw MemberStoreError(.unavailable, "MySQL unavailable: \(error)", underlying: error)
+        }
+    }
+
+    /// The open connection, for the views.
+    var link: MariaDBConnection {
+        guard let connection else {
+            preconditionFailure("a store view used outside a visit: use it inside StoreSession.withRetry")
+        }
+        return connection
+    }
+
+    static func openWaiting(
+        _ configuration: MariaDBConnection.Configuration, timeout: Duration, onRetry: (RetryEvent) -> Void
+    ) throws -> MariaDBConnection {
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: timeout)
+        var delay: Duration = .milliseconds(200)
+        var attempt = 0
+        while true {
+            do {
+                return try MariaDBConnection(configuration: configuration)
+            } catch let error as MariaDBError where error.isConnectionLost && clock.now.advanced(by: delay) < deadline {
+                attempt += 1
+                onRetry(RetryEvent(attempt: attempt, delay: delay, error: error))
+                sleepThread(delay)
+                delay = min(delay * 2, .seconds(5))
+            }
+        }
+    }
+}
+
+// MARK: - Store views
+
+extension StoreSession {
+    /// Members, answers, blocks (needs the survey).
+    public var members: MemberRepository { MemberRepository(connection: link, survey: survey) }
+    /// Published records and publication locks (needs the survey).
+    public var publications: PublishedStore { PublishedStore(connection: link, survey: survey) }
+    public var generations: GenerationStore { GenerationStore(connection: link) }
+    public var evictions: EvictionStore { EvictionStore(connection: link) }
+    /// The shard list.
+    public var shards: ShardCatalog { ShardCatalog(connection: link) }
+    /// Backfill and evict runs.
+    public var runs: BackfillRunStore { BackfillRunStore(connection: link) }
+
+    public func snapshot(overlap: Duration = .seconds(10)) -> SnapshotLoader {
+        SnapshotLoader(connection: link, overlap: overlap)
+    }
+
+    public func importer(options: Importer.Options = Importer.Options()) -> Importer {
+        Importer(connection: link, options: options)
+    }
+
+    /// The stored survey, nil before the first import.
+    public func storedSurvey() throws -> Survey? { try SurveyStore.stored(open()) }
+
+    /// Stores `survey`; false when it equals the stored one.
+    public func storeSurvey(_ survey: Survey) throws -> Bool { try SurveyStore.store(survey, open()) }
+
+    /// The member store's clock now.
+    public func serverTime() throws -> ServerTime { try open().serverTime() }
+
+    /// See ``Migrator/migrate(_:migrations:lockTimeout:)``.
+    @discardableResult
+    public func migrate(migrations: [Migration] = Schema.migrations, lockTimeout: Duration = .seconds(60)) throws -> [Migration] {
+        try Migrator.migrate(open(), migrations: migrations, lockTimeout: lockTimeout)
+    }
+
+    /// See ``Migrator/requireUpToDate(_:migrations:)``.
+    public func requireUpToDate(migrations: [Migration] = Schema.migrations) throws {
+        try Migrator.requireUpToDate(open(), migrations: migrations)
+    }
+
+    /// See ``Migrator/appliedVersions(_:)``.
+    public func appliedVersions() throws -> [Int] { try Migrator.appliedVersions(open()) }
+}
