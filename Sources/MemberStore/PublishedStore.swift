@@ -117,6 +117,15 @@ public struct PublishedStore {
         let row = try connection.query(
             "SELECT answers_version, CAST(changed_at AS CHAR) FROM members WHERE id = ?", [.uint(UInt64(id))]
         ).first
+        return PublicationState(
+            id: id, current: current, currentVersion: current == nil ? 0 : (row?.uint(0) ?? 0),
+            changedAt: row?.string(1).flatMap(ServerTime.init), records: try records(of: id))
+    }
+
+    /// The member's published records, by answers version.
+    /// - Throws: ``MemberStoreError/Code/corruptRow`` for a published record
+    ///   that breaks the rules.
+    public func records(of id: MemberID) throws -> [PublishedRecord] {
         var records: [PublishedRecord] = []
         var failure: MemberValidationError?
         try connection.forEachRow(
@@ -139,9 +148,7 @@ public struct PublishedStore {
         if let failure {
             throw MemberStoreError(.corruptRow, "member \(id): a published record is invalid: \(failure)")
         }
-        return PublicationState(
-            id: id, current: current, currentVersion: current == nil ? 0 : (row?.uint(0) ?? 0),
-            changedAt: row?.string(1).flatMap(ServerTime.init), records: records)
+        return records
     }
 
     /// Records `member` as an intent (unless that version is recorded

@@ -175,6 +175,16 @@ public final class ShardDirectory: @unchecked Sendable {
         }
     }
 
+    /// Takes what a read of `member_shards` made elsewhere found (a job's
+    /// one-visit read): their shard, or none.
+    public func learned(_ member: MemberID, shard: UInt32?) {
+        if let shard {
+            remember(member, shard)
+        } else {
+            stateLock.withLock { cache[member] = nil }
+        }
+    }
+
     /// Forgets what the cache knows of `member` (their assignment may have
     /// been released by another process: an eviction, a deletion), so the
     /// next look-up asks MySQL.

@@ -225,34 +225,36 @@ public final class Generator {
     private func run(_ id: MemberID, ownSet: OwnSet) throws -> GenerationOutcome {
         let survey = context.survey
         var phases = PhaseClock(metrics: context.metrics)
-        if options.publish {
-            guard try mysql({ try $0.publications.lock(id) }) else {
-                throw GenerationFailure(.busy, "another job is publishing member \(id)'s change")
-            }
-        }
+        // One visit: the publication lock (when publishing), then everything
+        // the job needs of the member (``MemberStore/StoreSession/jobState(of:publications:)``).
+        var locked = false
         defer {
-            if options.publish { _ = try? session.withRetry(policy: context.settings.mysqlRetry) { try $0.publications.unlock(id) } }
+            if locked { _ = try? session.withRetry(policy: context.settings.mysqlRetry) { try $0.publications.unlock(id) } }
         }
-        let state = try mysql { session -> PublicationState in
-            if options.publish { return try session.publications.state(of: id) }
-            let current = try session.members.member(id)
-            return PublicationState(
-                id: id, current: current, currentVersion: current.map { AnswersVersion.of($0, survey: survey) } ?? 0,
-                changedAt: nil, records: [])
+        let job = try mysql { session -> JobState in
+            if options.publish {
+                guard try session.publications.lock(id) else {
+                    throw GenerationFailure(.busy, "another job is publishing member \(id)'s change")
+                }
+                locked = true
+            }
+            return try session.jobState(of: id, publications: options.publish)
         }
+        let state = job.publication
+        context.directory.learned(id, shard: job.shard)
         phases.lap("read")
         // Everything committed before this point is in the snapshot and the set index after this.
         let began = ContinuousClock.now
         try mysql { try context.follower.refresh(startedAfter: began, in: $0) }
         phases.lap("refresh")
         guard let record = state.current else {
-            return try remove(id, state: state, phases: &phases)
+            return try remove(id, job: job, phases: &phases)
         }
         let version = AnswersVersion.of(record, survey: survey)
         try context.population.upsert(record, version: version)
         var outcome = GenerationOutcome(kind: .publishedOnly)
         var scan: (all: [Match], version: Int)? = nil
-        if try ownSetDue(record, version: version, rule: ownSet) {
+        if try ownSetDue(record, version: version, rule: ownSet, job: job) {
             scan = try writeOwnSet(record, version: version, into: &outcome, phases: &phases)
         }
         if options.publish && state.needsPublication {
@@ -268,16 +270,16 @@ public final class Generator {
     /// under ``OwnSet/ifWanted(activeSince:)``, when the member should hold
     /// a set and the one on their shard is missing, stale, cut below N or
     /// written before floors were kept.
-    private func ownSetDue(_ record: Member, version: UInt64, rule: OwnSet) throws -> Bool {
+    /// The shard, and the eviction, are the job read's (MySQL at the job's start).
+    private func ownSetDue(_ record: Member, version: UInt64, rule: OwnSet, job: JobState) throws -> Bool {
         guard case .ifWanted(let activeSince) = rule else { return true }
-        if let shard = try context.directory.shard(of: record.id, in: session) {
+        if let shard = job.shard {
             guard let meta = try context.scores.readMeta(record.id, shard: shard) else { return true }
             return meta.stamp != String(version) || meta.isLegacy || meta.needsRefill
         }
         if context.sets.entry(of: record.id) != nil { return true }
         guard let lastActive = record.lastActive, lastActive >= activeSince else { return false }
-        let eviction = try mysql { try $0.evictions.eviction(of: record.id) }
-        return eviction.map { $0.evictedAt <= lastActive } ?? true
+        return job.evictedAt.map { $0 <= lastActive } ?? true
     }
 
     /// Step 3: scans, writes the first N + S (+ the member's share of W,
@@ -386,18 +388,18 @@ public final class Generator {
     /// Step 5: a deleted (or vanished) member: their entry leaves every set
     /// (publication without a current record), then their own set, their
     /// bookkeeping and their shard go.
-    private func remove(_ id: MemberID, state: PublicationState, phases: inout PhaseClock) throws -> GenerationOutcome {
+    private func remove(_ id: MemberID, job: JobState, phases: inout PhaseClock) throws -> GenerationOutcome {
+        let state = job.publication
         var outcome = GenerationOutcome(kind: .removed)
         if options.publish && state.needsPublication {
             let placements = try publication(of: id, current: nil, state: state, currentScan: nil, stats: &outcome.publication)
             try publish(id, current: nil, state: state, placements: placements, into: &outcome)
             phases.lap("publish")
         }
-        let generation = try mysql { try $0.generations.generation(of: id) }
-        let shard = try context.directory.shard(of: id, in: session) ?? generation?.shardID
-        if let shard { _ = try context.scores.removeSet(id, shard: shard) }
-        try mysql { try $0.generations.forget(id) }
-        try context.directory.release(id, in: session)
+        // The shard and the generation as the job read found them.
+        if let shard = job.shard ?? job.generation?.shardID { _ = try context.scores.removeSet(id, shard: shard) }
+        try mysql { try $0.forgetSet(of: id) }
+        context.directory.forget(id)
         context.population.remove(id)
         phases.lap("remove")
         return outcome

@@ -48,6 +48,54 @@ struct WorkerQueriesTests {
         }
     }
 
+    @Test("a job's read: record, blocks, version, changed_at, shard, generation, eviction and published records in one visit")
+    func jobState() throws {
+        try withStore { connection, server, database in
+            try SurveyStore.store(smallSurvey, connection)
+            let repository = MemberRepository(connection: connection, survey: smallSurvey)
+            try repository.upsert([sampleMember(1, blocked: [9, 3]), sampleMember(2), sampleMember(3)])
+            let shard = try ShardCatalog(connection: connection).add(address: "redis://10.0.0.1:7000").id
+            let session = StoreSession(connection: connection, survey: smallSurvey)
+            let directory = ShardDirectory()
+            _ = try directory.assign(1, in: session)
+            _ = try directory.assign(2, in: session)
+            _ = try directory.assign(3, in: session)
+            let version = try #require(try repository.answersVersion(of: 1))
+            try GenerationStore(connection: connection).record(
+                Generation(memberID: 1, shardID: shard, answersVersion: version, generatedAt: 7, matchCount: 4))
+            _ = try EvictionStore(connection: connection).evict([3], dormantBefore: 2_000_000_000, evictedAt: 1_234, run: nil)
+            try PublishedStore(connection: connection, survey: smallSurvey).recordIntent(try #require(try repository.member(1)))
+
+            let job = try session.withRetry { try $0.jobState(of: 1, publications: true) }
+            let state = try session.withRetry { try $0.publications.state(of: 1) }
+            #expect(job.publication.current == state.current && job.publication.current?.blocked == [3, 9])
+            #expect(job.publication.currentVersion == version && job.publication.changedAt == state.changedAt && job.publication.changedAt != nil)
+            #expect(job.publication.records == state.records && job.publication.records.count == 1)
+            #expect(job.shard == shard && job.generation?.answersVersion == version && job.generation?.matchCount == 4)
+            #expect(job.evictedAt == nil)
+
+            let plain = try session.withRetry { try $0.jobState(of: 2, publications: false) }
+            #expect(plain.publication.current?.id == 2 && plain.publication.changedAt != nil && plain.publication.records.isEmpty)
+            #expect(plain.shard == shard && plain.generation == nil)
+            #expect(try session.withRetry { try $0.jobState(of: 3, publications: false) }.evictedAt == 1_234)
+
+            // Deleted: no current record, but what a removal clears is still there; then forgetSet clears it.
+            try repository.delete(1)
+            try GenerationStore(connection: connection).record(
+                Generation(memberID: 1, shardID: shard, answersVersion: version, generatedAt: 8, matchCount: 4))
+            let deleted = try session.withRetry { try $0.jobState(of: 1, publications: true) }
+            #expect(deleted.publication.current == nil && deleted.publication.currentVersion == 0 && deleted.publication.changedAt != nil)
+            #expect(deleted.shard == shard && deleted.generation?.generatedAt == 8 && deleted.publication.records.count == 1)
+            try session.withRetry { try $0.forgetSet(of: 1) }
+            let forgotten = try session.withRetry { try $0.jobState(of: 1, publications: false) }
+            #expect(forgotten.shard == nil && forgotten.generation == nil)
+
+            let unknown = try session.withRetry { try $0.jobState(of: 404, publications: true) }
+            #expect(unknown.publication.current == nil && unknown.publication.changedAt == nil && unknown.shard == nil)
+            #expect(unknown.generation == nil && unknown.evictedAt == nil && unknown.publication.records.isEmpty)
+        }
+    }
+
     @Test("prefetch reads unknown members' shards in bulk; the cached lookup answers without MySQL")
     func prefetch() throws {
         try withStore { connection, server, database in
