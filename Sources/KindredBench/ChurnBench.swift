@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import MariaDBClient
-import MemberStore
+@_spi(Testing) import MemberStore
 import RedisClient
 import Scoring
 import Synthetic

@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import MariaDBClient
 import MemberFormat
-import MemberStore
+@_spi(Testing) import MemberStore
 import Scoring
 import Synthetic
 

@@ -70,9 +70,9 @@ public struct BackfillFailure: Sendable, Hashable {
 /// The runs' checkpoints (`backfill_runs`, `backfill_failures`). Threads:
 /// one thread per connection, as everywhere in the member store.
 public struct BackfillRunStore {
-    public let connection: MariaDBConnection
+    @_spi(Testing) public let connection: MariaDBConnection
 
-    public init(connection: MariaDBConnection) {
+    @_spi(Testing) public init(connection: MariaDBConnection) {
         self.connection = connection
     }
 

@@ -29,12 +29,12 @@ public struct Eviction: Sendable, Hashable {
 /// eviction so the repair sweep leaves them alone until they are active
 /// again (``GenerationStore/repairCandidates(activeSince:after:limit:)``).
 public struct EvictionStore {
-    public let connection: MariaDBConnection
+    @_spi(Testing) public let connection: MariaDBConnection
 
     /// Members per statement (one `IN` list shape).
     public static let chunkSize = 1000
 
-    public init(connection: MariaDBConnection) {
+    @_spi(Testing) public init(connection: MariaDBConnection) {
         self.connection = connection
     }
 

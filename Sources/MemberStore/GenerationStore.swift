@@ -77,9 +77,9 @@ public struct GenerationCounts: Sendable, Hashable {
 /// member's; missing when there is no row. Threads: as
 /// ``MemberRepository``, one thread per connection.
 public struct GenerationStore {
-    public let connection: MariaDBConnection
+    @_spi(Testing) public let connection: MariaDBConnection
 
-    public init(connection: MariaDBConnection) {
+    @_spi(Testing) public init(connection: MariaDBConnection) {
         self.connection = connection
     }
 

@@ -101,10 +101,10 @@ public final class Importer {
         }
     }
 
-    public let connection: MariaDBConnection
+    @_spi(Testing) public let connection: MariaDBConnection
     public let options: Options
 
-    public init(connection: MariaDBConnection, options: Options = Options()) {
+    @_spi(Testing) public init(connection: MariaDBConnection, options: Options = Options()) {
         self.connection = connection
         self.options = options
     }

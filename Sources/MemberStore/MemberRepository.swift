@@ -14,18 +14,18 @@ import Scoring
 /// snapshot refresher follows), and `answers_version` to the digest of the
 /// scoring fields (``AnswersVersion``).
 public struct MemberRepository {
-    public let connection: MariaDBConnection
+    @_spi(Testing) public let connection: MariaDBConnection
     /// The survey the packed answers are laid out for (the stored one).
     public let survey: Survey
 
-    public init(connection: MariaDBConnection, survey: Survey) {
+    @_spi(Testing) public init(connection: MariaDBConnection, survey: Survey) {
         self.connection = connection
         self.survey = survey
     }
 
     /// A repository for the survey stored in the database.
     /// - Throws: ``MemberStoreError/Code/noSurvey`` before the first import.
-    public static func open(_ connection: MariaDBConnection) throws -> MemberRepository {
+    @_spi(Testing) public static func open(_ connection: MariaDBConnection) throws -> MemberRepository {
         guard let survey = try SurveyStore.stored(connection) else {
             throw MemberStoreError(.noSurvey, "no survey stored yet: import a survey and members first")
         }

@@ -27,7 +27,7 @@ public enum Migrator {
     ///   `schemaTooNew`) or the `MariaDBError` of a failed statement; the
     ///   migrations applied before the failure stay recorded.
     @discardableResult
-    public static func migrate(
+    @_spi(Testing) public static func migrate(
         _ connection: MariaDBConnection,
         migrations: [Migration] = Schema.migrations,
         lockTimeout: Duration = .seconds(60)
@@ -71,7 +71,7 @@ public enum Migrator {
     /// Throws ``MemberStoreError/Code/schemaOutdated`` unless every migration
     /// of `migrations` has been applied (programs that only read and write
     /// call this instead of migrating behind the operator's back).
-    public static func requireUpToDate(
+    @_spi(Testing) public static func requireUpToDate(
         _ connection: MariaDBConnection, migrations: [Migration] = Schema.migrations
     ) throws {
         let applied = Set(try appliedVersions(connection))
@@ -86,7 +86,7 @@ public enum Migrator {
 
     /// The versions recorded in `schema_migrations`, ascending (empty when
     /// the table does not exist yet).
-    public static func appliedVersions(_ connection: MariaDBConnection) throws -> [Int] {
+    @_spi(Testing) public static func appliedVersions(_ connection: MariaDBConnection) throws -> [Int] {
         let exists = try connection.query(
             "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = 'schema_migrations'"
         ).first?.int(0) ?? 0

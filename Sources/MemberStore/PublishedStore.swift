@@ -78,10 +78,10 @@ public struct PublicationState: Sendable {
 /// Threads: as ``MemberRepository``, one thread per connection. The lock is
 /// the connection's (`GET_LOCK`): it dies with the session.
 public struct PublishedStore {
-    public let connection: MariaDBConnection
+    @_spi(Testing) public let connection: MariaDBConnection
     public let survey: Survey
 
-    public init(connection: MariaDBConnection, survey: Survey) {
+    @_spi(Testing) public init(connection: MariaDBConnection, survey: Survey) {
         self.connection = connection
         self.survey = survey
     }

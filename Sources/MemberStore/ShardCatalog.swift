@@ -28,12 +28,12 @@ public struct ShardInfo: Sendable, Hashable {
 /// The shard list in MySQL (`shards`): every program reads the same list,
 /// and adding a shard is adding a row (`kindred shards add`).
 public struct ShardCatalog {
-    public let connection: MariaDBConnection
+    @_spi(Testing) public let connection: MariaDBConnection
 
     /// Weights are 1 to this; to stop new members reaching a shard, drain it.
     public static let weightRange = 1...1_000_000
 
-    public init(connection: MariaDBConnection) {
+    @_spi(Testing) public init(connection: MariaDBConnection) {
         self.connection = connection
     }
 

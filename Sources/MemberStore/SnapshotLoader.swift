@@ -96,11 +96,11 @@ public struct RefreshResult: Sendable, Hashable {
 /// release, loopback): 1,000,000 members (Q = 100) in 2.4-3.9 s, of which
 /// streaming the rows alone takes 0.6 s; peak RSS ~720 MB.
 public struct SnapshotLoader {
-    public let connection: MariaDBConnection
+    @_spi(Testing) public let connection: MariaDBConnection
     /// How far behind the watermark a refresh looks again (late commits).
     public var overlap: Duration
 
-    public init(connection: MariaDBConnection, overlap: Duration = .seconds(10)) {
+    @_spi(Testing) public init(connection: MariaDBConnection, overlap: Duration = .seconds(10)) {
         self.connection = connection
         self.overlap = overlap
     }

@@ -7,7 +7,7 @@ import Scoring
 /// the same survey.
 public enum SurveyStore {
     /// The stored survey, or `nil` before the first import.
-    public static func stored(_ connection: MariaDBConnection) throws -> Survey? {
+    @_spi(Testing) public static func stored(_ connection: MariaDBConnection) throws -> Survey? {
         let rows = try connection.query("SELECT question, options FROM survey_questions ORDER BY question")
         guard !rows.isEmpty else { return nil }
         var counts: [Int] = []
@@ -35,7 +35,7 @@ public enum SurveyStore {
     /// - Throws: ``MemberStoreError/Code/surveyMismatch`` naming the first
     ///   question that differs.
     @discardableResult
-    public static func store(_ survey: Survey, _ connection: MariaDBConnection) throws -> Bool {
+    @_spi(Testing) public static func store(_ survey: Survey, _ connection: MariaDBConnection) throws -> Bool {
         try connection.transaction { connection in
             let existing = try stored(connection)
             if let existing {

@@ -1,4 +1,4 @@
-import MemberStore
+@_spi(Testing) import MemberStore
 import Scoring
 import Testing
 import TestSupport

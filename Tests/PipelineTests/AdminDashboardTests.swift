@@ -1,7 +1,7 @@
 import Foundation
 import HTTPTypes
 import MariaDBClient
-import MemberStore
+@_spi(Testing) import MemberStore
 @testable import Pipeline
 import RedisClient
 import Scoring

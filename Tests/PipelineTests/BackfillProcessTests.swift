@@ -1,6 +1,6 @@
 import Foundation
 import MariaDBClient
-import MemberStore
+@_spi(Testing) import MemberStore
 import Scoring
 import Testing
 import TestSupport

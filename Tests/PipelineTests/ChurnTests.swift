@@ -2,7 +2,7 @@ import Foundation
 import Hummingbird
 import MariaDBClient
 import MemberFormat
-import MemberStore
+@_spi(Testing) import MemberStore
 import Pipeline
 import RedisClient
 import Scoring

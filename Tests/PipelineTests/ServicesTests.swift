@@ -1,6 +1,6 @@
 import Foundation
 import Logging
-import MemberStore
+@_spi(Testing) import MemberStore
 import Pipeline
 import Scoring
 import ServiceLifecycle

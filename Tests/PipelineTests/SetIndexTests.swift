@@ -1,4 +1,4 @@
-import MemberStore
+@_spi(Testing) import MemberStore
 @testable import Pipeline
 import Scoring
 import Synthetic

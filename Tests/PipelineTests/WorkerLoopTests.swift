@@ -1,5 +1,5 @@
 import Foundation
-import MemberStore
+@_spi(Testing) import MemberStore
 import Pipeline
 import Prometheus
 import RedisClient
