@@ -181,20 +181,6 @@ public struct GenerationStore {
         return found
     }
 
-    /// The shard each of `members`' set is recorded on (members without a
-    /// generation are absent), in one query per 1000.
-    public func recordedShards(of members: [MemberID]) throws -> [MemberID: UInt32] {
-        var found: [MemberID: UInt32] = [:]
-        try forEachPaddedChunk(of: members) { chunk in
-            try connection.forEachRow(
-                inListSQL("SELECT member_id, shard_id FROM generations WHERE member_id IN", count: chunk.count), chunk
-            ) { row in
-                found[MemberID(truncatingIfNeeded: row.uint(0) ?? 0)] = UInt32(truncatingIfNeeded: row.uint(1) ?? 0)
-            }
-        }
-        return found
-    }
-
     /// Members whose set is recorded on `shard`, ascending, after `after`:
     /// the list to regenerate when that shard loses its data.
     public func members(onShard shard: UInt32, after: MemberID = 0, limit: Int = 10_000) throws -> [MemberID] {

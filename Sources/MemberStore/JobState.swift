@@ -22,6 +22,19 @@ public struct JobState: Sendable {
     }
 }
 
+/// Where a member's set belongs, as MySQL records it.
+public struct SetPlacement: Sendable, Hashable {
+    /// Their shard in the directory (`member_shards`).
+    public var assigned: UInt32?
+    /// The shard their generation is recorded on.
+    public var recorded: UInt32?
+
+    public init(assigned: UInt32? = nil, recorded: UInt32? = nil) {
+        self.assigned = assigned
+        self.recorded = recorded
+    }
+}
+
 extension StoreSession {
     /// Everything a job needs of member `id` before it scans, in one visit
     /// of one or two statements: the live record with its blocks, answers
@@ -94,6 +107,24 @@ extension StoreSession {
     public func forgetSet(of id: MemberID) throws {
         try link.execute("DELETE FROM generations WHERE member_id = ?", [.uint(UInt64(id))])
         try link.execute("DELETE FROM member_shards WHERE member_id = ?", [.uint(UInt64(id))])
+    }
+
+    /// Where each of `members` is placed: the directory's shard and the
+    /// shard their generation is recorded on, either nil when none (the set
+    /// audit's test for orphan sets). One statement per 1000 members.
+    public func placements(of members: [MemberID]) throws -> [MemberID: SetPlacement] {
+        var found: [MemberID: SetPlacement] = [:]
+        try forEachPaddedChunk(of: members) { chunk in
+            let sql = inListSQL("SELECT member_id, shard_id, 0 FROM member_shards WHERE member_id IN", count: chunk.count)
+                + " UNION ALL "
+                + inListSQL("SELECT member_id, shard_id, 1 FROM generations WHERE member_id IN", count: chunk.count)
+            try link.forEachRow(sql, chunk + chunk) { row in
+                let member = MemberID(truncatingIfNeeded: row.uint(0) ?? 0)
+                let shard = UInt32(truncatingIfNeeded: row.uint(1) ?? 0)
+                if row.int(2) == 0 { found[member, default: SetPlacement()].assigned = shard } else { found[member, default: SetPlacement()].recorded = shard }
+            }
+        }
+        return found
     }
 
     /// Columns: 0-7 the member (``MemberRowDecoder/columns``), 8 a block,

@@ -240,21 +240,6 @@ public final class ShardDirectory: @unchecked Sendable {
         }
     }
 
-    /// The current assignments of `members` read in `session` (not the
-    /// cache): members without one are absent from the result.
-    public static func assignments(of members: [MemberID], in session: StoreSession) throws -> [MemberID: UInt32] {
-        let connection = session.link
-        var found: [MemberID: UInt32] = [:]
-        try forEachPaddedChunk(of: members) { chunk in
-            try connection.forEachRow(
-                inListSQL("SELECT member_id, shard_id FROM member_shards WHERE member_id IN", count: chunk.count), chunk
-            ) { row in
-                found[MemberID(truncatingIfNeeded: row.uint(0) ?? 0)] = UInt32(truncatingIfNeeded: row.uint(1) ?? 0)
-            }
-        }
-        return found
-    }
-
     /// The member's shard if the cache knows it; nil when unknown or known to
     /// have none. Never touches MySQL (call ``prefetch(_:in:)`` first).
     public func cachedShard(of member: MemberID) -> UInt32? {

@@ -117,10 +117,8 @@ final class SetAuditState: @unchecked Sendable {
         var removed = 0
         let nowSeconds = Int64(Date().timeIntervalSince1970)
         try context.scores.scanSetOwners(shard: shard) { owners in
-            let (directory, recorded) = try session.database { session in
-                (try ShardDirectory.assignments(of: owners, in: session), try session.generations.recordedShards(of: owners))
-            }
-            let strays = owners.filter { directory[$0] != shard && recorded[$0] != shard }
+            let placements = try session.database { try $0.placements(of: owners) }
+            let strays = owners.filter { placements[$0]?.assigned != shard && placements[$0]?.recorded != shard }
             guard !strays.isEmpty else { return }
             let metas = try context.scores.readMetas(strays, shard: shard)
             for (owner, meta) in zip(strays, metas) {

@@ -79,6 +79,10 @@ struct WorkerQueriesTests {
             #expect(plain.shard == shard && plain.generation == nil)
             #expect(try session.withRetry { try $0.jobState(of: 3, publications: false) }.evictedAt == 1_234)
 
+            #expect(try session.withRetry { try $0.placements(of: [1, 2, 3, 404]) } == [
+                1: SetPlacement(assigned: shard, recorded: shard), 2: SetPlacement(assigned: shard),
+            ])
+
             // Deleted: no current record, but what a removal clears is still there; then forgetSet clears it.
             try repository.delete(1)
             try GenerationStore(connection: connection).record(
