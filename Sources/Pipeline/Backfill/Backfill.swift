@@ -156,10 +156,10 @@ public final class Backfill {
             finishedThreads.enter()
             let thread = Thread {
                 defer { finishedThreads.leave() }
-                // This thread's own session, closed when the thread ends.
-                let session = context.sessions.storeSession()
+                // This thread's own session (MySQL only: the queue is never opened), closed when the thread ends.
+                let session = context.sessions.thread(.task)
                 defer { session.close() }
-                let generator = Generator(context: context, options: Generator.Options(publish: false), session: session)
+                let generator = Generator(context: context, options: Generator.Options(publish: false), session: session.store)
                 let worker = BackfillWorker(context: context, generator: generator, index: index)
                 while limiter.wait(stop: stop), let id = shared.next() {
                     switch worker.process(id, stop: stop) {
