@@ -22,6 +22,13 @@ public struct JobState: Sendable {
     }
 }
 
+/// A member's publication lock as one ``StoreSession`` took it: valid as
+/// long as that session's server session lasts (``StoreSession/holds(_:)``).
+public struct PublicationLock: Sendable, Hashable {
+    public let member: MemberID
+    let epoch: Int
+}
+
 /// Where a member's set belongs, as MySQL records it.
 public struct SetPlacement: Sendable, Hashable {
     /// Their shard in the directory (`member_shards`).
@@ -108,6 +115,19 @@ extension StoreSession {
         try link.execute("DELETE FROM generations WHERE member_id = ?", [.uint(UInt64(id))])
         try link.execute("DELETE FROM member_shards WHERE member_id = ?", [.uint(UInt64(id))])
     }
+
+    /// Takes member `id`'s publication lock (``PublishedStore/lock(_:wait:)``);
+    /// nil when another session holds it.
+    public func lockPublication(of id: MemberID) throws -> PublicationLock? {
+        try publications.lock(id) ? PublicationLock(member: id, epoch: epoch) : nil
+    }
+
+    /// Whether `lock` is still held: this session has not reconnected since
+    /// it was taken (a reconnect drops user locks). No round trip: checked
+    /// inside a visit, a connection that died unnoticed fails the visit's
+    /// next statement, and when the visit runs again after reconnecting
+    /// this answers false.
+    public func holds(_ lock: PublicationLock) -> Bool { lock.epoch == epoch }
 
     /// Where each of `members` is placed: the directory's shard and the
     /// shard their generation is recorded on, either nil when none (the set

@@ -47,6 +47,10 @@ public struct StoreConfiguration: Sendable {
 public final class StoreSession {
     public let configuration: StoreConfiguration
     private var connection: MariaDBConnection?
+    /// +1 on every (re)connect: user locks (`GET_LOCK`) belong to one
+    /// server session, and a lock taken at another epoch is gone (the
+    /// client never reconnects silently).
+    public private(set) var epoch = 0
     /// False for a session over a connection the caller passed in (and
     /// still uses): its deinit leaves that connection open.
     private let ownsConnection: Bool
@@ -121,7 +125,21 @@ public final class StoreSession {
         policy: RetryPolicy? = nil, onRetry: (RetryEvent) -> Void = { _ in }, _ body: (StoreSession) throws -> Result
     ) throws -> Result {
         let connection = try open()
-        return try connection.withRetry(policy: policy ?? configuration.retry, onRetry: onRetry) { _ in try body(self) }
+        // The helper reconnects before running `body` again after a lost
+        // connection: the next run is a new server session.
+        var lost = false
+        return try connection.withRetry(policy: policy ?? configuration.retry, onRetry: onRetry) { _ in
+            if lost {
+                lost = false
+                epoch += 1
+            }
+            do {
+                return try body(self)
+            } catch let error as MariaDBError where error.isConnectionLost {
+                lost = true
+                throw error
+            }
+        }
     }
 
     /// Whether the server answers (`mysql_ping`, no SQL; reconnects once
@@ -146,6 +164,7 @@ public final class StoreSession {
         do {
             let made = try MariaDBConnection(configuration: configuration.mysql)
             connection = made
+            epoch += 1
             return made
         } catch let error as MariaDBError {
             throw MemberStoreError(.unavailable, "MySQL unavailable: \(error)", underlying: error)

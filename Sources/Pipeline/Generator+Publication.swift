@@ -102,28 +102,33 @@ extension Generator {
     }
 
     /// Runs a publication's placements between its intent and its
-    /// settlement (see ``MemberStore/PublishedStore``).
+    /// settlement (see ``MemberStore/PublishedStore``), under `lock` (the
+    /// job's, taken with its read).
     func publish(
         _ id: MemberID, current: Member?, state: PublicationState, placements: [ScoreStore.Placement],
-        into outcome: inout GenerationOutcome
+        lock: PublicationLock?, into outcome: inout GenerationOutcome
     ) throws {
+        guard let lock else { preconditionFailure("a publication runs under the member's publication lock") }
         if let current, !state.records.contains(where: { $0.version == state.currentVersion }) {
             try mysql { try $0.publications.recordIntent(current) }
         }
-        try requireLock(id)
+        // Asks the server: a connection that died since the read reconnects here, and the lock is gone.
+        guard try mysql({ try $0.publications.holdsLock(id) }) else { throw Self.lockLost(id) }
         let sets = context.sets
         let results = context.scores.place(placements, limit: context.settings.scoring.topN) { sets.entry(of: $0)?.shard }
         try absorb(results, placements: placements, into: &outcome)
-        try requireLock(id)
-        try mysql { try $0.publications.settle(id, current: current) }
+        // Settles only in the server session that holds the lock: checked in
+        // the visit itself, so a reconnect within it (the settle's retry)
+        // refuses instead of settling without the lock.
+        try mysql { session in
+            guard session.holds(lock) else { throw Self.lockLost(id) }
+            try session.publications.settle(id, current: current)
+        }
     }
 
-    /// Throws unless this thread's session still holds the member's
-    /// publication lock (a reconnect loses it): then another job may be
+    /// The publication lock was lost (MySQL reconnected): another job may be
     /// publishing, and this one must not settle.
-    private func requireLock(_ id: MemberID) throws {
-        guard try mysql({ try $0.publications.holdsLock(id) }) else {
-            throw GenerationFailure(.failed, "the publication lock of member \(id) was lost (MySQL reconnected): retrying")
-        }
+    static func lockLost(_ id: MemberID) -> GenerationFailure {
+        GenerationFailure(.failed, "the publication lock of member \(id) was lost (MySQL reconnected): retrying")
     }
 }

@@ -227,16 +227,16 @@ public final class Generator {
         var phases = PhaseClock(metrics: context.metrics)
         // One visit: the publication lock (when publishing), then everything
         // the job needs of the member (``MemberStore/StoreSession/jobState(of:publications:)``).
-        var locked = false
+        var lock: PublicationLock?
         defer {
-            if locked { _ = try? session.withRetry(policy: context.settings.mysqlRetry) { try $0.publications.unlock(id) } }
+            if lock != nil { _ = try? session.withRetry(policy: context.settings.mysqlRetry) { try $0.publications.unlock(id) } }
         }
         let job = try mysql { session -> JobState in
             if options.publish {
-                guard try session.publications.lock(id) else {
+                guard let taken = try session.lockPublication(of: id) else {
                     throw GenerationFailure(.busy, "another job is publishing member \(id)'s change")
                 }
-                locked = true
+                lock = taken
             }
             return try session.jobState(of: id, publications: options.publish)
         }
@@ -248,7 +248,7 @@ public final class Generator {
         try mysql { try context.follower.refresh(startedAfter: began, in: $0) }
         phases.lap("refresh")
         guard let record = state.current else {
-            return try remove(id, job: job, phases: &phases)
+            return try remove(id, job: job, lock: lock, phases: &phases)
         }
         let version = AnswersVersion.of(record, survey: survey)
         try context.population.upsert(record, version: version)
@@ -260,7 +260,7 @@ public final class Generator {
         if options.publish && state.needsPublication {
             let placements = try publication(of: id, current: record, state: state, currentScan: scan, stats: &outcome.publication)
             phases.lap("publish-scan")
-            try publish(id, current: record, state: state, placements: placements, into: &outcome)
+            try publish(id, current: record, state: state, placements: placements, lock: lock, into: &outcome)
             phases.lap("publish")
         }
         return outcome
@@ -388,12 +388,12 @@ public final class Generator {
     /// Step 5: a deleted (or vanished) member: their entry leaves every set
     /// (publication without a current record), then their own set, their
     /// bookkeeping and their shard go.
-    private func remove(_ id: MemberID, job: JobState, phases: inout PhaseClock) throws -> GenerationOutcome {
+    private func remove(_ id: MemberID, job: JobState, lock: PublicationLock?, phases: inout PhaseClock) throws -> GenerationOutcome {
         let state = job.publication
         var outcome = GenerationOutcome(kind: .removed)
         if options.publish && state.needsPublication {
             let placements = try publication(of: id, current: nil, state: state, currentScan: nil, stats: &outcome.publication)
-            try publish(id, current: nil, state: state, placements: placements, into: &outcome)
+            try publish(id, current: nil, state: state, placements: placements, lock: lock, into: &outcome)
             phases.lap("publish")
         }
         // The shard and the generation as the job read found them.

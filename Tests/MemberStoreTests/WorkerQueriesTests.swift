@@ -100,6 +100,29 @@ struct WorkerQueriesTests {
         }
     }
 
+    @Test("a publication lock is held until the session reconnects: a visit that reconnects sees it lost, and the server freed it")
+    func publicationLockEpoch() throws {
+        try withStore { connection, server, database in
+            let mine = try server.connect(database: database)
+            let session = StoreSession(connection: mine, survey: smallSurvey)
+            let lock = try #require(try session.withRetry { try $0.lockPublication(of: 5) })
+            #expect(session.holds(lock))
+            let other = StoreSession(connection: connection, survey: smallSurvey)
+            #expect(try other.withRetry { try $0.lockPublication(of: 5) } == nil, "held by the first session")
+            try connection.execute("KILL CONNECTION \(mine.connectionID)")
+            // The visit's first run still believes it holds the lock, its statement finds the connection
+            // dead, and the run after the reconnect does not.
+            var seen: [Bool] = []
+            _ = try session.withRetry { session -> Bool in
+                seen.append(session.holds(lock))
+                return try session.publications.holdsLock(5)
+            }
+            #expect(seen == [true, false])
+            #expect(!session.holds(lock))
+            #expect(try other.withRetry { try $0.lockPublication(of: 5) } != nil, "the server freed it with the killed session")
+        }
+    }
+
     @Test("prefetch reads unknown members' shards in bulk; the cached lookup answers without MySQL")
     func prefetch() throws {
         try withStore { connection, server, database in
