@@ -122,11 +122,14 @@ public struct GenerationStore {
     /// `after` is nil), and the watermark for the next call: the server's
     /// clock taken before the read. A row committed late carries a
     /// `recorded_at` before the watermark; the overlap (longer than any
-    /// write transaction) catches it on the next call.
-    public func setRecords(recordedAfter after: ServerTime?, overlap: Duration = .seconds(10)) throws
+    /// write transaction) catches it on the next call. `asOf`: a reading of
+    /// the server's clock taken before this call (a snapshot refresh's),
+    /// used as the watermark instead of reading the clock again (an earlier
+    /// watermark only re-reads a little more next time).
+    public func setRecords(recordedAfter after: ServerTime?, overlap: Duration = .seconds(10), asOf: ServerTime? = nil) throws
         -> (records: [SetRecord], watermark: ServerTime)
     {
-        let watermark = try connection.serverTime()
+        let watermark = try asOf ?? connection.serverTime()
         var records: [SetRecord] = []
         let columns = "SELECT member_id, shard_id, floor_tenths, floor_id, CAST(covered_at AS CHAR), generated_at FROM generations"
         let body: (RowView) throws -> Void = { row in

@@ -112,7 +112,11 @@ public final class SnapshotFollower: Sendable {
         let changes = try session.snapshot(overlap: overlap).changes(since: since, survey: survey) { id, version in
             population.read { $0.tag(of: id) == version }
         }
-        let records = try sets.map { _ in try session.generations.setRecords(recordedAfter: setsSince, overlap: overlap) }
+        // The snapshot's clock reading (taken before both reads) is the sets' watermark too: one clock read per refresh.
+        let records = try sets.map { _ in
+            try session.generations.setRecords(
+                recordedAfter: setsSince, overlap: overlap, asOf: ServerTime(changes.watermark.serverTime))
+        }
         for invalid in changes.invalid {
             logger.error(
                 "stored member breaks the rules: left out of the snapshot",
