@@ -122,19 +122,29 @@ public final class ShardDirectory: @unchecked Sendable {
             let connection = session.link
             if let existing = try Self.storedShard(of: member, on: connection) { return existing }
             for attempt in 0..<3 {
-                let loads = try currentLoads(on: connection, forceReload: attempt > 0)
-                guard let choice = ShardPicker.pick(loads) else {
+                _ = try currentLoads(on: connection, forceReload: attempt > 0)
+                // Picked and counted in one step: threads assigning at once (each on its own
+                // session) see each other's picks and stay near the weights.
+                guard let choice = reservePick() else {
                     if attempt == 0 { continue }  // the cached view may predate a shard's activation
                     break
                 }
-                let inserted = try connection.execute(
-                    """
-                    INSERT IGNORE INTO member_shards (member_id, shard_id, assigned_at)
-                    SELECT ?, id, UTC_TIMESTAMP(6) FROM shards WHERE id = ? AND state = 'active'
-                    """, [.uint(UInt64(member)), .uint(UInt64(choice))]
-                ).affectedRows
+                let inserted: UInt64
+                do {
+                    inserted = try connection.execute(
+                        """
+                        INSERT IGNORE INTO member_shards (member_id, shard_id, assigned_at)
+                        SELECT ?, id, UTC_TIMESTAMP(6) FROM shards WHERE id = ? AND state = 'active'
+                        """, [.uint(UInt64(member)), .uint(UInt64(choice))]
+                    ).affectedRows
+                } catch {
+                    countAssignment(to: choice, by: -1)
+                    throw error
+                }
+                // Nothing written: another thread or process assigned the member first, or the
+                // shard stopped being active.
+                if inserted == 0 { countAssignment(to: choice, by: -1) }
                 if let stored = try Self.storedShard(of: member, on: connection) {
-                    if inserted > 0 { countAssignment(to: stored) }
                     return stored
                 }
                 // The chosen shard stopped being active since the loads were read: read them again.
@@ -256,9 +266,19 @@ public final class ShardDirectory: @unchecked Sendable {
         }
     }
 
-    private func countAssignment(to shard: UInt32) {
+    private func countAssignment(to shard: UInt32, by change: Int) {
         stateLock.withLock {
-            if let index = loads.firstIndex(where: { $0.id == shard }) { loads[index].assigned += 1 }
+            if let index = loads.firstIndex(where: { $0.id == shard }) { loads[index].assigned = max(0, loads[index].assigned + change) }
+        }
+    }
+
+    /// Picks the shard for a new member from the loads in hand and counts
+    /// the member on it at once (undone when the write does not happen).
+    private func reservePick() -> UInt32? {
+        stateLock.withLock {
+            guard let choice = ShardPicker.pick(loads) else { return nil }
+            if let index = loads.firstIndex(where: { $0.id == choice }) { loads[index].assigned += 1 }
+            return choice
         }
     }
 

@@ -154,7 +154,11 @@ struct ShardTests {
                 for member in MemberID(1)...200 { results[index].append(try directory.assign(member, in: session)) }
             }
             #expect(results[0].all == results[1].all && results[1].all == results[2].all)
-            #expect(try catalog.list().map(\.assignedMembers) == [67, 133])
+            // The threads no longer take turns on one connection: a pick is counted at once, and
+            // one undone when another thread wrote the member first, so the split stays near the
+            // weights (1:2) within the few picks in flight at a time, not exactly.
+            let perShard = try catalog.list().map(\.assignedMembers)
+            #expect(perShard.reduce(0, +) == 200 && abs(perShard[1] - 133) <= 6, "\(perShard)")
         }
     }
 
