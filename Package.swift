@@ -11,7 +11,8 @@
 //   RedisClient     -> CHiredis, KindredSupport   one connection over hiredis, pipelines, replies
 //   MariaDBClient   -> CMariaDB, KindredSupport   one connection over libmariadb, prepared statements
 //   KindredConfig   -> Scoring, MemberFormat   layered settings: config file < environment < flags
-//   KindredSupport                        locks shared by the blocking-I/O layers, the version, URL percent-encoding
+//   KindredSupport                        the concurrency helpers of the blocking-I/O layers (monitor, threads, executors,
+//                                         stop signal, backoff, sleeps and Duration conversions), the version, URL percent-encoding
 //   KindredLogging  -> KindredSupport, swift-log   the log handler (text or JSON lines), durations in ms
 //   MemberStore     -> MariaDBClient, RedisClient (the shard URL grammar), Scoring, MemberFormat
 //                                         members, answers, blocks, shards, directory, generations
@@ -203,7 +204,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MemberStoreTests",
-            dependencies: ["MemberStore", "MemberFormat", "Synthetic", "Scoring", "TestSupport"],
+            dependencies: ["MemberStore", "MemberFormat", "Synthetic", "Scoring", "TestSupport", "KindredSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -215,7 +216,7 @@ let package = Package(
             name: "PipelineTests",
             dependencies: [
                 "Pipeline", "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue", "MariaDBClient",
-                "RedisClient", "TestSupport", "WebAPI", "Synthetic", "KindredLogging",
+                "RedisClient", "TestSupport", "WebAPI", "Synthetic", "KindredLogging", "KindredSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -235,6 +236,11 @@ let package = Package(
         .testTarget(
             name: "KindredLoggingTests",
             dependencies: ["KindredLogging", "TestSupport", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "KindredSupportTests",
+            dependencies: ["KindredSupport", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -3,6 +3,7 @@ import MariaDBClient
 
 #if canImport(Glibc)
 import Glibc
+import Synchronization
 #endif
 
 /// One retry the helper is about to make, for logs and progress lines.
@@ -38,7 +39,7 @@ extension MariaDBConnection {
     ) throws -> Result {
         let clock = ContinuousClock()
         var firstFailure: ContinuousClock.Instant?
-        var backoff = Backoff(policy: policy)
+        var backoff = Backoff(policy.backoff)
         var needsReconnect = false
         while true {
             do {
@@ -51,28 +52,16 @@ extension MariaDBConnection {
                 let started = firstFailure ?? clock.now
                 firstFailure = started
                 needsReconnect = needsReconnect || error.isConnectionLost
-                guard let delay = backoff.delay(elapsed: clock.now - started) else {
+                guard let delay = backoff.next(elapsed: clock.now - started) else {
                     throw MemberStoreError(
                         .unavailable,
-                        "MySQL still failing after \(backoff.attempts) retries over \(policy.giveUpAfter): giving up",
+                        "MySQL still failing after \(backoff.retries) retries over \(policy.giveUpAfter): giving up",
                         underlying: error)
                 }
-                onRetry(RetryEvent(attempt: backoff.attempts, delay: delay, error: error))
+                onRetry(RetryEvent(attempt: backoff.retries, delay: delay, error: error))
                 sleep(delay)
             }
         }
-    }
-}
-
-/// Blocks the calling thread for `duration` (the retry helper runs on the
-/// connection's own thread, never on Swift's cooperative pool).
-public func sleepThread(_ duration: Duration) {
-    let (seconds, attoseconds) = duration.components
-    guard duration > .zero else { return }
-    var request = timespec(tv_sec: Int(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
-    var remaining = timespec()
-    while nanosleep(&request, &remaining) != 0 && errno == EINTR {
-        request = remaining
     }
 }
 
@@ -86,9 +75,10 @@ public func sleepThread(_ duration: Duration) {
 /// thread that does heavy work (an import, a snapshot load) should own a
 /// connection of its own. The closure must not let the connection escape.
 public final class SerializedConnection: @unchecked Sendable {
-    // @unchecked Sendable: `connection` is only touched inside `lock.withLock`,
-    // so no two threads use it at once; it is never handed out otherwise.
-    private let lock = Lock()
+    // Why this is safe: `connection` (a C handle) arrives `sending`, is only
+    // used inside `lock.withLock`, so no two threads use it at once, and is
+    // never handed out otherwise (the closures must not let it escape).
+    private let lock = Mutex(())
     private let connection: MariaDBConnection
 
     public init(_ connection: sending MariaDBConnection) {
@@ -103,7 +93,9 @@ public final class SerializedConnection: @unchecked Sendable {
     /// Runs `body` with exclusive use of the connection.
     @discardableResult
     public func withConnection<Result>(_ body: (MariaDBConnection) throws -> Result) throws -> Result {
-        try lock.withLock { try body(connection) }
+        var result: Result?
+        try lock.withLock { _ in result = try body(connection) }
+        return result!
     }
 
     /// ``withConnection(_:)`` with the reconnect-and-retry helper around `body`.
@@ -112,11 +104,13 @@ public final class SerializedConnection: @unchecked Sendable {
         policy: RetryPolicy = .default, onRetry: (RetryEvent) -> Void = { _ in },
         _ body: (MariaDBConnection) throws -> Result
     ) throws -> Result {
-        try lock.withLock { try connection.withRetry(policy: policy, onRetry: onRetry, body) }
+        var result: Result?
+        try lock.withLock { _ in result = try connection.withRetry(policy: policy, onRetry: onRetry, body) }
+        return result!
     }
 
     /// Disconnects for good.
     public func close() {
-        lock.withLock { connection.close() }
+        lock.withLock { _ in connection.close() }
     }
 }

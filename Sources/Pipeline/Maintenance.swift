@@ -1,6 +1,7 @@
 import CoreMetrics
 import Foundation
 import KindredLogging
+import KindredSupport
 import Logging
 import MariaDBClient
 import MemberStore
@@ -33,8 +34,10 @@ import WorkQueue
 /// (10); for the shard watcher, the repair of a shard noticed empty in that
 /// run (see ``Maintenance/shardWatcher(_:)``).
 final class TaskConnections: @unchecked Sendable {
-    // @unchecked Sendable: used only from the one thread of its periodic
-    // service (the service runs its body serially).
+    // Why this is safe: the connections are used from one thread at a time,
+    // the one thread of its periodic service (which runs its body serially),
+    // or a caller of `ThreadsService.runOnce()` (tests and one-off runs, on
+    // a service that is not running).
     private let context: PipelineContext
     private var redis: QueueConnection?
     private var mysql: MariaDBConnection?
@@ -82,16 +85,16 @@ public enum Maintenance {
     public static func heartbeat(_ context: PipelineContext) -> ThreadsService {
         let connections = TaskConnections(context)
         let ids = (0..<context.settings.workers).map { WorkerLoop.workerID(context, $0) }
-        let reported = Box(Set<Int>())
+        let reported = Locked(Set<Int>())
         return periodicService(name: "heartbeat", interval: context.settings.heartbeatInterval, logger: context.logger) {
             let stuck = context.activity.stuck(longerThan: context.settings.jobDeadline)
-            for index in stuck.subtracting(reported.value).sorted() {
+            for index in stuck.subtracting(reported.withLock { $0 }).sorted() {
                 context.metrics.workerStalls.increment()
                 context.logger.error(
                     "worker stuck on one job past the deadline: no more heartbeats for it, so its job returns to the queue",
                     metadata: ["worker": "\(ids[index])", "deadline_ms": .milliseconds(context.settings.jobDeadline)])
             }
-            reported.value = stuck
+            reported.withLock { $0 = stuck }
             try connections.queue { redis in
                 for (index, id) in ids.enumerated() where !stuck.contains(index) {
                     try context.queue.heartbeat(worker: id, on: redis)
@@ -193,13 +196,14 @@ public enum Maintenance {
     /// until that succeeds.
     public static func shardWatcher(_ context: PipelineContext) -> ThreadsService {
         let connections = TaskConnections(context)
-        let unqueued = Box(Set<UInt32>())
+        let unqueued = Locked(Set<UInt32>())
         return periodicService(name: "shard-watcher", interval: context.settings.watchInterval, logger: context.logger) {
             defer {
-                if !unqueued.value.isEmpty {
+                let left = unqueued.withLock { $0.sorted() }
+                if !left.isEmpty {
                     context.logger.warning(
                         "shards came back empty and their members are not all queued yet: retrying next run",
-                        metadata: ["shards": "\(unqueued.value.sorted())"])
+                        metadata: ["shards": "\(left)"])
                 }
             }
             let shards = try followShardList(connections, context)
@@ -229,7 +233,7 @@ public enum Maintenance {
                         "a cluster shard's write sequence went back (a failover lost the last writes of one master): the set audit rebuilds the sets it finds lost",
                         metadata: ["shard": "\(shard.id)"])
                 } else if status.wasMissing || restored {
-                    unqueued.value.insert(shard.id)
+                    unqueued.withLock { _ = $0.insert(shard.id) }
                     try connections.database { try ShardCatalog(connection: $0).resetSequence(shard.id, to: Int64(sequence)) }
                     context.logger.warning(
                         status.wasMissing
@@ -240,9 +244,9 @@ public enum Maintenance {
                     try connections.database { try ShardCatalog(connection: $0).recordSequence(shard.id, Int64(sequence)) }
                 }
             }
-            for shard in unqueued.value.sorted() {
+            for shard in unqueued.withLock({ $0.sorted() }) {
                 let queued = try queueMembers(of: shard, connections, context)
-                unqueued.value.remove(shard)
+                unqueued.withLock { _ = $0.remove(shard) }
                 if queued > 0 {
                     context.logger.warning("members of a shard that lost data queued for repair", metadata: ["shard": "\(shard)", "members": "\(queued)"])
                 }
@@ -273,7 +277,7 @@ public enum Maintenance {
         return periodicService(name: "metrics", interval: context.settings.metricsInterval, logger: context.logger) {
             let metrics = context.metrics
             let age = context.population.age
-            metrics.snapshotAge.record(Double(age.components.seconds) + Double(age.components.attoseconds) / 1e18)
+            metrics.snapshotAge.record(age.inSeconds)
             metrics.snapshotMembers.record(context.population.read { $0.count })
             for (shard, health) in context.scores.manager.health() {
                 let state: Int
@@ -345,11 +349,4 @@ public enum Maintenance {
         }
         return total
     }
-}
-
-/// A value a single task thread carries from one run to the next.
-final class Box<Value>: @unchecked Sendable {
-    // @unchecked Sendable: only its own periodic thread touches it.
-    var value: Value
-    init(_ value: Value) { self.value = value }
 }

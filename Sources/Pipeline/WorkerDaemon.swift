@@ -1,5 +1,6 @@
 import Foundation
 import KindredLogging
+import KindredSupport
 import Logging
 import MariaDBClient
 import MemberStore
@@ -15,7 +16,7 @@ public enum WorkerDaemon {
     /// backoff), checks the schema, loads the survey, the full snapshot and
     /// the shard list, and builds the shared context.
     ///
-    /// Blocking: call it from a dedicated thread (`onDedicatedThread`).
+    /// Blocking: call it from a dedicated thread (`runOnThread`).
     public static func bootstrap(
         mysql: MariaDBConnection.Configuration, queue: QueueAddress, settings: PipelineSettings, metrics: KindredMetrics,
         logger: Logger, scoreConfiguration: ScoreStore.Configuration = ScoreStore.Configuration(),
@@ -93,15 +94,19 @@ public enum WorkerDaemon {
         -> MariaDBConnection
     {
         let clock = ContinuousClock()
-        let deadline = clock.now.advanced(by: timeout)
-        var delay: Duration = .milliseconds(200)
+        let start = clock.now
+        // A delay must end strictly before the deadline: hence the attosecond.
+        var backoff = Backoff(BackoffPolicy(
+            initialDelay: .milliseconds(200), maximumDelay: .seconds(5),
+            budget: timeout - Duration(secondsComponent: 0, attosecondsComponent: 1),
+            budgetRule: .refuseOvershoot))
         while true {
             do {
                 return try MariaDBConnection(configuration: configuration)
-            } catch let error as MariaDBError where error.isConnectionLost && clock.now.advanced(by: delay) < deadline {
+            } catch let error as MariaDBError where error.isConnectionLost {
+                guard let delay = backoff.next(elapsed: clock.now - start) else { throw error }
                 logger.warning("MySQL unreachable at start: retrying", metadata: ["error": "\(error)", "retry_in_ms": .milliseconds(delay)])
                 sleepThread(delay)
-                delay = min(delay * 2, .seconds(5))
             }
         }
     }

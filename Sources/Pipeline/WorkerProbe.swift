@@ -5,6 +5,7 @@ import MariaDBClient
 import MemberStore
 import RedisClient
 import ScoreStore
+import Synchronization
 import WorkQueue
 
 /// What the worker's `/readyz` checks: whether this worker can take and
@@ -19,9 +20,11 @@ import WorkQueue
 /// check is bounded by short timeouts (MySQL 2 s to connect and to read,
 /// the queue 500 ms and 1 s, a shard the manager's own).
 public final class WorkerProbe: @unchecked Sendable {
-    // @unchecked Sendable: `mysql` and `redis` are only touched under `lock`.
+    // Why this is safe: `mysql` and `redis` (C handles) are only touched
+    // inside `lock.withLock` (in `check()`) and in `deinit`, when no other
+    // thread holds a reference; `context` is a Sendable `let`.
     private let context: PipelineContext
-    private let lock = Lock()
+    private let lock = Mutex(())
     private var mysql: MariaDBConnection?
     private var redis: QueueConnection?
 
@@ -50,7 +53,7 @@ public final class WorkerProbe: @unchecked Sendable {
 
     /// Checks MySQL, the queue and every shard once.
     public func check() -> Report {
-        lock.withLock {
+        lock.withLock { _ in
             let mysqlUp = pingMySQL()
             let queueUp = pingQueue()
             let shards = context.scores.manager.shards.map(\.id).map { shard -> (id: UInt32, up: Bool) in

@@ -1,3 +1,4 @@
+import KindredSupport
 import RedisClient
 import Scoring
 
@@ -366,9 +367,4 @@ public enum QueueError: Error, Sendable, CustomStringConvertible {
         case .unexpectedReply(let reply): "queue: unexpected reply \(reply)"
         }
     }
-}
-
-extension Duration {
-    /// Whole milliseconds (truncated), as the queue's scripts take them.
-    var wholeMilliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
 }

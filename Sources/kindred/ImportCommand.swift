@@ -2,12 +2,14 @@ import ArgumentParser
 import Foundation
 import KindredConfig
 import KindredLogging
+import KindredSupport
 import Logging
 import MariaDBClient
 import MemberFormat
 import MemberStore
 import RedisClient
 import Scoring
+import Synchronization
 import UnixSignals
 import WorkQueue
 
@@ -73,7 +75,7 @@ struct ImportCommand: AsyncParsableCommand {
             }
         }
         defer { signalTask.cancel() }
-        let summary = try await onDedicatedThread(name: "kindred-import") { () throws -> ImportSummary in
+        let summary = try await runOnThread(name: "kindred-import") { () throws -> ImportSummary in
             let connection = try MariaDBConnection(url: url)
             defer { connection.close() }
             let display = ProgressDisplay(interactive: isatty(STDERR_FILENO) == 1)
@@ -111,7 +113,7 @@ struct ImportCommand: AsyncParsableCommand {
                 + "(\(ProgressDisplay.grouped(progress.rejected)) rejected, \(summary.blankLines) blank) in \(seconds) s: "
                 + "\(ProgressDisplay.grouped(Int(progress.membersPerSecond))) members/s"
                 + (summary.storedSurvey ? "; stored the survey" : ""))
-        let (settled, queued) = try await onDedicatedThread(name: "kindred-import-publish") {
+        let (settled, queued) = try await runOnThread(name: "kindred-import-publish") {
             try Self.publish(url: url, queue: queue)
         }
         if settled > 0 { print("\(ProgressDisplay.grouped(settled)) members marked published: every stored set already ranks them as they are") }
@@ -183,28 +185,28 @@ extension ProgressDisplay {
 
 /// The first SIGINT/SIGTERM an import received: the exit status it asks
 /// for (130 or 143). The importing thread polls it after each batch.
-final class ImportInterruption: @unchecked Sendable {
-    // @unchecked Sendable: `requested` is only touched under `lock`.
-    private let lock = NSLock()
-    private var requested: Int32?
+final class ImportInterruption: Sendable {
+    /// The status asked for; 0: none yet (a signal's status is 130 or 143).
+    private let requested = Atomic<Int32>(0)
 
     /// Records a stop; false when one was already requested.
     func request(status: Int32) -> Bool {
-        lock.withLock {
-            guard requested == nil else { return false }
-            requested = status
-            return true
-        }
+        precondition(status != 0, "0 means no request")
+        return requested.compareExchange(expected: 0, desired: status, ordering: .relaxed).exchanged
     }
 
-    var status: Int32? { lock.withLock { requested } }
+    var status: Int32? {
+        let status = requested.load(ordering: .relaxed)
+        return status == 0 ? nil : status
+    }
 }
 
 /// Hands a value used from one thread to a `@Sendable` closure that runs on
 /// that same thread.
 struct UncheckedBox<Value>: @unchecked Sendable {
-    // @unchecked Sendable: the import's log sink calls `value` only from the
-    // importing thread, the one that made it (the callbacks run there).
+    // Why this is safe: the import's log sink calls `value` only from the
+    // importing thread, the one that made it (the callbacks run there); no
+    // other thread receives the box.
     let value: Value
     init(_ value: Value) { self.value = value }
 }

@@ -1,3 +1,4 @@
+import KindredSupport
 import MemberStore
 import Scoring
 import Testing
@@ -80,17 +81,17 @@ struct PackedAnswersTests {
 struct BackoffTests {
     @Test("delays double up to the maximum and stop at the time budget")
     func schedule() {
-        var backoff = Backoff(policy: RetryPolicy(
-            initialDelay: .milliseconds(100), maximumDelay: .milliseconds(500), multiplier: 2, giveUpAfter: .seconds(2)))
-        #expect(backoff.delay(elapsed: .zero) == .milliseconds(100))
-        #expect(backoff.delay(elapsed: .milliseconds(100)) == .milliseconds(200))
-        #expect(backoff.delay(elapsed: .milliseconds(300)) == .milliseconds(400))
-        #expect(backoff.delay(elapsed: .milliseconds(700)) == .milliseconds(500))
-        #expect(backoff.delay(elapsed: .milliseconds(1700)) == .milliseconds(300), "never past the budget")
-        #expect(backoff.delay(elapsed: .seconds(2)) == nil)
-        #expect(backoff.attempts == 5)
-        var never = Backoff(policy: .never)
-        #expect(never.delay(elapsed: .zero) == nil)
+        var backoff = Backoff(RetryPolicy(
+            initialDelay: .milliseconds(100), maximumDelay: .milliseconds(500), multiplier: 2, giveUpAfter: .seconds(2)).backoff)
+        #expect(backoff.next(elapsed: .zero) == .milliseconds(100))
+        #expect(backoff.next(elapsed: .milliseconds(100)) == .milliseconds(200))
+        #expect(backoff.next(elapsed: .milliseconds(300)) == .milliseconds(400))
+        #expect(backoff.next(elapsed: .milliseconds(700)) == .milliseconds(500))
+        #expect(backoff.next(elapsed: .milliseconds(1700)) == .milliseconds(300), "never past the budget")
+        #expect(backoff.next(elapsed: .seconds(2)) == nil)
+        #expect(backoff.retries == 5)
+        var never = Backoff(RetryPolicy.never.backoff)
+        #expect(never.next(elapsed: .zero) == nil)
     }
 }
 

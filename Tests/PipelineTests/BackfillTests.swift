@@ -1,4 +1,5 @@
 import Foundation
+import KindredSupport
 import MariaDBClient
 import MemberStore
 import Pipeline

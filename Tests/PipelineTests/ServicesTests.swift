@@ -1,4 +1,5 @@
 import Foundation
+import KindredSupport
 import Logging
 import MemberStore
 import Pipeline

@@ -1,4 +1,5 @@
 import Foundation
+import KindredSupport
 import MemberStore
 import Pipeline
 import Prometheus
