@@ -182,7 +182,7 @@ let package = Package(
         // Tests.
         .target(
             name: "TestSupport",
-            dependencies: ["RedisClient", "MariaDBClient"],
+            dependencies: ["RedisClient", "MariaDBClient", "KindredSupport"],
             path: "Tests/TestSupport",
             swiftSettings: swiftSettings
         ),

@@ -291,7 +291,7 @@ struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
             throughput?.record(status: status)
             metrics.record(
                 route: context.endpointPath ?? "unmatched", method: request.method.rawValue, status: status,
-                nanoseconds: elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+                nanoseconds: elapsed.inNanoseconds)
         }
         do {
             let response = try await next(request, context)

@@ -83,7 +83,7 @@ public struct WorkQueue: Sendable {
         let keys = self.keys(on: redis)
         var command = RedisCommand("BLPOP")
         command.append(keys.signal)
-        let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
+        let seconds = timeout.inSeconds
         command.append(String(max(seconds, 0.01)))
         let reply: RedisValue
         do { reply = try redis.send(command, key: keys.signal) } catch { throw .redis(error) }

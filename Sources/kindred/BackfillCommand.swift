@@ -312,7 +312,7 @@ func finish(_ report: RunReport, noun: String) throws {
     }
     let counts = report.counts
     let session = report.session
-    let minutes = max(Double(report.elapsed.components.seconds) + Double(report.elapsed.components.attoseconds) / 1e18, 0.001) / 60
+    let minutes = max(report.elapsed.inSeconds, 0.001) / 60
     var summary = "\(report.interrupted ? "interrupted" : "done"): run \(report.runID.map(String.init) ?? "-"): "
         + "\(counts.done) \(noun), \(counts.skipped) skipped, "
     if counts.gone > 0 || noun != "evicted" { summary += "\(counts.gone) deleted meanwhile, " }

@@ -176,7 +176,7 @@ extension ProgressDisplay {
         text += "\(grouped(progress.members)) members, \(grouped(progress.rejected)) rejected, "
             + "\(grouped(Int(progress.membersPerSecond))) members/s"
         if let fraction = progress.fraction, fraction > 0.001 {
-            let elapsed = Double(progress.elapsed.components.seconds) + Double(progress.elapsed.components.attoseconds) / 1e18
+            let elapsed = progress.elapsed.inSeconds
             text += ", ETA " + eta(Int((elapsed / fraction - elapsed).rounded()))
         }
         return text

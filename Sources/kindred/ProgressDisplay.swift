@@ -1,4 +1,5 @@
 import Foundation
+import KindredSupport
 
 /// A long command's progress on standard error: on a terminal one line
 /// redrawn in place (bar, rate, ETA) at most 5 times a second; otherwise a
@@ -76,7 +77,7 @@ final class ProgressDisplay {
     }
 
     static func seconds(_ duration: Duration) -> String {
-        String(format: "%.1f", Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18)
+        String(format: "%.1f", duration.inSeconds)
     }
 
     private func write(_ text: String) {
