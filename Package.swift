@@ -22,7 +22,7 @@
 //                                         the worker daemon's services, the shared snapshot, metrics, backfill and evict
 //   WebAPI          -> Pipeline, the stores, Hummingbird   the web backend: routes, on-read regeneration, ranked-set cache
 //   kindred         -> everything above   the one executable: argument parsing and wiring
-//   kindred-bench   -> Scoring, Synthetic release-mode benchmarks (not tests)
+//   kindred-bench   -> Scoring, Synthetic, the stores, KindredSupport   release-mode benchmarks (not tests)
 //   FuzzTargets     -> MemberFormat, the clients, MemberStore (shard addresses), ScoreStore, WebAPI
 //                                         one entry point per parser of outside input, for kindred-fuzz
 //                                         (libFuzzer, only with KINDRED_FUZZ set: scripts/fuzz) and
@@ -160,7 +160,7 @@ let package = Package(
             name: "kindred-bench",
             dependencies: [
                 "Scoring", "MemberFormat", "Synthetic", "MariaDBClient", "RedisClient", "MemberStore", "ScoreStore",
-                "WorkQueue",
+                "WorkQueue", "KindredSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/KindredBench",

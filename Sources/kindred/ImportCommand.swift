@@ -80,9 +80,9 @@ struct ImportCommand: AsyncParsableCommand {
             defer { connection.close() }
             let display = ProgressDisplay(interactive: isatty(STDERR_FILENO) == 1)
             defer { display.finish() }
-            // Log lines go above the progress bar; both are used from this thread only.
+            // Log lines go above the progress bar (the display serializes them).
             let logger = try logOptions.logger(
-                "kindred.import", configuration: configuration, sink: LogSink { [display = UncheckedBox(display)] in display.value.message($0) })
+                "kindred.import", configuration: configuration, sink: LogSink { [display] in display.message($0) })
             let importer = Importer(connection: connection, options: Importer.Options(batchSize: batchSize))
             return try importer.run(
                 surveyPath: surveyPath, membersPath: membersPath,
@@ -201,12 +201,3 @@ final class ImportInterruption: Sendable {
     }
 }
 
-/// Hands a value used from one thread to a `@Sendable` closure that runs on
-/// that same thread.
-struct UncheckedBox<Value>: @unchecked Sendable {
-    // Why this is safe: the import's log sink calls `value` only from the
-    // importing thread, the one that made it (the callbacks run there); no
-    // other thread receives the box.
-    let value: Value
-    init(_ value: Value) { self.value = value }
-}
