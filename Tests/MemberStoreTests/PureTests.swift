@@ -93,6 +93,15 @@ struct BackoffTests {
         var never = Backoff(RetryPolicy.never.backoff)
         #expect(never.next(elapsed: .zero) == nil)
     }
+
+    @Test("the default policy: 0.1 s doubling to 5 s, the last delay clipped at the minute")
+    func defaultPolicy() {
+        var backoff = Backoff(RetryPolicy.default.backoff)
+        let delays = (0..<9).map { _ in backoff.next(elapsed: .seconds(1)) }
+        #expect(delays == [100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000].map { Duration.milliseconds($0) })
+        #expect(backoff.next(elapsed: .seconds(58)) == .seconds(2))
+        #expect(backoff.next(elapsed: .seconds(60)) == nil)
+    }
 }
 
 @Suite("Shard addresses and the picker (no server)", .offCooperativePool)
