@@ -11,7 +11,8 @@
 //   RedisClient     -> CHiredis, KindredSupport   one connection over hiredis, pipelines, replies
 //   MariaDBClient   -> CMariaDB, KindredSupport   one connection over libmariadb, prepared statements
 //   KindredConfig   -> Scoring, MemberFormat   layered settings: config file < environment < flags
-//   KindredSupport                        locks shared by the blocking-I/O layers, the version, URL percent-encoding
+//   KindredSupport                        the concurrency helpers of the blocking-I/O layers (monitor, threads, executors,
+//                                         stop signal, backoff, sleeps and Duration conversions), the version, URL percent-encoding
 //   KindredLogging  -> KindredSupport, swift-log   the log handler (text or JSON lines), durations in ms
 //   MemberStore     -> MariaDBClient, RedisClient (the shard URL grammar), Scoring, MemberFormat
 //                                         members, answers, blocks, shards, directory, generations
@@ -21,7 +22,7 @@
 //                                         the worker daemon's services, the shared snapshot, metrics, backfill and evict
 //   WebAPI          -> Pipeline, the stores, Hummingbird   the web backend: routes, on-read regeneration, ranked-set cache
 //   kindred         -> everything above   the one executable: argument parsing and wiring
-//   kindred-bench   -> Scoring, Synthetic release-mode benchmarks (not tests)
+//   kindred-bench   -> Scoring, Synthetic, the stores, KindredSupport   release-mode benchmarks (not tests)
 //   FuzzTargets     -> MemberFormat, the clients, MemberStore (shard addresses), ScoreStore, WebAPI
 //                                         one entry point per parser of outside input, for kindred-fuzz
 //                                         (libFuzzer, only with KINDRED_FUZZ set: scripts/fuzz) and
@@ -159,7 +160,7 @@ let package = Package(
             name: "kindred-bench",
             dependencies: [
                 "Scoring", "MemberFormat", "Synthetic", "MariaDBClient", "RedisClient", "MemberStore", "ScoreStore",
-                "WorkQueue",
+                "WorkQueue", "KindredSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/KindredBench",
@@ -181,7 +182,7 @@ let package = Package(
         // Tests.
         .target(
             name: "TestSupport",
-            dependencies: ["RedisClient", "MariaDBClient"],
+            dependencies: ["RedisClient", "MariaDBClient", "KindredSupport"],
             path: "Tests/TestSupport",
             swiftSettings: swiftSettings
         ),
@@ -203,7 +204,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MemberStoreTests",
-            dependencies: ["MemberStore", "MemberFormat", "Synthetic", "Scoring", "TestSupport"],
+            dependencies: ["MemberStore", "MemberFormat", "Synthetic", "Scoring", "TestSupport", "KindredSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -215,7 +216,7 @@ let package = Package(
             name: "PipelineTests",
             dependencies: [
                 "Pipeline", "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue", "MariaDBClient",
-                "RedisClient", "TestSupport", "WebAPI", "Synthetic", "KindredLogging",
+                "RedisClient", "TestSupport", "WebAPI", "Synthetic", "KindredLogging", "KindredSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -235,6 +236,11 @@ let package = Package(
         .testTarget(
             name: "KindredLoggingTests",
             dependencies: ["KindredLogging", "TestSupport", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "KindredSupportTests",
+            dependencies: ["KindredSupport", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KindredSupport
 import MariaDBClient
 @_spi(Testing) import MemberStore
 import RedisClient
@@ -103,7 +104,7 @@ struct ChurnBench: ParsableCommand {
             for i in 0..<total {
                 let due = start.addingTimeInterval(Double(i) * interval)
                 let wait = due.timeIntervalSinceNow
-                if wait > 0 { Thread.sleep(forTimeInterval: wait) }
+                if wait > 0 { sleepThread(.seconds(wait)) }
                 let event = pick(&random)
                 let member: MemberID
                 switch event {
@@ -230,7 +231,7 @@ struct ChurnBench: ParsableCommand {
         while true {
             let stats = try queue.stats(on: redis)
             if stats.waiting.values.reduce(0, +) == 0 && stats.delayed == 0 && stats.processing == 0 { return }
-            Thread.sleep(forTimeInterval: 0.05)
+            sleepThread(.milliseconds(50))
         }
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KindredSupport
 import MariaDBClient
 @_spi(Testing) import MemberStore
 import RedisClient
@@ -81,7 +82,7 @@ struct RegistrationsBench: ParsableCommand {
             for i in 0..<total {
                 let due = start.addingTimeInterval(Double(i) * interval)
                 let wait = due.timeIntervalSinceNow
-                if wait > 0 { Thread.sleep(forTimeInterval: wait) }
+                if wait > 0 { sleepThread(.seconds(wait)) }
                 var member = synthetic.member(nextIndex)
                 nextIndex += 1
                 member.id = firstID + MemberID(nextIndex - 50_000_000)
@@ -121,7 +122,7 @@ struct RegistrationsBench: ParsableCommand {
         while true {
             let stats = try queue.stats(on: redis)
             if stats.waiting.values.reduce(0, +) == 0 && stats.delayed == 0 && stats.processing == 0 { return }
-            Thread.sleep(forTimeInterval: 0.05)
+            sleepThread(.milliseconds(50))
         }
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KindredSupport
 import RedisClient
 import ScoreStore
 import Scoring
@@ -247,7 +248,7 @@ struct ScoreStoreBench: ParsableCommand {
     }
 
     static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+        duration.inSeconds
     }
 
     static func info(_ redis: RedisConnection, _ section: String, _ field: String) -> String? {

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import KindredSupport
 import Logging
+import Synchronization
 
 /// The log handler of every `kindred` program: one record per line on
 /// standard error, as text (logfmt) or JSON (``LogFormat``, ``LogRecord``).
@@ -45,7 +46,7 @@ public struct KindredLogHandler: LogHandler {
 
 /// Where log lines go: standard error, or (for tests) a closure.
 public final class LogSink: Sendable {
-    private let lock = Lock()
+    private let lock = Mutex(())
     private let output: @Sendable (String) -> Void
 
     public init(_ output: @escaping @Sendable (String) -> Void) { self.output = output }
@@ -70,7 +71,7 @@ public final class LogSink: Sendable {
 
     /// One line, never interleaved with another.
     public func write(_ line: String) {
-        lock.withLock { output(line) }
+        lock.withLock { _ in output(line) }
     }
 }
 
@@ -98,13 +99,11 @@ public enum KindredLogging {
     }
 }
 
-private final class LoggingState: @unchecked Sendable {
-    // @unchecked Sendable: `done` is only read and written under `lock`.
-    private let lock = Lock()
-    private var done = false
+private final class LoggingState: Sendable {
+    private let done = Mutex(false)
 
     func once(_ body: () -> Void) {
-        lock.withLock {
+        done.withLock { done in
             guard !done else { return }
             done = true
             body()

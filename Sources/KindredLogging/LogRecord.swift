@@ -19,13 +19,13 @@ import Logging
 ///
 /// Metadata keys are sorted, so equal records render equally.
 public struct LogRecord: Sendable {
-    public var time: Timestamp
+    public var time: WallTime
     public var level: Logger.Level
     public var label: String
     public var message: String
     public var metadata: Logger.Metadata
 
-    public init(time: Timestamp, level: Logger.Level, label: String, message: String, metadata: Logger.Metadata) {
+    public init(time: WallTime, level: Logger.Level, label: String, message: String, metadata: Logger.Metadata) {
         self.time = time
         self.level = level
         self.label = label
@@ -34,17 +34,17 @@ public struct LogRecord: Sendable {
     }
 
     /// A wall-clock instant with millisecond precision, UTC.
-    public struct Timestamp: Sendable, Hashable {
+    public struct WallTime: Sendable, Hashable {
         /// Milliseconds since the Unix epoch.
         public var unixMilliseconds: Int64
 
         public init(unixMilliseconds: Int64) { self.unixMilliseconds = unixMilliseconds }
 
         /// The clock, now.
-        public static func now() -> Timestamp {
+        public static func now() -> WallTime {
             var spec = timespec()
             clock_gettime(CLOCK_REALTIME, &spec)
-            return Timestamp(unixMilliseconds: Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000)
+            return WallTime(unixMilliseconds: Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000)
         }
 
         /// RFC 3339 with milliseconds, UTC: `2026-11-30T15:36:50.123Z`.

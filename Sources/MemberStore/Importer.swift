@@ -1,4 +1,5 @@
 import Foundation
+import KindredSupport
 import MariaDBClient
 import MemberFormat
 import Scoring
@@ -25,7 +26,7 @@ public struct ImportProgress: Sendable, Hashable {
 
     /// Members stored per second so far.
     public var membersPerSecond: Double {
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds = elapsed.inSeconds
         return seconds > 0 ? Double(members) / seconds : 0
     }
 
@@ -133,7 +134,7 @@ public final class Importer {
         let clock = ContinuousClock()
         let started = clock.now
         let survey = try SurveyFormat.load(path: surveyPath)
-        let reader = try Self.openMembers(membersPath)
+        let (reader, size) = try Self.openMembers(membersPath)
         let storedSurvey = try connection.withRetry(policy: options.retry, onRetry: onRetry) { connection in
             try Migrator.requireUpToDate(connection)
             return try SurveyStore.store(survey, connection)
@@ -141,7 +142,7 @@ public final class Importer {
         let repository = MemberRepository(connection: connection, survey: survey)
 
         var progress = ImportProgress()
-        progress.totalBytes = reader.size
+        progress.totalBytes = size
         let pipeline = ImportPipeline(
             reader: reader, survey: survey, linesPerChunk: options.batchSize, parsers: options.parserThreads)
         defer { pipeline.shutDown() }
@@ -180,15 +181,9 @@ public final class Importer {
 
     // MARK: - Opening the file
 
-    /// A line reader that may cross to the reading thread.
-    struct SendableReader: @unchecked Sendable {
-        // @unchecked Sendable: created on the caller's thread, then used only
-        // by the pipeline's reading thread (the caller never touches it again).
-        let reader: LineReader
-        let size: Int?
-    }
-
-    static func openMembers(_ path: String) throws(ImportError) -> SendableReader {
+    /// The members file's reader (handed on `sending` to the pipeline's
+    /// reading thread) and its size when known.
+    static func openMembers(_ path: String) throws(ImportError) -> (reader: LineReader, size: Int?) {
         let reader: LineReader
         do { reader = try LineReader(path: path) } catch { throw .file(error) }
         var size: Int?
@@ -197,6 +192,6 @@ public final class Importer {
         {
             size = bytes.intValue
         }
-        return SendableReader(reader: reader, size: size)
+        return (reader, size)
     }
 }

@@ -1,9 +1,6 @@
 import KindredSupport
 import MariaDBClient
 
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// One retry the helper is about to make, for logs and progress lines.
 public struct RetryEvent: Sendable {
@@ -38,7 +35,7 @@ extension MariaDBConnection {
     ) throws -> Result {
         let clock = ContinuousClock()
         var firstFailure: ContinuousClock.Instant?
-        var backoff = Backoff(policy: policy)
+        var backoff = Backoff(policy.backoff)
         var needsReconnect = false
         while true {
             do {
@@ -51,27 +48,15 @@ extension MariaDBConnection {
                 let started = firstFailure ?? clock.now
                 firstFailure = started
                 needsReconnect = needsReconnect || error.isConnectionLost
-                guard let delay = backoff.delay(elapsed: clock.now - started) else {
+                guard let delay = backoff.next(elapsed: clock.now - started) else {
                     throw MemberStoreError(
                         .unavailable,
-                        "MySQL still failing after \(backoff.attempts) retries over \(policy.giveUpAfter): giving up",
+                        "MySQL still failing after \(backoff.retries) retries over \(policy.giveUpAfter): giving up",
                         underlying: error)
                 }
-                onRetry(RetryEvent(attempt: backoff.attempts, delay: delay, error: error))
+                onRetry(RetryEvent(attempt: backoff.retries, delay: delay, error: error))
                 sleep(delay)
             }
         }
-    }
-}
-
-/// Blocks the calling thread for `duration` (the retry helper runs on the
-/// connection's own thread, never on Swift's cooperative pool).
-public func sleepThread(_ duration: Duration) {
-    let (seconds, attoseconds) = duration.components
-    guard duration > .zero else { return }
-    var request = timespec(tv_sec: Int(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
-    var remaining = timespec()
-    while nanosleep(&request, &remaining) != 0 && errno == EINTR {
-        request = remaining
     }
 }

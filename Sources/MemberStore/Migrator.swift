@@ -1,3 +1,4 @@
+import KindredSupport
 import MariaDBClient
 
 /// Applies the schema's missing migrations, in order, recording each in
@@ -36,7 +37,7 @@ public enum Migrator {
         guard try connection.query("SELECT DATABASE()").first?.string(0) != nil else {
             throw MemberStoreError(.noDatabase, "the MySQL URL names no database: add /DATABASE to it")
         }
-        let seconds = Double(lockTimeout.components.seconds) + Double(lockTimeout.components.attoseconds) / 1e18
+        let seconds = lockTimeout.inSeconds
         let granted = try connection.query(lockSQL, [.double(seconds)]).first?.int(0)
         guard granted == 1 else {
             throw MemberStoreError(

@@ -1,3 +1,4 @@
+import KindredSupport
 import MariaDBClient
 import Scoring
 
@@ -90,7 +91,7 @@ public struct PublishedStore {
     /// when another session holds it (another publication of this member
     /// is running: the caller tries again later).
     public func lock(_ id: MemberID, wait: Duration = .zero) throws -> Bool {
-        let seconds = Double(wait.components.seconds) + Double(wait.components.attoseconds) / 1e18
+        let seconds = wait.inSeconds
         return try connection.query("SELECT GET_LOCK(\(Self.lockName), ?)", [.uint(UInt64(id)), .double(seconds)]).first?.int(0) == 1
     }
 

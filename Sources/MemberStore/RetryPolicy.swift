@@ -1,6 +1,10 @@
+import KindredSupport
+
 /// How long and how often to retry when MySQL goes away: exponential
 /// backoff from ``initialDelay`` up to ``maximumDelay``, for at most
-/// ``giveUpAfter`` since the first failure of one operation.
+/// ``giveUpAfter`` since the first failure of one operation (the last delay
+/// clipped to that deadline). The settings of a ``backoff``, which does
+/// the arithmetic.
 public struct RetryPolicy: Sendable, Hashable {
     public var initialDelay: Duration
     public var maximumDelay: Duration
@@ -26,29 +30,11 @@ public struct RetryPolicy: Sendable, Hashable {
 
     /// No retry at all: the first failure is the answer.
     public static let never = RetryPolicy(giveUpAfter: .zero)
-}
 
-/// The backoff state of one retried operation: a pure state machine over
-/// elapsed time, so it is tested without clocks or servers.
-public struct Backoff: Sendable, Hashable {
-    public let policy: RetryPolicy
-    /// Retries granted so far.
-    public private(set) var attempts = 0
-    private var nextDelay: Duration
-
-    public init(policy: RetryPolicy) {
-        self.policy = policy
-        self.nextDelay = policy.initialDelay
-    }
-
-    /// The delay before the next attempt, given the time elapsed since the
-    /// first failure; `nil` when the budget is spent. A delay never runs
-    /// past the budget: the last attempt comes at the deadline.
-    public mutating func delay(elapsed: Duration) -> Duration? {
-        guard elapsed < policy.giveUpAfter else { return nil }
-        let delay = min(nextDelay, policy.giveUpAfter - elapsed)
-        attempts += 1
-        nextDelay = min(policy.maximumDelay, nextDelay * policy.multiplier)
-        return delay
+    /// The backoff these settings describe.
+    public var backoff: BackoffPolicy {
+        BackoffPolicy(
+            initialDelay: initialDelay, maximumDelay: maximumDelay, multiplier: multiplier, budget: giveUpAfter,
+            budgetRule: .clipLastDelay)
     }
 }

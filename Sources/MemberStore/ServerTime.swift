@@ -1,3 +1,4 @@
+import KindredSupport
 import MariaDBClient
 import MemberFormat
 
@@ -59,8 +60,7 @@ public struct ServerTime: Sendable, Hashable, Comparable, CustomStringConvertibl
     public static func < (a: Self, b: Self) -> Bool { a.microseconds < b.microseconds }
 
     public static func - (time: Self, duration: Duration) -> Self {
-        ServerTime(microseconds: time.microseconds - duration.components.seconds * 1_000_000
-            - duration.components.attoseconds / 1_000_000_000_000)
+        ServerTime(microseconds: time.microseconds - duration.inMicroseconds)
     }
 
     public static let distantPast = ServerTime(microseconds: 0)

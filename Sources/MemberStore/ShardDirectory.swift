@@ -1,6 +1,7 @@
 import KindredSupport
 import MariaDBClient
 import Scoring
+import Synchronization
 
 /// An active shard's share of the directory, as the picker sees it.
 public struct ShardLoad: Sendable, Hashable {
@@ -65,23 +66,25 @@ public enum ShardPicker {
 /// ``StoreSession`` (with the retry helper), so one thread's slow statement
 /// or retry sleep never holds up another thread's look-up. Cache hits take
 /// only a short lock, never held across a MySQL call.
-public final class ShardDirectory: @unchecked Sendable {
-    // @unchecked Sendable: `cache`, `unassigned`, `loads` and `loadsReadAt`
-    // are only touched under `stateLock`; the rest is immutable.
+public final class ShardDirectory: Sendable {
     public let retry: RetryPolicy
     public let loadRefreshInterval: Duration
     public let cacheCapacity: Int
 
-    private let stateLock = Lock()
-    private var cache: [MemberID: UInt32] = [:]
-    /// Members known to have no shard, until the instant given.
-    private var unassigned: [MemberID: ContinuousClock.Instant] = [:]
+    private struct State {
+        var cache: [MemberID: UInt32] = [:]
+        /// Members known to have no shard, until the instant given.
+        var unassigned: [MemberID: ContinuousClock.Instant] = [:]
+        var loads: [ShardLoad] = []
+        var loadsReadAt: ContinuousClock.Instant?
+    }
+    /// The caches, each touched only under this lock, never held across a
+    /// MySQL call.
+    private let state = Mutex(State())
     /// How long "has no shard" is trusted by ``cachedShard(of:)``. A `let`:
     /// the directory is shared between threads, and its lock guards only
     /// the caches.
     public let unassignedTTL: Duration
-    private var loads: [ShardLoad] = []
-    private var loadsReadAt: ContinuousClock.Instant?
     private let clock = ContinuousClock()
 
     public init(
@@ -98,11 +101,11 @@ public final class ShardDirectory: @unchecked Sendable {
 
     /// Members whose shard the cache holds: what a reader can still find
     /// while MySQL is unreachable (the web backend's readiness).
-    public var cachedAssignments: Int { stateLock.withLock { cache.count } }
+    public var cachedAssignments: Int { state.withLock { $0.cache.count } }
 
     /// The member's shard, or `nil` when they have none.
     public func shard(of member: MemberID, in session: StoreSession) throws -> UInt32? {
-        if let cached = stateLock.withLock({ cache[member] }) { return cached }
+        if let cached = state.withLock({ $0.cache[member] }) { return cached }
         let shard = try session.withRetry(policy: retry) { session in
             try Self.storedShard(of: member, on: session.link)
         }
@@ -161,9 +164,9 @@ public final class ShardDirectory: @unchecked Sendable {
         try session.withRetry(policy: retry) { session in
             try session.link.execute("DELETE FROM member_shards WHERE member_id = ?", [.uint(UInt64(member))])
         }
-        stateLock.withLock {
-            cache[member] = nil
-            loadsReadAt = nil  // counts changed: read them again on the next assignment
+        state.withLock { state in
+            state.cache[member] = nil
+            state.loadsReadAt = nil  // counts changed: read them again on the next assignment
         }
     }
 
@@ -191,7 +194,7 @@ public final class ShardDirectory: @unchecked Sendable {
         if let shard {
             remember(member, shard)
         } else {
-            stateLock.withLock { cache[member] = nil }
+            state.withLock { $0.cache[member] = nil }
         }
     }
 
@@ -199,18 +202,18 @@ public final class ShardDirectory: @unchecked Sendable {
     /// been released by another process: an eviction, a deletion), so the
     /// next look-up asks MySQL.
     public func forget(_ member: MemberID) {
-        stateLock.withLock {
-            cache[member] = nil
-            unassigned[member] = nil
-            loadsReadAt = nil  // the shards' loads changed too
+        state.withLock { state in
+            state.cache[member] = nil
+            state.unassigned[member] = nil
+            state.loadsReadAt = nil  // the shards' loads changed too
         }
     }
 
     /// Forgets every cached member-to-shard entry.
     public func clearCache() {
-        stateLock.withLock {
-            cache.removeAll()
-            unassigned.removeAll()
+        state.withLock { state in
+            state.cache.removeAll()
+            state.unassigned.removeAll()
         }
     }
 
@@ -223,8 +226,8 @@ public final class ShardDirectory: @unchecked Sendable {
     /// mostly cached after the first few jobs).
     public func prefetch(_ members: some Collection<MemberID>, in session: StoreSession) throws {
         let now = clock.now
-        let unknown = stateLock.withLock { () -> [MemberID] in
-            members.filter { cache[$0] == nil && (unassigned[$0].map { $0 <= now } ?? true) }
+        let unknown = state.withLock { state -> [MemberID] in
+            members.filter { state.cache[$0] == nil && (state.unassigned[$0].map { $0 <= now } ?? true) }
         }
         guard !unknown.isEmpty else { return }
         let chunkSize = 1000
@@ -241,11 +244,11 @@ public final class ShardDirectory: @unchecked Sendable {
                 }
             }
             let expiry = now.advanced(by: unassignedTTL)
-            stateLock.withLock {
-                if cache.count + rows.count >= cacheCapacity { cache.removeAll(keepingCapacity: true) }
-                if unassigned.count + chunk.count >= cacheCapacity { unassigned.removeAll(keepingCapacity: true) }
-                for (member, shard) in rows { cache[member] = shard }
-                for member in chunk where cache[member] == nil { unassigned[member] = expiry }
+            state.withLock { state in
+                if state.cache.count + rows.count >= cacheCapacity { state.cache.removeAll(keepingCapacity: true) }
+                if state.unassigned.count + chunk.count >= cacheCapacity { state.unassigned.removeAll(keepingCapacity: true) }
+                for (member, shard) in rows { state.cache[member] = shard }
+                for member in chunk where state.cache[member] == nil { state.unassigned[member] = expiry }
             }
         }
     }
@@ -253,31 +256,31 @@ public final class ShardDirectory: @unchecked Sendable {
     /// The member's shard if the cache knows it; nil when unknown or known to
     /// have none. Never touches MySQL (call ``prefetch(_:in:)`` first).
     public func cachedShard(of member: MemberID) -> UInt32? {
-        stateLock.withLock { cache[member] }
+        state.withLock { $0.cache[member] }
     }
 
     // MARK: - Internals
 
     private func remember(_ member: MemberID, _ shard: UInt32) {
-        stateLock.withLock {
-            if cache.count >= cacheCapacity { cache.removeAll(keepingCapacity: true) }
-            cache[member] = shard
-            unassigned[member] = nil
+        state.withLock { state in
+            if state.cache.count >= cacheCapacity { state.cache.removeAll(keepingCapacity: true) }
+            state.cache[member] = shard
+            state.unassigned[member] = nil
         }
     }
 
     private func countAssignment(to shard: UInt32, by change: Int) {
-        stateLock.withLock {
-            if let index = loads.firstIndex(where: { $0.id == shard }) { loads[index].assigned = max(0, loads[index].assigned + change) }
+        state.withLock { state in
+            if let index = state.loads.firstIndex(where: { $0.id == shard }) { state.loads[index].assigned = max(0, state.loads[index].assigned + change) }
         }
     }
 
     /// Picks the shard for a new member from the loads in hand and counts
     /// the member on it at once (undone when the write does not happen).
     private func reservePick() -> UInt32? {
-        stateLock.withLock {
-            guard let choice = ShardPicker.pick(loads) else { return nil }
-            if let index = loads.firstIndex(where: { $0.id == choice }) { loads[index].assigned += 1 }
+        state.withLock { state in
+            guard let choice = ShardPicker.pick(state.loads) else { return nil }
+            if let index = state.loads.firstIndex(where: { $0.id == choice }) { state.loads[index].assigned += 1 }
             return choice
         }
     }
@@ -285,9 +288,9 @@ public final class ShardDirectory: @unchecked Sendable {
     /// The active shards' loads, read from MySQL when older than the refresh interval.
     private func currentLoads(on connection: MariaDBConnection, forceReload: Bool) throws -> [ShardLoad] {
         let now = clock.now
-        if !forceReload, let cached = stateLock.withLock({ () -> [ShardLoad]? in
-            guard let readAt = loadsReadAt, now - readAt < loadRefreshInterval else { return nil }
-            return loads
+        if !forceReload, let cached = state.withLock({ state -> [ShardLoad]? in
+            guard let readAt = state.loadsReadAt, now - readAt < loadRefreshInterval else { return nil }
+            return state.loads
         }) {
             return cached
         }
@@ -301,9 +304,9 @@ public final class ShardDirectory: @unchecked Sendable {
                 id: UInt32(truncatingIfNeeded: row.uint(0) ?? 0), weight: Int(row.int(1) ?? 0),
                 assigned: Int(row.int(2) ?? 0))
         }
-        stateLock.withLock {
-            loads = fresh
-            loadsReadAt = now
+        state.withLock { state in
+            state.loads = fresh
+            state.loadsReadAt = now
         }
         return fresh
     }

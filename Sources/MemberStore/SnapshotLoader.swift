@@ -1,3 +1,4 @@
+import KindredSupport
 import MariaDBClient
 import Scoring
 
@@ -177,8 +178,7 @@ public struct SnapshotLoader {
         since watermark: SnapshotWatermark, survey: Survey, known: (MemberID, UInt64) -> Bool = { _, _ in false }
     ) throws -> SnapshotChanges {
         var result = SnapshotChanges(watermark: try serverTime())
-        let overlapMicroseconds = overlap.components.seconds * 1_000_000
-            + overlap.components.attoseconds / 1_000_000_000_000
+        let overlapMicroseconds = overlap.inMicroseconds
         let since: [SQLValue] = [.text(watermark.serverTime), .int(overlapMicroseconds)]
         let changed = "m.changed_at > CAST(? AS DATETIME(6)) - INTERVAL ? MICROSECOND"
         try inSnapshot {

@@ -1,3 +1,4 @@
+import KindredSupport
 import MariaDBClient
 import Scoring
 
@@ -183,17 +184,19 @@ public final class StoreSession {
         _ configuration: MariaDBConnection.Configuration, timeout: Duration, onRetry: (RetryEvent) -> Void
     ) throws -> MariaDBConnection {
         let clock = ContinuousClock()
-        let deadline = clock.now.advanced(by: timeout)
-        var delay: Duration = .milliseconds(200)
-        var attempt = 0
+        let start = clock.now
+        // A delay must end strictly before the deadline: hence the attosecond.
+        var backoff = Backoff(BackoffPolicy(
+            initialDelay: .milliseconds(200), maximumDelay: .seconds(5),
+            budget: timeout - Duration(secondsComponent: 0, attosecondsComponent: 1),
+            budgetRule: .refuseOvershoot))
         while true {
             do {
                 return try MariaDBConnection(configuration: configuration)
-            } catch let error as MariaDBError where error.isConnectionLost && clock.now.advanced(by: delay) < deadline {
-                attempt += 1
-                onRetry(RetryEvent(attempt: attempt, delay: delay, error: error))
+            } catch let error as MariaDBError where error.isConnectionLost {
+                guard let delay = backoff.next(elapsed: clock.now - start) else { throw error }
+                onRetry(RetryEvent(attempt: backoff.retries, delay: delay, error: error))
                 sleepThread(delay)
-                delay = min(delay * 2, .seconds(5))
             }
         }
     }

@@ -1,5 +1,6 @@
 import Foundation
 import CoreMetrics
+import KindredSupport
 import Logging
 import MariaDBClient
 import MemberStore
@@ -69,7 +70,7 @@ struct PhaseClock {
     mutating func lap(_ phase: String) {
         let now = ContinuousClock.now
         let elapsed = now - last
-        metrics.jobPhase(phase).recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+        metrics.jobPhase(phase).recordNanoseconds(elapsed.inNanoseconds)
         last = now
     }
 }

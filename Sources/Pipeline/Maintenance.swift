@@ -1,6 +1,7 @@
 import CoreMetrics
 import Foundation
 import KindredLogging
+import KindredSupport
 import Logging
 import MemberStore
 import RedisClient
@@ -24,16 +25,16 @@ public enum Maintenance {
     /// worker; each such stall is logged and counted once.
     public static func heartbeat(_ context: PipelineContext) -> ThreadsService {
         let ids = (0..<context.settings.workers).map { WorkerLoop.workerID(context, $0) }
-        let reported = Box(Set<Int>())
+        let reported = Locked(Set<Int>())
         return periodicService(name: "heartbeat", interval: context.settings.heartbeatInterval, logger: context.logger, sessions: context.sessions) { session in
             let stuck = context.activity.stuck(longerThan: context.settings.jobDeadline)
-            for index in stuck.subtracting(reported.value).sorted() {
+            for index in stuck.subtracting(reported.withLock { $0 }).sorted() {
                 context.metrics.workerStalls.increment()
                 context.logger.error(
                     "worker stuck on one job past the deadline: no more heartbeats for it, so its job returns to the queue",
                     metadata: ["worker": "\(ids[index])", "deadline_ms": .milliseconds(context.settings.jobDeadline)])
             }
-            reported.value = stuck
+            reported.withLock { $0 = stuck }
             try session.queue { redis in
                 for (index, id) in ids.enumerated() where !stuck.contains(index) {
                     try context.queue.heartbeat(worker: id, on: redis)
@@ -118,13 +119,14 @@ public enum Maintenance {
     /// moment) stays on a list of its own and is queued again on every run
     /// until that succeeds.
     public static func shardWatcher(_ context: PipelineContext) -> ThreadsService {
-        let unqueued = Box(Set<UInt32>())
+        let unqueued = Locked(Set<UInt32>())
         return periodicService(name: "shard-watcher", interval: context.settings.watchInterval, logger: context.logger, sessions: context.sessions) { session in
             defer {
-                if !unqueued.value.isEmpty {
+                let left = unqueued.withLock { $0.sorted() }
+                if !left.isEmpty {
                     context.logger.warning(
                         "shards came back empty and their members are not all queued yet: retrying next run",
-                        metadata: ["shards": "\(unqueued.value.sorted())"])
+                        metadata: ["shards": "\(left)"])
                 }
             }
             let shards = try followShardList(session, context)
@@ -154,7 +156,7 @@ public enum Maintenance {
                         "a cluster shard's write sequence went back (a failover lost the last writes of one master): the set audit rebuilds the sets it finds lost",
                         metadata: ["shard": "\(shard.id)"])
                 } else if status.wasMissing || restored {
-                    unqueued.value.insert(shard.id)
+                    unqueued.withLock { _ = $0.insert(shard.id) }
                     try session.database { try $0.shards.resetSequence(shard.id, to: Int64(sequence)) }
                     context.logger.warning(
                         status.wasMissing
@@ -165,9 +167,9 @@ public enum Maintenance {
                     try session.database { try $0.shards.recordSequence(shard.id, Int64(sequence)) }
                 }
             }
-            for shard in unqueued.value.sorted() {
+            for shard in unqueued.withLock({ $0.sorted() }) {
                 let queued = try queueMembers(of: shard, session, context)
-                unqueued.value.remove(shard)
+                unqueued.withLock { _ = $0.remove(shard) }
                 if queued > 0 {
                     context.logger.warning("members of a shard that lost data queued for repair", metadata: ["shard": "\(shard)", "members": "\(queued)"])
                 }
@@ -196,7 +198,7 @@ public enum Maintenance {
         return periodicService(name: "metrics", interval: context.settings.metricsInterval, logger: context.logger, sessions: context.sessions) { session in
             let metrics = context.metrics
             let age = context.population.age
-            metrics.snapshotAge.record(Double(age.components.seconds) + Double(age.components.attoseconds) / 1e18)
+            metrics.snapshotAge.record(age.inSeconds)
             metrics.snapshotMembers.record(context.population.read { $0.count })
             for (shard, health) in context.scores.manager.health() {
                 let state: Int
@@ -268,11 +270,4 @@ public enum Maintenance {
         }
         return total
     }
-}
-
-/// A value a single task thread carries from one run to the next.
-final class Box<Value>: @unchecked Sendable {
-    // @unchecked Sendable: only its own periodic thread touches it.
-    var value: Value
-    init(_ value: Value) { self.value = value }
 }

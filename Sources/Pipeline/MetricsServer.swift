@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import KindredSupport
 import Logging
 import MemberStore
 import Prometheus
@@ -26,7 +27,7 @@ public enum MetricsServer {
         router.get("/livez") { _, _ -> Response in json("{\"status\":\"ok\"}\n", status: .ok) }
         router.get("/readyz") { _, _ -> Response in
             guard let probe else { return json("{\"status\":\"ready\"}\n", status: .ok) }
-            let report = try await onDedicatedThread(name: "kindred-probe") { probe.check() }
+            let report = try await runOnThread(name: "kindred-probe") { probe.check() }
             return json(report.json, status: report.ready ? .ok : .serviceUnavailable)
         }
         return Application(

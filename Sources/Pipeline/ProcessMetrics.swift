@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import KindredSupport
 import MemberStore
 import Prometheus
 
@@ -106,7 +107,7 @@ public struct MetricsExposition: Sendable {
 
     /// The `GET /metrics` response, made on a thread of its own.
     public func response() async throws -> Response {
-        let bytes = try await onDedicatedThread(name: "kindred-metrics") { [self] in text() }
+        let bytes = try await runOnThread(name: "kindred-metrics") { [self] in text() }
         var headers = HTTPFields()
         headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))

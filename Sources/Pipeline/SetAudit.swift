@@ -4,6 +4,7 @@ import Logging
 import MemberStore
 import Scoring
 import ScoreStore
+import Synchronization
 import WorkQueue
 
 extension Maintenance {
@@ -32,10 +33,10 @@ extension Maintenance {
 
 /// The audit's state between runs: snapshot versions by time, to tell
 /// which members changed recently.
-final class SetAuditState: @unchecked Sendable {
-    // @unchecked Sendable: used only from the audit's own periodic thread.
+final class SetAuditState: Sendable {
     let context: PipelineContext
-    private var versions: [(at: ContinuousClock.Instant, version: Int)] = []
+    /// Used by the audit's periodic thread (and a test's `runOnce()`): uncontended.
+    private let versions = Mutex<[(at: ContinuousClock.Instant, version: Int)]>([])
     /// A sampled set compares only entries of members that did not change
     /// for this long (their publication may be on its way).
     let quiet: Duration
@@ -49,8 +50,11 @@ final class SetAuditState: @unchecked Sendable {
 
     func run(_ session: ThreadSession) throws {
         let now = ContinuousClock.now
-        versions.append((now, context.population.version))
-        versions.removeAll { now - $0.at > quiet * 4 }
+        let version = context.population.version
+        versions.withLock { versions in
+            versions.append((now, version))
+            versions.removeAll { now - $0.at > quiet * 4 }
+        }
         let shards = try session.database { try $0.shards.list() }
         var rebuild: [MemberID] = []
         var sample: [(MemberID, UInt32)] = []
@@ -136,7 +140,7 @@ final class SetAuditState: @unchecked Sendable {
         // Members changed within the quiet period (or whose publication is
         // due) may legitimately differ from the snapshot for a while.
         let now = ContinuousClock.now
-        let since = versions.last { now - $0.at >= quiet }?.version
+        let since = versions.withLock { $0.last { now - $0.at >= quiet }?.version }
         guard let since, let recent = context.population.changedMembers(since: since) else { return [] }
         var recentlyChanged = Set(recent)
         let survey = context.survey

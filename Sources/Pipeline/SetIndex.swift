@@ -1,6 +1,7 @@
 import KindredSupport
 import MemberStore
 import Scoring
+import Synchronization
 
 /// What this process knows of every stored set, from MySQL's generation
 /// records (``MemberStore/SetRecord``): where it is, its floor as written,
@@ -33,9 +34,7 @@ public final class SetIndex: Sendable {
         public func admits(tenths: Int, id: MemberID) -> Bool { SetIndex.rankKey(tenths: tenths, id: id) <= floorKey }
     }
 
-    private let lock = Lock()
-    private nonisolated(unsafe) var entries = EntryTable()
-    // nonisolated(unsafe): only touched inside `lock.withLock`.
+    private let entries = Mutex(EntryTable())
 
     public init() {}
 
@@ -45,7 +44,7 @@ public final class SetIndex: Sendable {
 
     /// Applies records read from MySQL, keeping for each member the newest.
     public func apply(_ records: [SetRecord], replacingAll: Bool = false) {
-        lock.withLock {
+        entries.withLock { entries in
             if replacingAll { entries.removeAll() }
             for record in records {
                 let entry = Entry(
@@ -61,17 +60,17 @@ public final class SetIndex: Sendable {
     /// Records a set this process just wrote (before MySQL's record of it
     /// is read back).
     public func wrote(_ member: MemberID, entry: Entry) {
-        lock.withLock {
+        entries.withLock { entries in
             if let known = entries[member], known.generatedAt > entry.generatedAt { return }
             entries[member] = entry
         }
     }
 
-    public func entry(of member: MemberID) -> Entry? { lock.withLock { entries[member] } }
+    public func entry(of member: MemberID) -> Entry? { entries.withLock { $0[member] } }
 
     /// The entries of many members under one lock (nil: no set known).
     public func entries<S: Sequence<MemberID>>(of members: S) -> [MemberID: Entry] {
-        lock.withLock {
+        entries.withLock { entries in
             var found: [MemberID: Entry] = [:]
             for member in members { if let entry = entries[member] { found[member] = entry } }
             return found
@@ -80,13 +79,12 @@ public final class SetIndex: Sendable {
 
     /// Calls `body` with a look-up of the entries, under one lock (keep it short).
     public func withEntries<T>(_ body: ((MemberID) -> Entry?) -> T) -> T {
-        lock.withLock {
-            let table = entries
-            return body { table[$0] }
-        }
+        // A copy of the table (copy-on-write: no copying), looked up outside the lock.
+        let table = entries.withLock { $0 }
+        return body { table[$0] }
     }
 
-    public var count: Int { lock.withLock { entries.count } }
+    public var count: Int { entries.withLock { $0.count } }
 }
 
 /// The set index's map from member to entry: an open-addressing hash table

@@ -15,8 +15,11 @@ import Scoring
 /// record re-applied unchanged (the refresher's overlap, a login) changes
 /// nothing a scan reads and bumps nothing.
 public final class SharedPopulation: @unchecked Sendable {
-    // @unchecked Sendable: every stored var is only touched inside `lock`'s
-    // read or write sections (the log and the counters under the write lock).
+    // Why this is safe: every stored var is only touched inside `lock`'s
+    // read or write sections (the log and the counters under the write lock);
+    // readers only call `Population`'s reading methods, which mutate nothing,
+    // so any number may run at once; `population` is never handed out except
+    // to a `read` body, which must not keep it.
     private let lock = ReadWriteLock()
     private let population: Population
     private var refreshedAt: ContinuousClock.Instant

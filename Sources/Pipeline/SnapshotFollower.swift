@@ -29,14 +29,15 @@ public final class SnapshotFollower: Sendable {
     public let fullReloadInterval: Duration
     let logger: Logger
 
-    private let condition = ConditionLock()
-    // nonisolated(unsafe): every var below is only touched inside `condition.withLock`.
-    private nonisolated(unsafe) var running = false
-    private nonisolated(unsafe) var runningStart: ContinuousClock.Instant?
-    private nonisolated(unsafe) var completedStart: ContinuousClock.Instant?
-    private nonisolated(unsafe) var snapshotWatermark: SnapshotWatermark
-    private nonisolated(unsafe) var setsWatermark: ServerTime?
-    private nonisolated(unsafe) var lastFullReload: ContinuousClock.Instant?
+    private struct State {
+        var running = false
+        var runningStart: ContinuousClock.Instant?
+        var completedStart: ContinuousClock.Instant?
+        var snapshotWatermark: SnapshotWatermark
+        var setsWatermark: ServerTime?
+        var lastFullReload: ContinuousClock.Instant?
+    }
+    private let state: Monitor<State>
 
     /// - Parameters:
     ///   - watermark: the snapshot's, from its load.
@@ -52,14 +53,13 @@ public final class SnapshotFollower: Sendable {
         self.overlap = overlap
         self.fullReloadInterval = fullReloadInterval
         self.logger = logger
-        snapshotWatermark = watermark
-        self.setsWatermark = setsWatermark
-        lastFullReload = setsWatermark == nil ? nil : .now
+        state = Monitor(State(
+            snapshotWatermark: watermark, setsWatermark: setsWatermark, lastFullReload: setsWatermark == nil ? nil : .now))
     }
 
     /// The watermark of the last refresh applied: every change with
     /// `changed_at` before `watermark - overlap` is in the snapshot.
-    public var watermark: SnapshotWatermark { condition.withLock { snapshotWatermark } }
+    public var watermark: SnapshotWatermark { state.withLock { state, _ in state.snapshotWatermark } }
 
     /// The time up to which the snapshot holds every change
     /// (``watermark`` minus ``overlap``): what a set scanned now covers.
@@ -78,17 +78,17 @@ public final class SnapshotFollower: Sendable {
     public func refresh(startedAfter instant: ContinuousClock.Instant? = nil, in session: StoreSession) throws {
         let instant = instant ?? .now
         while true {
-            let step = condition.withLock { () -> Step in
-                if let done = completedStart, done >= instant { return .done }
-                if running {
-                    condition.wait(timeout: .seconds(1))
+            let step = state.withLock { state, condition -> Step in
+                if let done = state.completedStart, done >= instant { return .done }
+                if state.running {
+                    _ = condition.wait(timeout: .seconds(1))
                     return .wait
                 }
-                running = true
+                state.running = true
                 let start = ContinuousClock.now
-                runningStart = start
-                let full = lastFullReload.map { start - $0 >= fullReloadInterval } ?? true
-                return .run(snapshotWatermark, full ? nil : setsWatermark, fullReload: full)
+                state.runningStart = start
+                let full = state.lastFullReload.map { start - $0 >= fullReloadInterval } ?? true
+                return .run(state.snapshotWatermark, full ? nil : state.setsWatermark, fullReload: full)
             }
             switch step {
             case .done: return
@@ -97,8 +97,8 @@ public final class SnapshotFollower: Sendable {
                 do {
                     try run(since: since, setsSince: setsSince, fullReload: fullReload, in: session)
                 } catch {
-                    condition.withLock {
-                        running = false
+                    state.withLock { state, condition in
+                        state.running = false
                         condition.broadcast()
                     }
                     throw error
@@ -124,12 +124,13 @@ public final class SnapshotFollower: Sendable {
         }
         if population.apply(changes) == 0 { population.markRefreshed() }
         if let records { sets?.apply(records.records, replacingAll: fullReload) }
-        condition.withLock {
-            snapshotWatermark = max(snapshotWatermark, changes.watermark)
-            if let records { setsWatermark = max(setsWatermark ?? records.watermark, records.watermark) }
-            if fullReload { lastFullReload = runningStart }
-            completedStart = runningStart
-            running = false
+        let setsWatermark = records?.watermark
+        state.withLock { state, condition in
+            state.snapshotWatermark = max(state.snapshotWatermark, changes.watermark)
+            if let setsWatermark { state.setsWatermark = max(state.setsWatermark ?? setsWatermark, setsWatermark) }
+            if fullReload { state.lastFullReload = state.runningStart }
+            state.completedStart = state.runningStart
+            state.running = false
             condition.broadcast()
         }
     }

@@ -1,3 +1,4 @@
+import KindredSupport
 import Logging
 import MariaDBClient
 import MemberStore

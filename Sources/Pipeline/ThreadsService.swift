@@ -1,4 +1,4 @@
-import Foundation
+import KindredSupport
 import Logging
 import ServiceLifecycle
 
@@ -9,9 +9,7 @@ import ServiceLifecycle
 /// the threads to return, at most `shutdownTimeout`; threads still running
 /// then are abandoned, and `run()` returns so the process can exit in
 /// bounded time.
-public final class ThreadsService: Service, @unchecked Sendable {
-    // @unchecked Sendable: the mutable state (`running`, `continuation`) is
-    // guarded by `lock`; the rest is immutable.
+public final class ThreadsService: Service, Sendable {
     public let name: String
     public let stop = StopSignal()
     private let count: Int
@@ -20,9 +18,8 @@ public final class ThreadsService: Service, @unchecked Sendable {
     /// A periodic service's one run (``periodicService(name:interval:logger:body:onStop:)``).
     private let tick: (@Sendable () throws -> Void)?
     private let logger: Logger
-    private let lock = NSLock()
-    private var running = 0
-    private var continuation: CheckedContinuation<Void, Never>?
+    /// Threads still running, and `run()` waiting for them (resumed once).
+    private let state = Monitor((running: 0, continuation: CheckedContinuation<Void, Never>?.none))
 
     /// - Parameters:
     ///   - count: threads to start; `body` gets each one's index.
@@ -51,30 +48,29 @@ public final class ThreadsService: Service, @unchecked Sendable {
     public func run() async throws {
         await withTaskCancellationOrGracefulShutdownHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                lock.withLock {
-                    self.continuation = continuation
-                    running = count
+                state.withLock { state, _ in
+                    state.continuation = continuation
+                    state.running = count
                 }
                 for index in 0..<count {
-                    let thread = Thread { [self] in
+                    startThread(name: "\(name)-\(index)", stackSize: 1 << 20) { [self] in
                         body(index, stop)
                         threadFinished()
                     }
-                    thread.name = "\(name)-\(index)"
-                    thread.stackSize = 1 << 20
-                    thread.start()
                 }
             }
         } onCancelOrGracefulShutdown: { [self] in
             logger.info("stopping", metadata: ["service": "\(name)", "threads": "\(count)"])
             stop.stop()
             // Bound the wait: resume run() even if a thread is stuck in a C call.
-            let timeout = shutdownTimeout
-            Thread.detachNewThread { [self] in
-                Thread.sleep(forTimeInterval: Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18)
-                let abandoned = lock.withLock { () -> Int in
-                    let left = running
-                    if left > 0 { resumeLocked() }
+            let deadline = ContinuousClock.now + shutdownTimeout
+            startThread(name: "\(name)-watchdog") { [self] in
+                let abandoned = state.withLock { state, condition in
+                    while state.running > 0 {
+                        if !condition.wait(until: deadline) { break }
+                    }
+                    let left = state.running
+                    if left > 0 { Self.resume(&state.continuation) }
                     return left
                 }
                 if abandoned > 0 {
@@ -85,13 +81,16 @@ public final class ThreadsService: Service, @unchecked Sendable {
     }
 
     private func threadFinished() {
-        lock.withLock {
-            running -= 1
-            if running == 0 { resumeLocked() }
+        state.withLock { state, condition in
+            state.running -= 1
+            if state.running == 0 {
+                Self.resume(&state.continuation)
+                condition.broadcast()
+            }
         }
     }
 
-    private func resumeLocked() {
+    private static func resume(_ continuation: inout CheckedContinuation<Void, Never>?) {
         continuation?.resume()
         continuation = nil
     }

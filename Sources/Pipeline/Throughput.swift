@@ -1,5 +1,6 @@
 import Foundation
 import KindredSupport
+import Synchronization
 import WorkQueue
 
 /// What a process did, per Unix minute, until it is published: jobs by
@@ -10,10 +11,8 @@ import WorkQueue
 ///
 /// Thread-safe; recording is a dictionary update under a lock, once per
 /// job (never per candidate).
-public final class ThroughputRecorder: @unchecked Sendable {
-    // @unchecked Sendable: `pending` is only touched under `lock`.
-    private let lock = Lock()
-    private var pending: [Int64: [String: Int]] = [:]
+public final class ThroughputRecorder: Sendable {
+    private let pending = Mutex<[Int64: [String: Int]]>([:])
 
     /// Upper bounds of the latency buckets, milliseconds (the field
     /// `latency_le_B` counts jobs that took at most B ms and more than the
@@ -26,7 +25,7 @@ public final class ThroughputRecorder: @unchecked Sendable {
     public func add(_ field: String, _ count: Int = 1, now: Date = Date()) {
         guard count != 0 else { return }
         let minute = Self.minute(of: now)
-        lock.withLock { pending[minute, default: [:]][field, default: 0] += count }
+        pending.withLock { pending in pending[minute, default: [:]][field, default: 0] += count }
     }
 
     /// Records one job's enqueue-to-stored time.
@@ -36,7 +35,7 @@ public final class ThroughputRecorder: @unchecked Sendable {
 
     /// Takes everything recorded so far (to publish it).
     public func drain() -> [Int64: [String: Int]] {
-        lock.withLock {
+        pending.withLock { pending in
             defer { pending = [:] }
             return pending
         }
@@ -44,7 +43,7 @@ public final class ThroughputRecorder: @unchecked Sendable {
 
     /// Puts back counts that could not be published (the queue was down).
     public func restore(_ counts: [Int64: [String: Int]]) {
-        lock.withLock {
+        pending.withLock { pending in
             for (minute, fields) in counts {
                 for (field, count) in fields { pending[minute, default: [:]][field, default: 0] += count }
             }

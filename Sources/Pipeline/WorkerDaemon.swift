@@ -1,5 +1,6 @@
 import Foundation
 import KindredLogging
+import KindredSupport
 import Logging
 import MariaDBClient
 import MemberStore
@@ -15,7 +16,7 @@ public enum WorkerDaemon {
     /// backoff), checks the schema, loads the survey, the full snapshot and
     /// the shard list, and builds the shared context.
     ///
-    /// Blocking: call it from a dedicated thread (`onDedicatedThread`).
+    /// Blocking: call it from a dedicated thread (`runOnThread`).
     public static func bootstrap(
         mysql: MariaDBConnection.Configuration, queue: QueueAddress, settings: PipelineSettings, metrics: KindredMetrics,
         logger: Logger, scoreConfiguration: ScoreStore.Configuration = ScoreStore.Configuration(),

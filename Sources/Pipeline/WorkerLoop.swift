@@ -1,6 +1,7 @@
 import CoreMetrics
 import Foundation
 import KindredLogging
+import KindredSupport
 import Logging
 import RedisClient
 import Scoring
@@ -53,7 +54,7 @@ public struct WorkerLoop: Sendable {
         let queue = context.queue
         let generator = Generator(context: context, session: session.store)
         var reconnectDelay: Duration = .milliseconds(100)
-        var mysqlPause: Duration = .milliseconds(500)
+        var mysqlPause = Backoff(BackoffPolicy(initialDelay: .milliseconds(500), maximumDelay: max(.milliseconds(500), context.settings.mysqlPauseLimit)))
         while !stop.isStopped {
             // A queue connection, handing back what an earlier connection left held.
             let connection: QueueConnection
@@ -94,7 +95,7 @@ public struct WorkerLoop: Sendable {
             defer { context.activity.end(index) }
             do {
                 let outcome = try generator.process(job.member, ownSet: ownSetRule(job.priority))
-                mysqlPause = .milliseconds(500)
+                mysqlPause.reset()
                 record(outcome, job: job, took: ContinuousClock.now - started)
                 if !outcome.rebuild.isEmpty {
                     _ = try queue.enqueue(Array(Set(outcome.rebuild)), priority: .repair, on: connection)
@@ -110,9 +111,9 @@ public struct WorkerLoop: Sendable {
                         logger.error("job buried: stored data breaks the rules", metadata: ["member": "\(job.member)", "reason": "\(failure.message)"])
                     case .mysqlUnavailable:
                         try queue.handBack(worker: workerID, on: connection)
-                        logger.warning("MySQL unavailable: pausing", metadata: ["worker": "\(workerID)", "pause_ms": .milliseconds(mysqlPause)])
-                        if stop.wait(mysqlPause) { break }
-                        mysqlPause = min(mysqlPause * 2, context.settings.mysqlPauseLimit)
+                        let pause = mysqlPause.next()!  // unbounded: never nil
+                        logger.warning("MySQL unavailable: pausing", metadata: ["worker": "\(workerID)", "pause_ms": .milliseconds(pause)])
+                        if stop.wait(pause) { break }
                     case .shardUnavailable, .busy:
                         // The shard's outage or another job of the member, not this job's fault: no attempt used up.
                         // Behind another job of the same member: a short wait, not a shard outage's backoff.
@@ -168,7 +169,7 @@ public struct WorkerLoop: Sendable {
 
     private func record(_ outcome: GenerationOutcome, job: Job, took: Duration) {
         let metrics = context.metrics
-        metrics.jobDuration.recordNanoseconds(Int64(took.components.seconds) * 1_000_000_000 + took.components.attoseconds / 1_000_000_000)
+        metrics.jobDuration.recordNanoseconds(took.inNanoseconds)
         let nowMilliseconds = Int64(Date().timeIntervalSince1970 * 1000)
         metrics.enqueueToStored.recordMilliseconds(max(0, nowMilliseconds - job.enqueuedAt))
         let publication = outcome.publication

@@ -5,6 +5,7 @@ import MariaDBClient
 import MemberStore
 import RedisClient
 import ScoreStore
+import Synchronization
 import WorkQueue
 
 /// What the worker's `/readyz` checks: whether this worker can take and
@@ -19,12 +20,14 @@ import WorkQueue
 /// check is bounded by short timeouts (MySQL 2 s to connect and to read,
 /// the queue 500 ms and 1 s, a shard the manager's own).
 public final class WorkerProbe: @unchecked Sendable {
-    // @unchecked Sendable: `mysql` and `redis` are only touched under `lock`.
-    // Probes run on a new thread each (MetricsServer), so the session and
-    // the queue connection move between threads, but only ever under that
-    // lock: one thread at a time, never two at once.
+    // Why this is safe: `mysql` and `redis` (a session and a queue
+    // connection, C handles inside) are only touched inside `lock.withLock`
+    // (in `check()`) and in `deinit`, when no other thread holds a
+    // reference. Probes run on a new thread each (MetricsServer), so they
+    // move between threads, but only ever under that lock: one thread at a
+    // time, never two at once. `context` is a Sendable `let`.
     private let context: PipelineContext
-    private let lock = Lock()
+    private let lock = Mutex(())
     private var mysql: StoreSession?
     private var redis: QueueConnection?
 
@@ -53,7 +56,7 @@ public final class WorkerProbe: @unchecked Sendable {
 
     /// Checks MySQL, the queue and every shard once.
     public func check() -> Report {
-        lock.withLock {
+        lock.withLock { _ in
             let mysqlUp = pingMySQL()
             let queueUp = pingQueue()
             let shards = context.scores.manager.shards.map(\.id).map { shard -> (id: UInt32, up: Bool) in

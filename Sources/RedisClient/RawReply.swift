@@ -37,12 +37,6 @@ public struct UnsafeRawReply {
     /// Elements of an array reply (0 for others).
     public var count: Int { reply.pointee.type == REDIS_REPLY_ARRAY ? reply.pointee.elements : 0 }
 
-    /// Element `index` of an array reply, read in place; nil when absent.
-    public func withElement<T>(_ index: Int, _ body: (UnsafeRawReply?) -> T) -> T {
-        guard index >= 0, index < count, let element = reply.pointee.element[index] else { return body(nil) }
-        return body(UnsafeRawReply(UnsafePointer(element)))
-    }
-
     /// Element `index` of an array reply; nil when absent. Valid as long as this reply is.
     public func element(_ index: Int) -> UnsafeRawReply? {
         guard index >= 0, index < count, let element = reply.pointee.element[index] else { return nil }

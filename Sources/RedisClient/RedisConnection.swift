@@ -255,7 +255,7 @@ public final class RedisConnection {
                 failedAttempt: attempt - 1,
                 errorKind: RedisError.kind(ofServerMessage: message),
                 delay: delay))
-            Self.sleep(delay)
+            sleepThread(delay)
         }
     }
 
@@ -465,7 +465,7 @@ public final class RedisConnection {
     }
 
     private static func connect(_ configuration: Configuration) throws(RedisError) -> UnsafeMutablePointer<redisContext> {
-        guard let context = redisConnectWithTimeout(configuration.host, Int32(configuration.port), timeval(configuration.connectTimeout)) else {
+        guard let context = redisConnectWithTimeout(configuration.host, Int32(configuration.port), configuration.connectTimeout.timeval) else {
             throw RedisError(code: .connectionFailed, message: "out of memory creating the connection", context: configuration.endpoint)
         }
         func fail(_ what: String) -> RedisError {
@@ -476,7 +476,7 @@ public final class RedisConnection {
         if context.pointee.err != 0 {
             throw fail("cannot connect: ")
         }
-        if let readTimeout = configuration.readTimeout, redisSetTimeout(context, timeval(readTimeout)) != REDIS_OK {
+        if let readTimeout = configuration.readTimeout, redisSetTimeout(context, readTimeout.timeval) != REDIS_OK {
             throw fail("cannot set the read timeout: ")
         }
         if configuration.keepAlive, redisEnableKeepAlive(context) != REDIS_OK {
@@ -493,18 +493,6 @@ public final class RedisConnection {
 
     private static func chars(_ bytes: UnsafeBufferPointer<UInt8>) -> UnsafePointer<CChar>? {
         bytes.baseAddress.map { UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self) }
-    }
-
-    /// Blocks the calling thread for `duration`, resuming after signals
-    /// (retry delays of callers that own a connection's thread).
-    public static func sleep(_ duration: Duration) {
-        guard duration > .zero else { return }
-        let (seconds, attoseconds) = duration.components
-        var request = timespec(tv_sec: time_t(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
-        var remaining = timespec()
-        while nanosleep(&request, &remaining) != 0 && errno == EINTR {
-            request = remaining
-        }
     }
 }
 
@@ -534,12 +522,5 @@ extension RedisError {
     /// The same error, naming the command it happened to.
     func naming(_ command: String) -> RedisError {
         RedisError(code: code, message: message, context: context, command: command)
-    }
-}
-
-extension timeval {
-    init(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        self.init(tv_sec: time_t(seconds), tv_usec: suseconds_t(attoseconds / 1_000_000_000_000))
     }
 }

@@ -1,3 +1,5 @@
+import KindredSupport
+
 /// How ``RedisConnection/send(_:)`` retries the error replies that mean "not
 /// now" rather than "no": `LOADING` (the server is loading its dataset after a
 /// restart) and `BUSY` (a script or function is running past
@@ -40,16 +42,15 @@ public struct RedisRetryPolicy: Sendable, Hashable {
         RedisRetryPolicy(maxAttempts: 1, baseDelay: .zero, maxDelay: .zero)
     }
 
+    /// The backoff these settings describe.
+    public var backoff: BackoffPolicy {
+        BackoffPolicy(initialDelay: baseDelay, maximumDelay: maxDelay, maxAttempts: maxAttempts)
+    }
+
     /// The delay to wait before attempt `attempt` (2 for the first retry).
     public func delay(beforeAttempt attempt: Int) -> Duration {
         precondition(attempt >= 2, "there is no delay before the first attempt")
-        var delay = baseDelay
-        var doublings = attempt - 2
-        while doublings > 0 && delay < maxDelay {
-            delay = delay * 2
-            doublings -= 1
-        }
-        return min(delay, maxDelay)
+        return backoff.delay(afterFailures: attempt - 1, jitter: 0)
     }
 
     /// True for error replies that mean the server did not run the command and

@@ -1,3 +1,5 @@
+import KindredSupport
+
 /// When to try connecting to a shard again after connect attempts failed:
 /// exponential backoff with jitter, as a pure state machine.
 ///
@@ -19,6 +21,11 @@ public struct ReconnectBackoff: Sendable, Hashable {
             self.baseDelay = baseDelay
             self.maxDelay = maxDelay
         }
+
+        /// The backoff these settings describe.
+        public var backoff: BackoffPolicy {
+            BackoffPolicy(initialDelay: baseDelay, maximumDelay: maxDelay, jitter: .equal)
+        }
     }
 
     public let configuration: Configuration
@@ -33,20 +40,12 @@ public struct ReconnectBackoff: Sendable, Hashable {
 
     /// The delay after `failures` consecutive failures (>= 1), before jitter.
     public func nominalDelay(afterFailures failures: Int) -> Duration {
-        precondition(failures >= 1, "a delay follows at least one failure")
-        var delay = configuration.baseDelay
-        var doublings = failures - 1
-        while doublings > 0 && delay < configuration.maxDelay {
-            delay = delay * 2
-            doublings -= 1
-        }
-        return min(delay, configuration.maxDelay)
+        configuration.backoff.nominalDelay(afterFailures: failures)
     }
 
     /// `nominal` jittered into `[nominal/2, nominal]`; `jitter` is clamped to `0...1`.
     public static func jittered(_ nominal: Duration, jitter: Double) -> Duration {
-        let half = nominal / 2
-        return half + half * min(1, max(0, jitter))
+        BackoffPolicy.equalJitter(nominal, jitter)
     }
 
     /// How long a caller must wait at `now` before attempting; zero when it may go.
@@ -58,7 +57,7 @@ public struct ReconnectBackoff: Sendable, Hashable {
     /// A connect attempt failed at `now`.
     public mutating func recordFailure(at now: ContinuousClock.Instant, jitter: Double) {
         consecutiveFailures += 1
-        notBefore = now + Self.jittered(nominalDelay(afterFailures: consecutiveFailures), jitter: jitter)
+        notBefore = now + configuration.backoff.delay(afterFailures: consecutiveFailures, jitter: jitter)
     }
 
     /// A connect attempt succeeded: the next failure starts from the base delay.

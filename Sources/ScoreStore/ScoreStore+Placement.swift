@@ -1,4 +1,5 @@
 import Foundation
+import KindredSupport
 import RedisClient
 import Scoring
 
@@ -140,9 +141,10 @@ extension ScoreStore {
         let failures = withConnections(shards[...], held: [:]) { connections in
             var failures: [ShardID: ScoreStoreError] = [:]
             var round = byShard
+            var backoff = Backoff(BackoffPolicy(initialDelay: .milliseconds(20), maxAttempts: Self.placementRounds))
             // A cluster shard's placements that a node redirected (a slot
             // moved or migrating) go again on a map read again, a few times.
-            for attempt in 0..<Self.placementRounds {
+            for _ in 0..<Self.placementRounds {
                 let (failed, redirected) = fanOut(placements, byShard: round, connections: connections, limit: limit, into: &results)
                 failures.merge(failed) { first, _ in first }
                 guard !redirected.isEmpty else { break }
@@ -151,7 +153,7 @@ extension ScoreStore {
                     connections[shard]?.rerouted()
                     next[shard] = indexes
                 }
-                if attempt == Self.placementRounds - 1 {
+                guard let delay = backoff.next() else {
                     for shard in next.keys {
                         failures[shard] = ScoreStoreError(
                             code: .shardUnavailable, message: "placements still redirected after \(Self.placementRounds) rounds (the cluster is resharding)",
@@ -159,7 +161,7 @@ extension ScoreStore {
                     }
                     break
                 }
-                sleepThread(.milliseconds(20 << attempt))
+                sleepThread(delay)
                 round = next
             }
             return failures

@@ -1,3 +1,4 @@
+import KindredSupport
 import RedisClient
 import Scoring
 
@@ -161,7 +162,7 @@ extension ScoreStore {
         }
 
         let token = Self.randomToken()
-        let ttlMilliseconds = max(1, Int(ttl.components.seconds) * 1000 + Int(ttl.components.attoseconds / 1_000_000_000_000_000))
+        let ttlMilliseconds = max(1, Int(ttl.wholeMilliseconds))
         let batch = configuration.batchSize
         var replies = 0
         for bucket in 0..<buckets where counts[bucket] > 0 {

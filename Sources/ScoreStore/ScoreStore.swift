@@ -4,6 +4,7 @@ import Scoring
 
 #if canImport(Glibc)
 import Glibc
+import Synchronization
 #endif
 
 /// Members' top-N match sets on the Redis-compatible shards: whole-set
@@ -278,27 +279,23 @@ public final class ScoreStore: Sendable {
 
 /// The shards a store has marked, remembered for the life of the process.
 final class MarkedShards: Sendable {
-    private let lock = Lock()
-    private nonisolated(unsafe) var shards = Set<ShardID>()
-    // nonisolated(unsafe): only touched inside `lock.withLock`.
+    private let shards = Mutex(Set<ShardID>())
 
-    func contains(_ shard: ShardID) -> Bool { lock.withLock { shards.contains(shard) } }
-    func insert(_ shard: ShardID) { _ = lock.withLock { shards.insert(shard) } }
+    func contains(_ shard: ShardID) -> Bool { shards.withLock { shards in shards.contains(shard) } }
+    func insert(_ shard: ShardID) { _ = shards.withLock { shards in shards.insert(shard) } }
 }
 
 /// Test hooks: called at fixed points so tests can act mid-operation.
 final class Hooks: Sendable {
-    private let lock = Lock()
-    private nonisolated(unsafe) var afterFlush: (@Sendable (ShardID) -> Void)?
-    // nonisolated(unsafe): only touched inside `lock.withLock`.
+    private let afterFlush = Mutex<(@Sendable (ShardID) -> Void)?>(nil)
 
     /// Called after a pipelined batch of placements was written,
     /// before its replies are read.
     func setAfterFlush(_ hook: (@Sendable (ShardID) -> Void)?) {
-        lock.withLock { afterFlush = hook }
+        afterFlush.withLock { afterFlush in afterFlush = hook }
     }
 
     func flushed(_ shard: ShardID) {
-        lock.withLock { afterFlush }?(shard)
+        afterFlush.withLock { afterFlush in afterFlush }?(shard)
     }
 }

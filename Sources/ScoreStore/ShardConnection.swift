@@ -19,8 +19,9 @@ import Scoring
 /// Not `Sendable` in spirit: the manager hands it to one thread at a time
 /// and takes it back before lending it again.
 public final class ShardConnection: @unchecked Sendable {
-    // @unchecked Sendable: the manager's lock hands a connection to one
-    // thread at a time (checkout/checkin), which is the only way to reach it.
+    // Why this is safe: the manager's lock hands a connection to one thread
+    // at a time (checkout/checkin), which is the only way to reach it; the
+    // thread that holds it is the only one that touches its vars and C handle.
     public let shard: ShardID
     private let link: Link
     /// SHA1 of each script loaded, by server endpoint and script name.

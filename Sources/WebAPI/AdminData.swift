@@ -4,25 +4,24 @@ import MemberStore
 import Pipeline
 import Scoring
 import ScoreStore
+import Synchronization
 import WorkQueue
 
 /// Requests and server errors per minute in this web process, for the last
 /// two hours (the dashboard's chart of web traffic).
-final class WebThroughput: @unchecked Sendable {
-    // @unchecked Sendable: `minutes` is only touched under `lock`.
-    private let lock = Lock()
-    private var minutes: [Int64: (requests: Int, errors: Int)] = [:]
+final class WebThroughput: Sendable {
+    private let minutes = Mutex<[Int64: (requests: Int, errors: Int)]>([:])
 
     func record(status: Int, now: Date = Date()) {
         let minute = ThroughputRecorder.minute(of: now)
-        lock.withLock {
+        minutes.withLock { minutes in
             if minutes[minute] == nil { minutes = minutes.filter { minute - $0.key < 120 } }
             minutes[minute, default: (0, 0)].requests += 1
             if status >= 500 { minutes[minute, default: (0, 0)].errors += 1 }
         }
     }
 
-    func minute(_ minute: Int64) -> (requests: Int, errors: Int) { lock.withLock { minutes[minute] ?? (0, 0) } }
+    func minute(_ minute: Int64) -> (requests: Int, errors: Int) { minutes.withLock { minutes in minutes[minute] ?? (0, 0) } }
 }
 
 /// What the dashboard shows, gathered on an I/O thread. Each part is read

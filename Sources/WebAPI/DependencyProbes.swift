@@ -4,6 +4,7 @@ import MemberStore
 import Pipeline
 import RedisClient
 import ScoreStore
+import Synchronization
 import WorkQueue
 
 /// The dependency checks behind the web backend's `/readyz` and `/healthz`
@@ -160,13 +161,11 @@ final class DependencyProbes: Sendable {
 
 /// The checks of the shards in the shard list, by endpoint: a shard added
 /// gets a check, one removed (or moved to another address) loses its.
-private final class ShardChecks: @unchecked Sendable {
-    // @unchecked Sendable: `checks` is only touched under `lock`.
-    private let lock = Lock()
-    private var checks: [ShardID: (endpoint: ShardEndpoint, check: SharedCheck)] = [:]
+private final class ShardChecks: Sendable {
+    private let checks = Mutex<[ShardID: (endpoint: ShardEndpoint, check: SharedCheck)]>([:])
 
     func current(_ endpoints: [ShardEndpoint], make: (ShardEndpoint) -> SharedCheck) -> [(ShardID, SharedCheck)] {
-        lock.withLock {
+        checks.withLock { checks in
             var kept: [ShardID: (endpoint: ShardEndpoint, check: SharedCheck)] = [:]
             for endpoint in endpoints {
                 if let existing = checks[endpoint.id], existing.endpoint == endpoint {
@@ -186,22 +185,24 @@ private final class ShardChecks: @unchecked Sendable {
 /// the cooperative pool and off the I/O threads), and every probe waiting
 /// when it finishes gets its outcome. Probes wait suspended, each until its
 /// own deadline at most.
-final class SharedCheck: @unchecked Sendable {
-    // @unchecked Sendable: the mutable state is only touched under `lock`;
-    // `body` runs on one thread at a time (`running` hands it over).
+final class SharedCheck: Sendable {
     private struct Waiter {
         let continuation: CheckedContinuation<Bool?, Never>
         var timer: Task<Void, Never>?
     }
 
+    private struct State {
+        var last: (up: Bool, at: ContinuousClock.Instant)?
+        /// A check runs; `body` runs on one thread at a time.
+        var running = false
+        var waiters: [Int: Waiter] = [:]
+        var nextWaiter = 0
+        var started = 0
+    }
+
     private let name: String
     private let body: @Sendable () -> Bool
-    private let lock = Lock()
-    private var last: (up: Bool, at: ContinuousClock.Instant)?
-    private var running = false
-    private var waiters: [Int: Waiter] = [:]
-    private var nextWaiter = 0
-    private var started = 0
+    private let state = Mutex(State())
 
     /// - Parameter body: the check, blocking and bounded by its own timeouts.
     init(name: String, body: @escaping @Sendable () -> Bool) {
@@ -210,16 +211,16 @@ final class SharedCheck: @unchecked Sendable {
     }
 
     /// Checks run so far (started).
-    var checksStarted: Int { lock.withLock { started } }
+    var checksStarted: Int { state.withLock { $0.started } }
 
     /// Starts a check unless one is running or the last one finished at or
     /// after `since`.
     func start(unlessFinishedSince since: ContinuousClock.Instant) {
-        let start = lock.withLock { () -> Bool in
-            if running { return false }
-            if let last, last.at >= since { return false }
-            running = true
-            started += 1
+        let start = state.withLock { state -> Bool in
+            if state.running { return false }
+            if let last = state.last, last.at >= since { return false }
+            state.running = true
+            state.started += 1
             return true
         }
         if start { launch() }
@@ -231,20 +232,20 @@ final class SharedCheck: @unchecked Sendable {
     func outcome(finishedSince since: ContinuousClock.Instant, deadline: ContinuousClock.Instant) async -> Bool? {
         start(unlessFinishedSince: since)
         return await withCheckedContinuation { (continuation: CheckedContinuation<Bool?, Never>) in
-            let ready = lock.withLock { () -> Bool?? in
-                if let last, last.at >= since { return .some(last.up) }
-                if !running {
+            let ready = state.withLock { state -> Bool?? in
+                if let last = state.last, last.at >= since { return .some(last.up) }
+                if !state.running {
                     // Cannot happen (started above, and a finished check is
                     // after `since`); answer rather than wait for nothing.
                     return .some(nil)
                 }
-                nextWaiter += 1
-                let id = nextWaiter
+                state.nextWaiter += 1
+                let id = state.nextWaiter
                 let timer = Task { [weak self] in
                     try? await Task.sleep(until: deadline, clock: .continuous)
                     self?.expire(id)
                 }
-                waiters[id] = Waiter(continuation: continuation, timer: timer)
+                state.waiters[id] = Waiter(continuation: continuation, timer: timer)
                 return .none
             }
             if case .some(let outcome) = ready { continuation.resume(returning: outcome) }
@@ -252,26 +253,24 @@ final class SharedCheck: @unchecked Sendable {
     }
 
     private func expire(_ id: Int) {
-        let waiter = lock.withLock { waiters.removeValue(forKey: id) }
+        let waiter = state.withLock { $0.waiters.removeValue(forKey: id) }
         waiter?.continuation.resume(returning: nil)
     }
 
     private func launch() {
-        let thread = Thread { [self] in
+        startThread(name: name) { [self] in
             let up = body()
-            let done = lock.withLock { () -> [Waiter] in
-                last = (up, ContinuousClock.now)
-                running = false
-                defer { waiters.removeAll() }
-                return Array(waiters.values)
+            let done = state.withLock { state -> [Waiter] in
+                state.last = (up, ContinuousClock.now)
+                state.running = false
+                defer { state.waiters.removeAll() }
+                return Array(state.waiters.values)
             }
             for waiter in done {
                 waiter.timer?.cancel()
                 waiter.continuation.resume(returning: up)
             }
         }
-        thread.name = name
-        thread.start()
     }
 }
 
@@ -280,8 +279,10 @@ final class SharedCheck: @unchecked Sendable {
 /// connection the server closed since does (a restart): one that timed out
 /// met a server that does not answer, and a new one would wait as long.
 final class KeptConnection<Connection>: @unchecked Sendable {
-    // @unchecked Sendable: used by one check at a time (``SharedCheck``
-    // runs one at a time, handing over under its lock).
+    // Why this is safe: `check()`, the only use of `kept` and the closures
+    // after init, runs one at a time: ``SharedCheck`` starts a run only when
+    // none is running (under its lock), on one thread, and `deinit` runs
+    // when no thread holds a reference.
     private let timeout: Duration
     private let open: () throws -> Connection
     private let probe: (Connection) throws -> Void
@@ -325,13 +326,11 @@ final class KeptConnection<Connection>: @unchecked Sendable {
 }
 
 /// A value made by the first caller that needs it.
-final class OnFirstUse<Value: Sendable>: @unchecked Sendable {
-    // @unchecked Sendable: `made` is only touched under `lock`.
-    private let lock = Lock()
-    private var made: Value?
+final class OnFirstUse<Value: Sendable>: Sendable {
+    private let made = Mutex<Value?>(nil)
 
     func value(_ make: () -> Value) -> Value {
-        lock.withLock {
+        made.withLock { made in
             if let made { return made }
             let value = make()
             made = value

@@ -2,6 +2,7 @@ import KindredSupport
 import Pipeline
 import RedisClient
 import Scoring
+import Synchronization
 import WorkQueue
 
 /// What every read must hide at once (SCORING.md, "Matches while the
@@ -13,14 +14,15 @@ import WorkQueue
 /// Marks bridge the moment between a change being acknowledged and every
 /// process's snapshot holding it; from then on readers hide whatever fails
 /// the hard filters against their snapshot (``Visibility``), for good.
-final class DeletionFilter: @unchecked Sendable {
-    // @unchecked Sendable: the vars are guarded by `lock`.
-    private let lock = Lock()
-    private var marks = WorkQueue.DeletionMarks()
-    private var localDeleted = Set<MemberID>()
-    private var localBlocked: [MemberID: Set<MemberID>] = [:]
-    /// Bumped by every local mark, so views computed before it are not reused.
-    private var localEpoch = 0
+final class DeletionFilter: Sendable {
+    private struct State {
+        var marks = WorkQueue.DeletionMarks()
+        var localDeleted = Set<MemberID>()
+        var localBlocked: [MemberID: Set<MemberID>] = [:]
+        /// Bumped by every local mark, so views computed before it are not reused.
+        var localEpoch = 0
+    }
+    private let state = Mutex(State())
 
     /// The marks as a reader sees them, with the version their views are cached under.
     struct Marks: Sendable {
@@ -58,26 +60,26 @@ final class DeletionFilter: @unchecked Sendable {
                 // Keep serving with what is known.
             }
         }
-        return lock.withLock {
-            var blocked = marks.blocked
-            for (member, others) in localBlocked { blocked[member, default: []].formUnion(others) }
+        return state.withLock { state in
+            var blocked = state.marks.blocked
+            for (member, others) in state.localBlocked { blocked[member, default: []].formUnion(others) }
             return Marks(
-                deleted: localDeleted.isEmpty ? marks.members : marks.members.union(localDeleted), blocked: blocked,
-                version: marks.version &* 1_000_003 &+ localEpoch)
+                deleted: state.localDeleted.isEmpty ? state.marks.members : state.marks.members.union(state.localDeleted), blocked: blocked,
+                version: state.marks.version &* 1_000_003 &+ state.localEpoch)
         }
     }
 
     private func refresh(ifNot version: Int, _ thread: IOThread) throws {
-        let known = lock.withLock { marks.version }
+        let known = state.withLock { state in state.marks.version }
         if version != known {
             let fresh = try thread.queueCall { try thread.context.queue.deletionMarks(on: $0) }
-            lock.withLock {
-                if fresh.version >= marks.version {
-                    marks = fresh
-                    localDeleted.subtract(fresh.members)
+            state.withLock { state in
+                if fresh.version >= state.marks.version {
+                    state.marks = fresh
+                    state.localDeleted.subtract(fresh.members)
                     for (member, others) in fresh.blocked {
-                        localBlocked[member]?.subtract(others)
-                        if localBlocked[member]?.isEmpty == true { localBlocked[member] = nil }
+                        state.localBlocked[member]?.subtract(others)
+                        if state.localBlocked[member]?.isEmpty == true { state.localBlocked[member] = nil }
                     }
                 }
             }
@@ -91,39 +93,39 @@ final class DeletionFilter: @unchecked Sendable {
     }
 
     func markLocally(_ member: MemberID) {
-        lock.withLock {
-            localDeleted.insert(member)
-            localEpoch &+= 1
+        state.withLock { state in
+            state.localDeleted.insert(member)
+            state.localEpoch &+= 1
         }
     }
 
     func unmarkLocally(_ member: MemberID) {
-        lock.withLock {
-            localDeleted.remove(member)
-            marks.members.remove(member)
-            localEpoch &+= 1
+        state.withLock { state in
+            state.localDeleted.remove(member)
+            state.marks.members.remove(member)
+            state.localEpoch &+= 1
         }
     }
 
     func markBlockedLocally(_ member: MemberID, _ others: [MemberID]) {
-        lock.withLock {
+        state.withLock { state in
             for other in others {
-                localBlocked[member, default: []].insert(other)
-                localBlocked[other, default: []].insert(member)
+                state.localBlocked[member, default: []].insert(other)
+                state.localBlocked[other, default: []].insert(member)
             }
-            localEpoch &+= 1
+            state.localEpoch &+= 1
         }
     }
 
     func unmarkBlockedLocally(_ member: MemberID, _ others: [MemberID]) {
-        lock.withLock {
+        state.withLock { state in
             for other in others {
-                localBlocked[member]?.remove(other)
-                localBlocked[other]?.remove(member)
-                marks.blocked[member]?.remove(other)
-                marks.blocked[other]?.remove(member)
+                state.localBlocked[member]?.remove(other)
+                state.localBlocked[other]?.remove(member)
+                state.marks.blocked[member]?.remove(other)
+                state.marks.blocked[other]?.remove(member)
             }
-            localEpoch &+= 1
+            state.localEpoch &+= 1
         }
     }
 }

@@ -9,6 +9,7 @@ import Pipeline
 import RedisClient
 import Scoring
 import ScoreStore
+import Synchronization
 import WorkQueue
 
 /// The web backend's settings.
@@ -145,10 +146,10 @@ public final class WebBackend: Sendable {
     private let stamps: StampCache
     /// The batched path for pages of cached sets (nil without a cache).
     private let reader: BatchingExecutor<IOThread, PageRequest, CachedRead>?
-    private let answeredInBatches = Counter()
+    private let answeredInBatches = Atomic<Int>(0)
     /// Sets read whole from their shard (not cached, or a copy the change
     /// log could not bring up to date).
-    private let wholeReads = Counter()
+    private let wholeReads = Atomic<Int>(0)
 
     public init(context: PipelineContext, settings: WebSettings = WebSettings()) {
         self.context = context
@@ -180,12 +181,12 @@ public final class WebBackend: Sendable {
     /// answered (the others took the full path).
     public var batchedReads: (batches: Int, requests: Int, answered: Int) {
         guard let statistics = reader?.statistics else { return (0, 0, 0) }
-        return (statistics.batches, statistics.items, answeredInBatches.value)
+        return (statistics.batches, statistics.items, answeredInBatches.load(ordering: .relaxed))
     }
 
     /// Sets read from their shards: whole (every entry, then ranked), and
     /// cached copies brought up to date from their change log instead.
-    public var setReads: (whole: Int, delta: Int) { (wholeReads.value, cache.stats.applied) }
+    public var setReads: (whole: Int, delta: Int) { (wholeReads.load(ordering: .relaxed), cache.stats.applied) }
 
     /// Stops the threads (after the HTTP server stopped).
     public func shutdown() {
@@ -205,10 +206,10 @@ public final class WebBackend: Sendable {
         if let reader {
             switch await reader.submit(PageRequest(member: member, offset: offset, limit: limit)) {
             case .page(let page):
-                answeredInBatches.add(1)
+                answeredInBatches.add(1, ordering: .relaxed)
                 return page
             case .deleted:
-                answeredInBatches.add(1)
+                answeredInBatches.add(1, ordering: .relaxed)
                 throw .notFound(member)
             case .fullPath, nil: break
             }
@@ -279,7 +280,7 @@ public final class WebBackend: Sendable {
         {
             ranked = applied
         } else {
-            wholeReads.add(1)
+            wholeReads.add(1, ordering: .relaxed)
             let set: ScoreStore.StoredSet?
             do {
                 set = try context.scores.readSet(member, shard: shard, cutToLimit: false)
@@ -661,14 +662,12 @@ final class IOThread {
 
 /// Members' set stamps computed from the snapshot, valid while the snapshot
 /// has not been written since (its write count is the key's version).
-final class StampCache: @unchecked Sendable {
-    // @unchecked Sendable: guarded by `lock`.
-    private let lock = Lock()
-    private var version = -1
-    private var stamps: [MemberID: String] = [:]
+final class StampCache: Sendable {
+    /// The snapshot version the stamps were computed under.
+    private let state = Mutex((version: -1, stamps: [MemberID: String]()))
 
     func stamp(of member: MemberID, version: Int) -> String? {
-        lock.withLock { self.version == version ? stamps[member] : nil }
+        state.withLock { state in state.version == version ? state.stamps[member] : nil }
     }
 
     /// `member`'s stamp from the snapshot; nil when the snapshot does not hold them.
@@ -684,24 +683,14 @@ final class StampCache: @unchecked Sendable {
     }
 
     func remember(_ member: MemberID, stamp: String, version: Int) {
-        lock.withLock {
-            if self.version != version {
-                stamps.removeAll(keepingCapacity: true)
-                self.version = version
+        state.withLock { state in
+            if state.version != version {
+                state.stamps.removeAll(keepingCapacity: true)
+                state.version = version
             }
-            if stamps.count < 200_000 { stamps[member] = stamp }
+            if state.stamps.count < 200_000 { state.stamps[member] = stamp }
         }
     }
-}
-
-/// A count shared by threads.
-final class Counter: @unchecked Sendable {
-    // @unchecked Sendable: guarded by `lock`.
-    private let lock = Lock()
-    private var count = 0
-
-    func add(_ amount: Int) { lock.withLock { count += amount } }
-    var value: Int { lock.withLock { count } }
 }
 
 /// A page of matches asked of the batched path.

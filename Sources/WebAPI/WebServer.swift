@@ -52,9 +52,10 @@ extension WebServer {
         let answered = Metrics.Counter(label: "kindred_web_read_batch_answers_total", factory: factory)
         let wholeReads = Metrics.Counter(label: "kindred_web_set_reads_total", dimensions: [("kind", "whole")], factory: factory)
         let deltaReads = Metrics.Counter(label: "kindred_web_set_reads_total", dimensions: [("kind", "delta")], factory: factory)
-        let published = PublishedCounts()
+        /// The counts last published.
+        let published = Locked((value: (batches: 0, requests: 0, answered: 0), reads: (whole: 0, delta: 0)))
         let publish: @Sendable () -> Void = {
-            published.lock.withLock {
+            published.withLock { published in
                 let now = backend.batchedReads
                 let last = published.value
                 batches.increment(by: Int64(now.batches - last.batches))
@@ -72,14 +73,6 @@ extension WebServer {
     }
 }
 
-/// The counts last published.
-private final class PublishedCounts: @unchecked Sendable {
-    // @unchecked Sendable: `value` is only touched under `lock`.
-    let lock = Lock()
-    var value = (batches: 0, requests: 0, answered: 0)
-    var reads = (whole: 0, delta: 0)
-}
-
 /// Owns the backend's threads: stops them when the group shuts down (after
 /// the HTTP server, which stops first).
 struct BackendThreads: Service {
@@ -87,12 +80,6 @@ struct BackendThreads: Service {
 
     func run() async throws {
         try? await gracefulShutdown()
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let thread = Thread { [backend] in
-                backend.shutdown()
-                continuation.resume()
-            }
-            thread.start()
-        }
+        _ = try? await runOnThread(name: "web-shutdown") { [backend] in backend.shutdown() }
     }
 }

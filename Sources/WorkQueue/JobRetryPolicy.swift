@@ -1,3 +1,5 @@
+import KindredSupport
+
 /// How failed jobs are retried: exponential backoff with jitter, and a limit
 /// after which the job goes to the dead-letter list. Pure: the delay is a
 /// function of the attempt and a jitter fraction the caller draws.
@@ -20,14 +22,16 @@ public struct JobRetryPolicy: Sendable, Hashable {
 
     public static let `default` = JobRetryPolicy()
 
+    /// The backoff these settings describe (the queue's Lua script computes
+    /// the same for postponed jobs).
+    public var backoff: BackoffPolicy {
+        BackoffPolicy(initialDelay: baseDelay, maximumDelay: maxDelay, jitter: .additive(jitter), maxAttempts: maxAttempts)
+    }
+
     /// The wait before attempt `attempt + 1` after `attempt` failures
     /// (attempt >= 1): `base * 2^(attempt-1)`, capped, times `1 + jitter * u`
     /// for `u` in [0, 1).
     public func delay(afterFailures attempt: Int, random u: Double) -> Duration {
-        let exponent = min(max(attempt - 1, 0), 30)
-        let base = Double(baseDelay.components.seconds) + Double(baseDelay.components.attoseconds) / 1e18
-        let cap = Double(maxDelay.components.seconds) + Double(maxDelay.components.attoseconds) / 1e18
-        let seconds = min(base * Double(1 << exponent), cap) * (1 + jitter * min(max(u, 0), 1))
-        return .milliseconds(Int64((seconds * 1000).rounded()))
+        backoff.delay(afterFailures: max(attempt, 1), jitter: u)
     }
 }

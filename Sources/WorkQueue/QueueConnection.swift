@@ -1,3 +1,4 @@
+import KindredSupport
 import RedisClient
 
 /// Where the queue lives: one Redis server (`redis://[USER:PASSWORD@]HOST[:PORT][/DB]`),
@@ -211,10 +212,9 @@ public final class QueueConnection {
         case .server(let redis): return try body(redis)
         case .cluster(let connection): cluster = connection
         }
-        let policy = cluster.configuration.routing
         let clock = ContinuousClock()
-        let deadline = clock.now + policy.retryBudget
-        var delay = policy.initialDelay
+        let start = clock.now
+        var backoff = Backoff(cluster.configuration.routing.backoff)
         let slot = HashSlot(key: key)
         while true {
             let redis: RedisConnection
@@ -223,9 +223,8 @@ public final class QueueConnection {
             } catch {
                 // Nothing was sent: no node answered, or none serves the slot (a failover under way).
                 cluster.markSlotMapStale()
-                if error.code == .authenticationFailed || clock.now + delay > deadline { throw error }
-                RedisConnection.sleep(delay)
-                delay = min(delay * 2, policy.maximumDelay)
+                guard error.code != .authenticationFailed, let delay = backoff.next(elapsed: clock.now - start) else { throw error }
+                sleepThread(delay)
                 continue
             }
             let result: T
@@ -238,9 +237,8 @@ public final class QueueConnection {
             guard retrying(result) else { return result }
             // The command did not run there: the slot moved or the cluster is not serving it yet.
             cluster.markSlotMapStale()
-            if clock.now + delay > deadline { return result }
-            RedisConnection.sleep(delay)
-            delay = min(delay * 2, policy.maximumDelay)
+            guard let delay = backoff.next(elapsed: clock.now - start) else { return result }
+            sleepThread(delay)
         }
     }
 }

@@ -1,3 +1,4 @@
+import KindredSupport
 import RedisClient
 import Scoring
 
@@ -82,7 +83,7 @@ public struct WorkQueue: Sendable {
         let keys = self.keys(on: redis)
         var command = RedisCommand("BLPOP")
         command.append(keys.signal)
-        let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
+        let seconds = timeout.inSeconds
         command.append(String(max(seconds, 0.01)))
         let reply: RedisValue
         do { reply = try redis.send(command, key: keys.signal) } catch { throw .redis(error) }
@@ -366,9 +367,4 @@ public enum QueueError: Error, Sendable, CustomStringConvertible {
         case .unexpectedReply(let reply): "queue: unexpected reply \(reply)"
         }
     }
-}
-
-extension Duration {
-    /// Whole milliseconds (truncated), as the queue's scripts take them.
-    var wholeMilliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
 }

@@ -1,11 +1,13 @@
 import ArgumentParser
 import Foundation
 import KindredConfig
+import KindredSupport
 import Logging
 import MemberStore
 import Pipeline
 import RedisClient
 import Scoring
+import Synchronization
 import WorkQueue
 import ServiceLifecycle
 import UnixSignals
@@ -248,7 +250,7 @@ private func run(
     try await withThrowingTaskGroup(of: RunReport?.self) { group in
         let box = RefresherBox()
         group.addTask {
-            try await onDedicatedThread(name: "kindred-run") { () throws -> RunReport in
+            try await runOnThread(name: "kindred-run") { () throws -> RunReport in
                 let display = ProgressDisplay(
                     interactive: ProgressDisplay.standardErrorIsTerminal, plainInterval: .seconds(progressEvery))
                 defer { display.finish() }
@@ -274,19 +276,17 @@ private func run(
 
 /// The snapshot refresher, started once the context exists and stopped
 /// with the run.
-final class RefresherBox: @unchecked Sendable {
-    // @unchecked Sendable: `service` and `task` are only touched under `lock`.
-    private let lock = NSLock()
-    private var task: Task<Void, any Error>?
+final class RefresherBox: Sendable {
+    private let task = Mutex<Task<Void, any Error>?>(nil)
 
     func start(_ service: ThreadsService) {
-        lock.withLock {
+        task.withLock { task in
             task = Task { try await service.run() }
         }
     }
 
     func stop() {
-        lock.withLock { task?.cancel() }
+        task.withLock { $0?.cancel() }
     }
 }
 
@@ -312,7 +312,7 @@ func finish(_ report: RunReport, noun: String) throws {
     }
     let counts = report.counts
     let session = report.session
-    let minutes = max(Double(report.elapsed.components.seconds) + Double(report.elapsed.components.attoseconds) / 1e18, 0.001) / 60
+    let minutes = max(report.elapsed.inSeconds, 0.001) / 60
     var summary = "\(report.interrupted ? "interrupted" : "done"): run \(report.runID.map(String.init) ?? "-"): "
         + "\(counts.done) \(noun), \(counts.skipped) skipped, "
     if counts.gone > 0 || noun != "evicted" { summary += "\(counts.gone) deleted meanwhile, " }

@@ -2,12 +2,14 @@ import ArgumentParser
 import Foundation
 import KindredConfig
 import KindredLogging
+import KindredSupport
 import Logging
 import MariaDBClient
 import MemberFormat
 import MemberStore
 import RedisClient
 import Scoring
+import Synchronization
 import UnixSignals
 import WorkQueue
 
@@ -73,14 +75,14 @@ struct ImportCommand: AsyncParsableCommand {
             }
         }
         defer { signalTask.cancel() }
-        let summary = try await onDedicatedThread(name: "kindred-import") { () throws -> ImportSummary in
+        let summary = try await runOnThread(name: "kindred-import") { () throws -> ImportSummary in
             let session = try StoreSession.connect(url: url)
             defer { session.close() }
             let display = ProgressDisplay(interactive: isatty(STDERR_FILENO) == 1)
             defer { display.finish() }
-            // Log lines go above the progress bar; both are used from this thread only.
+            // Log lines go above the progress bar (the display serializes them).
             let logger = try logOptions.logger(
-                "kindred.import", configuration: configuration, sink: LogSink { [display = UncheckedBox(display)] in display.value.message($0) })
+                "kindred.import", configuration: configuration, sink: LogSink { [display] in display.message($0) })
             let importer = session.importer(options: Importer.Options(batchSize: batchSize))
             return try importer.run(
                 surveyPath: surveyPath, membersPath: membersPath,
@@ -111,7 +113,7 @@ struct ImportCommand: AsyncParsableCommand {
                 + "(\(ProgressDisplay.grouped(progress.rejected)) rejected, \(summary.blankLines) blank) in \(seconds) s: "
                 + "\(ProgressDisplay.grouped(Int(progress.membersPerSecond))) members/s"
                 + (summary.storedSurvey ? "; stored the survey" : ""))
-        let (settled, queued) = try await onDedicatedThread(name: "kindred-import-publish") {
+        let (settled, queued) = try await runOnThread(name: "kindred-import-publish") {
             try Self.publish(url: url, queue: queue)
         }
         if settled > 0 { print("\(ProgressDisplay.grouped(settled)) members marked published: every stored set already ranks them as they are") }
@@ -172,7 +174,7 @@ extension ProgressDisplay {
         text += "\(grouped(progress.members)) members, \(grouped(progress.rejected)) rejected, "
             + "\(grouped(Int(progress.membersPerSecond))) members/s"
         if let fraction = progress.fraction, fraction > 0.001 {
-            let elapsed = Double(progress.elapsed.components.seconds) + Double(progress.elapsed.components.attoseconds) / 1e18
+            let elapsed = progress.elapsed.inSeconds
             text += ", ETA " + eta(Int((elapsed / fraction - elapsed).rounded()))
         }
         return text
@@ -181,28 +183,19 @@ extension ProgressDisplay {
 
 /// The first SIGINT/SIGTERM an import received: the exit status it asks
 /// for (130 or 143). The importing thread polls it after each batch.
-final class ImportInterruption: @unchecked Sendable {
-    // @unchecked Sendable: `requested` is only touched under `lock`.
-    private let lock = NSLock()
-    private var requested: Int32?
+final class ImportInterruption: Sendable {
+    /// The status asked for; 0: none yet (a signal's status is 130 or 143).
+    private let requested = Atomic<Int32>(0)
 
     /// Records a stop; false when one was already requested.
     func request(status: Int32) -> Bool {
-        lock.withLock {
-            guard requested == nil else { return false }
-            requested = status
-            return true
-        }
+        precondition(status != 0, "0 means no request")
+        return requested.compareExchange(expected: 0, desired: status, ordering: .relaxed).exchanged
     }
 
-    var status: Int32? { lock.withLock { requested } }
+    var status: Int32? {
+        let status = requested.load(ordering: .relaxed)
+        return status == 0 ? nil : status
+    }
 }
 
-/// Hands a value used from one thread to a `@Sendable` closure that runs on
-/// that same thread.
-struct UncheckedBox<Value>: @unchecked Sendable {
-    // @unchecked Sendable: the import's log sink calls `value` only from the
-    // importing thread, the one that made it (the callbacks run there).
-    let value: Value
-    init(_ value: Value) { self.value = value }
-}

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KindredConfig
+import KindredSupport
 import MariaDBClient
 import MemberFormat
 import MemberStore
@@ -78,7 +79,7 @@ struct MatchesCommand: AsyncParsableCommand {
     private func storedMatches(_ configuration: KindredConfiguration) async throws -> ([Match], String) {
         let mysql = try mysqlConfiguration(configuration)
         let id = memberID
-        return try await onDedicatedThread(name: "kindred-matches") { () throws -> ([Match], String) in
+        return try await runOnThread(name: "kindred-matches") { () throws -> ([Match], String) in
             RedisClient.ignoreSIGPIPE()
             let session = try StoreSession.connect(StoreConfiguration(mysql: mysql))
             defer { session.close() }

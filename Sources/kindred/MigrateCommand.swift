@@ -1,5 +1,6 @@
 import ArgumentParser
 import KindredConfig
+import KindredSupport
 import MariaDBClient
 import MemberStore
 
@@ -26,7 +27,7 @@ struct MigrateCommand: AsyncParsableCommand {
     func run() async throws {
         let url = try await mysqlURL(configOptions)
         let timeout = Duration.seconds(lockTimeout)
-        let (applied, version) = try await onDedicatedThread(name: "kindred-migrate") {
+        let (applied, version) = try await runOnThread(name: "kindred-migrate") {
             let session = try StoreSession.connect(url: url)
             defer { session.close() }
             let applied = try session.migrate(lockTimeout: timeout)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KindredConfig
+import KindredSupport
 import Logging
 import MemberStore
 import Pipeline
@@ -73,7 +74,7 @@ struct ServeCommand: AsyncParsableCommand {
         manager.clientName = "kindred-web"
         let finalManager = manager
         let pipelineSettings = settings
-        let (context, _) = try await onDedicatedThread(name: "kindred-bootstrap") {
+        let (context, _) = try await runOnThread(name: "kindred-bootstrap") {
             try WorkerDaemon.bootstrap(
                 mysql: mysql, queue: queue, settings: pipelineSettings, metrics: metrics, logger: logger,
                 scoreConfiguration: WebSettings.scoreStore, managerConfiguration: finalManager)

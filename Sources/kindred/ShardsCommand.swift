@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KindredSupport
 import MariaDBClient
 import MemberStore
 import Pipeline
@@ -28,7 +29,7 @@ struct ShardsCommand: AsyncParsableCommand {
 
         func run() async throws {
             let mysql = try mysqlConfiguration(try await configOptions.load())
-            let listings = try await onDedicatedThread(name: "kindred-shards") { () throws -> [ShardAdministration.Listing] in
+            let listings = try await runOnThread(name: "kindred-shards") { () throws -> [ShardAdministration.Listing] in
                 RedisClient.ignoreSIGPIPE()
                 let session = try StoreSession.connect(StoreConfiguration(mysql: mysql))
                 defer { session.close() }
@@ -103,7 +104,7 @@ struct ShardsCommand: AsyncParsableCommand {
             let address = cluster && given.lowercased().hasPrefix("redis://") ? "redis+cluster://" + given.dropFirst("redis://".count) : given
             let mysql = try mysqlConfiguration(try await configOptions.load())
             let (weight, budget, allowUnreachable) = (weight, try memoryBudget.map(parseBudget), allowUnreachable)
-            let added = try await onDedicatedThread(name: "kindred-shards") { () throws -> ShardAdministration.Added in
+            let added = try await runOnThread(name: "kindred-shards") { () throws -> ShardAdministration.Added in
                 RedisClient.ignoreSIGPIPE()
                 let session = try StoreSession.connect(StoreConfiguration(mysql: mysql))
                 defer { session.close() }
@@ -136,7 +137,7 @@ struct ShardsCommand: AsyncParsableCommand {
         func run() async throws {
             let mysql = try mysqlConfiguration(try await configOptions.load())
             let (id, allowUnreachable) = (id, allowUnreachable)
-            let shard = try await onDedicatedThread(name: "kindred-shards") { () throws -> ShardInfo in
+            let shard = try await runOnThread(name: "kindred-shards") { () throws -> ShardInfo in
                 RedisClient.ignoreSIGPIPE()
                 let session = try StoreSession.connect(StoreConfiguration(mysql: mysql))
                 defer { session.close() }
@@ -160,7 +161,7 @@ struct ShardsCommand: AsyncParsableCommand {
         func run() async throws {
             let mysql = try mysqlConfiguration(try await configOptions.load())
             let (id, value) = (id, budget == "none" ? nil : try parseBudget(budget))
-            try await onDedicatedThread(name: "kindred-shards") {
+            try await runOnThread(name: "kindred-shards") {
                 let session = try StoreSession.connect(StoreConfiguration(mysql: mysql))
                 defer { session.close() }
                 try session.shards.setMemoryBudget(id, value)
@@ -194,7 +195,7 @@ struct ShardsCommand: AsyncParsableCommand {
 
 private func setState(_ id: UInt32, _ state: ShardState, _ options: ConfigOptions) async throws {
     let mysql = try mysqlConfiguration(try await options.load())
-    try await onDedicatedThread(name: "kindred-shards") {
+    try await runOnThread(name: "kindred-shards") {
         let session = try StoreSession.connect(StoreConfiguration(mysql: mysql))
         defer { session.close() }
         try session.shards.setState(id, state)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KindredSupport
 import MariaDBClient
 import MemberStore
 import RedisClient
@@ -41,11 +42,11 @@ struct StatusCommand: AsyncParsableCommand {
                     let stats = try WorkQueue().stats(on: redis)
                     if stats.waiting.values.reduce(0, +) == 0 && stats.delayed == 0 && stats.processing == 0 { break }
                     guard ContinuousClock.now < deadline else { throw CLIError("the queue is still busy after \(timeout) s") }
-                    Thread.sleep(forTimeInterval: 0.25)
+                    sleepThread(.milliseconds(250))
                 }
             }
         }
-        let (members, generations) = try await onDedicatedThread(name: "kindred-status") { () throws -> (MemberCounts, GenerationCounts) in
+        let (members, generations) = try await runOnThread(name: "kindred-status") { () throws -> (MemberCounts, GenerationCounts) in
             let session = try StoreSession.connect(StoreConfiguration(mysql: mysql))
             defer { session.close() }
             try session.loadSurvey()

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KindredConfig
+import KindredSupport
 import Logging
 import MariaDBClient
 import MemberStore
@@ -76,7 +77,7 @@ struct WorkerCommand: AsyncParsableCommand {
         let finalSettings = settings
         let registry = PrometheusCollectorRegistry()
         let kindredMetrics = KindredMetrics.prometheus(registry: registry, program: .worker)
-        let (context, _) = try await onDedicatedThread(name: "kindred-bootstrap") {
+        let (context, _) = try await runOnThread(name: "kindred-bootstrap") {
             try WorkerDaemon.bootstrap(mysql: mysql, queue: queue, settings: finalSettings, metrics: kindredMetrics, logger: logger)
         }
         var metricsServer: (any Service)?

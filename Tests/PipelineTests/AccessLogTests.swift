@@ -70,7 +70,7 @@ struct AccessLogTests {
         // are numbers, as docs/observability.md says, not strings ("15.554").
         for entry in entries {
             let line = LogRecord(
-                time: LogRecord.Timestamp(unixMilliseconds: 0), level: entry.level, label: "access", message: entry.message,
+                time: LogRecord.WallTime(unixMilliseconds: 0), level: entry.level, label: "access", message: entry.message,
                 metadata: entry.values
             ).json
             let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "\(line)")

@@ -1,4 +1,5 @@
 import Foundation
+import KindredSupport
 import MariaDBClient
 @_spi(Testing) import MemberStore
 import Pipeline

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import KindredSupport
 import Pipeline
 import Prometheus
 import RedisClient

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import KindredSupport
 import Logging
 import MariaDBClient
 import ServiceLifecycle

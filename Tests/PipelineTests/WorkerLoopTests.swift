@@ -1,4 +1,5 @@
 import Foundation
+import KindredSupport
 @_spi(Testing) import MemberStore
 import Pipeline
 import Prometheus

@@ -1,4 +1,5 @@
 import Foundation
+import KindredSupport
 import Synchronization
 import Testing
 
@@ -104,10 +105,7 @@ public final class AsyncSemaphore: Sendable {
 ///
 /// Not a fixed set of threads: with one, a test's body could wait in the
 /// queue behind another suite's long tests while its time limit runs.
-public final class BlockingTestExecutor: TaskExecutor, @unchecked Sendable {
-    // @unchecked Sendable: the mutable state is only touched with
-    // `condition` locked.
-
+public final class BlockingTestExecutor: TaskExecutor, Sendable {
     /// Three suites at a time: the cooperative pool ran two synchronous
     /// tests at a time on this two-core machine, and blocking tests spend
     /// most of their time waiting on servers.
@@ -116,10 +114,12 @@ public final class BlockingTestExecutor: TaskExecutor, @unchecked Sendable {
     /// Permits to run a suite on this executor.
     public let admission: AsyncSemaphore
 
-    private let condition = NSCondition()
-    private var jobs: [UnownedJob] = []
-    private var idle = 0
-    private var threads = 0
+    private struct State {
+        var jobs: [UnownedJob] = []
+        var idle = 0
+        var threads = 0
+    }
+    private let state = Monitor(State())
 
     public init(suites: Int) {
         precondition(suites > 0)
@@ -135,46 +135,39 @@ public final class BlockingTestExecutor: TaskExecutor, @unchecked Sendable {
 
     /// Threads started so far: the most jobs that ran at once.
     public var threadCount: Int {
-        condition.lock()
-        defer { condition.unlock() }
-        return threads
+        state.withLock { state, _ in state.threads }
     }
 
     public func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
-        condition.lock()
-        jobs.append(job)
-        let start = jobs.count > idle
-        if start { threads += 1 } else { condition.signal() }
-        let index = threads
-        condition.unlock()
-        if start { startThread(index) }
+        let (start, index) = state.withLock { state, condition -> (Bool, Int) in
+            state.jobs.append(job)
+            let start = state.jobs.count > state.idle
+            if start { state.threads += 1 } else { condition.signal() }
+            return (start, state.threads)
+        }
+        if start { startWorker(index) }
     }
 
-    private func startThread(_ index: Int) {
-        let thread = Thread { [self] in
-            // A thread starts with its creator's kernel name (a pool
-            // thread's): name it for `top -H` and backtraces.
-            try? "kindred-test-\(index)".write(toFile: "/proc/thread-self/comm", atomically: false, encoding: .utf8)
+    private func startWorker(_ index: Int) {
+        // Named for `top -H` and backtraces (a thread starts with its creator's name).
+        startThread(name: "kindred-test-\(index)", stackSize: 8 << 20) { [self] in
             Thread.current.threadDictionary[Self.marker] = true
             work()
         }
-        thread.stackSize = 8 << 20
-        thread.start()
     }
 
     private func work() {
-        condition.lock()
         while true {
-            while jobs.isEmpty {
-                idle += 1
-                condition.wait()
-                idle -= 1
+            let job = state.withLock { state, condition -> UnownedJob in
+                while state.jobs.isEmpty {
+                    state.idle += 1
+                    condition.wait()
+                    state.idle -= 1
+                }
+                return state.jobs.removeFirst()
             }
-            let job = jobs.removeFirst()
-            condition.unlock()
             job.runSynchronously(on: asUnownedTaskExecutor())
-            condition.lock()
         }
     }
 }

@@ -1,11 +1,13 @@
 import Foundation
 import KindredLogging
+import KindredSupport
 import Logging
 import MariaDBClient
 import MemberStore
 import RedisClient
 import Scoring
 import ScoreStore
+import Synchronization
 import WorkQueue
 
 /// `kindred backfill`: rebuilds the sets of the selected members whose set
@@ -150,12 +152,9 @@ public final class Backfill {
     ) -> (catchUp: Int, queued: Set<MemberID>) {
         let limiter = RateLimiter(rate: options.rate)
         let context = self.context
-        let finishedThreads = DispatchGroup()
         let totals = RebuildTotals()
-        for index in 0..<options.concurrency {
-            finishedThreads.enter()
-            let thread = Thread {
-                defer { finishedThreads.leave() }
+        let threads = (0..<options.concurrency).map { index in
+            startThread(name: "backfill-\(index)", stackSize: 1 << 20) {
                 // This thread's own session (MySQL only: the queue is never opened), closed when the thread ends.
                 let session = context.sessions.thread(.task)
                 defer { session.close() }
@@ -171,11 +170,8 @@ public final class Backfill {
                     }
                 }
             }
-            thread.name = "backfill-\(index)"
-            thread.stackSize = 1 << 20
-            thread.start()
         }
-        follower(run, database).follow(shared, stop: stop, onEvent: onEvent) { finishedThreads.wait(timeout: .now() + $0.seconds) == .success }
+        follower(run, database).follow(shared, stop: stop, onEvent: onEvent) { ThreadHandle.join(threads, timeout: $0) }
         let (catchUp, rebuild) = totals.total
         if !rebuild.isEmpty {
             do {
@@ -204,12 +200,10 @@ public final class Backfill {
         let limiter = RateLimiter(rate: options.rate)
         let context = self.context
         let result = QueueTotals()
-        let done = DispatchSemaphore(value: 0)
-        let thread = Thread {
-            defer { done.signal() }
+        let thread = startThread(name: "backfill-enqueue") {
             let session = context.sessions.thread(.task)
             defer { session.close() }
-            var delay: Duration = .milliseconds(200)
+            var backoff = Backoff(BackoffPolicy(initialDelay: .milliseconds(200), maximumDelay: .seconds(10)))
             while !stop.isStopped {
                 var batch: [MemberID] = []
                 while batch.count < 500, let id = shared.next() { batch.append(id) }
@@ -224,23 +218,21 @@ public final class Backfill {
                         let outcome = try context.queue.enqueue(batch, priority: .backfill, on: connection)
                         result.add(outcome)
                         for id in batch { shared.finish(id, .done) }
-                        delay = .milliseconds(200)
+                        backoff.reset()
                         break
                     } catch {
                         session.dropQueue()
+                        let delay = backoff.next()!  // unbounded: never nil
                         context.logger.warning("queue unavailable: retrying", metadata: ["error": "\(error)", "retry_in_ms": .milliseconds(delay)])
                         if stop.wait(delay) {
                             for id in batch { shared.giveBack(id) }
                             return
                         }
-                        delay = min(delay * 2, .seconds(10))
                     }
                 }
             }
         }
-        thread.name = "backfill-enqueue"
-        thread.start()
-        follower(run, database).follow(shared, stop: stop, onEvent: onEvent) { done.wait(timeout: .now() + $0.seconds) == .success }
+        follower(run, database).follow(shared, stop: stop, onEvent: onEvent) { thread.join(timeout: $0) }
         let totals = result.total
         return [
             "queued at backfill priority for the worker daemons: \(totals.enqueued) new, \(totals.promoted) promoted, "
@@ -290,10 +282,10 @@ public final class Backfill {
     private func phaseLines(session: Int) -> [String] {
         guard let phases, session > 0 else { return [] }
         let totals = phases.snapshot.filter { $0.count > 0 && $0.phase != "remove" }
-        let sum = totals.reduce(0.0) { $0 + $1.total.seconds }
+        let sum = totals.reduce(0.0) { $0 + $1.total.inSeconds }
         guard sum > 0 else { return [] }
         let parts = totals.map { phase in
-            phase.phase + String(format: " %.2f ms (%.0f%%)", phase.total.seconds * 1000 / Double(phase.count), 100 * phase.total.seconds / sum)
+            phase.phase + String(format: " %.2f ms (%.0f%%)", phase.total.inSeconds * 1000 / Double(phase.count), 100 * phase.total.inSeconds / sum)
         }
         return ["where a member's time went (mean per phase, across \(options.concurrency) thread(s)): " + parts.joined(separator: ", ")]
     }
@@ -316,9 +308,8 @@ struct BackfillWorker {
     static let attempts = 3
 
     func process(_ id: MemberID, stop: StopSignal) -> Outcome {
-        var attempt = 0
-        var mysqlPause: Duration = .milliseconds(500)
-        var retryDelay: Duration = .milliseconds(200)
+        var mysqlPause = Backoff(BackoffPolicy(initialDelay: .milliseconds(500), maximumDelay: max(.milliseconds(500), context.settings.mysqlPauseLimit)))
+        var retry = Backoff(BackoffPolicy(initialDelay: .milliseconds(200), multiplier: 4, maxAttempts: Self.attempts))
         while true {
             do {
                 let outcome = try generator.regenerate(id)
@@ -328,16 +319,15 @@ struct BackfillWorker {
                 case .badData:
                     return .finished(.failed(error.message), nil)
                 case .mysqlUnavailable:
-                    context.logger.warning("MySQL unavailable: pausing", metadata: ["thread": "\(index)", "pause_ms": .milliseconds(mysqlPause)])
-                    if stop.wait(mysqlPause) { return .stopped }
-                    mysqlPause = min(mysqlPause * 2, context.settings.mysqlPauseLimit)
+                    let pause = mysqlPause.next()!  // unbounded: never nil
+                    context.logger.warning("MySQL unavailable: pausing", metadata: ["thread": "\(index)", "pause_ms": .milliseconds(pause)])
+                    if stop.wait(pause) { return .stopped }
                 case .shardUnavailable, .failed, .busy:
-                    attempt += 1
-                    guard attempt < Self.attempts else { return .finished(.failed(error.message), nil) }
+                    guard let delay = retry.next() else { return .finished(.failed(error.message), nil) }
                     context.logger.warning(
-                        "member failed, will retry", metadata: ["member": "\(id)", "attempt": "\(attempt)", "reason": "\(error.message)"])
-                    if stop.wait(retryDelay) { return .stopped }
-                    retryDelay = retryDelay * 4
+                        "member failed, will retry",
+                        metadata: ["member": "\(id)", "attempt": "\(retry.retries)", "reason": "\(error.message)"])
+                    if stop.wait(delay) { return .stopped }
                 }
             }
         }
@@ -345,61 +335,64 @@ struct BackfillWorker {
 }
 
 /// ``RunProgress`` behind a lock, with the session's clock.
-final class SharedProgress: @unchecked Sendable {
-    // @unchecked Sendable: `state` and `uncommitted` are only touched under `lock`.
-    private let lock = NSLock()
-    private var state: RunProgress
+final class SharedProgress: Sendable {
+    private struct Shared {
+        var state: RunProgress
+        /// Failures beyond the checkpoint (reported even if the run stops before committing them).
+        var uncommitted: [MemberID: String] = [:]
+    }
+    private let shared: Mutex<Shared>
     private let started = ContinuousClock.now
     private let startFinished: Int
-    /// Failures beyond the checkpoint (reported even if the run stops before committing them).
-    private var uncommitted: [MemberID: String] = [:]
     /// Members in the whole run that need work, earlier sessions included.
     let total: Int
 
     init(_ progress: RunProgress, total: Int) {
-        state = progress
+        shared = Mutex(Shared(state: progress))
         self.total = total
         let finished = progress.finished
         startFinished = finished.done + finished.gone + finished.failed
     }
 
-    var progress: RunProgress { lock.withLock { state } }
-    var frontier: Int { lock.withLock { state.frontier } }
+    var progress: RunProgress { shared.withLock { $0.state } }
+    var frontier: Int { shared.withLock { $0.state.frontier } }
 
-    func next() -> MemberID? { lock.withLock { state.next() } }
+    func next() -> MemberID? { shared.withLock { $0.state.next() } }
 
     func finish(_ id: MemberID, _ result: MemberResult) {
-        lock.withLock {
-            state.finish(id, result)
-            if case .failed(let reason) = result { uncommitted[id] = reason }
+        shared.withLock { shared in
+            shared.state.finish(id, result)
+            if case .failed(let reason) = result { shared.uncommitted[id] = reason }
         }
     }
 
-    func giveBack(_ id: MemberID) { lock.withLock { state.giveBack(id) } }
+    func giveBack(_ id: MemberID) { shared.withLock { $0.state.giveBack(id) } }
 
     func takeCheckpoint() -> (MemberID, RunProgress.Counts, [BackfillFailure]) {
-        lock.withLock {
-            let failures = state.takeCommittedFailures()
-            for failure in failures { uncommitted[failure.member] = nil }
-            return (state.checkpoint, state.committed, failures)
+        shared.withLock { shared in
+            let failures = shared.state.takeCommittedFailures()
+            for failure in failures { shared.uncommitted[failure.member] = nil }
+            return (shared.state.checkpoint, shared.state.committed, failures)
         }
     }
 
     /// Puts back failures whose checkpoint could not be saved (saved with the next one).
     func restoreFailures(_ failures: [BackfillFailure]) {
-        lock.withLock { state.restoreCommittedFailures(failures) }
+        shared.withLock { $0.state.restoreCommittedFailures(failures) }
     }
 
     func uncommittedFailures() -> [BackfillFailure] {
-        lock.withLock { uncommitted.map { BackfillFailure(member: $0.key, reason: $0.value) }.sorted { $0.member < $1.member } }
+        shared.withLock { shared in
+            shared.uncommitted.map { BackfillFailure(member: $0.key, reason: $0.value) }.sorted { $0.member < $1.member }
+        }
     }
 
     func status() -> RunStatus {
-        lock.withLock {
-            let counts = state.finished
+        shared.withLock { shared in
+            let counts = shared.state.finished
             let finished = counts.done + counts.gone + counts.failed
             let elapsed = ContinuousClock.now - started
-            let rate = elapsed > .zero ? Double(finished - startFinished) / elapsed.seconds : 0
+            let rate = elapsed > .zero ? Double(finished - startFinished) / elapsed.inSeconds : 0
             return RunStatus(
                 finished: finished, total: total, failed: counts.failed, skipped: counts.skipped, rate: rate, elapsed: elapsed)
         }
@@ -407,30 +400,25 @@ final class SharedProgress: @unchecked Sendable {
 }
 
 /// Catch-up placements and sets to rebuild, summed across threads.
-final class RebuildTotals: @unchecked Sendable {
-    // @unchecked Sendable: the vars are only touched under `lock`.
-    private let lock = NSLock()
-    private var catchUp = 0
-    private var rebuild = Set<MemberID>()
+final class RebuildTotals: Sendable {
+    private let totals = Mutex((catchUp: 0, rebuild: Set<MemberID>()))
 
     func add(_ outcome: GenerationOutcome) {
-        lock.withLock {
-            catchUp += outcome.publication.catchUp
-            rebuild.formUnion(outcome.rebuild)
+        totals.withLock { totals in
+            totals.catchUp += outcome.publication.catchUp
+            totals.rebuild.formUnion(outcome.rebuild)
         }
     }
 
-    var total: (Int, Set<MemberID>) { lock.withLock { (catchUp, rebuild) } }
+    var total: (Int, Set<MemberID>) { totals.withLock { ($0.catchUp, $0.rebuild) } }
 }
 
 /// Enqueue results summed.
-final class QueueTotals: @unchecked Sendable {
-    // @unchecked Sendable: `value` is only touched under `lock`.
-    private let lock = NSLock()
-    private var value = EnqueueResult()
+final class QueueTotals: Sendable {
+    private let value = Mutex(EnqueueResult())
 
     func add(_ more: EnqueueResult) {
-        lock.withLock {
+        value.withLock { value in
             value.enqueued += more.enqueued
             value.promoted += more.promoted
             value.alreadyWaiting += more.alreadyWaiting
@@ -438,5 +426,5 @@ final class QueueTotals: @unchecked Sendable {
         }
     }
 
-    var total: EnqueueResult { lock.withLock { value } }
+    var total: EnqueueResult { value.withLock { $0 } }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import KindredSupport
 import Logging
 import MariaDBClient
 import MemberStore
@@ -110,15 +111,9 @@ public final class Evict {
         let follower = RunFollower(
             run: run, database: database, checkpointInterval: options.checkpointInterval,
             progressInterval: options.progressInterval)
-        let done = DispatchSemaphore(value: 0)
         let worker = EvictWorker(context: context, options: options, runID: run.id, cutoff: cutoff, unfinished: plan.unfinished)
-        let thread = Thread {
-            defer { done.signal() }
-            worker.run(shared, stop: stop)
-        }
-        thread.name = "evict"
-        thread.start()
-        follower.follow(shared, stop: stop, onEvent: onEvent) { done.wait(timeout: .now() + $0.seconds) == .success }
+        let thread = startThread(name: "evict") { worker.run(shared, stop: stop) }
+        follower.follow(shared, stop: stop, onEvent: onEvent) { thread.join(timeout: $0) }
         let progress = try database.endSession(of: run, follower: follower, shared: shared)
         return RunReport(
             runID: run.id, dryRun: false, interrupted: !progress.isComplete, counts: progress.finished,
@@ -244,19 +239,18 @@ struct EvictWorker {
         }
         var failures: [MemberID: String] = [:]
         for (shard, members) in byShard.sorted(by: { $0.key < $1.key }) {
-            var delay: Duration = .milliseconds(200)
-            for attempt in 1...3 {
+            var backoff = Backoff(BackoffPolicy(initialDelay: .milliseconds(200), multiplier: 4, maxAttempts: 3))
+            while true {
                 do {
                     try context.scores.removeSets(members, shard: shard)
                     break
                 } catch {
-                    if attempt == 3 || stop.wait(delay) {
+                    guard let delay = backoff.next(), !stop.wait(delay) else {
                         for member in members {
                             failures[member] = "shard \(shard): \(error.code) (the set stays there until the next `kindred evict`)"
                         }
                         break
                     }
-                    delay = delay * 4
                 }
             }
         }

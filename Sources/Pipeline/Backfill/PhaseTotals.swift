@@ -1,14 +1,13 @@
 import CoreMetrics
 import Foundation
+import Synchronization
 
 /// A `MetricsFactory` that keeps only what a run's summary needs: the total
 /// time and count of each phase of ``Generator``'s jobs
 /// (`kindred_job_phase_seconds`, by `phase`), so `kindred backfill` can say
 /// where its time went. Every other metric is dropped.
-public final class PhaseTotals: MetricsFactory, @unchecked Sendable {
-    // @unchecked Sendable: `totals` is only touched under `lock`.
-    private let lock = NSLock()
-    private var totals: [String: (nanoseconds: Int64, count: Int)] = [:]
+public final class PhaseTotals: MetricsFactory, Sendable {
+    private let totals = Mutex<[String: (nanoseconds: Int64, count: Int)]>([:])
     /// Phases in the order a job runs them.
     public static let order = ["read", "scan", "assign", "write", "offers", "record", "remove"]
 
@@ -16,13 +15,13 @@ public final class PhaseTotals: MetricsFactory, @unchecked Sendable {
 
     /// Total time and count per phase.
     public var snapshot: [(phase: String, total: Duration, count: Int)] {
-        let copy = lock.withLock { totals }
+        let copy = totals.withLock { $0 }
         return copy.keys.sorted { (Self.order.firstIndex(of: $0) ?? 99, $0) < (Self.order.firstIndex(of: $1) ?? 99, $1) }
             .map { (phase: $0, total: .nanoseconds(copy[$0]!.nanoseconds), count: copy[$0]!.count) }
     }
 
     fileprivate func record(_ phase: String, nanoseconds: Int64) {
-        lock.withLock {
+        totals.withLock { totals in
             let old = totals[phase] ?? (0, 0)
             totals[phase] = (old.nanoseconds + nanoseconds, old.count + 1)
         }

@@ -1,4 +1,6 @@
 import Foundation
+import KindredSupport
+import Synchronization
 
 /// Caps a rate of starts (members per second) so that a backfill on a live
 /// site leaves it room: the generic cell rate algorithm, a pure state
@@ -42,19 +44,17 @@ public struct RateSchedule: Sendable, Hashable {
 
 /// A ``RateSchedule`` shared by threads: each asks for its next start and
 /// blocks until then, waking early when the run is told to stop.
-public final class RateLimiter: @unchecked Sendable {
-    // @unchecked Sendable: `schedule` is only touched under `lock`.
-    private let lock = NSLock()
-    private var schedule: RateSchedule?
+public final class RateLimiter: Sendable {
+    private let schedule: Mutex<RateSchedule?>
 
     /// `rate` nil: no cap.
     public init(rate: Double?) {
-        schedule = rate.map { RateSchedule(rate: $0, burst: max(1, min(10, Int($0 / 10)))) }
+        schedule = Mutex(rate.map { RateSchedule(rate: $0, burst: max(1, min(10, Int($0 / 10)))) })
     }
 
     /// Waits for the next `count` starts; false when `stop` was set first.
     public func wait(_ count: Int = 1, stop: StopSignal) -> Bool {
-        guard let start = lock.withLock({ () -> ContinuousClock.Instant? in
+        guard let start = schedule.withLock({ schedule -> ContinuousClock.Instant? in
             guard schedule != nil else { return nil }
             return schedule!.reserve(count, at: ContinuousClock.now)
         }) else { return !stop.isStopped }

@@ -1,5 +1,6 @@
 import Foundation
 import KindredLogging
+import KindredSupport
 import Logging
 import MariaDBClient
 import MemberStore
@@ -324,8 +325,9 @@ struct RunFollower {
 func whileMySQLDown<T>(
     _ database: RunSession, stop: StopSignal, limit: Duration, logger: Logger, _ body: (StoreSession) throws -> T
 ) throws -> T? {
-    var pause: Duration = .milliseconds(500)
+    var backoff = Backoff(BackoffPolicy(initialDelay: .milliseconds(500), maximumDelay: max(.milliseconds(500), limit)))
     while true {
+        let pause = backoff.policy.delay(afterFailures: backoff.retries + 1, jitter: 0)
         do {
             return try database.run(giveUpAfter: .seconds(5), body)
         } catch let error as MemberStoreError where error.code == .unavailable {
@@ -334,14 +336,9 @@ func whileMySQLDown<T>(
             logger.warning("MySQL unavailable: pausing", metadata: ["pause_ms": .milliseconds(pause), "error": "\(error)"])
         }
         database.close()
-        if stop.wait(pause) { return nil }
-        pause = min(pause * 2, limit)
+        if stop.wait(backoff.next()!) { return nil }  // unbounded: never nil
     }
 }
 
 /// The current Unix time in seconds.
 func unixNow() -> Int64 { Int64(Date().timeIntervalSince1970) }
-
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}

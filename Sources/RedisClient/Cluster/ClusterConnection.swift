@@ -1,3 +1,4 @@
+import KindredSupport
 import Synchronization
 
 /// A connection to a Redis Cluster: one ``RedisConnection`` per node,
@@ -122,7 +123,7 @@ public final class ClusterConnection {
                 // No map, or no node for the slot: read the map again after the delay.
                 switch routing.afterFailure(error, now: elapsed()) {
                 case .fail(let reason): throw failure(reason, error)
-                case .retry(_, _, _, let delay): RedisConnection.sleep(delay)
+                case .retry(_, _, _, let delay): sleepThread(delay)
                 case .done: break
                 }
                 mapIsStale = true
@@ -152,7 +153,7 @@ public final class ClusterConnection {
                 if case .fail(let reason) = next { throw failure(reason, error) }
             }
             guard case .retry(let retryNode, let retryAsking, let refresh, let delay) = next else { continue }
-            if delay > .zero { RedisConnection.sleep(delay) }
+            if delay > .zero { sleepThread(delay) }
             if refresh { mapIsStale = true }
             target = retryNode
             asking = retryAsking

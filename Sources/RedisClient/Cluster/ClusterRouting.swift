@@ -1,3 +1,5 @@
+import KindredSupport
+
 /// What to do after each attempt of one command on a Redis Cluster: a pure
 /// state machine (no I/O, no clock of its own), so that every path is
 /// tested with made-up replies and times, as the breaker and the backoff.
@@ -39,6 +41,13 @@ public struct ClusterRouting: Sendable {
             self.initialDelay = initialDelay
             self.maximumDelay = maximumDelay
         }
+
+        /// The delays: doubling from ``initialDelay`` to ``maximumDelay``,
+        /// refused when one would end past ``retryBudget``.
+        public var backoff: BackoffPolicy {
+            BackoffPolicy(
+                initialDelay: initialDelay, maximumDelay: maximumDelay, budget: retryBudget, budgetRule: .refuseOvershoot)
+        }
     }
 
     /// The next step.
@@ -56,10 +65,11 @@ public struct ClusterRouting: Sendable {
     public let policy: Policy
     private var started: Duration?
     private var redirects = 0
-    private var delays = 0
+    private var backoff: Backoff
 
     public init(policy: Policy = Policy()) {
         self.policy = policy
+        backoff = Backoff(policy.backoff)
     }
 
     /// After a reply from `node` (asked at time `now`, on any clock that
@@ -123,12 +133,8 @@ public struct ClusterRouting: Sendable {
     /// `next` after the next delay, or a failure when that would pass the budget.
     private mutating func delayed(_ next: Next, now: Duration, reason: String) -> Next {
         guard case .retry(let node, let asking, let refresh, _) = next else { return next }
-        var delay = policy.initialDelay
-        for _ in 0..<min(delays, 30) where delay < policy.maximumDelay { delay = delay * 2 }
-        delay = min(delay, policy.maximumDelay)
-        delays += 1
         let elapsed = now - (started ?? now)
-        guard elapsed + delay <= policy.retryBudget else {
+        guard let delay = backoff.next(elapsed: elapsed) else {
             return .fail("still unavailable after \(elapsed) (retry budget \(policy.retryBudget)): \(reason)")
         }
         return .retry(node: node, asking: asking, refreshMap: refresh, after: delay)

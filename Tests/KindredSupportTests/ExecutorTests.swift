@@ -1,5 +1,5 @@
 import Foundation
-import Pipeline
+import KindredSupport
 import TestSupport
 import Testing
 

@@ -1,5 +1,3 @@
-import Foundation
-
 /// A fixed set of plain threads that run blocking work for async callers, so
 /// that hiredis and libmariadb calls never occupy Swift's cooperative pool.
 /// Each thread owns a `Context` made by `makeContext` on that thread (its own
@@ -10,12 +8,12 @@ import Foundation
 /// is suspended, not blocking a thread. Callers bound their own work (the C
 /// clients have connect and read timeouts), so nothing here waits forever.
 public final class BlockingExecutor<Context>: Sendable {
-    /// A job: runs the caller's body and resumes the caller.
-    struct Job: Sendable {
+    /// One piece of work: runs the caller's body and resumes the caller.
+    struct Work: Sendable {
         let run: @Sendable (Context) -> Void
     }
 
-    private let threads: BatchingExecutor<Context, Job, Void>
+    private let threads: BatchingExecutor<Context, Work, Void>
     public let threadCount: Int
 
     /// Starts `threads` threads named `name-N`; each makes its context first.
@@ -31,8 +29,8 @@ public final class BlockingExecutor<Context>: Sendable {
     /// ``shutdown(timeout:)``.
     public func run<T: Sendable>(_ body: @escaping @Sendable (Context) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
-            let job = Job { context in continuation.resume(with: Result { try body(context) }) }
-            if !threads.post(job) {
+            let work = Work { context in continuation.resume(with: Result { try body(context) }) }
+            if !threads.post(work) {
                 continuation.resume(throwing: BlockingExecutorError.shutDown)
             }
         }
