@@ -278,7 +278,7 @@ public final class Generator {
             guard let meta = try context.scores.readMeta(record.id, shard: shard) else { return true }
             return meta.stamp != String(version) || meta.isLegacy || meta.needsRefill
         }
-        if context.sets.entry(of: record.id) != nil { return true }
+        if context.sets?.entry(of: record.id) != nil { return true }
         guard let lastActive = record.lastActive, lastActive >= activeSince else { return false }
         return job.evictedAt.map { $0 <= lastActive } ?? true
     }
@@ -320,7 +320,7 @@ public final class Generator {
             generatedAt: Int64(generatedAt.timeIntervalSince1970 * 1000), matchCount: min(top.count, settings.topN),
             floor: complete ? nil : top.last, coveredAt: covered)
         try mysql { try $0.generations.record(generation) }
-        context.sets.wrote(
+        context.sets?.wrote(
             id,
             entry: SetIndex.Entry(
                 shard: shard, floorKey: generation.floor.map { SetIndex.rankKey(tenths: Int($0.tenths), id: $0.id) } ?? .max,

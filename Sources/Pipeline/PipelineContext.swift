@@ -25,8 +25,9 @@ public final class PipelineContext: Sendable {
     public let queue: WorkQueue
     public let metrics: KindredMetrics
     public let logger: Logger
-    /// What this process knows of every stored set (floors, coverage).
-    public let sets: SetIndex
+    /// What this process knows of every stored set (floors, coverage):
+    /// only a publishing process (the worker) keeps one; nil elsewhere.
+    public let sets: SetIndex?
     /// Keeps ``population`` and ``sets`` following MySQL.
     public let follower: SnapshotFollower
     /// `host:pid:random`: this process's prefix for worker ids.
@@ -37,7 +38,7 @@ public final class PipelineContext: Sendable {
     public let throughput = ThroughputRecorder()
 
     public init(
-        mysql: MariaDBConnection.Configuration, queueAddress: QueueAddress, settings: PipelineSettings, survey: Survey,
+        mysql: MariaDBConnection.Configuration, queueAddress: QueueAddress?, settings: PipelineSettings, survey: Survey,
         population: SharedPopulation, scores: ScoreStore, directory: ShardDirectory, metrics: KindredMetrics,
         logger: Logger, watermark: SnapshotWatermark, sets: SetIndex = SetIndex(), setsWatermark: ServerTime? = nil
     ) {
@@ -51,9 +52,9 @@ public final class PipelineContext: Sendable {
         queue = WorkQueue(retry: settings.jobRetry)
         self.metrics = metrics
         self.logger = logger
-        self.sets = sets
+        self.sets = settings.publishes ? sets : nil
         follower = SnapshotFollower(
-            population: population, sets: settings.publishes ? sets : nil, watermark: watermark, setsWatermark: setsWatermark,
+            population: population, sets: self.sets, watermark: watermark, setsWatermark: setsWatermark,
             overlap: settings.snapshotOverlap, logger: logger)
         activity = WorkerActivity(workers: settings.workers)
         let host = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "host"

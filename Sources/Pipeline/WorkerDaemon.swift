@@ -18,7 +18,7 @@ public enum WorkerDaemon {
     ///
     /// Blocking: call it from a dedicated thread (`runOnThread`).
     public static func bootstrap(
-        mysql: MariaDBConnection.Configuration, queue: QueueAddress, settings: PipelineSettings, metrics: KindredMetrics,
+        mysql: MariaDBConnection.Configuration, queue: QueueAddress?, settings: PipelineSettings, metrics: KindredMetrics,
         logger: Logger, scoreConfiguration: ScoreStore.Configuration = ScoreStore.Configuration(),
         managerConfiguration: ShardConnectionManager.Configuration = ShardConnectionManager.Configuration(),
         startupTimeout: Duration = .seconds(60)
@@ -47,19 +47,45 @@ public enum WorkerDaemon {
             sets.apply(records.records)
             setsWatermark = records.watermark
         }
-        let shards = try session.shards.list()
-        if shards.isEmpty { logger.warning("no shard configured yet: add one with `kindred shards add redis://HOST:PORT`") }
-        let manager = ShardConnectionManager(
-            shards: shards.map { ShardEndpoint(id: $0.id, address: $0.address.url, isCluster: $0.address.isCluster) },
-            configuration: managerConfiguration)
-        manager.startIdleReaper()
-        let scores = ScoreStore(manager: manager, configuration: scoreConfiguration)
+        let scores = try scoreStore(
+            session, logger: logger, configuration: scoreConfiguration, managerConfiguration: managerConfiguration)
         let directory = ShardDirectory(retry: settings.mysqlRetry)
         let context = PipelineContext(
             mysql: mysql, queueAddress: queue, settings: settings, survey: survey, population: SharedPopulation(population),
             scores: scores, directory: directory, metrics: metrics, logger: logger, watermark: watermark, sets: sets,
             setsWatermark: setsWatermark)
         return (context, watermark)
+    }
+
+    /// The score store over the shards the catalog lists, its connection
+    /// manager's idle reaper started. Blocking (one MySQL read).
+    public static func scoreStore(
+        _ session: StoreSession, logger: Logger, configuration: ScoreStore.Configuration = ScoreStore.Configuration(),
+        managerConfiguration: ShardConnectionManager.Configuration = ShardConnectionManager.Configuration()
+    ) throws -> ScoreStore {
+        let shards = try session.shards.list()
+        if shards.isEmpty { logger.warning("no shard configured yet: add one with `kindred shards add redis://HOST:PORT`") }
+        let manager = ShardConnectionManager(
+            shards: shards.map { ShardEndpoint(id: $0.id, address: $0.address.url, isCluster: $0.address.isCluster) },
+            configuration: managerConfiguration)
+        manager.startIdleReaper()
+        return ScoreStore(manager: manager, configuration: configuration)
+    }
+
+    /// Connects a store session at start, waiting up to `startupTimeout` for
+    /// MySQL (each retry logged), and checks the schema is up to date.
+    /// Blocking: call it from a dedicated thread.
+    public static func connectAtStart(
+        _ store: StoreConfiguration, logger: Logger, startupTimeout: Duration = .seconds(60)
+    ) throws -> StoreSession {
+        let session = try StoreSession.connect(store, waitingUpTo: startupTimeout, onRetry: logStartupRetry(logger))
+        do {
+            try session.requireUpToDate()
+        } catch {
+            session.close()
+            throw error
+        }
+        return session
     }
 
     /// A worker process's services, in start order; the `ServiceGroup`
@@ -90,7 +116,7 @@ public enum WorkerDaemon {
     }
 
     /// Logs each failed attempt to reach MySQL at start.
-    static func logStartupRetry(_ logger: Logger) -> (RetryEvent) -> Void {
+    public static func logStartupRetry(_ logger: Logger) -> (RetryEvent) -> Void {
         { event in
             logger.warning(
                 "MySQL unreachable at start: retrying", metadata: ["error": "\(event.error)", "retry_in_ms": .milliseconds(event.delay)])

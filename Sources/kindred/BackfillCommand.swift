@@ -12,47 +12,6 @@ import WorkQueue
 import ServiceLifecycle
 import UnixSignals
 
-/// Options `kindred backfill` and `kindred evict` share.
-struct RunOptions: ParsableArguments {
-    @Option(help: "The instant windows are measured from: YYYY-MM-DD (midnight UTC) or an RFC 3339 UTC timestamp (default: now). Kept by the checkpoint: a resumed run uses its own.")
-    var now: String?
-
-    @Option(help: "Members per second at most, so a live site is not starved (default: no cap).")
-    var rate: Double?
-
-    @Flag(name: .customLong("dry-run"), help: "Print what would be done (counts per shard, estimated memory) and change nothing.")
-    var dryRun = false
-
-    @Flag(help: "Abandon the unfinished run of the same selection and start over.")
-    var restart = false
-
-    @Option(name: .customLong("progress-every"), help: "Seconds between plain progress lines when standard error is not a terminal.")
-    var progressEvery: Double = 5
-
-    func validate() throws {
-        if let rate, !(rate > 0 && rate <= 1_000_000) { throw ValidationError("--rate must be a positive number of members per second") }
-        guard progressEvery > 0 else { throw ValidationError("--progress-every must be positive") }
-        if let now { _ = try instant(now, option: "--now") }
-    }
-
-    /// The run's `now`, Unix seconds (the clock when not given).
-    func nowSeconds() throws -> (Int64, explicit: Int64?) {
-        if let now {
-            let seconds = try instant(now, option: "--now")
-            return (seconds, seconds)
-        }
-        return (Int64(Date().timeIntervalSince1970), nil)
-    }
-}
-
-func duration(_ text: String, option: String) throws -> Int64 {
-    do { return try RunText.seconds(in: text) } catch { throw ValidationError("\(option): \(error)") }
-}
-
-func instant(_ text: String, option: String) throws -> Int64 {
-    do { return try RunText.instant(text) } catch { throw ValidationError("\(option): \(error)") }
-}
-
 struct BackfillCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "backfill",
@@ -125,8 +84,11 @@ struct BackfillCommand: AsyncParsableCommand {
         let configuration = try await configOptions.load()
         let logger = try log.logger("kindred.backfill", configuration: configuration, defaultLevel: .warning)
         let mysql = try mysqlConfiguration(configuration)
-        // The in-process pool never touches the queue; its address is only needed with --via-queue.
-        let queue = viaQueue ? try queueAddress(configuration) : (try? queueAddress(configuration)) ?? QueueAddress(RedisURL(host: "127.0.0.1", port: 6379))
+        // --via-queue needs the queue; in process it only takes the sets that fell below N for repair, when one is configured.
+        let queue = viaQueue ? try queueAddress(configuration) : try optionalQueueAddress(configuration)
+        if queue == nil {
+            printError("no queue configured (KINDRED_QUEUE): sets that fall below N will not be queued for repair")
+        }
         let (now, explicitNow) = try run.nowSeconds()
         let threads = try concurrency ?? configuration.integer("workers", default: ProcessInfo.processInfo.activeProcessorCount)
         var settings = PipelineSettings(scoring: try scoring.apply(to: configuration.scoring), workers: threads)
@@ -141,77 +103,27 @@ struct BackfillCommand: AsyncParsableCommand {
         let finalSettings = settings
         let finalOptions = options
         let report = try await runWithSignals(logger: logger, progressEvery: run.progressEvery) { display in
-            let (context, watermark) = try WorkerDaemon.bootstrap(
+            display(.message("loading the member snapshot..."))
+            let (context, _) = try WorkerDaemon.bootstrap(
                 mysql: mysql, queue: queue, settings: finalSettings, metrics: metrics, logger: logger)
-            return (context, watermark, { context, stop in
+            return RunStart(refresher: Maintenance.refresher(context)) { stop in
                 try Backfill(context: context, options: finalOptions, phases: phases).run(stop: stop) { display($0) }
-            })
+            }
         }
         try finish(report, noun: viaQueue ? "queued" : "rebuilt")
     }
 }
 
-struct EvictCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "evict",
-        abstract: "Drop the sets of members dormant for a given time, release their shard and forget their generation.",
-        discussion: """
-            --dormant-for D selects members with last_active < now - D (exclusive) and members never active, \
-            who hold a set or a shard. Each is re-checked inside a MySQL transaction (a member who logged in \
-            meanwhile is skipped), then their set is removed from its shard. The repair sweep leaves evicted \
-            members alone until they are active again; a login (enqueue) or a read rebuilds their set on \
-            demand. Resumable like backfill (checkpoint in MySQL, --restart); Ctrl-C finishes the batch in \
-            flight. Exit status: 0 done; 1 some members failed; 130 interrupted.
-            """
-    )
-
-    @Option(name: .customLong("dormant-for"), help: "Evict members not active for this long (e.g. 180d), and members never active.")
-    var dormantFor: String
-
-    @OptionGroup var run: RunOptions
-    @OptionGroup var configOptions: ConfigOptions
-    @OptionGroup var log: LogOptions
-
-    func validate() throws {
-        _ = try duration(dormantFor, option: "--dormant-for")
-    }
-
-    func run() async throws {
-        let configuration = try await configOptions.load()
-        let logger = try log.logger("kindred.evict", configuration: configuration, defaultLevel: .warning)
-        let mysql = try mysqlConfiguration(configuration)
-        let queue = (try? queueAddress(configuration)) ?? QueueAddress(RedisURL(host: "127.0.0.1", port: 6379))
-        let (now, explicitNow) = try run.nowSeconds()
-        var settings = PipelineSettings(scoring: configuration.scoring, workers: 1)
-        settings.publishes = false
-        settings.mysqlRetry = RetryPolicy(giveUpAfter: .seconds(5))
-        var options = Evict.Options(
-            selection: RunSelection(dormantFor: try duration(dormantFor, option: "--dormant-for"), explicitNow: explicitNow),
-            now: now, rate: run.rate)
-        options.dryRun = run.dryRun
-        options.restart = run.restart
-        let finalSettings = settings
-        let finalOptions = options
-        let report = try await runWithSignals(logger: logger, progressEvery: run.progressEvery) { display in
-            let (context, watermark) = try WorkerDaemon.bootstrap(
-                mysql: mysql, queue: queue, settings: finalSettings, metrics: KindredMetrics(factory: PhaseTotals()),
-                logger: logger)
-            return (context, watermark, { context, stop in
-                try Evict(context: context, options: finalOptions).run(stop: stop) { display($0) }
-            })
-        }
-        try finish(report, noun: "evicted")
-    }
+/// What a run command hands ``runWithSignals(logger:progressEvery:_:)``
+/// once it has assembled its parts: the service that keeps its snapshot
+/// fresh while it runs (none when it reads no snapshot), and the run itself.
+struct RunStart {
+    var refresher: ThreadsService?
+    var body: (StopSignal) throws -> RunReport
 }
 
-/// What a run command hands ``runWithSignals(logger:progressEvery:_:)``:
-/// the context and snapshot watermark it bootstrapped, and the run itself.
-typealias RunStart = (
-    PipelineContext, SnapshotWatermark, (PipelineContext, StopSignal) throws -> RunReport
-)
-
-/// Runs a backfill or an evict: bootstraps on a thread of its own, keeps
-/// the snapshot fresh meanwhile, turns the first SIGINT/SIGTERM into a
+/// Runs a backfill or an evict: assembles it on a thread of its own, keeps
+/// its snapshot (if any) fresh meanwhile, turns the first SIGINT/SIGTERM into a
 /// graceful stop (the second exits at once), shows progress, and returns
 /// the report.
 func runWithSignals(
@@ -261,11 +173,10 @@ private func run(
                     case .finalProgress(let status): display.update(force: true) { describe(status, bar: $0) }
                     }
                 }
-                display.message("loading the member snapshot...")
-                let (context, _, body) = try start(show)
-                box.start(Maintenance.refresher(context))
+                let start = try start(show)
+                if let refresher = start.refresher { box.start(refresher) }
                 defer { box.stop() }
-                return try body(context, stop)
+                return try start.body(stop)
             }
         }
         defer { group.cancelAll() }
@@ -274,7 +185,7 @@ private func run(
     }
 }
 
-/// The snapshot refresher, started once the context exists and stopped
+/// The snapshot refresher, started once the run is assembled and stopped
 /// with the run.
 final class RefresherBox: Sendable {
     private let task = Mutex<Task<Void, any Error>?>(nil)
@@ -332,21 +243,4 @@ func finish(_ report: RunReport, noun: String) throws {
         throw ExitCode(130)
     }
     if counts.failed > 0 { throw ExitCode(1) }
-}
-
-/// Member ids from a file, one per line; blank lines and `#` comments skipped.
-func readIDs(_ path: String) throws -> [MemberID] {
-    let text: String
-    do { text = try String(contentsOfFile: path, encoding: .utf8) } catch { throw ValidationError("--ids: cannot read \(path): \(error.localizedDescription)") }
-    var ids: [MemberID] = []
-    for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-        let trimmed = line.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first?
-            .trimmingCharacters(in: .whitespaces) ?? ""
-        if trimmed.isEmpty { continue }
-        guard let id = MemberID(trimmed), id > 0 else {
-            throw ValidationError("--ids: line \(index + 1) of \(path) is not a member id (a positive integer below 2^32)")
-        }
-        ids.append(id)
-    }
-    return ids
 }

@@ -33,7 +33,10 @@ struct BackfillTests {
         var options = Evict.Options(selection: RunSelection(dormantFor: days * day), now: asOf)
         options.dryRun = dryRun
         options.progressInterval = .milliseconds(50)
-        return try Evict(context: context, options: options).run(stop: StopSignal()) { _ in }
+        return try Evict(
+            store: context.sessions.store, scores: context.scores, mysqlPauseLimit: context.settings.mysqlPauseLimit,
+            logger: context.logger, directory: context.directory, options: options
+        ).run(stop: StopSignal()) { _ in }
     }
 
     /// Each member's last_active as MySQL has it.

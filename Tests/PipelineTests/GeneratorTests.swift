@@ -28,7 +28,7 @@ struct GeneratorTests {
                 // Watched, so that a placement that finds the pair as it is
                 // says so (unchanged): in a set no reader watches, it reads
                 // as an update (the script saves the HGET).
-                let shard = try #require(context.sets.entry(of: member.id)?.shard)
+                let shard = try #require(context.sets?.entry(of: member.id)?.shard)
                 _ = try context.scores.readMeta(member.id, shard: shard, since: nil, watch: true)
                 for kind in [ScoreStore.PlacementOutcome.entered, .updated, .removed, .stale, .legacy] {
                     changed += outcome.publication.count(kind)
@@ -73,7 +73,7 @@ struct GeneratorTests {
             for member in installation.members {
                 let size = configuration.writtenSize(forLimit: 8, member: member.id)
                 #expect((8 + 16...largest).contains(size))
-                let shard = try #require(context.sets.entry(of: member.id)?.shard)
+                let shard = try #require(context.sets?.entry(of: member.id)?.shard)
                 let set = try #require(try written.readSet(member.id, shard: shard, cutToLimit: false))
                 let ranking = try #require(ranked[member.id])
                 #expect(set.matches == Array(ranking.prefix(size)), "member \(member.id)")

@@ -79,7 +79,11 @@ public final class Backfill {
     ///   store error that outlasted the retries.
     public func run(stop: StopSignal, onEvent: @escaping (RunEvent) -> Void) throws -> RunReport {
         let started = ContinuousClock.now
-        let database = RunSession(context: context, onEvent: onEvent)
+        if options.viaQueue && context.sessions.queue == nil {
+            throw RunRefusal(
+                .configuration, "--via-queue needs the queue's address: set KINDRED_QUEUE (or \"queue\" in the config file)")
+        }
+        let database = RunSession(store: context.sessions.store, logger: context.logger, onEvent: onEvent)
         defer { database.close() }
         let command = options.command
         let key = options.selection.key
@@ -125,7 +129,8 @@ public final class Backfill {
             let rebuild = rebuild(shared, stop: stop, run: run, database: database, onEvent: onEvent)
             notes.append(
                 "catch-up: \(rebuild.catchUp) placement(s) of members who changed while their set was written; "
-                    + "\(rebuild.queued.count) set(s) that fell below N queued for repair")
+                    + "\(rebuild.queued.count) set(s) that fell below N "
+                    + (context.sessions.queue == nil ? "(not queued for repair: no queue configured)" : "queued for repair"))
         }
         let progress = try database.endSession(of: run, follower: follower(run, database), shared: shared)
         if !options.viaQueue {
@@ -173,7 +178,11 @@ public final class Backfill {
         }
         follower(run, database).follow(shared, stop: stop, onEvent: onEvent) { ThreadHandle.join(threads, timeout: $0) }
         let (catchUp, rebuild) = totals.total
-        if !rebuild.isEmpty {
+        if !rebuild.isEmpty && context.sessions.queue == nil {
+            onEvent(.message(
+                "no queue configured (KINDRED_QUEUE): \(rebuild.count) set(s) that need a rebuild were not queued for repair "
+                    + "(the worker's set audit finds them; or run the backfill again)"))
+        } else if !rebuild.isEmpty {
             do {
                 let session = context.sessions.thread(.task)
                 defer { session.close() }

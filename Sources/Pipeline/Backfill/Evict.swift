@@ -22,7 +22,7 @@ import ScoreStore
 /// Resumable like ``Backfill``: the run's checkpoint is in MySQL; an
 /// eviction whose removal the shard never confirmed (stopped in between, or
 /// the shard was down) is finished by the next evict.
-public final class Evict {
+public final class Evict: Sendable {
     public struct Options: Sendable {
         /// Only `dormantFor` (required).
         public var selection: RunSelection
@@ -43,16 +43,34 @@ public final class Evict {
         }
     }
 
-    public let context: PipelineContext
+    /// How each of the run's threads reaches MySQL (its own session each).
+    public let store: StoreConfiguration
+    /// The score store the sets are removed from (its layout sizes the plan).
+    public let scores: ScoreStore
+    /// How long a thread waits out MySQL being unreachable before it fails a batch.
+    public let mysqlPauseLimit: Duration
+    /// This process's shard directory cache, when it keeps one (a web or
+    /// worker process in tests); evicted members are forgotten in it.
+    public let directory: ShardDirectory?
+    public let logger: Logger
     public let options: Options
     static let command = "evict"
 
-    public init(context: PipelineContext, options: Options) {
+    /// An evict needs no snapshot, survey, queue or metrics: only MySQL
+    /// sessions and the score store.
+    public init(
+        store: StoreConfiguration, scores: ScoreStore, mysqlPauseLimit: Duration, logger: Logger,
+        directory: ShardDirectory? = nil, options: Options
+    ) {
         precondition(options.selection.dormantFor != nil && options.selection.activeWithin == nil
             && options.selection.since == nil && options.selection.ids == nil && !options.selection.all,
             "evict selects by --dormant-for only")
         precondition((1...EvictionStore.chunkSize).contains(options.batchSize))
-        self.context = context
+        self.store = store
+        self.scores = scores
+        self.mysqlPauseLimit = mysqlPauseLimit
+        self.directory = directory
+        self.logger = logger
         self.options = options
     }
 
@@ -69,7 +87,7 @@ public final class Evict {
     /// Plans, then evicts (or, dry, only reports). Blocking.
     public func run(stop: StopSignal, onEvent: @escaping (RunEvent) -> Void) throws -> RunReport {
         let started = ContinuousClock.now
-        let database = RunSession(context: context, onEvent: onEvent)
+        let database = RunSession(store: store, logger: logger, onEvent: onEvent)
         defer { database.close() }
         let key = options.selection.key
         let open = try database.claimRun(
@@ -111,7 +129,7 @@ public final class Evict {
         let follower = RunFollower(
             run: run, database: database, checkpointInterval: options.checkpointInterval,
             progressInterval: options.progressInterval)
-        let worker = EvictWorker(context: context, options: options, runID: run.id, cutoff: cutoff, unfinished: plan.unfinished)
+        let worker = EvictWorker(evict: self, runID: run.id, cutoff: cutoff, unfinished: plan.unfinished)
         let thread = startThread(name: "evict") { worker.run(shared, stop: stop) }
         follower.follow(shared, stop: stop, onEvent: onEvent) { thread.join(timeout: $0) }
         let progress = try database.endSession(of: run, follower: follower, shared: shared)
@@ -130,7 +148,7 @@ public final class Evict {
     func makePlan(_ selection: MemberSelection, after checkpoint: MemberID, in session: StoreSession) throws -> Plan {
         var plan = Plan()
         let repository = session.members
-        let layout = context.scores.configuration.layout
+        let layout = scores.configuration.layout
         let largest = try repository.largestID()
         var after = checkpoint
         while true {
@@ -174,16 +192,16 @@ public final class Evict {
 
 /// The evicting thread: batches of members, MySQL first, then the shards.
 struct EvictWorker {
-    let context: PipelineContext
-    let options: Evict.Options
+    let evict: Evict
+    var options: Evict.Options { evict.options }
     let runID: UInt32
     let cutoff: Int64
     let unfinished: [MemberID: Eviction]
 
     func run(_ shared: SharedProgress, stop: StopSignal) {
         let limiter = RateLimiter(rate: options.rate)
-        let logger = context.logger
-        let database = RunSession(context: context) { event in
+        let logger = evict.logger
+        let database = RunSession(store: evict.store, logger: logger) { event in
             if case .message(let text) = event { logger.warning("\(text)") }
         }
         defer { database.close() }
@@ -198,7 +216,7 @@ struct EvictWorker {
             let fresh = batch.filter { unfinished[$0] == nil }
             let evicted: [Eviction]
             do {
-                guard let result = try whileMySQLDown(database, stop: stop, limit: context.settings.mysqlPauseLimit, logger: logger, {
+                guard let result = try whileMySQLDown(database, stop: stop, limit: evict.mysqlPauseLimit, logger: logger, {
                     try $0.evictions.evict(fresh, dormantBefore: cutoff, evictedAt: unixNow(), run: runID)
                 }) else {
                     for id in batch { shared.giveBack(id) }
@@ -211,13 +229,15 @@ struct EvictWorker {
             }
             let evictedIDs = Set(evicted.map(\.member))
             for id in fresh where !evictedIDs.contains(id) { shared.finish(id, .skipped) }
-            for eviction in evicted { context.directory.forget(eviction.member) }
+            if let directory = evict.directory {
+                for eviction in evicted { directory.forget(eviction.member) }
+            }
             let toClear = evicted + batch.compactMap { unfinished[$0] }
             let failures = removeSets(toClear, stop: stop)
             let cleared = toClear.map(\.member).filter { failures[$0] == nil }
             if !cleared.isEmpty {
                 do {
-                    _ = try whileMySQLDown(database, stop: stop, limit: context.settings.mysqlPauseLimit, logger: logger) {
+                    _ = try whileMySQLDown(database, stop: stop, limit: evict.mysqlPauseLimit, logger: logger) {
                         try $0.evictions.markCleared(cleared)
                     }
                 } catch {
@@ -242,7 +262,7 @@ struct EvictWorker {
             var backoff = Backoff(BackoffPolicy(initialDelay: .milliseconds(200), multiplier: 4, maxAttempts: 3))
             while true {
                 do {
-                    try context.scores.removeSets(members, shard: shard)
+                    try evict.scores.removeSets(members, shard: shard)
                     break
                 } catch {
                     guard let delay = backoff.next(), !stop.wait(delay) else {

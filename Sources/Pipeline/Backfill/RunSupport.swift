@@ -56,6 +56,8 @@ public struct RunRefusal: Error, Sendable, CustomStringConvertible {
         case busy
         /// The selection is not usable.
         case selection
+        /// A setting the run needs is missing (`--via-queue` without a queue).
+        case configuration
     }
 
     public let kind: Kind
@@ -120,14 +122,16 @@ final class RunSession {
         case lost(RunRefusal)
     }
 
-    private let context: PipelineContext
+    private let store: StoreConfiguration
+    private let logger: Logger
     private var session: StoreSession?
     private var lock: LockState = .none
     let onEvent: (RunEvent) -> Void
 
     /// `onEvent` hears of each retry (called on this connection's thread).
-    init(context: PipelineContext, onEvent: @escaping (RunEvent) -> Void) {
-        self.context = context
+    init(store: StoreConfiguration, logger: Logger, onEvent: @escaping (RunEvent) -> Void) {
+        self.store = store
+        self.logger = logger
         self.onEvent = onEvent
     }
 
@@ -181,7 +185,7 @@ final class RunSession {
     private func current(policy: RetryPolicy) throws -> StoreSession {
         if let session { return session }
         let made = try StoreSession.connect(
-            context.sessions.store, waitingUpTo: policy.giveUpAfter, onRetry: WorkerDaemon.logStartupRetry(context.logger))
+            store, waitingUpTo: policy.giveUpAfter, onRetry: WorkerDaemon.logStartupRetry(logger))
         session = made
         return made
     }

@@ -1,0 +1,64 @@
+import ArgumentParser
+import Foundation
+import KindredConfig
+import KindredSupport
+import Logging
+import MemberStore
+import Pipeline
+import RedisClient
+import Scoring
+
+struct EvictCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "evict",
+        abstract: "Drop the sets of members dormant for a given time, release their shard and forget their generation.",
+        discussion: """
+            --dormant-for D selects members with last_active < now - D (exclusive) and members never active, \
+            who hold a set or a shard. Each is re-checked inside a MySQL transaction (a member who logged in \
+            meanwhile is skipped), then their set is removed from its shard. The repair sweep leaves evicted \
+            members alone until they are active again; a login (enqueue) or a read rebuilds their set on \
+            demand. Resumable like backfill (checkpoint in MySQL, --restart); Ctrl-C finishes the batch in \
+            flight. Exit status: 0 done; 1 some members failed; 130 interrupted.
+            """
+    )
+
+    @Option(name: .customLong("dormant-for"), help: "Evict members not active for this long (e.g. 180d), and members never active.")
+    var dormantFor: String
+
+    @OptionGroup var run: RunOptions
+    @OptionGroup var configOptions: ConfigOptions
+    @OptionGroup var log: LogOptions
+
+    func validate() throws {
+        _ = try duration(dormantFor, option: "--dormant-for")
+    }
+
+    func run() async throws {
+        let configuration = try await configOptions.load()
+        let logger = try log.logger("kindred.evict", configuration: configuration, defaultLevel: .warning)
+        let mysql = try mysqlConfiguration(configuration)
+        let (now, explicitNow) = try run.nowSeconds()
+        let pauseLimit = PipelineSettings(workers: 1).mysqlPauseLimit
+        var options = Evict.Options(
+            selection: RunSelection(dormantFor: try duration(dormantFor, option: "--dormant-for"), explicitNow: explicitNow),
+            now: now, rate: run.rate)
+        options.dryRun = run.dryRun
+        options.restart = run.restart
+        let finalOptions = options
+        let report = try await runWithSignals(logger: logger, progressEvery: run.progressEvery) { display in
+            // An evict reads no snapshot and no queue: MySQL sessions and the score store are all it assembles.
+            RedisClient.ignoreSIGPIPE()
+            var store = StoreConfiguration(mysql: mysql, retry: RetryPolicy(giveUpAfter: .seconds(5)))
+            let session = try WorkerDaemon.connectAtStart(store, logger: logger)
+            defer { session.close() }
+            guard let survey = try session.storedSurvey() else {
+                throw MemberStoreError(.noSurvey, "no survey stored yet: run `kindred import` first")
+            }
+            store.survey = survey
+            let scores = try WorkerDaemon.scoreStore(session, logger: logger)
+            let evict = Evict(store: store, scores: scores, mysqlPauseLimit: pauseLimit, logger: logger, options: finalOptions)
+            return RunStart(refresher: nil) { stop in try evict.run(stop: stop) { display($0) } }
+        }
+        try finish(report, noun: "evicted")
+    }
+}
