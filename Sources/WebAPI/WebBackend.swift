@@ -12,124 +12,6 @@ import ScoreStore
 import Synchronization
 import WorkQueue
 
-/// The web backend's settings.
-public struct WebSettings: Sendable {
-    /// The score store as the web backend uses it: a cluster shard's
-    /// operation that a dead master holds up is retried for 1 s at most
-    /// (a read then answers 503 with `Retry-After` while the replica takes
-    /// over, instead of waiting out the worker's 10 s budget); a moved slot
-    /// is still followed at once.
-    public static var scoreStore: ScoreStore.Configuration {
-        var configuration = ScoreStore.Configuration()
-        configuration.clusterRouting.retryBudget = .seconds(1)
-        return configuration
-    }
-
-    /// Threads for the short blocking calls of requests (Redis and MySQL round trips).
-    public var ioThreads = 8
-    /// Threads that serve pages of cached sets to batches of requests (one
-    /// round trip per shard and one to the queue's Redis per batch).
-    public var readThreads = 2
-    /// The most requests one batch serves.
-    public var readBatch = 64
-    /// Threads that regenerate sets on the spot (each a scan of the whole
-    /// population): few, so a burst of dormant members cannot starve reads.
-    public var generationThreads = 2
-    /// The largest page a client may ask for.
-    public var maxPageSize = 500
-    /// Sets kept in the in-process ranked cache. A cached set that
-    /// placements changed is brought up to date from its change log, so
-    /// every page is exact to the meta read for it.
-    public var cachedSets = 2_000
-    /// `Retry-After` on a 503.
-    public var retryAfterSeconds = 5
-    /// MySQL retry budget of one request (the worker waits longer).
-    public var mysqlRetry = RetryPolicy(initialDelay: .milliseconds(50), maximumDelay: .milliseconds(500), giveUpAfter: .seconds(2))
-    /// The largest member document `PUT` accepts.
-    public var maxBodyBytes = 1 << 20
-
-    public init() {}
-}
-
-/// One page of a member's ranked matches.
-public struct MatchesPage: Sendable, Equatable {
-    public var member: MemberID
-    /// Matches in the member's set (deleted members left out).
-    public var total: Int
-    public var offset: Int
-    public var limit: Int
-    /// Unix seconds of the set's last whole write.
-    public var generatedAt: Int64
-    /// True when the set was missing or stale and this request regenerated it.
-    public var regenerated: Bool
-    public var matches: [Match]
-}
-
-/// A pair's score, or the rule that excludes the pair.
-public struct PairScoreResult: Sendable, Equatable {
-    public var member: MemberID
-    public var other: MemberID
-    public var outcome: PairOutcome
-}
-
-/// What `POST /login` did.
-public enum LoginOutcome: String, Sendable {
-    /// The member's set is there and current.
-    case current
-    /// The member had no set (or a stale one): a shard is assigned and an
-    /// interactive rebuild is queued.
-    case rebuildQueued = "rebuild_queued"
-}
-
-/// Dependency health for `/healthz` and `/readyz`.
-///
-/// *Ready* (take traffic): MySQL answers or the directory cache holds
-/// members (their sets can be read without MySQL), the population snapshot
-/// is loaded (always, once the server listens: it is loaded before), and
-/// at least one shard answers. *Healthy*: every dependency answers. Ready
-/// but not healthy is *degraded*: a shard or the queue down costs some
-/// requests a 503, and pulling the instance would cost all of them.
-public struct HealthReport: Sendable {
-    public var mysql: String
-    public var queue: String
-    public var shards: [(id: UInt32, state: String)]
-    public var snapshotMembers: Int
-    public var snapshotAgeSeconds: Double
-    /// Members whose shard the directory cache holds.
-    public var directoryCached: Int
-    /// The population snapshot is loaded.
-    public var snapshotLoaded: Bool
-
-    public init(
-        mysql: String, queue: String, shards: [(id: UInt32, state: String)], snapshotMembers: Int, snapshotAgeSeconds: Double,
-        directoryCached: Int, snapshotLoaded: Bool
-    ) {
-        self.mysql = mysql
-        self.queue = queue
-        self.shards = shards
-        self.snapshotMembers = snapshotMembers
-        self.snapshotAgeSeconds = snapshotAgeSeconds
-        self.directoryCached = directoryCached
-        self.snapshotLoaded = snapshotLoaded
-    }
-
-    public var healthy: Bool { ready && mysql == "ok" && queue == "ok" && shards.allSatisfy { $0.state == "ok" } }
-    public var ready: Bool { notReadyReasons.isEmpty }
-    /// `ok`, `degraded` (ready, something down) or `not_ready`.
-    public var status: String { !ready ? "not_ready" : healthy ? "ok" : "degraded" }
-
-    /// Why the instance should not take traffic (empty when it should).
-    public var notReadyReasons: [String] {
-        var reasons: [String] = []
-        if mysql != "ok" && directoryCached == 0 { reasons.append("the member store is unavailable and no member's shard is cached") }
-        if !snapshotLoaded { reasons.append("the population snapshot is not loaded") }
-        if !shards.contains(where: { $0.state == "ok" }) {
-            reasons.append(shards.isEmpty ? "no shard is configured" : "no shard is reachable")
-        }
-        return reasons
-    }
-}
-
 /// The web backend's logic, independent of HTTP: every operation a route
 /// needs, run on plain threads (never on Swift's cooperative pool) with
 /// per-thread MySQL and queue connections, over the same snapshot, store
@@ -424,14 +306,11 @@ public final class WebBackend: Sendable {
             let removed = before.subtracting(after).sorted()
             if !added.isEmpty {
                 do {
-                    try thread.queueCall {
-                        try context.queue.markBlocked(member, added, now: Int64(Date().timeIntervalSince1970 * 1000), on: $0)
-                    }
+                    try deletions.markBlocked(member, added, thread)
                 } catch {
                     throw APIError.unavailable(
                         "the queue is unavailable, so a new block cannot be made visible now", retryAfter: settings.retryAfterSeconds)
                 }
-                deletions.markBlockedLocally(member, added)
             }
             do {
                 let stored = try thread.database { session -> Member? in
@@ -442,20 +321,13 @@ public final class WebBackend: Sendable {
                 // This process's snapshot sees the change at once (reads compare set stamps with it).
                 if let stored { _ = try? context.population.upsert(stored, version: AnswersVersion.of(stored, survey: survey)) }
             } catch {
-                if !added.isEmpty {
-                    try? thread.queueCall { try context.queue.unmarkBlocked(member, added, on: $0) }
-                    deletions.unmarkBlockedLocally(member, added)
-                }
+                if !added.isEmpty { deletions.unmarkBlocked(member, added, thread) }
                 throw mysqlDown(error)
             }
-            if !removed.isEmpty {
-                try? thread.queueCall { try context.queue.unmarkBlocked(member, removed, on: $0) }
-                deletions.unmarkBlockedLocally(member, removed)
-            }
+            if !removed.isEmpty { deletions.unmarkBlocked(member, removed, thread) }
             if deletions.current(thread).isDeleted(member) {
                 // A re-registration under a deleted id: it is live again.
-                try? thread.queueCall { try context.queue.unmarkDeleted(member, on: $0) }
-                deletions.unmarkLocally(member)
+                deletions.unmarkDeleted(member, thread)
             }
             do {
                 _ = try context.directory.assign(member, in: thread.session.store)
@@ -510,28 +382,21 @@ public final class WebBackend: Sendable {
     public func delete(_ member: MemberID) async throws(APIError) {
         try await onIO { [self] thread throws(APIError) in
             do {
-                try thread.queueCall {
-                    try context.queue.markDeleted(member, now: Int64(Date().timeIntervalSince1970 * 1000), on: $0)
-                }
+                try deletions.markDeleted(member, thread)
             } catch {
                 throw APIError.unavailable("the queue is unavailable, so a deletion cannot be made visible now", retryAfter: settings.retryAfterSeconds)
             }
-            deletions.markLocally(member)
             let deleted: Bool
             do {
                 deleted = try thread.database { try $0.members.delete(member) }
             } catch {
-                try? thread.queueCall { try context.queue.unmarkDeleted(member, on: $0) }
-                deletions.unmarkLocally(member)
+                deletions.unmarkDeleted(member, thread)
                 throw mysqlDown(error)
             }
             guard deleted else {
                 // Not a live member: an unknown id, or one already deleted (still marked then).
                 let stillMarked = (try? thread.database { try $0.members.isDeleted(member) }) ?? false
-                if !stillMarked {
-                    try? thread.queueCall { try context.queue.unmarkDeleted(member, on: $0) }
-                    deletions.unmarkLocally(member)
-                }
+                if !stillMarked { deletions.unmarkDeleted(member, thread) }
                 throw APIError.notFound(member)
             }
             cache.remove(member)
@@ -616,160 +481,5 @@ public final class WebBackend: Sendable {
             throw .unavailable("the server is shutting down", retryAfter: settings.retryAfterSeconds)
         }
         return try result.get()
-    }
-}
-
-/// One I/O thread's view of the process: the shared context and the
-/// thread's own ``ThreadSession`` (`.web` queue profile: short timeouts,
-/// fail fast for a second after a failure), made on the thread by the
-/// executor that runs it and closed with it.
-final class IOThread {
-    let context: PipelineContext
-    let session: ThreadSession
-
-    init(context: PipelineContext, retry: RetryPolicy) {
-        self.context = context
-        session = context.sessions.thread(.web, retry: retry)
-    }
-
-    deinit { session.close() }
-
-    /// One MySQL visit on this thread's session.
-    func database<T>(_ body: (StoreSession) throws -> T) throws -> T {
-        try session.database(body)
-    }
-
-    /// Runs `body` on this thread's queue connection. After a failure the
-    /// queue is not tried again for a second, so requests do not each wait
-    /// for a connect timeout while it is down.
-    func queueCall<T>(_ body: (QueueConnection) throws -> T) throws -> T {
-        try session.queue(body)
-    }
-
-    /// Queues an interactive rebuild of `member`; false when the queue is
-    /// unreachable (logged; the repair sweep catches up).
-    @discardableResult
-    func enqueue(_ member: MemberID) -> Bool {
-        do {
-            _ = try queueCall { try context.queue.enqueue([member], priority: .interactive, on: $0) }
-            return true
-        } catch {
-            context.logger.warning("could not queue a rebuild", metadata: ["member": "\(member)", "error": "\(error)"])
-            return false
-        }
-    }
-}
-
-/// Members' set stamps computed from the snapshot, valid while the snapshot
-/// has not been written since (its write count is the key's version).
-final class StampCache: Sendable {
-    /// The snapshot version the stamps were computed under.
-    private let state = Mutex((version: -1, stamps: [MemberID: String]()))
-
-    func stamp(of member: MemberID, version: Int) -> String? {
-        state.withLock { state in state.version == version ? state.stamps[member] : nil }
-    }
-
-    /// `member`'s stamp from the snapshot; nil when the snapshot does not hold them.
-    func snapshotStamp(of member: MemberID, _ context: PipelineContext) -> String? {
-        let survey = context.survey
-        return context.population.read(withVersion: { population, version -> String? in
-            if let stamp = self.stamp(of: member, version: version) { return stamp }
-            guard let record = population.member(member) else { return nil }
-            let stamp = String(AnswersVersion.of(record, survey: survey))
-            self.remember(member, stamp: stamp, version: version)
-            return stamp
-        })
-    }
-
-    func remember(_ member: MemberID, stamp: String, version: Int) {
-        state.withLock { state in
-            if state.version != version {
-                state.stamps.removeAll(keepingCapacity: true)
-                state.version = version
-            }
-            if state.stamps.count < 200_000 { state.stamps[member] = stamp }
-        }
-    }
-}
-
-/// A page of matches asked of the batched path.
-struct PageRequest: Sendable {
-    let member: MemberID
-    let offset: Int
-    let limit: Int
-}
-
-/// What the batched path made of a request.
-enum CachedRead: Sendable {
-    case page(MatchesPage)
-    /// The member is deleted (a 404).
-    case deleted
-    /// Not servable from the cache now (not cached, stale, missing, no known
-    /// shard, a dependency failing): the request takes the full path.
-    case fullPath
-}
-
-/// Serves pages of cached ranked sets to a batch of requests with one round
-/// trip per shard (the members' set metas with the changes since each cached
-/// copy, pipelined) and one to the queue's Redis (the deletion marks'
-/// version), both per batch: the full path's checks (the set is there,
-/// current and the one cached, or brought to it by its changes; the member
-/// and the matches are not deleted), for many requests at once.
-struct CachedPageReader: Sendable {
-    let context: PipelineContext
-    let cache: RankedSetCache
-    let deletions: DeletionFilter
-    let stamps: StampCache
-
-    func read(_ requests: [PageRequest], _ thread: IOThread) -> [CachedRead] {
-        // Asked after every request of the batch arrived: a deletion answered
-        // before any of them is seen, as on the full path.
-        let pending = deletions.begin(thread)
-        var stampOf = [String?](repeating: nil, count: requests.count)
-        var byShard: [UInt32: [Int]] = [:]
-        for (index, request) in requests.enumerated() {
-            guard let stamp = stamps.snapshotStamp(of: request.member, context),
-                let shard = context.directory.cachedShard(of: request.member)
-            else { continue }
-            stampOf[index] = stamp
-            byShard[shard, default: []].append(index)
-        }
-        var reads = [ScoreStore.MetaRead?](repeating: nil, count: requests.count)
-        var copies = [ScoreStore.SetMeta?](repeating: nil, count: requests.count)
-        var shardOf = [UInt32](repeating: 0, count: requests.count)
-        for (shard, indexes) in byShard {
-            for index in indexes { copies[index] = cache.copyMeta(requests[index].member, shard: shard) }
-            // A failure is the full path's to report (and count).
-            guard
-                // Watched: placements log these sets' changes, which bring the copies up to date.
-                let found = try? context.scores.readMetasAndChanges(
-                    indexes.map { (requests[$0].member, copies[$0]) }, shard: shard, watch: true)
-            else { continue }
-            for (index, read) in zip(indexes, found) {
-                reads[index] = read
-                shardOf[index] = shard
-            }
-        }
-        let marks = deletions.finish(pending, thread)
-        return requests.indices.map { index -> CachedRead in
-            let request = requests[index]
-            if marks.isDeleted(request.member) { return .deleted }
-            guard let meta = reads[index]?.meta, meta.stamp == stampOf[index] else { return .fullPath }
-            let ranked: [UInt64]
-            if let cached = cache.lookup(request.member, shard: shardOf[index], meta: meta, countingMiss: false) {
-                ranked = cached.ranked
-            } else if let copy = copies[index], let changes = reads[index]?.changes,
-                let applied = cache.apply(request.member, shard: shardOf[index], from: copy, to: meta, changes: changes)
-            {
-                ranked = applied
-            } else {
-                return .fullPath
-            }
-            let visible = WebBackend.visible(
-                request.member, shard: shardOf[index], meta: meta, ranked: ranked, marks: marks, cache: cache, context: context)
-            return .page(
-                WebBackend.page(request.member, visible: visible, offset: request.offset, limit: request.limit, generatedAt: meta.generatedAt))
-        }
     }
 }

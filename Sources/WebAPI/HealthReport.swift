@@ -1,0 +1,62 @@
+import CoreMetrics
+import Foundation
+import KindredSupport
+import Logging
+import MariaDBClient
+import MemberFormat
+import MemberStore
+import Pipeline
+import RedisClient
+import Scoring
+import ScoreStore
+import Synchronization
+import WorkQueue
+
+/// Dependency health for `/healthz` and `/readyz`.
+///
+/// *Ready* (take traffic): MySQL answers or the directory cache holds
+/// members (their sets can be read without MySQL), the population snapshot
+/// is loaded (always, once the server listens: it is loaded before), and
+/// at least one shard answers. *Healthy*: every dependency answers. Ready
+/// but not healthy is *degraded*: a shard or the queue down costs some
+/// requests a 503, and pulling the instance would cost all of them.
+public struct HealthReport: Sendable {
+    public var mysql: String
+    public var queue: String
+    public var shards: [(id: UInt32, state: String)]
+    public var snapshotMembers: Int
+    public var snapshotAgeSeconds: Double
+    /// Members whose shard the directory cache holds.
+    public var directoryCached: Int
+    /// The population snapshot is loaded.
+    public var snapshotLoaded: Bool
+
+    public init(
+        mysql: String, queue: String, shards: [(id: UInt32, state: String)], snapshotMembers: Int, snapshotAgeSeconds: Double,
+        directoryCached: Int, snapshotLoaded: Bool
+    ) {
+        self.mysql = mysql
+        self.queue = queue
+        self.shards = shards
+        self.snapshotMembers = snapshotMembers
+        self.snapshotAgeSeconds = snapshotAgeSeconds
+        self.directoryCached = directoryCached
+        self.snapshotLoaded = snapshotLoaded
+    }
+
+    public var healthy: Bool { ready && mysql == "ok" && queue == "ok" && shards.allSatisfy { $0.state == "ok" } }
+    public var ready: Bool { notReadyReasons.isEmpty }
+    /// `ok`, `degraded` (ready, something down) or `not_ready`.
+    public var status: String { !ready ? "not_ready" : healthy ? "ok" : "degraded" }
+
+    /// Why the instance should not take traffic (empty when it should).
+    public var notReadyReasons: [String] {
+        var reasons: [String] = []
+        if mysql != "ok" && directoryCached == 0 { reasons.append("the member store is unavailable and no member's shard is cached") }
+        if !snapshotLoaded { reasons.append("the population snapshot is not loaded") }
+        if !shards.contains(where: { $0.state == "ok" }) {
+            reasons.append(shards.isEmpty ? "no shard is configured" : "no shard is reachable")
+        }
+        return reasons
+    }
+}
