@@ -117,6 +117,19 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // The metrics endpoint: Prometheus exposition and the /metrics /livez /readyz server.
+        .target(
+            name: "MetricsEndpoint",
+            dependencies: [
+                "Pipeline", "KindredSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -128,7 +141,7 @@ let package = Package(
         .target(
             name: "WebAPI",
             dependencies: [
-                "Pipeline", "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue", "KindredSupport",
+                "Pipeline", "MetricsEndpoint", "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue", "KindredSupport",
                 "RedisClient", "MariaDBClient",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -147,7 +160,7 @@ let package = Package(
             name: "kindred",
             dependencies: [
                 "Scoring", "MemberFormat", "Synthetic", "RedisClient", "MariaDBClient", "KindredConfig",
-                "KindredSupport", "KindredLogging", "MemberStore", "ScoreStore", "WorkQueue", "Pipeline", "WebAPI",
+                "KindredSupport", "KindredLogging", "MemberStore", "ScoreStore", "WorkQueue", "Pipeline", "MetricsEndpoint", "WebAPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -215,7 +228,7 @@ let package = Package(
         .testTarget(
             name: "PipelineTests",
             dependencies: [
-                "Pipeline", "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue", "MariaDBClient",
+                "Pipeline", "MetricsEndpoint", "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue", "MariaDBClient",
                 "RedisClient", "TestSupport", "WebAPI", "Synthetic", "KindredLogging", "KindredSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

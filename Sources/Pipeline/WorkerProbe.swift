@@ -55,6 +55,12 @@ public final class WorkerProbe: @unchecked Sendable {
     }
 
     /// Checks MySQL, the queue and every shard once.
+    /// ``check()`` as the metrics endpoint's `/readyz` takes it.
+    public func readiness() -> (ready: Bool, json: String) {
+        let report = check()
+        return (report.ready, report.json)
+    }
+
     public func check() -> Report {
         lock.withLock { _ in
             let mysqlUp = pingMySQL()

@@ -5,6 +5,7 @@ import KindredSupport
 import Logging
 import MemberFormat
 import Metrics
+import MetricsEndpoint
 import Pipeline
 import Prometheus
 import Scoring

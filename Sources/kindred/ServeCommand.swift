@@ -4,6 +4,7 @@ import KindredConfig
 import KindredSupport
 import Logging
 import MemberStore
+import MetricsEndpoint
 import Pipeline
 import Prometheus
 import ScoreStore

@@ -5,6 +5,7 @@ import KindredSupport
 import Logging
 import MariaDBClient
 import MemberStore
+import MetricsEndpoint
 import Pipeline
 import Prometheus
 import RedisClient
@@ -85,7 +86,7 @@ struct WorkerCommand: AsyncParsableCommand {
         if listen != "off" {
             let (host, port) = try hostAndPort(listen, setting: "KINDRED_METRICS")
             metricsServer = MetricsServer.make(
-                registry: registry, host: host, port: port, logger: logger, probe: WorkerProbe(context: context),
+                registry: registry, host: host, port: port, logger: logger, probe: { [probe = WorkerProbe(context: context)] in probe.readiness() },
                 onServerRunning: { port in
                     logger.info("metrics", metadata: ["address": "http://\(host):\(port)/metrics"])
                 })

@@ -3,6 +3,7 @@ import Logging
 import MariaDBClient
 import MemberFormat
 @_spi(Testing) import MemberStore
+import MetricsEndpoint
 import Pipeline
 import Prometheus
 import RedisClient

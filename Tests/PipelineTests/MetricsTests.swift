@@ -1,6 +1,7 @@
 import CoreMetrics
 import Foundation
 import KindredSupport
+import MetricsEndpoint
 import Pipeline
 import Scoring
 import Prometheus

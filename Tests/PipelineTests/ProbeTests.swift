@@ -3,6 +3,7 @@ import Hummingbird
 import Logging
 import MariaDBClient
 @_spi(Testing) import MemberStore
+import MetricsEndpoint
 import Pipeline
 import Prometheus
 import Scoring
@@ -247,7 +248,7 @@ struct ProbeTests {
         let (context, _) = try await onThread { try installation.context(registry: registry) }
         let (portStream, portContinuation) = AsyncStream.makeStream(of: Int.self)
         let server = MetricsServer.make(
-            registry: registry, host: "127.0.0.1", port: 0, logger: context.logger, probe: WorkerProbe(context: context),
+            registry: registry, host: "127.0.0.1", port: 0, logger: context.logger, probe: { [probe = WorkerProbe(context: context)] in probe.readiness() },
             onServerRunning: { portContinuation.yield($0) })
         let group = ServiceGroup(configuration: .init(services: [.init(service: server)], logger: context.logger))
         try await withThrowingTaskGroup(of: Void.self) { tasks in

@@ -1,7 +1,6 @@
 import Foundation
 import Hummingbird
 import KindredSupport
-import MemberStore
 import Prometheus
 
 #if canImport(Glibc)

@@ -2,7 +2,6 @@ import Foundation
 import Hummingbird
 import KindredSupport
 import Logging
-import MemberStore
 import Prometheus
 import ServiceLifecycle
 
@@ -12,12 +11,13 @@ import ServiceLifecycle
 /// - `GET /metrics`: the Prometheus text (``MetricsExposition``).
 /// - `GET /livez`: 200 while the process serves (it checks nothing else).
 /// - `GET /readyz`: 200 when the worker can take and finish jobs (MySQL and
-///   the queue answer), else 503; a JSON body with each dependency
-///   (``WorkerProbe``). Without a probe, 200.
+///   the queue answer), else 503; a JSON body with each dependency (the
+///   `probe`'s, e.g. the worker's `WorkerProbe`, run on a thread of its own
+///   since it blocks). Without a probe, 200.
 /// - `GET /healthz`: `ok`, kept for the probes configured before `/livez`.
 public enum MetricsServer {
     public static func make(
-        registry: PrometheusCollectorRegistry, host: String, port: Int, logger: Logger, probe: WorkerProbe? = nil,
+        registry: PrometheusCollectorRegistry, host: String, port: Int, logger: Logger, probe: (@Sendable () -> (ready: Bool, json: String))? = nil,
         onServerRunning: (@Sendable (Int) async -> Void)? = nil
     ) -> any Service {
         let exposition = MetricsExposition(registry: registry)
@@ -27,7 +27,7 @@ public enum MetricsServer {
         router.get("/livez") { _, _ -> Response in json("{\"status\":\"ok\"}\n", status: .ok) }
         router.get("/readyz") { _, _ -> Response in
             guard let probe else { return json("{\"status\":\"ready\"}\n", status: .ok) }
-            let report = try await runOnThread(name: "kindred-probe") { probe.check() }
+            let report = try await runOnThread(name: "kindred-probe") { probe() }
             return json(report.json, status: report.ready ? .ok : .serviceUnavailable)
         }
         return Application(
