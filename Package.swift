@@ -122,6 +122,18 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // The runs: backfill and evict.
+        .target(
+            name: "KindredRuns",
+            dependencies: [
+                "Pipeline", "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue", "KindredSupport", "KindredLogging",
+                "RedisClient", "MariaDBClient",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // The metrics endpoint: Prometheus exposition and the /metrics /livez /readyz server.
         .target(
             name: "MetricsEndpoint",
@@ -160,7 +172,7 @@ let package = Package(
             name: "kindred",
             dependencies: [
                 "Scoring", "MemberFormat", "Synthetic", "RedisClient", "MariaDBClient", "KindredConfig",
-                "KindredSupport", "KindredLogging", "MemberStore", "ScoreStore", "WorkQueue", "Pipeline", "MetricsEndpoint", "WebAPI",
+                "KindredSupport", "KindredLogging", "MemberStore", "ScoreStore", "WorkQueue", "Pipeline", "KindredRuns", "MetricsEndpoint", "WebAPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -228,8 +240,8 @@ let package = Package(
         .testTarget(
             name: "PipelineTests",
             dependencies: [
-                "Pipeline", "MetricsEndpoint", "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue", "MariaDBClient",
-                "RedisClient", "TestSupport", "WebAPI", "Synthetic", "KindredLogging", "KindredSupport",
+                "Pipeline", "KindredRuns", "MetricsEndpoint", "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue",
+                "MariaDBClient", "RedisClient", "TestSupport", "WebAPI", "Synthetic", "KindredLogging", "KindredSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

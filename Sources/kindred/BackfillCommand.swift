@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KindredConfig
+import KindredRuns
 import KindredSupport
 import Logging
 import MemberStore

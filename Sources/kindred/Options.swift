@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import KindredConfig
 import KindredLogging
+import KindredRuns
 import Logging
 import MariaDBClient
 import Pipeline

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KindredRuns
 import KindredSupport
 import MariaDBClient
 import MemberStore

@@ -1,4 +1,5 @@
 import Foundation
+import KindredRuns
 @_spi(Testing) import MemberStore
 import Pipeline
 import Scoring

@@ -1,4 +1,5 @@
 import Foundation
+import KindredRuns
 import MariaDBClient
 @_spi(Testing) import MemberStore
 import Scoring
@@ -13,18 +14,23 @@ struct BackfillProcessTests {
     static let now = "2026-11-01T00:00:00Z"
 
     /// Starts `kindred ARGUMENTS` on the installation (output to a log file).
-    static func start(_ installation: Installation, _ arguments: [String], name: String) throws -> ServerProcess {
+    static func start(
+        _ installation: Installation, _ arguments: [String], name: String, environment changes: [String: String?] = [:]
+    ) throws -> ServerProcess {
         let log = try makeTemporaryDirectory(prefix: "kindred-backfill").appendingPathComponent("\(name).log")
+        var environment = installation.environment
+        for (key, value) in changes { environment[key] = value }
         return try ServerProcess(
             name: name, executable: try WorkerProcessTests.binary(), arguments: arguments, logFile: log,
-            environment: installation.environment)
+            environment: environment)
     }
 
     /// Runs `kindred ARGUMENTS` to its end (bounded) and returns its exit status and output.
-    static func run(_ installation: Installation, _ arguments: [String], name: String, timeout: Duration = .seconds(180)) throws
-        -> (status: Int32, output: String)
-    {
-        let process = try start(installation, arguments, name: name)
+    static func run(
+        _ installation: Installation, _ arguments: [String], name: String, environment: [String: String?] = [:],
+        timeout: Duration = .seconds(180)
+    ) throws -> (status: Int32, output: String) {
+        let process = try start(installation, arguments, name: name, environment: environment)
         guard process.waitForExit(timeout: timeout) else {
             process.kill()
             throw TestSupportError("\(name) did not finish within \(timeout): \(process.logTail())")
@@ -123,6 +129,35 @@ struct BackfillProcessTests {
             #expect(refused.status == 3, "\(refused.output)")
             #expect(refused.output.contains("would not fit") && refused.output.contains("shard 2 (redis://"), "\(refused.output)")
             #expect(try StoreSnapshot(installation) == budgeted, "a refused run wrote something")
+        }
+    }
+
+    @Test("without KINDRED_QUEUE: evict and an in-process backfill run (the repair enqueue skipped, said); --via-queue is refused naming KINDRED_QUEUE; a malformed KINDRED_QUEUE is an error, never ignored")
+    func withoutQueue() async throws {
+        try await onThread("withoutQueue") {
+            let installation = try Installation(memberLimit: 60)
+            let noQueue: [String: String?] = ["KINDRED_QUEUE": nil]
+            let evict = try Self.run(
+                installation, ["evict", "--dormant-for", "180d", "--now", Self.now, "--dry-run"], name: "evict-no-queue",
+                environment: noQueue)
+            #expect(evict.status == 0, "\(evict.output)")
+            #expect(!evict.output.contains("KINDRED_QUEUE"), "evict needs no queue: \(evict.output)")
+            let backfill = try Self.run(
+                installation, ["backfill", "--all", "--now", Self.now, "--concurrency", "2"], name: "backfill-no-queue",
+                environment: noQueue)
+            #expect(backfill.status == 0, "\(backfill.output)")
+            #expect(backfill.output.contains("no queue configured (KINDRED_QUEUE)"), "\(backfill.output)")
+            #expect(try Self.generatedAt(installation).count > 0, "the backfill rebuilt nothing")
+            let viaQueue = try Self.run(
+                installation, ["backfill", "--all", "--now", Self.now, "--via-queue", "--restart"], name: "via-queue-no-queue",
+                environment: noQueue)
+            #expect(viaQueue.status != 0, "\(viaQueue.output)")
+            #expect(viaQueue.output.contains("KINDRED_QUEUE"), "\(viaQueue.output)")
+            let malformed = try Self.run(
+                installation, ["backfill", "--all", "--now", Self.now, "--restart"], name: "malformed-queue",
+                environment: ["KINDRED_QUEUE": "not a url"])
+            #expect(malformed.status != 0, "\(malformed.output)")
+            #expect(malformed.output.contains("KINDRED_QUEUE"), "\(malformed.output)")
         }
     }
 }

@@ -1,11 +1,12 @@
 import Foundation
+import KindredRuns
 import KindredSupport
 import MariaDBClient
 @_spi(Testing) import MemberStore
 import Pipeline
 import RedisClient
-import Scoring
 import ScoreStore
+import Scoring
 import Testing
 import TestSupport
 import WorkQueue

@@ -1,4 +1,5 @@
 import MemberStore
+import Pipeline
 import Scoring
 
 /// What happened to one selected member in a run.

@@ -3,6 +3,7 @@ import KindredSupport
 import Logging
 import MariaDBClient
 import MemberStore
+import Pipeline
 import Scoring
 import ScoreStore
 

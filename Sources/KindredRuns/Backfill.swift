@@ -4,6 +4,7 @@ import KindredSupport
 import Logging
 import MariaDBClient
 import MemberStore
+import Pipeline
 import RedisClient
 import Scoring
 import ScoreStore

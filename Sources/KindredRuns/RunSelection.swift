@@ -1,5 +1,6 @@
 import MemberFormat
 import MemberStore
+import Pipeline
 import Scoring
 
 /// A selection the operator gave that cannot be used, with the reason.

@@ -4,6 +4,7 @@ import KindredSupport
 import Logging
 import MariaDBClient
 import MemberStore
+import Pipeline
 import Scoring
 
 /// What a run tells the operator while it works; the program decides how

@@ -1,6 +1,7 @@
 import Foundation
 import MariaDBClient
 import MemberStore
+import Pipeline
 import Scoring
 import ScoreStore
 
