@@ -18,9 +18,13 @@
 //                                         members, answers, blocks, shards, directory, generations
 //   ScoreStore      -> RedisClient, Scoring   score sets on the shards, lazy connection manager
 //   WorkQueue       -> RedisClient        the durable prioritised queue of member ids
-//   Pipeline        -> the stores, WorkQueue, MemberFormat, swift-log/metrics/prometheus, service-lifecycle, Hummingbird
-//                                         the worker daemon's services, the shared snapshot, metrics, backfill and evict
-//   WebAPI          -> Pipeline, the stores, Hummingbird   the web backend: routes, on-read regeneration, ranked-set cache
+//   Pipeline        -> the stores, WorkQueue, MemberFormat, KindredLogging, swift-log/metrics, service-lifecycle
+//                                         the generation core: Bootstrap, generator, thread sessions, shared snapshot,
+//                                         set index, thread services, the shared periodic services, metrics
+//   MetricsEndpoint -> Pipeline, swift-prometheus, Hummingbird   Prometheus exposition, the /metrics /livez /readyz server
+//   KindredWorker   -> Pipeline           the worker daemon: worker loop, its own services, probe
+//   KindredRuns     -> Pipeline           backfill and evict
+//   WebAPI          -> Pipeline, MetricsEndpoint, the stores, Hummingbird   the web backend (no worker module)
 //   kindred         -> everything above   the one executable: argument parsing and wiring
 //   kindred-bench   -> Scoring, Synthetic, the stores, KindredSupport   release-mode benchmarks (not tests)
 //   FuzzTargets     -> MemberFormat, the clients, MemberStore (shard addresses), ScoreStore, WebAPI
@@ -122,6 +126,20 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // The worker daemon: the generation loop on the queue and its own services.
+        .target(
+            name: "KindredWorker",
+            dependencies: [
+                "Pipeline", "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue", "KindredSupport", "KindredLogging",
+                "RedisClient", "MariaDBClient",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // The runs: backfill and evict.
         .target(
             name: "KindredRuns",
@@ -172,7 +190,7 @@ let package = Package(
             name: "kindred",
             dependencies: [
                 "Scoring", "MemberFormat", "Synthetic", "RedisClient", "MariaDBClient", "KindredConfig",
-                "KindredSupport", "KindredLogging", "MemberStore", "ScoreStore", "WorkQueue", "Pipeline", "KindredRuns", "MetricsEndpoint", "WebAPI",
+                "KindredSupport", "KindredLogging", "MemberStore", "ScoreStore", "WorkQueue", "Pipeline", "KindredWorker", "KindredRuns", "MetricsEndpoint", "WebAPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -240,7 +258,7 @@ let package = Package(
         .testTarget(
             name: "PipelineTests",
             dependencies: [
-                "Pipeline", "KindredRuns", "MetricsEndpoint", "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue",
+                "Pipeline", "KindredWorker", "KindredRuns", "MetricsEndpoint", "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue",
                 "MariaDBClient", "RedisClient", "TestSupport", "WebAPI", "Synthetic", "KindredLogging", "KindredSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

@@ -186,7 +186,7 @@ final class RunSession {
     private func current(policy: RetryPolicy) throws -> StoreSession {
         if let session { return session }
         let made = try StoreSession.connect(
-            store, waitingUpTo: policy.giveUpAfter, onRetry: WorkerDaemon.logStartupRetry(logger))
+            store, waitingUpTo: policy.giveUpAfter, onRetry: Bootstrap.logStartupRetry(logger))
         session = made
         return made
     }

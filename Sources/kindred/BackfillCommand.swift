@@ -105,7 +105,7 @@ struct BackfillCommand: AsyncParsableCommand {
         let finalOptions = options
         let report = try await runWithSignals(logger: logger, progressEvery: run.progressEvery) { display in
             display(.message("loading the member snapshot..."))
-            let (context, _) = try WorkerDaemon.bootstrap(
+            let (context, _) = try Bootstrap.load(
                 mysql: mysql, queue: queue, settings: finalSettings, metrics: metrics, logger: logger)
             return RunStart(refresher: Maintenance.refresher(context)) { stop in
                 try Backfill(context: context, options: finalOptions, phases: phases).run(stop: stop) { display($0) }

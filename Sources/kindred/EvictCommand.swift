@@ -50,13 +50,13 @@ struct EvictCommand: AsyncParsableCommand {
             // An evict reads no snapshot and no queue: MySQL sessions and the score store are all it assembles.
             RedisClient.ignoreSIGPIPE()
             var store = StoreConfiguration(mysql: mysql, retry: RetryPolicy(giveUpAfter: .seconds(5)))
-            let session = try WorkerDaemon.connectAtStart(store, logger: logger)
+            let session = try Bootstrap.connectAtStart(store, logger: logger)
             defer { session.close() }
             guard let survey = try session.storedSurvey() else {
                 throw MemberStoreError(.noSurvey, "no survey stored yet: run `kindred import` first")
             }
             store.survey = survey
-            let scores = try WorkerDaemon.scoreStore(session, logger: logger)
+            let scores = try Bootstrap.scoreStore(session, logger: logger)
             let evict = Evict(store: store, scores: scores, mysqlPauseLimit: pauseLimit, logger: logger, options: finalOptions)
             return RunStart(refresher: nil) { stop in try evict.run(stop: stop) { display($0) } }
         }

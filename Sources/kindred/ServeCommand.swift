@@ -76,7 +76,7 @@ struct ServeCommand: AsyncParsableCommand {
         let finalManager = manager
         let pipelineSettings = settings
         let (context, _) = try await runOnThread(name: "kindred-bootstrap") {
-            try WorkerDaemon.bootstrap(
+            try Bootstrap.load(
                 mysql: mysql, queue: queue, settings: pipelineSettings, metrics: metrics, logger: logger,
                 scoreConfiguration: WebSettings.scoreStore, managerConfiguration: finalManager)
         }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import KindredConfig
 import KindredSupport
+import KindredWorker
 import Logging
 import MariaDBClient
 import MemberStore
@@ -10,9 +11,9 @@ import Pipeline
 import Prometheus
 import RedisClient
 import Scoring
-import WorkQueue
 import ServiceLifecycle
 import UnixSignals
+import WorkQueue
 
 struct WorkerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -79,7 +80,7 @@ struct WorkerCommand: AsyncParsableCommand {
         let registry = PrometheusCollectorRegistry()
         let kindredMetrics = KindredMetrics.prometheus(registry: registry, program: .worker)
         let (context, _) = try await runOnThread(name: "kindred-bootstrap") {
-            try WorkerDaemon.bootstrap(mysql: mysql, queue: queue, settings: finalSettings, metrics: kindredMetrics, logger: logger)
+            try Bootstrap.load(mysql: mysql, queue: queue, settings: finalSettings, metrics: kindredMetrics, logger: logger)
         }
         var metricsServer: (any Service)?
         let listen = metrics ?? configuration.metrics

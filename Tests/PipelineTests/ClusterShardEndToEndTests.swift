@@ -1,11 +1,12 @@
 import Foundation
 import Hummingbird
+@testable import KindredWorker
 import MariaDBClient
 @_spi(Testing) import MemberStore
 @testable import Pipeline
 import RedisClient
-import Scoring
 import ScoreStore
+import Scoring
 import Testing
 import TestSupport
 import WorkQueue

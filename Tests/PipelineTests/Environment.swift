@@ -154,7 +154,7 @@ final class Installation: @unchecked Sendable {
         configure(&settings)
         var logger = logs?.logger() ?? Logger(label: "test")
         logger.logLevel = .warning
-        return try WorkerDaemon.bootstrap(
+        return try Bootstrap.load(
             mysql: mysqlConfiguration, queue: QueueAddress(queueURL), settings: settings,
             metrics: KindredMetrics.prometheus(registry: registry, program: program), logger: logger,
             scoreConfiguration: scores, managerConfiguration: manager)

@@ -1,13 +1,14 @@
 import Foundation
 import Hummingbird
+import KindredWorker
 import Logging
 import MariaDBClient
 @_spi(Testing) import MemberStore
 import MetricsEndpoint
 import Pipeline
 import Prometheus
-import Scoring
 import ScoreStore
+import Scoring
 import ServiceLifecycle
 import Testing
 import TestSupport

@@ -1,12 +1,13 @@
 import Foundation
+@testable import KindredWorker
 import Logging
 import MariaDBClient
 @_spi(Testing) import MemberStore
 @testable import Pipeline
 import Prometheus
 import RedisClient
-import Scoring
 import ScoreStore
+import Scoring
 import ServiceLifecycle
 import Testing
 import TestSupport

@@ -1,12 +1,13 @@
 import Foundation
 import Hummingbird
+@testable import KindredWorker
 import MariaDBClient
 import MemberFormat
 @_spi(Testing) import MemberStore
 @testable import Pipeline
 import RedisClient
-import Scoring
 import ScoreStore
+import Scoring
 import Testing
 import TestSupport
 import WorkQueue

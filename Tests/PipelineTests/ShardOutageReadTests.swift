@@ -1,11 +1,12 @@
 import Foundation
 import Hummingbird
 import KindredSupport
+import KindredWorker
 import Pipeline
 import Prometheus
 import RedisClient
-import Scoring
 import ScoreStore
+import Scoring
 import Testing
 import TestSupport
 import WorkQueue

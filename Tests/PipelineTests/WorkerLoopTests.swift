@@ -1,11 +1,12 @@
 import Foundation
 import KindredSupport
+import KindredWorker
 @_spi(Testing) import MemberStore
 import Pipeline
 import Prometheus
 import RedisClient
-import Scoring
 import ScoreStore
+import Scoring
 import ServiceLifecycle
 import Testing
 import TestSupport

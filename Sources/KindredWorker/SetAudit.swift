@@ -2,6 +2,7 @@ import CoreMetrics
 import Foundation
 import Logging
 import MemberStore
+import Pipeline
 import Scoring
 import ScoreStore
 import Synchronization

@@ -3,9 +3,10 @@ import Foundation
 import KindredLogging
 import KindredSupport
 import Logging
+import Pipeline
 import RedisClient
-import Scoring
 import ScoreStore
+import Scoring
 import WorkQueue
 
 /// One generation worker: a plain thread that takes jobs from the queue and

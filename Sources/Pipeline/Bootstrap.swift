@@ -10,14 +10,16 @@ import ScoreStore
 import WorkQueue
 import ServiceLifecycle
 
-/// Builds a worker (or web) process: the shared context and its services.
-public enum WorkerDaemon {
+/// What every program does at start: reach MySQL, check the schema, load
+/// what it reads (the survey, the snapshot, the set index, the shard list)
+/// and build the shared parts from it.
+public enum Bootstrap {
     /// Connects to MySQL (waiting up to `startupTimeout` for it, with
     /// backoff), checks the schema, loads the survey, the full snapshot and
     /// the shard list, and builds the shared context.
     ///
     /// Blocking: call it from a dedicated thread (`runOnThread`).
-    public static func bootstrap(
+    public static func load(
         mysql: MariaDBConnection.Configuration, queue: QueueAddress?, settings: PipelineSettings, metrics: KindredMetrics,
         logger: Logger, scoreConfiguration: ScoreStore.Configuration = ScoreStore.Configuration(),
         managerConfiguration: ShardConnectionManager.Configuration = ShardConnectionManager.Configuration(),
@@ -86,33 +88,6 @@ public enum WorkerDaemon {
             throw error
         }
         return session
-    }
-
-    /// A worker process's services, in start order; the `ServiceGroup`
-    /// stops them in reverse, so the generation workers stop first (finishing
-    /// or handing back their jobs) while heartbeats continue.
-    public static func services(
-        _ context: PipelineContext, metricsServer: (any Service)?
-    ) -> [any Service] {
-        var services: [any Service] = []
-        if let metricsServer { services.append(metricsServer) }
-        services += [
-            Maintenance.metricsCollector(context),
-            Maintenance.throughputPublisher(context),
-            Maintenance.heartbeat(context),
-            Maintenance.reaper(context),
-            Maintenance.refresher(context),
-            Maintenance.shardWatcher(context),
-            Maintenance.setAudit(context),
-            Maintenance.repairSweep(context),
-            ThreadsService(
-                name: "generation", count: context.settings.workers, shutdownTimeout: context.settings.shutdownTimeout,
-                logger: context.logger
-            ) { index, stop in
-                WorkerLoop(context: context, index: index).run(stop: stop)
-            },
-        ]
-        return services
     }
 
     /// Logs each failed attempt to reach MySQL at start.

@@ -3,6 +3,7 @@ import Foundation
 import KindredSupport
 import MariaDBClient
 import MemberStore
+import Pipeline
 import RedisClient
 import ScoreStore
 import Synchronization
@@ -111,19 +112,6 @@ public final class WorkerProbe: @unchecked Sendable {
         } catch {
             redis?.close()
             redis = nil
-            return false
-        }
-    }
-}
-
-extension ScoreStore {
-    /// Whether `shard` answers a read now (its marker, present or not): one
-    /// round trip, or none while its breaker is open. Blocking.
-    public func answers(shard: ShardID) -> Bool {
-        do {
-            _ = try checkMarker(shard: shard)
-            return true
-        } catch {
             return false
         }
     }
