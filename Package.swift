@@ -18,13 +18,13 @@
 //                                         members, answers, blocks, shards, directory, generations
 //   ScoreStore      -> RedisClient, Scoring   score sets on the shards, lazy connection manager
 //   WorkQueue       -> RedisClient        the durable prioritised queue of member ids
-//   Pipeline        -> the stores, WorkQueue, MemberFormat, KindredLogging, swift-log/metrics, service-lifecycle
+//   KindredCore     -> the stores, WorkQueue, MemberFormat, KindredLogging, swift-log/metrics, service-lifecycle
 //                                         the generation core: Bootstrap, generator, thread sessions, shared snapshot,
 //                                         set index, thread services, the shared periodic services, metrics
-//   MetricsEndpoint -> Pipeline, swift-prometheus, Hummingbird   Prometheus exposition, the /metrics /livez /readyz server
-//   KindredWorker   -> Pipeline           the worker daemon: worker loop, its own services, probe
-//   KindredRuns     -> Pipeline           backfill and evict
-//   WebAPI          -> Pipeline, MetricsEndpoint, the stores, Hummingbird   the web backend (no worker module)
+//   MetricsEndpoint -> KindredCore, swift-prometheus, Hummingbird   Prometheus exposition, the /metrics /livez /readyz server
+//   KindredWorker   -> KindredCore        the worker daemon: worker loop, its own services, probe
+//   KindredRuns     -> KindredCore        backfill and evict
+//   WebAPI          -> KindredCore, MetricsEndpoint, the stores, Hummingbird   the web backend (no worker module)
 //   kindred         -> everything above   the one executable: argument parsing and wiring
 //   kindred-bench   -> Scoring, Synthetic, the stores, KindredSupport   release-mode benchmarks (not tests)
 //   FuzzTargets     -> MemberFormat, the clients, MemberStore (shard addresses), ScoreStore, WebAPI
@@ -112,9 +112,9 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
-        // The worker pipeline: services over the stores and the queue.
+        // The generation core every program shares: services over the stores and the queue.
         .target(
-            name: "Pipeline",
+            name: "KindredCore",
             dependencies: [
                 "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue", "KindredSupport", "KindredLogging",
                 "RedisClient", "MariaDBClient",
@@ -130,7 +130,7 @@ let package = Package(
         .target(
             name: "KindredWorker",
             dependencies: [
-                "Pipeline", "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue", "KindredSupport", "KindredLogging",
+                "KindredCore", "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue", "KindredSupport", "KindredLogging",
                 "RedisClient", "MariaDBClient",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -144,7 +144,7 @@ let package = Package(
         .target(
             name: "KindredRuns",
             dependencies: [
-                "Pipeline", "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue", "KindredSupport", "KindredLogging",
+                "KindredCore", "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue", "KindredSupport", "KindredLogging",
                 "RedisClient", "MariaDBClient",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -156,7 +156,7 @@ let package = Package(
         .target(
             name: "MetricsEndpoint",
             dependencies: [
-                "Pipeline", "KindredSupport",
+                "KindredCore", "KindredSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -171,7 +171,7 @@ let package = Package(
         .target(
             name: "WebAPI",
             dependencies: [
-                "Pipeline", "MetricsEndpoint", "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue", "KindredSupport",
+                "KindredCore", "MetricsEndpoint", "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue", "KindredSupport",
                 "RedisClient", "MariaDBClient",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -190,7 +190,7 @@ let package = Package(
             name: "kindred",
             dependencies: [
                 "Scoring", "MemberFormat", "Synthetic", "RedisClient", "MariaDBClient", "KindredConfig",
-                "KindredSupport", "KindredLogging", "MemberStore", "ScoreStore", "WorkQueue", "Pipeline", "KindredWorker", "KindredRuns", "MetricsEndpoint", "WebAPI",
+                "KindredSupport", "KindredLogging", "MemberStore", "ScoreStore", "WorkQueue", "KindredCore", "KindredWorker", "KindredRuns", "MetricsEndpoint", "WebAPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -255,11 +255,43 @@ let package = Package(
             dependencies: ["ScoreStore", "Scoring", "Synthetic", "TestSupport"],
             swiftSettings: swiftSettings
         ),
+        // What the pipeline and web tests share: an installation (servers, fixtures), the web harness, the kindred process.
+        .target(
+            name: "KindredTestKit",
+            dependencies: [
+                "KindredCore", "MetricsEndpoint", "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue",
+                "MariaDBClient", "RedisClient", "TestSupport", "WebAPI", "KindredLogging", "KindredSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            path: "Tests/KindredTestKit",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "PipelineTests",
             dependencies: [
-                "Pipeline", "KindredWorker", "KindredRuns", "MetricsEndpoint", "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue",
-                "MariaDBClient", "RedisClient", "TestSupport", "WebAPI", "Synthetic", "KindredLogging", "KindredSupport",
+                "KindredCore", "KindredWorker", "KindredRuns", "MetricsEndpoint", "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue",
+                "MariaDBClient", "RedisClient", "TestSupport", "KindredTestKit", "WebAPI", "Synthetic", "KindredLogging", "KindredSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "WebAPITests",
+            dependencies: [
+                "KindredCore", "KindredWorker", "MetricsEndpoint", "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue",
+                "MariaDBClient", "RedisClient", "TestSupport", "KindredTestKit", "WebAPI", "Synthetic", "KindredLogging", "KindredSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

@@ -1,13 +1,13 @@
 import Foundation
+import KindredCore
 import KindredLogging
 import KindredSupport
 import Logging
 import MariaDBClient
 import MemberStore
-import Pipeline
 import RedisClient
-import Scoring
 import ScoreStore
+import Scoring
 import Synchronization
 import WorkQueue
 

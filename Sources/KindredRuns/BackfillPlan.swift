@@ -1,9 +1,9 @@
 import Foundation
+import KindredCore
 import MariaDBClient
 import MemberStore
-import Pipeline
-import Scoring
 import ScoreStore
+import Scoring
 
 /// What a backfill will do, worked out before anything is written: which
 /// selected members need a set (and why), where each set will go, and

@@ -1,11 +1,11 @@
 import Foundation
+import KindredCore
 import KindredSupport
 import Logging
 import MariaDBClient
 import MemberStore
-import Pipeline
-import Scoring
 import ScoreStore
+import Scoring
 
 /// `kindred evict`: drops the sets of members dormant for a given time, to
 /// give their memory back, safely on a live system.

@@ -1,5 +1,5 @@
+import KindredCore
 import MemberStore
-import Pipeline
 import Scoring
 
 /// What happened to one selected member in a run.

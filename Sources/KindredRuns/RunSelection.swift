@@ -1,6 +1,6 @@
+import KindredCore
 import MemberFormat
 import MemberStore
-import Pipeline
 import Scoring
 
 /// A selection the operator gave that cannot be used, with the reason.

@@ -1,10 +1,10 @@
 import Foundation
+import KindredCore
 import KindredLogging
 import KindredSupport
 import Logging
 import MariaDBClient
 import MemberStore
-import Pipeline
 import Scoring
 
 /// What a run tells the operator while it works; the program decides how

@@ -1,10 +1,10 @@
 import CoreMetrics
 import Foundation
+import KindredCore
 import Logging
 import MemberStore
-import Pipeline
-import Scoring
 import ScoreStore
+import Scoring
 import Synchronization
 import WorkQueue
 

@@ -1,7 +1,7 @@
 import Foundation
+import KindredCore
 import KindredSupport
 import Logging
-import Pipeline
 import Synchronization
 import WorkQueue
 

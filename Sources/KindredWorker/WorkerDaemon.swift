@@ -1,6 +1,6 @@
+import KindredCore
 import KindredSupport
 import Logging
-import Pipeline
 import ServiceLifecycle
 
 /// The worker daemon: its services over the shared parts ``Bootstrap`` loaded.

@@ -1,9 +1,9 @@
 import CoreMetrics
 import Foundation
+import KindredCore
 import KindredLogging
 import KindredSupport
 import Logging
-import Pipeline
 import RedisClient
 import ScoreStore
 import Scoring

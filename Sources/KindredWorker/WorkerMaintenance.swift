@@ -5,13 +5,13 @@ import KindredSupport
 import Logging
 import MemberStore
 import RedisClient
-import Scoring
 import ScoreStore
+import Scoring
 import ServiceLifecycle
 import Synchronization
 import WorkQueue
 
-import Pipeline
+import KindredCore
 
 /// The worker daemon's own background tasks (heartbeats, the reaper, the
 /// repair sweep, the shard watcher), each a periodic service on a thread

@@ -1,9 +1,9 @@
 import CoreMetrics
 import Foundation
+import KindredCore
 import KindredSupport
 import MariaDBClient
 import MemberStore
-import Pipeline
 import RedisClient
 import ScoreStore
 import Synchronization

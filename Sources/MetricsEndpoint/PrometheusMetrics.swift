@@ -1,7 +1,7 @@
 import CoreMetrics
+import KindredCore
 import KindredSupport
 import Metrics
-import Pipeline
 import Prometheus
 
 extension KindredMetrics {

@@ -1,9 +1,9 @@
 import Foundation
+import KindredCore
 import KindredSupport
 import MemberStore
-import Pipeline
-import Scoring
 import ScoreStore
+import Scoring
 import Synchronization
 import WorkQueue
 

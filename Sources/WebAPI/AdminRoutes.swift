@@ -1,9 +1,9 @@
 import Foundation
 import Hummingbird
+import KindredCore
 import KindredSupport
-import Pipeline
-import Scoring
 import ScoreStore
+import Scoring
 
 /// The operator's dashboard under `/admin` (``AdminPages``): the same API
 /// token as `/v1`, given in an `Authorization: Bearer` header, or once (as

@@ -1,14 +1,14 @@
 import CoreMetrics
 import Foundation
+import KindredCore
 import KindredSupport
 import Logging
 import MariaDBClient
 import MemberFormat
 import MemberStore
-import Pipeline
 import RedisClient
-import Scoring
 import ScoreStore
+import Scoring
 import Synchronization
 import WorkQueue
 

@@ -1,6 +1,6 @@
 import Foundation
+import KindredCore
 import KindredSupport
-import Pipeline
 import RedisClient
 import Scoring
 import Synchronization

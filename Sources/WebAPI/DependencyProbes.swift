@@ -1,7 +1,7 @@
 import Foundation
+import KindredCore
 import KindredSupport
 import MemberStore
-import Pipeline
 import RedisClient
 import ScoreStore
 import Synchronization

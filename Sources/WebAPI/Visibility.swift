@@ -1,5 +1,5 @@
+import KindredCore
 import KindredSupport
-import Pipeline
 import RedisClient
 import Scoring
 import Synchronization

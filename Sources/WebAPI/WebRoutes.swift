@@ -1,12 +1,12 @@
 import Foundation
 import Hummingbird
 import HummingbirdCore
+import KindredCore
 import KindredSupport
 import Logging
 import MemberFormat
 import Metrics
 import MetricsEndpoint
-import Pipeline
 import Prometheus
 import Scoring
 import Synchronization

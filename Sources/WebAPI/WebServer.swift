@@ -1,11 +1,11 @@
 import Foundation
 import Hummingbird
+import KindredCore
 import KindredSupport
 import Logging
-import Metrics
 import MemberStore
+import Metrics
 import NIOCore
-import Pipeline
 import Prometheus
 import ServiceLifecycle
 

@@ -1,17 +1,17 @@
 import ArgumentParser
 import Foundation
 import KindredConfig
+import KindredCore
 import KindredRuns
 import KindredSupport
 import Logging
 import MemberStore
-import Pipeline
 import RedisClient
 import Scoring
-import Synchronization
-import WorkQueue
 import ServiceLifecycle
+import Synchronization
 import UnixSignals
+import WorkQueue
 
 struct BackfillCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

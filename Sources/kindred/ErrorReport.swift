@@ -1,10 +1,10 @@
 import ArgumentParser
 import Foundation
 import KindredConfig
+import KindredCore
 import KindredLogging
 import MariaDBClient
 import MemberStore
-import Pipeline
 import RedisClient
 import ScoreStore
 import Synchronization

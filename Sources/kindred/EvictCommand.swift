@@ -1,11 +1,11 @@
 import ArgumentParser
 import Foundation
 import KindredConfig
+import KindredCore
 import KindredRuns
 import KindredSupport
 import Logging
 import MemberStore
-import Pipeline
 import RedisClient
 import Scoring
 

@@ -1,11 +1,11 @@
 import ArgumentParser
 import Foundation
 import KindredConfig
+import KindredCore
 import KindredLogging
 import KindredRuns
 import Logging
 import MariaDBClient
-import Pipeline
 import Scoring
 import WorkQueue
 

@@ -1,11 +1,11 @@
 import ArgumentParser
 import Foundation
 import KindredConfig
+import KindredCore
 import KindredSupport
 import Logging
 import MemberStore
 import MetricsEndpoint
-import Pipeline
 import Prometheus
 import ScoreStore
 import ServiceLifecycle

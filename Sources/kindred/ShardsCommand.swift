@@ -1,10 +1,10 @@
 import ArgumentParser
 import Foundation
+import KindredCore
 import KindredRuns
 import KindredSupport
 import MariaDBClient
 import MemberStore
-import Pipeline
 import RedisClient
 import ScoreStore
 

@@ -1,13 +1,13 @@
 import ArgumentParser
 import Foundation
 import KindredConfig
+import KindredCore
 import KindredSupport
 import KindredWorker
 import Logging
 import MariaDBClient
 import MemberStore
 import MetricsEndpoint
-import Pipeline
 import Prometheus
 import RedisClient
 import Scoring

@@ -1,7 +1,8 @@
 import Foundation
+import KindredCore
 import KindredRuns
+@testable import KindredTestKit
 @_spi(Testing) import MemberStore
-import Pipeline
 import Scoring
 import Testing
 import TestSupport

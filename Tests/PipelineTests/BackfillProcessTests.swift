@@ -1,5 +1,6 @@
 import Foundation
 import KindredRuns
+@testable import KindredTestKit
 import MariaDBClient
 @_spi(Testing) import MemberStore
 import Scoring

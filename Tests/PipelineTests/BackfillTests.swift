@@ -1,9 +1,10 @@
 import Foundation
+import KindredCore
 import KindredRuns
 import KindredSupport
+@testable import KindredTestKit
 import MariaDBClient
 @_spi(Testing) import MemberStore
-import Pipeline
 import RedisClient
 import ScoreStore
 import Scoring

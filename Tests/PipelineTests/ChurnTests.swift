@@ -1,13 +1,14 @@
 import Foundation
 import Hummingbird
+import KindredCore
+@testable import KindredTestKit
 import MariaDBClient
 import MemberFormat
 @_spi(Testing) import MemberStore
-import Pipeline
 import RedisClient
+import ScoreStore
 import Scoring
 import Synthetic
-import ScoreStore
 import Testing
 import TestSupport
 import WorkQueue

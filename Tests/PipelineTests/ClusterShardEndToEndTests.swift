@@ -1,9 +1,10 @@
 import Foundation
 import Hummingbird
+@testable import KindredCore
+@testable import KindredTestKit
 @testable import KindredWorker
 import MariaDBClient
 @_spi(Testing) import MemberStore
-@testable import Pipeline
 import RedisClient
 import ScoreStore
 import Scoring

@@ -1,9 +1,10 @@
 import Foundation
+import KindredCore
+@testable import KindredTestKit
 import MariaDBClient
 @_spi(Testing) import MemberStore
-import Pipeline
-import Scoring
 import ScoreStore
+import Scoring
 import Testing
 import TestSupport
 

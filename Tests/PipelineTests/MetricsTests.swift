@@ -1,11 +1,12 @@
 import CoreMetrics
 import Foundation
+import KindredCore
 import KindredSupport
+@testable import KindredTestKit
 import MetricsEndpoint
-import Pipeline
-import Scoring
 import Prometheus
 import ScoreStore
+import Scoring
 import Testing
 import TestSupport
 

@@ -1,4 +1,5 @@
 import Foundation
+@testable import KindredTestKit
 import MariaDBClient
 @_spi(Testing) import MemberStore
 import RedisClient

@@ -1,11 +1,12 @@
 import Foundation
 import Hummingbird
+import KindredCore
+@testable import KindredTestKit
 import KindredWorker
 import Logging
 import MariaDBClient
 @_spi(Testing) import MemberStore
 import MetricsEndpoint
-import Pipeline
 import Prometheus
 import ScoreStore
 import Scoring

@@ -1,9 +1,10 @@
 import Foundation
+@testable import KindredCore
+@testable import KindredTestKit
 @testable import KindredWorker
 import Logging
 import MariaDBClient
 @_spi(Testing) import MemberStore
-@testable import Pipeline
 import Prometheus
 import RedisClient
 import ScoreStore

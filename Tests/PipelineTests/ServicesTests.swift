@@ -1,8 +1,9 @@
 import Foundation
+import KindredCore
 import KindredSupport
+@testable import KindredTestKit
 import Logging
 @_spi(Testing) import MemberStore
-import Pipeline
 import Scoring
 import ServiceLifecycle
 import Testing

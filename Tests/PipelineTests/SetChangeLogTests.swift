@@ -1,10 +1,11 @@
 import Foundation
 import Hummingbird
+import KindredCore
+@testable import KindredTestKit
 import MemberFormat
-import Pipeline
 import RedisClient
-import Scoring
 import ScoreStore
+import Scoring
 import Synthetic
 import Testing
 import TestSupport

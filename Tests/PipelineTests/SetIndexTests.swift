@@ -1,5 +1,6 @@
+@testable import KindredCore
+@testable import KindredTestKit
 @_spi(Testing) import MemberStore
-@testable import Pipeline
 import Scoring
 import Synthetic
 import Testing

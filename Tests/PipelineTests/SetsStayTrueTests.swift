@@ -1,10 +1,11 @@
 import Foundation
 import Hummingbird
+@testable import KindredCore
+@testable import KindredTestKit
 @testable import KindredWorker
 import MariaDBClient
 import MemberFormat
 @_spi(Testing) import MemberStore
-@testable import Pipeline
 import RedisClient
 import ScoreStore
 import Scoring

@@ -1,12 +1,13 @@
 import Foundation
+import KindredCore
+@testable import KindredTestKit
 import MariaDBClient
 @_spi(Testing) import MemberStore
-import Pipeline
 import RedisClient
-import Scoring
 import ScoreStore
-import TestSupport
+import Scoring
 import Testing
+import TestSupport
 
 @Suite("kindred shards add / remove / list against real servers", .offCooperativePool)
 struct ShardAdministrationTests {

@@ -1,8 +1,9 @@
 import Foundation
+import KindredCore
 import KindredSupport
+@testable import KindredTestKit
 import KindredWorker
 @_spi(Testing) import MemberStore
-import Pipeline
 import Prometheus
 import RedisClient
 import ScoreStore

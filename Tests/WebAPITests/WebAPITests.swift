@@ -1,13 +1,14 @@
 import Foundation
 import Hummingbird
+import KindredCore
 import KindredSupport
+@testable import KindredTestKit
 import Logging
 import MariaDBClient
-import ServiceLifecycle
 @_spi(Testing) import MemberStore
-import Pipeline
-import Scoring
 import ScoreStore
+import Scoring
+import ServiceLifecycle
 import Testing
 import TestSupport
 import WebAPI
@@ -603,63 +604,6 @@ struct WebAPITests {
             try await tasks.waitForAll()
         }
     }
-}
-
-/// One import-format line.
-func memberLine(id: MemberID, age: Int, answers: String = "[]") -> String {
-    """
-    {"id": \(id), "gender": "woman", "seeking": ["man"], "age": \(age), "age_min": 25, "age_max": 40, \
-    "last_active": "2026-11-01T10:00:00Z", "answers": \(answers)}
-    """
-}
-
-/// `member`'s data as an import line under another id.
-func memberLine(from member: Member, id: MemberID) -> String {
-    let answers = member.answers.map { answer in
-        "{\"q\": \(answer.question), \"answer\": \(answer.option), \"accept\": \(answer.accepted.options), \"importance\": \(answer.importance.rawValue)}"
-    }.joined(separator: ", ")
-    let seeking = member.seeking.genders.map { "\"\($0.name)\"" }.joined(separator: ", ")
-    let blocked = member.blocked.map(String.init).joined(separator: ", ")
-    return """
-        {"id": \(id), "gender": "\(member.gender.name)", "seeking": [\(seeking)], "age": \(member.age), \
-        "age_min": \(member.ageMin), "age_max": \(member.ageMax), "answers": [\(answers)], "blocked": [\(blocked)]}
-        """
-}
-
-/// A plain HTTP/1.1 GET over a socket; the whole response as text.
-func httpGet(port: Int, path: String, token: String?) throws -> String {
-    try httpRequest("GET", port: port, path: path, token: token)
-}
-
-/// A plain HTTP/1.1 request without a body over a socket; the whole response
-/// as text (the server closes the connection after it).
-func httpRequest(_ method: String, port: Int, path: String, token: String?) throws -> String {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw HarnessError("socket failed") }
-    defer { close(fd) }
-    // A bound on waiting, not a speed test: a full test run on two cores can hold an answer for seconds.
-    var timeout = timeval(tv_sec: 30, tv_usec: 0)
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = in_port_t(UInt16(port).bigEndian)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard connected == 0 else { throw HarnessError("connect failed") }
-    var request = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-    if let token { request += "Authorization: Bearer \(token)\r\n" }
-    request += "\r\n"
-    _ = request.withCString { send(fd, $0, strlen($0), 0) }
-    var response = [UInt8]()
-    var chunk = [UInt8](repeating: 0, count: 4096)
-    while true {
-        let count = recv(fd, &chunk, chunk.count, 0)
-        if count <= 0 { break }
-        response += chunk[0..<count]
-    }
-    return String(decoding: response, as: UTF8.self)
 }
 
 extension OpenAPIDocument {

@@ -1,8 +1,9 @@
 import Foundation
 import Hummingbird
+import KindredCore
 import KindredSupport
+@testable import KindredTestKit
 import KindredWorker
-import Pipeline
 import Prometheus
 import RedisClient
 import ScoreStore

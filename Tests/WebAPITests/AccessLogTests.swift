@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import KindredLogging
+@testable import KindredTestKit
 import Logging
 import Scoring
 import Testing

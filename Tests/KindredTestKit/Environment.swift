@@ -1,14 +1,14 @@
 import Foundation
+import KindredCore
 import Logging
 import MariaDBClient
 import MemberFormat
 @_spi(Testing) import MemberStore
 import MetricsEndpoint
-import Pipeline
 import Prometheus
 import RedisClient
-import Scoring
 import ScoreStore
+import Scoring
 import TestSupport
 import WorkQueue
 

@@ -1,6 +1,7 @@
 import Hummingbird
-import Scoring
+@testable import KindredTestKit
 import ScoreStore
+import Scoring
 import Synthetic
 import Testing
 import TestSupport

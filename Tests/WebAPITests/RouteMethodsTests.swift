@@ -1,4 +1,5 @@
 import Hummingbird
+@testable import KindredTestKit
 import Testing
 import TestSupport
 

@@ -1,11 +1,12 @@
 import Foundation
 import HTTPTypes
+@testable import KindredCore
+@testable import KindredTestKit
 import MariaDBClient
 @_spi(Testing) import MemberStore
-@testable import Pipeline
 import RedisClient
-import Scoring
 import ScoreStore
+import Scoring
 import Testing
 import TestSupport
 @testable import WebAPI
@@ -205,10 +206,10 @@ struct AdminDashboardTests {
     @Test("the overview counts members, sets and the queue, shows live workers and the throughput a running worker published; what is not fine stands out")
     func overview() async throws {
         let web = try await onThread { try WebHarness(memberLimit: 60, generate: false) }
-        let worker = try await onThread { try WorkerProcessTests.startWorker(web.installation) }
+        let worker = try await onThread { try KindredProcess.startWorker(web.installation) }
         defer { worker.terminate() }
         try await onThread { try web.installation.enqueueAll() }
-        try await onThread { try WorkerProcessTests.waitForGenerated(web.installation, atLeast: 60, worker: worker) }
+        try await onThread { try KindredProcess.waitForGenerated(web.installation, atLeast: 60, worker: worker) }
         // The worker publishes its counters every 5 s: wait (bounded) until the queue's Redis has them all.
         try await onThread {
             try Self.withQueue(web) { queue in

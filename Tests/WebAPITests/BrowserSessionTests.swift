@@ -1,3 +1,4 @@
+@testable import KindredTestKit
 import Testing
 import TestSupport
 import WebAPI

@@ -1,9 +1,10 @@
 import Foundation
 import Hummingbird
+import KindredCore
+@testable import KindredTestKit
 import Logging
 import NIOCore
 import NIOEmbedded
-import Pipeline
 import Scoring
 import ServiceLifecycle
 import Testing

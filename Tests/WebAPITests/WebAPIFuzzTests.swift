@@ -1,7 +1,8 @@
 import Foundation
 import Hummingbird
+import KindredCore
+@testable import KindredTestKit
 import Logging
-import Pipeline
 import ServiceLifecycle
 import Testing
 import TestSupport
