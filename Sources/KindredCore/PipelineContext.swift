@@ -30,12 +30,6 @@ public final class PipelineContext: Sendable {
     public let sets: SetIndex?
     /// Keeps ``population`` and ``sets`` following MySQL.
     public let follower: SnapshotFollower
-    /// `host:pid:random`: this process's prefix for worker ids.
-    public let processID: String
-    /// Which generation workers are on a job, since when.
-    public let activity: WorkerActivity
-    /// What this process did per minute, until published (the dashboard's charts).
-    public let throughput = ThroughputRecorder()
 
     public init(
         mysql: MariaDBConnection.Configuration, queueAddress: QueueAddress?, settings: PipelineSettings, survey: Survey,
@@ -56,8 +50,5 @@ public final class PipelineContext: Sendable {
         follower = SnapshotFollower(
             population: population, sets: self.sets, watermark: watermark, setsWatermark: setsWatermark,
             overlap: settings.snapshotOverlap, logger: logger)
-        activity = WorkerActivity(workers: settings.workers)
-        let host = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "host"
-        processID = "\(host):\(getpid()):\(String(UInt32.random(in: 0...UInt32.max), radix: 36))"
     }
 }

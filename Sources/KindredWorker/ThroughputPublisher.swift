@@ -9,14 +9,15 @@ extension Maintenance {
     /// Publishes the worker's per-minute counters to the queue's Redis
     /// every `interval` (kept there for two hours, for the dashboard).
     /// Counts that could not be published are kept for the next run.
-    public static func throughputPublisher(_ context: PipelineContext, interval: Duration = .seconds(5)) -> ThreadsService {
+    public static func throughputPublisher(_ runtime: WorkerRuntime, interval: Duration = .seconds(5)) -> ThreadsService {
+        let context = runtime.context
         return periodicService(name: "throughput", interval: interval, logger: context.logger, sessions: context.sessions) { session in
-            let counts = context.throughput.drain()
+            let counts = runtime.throughput.drain()
             guard !counts.isEmpty else { return }
             do {
                 try session.queue { try context.queue.addThroughput(counts, on: $0) }
             } catch {
-                context.throughput.restore(counts)
+                runtime.throughput.restore(counts)
                 throw error
             }
         }

@@ -9,14 +9,15 @@ public enum WorkerDaemon {
     /// stops them in reverse, so the generation workers stop first (finishing
     /// or handing back their jobs) while heartbeats continue.
     public static func services(
-        _ context: PipelineContext, metricsServer: (any Service)?
+        _ runtime: WorkerRuntime, metricsServer: (any Service)?
     ) -> [any Service] {
+        let context = runtime.context
         var services: [any Service] = []
         if let metricsServer { services.append(metricsServer) }
         services += [
             Maintenance.metricsCollector(context),
-            Maintenance.throughputPublisher(context),
-            Maintenance.heartbeat(context),
+            Maintenance.throughputPublisher(runtime),
+            Maintenance.heartbeat(runtime),
             Maintenance.reaper(context),
             Maintenance.refresher(context),
             Maintenance.shardWatcher(context),
@@ -26,7 +27,7 @@ public enum WorkerDaemon {
                 name: "generation", count: context.settings.workers, shutdownTimeout: context.settings.shutdownTimeout,
                 logger: context.logger
             ) { index, stop in
-                WorkerLoop(context: context, index: index).run(stop: stop)
+                WorkerLoop(runtime: runtime, index: index).run(stop: stop)
             },
         ]
         return services

@@ -28,18 +28,19 @@ import WorkQueue
 ///   idempotent, so the next taker simply does it again).
 /// - Stop: the job in flight finishes (or fails) normally, then the loop ends.
 public struct WorkerLoop: Sendable {
-    public let context: PipelineContext
+    public let runtime: WorkerRuntime
     public let index: Int
+    public var context: PipelineContext { runtime.context }
 
-    public init(context: PipelineContext, index: Int) {
-        self.context = context
+    public init(runtime: WorkerRuntime, index: Int) {
+        self.runtime = runtime
         self.index = index
     }
 
     /// This worker's id in the queue (its processing list).
-    public var workerID: String { Self.workerID(context, index) }
+    public var workerID: String { Self.workerID(runtime, index) }
 
-    public static func workerID(_ context: PipelineContext, _ index: Int) -> String { "\(context.processID):\(index)" }
+    public static func workerID(_ runtime: WorkerRuntime, _ index: Int) -> String { "\(runtime.processID):\(index)" }
 
     /// Runs the loop on a ``ThreadSession`` made on this thread, closed when the loop ends.
     public func run(stop: StopSignal) {
@@ -92,8 +93,8 @@ public struct WorkerLoop: Sendable {
             }
             guard let job else { continue }
             let started = ContinuousClock.now
-            context.activity.begin(index, at: started)
-            defer { context.activity.end(index) }
+            runtime.activity.begin(index, at: started)
+            defer { runtime.activity.end(index) }
             do {
                 let outcome = try generator.process(job.member, ownSet: ownSetRule(job.priority))
                 mysqlPause.reset()
@@ -108,7 +109,7 @@ public struct WorkerLoop: Sendable {
                     case .badData:
                         _ = try queue.bury(job, worker: workerID, reason: failure.message, on: connection)
                         context.metrics.jobs("dead").increment()
-                        context.throughput.add("jobs_dead")
+                        runtime.throughput.add("jobs_dead")
                         logger.error("job buried: stored data breaks the rules", metadata: ["member": "\(job.member)", "reason": "\(failure.message)"])
                     case .mysqlUnavailable:
                         try queue.handBack(worker: workerID, on: connection)
@@ -122,7 +123,7 @@ public struct WorkerLoop: Sendable {
                             ? try queue.postpone(job, worker: workerID, baseDelay: .milliseconds(100), maxDelay: .seconds(1), on: connection)
                             : try queue.postpone(job, worker: workerID, on: connection)
                         context.metrics.jobs("postponed").increment()
-                        context.throughput.add("jobs_postponed")
+                        runtime.throughput.add("jobs_postponed")
                         if case .postponed(let at, let times) = outcome {
                             logger.log(
                                 level: times == 1 && failure.kind != .busy ? .warning : .debug,
@@ -137,11 +138,11 @@ public struct WorkerLoop: Sendable {
                         let outcome = try queue.fail(job, worker: workerID, reason: failure.message, on: connection)
                         if case .dead = outcome {
                             context.metrics.jobs("dead").increment()
-                            context.throughput.add("jobs_dead")
+                            runtime.throughput.add("jobs_dead")
                             logger.error("job dead after its last attempt", metadata: ["member": "\(job.member)", "reason": "\(failure.message)"])
                         } else {
                             context.metrics.jobs("retry").increment()
-                            context.throughput.add("jobs_retry")
+                            runtime.throughput.add("jobs_retry")
                             logger.warning("job failed, will retry", metadata: ["member": "\(job.member)", "reason": "\(failure.message)"])
                         }
                     }
@@ -174,7 +175,7 @@ public struct WorkerLoop: Sendable {
         let nowMilliseconds = Int64(Date().timeIntervalSince1970 * 1000)
         metrics.enqueueToStored.recordMilliseconds(max(0, nowMilliseconds - job.enqueuedAt))
         let publication = outcome.publication
-        let throughput = context.throughput
+        let throughput = runtime.throughput
         throughput.add("jobs_done")
         throughput.latency(milliseconds: max(0, nowMilliseconds - job.enqueuedAt))
         for (placed, count) in publication.outcomes { throughput.add("placed_" + placed.name, count) }

@@ -26,11 +26,12 @@ extension Maintenance {
     /// A worker on one job past `jobDeadline` gets no heartbeat (see
     /// ``WorkerActivity``): its job goes back to the queue for another
     /// worker; each such stall is logged and counted once.
-    public static func heartbeat(_ context: PipelineContext) -> ThreadsService {
-        let ids = (0..<context.settings.workers).map { WorkerLoop.workerID(context, $0) }
+    public static func heartbeat(_ runtime: WorkerRuntime) -> ThreadsService {
+        let context = runtime.context
+        let ids = (0..<context.settings.workers).map { WorkerLoop.workerID(runtime, $0) }
         let reported = Locked(Set<Int>())
         return periodicService(name: "heartbeat", interval: context.settings.heartbeatInterval, logger: context.logger, sessions: context.sessions) { session in
-            let stuck = context.activity.stuck(longerThan: context.settings.jobDeadline)
+            let stuck = runtime.activity.stuck(longerThan: context.settings.jobDeadline)
             for index in stuck.subtracting(reported.withLock { $0 }).sorted() {
                 context.metrics.workerStalls.increment()
                 context.logger.error(

@@ -92,10 +92,11 @@ struct WorkerCommand: AsyncParsableCommand {
                     logger.info("metrics", metadata: ["address": "http://\(host):\(port)/metrics"])
                 })
         }
-        logger.info("worker starting", metadata: ["workers": "\(settings.workers)", "process": "\(context.processID)"])
+        let runtime = WorkerRuntime(context)
+        logger.info("worker starting", metadata: ["workers": "\(settings.workers)", "process": "\(runtime.processID)"])
         let group = ServiceGroup(
             configuration: .init(
-                services: WorkerDaemon.services(context, metricsServer: metricsServer).map { .init(service: $0) },
+                services: WorkerDaemon.services(runtime, metricsServer: metricsServer).map { .init(service: $0) },
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()

@@ -76,13 +76,14 @@ struct ReconnectTests {
                 settings.activeWindow = .seconds(100 * 365 * 86_400)  // every member should have a set
             }
         }
+        let runtime = WorkerRuntime(context)
         let fixture = try await onThread { try LoopFixture(installation, context) }
         let queue = try await onThread { try SharedRedis(installation.queueServer) }
         let restartQueue: @Sendable () throws -> Void = { try installation.queueServer.restart(empty: true) }
 
         // Heartbeat: this process's worker is alive in the queue's eyes.
-        let worker = WorkerLoop.workerID(context, 0)
-        try await Self.acrossRestart(Maintenance.heartbeat(context), installation, logs, restart: restartQueue) {
+        let worker = WorkerLoop.workerID(runtime, 0)
+        try await Self.acrossRestart(Maintenance.heartbeat(runtime), installation, logs, restart: restartQueue) {
             try queue.send(["ZSCORE", "kq:workers", worker]).string != nil
         }
         // Reaper: a silent worker's job is put back.

@@ -38,12 +38,13 @@ struct WorkerLoopTests {
             let installation = try Installation(memberLimit: 100)
             // Three attempts at most (the Environment's policy): an outage of more than three tries must not kill a job.
             let (context, _) = try installation.context(workers: 1)
+            let runtime = WorkerRuntime(context)
             let chosen = installation.members.prefix(3).map(\.id)
             for shard in installation.shards { shard.kill() }
             try WorkQueue().enqueue(chosen, priority: .interactive, on: QueueConnection(try installation.queueServer.connect()))
 
             let stop = StopSignal()
-            let worker = BackgroundThread("worker-loop") { WorkerLoop(context: context, index: 0).run(stop: stop) }
+            let worker = BackgroundThread("worker-loop") { WorkerLoop(runtime: runtime, index: 0).run(stop: stop) }
             defer {
                 stop.stop()
                 _ = try? worker.result(timeout: .seconds(30))
@@ -94,6 +95,7 @@ struct WorkerLoopTests {
                 settings.reapInterval = .milliseconds(100)
             }
         }
+        let runtime = WorkerRuntime(context)
         let member = installation.members[0].id
         for shard in installation.shards { shard.freeze() }
         defer { for shard in installation.shards { shard.thaw() } }
@@ -101,10 +103,10 @@ struct WorkerLoopTests {
 
         let stop = StopSignal()
         let group = ServiceGroup(
-            services: [Maintenance.heartbeat(context), Maintenance.reaper(context)], logger: context.logger)
+            services: [Maintenance.heartbeat(runtime), Maintenance.reaper(context)], logger: context.logger)
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
-            let worker = BackgroundThread("worker-loop") { WorkerLoop(context: context, index: 0).run(stop: stop) }
+            let worker = BackgroundThread("worker-loop") { WorkerLoop(runtime: runtime, index: 0).run(stop: stop) }
             try await onThread {
                 defer { stop.stop() }
                 let queue = try installation.queueServer.connect()
@@ -114,7 +116,7 @@ struct WorkerLoopTests {
                     try queue.send(["HGET", "kq:attempts", String(member)]).string == "1"  // the stall counts an attempt
                 }
                 #expect(try WorkQueue().stats(on: QueueConnection(queue)).waiting[.interactive] == 1, "the job is back in the queue")
-                #expect(context.activity.stuck(longerThan: .seconds(1)) == [0], "the worker is still on its job")
+                #expect(runtime.activity.stuck(longerThan: .seconds(1)) == [0], "the worker is still on its job")
                 for shard in installation.shards { shard.thaw() }
                 // The stuck job finishes late (harmless); the worker fetches the returned one and does it again.
                 try poll(until: "the member generated and the queue idle", timeout: .seconds(60), interval: .milliseconds(50)) {
@@ -125,7 +127,7 @@ struct WorkerLoopTests {
                 #expect(try WorkQueue().stats(on: QueueConnection(queue)).dead == 0)
                 stop.stop()
                 _ = try worker.result(timeout: .seconds(30))
-                #expect(context.activity.stuck(longerThan: .zero).isEmpty)
+                #expect(runtime.activity.stuck(longerThan: .zero).isEmpty)
             }
             await group.triggerGracefulShutdown()
             try await tasks.next()

@@ -29,6 +29,7 @@ struct ShardOutageReadTests {
             }
         }
         let context = harness.context
+        let runtime = WorkerRuntime(context)
         let installation = harness.installation
         // Up to 30 members of the first member's shard.
         let (shardIndex, chosen) = try await onThread { () -> (Int, [MemberID]) in
@@ -41,7 +42,7 @@ struct ShardOutageReadTests {
         }
         #expect(chosen.count >= 10)
         let queue = try await onThread { try SharedRedis(installation.queueServer) }
-        let workerID = WorkerLoop.workerID(context, 0)
+        let workerID = WorkerLoop.workerID(runtime, 0)
         /// Waiting, in-flight and delayed runs, read at one instant (MULTI).
         @Sendable func queueState() throws -> (waiting: Int, processing: Int, delayed: [String]) {
             let replies = try queue.pipeline([
@@ -54,7 +55,7 @@ struct ShardOutageReadTests {
 
         installation.shards[shardIndex].kill()
         let stop = StopSignal()
-        let worker = BackgroundThread("worker-loop") { WorkerLoop(context: context, index: 0).run(stop: stop) }
+        let worker = BackgroundThread("worker-loop") { WorkerLoop(runtime: runtime, index: 0).run(stop: stop) }
         var reads = 0
         do {
             for _ in 0..<8 {
