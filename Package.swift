@@ -12,20 +12,23 @@
 //   MariaDBClient   -> CMariaDB, KindredSupport   one connection over libmariadb, prepared statements
 //   KindredConfig   -> Scoring, MemberFormat   layered settings: config file < environment < flags
 //   KindredSupport                        the concurrency helpers of the blocking-I/O layers (monitor, threads, executors,
-//                                         stop signal, backoff, sleeps and Duration conversions), the version, URL percent-encoding
+//                                         stop signal, backoff, sleeps and Duration conversions), the version, URL percent-encoding,
+//                                         byte sizes
 //   KindredLogging  -> KindredSupport, swift-log   the log handler (text or JSON lines), durations in ms
 //   MemberStore     -> MariaDBClient, RedisClient (the shard URL grammar), Scoring, MemberFormat
 //                                         members, answers, blocks, shards, directory, generations
 //   ScoreStore      -> RedisClient, Scoring   score sets on the shards, lazy connection manager
 //   WorkQueue       -> RedisClient        the durable prioritised queue of member ids
 //   KindredCore     -> the stores, WorkQueue, MemberFormat, KindredLogging, swift-log/metrics, service-lifecycle
-//                                         the generation core: Bootstrap, generator, thread sessions, shared snapshot,
-//                                         set index, thread services, the shared periodic services, metrics
+//                                         the generation core: GenerationCore and GenerationSettings, Bootstrap, generator,
+//                                         thread sessions, shared snapshot, set index, thread services, the shared periodic
+//                                         services, metrics (no MariaDBClient: MemberStore's StoreConfiguration carries MySQL's)
 //   MetricsEndpoint -> KindredCore, swift-prometheus, Hummingbird   Prometheus exposition, the /metrics /livez /readyz server
-//   KindredWorker   -> KindredCore        the worker daemon: worker loop, its own services, probe
+//   KindredWorker   -> KindredCore        the worker daemon: WorkerSettings, WorkerRuntime (with the queue), worker loop,
+//                                         its own services, probe
 //   KindredRuns     -> KindredCore        backfill and evict
 //   WebAPI          -> KindredCore, MetricsEndpoint, the stores, Hummingbird   the web backend (no worker module)
-//   kindred         -> everything above   the one executable: argument parsing and wiring
+//   kindred         -> everything above   the one executable: argument parsing and one assembly per program
 //   kindred-bench   -> Scoring, Synthetic, the stores, KindredSupport   release-mode benchmarks (not tests)
 //   FuzzTargets     -> MemberFormat, the clients, MemberStore (shard addresses), ScoreStore, WebAPI
 //                                         one entry point per parser of outside input, for kindred-fuzz
@@ -117,7 +120,7 @@ let package = Package(
             name: "KindredCore",
             dependencies: [
                 "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue", "KindredSupport", "KindredLogging",
-                "RedisClient", "MariaDBClient",
+                "RedisClient",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -131,7 +134,7 @@ let package = Package(
             name: "KindredWorker",
             dependencies: [
                 "KindredCore", "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue", "KindredSupport", "KindredLogging",
-                "RedisClient", "MariaDBClient",
+                "RedisClient",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -172,7 +175,7 @@ let package = Package(
             name: "WebAPI",
             dependencies: [
                 "KindredCore", "MetricsEndpoint", "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue", "KindredSupport",
-                "RedisClient", "MariaDBClient",
+                "RedisClient",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -259,7 +262,7 @@ let package = Package(
         .target(
             name: "KindredTestKit",
             dependencies: [
-                "KindredCore", "MetricsEndpoint", "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue",
+                "KindredCore", "KindredWorker", "MetricsEndpoint", "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue",
                 "MariaDBClient", "RedisClient", "TestSupport", "WebAPI", "KindredLogging", "KindredSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

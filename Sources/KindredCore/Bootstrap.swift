@@ -2,7 +2,6 @@ import Foundation
 import KindredLogging
 import KindredSupport
 import Logging
-import MariaDBClient
 import MemberStore
 import RedisClient
 import Scoring
@@ -16,18 +15,23 @@ import ServiceLifecycle
 public enum Bootstrap {
     /// Connects to MySQL (waiting up to `startupTimeout` for it, with
     /// backoff), checks the schema, loads the survey, the full snapshot and
-    /// the shard list, and builds the shared context.
+    /// the shard list, and builds the generation core. `store`'s retry
+    /// budget and survey are replaced by `settings.mysqlRetry` and the
+    /// stored survey; `queue` is the address the core's session factory
+    /// gives threads that use the queue (nil: the program uses none).
     ///
     /// Blocking: call it from a dedicated thread (`runOnThread`).
     public static func load(
-        mysql: MariaDBConnection.Configuration, queue: QueueAddress?, settings: PipelineSettings, metrics: KindredMetrics,
+        store: StoreConfiguration, queue: QueueAddress?, settings: GenerationSettings, metrics: KindredMetrics,
         logger: Logger, scoreConfiguration: ScoreStore.Configuration = ScoreStore.Configuration(),
         managerConfiguration: ShardConnectionManager.Configuration = ShardConnectionManager.Configuration(),
         startupTimeout: Duration = .seconds(60)
-    ) throws -> (context: PipelineContext, watermark: SnapshotWatermark) {
+    ) throws -> (core: GenerationCore, watermark: SnapshotWatermark) {
         RedisClient.ignoreSIGPIPE()
-        let session = try StoreSession.connect(
-            StoreConfiguration(mysql: mysql, retry: settings.mysqlRetry), waitingUpTo: startupTimeout, onRetry: logStartupRetry(logger))
+        var store = store
+        store.retry = settings.mysqlRetry
+        store.survey = nil
+        let session = try StoreSession.connect(store, waitingUpTo: startupTimeout, onRetry: logStartupRetry(logger))
         defer { session.close() }
         try session.requireUpToDate()
         guard let survey = try session.storedSurvey() else {
@@ -52,11 +56,13 @@ public enum Bootstrap {
         let scores = try scoreStore(
             session, logger: logger, configuration: scoreConfiguration, managerConfiguration: managerConfiguration)
         let directory = ShardDirectory(retry: settings.mysqlRetry)
-        let context = PipelineContext(
-            mysql: mysql, queueAddress: queue, settings: settings, survey: survey, population: SharedPopulation(population),
+        store.survey = survey
+        let core = GenerationCore(
+            sessions: SessionFactory(store: store, queue: queue, logger: logger), settings: settings, survey: survey,
+            population: SharedPopulation(population),
             scores: scores, directory: directory, metrics: metrics, logger: logger, watermark: watermark, sets: sets,
             setsWatermark: setsWatermark)
-        return (context, watermark)
+        return (core, watermark)
     }
 
     /// The score store over the shards the catalog lists, its connection

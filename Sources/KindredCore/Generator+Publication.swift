@@ -27,10 +27,10 @@ extension Generator {
         let standing = state.standing.compactMap(\.member)
         let threshold = state.agreedBy?.microseconds
         let recordFinder = self.recordFinder
-        guard let sets = context.sets else { preconditionFailure("only a publishing process publishes (it keeps the set index)") }
+        guard let sets = core.sets else { preconditionFailure("only a publishing process publishes (it keeps the set index)") }
         var counts = stats
         // Scores and the targets' stamps come from one version of the snapshot.
-        let placements = try context.population.read(withVersion: {
+        let placements = try core.population.read(withVersion: {
             (population, version) throws(MemberValidationError) -> [ScoreStore.Placement] in
             var currentAll: [Match] = []
             if let current {
@@ -114,8 +114,8 @@ extension Generator {
         }
         // Asks the server: a connection that died since the read reconnects here, and the lock is gone.
         guard try mysql({ try $0.publications.holdsLock(id) }) else { throw Self.lockLost(id) }
-        guard let sets = context.sets else { preconditionFailure("only a publishing process publishes (it keeps the set index)") }
-        let results = context.scores.place(placements, limit: context.settings.scoring.topN) { sets.entry(of: $0)?.shard }
+        guard let sets = core.sets else { preconditionFailure("only a publishing process publishes (it keeps the set index)") }
+        let results = core.scores.place(placements, limit: core.settings.scoring.topN) { sets.entry(of: $0)?.shard }
         try absorb(results, placements: placements, into: &outcome)
         // Settles only in the server session that holds the lock: checked in
         // the visit itself, so a reconnect within it (the settle's retry)

@@ -2,7 +2,6 @@ import Foundation
 import CoreMetrics
 import KindredSupport
 import Logging
-import MariaDBClient
 import MemberStore
 import Scoring
 import ScoreStore
@@ -47,7 +46,7 @@ public struct GenerationFailure: Error, Sendable, CustomStringConvertible {
             case .noActiveShard: return GenerationFailure(.shardUnavailable, error.message)
             default: return GenerationFailure(.failed, "\(error)")
             }
-        case let error as MariaDBError where error.isConnectionLost:
+        case let error where StoreSession.isConnectionLost(error):
             return GenerationFailure(.mysqlUnavailable, "MySQL unavailable: \(error)")
         case let error as ScoreStoreError:
             if error.code == .shardUnavailable || error.isTransportFailure {
@@ -131,7 +130,7 @@ public struct GenerationOutcome: Sendable {
 /// The job: bring one member's matches, and every other set's view of the
 /// member, in line with MySQL. One generator per thread: it works in that
 /// thread's ``MemberStore/StoreSession`` (made by the thread) with match
-/// finders of its own; the rest comes from the shared ``PipelineContext``.
+/// finders of its own; the rest comes from the shared ``GenerationCore``.
 ///
 /// A job (SCORING.md, "Matches while the population changes"):
 /// 1. takes the member's publication lock (when publishing), reads the
@@ -180,7 +179,7 @@ public final class Generator {
         case ifWanted(activeSince: Int64)
     }
 
-    public let context: PipelineContext
+    public let core: GenerationCore
     public let options: Options
     /// The thread's member store session: every MySQL visit of a job,
     /// the directory's included.
@@ -191,19 +190,19 @@ public final class Generator {
     let recordFinder: MatchFinder
 
     /// - Parameter session: the calling thread's session (a new one from
-    ///   the context's factory when nil); used only on that thread.
-    public init(context: PipelineContext, options: Options = Options(), session: StoreSession? = nil) {
+    ///   the core's factory when nil); used only on that thread.
+    public init(core: GenerationCore, options: Options = Options(), session: StoreSession? = nil) {
         precondition(
-            !options.publish || context.settings.publishes,
-            "a publishing generator needs a process that follows the set index (PipelineSettings.publishes)")
-        self.context = context
+            !options.publish || core.settings.publishes,
+            "a publishing generator needs a process that follows the set index (GenerationSettings.publishes)")
+        self.core = core
         self.options = options
-        self.session = session ?? context.sessions.storeSession()
-        var own = context.settings.scoring
+        self.session = session ?? core.sessions.storeSession()
+        var own = core.settings.scoring
         // The most a write stores; each member's own share is cut from it.
-        own.topN = context.scores.configuration.largestSet(forLimit: own.topN)
+        own.topN = core.scores.configuration.largestSet(forLimit: own.topN)
         finder = MatchFinder(settings: own)
-        var records = context.settings.scoring
+        var records = core.settings.scoring
         records.topN = 1
         recordFinder = MatchFinder(settings: records)
     }
@@ -224,13 +223,13 @@ public final class Generator {
     }
 
     private func run(_ id: MemberID, ownSet: OwnSet) throws -> GenerationOutcome {
-        let survey = context.survey
-        var phases = PhaseClock(metrics: context.metrics)
+        let survey = core.survey
+        var phases = PhaseClock(metrics: core.metrics)
         // One visit: the publication lock (when publishing), then everything
         // the job needs of the member (``MemberStore/StoreSession/jobState(of:publications:)``).
         var lock: PublicationLock?
         defer {
-            if lock != nil { _ = try? session.withRetry(policy: context.settings.mysqlRetry) { try $0.publications.unlock(id) } }
+            if lock != nil { _ = try? session.withRetry(policy: core.settings.mysqlRetry) { try $0.publications.unlock(id) } }
         }
         let job = try mysql { session -> JobState in
             if options.publish {
@@ -242,17 +241,17 @@ public final class Generator {
             return try session.jobState(of: id, publications: options.publish)
         }
         let state = job.publication
-        context.directory.learned(id, shard: job.shard)
+        core.directory.learned(id, shard: job.shard)
         phases.lap("read")
         // Everything committed before this point is in the snapshot and the set index after this.
         let began = ContinuousClock.now
-        try mysql { try context.follower.refresh(startedAfter: began, in: $0) }
+        try mysql { try core.follower.refresh(startedAfter: began, in: $0) }
         phases.lap("refresh")
         guard let record = state.current else {
             return try remove(id, job: job, lock: lock, phases: &phases)
         }
         let version = AnswersVersion.of(record, survey: survey)
-        try context.population.upsert(record, version: version)
+        try core.population.upsert(record, version: version)
         var outcome = GenerationOutcome(kind: .publishedOnly)
         var scan: (all: [Match], version: Int)? = nil
         if try ownSetDue(record, version: version, rule: ownSet, job: job) {
@@ -275,10 +274,10 @@ public final class Generator {
     private func ownSetDue(_ record: Member, version: UInt64, rule: OwnSet, job: JobState) throws -> Bool {
         guard case .ifWanted(let activeSince) = rule else { return true }
         if let shard = job.shard {
-            guard let meta = try context.scores.readMeta(record.id, shard: shard) else { return true }
+            guard let meta = try core.scores.readMeta(record.id, shard: shard) else { return true }
             return meta.stamp != String(version) || meta.isLegacy || meta.needsRefill
         }
-        if context.sets?.entry(of: record.id) != nil { return true }
+        if core.sets?.entry(of: record.id) != nil { return true }
         guard let lastActive = record.lastActive, lastActive >= activeSince else { return false }
         return job.evictedAt.map { $0 <= lastActive } ?? true
     }
@@ -293,11 +292,11 @@ public final class Generator {
         _ record: Member, version: UInt64, into outcome: inout GenerationOutcome, phases: inout PhaseClock
     ) throws -> (all: [Match], version: Int) {
         let id = record.id
-        let settings = context.settings.scoring
-        let stored = context.scores.configuration.writtenSize(forLimit: settings.topN, member: id)
+        let settings = core.settings.scoring
+        let stored = core.scores.configuration.writtenSize(forLimit: settings.topN, member: id)
         // What the snapshot holds at least, taken before the scan.
-        let covered = context.follower.coveredUntil
-        let (ranked, all, scannedAt) = try context.population.read(withVersion: {
+        let covered = core.follower.coveredUntil
+        let (ranked, all, scannedAt) = try core.population.read(withVersion: {
             (population, version) throws(MemberValidationError) -> ([Match], [Match], Int) in
             let found = try finder.matchesCollectingAll(for: record, in: population)
             return (found.top, found.all, version)
@@ -306,21 +305,21 @@ public final class Generator {
         let complete = finder.lastScan.scored <= stored
         outcome.candidates = finder.lastScan.candidates
         phases.lap("scan")
-        let shard = try context.directory.assign(id, in: session)
+        let shard = try core.directory.assign(id, in: session)
         phases.lap("assign")
         let stamp = String(version)
         let generatedAt = Date()
-        try context.scores.writeSet(
+        try core.scores.writeSet(
             id, shard: shard, matches: top, stamp: stamp, limit: settings.topN, complete: complete,
             generatedAt: Int64(generatedAt.timeIntervalSince1970))
-        context.metrics.scoresWritten.increment(by: top.count)
+        core.metrics.scoresWritten.increment(by: top.count)
         phases.lap("write")
         let generation = Generation(
             memberID: id, shardID: shard, answersVersion: version,
             generatedAt: Int64(generatedAt.timeIntervalSince1970 * 1000), matchCount: min(top.count, settings.topN),
             floor: complete ? nil : top.last, coveredAt: covered)
         try mysql { try $0.generations.record(generation) }
-        context.sets?.wrote(
+        core.sets?.wrote(
             id,
             entry: SetIndex.Entry(
                 shard: shard, floorKey: generation.floor.map { SetIndex.rankKey(tenths: Int($0.tenths), id: $0.id) } ?? .max,
@@ -341,15 +340,15 @@ public final class Generator {
     private func catchUp(
         _ record: Member, stamp: String, shard: UInt32, scannedAt: Int, into outcome: inout GenerationOutcome
     ) throws {
-        try mysql { try context.follower.refresh(in: $0) }
-        guard let changed = context.population.changedMembers(since: scannedAt) else {
+        try mysql { try core.follower.refresh(in: $0) }
+        guard let changed = core.population.changedMembers(since: scannedAt) else {
             throw GenerationFailure(.failed, "too many members changed while member \(record.id)'s set was written: retrying")
         }
         let others = changed.filter { $0 != record.id }
         guard !others.isEmpty else { return }
-        let settings = context.settings.scoring
-        let survey = context.survey
-        let placements = context.population.read { population -> [ScoreStore.Placement] in
+        let settings = core.settings.scoring
+        let survey = core.survey
+        let placements = core.population.read { population -> [ScoreStore.Placement] in
             others.map { other in
                 var tenths: Int?
                 if let member = population.member(other), let t = survey.outcome(record, member, settings: settings).tenths,
@@ -360,7 +359,7 @@ public final class Generator {
                 return ScoreStore.Placement(target: record.id, member: other, tenths: tenths, stamp: stamp)
             }
         }
-        let results = context.scores.place(placements, limit: settings.topN) { _ in shard }
+        let results = core.scores.place(placements, limit: settings.topN) { _ in shard }
         try absorb(results, placements: placements, into: &outcome)
         outcome.publication.catchUp += placements.count
     }
@@ -368,7 +367,7 @@ public final class Generator {
     /// Counts replies, collects sets to rebuild, and throws the first shard
     /// failure (the job is retried; every placement is safe to repeat).
     func absorb(_ results: ScoreStore.PlacementResults, placements: [ScoreStore.Placement], into outcome: inout GenerationOutcome) throws {
-        let limit = context.settings.scoring.topN
+        let limit = core.settings.scoring.topN
         // Counted here and added to the metrics once per outcome: a counter
         // handle is looked up in the registry (its name and help checked)
         // each time it is made, which per placement took ~5% of a busy
@@ -381,7 +380,7 @@ public final class Generator {
         }
         for kind in ScoreStore.PlacementOutcome.allCases where counts[kind.rawValue] > 0 {
             outcome.publication.outcomes[kind, default: 0] += counts[kind.rawValue]
-            context.metrics.placements(kind.name).increment(by: counts[kind.rawValue])
+            core.metrics.placements(kind.name).increment(by: counts[kind.rawValue])
         }
         if let error = results.errors.first { throw error }
     }
@@ -398,10 +397,10 @@ public final class Generator {
             phases.lap("publish")
         }
         // The shard and the generation as the job read found them.
-        if let shard = job.shard ?? job.generation?.shardID { _ = try context.scores.removeSet(id, shard: shard) }
+        if let shard = job.shard ?? job.generation?.shardID { _ = try core.scores.removeSet(id, shard: shard) }
         try mysql { try $0.forgetSet(of: id) }
-        context.directory.forget(id)
-        context.population.remove(id)
+        core.directory.forget(id)
+        core.population.remove(id)
         phases.lap("remove")
         return outcome
     }
@@ -409,6 +408,6 @@ public final class Generator {
     /// One visit on this thread's session, reconnecting with backoff on a
     /// lost connection within the settings' budget.
     func mysql<T>(_ body: (StoreSession) throws -> T) throws -> T {
-        try session.withRetry(policy: context.settings.mysqlRetry, body)
+        try session.withRetry(policy: core.settings.mysqlRetry, body)
     }
 }

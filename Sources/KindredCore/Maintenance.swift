@@ -20,36 +20,36 @@ public enum Maintenance {
     /// (``SnapshotFollower``): the slow read outside the lock, the quick
     /// apply inside it. Jobs refresh on their own too; this keeps an idle
     /// process fresh.
-    public static func refresher(_ context: PipelineContext) -> ThreadsService {
-        return periodicService(name: "snapshot", interval: context.settings.refreshInterval, logger: context.logger, sessions: context.sessions) { session in
-            try session.database { try context.follower.refresh(in: $0) }
+    public static func refresher(_ core: GenerationCore) -> ThreadsService {
+        return periodicService(name: "snapshot", interval: core.settings.refreshInterval, logger: core.logger, sessions: core.sessions) { session in
+            try session.database { try core.follower.refresh(in: $0) }
         }
     }
 
     /// Follows the shard list in MySQL (for processes that read and write
     /// sets but leave repairs to the worker daemon: the web backend).
-    public static func shardListReloader(_ context: PipelineContext) -> ThreadsService {
-        return periodicService(name: "shard-list", interval: context.settings.watchInterval, logger: context.logger, sessions: context.sessions) { session in
-            try followShardList(session, context)
+    public static func shardListReloader(_ core: GenerationCore) -> ThreadsService {
+        return periodicService(name: "shard-list", interval: core.settings.watchInterval, logger: core.logger, sessions: core.sessions) { session in
+            try followShardList(session, core)
         }
     }
 
     /// Refreshes the gauges: snapshot age and size, each shard's breaker
     /// state and whether it answers now (`kindred_shard_up`: one marker read
-    /// per shard, failing fast while its breaker is open), and, in the
-    /// worker (not the web backend, which does not own the queue), queue
+    /// per shard, failing fast while its breaker is open), and, given the
+    /// queue (the worker's; the web backend does not own the queue), queue
     /// depth per priority, delayed, processing and its age, dead letters.
     /// The gauges of a shard that left the shard list are removed, every
     /// time (a probe that checked it just before it left may record it
     /// again once).
-    public static func metricsCollector(_ context: PipelineContext) -> ThreadsService {
+    public static func metricsCollector(_ core: GenerationCore, queue: WorkQueue? = nil) -> ThreadsService {
         let seen = SeenShards()
-        return periodicService(name: "metrics", interval: context.settings.metricsInterval, logger: context.logger, sessions: context.sessions) { session in
-            let metrics = context.metrics
-            let age = context.population.age
+        return periodicService(name: "metrics", interval: core.settings.metricsInterval, logger: core.logger, sessions: core.sessions) { session in
+            let metrics = core.metrics
+            let age = core.population.age
             metrics.snapshotAge.record(age.inSeconds)
-            metrics.snapshotMembers.record(context.population.read { $0.count })
-            for (shard, health) in context.scores.manager.health() {
+            metrics.snapshotMembers.record(core.population.read { $0.count })
+            for (shard, health) in core.scores.manager.health() {
                 let state: Int
                 switch health.breaker {
                 case .closed: state = 0
@@ -58,13 +58,13 @@ public enum Maintenance {
                 }
                 metrics.breakerState(shard).record(state)
             }
-            let current = context.scores.manager.shards.map(\.id)
+            let current = core.scores.manager.shards.map(\.id)
             for shard in current {
-                metrics.shardUp(shard).record(context.scores.answers(shard: shard) ? 1 : 0)
+                metrics.shardUp(shard).record(core.scores.answers(shard: shard) ? 1 : 0)
             }
             for shard in seen.gone(current: current) { metrics.forgetShard(shard) }
-            guard metrics.program != .serve else { return }
-            let stats = try session.queue { try context.queue.stats(on: $0) }
+            guard let queue else { return }
+            let stats = try session.queue { try queue.stats(on: $0) }
             for (priority, depth) in stats.waiting { metrics.queueDepth(priority.description).record(depth) }
             metrics.queueDelayed.record(stats.delayed)
             metrics.queueDead.record(stats.dead)
@@ -89,9 +89,9 @@ public enum Maintenance {
 
     /// Reads the shard list from MySQL and hands it to the connection manager.
     @discardableResult
-    public static func followShardList(_ session: ThreadSession, _ context: PipelineContext) throws -> [ShardInfo] {
+    public static func followShardList(_ session: ThreadSession, _ core: GenerationCore) throws -> [ShardInfo] {
         let shards = try session.database { try $0.shards.list() }
-        context.scores.manager.update(shards: shards.map { ShardEndpoint(id: $0.id, address: $0.address.url, isCluster: $0.address.isCluster) })
+        core.scores.manager.update(shards: shards.map { ShardEndpoint(id: $0.id, address: $0.address.url, isCluster: $0.address.isCluster) })
         return shards
     }
 

@@ -1,6 +1,5 @@
 import KindredSupport
 import Logging
-import MariaDBClient
 import MemberStore
 import RedisClient
 import WorkQueue

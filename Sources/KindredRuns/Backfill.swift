@@ -3,7 +3,6 @@ import KindredCore
 import KindredLogging
 import KindredSupport
 import Logging
-import MariaDBClient
 import MemberStore
 import RedisClient
 import ScoreStore
@@ -63,13 +62,18 @@ public final class Backfill {
         var command: String { viaQueue ? "backfill:queue" : "backfill" }
     }
 
-    public let context: PipelineContext
+    public let core: GenerationCore
+    /// The queue a run enqueues into (with `--via-queue`, and the sets that
+    /// fell below N for repair), over the connection the core's session
+    /// factory opens when it was given the queue's address.
+    public let queue: WorkQueue
     public let options: Options
-    /// Where the generators' phase timings go (the context's metrics must
+    /// Where the generators' phase timings go (the core's metrics must
     /// have been made with it), for the summary's breakdown.
     public let phases: PhaseTotals?
-    public init(context: PipelineContext, options: Options, phases: PhaseTotals? = nil) {
-        self.context = context
+    public init(core: GenerationCore, queue: WorkQueue = WorkQueue(), options: Options, phases: PhaseTotals? = nil) {
+        self.core = core
+        self.queue = queue
         self.options = options
         self.phases = phases
     }
@@ -80,11 +84,11 @@ public final class Backfill {
     ///   store error that outlasted the retries.
     public func run(stop: StopSignal, onEvent: @escaping (RunEvent) -> Void) throws -> RunReport {
         let started = ContinuousClock.now
-        if options.viaQueue && context.sessions.queue == nil {
+        if options.viaQueue && core.sessions.queue == nil {
             throw RunRefusal(
                 .configuration, "--via-queue needs the queue's address: set KINDRED_QUEUE (or \"queue\" in the config file)")
         }
-        let database = RunSession(store: context.sessions.store, logger: context.logger, onEvent: onEvent)
+        let database = RunSession(store: core.sessions.store, logger: core.logger, onEvent: onEvent)
         defer { database.close() }
         let command = options.command
         let key = options.selection.key
@@ -98,7 +102,7 @@ public final class Backfill {
             throw RunRefusal(.selection, error.description)
         }
         let checkpoint = open?.checkpoint ?? 0
-        let plan = try database.run { try BackfillPlanner(context: context).plan(selection, after: checkpoint, in: $0) }
+        let plan = try database.run { try BackfillPlanner(core: core).plan(selection, after: checkpoint, in: $0) }
         var lines = describe(plan, selection: options.selection.describe(now: now), open: open)
         let problems = plan.budgetProblems
         if !problems.isEmpty {
@@ -131,7 +135,7 @@ public final class Backfill {
             notes.append(
                 "catch-up: \(rebuild.catchUp) placement(s) of members who changed while their set was written; "
                     + "\(rebuild.queued.count) set(s) that fell below N "
-                    + (context.sessions.queue == nil ? "(not queued for repair: no queue configured)" : "queued for repair"))
+                    + (core.sessions.queue == nil ? "(not queued for repair: no queue configured)" : "queued for repair"))
         }
         let progress = try database.endSession(of: run, follower: follower(run, database), shared: shared)
         if !options.viaQueue {
@@ -157,15 +161,15 @@ public final class Backfill {
         onEvent: @escaping (RunEvent) -> Void
     ) -> (catchUp: Int, queued: Set<MemberID>) {
         let limiter = RateLimiter(rate: options.rate)
-        let context = self.context
+        let core = self.core
         let totals = RebuildTotals()
         let threads = (0..<options.concurrency).map { index in
             startThread(name: "backfill-\(index)", stackSize: 1 << 20) {
                 // This thread's own session (MySQL only: the queue is never opened), closed when the thread ends.
-                let session = context.sessions.thread(.task)
+                let session = core.sessions.thread(.task)
                 defer { session.close() }
-                let generator = Generator(context: context, options: Generator.Options(publish: false), session: session.store)
-                let worker = BackfillWorker(context: context, generator: generator, index: index)
+                let generator = Generator(core: core, options: Generator.Options(publish: false), session: session.store)
+                let worker = BackfillWorker(core: core, generator: generator, index: index)
                 while limiter.wait(stop: stop), let id = shared.next() {
                     switch worker.process(id, stop: stop) {
                     case .finished(let result, let outcome):
@@ -179,15 +183,15 @@ public final class Backfill {
         }
         follower(run, database).follow(shared, stop: stop, onEvent: onEvent) { ThreadHandle.join(threads, timeout: $0) }
         let (catchUp, rebuild) = totals.total
-        if !rebuild.isEmpty && context.sessions.queue == nil {
+        if !rebuild.isEmpty && core.sessions.queue == nil {
             onEvent(.message(
                 "no queue configured (KINDRED_QUEUE): \(rebuild.count) set(s) that need a rebuild were not queued for repair "
                     + "(the worker's set audit finds them; or run the backfill again)"))
         } else if !rebuild.isEmpty {
             do {
-                let session = context.sessions.thread(.task)
+                let session = core.sessions.thread(.task)
                 defer { session.close() }
-                _ = try session.queue { try context.queue.enqueue(rebuild.sorted(), priority: .repair, on: $0) }
+                _ = try session.queue { try queue.enqueue(rebuild.sorted(), priority: .repair, on: $0) }
             } catch {
                 onEvent(.message("could not queue \(rebuild.count) set(s) that need a rebuild (the audit finds them): \(error)"))
             }
@@ -208,10 +212,11 @@ public final class Backfill {
         onEvent: @escaping (RunEvent) -> Void
     ) throws -> [String] {
         let limiter = RateLimiter(rate: options.rate)
-        let context = self.context
+        let core = self.core
+        let queue = self.queue
         let result = QueueTotals()
         let thread = startThread(name: "backfill-enqueue") {
-            let session = context.sessions.thread(.task)
+            let session = core.sessions.thread(.task)
             defer { session.close() }
             var backoff = Backoff(BackoffPolicy(initialDelay: .milliseconds(200), maximumDelay: .seconds(10)))
             while !stop.isStopped {
@@ -225,7 +230,7 @@ public final class Backfill {
                 while true {
                     do {
                         let connection = try session.openQueue().connection
-                        let outcome = try context.queue.enqueue(batch, priority: .backfill, on: connection)
+                        let outcome = try queue.enqueue(batch, priority: .backfill, on: connection)
                         result.add(outcome)
                         for id in batch { shared.finish(id, .done) }
                         backoff.reset()
@@ -233,7 +238,7 @@ public final class Backfill {
                     } catch {
                         session.dropQueue()
                         let delay = backoff.next()!  // unbounded: never nil
-                        context.logger.warning("queue unavailable: retrying", metadata: ["error": "\(error)", "retry_in_ms": .milliseconds(delay)])
+                        core.logger.warning("queue unavailable: retrying", metadata: ["error": "\(error)", "retry_in_ms": .milliseconds(delay)])
                         if stop.wait(delay) {
                             for id in batch { shared.giveBack(id) }
                             return
@@ -268,7 +273,7 @@ public final class Backfill {
         if plan.work > 0 {
             lines.append(
                 "estimated set: ~\(Int(plan.estimatedMatches.rounded())) stored entries (mean of \(plan.sampled) sampled scans), "
-                    + "~\(Bytes.text(plan.bytesPerSet)) each on a shard (\(context.scores.configuration.layout.buckets) buckets)")
+                    + "~\(Bytes.text(plan.bytesPerSet)) each on a shard (\(core.scores.configuration.layout.buckets) buckets)")
         }
         for share in plan.shares where share.sets > 0 || share.shard.memoryBudget != nil {
             let used = share.usedMemory.map { Bytes.text($0) } ?? "unknown"
@@ -312,13 +317,13 @@ struct BackfillWorker {
         case stopped
     }
 
-    let context: PipelineContext
+    let core: GenerationCore
     let generator: Generator
     let index: Int
     static let attempts = 3
 
     func process(_ id: MemberID, stop: StopSignal) -> Outcome {
-        var mysqlPause = Backoff(BackoffPolicy(initialDelay: .milliseconds(500), maximumDelay: max(.milliseconds(500), context.settings.mysqlPauseLimit)))
+        var mysqlPause = Backoff(BackoffPolicy(initialDelay: .milliseconds(500), maximumDelay: max(.milliseconds(500), core.settings.mysqlPauseLimit)))
         var retry = Backoff(BackoffPolicy(initialDelay: .milliseconds(200), multiplier: 4, maxAttempts: Self.attempts))
         while true {
             do {
@@ -330,11 +335,11 @@ struct BackfillWorker {
                     return .finished(.failed(error.message), nil)
                 case .mysqlUnavailable:
                     let pause = mysqlPause.next()!  // unbounded: never nil
-                    context.logger.warning("MySQL unavailable: pausing", metadata: ["thread": "\(index)", "pause_ms": .milliseconds(pause)])
+                    core.logger.warning("MySQL unavailable: pausing", metadata: ["thread": "\(index)", "pause_ms": .milliseconds(pause)])
                     if stop.wait(pause) { return .stopped }
                 case .shardUnavailable, .failed, .busy:
                     guard let delay = retry.next() else { return .finished(.failed(error.message), nil) }
-                    context.logger.warning(
+                    core.logger.warning(
                         "member failed, will retry",
                         metadata: ["member": "\(id)", "attempt": "\(retry.retries)", "reason": "\(error.message)"])
                     if stop.wait(delay) { return .stopped }

@@ -1,6 +1,6 @@
 import Foundation
 import KindredCore
-import MariaDBClient
+import KindredSupport
 import MemberStore
 import ScoreStore
 import Scoring
@@ -83,12 +83,12 @@ public struct BackfillPlan: Sendable {
 /// Works out a ``BackfillPlan`` (reads only: MySQL, the shards' `EXISTS`
 /// and `INFO`, and the snapshot for a sample of scans).
 public struct BackfillPlanner {
-    public let context: PipelineContext
+    public let core: GenerationCore
     /// Members scored to estimate the size of a set.
     public var sampleSize = 32
 
-    public init(context: PipelineContext) {
-        self.context = context
+    public init(core: GenerationCore) {
+        self.core = core
     }
 
     /// Plans the selected members above `checkpoint`.
@@ -119,7 +119,7 @@ public struct BackfillPlanner {
             }
             var present = Set<MemberID>()
             for (shard, ids) in recorded {
-                present.formUnion(try context.scores.existingSets(ids, shard: shard))
+                present.formUnion(try core.scores.existingSets(ids, shard: shard))
             }
             for member in page {
                 if member.recordedCurrent && present.contains(member.id) {
@@ -162,7 +162,7 @@ public struct BackfillPlanner {
         }
         let (mean, sampled) = estimateMatches(toRebuild)
         let largestID = max(try repository.largestID(), toRebuild.last ?? 0)
-        let layout = context.scores.configuration.layout
+        let layout = core.scores.configuration.layout
         let bytesPerSet = layout.estimatedBytes(ofSetWith: Int(mean.rounded(.up)), largestID: largestID)
         for id in shares.keys {
             guard var share = shares[id] else { continue }
@@ -171,7 +171,7 @@ public struct BackfillPlanner {
                 $0 + layout.estimatedBytes(ofSetWith: $1, largestID: largestID)
             }
             if share.sets > 0 || share.shard.memoryBudget != nil {
-                share.usedMemory = try? context.scores.shardStats(shard: id).usedMemory
+                share.usedMemory = try? core.scores.shardStats(shard: id).usedMemory
             }
             shares[id] = share
         }
@@ -187,8 +187,8 @@ public struct BackfillPlanner {
     /// N + S + the member's share of W, fewer with fewer candidates), or
     /// N + S + W/2 when none can be scored.
     func estimateMatches(_ ids: [MemberID]) -> (mean: Double, sampled: Int) {
-        let settings = context.settings.scoring
-        let configuration = context.scores.configuration
+        let settings = core.settings.scoring
+        let configuration = core.scores.configuration
         guard !ids.isEmpty else { return (0, 0) }
         var finderSettings = settings
         finderSettings.topN = configuration.largestSet(forLimit: settings.topN)
@@ -198,45 +198,12 @@ public struct BackfillPlanner {
         var sampled = 0
         for index in stride(from: 0, to: ids.count, by: step).prefix(sampleSize) {
             let id = ids[index]
-            guard let matches = context.population.read({ finder.matches(forID: id, in: $0) }) else { continue }
+            guard let matches = core.population.read({ finder.matches(forID: id, in: $0) }) else { continue }
             total += min(matches.count, configuration.writtenSize(forLimit: settings.topN, member: id))
             sampled += 1
         }
         let fallback = settings.topN + configuration.slack(forLimit: settings.topN)
             + (configuration.spreadsWrites ? configuration.trimWindow(forLimit: settings.topN) / 2 : 0)
         return sampled == 0 ? (Double(fallback), 0) : (Double(total) / Double(sampled), sampled)
-    }
-}
-
-/// Byte sizes for people and from them.
-public enum Bytes {
-    /// `512MB`, `2GiB`, `1.5GB`, `1048576`: decimal (kB, MB, GB, TB: powers
-    /// of 1000) and binary (KiB, MiB, GiB, TiB: powers of 1024) units; a
-    /// bare number is bytes. Case-insensitive; `K`, `M`, `G` alone are binary.
-    public static func parse(_ text: String) -> UInt64? {
-        let trimmed = text.trimmingCharacters(in: .whitespaces)
-        let split = trimmed.firstIndex(where: { !($0.isNumber || $0 == ".") }) ?? trimmed.endIndex
-        guard let number = Double(trimmed[..<split]), number >= 0 else { return nil }
-        let units: [String: Double] = [
-            "": 1, "b": 1,
-            "k": 1024, "kb": 1000, "kib": 1024,
-            "m": 1_048_576, "mb": 1_000_000, "mib": 1_048_576,
-            "g": 1_073_741_824, "gb": 1_000_000_000, "gib": 1_073_741_824,
-            "t": 1_099_511_627_776, "tb": 1_000_000_000_000, "tib": 1_099_511_627_776,
-        ]
-        let unit = trimmed[split...].trimmingCharacters(in: .whitespaces).lowercased()
-        guard let multiplier = units[unit] else { return nil }
-        let bytes = (number * multiplier).rounded()
-        guard bytes < 1.8e19 else { return nil }
-        return UInt64(bytes)
-    }
-
-    /// `12.3 MB` (powers of 1000, as `parse` reads `MB`).
-    public static func text(_ bytes: Int) -> String {
-        let value = Double(bytes)
-        for (unit, size) in [("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)] where abs(value) >= size {
-            return String(format: "%.1f", value / size) + " " + unit
-        }
-        return "\(bytes) B"
     }
 }

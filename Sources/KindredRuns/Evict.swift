@@ -2,7 +2,6 @@ import Foundation
 import KindredCore
 import KindredSupport
 import Logging
-import MariaDBClient
 import MemberStore
 import ScoreStore
 import Scoring

@@ -24,9 +24,10 @@ extension Maintenance {
     ///   what the shard holds, entry by entry (the self-check): a mismatch
     ///   that no recent change explains is logged, counted
     ///   (`kindred_set_audit_mismatches_total`) and rebuilt.
-    public static func setAudit(_ context: PipelineContext) -> ThreadsService {
-        let audit = SetAuditState(context: context)
-        return periodicService(name: "set-audit", interval: context.settings.auditInterval, logger: context.logger, sessions: context.sessions) { session in
+    public static func setAudit(_ runtime: WorkerRuntime) -> ThreadsService {
+        let core = runtime.core
+        let audit = SetAuditState(runtime: runtime)
+        return periodicService(name: "set-audit", interval: runtime.settings.auditInterval, logger: core.logger, sessions: core.sessions) { session in
             try audit.run(session)
         }
     }
@@ -35,7 +36,8 @@ extension Maintenance {
 /// The audit's state between runs: snapshot versions by time, to tell
 /// which members changed recently.
 final class SetAuditState: Sendable {
-    let context: PipelineContext
+    let runtime: WorkerRuntime
+    var core: GenerationCore { runtime.core }
     /// Used by the audit's periodic thread (and a test's `runOnce()`): uncontended.
     private let versions = Mutex<[(at: ContinuousClock.Instant, version: Int)]>([])
     /// A sampled set compares only entries of members that did not change
@@ -44,14 +46,14 @@ final class SetAuditState: Sendable {
     /// Orphans younger than this are left alone (a write may be in flight).
     let orphanGrace: Int64 = 120
 
-    init(context: PipelineContext, quiet: Duration = .seconds(60)) {
-        self.context = context
+    init(runtime: WorkerRuntime, quiet: Duration = .seconds(60)) {
+        self.runtime = runtime
         self.quiet = quiet
     }
 
     func run(_ session: ThreadSession) throws {
         let now = ContinuousClock.now
-        let version = context.population.version
+        let version = core.population.version
         versions.withLock { versions in
             versions.append((now, version))
             versions.removeAll { now - $0.at > quiet * 4 }
@@ -63,20 +65,20 @@ final class SetAuditState: Sendable {
             let (lost, wrong, recorded) = try checkRecorded(shard: shard.id, session)
             rebuild += lost + wrong
             if !lost.isEmpty || !wrong.isEmpty {
-                context.logger.warning(
+                core.logger.warning(
                     "sets missing or not the ones MySQL records: queued for rebuild",
                     metadata: ["shard": "\(shard.id)", "missing": "\(lost.count)", "other": "\(wrong.count)"])
             }
             let orphans = try removeOrphans(shard: shard.id, session)
             if orphans > 0 {
-                context.logger.warning("removed sets of members the shard no longer holds", metadata: ["shard": "\(shard.id)", "sets": "\(orphans)"])
+                core.logger.warning("removed sets of members the shard no longer holds", metadata: ["shard": "\(shard.id)", "sets": "\(orphans)"])
             }
-            sample += recorded.shuffled().prefix(context.settings.auditSample).map { ($0, shard.id) }
+            sample += recorded.shuffled().prefix(runtime.settings.auditSample).map { ($0, shard.id) }
         }
-        sample = Array(sample.shuffled().prefix(context.settings.auditSample))
+        sample = Array(sample.shuffled().prefix(runtime.settings.auditSample))
         rebuild += try selfCheck(sample, session)
         if !rebuild.isEmpty {
-            try session.queue { _ = try context.queue.enqueue(Array(Set(rebuild)).sorted(), priority: .repair, on: $0) }
+            try session.queue { _ = try runtime.queue.enqueue(Array(Set(rebuild)).sorted(), priority: .repair, on: $0) }
         }
     }
 
@@ -88,11 +90,11 @@ final class SetAuditState: Sendable {
         var missing: [MemberID] = []
         var wrong: [MemberID] = []
         var recorded: [MemberID] = []
-        let limit = context.settings.scoring.topN
+        let limit = core.settings.scoring.topN
         while true {
             let generations = try session.database { try $0.generations.generations(onShard: shard, after: after, limit: 5000) }
             guard let last = generations.last else { break }
-            let metas = try context.scores.readMetas(generations.map(\.memberID), shard: shard)
+            let metas = try core.scores.readMetas(generations.map(\.memberID), shard: shard)
             for (generation, meta) in zip(generations, metas) {
                 recorded.append(generation.memberID)
                 guard let meta else {
@@ -121,14 +123,14 @@ final class SetAuditState: Sendable {
     private func removeOrphans(shard: UInt32, _ session: ThreadSession) throws -> Int {
         var removed = 0
         let nowSeconds = Int64(Date().timeIntervalSince1970)
-        try context.scores.scanSetOwners(shard: shard) { owners in
+        try core.scores.scanSetOwners(shard: shard) { owners in
             let placements = try session.database { try $0.placements(of: owners) }
             let strays = owners.filter { placements[$0]?.assigned != shard && placements[$0]?.recorded != shard }
             guard !strays.isEmpty else { return }
-            let metas = try context.scores.readMetas(strays, shard: shard)
+            let metas = try core.scores.readMetas(strays, shard: shard)
             for (owner, meta) in zip(strays, metas) {
                 guard let meta, nowSeconds - meta.generatedAt > orphanGrace else { continue }
-                if try context.scores.removeSet(owner, shard: shard) { removed += 1 }
+                if try core.scores.removeSet(owner, shard: shard) { removed += 1 }
             }
         }
         return removed
@@ -142,29 +144,29 @@ final class SetAuditState: Sendable {
         // due) may legitimately differ from the snapshot for a while.
         let now = ContinuousClock.now
         let since = versions.withLock { $0.last { now - $0.at >= quiet }?.version }
-        guard let since, let recent = context.population.changedMembers(since: since) else { return [] }
+        guard let since, let recent = core.population.changedMembers(since: since) else { return [] }
         var recentlyChanged = Set(recent)
-        let survey = context.survey
-        let settings = context.settings.scoring
+        let survey = core.survey
+        let settings = core.settings.scoring
         // A set holds at most N + S + W entries; one more tells a set that is
         // missing entries above its floor (or claims every candidate) apart.
         var finderSettings = settings
-        finderSettings.topN = context.scores.configuration.largestSet(forLimit: settings.topN) + 1
+        finderSettings.topN = core.scores.configuration.largestSet(forLimit: settings.topN) + 1
         let finder = MatchFinder(settings: finderSettings)
         var rebuild: [MemberID] = []
         for (member, shard) in sample {
-            guard let set = try context.scores.readSet(member, shard: shard, cutToLimit: false) else { continue }
-            guard let record = context.population.read({ $0.member(member) }),
+            guard let set = try core.scores.readSet(member, shard: shard, cutToLimit: false) else { continue }
+            guard let record = core.population.read({ $0.member(member) }),
                 set.meta.stamp == String(AnswersVersion.of(record, survey: survey)), !recentlyChanged.contains(member)
             else { continue }
-            let expected = try context.population.read { (population) throws(MemberValidationError) -> [Match] in
+            let expected = try core.population.read { (population) throws(MemberValidationError) -> [Match] in
                 try finder.matches(for: record, in: population)
             }
             let floorKey = set.meta.floor.map { SetIndex.rankKey(tenths: Int($0.tenths), id: $0.id) } ?? .max
             let want = expected.filter { SetIndex.rankKey(tenths: Int($0.tenths), id: $0.id) <= floorKey }
             let differing = Set(set.matches).symmetricDifference(want).map(\.id)
             guard !differing.isEmpty else {
-                context.metrics.auditChecked.increment()
+                core.metrics.auditChecked.increment()
                 continue
             }
             let pending = try session.database {
@@ -172,10 +174,10 @@ final class SetAuditState: Sendable {
             }
             recentlyChanged.formUnion(pending)
             let unexplained = Set(differing).subtracting(recentlyChanged)
-            context.metrics.auditChecked.increment()
+            core.metrics.auditChecked.increment()
             guard !unexplained.isEmpty else { continue }
-            context.metrics.auditMismatches.increment()
-            context.logger.error(
+            core.metrics.auditMismatches.increment()
+            core.logger.error(
                 "self-check: a stored set differs from its recomputation: rebuilding it",
                 metadata: [
                     "member": "\(member)", "shard": "\(shard)", "differing_entries": "\(unexplained.count)",

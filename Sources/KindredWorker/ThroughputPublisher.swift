@@ -10,12 +10,12 @@ extension Maintenance {
     /// every `interval` (kept there for two hours, for the dashboard).
     /// Counts that could not be published are kept for the next run.
     public static func throughputPublisher(_ runtime: WorkerRuntime, interval: Duration = .seconds(5)) -> ThreadsService {
-        let context = runtime.context
-        return periodicService(name: "throughput", interval: interval, logger: context.logger, sessions: context.sessions) { session in
+        let core = runtime.core
+        return periodicService(name: "throughput", interval: interval, logger: core.logger, sessions: core.sessions) { session in
             let counts = runtime.throughput.drain()
             guard !counts.isEmpty else { return }
             do {
-                try session.queue { try context.queue.addThroughput(counts, on: $0) }
+                try session.queue { try runtime.queue.addThroughput(counts, on: $0) }
             } catch {
                 runtime.throughput.restore(counts)
                 throw error

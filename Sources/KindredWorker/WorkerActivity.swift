@@ -3,7 +3,7 @@ import Synchronization
 
 /// When each generation worker of this process took the job it is on (nil
 /// while it is between jobs), so the heartbeat can stop vouching for a
-/// worker stuck on one job past ``PipelineSettings/jobDeadline``: the
+/// worker stuck on one job past ``WorkerSettings/jobDeadline``: the
 /// reapers then return that job to the queue (counted as an attempt, so a
 /// job that hangs every time ends in the dead letters) and another worker
 /// does it. A thread cannot be killed; when the stuck one comes back, its

@@ -11,21 +11,21 @@ public enum WorkerDaemon {
     public static func services(
         _ runtime: WorkerRuntime, metricsServer: (any Service)?
     ) -> [any Service] {
-        let context = runtime.context
+        let core = runtime.core
         var services: [any Service] = []
         if let metricsServer { services.append(metricsServer) }
         services += [
-            Maintenance.metricsCollector(context),
+            Maintenance.metricsCollector(core, queue: runtime.queue),
             Maintenance.throughputPublisher(runtime),
             Maintenance.heartbeat(runtime),
-            Maintenance.reaper(context),
-            Maintenance.refresher(context),
-            Maintenance.shardWatcher(context),
-            Maintenance.setAudit(context),
-            Maintenance.repairSweep(context),
+            Maintenance.reaper(runtime),
+            Maintenance.refresher(core),
+            Maintenance.shardWatcher(runtime),
+            Maintenance.setAudit(runtime),
+            Maintenance.repairSweep(runtime),
             ThreadsService(
-                name: "generation", count: context.settings.workers, shutdownTimeout: context.settings.shutdownTimeout,
-                logger: context.logger
+                name: "generation", count: runtime.settings.workers, shutdownTimeout: runtime.settings.shutdownTimeout,
+                logger: core.logger
             ) { index, stop in
                 WorkerLoop(runtime: runtime, index: index).run(stop: stop)
             },

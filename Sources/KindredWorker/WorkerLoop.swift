@@ -30,7 +30,7 @@ import WorkQueue
 public struct WorkerLoop: Sendable {
     public let runtime: WorkerRuntime
     public let index: Int
-    public var context: PipelineContext { runtime.context }
+    public var core: GenerationCore { runtime.core }
 
     public init(runtime: WorkerRuntime, index: Int) {
         self.runtime = runtime
@@ -44,7 +44,7 @@ public struct WorkerLoop: Sendable {
 
     /// Runs the loop on a ``ThreadSession`` made on this thread, closed when the loop ends.
     public func run(stop: StopSignal) {
-        let session = context.sessions.thread(.task)
+        let session = core.sessions.thread(.task)
         defer { session.close() }
         run(session: session, stop: stop)
     }
@@ -52,11 +52,11 @@ public struct WorkerLoop: Sendable {
     /// Runs the loop on the calling thread's `session` (its queue connection
     /// and its MySQL session, the generator's).
     public func run(session: ThreadSession, stop: StopSignal) {
-        let logger = context.logger
-        let queue = context.queue
-        let generator = Generator(context: context, session: session.store)
+        let logger = core.logger
+        let queue = runtime.queue
+        let generator = Generator(core: core, session: session.store)
         var reconnectDelay: Duration = .milliseconds(100)
-        var mysqlPause = Backoff(BackoffPolicy(initialDelay: .milliseconds(500), maximumDelay: max(.milliseconds(500), context.settings.mysqlPauseLimit)))
+        var mysqlPause = Backoff(BackoffPolicy(initialDelay: .milliseconds(500), maximumDelay: max(.milliseconds(500), core.settings.mysqlPauseLimit)))
         while !stop.isStopped {
             // A queue connection, handing back what an earlier connection left held.
             let connection: QueueConnection
@@ -108,7 +108,7 @@ public struct WorkerLoop: Sendable {
                     switch failure.kind {
                     case .badData:
                         _ = try queue.bury(job, worker: workerID, reason: failure.message, on: connection)
-                        context.metrics.jobs("dead").increment()
+                        core.metrics.jobs("dead").increment()
                         runtime.throughput.add("jobs_dead")
                         logger.error("job buried: stored data breaks the rules", metadata: ["member": "\(job.member)", "reason": "\(failure.message)"])
                     case .mysqlUnavailable:
@@ -122,7 +122,7 @@ public struct WorkerLoop: Sendable {
                         let outcome = failure.kind == .busy
                             ? try queue.postpone(job, worker: workerID, baseDelay: .milliseconds(100), maxDelay: .seconds(1), on: connection)
                             : try queue.postpone(job, worker: workerID, on: connection)
-                        context.metrics.jobs("postponed").increment()
+                        core.metrics.jobs("postponed").increment()
                         runtime.throughput.add("jobs_postponed")
                         if case .postponed(let at, let times) = outcome {
                             logger.log(
@@ -137,11 +137,11 @@ public struct WorkerLoop: Sendable {
                     case .failed:
                         let outcome = try queue.fail(job, worker: workerID, reason: failure.message, on: connection)
                         if case .dead = outcome {
-                            context.metrics.jobs("dead").increment()
+                            core.metrics.jobs("dead").increment()
                             runtime.throughput.add("jobs_dead")
                             logger.error("job dead after its last attempt", metadata: ["member": "\(job.member)", "reason": "\(failure.message)"])
                         } else {
-                            context.metrics.jobs("retry").increment()
+                            core.metrics.jobs("retry").increment()
                             runtime.throughput.add("jobs_retry")
                             logger.warning("job failed, will retry", metadata: ["member": "\(job.member)", "reason": "\(failure.message)"])
                         }
@@ -166,11 +166,11 @@ public struct WorkerLoop: Sendable {
     /// Every other job was asked for by someone who wants the set.
     private func ownSetRule(_ priority: JobPriority) -> Generator.OwnSet {
         guard priority == .repair else { return .always }
-        return .ifWanted(activeSince: Int64(Date().timeIntervalSince1970) - context.settings.activeWindow.components.seconds)
+        return .ifWanted(activeSince: Int64(Date().timeIntervalSince1970) - runtime.settings.activeWindow.components.seconds)
     }
 
     private func record(_ outcome: GenerationOutcome, job: Job, took: Duration) {
-        let metrics = context.metrics
+        let metrics = core.metrics
         metrics.jobDuration.recordNanoseconds(took.inNanoseconds)
         let nowMilliseconds = Int64(Date().timeIntervalSince1970 * 1000)
         metrics.enqueueToStored.recordMilliseconds(max(0, nowMilliseconds - job.enqueuedAt))
@@ -186,7 +186,7 @@ public struct WorkerLoop: Sendable {
         case .generated, .publishedOnly:
             metrics.jobs("done").increment()
             metrics.candidatesScored.record(outcome.candidates)
-            context.logger.debug(
+            core.logger.debug(
                 "generated",
                 metadata: [
                     "member": "\(job.member)", "shard": "\(outcome.shard.map(String.init) ?? "none")", "matches": "\(outcome.matches)",
@@ -195,7 +195,7 @@ public struct WorkerLoop: Sendable {
                 ])
         case .removed:
             metrics.jobs("removed").increment()
-            context.logger.info(
+            core.logger.info(
                 "removed a deleted member", metadata: ["member": "\(job.member)", "entries": "\(publication.count(.removed))"])
         }
     }

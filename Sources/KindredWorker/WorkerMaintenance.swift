@@ -27,36 +27,37 @@ extension Maintenance {
     /// ``WorkerActivity``): its job goes back to the queue for another
     /// worker; each such stall is logged and counted once.
     public static func heartbeat(_ runtime: WorkerRuntime) -> ThreadsService {
-        let context = runtime.context
-        let ids = (0..<context.settings.workers).map { WorkerLoop.workerID(runtime, $0) }
+        let core = runtime.core
+        let ids = (0..<runtime.settings.workers).map { WorkerLoop.workerID(runtime, $0) }
         let reported = Locked(Set<Int>())
-        return periodicService(name: "heartbeat", interval: context.settings.heartbeatInterval, logger: context.logger, sessions: context.sessions) { session in
-            let stuck = runtime.activity.stuck(longerThan: context.settings.jobDeadline)
+        return periodicService(name: "heartbeat", interval: runtime.settings.heartbeatInterval, logger: core.logger, sessions: core.sessions) { session in
+            let stuck = runtime.activity.stuck(longerThan: runtime.settings.jobDeadline)
             for index in stuck.subtracting(reported.withLock { $0 }).sorted() {
-                context.metrics.workerStalls.increment()
-                context.logger.error(
+                core.metrics.workerStalls.increment()
+                core.logger.error(
                     "worker stuck on one job past the deadline: no more heartbeats for it, so its job returns to the queue",
-                    metadata: ["worker": "\(ids[index])", "deadline_ms": .milliseconds(context.settings.jobDeadline)])
+                    metadata: ["worker": "\(ids[index])", "deadline_ms": .milliseconds(runtime.settings.jobDeadline)])
             }
             reported.withLock { $0 = stuck }
             try session.queue { redis in
                 for (index, id) in ids.enumerated() where !stuck.contains(index) {
-                    try context.queue.heartbeat(worker: id, on: redis)
+                    try runtime.queue.heartbeat(worker: id, on: redis)
                 }
             }
         } onStop: { session in
             try session.queue { redis in
-                for id in ids { try context.queue.handBack(worker: id, on: redis) }
+                for id in ids { try runtime.queue.handBack(worker: id, on: redis) }
             }
         }
     }
 
     /// Returns the jobs of workers (of any process) that stopped heartbeating.
-    public static func reaper(_ context: PipelineContext) -> ThreadsService {
-        return periodicService(name: "reaper", interval: context.settings.reapInterval, logger: context.logger, sessions: context.sessions) { session in
-            let reaped = try session.queue { try context.queue.reap(timeout: context.settings.reapTimeout, on: $0) }
+    public static func reaper(_ runtime: WorkerRuntime) -> ThreadsService {
+        let core = runtime.core
+        return periodicService(name: "reaper", interval: runtime.settings.reapInterval, logger: core.logger, sessions: core.sessions) { session in
+            let reaped = try session.queue { try runtime.queue.reap(timeout: runtime.settings.reapTimeout, on: $0) }
             if reaped.workers > 0 {
-                context.logger.warning(
+                core.logger.warning(
                     "reaped silent workers",
                     metadata: ["workers": "\(reaped.workers)", "returned": "\(reaped.returned)", "dead": "\(reaped.dead)"])
             }
@@ -69,31 +70,32 @@ extension Maintenance {
     /// nothing). Members whose change every stored set's scan already
     /// covered are settled in MySQL without a job (a population imported
     /// before its sets were built).
-    public static func repairSweep(_ context: PipelineContext) -> ThreadsService {
-        return periodicService(name: "repair-sweep", interval: context.settings.sweepInterval, logger: context.logger, sessions: context.sessions) { session in
-            let window = context.settings.activeWindow.components.seconds
+    public static func repairSweep(_ runtime: WorkerRuntime) -> ThreadsService {
+        let core = runtime.core
+        return periodicService(name: "repair-sweep", interval: runtime.settings.sweepInterval, logger: core.logger, sessions: core.sessions) { session in
+            let window = runtime.settings.activeWindow.components.seconds
             let activeSince = Int64(Date().timeIntervalSince1970) - window
-            let total = try enqueueForRepair(session, context) { store, after in
+            let total = try enqueueForRepair(session, runtime) { store, after in
                 try store.repairCandidates(activeSince: activeSince, after: after, limit: 5000)
             }
-            if total > 0 { context.logger.info("repair sweep queued members", metadata: ["members": "\(total)"]) }
+            if total > 0 { core.logger.info("repair sweep queued members", metadata: ["members": "\(total)"]) }
             let settled = try session.database {
                 try $0.publications.settleAllUnpublished(forgettingTombstonesOlderThan: .seconds(86_400))
             }
             if settled > 0 {
-                context.logger.info("members settled as published: every stored set already ranks them as they are", metadata: ["members": "\(settled)"])
+                core.logger.info("members settled as published: every stored set already ranks them as they are", metadata: ["members": "\(settled)"])
             }
             var after: MemberID = 0
             var publications = 0
             while true {
                 let ids = try session.database { try $0.publications.needingPublication(after: after, limit: 5000) }
                 guard let last = ids.last else { break }
-                try session.queue { _ = try context.queue.enqueue(ids, priority: .repair, on: $0) }
+                try session.queue { _ = try runtime.queue.enqueue(ids, priority: .repair, on: $0) }
                 publications += ids.count
                 after = last
             }
             if publications > 0 {
-                context.logger.info("repair sweep queued members whose change is not yet published", metadata: ["members": "\(publications)"])
+                core.logger.info("repair sweep queued members whose change is not yet published", metadata: ["members": "\(publications)"])
             }
         }
     }
@@ -112,18 +114,19 @@ extension Maintenance {
     /// members could not all be queued (the queue or MySQL failing at that
     /// moment) stays on a list of its own and is queued again on every run
     /// until that succeeds.
-    public static func shardWatcher(_ context: PipelineContext) -> ThreadsService {
+    public static func shardWatcher(_ runtime: WorkerRuntime) -> ThreadsService {
+        let core = runtime.core
         let unqueued = Locked(Set<UInt32>())
-        return periodicService(name: "shard-watcher", interval: context.settings.watchInterval, logger: context.logger, sessions: context.sessions) { session in
+        return periodicService(name: "shard-watcher", interval: core.settings.watchInterval, logger: core.logger, sessions: core.sessions) { session in
             defer {
                 let left = unqueued.withLock { $0.sorted() }
                 if !left.isEmpty {
-                    context.logger.warning(
+                    core.logger.warning(
                         "shards came back empty and their members are not all queued yet: retrying next run",
                         metadata: ["shards": "\(left)"])
                 }
             }
-            let shards = try followShardList(session, context)
+            let shards = try followShardList(session, core)
             for shard in shards where shard.state != .down {
                 // Read before the shard advances: any value recorded came from
                 // an earlier INCR, so a shard that kept its data answers more.
@@ -131,11 +134,11 @@ extension Maintenance {
                 let status: ScoreStore.MarkerStatus
                 let sequence: Int
                 do {
-                    status = try context.scores.ensureMarker(shard: shard.id)
-                    sequence = try context.scores.advanceSequence(shard: shard.id)
+                    status = try core.scores.ensureMarker(shard: shard.id)
+                    sequence = try core.scores.advanceSequence(shard: shard.id)
                 } catch {
-                    context.metrics.shardErrors(shard.id).increment()
-                    context.logger.warning("shard unreachable", metadata: ["shard": "\(shard.id)", "error": "\(error)"])
+                    core.metrics.shardErrors(shard.id).increment()
+                    core.logger.warning("shard unreachable", metadata: ["shard": "\(shard.id)", "error": "\(error)"])
                     continue
                 }
                 let restored = !status.wasMissing && Int64(sequence) <= recorded
@@ -146,13 +149,13 @@ extension Maintenance {
                     // each set whose last write was lost (its stamp against MySQL) and rebuilds
                     // only those, instead of every set of the shard.
                     try session.database { try $0.shards.resetSequence(shard.id, to: Int64(sequence)) }
-                    context.logger.warning(
+                    core.logger.warning(
                         "a cluster shard's write sequence went back (a failover lost the last writes of one master): the set audit rebuilds the sets it finds lost",
                         metadata: ["shard": "\(shard.id)"])
                 } else if status.wasMissing || restored {
                     unqueued.withLock { _ = $0.insert(shard.id) }
                     try session.database { try $0.shards.resetSequence(shard.id, to: Int64(sequence)) }
-                    context.logger.warning(
+                    core.logger.warning(
                         status.wasMissing
                             ? "shard came back empty: its members' sets are queued for repair"
                             : "shard was restored from an older copy of its data: its members' sets are queued for repair",
@@ -162,18 +165,18 @@ extension Maintenance {
                 }
             }
             for shard in unqueued.withLock({ $0.sorted() }) {
-                let queued = try queueMembers(of: shard, session, context)
+                let queued = try queueMembers(of: shard, session, runtime)
                 unqueued.withLock { _ = $0.remove(shard) }
                 if queued > 0 {
-                    context.logger.warning("members of a shard that lost data queued for repair", metadata: ["shard": "\(shard)", "members": "\(queued)"])
+                    core.logger.warning("members of a shard that lost data queued for repair", metadata: ["shard": "\(shard)", "members": "\(queued)"])
                 }
             }
         }
     }
 
     /// Queues at repair priority every member whose set MySQL records on `shard`.
-    static func queueMembers(of shard: UInt32, _ session: ThreadSession, _ context: PipelineContext) throws -> Int {
-        try enqueueForRepair(session, context) { store, after in
+    static func queueMembers(of shard: UInt32, _ session: ThreadSession, _ runtime: WorkerRuntime) throws -> Int {
+        try enqueueForRepair(session, runtime) { store, after in
             try store.members(onShard: shard, after: after, limit: 5000)
         }
     }
@@ -181,7 +184,7 @@ extension Maintenance {
     /// Queues at repair priority every member `page` lists, page by page in
     /// ascending id order (`page` gives the ids after its second argument).
     static func enqueueForRepair(
-        _ session: ThreadSession, _ context: PipelineContext,
+        _ session: ThreadSession, _ runtime: WorkerRuntime,
         page: @escaping (GenerationStore, MemberID) throws -> [MemberID]
     ) throws -> Int {
         var after: MemberID = 0
@@ -189,7 +192,7 @@ extension Maintenance {
         while true {
             let ids = try session.database { try page($0.generations, after) }
             guard let last = ids.last else { break }
-            try session.queue { _ = try context.queue.enqueue(ids, priority: .repair, on: $0) }
+            try session.queue { _ = try runtime.queue.enqueue(ids, priority: .repair, on: $0) }
             total += ids.count
             after = last
         }

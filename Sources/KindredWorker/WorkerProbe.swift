@@ -2,7 +2,6 @@ import CoreMetrics
 import Foundation
 import KindredCore
 import KindredSupport
-import MariaDBClient
 import MemberStore
 import RedisClient
 import ScoreStore
@@ -26,13 +25,14 @@ public final class WorkerProbe: @unchecked Sendable {
     // (in `check()`) and in `deinit`, when no other thread holds a
     // reference. Probes run on a new thread each (MetricsServer), so they
     // move between threads, but only ever under that lock: one thread at a
-    // time, never two at once. `context` is a Sendable `let`.
-    private let context: PipelineContext
+    // time, never two at once. `runtime` is a Sendable `let`.
+    private let runtime: WorkerRuntime
+    private var core: GenerationCore { runtime.core }
     private let lock = Mutex(())
     private var mysql: StoreSession?
     private var redis: QueueConnection?
 
-    public init(context: PipelineContext) { self.context = context }
+    public init(runtime: WorkerRuntime) { self.runtime = runtime }
 
     deinit {
         mysql?.close()
@@ -66,9 +66,9 @@ public final class WorkerProbe: @unchecked Sendable {
         lock.withLock { _ in
             let mysqlUp = pingMySQL()
             let queueUp = pingQueue()
-            let shards = context.scores.manager.shards.map(\.id).map { shard -> (id: UInt32, up: Bool) in
-                let up = context.scores.answers(shard: shard)
-                context.metrics.shardUp(shard).record(up ? 1 : 0)
+            let shards = core.scores.manager.shards.map(\.id).map { shard -> (id: UInt32, up: Bool) in
+                let up = core.scores.answers(shard: shard)
+                core.metrics.shardUp(shard).record(up ? 1 : 0)
                 return (shard, up)
             }
             return Report(mysql: mysqlUp, queue: queueUp, shards: shards)
@@ -84,7 +84,7 @@ public final class WorkerProbe: @unchecked Sendable {
             mysql = nil
         }
         do {
-            let session = try StoreSession.connect(context.sessions.store.withTimeouts(.seconds(2)))
+            let session = try StoreSession.connect(core.sessions.store.withTimeouts(.seconds(2)))
             mysql = session
             try session.ping()
             return true
@@ -97,17 +97,17 @@ public final class WorkerProbe: @unchecked Sendable {
 
     private func pingQueue() -> Bool {
         if let kept = redis {
-            if (try? context.queue.ping(on: kept)) != nil { return true }
+            if (try? runtime.queue.ping(on: kept)) != nil { return true }
             kept.close()
             redis = nil
         }
-        guard let address = context.sessions.queue else { return false }
+        guard let address = core.sessions.queue else { return false }
         do {
             let connection = try QueueConnection(
                 address: address, connectTimeout: .milliseconds(500), readTimeout: .seconds(1),
                 routing: ClusterRouting.Policy(retryBudget: .milliseconds(500)))
             redis = connection
-            try context.queue.ping(on: connection)
+            try runtime.queue.ping(on: connection)
             return true
         } catch {
             redis?.close()

@@ -1,12 +1,17 @@
 import Foundation
 import KindredCore
+import WorkQueue
 
 /// What only the worker daemon keeps beside the parts every program shares
-/// (``KindredCore/PipelineContext``): its process id in the queue, which of
-/// its generation workers is on a job, and its per-minute counts until
-/// they are published. The web backend and the runs never make one.
+/// (``KindredCore/GenerationCore``): its settings, the queue with its job
+/// retries, its process id in the queue, which of its generation workers
+/// is on a job, and its per-minute counts until they are published. The
+/// web backend and the runs never make one.
 public final class WorkerRuntime: Sendable {
-    public let context: PipelineContext
+    public let core: GenerationCore
+    public let settings: WorkerSettings
+    /// The queue the workers take jobs from, retrying them by `settings.jobRetry`.
+    public let queue: WorkQueue
     /// `host:pid:random`: this process's prefix for worker ids.
     public let processID: String
     /// Which generation workers are on a job, since when.
@@ -14,9 +19,11 @@ public final class WorkerRuntime: Sendable {
     /// What this process did per minute, until published (the dashboard's charts).
     public let throughput = ThroughputRecorder()
 
-    public init(_ context: PipelineContext) {
-        self.context = context
-        activity = WorkerActivity(workers: context.settings.workers)
+    public init(core: GenerationCore, settings: WorkerSettings) {
+        self.core = core
+        self.settings = settings
+        queue = WorkQueue(retry: settings.jobRetry)
+        activity = WorkerActivity(workers: settings.workers)
         let host = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "host"
         processID = "\(host):\(getpid()):\(String(UInt32.random(in: 0...UInt32.max), radix: 36))"
     }

@@ -247,3 +247,12 @@ extension StoreSession {
     /// See ``Migrator/appliedVersions(_:)``.
     public func appliedVersions() throws -> [Int] { try Migrator.appliedVersions(open()) }
 }
+
+extension StoreSession {
+    /// Whether `error` says the MySQL connection was lost (the same visit
+    /// on a new connection may succeed), so callers above the store tell it
+    /// apart without knowing the client's error type.
+    public static func isConnectionLost(_ error: any Error) -> Bool {
+        (error as? MariaDBError)?.isConnectionLost == true
+    }
+}

@@ -95,9 +95,9 @@ extension WebBackend {
             let minute = ThroughputRecorder.minute(of: Date())
             overview.currentMinute = minute
             for m in (minute - 59)...minute { overview.web[m] = webMinutes.minute(m) }
-            overview.snapshotMembers = context.population.read { $0.count }
-            overview.snapshotAgeSeconds = Double(context.population.age.components.seconds)
-            for (shard, health) in context.scores.manager.health() { overview.breakers[shard] = "\(health.breaker)" }
+            overview.snapshotMembers = core.population.read { $0.count }
+            overview.snapshotAgeSeconds = Double(core.population.age.components.seconds)
+            for (shard, health) in core.scores.manager.health() { overview.breakers[shard] = "\(health.breaker)" }
             do {
                 try thread.database { session in
                     overview.members = try session.members.counts()
@@ -110,10 +110,10 @@ extension WebBackend {
             }
             do {
                 try thread.queueCall { redis in
-                    overview.queue = try context.queue.stats(on: redis)
-                    overview.workers = try context.queue.workerStates(on: redis)
-                    overview.queueNow = try context.queue.serverTime(on: redis)
-                    overview.throughput = try context.queue.throughput((minute - 59)...minute, on: redis)
+                    overview.queue = try queue.stats(on: redis)
+                    overview.workers = try queue.workerStates(on: redis)
+                    overview.queueNow = try queue.serverTime(on: redis)
+                    overview.throughput = try queue.throughput((minute - 59)...minute, on: redis)
                 }
             } catch {
                 overview.problems.append("the queue: \(error)")
@@ -127,13 +127,13 @@ extension WebBackend {
             var page = AdminQueuePage()
             do {
                 try thread.queueCall { redis in
-                    page.stats = try context.queue.stats(on: redis)
+                    page.stats = try queue.stats(on: redis)
                     for priority in JobPriority.allCases {
-                        page.waiting[priority] = try context.queue.nextWaiting(priority, limit: pageSize, on: redis)
+                        page.waiting[priority] = try queue.nextWaiting(priority, limit: pageSize, on: redis)
                     }
-                    page.workers = try context.queue.workerStates(on: redis)
-                    page.dead = try context.queue.deadJobs(on: redis)
-                    page.queueNow = try context.queue.serverTime(on: redis)
+                    page.workers = try queue.workerStates(on: redis)
+                    page.dead = try queue.deadJobs(on: redis)
+                    page.queueNow = try queue.serverTime(on: redis)
                 }
             } catch {
                 page.problems.append("the queue: \(error)")
@@ -181,20 +181,20 @@ extension WebBackend {
                     let repository = session.members
                     if let member = try repository.member(id) {
                         found.member = member
-                        found.answersVersion = AnswersVersion.of(member, survey: context.survey)
+                        found.answersVersion = AnswersVersion.of(member, survey: core.survey)
                     } else {
                         found.deleted = try repository.isDeleted(id)
                     }
                     found.generation = try session.generations.generation(of: id)
                     found.evictedAt = try session.evictions.eviction(of: id)?.evictedAt
                 }
-                found.shard = try context.directory.shard(of: id, in: thread.session.store)
+                found.shard = try core.directory.shard(of: id, in: thread.session.store)
             } catch {
                 found.problems.append("MySQL: \(error)")
             }
             if let shard = found.generation?.shardID ?? found.shard {
                 do {
-                    found.meta = try context.scores.readMeta(id, shard: shard)
+                    found.meta = try core.scores.readMeta(id, shard: shard)
                     found.setRead = true
                 } catch {
                     found.problems.append("shard \(shard): \(error)")
@@ -211,12 +211,12 @@ extension WebBackend {
 
     /// Re-drives dead jobs (all when `members` is nil); how many moved.
     func adminRetryDead(_ members: [MemberID]?) async throws(APIError) -> Int {
-        try await adminQueueCall { [context] in try context.queue.retryDead(members, on: $0) }
+        try await adminQueueCall { [queue] in try queue.retryDead(members, on: $0) }
     }
 
     /// Deletes dead jobs (all when `members` is nil); how many went.
     func adminDeleteDead(_ members: [MemberID]?) async throws(APIError) -> Int {
-        try await adminQueueCall { [context] in try context.queue.deleteDead(members, on: $0) }
+        try await adminQueueCall { [queue] in try queue.deleteDead(members, on: $0) }
     }
 
     /// One call on an I/O thread's queue connection; a failure answers 503.

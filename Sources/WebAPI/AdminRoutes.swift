@@ -92,7 +92,7 @@ package enum AdminRoutes {
         page("admin/shards") { _, _, csrf in
             let (shards, problems) = try await backend.adminShards()
             var breakers: [UInt32: String] = [:]
-            for (shard, health) in backend.context.scores.manager.health() { breakers[shard] = "\(health.breaker)" }
+            for (shard, health) in backend.core.scores.manager.health() { breakers[shard] = "\(health.breaker)" }
             return html(AdminPages.shards(shards, breakers: breakers, problems: problems, csrf: csrf))
         }
         page("admin/members") { request, _, csrf in

@@ -3,7 +3,6 @@ import Foundation
 import KindredCore
 import KindredSupport
 import Logging
-import MariaDBClient
 import MemberFormat
 import MemberStore
 import RedisClient
@@ -36,7 +35,7 @@ enum CachedRead: Sendable {
 /// current and the one cached, or brought to it by its changes; the member
 /// and the matches are not deleted), for many requests at once.
 struct CachedPageReader: Sendable {
-    let context: PipelineContext
+    let core: GenerationCore
     let cache: RankedSetCache
     let deletions: DeletionFilter
     let stamps: StampCache
@@ -48,8 +47,8 @@ struct CachedPageReader: Sendable {
         var stampOf = [String?](repeating: nil, count: requests.count)
         var byShard: [UInt32: [Int]] = [:]
         for (index, request) in requests.enumerated() {
-            guard let stamp = stamps.snapshotStamp(of: request.member, context),
-                let shard = context.directory.cachedShard(of: request.member)
+            guard let stamp = stamps.snapshotStamp(of: request.member, core),
+                let shard = core.directory.cachedShard(of: request.member)
             else { continue }
             stampOf[index] = stamp
             byShard[shard, default: []].append(index)
@@ -62,7 +61,7 @@ struct CachedPageReader: Sendable {
             // A failure is the full path's to report (and count).
             guard
                 // Watched: placements log these sets' changes, which bring the copies up to date.
-                let found = try? context.scores.readMetasAndChanges(
+                let found = try? core.scores.readMetasAndChanges(
                     indexes.map { (requests[$0].member, copies[$0]) }, shard: shard, watch: true)
             else { continue }
             for (index, read) in zip(indexes, found) {
@@ -86,7 +85,7 @@ struct CachedPageReader: Sendable {
                 return .fullPath
             }
             let visible = WebBackend.visible(
-                request.member, shard: shardOf[index], meta: meta, ranked: ranked, marks: marks, cache: cache, context: context)
+                request.member, shard: shardOf[index], meta: meta, ranked: ranked, marks: marks, cache: cache, core: core)
             return .page(
                 WebBackend.page(request.member, visible: visible, offset: request.offset, limit: request.limit, generatedAt: meta.generatedAt))
         }

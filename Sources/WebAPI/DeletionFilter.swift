@@ -44,7 +44,7 @@ final class DeletionFilter: Sendable {
     /// Sends the version request (see ``finish(_:_:)``).
     func begin(_ thread: IOThread) -> Pending {
         do {
-            try thread.queueCall { try thread.context.queue.requestDeletionMarksVersion(on: $0) }
+            try thread.queueCall { try thread.queue.requestDeletionMarksVersion(on: $0) }
             return Pending(requested: true)
         } catch {
             return Pending(requested: false)
@@ -55,7 +55,7 @@ final class DeletionFilter: Sendable {
     func finish(_ pending: Pending, _ thread: IOThread) -> Marks {
         if pending.requested {
             do {
-                let version = try thread.queueCall { try thread.context.queue.readDeletionMarksVersion(on: $0) }
+                let version = try thread.queueCall { try thread.queue.readDeletionMarksVersion(on: $0) }
                 try refresh(ifNot: version, thread)
             } catch {
                 // Keep serving with what is known.
@@ -73,7 +73,7 @@ final class DeletionFilter: Sendable {
     private func refresh(ifNot version: Int, _ thread: IOThread) throws {
         let known = state.withLock { state in state.marks.version }
         if version != known {
-            let fresh = try thread.queueCall { try thread.context.queue.deletionMarks(on: $0) }
+            let fresh = try thread.queueCall { try thread.queue.deletionMarks(on: $0) }
             state.withLock { state in
                 if fresh.version >= state.marks.version {
                     state.marks = fresh
@@ -99,7 +99,7 @@ final class DeletionFilter: Sendable {
     /// queue is unreachable (nothing marked then).
     func markDeleted(_ member: MemberID, _ thread: IOThread) throws {
         try thread.queueCall {
-            try thread.context.queue.markDeleted(member, now: Int64(Date().timeIntervalSince1970 * 1000), on: $0)
+            try thread.queue.markDeleted(member, now: Int64(Date().timeIntervalSince1970 * 1000), on: $0)
         }
         markLocally(member)
     }
@@ -107,7 +107,7 @@ final class DeletionFilter: Sendable {
     /// Takes `member`'s deletion mark back (a failed or refused deletion, a
     /// re-registration), in the queue when it is reachable and here.
     func unmarkDeleted(_ member: MemberID, _ thread: IOThread) {
-        try? thread.queueCall { try thread.context.queue.unmarkDeleted(member, on: $0) }
+        try? thread.queueCall { try thread.queue.unmarkDeleted(member, on: $0) }
         unmarkLocally(member)
     }
 
@@ -115,7 +115,7 @@ final class DeletionFilter: Sendable {
     /// when the queue is unreachable (nothing marked then).
     func markBlocked(_ member: MemberID, _ others: [MemberID], _ thread: IOThread) throws {
         try thread.queueCall {
-            try thread.context.queue.markBlocked(member, others, now: Int64(Date().timeIntervalSince1970 * 1000), on: $0)
+            try thread.queue.markBlocked(member, others, now: Int64(Date().timeIntervalSince1970 * 1000), on: $0)
         }
         markBlockedLocally(member, others)
     }
@@ -123,7 +123,7 @@ final class DeletionFilter: Sendable {
     /// Takes `member`'s block marks of `others` back, in the queue when it
     /// is reachable and here.
     func unmarkBlocked(_ member: MemberID, _ others: [MemberID], _ thread: IOThread) {
-        try? thread.queueCall { try thread.context.queue.unmarkBlocked(member, others, on: $0) }
+        try? thread.queueCall { try thread.queue.unmarkBlocked(member, others, on: $0) }
         unmarkBlockedLocally(member, others)
     }
 

@@ -42,15 +42,15 @@ final class DependencyProbes: Sendable {
     }
 
     let settings: Settings
-    private let context: PipelineContext
+    private let core: GenerationCore
     private let mysql: SharedCheck
     private let queue: SharedCheck
     private let shardChecks: ShardChecks
 
-    init(context: PipelineContext, settings: Settings = Settings()) {
-        self.context = context
+    init(core: GenerationCore, queue workQueue: WorkQueue, settings: Settings = Settings()) {
+        self.core = core
         self.settings = settings
-        let configuration = context.sessions.store.withTimeouts(settings.mysqlTimeout)
+        let configuration = core.sessions.store.withTimeouts(settings.mysqlTimeout)
         // The probe's own session, used by one check at a time (SharedCheck
         // runs one at a time, each on a new thread, handing over under its lock).
         let database = KeptConnection<StoreSession>(
@@ -59,8 +59,7 @@ final class DependencyProbes: Sendable {
             check: { try $0.ping() },
             close: { $0.close() })
         mysql = SharedCheck(name: "probe-mysql") { database.check() }
-        let address = context.sessions.queue
-        let workQueue = context.queue
+        let address = core.sessions.queue
         let redis = KeptConnection<QueueConnection>(
             timeout: settings.redisReadTimeout,
             open: {
@@ -79,7 +78,7 @@ final class DependencyProbes: Sendable {
         let now = ContinuousClock.now
         let since = now - settings.cacheTime
         let deadline = now + settings.bound
-        let shards = shardChecks.current(context.scores.manager.shards) { endpoint in
+        let shards = shardChecks.current(core.scores.manager.shards) { endpoint in
             shardCheck(endpoint)
         }
         // Every check starts before the probe waits for any: they run side by side.
@@ -100,8 +99,8 @@ final class DependencyProbes: Sendable {
     /// on the probe's own connection, answers.
     private func shardCheck(_ endpoint: ShardEndpoint) -> SharedCheck {
         let settings = settings
-        let manager = context.scores.manager
-        let markerKey = context.scores.configuration.markerKey
+        let manager = core.scores.manager
+        let markerKey = core.scores.configuration.markerKey
         let check: @Sendable () -> Bool
         if endpoint.isCluster {
             // The marker's master answers (a cluster shard answers its reads when each slot's does;

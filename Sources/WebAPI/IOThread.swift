@@ -3,7 +3,6 @@ import Foundation
 import KindredCore
 import KindredSupport
 import Logging
-import MariaDBClient
 import MemberFormat
 import MemberStore
 import RedisClient
@@ -12,17 +11,19 @@ import Scoring
 import Synchronization
 import WorkQueue
 
-/// One I/O thread's view of the process: the shared context and the
-/// thread's own ``ThreadSession`` (`.web` queue profile: short timeouts,
+/// One I/O thread's view of the process: the generation core, the web
+/// backend's queue (deletion marks, rebuild requests) and the thread's own ``ThreadSession`` (`.web` queue profile: short timeouts,
 /// fail fast for a second after a failure), made on the thread by the
 /// executor that runs it and closed with it.
 final class IOThread {
-    let context: PipelineContext
+    let core: GenerationCore
+    let queue: WorkQueue
     let session: ThreadSession
 
-    init(context: PipelineContext, retry: RetryPolicy) {
-        self.context = context
-        session = context.sessions.thread(.web, retry: retry)
+    init(core: GenerationCore, queue: WorkQueue, retry: RetryPolicy) {
+        self.core = core
+        self.queue = queue
+        session = core.sessions.thread(.web, retry: retry)
     }
 
     deinit { session.close() }
@@ -44,10 +45,10 @@ final class IOThread {
     @discardableResult
     func enqueue(_ member: MemberID) -> Bool {
         do {
-            _ = try queueCall { try context.queue.enqueue([member], priority: .interactive, on: $0) }
+            _ = try queueCall { try queue.enqueue([member], priority: .interactive, on: $0) }
             return true
         } catch {
-            context.logger.warning("could not queue a rebuild", metadata: ["member": "\(member)", "error": "\(error)"])
+            core.logger.warning("could not queue a rebuild", metadata: ["member": "\(member)", "error": "\(error)"])
             return false
         }
     }

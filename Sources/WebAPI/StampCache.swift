@@ -3,7 +3,6 @@ import Foundation
 import KindredCore
 import KindredSupport
 import Logging
-import MariaDBClient
 import MemberFormat
 import MemberStore
 import RedisClient
@@ -23,9 +22,9 @@ final class StampCache: Sendable {
     }
 
     /// `member`'s stamp from the snapshot; nil when the snapshot does not hold them.
-    func snapshotStamp(of member: MemberID, _ context: PipelineContext) -> String? {
-        let survey = context.survey
-        return context.population.read(withVersion: { population, version -> String? in
+    func snapshotStamp(of member: MemberID, _ core: GenerationCore) -> String? {
+        let survey = core.survey
+        return core.population.read(withVersion: { population, version -> String? in
             if let stamp = self.stamp(of: member, version: version) { return stamp }
             guard let record = population.member(member) else { return nil }
             let stamp = String(AnswersVersion.of(record, survey: survey))

@@ -3,7 +3,6 @@ import Foundation
 import KindredCore
 import KindredSupport
 import Logging
-import MariaDBClient
 import MemberFormat
 import MemberStore
 import RedisClient
@@ -17,7 +16,10 @@ import WorkQueue
 /// per-thread MySQL and queue connections, over the same snapshot, store
 /// and generator code the worker daemon uses.
 public final class WebBackend: Sendable {
-    public let context: PipelineContext
+    public let core: GenerationCore
+    /// The queue this backend writes to: deletion and block marks, rebuild
+    /// requests (over each I/O thread's `.web` queue connection).
+    public let queue: WorkQueue
     public let settings: WebSettings
     public let cache: RankedSetCache
     private let io: BlockingExecutor<IOThread>
@@ -33,8 +35,9 @@ public final class WebBackend: Sendable {
     /// log could not bring up to date).
     private let wholeReads = Atomic<Int>(0)
 
-    public init(context: PipelineContext, settings: WebSettings = WebSettings()) {
-        self.context = context
+    public init(core: GenerationCore, queue: WorkQueue, settings: WebSettings = WebSettings()) {
+        self.core = core
+        self.queue = queue
         self.settings = settings
         cache = RankedSetCache(capacity: settings.cachedSets)
         let deletions = DeletionFilter()
@@ -42,20 +45,20 @@ public final class WebBackend: Sendable {
         let stamps = StampCache()
         self.stamps = stamps
         if settings.cachedSets > 0 {
-            let pages = CachedPageReader(context: context, cache: cache, deletions: deletions, stamps: stamps)
+            let pages = CachedPageReader(core: core, cache: cache, deletions: deletions, stamps: stamps)
             reader = BatchingExecutor(
                 name: "web-read", threads: settings.readThreads, maxBatch: settings.readBatch,
-                makeContext: { _ in IOThread(context: context, retry: settings.mysqlRetry) },
+                makeContext: { _ in IOThread(core: core, queue: queue, retry: settings.mysqlRetry) },
                 process: { thread, requests in pages.read(requests, thread) })
         } else {
             reader = nil
         }
         io = BlockingExecutor(name: "web-io", threads: settings.ioThreads) { _ in
-            IOThread(context: context, retry: settings.mysqlRetry)
+            IOThread(core: core, queue: queue, retry: settings.mysqlRetry)
         }
         generation = BlockingExecutor(name: "web-generate", threads: settings.generationThreads) { _ in
             // The member's own set only: publishing changes is the worker's job.
-            Generator(context: context, options: Generator.Options(publish: false), session: context.sessions.storeSession())
+            Generator(core: core, options: Generator.Options(publish: false), session: core.sessions.storeSession())
         }
     }
 
@@ -102,7 +105,7 @@ public final class WebBackend: Sendable {
         case .page(let page): return page
         case .regenerate(let why): reason = why
         }
-        context.logger.debug("regenerating on read", metadata: ["member": "\(member)", "reason": "\(reason)"])
+        core.logger.debug("regenerating on read", metadata: ["member": "\(member)", "reason": "\(reason)"])
         try await regenerate(member)
         let second = try await onIO { [self] thread throws(APIError) in try readPage(member, offset: offset, limit: limit, thread) }
         guard case .page(var page) = second else {
@@ -127,7 +130,7 @@ public final class WebBackend: Sendable {
         let stamp = try knownStamp(member, thread)
         let shard: UInt32?
         do {
-            shard = try context.directory.shard(of: member, in: thread.session.store)
+            shard = try core.directory.shard(of: member, in: thread.session.store)
         } catch {
             throw mysqlDown(error)
         }
@@ -141,7 +144,7 @@ public final class WebBackend: Sendable {
         let read: ScoreStore.MetaRead
         do {
             // Watched when sets are cached here: placements then log the changes a copy follows.
-            read = try context.scores.readMeta(member, shard: shard, since: copy, watch: cache.capacity > 0)
+            read = try core.scores.readMeta(member, shard: shard, since: copy, watch: cache.capacity > 0)
         } catch {
             marks = deletions.finish(pending, thread)
             if marks!.isDeleted(member) { throw .notFound(member) }
@@ -165,7 +168,7 @@ public final class WebBackend: Sendable {
             wholeReads.add(1, ordering: .relaxed)
             let set: ScoreStore.StoredSet?
             do {
-                set = try context.scores.readSet(member, shard: shard, cutToLimit: false)
+                set = try core.scores.readSet(member, shard: shard, cutToLimit: false)
             } catch {
                 throw shardDown(member, shard: shard, error, thread)
             }
@@ -174,7 +177,7 @@ public final class WebBackend: Sendable {
             setMeta = set.meta
             cache.store(member, shard: shard, meta: set.meta, ranked: ranked)
         }
-        let visible = Self.visible(member, shard: shard, meta: setMeta, ranked: ranked, marks: known, cache: cache, context: context)
+        let visible = Self.visible(member, shard: shard, meta: setMeta, ranked: ranked, marks: known, cache: cache, core: core)
         return .page(Self.page(member, visible: visible, offset: offset, limit: limit, generatedAt: setMeta.generatedAt))
     }
 
@@ -182,12 +185,12 @@ public final class WebBackend: Sendable {
     /// was computed under the same snapshot and marks.
     static func visible(
         _ member: MemberID, shard: UInt32, meta: ScoreStore.SetMeta, ranked: [UInt64], marks: DeletionFilter.Marks,
-        cache: RankedSetCache, context: PipelineContext
+        cache: RankedSetCache, core: GenerationCore
     ) -> [UInt64] {
-        let limit = meta.limit > 0 ? meta.limit : context.settings.scoring.topN
-        let key = RankedSetCache.ViewKey(snapshot: context.population.version, marks: marks.version)
+        let limit = meta.limit > 0 ? meta.limit : core.settings.scoring.topN
+        let key = RankedSetCache.ViewKey(snapshot: core.population.version, marks: marks.version)
         if let view = cache.view(member, shard: shard, meta: meta, key: key) { return view }
-        let (view, snapshot) = Visibility.visible(member, ranked: ranked, limit: limit, marks: marks, population: context.population)
+        let (view, snapshot) = Visibility.visible(member, ranked: ranked, limit: limit, marks: marks, population: core.population)
         cache.storeView(member, shard: shard, meta: meta, key: RankedSetCache.ViewKey(snapshot: snapshot, marks: marks.version), view: view)
         return view
     }
@@ -221,8 +224,8 @@ public final class WebBackend: Sendable {
         switch result {
         case .success(let outcome):
             if !outcome.rebuild.isEmpty {
-                _ = try? await onIO { [context] thread throws(APIError) in
-                    try? thread.queueCall { _ = try context.queue.enqueue(Array(Set(outcome.rebuild)), priority: .repair, on: $0) }
+                _ = try? await onIO { thread throws(APIError) in
+                    try? thread.queueCall { _ = try thread.queue.enqueue(Array(Set(outcome.rebuild)), priority: .repair, on: $0) }
                 }
             }
             if outcome.kind == .removed { throw .notFound(member) }
@@ -230,17 +233,17 @@ public final class WebBackend: Sendable {
         case .failure(let failure):
             switch failure.kind {
             case .shardUnavailable, .busy:
-                context.logger.warning("regeneration on read failed: shard unavailable", metadata: ["member": "\(member)", "error": "\(failure.message)"])
+                core.logger.warning("regeneration on read failed: shard unavailable", metadata: ["member": "\(member)", "error": "\(failure.message)"])
                 await enqueue(member)
                 throw .unavailable(
                     "the shard of member \(member) is unavailable; a rebuild is queued", retryAfter: settings.retryAfterSeconds)
             case .mysqlUnavailable:
                 throw .unavailable("the member store is unavailable", retryAfter: settings.retryAfterSeconds)
             case .badData:
-                context.logger.error("regeneration on read failed: stored data breaks the rules", metadata: ["member": "\(member)", "reason": "\(failure.message)"])
+                core.logger.error("regeneration on read failed: stored data breaks the rules", metadata: ["member": "\(member)", "reason": "\(failure.message)"])
                 throw .internalError("matches for member \(member) cannot be computed from the stored data")
             case .failed:
-                context.logger.error("regeneration on read failed", metadata: ["member": "\(member)", "error": "\(failure.message)"])
+                core.logger.error("regeneration on read failed", metadata: ["member": "\(member)", "error": "\(failure.message)"])
                 await enqueue(member)
                 throw .unavailable("matches for member \(member) could not be rebuilt now; a rebuild is queued", retryAfter: settings.retryAfterSeconds)
             }
@@ -262,7 +265,7 @@ public final class WebBackend: Sendable {
         }
         // A block acknowledged by any process counts before this snapshot holds it.
         let outcome: PairOutcome = blocked && member != other
-            ? .excluded(.blocked) : context.survey.outcome(a, b, settings: context.settings.scoring)
+            ? .excluded(.blocked) : core.survey.outcome(a, b, settings: core.settings.scoring)
         return PairScoreResult(member: member, other: other, outcome: outcome)
     }
 
@@ -285,7 +288,7 @@ public final class WebBackend: Sendable {
     /// the parser rejects invalid UTF-8 and nesting past its limit (422).
     public func upsert(_ member: MemberID, document: [UInt8]) async throws(APIError) -> Bool {
         let parsed: Member
-        switch document.withUnsafeBufferPointer({ MemberParser(survey: context.survey).parse($0) }) {
+        switch document.withUnsafeBufferPointer({ MemberParser(survey: core.survey).parse($0) }) {
         case .success(let value): parsed = value
         case .failure(let error): throw .invalidMember(error.description)
         }
@@ -293,7 +296,7 @@ public final class WebBackend: Sendable {
             throw .invalidMember("id: the document's id \(parsed.id) is not the path's \(member)")
         }
         return try await onIO { [self] thread throws(APIError) in
-            let survey = context.survey
+            let survey = core.survey
             let previous: Member?
             do {
                 previous = try thread.database { try $0.members.member(member) }
@@ -319,7 +322,7 @@ public final class WebBackend: Sendable {
                     return try repository.member(member)
                 }
                 // This process's snapshot sees the change at once (reads compare set stamps with it).
-                if let stored { _ = try? context.population.upsert(stored, version: AnswersVersion.of(stored, survey: survey)) }
+                if let stored { _ = try? core.population.upsert(stored, version: AnswersVersion.of(stored, survey: survey)) }
             } catch {
                 if !added.isEmpty { deletions.unmarkBlocked(member, added, thread) }
                 throw mysqlDown(error)
@@ -330,11 +333,11 @@ public final class WebBackend: Sendable {
                 deletions.unmarkDeleted(member, thread)
             }
             do {
-                _ = try context.directory.assign(member, in: thread.session.store)
+                _ = try core.directory.assign(member, in: thread.session.store)
             } catch let error as MemberStoreError where error.code == .noActiveShard {
-                context.logger.warning("upsert: no active shard to assign", metadata: ["member": "\(member)"])
+                core.logger.warning("upsert: no active shard to assign", metadata: ["member": "\(member)"])
             } catch {
-                context.logger.warning("upsert: could not assign a shard now (the job does)", metadata: ["member": "\(member)"])
+                core.logger.warning("upsert: could not assign a shard now (the job does)", metadata: ["member": "\(member)"])
             }
             return thread.enqueue(member)
         }
@@ -357,16 +360,16 @@ public final class WebBackend: Sendable {
             let record = try knownMember(member, thread)
             var current = false
             do {
-                context.directory.forget(member)
-                if let shard = try context.directory.shard(of: member, in: thread.session.store) {
-                    if let meta = try? context.scores.readMeta(member, shard: shard) {
-                        current = meta.stamp == String(AnswersVersion.of(record, survey: context.survey))
+                core.directory.forget(member)
+                if let shard = try core.directory.shard(of: member, in: thread.session.store) {
+                    if let meta = try? core.scores.readMeta(member, shard: shard) {
+                        current = meta.stamp == String(AnswersVersion.of(record, survey: core.survey))
                     }
                 } else {
-                    _ = try context.directory.assign(member, in: thread.session.store)
+                    _ = try core.directory.assign(member, in: thread.session.store)
                 }
             } catch let error as MemberStoreError where error.code == .noActiveShard {
-                context.logger.warning("login: no active shard to assign", metadata: ["member": "\(member)"])
+                core.logger.warning("login: no active shard to assign", metadata: ["member": "\(member)"])
             } catch {
                 throw mysqlDown(error)
             }
@@ -416,15 +419,15 @@ public final class WebBackend: Sendable {
     /// (2 s) is reported unavailable, so a probe answers within it even
     /// when a dependency hangs.
     public func health() async -> HealthReport {
-        let found = await probes.value { DependencyProbes(context: context) }.check()
+        let found = await probes.value { DependencyProbes(core: core, queue: queue) }.check()
         for shard in found.shards {
-            context.metrics.shardUp(shard.id).record(shard.up ? 1 : 0)
+            core.metrics.shardUp(shard.id).record(shard.up ? 1 : 0)
         }
         return HealthReport(
             mysql: found.mysql ? "ok" : "unavailable", queue: found.queue ? "ok" : "unavailable",
-            shards: found.shards.map { ($0.id, $0.up ? "ok" : "unavailable") }, snapshotMembers: context.population.read { $0.count },
-            snapshotAgeSeconds: Double(context.population.age.components.seconds),
-            directoryCached: context.directory.cachedAssignments, snapshotLoaded: true)
+            shards: found.shards.map { ($0.id, $0.up ? "ok" : "unavailable") }, snapshotMembers: core.population.read { $0.count },
+            snapshotAgeSeconds: Double(core.population.age.components.seconds),
+            directoryCached: core.directory.cachedAssignments, snapshotLoaded: true)
     }
 
     /// The member as the snapshot knows them, else from MySQL (a member
@@ -442,17 +445,17 @@ public final class WebBackend: Sendable {
     /// the snapshot: cached per member until the snapshot next changes, so a
     /// page does not rebuild the member's record to hash it.
     private func knownStamp(_ id: MemberID, _ thread: IOThread) throws(APIError) -> String {
-        if let found = stamps.snapshotStamp(of: id, context) { return found }
-        return String(AnswersVersion.of(try knownMember(id, thread), survey: context.survey))
+        if let found = stamps.snapshotStamp(of: id, core) { return found }
+        return String(AnswersVersion.of(try knownMember(id, thread), survey: core.survey))
     }
 
     private func knownMember(_ id: MemberID, _ thread: IOThread) throws(APIError) -> Member {
-        if let record = context.population.read({ $0.member(id) }) { return record }
+        if let record = core.population.read({ $0.member(id) }) { return record }
         let stored: Member?
         do {
             stored = try thread.database { try $0.members.member(id) }
         } catch let error as MemberStoreError where error.code == .corruptRow {
-            context.logger.error("stored member breaks the rules", metadata: ["member": "\(id)", "reason": "\(error.message)"])
+            core.logger.error("stored member breaks the rules", metadata: ["member": "\(id)", "reason": "\(error.message)"])
             throw .internalError("member \(id) cannot be read from the stored data")
         } catch {
             throw mysqlDown(error)
@@ -462,13 +465,13 @@ public final class WebBackend: Sendable {
     }
 
     private func mysqlDown(_ error: any Error) -> APIError {
-        context.logger.warning("MySQL unavailable", metadata: ["error": "\(error)"])
+        core.logger.warning("MySQL unavailable", metadata: ["error": "\(error)"])
         return .unavailable("the member store is unavailable", retryAfter: settings.retryAfterSeconds)
     }
 
     private func shardDown(_ member: MemberID, shard: UInt32, _ error: ScoreStoreError, _ thread: IOThread) -> APIError {
-        context.metrics.shardErrors(shard).increment()
-        context.logger.warning("shard unavailable on read", metadata: ["member": "\(member)", "shard": "\(shard)", "error": "\(error)"])
+        core.metrics.shardErrors(shard).increment()
+        core.logger.warning("shard unavailable on read", metadata: ["member": "\(member)", "shard": "\(shard)", "error": "\(error)"])
         thread.enqueue(member)
         return .unavailable("the shard of member \(member) is unavailable; a rebuild is queued", retryAfter: settings.retryAfterSeconds)
     }

@@ -27,9 +27,9 @@ public enum WebRoutes {
         backend: WebBackend, token: String, registry: PrometheusCollectorRegistry?, accessLog: Logger? = nil
     ) -> Router<Context> {
         let router = Router(context: Context.self, options: .autoGenerateHeadEndpoints)
-        router.add(middleware: AccessLogMiddleware(logger: accessLog ?? backend.context.logger))
-        router.add(middleware: ErrorMiddleware(logger: backend.context.logger))
-        router.add(middleware: RequestMetricsMiddleware(factory: backend.context.metrics.factory, throughput: backend.webThroughput))
+        router.add(middleware: AccessLogMiddleware(logger: accessLog ?? backend.core.logger))
+        router.add(middleware: ErrorMiddleware(logger: backend.core.logger))
+        router.add(middleware: RequestMetricsMiddleware(factory: backend.core.metrics.factory, throughput: backend.webThroughput))
 
         let v1 = router.group("v1").add(middleware: BearerTokenMiddleware(token: token))
         v1.get("members/{id}/matches") { request, context -> Response in

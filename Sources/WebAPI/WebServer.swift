@@ -18,7 +18,7 @@ public enum WebServer {
         backend: WebBackend, host: String, port: Int, token: String, registry: PrometheusCollectorRegistry?,
         onServerRunning: (@Sendable (Int) async -> Void)? = nil
     ) -> [any Service] {
-        let context = backend.context
+        let core = backend.core
         let router = WebRoutes.router(backend: backend, token: token, registry: registry)
         let application = Application(
             router: router,
@@ -26,13 +26,13 @@ public enum WebServer {
             onServerRunning: { channel in
                 await onServerRunning?(channel.localAddress?.port ?? port)
             },
-            logger: context.logger)
+            logger: core.logger)
         return [
             BackendThreads(backend: backend),
-            Maintenance.metricsCollector(context),
+            Maintenance.metricsCollector(core),
             batchMetrics(backend),
-            Maintenance.refresher(context),
-            Maintenance.shardListReloader(context),
+            Maintenance.refresher(core),
+            Maintenance.shardListReloader(core),
             application,
         ]
     }
@@ -45,8 +45,8 @@ extension WebServer {
     /// (the ones it answered; the others took the full path), and
     /// `kindred_web_set_reads_total` by kind (`whole`, `delta`).
     static func batchMetrics(_ backend: WebBackend) -> ThreadsService {
-        let context = backend.context
-        let factory = context.metrics.factory
+        let core = backend.core
+        let factory = core.metrics.factory
         let batches = Metrics.Counter(label: "kindred_web_read_batches_total", factory: factory)
         let requests = Metrics.Counter(label: "kindred_web_read_batched_requests_total", factory: factory)
         let answered = Metrics.Counter(label: "kindred_web_read_batch_answers_total", factory: factory)
@@ -69,7 +69,7 @@ extension WebServer {
             }
         }
         return periodicService(
-            name: "web-metrics", interval: context.settings.metricsInterval, logger: context.logger, body: publish, onStop: publish)
+            name: "web-metrics", interval: core.settings.metricsInterval, logger: core.logger, body: publish, onStop: publish)
     }
 }
 

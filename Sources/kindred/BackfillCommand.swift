@@ -92,24 +92,18 @@ struct BackfillCommand: AsyncParsableCommand {
         }
         let (now, explicitNow) = try run.nowSeconds()
         let threads = try concurrency ?? configuration.integer("workers", default: ProcessInfo.processInfo.activeProcessorCount)
-        var settings = PipelineSettings(scoring: try scoring.apply(to: configuration.scoring), workers: threads)
-        settings.publishes = false  // backfill rebuilds own sets; the worker publishes changes
-        settings.mysqlRetry = RetryPolicy(giveUpAfter: .seconds(5))
+        var generation = GenerationSettings(scoring: try scoring.apply(to: configuration.scoring))
+        generation.mysqlRetry = RetryPolicy(giveUpAfter: .seconds(5))
         var options = Backfill.Options(selection: try selection(explicitNow: explicitNow), now: now, concurrency: threads, rate: run.rate)
         options.dryRun = run.dryRun
         options.restart = run.restart
         options.viaQueue = viaQueue
-        let phases = PhaseTotals()
-        let metrics = KindredMetrics(factory: phases)
-        let finalSettings = settings
+        let store = StoreConfiguration(mysql: mysql)
+        let finalGeneration = generation
         let finalOptions = options
         let report = try await runWithSignals(logger: logger, progressEvery: run.progressEvery) { display in
-            display(.message("loading the member snapshot..."))
-            let (context, _) = try Bootstrap.load(
-                mysql: mysql, queue: queue, settings: finalSettings, metrics: metrics, logger: logger)
-            return RunStart(refresher: Maintenance.refresher(context)) { stop in
-                try Backfill(context: context, options: finalOptions, phases: phases).run(stop: stop) { display($0) }
-            }
+            try BackfillAssembly.assemble(
+                store: store, queue: queue, generation: finalGeneration, options: finalOptions, logger: logger, display: display)
         }
         try finish(report, noun: viaQueue ? "queued" : "rebuilt")
     }

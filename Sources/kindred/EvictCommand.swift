@@ -39,26 +39,17 @@ struct EvictCommand: AsyncParsableCommand {
         let logger = try log.logger("kindred.evict", configuration: configuration, defaultLevel: .warning)
         let mysql = try mysqlConfiguration(configuration)
         let (now, explicitNow) = try run.nowSeconds()
-        let pauseLimit = PipelineSettings(workers: 1).mysqlPauseLimit
+        let pauseLimit = GenerationSettings().mysqlPauseLimit
         var options = Evict.Options(
             selection: RunSelection(dormantFor: try duration(dormantFor, option: "--dormant-for"), explicitNow: explicitNow),
             now: now, rate: run.rate)
         options.dryRun = run.dryRun
         options.restart = run.restart
         let finalOptions = options
+        let store = StoreConfiguration(mysql: mysql, retry: RetryPolicy(giveUpAfter: .seconds(5)))
         let report = try await runWithSignals(logger: logger, progressEvery: run.progressEvery) { display in
             // An evict reads no snapshot and no queue: MySQL sessions and the score store are all it assembles.
-            RedisClient.ignoreSIGPIPE()
-            var store = StoreConfiguration(mysql: mysql, retry: RetryPolicy(giveUpAfter: .seconds(5)))
-            let session = try Bootstrap.connectAtStart(store, logger: logger)
-            defer { session.close() }
-            guard let survey = try session.storedSurvey() else {
-                throw MemberStoreError(.noSurvey, "no survey stored yet: run `kindred import` first")
-            }
-            store.survey = survey
-            let scores = try Bootstrap.scoreStore(session, logger: logger)
-            let evict = Evict(store: store, scores: scores, mysqlPauseLimit: pauseLimit, logger: logger, options: finalOptions)
-            return RunStart(refresher: nil) { stop in try evict.run(stop: stop) { display($0) } }
+            try EvictAssembly.assemble(store: store, mysqlPauseLimit: pauseLimit, options: finalOptions, logger: logger, display: display)
         }
         try finish(report, noun: "evicted")
     }

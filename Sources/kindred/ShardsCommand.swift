@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import KindredCore
-import KindredRuns
 import KindredSupport
 import MariaDBClient
 import MemberStore

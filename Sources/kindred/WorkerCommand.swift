@@ -68,35 +68,24 @@ struct WorkerCommand: AsyncParsableCommand {
         let logger = try log.logger("kindred.worker", configuration: configuration)
         let mysql = try mysqlConfiguration(configuration)
         let queue = try queueAddress(configuration)
-        var settings = PipelineSettings(
-            scoring: try scoring.apply(to: configuration.scoring),
+        let generation = GenerationSettings(scoring: try scoring.apply(to: configuration.scoring))
+        var settings = WorkerSettings(
             workers: try workers ?? configuration.integer("workers", default: ProcessInfo.processInfo.activeProcessorCount))
         settings.activeWindow = .seconds(activeWindowDays * 86_400)
         settings.shutdownTimeout = .seconds(shutdownTimeout)
         settings.sweepInterval = .seconds(sweepInterval)
         settings.auditInterval = .seconds(auditInterval)
         settings.auditSample = auditSample
-        let finalSettings = settings
-        let registry = PrometheusCollectorRegistry()
-        let kindredMetrics = KindredMetrics.prometheus(registry: registry, program: .worker)
-        let (context, _) = try await runOnThread(name: "kindred-bootstrap") {
-            try Bootstrap.load(mysql: mysql, queue: queue, settings: finalSettings, metrics: kindredMetrics, logger: logger)
-        }
-        var metricsServer: (any Service)?
         let listen = metrics ?? configuration.metrics
-        if listen != "off" {
-            let (host, port) = try hostAndPort(listen, setting: "KINDRED_METRICS")
-            metricsServer = MetricsServer.make(
-                registry: registry, host: host, port: port, logger: logger, probe: { [probe = WorkerProbe(context: context)] in probe.readiness() },
-                onServerRunning: { port in
-                    logger.info("metrics", metadata: ["address": "http://\(host):\(port)/metrics"])
-                })
-        }
-        let runtime = WorkerRuntime(context)
+        var endpoint: (host: String, port: Int)?
+        if listen != "off" { endpoint = try hostAndPort(listen, setting: "KINDRED_METRICS") }
+        let (runtime, services) = try await WorkerAssembly.assemble(
+            store: StoreConfiguration(mysql: mysql), queue: queue, generation: generation, worker: settings, metrics: endpoint,
+            logger: logger)
         logger.info("worker starting", metadata: ["workers": "\(settings.workers)", "process": "\(runtime.processID)"])
         let group = ServiceGroup(
             configuration: .init(
-                services: WorkerDaemon.services(runtime, metricsServer: metricsServer).map { .init(service: $0) },
+                services: services.map { .init(service: $0) },
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()

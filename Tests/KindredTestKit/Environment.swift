@@ -1,5 +1,6 @@
 import Foundation
 import KindredCore
+import KindredWorker
 import Logging
 import MariaDBClient
 import MemberFormat
@@ -140,24 +141,51 @@ final class Installation: @unchecked Sendable {
         return sets
     }
 
-    /// Builds an in-process pipeline context over this installation.
-    func context(
-        workers: Int = 1, manager: ShardConnectionManager.Configuration = ShardConnectionManager.Configuration(),
+    /// The generation core over this installation, as the programs'
+    /// assemblies build it (``Bootstrap/load``): publishing (the set index
+    /// kept) unless `configure` says otherwise.
+    func core(
+        manager: ShardConnectionManager.Configuration = ShardConnectionManager.Configuration(),
         scores: ScoreStore.Configuration = ScoreStore.Configuration(),
         registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), program: MetricsProgram = .worker, logs: LogRecorder? = nil,
-        configure: (inout PipelineSettings) -> Void = { _ in }
+        configure: (inout GenerationSettings) -> Void = { _ in }
     ) throws
-        -> (PipelineContext, SnapshotWatermark)
+        -> (GenerationCore, SnapshotWatermark)
     {
-        var settings = PipelineSettings(workers: workers)
-        settings.jobRetry = JobRetryPolicy(maxAttempts: 3, baseDelay: .milliseconds(50), maxDelay: .milliseconds(200))
+        var settings = GenerationSettings()
         configure(&settings)
         var logger = logs?.logger() ?? Logger(label: "test")
         logger.logLevel = .warning
         return try Bootstrap.load(
-            mysql: mysqlConfiguration, queue: QueueAddress(queueURL), settings: settings,
+            store: StoreConfiguration(mysql: mysqlConfiguration), queue: QueueAddress(queueURL), settings: settings,
             metrics: KindredMetrics.prometheus(registry: registry, program: program), logger: logger,
             scoreConfiguration: scores, managerConfiguration: manager)
+    }
+
+    /// A worker over this installation, as `kindred worker` assembles it:
+    /// the generation core (publishing) and the worker's runtime, its job
+    /// retries short (``KindredWorker/WorkerSettings/testing(workers:)``).
+    func worker(
+        workers: Int = 1, manager: ShardConnectionManager.Configuration = ShardConnectionManager.Configuration(),
+        registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), logs: LogRecorder? = nil,
+        configure: (inout GenerationSettings) -> Void = { _ in }, configureWorker: (inout WorkerSettings) -> Void = { _ in }
+    ) throws -> WorkerRuntime {
+        let (core, _) = try core(manager: manager, registry: registry, program: .worker, logs: logs, configure: configure)
+        var settings = WorkerSettings.testing(workers: workers)
+        configureWorker(&settings)
+        return WorkerRuntime(core: core, settings: settings)
+    }
+}
+
+extension WorkerSettings {
+    /// A worker's settings for tests: 3 attempts, retried after 50 ms to 200 ms.
+    /// - Parameter auditSample: sets each audit run recomputes (a test that
+    ///   checks the self-check samples every set, never depending on the draw).
+    static func testing(workers: Int = 1, auditSample: Int = 50) -> WorkerSettings {
+        var settings = WorkerSettings(workers: workers)
+        settings.auditSample = auditSample
+        settings.jobRetry = JobRetryPolicy(maxAttempts: 3, baseDelay: .milliseconds(50), maxDelay: .milliseconds(200))
+        return settings
     }
 }
 

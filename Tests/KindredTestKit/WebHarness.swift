@@ -22,7 +22,7 @@ final class WebHarness: @unchecked Sendable {
     static let token = "test-token-0123456789abcdef"
 
     let installation: Installation
-    let context: PipelineContext
+    let core: GenerationCore
     let watermark: SnapshotWatermark
     let backend: WebBackend
     let registry = PrometheusCollectorRegistry()
@@ -35,20 +35,20 @@ final class WebHarness: @unchecked Sendable {
     ///   - cachedSets: the ranked-set cache's capacity (0: every page reads its set whole).
     init(
         memberLimit: Int? = 300, generate: Bool = true, installation existing: Installation? = nil, generateFirst: Bool = false,
-        accessLog: LogRecorder? = nil, cachedSets: Int = 64, configure: (inout PipelineSettings) -> Void = { _ in }
+        accessLog: LogRecorder? = nil, cachedSets: Int = 64, configure: (inout GenerationSettings) -> Void = { _ in }
     ) throws {
         installation = try existing ?? Installation(memberLimit: memberLimit)
         var manager = ShardConnectionManager.Configuration()
         manager.connectTimeout = .milliseconds(250)
         manager.readTimeout = .milliseconds(800)
-        (context, watermark) = try installation.context(
-            workers: 2, manager: manager, scores: WebSettings.scoreStore, registry: registry, program: .serve, configure: configure)
+        (core, watermark) = try installation.core(
+            manager: manager, scores: WebSettings.scoreStore, registry: registry, program: .serve, configure: configure)
         var settings = WebSettings()
         settings.ioThreads = 4
         settings.cachedSets = cachedSets
-        backend = WebBackend(context: context, settings: settings)
+        backend = WebBackend(core: core, queue: WorkQueue(), settings: settings)
         if (generate && existing == nil) || generateFirst {
-            let generator = Generator(context: context)
+            let generator = Generator(core: core)
             for member in installation.members { _ = try generator.regenerate(member.id) }
         }
         var accessLogger = accessLog?.logger(label: "access")
@@ -114,31 +114,31 @@ final class WebHarness: @unchecked Sendable {
     func refreshSnapshot(since watermark: SnapshotWatermark) throws -> SnapshotWatermark {
         let connection = try installation.connectMySQL()
         defer { connection.close() }
-        try context.follower.refresh(in: StoreSession(connection: connection))
-        return context.follower.watermark
+        try core.follower.refresh(in: StoreSession(connection: connection))
+        return core.follower.watermark
     }
 
     /// Evicts `member` as `kindred evict` leaves them: no set, no
     /// generation recorded, no shard.
     func evict(_ member: MemberID) throws {
         let shard = try self.shard(of: member)
-        _ = try context.scores.removeSet(member, shard: shard)
+        _ = try core.scores.removeSet(member, shard: shard)
         let connection = try installation.connectMySQL()
         defer { connection.close() }
         try GenerationStore(connection: connection).forget(member)
-        try context.directory.release(member, in: context.sessions.storeSession())
+        try core.directory.release(member, in: core.sessions.storeSession())
     }
 
     /// The shard `member`'s set is on.
     func shard(of member: MemberID) throws -> UInt32 {
-        try require(try context.directory.shard(of: member, in: context.sessions.storeSession()), "member \(member) has no shard")
+        try require(try core.directory.shard(of: member, in: core.sessions.storeSession()), "member \(member) has no shard")
     }
 
     /// The next job waiting in the queue (taken by a throwaway worker id), if any.
     func takeJob() throws -> Job? {
         let redis = try installation.queueServer.connect()
         defer { redis.close() }
-        return try context.queue.fetch(worker: "test-\(UInt32.random(in: 0...UInt32.max))", on: QueueConnection(redis))
+        return try backend.queue.fetch(worker: "test-\(UInt32.random(in: 0...UInt32.max))", on: QueueConnection(redis))
     }
 }
 

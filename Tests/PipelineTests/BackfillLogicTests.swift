@@ -1,6 +1,7 @@
 import Foundation
 import KindredCore
 import KindredRuns
+import KindredSupport
 @testable import KindredTestKit
 @_spi(Testing) import MemberStore
 import Scoring

@@ -22,16 +22,16 @@ struct BackfillTests {
 
     /// Runs a backfill to its end (no stop) and returns its report.
     static func backfill(
-        _ context: PipelineContext, _ selection: RunSelection, now: Int64 = asOf, concurrency: Int = 2,
+        _ context: GenerationCore, _ selection: RunSelection, now: Int64 = asOf, concurrency: Int = 2,
         configure: (inout Backfill.Options) -> Void = { _ in }
     ) throws -> RunReport {
         var options = Backfill.Options(selection: selection, now: now, concurrency: concurrency)
         options.progressInterval = .milliseconds(50)
         configure(&options)
-        return try Backfill(context: context, options: options).run(stop: StopSignal()) { _ in }
+        return try Backfill(core: context, options: options).run(stop: StopSignal()) { _ in }
     }
 
-    static func evict(_ context: PipelineContext, dormantFor days: Int64, dryRun: Bool = false) throws -> RunReport {
+    static func evict(_ context: GenerationCore, dormantFor days: Int64, dryRun: Bool = false) throws -> RunReport {
         var options = Evict.Options(selection: RunSelection(dormantFor: days * day), now: asOf)
         options.dryRun = dryRun
         options.progressInterval = .milliseconds(50)
@@ -76,9 +76,9 @@ struct BackfillTests {
             for (id, value) in placed {
                 try connection.execute("UPDATE members SET last_active = ? WHERE id = ?", [value.map { .int($0) } ?? .null, .uint(UInt64(id))])
             }
-            let (context, _) = try installation.context()
+            let (context, _) = try installation.core()
             let lastActive = try Self.lastActive(installation)
-            let planner = BackfillPlanner(context: context)
+            let planner = BackfillPlanner(core: context)
             func selected(_ selection: RunSelection) throws -> Set<MemberID> {
                 Set(try planner.plan(try selection.members(now: Self.asOf), after: 0, in: StoreSession(connection: connection, survey: installation.survey)).members.map(\.id))
             }
@@ -110,7 +110,7 @@ struct BackfillTests {
     func partialBackfill() async throws {
         try await onThread("partialBackfill") {
             let installation = try Installation(memberLimit: 300)
-            let (context, _) = try installation.context()
+            let (context, _) = try installation.core()
             let selection = RunSelection(activeWithin: 90 * Self.day)
             let members = try selection.members(now: Self.asOf)
             let chosen = try Self.lastActive(installation).filter { members.admits(lastActive: $0.value) }.keys
@@ -144,7 +144,7 @@ struct BackfillTests {
     func wholePopulation() async throws {
         try await onThread("wholePopulation") {
             let installation = try Installation(memberLimit: 250)
-            let (context, _) = try installation.context()
+            let (context, _) = try installation.core()
             let report = try Self.backfill(context, RunSelection(all: true))
             #expect(report.counts.done == installation.members.count && report.counts.failed == 0)
             try Self.expectSetsCorrect(installation, installation.members.map(\.id))
@@ -164,7 +164,7 @@ struct BackfillTests {
             defer { connection.close() }
             // The import happened an hour ago: longer than the snapshot's overlap (a scan covers changes older than it).
             try connection.execute("UPDATE members SET changed_at = changed_at - INTERVAL 1 HOUR")
-            let (context, _) = try installation.context { $0.scoring.topN = 8 }
+            let (context, _) = try installation.core { $0.scoring.topN = 8 }
             _ = try Self.backfill(context, RunSelection(all: true))
             let published = PublishedStore(connection: connection, survey: installation.survey)
             // Every set was scanned after the import: every member counts as published without a placement.
@@ -183,7 +183,7 @@ struct BackfillTests {
             }
             try repository.upsert([changed])
             #expect(try published.needingPublication() == [1])
-            let outcome = try Generator(context: context).process(1, ownSet: .always)
+            let outcome = try Generator(core: context).process(1, ownSet: .always)
             #expect(outcome.publication.published && outcome.publication.count(.entered) > 0)
             #expect(outcome.publication.skippedCovered == 0, "every set was generated before the change")
             #expect(try published.needingPublication().isEmpty)
@@ -199,13 +199,13 @@ struct BackfillTests {
     func dryRunAndRefusal() async throws {
         try await onThread("dryRunAndRefusal") {
             let installation = try Installation(memberLimit: 300)
-            let (context, _) = try installation.context()
+            let (context, _) = try installation.core()
             _ = try Self.backfill(context, RunSelection(activeWithin: 30 * Self.day))
             let before = try StoreSnapshot(installation)
 
             var options = Backfill.Options(selection: RunSelection(all: true), now: Self.asOf, concurrency: 2)
             options.dryRun = true
-            let dry = try Backfill(context: context, options: options).run(stop: StopSignal()) { _ in }
+            let dry = try Backfill(core: context, options: options).run(stop: StopSignal()) { _ in }
             #expect(dry.dryRun && dry.planLines.contains { $0.contains("dry run: nothing was changed") })
             #expect(dry.planLines.filter { $0.hasPrefix("  shard ") }.count == 3, "\(dry.planLines)")
             _ = try Self.evict(context, dormantFor: 10, dryRun: true)
@@ -226,7 +226,7 @@ struct BackfillTests {
             #expect(try StoreSnapshot(installation) == budgeted, "a refused run wrote something")
             options.dryRun = true
             #expect(throws: RunRefusal.self, "a dry run reports the refusal too") {
-                try Backfill(context: context, options: options).run(stop: StopSignal()) { _ in }
+                try Backfill(core: context, options: options).run(stop: StopSignal()) { _ in }
             }
         }
     }
@@ -235,7 +235,7 @@ struct BackfillTests {
     func evictAndRebuild() async throws {
         try await onThread("evictAndRebuild") {
             let installation = try Installation(memberLimit: 300)
-            let (context, _) = try installation.context()
+            let (context, _) = try installation.core()
             _ = try Self.backfill(context, RunSelection(all: true))
             let lastActive = try Self.lastActive(installation)
             let dormant = RunSelection(dormantFor: 180 * Self.day)
@@ -272,7 +272,7 @@ struct BackfillTests {
             try connection.execute("UPDATE members SET last_active = ? WHERE id = ?", [.int(login), .uint(UInt64(returning))])
             #expect(try generations.repairCandidates(activeSince: Self.asOf - 800 * Self.day) == [returning])
             context.directory.clearCache()
-            guard try Generator(context: context).regenerate(returning).kind == .generated else {
+            guard try Generator(core: context).regenerate(returning).kind == .generated else {
                 Issue.record("not generated")
                 return
             }
@@ -287,7 +287,7 @@ struct BackfillTests {
     func unfinishedEviction() async throws {
         try await onThread("unfinishedEviction") {
             let installation = try Installation(memberLimit: 120)
-            let (context, _) = try installation.context()
+            let (context, _) = try installation.core()
             _ = try Self.backfill(context, RunSelection(all: true))
             let lastActive = try Self.lastActive(installation)
             let victim = try #require(lastActive.keys.sorted().first { (lastActive[$0]! ?? 0) < Self.asOf - 200 * Self.day })
@@ -308,7 +308,7 @@ struct BackfillTests {
 
     /// A slow backfill of everyone on its own thread, reporting into `messages`.
     static func slowBackfill(
-        _ context: PipelineContext, stop: StopSignal, messages: RunMessages, checkpointInterval: Duration
+        _ context: GenerationCore, stop: StopSignal, messages: RunMessages, checkpointInterval: Duration
     ) -> BackgroundThread<Result<RunReport, any Error>> {
         let options = {
             var options = Backfill.Options(selection: RunSelection(all: true), now: asOf, concurrency: 1, rate: 4)
@@ -317,7 +317,7 @@ struct BackfillTests {
             return options
         }()
         return BackgroundThread("slow-backfill") {
-            Result { try Backfill(context: context, options: options).run(stop: stop, onEvent: messages.record) }
+            Result { try Backfill(core: context, options: options).run(stop: stop, onEvent: messages.record) }
         }
     }
 
@@ -336,7 +336,7 @@ struct BackfillTests {
     func lockSurvivesMySQLRestart() async throws {
         try await onThread("lockSurvivesMySQLRestart") {
             let installation = try Installation(dedicatedMySQL: true, memberLimit: 200)
-            let (context, _) = try installation.context()
+            let (context, _) = try installation.core()
             let stop = StopSignal()
             let messages = RunMessages()
             let run = Self.slowBackfill(context, stop: stop, messages: messages, checkpointInterval: .milliseconds(100))
@@ -348,7 +348,7 @@ struct BackfillTests {
             #expect(messages.wait(for: "took the run's lock again"), "\(messages.all)")
             #expect(try !Self.lockIsFree(installation), "after the restart the run holds its lock again")
             let refused = Result {
-                try Backfill(context: context, options: Backfill.Options(selection: RunSelection(all: true), now: Self.asOf, concurrency: 1))
+                try Backfill(core: context, options: Backfill.Options(selection: RunSelection(all: true), now: Self.asOf, concurrency: 1))
                     .run(stop: StopSignal()) { _ in }
             }
             guard case .failure(let error as RunRefusal) = refused else {
@@ -370,7 +370,7 @@ struct BackfillTests {
     func lockLostToAnotherRun() async throws {
         try await onThread("lockLostToAnotherRun") {
             let installation = try Installation(dedicatedMySQL: true, memberLimit: 200)
-            let (context, _) = try installation.context()
+            let (context, _) = try installation.core()
             let stop = StopSignal()
             let messages = RunMessages()
             // No checkpoint until the run ends, so the run's session is idle while MySQL restarts.
@@ -398,7 +398,7 @@ struct BackfillTests {
     func viaQueue() async throws {
         try await onThread("viaQueue") {
             let installation = try Installation(memberLimit: 200)
-            let (context, _) = try installation.context()
+            let (context, _) = try installation.core()
             let selection = RunSelection(dormantFor: 90 * Self.day)
             let members = try selection.members(now: Self.asOf)
             let chosen = try Self.lastActive(installation).filter { members.admits(lastActive: $0.value) }.keys

@@ -96,7 +96,7 @@ struct ChurnTests {
         if !repairs.isEmpty { return "\(repairs.count) sets missing or stale" }
         for (index, shard) in installation.shardIDs.enumerated() {
             let generations = try GenerationStore(connection: connection).generations(onShard: shard)
-            let metas = try web.context.scores.readMetas(generations.map(\.memberID), shard: shard)
+            let metas = try web.core.scores.readMetas(generations.map(\.memberID), shard: shard)
             for (generation, meta) in zip(generations, metas) {
                 guard let meta else { return "member \(generation.memberID)'s set is missing from shard \(index)" }
                 if meta.needsRefill || meta.isLegacy { return "member \(generation.memberID)'s set needs a rebuild" }

@@ -182,21 +182,20 @@ struct ClusterShardEndToEndTests {
         let web = try await onThread {
             try WebHarness(installation: installation) {
                 $0.scoring.topN = SetsStayTrueTests.topN
-                $0.auditSample = 10_000  // the self-check samples every set
             }
         }
         try await onThread {
-            let generator = Generator(context: web.context)
+            let generator = Generator(core: web.core)
             for member in installation.members { _ = try generator.regenerate(member.id) }
         }
         try await onThread {
             let clusterShard = try #require(installation.clusterShardID)
             let map = try cluster.slotMap()
             // The master that holds the shard's write sequence, and a member whose set it holds.
-            let sequenceKey = web.context.scores.configuration.markerKey + ":sequence"
+            let sequenceKey = web.core.scores.configuration.markerKey + ":sequence"
             let victim = try #require(map.master(for: HashSlot(key: sequenceKey)))
             let member = try #require(try Self.membersOnCluster(installation).first { map.master(for: ScoreLayout.slot(of: $0)) == victim })
-            let watcher = Maintenance.shardWatcher(web.context)
+            let watcher = Maintenance.shardWatcher(WorkerRuntime(core: web.core, settings: .testing()))
             try runOnce(watcher)  // the sequence recorded in MySQL
             let replica = try #require(map.replicas[victim]?.first)
             for node in map.masterNodes {
@@ -253,9 +252,9 @@ struct ClusterShardEndToEndTests {
             #expect(recorded == Int64(try #require(try Self.integer(cluster, key: sequenceKey))), "the sequence record follows the new master")
 
             // The audit finds it (a first run records the snapshot's version) and queues it; the jobs repair.
-            let audit = SetAuditState(context: web.context, quiet: .zero)
-            try audit.run(web.context.sessions.thread())
-            try audit.run(web.context.sessions.thread())
+            let audit = SetAuditState(runtime: WorkerRuntime(core: web.core, settings: .testing(auditSample: 10_000)), quiet: .zero)  // the self-check samples every set
+            try audit.run(web.core.sessions.thread())
+            try audit.run(web.core.sessions.thread())
             var queued = Set<MemberID>()
             while let job = try WorkQueue().fetch(worker: "audit-test", on: queue) {
                 queued.insert(job.member)
@@ -296,7 +295,7 @@ struct ClusterShardEndToEndTests {
         }
         let failure = try await onThread { () -> GenerationFailure? in
             do throws(GenerationFailure) {
-                _ = try Generator(context: web.context).process(member, ownSet: .always)
+                _ = try Generator(core: web.core).process(member, ownSet: .always)
                 return nil
             } catch {
                 return error

@@ -15,8 +15,8 @@ struct GeneratorTests {
     func generateAll() async throws {
         try await onThread("generateAll") {
             let installation = try Installation()
-            let (context, _) = try installation.context()
-            let generator = Generator(context: context)
+            let (context, _) = try installation.core()
+            let generator = Generator(core: context)
             var changed = 0
             var checked = 0
             for member in installation.members {
@@ -57,8 +57,8 @@ struct GeneratorTests {
     func newcomer() async throws {
         try await onThread("newcomer") {
             let installation = try Installation(memberLimit: 400)
-            let (context, _) = try installation.context { $0.scoring.topN = 8 }
-            let generator = Generator(context: context)
+            let (context, _) = try installation.core { $0.scoring.topN = 8 }
+            let generator = Generator(core: context)
             for member in installation.members { _ = try generator.regenerate(member.id) }
             // Each stored set is the first N + S + (the member's share of W)
             // of their ranking (S = 16, W = 32 at N = 8): sizes spread over
@@ -121,8 +121,8 @@ struct GeneratorTests {
     func deletion() async throws {
         try await onThread("deletion") {
             let installation = try Installation(memberLimit: 400)
-            let (context, _) = try installation.context()
-            let generator = Generator(context: context)
+            let (context, _) = try installation.core()
+            let generator = Generator(core: context)
             for member in installation.members { _ = try generator.regenerate(member.id) }
             let before = try installation.storedSets()
             let leaving: MemberID = try #require(installation.members.max { (before[$0.id]??.count ?? 0) < (before[$1.id]??.count ?? 0) }?.id)
@@ -148,11 +148,11 @@ struct GeneratorTests {
     func badData() async throws {
         try await onThread("badData") {
             let installation = try Installation(memberLimit: 50)
-            let (context, _) = try installation.context()
+            let (context, _) = try installation.core()
             let connection = try installation.connectMySQL()
             defer { connection.close() }
             try connection.execute("UPDATE members SET age = 7 WHERE id = 5")
-            let failure = try #require(throws: GenerationFailure.self) { try Generator(context: context).regenerate(5) }
+            let failure = try #require(throws: GenerationFailure.self) { try Generator(core: context).regenerate(5) }
             #expect(failure.kind == .badData)
             #expect(failure.message.contains("age"))
             #expect(!failure.message.contains(" 7"))

@@ -96,9 +96,9 @@ struct MetricsTests {
     func aRemovedShardLosesItsGauges() async throws {
         try await onThread("metrics-removed-shard") {
             let web = try WebHarness(memberLimit: 30, generate: false)
-            let collector = Maintenance.metricsCollector(web.context)
+            let collector = Maintenance.metricsCollector(web.core)
             try collector.runOnce()
-            let endpoints = web.context.scores.manager.shards
+            let endpoints = web.core.scores.manager.shards
             #expect(endpoints.count == 3)
             for endpoint in endpoints {
                 #expect(web.registry.sample("kindred_shard_up", "shard", String(endpoint.id)) == 1, "shard \(endpoint.id)")
@@ -108,19 +108,19 @@ struct MetricsTests {
             let kept = endpoints.filter { $0.id != removed.id }
             func up(_ shard: UInt32) -> Double? { web.registry.sample("kindred_shard_up", "shard", String(shard)) }
 
-            web.context.scores.manager.update(shards: kept)
+            web.core.scores.manager.update(shards: kept)
             try collector.runOnce()
             #expect(up(removed.id) == nil)
             #expect(web.registry.sample("kindred_shard_breaker_state", "shard", String(removed.id)) == nil)
             for endpoint in kept { #expect(up(endpoint.id) == 1, "shard \(endpoint.id)") }
 
             // A probe that read the list just before the shard left records it once more.
-            web.context.metrics.shardUp(removed.id).record(0)
+            web.core.metrics.shardUp(removed.id).record(0)
             #expect(up(removed.id) == 0)
             try collector.runOnce()
             #expect(up(removed.id) == nil)
 
-            web.context.scores.manager.update(shards: endpoints)
+            web.core.scores.manager.update(shards: endpoints)
             try collector.runOnce()
             #expect(up(removed.id) == 1)
         }

@@ -29,7 +29,7 @@ struct ProbeTests {
         let member = web.installation.members[0].id
         let warm = try await web.send(.get, "/v1/members/\(member)/matches")
         #expect(warm.status == 200, "\(warm.body)")
-        #expect(web.context.directory.cachedAssignments > 0)
+        #expect(web.core.directory.cachedAssignments > 0)
         return web
     }
 
@@ -81,7 +81,7 @@ struct ProbeTests {
         let served = try await web.send(.get, "/v1/members/\(member)/matches")
         #expect(served.status == 200, "\(served.body)")
 
-        web.context.directory.clearCache()
+        web.core.directory.clearCache()
         let cold = try await web.send(.get, "/readyz", token: nil)
         #expect(cold.status == 503, "\(cold.body)")
         #expect((cold.json["reasons"] as? [String]) == ["the member store is unavailable and no member's shard is cached"], "\(cold.body)")
@@ -167,7 +167,7 @@ struct ProbeTests {
         // A check's thread is not stuck either: a new connection to the hung
         // server (the check after a kept one timed out) gives up within its
         // timeouts (connect 1 s, read 1 s), so checks keep finishing.
-        var configuration = web.context.sessions.store.mysql
+        var configuration = web.core.sessions.store.mysql
         configuration.connectTimeout = .seconds(1)
         configuration.readTimeout = .seconds(1)
         configuration.writeTimeout = .seconds(1)
@@ -247,10 +247,11 @@ struct ProbeTests {
     func worker() async throws {
         let installation = try await onThread { try Installation(dedicatedMySQL: true, memberLimit: 30) }
         let registry = PrometheusCollectorRegistry()
-        let (context, _) = try await onThread { try installation.context(registry: registry) }
+        let runtime = try await onThread { try installation.worker(registry: registry) }
+        let context = runtime.core
         let (portStream, portContinuation) = AsyncStream.makeStream(of: Int.self)
         let server = MetricsServer.make(
-            registry: registry, host: "127.0.0.1", port: 0, logger: context.logger, probe: { [probe = WorkerProbe(context: context)] in probe.readiness() },
+            registry: registry, host: "127.0.0.1", port: 0, logger: context.logger, probe: { [probe = WorkerProbe(runtime: runtime)] in probe.readiness() },
             onServerRunning: { portContinuation.yield($0) })
         let group = ServiceGroup(configuration: .init(services: [.init(service: server)], logger: context.logger))
         try await withThrowingTaskGroup(of: Void.self) { tasks in

@@ -32,7 +32,7 @@ struct ReconnectTests {
     func taskConnectionsRetryOnce() async throws {
         try await onThread("taskConnectionsRetryOnce") {
             let installation = try Installation(memberLimit: 20)
-            let (context, _) = try installation.context()
+            let (context, _) = try installation.core()
             let connections = context.sessions.thread()
             struct Wrapped: Error { let underlying: any Error }
             var calls = 0
@@ -46,7 +46,7 @@ struct ReconnectTests {
             try installation.queueServer.restart(empty: true)
             #expect(try connections.queue(ping) == .status("PONG"), "the run after the restart succeeds")
             #expect(calls == 3, "one failure on the dead socket, one success on a new connection")
-            #expect(try connections.queue { try context.queue.stats(on: $0) }.waiting.values.reduce(0, +) == 0)
+            #expect(try connections.queue { try WorkQueue().stats(on: $0) }.waiting.values.reduce(0, +) == 0)
 
             // The queue's Redis down: a new connection is tried once and the error thrown; nothing loops.
             try installation.queueServer.restart(empty: true)
@@ -64,19 +64,23 @@ struct ReconnectTests {
         let installation = try await onThread { try Installation(memberLimit: 60) }
         let logs = LogRecorder()
         let registry = PrometheusCollectorRegistry()
-        let (context, _) = try await onThread {
-            try installation.context(registry: registry, logs: logs) { settings in
-                settings.heartbeatInterval = Self.interval
-                settings.reapInterval = Self.interval
-                settings.reapTimeout = .milliseconds(500)
-                settings.sweepInterval = Self.interval
-                settings.watchInterval = Self.interval
-                settings.auditInterval = Self.interval
-                settings.metricsInterval = Self.interval
-                settings.activeWindow = .seconds(100 * 365 * 86_400)  // every member should have a set
-            }
+        let runtime = try await onThread {
+            try installation.worker(
+                registry: registry, logs: logs,
+                configure: { settings in
+                    settings.watchInterval = Self.interval
+                    settings.metricsInterval = Self.interval
+                },
+                configureWorker: { settings in
+                    settings.heartbeatInterval = Self.interval
+                    settings.reapInterval = Self.interval
+                    settings.reapTimeout = .milliseconds(500)
+                    settings.sweepInterval = Self.interval
+                    settings.auditInterval = Self.interval
+                    settings.activeWindow = .seconds(100 * 365 * 86_400)  // every member should have a set
+                })
         }
-        let runtime = WorkerRuntime(context)
+        let context = runtime.core
         let fixture = try await onThread { try LoopFixture(installation, context) }
         let queue = try await onThread { try SharedRedis(installation.queueServer) }
         let restartQueue: @Sendable () throws -> Void = { try installation.queueServer.restart(empty: true) }
@@ -93,22 +97,22 @@ struct ReconnectTests {
             _ = try redis.send(["LPUSH", "kq:processing:ghost", "999001|1|1|1|0"])
         }
         try await onThread { try ghostJob() }
-        try await Self.acrossRestart(Maintenance.reaper(context), installation, logs, restart: restartQueue, prepare: ghostJob) {
+        try await Self.acrossRestart(Maintenance.reaper(runtime), installation, logs, restart: restartQueue, prepare: ghostJob) {
             try queue.send(["HEXISTS", "kq:waiting", "999001"]).int == 1
         }
         // Repair sweep: a member without a set is queued.
-        try await Self.acrossRestart(Maintenance.repairSweep(context), installation, logs, restart: restartQueue) {
+        try await Self.acrossRestart(Maintenance.repairSweep(runtime), installation, logs, restart: restartQueue) {
             try queue.send(["HGET", "kq:waiting", String(fixture.withoutSet)]).string?.hasPrefix("1:") == true
         }
         // Set audit: a set MySQL records but its shard lost is queued.
-        try await Self.acrossRestart(Maintenance.setAudit(context), installation, logs, restart: restartQueue) {
+        try await Self.acrossRestart(Maintenance.setAudit(runtime), installation, logs, restart: restartQueue) {
             try queue.send(["HEXISTS", "kq:waiting", String(fixture.lostSet)]).int == 1
         }
         // Shard watcher: a shard that comes back empty after the queue restarted has its members queued.
         // The sets were written with their shard's marker: empty the shard for the first run to notice too.
         try await onThread { try fixture.emptyShard.restart(empty: true) }
         try await Self.acrossRestart(
-            Maintenance.shardWatcher(context), installation, logs, restart: restartQueue,
+            Maintenance.shardWatcher(runtime), installation, logs, restart: restartQueue,
             prepare: { try fixture.emptyShard.restart(empty: true) }
         ) {
             try queue.send(["HEXISTS", "kq:waiting", String(fixture.onEmptyShard)]).int == 1
@@ -118,7 +122,7 @@ struct ReconnectTests {
             try WorkQueue().enqueue([999_002, 999_003, 999_004], priority: .backfill, on: QueueConnection(try installation.queueServer.connect()))
         }
         try await onThread { try depth() }
-        try await Self.acrossRestart(Maintenance.metricsCollector(context), installation, logs, restart: restartQueue, prepare: depth) {
+        try await Self.acrossRestart(Maintenance.metricsCollector(context, queue: runtime.queue), installation, logs, restart: restartQueue, prepare: depth) {
             registry.sample("kindred_queue_depth", "priority", "backfill") == 3
         }
     }
@@ -127,13 +131,14 @@ struct ReconnectTests {
     func shardEmptiedWhileQueueDown() async throws {
         let installation = try await onThread { try Installation(memberLimit: 60) }
         let logs = LogRecorder()
-        let (context, _) = try await onThread {
-            try installation.context(logs: logs) { $0.watchInterval = .milliseconds(200) }
+        let runtime = try await onThread {
+            try installation.worker(logs: logs, configure: { $0.watchInterval = .milliseconds(200) })
         }
+        let context = runtime.core
         let fixture = try await onThread { try LoopFixture(installation, context) }
         let queue = try await onThread { try SharedRedis(installation.queueServer) }
         let shard = try await onThread { try SharedRedis(fixture.emptyShard) }
-        let watcher = Maintenance.shardWatcher(context)
+        let watcher = Maintenance.shardWatcher(runtime)
         let group = ServiceGroup(services: [watcher], logger: Logger(label: "test"))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
@@ -168,15 +173,20 @@ struct ReconnectTests {
     func mysqlRestart() async throws {
         let installation = try await onThread { try Installation(dedicatedMySQL: true, memberLimit: 60) }
         let logs = LogRecorder()
-        let (context, _) = try await onThread {
-            try installation.context(logs: logs) { settings in
-                settings.refreshInterval = Self.interval
-                settings.sweepInterval = Self.interval
-                settings.watchInterval = Self.interval
-                settings.auditInterval = Self.interval
-                settings.activeWindow = .seconds(100 * 365 * 86_400)
-            }
+        let runtime = try await onThread {
+            try installation.worker(
+                logs: logs,
+                configure: { settings in
+                    settings.refreshInterval = Self.interval
+                    settings.watchInterval = Self.interval
+                },
+                configureWorker: { settings in
+                    settings.sweepInterval = Self.interval
+                    settings.auditInterval = Self.interval
+                    settings.activeWindow = .seconds(100 * 365 * 86_400)
+                })
         }
+        let context = runtime.core
         let fixture = try await onThread { try LoopFixture(installation, context) }
         let queue = try await onThread { try SharedRedis(installation.queueServer) }
         let restartMySQL: @Sendable () throws -> Void = {
@@ -199,20 +209,20 @@ struct ReconnectTests {
             context.population.read { $0.member(MemberID(900_000 + newcomers.value)) != nil }
         }
         try await Self.acrossRestart(
-            Maintenance.repairSweep(context), installation, logs, restart: restartMySQL, prepare: emptyQueue,
+            Maintenance.repairSweep(runtime), installation, logs, restart: restartMySQL, prepare: emptyQueue,
             brokenConnectionsAllowed: true
         ) {
             try queue.send(["HEXISTS", "kq:waiting", String(fixture.withoutSet)]).int == 1
         }
         try await Self.acrossRestart(
-            Maintenance.setAudit(context), installation, logs, restart: restartMySQL, prepare: emptyQueue,
+            Maintenance.setAudit(runtime), installation, logs, restart: restartMySQL, prepare: emptyQueue,
             brokenConnectionsAllowed: true
         ) {
             try queue.send(["HEXISTS", "kq:waiting", String(fixture.lostSet)]).int == 1
         }
         try await onThread { try fixture.emptyShard.restart(empty: true) }  // for the first run to notice (see above)
         try await Self.acrossRestart(
-            Maintenance.shardWatcher(context), installation, logs, restart: restartMySQL,
+            Maintenance.shardWatcher(runtime), installation, logs, restart: restartMySQL,
             prepare: {
                 try emptyQueue()
                 try fixture.emptyShard.restart(empty: true)
@@ -283,7 +293,7 @@ struct ReconnectTests {
 struct LoopFixture: @unchecked Sendable {
     // @unchecked Sendable: immutable after init; the servers are Sendable.
     let installation: Installation
-    let context: PipelineContext
+    let context: GenerationCore
     /// A member whose set MySQL records and whose shard no longer has it.
     let lostSet: MemberID
     /// A member with no set.
@@ -292,10 +302,10 @@ struct LoopFixture: @unchecked Sendable {
     let emptyShard: RedisServer
     let onEmptyShard: MemberID
 
-    init(_ installation: Installation, _ context: PipelineContext) throws {
+    init(_ installation: Installation, _ context: GenerationCore) throws {
         self.installation = installation
         self.context = context
-        let generator = Generator(context: context)
+        let generator = Generator(core: context)
         let generated = installation.members.prefix(15).map(\.id)
         for member in generated { _ = try generator.regenerate(member) }
         withoutSet = try require(installation.members.last?.id)

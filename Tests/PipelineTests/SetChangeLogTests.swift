@@ -144,7 +144,7 @@ struct SetChangeLogTests {
         let web = try await onThread { () -> WebHarness in
             // Every member's set fits the cache (N = 12, so floors and trims matter).
             let web = try WebHarness(memberLimit: 200, generate: false, cachedSets: 256) { $0.scoring.topN = SetsStayTrueTests.topN }
-            let generator = Generator(context: web.context)
+            let generator = Generator(core: web.core)
             for member in web.installation.members { _ = try generator.regenerate(member.id) }
             return web
         }
@@ -164,7 +164,7 @@ struct SetChangeLogTests {
         #expect(put.status == 200, "\(put.body)")
         let changed = record.id
         let placed = try await onThread { () -> Int in
-            let outcome = try Generator(context: web.context).process(changed, ownSet: .always)
+            let outcome = try Generator(core: web.core).process(changed, ownSet: .always)
             return outcome.publication.count(.entered) + outcome.publication.count(.updated) + outcome.publication.count(.removed)
         }
         #expect(placed > 10, "the change moved the member in many sets")

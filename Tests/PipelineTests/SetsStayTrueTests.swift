@@ -21,13 +21,12 @@ struct SetsStayTrueTests {
     static let topN = 12
 
     /// A web backend over a fresh installation with every set built at N = 12.
-    static func harness(memberLimit: Int = 200, configure: (inout PipelineSettings) -> Void = { _ in }) throws -> WebHarness {
+    static func harness(memberLimit: Int = 200, configure: (inout GenerationSettings) -> Void = { _ in }) throws -> WebHarness {
         let web = try WebHarness(memberLimit: memberLimit, generate: false) {
             $0.scoring.topN = topN
-            $0.auditSample = 10_000  // the audit's self-check samples every set: a test never depends on the draw
             configure(&$0)
         }
-        let generator = Generator(context: web.context)
+        let generator = Generator(core: web.core)
         for member in web.installation.members { _ = try generator.regenerate(member.id) }
         return web
     }
@@ -55,7 +54,7 @@ struct SetsStayTrueTests {
 
     /// Runs the worker's job for each member, as the queue would.
     static func work(_ web: WebHarness, _ members: [MemberID]) throws {
-        let generator = Generator(context: web.context)
+        let generator = Generator(core: web.core)
         for member in members { _ = try generator.process(member, ownSet: .always) }
     }
 
@@ -163,8 +162,8 @@ struct SetsStayTrueTests {
                     try repository.upsert([member])
                 }
             }
-            let first = BackgroundThread("job a") { Result { try Generator(context: web.context).process(a, ownSet: .always) } }
-            let other = BackgroundThread("job b") { Result { try Generator(context: second.context).process(b, ownSet: .always) } }
+            let first = BackgroundThread("job a") { Result { try Generator(core: web.core).process(a, ownSet: .always) } }
+            let other = BackgroundThread("job b") { Result { try Generator(core: second.core).process(b, ownSet: .always) } }
             _ = try first.result().get()
             _ = try other.result().get()
         }
@@ -190,7 +189,7 @@ struct SetsStayTrueTests {
             defer { connection.close() }
             try MemberRepository(connection: connection, survey: web.installation.survey).upsert([newcomer])
             // The repair sweep's job for them: dormant, no shard: published only.
-            let outcome = try Generator(context: web.context).process(newcomer.id, ownSet: .ifWanted(activeSince: Int64(Date().timeIntervalSince1970) - 86_400))
+            let outcome = try Generator(core: web.core).process(newcomer.id, ownSet: .ifWanted(activeSince: Int64(Date().timeIntervalSince1970) - 86_400))
             #expect(outcome.kind == .publishedOnly)
             #expect(outcome.publication.count(.entered) > 0)
             #expect(try GenerationStore(connection: connection).generation(of: newcomer.id) == nil, "no set of their own")
@@ -203,15 +202,15 @@ struct SetsStayTrueTests {
     func noFalseAlarmAfterBackfill() async throws {
         let installation = try await onThread { try Installation(memberLimit: 40) }
         // "kindred backfill": its own process, its own store.
-        let (backfill, _) = try await onThread { try installation.context { $0.scoring.topN = Self.topN } }
+        let (backfill, _) = try await onThread { try installation.core { $0.scoring.topN = Self.topN } }
         try await onThread {
-            let generator = Generator(context: backfill)
+            let generator = Generator(core: backfill)
             for member in installation.members { _ = try generator.regenerate(member.id) }
             backfill.scores.manager.close()
         }
         // "kindred worker", started afterwards.
         let logs = LogRecorder()
-        let (worker, _) = try await onThread { try installation.context(logs: logs) { $0.scoring.topN = Self.topN } }
+        let worker = try await onThread { try installation.worker(logs: logs, configure: { $0.scoring.topN = Self.topN }) }
         let watcher = Maintenance.shardWatcher(worker)
         try await onThread {
             try runOnce(watcher)
@@ -235,12 +234,12 @@ struct SetsStayTrueTests {
     func shardRestoredFromAnOlderCopy() async throws {
         let installation = try await onThread { try Installation(memberLimit: 60) }
         // A shard that persists: SAVE, keep the file, change things, then come back from the kept file.
-        let (context, _) = try await onThread { try installation.context { $0.scoring.topN = Self.topN } }
+        let runtime = try await onThread { try installation.worker(configure: { $0.scoring.topN = Self.topN }) }
         try await onThread {
-            let generator = Generator(context: context)
+            let generator = Generator(core: runtime.core)
             for member in installation.members { _ = try generator.regenerate(member.id) }
         }
-        let watcher = Maintenance.shardWatcher(context)
+        let watcher = Maintenance.shardWatcher(runtime)
         let shard = installation.shards[0]
         let shardID = installation.shardIDs[0]
         try await onThread {
@@ -265,8 +264,8 @@ struct SetsStayTrueTests {
     @Test("the audit removes a set its shard no longer holds for its member, rebuilds one MySQL records otherwise, and its self-check catches a wrong entry")
     func audit() async throws {
         // Every set is sampled (the default 50 of ~80 missed the wrong one a third of the time).
-        let web = try await onThread { try Self.harness(memberLimit: 80) { $0.auditSample = 1_000 } }
-        let context = web.context
+        let web = try await onThread { try Self.harness(memberLimit: 80) }
+        let context = web.core
         try await onThread {
             let connection = try web.installation.connectMySQL()
             defer { connection.close() }
@@ -288,7 +287,7 @@ struct SetsStayTrueTests {
             let raw = try web.installation.shards[Int(zShard) - Int(web.installation.shardIDs[0])].connect()
             _ = try raw.sendChecked(["HSET", "scores:{\(z)}:\(victim.id % 64)", String(victim.id), victim.tenths == 0 ? "0.1" : "0.0"])
 
-            let audit = SetAuditState(context: context, quiet: .zero)
+            let audit = SetAuditState(runtime: WorkerRuntime(core: context, settings: .testing(auditSample: 1_000)), quiet: .zero)
             try audit.run(context.sessions.thread())  // a first run records the snapshot's version
             try audit.run(context.sessions.thread())
             #expect(try context.scores.readSet(x, shard: stray) == nil, "the orphan is removed")

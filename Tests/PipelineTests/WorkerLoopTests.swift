@@ -36,9 +36,8 @@ struct WorkerLoopTests {
     func shardOutagePostpones() async throws {
         try await onThread("shardOutagePostpones") {
             let installation = try Installation(memberLimit: 100)
-            // Three attempts at most (the Environment's policy): an outage of more than three tries must not kill a job.
-            let (context, _) = try installation.context(workers: 1)
-            let runtime = WorkerRuntime(context)
+            // Three attempts at most (WorkerSettings.testing): an outage of more than three tries must not kill a job.
+            let runtime = try installation.worker(workers: 1)
             let chosen = installation.members.prefix(3).map(\.id)
             for shard in installation.shards { shard.kill() }
             try WorkQueue().enqueue(chosen, priority: .interactive, on: QueueConnection(try installation.queueServer.connect()))
@@ -87,15 +86,15 @@ struct WorkerLoopTests {
             manager.readTimeout = .seconds(60)  // a frozen shard holds the job far past the deadline
             return manager
         }()
-        let (context, _) = try await onThread {
-            try installation.context(workers: 1, manager: manager, registry: registry) { settings in
+        let runtime = try await onThread {
+            try installation.worker(workers: 1, manager: manager, registry: registry, configureWorker: { settings in
                 settings.jobDeadline = .seconds(1)  // a debug-build job here takes milliseconds, even on a loaded machine
                 settings.heartbeatInterval = .milliseconds(50)
                 settings.reapTimeout = .milliseconds(500)
                 settings.reapInterval = .milliseconds(100)
-            }
+            })
         }
-        let runtime = WorkerRuntime(context)
+        let context = runtime.core
         let member = installation.members[0].id
         for shard in installation.shards { shard.freeze() }
         defer { for shard in installation.shards { shard.thaw() } }
@@ -103,7 +102,7 @@ struct WorkerLoopTests {
 
         let stop = StopSignal()
         let group = ServiceGroup(
-            services: [Maintenance.heartbeat(runtime), Maintenance.reaper(context)], logger: context.logger)
+            services: [Maintenance.heartbeat(runtime), Maintenance.reaper(runtime)], logger: context.logger)
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
             let worker = BackgroundThread("worker-loop") { WorkerLoop(runtime: runtime, index: 0).run(stop: stop) }

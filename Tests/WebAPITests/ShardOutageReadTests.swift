@@ -23,13 +23,11 @@ struct ShardOutageReadTests {
         // Postponements back off as in production (from 1 s): with the tests' usual 50-200 ms, 30
         // members come due faster than a worker on a loaded machine postpones them, and the queue
         // never has the quiet instant this test waits for.
-        let harness = try await onThread {
-            try WebHarness(memberLimit: 100) {
-                $0.jobRetry = JobRetryPolicy(maxAttempts: 3, baseDelay: .seconds(1), maxDelay: .seconds(4))
-            }
-        }
-        let context = harness.context
-        let runtime = WorkerRuntime(context)
+        let harness = try await onThread { try WebHarness(memberLimit: 100) }
+        let context = harness.core
+        var settings = WorkerSettings(workers: 1)
+        settings.jobRetry = JobRetryPolicy(maxAttempts: 3, baseDelay: .seconds(1), maxDelay: .seconds(4))
+        let runtime = WorkerRuntime(core: context, settings: settings)
         let installation = harness.installation
         // Up to 30 members of the first member's shard.
         let (shardIndex, chosen) = try await onThread { () -> (Int, [MemberID]) in

@@ -47,7 +47,7 @@ struct WebAPIFuzzTests {
         let services = WebServer.services(
             backend: web.backend, host: "127.0.0.1", port: 0, token: WebHarness.token, registry: web.registry,
             onServerRunning: { portContinuation.yield($0) })
-        var logger = web.context.logger
+        var logger = web.core.logger
         logger.logLevel = .critical  // the fuzzer's invalid requests log warnings by design
         let group = ServiceGroup(configuration: .init(services: services.map { .init(service: $0) }, logger: logger))
         try await withThrowingTaskGroup(of: Void.self) { tasks in

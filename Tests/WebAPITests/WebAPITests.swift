@@ -67,7 +67,7 @@ struct WebAPITests {
         #expect(rebuilt.matches == expected[evicted])
         let again = try await web.send(.get, "/v1/members/\(evicted)/matches?limit=500")
         #expect(again.json["regenerated"] as? Bool == false && again.matches == expected[evicted])
-        let assigned = try await onThread { try web.context.directory.shard(of: evicted, in: web.context.sessions.storeSession()) }
+        let assigned = try await onThread { try web.core.directory.shard(of: evicted, in: web.core.sessions.storeSession()) }
         #expect(assigned != nil)
 
         // Stale: the member changed their answers behind the web's back (straight into MySQL).
@@ -307,8 +307,8 @@ struct WebAPITests {
             let connection = try web.installation.connectMySQL()
             defer { connection.close() }
             let stored = try MemberRepository(connection: connection, survey: web.installation.survey).member(dormant)
-            web.context.directory.forget(dormant)
-            return (try web.takeJob(), try web.context.directory.shard(of: dormant, in: web.context.sessions.storeSession()), stored?.lastActive)
+            web.core.directory.forget(dormant)
+            return (try web.takeJob(), try web.core.directory.shard(of: dormant, in: web.core.sessions.storeSession()), stored?.lastActive)
         }
         #expect(job?.member == dormant && job?.priority == .interactive)
         #expect(shard != nil)
@@ -354,7 +354,7 @@ struct WebAPITests {
         let again = try await web.send(.delete, "/v1/members/\(deleted)")
         #expect(again.status == 404)
         // The worker's removal job takes them out of the stored sets; reads stay the same.
-        let outcome = try await onThread { try Generator(context: web.context).regenerate(deleted) }
+        let outcome = try await onThread { try Generator(core: web.core).regenerate(deleted) }
         guard outcome.kind == .removed else {
             Issue.record("expected a removal, got \(outcome)")
             return
@@ -369,7 +369,7 @@ struct WebAPITests {
         let expected = try await Installation.expectedMatchesOffPool(web.installation.members, survey: web.installation.survey)
         let (member, matches) = try #require(expected.filter { $0.value.count >= 40 && $0.value.count <= 500 }.first)
         let shard = try await onThread { try web.shard(of: member) }
-        let meta = try #require(try await onThread { try web.context.scores.readMeta(member, shard: shard) })
+        let meta = try #require(try await onThread { try web.core.scores.readMeta(member, shard: shard) })
         // A second version of the set: the same stamp (so it is current), other entries.
         let alternative = Array(matches.reversed().prefix(matches.count / 2)).map { Match(id: $0.id, tenths: 100) }
             .sorted(by: Match.ranksBefore)
@@ -378,7 +378,7 @@ struct WebAPITests {
             var writes = 0
             while !stop.isStopped {
                 let version = writes % 2 == 0 ? alternative : matches
-                _ = try? web.context.scores.writeSet(
+                _ = try? web.core.scores.writeSet(
                     member, shard: shard, matches: version, stamp: meta.stamp, limit: meta.limit, complete: true)
                 writes += 1
             }
@@ -576,7 +576,7 @@ struct WebAPITests {
         let services = WebServer.services(
             backend: web.backend, host: "127.0.0.1", port: 0, token: WebHarness.token, registry: web.registry,
             onServerRunning: { portContinuation.yield($0) })
-        var logger = web.context.logger
+        var logger = web.core.logger
         logger.logLevel = .warning
         let group = ServiceGroup(configuration: .init(services: services.map { .init(service: $0) }, logger: logger))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
