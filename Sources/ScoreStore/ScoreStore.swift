@@ -114,7 +114,7 @@ public final class ScoreStore: Sendable {
         /// same share). Sets that are written together (a backfill, a site's
         /// first run) would otherwise all hold N + S and reach the trim point
         /// N + S + W together, a wave of trims that no worker keeps up with
-        /// (BENCHMARKS.md, "Trim waves"); spread, they start where a site's
+        /// (BENCHMARKS.md, "Sets written at spread sizes"); spread, they start where a site's
         /// churn leaves them anyway (a set that takes placements holds
         /// N + S + W/2 on average), and their trims come one at a time. The
         /// cost: a set written by a backfill holds W/2 more entries on
