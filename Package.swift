@@ -148,7 +148,7 @@ let package = Package(
             name: "KindredRuns",
             dependencies: [
                 "KindredCore", "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue", "KindredSupport", "KindredLogging",
-                "RedisClient", "MariaDBClient",
+                "RedisClient",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
@@ -258,7 +258,7 @@ let package = Package(
             dependencies: ["ScoreStore", "Scoring", "Synthetic", "TestSupport"],
             swiftSettings: swiftSettings
         ),
-        // What the pipeline and web tests share: an installation (servers, fixtures), the web harness, the kindred process.
+        // What the program tests share: an installation (servers, fixtures), the web harness, the kindred process, the worker and exact-set checks.
         .target(
             name: "KindredTestKit",
             dependencies: [
@@ -275,8 +275,57 @@ let package = Package(
             path: "Tests/KindredTestKit",
             swiftSettings: swiftSettings
         ),
+        // The generation core: the generator, placements, the set index, shard administration, metrics.
         .testTarget(
-            name: "PipelineTests",
+            name: "KindredCoreTests",
+            dependencies: [
+                "KindredCore", "KindredWorker", "KindredRuns", "MetricsEndpoint", "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue",
+                "MariaDBClient", "RedisClient", "TestSupport", "KindredTestKit", "WebAPI", "Synthetic", "KindredLogging", "KindredSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The worker: its loop, services, probes, reconnects, cluster shards, sets kept true under churn, the worker process.
+        .testTarget(
+            name: "KindredWorkerTests",
+            dependencies: [
+                "KindredCore", "KindredWorker", "KindredRuns", "MetricsEndpoint", "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue",
+                "MariaDBClient", "RedisClient", "TestSupport", "KindredTestKit", "WebAPI", "Synthetic", "KindredLogging", "KindredSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Backfill and evict runs, in process and as kindred processes.
+        .testTarget(
+            name: "KindredRunsTests",
+            dependencies: [
+                "KindredCore", "KindredWorker", "KindredRuns", "MetricsEndpoint", "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue",
+                "MariaDBClient", "RedisClient", "TestSupport", "KindredTestKit", "WebAPI", "Synthetic", "KindredLogging", "KindredSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The kindred executable as operators run it: the operator commands.
+        .testTarget(
+            name: "KindredCLITests",
             dependencies: [
                 "KindredCore", "KindredWorker", "KindredRuns", "MetricsEndpoint", "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue",
                 "MariaDBClient", "RedisClient", "TestSupport", "KindredTestKit", "WebAPI", "Synthetic", "KindredLogging", "KindredSupport",

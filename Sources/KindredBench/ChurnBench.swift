@@ -72,7 +72,7 @@ struct ChurnBench: ParsableCommand {
         print("population: \(try repository.counts().live) members, \(sets?.int(0) ?? 0) sets (\(sets?.int(1) ?? 0) full at N = 5000)")
         let synthetic = SyntheticPopulation(members: 100_000_000, seed: seed, asOf: Int64(Date().timeIntervalSince1970))
         guard synthetic.survey == repository.survey else {
-            throw ValidationError("the stored survey differs from the synthetic one (generate the population with --seed \(seed))")
+            throw ValidationError("the stored survey differs from the synthetic one (synthesize the population with --seed \(seed))")
         }
         var existing = try repository.memberIDs(.all, after: 0, limit: 10_000_000)
         var random = SystemRandomNumberGenerator()

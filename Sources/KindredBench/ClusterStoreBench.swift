@@ -106,7 +106,7 @@ struct ClusterStoreBench: ParsableCommand {
             DispatchQueue.concurrentPerform(iterations: writers) { writer in
                 for index in stride(from: writer, to: sets.count, by: writers) {
                     do {
-                        try store.writeSet(MemberID(1 + index), shard: 1, matches: sets[index], stamp: "bench", limit: topN, complete: false)
+                        try store.writeSet(MemberID(1 + index), shard: 1, matches: sets[index], answersVersion: "bench", limit: topN, complete: false)
                     } catch {
                         failures.record("\(error)")
                     }

@@ -70,7 +70,7 @@ struct RegistrationsBench: ParsableCommand {
         // same survey) drawn far beyond the population's indices.
         let synthetic = SyntheticPopulation(members: 100_000_000, seed: seed, asOf: Int64(Date().timeIntervalSince1970))
         guard synthetic.survey == repository.survey else {
-            throw ValidationError("the stored survey differs from the synthetic one (generate the population with --seed \(seed))")
+            throw ValidationError("the stored survey differs from the synthetic one (synthesize the population with --seed \(seed))")
         }
         var nextIndex = 50_000_000
         print("rate/min offered  completed/min  p50 ms  p90 ms  p99 ms  max ms  (enqueue to stored, \(seconds) s each)")

@@ -12,7 +12,7 @@ import ServiceLifecycle
 /// What every program does at start: reach MySQL, check the schema, load
 /// what it reads (the survey, the snapshot, the set index, the shard list)
 /// and build the shared parts from it.
-public enum Bootstrap {
+package enum Bootstrap {
     /// Connects to MySQL (waiting up to `startupTimeout` for it, with
     /// backoff), checks the schema, loads the survey, the full snapshot and
     /// the shard list, and builds the generation core. `store`'s retry
@@ -21,7 +21,7 @@ public enum Bootstrap {
     /// gives threads that use the queue (nil: the program uses none).
     ///
     /// Blocking: call it from a dedicated thread (`runOnThread`).
-    public static func load(
+    package static func load(
         store: StoreConfiguration, queue: QueueAddress?, settings: GenerationSettings, metrics: KindredMetrics,
         logger: Logger, scoreConfiguration: ScoreStore.Configuration = ScoreStore.Configuration(),
         managerConfiguration: ShardConnectionManager.Configuration = ShardConnectionManager.Configuration(),
@@ -67,7 +67,7 @@ public enum Bootstrap {
 
     /// The score store over the shards the catalog lists, its connection
     /// manager's idle reaper started. Blocking (one MySQL read).
-    public static func scoreStore(
+    package static func scoreStore(
         _ session: StoreSession, logger: Logger, configuration: ScoreStore.Configuration = ScoreStore.Configuration(),
         managerConfiguration: ShardConnectionManager.Configuration = ShardConnectionManager.Configuration()
     ) throws -> ScoreStore {
@@ -83,7 +83,7 @@ public enum Bootstrap {
     /// Connects a store session at start, waiting up to `startupTimeout` for
     /// MySQL (each retry logged), and checks the schema is up to date.
     /// Blocking: call it from a dedicated thread.
-    public static func connectAtStart(
+    package static func connectAtStart(
         _ store: StoreConfiguration, logger: Logger, startupTimeout: Duration = .seconds(60)
     ) throws -> StoreSession {
         let session = try StoreSession.connect(store, waitingUpTo: startupTimeout, onRetry: logStartupRetry(logger))
@@ -97,7 +97,7 @@ public enum Bootstrap {
     }
 
     /// Logs each failed attempt to reach MySQL at start.
-    public static func logStartupRetry(_ logger: Logger) -> (RetryEvent) -> Void {
+    package static func logStartupRetry(_ logger: Logger) -> (RetryEvent) -> Void {
         { event in
             logger.warning(
                 "MySQL unreachable at start: retrying", metadata: ["error": "\(event.error)", "retry_in_ms": .milliseconds(event.delay)])

@@ -13,24 +13,24 @@ import ScoreStore
 /// ``sessions`` and live in ``Generator`` and the thread's loop. What only
 /// one program uses (the worker's queue and runtime, the web backend's
 /// deletion marks) is that program's own, handed to it by its assembly.
-public final class GenerationCore: Sendable {
+package final class GenerationCore: Sendable {
     /// Makes each thread's sessions (MySQL, and the queue when the program
     /// was given its address): the core hands out no connection.
-    public let sessions: SessionFactory
-    public let settings: GenerationSettings
-    public let survey: Survey
-    public let population: SharedPopulation
-    public let scores: ScoreStore
-    public let directory: ShardDirectory
-    public let metrics: KindredMetrics
-    public let logger: Logger
+    package let sessions: SessionFactory
+    package let settings: GenerationSettings
+    package let survey: Survey
+    package let population: SharedPopulation
+    package let scores: ScoreStore
+    package let directory: ShardDirectory
+    package let metrics: KindredMetrics
+    package let logger: Logger
     /// What this process knows of every stored set (floors, coverage):
     /// only a publishing process (the worker) keeps one; nil elsewhere.
-    public let sets: SetIndex?
+    package let sets: SetIndex?
     /// Keeps ``population`` and ``sets`` following MySQL.
-    public let follower: SnapshotFollower
+    package let follower: SnapshotFollower
 
-    public init(
+    package init(
         sessions: SessionFactory, settings: GenerationSettings, survey: Survey, population: SharedPopulation, scores: ScoreStore,
         directory: ShardDirectory, metrics: KindredMetrics, logger: Logger, watermark: SnapshotWatermark, sets: SetIndex = SetIndex(),
         setsWatermark: ServerTime? = nil

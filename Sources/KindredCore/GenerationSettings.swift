@@ -6,29 +6,29 @@ import Scoring
 /// threads, heartbeats, reaper, sweeps, audit, job retries) is
 /// `KindredWorker.WorkerSettings`. Every interval here is a trade-off
 /// between promptness and load; the defaults suit a few million members.
-public struct GenerationSettings: Sendable {
-    public var scoring: ScoringSettings
+package struct GenerationSettings: Sendable {
+    package var scoring: ScoringSettings
     /// How often the snapshot picks up members changed in MySQL.
-    public var refreshInterval: Duration = .seconds(1)
+    package var refreshInterval: Duration = .seconds(1)
     /// This process publishes members' changes (the worker daemon): it
     /// keeps the set index (every set's floor and coverage) following MySQL.
     /// The web backend and backfill only rebuild members' own sets and do
     /// not need it.
-    public var publishes = true
+    package var publishes = true
     /// How far behind its last read a refresh looks again: longer than any
     /// write transaction takes to commit after stamping `changed_at`.
-    public var snapshotOverlap: Duration = .seconds(10)
+    package var snapshotOverlap: Duration = .seconds(10)
     /// How often the shard list (and, in the worker, each shard's marker) is followed.
-    public var watchInterval: Duration = .seconds(2)
+    package var watchInterval: Duration = .seconds(2)
     /// How often queue and shard gauges are refreshed.
-    public var metricsInterval: Duration = .seconds(5)
+    package var metricsInterval: Duration = .seconds(5)
     /// How long a MySQL operation retries (reconnecting) before the job is
     /// handed back and the worker pauses.
-    public var mysqlRetry = RetryPolicy(giveUpAfter: .seconds(5))
+    package var mysqlRetry = RetryPolicy(giveUpAfter: .seconds(5))
     /// The longest pause of a worker (or a run) while MySQL is unavailable.
-    public var mysqlPauseLimit: Duration = .seconds(30)
+    package var mysqlPauseLimit: Duration = .seconds(30)
 
-    public init(scoring: ScoringSettings = .default) {
+    package init(scoring: ScoringSettings = .default) {
         self.scoring = scoring
     }
 }

@@ -29,7 +29,7 @@ extension Generator {
         let recordFinder = self.recordFinder
         guard let sets = core.sets else { preconditionFailure("only a publishing process publishes (it keeps the set index)") }
         var counts = stats
-        // Scores and the targets' stamps come from one version of the snapshot.
+        // Scores and the targets' answers versions come from one version of the snapshot.
         let placements = try core.population.read(withVersion: {
             (population, version) throws(MemberValidationError) -> [ScoreStore.Placement] in
             var currentAll: [Match] = []
@@ -84,7 +84,7 @@ extension Generator {
                     // A target gone from the snapshot is deleted: its set goes with it.
                     guard let tag = population.tag(of: target) else { return }
                     placements.append(
-                        ScoreStore.Placement(target: target, member: id, tenths: newTenths.map(Int.init), stamp: String(tag)))
+                        ScoreStore.Placement(target: target, member: id, tenths: newTenths.map(Int.init), answersVersion: String(tag)))
                 }
                 if standing.isEmpty {
                     // One pass over the candidates, no hash lookups but the set index's.

@@ -7,8 +7,8 @@ import Scoring
 import ScoreStore
 
 /// Why a job failed, sorted by what the worker should do about it.
-public struct GenerationFailure: Error, Sendable, CustomStringConvertible {
-    public enum Kind: Sendable, Hashable {
+package struct GenerationFailure: Error, Sendable, CustomStringConvertible {
+    package enum Kind: Sendable, Hashable {
         /// The member's stored data breaks the engine's rules: retrying cannot help.
         case badData
         /// MySQL is unreachable: hand the job back and pause.
@@ -23,16 +23,16 @@ public struct GenerationFailure: Error, Sendable, CustomStringConvertible {
         case failed
     }
 
-    public let kind: Kind
+    package let kind: Kind
     /// What failed, without member data.
-    public let message: String
+    package let message: String
 
-    public init(_ kind: Kind, _ message: String) {
+    package init(_ kind: Kind, _ message: String) {
         self.kind = kind
         self.message = message
     }
 
-    public var description: String { message }
+    package var description: String { message }
 
     /// Sorts an error thrown by the stores.
     static func classify(_ error: any Error) -> GenerationFailure {
@@ -75,34 +75,34 @@ struct PhaseClock {
 }
 
 /// What a publication (and a set's catch-up) did.
-public struct PublicationStats: Sendable, Hashable {
+package struct PublicationStats: Sendable, Hashable {
     /// A publication of the member's change ran.
-    public var published = false
+    package var published = false
     /// Sets that rank (or ranked) the member: candidates of any standing
     /// record or of the current one, holding a set.
-    public var considered = 0
+    package var considered = 0
     /// Skipped: the set's scan already covered the change.
-    public var skippedCovered = 0
+    package var skippedCovered = 0
     /// Skipped: the pair's score and candidacy are what the set has.
-    public var skippedUnchanged = 0
+    package var skippedUnchanged = 0
     /// Skipped: below the set's floor before and after.
-    public var skippedBelowFloor = 0
+    package var skippedBelowFloor = 0
     /// Placements sent for the publication.
-    public var placed = 0
+    package var placed = 0
     /// Placements sent into the member's own new set for members that
     /// changed while it was scanned and written.
-    public var catchUp = 0
+    package var catchUp = 0
     /// Replies per outcome (publication and catch-up).
-    public var outcomes: [ScoreStore.PlacementOutcome: Int] = [:]
+    package var outcomes: [ScoreStore.PlacementOutcome: Int] = [:]
 
-    public init() {}
+    package init() {}
 
-    public func count(_ outcome: ScoreStore.PlacementOutcome) -> Int { outcomes[outcome] ?? 0 }
+    package func count(_ outcome: ScoreStore.PlacementOutcome) -> Int { outcomes[outcome] ?? 0 }
 }
 
 /// What a job did.
-public struct GenerationOutcome: Sendable {
-    public enum Kind: Sendable, Hashable {
+package struct GenerationOutcome: Sendable {
+    package enum Kind: Sendable, Hashable {
         /// The member's own set was written (and their change published
         /// where due).
         case generated
@@ -114,17 +114,17 @@ public struct GenerationOutcome: Sendable {
         case removed
     }
 
-    public var kind: Kind
+    package var kind: Kind
     /// Where the member's own set was written.
-    public var shard: UInt32?
+    package var shard: UInt32?
     /// Matches in the member's own set (the first N of it).
-    public var matches = 0
+    package var matches = 0
     /// Candidates the scan scored.
-    public var candidates = 0
-    public var publication = PublicationStats()
+    package var candidates = 0
+    package var publication = PublicationStats()
     /// Sets found needing a rebuild: fewer than N entries left (not every
     /// candidate), or written before floors were kept. Queue them.
-    public var rebuild: [MemberID] = []
+    package var rebuild: [MemberID] = []
 }
 
 /// The job: bring one member's matches, and every other set's view of the
@@ -154,21 +154,21 @@ public struct GenerationOutcome: Sendable {
 /// Every step is idempotent, so a job done twice (a worker killed after
 /// writing but before completing) is harmless, and an interrupted
 /// publication leaves an intent that the next one honours.
-public final class Generator {
+package final class Generator {
     /// How a generator works; the default is the worker's.
-    public struct Options: Sendable {
+    package struct Options: Sendable {
         /// Publish the member's change into other members' sets. The web
         /// backend's on-read rebuilds and backfill only rebuild the
         /// member's own set and leave publication to the worker.
-        public var publish = true
+        package var publish = true
 
-        public init(publish: Bool = true) {
+        package init(publish: Bool = true) {
             self.publish = publish
         }
     }
 
     /// Whether a job writes the member's own set.
-    public enum OwnSet: Sendable, Hashable {
+    package enum OwnSet: Sendable, Hashable {
         /// Always (a read, a login, an explicit request, backfill).
         case always
         /// Only when the member should hold a set (they hold a shard or a
@@ -179,8 +179,8 @@ public final class Generator {
         case ifWanted(activeSince: Int64)
     }
 
-    public let core: GenerationCore
-    public let options: Options
+    package let core: GenerationCore
+    package let options: Options
     /// The thread's member store session: every MySQL visit of a job,
     /// the directory's included.
     let session: StoreSession
@@ -191,7 +191,7 @@ public final class Generator {
 
     /// - Parameter session: the calling thread's session (a new one from
     ///   the core's factory when nil); used only on that thread.
-    public init(core: GenerationCore, options: Options = Options(), session: StoreSession? = nil) {
+    package init(core: GenerationCore, options: Options = Options(), session: StoreSession? = nil) {
         precondition(
             !options.publish || core.settings.publishes,
             "a publishing generator needs a process that follows the set index (GenerationSettings.publishes)")
@@ -209,12 +209,12 @@ public final class Generator {
 
     /// Rebuilds `id`'s own set (publishing their change too, when the
     /// options say so), or removes a deleted member.
-    public func regenerate(_ id: MemberID) throws(GenerationFailure) -> GenerationOutcome {
+    package func regenerate(_ id: MemberID) throws(GenerationFailure) -> GenerationOutcome {
         try process(id, ownSet: .always)
     }
 
     /// The job for `id`, writing their own set as `ownSet` says.
-    public func process(_ id: MemberID, ownSet: OwnSet) throws(GenerationFailure) -> GenerationOutcome {
+    package func process(_ id: MemberID, ownSet: OwnSet) throws(GenerationFailure) -> GenerationOutcome {
         do {
             return try run(id, ownSet: ownSet)
         } catch {
@@ -275,7 +275,7 @@ public final class Generator {
         guard case .ifWanted(let activeSince) = rule else { return true }
         if let shard = job.shard {
             guard let meta = try core.scores.readMeta(record.id, shard: shard) else { return true }
-            return meta.stamp != String(version) || meta.isLegacy || meta.needsRefill
+            return meta.answersVersion != String(version) || meta.isLegacy || meta.needsRefill
         }
         if core.sets?.entry(of: record.id) != nil { return true }
         guard let lastActive = record.lastActive, lastActive >= activeSince else { return false }
@@ -307,10 +307,10 @@ public final class Generator {
         phases.lap("scan")
         let shard = try core.directory.assign(id, in: session)
         phases.lap("assign")
-        let stamp = String(version)
+        let answersVersion = String(version)
         let generatedAt = Date()
         try core.scores.writeSet(
-            id, shard: shard, matches: top, stamp: stamp, limit: settings.topN, complete: complete,
+            id, shard: shard, matches: top, answersVersion: answersVersion, limit: settings.topN, complete: complete,
             generatedAt: Int64(generatedAt.timeIntervalSince1970))
         core.metrics.scoresWritten.increment(by: top.count)
         phases.lap("write")
@@ -328,7 +328,7 @@ public final class Generator {
         outcome.kind = .generated
         outcome.shard = shard
         outcome.matches = min(top.count, settings.topN)
-        try catchUp(record, stamp: stamp, shard: shard, scannedAt: scannedAt, into: &outcome)
+        try catchUp(record, answersVersion: answersVersion, shard: shard, scannedAt: scannedAt, into: &outcome)
         phases.lap("catch-up")
         return (all, scannedAt)
     }
@@ -338,7 +338,7 @@ public final class Generator {
     /// was written, and been overwritten by it). The refresh after the
     /// write makes the snapshot hold everything committed before it.
     private func catchUp(
-        _ record: Member, stamp: String, shard: UInt32, scannedAt: Int, into outcome: inout GenerationOutcome
+        _ record: Member, answersVersion: String, shard: UInt32, scannedAt: Int, into outcome: inout GenerationOutcome
     ) throws {
         try mysql { try core.follower.refresh(in: $0) }
         guard let changed = core.population.changedMembers(since: scannedAt) else {
@@ -356,7 +356,7 @@ public final class Generator {
                 {
                     tenths = t
                 }
-                return ScoreStore.Placement(target: record.id, member: other, tenths: tenths, stamp: stamp)
+                return ScoreStore.Placement(target: record.id, member: other, tenths: tenths, answersVersion: answersVersion)
             }
         }
         let results = core.scores.place(placements, limit: settings.topN) { _ in shard }

@@ -6,7 +6,7 @@ import WorkQueue
 /// The programs that export metrics: each exports only its own families
 /// (``KindredMetrics/families``), so a dashboard never shows a worker
 /// family stuck at 0 on a web backend, or the reverse.
-public enum MetricsProgram: String, Sendable, CaseIterable {
+package enum MetricsProgram: String, Sendable, CaseIterable {
     /// `kindred worker`.
     case worker
     /// `kindred serve`.
@@ -27,18 +27,18 @@ public enum MetricsProgram: String, Sendable, CaseIterable {
 /// label values), so that `rate()` and alerts see them from the start. A
 /// family another program uses now and then (the web backend's on-read
 /// regenerations time their phases) appears there on its first use.
-public final class KindredMetrics: Sendable {
-    public let factory: any MetricsFactory
-    public let program: MetricsProgram
+package final class KindredMetrics: Sendable {
+    package let factory: any MetricsFactory
+    package let program: MetricsProgram
 
     /// Jobs finished, by outcome: `done`, `removed` (a deleted member),
     /// `retry`, `dead`, `postponed` (its shard was unavailable).
-    public func jobs(_ outcome: String) -> Metrics.Counter {
+    package func jobs(_ outcome: String) -> Metrics.Counter {
         Metrics.Counter(label: "kindred_jobs_total", dimensions: [("outcome", outcome)], factory: factory)
     }
-    public static let jobOutcomes = ["done", "removed", "retry", "dead", "postponed"]
+    package static let jobOutcomes = ["done", "removed", "retry", "dead", "postponed"]
     /// Time a job took from fetch to completion.
-    public var jobDuration: Metrics.Timer {
+    package var jobDuration: Metrics.Timer {
         Metrics.Timer(label: "kindred_job_duration_seconds", preferredDisplayUnit: .seconds, factory: factory)
     }
     /// Time a job spends in each phase: `read` (the member from MySQL),
@@ -48,72 +48,72 @@ public final class KindredMetrics: Sendable {
     /// that changed meanwhile placed into the new set), `publish-scan` (the
     /// sets a change concerns), `publish` (placements and settlement),
     /// `remove` (a deletion).
-    public func jobPhase(_ phase: String) -> Metrics.Timer {
+    package func jobPhase(_ phase: String) -> Metrics.Timer {
         Metrics.Timer(label: "kindred_job_phase_seconds", dimensions: [("phase", phase)], preferredDisplayUnit: .seconds, factory: factory)
     }
-    public static let jobPhases = ["read", "refresh", "scan", "assign", "write", "record", "catch-up", "publish-scan", "publish", "remove"]
+    package static let jobPhases = ["read", "refresh", "scan", "assign", "write", "record", "catch-up", "publish-scan", "publish", "remove"]
     /// Time from a member's enqueue to its set being stored.
-    public var enqueueToStored: Metrics.Timer {
+    package var enqueueToStored: Metrics.Timer {
         Metrics.Timer(label: "kindred_enqueue_to_stored_seconds", preferredDisplayUnit: .seconds, factory: factory)
     }
     /// Waiting jobs per priority.
-    public func queueDepth(_ priority: String) -> Metrics.Gauge {
+    package func queueDepth(_ priority: String) -> Metrics.Gauge {
         Metrics.Gauge(label: "kindred_queue_depth", dimensions: [("priority", priority)], factory: factory)
     }
-    public var queueDelayed: Metrics.Gauge { Metrics.Gauge(label: "kindred_queue_delayed", factory: factory) }
-    public var queueDead: Metrics.Gauge { Metrics.Gauge(label: "kindred_queue_dead", factory: factory) }
-    public var queueProcessing: Metrics.Gauge { Metrics.Gauge(label: "kindred_queue_processing", factory: factory) }
+    package var queueDelayed: Metrics.Gauge { Metrics.Gauge(label: "kindred_queue_delayed", factory: factory) }
+    package var queueDead: Metrics.Gauge { Metrics.Gauge(label: "kindred_queue_dead", factory: factory) }
+    package var queueProcessing: Metrics.Gauge { Metrics.Gauge(label: "kindred_queue_processing", factory: factory) }
     /// Age of the oldest job held by any worker.
-    public var processingAge: Metrics.Gauge { Metrics.Gauge(label: "kindred_queue_processing_age_seconds", factory: factory) }
-    public var scoresWritten: Metrics.Counter { Metrics.Counter(label: "kindred_scores_written_total", factory: factory) }
+    package var processingAge: Metrics.Gauge { Metrics.Gauge(label: "kindred_queue_processing_age_seconds", factory: factory) }
+    package var scoresWritten: Metrics.Counter { Metrics.Counter(label: "kindred_scores_written_total", factory: factory) }
     /// Placements into other members' sets by outcome: `entered`,
     /// `updated`, `removed`, `unchanged`, `absent`, `no_set`, `stale`,
     /// `legacy` (publications and catch-ups).
-    public func placements(_ outcome: String) -> Metrics.Counter {
+    package func placements(_ outcome: String) -> Metrics.Counter {
         Metrics.Counter(label: "kindred_placements_total", dimensions: [("outcome", outcome)], factory: factory)
     }
-    public static let placementOutcomes = ["entered", "updated", "removed", "unchanged", "absent", "no_set", "stale", "legacy"]
+    package static let placementOutcomes = ["entered", "updated", "removed", "unchanged", "absent", "no_set", "stale", "legacy"]
     /// Sets a publication skipped without a round trip, by reason:
     /// `covered` (the set's scan saw the change), `unchanged` (same pair
     /// under every record), `below_floor`.
-    public func publicationSkips(_ reason: String) -> Metrics.Counter {
+    package func publicationSkips(_ reason: String) -> Metrics.Counter {
         Metrics.Counter(label: "kindred_publication_skips_total", dimensions: [("reason", reason)], factory: factory)
     }
-    public static let publicationSkipReasons = ["covered", "unchanged", "below_floor"]
+    package static let publicationSkipReasons = ["covered", "unchanged", "below_floor"]
     /// Sets the audit's self-check recomputed and found different from the
     /// snapshot's ranking (each is rebuilt).
-    public var auditMismatches: Metrics.Counter { Metrics.Counter(label: "kindred_set_audit_mismatches_total", factory: factory) }
+    package var auditMismatches: Metrics.Counter { Metrics.Counter(label: "kindred_set_audit_mismatches_total", factory: factory) }
     /// Sets the audit sampled and recomputed.
-    public var auditChecked: Metrics.Counter { Metrics.Counter(label: "kindred_set_audit_checked_total", factory: factory) }
-    public func shardErrors(_ shard: UInt32) -> Metrics.Counter {
+    package var auditChecked: Metrics.Counter { Metrics.Counter(label: "kindred_set_audit_checked_total", factory: factory) }
+    package func shardErrors(_ shard: UInt32) -> Metrics.Counter {
         Metrics.Counter(label: "kindred_shard_errors_total", dimensions: [("shard", String(shard))], factory: factory)
     }
     /// 0 closed, 1 half-open, 2 open.
-    public func breakerState(_ shard: UInt32) -> Metrics.Gauge {
+    package func breakerState(_ shard: UInt32) -> Metrics.Gauge {
         Metrics.Gauge(label: "kindred_shard_breaker_state", dimensions: [("shard", String(shard))], factory: factory)
     }
     /// 1 when the shard answered this process's last check, else 0.
-    public func shardUp(_ shard: UInt32) -> Metrics.Gauge {
+    package func shardUp(_ shard: UInt32) -> Metrics.Gauge {
         Metrics.Gauge(label: "kindred_shard_up", dimensions: [("shard", String(shard))], factory: factory)
     }
     /// Removes `shard`'s gauges (`kindred_shard_up`,
     /// `kindred_shard_breaker_state`): a shard gone from the shard list must
     /// not go on reporting its last state (a shard removed while down would
     /// keep "Shard down" firing). Its error counter stays: it only counts.
-    public func forgetShard(_ shard: UInt32) {
+    package func forgetShard(_ shard: UInt32) {
         shardUp(shard).destroy()
         breakerState(shard).destroy()
     }
     /// Workers found on one job past the deadline (each episode once).
-    public var workerStalls: Metrics.Counter { Metrics.Counter(label: "kindred_worker_stalls_total", factory: factory) }
-    public var snapshotAge: Metrics.Gauge { Metrics.Gauge(label: "kindred_snapshot_age_seconds", factory: factory) }
-    public var snapshotMembers: Metrics.Gauge { Metrics.Gauge(label: "kindred_snapshot_members", factory: factory) }
+    package var workerStalls: Metrics.Counter { Metrics.Counter(label: "kindred_worker_stalls_total", factory: factory) }
+    package var snapshotAge: Metrics.Gauge { Metrics.Gauge(label: "kindred_snapshot_age_seconds", factory: factory) }
+    package var snapshotMembers: Metrics.Gauge { Metrics.Gauge(label: "kindred_snapshot_members", factory: factory) }
     /// Members a scan scored, per job (candidates after the filters).
-    public var candidatesScored: Recorder { Recorder(label: "kindred_candidates_scored", aggregate: true, factory: factory) }
+    package var candidatesScored: Recorder { Recorder(label: "kindred_candidates_scored", aggregate: true, factory: factory) }
 
     /// Metrics through `factory`; the families of `program` are registered
     /// at once (see the type's documentation).
-    public init(factory: any MetricsFactory, program: MetricsProgram = .other) {
+    package init(factory: any MetricsFactory, program: MetricsProgram = .other) {
         self.factory = factory
         self.program = program
         switch program {
@@ -135,7 +135,7 @@ public final class KindredMetrics: Sendable {
 
 
     /// The Swift compiler this build was made with (major.minor).
-    public static let swiftVersion: String = {
+    package static let swiftVersion: String = {
         #if compiler(>=6.5)
         return "6.5+"
         #elseif compiler(>=6.4)
@@ -153,9 +153,9 @@ public final class KindredMetrics: Sendable {
 
     /// A family: its help text and the programs that export it (`worker`,
     /// `serve`; the process families are every program's).
-    public struct Family: Sendable {
-        public var help: String
-        public var programs: Set<MetricsProgram>
+    package struct Family: Sendable {
+        package var help: String
+        package var programs: Set<MetricsProgram>
     }
 
     /// Every `kindred_*` family either program exports, with its help text
@@ -164,7 +164,7 @@ public final class KindredMetrics: Sendable {
     /// through ``HelpfulPrometheusFactory`` under a name missing here has no
     /// help, which a debug build stops at and the metrics tests catch.
     /// docs/observability.md explains each one.
-    public static let families: [String: Family] = [
+    package static let families: [String: Family] = [
         "kindred_build_info": Family(
             help: "Always 1: the Kindred version, the Swift compiler that built it and the program, as labels.",
             programs: [.worker, .serve]),
@@ -215,7 +215,7 @@ public final class KindredMetrics: Sendable {
 
     /// The help text of `name`; empty (no `# HELP` line) for a name
     /// ``families`` does not list.
-    public static func help(_ name: String) -> String {
+    package static func help(_ name: String) -> String {
         assert(families[name] != nil, "metric family \(name) has no help text: add it to KindredMetrics.families")
         return families[name]?.help ?? ""
     }

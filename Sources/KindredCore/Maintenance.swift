@@ -15,12 +15,12 @@ import WorkQueue
 /// worker's own are in KindredWorker), each a periodic service on a thread
 /// of its own. None of them ever stops the program: a failed run is logged
 /// and the next one happens on schedule.
-public enum Maintenance {
+package enum Maintenance {
     /// Keeps the snapshot and the set index following MySQL
     /// (``SnapshotFollower``): the slow read outside the lock, the quick
     /// apply inside it. Jobs refresh on their own too; this keeps an idle
     /// process fresh.
-    public static func refresher(_ core: GenerationCore) -> ThreadsService {
+    package static func refresher(_ core: GenerationCore) -> ThreadsService {
         return periodicService(name: "snapshot", interval: core.settings.refreshInterval, logger: core.logger, sessions: core.sessions) { session in
             try session.database { try core.follower.refresh(in: $0) }
         }
@@ -28,7 +28,7 @@ public enum Maintenance {
 
     /// Follows the shard list in MySQL (for processes that read and write
     /// sets but leave repairs to the worker daemon: the web backend).
-    public static func shardListReloader(_ core: GenerationCore) -> ThreadsService {
+    package static func shardListReloader(_ core: GenerationCore) -> ThreadsService {
         return periodicService(name: "shard-list", interval: core.settings.watchInterval, logger: core.logger, sessions: core.sessions) { session in
             try followShardList(session, core)
         }
@@ -42,7 +42,7 @@ public enum Maintenance {
     /// The gauges of a shard that left the shard list are removed, every
     /// time (a probe that checked it just before it left may record it
     /// again once).
-    public static func metricsCollector(_ core: GenerationCore, queue: WorkQueue? = nil) -> ThreadsService {
+    package static func metricsCollector(_ core: GenerationCore, queue: WorkQueue? = nil) -> ThreadsService {
         let seen = SeenShards()
         return periodicService(name: "metrics", interval: core.settings.metricsInterval, logger: core.logger, sessions: core.sessions) { session in
             let metrics = core.metrics
@@ -89,7 +89,7 @@ public enum Maintenance {
 
     /// Reads the shard list from MySQL and hands it to the connection manager.
     @discardableResult
-    public static func followShardList(_ session: ThreadSession, _ core: GenerationCore) throws -> [ShardInfo] {
+    package static func followShardList(_ session: ThreadSession, _ core: GenerationCore) throws -> [ShardInfo] {
         let shards = try session.database { try $0.shards.list() }
         core.scores.manager.update(shards: shards.map { ShardEndpoint(id: $0.id, address: $0.address.url, isCluster: $0.address.isCluster) })
         return shards

@@ -18,32 +18,32 @@ import Synchronization
 /// the new floor. Entries are only ever replaced by newer records (by
 /// `generated_at`); a set removed since (its record forgotten) only costs a
 /// placement that finds no set, until the next full reload.
-public final class SetIndex: Sendable {
-    public struct Entry: Sendable, Hashable {
-        public var shard: UInt32
+package final class SetIndex: Sendable {
+    package struct Entry: Sendable, Hashable {
+        package var shard: UInt32
         /// The floor as a rank key (``rankKey(tenths:id:)``); `UInt64.max`
         /// when the set holds every candidate.
-        public var floorKey: UInt64
+        package var floorKey: UInt64
         /// Microseconds of the server clock; 0 when unknown.
-        public var coveredAt: Int64
+        package var coveredAt: Int64
         /// Unix milliseconds of the write.
-        public var generatedAt: Int64
+        package var generatedAt: Int64
 
         /// Whether a candidate with this score would stand in the set.
         @inline(__always)
-        public func admits(tenths: Int, id: MemberID) -> Bool { SetIndex.rankKey(tenths: tenths, id: id) <= floorKey }
+        package func admits(tenths: Int, id: MemberID) -> Bool { SetIndex.rankKey(tenths: tenths, id: id) <= floorKey }
     }
 
     private let entries = Mutex(EntryTable())
 
-    public init() {}
+    package init() {}
 
     /// SCORING.md's rank order as one integer: ascending keys rank first.
     @inline(__always)
-    public static func rankKey(tenths: Int, id: MemberID) -> UInt64 { UInt64(100 - tenths) << 32 | UInt64(id) }
+    package static func rankKey(tenths: Int, id: MemberID) -> UInt64 { UInt64(100 - tenths) << 32 | UInt64(id) }
 
     /// Applies records read from MySQL, keeping for each member the newest.
-    public func apply(_ records: [SetRecord], replacingAll: Bool = false) {
+    package func apply(_ records: [SetRecord], replacingAll: Bool = false) {
         entries.withLock { entries in
             if replacingAll { entries.removeAll() }
             for record in records {
@@ -59,17 +59,17 @@ public final class SetIndex: Sendable {
 
     /// Records a set this process just wrote (before MySQL's record of it
     /// is read back).
-    public func wrote(_ member: MemberID, entry: Entry) {
+    package func wrote(_ member: MemberID, entry: Entry) {
         entries.withLock { entries in
             if let known = entries[member], known.generatedAt > entry.generatedAt { return }
             entries[member] = entry
         }
     }
 
-    public func entry(of member: MemberID) -> Entry? { entries.withLock { $0[member] } }
+    package func entry(of member: MemberID) -> Entry? { entries.withLock { $0[member] } }
 
     /// The entries of many members under one lock (nil: no set known).
-    public func entries<S: Sequence<MemberID>>(of members: S) -> [MemberID: Entry] {
+    package func entries<S: Sequence<MemberID>>(of members: S) -> [MemberID: Entry] {
         entries.withLock { entries in
             var found: [MemberID: Entry] = [:]
             for member in members { if let entry = entries[member] { found[member] = entry } }
@@ -78,13 +78,13 @@ public final class SetIndex: Sendable {
     }
 
     /// Calls `body` with a look-up of the entries, under one lock (keep it short).
-    public func withEntries<T>(_ body: ((MemberID) -> Entry?) -> T) -> T {
+    package func withEntries<T>(_ body: ((MemberID) -> Entry?) -> T) -> T {
         // A copy of the table (copy-on-write: no copying), looked up outside the lock.
         let table = entries.withLock { $0 }
         return body { table[$0] }
     }
 
-    public var count: Int { entries.withLock { $0.count } }
+    package var count: Int { entries.withLock { $0.count } }
 }
 
 /// The set index's map from member to entry: an open-addressing hash table

@@ -9,16 +9,16 @@ import ScoreStore
 ///
 /// Secrets: every address it prints or puts in an error is redacted
 /// (``ShardAddress/description``).
-public struct ShardAdministration {
+package struct ShardAdministration {
     /// The caller's session (open: used inside a visit, or connected at once).
-    public let session: StoreSession
+    package let session: StoreSession
     /// How long reaching a shard may take (connect, and each reply).
-    public var timeout: Duration = .seconds(2)
+    package var timeout: Duration = .seconds(2)
     /// `host:port` to the `address:port` endpoints it resolves to; tests
     /// inject one. The default is `getaddrinfo`.
-    public var resolve: @Sendable (RedisURL) throws -> Set<String> = { try $0.resolvedEndpoints() }
+    package var resolve: @Sendable (RedisURL) throws -> Set<String> = { try $0.resolvedEndpoints() }
 
-    public init(session: StoreSession) {
+    package init(session: StoreSession) {
         self.session = session
     }
 
@@ -27,10 +27,10 @@ public struct ShardAdministration {
     // MARK: Add
 
     /// What ``add(_:weight:memoryBudget:allowUnreachable:)`` did.
-    public struct Added: Sendable {
-        public var shard: ShardInfo
+    package struct Added: Sendable {
+        package var shard: ShardInfo
         /// Why the shard could not be reached, when it was added anyway.
-        public var unreachable: String?
+        package var unreachable: String?
     }
 
     /// Adds a shard after checking that
@@ -45,7 +45,7 @@ public struct ShardAdministration {
     ///
     /// - Throws: ``MemberStoreError`` `invalidShardAddress`, `duplicateShard`,
     ///   `invalidShardWeight`; ``ShardAdministrationError`` `unreachable`.
-    public func add(_ text: String, weight: Int = 1, memoryBudget: UInt64? = nil, allowUnreachable: Bool = false) throws -> Added {
+    package func add(_ text: String, weight: Int = 1, memoryBudget: UInt64? = nil, allowUnreachable: Bool = false) throws -> Added {
         let address = try ShardAddress(text)
         var endpoints: Set<String> = []
         var unreachable: String?
@@ -118,7 +118,7 @@ public struct ShardAdministration {
     ///
     /// - Throws: ``MemberStoreError`` `unknownShard`, `shardNotEmpty`;
     ///   ``ShardAdministrationError`` `unreachable`.
-    public func remove(_ id: UInt32, allowUnreachable: Bool = false) throws -> ShardInfo {
+    package func remove(_ id: UInt32, allowUnreachable: Bool = false) throws -> ShardInfo {
         guard let shard = try catalog.shard(id) else { throw MemberStoreError(.unknownShard, "no shard has id \(id)") }
         if shard.assignedMembers > 0 {
             throw MemberStoreError(
@@ -144,7 +144,7 @@ public struct ShardAdministration {
     }
 
     /// The sets (meta keys) on a shard.
-    public func countSets(on shard: ShardInfo) throws -> Int {
+    package func countSets(on shard: ShardInfo) throws -> Int {
         let store = scoreStore([shard])
         defer { store.manager.close() }
         var count = 0
@@ -156,32 +156,32 @@ public struct ShardAdministration {
 
     /// One shard as `kindred shards list --json` prints it. The field names
     /// are stable (docs/managed-servers.md).
-    public struct Listing: Sendable, Codable, Hashable {
-        public var id: UInt32
+    package struct Listing: Sendable, Codable, Hashable {
+        package var id: UInt32
         /// The address with the password as `***`.
-        public var url: String
-        public var state: String
-        public var weight: Int
+        package var url: String
+        package var state: String
+        package var weight: Int
         /// Members the directory assigns to it.
-        public var members: Int
+        package var members: Int
         /// Bytes, or null.
-        public var memoryBudget: UInt64?
+        package var memoryBudget: UInt64?
         /// UTC, `YYYY-MM-DD HH:MM:SS.ffffff`.
-        public var createdAt: String
-        public var reachable: Bool
+        package var createdAt: String
+        package var reachable: Bool
         /// `DBSIZE` of the shard's database (null when unreachable).
-        public var keys: Int?
+        package var keys: Int?
         /// `used_memory` of the server, bytes (null when unreachable).
-        public var usedMemory: Int?
+        package var usedMemory: Int?
         /// Why it could not be reached, or null.
-        public var error: String?
+        package var error: String?
         /// A cluster shard's nodes (`host:port`), or null (a standalone
         /// shard, or unreachable).
-        public var nodes: Nodes?
+        package var nodes: Nodes?
 
-        public struct Nodes: Sendable, Hashable, Codable {
-            public var masters: [String]
-            public var replicas: [String]
+        package struct Nodes: Sendable, Hashable, Codable {
+            package var masters: [String]
+            package var replicas: [String]
         }
 
         enum CodingKeys: String, CodingKey {
@@ -194,7 +194,7 @@ public struct ShardAdministration {
         }
 
         /// Every field, always: a missing value is `null`, never an absent key.
-        public func encode(to encoder: any Encoder) throws {
+        package func encode(to encoder: any Encoder) throws {
             var container = encoder.container(keyedBy: CodingKeys.self)
             try container.encode(id, forKey: .id)
             try container.encode(url, forKey: .url)
@@ -212,7 +212,7 @@ public struct ShardAdministration {
     }
 
     /// Every shard with its live size (each shard asked once, within ``timeout``).
-    public func list() throws -> [Listing] {
+    package func list() throws -> [Listing] {
         let shards = try catalog.list()
         let store = scoreStore(shards)
         defer { store.manager.close() }
@@ -237,7 +237,7 @@ public struct ShardAdministration {
     }
 
     /// `list()` as a JSON array, keys sorted, one line.
-    public static func json(_ listings: [Listing]) throws -> String {
+    package static func json(_ listings: [Listing]) throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return String(decoding: try encoder.encode(listings), as: UTF8.self)
@@ -255,8 +255,8 @@ public struct ShardAdministration {
 }
 
 /// A refusal of ``ShardAdministration`` that is not the catalog's.
-public struct ShardAdministrationError: Error, Sendable, CustomStringConvertible {
-    public enum Code: Sendable, Hashable {
+package struct ShardAdministrationError: Error, Sendable, CustomStringConvertible {
+    package enum Code: Sendable, Hashable {
         /// The shard could not be reached (or its name resolved) to check it.
         case unreachable
         /// A `redis+cluster://` address that is no healthy cluster's node, or
@@ -264,13 +264,13 @@ public struct ShardAdministrationError: Error, Sendable, CustomStringConvertible
         case notACluster
     }
 
-    public let code: Code
-    public let message: String
+    package let code: Code
+    package let message: String
 
-    public init(_ code: Code, _ message: String) {
+    package init(_ code: Code, _ message: String) {
         self.code = code
         self.message = message
     }
 
-    public var description: String { message }
+    package var description: String { message }
 }

@@ -14,7 +14,7 @@ import Scoring
 /// (``changedMembers(since:)``): the ones its set may rank wrongly. A
 /// record re-applied unchanged (the refresher's overlap, a login) changes
 /// nothing a scan reads and bumps nothing.
-public final class SharedPopulation: @unchecked Sendable {
+package final class SharedPopulation: @unchecked Sendable {
     // Why this is safe: every stored var is only touched inside `lock`'s
     // read or write sections (the log and the counters under the write lock);
     // readers only call `Population`'s reading methods, which mutate nothing,
@@ -31,23 +31,23 @@ public final class SharedPopulation: @unchecked Sendable {
     private var droppedThrough = 0
     private let logCapacity: Int
 
-    public init(_ population: Population, logCapacity: Int = 1 << 16) {
+    package init(_ population: Population, logCapacity: Int = 1 << 16) {
         self.population = population
         self.logCapacity = max(16, logCapacity)
         refreshedAt = .now
         log.reserveCapacity(self.logCapacity)
     }
 
-    public var survey: Survey { population.survey }
+    package var survey: Survey { population.survey }
 
     /// Runs `body` with read access; any number at once.
-    public func read<T, E: Error>(_ body: (Population) throws(E) -> T) throws(E) -> T {
+    package func read<T, E: Error>(_ body: (Population) throws(E) -> T) throws(E) -> T {
         try lock.withReadLock { () throws(E) -> T in try body(population) }
     }
 
     /// Runs `body` with read access and the version: a value derived from
     /// the population under one version is valid while the version stays.
-    public func read<T, E: Error>(withVersion body: (Population, Int) throws(E) -> T) throws(E) -> T {
+    package func read<T, E: Error>(withVersion body: (Population, Int) throws(E) -> T) throws(E) -> T {
         try lock.withReadLock { () throws(E) -> T in try body(population, writes) }
     }
 
@@ -55,7 +55,7 @@ public final class SharedPopulation: @unchecked Sendable {
     /// answers `version`. A record whose version the snapshot holds already
     /// only updates its last activity. Returns whether the record changed.
     @discardableResult
-    public func upsert(_ member: Member, version: UInt64) throws(MemberValidationError) -> Bool {
+    package func upsert(_ member: Member, version: UInt64) throws(MemberValidationError) -> Bool {
         try lock.withWriteLock { () throws(MemberValidationError) -> Bool in
             refreshedAt = .now
             if population.tag(of: member.id) == version {
@@ -70,7 +70,7 @@ public final class SharedPopulation: @unchecked Sendable {
 
     /// Removes a member; returns their last record (nil when absent).
     @discardableResult
-    public func remove(_ id: MemberID) -> Member? {
+    package func remove(_ id: MemberID) -> Member? {
         lock.withWriteLock {
             guard let old = population.member(id) else { return nil }
             population.remove(id)
@@ -85,7 +85,7 @@ public final class SharedPopulation: @unchecked Sendable {
     /// their activity. Re-sorts the population when its tail has grown.
     /// Returns how many members changed.
     @discardableResult
-    public func apply(_ changes: SnapshotChanges, onRemove: (Member) -> Void = { _ in }) -> Int {
+    package func apply(_ changes: SnapshotChanges, onRemove: (Member) -> Void = { _ in }) -> Int {
         lock.withWriteLock {
             refreshedAt = .now
             var changed = 0
@@ -118,7 +118,7 @@ public final class SharedPopulation: @unchecked Sendable {
     /// The members whose record changed (or who were removed) after
     /// `version`, each once; nil when the log no longer reaches back that
     /// far (more than its capacity of changes since).
-    public func changedMembers(since version: Int) -> [MemberID]? {
+    package func changedMembers(since version: Int) -> [MemberID]? {
         lock.withReadLock {
             guard version >= droppedThrough else { return nil }
             var seen = Set<MemberID>()
@@ -146,13 +146,13 @@ public final class SharedPopulation: @unchecked Sendable {
 
     /// Records a refresh that found nothing to change: the snapshot's age
     /// restarts, its version (and what callers cached under it) stays.
-    public func markRefreshed() {
+    package func markRefreshed() {
         lock.withWriteLock { refreshedAt = .now }
     }
 
     /// The number of changes so far.
-    public var version: Int { lock.withReadLock { writes } }
+    package var version: Int { lock.withReadLock { writes } }
 
     /// How long since the last refresh (the snapshot's age, for metrics).
-    public var age: Duration { lock.withReadLock { ContinuousClock.now - refreshedAt } }
+    package var age: Duration { lock.withReadLock { ContinuousClock.now - refreshedAt } }
 }

@@ -18,15 +18,15 @@ import Scoring
 /// snapshot (a write transaction is assumed to commit within the overlap of
 /// stamping `changed_at`), and so is every generation record committed
 /// before its reads began.
-public final class SnapshotFollower: Sendable {
-    public let population: SharedPopulation
+package final class SnapshotFollower: Sendable {
+    package let population: SharedPopulation
     /// nil: this process does not follow the set index (it publishes nothing).
-    public let sets: SetIndex?
-    public let survey: Survey
+    package let sets: SetIndex?
+    package let survey: Survey
     /// How far behind the watermark a refresh looks again (late commits).
-    public let overlap: Duration
+    package let overlap: Duration
     /// How often the set index is reloaded whole (sets removed since drop out).
-    public let fullReloadInterval: Duration
+    package let fullReloadInterval: Duration
     let logger: Logger
 
     private struct State {
@@ -42,7 +42,7 @@ public final class SnapshotFollower: Sendable {
     /// - Parameters:
     ///   - watermark: the snapshot's, from its load.
     ///   - setsWatermark: the set index's, from its load (nil: load it whole first).
-    public init(
+    package init(
         population: SharedPopulation, sets: SetIndex?, watermark: SnapshotWatermark,
         setsWatermark: ServerTime?, overlap: Duration = .seconds(10), fullReloadInterval: Duration = .seconds(600),
         logger: Logger
@@ -59,11 +59,11 @@ public final class SnapshotFollower: Sendable {
 
     /// The watermark of the last refresh applied: every change with
     /// `changed_at` before `watermark - overlap` is in the snapshot.
-    public var watermark: SnapshotWatermark { state.withLock { state, _ in state.snapshotWatermark } }
+    package var watermark: SnapshotWatermark { state.withLock { state, _ in state.snapshotWatermark } }
 
     /// The time up to which the snapshot holds every change
     /// (``watermark`` minus ``overlap``): what a set scanned now covers.
-    public var coveredUntil: ServerTime {
+    package var coveredUntil: ServerTime {
         (ServerTime(watermark.serverTime) ?? .distantPast) - overlap
     }
 
@@ -75,7 +75,7 @@ public final class SnapshotFollower: Sendable {
 
     /// Applies a refresh whose reads started after `instant` (now, when nil):
     /// see the type's documentation.
-    public func refresh(startedAfter instant: ContinuousClock.Instant? = nil, in session: StoreSession) throws {
+    package func refresh(startedAfter instant: ContinuousClock.Instant? = nil, in session: StoreSession) throws {
         let instant = instant ?? .now
         while true {
             let step = state.withLock { state, condition -> Step in

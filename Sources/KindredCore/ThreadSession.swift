@@ -5,7 +5,7 @@ import RedisClient
 import WorkQueue
 
 /// How a thread's queue connection behaves: its timeouts and what a failure does.
-public enum QueueProfile: Sendable, Hashable {
+package enum QueueProfile: Sendable, Hashable {
     /// Background tasks and generation workers: connect 2 s, read 10 s
     /// (long enough for `waitForWork`). ``ThreadSession/queue(_:)`` replaces
     /// a connection found broken once and runs the body again.
@@ -24,9 +24,9 @@ public enum QueueProfile: Sendable, Hashable {
 /// from the process's ``SessionFactory``, and closed when the thread's loop
 /// ends. Not `Sendable`: never handed to another thread, so no MySQL or
 /// queue connection is ever used by two threads.
-public final class ThreadSession {
+package final class ThreadSession {
     /// The thread's member store session.
-    public let store: StoreSession
+    package let store: StoreSession
     private let queueAddress: QueueAddress?
     private let profile: QueueProfile
     private let logger: Logger
@@ -45,7 +45,7 @@ public final class ThreadSession {
 
     /// One MySQL visit on this thread's session (see
     /// ``MemberStore/StoreSession/withRetry(policy:onRetry:_:)``).
-    public func database<T>(_ body: (StoreSession) throws -> T) throws -> T {
+    package func database<T>(_ body: (StoreSession) throws -> T) throws -> T {
         try store.withRetry(body)
     }
 
@@ -59,7 +59,7 @@ public final class ThreadSession {
     ///   dropped and the error thrown. `body` may therefore run twice.
     /// - `.web`: any failure closes the connection, and for a second after
     ///   it calls fail at once.
-    public func queue<T>(_ body: (QueueConnection) throws -> T) throws -> T {
+    package func queue<T>(_ body: (QueueConnection) throws -> T) throws -> T {
         switch profile {
         case .task: return try taskQueue(body)
         case .web: return try webQueue(body)
@@ -68,7 +68,7 @@ public final class ThreadSession {
 
     /// The kept queue connection, or a new one (`fresh`): the worker loop
     /// hands back what an earlier connection left held on a fresh one.
-    public func openQueue() throws -> (connection: QueueConnection, fresh: Bool) {
+    package func openQueue() throws -> (connection: QueueConnection, fresh: Bool) {
         if let redis { return (redis, false) }
         let made = try connectQueue()
         redis = made
@@ -76,17 +76,17 @@ public final class ThreadSession {
     }
 
     /// Whether a queue connection is kept (it may be broken).
-    public var hasQueue: Bool { redis != nil }
+    package var hasQueue: Bool { redis != nil }
 
     /// Drops the queue connection (broken, or its state unknown); the next
     /// use connects again.
-    public func dropQueue() {
+    package func dropQueue() {
         redis?.close()
         redis = nil
     }
 
     /// Closes both connections (the thread's loop ended).
-    public func close() {
+    package func close() {
         dropQueue()
         store.close()
     }
@@ -145,12 +145,12 @@ public final class ThreadSession {
 /// retry budget and survey, and its queue's address (nil: the program has
 /// no queue). Sendable: shared by every executor of the process; the
 /// sessions it makes are not.
-public struct SessionFactory: Sendable {
-    public var store: StoreConfiguration
-    public var queue: QueueAddress?
-    public var logger: Logger
+package struct SessionFactory: Sendable {
+    package var store: StoreConfiguration
+    package var queue: QueueAddress?
+    package var logger: Logger
 
-    public init(store: StoreConfiguration, queue: QueueAddress?, logger: Logger) {
+    package init(store: StoreConfiguration, queue: QueueAddress?, logger: Logger) {
         self.store = store
         self.queue = queue
         self.logger = logger
@@ -158,12 +158,12 @@ public struct SessionFactory: Sendable {
 
     /// A thread's session (connecting on first use). Call it on the thread
     /// that will use the session.
-    public func thread(_ profile: QueueProfile = .task, retry: RetryPolicy? = nil) -> ThreadSession {
+    package func thread(_ profile: QueueProfile = .task, retry: RetryPolicy? = nil) -> ThreadSession {
         ThreadSession(store: storeSession(retry: retry), queue: queue, profile: profile, logger: logger)
     }
 
     /// A thread's member store session alone (a thread that never uses the queue).
-    public func storeSession(retry: RetryPolicy? = nil) -> StoreSession {
+    package func storeSession(retry: RetryPolicy? = nil) -> StoreSession {
         var configuration = store
         if let retry { configuration.retry = retry }
         return StoreSession(configuration)
@@ -175,7 +175,7 @@ public struct SessionFactory: Sendable {
 /// from one run to the next (`body` and `onStop` get it), closed when the
 /// thread ends. ``ThreadsService/runOnce()`` runs `body` on the calling
 /// thread with a session of its own, closed after the run.
-public func periodicService(
+package func periodicService(
     name: String, interval: Duration, logger: Logger, sessions: SessionFactory, profile: QueueProfile = .task,
     body: @escaping @Sendable (ThreadSession) throws -> Void,
     onStop: @escaping @Sendable (ThreadSession) throws -> Void = { _ in }

@@ -9,9 +9,9 @@ import ServiceLifecycle
 /// the threads to return, at most `shutdownTimeout`; threads still running
 /// then are abandoned, and `run()` returns so the process can exit in
 /// bounded time.
-public final class ThreadsService: Service, Sendable {
-    public let name: String
-    public let stop = StopSignal()
+package final class ThreadsService: Service, Sendable {
+    package let name: String
+    package let stop = StopSignal()
     private let count: Int
     private let shutdownTimeout: Duration
     private let body: @Sendable (Int, StopSignal) -> Void
@@ -24,7 +24,7 @@ public final class ThreadsService: Service, Sendable {
     /// - Parameters:
     ///   - count: threads to start; `body` gets each one's index.
     ///   - body: runs until it sees `stop` set; it must check often.
-    public init(
+    package init(
         name: String, count: Int, shutdownTimeout: Duration, logger: Logger,
         tick: (@Sendable () throws -> Void)? = nil,
         body: @escaping @Sendable (Int, StopSignal) -> Void
@@ -41,11 +41,11 @@ public final class ThreadsService: Service, Sendable {
     /// Runs a periodic service's body once on the calling thread, outside
     /// its schedule (tests, and an operator's one-off run); errors are
     /// thrown. Nothing for other services.
-    public func runOnce() throws {
+    package func runOnce() throws {
         try tick?()
     }
 
-    public func run() async throws {
+    package func run() async throws {
         await withTaskCancellationOrGracefulShutdownHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 state.withLock { state, _ in
@@ -99,7 +99,7 @@ public final class ThreadsService: Service, Sendable {
 /// Runs `body` on a thread of its own every `interval` (first run at once)
 /// until graceful shutdown, then `onStop` once. An error is logged and the
 /// next run happens as scheduled: a periodic task never takes the process down.
-public func periodicService(
+package func periodicService(
     name: String, interval: Duration, logger: Logger,
     body: @escaping @Sendable () throws -> Void,
     onStop: @escaping @Sendable () throws -> Void = {}

@@ -11,30 +11,30 @@ import WorkQueue
 ///
 /// Thread-safe; recording is a dictionary update under a lock, once per
 /// job (never per candidate).
-public final class ThroughputRecorder: Sendable {
+package final class ThroughputRecorder: Sendable {
     private let pending = Mutex<[Int64: [String: Int]]>([:])
 
     /// Upper bounds of the latency buckets, milliseconds (the field
     /// `latency_le_B` counts jobs that took at most B ms and more than the
     /// bucket below; `latency_le_inf` the rest).
-    public static let latencyBounds: [Int] = [10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 30_000, 60_000]
+    package static let latencyBounds: [Int] = [10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 30_000, 60_000]
 
-    public init() {}
+    package init() {}
 
     /// Adds `count` to `field` in the minute of `now`.
-    public func add(_ field: String, _ count: Int = 1, now: Date = Date()) {
+    package func add(_ field: String, _ count: Int = 1, now: Date = Date()) {
         guard count != 0 else { return }
         let minute = Self.minute(of: now)
         pending.withLock { pending in pending[minute, default: [:]][field, default: 0] += count }
     }
 
     /// Records one job's enqueue-to-stored time.
-    public func latency(milliseconds: Int64, now: Date = Date()) {
+    package func latency(milliseconds: Int64, now: Date = Date()) {
         add(Self.latencyField(milliseconds), now: now)
     }
 
     /// Takes everything recorded so far (to publish it).
-    public func drain() -> [Int64: [String: Int]] {
+    package func drain() -> [Int64: [String: Int]] {
         pending.withLock { pending in
             defer { pending = [:] }
             return pending
@@ -42,7 +42,7 @@ public final class ThroughputRecorder: Sendable {
     }
 
     /// Puts back counts that could not be published (the queue was down).
-    public func restore(_ counts: [Int64: [String: Int]]) {
+    package func restore(_ counts: [Int64: [String: Int]]) {
         pending.withLock { pending in
             for (minute, fields) in counts {
                 for (field, count) in fields { pending[minute, default: [:]][field, default: 0] += count }
@@ -50,7 +50,7 @@ public final class ThroughputRecorder: Sendable {
         }
     }
 
-    public static func minute(of date: Date) -> Int64 { Int64(date.timeIntervalSince1970) / 60 }
+    package static func minute(of date: Date) -> Int64 { Int64(date.timeIntervalSince1970) / 60 }
 
     static func latencyField(_ milliseconds: Int64) -> String {
         for bound in latencyBounds where milliseconds <= Int64(bound) { return "latency_le_\(bound)" }
@@ -60,7 +60,7 @@ public final class ThroughputRecorder: Sendable {
     /// The `quantile` (0...1) of a minute's latency buckets: the upper
     /// bound of the bucket it falls in (nil with no job; `.infinity` past
     /// the last bound).
-    public static func latencyQuantile(_ quantile: Double, of fields: [String: Int]) -> Double? {
+    package static func latencyQuantile(_ quantile: Double, of fields: [String: Int]) -> Double? {
         let counts = latencyBounds.map { fields["latency_le_\($0)"] ?? 0 } + [fields["latency_le_inf"] ?? 0]
         let total = counts.reduce(0, +)
         guard total > 0 else { return nil }

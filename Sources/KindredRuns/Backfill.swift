@@ -32,26 +32,26 @@ import WorkQueue
 ///
 /// Stopping (``StopSignal``): no new member starts; the members in flight
 /// finish; the checkpoint is saved; the report says `interrupted`.
-public final class Backfill {
-    public struct Options: Sendable {
-        public var selection: RunSelection
+package final class Backfill {
+    package struct Options: Sendable {
+        package var selection: RunSelection
         /// The instant windows are measured from, for a new run (a resumed
         /// run keeps its own).
-        public var now: Int64
-        public var concurrency: Int
+        package var now: Int64
+        package var concurrency: Int
         /// Members per second at most (nil: no cap).
-        public var rate: Double?
-        public var dryRun = false
+        package var rate: Double?
+        package var dryRun = false
         /// Abandon an open run of the same selection and start over.
-        public var restart = false
+        package var restart = false
         /// Enqueue for the daemons instead of rebuilding in this process.
-        public var viaQueue = false
+        package var viaQueue = false
         /// How often the checkpoint is saved while members finish.
-        public var checkpointInterval: Duration = .milliseconds(500)
+        package var checkpointInterval: Duration = .milliseconds(500)
         /// How often progress is reported.
-        public var progressInterval: Duration = .milliseconds(200)
+        package var progressInterval: Duration = .milliseconds(200)
 
-        public init(selection: RunSelection, now: Int64, concurrency: Int, rate: Double? = nil) {
+        package init(selection: RunSelection, now: Int64, concurrency: Int, rate: Double? = nil) {
             precondition(concurrency >= 1)
             self.selection = selection
             self.now = now
@@ -62,16 +62,16 @@ public final class Backfill {
         var command: String { viaQueue ? "backfill:queue" : "backfill" }
     }
 
-    public let core: GenerationCore
+    package let core: GenerationCore
     /// The queue a run enqueues into (with `--via-queue`, and the sets that
     /// fell below N for repair), over the connection the core's session
     /// factory opens when it was given the queue's address.
-    public let queue: WorkQueue
-    public let options: Options
+    package let queue: WorkQueue
+    package let options: Options
     /// Where the generators' phase timings go (the core's metrics must
     /// have been made with it), for the summary's breakdown.
-    public let phases: PhaseTotals?
-    public init(core: GenerationCore, queue: WorkQueue = WorkQueue(), options: Options, phases: PhaseTotals? = nil) {
+    package let phases: PhaseTotals?
+    package init(core: GenerationCore, queue: WorkQueue = WorkQueue(), options: Options, phases: PhaseTotals? = nil) {
         self.core = core
         self.queue = queue
         self.options = options
@@ -82,7 +82,7 @@ public final class Backfill {
     /// thread of its own.
     /// - Throws: ``RunRefusal`` (nothing written), ``SelectionError``, or a
     ///   store error that outlasted the retries.
-    public func run(stop: StopSignal, onEvent: @escaping (RunEvent) -> Void) throws -> RunReport {
+    package func run(stop: StopSignal, onEvent: @escaping (RunEvent) -> Void) throws -> RunReport {
         let started = ContinuousClock.now
         if options.viaQueue && core.sessions.queue == nil {
             throw RunRefusal(
@@ -122,7 +122,7 @@ public final class Backfill {
 
         let run = try database.beginRun(
             resuming: open, command: command, key: key, selection: options.selection.describe(now: now), now: now,
-            skipOffers: true, planned: plan.work)
+            planned: plan.work)
         let committed = RunProgress.Counts(done: run.done, skipped: run.skipped, gone: run.gone, failed: run.failed)
         let shared = SharedProgress(
             RunProgress(members: plan.members, checkpoint: run.checkpoint, committed: committed),

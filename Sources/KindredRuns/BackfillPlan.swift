@@ -8,43 +8,43 @@ import Scoring
 /// What a backfill will do, worked out before anything is written: which
 /// selected members need a set (and why), where each set will go, and
 /// whether the shards' memory budgets can take them.
-public struct BackfillPlan: Sendable {
+package struct BackfillPlan: Sendable {
     /// Why a selected member needs work.
-    public struct Reasons: Sendable, Hashable {
+    package struct Reasons: Sendable, Hashable {
         /// No generation recorded.
-        public var missing = 0
+        package var missing = 0
         /// Generated from other answers than the member's current ones.
-        public var stale = 0
+        package var stale = 0
         /// Recorded on another shard than their assignment, or with no assignment.
-        public var misplaced = 0
+        package var misplaced = 0
         /// Recorded as current, but the shard no longer holds the set.
-        public var lost = 0
+        package var lost = 0
 
-        public init() {}
-        public var total: Int { missing + stale + misplaced + lost }
+        package init() {}
+        package var total: Int { missing + stale + misplaced + lost }
     }
 
     /// One shard's share of the work and its memory.
-    public struct ShardShare: Sendable, Hashable {
-        public var shard: ShardInfo
+    package struct ShardShare: Sendable, Hashable {
+        package var shard: ShardInfo
         /// Sets to (re)build for members already assigned to it.
-        public var assigned = 0
+        package var assigned = 0
         /// Members without a shard that the picker will give it (its weight
         /// against the active shards' current loads, as ``ShardPicker``).
-        public var newlyAssigned = 0
+        package var newlyAssigned = 0
         /// Estimated bytes the new sets add.
-        public var addedBytes = 0
+        package var addedBytes = 0
         /// Estimated bytes of the sets they replace on it.
-        public var replacedBytes = 0
+        package var replacedBytes = 0
         /// `used_memory` now; nil when the shard did not answer.
-        public var usedMemory: Int?
+        package var usedMemory: Int?
 
-        public var sets: Int { assigned + newlyAssigned }
+        package var sets: Int { assigned + newlyAssigned }
         /// Used memory after the run, by the estimate.
-        public var projectedMemory: Int? { usedMemory.map { $0 + addedBytes - replacedBytes } }
+        package var projectedMemory: Int? { usedMemory.map { $0 + addedBytes - replacedBytes } }
 
         /// Nil when it fits (or has no budget); otherwise why not.
-        public var budgetProblem: String? {
+        package var budgetProblem: String? {
             guard let budget = shard.memoryBudget, sets > 0, addedBytes > replacedBytes else { return nil }
             guard let projected = projectedMemory, let used = usedMemory else {
                 return "shard \(shard.id) (\(shard.address)) has a memory budget of \(Bytes.text(Int(budget))) "
@@ -57,44 +57,38 @@ public struct BackfillPlan: Sendable {
     }
 
     /// Every selected member above the checkpoint, ascending, and whether it needs work.
-    public var members: [(id: MemberID, needsWork: Bool)]
-    public var reasons: Reasons
+    package var members: [(id: MemberID, needsWork: Bool)]
+    package var reasons: Reasons
     /// Selected members whose set is current (skipped).
-    public var current: Int
-    public var shares: [ShardShare]
+    package var current: Int
+    package var shares: [ShardShare]
     /// Mean matches per set, from scoring a sample of the members to rebuild.
-    public var estimatedMatches: Double
-    public var sampled: Int
+    package var estimatedMatches: Double
+    package var sampled: Int
     /// Estimated bytes per new set (``ScoreLayout/estimatedBytes(ofSetWith:largestID:)``).
-    public var bytesPerSet: Int
-    /// Live members in MySQL.
-    public var liveMembers: Int
+    package var bytesPerSet: Int
 
-    public var work: Int { reasons.total }
+    package var work: Int { reasons.total }
 
     /// Every shard's budget problem (empty: the sets fit).
-    public var budgetProblems: [String] { shares.compactMap(\.budgetProblem) }
-
-    /// The plan rebuilds every live member's set: reciprocal offers would
-    /// only tell members what their own rebuilt set will say anyway.
-    public var rebuildsEveryone: Bool { work > 0 && work >= liveMembers }
+    package var budgetProblems: [String] { shares.compactMap(\.budgetProblem) }
 }
 
 /// Works out a ``BackfillPlan`` (reads only: MySQL, the shards' `EXISTS`
 /// and `INFO`, and the snapshot for a sample of scans).
-public struct BackfillPlanner {
-    public let core: GenerationCore
+package struct BackfillPlanner {
+    package let core: GenerationCore
     /// Members scored to estimate the size of a set.
-    public var sampleSize = 32
+    package var sampleSize = 32
 
-    public init(core: GenerationCore) {
+    package init(core: GenerationCore) {
         self.core = core
     }
 
     /// Plans the selected members above `checkpoint`.
     /// - Throws: a MySQL error; ``ScoreStoreError`` when a shard holding
     ///   sets to check does not answer (nothing can be decided then).
-    public func plan(_ selection: MemberSelection, after checkpoint: MemberID, in session: StoreSession) throws -> BackfillPlan {
+    package func plan(_ selection: MemberSelection, after checkpoint: MemberID, in session: StoreSession) throws -> BackfillPlan {
         let repository = session.members
         let shards = try session.shards.list()
         var members: [(id: MemberID, needsWork: Bool)] = []
@@ -178,7 +172,7 @@ public struct BackfillPlanner {
         return BackfillPlan(
             members: members, reasons: reasons, current: current,
             shares: shares.values.sorted { $0.shard.id < $1.shard.id }, estimatedMatches: mean, sampled: sampled,
-            bytesPerSet: bytesPerSet, liveMembers: try repository.counts().live)
+            bytesPerSet: bytesPerSet)
     }
 
     /// Mean stored entries of up to ``sampleSize`` members spread evenly

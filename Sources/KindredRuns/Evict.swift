@@ -22,21 +22,21 @@ import Scoring
 /// Resumable like ``Backfill``: the run's checkpoint is in MySQL; an
 /// eviction whose removal the shard never confirmed (stopped in between, or
 /// the shard was down) is finished by the next evict.
-public final class Evict: Sendable {
-    public struct Options: Sendable {
+package final class Evict: Sendable {
+    package struct Options: Sendable {
         /// Only `dormantFor` (required).
-        public var selection: RunSelection
-        public var now: Int64
+        package var selection: RunSelection
+        package var now: Int64
         /// Members per second at most (nil: no cap).
-        public var rate: Double?
-        public var dryRun = false
-        public var restart = false
+        package var rate: Double?
+        package var dryRun = false
+        package var restart = false
         /// Members per MySQL transaction and pipelined removal.
-        public var batchSize = 200
-        public var checkpointInterval: Duration = .milliseconds(500)
-        public var progressInterval: Duration = .milliseconds(200)
+        package var batchSize = 200
+        package var checkpointInterval: Duration = .milliseconds(500)
+        package var progressInterval: Duration = .milliseconds(200)
 
-        public init(selection: RunSelection, now: Int64, rate: Double? = nil) {
+        package init(selection: RunSelection, now: Int64, rate: Double? = nil) {
             self.selection = selection
             self.now = now
             self.rate = rate
@@ -44,21 +44,21 @@ public final class Evict: Sendable {
     }
 
     /// How each of the run's threads reaches MySQL (its own session each).
-    public let store: StoreConfiguration
+    package let store: StoreConfiguration
     /// The score store the sets are removed from (its layout sizes the plan).
-    public let scores: ScoreStore
+    package let scores: ScoreStore
     /// How long a thread waits out MySQL being unreachable before it fails a batch.
-    public let mysqlPauseLimit: Duration
+    package let mysqlPauseLimit: Duration
     /// This process's shard directory cache, when it keeps one (a web or
     /// worker process in tests); evicted members are forgotten in it.
-    public let directory: ShardDirectory?
-    public let logger: Logger
-    public let options: Options
+    package let directory: ShardDirectory?
+    package let logger: Logger
+    package let options: Options
     static let command = "evict"
 
     /// An evict needs no snapshot, survey, queue or metrics: only MySQL
     /// sessions and the score store.
-    public init(
+    package init(
         store: StoreConfiguration, scores: ScoreStore, mysqlPauseLimit: Duration, logger: Logger,
         directory: ShardDirectory? = nil, options: Options
     ) {
@@ -85,7 +85,7 @@ public final class Evict: Sendable {
     }
 
     /// Plans, then evicts (or, dry, only reports). Blocking.
-    public func run(stop: StopSignal, onEvent: @escaping (RunEvent) -> Void) throws -> RunReport {
+    package func run(stop: StopSignal, onEvent: @escaping (RunEvent) -> Void) throws -> RunReport {
         let started = ContinuousClock.now
         let database = RunSession(store: store, logger: logger, onEvent: onEvent)
         defer { database.close() }
@@ -121,7 +121,7 @@ public final class Evict: Sendable {
         for line in lines { onEvent(.message(line)) }
         let run = try database.beginRun(
             resuming: open, command: Self.command, key: key, selection: options.selection.describe(now: now), now: now,
-            skipOffers: false, planned: plan.toEvict + plan.unfinished.count)
+            planned: plan.toEvict + plan.unfinished.count)
         let committed = RunProgress.Counts(done: run.done, skipped: run.skipped, gone: run.gone, failed: run.failed)
         let shared = SharedProgress(
             RunProgress(members: plan.members, checkpoint: run.checkpoint, committed: committed),

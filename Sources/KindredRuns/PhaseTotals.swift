@@ -6,15 +6,15 @@ import Synchronization
 /// time and count of each phase of ``Generator``'s jobs
 /// (`kindred_job_phase_seconds`, by `phase`), so `kindred backfill` can say
 /// where its time went. Every other metric is dropped.
-public final class PhaseTotals: MetricsFactory, Sendable {
+package final class PhaseTotals: MetricsFactory, Sendable {
     private let totals = Mutex<[String: (nanoseconds: Int64, count: Int)]>([:])
     /// Phases in the order a job runs them.
-    public static let order = ["read", "scan", "assign", "write", "offers", "record", "remove"]
+    package static let order = ["read", "refresh", "scan", "assign", "write", "record", "catch-up", "publish-scan", "publish", "remove"]
 
-    public init() {}
+    package init() {}
 
     /// Total time and count per phase.
-    public var snapshot: [(phase: String, total: Duration, count: Int)] {
+    package var snapshot: [(phase: String, total: Duration, count: Int)] {
         let copy = totals.withLock { $0 }
         return copy.keys.sorted { (Self.order.firstIndex(of: $0) ?? 99, $0) < (Self.order.firstIndex(of: $1) ?? 99, $1) }
             .map { (phase: $0, total: .nanoseconds(copy[$0]!.nanoseconds), count: copy[$0]!.count) }
@@ -27,24 +27,24 @@ public final class PhaseTotals: MetricsFactory, Sendable {
         }
     }
 
-    public func makeTimer(label: String, dimensions: [(String, String)]) -> any TimerHandler {
+    package func makeTimer(label: String, dimensions: [(String, String)]) -> any TimerHandler {
         guard label == "kindred_job_phase_seconds", let phase = dimensions.first(where: { $0.0 == "phase" })?.1 else {
             return NOOPMetricsHandler.instance
         }
         return PhaseTimer(phase: phase, totals: self)
     }
 
-    public func makeCounter(label: String, dimensions: [(String, String)]) -> any CounterHandler {
+    package func makeCounter(label: String, dimensions: [(String, String)]) -> any CounterHandler {
         NOOPMetricsHandler.instance
     }
 
-    public func makeRecorder(label: String, dimensions: [(String, String)], aggregate: Bool) -> any RecorderHandler {
+    package func makeRecorder(label: String, dimensions: [(String, String)], aggregate: Bool) -> any RecorderHandler {
         NOOPMetricsHandler.instance
     }
 
-    public func destroyCounter(_ handler: any CounterHandler) {}
-    public func destroyRecorder(_ handler: any RecorderHandler) {}
-    public func destroyTimer(_ handler: any TimerHandler) {}
+    package func destroyCounter(_ handler: any CounterHandler) {}
+    package func destroyRecorder(_ handler: any RecorderHandler) {}
+    package func destroyTimer(_ handler: any TimerHandler) {}
 }
 
 private final class PhaseTimer: TimerHandler, Sendable {

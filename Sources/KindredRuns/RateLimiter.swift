@@ -11,16 +11,16 @@ import Synchronization
 /// the next free slot. At most `burst` starts happen back to back after an
 /// idle spell, so over any interval T the starts number at most
 /// `rate * T + burst`.
-public struct RateSchedule: Sendable, Hashable {
+package struct RateSchedule: Sendable, Hashable {
     /// Starts per second.
-    public let rate: Double
-    public let burst: Int
+    package let rate: Double
+    package let burst: Int
     /// The time one start books.
-    public let interval: Duration
+    package let interval: Duration
     /// The theoretical arrival time: when the next start is due.
     private var due: ContinuousClock.Instant?
 
-    public init(rate: Double, burst: Int = 1) {
+    package init(rate: Double, burst: Int = 1) {
         precondition(rate > 0, "a rate must be positive")
         precondition(burst >= 1, "the burst is at least one start")
         self.rate = rate
@@ -32,7 +32,7 @@ public struct RateSchedule: Sendable, Hashable {
     /// Books `count` starts at `now`; returns the instant the first may
     /// begin (now, or later when ahead of schedule). The caller waits until
     /// then and starts them.
-    public mutating func reserve(_ count: Int = 1, at now: ContinuousClock.Instant) -> ContinuousClock.Instant {
+    package mutating func reserve(_ count: Int = 1, at now: ContinuousClock.Instant) -> ContinuousClock.Instant {
         precondition(count >= 1)
         // Idle time earns at most `burst - 1` early starts.
         let earliest = now - interval * (burst - 1)
@@ -44,16 +44,16 @@ public struct RateSchedule: Sendable, Hashable {
 
 /// A ``RateSchedule`` shared by threads: each asks for its next start and
 /// blocks until then, waking early when the run is told to stop.
-public final class RateLimiter: Sendable {
+package final class RateLimiter: Sendable {
     private let schedule: Mutex<RateSchedule?>
 
     /// `rate` nil: no cap.
-    public init(rate: Double?) {
+    package init(rate: Double?) {
         schedule = Mutex(rate.map { RateSchedule(rate: $0, burst: max(1, min(10, Int($0 / 10)))) })
     }
 
     /// Waits for the next `count` starts; false when `stop` was set first.
-    public func wait(_ count: Int = 1, stop: StopSignal) -> Bool {
+    package func wait(_ count: Int = 1, stop: StopSignal) -> Bool {
         guard let start = schedule.withLock({ schedule -> ContinuousClock.Instant? in
             guard schedule != nil else { return nil }
             return schedule!.reserve(count, at: ContinuousClock.now)

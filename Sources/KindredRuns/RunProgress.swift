@@ -3,7 +3,7 @@ import MemberStore
 import Scoring
 
 /// What happened to one selected member in a run.
-public enum MemberResult: Sendable, Hashable {
+package enum MemberResult: Sendable, Hashable {
     /// Rebuilt (backfill) or evicted (evict).
     case done
     /// Nothing to do: the set was current already (backfill), or the member
@@ -26,21 +26,21 @@ public enum MemberResult: Sendable, Hashable {
 /// done, so the id just before it is a safe checkpoint, and the committed
 /// counters count exactly that prefix. Members that need no work (their set
 /// is current) finish the moment the frontier reaches them.
-public struct RunProgress: Sendable {
-    public struct Counts: Sendable, Hashable {
-        public var done = 0
-        public var skipped = 0
-        public var gone = 0
-        public var failed = 0
+package struct RunProgress: Sendable {
+    package struct Counts: Sendable, Hashable {
+        package var done = 0
+        package var skipped = 0
+        package var gone = 0
+        package var failed = 0
 
-        public init(done: Int = 0, skipped: Int = 0, gone: Int = 0, failed: Int = 0) {
+        package init(done: Int = 0, skipped: Int = 0, gone: Int = 0, failed: Int = 0) {
             self.done = done
             self.skipped = skipped
             self.gone = gone
             self.failed = failed
         }
 
-        public var total: Int { done + skipped + gone + failed }
+        package var total: Int { done + skipped + gone + failed }
 
         mutating func add(_ result: MemberResult) {
             switch result {
@@ -63,18 +63,18 @@ public struct RunProgress: Sendable {
     /// The next position never handed out.
     private var cursor = 0
     /// Every position before it is finished.
-    public private(set) var frontier = 0
+    package private(set) var frontier = 0
     /// Counts over the finished prefix (what a checkpoint records), on top
     /// of what earlier sessions of the run committed.
-    public private(set) var committed: Counts
+    package private(set) var committed: Counts
     /// Counts over every finished member (what a progress line shows).
-    public private(set) var finished: Counts
+    package private(set) var finished: Counts
     /// Failures within the finished prefix not yet taken by ``takeCommittedFailures()``.
     private var pendingFailures: [BackfillFailure] = []
     /// The checkpoint before this session.
-    public let startCheckpoint: MemberID
+    package let startCheckpoint: MemberID
 
-    public init(members: [(id: MemberID, needsWork: Bool)], checkpoint: MemberID = 0, committed: Counts = Counts()) {
+    package init(members: [(id: MemberID, needsWork: Bool)], checkpoint: MemberID = 0, committed: Counts = Counts()) {
         precondition(zip(members, members.dropFirst()).allSatisfy { $0.id < $1.id }, "members must be ascending")
         precondition(members.first.map { $0.id > checkpoint } ?? true, "members must lie above the checkpoint")
         ids = members.map(\.id)
@@ -87,18 +87,18 @@ public struct RunProgress: Sendable {
     }
 
     /// Members in the run (this session's plan).
-    public var count: Int { ids.count }
+    package var count: Int { ids.count }
     /// Members that need work in this session's plan.
-    public var workCount: Int { needsWork.lazy.filter { $0 }.count }
+    package var workCount: Int { needsWork.lazy.filter { $0 }.count }
 
     /// The highest id below which every member is finished.
-    public var checkpoint: MemberID { frontier == 0 ? startCheckpoint : ids[frontier - 1] }
+    package var checkpoint: MemberID { frontier == 0 ? startCheckpoint : ids[frontier - 1] }
 
     /// Every member is finished.
-    public var isComplete: Bool { frontier == ids.count }
+    package var isComplete: Bool { frontier == ids.count }
 
     /// The next member that needs work, or nil when none is left to hand out.
-    public mutating func next() -> MemberID? {
+    package mutating func next() -> MemberID? {
         if !returned.isEmpty {
             let position = returned.removeFirst()
             inFlight.insert(position)
@@ -116,7 +116,7 @@ public struct RunProgress: Sendable {
     }
 
     /// Records how a handed-out member ended.
-    public mutating func finish(_ id: MemberID, _ result: MemberResult) {
+    package mutating func finish(_ id: MemberID, _ result: MemberResult) {
         guard let position = position(of: id), inFlight.remove(position) != nil else {
             preconditionFailure("member \(id) was not handed out")
         }
@@ -126,7 +126,7 @@ public struct RunProgress: Sendable {
     }
 
     /// Gives back a handed-out member that was never started.
-    public mutating func giveBack(_ id: MemberID) {
+    package mutating func giveBack(_ id: MemberID) {
         guard let position = position(of: id), inFlight.remove(position) != nil else {
             preconditionFailure("member \(id) was not handed out")
         }
@@ -135,13 +135,13 @@ public struct RunProgress: Sendable {
     }
 
     /// The failures of the finished prefix since the last call (for the checkpoint).
-    public mutating func takeCommittedFailures() -> [BackfillFailure] {
+    package mutating func takeCommittedFailures() -> [BackfillFailure] {
         defer { pendingFailures.removeAll() }
         return pendingFailures
     }
 
     /// Puts back failures taken for a checkpoint that could not be saved.
-    public mutating func restoreCommittedFailures(_ failures: [BackfillFailure]) {
+    package mutating func restoreCommittedFailures(_ failures: [BackfillFailure]) {
         pendingFailures = failures + pendingFailures
     }
 

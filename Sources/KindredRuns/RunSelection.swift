@@ -4,19 +4,19 @@ import MemberStore
 import Scoring
 
 /// A selection the operator gave that cannot be used, with the reason.
-public struct SelectionError: Error, Sendable, CustomStringConvertible, Hashable {
-    public let description: String
-    public init(_ description: String) { self.description = description }
+package struct SelectionError: Error, Sendable, CustomStringConvertible, Hashable {
+    package let description: String
+    package init(_ description: String) { self.description = description }
 }
 
 /// Durations and instants as `kindred backfill` and `kindred evict` take them.
-public enum RunText {
+package enum RunText {
     /// Seconds in a duration like `90d`, `12h`, `2w`, `30m`, `45s`, or a
     /// sum of them (`1w2d`, `1d12h`): a whole number before each unit.
     /// Units: `s`, `m` (minutes), `h`, `d` (86,400 s: days are counted in
     /// seconds, whatever the calendar), `w` (7 days). Zero is allowed;
     /// at most 100 years.
-    public static func seconds(in text: String) throws(SelectionError) -> Int64 {
+    package static func seconds(in text: String) throws(SelectionError) -> Int64 {
         let units: [Character: Int64] = ["s": 1, "m": 60, "h": 3_600, "d": 86_400, "w": 604_800]
         var total: Int64 = 0
         var number: Int64?
@@ -48,14 +48,14 @@ public enum RunText {
 
     /// Unix seconds of `2026-08-01` (midnight UTC) or an RFC 3339 UTC
     /// timestamp (`2026-08-01T12:00:00Z`).
-    public static func instant(_ text: String) throws(SelectionError) -> Int64 {
+    package static func instant(_ text: String) throws(SelectionError) -> Int64 {
         if text.utf8.count == 10, let seconds = Timestamp.parse(text + "T00:00:00Z") { return seconds }
         if let seconds = Timestamp.parse(text) { return seconds }
         throw SelectionError("\(text) is not a date (YYYY-MM-DD, midnight UTC) or an RFC 3339 UTC timestamp (2026-08-01T12:00:00Z)")
     }
 
     /// A duration in the largest unit that divides it (`7776000` -> `90d`).
-    public static func duration(_ seconds: Int64) -> String {
+    package static func duration(_ seconds: Int64) -> String {
         for (unit, size) in [("w", Int64(604_800)), ("d", 86_400), ("h", 3_600), ("m", 60)] where seconds > 0 && seconds % size == 0 {
             return "\(seconds / size)\(unit)"
         }
@@ -80,18 +80,18 @@ public enum RunText {
 /// - `--ids FILE`: exactly those members; `--all`: every live member.
 /// So `--active-within D` and `--dormant-for D` split the population in two
 /// with nobody in both.
-public struct RunSelection: Sendable, Hashable {
-    public var activeWithin: Int64?
-    public var since: Int64?
-    public var dormantFor: Int64?
+package struct RunSelection: Sendable, Hashable {
+    package var activeWithin: Int64?
+    package var since: Int64?
+    package var dormantFor: Int64?
     /// Sorted, unique.
-    public var ids: [MemberID]?
-    public var all: Bool
+    package var ids: [MemberID]?
+    package var all: Bool
     /// `--now`, when given: part of the key (a run started with an explicit
     /// now resumes only with the same one).
-    public var explicitNow: Int64?
+    package var explicitNow: Int64?
 
-    public init(
+    package init(
         activeWithin: Int64? = nil, since: Int64? = nil, dormantFor: Int64? = nil, ids: [MemberID]? = nil,
         all: Bool = false, explicitNow: Int64? = nil
     ) {
@@ -104,7 +104,7 @@ public struct RunSelection: Sendable, Hashable {
     }
 
     /// Refuses combinations that do not make one window.
-    public func validate() throws(SelectionError) {
+    package func validate() throws(SelectionError) {
         if activeWithin != nil && since != nil {
             throw SelectionError("give --active-within or --since, not both")
         }
@@ -123,7 +123,7 @@ public struct RunSelection: Sendable, Hashable {
     /// What identifies "the same selection": durations in seconds, instants
     /// in Unix seconds, an id list by count and digest. Two spellings of one
     /// window (`90d`, `2160h`) have the same key.
-    public var key: String {
+    package var key: String {
         var parts: [String] = []
         if let activeWithin { parts.append("active-within=\(activeWithin)") }
         if let since { parts.append("since=\(since)") }
@@ -139,7 +139,7 @@ public struct RunSelection: Sendable, Hashable {
 
     /// The members this selects at `now`.
     /// - Throws: when both bounds are given and the window between them is empty.
-    public func members(now: Int64) throws(SelectionError) -> MemberSelection {
+    package func members(now: Int64) throws(SelectionError) -> MemberSelection {
         if let ids { return .ids(ids) }
         let from = lowerBound(now: now)
         let before = upperBound(now: now)
@@ -151,7 +151,7 @@ public struct RunSelection: Sendable, Hashable {
     }
 
     /// The selection for people, with its exact bounds.
-    public func describe(now: Int64) -> String {
+    package func describe(now: Int64) -> String {
         if let ids { return "\(ids.count) member id(s) from a file" }
         if all { return "every live member" }
         let from = lowerBound(now: now)

@@ -3,13 +3,12 @@ import KindredCore
 import KindredLogging
 import KindredSupport
 import Logging
-import MariaDBClient
 import MemberStore
 import Scoring
 
 /// What a run tells the operator while it works; the program decides how
 /// to show it (a progress bar on a terminal, plain lines otherwise).
-public enum RunEvent: Sendable {
+package enum RunEvent: Sendable {
     /// A line for the log: the plan, a pause, a resume.
     case message(String)
     case progress(RunStatus)
@@ -18,19 +17,19 @@ public enum RunEvent: Sendable {
 }
 
 /// A run's progress at one instant.
-public struct RunStatus: Sendable, Hashable {
+package struct RunStatus: Sendable, Hashable {
     /// Members finished (rebuilt or evicted, gone, failed), earlier sessions included.
-    public var finished: Int
+    package var finished: Int
     /// Members to process in the whole run (earlier sessions included).
-    public var total: Int
-    public var failed: Int
+    package var total: Int
+    package var failed: Int
     /// Skipped so far (sets already current, members with nothing to evict).
-    public var skipped: Int
+    package var skipped: Int
     /// Members per second in this session.
-    public var rate: Double
-    public var elapsed: Duration
+    package var rate: Double
+    package var elapsed: Duration
 
-    public init(finished: Int, total: Int, failed: Int, skipped: Int, rate: Double, elapsed: Duration) {
+    package init(finished: Int, total: Int, failed: Int, skipped: Int, rate: Double, elapsed: Duration) {
         self.finished = finished
         self.total = total
         self.failed = failed
@@ -39,18 +38,18 @@ public struct RunStatus: Sendable, Hashable {
         self.elapsed = elapsed
     }
 
-    public var fraction: Double? { total > 0 ? min(1, Double(finished) / Double(total)) : nil }
+    package var fraction: Double? { total > 0 ? min(1, Double(finished) / Double(total)) : nil }
 
     /// Seconds left at this session's rate.
-    public var remaining: Duration? {
+    package var remaining: Duration? {
         guard rate > 0, total > finished else { return total > 0 && finished >= total ? .zero : nil }
         return .seconds(Double(total - finished) / rate)
     }
 }
 
 /// A run that refused to start, with the reason (nothing was written).
-public struct RunRefusal: Error, Sendable, CustomStringConvertible {
-    public enum Kind: Sendable, Hashable {
+package struct RunRefusal: Error, Sendable, CustomStringConvertible {
+    package enum Kind: Sendable, Hashable {
         /// The selected sets would not fit a shard's memory budget.
         case memoryBudget
         /// Another process runs the same selection.
@@ -61,34 +60,34 @@ public struct RunRefusal: Error, Sendable, CustomStringConvertible {
         case configuration
     }
 
-    public let kind: Kind
-    public let description: String
+    package let kind: Kind
+    package let description: String
 
-    public init(_ kind: Kind, _ description: String) {
+    package init(_ kind: Kind, _ description: String) {
         self.kind = kind
         self.description = description
     }
 }
 
 /// How a run ended, for its summary and exit status.
-public struct RunReport: Sendable {
-    public var runID: UInt32?
-    public var dryRun: Bool
+package struct RunReport: Sendable {
+    package var runID: UInt32?
+    package var dryRun: Bool
     /// Stopped (Ctrl-C, SIGTERM) before every member was processed: run the same command to resume.
-    public var interrupted: Bool
+    package var interrupted: Bool
     /// Counts over the whole run (earlier sessions included).
-    public var counts: RunProgress.Counts
+    package var counts: RunProgress.Counts
     /// Counts of this session alone.
-    public var session: RunProgress.Counts
-    public var elapsed: Duration
+    package var session: RunProgress.Counts
+    package var elapsed: Duration
     /// Failures per reason, most frequent first, with a few member ids each.
-    public var failureReasons: [(reason: String, count: Int, members: [MemberID])]
+    package var failureReasons: [(reason: String, count: Int, members: [MemberID])]
     /// Lines describing the plan (selection, counts, shards, memory).
-    public var planLines: [String]
+    package var planLines: [String]
     /// Extra summary lines (offers, phases, queue).
-    public var notes: [String]
+    package var notes: [String]
 
-    public init(
+    package init(
         runID: UInt32?, dryRun: Bool, interrupted: Bool, counts: RunProgress.Counts, session: RunProgress.Counts,
         elapsed: Duration, failureReasons: [(reason: String, count: Int, members: [MemberID])], planLines: [String],
         notes: [String]
@@ -146,7 +145,7 @@ final class RunSession {
         let policy = RetryPolicy(giveUpAfter: giveUpAfter)
         let session = try current(policy: policy)
         return try session.withRetry(policy: policy, onRetry: { event in
-            onEvent(.message("MySQL unavailable (\(event.error.message)): retrying in \(event.delay)"))
+            onEvent(.message("MySQL unavailable (\(event.reason)): retrying in \(event.delay)"))
         }) { session in
             try keepLock(session)
             return try body(session)
@@ -222,7 +221,7 @@ extension RunSession {
 
     /// Resumes `open`, or records a new run, and says which.
     func beginRun(
-        resuming open: BackfillRunRecord?, command: String, key: String, selection: String, now: Int64, skipOffers: Bool,
+        resuming open: BackfillRunRecord?, command: String, key: String, selection: String, now: Int64,
         planned: Int
     ) throws -> BackfillRunRecord {
         let begun: BackfillRunRecord
@@ -232,7 +231,7 @@ extension RunSession {
         } else {
             begun = try run {
                 try $0.runs.open(
-                    command: command, key: key, selection: selection, now: now, skipOffers: skipOffers, planned: planned)
+                    command: command, key: key, selection: selection, now: now, planned: planned)
             }
         }
         onEvent(.message("run \(begun.id): \(open == nil ? "started" : "resumed after member \(begun.checkpoint)")"))
@@ -337,7 +336,7 @@ func whileMySQLDown<T>(
             return try database.run(giveUpAfter: .seconds(5), body)
         } catch let error as MemberStoreError where error.code == .unavailable {
             logger.warning("MySQL unavailable: pausing", metadata: ["pause_ms": .milliseconds(pause), "error": "\(error)"])
-        } catch let error as MariaDBError where error.isConnectionLost {
+        } catch where StoreSession.isConnectionLost(error) {
             logger.warning("MySQL unavailable: pausing", metadata: ["pause_ms": .milliseconds(pause), "error": "\(error)"])
         }
         database.close()

@@ -7,8 +7,8 @@
 /// (`RetryPolicy`, `RedisRetryPolicy`, `JobRetryPolicy`,
 /// `ClusterRouting.Policy`, `ReconnectBackoff.Configuration`) keep their
 /// configuration fields and defaults and compute through this type.
-public struct BackoffPolicy: Sendable, Hashable {
-    public enum Jitter: Sendable, Hashable {
+package struct BackoffPolicy: Sendable, Hashable {
+    package enum Jitter: Sendable, Hashable {
         /// The nominal delay as it is.
         case none
         /// "Equal jitter": the delay `d` spread into `[d/2, d]` (never zero,
@@ -21,7 +21,7 @@ public struct BackoffPolicy: Sendable, Hashable {
     }
 
     /// What happens when the next delay would reach past ``budget``.
-    public enum BudgetRule: Sendable, Hashable {
+    package enum BudgetRule: Sendable, Hashable {
         /// The last delay is clipped so the last attempt comes at the
         /// deadline; nothing is granted once the budget is spent.
         case clipLastDelay
@@ -30,20 +30,20 @@ public struct BackoffPolicy: Sendable, Hashable {
     }
 
     /// The delay after the first failure.
-    public var initialDelay: Duration
+    package var initialDelay: Duration
     /// The longest single delay (before jitter), the first one included;
     /// nil: uncapped.
-    public var maximumDelay: Duration?
+    package var maximumDelay: Duration?
     /// The growth per failure (2: doubling).
-    public var multiplier: Double
-    public var jitter: Jitter
+    package var multiplier: Double
+    package var jitter: Jitter
     /// Attempts in all, the first included; nil: unbounded.
-    public var maxAttempts: Int?
+    package var maxAttempts: Int?
     /// The time allowed from the first failure; nil: unbounded.
-    public var budget: Duration?
-    public var budgetRule: BudgetRule
+    package var budget: Duration?
+    package var budgetRule: BudgetRule
 
-    public init(
+    package init(
         initialDelay: Duration, maximumDelay: Duration? = nil, multiplier: Double = 2, jitter: Jitter = .none,
         maxAttempts: Int? = nil, budget: Duration? = nil, budgetRule: BudgetRule = .clipLastDelay
     ) {
@@ -59,7 +59,7 @@ public struct BackoffPolicy: Sendable, Hashable {
     }
 
     /// The delay after `failures` failures (>= 1), before jitter.
-    public func nominalDelay(afterFailures failures: Int) -> Duration {
+    package func nominalDelay(afterFailures failures: Int) -> Duration {
         precondition(failures >= 1, "a delay follows at least one failure")
         var delay = initialDelay
         var steps = min(failures - 1, 30)
@@ -73,7 +73,7 @@ public struct BackoffPolicy: Sendable, Hashable {
 
     /// The delay after `failures` failures (>= 1) with ``jitter`` applied;
     /// `u` is the random draw, clamped to `0...1`.
-    public func delay(afterFailures failures: Int, jitter u: Double) -> Duration {
+    package func delay(afterFailures failures: Int, jitter u: Double) -> Duration {
         let u = min(1, max(0, u))
         switch jitter {
         case .none:
@@ -89,7 +89,7 @@ public struct BackoffPolicy: Sendable, Hashable {
     }
 
     /// `nominal` spread into `[nominal/2, nominal]` by `u` (clamped to `0...1`).
-    public static func equalJitter(_ nominal: Duration, _ u: Double) -> Duration {
+    package static func equalJitter(_ nominal: Duration, _ u: Double) -> Duration {
         let half = nominal / 2
         return half + half * min(1, max(0, u))
     }
@@ -98,19 +98,19 @@ public struct BackoffPolicy: Sendable, Hashable {
 /// The backoff state of one retry loop: how many retries it was granted. A
 /// pure state machine (no clock, no I/O): the caller passes the time since
 /// the first failure and the jitter draw, so tests drive it directly.
-public struct Backoff: Sendable, Hashable {
-    public let policy: BackoffPolicy
+package struct Backoff: Sendable, Hashable {
+    package let policy: BackoffPolicy
     /// Retries granted since the start or the last ``reset()``.
-    public private(set) var retries = 0
+    package private(set) var retries = 0
 
-    public init(_ policy: BackoffPolicy) {
+    package init(_ policy: BackoffPolicy) {
         self.policy = policy
     }
 
     /// After one more failure, `elapsed` after the first: the delay before
     /// the next attempt, or nil when the loop must give up (attempts or
     /// budget spent).
-    public mutating func next(elapsed: Duration = .zero, jitter u: Double = 0) -> Duration? {
+    package mutating func next(elapsed: Duration = .zero, jitter u: Double = 0) -> Duration? {
         if let maxAttempts = policy.maxAttempts, retries + 1 >= maxAttempts { return nil }
         var delay = policy.delay(afterFailures: retries + 1, jitter: u)
         if let budget = policy.budget {
@@ -127,7 +127,7 @@ public struct Backoff: Sendable, Hashable {
     }
 
     /// A success: the next failure starts again from the initial delay.
-    public mutating func reset() {
+    package mutating func reset() {
         retries = 0
     }
 }

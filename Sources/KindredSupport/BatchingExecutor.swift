@@ -8,7 +8,7 @@
 /// thread (its connections), blocking calls never run on Swift's
 /// cooperative pool, and `process` bounds its own work (the C clients have
 /// timeouts).
-public final class BatchingExecutor<Context, Item: Sendable, Output: Sendable>: Sendable {
+package final class BatchingExecutor<Context, Item: Sendable, Output: Sendable>: Sendable {
     private struct State {
         /// Items waiting, each with the caller to resume (nil: posted, nobody waits).
         var pending: [(item: Item, continuation: CheckedContinuation<Output?, Never>?)] = []
@@ -21,12 +21,12 @@ public final class BatchingExecutor<Context, Item: Sendable, Output: Sendable>: 
     // Each `Context` is created, used and dropped on its own thread: it is never stored here.
     private let state: Monitor<State>
     /// The most items one `process` call gets.
-    public let maxBatch: Int
+    package let maxBatch: Int
     private let process: @Sendable (Context, [Item]) -> [Output]
 
     /// Starts `threads` threads named `name-N`; each makes its context first.
     /// `process` must return exactly one output per item, in order.
-    public init(
+    package init(
         name: String, threads: Int, maxBatch: Int, makeContext: @escaping @Sendable (Int) -> Context,
         process: @escaping @Sendable (Context, [Item]) -> [Output]
     ) {
@@ -36,8 +36,16 @@ public final class BatchingExecutor<Context, Item: Sendable, Output: Sendable>: 
         state = Monitor(State(running: threads))
         for index in 0..<threads {
             startThread(name: "\(name)-\(index)") { [self] in
-                let context = makeContext(index)
-                loop(context)
+                do {
+                    let context = makeContext(index)
+                    loop(context)
+                }
+                // The context (its connections) is gone before the thread
+                // counts as stopped: shutdown returns after they closed.
+                state.withLock { state, condition in
+                    state.running -= 1
+                    condition.broadcast()
+                }
             }
         }
     }
@@ -47,11 +55,7 @@ public final class BatchingExecutor<Context, Item: Sendable, Output: Sendable>: 
             let batch: [(item: Item, continuation: CheckedContinuation<Output?, Never>?)]? = state.withLock {
                 state, condition in
                 while state.pending.isEmpty && !state.stopped { condition.wait() }
-                if state.pending.isEmpty && state.stopped {
-                    state.running -= 1
-                    condition.broadcast()
-                    return nil
-                }
+                if state.pending.isEmpty && state.stopped { return nil }
                 let take = min(state.pending.count, maxBatch)
                 let batch = Array(state.pending.prefix(take))
                 state.pending.removeFirst(take)
@@ -70,7 +74,7 @@ public final class BatchingExecutor<Context, Item: Sendable, Output: Sendable>: 
 
     /// Hands `item` to the next batch and returns its output; nil after
     /// ``shutdown(timeout:)``.
-    public func submit(_ item: Item) async -> Output? {
+    package func submit(_ item: Item) async -> Output? {
         await withCheckedContinuation { (continuation: CheckedContinuation<Output?, Never>) in
             let accepted = state.withLock { state, condition in
                 guard !state.stopped else { return false }
@@ -84,7 +88,7 @@ public final class BatchingExecutor<Context, Item: Sendable, Output: Sendable>: 
 
     /// Hands `item` to the next batch without waiting for its output (the
     /// item reports its own outcome); false after ``shutdown(timeout:)``.
-    public func post(_ item: Item) -> Bool {
+    package func post(_ item: Item) -> Bool {
         state.withLock { state, condition in
             guard !state.stopped else { return false }
             state.pending.append((item, nil))
@@ -94,23 +98,23 @@ public final class BatchingExecutor<Context, Item: Sendable, Output: Sendable>: 
     }
 
     /// Items submitted and not yet taken into a batch.
-    public var waiting: Int {
+    package var waiting: Int {
         state.withLock { state, _ in state.pending.count }
     }
 
     /// True once ``shutdown(timeout:)`` was called.
-    public var isStopped: Bool {
+    package var isStopped: Bool {
         state.withLock { state, _ in state.stopped }
     }
 
     /// Batches taken and items in them since the start.
-    public var statistics: (batches: Int, items: Int) {
+    package var statistics: (batches: Int, items: Int) {
         state.withLock { state, _ in (state.batches, state.items) }
     }
 
     /// Lets pending items be processed, then stops the threads; waits at most
     /// `timeout` (on the monotonic clock).
-    public func shutdown(timeout: Duration = .seconds(10)) {
+    package func shutdown(timeout: Duration = .seconds(10)) {
         let deadline = ContinuousClock.now + timeout
         state.withLock { state, condition in
             state.stopped = true

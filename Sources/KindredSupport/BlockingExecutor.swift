@@ -7,17 +7,17 @@
 /// ``BatchingExecutor`` with batches of one). A caller waiting on ``run(_:)``
 /// is suspended, not blocking a thread. Callers bound their own work (the C
 /// clients have connect and read timeouts), so nothing here waits forever.
-public final class BlockingExecutor<Context>: Sendable {
+package final class BlockingExecutor<Context>: Sendable {
     /// One piece of work: runs the caller's body and resumes the caller.
     struct Work: Sendable {
         let run: @Sendable (Context) -> Void
     }
 
     private let threads: BatchingExecutor<Context, Work, Void>
-    public let threadCount: Int
+    package let threadCount: Int
 
     /// Starts `threads` threads named `name-N`; each makes its context first.
-    public init(name: String, threads: Int, makeContext: @escaping @Sendable (Int) -> Context) {
+    package init(name: String, threads: Int, makeContext: @escaping @Sendable (Int) -> Context) {
         threadCount = threads
         self.threads = BatchingExecutor(
             name: name, threads: threads, maxBatch: 1, makeContext: makeContext,
@@ -27,7 +27,7 @@ public final class BlockingExecutor<Context>: Sendable {
     /// Runs `body` on one of the threads with that thread's context and
     /// returns its result. Throws ``BlockingExecutorError/shutDown`` after
     /// ``shutdown(timeout:)``.
-    public func run<T: Sendable>(_ body: @escaping @Sendable (Context) throws -> T) async throws -> T {
+    package func run<T: Sendable>(_ body: @escaping @Sendable (Context) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
             let work = Work { context in continuation.resume(with: Result { try body(context) }) }
             if !threads.post(work) {
@@ -37,14 +37,14 @@ public final class BlockingExecutor<Context>: Sendable {
     }
 
     /// Jobs submitted and not yet started.
-    public var backlog: Int { threads.waiting }
+    package var backlog: Int { threads.waiting }
 
     /// Lets queued work finish, then stops the threads; waits at most `timeout`.
-    public func shutdown(timeout: Duration = .seconds(10)) {
+    package func shutdown(timeout: Duration = .seconds(10)) {
         threads.shutdown(timeout: timeout)
     }
 }
 
-public enum BlockingExecutorError: Error, Sendable {
+package enum BlockingExecutorError: Error, Sendable {
     case shutDown
 }

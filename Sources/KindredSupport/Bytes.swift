@@ -1,9 +1,9 @@
 /// Byte sizes for people and from them.
-public enum Bytes {
+package enum Bytes {
     /// `512MB`, `2GiB`, `1.5GB`, `1048576`: decimal (kB, MB, GB, TB: powers
     /// of 1000) and binary (KiB, MiB, GiB, TiB: powers of 1024) units; a
     /// bare number is bytes. Case-insensitive; `K`, `M`, `G` alone are binary.
-    public static func parse(_ text: String) -> UInt64? {
+    package static func parse(_ text: String) -> UInt64? {
         let trimmed = trimmingBlanks(Substring(text))
         let split = trimmed.firstIndex(where: { !($0.isNumber || $0 == ".") }) ?? trimmed.endIndex
         guard let number = Double(trimmed[..<split]), number >= 0 else { return nil }
@@ -22,7 +22,7 @@ public enum Bytes {
     }
 
     /// `12.3 MB` (powers of 1000, as `parse` reads `MB`).
-    public static func text(_ bytes: Int) -> String {
+    package static func text(_ bytes: Int) -> String {
         let value = Double(bytes)
         for (unit, size) in [("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)] where abs(value) >= size {
             return oneDecimal(value / size) + " " + unit

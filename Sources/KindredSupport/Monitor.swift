@@ -13,7 +13,7 @@ import Darwin
 /// Timed waits take a `ContinuousClock.Instant` and wait on the monotonic
 /// clock (a wall-clock step cannot stretch or cut a wait). Never hold the
 /// lock across a blocking call other than ``Condition/wait()``.
-public final class Monitor<State>: @unchecked Sendable {
+package final class Monitor<State>: @unchecked Sendable {
     // Why this is safe: `state` is read and written only inside `withLock`,
     // that is while `mutex` is held (a condition wait releases and retakes
     // it, as pthread guarantees); the state comes in `sending` and every
@@ -25,7 +25,7 @@ public final class Monitor<State>: @unchecked Sendable {
     private let condition: UnsafeMutablePointer<pthread_cond_t>
     private var state: State
 
-    public init(_ state: sending State) {
+    package init(_ state: sending State) {
         self.state = state
         mutex = .allocate(capacity: 1)
         condition = .allocate(capacity: 1)
@@ -51,19 +51,19 @@ public final class Monitor<State>: @unchecked Sendable {
     /// The condition of a ``Monitor``, handed to the body of
     /// ``Monitor/withLock(_:)``: valid only inside that body, while the lock
     /// is held (not Sendable, so it cannot be sent to another thread).
-    public struct Condition {
+    package struct Condition {
         fileprivate let mutex: UnsafeMutablePointer<pthread_mutex_t>
         fileprivate let condition: UnsafeMutablePointer<pthread_cond_t>
 
         /// Releases the lock until signalled, then retakes it. Wake-ups can
         /// be spurious: loop on the state.
-        public func wait() {
+        package func wait() {
             pthread_cond_wait(condition, mutex)
         }
 
         /// As ``wait()``, but gives up at `deadline`; false when the
         /// deadline passed (true may still be spurious: loop on the state).
-        public func wait(until deadline: ContinuousClock.Instant) -> Bool {
+        package func wait(until deadline: ContinuousClock.Instant) -> Bool {
             let remaining = ContinuousClock.now.duration(to: deadline)
             guard remaining > .zero else { return false }
             #if canImport(Glibc)
@@ -82,23 +82,23 @@ public final class Monitor<State>: @unchecked Sendable {
         }
 
         /// As ``wait(until:)`` with a deadline `timeout` from now.
-        public func wait(timeout: Duration) -> Bool {
+        package func wait(timeout: Duration) -> Bool {
             wait(until: .now + timeout)
         }
 
         /// Wakes one waiting thread.
-        public func signal() {
+        package func signal() {
             pthread_cond_signal(condition)
         }
 
         /// Wakes every waiting thread.
-        public func broadcast() {
+        package func broadcast() {
             pthread_cond_broadcast(condition)
         }
     }
 
     /// Runs `body` with the lock held, on the state and the condition.
-    public func withLock<R, E: Error>(
+    package func withLock<R, E: Error>(
         _ body: (inout sending State, Condition) throws(E) -> sending R
     ) throws(E) -> sending R {
         pthread_mutex_lock(mutex)

@@ -7,12 +7,12 @@ import Glibc
 /// refresher applies changes between them.
 ///
 /// The one lock besides `Synchronization.Mutex`, which has no shared mode.
-public final class ReadWriteLock: @unchecked Sendable {
+package final class ReadWriteLock: @unchecked Sendable {
     // Why this is safe: it holds no state but the rwlock, which provides the
     // exclusion; the pointer is allocated once and never reassigned.
     private let rwlock: UnsafeMutablePointer<pthread_rwlock_t>
 
-    public init() {
+    package init() {
         rwlock = .allocate(capacity: 1)
         pthread_rwlock_init(rwlock, nil)
     }
@@ -22,13 +22,13 @@ public final class ReadWriteLock: @unchecked Sendable {
         rwlock.deallocate()
     }
 
-    public func withReadLock<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+    package func withReadLock<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
         pthread_rwlock_rdlock(rwlock)
         defer { pthread_rwlock_unlock(rwlock) }
         return try body()
     }
 
-    public func withWriteLock<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+    package func withWriteLock<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
         pthread_rwlock_wrlock(rwlock)
         defer { pthread_rwlock_unlock(rwlock) }
         return try body()

@@ -1,16 +1,16 @@
 /// A one-way flag that tells plain threads to stop, and wakes any of them
 /// waiting on it: a worker pausing between retries, a periodic task between
 /// runs. Once set it stays set. ``wait(_:)`` is the one interruptible sleep.
-public final class StopSignal: Sendable {
+package final class StopSignal: Sendable {
     private let stopped = Monitor(false)
 
-    public init() {}
+    package init() {}
 
-    public var isStopped: Bool {
+    package var isStopped: Bool {
         stopped.withLock { stopped, _ in stopped }
     }
 
-    public func stop() {
+    package func stop() {
         stopped.withLock { stopped, condition in
             stopped = true
             condition.broadcast()
@@ -20,7 +20,7 @@ public final class StopSignal: Sendable {
     /// Waits up to `timeout` (on the monotonic clock) or until stopped; true
     /// when stopped.
     @discardableResult
-    public func wait(_ timeout: Duration) -> Bool {
+    package func wait(_ timeout: Duration) -> Bool {
         let deadline = ContinuousClock.now + max(timeout, .zero)
         return stopped.withLock { stopped, condition in
             while !stopped {

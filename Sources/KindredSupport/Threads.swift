@@ -6,13 +6,13 @@ import Darwin
 
 /// A thread started by ``startThread(name:stackSize:_:)``: wait for it to
 /// finish with ``join(timeout:)``.
-public struct ThreadHandle: Sendable {
+package struct ThreadHandle: Sendable {
     fileprivate let finished = Monitor(false)
 
     /// Waits until the thread's body returned, at most `timeout` (nil:
     /// without a limit); true when it did.
     @discardableResult
-    public func join(timeout: Duration? = nil) -> Bool {
+    package func join(timeout: Duration? = nil) -> Bool {
         let deadline = timeout.map { ContinuousClock.now + max($0, .zero) }
         return finished.withLock { finished, condition in
             while !finished {
@@ -28,13 +28,13 @@ public struct ThreadHandle: Sendable {
 
     /// Waits until every one of `threads` finished, at most `timeout` in
     /// all; true when they did.
-    public static func join(_ threads: [ThreadHandle], timeout: Duration) -> Bool {
+    package static func join(_ threads: [ThreadHandle], timeout: Duration) -> Bool {
         let deadline = ContinuousClock.now + timeout
         return threads.allSatisfy { $0.join(timeout: ContinuousClock.now.duration(to: deadline)) }
     }
 
     /// Whether the thread's body has returned.
-    public var isFinished: Bool {
+    package var isFinished: Bool {
         finished.withLock { finished, _ in finished }
     }
 }
@@ -59,7 +59,7 @@ private final class ThreadStart {
 /// with `stackSize` bytes of stack (nil: the system's default). The one way
 /// the code base starts a thread.
 @discardableResult
-public func startThread(name: String, stackSize: Int? = nil, _ body: sending @escaping () -> Void) -> ThreadHandle {
+package func startThread(name: String, stackSize: Int? = nil, _ body: sending @escaping () -> Void) -> ThreadHandle {
     let handle = ThreadHandle()
     let start = Unmanaged.passRetained(ThreadStart(name: name, body: body, handle: handle)).toOpaque()
     var attributes = pthread_attr_t()
@@ -100,7 +100,7 @@ private func nameThread(_ name: String) {
 /// and returns its result to the awaiting task, so that the cooperative
 /// pool never blocks on the network. One thread per call: for programs'
 /// entry points and rare calls; steady traffic uses a ``BlockingExecutor``.
-public func runOnThread<Result: Sendable>(
+package func runOnThread<Result: Sendable>(
     name: String = "kindred-blocking", stackSize: Int? = 1 << 23, _ body: @escaping @Sendable () throws -> Result
 ) async throws -> Result {
     try await withCheckedThrowingContinuation { continuation in

@@ -12,7 +12,7 @@ extension Maintenance {
     /// Finds what the shards forgot or hold wrongly, without an operator,
     /// each interval:
     /// - every set MySQL records must be on its shard, written by the
-    ///   generation MySQL records (its stamp and write time): a set missing,
+    ///   generation MySQL records (its answers version and write time): a set missing,
     ///   older or newer than the record (a shard restored from an older
     ///   copy, a write lost in a failover), written before floors were kept,
     ///   or cut below N is queued for rebuild;
@@ -24,7 +24,7 @@ extension Maintenance {
     ///   what the shard holds, entry by entry (the self-check): a mismatch
     ///   that no recent change explains is logged, counted
     ///   (`kindred_set_audit_mismatches_total`) and rebuilt.
-    public static func setAudit(_ runtime: WorkerRuntime) -> ThreadsService {
+    package static func setAudit(_ runtime: WorkerRuntime) -> ThreadsService {
         let core = runtime.core
         let audit = SetAuditState(runtime: runtime)
         return periodicService(name: "set-audit", interval: runtime.settings.auditInterval, logger: core.logger, sessions: core.sessions) { session in
@@ -105,7 +105,7 @@ final class SetAuditState: Sendable {
                 // record is a write the shard lost (a restore from an older copy, a failover before the
                 // write reached the replica), rebuilt at once. A write newer than its record is one in
                 // flight (or a record lost): both settle by a rebuild only when they differ for long.
-                let sameWrite = meta.stamp == String(generation.answersVersion) && meta.generatedAt == generation.generatedAt / 1000
+                let sameWrite = meta.answersVersion == String(generation.answersVersion) && meta.generatedAt == generation.generatedAt / 1000
                 let lostWrite = meta.generatedAt < generation.generatedAt / 1000
                 if lostWrite || !sameWrite && Int64(Date().timeIntervalSince1970) - meta.generatedAt > orphanGrace || meta.isLegacy
                     || (meta.limit == limit && meta.needsRefill)
@@ -157,7 +157,7 @@ final class SetAuditState: Sendable {
         for (member, shard) in sample {
             guard let set = try core.scores.readSet(member, shard: shard, cutToLimit: false) else { continue }
             guard let record = core.population.read({ $0.member(member) }),
-                set.meta.stamp == String(AnswersVersion.of(record, survey: survey)), !recentlyChanged.contains(member)
+                set.meta.answersVersion == String(AnswersVersion.of(record, survey: survey)), !recentlyChanged.contains(member)
             else { continue }
             let expected = try core.population.read { (population) throws(MemberValidationError) -> [Match] in
                 try finder.matches(for: record, in: population)

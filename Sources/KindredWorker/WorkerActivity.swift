@@ -9,25 +9,25 @@ import Synchronization
 /// does it. A thread cannot be killed; when the stuck one comes back, its
 /// late result is harmless (jobs are idempotent) and its next fetch makes
 /// it a live worker again.
-public final class WorkerActivity: Sendable {
+package final class WorkerActivity: Sendable {
     private let started: Mutex<[ContinuousClock.Instant?]>
 
-    public init(workers: Int) {
+    package init(workers: Int) {
         started = Mutex(Array(repeating: nil, count: workers))
     }
 
     /// Worker `index` took a job.
-    public func begin(_ index: Int, at now: ContinuousClock.Instant = .now) {
+    package func begin(_ index: Int, at now: ContinuousClock.Instant = .now) {
         started.withLock { started in if started.indices.contains(index) { started[index] = now } }
     }
 
     /// Worker `index` is done with its job (whatever the outcome).
-    public func end(_ index: Int) {
+    package func end(_ index: Int) {
         started.withLock { started in if started.indices.contains(index) { started[index] = nil } }
     }
 
     /// The workers on one job for longer than `deadline`.
-    public func stuck(longerThan deadline: Duration, now: ContinuousClock.Instant = .now) -> Set<Int> {
+    package func stuck(longerThan deadline: Duration, now: ContinuousClock.Instant = .now) -> Set<Int> {
         started.withLock { started in
             var stuck = Set<Int>()
             for (index, since) in started.enumerated() {

@@ -4,11 +4,11 @@ import Logging
 import ServiceLifecycle
 
 /// The worker daemon: its services over the shared parts ``Bootstrap`` loaded.
-public enum WorkerDaemon {
+package enum WorkerDaemon {
     /// A worker process's services, in start order; the `ServiceGroup`
     /// stops them in reverse, so the generation workers stop first (finishing
     /// or handing back their jobs) while heartbeats continue.
-    public static func services(
+    package static func services(
         _ runtime: WorkerRuntime, metricsServer: (any Service)?
     ) -> [any Service] {
         let core = runtime.core

@@ -27,23 +27,23 @@ import WorkQueue
 ///   whatever this worker held (its job may be half done: jobs are
 ///   idempotent, so the next taker simply does it again).
 /// - Stop: the job in flight finishes (or fails) normally, then the loop ends.
-public struct WorkerLoop: Sendable {
-    public let runtime: WorkerRuntime
-    public let index: Int
-    public var core: GenerationCore { runtime.core }
+package struct WorkerLoop: Sendable {
+    package let runtime: WorkerRuntime
+    package let index: Int
+    package var core: GenerationCore { runtime.core }
 
-    public init(runtime: WorkerRuntime, index: Int) {
+    package init(runtime: WorkerRuntime, index: Int) {
         self.runtime = runtime
         self.index = index
     }
 
     /// This worker's id in the queue (its processing list).
-    public var workerID: String { Self.workerID(runtime, index) }
+    package var workerID: String { Self.workerID(runtime, index) }
 
-    public static func workerID(_ runtime: WorkerRuntime, _ index: Int) -> String { "\(runtime.processID):\(index)" }
+    package static func workerID(_ runtime: WorkerRuntime, _ index: Int) -> String { "\(runtime.processID):\(index)" }
 
     /// Runs the loop on a ``ThreadSession`` made on this thread, closed when the loop ends.
-    public func run(stop: StopSignal) {
+    package func run(stop: StopSignal) {
         let session = core.sessions.thread(.task)
         defer { session.close() }
         run(session: session, stop: stop)
@@ -51,7 +51,7 @@ public struct WorkerLoop: Sendable {
 
     /// Runs the loop on the calling thread's `session` (its queue connection
     /// and its MySQL session, the generator's).
-    public func run(session: ThreadSession, stop: StopSignal) {
+    package func run(session: ThreadSession, stop: StopSignal) {
         let logger = core.logger
         let queue = runtime.queue
         let generator = Generator(core: core, session: session.store)

@@ -26,7 +26,7 @@ extension Maintenance {
     /// A worker on one job past `jobDeadline` gets no heartbeat (see
     /// ``WorkerActivity``): its job goes back to the queue for another
     /// worker; each such stall is logged and counted once.
-    public static func heartbeat(_ runtime: WorkerRuntime) -> ThreadsService {
+    package static func heartbeat(_ runtime: WorkerRuntime) -> ThreadsService {
         let core = runtime.core
         let ids = (0..<runtime.settings.workers).map { WorkerLoop.workerID(runtime, $0) }
         let reported = Locked(Set<Int>())
@@ -52,7 +52,7 @@ extension Maintenance {
     }
 
     /// Returns the jobs of workers (of any process) that stopped heartbeating.
-    public static func reaper(_ runtime: WorkerRuntime) -> ThreadsService {
+    package static func reaper(_ runtime: WorkerRuntime) -> ThreadsService {
         let core = runtime.core
         return periodicService(name: "reaper", interval: runtime.settings.reapInterval, logger: core.logger, sessions: core.sessions) { session in
             let reaped = try session.queue { try runtime.queue.reap(timeout: runtime.settings.reapTimeout, on: $0) }
@@ -70,7 +70,7 @@ extension Maintenance {
     /// nothing). Members whose change every stored set's scan already
     /// covered are settled in MySQL without a job (a population imported
     /// before its sets were built).
-    public static func repairSweep(_ runtime: WorkerRuntime) -> ThreadsService {
+    package static func repairSweep(_ runtime: WorkerRuntime) -> ThreadsService {
         let core = runtime.core
         return periodicService(name: "repair-sweep", interval: runtime.settings.sweepInterval, logger: core.logger, sessions: core.sessions) { session in
             let window = runtime.settings.activeWindow.components.seconds
@@ -114,7 +114,7 @@ extension Maintenance {
     /// members could not all be queued (the queue or MySQL failing at that
     /// moment) stays on a list of its own and is queued again on every run
     /// until that succeeds.
-    public static func shardWatcher(_ runtime: WorkerRuntime) -> ThreadsService {
+    package static func shardWatcher(_ runtime: WorkerRuntime) -> ThreadsService {
         let core = runtime.core
         let unqueued = Locked(Set<UInt32>())
         return periodicService(name: "shard-watcher", interval: core.settings.watchInterval, logger: core.logger, sessions: core.sessions) { session in
@@ -146,7 +146,7 @@ extension Maintenance {
                     // On a cluster the sequence lives on one master: going back means that master's
                     // replica took over before the last increments reached it (a failover), not
                     // that the shard lost its data. Its other sets are intact: the set audit finds
-                    // each set whose last write was lost (its stamp against MySQL) and rebuilds
+                    // each set whose last write was lost (its answers version against MySQL) and rebuilds
                     // only those, instead of every set of the shard.
                     try session.database { try $0.shards.resetSequence(shard.id, to: Int64(sequence)) }
                     core.logger.warning(

@@ -7,19 +7,19 @@ import WorkQueue
 /// retries, its process id in the queue, which of its generation workers
 /// is on a job, and its per-minute counts until they are published. The
 /// web backend and the runs never make one.
-public final class WorkerRuntime: Sendable {
-    public let core: GenerationCore
-    public let settings: WorkerSettings
+package final class WorkerRuntime: Sendable {
+    package let core: GenerationCore
+    package let settings: WorkerSettings
     /// The queue the workers take jobs from, retrying them by `settings.jobRetry`.
-    public let queue: WorkQueue
+    package let queue: WorkQueue
     /// `host:pid:random`: this process's prefix for worker ids.
-    public let processID: String
+    package let processID: String
     /// Which generation workers are on a job, since when.
-    public let activity: WorkerActivity
+    package let activity: WorkerActivity
     /// What this process did per minute, until published (the dashboard's charts).
-    public let throughput = ThroughputRecorder()
+    package let throughput = ThroughputRecorder()
 
-    public init(core: GenerationCore, settings: WorkerSettings) {
+    package init(core: GenerationCore, settings: WorkerSettings) {
         self.core = core
         self.settings = settings
         queue = WorkQueue(retry: settings.jobRetry)

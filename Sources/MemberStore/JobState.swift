@@ -3,18 +3,18 @@ import Scoring
 
 /// What a generation job reads of one member at its start, in one visit
 /// (``StoreSession/jobState(of:publications:)``).
-public struct JobState: Sendable {
+package struct JobState: Sendable {
     /// The member as stored now (record, answers version and `changed_at`
     /// from one row), and their published records when asked for.
-    public var publication: PublicationState
+    package var publication: PublicationState
     /// Their shard in the directory (`member_shards`), nil when none.
-    public var shard: UInt32?
+    package var shard: UInt32?
     /// Their recorded generation, nil when none.
-    public var generation: Generation?
+    package var generation: Generation?
     /// When they were evicted (Unix seconds), nil when never.
-    public var evictedAt: Int64?
+    package var evictedAt: Int64?
 
-    public init(publication: PublicationState, shard: UInt32?, generation: Generation?, evictedAt: Int64?) {
+    package init(publication: PublicationState, shard: UInt32?, generation: Generation?, evictedAt: Int64?) {
         self.publication = publication
         self.shard = shard
         self.generation = generation
@@ -24,19 +24,22 @@ public struct JobState: Sendable {
 
 /// A member's publication lock as one ``StoreSession`` took it: valid as
 /// long as that session's server session lasts (``StoreSession/holds(_:)``).
-public struct PublicationLock: Sendable, Hashable {
-    public let member: MemberID
+package struct PublicationLock: Sendable, Hashable {
+    package let member: MemberID
     let epoch: Int
+    /// The server's id of the connection that took it (a reconnect by any
+    /// path, the session's or a view's own retry, changes it).
+    let connection: UInt64
 }
 
 /// Where a member's set belongs, as MySQL records it.
-public struct SetPlacement: Sendable, Hashable {
+package struct SetPlacement: Sendable, Hashable {
     /// Their shard in the directory (`member_shards`).
-    public var assigned: UInt32?
+    package var assigned: UInt32?
     /// The shard their generation is recorded on.
-    public var recorded: UInt32?
+    package var recorded: UInt32?
 
-    public init(assigned: UInt32? = nil, recorded: UInt32? = nil) {
+    package init(assigned: UInt32? = nil, recorded: UInt32? = nil) {
         self.assigned = assigned
         self.recorded = recorded
     }
@@ -54,7 +57,7 @@ extension StoreSession {
     /// rows remain (what a removal clears).
     /// - Throws: ``MemberStoreError/Code/corruptRow`` for a stored row (or
     ///   a published one) that breaks the rules.
-    public func jobState(of id: MemberID, publications: Bool) throws -> JobState {
+    package func jobState(of id: MemberID, publications: Bool) throws -> JobState {
         let survey = self.survey
         var current: Member?
         var failure: MemberValidationError?
@@ -111,28 +114,32 @@ extension StoreSession {
     /// Forgets a removed member's set in MySQL: their generation record and
     /// their directory row (two idempotent deletes, one visit). The caller
     /// clears the directory's cache (``ShardDirectory/forget(_:)``).
-    public func forgetSet(of id: MemberID) throws {
+    package func forgetSet(of id: MemberID) throws {
         try link.execute("DELETE FROM generations WHERE member_id = ?", [.uint(UInt64(id))])
         try link.execute("DELETE FROM member_shards WHERE member_id = ?", [.uint(UInt64(id))])
     }
 
     /// Takes member `id`'s publication lock (``PublishedStore/lock(_:wait:)``);
     /// nil when another session holds it.
-    public func lockPublication(of id: MemberID) throws -> PublicationLock? {
-        try publications.lock(id) ? PublicationLock(member: id, epoch: epoch) : nil
+    package func lockPublication(of id: MemberID) throws -> PublicationLock? {
+        try publications.lock(id) ? PublicationLock(member: id, epoch: epoch, connection: link.connectionID) : nil
     }
 
     /// Whether `lock` is still held: this session has not reconnected since
-    /// it was taken (a reconnect drops user locks). No round trip: checked
+    /// it was taken (a reconnect drops user locks), neither through its own
+    /// visits (the epoch) nor by a view retrying on its own (the server's
+    /// connection id, kept by the client: no round trip). Checked
     /// inside a visit, a connection that died unnoticed fails the visit's
     /// next statement, and when the visit runs again after reconnecting
     /// this answers false.
-    public func holds(_ lock: PublicationLock) -> Bool { lock.epoch == epoch }
+    package func holds(_ lock: PublicationLock) -> Bool {
+        lock.epoch == epoch && isOpen && link.connectionID == lock.connection
+    }
 
     /// Where each of `members` is placed: the directory's shard and the
     /// shard their generation is recorded on, either nil when none (the set
     /// audit's test for orphan sets). One statement per 1000 members.
-    public func placements(of members: [MemberID]) throws -> [MemberID: SetPlacement] {
+    package func placements(of members: [MemberID]) throws -> [MemberID: SetPlacement] {
         var found: [MemberID: SetPlacement] = [:]
         try forEachPaddedChunk(of: members) { chunk in
             let sql = inListSQL("SELECT member_id, shard_id, 0 FROM member_shards WHERE member_id IN", count: chunk.count)

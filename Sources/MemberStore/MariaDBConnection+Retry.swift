@@ -3,13 +3,17 @@ import MariaDBClient
 
 
 /// One retry the helper is about to make, for logs and progress lines.
-public struct RetryEvent: Sendable {
+package struct RetryEvent: Sendable {
     /// 1 for the first retry.
-    public let attempt: Int
+    package let attempt: Int
     /// How long it waits before trying again.
-    public let delay: Duration
+    package let delay: Duration
     /// What failed (redacted: no member data).
-    public let error: MariaDBError
+    package let error: MariaDBError
+
+    /// What failed, in words (the client's message: no SQL, no member data),
+    /// for callers that do not speak the client's error type.
+    package var reason: String { error.message }
 }
 
 extension MariaDBConnection {
@@ -27,7 +31,7 @@ extension MariaDBConnection {
     ///   ``MemberStoreError/Code/unavailable`` (wrapping the last database
     ///   error) when the policy's time budget runs out.
     @discardableResult
-    public func withRetry<Result>(
+    package func withRetry<Result>(
         policy: RetryPolicy = .default,
         onRetry: (RetryEvent) -> Void = { _ in },
         sleep: (Duration) -> Void = sleepThread,

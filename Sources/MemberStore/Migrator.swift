@@ -13,7 +13,7 @@ import MariaDBClient
 /// `kindred.migrate`: user locks are server-wide, and two Kindred databases
 /// on one server (tests, staging) must not wait on each other; hashing keeps
 /// the name within MySQL's 64-character limit.
-public enum Migrator {
+package enum Migrator {
     /// The user lock's name for the connection's current database.
     static let lockSQL = "SELECT GET_LOCK(CONCAT('kindred.migrate:', MD5(DATABASE())), ?)"
     static let unlockSQL = "SELECT RELEASE_LOCK(CONCAT('kindred.migrate:', MD5(DATABASE())))"

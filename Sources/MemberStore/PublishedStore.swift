@@ -4,17 +4,17 @@ import Scoring
 
 /// One record of a member that other members' sets may reflect
 /// (``PublishedStore``).
-public struct PublishedRecord: Sendable, Hashable {
+package struct PublishedRecord: Sendable, Hashable {
     /// The record's answers version; 0 for the tombstone of a deleted member.
-    public var version: UInt64
+    package var version: UInt64
     /// The record (nil for a tombstone). `lastActive` is not kept.
-    public var member: Member?
+    package var member: Member?
     /// When a publication of this record finished: every set's entry for
     /// the member agreed with it then. nil: an intent, a publication that
     /// started and may have placed only some entries.
-    public var settledAt: ServerTime?
+    package var settledAt: ServerTime?
 
-    public init(version: UInt64, member: Member?, settledAt: ServerTime?) {
+    package init(version: UInt64, member: Member?, settledAt: ServerTime?) {
         self.version = version
         self.member = member
         self.settledAt = settledAt
@@ -22,18 +22,18 @@ public struct PublishedRecord: Sendable, Hashable {
 }
 
 /// A member as stored now, with what other members' sets may hold of them.
-public struct PublicationState: Sendable {
-    public var id: MemberID
+package struct PublicationState: Sendable {
+    package var id: MemberID
     /// The live record; nil when the member is deleted or unknown.
-    public var current: Member?
+    package var current: Member?
     /// The live record's answers version (0 when none).
-    public var currentVersion: UInt64
+    package var currentVersion: UInt64
     /// When the member's row last changed (server clock); nil when unknown.
-    public var changedAt: ServerTime?
+    package var changedAt: ServerTime?
     /// Every published record (settled ones, intents, a tombstone).
-    public var records: [PublishedRecord]
+    package var records: [PublishedRecord]
 
-    public init(id: MemberID, current: Member?, currentVersion: UInt64, changedAt: ServerTime?, records: [PublishedRecord]) {
+    package init(id: MemberID, current: Member?, currentVersion: UInt64, changedAt: ServerTime?, records: [PublishedRecord]) {
         self.id = id
         self.current = current
         self.currentVersion = currentVersion
@@ -44,7 +44,7 @@ public struct PublicationState: Sendable {
     /// Whether other members' sets may disagree with the member as stored:
     /// a live member whose only record is not their current one, settled;
     /// a deleted one with any record but a tombstone.
-    public var needsPublication: Bool {
+    package var needsPublication: Bool {
         if current != nil {
             return !(records.count == 1 && records[0].version == currentVersion && records[0].settledAt != nil)
         }
@@ -52,13 +52,13 @@ public struct PublicationState: Sendable {
     }
 
     /// The records whose entries may stand in sets (tombstones excluded).
-    public var standing: [PublishedRecord] { records.filter { $0.version != 0 && $0.member != nil } }
+    package var standing: [PublishedRecord] { records.filter { $0.version != 0 && $0.member != nil } }
 
     /// Sets whose scan covered this time agree with the member already: the
     /// later of the row's last change and the last settled publication.
     /// With an intent (a publication interrupted at an unknown point) no
     /// time is safe and this is nil.
-    public var agreedBy: ServerTime? {
+    package var agreedBy: ServerTime? {
         if records.contains(where: { $0.settledAt == nil }) { return nil }
         return ([changedAt].compactMap { $0 } + records.compactMap(\.settledAt)).max()
     }
@@ -78,9 +78,9 @@ public struct PublicationState: Sendable {
 ///
 /// Threads: as ``MemberRepository``, one thread per connection. The lock is
 /// the connection's (`GET_LOCK`): it dies with the session.
-public struct PublishedStore {
+package struct PublishedStore {
     @_spi(Testing) public let connection: MariaDBConnection
-    public let survey: Survey
+    package let survey: Survey
 
     @_spi(Testing) public init(connection: MariaDBConnection, survey: Survey) {
         self.connection = connection
@@ -90,18 +90,18 @@ public struct PublishedStore {
     /// Takes the member's publication lock, waiting up to `wait`; false
     /// when another session holds it (another publication of this member
     /// is running: the caller tries again later).
-    public func lock(_ id: MemberID, wait: Duration = .zero) throws -> Bool {
+    package func lock(_ id: MemberID, wait: Duration = .zero) throws -> Bool {
         let seconds = wait.inSeconds
         return try connection.query("SELECT GET_LOCK(\(Self.lockName), ?)", [.uint(UInt64(id)), .double(seconds)]).first?.int(0) == 1
     }
 
     /// Whether this session still holds the member's lock (a reconnect
     /// after MySQL restarted loses it).
-    public func holdsLock(_ id: MemberID) throws -> Bool {
+    package func holdsLock(_ id: MemberID) throws -> Bool {
         try connection.query("SELECT IS_USED_LOCK(\(Self.lockName)) = CONNECTION_ID()", [.uint(UInt64(id))]).first?.int(0) == 1
     }
 
-    public func unlock(_ id: MemberID) throws {
+    package func unlock(_ id: MemberID) throws {
         _ = try connection.query("SELECT RELEASE_LOCK(\(Self.lockName))", [.uint(UInt64(id))])
     }
 
@@ -113,7 +113,7 @@ public struct PublishedStore {
     /// The member's current record and published records.
     /// - Throws: ``MemberStoreError/Code/corruptRow`` for a stored row (or a
     ///   published one) that breaks the rules.
-    public func state(of id: MemberID) throws -> PublicationState {
+    package func state(of id: MemberID) throws -> PublicationState {
         let current = try MemberRepository(connection: connection, survey: survey).member(id)
         let row = try connection.query(
             "SELECT answers_version, CAST(changed_at AS CHAR) FROM members WHERE id = ?", [.uint(UInt64(id))]
@@ -126,7 +126,7 @@ public struct PublishedStore {
     /// The member's published records, by answers version.
     /// - Throws: ``MemberStoreError/Code/corruptRow`` for a published record
     ///   that breaks the rules.
-    public func records(of id: MemberID) throws -> [PublishedRecord] {
+    package func records(of id: MemberID) throws -> [PublishedRecord] {
         var records: [PublishedRecord] = []
         var failure: MemberValidationError?
         try connection.forEachRow(
@@ -154,7 +154,7 @@ public struct PublishedStore {
 
     /// Records `member` as an intent (unless that version is recorded
     /// already): from now on its entries may stand in sets.
-    public func recordIntent(_ member: Member) throws {
+    package func recordIntent(_ member: Member) throws {
         let packed = PackedMember(member, questions: survey.questionCount)
         try connection.execute(
             """
@@ -166,7 +166,7 @@ public struct PublishedStore {
     /// Every set agrees with `current` now: the other records are dropped
     /// and this one is stamped settled; for a deleted member (`current`
     /// nil) only a tombstone stays, stamped with the time.
-    public func settle(_ id: MemberID, current: Member?) throws {
+    package func settle(_ id: MemberID, current: Member?) throws {
         try connection.transaction { connection in
             if let current {
                 let packed = PackedMember(current, questions: survey.questionCount)
@@ -190,7 +190,7 @@ public struct PublishedStore {
     /// Members whose publication is due, ascending after `after`: live
     /// members without their current record settled (or with other records
     /// standing), and deleted members with a record standing.
-    public func needingPublication(after: MemberID = 0, limit: Int = 10_000) throws -> [MemberID] {
+    package func needingPublication(after: MemberID = 0, limit: Int = 10_000) throws -> [MemberID] {
         var ids: [MemberID] = []
         try connection.forEachRow(
             """
@@ -207,7 +207,7 @@ public struct PublishedStore {
     }
 
     /// Which of `ids` have a publication due (as ``needingPublication(after:limit:)``).
-    public func pendingPublication(among ids: [MemberID]) throws -> Set<MemberID> {
+    package func pendingPublication(among ids: [MemberID]) throws -> Set<MemberID> {
         var pending = Set<MemberID>()
         try forEachPaddedChunk(of: ids) { chunk in
             try connection.forEachRow(
@@ -230,7 +230,7 @@ public struct PublishedStore {
     /// ranks them as they are). Returns how many. For a population imported
     /// before its sets were built, this is everyone, in one statement per
     /// `limit` members.
-    public func settleUnpublished(changedBefore before: ServerTime, limit: Int = 10_000) throws -> Int {
+    package func settleUnpublished(changedBefore before: ServerTime, limit: Int = 10_000) throws -> Int {
         try connection.execute("SET SESSION group_concat_max_len = 1073741824")
         return Int(
             try connection.execute(
@@ -255,7 +255,7 @@ public struct PublishedStore {
     /// every change before its record), `limit` per statement. With
     /// `tombstoneAge`, first drops the tombstones settled longer ago than
     /// that (by the server's clock). Returns how many were settled.
-    public func settleAllUnpublished(forgettingTombstonesOlderThan tombstoneAge: Duration? = nil, limit: Int = 10_000) throws -> Int {
+    package func settleAllUnpublished(forgettingTombstonesOlderThan tombstoneAge: Duration? = nil, limit: Int = 10_000) throws -> Int {
         var now: ServerTime?
         if let tombstoneAge {
             let time = try connection.serverTime()
@@ -273,7 +273,7 @@ public struct PublishedStore {
 
     /// The oldest coverage of any stored set (sets from before migration 5
     /// count as covering nothing); nil when no set is recorded.
-    public func oldestCoverage() throws -> ServerTime? {
+    package func oldestCoverage() throws -> ServerTime? {
         let row = try connection.query(
             "SELECT CAST(MIN(COALESCE(covered_at, '1970-01-01 00:00:00.000000')) AS CHAR) FROM generations").first
         return row?.string(0).flatMap(ServerTime.init)
@@ -281,7 +281,7 @@ public struct PublishedStore {
 
     /// Drops the tombstones of removals settled before `before`.
     @discardableResult
-    public func forgetTombstones(settledBefore before: ServerTime) throws -> Int {
+    package func forgetTombstones(settledBefore before: ServerTime) throws -> Int {
         Int(
             try connection.execute(
                 "DELETE FROM published WHERE answers_version = 0 AND settled_at < CAST(? AS DATETIME(6))",

@@ -5,15 +5,15 @@ import KindredSupport
 /// ``giveUpAfter`` since the first failure of one operation (the last delay
 /// clipped to that deadline). The settings of a ``backoff``, which does
 /// the arithmetic.
-public struct RetryPolicy: Sendable, Hashable {
-    public var initialDelay: Duration
-    public var maximumDelay: Duration
-    public var multiplier: Double
+package struct RetryPolicy: Sendable, Hashable {
+    package var initialDelay: Duration
+    package var maximumDelay: Duration
+    package var multiplier: Double
     /// The time budget from the first failure; when it runs out the
     /// operation fails with ``MemberStoreError/Code/unavailable``.
-    public var giveUpAfter: Duration
+    package var giveUpAfter: Duration
 
-    public init(
+    package init(
         initialDelay: Duration = .milliseconds(100), maximumDelay: Duration = .seconds(5), multiplier: Double = 2,
         giveUpAfter: Duration = .seconds(60)
     ) {
@@ -26,13 +26,13 @@ public struct RetryPolicy: Sendable, Hashable {
 
     /// 0.1 s doubling to 5 s, for a minute: rides out a MySQL restart or a
     /// failover without hiding an outage.
-    public static let `default` = RetryPolicy()
+    package static let `default` = RetryPolicy()
 
     /// No retry at all: the first failure is the answer.
-    public static let never = RetryPolicy(giveUpAfter: .zero)
+    package static let never = RetryPolicy(giveUpAfter: .zero)
 
     /// The backoff these settings describe.
-    public var backoff: BackoffPolicy {
+    package var backoff: BackoffPolicy {
         BackoffPolicy(
             initialDelay: initialDelay, maximumDelay: maximumDelay, multiplier: multiplier, budget: giveUpAfter,
             budgetRule: .clipLastDelay)

@@ -4,12 +4,12 @@ import Scoring
 import Synchronization
 
 /// An active shard's share of the directory, as the picker sees it.
-public struct ShardLoad: Sendable, Hashable {
-    public var id: UInt32
-    public var weight: Int
-    public var assigned: Int
+package struct ShardLoad: Sendable, Hashable {
+    package var id: UInt32
+    package var weight: Int
+    package var assigned: Int
 
-    public init(id: UInt32, weight: Int, assigned: Int) {
+    package init(id: UInt32, weight: Int, assigned: Int) {
         self.id = id
         self.weight = weight
         self.assigned = assigned
@@ -20,8 +20,8 @@ public struct ShardLoad: Sendable, Hashable {
 /// for its weight, i.e. the lowest `assigned / weight` (compared exactly,
 /// by cross-multiplying), ties going to the lowest id. Pure; the caller
 /// passes only active shards.
-public enum ShardPicker {
-    public static func pick(_ loads: [ShardLoad]) -> UInt32? {
+package enum ShardPicker {
+    package static func pick(_ loads: [ShardLoad]) -> UInt32? {
         var best: ShardLoad?
         for load in loads where load.weight > 0 {
             guard let current = best else {
@@ -66,10 +66,10 @@ public enum ShardPicker {
 /// ``StoreSession`` (with the retry helper), so one thread's slow statement
 /// or retry sleep never holds up another thread's look-up. Cache hits take
 /// only a short lock, never held across a MySQL call.
-public final class ShardDirectory: Sendable {
-    public let retry: RetryPolicy
-    public let loadRefreshInterval: Duration
-    public let cacheCapacity: Int
+package final class ShardDirectory: Sendable {
+    package let retry: RetryPolicy
+    package let loadRefreshInterval: Duration
+    package let cacheCapacity: Int
 
     private struct State {
         var cache: [MemberID: UInt32] = [:]
@@ -77,6 +77,9 @@ public final class ShardDirectory: Sendable {
         var unassigned: [MemberID: ContinuousClock.Instant] = [:]
         var loads: [ShardLoad] = []
         var loadsReadAt: ContinuousClock.Instant?
+        /// Raised each time `loads` is replaced by a fresh read: a pick is taken
+        /// back only from the counts it was added to.
+        var loadsEpoch = 0
     }
     /// The caches, each touched only under this lock, never held across a
     /// MySQL call.
@@ -84,10 +87,10 @@ public final class ShardDirectory: Sendable {
     /// How long "has no shard" is trusted by ``cachedShard(of:)``. A `let`:
     /// the directory is shared between threads, and its lock guards only
     /// the caches.
-    public let unassignedTTL: Duration
+    package let unassignedTTL: Duration
     private let clock = ContinuousClock()
 
-    public init(
+    package init(
         retry: RetryPolicy = RetryPolicy(giveUpAfter: .seconds(5)),
         loadRefreshInterval: Duration = .seconds(5),
         cacheCapacity: Int = 1_000_000,
@@ -101,10 +104,10 @@ public final class ShardDirectory: Sendable {
 
     /// Members whose shard the cache holds: what a reader can still find
     /// while MySQL is unreachable (the web backend's readiness).
-    public var cachedAssignments: Int { state.withLock { $0.cache.count } }
+    package var cachedAssignments: Int { state.withLock { $0.cache.count } }
 
     /// The member's shard, or `nil` when they have none.
-    public func shard(of member: MemberID, in session: StoreSession) throws -> UInt32? {
+    package func shard(of member: MemberID, in session: StoreSession) throws -> UInt32? {
         if let cached = state.withLock({ $0.cache[member] }) { return cached }
         let shard = try session.withRetry(policy: retry) { session in
             try Self.storedShard(of: member, on: session.link)
@@ -120,7 +123,7 @@ public final class ShardDirectory: Sendable {
     /// this one cached them (`kindred evict`, a deletion), and a set written
     /// to the cached shard would then have no row in the directory.
     /// - Throws: ``MemberStoreError/Code/noActiveShard`` when no shard is active.
-    public func assign(_ member: MemberID, in session: StoreSession) throws -> UInt32 {
+    package func assign(_ member: MemberID, in session: StoreSession) throws -> UInt32 {
         let shard = try session.withRetry(policy: retry) { session in
             let connection = session.link
             if let existing = try Self.storedShard(of: member, on: connection) { return existing }
@@ -128,7 +131,7 @@ public final class ShardDirectory: Sendable {
                 _ = try currentLoads(on: connection, forceReload: attempt > 0)
                 // Picked and counted in one step: threads assigning at once (each on its own
                 // session) see each other's picks and stay near the weights.
-                guard let choice = reservePick() else {
+                guard let (choice, epoch) = reservePick() else {
                     if attempt == 0 { continue }  // the cached view may predate a shard's activation
                     break
                 }
@@ -141,12 +144,12 @@ public final class ShardDirectory: Sendable {
                         """, [.uint(UInt64(member)), .uint(UInt64(choice))]
                     ).affectedRows
                 } catch {
-                    countAssignment(to: choice, by: -1)
+                    takeBack(choice, epoch)
                     throw error
                 }
                 // Nothing written: another thread or process assigned the member first, or the
                 // shard stopped being active.
-                if inserted == 0 { countAssignment(to: choice, by: -1) }
+                if inserted == 0 { takeBack(choice, epoch) }
                 if let stored = try Self.storedShard(of: member, on: connection) {
                     return stored
                 }
@@ -160,7 +163,7 @@ public final class ShardDirectory: Sendable {
 
     /// Removes the member's assignment (after the score store removed their
     /// set): their next ``assign(_:in:)`` picks a shard afresh.
-    public func release(_ member: MemberID, in session: StoreSession) throws {
+    package func release(_ member: MemberID, in session: StoreSession) throws {
         try session.withRetry(policy: retry) { session in
             try session.link.execute("DELETE FROM member_shards WHERE member_id = ?", [.uint(UInt64(member))])
         }
@@ -171,7 +174,7 @@ public final class ShardDirectory: Sendable {
     }
 
     /// Members assigned to `shard`, ascending, after `after`, at most `limit`.
-    public func members(onShard shard: UInt32, after: MemberID = 0, limit: Int = 10_000, in session: StoreSession) throws -> [MemberID] {
+    package func members(onShard shard: UInt32, after: MemberID = 0, limit: Int = 10_000, in session: StoreSession) throws -> [MemberID] {
         try session.withRetry(policy: retry) { session in
             try session.link.query(
                 "SELECT member_id FROM member_shards WHERE shard_id = ? AND member_id > ? ORDER BY member_id LIMIT ?",
@@ -182,7 +185,7 @@ public final class ShardDirectory: Sendable {
 
     /// Reads the active shards and their counts from MySQL now, instead of
     /// waiting for ``loadRefreshInterval`` (after adding or draining a shard).
-    public func reloadShards(in session: StoreSession) throws {
+    package func reloadShards(in session: StoreSession) throws {
         _ = try session.withRetry(policy: retry) { session in
             try currentLoads(on: session.link, forceReload: true)
         }
@@ -190,7 +193,7 @@ public final class ShardDirectory: Sendable {
 
     /// Takes what a read of `member_shards` made elsewhere found (a job's
     /// one-visit read): their shard, or none.
-    public func learned(_ member: MemberID, shard: UInt32?) {
+    package func learned(_ member: MemberID, shard: UInt32?) {
         if let shard {
             remember(member, shard)
         } else {
@@ -201,7 +204,7 @@ public final class ShardDirectory: Sendable {
     /// Forgets what the cache knows of `member` (their assignment may have
     /// been released by another process: an eviction, a deletion), so the
     /// next look-up asks MySQL.
-    public func forget(_ member: MemberID) {
+    package func forget(_ member: MemberID) {
         state.withLock { state in
             state.cache[member] = nil
             state.unassigned[member] = nil
@@ -210,7 +213,7 @@ public final class ShardDirectory: Sendable {
     }
 
     /// Forgets every cached member-to-shard entry.
-    public func clearCache() {
+    package func clearCache() {
         state.withLock { state in
             state.cache.removeAll()
             state.unassigned.removeAll()
@@ -224,7 +227,7 @@ public final class ShardDirectory: Sendable {
     ///
     /// Cost: one query per 1000 unknown members (a job's 5000 matches are
     /// mostly cached after the first few jobs).
-    public func prefetch(_ members: some Collection<MemberID>, in session: StoreSession) throws {
+    package func prefetch(_ members: some Collection<MemberID>, in session: StoreSession) throws {
         let now = clock.now
         let unknown = state.withLock { state -> [MemberID] in
             members.filter { state.cache[$0] == nil && (state.unassigned[$0].map { $0 <= now } ?? true) }
@@ -255,7 +258,7 @@ public final class ShardDirectory: Sendable {
 
     /// The member's shard if the cache knows it; nil when unknown or known to
     /// have none. Never touches MySQL (call ``prefetch(_:in:)`` first).
-    public func cachedShard(of member: MemberID) -> UInt32? {
+    package func cachedShard(of member: MemberID) -> UInt32? {
         state.withLock { $0.cache[member] }
     }
 
@@ -269,19 +272,22 @@ public final class ShardDirectory: Sendable {
         }
     }
 
-    private func countAssignment(to shard: UInt32, by change: Int) {
+    /// Takes back a pick whose write did not happen, unless the loads were
+    /// read again since (the fresh counts never held it).
+    private func takeBack(_ shard: UInt32, _ epoch: Int) {
         state.withLock { state in
-            if let index = state.loads.firstIndex(where: { $0.id == shard }) { state.loads[index].assigned = max(0, state.loads[index].assigned + change) }
+            guard state.loadsEpoch == epoch, let index = state.loads.firstIndex(where: { $0.id == shard }) else { return }
+            state.loads[index].assigned = max(0, state.loads[index].assigned - 1)
         }
     }
 
     /// Picks the shard for a new member from the loads in hand and counts
     /// the member on it at once (undone when the write does not happen).
-    private func reservePick() -> UInt32? {
+    private func reservePick() -> (shard: UInt32, epoch: Int)? {
         state.withLock { state in
             guard let choice = ShardPicker.pick(state.loads) else { return nil }
             if let index = state.loads.firstIndex(where: { $0.id == choice }) { state.loads[index].assigned += 1 }
-            return choice
+            return (choice, state.loadsEpoch)
         }
     }
 
@@ -307,6 +313,7 @@ public final class ShardDirectory: Sendable {
         state.withLock { state in
             state.loads = fresh
             state.loadsReadAt = now
+            state.loadsEpoch &+= 1
         }
         return fresh
     }

@@ -5,22 +5,22 @@ import Scoring
 /// What a ``StoreSession`` needs to open (and reopen) its connection: where
 /// MySQL is, how long a visit retries while MySQL is unreachable, and the
 /// survey the member rows are laid out for (when the caller knows it).
-public struct StoreConfiguration: Sendable {
-    public var mysql: MariaDBConnection.Configuration
+package struct StoreConfiguration: Sendable {
+    package var mysql: MariaDBConnection.Configuration
     /// The retry budget of ``StoreSession/withRetry(policy:onRetry:_:)``.
-    public var retry: RetryPolicy
+    package var retry: RetryPolicy
     /// The stored survey; ``StoreSession/members`` and
     /// ``StoreSession/publications`` need it.
-    public var survey: Survey?
+    package var survey: Survey?
 
-    public init(mysql: MariaDBConnection.Configuration, retry: RetryPolicy = .default, survey: Survey? = nil) {
+    package init(mysql: MariaDBConnection.Configuration, retry: RetryPolicy = .default, survey: Survey? = nil) {
         self.mysql = mysql
         self.retry = retry
         self.survey = survey
     }
 
     /// The same with `timeout` to connect, read and write (probes).
-    public func withTimeouts(_ timeout: Duration) -> StoreConfiguration {
+    package func withTimeouts(_ timeout: Duration) -> StoreConfiguration {
         var configuration = self
         configuration.mysql.connectTimeout = timeout
         configuration.mysql.readTimeout = timeout
@@ -45,19 +45,19 @@ public struct StoreConfiguration: Sendable {
 /// Threads: not thread-safe, and not `Sendable`: a session is made on the
 /// thread that uses it (the executor running that thread makes it) and
 /// never crosses to another. Two threads never share a connection.
-public final class StoreSession {
-    public let configuration: StoreConfiguration
+package final class StoreSession {
+    package let configuration: StoreConfiguration
     private var connection: MariaDBConnection?
     /// +1 on every (re)connect: user locks (`GET_LOCK`) belong to one
     /// server session, and a lock taken at another epoch is gone (the
     /// client never reconnects silently).
-    public private(set) var epoch = 0
+    package private(set) var epoch = 0
     /// False for a session over a connection the caller passed in (and
     /// still uses): its deinit leaves that connection open.
     private let ownsConnection: Bool
 
     /// A session that connects on first use.
-    public init(_ configuration: StoreConfiguration) {
+    package init(_ configuration: StoreConfiguration) {
         self.configuration = configuration
         ownsConnection = true
     }
@@ -76,7 +76,7 @@ public final class StoreSession {
     /// unreachable, up to `timeout` (a program's start, a run's first
     /// visit). Any other failure (access denied, no such database) is
     /// thrown at once.
-    public static func connect(
+    package static func connect(
         _ configuration: StoreConfiguration, waitingUpTo timeout: Duration = .zero,
         onRetry: (RetryEvent) -> Void = { _ in }
     ) throws -> StoreSession {
@@ -87,13 +87,13 @@ public final class StoreSession {
 
     /// A session connected now to the server `url` names
     /// (`mysql://USER:PASSWORD@HOST:PORT/DATABASE`), with the default retry budget.
-    public static func connect(url: String) throws -> StoreSession {
+    package static func connect(url: String) throws -> StoreSession {
         try connect(StoreConfiguration(mysql: try MariaDBConnection.Configuration(url: url)))
     }
 
     /// The survey this session's member views use.
     /// - Precondition: the configuration names one (or ``loadSurvey()`` ran).
-    public var survey: Survey {
+    package var survey: Survey {
         guard let survey = configuration.survey ?? loadedSurvey else {
             preconditionFailure("this store session has no survey: pass one in its StoreConfiguration")
         }
@@ -104,7 +104,7 @@ public final class StoreSession {
     /// Reads the stored survey and uses it for this session's member views.
     /// - Throws: ``MemberStoreError/Code/noSurvey`` before the first import.
     @discardableResult
-    public func loadSurvey() throws -> Survey {
+    package func loadSurvey() throws -> Survey {
         guard let survey = try SurveyStore.stored(open()) else {
             throw MemberStoreError(.noSurvey, "no survey stored yet: import a survey and members first")
         }
@@ -122,7 +122,7 @@ public final class StoreSession {
     ///   reached (at connect, or after the budget), or the first error that
     ///   is not retryable.
     @discardableResult
-    public func withRetry<Result>(
+    package func withRetry<Result>(
         policy: RetryPolicy? = nil, onRetry: (RetryEvent) -> Void = { _ in }, _ body: (StoreSession) throws -> Result
     ) throws -> Result {
         let connection = try open()
@@ -145,16 +145,16 @@ public final class StoreSession {
 
     /// Whether the server answers (`mysql_ping`, no SQL; reconnects once
     /// when the session has no connection).
-    public func ping() throws {
+    package func ping() throws {
         try open().ping()
     }
 
     /// Whether a connection is open (it may still be broken).
-    public var isOpen: Bool { connection != nil }
+    package var isOpen: Bool { connection != nil }
 
     /// Disconnects; the next use connects again. User locks the session
     /// held go with it.
-    public func close() {
+    package func close() {
         connection?.close()
         connection = nil
     }
@@ -206,53 +206,53 @@ public final class StoreSession {
 
 extension StoreSession {
     /// Members, answers, blocks (needs the survey).
-    public var members: MemberRepository { MemberRepository(connection: link, survey: survey) }
+    package var members: MemberRepository { MemberRepository(connection: link, survey: survey) }
     /// Published records and publication locks (needs the survey).
-    public var publications: PublishedStore { PublishedStore(connection: link, survey: survey) }
-    public var generations: GenerationStore { GenerationStore(connection: link) }
-    public var evictions: EvictionStore { EvictionStore(connection: link) }
+    package var publications: PublishedStore { PublishedStore(connection: link, survey: survey) }
+    package var generations: GenerationStore { GenerationStore(connection: link) }
+    package var evictions: EvictionStore { EvictionStore(connection: link) }
     /// The shard list.
-    public var shards: ShardCatalog { ShardCatalog(connection: link) }
+    package var shards: ShardCatalog { ShardCatalog(connection: link) }
     /// Backfill and evict runs.
-    public var runs: BackfillRunStore { BackfillRunStore(connection: link) }
+    package var runs: BackfillRunStore { BackfillRunStore(connection: link) }
 
-    public func snapshot(overlap: Duration = .seconds(10)) -> SnapshotLoader {
+    package func snapshot(overlap: Duration = .seconds(10)) -> SnapshotLoader {
         SnapshotLoader(connection: link, overlap: overlap)
     }
 
-    public func importer(options: Importer.Options = Importer.Options()) -> Importer {
+    package func importer(options: Importer.Options = Importer.Options()) -> Importer {
         Importer(connection: link, options: options)
     }
 
     /// The stored survey, nil before the first import.
-    public func storedSurvey() throws -> Survey? { try SurveyStore.stored(open()) }
+    package func storedSurvey() throws -> Survey? { try SurveyStore.stored(open()) }
 
     /// Stores `survey`; false when it equals the stored one.
-    public func storeSurvey(_ survey: Survey) throws -> Bool { try SurveyStore.store(survey, open()) }
+    package func storeSurvey(_ survey: Survey) throws -> Bool { try SurveyStore.store(survey, open()) }
 
     /// The member store's clock now.
-    public func serverTime() throws -> ServerTime { try open().serverTime() }
+    package func serverTime() throws -> ServerTime { try open().serverTime() }
 
     /// See ``Migrator/migrate(_:migrations:lockTimeout:)``.
     @discardableResult
-    public func migrate(migrations: [Migration] = Schema.migrations, lockTimeout: Duration = .seconds(60)) throws -> [Migration] {
+    package func migrate(migrations: [Migration] = Schema.migrations, lockTimeout: Duration = .seconds(60)) throws -> [Migration] {
         try Migrator.migrate(open(), migrations: migrations, lockTimeout: lockTimeout)
     }
 
     /// See ``Migrator/requireUpToDate(_:migrations:)``.
-    public func requireUpToDate(migrations: [Migration] = Schema.migrations) throws {
+    package func requireUpToDate(migrations: [Migration] = Schema.migrations) throws {
         try Migrator.requireUpToDate(open(), migrations: migrations)
     }
 
     /// See ``Migrator/appliedVersions(_:)``.
-    public func appliedVersions() throws -> [Int] { try Migrator.appliedVersions(open()) }
+    package func appliedVersions() throws -> [Int] { try Migrator.appliedVersions(open()) }
 }
 
 extension StoreSession {
     /// Whether `error` says the MySQL connection was lost (the same visit
     /// on a new connection may succeed), so callers above the store tell it
     /// apart without knowing the client's error type.
-    public static func isConnectionLost(_ error: any Error) -> Bool {
+    package static func isConnectionLost(_ error: any Error) -> Bool {
         (error as? MariaDBError)?.isConnectionLost == true
     }
 }

@@ -15,8 +15,8 @@ import ServiceLifecycle
 ///   `probe`'s, e.g. the worker's `WorkerProbe`, run on a thread of its own
 ///   since it blocks). Without a probe, 200.
 /// - `GET /healthz`: `ok`, kept for the probes configured before `/livez`.
-public enum MetricsServer {
-    public static func make(
+package enum MetricsServer {
+    package static func make(
         registry: PrometheusCollectorRegistry, host: String, port: Int, logger: Logger, probe: (@Sendable () -> (ready: Bool, json: String))? = nil,
         onServerRunning: (@Sendable (Int) async -> Void)? = nil
     ) -> any Service {

@@ -15,9 +15,9 @@ import Glibc
 /// Cost: a few small reads of `/proc` and a listing of `/proc/self/fd`,
 /// a blocking but memory-only kernel path: ``MetricsExposition`` runs it off
 /// the cooperative pool all the same.
-public enum ProcessMetrics {
+package enum ProcessMetrics {
     /// The families in the Prometheus text format.
-    public static func text() -> String {
+    package static func text() -> String {
         #if os(Linux)
         guard let sample = sample() else { return "" }
         var out = ""
@@ -38,18 +38,18 @@ public enum ProcessMetrics {
     }
 
     /// What `/proc` says of this process now.
-    public struct Sample: Sendable {
-        public var cpuSeconds: Double
-        public var residentBytes: Double
-        public var virtualBytes: Double
-        public var openFDs: Double
-        public var maxFDs: Double
-        public var startTime: Double
+    package struct Sample: Sendable {
+        package var cpuSeconds: Double
+        package var residentBytes: Double
+        package var virtualBytes: Double
+        package var openFDs: Double
+        package var maxFDs: Double
+        package var startTime: Double
     }
 
     /// Reads `/proc/self/stat`, `/proc/stat` (boot time), `/proc/self/fd`
     /// and the descriptor limit; nil when `/proc` cannot be read.
-    public static func sample() -> Sample? {
+    package static func sample() -> Sample? {
         #if os(Linux)
         guard let stat = try? String(contentsOfFile: "/proc/self/stat", encoding: .utf8),
             let close = stat.lastIndex(of: ")")
@@ -91,13 +91,13 @@ public enum ProcessMetrics {
 /// A program's `/metrics` answer: its registry's families (each with HELP
 /// and TYPE, ``HelpfulPrometheusFactory``) followed by the `process_*`
 /// families read at scrape time.
-public struct MetricsExposition: Sendable {
-    public let registry: PrometheusCollectorRegistry
+package struct MetricsExposition: Sendable {
+    package let registry: PrometheusCollectorRegistry
 
-    public init(registry: PrometheusCollectorRegistry) { self.registry = registry }
+    package init(registry: PrometheusCollectorRegistry) { self.registry = registry }
 
     /// The whole text. Blocking (reads `/proc`): call it off the cooperative pool.
-    public func text() -> [UInt8] {
+    package func text() -> [UInt8] {
         var bytes: [UInt8] = []
         registry.emit(into: &bytes)
         bytes.append(contentsOf: ProcessMetrics.text().utf8)
@@ -105,7 +105,7 @@ public struct MetricsExposition: Sendable {
     }
 
     /// The `GET /metrics` response, made on a thread of its own.
-    public func response() async throws -> Response {
+    package func response() async throws -> Response {
         let bytes = try await runOnThread(name: "kindred-metrics") { [self] in text() }
         var headers = HTTPFields()
         headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"

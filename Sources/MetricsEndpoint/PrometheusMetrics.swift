@@ -8,7 +8,7 @@ extension KindredMetrics {
     /// Metrics into a Prometheus registry, every family with its help text
     /// (``families``), with buckets that suit job latencies (1 ms ... 30 s),
     /// and `kindred_build_info`.
-    public static func prometheus(registry: PrometheusCollectorRegistry, program: MetricsProgram) -> KindredMetrics {
+    package static func prometheus(registry: PrometheusCollectorRegistry, program: MetricsProgram) -> KindredMetrics {
         var factory = HelpfulPrometheusFactory(registry: registry)
         factory.durationBuckets = [
             .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(20), .milliseconds(50),
@@ -33,49 +33,49 @@ extension KindredMetrics {
 /// A family's help is fixed at its first registration and the registry
 /// refuses a different one later, so every metric of a registry must come
 /// through this factory or carry the same help.
-public struct HelpfulPrometheusFactory: MetricsFactory {
-    public let registry: PrometheusCollectorRegistry
+package struct HelpfulPrometheusFactory: MetricsFactory {
+    package let registry: PrometheusCollectorRegistry
     /// The buckets of every timer's histogram.
-    public var durationBuckets: [Duration] = [.milliseconds(5), .milliseconds(50), .milliseconds(500), .seconds(5)]
+    package var durationBuckets: [Duration] = [.milliseconds(5), .milliseconds(50), .milliseconds(500), .seconds(5)]
     /// The buckets of every aggregating recorder's histogram.
-    public var valueBuckets: [Double] = [10, 100, 1_000, 10_000]
+    package var valueBuckets: [Double] = [10, 100, 1_000, 10_000]
 
-    public init(registry: PrometheusCollectorRegistry) { self.registry = registry }
+    package init(registry: PrometheusCollectorRegistry) { self.registry = registry }
 
     private func descriptor(_ label: String) -> MetricNameDescriptor {
         MetricNameDescriptor(metricName: label, unitName: "", helpText: KindredMetrics.help(label))
     }
 
-    public func makeCounter(label: String, dimensions: [(String, String)]) -> any CounterHandler {
+    package func makeCounter(label: String, dimensions: [(String, String)]) -> any CounterHandler {
         registry.makeCounter(descriptor: descriptor(label), labels: dimensions)
     }
 
-    public func makeFloatingPointCounter(label: String, dimensions: [(String, String)]) -> any FloatingPointCounterHandler {
+    package func makeFloatingPointCounter(label: String, dimensions: [(String, String)]) -> any FloatingPointCounterHandler {
         registry.makeCounter(descriptor: descriptor(label), labels: dimensions)
     }
 
-    public func makeRecorder(label: String, dimensions: [(String, String)], aggregate: Bool) -> any RecorderHandler {
+    package func makeRecorder(label: String, dimensions: [(String, String)], aggregate: Bool) -> any RecorderHandler {
         guard aggregate else { return registry.makeGauge(descriptor: descriptor(label), labels: dimensions) }
         return registry.makeValueHistogram(descriptor: descriptor(label), labels: dimensions, buckets: valueBuckets)
     }
 
-    public func makeMeter(label: String, dimensions: [(String, String)]) -> any MeterHandler {
+    package func makeMeter(label: String, dimensions: [(String, String)]) -> any MeterHandler {
         registry.makeGauge(descriptor: descriptor(label), labels: dimensions)
     }
 
-    public func makeTimer(label: String, dimensions: [(String, String)]) -> any TimerHandler {
+    package func makeTimer(label: String, dimensions: [(String, String)]) -> any TimerHandler {
         registry.makeDurationHistogram(descriptor: descriptor(label), labels: dimensions, buckets: durationBuckets)
     }
 
-    public func destroyCounter(_ handler: any CounterHandler) {
+    package func destroyCounter(_ handler: any CounterHandler) {
         if let counter = handler as? Prometheus.Counter { registry.unregisterCounter(counter) }
     }
 
-    public func destroyFloatingPointCounter(_ handler: any FloatingPointCounterHandler) {
+    package func destroyFloatingPointCounter(_ handler: any FloatingPointCounterHandler) {
         if let counter = handler as? Prometheus.Counter { registry.unregisterCounter(counter) }
     }
 
-    public func destroyRecorder(_ handler: any RecorderHandler) {
+    package func destroyRecorder(_ handler: any RecorderHandler) {
         switch handler {
         case let gauge as Prometheus.Gauge: registry.unregisterGauge(gauge)
         case let histogram as ValueHistogram: registry.unregisterValueHistogram(histogram)
@@ -83,11 +83,11 @@ public struct HelpfulPrometheusFactory: MetricsFactory {
         }
     }
 
-    public func destroyMeter(_ handler: any MeterHandler) {
+    package func destroyMeter(_ handler: any MeterHandler) {
         if let gauge = handler as? Prometheus.Gauge { registry.unregisterGauge(gauge) }
     }
 
-    public func destroyTimer(_ handler: any TimerHandler) {
+    package func destroyTimer(_ handler: any TimerHandler) {
         if let histogram = handler as? DurationHistogram { registry.unregisterDurationHistogram(histogram) }
     }
 }

@@ -30,7 +30,7 @@ import RedisClient
 /// Threading: thread-safe; its calls block (connects, backoff waits, pool
 /// waits) and must run on plain threads, never on Swift's cooperative pool.
 /// One lock guards the bookkeeping; no network call happens under it.
-public final class ShardConnectionManager: @unchecked Sendable {
+package final class ShardConnectionManager: @unchecked Sendable {
     // Why this is safe: every mutable property (`pools`, `reaperRunning`,
     // `closed`) and every `Pool` is only touched inside `locked(_:)`, that is
     // with `lock` held; a `Pool` reference leaves the lock only inside a
@@ -39,32 +39,32 @@ public final class ShardConnectionManager: @unchecked Sendable {
     // lock, used by that thread only, checked back in under the lock), and
     // `deinit` runs when no thread holds a reference.
 
-    public struct Configuration: Sendable {
-        public var connectTimeout: Duration = .seconds(1)
+    package struct Configuration: Sendable {
+        package var connectTimeout: Duration = .seconds(1)
         /// Bounds each read and write (nil: none). A timeout breaks the connection.
-        public var readTimeout: Duration? = .seconds(5)
+        package var readTimeout: Duration? = .seconds(5)
         /// `BUSY`/`LOADING` retry of single commands.
-        public var retry: RedisRetryPolicy = .default
-        public var maxConnectionsPerShard = 8
-        public var idleTimeout: Duration = .seconds(60)
+        package var retry: RedisRetryPolicy = .default
+        package var maxConnectionsPerShard = 8
+        package var idleTimeout: Duration = .seconds(60)
         /// How long a caller waits for a pooled connection when all are lent.
-        public var checkoutTimeout: Duration = .seconds(5)
+        package var checkoutTimeout: Duration = .seconds(5)
         /// The `CLIENT SETNAME` of every connection.
-        public var clientName = "kindred"
-        public var backoff = ReconnectBackoff.Configuration()
-        public var breaker = CircuitBreaker.Configuration()
+        package var clientName = "kindred"
+        package var backoff = ReconnectBackoff.Configuration()
+        package var breaker = CircuitBreaker.Configuration()
 
-        public init() {}
+        package init() {}
     }
 
     /// A shard's health, for metrics and `kindred shards list`.
-    public struct ShardHealth: Sendable, Hashable {
-        public var endpoint: ShardEndpoint
-        public var breaker: CircuitBreaker.State
-        public var consecutiveFailures: Int
+    package struct ShardHealth: Sendable, Hashable {
+        package var endpoint: ShardEndpoint
+        package var breaker: CircuitBreaker.State
+        package var consecutiveFailures: Int
         /// Connections open: lent plus idle.
-        public var openConnections: Int
-        public var idleConnections: Int
+        package var openConnections: Int
+        package var idleConnections: Int
     }
 
     private final class Pool {
@@ -90,7 +90,7 @@ public final class ShardConnectionManager: @unchecked Sendable {
         let trial: Bool
     }
 
-    public let configuration: Configuration
+    package let configuration: Configuration
     private let clock: @Sendable () -> ContinuousClock.Instant
     private let jitter: @Sendable () -> Double
     private let lock = Monitor(())
@@ -103,7 +103,7 @@ public final class ShardConnectionManager: @unchecked Sendable {
     ///   - clock: the current instant, for the breaker, backoff and idle
     ///     timeout (tests inject a fake one).
     ///   - jitter: a number in `0...1` per failed connect (tests inject a fixed one).
-    public init(
+    package init(
         shards: [ShardEndpoint],
         configuration: Configuration = Configuration(),
         clock: @escaping @Sendable () -> ContinuousClock.Instant = { ContinuousClock.now },
@@ -136,7 +136,7 @@ public final class ShardConnectionManager: @unchecked Sendable {
     // MARK: The shard list
 
     /// The shards known now, by id.
-    public var shards: [ShardEndpoint] {
+    package var shards: [ShardEndpoint] {
         locked { condition in pools.values.map(\.endpoint) }.sorted { $0.id < $1.id }
     }
 
@@ -144,7 +144,7 @@ public final class ShardConnectionManager: @unchecked Sendable {
     /// shards gone from the list, or whose address changed, have their idle
     /// connections closed, and their lent ones are closed when returned.
     /// Breaker and backoff state of unchanged shards is kept.
-    public func update(shards: [ShardEndpoint]) {
+    package func update(shards: [ShardEndpoint]) {
         var toClose: [ShardConnection] = []
         locked { condition in
             let wanted = Dictionary(shards.map { ($0.id, $0) }, uniquingKeysWith: { _, last in last })
@@ -172,7 +172,7 @@ public final class ShardConnectionManager: @unchecked Sendable {
     ///   ``ScoreStoreError/Code/timedOut`` (no connection free in time), or
     ///   what `body` throws. A transport failure thrown by `body` closes the
     ///   connection and counts against the shard's breaker.
-    public func withConnection<T>(
+    package func withConnection<T>(
         to shard: ShardID,
         _ body: (ShardConnection) throws(ScoreStoreError) -> T
     ) throws(ScoreStoreError) -> T {
@@ -202,7 +202,7 @@ public final class ShardConnectionManager: @unchecked Sendable {
     /// at once): a reported transport failure counts for the shard's
     /// breaker and the connection is not reused. No retry on a fresh
     /// connection: the caller decides what to do again.
-    public func withConnection<T>(
+    package func withConnection<T>(
         to shard: ShardID, reporting body: (ShardConnection) -> (T, ScoreStoreError?)
     ) throws(ScoreStoreError) -> T {
         let lease = try checkout(shard, fresh: false)
@@ -360,7 +360,7 @@ public final class ShardConnectionManager: @unchecked Sendable {
     /// Closes every connection that has been idle for the idle timeout.
     /// Returns how many it closed.
     @discardableResult
-    public func closeIdleConnections() -> Int {
+    package func closeIdleConnections() -> Int {
         let expired = locked { condition in takeExpiredIdle(now: clock(), condition) }
         for connection in expired { connection.close() }
         return expired.count
@@ -368,7 +368,7 @@ public final class ShardConnectionManager: @unchecked Sendable {
 
     /// Starts a thread that calls ``closeIdleConnections()`` every
     /// `interval` until ``close()``. Starting it twice does nothing.
-    public func startIdleReaper(every interval: Duration = .seconds(5)) {
+    package func startIdleReaper(every interval: Duration = .seconds(5)) {
         let start = locked { condition -> Bool in
             defer { reaperRunning = true }
             return !reaperRunning && !closed
@@ -389,7 +389,7 @@ public final class ShardConnectionManager: @unchecked Sendable {
     /// Closes every idle connection and stops the reaper; lent connections
     /// are closed as they come back. Using the manager afterwards is a
     /// programming error.
-    public func close() {
+    package func close() {
         let idle = locked { condition -> [ShardConnection] in
             closed = true
             var idle: [ShardConnection] = []
@@ -407,7 +407,7 @@ public final class ShardConnectionManager: @unchecked Sendable {
     // MARK: Health
 
     /// Each shard's breaker state and connection counts, by shard id.
-    public func health() -> [ShardID: ShardHealth] {
+    package func health() -> [ShardID: ShardHealth] {
         locked { condition in
             let now = clock()
             var result: [ShardID: ShardHealth] = [:]
@@ -424,7 +424,7 @@ public final class ShardConnectionManager: @unchecked Sendable {
     }
 
     /// The breaker state of `shard`; nil for an unknown shard.
-    public func breakerState(of shard: ShardID) -> CircuitBreaker.State? {
+    package func breakerState(of shard: ShardID) -> CircuitBreaker.State? {
         locked { condition in pools[shard].map { $0.breaker.state(at: clock()) } }
     }
 }

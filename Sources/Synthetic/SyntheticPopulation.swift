@@ -26,14 +26,14 @@ import Synchronization
 /// - about 2% block one to three ids (some of which do not exist);
 /// - last_active over the two years before `asOf`: about 40% within 90 days,
 ///   3% never active.
-public struct SyntheticPopulation: Sendable {
-    public let seed: UInt64
-    public let members: Int
-    public let survey: Survey
+package struct SyntheticPopulation: Sendable {
+    package let seed: UInt64
+    package let members: Int
+    package let survey: Survey
     /// The moment "now" for last_active; fixed so output is deterministic.
-    public let asOf: Int64
+    package let asOf: Int64
     /// Member ids are `firstID ..< firstID + members`.
-    public let firstID: MemberID
+    package let firstID: MemberID
 
     static let traitCount = 5
 
@@ -42,9 +42,9 @@ public struct SyntheticPopulation: Sendable {
     private let questionSign: [Double]
 
     /// 2026-11-01T00:00:00Z.
-    public static let defaultAsOf: Int64 = 1_793_491_200
+    package static let defaultAsOf: Int64 = 1_793_491_200
 
-    public init(members: Int, seed: UInt64, questions: Int = 100, asOf: Int64 = defaultAsOf, firstID: MemberID = 1) {
+    package init(members: Int, seed: UInt64, questions: Int = 100, asOf: Int64 = defaultAsOf, firstID: MemberID = 1) {
         precondition(members >= 0 && questions >= 1 && questions <= 512)
         self.seed = seed
         self.members = members
@@ -65,7 +65,7 @@ public struct SyntheticPopulation: Sendable {
     }
 
     /// Member number `index` (0-based).
-    public func member(_ index: Int) -> Member {
+    package func member(_ index: Int) -> Member {
         var rng = SplitMix64(seed: seed, stream: UInt64(index))
         let id = firstID + MemberID(index)
 
@@ -148,7 +148,7 @@ public struct SyntheticPopulation: Sendable {
     /// members are generated on every core while a serial queue writes the
     /// previous round, in order; at most two rounds are in memory. `progress`
     /// is called with the number of members handed to the writer so far.
-    public func write(to directory: String, progress: (Int) -> Void = { _ in }) throws(FileError) {
+    package func write(to directory: String, progress: (Int) -> Void = { _ in }) throws(FileError) {
         let surveyFile = try FileWriter(path: directory + "/survey.json")
         try surveyFile.write(SurveyFormat.encode(survey))
         try surveyFile.commit()
@@ -184,7 +184,7 @@ public struct SyntheticPopulation: Sendable {
 private final class OrderedOutput: Sendable {
     /// Used only on `queue` (the lock is never contended; it proves that).
     private let file: Mutex<FileWriter>
-    private let queue = DispatchQueue(label: "kindred.generate.writer")
+    private let queue = DispatchQueue(label: "kindred.synthesize.writer")
     private let slots = DispatchSemaphore(value: 2)
     /// A lock of its own, so that `enqueue`'s check does not wait for a write.
     private let error = Mutex<FileError?>(nil)

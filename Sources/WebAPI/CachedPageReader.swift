@@ -38,19 +38,19 @@ struct CachedPageReader: Sendable {
     let core: GenerationCore
     let cache: RankedSetCache
     let deletions: DeletionFilter
-    let stamps: StampCache
+    let answersVersions: AnswersVersionCache
 
     func read(_ requests: [PageRequest], _ thread: IOThread) -> [CachedRead] {
         // Asked after every request of the batch arrived: a deletion answered
         // before any of them is seen, as on the full path.
         let pending = deletions.begin(thread)
-        var stampOf = [String?](repeating: nil, count: requests.count)
+        var answersVersionOf = [String?](repeating: nil, count: requests.count)
         var byShard: [UInt32: [Int]] = [:]
         for (index, request) in requests.enumerated() {
-            guard let stamp = stamps.snapshotStamp(of: request.member, core),
+            guard let answersVersion = answersVersions.snapshotAnswersVersion(of: request.member, core),
                 let shard = core.directory.cachedShard(of: request.member)
             else { continue }
-            stampOf[index] = stamp
+            answersVersionOf[index] = answersVersion
             byShard[shard, default: []].append(index)
         }
         var reads = [ScoreStore.MetaRead?](repeating: nil, count: requests.count)
@@ -73,7 +73,7 @@ struct CachedPageReader: Sendable {
         return requests.indices.map { index -> CachedRead in
             let request = requests[index]
             if marks.isDeleted(request.member) { return .deleted }
-            guard let meta = reads[index]?.meta, meta.stamp == stampOf[index] else { return .fullPath }
+            guard let meta = reads[index]?.meta, meta.answersVersion == answersVersionOf[index] else { return .fullPath }
             let ranked: [UInt64]
             if let cached = cache.lookup(request.member, shard: shardOf[index], meta: meta, countingMiss: false) {
                 ranked = cached.ranked

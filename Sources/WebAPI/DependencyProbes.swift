@@ -51,17 +51,14 @@ final class DependencyProbes: Sendable {
         self.core = core
         self.settings = settings
         let configuration = core.sessions.store.withTimeouts(settings.mysqlTimeout)
-        // The probe's own session, used by one check at a time (SharedCheck
-        // runs one at a time, each on a new thread, handing over under its lock).
-        let database = KeptConnection<StoreSession>(
-            timeout: settings.mysqlTimeout,
+        // Each check opens its own session on its thread and closes it.
+        let database = ConnectionCheck<StoreSession>(
             open: { try StoreSession.connect(configuration) },
             check: { try $0.ping() },
             close: { $0.close() })
         mysql = SharedCheck(name: "probe-mysql") { database.check() }
         let address = core.sessions.queue
-        let redis = KeptConnection<QueueConnection>(
-            timeout: settings.redisReadTimeout,
+        let redis = ConnectionCheck<QueueConnection>(
             open: {
                 guard let address else { throw QueueError.unexpectedReply("this program has no queue configured") }
                 return try Self.connect(address, settings)
@@ -105,15 +102,13 @@ final class DependencyProbes: Sendable {
         if endpoint.isCluster {
             // The marker's master answers (a cluster shard answers its reads when each slot's does;
             // the store's own breaker covers the rest).
-            let connection = KeptConnection<ClusterConnection>(
-                timeout: settings.redisReadTimeout,
+            let connection = ConnectionCheck<ClusterConnection>(
                 open: { Self.connectCluster(endpoint.address, settings) },
                 check: { _ = try $0.send(["GET", markerKey], key: markerKey).checked(context: endpoint.description) },
                 close: { $0.close() })
             check = { connection.check() }
         } else {
-            let connection = KeptConnection<RedisConnection>(
-                timeout: settings.redisReadTimeout,
+            let connection = ConnectionCheck<RedisConnection>(
                 open: { try Self.connect(endpoint.address, settings) },
                 check: { _ = try $0.sendChecked(["GET", markerKey]) },
                 close: { $0.close() })
@@ -273,54 +268,31 @@ final class SharedCheck: Sendable {
     }
 }
 
-/// A connection kept between checks. A check that fails closes it; it is
-/// replaced at once (and checked again) only when it failed quickly, as a
-/// connection the server closed since does (a restart): one that timed out
-/// met a server that does not answer, and a new one would wait as long.
-final class KeptConnection<Connection>: @unchecked Sendable {
-    // Why this is safe: `check()`, the only use of `kept` and the closures
-    // after init, runs one at a time: ``SharedCheck`` starts a run only when
-    // none is running (under its lock), on one thread, and `deinit` runs
-    // when no thread holds a reference.
-    private let timeout: Duration
-    private let open: () throws -> Connection
-    private let probe: (Connection) throws -> Void
-    private let closeConnection: (Connection) -> Void
-    private var kept: Connection?
+/// One check of a dependency on a connection of its own: opened on the
+/// check's thread, probed, closed before the check returns, so no
+/// connection outlives its thread (a check runs on a thread started for it,
+/// ``SharedCheck``). A connect costs about a millisecond; checks come every
+/// few seconds at most, and concurrent probes share one.
+struct ConnectionCheck<Connection>: Sendable {
+    private let open: @Sendable () throws -> Connection
+    private let probe: @Sendable (Connection) throws -> Void
+    private let closeConnection: @Sendable (Connection) -> Void
 
     init(
-        timeout: Duration, open: @escaping () throws -> Connection, check: @escaping (Connection) throws -> Void,
-        close: @escaping (Connection) -> Void
+        open: @escaping @Sendable () throws -> Connection, check: @escaping @Sendable (Connection) throws -> Void,
+        close: @escaping @Sendable (Connection) -> Void
     ) {
-        self.timeout = timeout
         self.open = open
         self.probe = check
         self.closeConnection = close
     }
 
-    deinit {
-        if let kept { closeConnection(kept) }
-    }
-
-    /// Whether the dependency answers now. Blocking.
+    /// Whether the dependency answers now, within the connection's own
+    /// connect and read timeouts. Blocking.
     func check() -> Bool {
-        if let connection = kept {
-            let started = ContinuousClock.now
-            if (try? probe(connection)) != nil { return true }
-            closeConnection(connection)
-            kept = nil
-            if ContinuousClock.now - started >= timeout / 2 { return false }
-        }
-        do {
-            let connection = try open()
-            kept = connection
-            try probe(connection)
-            return true
-        } catch {
-            if let kept { closeConnection(kept) }
-            kept = nil
-            return false
-        }
+        guard let connection = try? open() else { return false }
+        defer { closeConnection(connection) }
+        return (try? probe(connection)) != nil
     }
 }
 

@@ -19,18 +19,18 @@ import WorkQueue
 /// at least one shard answers. *Healthy*: every dependency answers. Ready
 /// but not healthy is *degraded*: a shard or the queue down costs some
 /// requests a 503, and pulling the instance would cost all of them.
-public struct HealthReport: Sendable {
-    public var mysql: String
-    public var queue: String
-    public var shards: [(id: UInt32, state: String)]
-    public var snapshotMembers: Int
-    public var snapshotAgeSeconds: Double
+package struct HealthReport: Sendable {
+    package var mysql: String
+    package var queue: String
+    package var shards: [(id: UInt32, state: String)]
+    package var snapshotMembers: Int
+    package var snapshotAgeSeconds: Double
     /// Members whose shard the directory cache holds.
-    public var directoryCached: Int
+    package var directoryCached: Int
     /// The population snapshot is loaded.
-    public var snapshotLoaded: Bool
+    package var snapshotLoaded: Bool
 
-    public init(
+    package init(
         mysql: String, queue: String, shards: [(id: UInt32, state: String)], snapshotMembers: Int, snapshotAgeSeconds: Double,
         directoryCached: Int, snapshotLoaded: Bool
     ) {
@@ -43,13 +43,13 @@ public struct HealthReport: Sendable {
         self.snapshotLoaded = snapshotLoaded
     }
 
-    public var healthy: Bool { ready && mysql == "ok" && queue == "ok" && shards.allSatisfy { $0.state == "ok" } }
-    public var ready: Bool { notReadyReasons.isEmpty }
+    package var healthy: Bool { ready && mysql == "ok" && queue == "ok" && shards.allSatisfy { $0.state == "ok" } }
+    package var ready: Bool { notReadyReasons.isEmpty }
     /// `ok`, `degraded` (ready, something down) or `not_ready`.
-    public var status: String { !ready ? "not_ready" : healthy ? "ok" : "degraded" }
+    package var status: String { !ready ? "not_ready" : healthy ? "ok" : "degraded" }
 
     /// Why the instance should not take traffic (empty when it should).
-    public var notReadyReasons: [String] {
+    package var notReadyReasons: [String] {
         var reasons: [String] = []
         if mysql != "ok" && directoryCached == 0 { reasons.append("the member store is unavailable and no member's shard is cached") }
         if !snapshotLoaded { reasons.append("the population snapshot is not loaded") }

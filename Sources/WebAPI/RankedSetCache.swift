@@ -21,7 +21,7 @@ import Synchronization
 /// Entries are ranked keys, `(100 - tenths) << 32 | id`, ascending in
 /// SCORING.md's order: 8 bytes a match. Eviction is CLOCK (second chance)
 /// over a fixed number of slots: O(1) per operation, no per-hit allocation.
-public final class RankedSetCache: Sendable {
+package final class RankedSetCache: Sendable {
     struct Slot {
         var member: MemberID
         var shard: UInt32
@@ -35,9 +35,9 @@ public final class RankedSetCache: Sendable {
 
     /// What a visible ranking depends on besides the set: the snapshot's
     /// version and the marks' version.
-    public struct ViewKey: Sendable, Hashable {
-        public var snapshot: Int
-        public var marks: Int
+    package struct ViewKey: Sendable, Hashable {
+        package var snapshot: Int
+        package var marks: Int
     }
 
     private struct State {
@@ -51,11 +51,11 @@ public final class RankedSetCache: Sendable {
     }
 
     private let state: Mutex<State>
-    public let capacity: Int
+    package let capacity: Int
 
     /// - Parameter capacity: sets kept (each up to N + S + W entries, and
     ///   a visible ranking of up to N).
-    public init(capacity: Int) {
+    package init(capacity: Int) {
         self.capacity = max(0, capacity)
         var state = State()
         state.slots.reserveCapacity(self.capacity)
@@ -64,9 +64,9 @@ public final class RankedSetCache: Sendable {
 
     /// The meta `member`'s cached copy was read with (to ask the shard for
     /// the changes since), nil when none is cached for this shard.
-    public func copyMeta(_ member: MemberID, shard: UInt32) -> ScoreStore.SetMeta? {
+    package func copyMeta(_ member: MemberID, shard: UInt32) -> ScoreStore.SetMeta? {
         state.withLock { state in
-            guard let slot = state.index[member], state.slots[slot].shard == shard, state.slots[slot].meta.stamp != Self.removedStamp else { return nil }
+            guard let slot = state.index[member], state.slots[slot].shard == shard, state.slots[slot].meta.answersVersion != Self.removedAnswersVersion else { return nil }
             return state.slots[slot].meta
         }
     }
@@ -75,13 +75,13 @@ public final class RankedSetCache: Sendable {
     /// this meta on this shard.
     /// - Parameter countingMiss: false for a look that another follows on a
     ///   miss (so a request counts one miss, not two).
-    public func ranked(_ member: MemberID, shard: UInt32, meta: ScoreStore.SetMeta, countingMiss: Bool = true) -> [UInt64]? {
+    package func ranked(_ member: MemberID, shard: UInt32, meta: ScoreStore.SetMeta, countingMiss: Bool = true) -> [UInt64]? {
         lookup(member, shard: shard, meta: meta, countingMiss: countingMiss)?.ranked
     }
 
     /// The cached ranking of `member`'s set and the meta it was read with,
     /// when it was read from exactly `meta` (or brought to it by its changes).
-    public func lookup(
+    package func lookup(
         _ member: MemberID, shard: UInt32, meta: ScoreStore.SetMeta, countingMiss: Bool = true
     ) -> (ranked: [UInt64], meta: ScoreStore.SetMeta)? {
         state.withLock { state in
@@ -107,7 +107,7 @@ public final class RankedSetCache: Sendable {
     ///
     /// Cost: a binary search and a move of the entries after it per change
     /// (O(N) at worst, a few microseconds at N + S = 5,500).
-    public func apply(
+    package func apply(
         _ member: MemberID, shard: UInt32, from copy: ScoreStore.SetMeta, to meta: ScoreStore.SetMeta, changes: [ScoreStore.SetChange]
     ) -> [UInt64]? {
         state.withLock { state in
@@ -124,7 +124,7 @@ public final class RankedSetCache: Sendable {
             state.slots[slot].ranked = []
             state.slots[slot].view = nil
             guard Self.applying(changes, to: &ranked) else {
-                state.slots[slot].meta.stamp = Self.removedStamp
+                state.slots[slot].meta.answersVersion = Self.removedAnswersVersion
                 return nil
             }
             state.slots[slot].ranked = ranked
@@ -141,7 +141,7 @@ public final class RankedSetCache: Sendable {
     /// ranked below the new floor. False when a change does not fit (a
     /// previous entry missing, a new one already there): the ranking is then
     /// unspecified and must not be used.
-    public static func applying(_ changes: [ScoreStore.SetChange], to ranked: inout [UInt64]) -> Bool {
+    package static func applying(_ changes: [ScoreStore.SetChange], to ranked: inout [UInt64]) -> Bool {
         for change in changes {
             if let previous = change.previous {
                 let old = key(Match(id: change.member, tenths: previous))
@@ -174,13 +174,13 @@ public final class RankedSetCache: Sendable {
         return low
     }
 
-    /// A stamp no set carries: the slot is not to be served (a deletion, a
+    /// An answers version no set carries: the slot is not to be served (a deletion, a
     /// copy that a change did not fit).
-    private static let removedStamp = "\u{0}removed"
+    private static let removedAnswersVersion = "\u{0}removed"
 
     /// The visible ranking cached for `member`'s set with exactly this meta
     /// under `key`.
-    public func view(_ member: MemberID, shard: UInt32, meta: ScoreStore.SetMeta, key: ViewKey) -> [UInt64]? {
+    package func view(_ member: MemberID, shard: UInt32, meta: ScoreStore.SetMeta, key: ViewKey) -> [UInt64]? {
         state.withLock { state in
             guard let slot = state.index[member], state.slots[slot].shard == shard, state.slots[slot].meta == meta,
                 state.slots[slot].viewKey == key
@@ -190,7 +190,7 @@ public final class RankedSetCache: Sendable {
     }
 
     /// Keeps a visible ranking beside the cached set it was computed from.
-    public func storeView(_ member: MemberID, shard: UInt32, meta: ScoreStore.SetMeta, key: ViewKey, view: [UInt64]) {
+    package func storeView(_ member: MemberID, shard: UInt32, meta: ScoreStore.SetMeta, key: ViewKey, view: [UInt64]) {
         state.withLock { state in
             guard let slot = state.index[member], state.slots[slot].shard == shard, state.slots[slot].meta == meta else { return }
             state.slots[slot].view = view
@@ -198,7 +198,7 @@ public final class RankedSetCache: Sendable {
         }
     }
 
-    public func store(_ member: MemberID, shard: UInt32, meta: ScoreStore.SetMeta, ranked: [UInt64]) {
+    package func store(_ member: MemberID, shard: UInt32, meta: ScoreStore.SetMeta, ranked: [UInt64]) {
         guard capacity > 0 else { return }
         state.withLock { state in
             let entry = Slot(member: member, shard: shard, meta: meta, ranked: ranked, referenced: false)
@@ -223,27 +223,27 @@ public final class RankedSetCache: Sendable {
     }
 
     /// Forgets `member`'s set (a deletion).
-    public func remove(_ member: MemberID) {
+    package func remove(_ member: MemberID) {
         state.withLock { state in
             guard let slot = state.index[member] else { return }
-            state.slots[slot].meta.stamp = Self.removedStamp
+            state.slots[slot].meta.answersVersion = Self.removedAnswersVersion
             state.slots[slot].ranked = []
             state.slots[slot].view = nil
             state.slots[slot].referenced = false
         }
     }
 
-    public var count: Int { state.withLock { state in state.index.count } }
+    package var count: Int { state.withLock { state in state.index.count } }
 
     /// Look-ups that found a valid entry, those that did not, and copies
     /// brought up to date from their set's change log.
-    public var stats: (hits: Int, misses: Int, applied: Int) { state.withLock { state in (state.hits, state.misses, state.applied) } }
+    package var stats: (hits: Int, misses: Int, applied: Int) { state.withLock { state in (state.hits, state.misses, state.applied) } }
 
     /// A ranked key: score descending, then id ascending, as one integer.
     @inline(__always)
-    public static func key(_ match: Match) -> UInt64 { UInt64(100 - Int(match.tenths)) << 32 | UInt64(match.id) }
+    package static func key(_ match: Match) -> UInt64 { UInt64(100 - Int(match.tenths)) << 32 | UInt64(match.id) }
     @inline(__always)
-    public static func id(_ key: UInt64) -> MemberID { MemberID(truncatingIfNeeded: key) }
+    package static func id(_ key: UInt64) -> MemberID { MemberID(truncatingIfNeeded: key) }
     @inline(__always)
-    public static func tenths(_ key: UInt64) -> Int { 100 - Int(key >> 32) }
+    package static func tenths(_ key: UInt64) -> Int { 100 - Int(key >> 32) }
 }

@@ -15,19 +15,19 @@ import WorkQueue
 /// needs, run on plain threads (never on Swift's cooperative pool) with
 /// per-thread MySQL and queue connections, over the same snapshot, store
 /// and generator code the worker daemon uses.
-public final class WebBackend: Sendable {
-    public let core: GenerationCore
+package final class WebBackend: Sendable {
+    package let core: GenerationCore
     /// The queue this backend writes to: deletion and block marks, rebuild
     /// requests (over each I/O thread's `.web` queue connection).
-    public let queue: WorkQueue
-    public let settings: WebSettings
-    public let cache: RankedSetCache
+    package let queue: WorkQueue
+    package let settings: WebSettings
+    package let cache: RankedSetCache
     private let io: BlockingExecutor<IOThread>
     private let generation: BlockingExecutor<Generator>
     private let deletions: DeletionFilter
     /// Requests and server errors per minute in this process (the dashboard's chart).
     let webThroughput = WebThroughput()
-    private let stamps: StampCache
+    private let answersVersions: AnswersVersionCache
     /// The batched path for pages of cached sets (nil without a cache).
     private let reader: BatchingExecutor<IOThread, PageRequest, CachedRead>?
     private let answeredInBatches = Atomic<Int>(0)
@@ -35,17 +35,17 @@ public final class WebBackend: Sendable {
     /// log could not bring up to date).
     private let wholeReads = Atomic<Int>(0)
 
-    public init(core: GenerationCore, queue: WorkQueue, settings: WebSettings = WebSettings()) {
+    package init(core: GenerationCore, queue: WorkQueue, settings: WebSettings = WebSettings()) {
         self.core = core
         self.queue = queue
         self.settings = settings
         cache = RankedSetCache(capacity: settings.cachedSets)
         let deletions = DeletionFilter()
         self.deletions = deletions
-        let stamps = StampCache()
-        self.stamps = stamps
+        let answersVersions = AnswersVersionCache()
+        self.answersVersions = answersVersions
         if settings.cachedSets > 0 {
-            let pages = CachedPageReader(core: core, cache: cache, deletions: deletions, stamps: stamps)
+            let pages = CachedPageReader(core: core, cache: cache, deletions: deletions, answersVersions: answersVersions)
             reader = BatchingExecutor(
                 name: "web-read", threads: settings.readThreads, maxBatch: settings.readBatch,
                 makeContext: { _ in IOThread(core: core, queue: queue, retry: settings.mysqlRetry) },
@@ -64,17 +64,17 @@ public final class WebBackend: Sendable {
 
     /// Batches the batched path took, the requests in them, and the ones it
     /// answered (the others took the full path).
-    public var batchedReads: (batches: Int, requests: Int, answered: Int) {
+    package var batchedReads: (batches: Int, requests: Int, answered: Int) {
         guard let statistics = reader?.statistics else { return (0, 0, 0) }
         return (statistics.batches, statistics.items, answeredInBatches.load(ordering: .relaxed))
     }
 
     /// Sets read from their shards: whole (every entry, then ranked), and
     /// cached copies brought up to date from their change log instead.
-    public var setReads: (whole: Int, delta: Int) { (wholeReads.load(ordering: .relaxed), cache.stats.applied) }
+    package var setReads: (whole: Int, delta: Int) { (wholeReads.load(ordering: .relaxed), cache.stats.applied) }
 
     /// Stops the threads (after the HTTP server stopped).
-    public func shutdown() {
+    package func shutdown() {
         reader?.shutdown(timeout: .seconds(5))
         io.shutdown(timeout: .seconds(5))
         generation.shutdown(timeout: .seconds(30))
@@ -84,7 +84,7 @@ public final class WebBackend: Sendable {
 
     /// A page of `member`'s matches, regenerating the set on the spot when it
     /// is missing or stale.
-    public func matches(_ member: MemberID, offset: Int, limit: Int) async throws(APIError) -> MatchesPage {
+    package func matches(_ member: MemberID, offset: Int, limit: Int) async throws(APIError) -> MatchesPage {
         // A cached set that is still current is served by the batched path;
         // everything else (not cached, stale, missing, a failing dependency)
         // takes the full path below, which reports it.
@@ -127,7 +127,7 @@ public final class WebBackend: Sendable {
         let pending = deletions.begin(thread)
         var marks: DeletionFilter.Marks?
         defer { if marks == nil { _ = deletions.finish(pending, thread) } }
-        let stamp = try knownStamp(member, thread)
+        let answersVersion = try knownAnswersVersion(member, thread)
         let shard: UInt32?
         do {
             shard = try core.directory.shard(of: member, in: thread.session.store)
@@ -154,7 +154,7 @@ public final class WebBackend: Sendable {
         marks = known
         if known.isDeleted(member) { throw .notFound(member) }
         guard let meta = read.meta else { return .regenerate("no set") }
-        if meta.stamp != stamp { return .regenerate("stale") }
+        if meta.answersVersion != answersVersion { return .regenerate("stale") }
         let ranked: [UInt64]
         var setMeta = meta
         if let cached = cache.lookup(member, shard: shard, meta: meta) {
@@ -256,7 +256,7 @@ public final class WebBackend: Sendable {
 
     // MARK: Pair score
 
-    public func pairScore(_ member: MemberID, _ other: MemberID) async throws(APIError) -> PairScoreResult {
+    package func pairScore(_ member: MemberID, _ other: MemberID) async throws(APIError) -> PairScoreResult {
         let (a, b, blocked) = try await onIO { [self] thread throws(APIError) in
             let marks = deletions.current(thread)
             if marks.isDeleted(member) { throw APIError.notFound(member) }
@@ -280,13 +280,13 @@ public final class WebBackend: Sendable {
     /// member of the block to the other; an unblock's marks go after. The
     /// member gets a shard, as a login does: a member who just wrote their
     /// profile is active, and the rebuild writes their set.
-    public func upsert(_ member: MemberID, document: String) async throws(APIError) -> Bool {
+    package func upsert(_ member: MemberID, document: String) async throws(APIError) -> Bool {
         try await upsert(member, document: Array(document.utf8))
     }
 
     /// ``upsert(_:document:)`` for the request body's bytes as received:
     /// the parser rejects invalid UTF-8 and nesting past its limit (422).
-    public func upsert(_ member: MemberID, document: [UInt8]) async throws(APIError) -> Bool {
+    package func upsert(_ member: MemberID, document: [UInt8]) async throws(APIError) -> Bool {
         let parsed: Member
         switch document.withUnsafeBufferPointer({ MemberParser(survey: core.survey).parse($0) }) {
         case .success(let value): parsed = value
@@ -321,7 +321,7 @@ public final class WebBackend: Sendable {
                     _ = try repository.upsert([parsed])
                     return try repository.member(member)
                 }
-                // This process's snapshot sees the change at once (reads compare set stamps with it).
+                // This process's snapshot sees the change at once (reads compare sets' answers versions with it).
                 if let stored { _ = try? core.population.upsert(stored, version: AnswersVersion.of(stored, survey: survey)) }
             } catch {
                 if !added.isEmpty { deletions.unmarkBlocked(member, added, thread) }
@@ -345,7 +345,7 @@ public final class WebBackend: Sendable {
 
     /// Records a login; a member without a current set gets a shard and an
     /// interactive rebuild.
-    public func login(_ member: MemberID, at time: Date = Date()) async throws(APIError) -> LoginOutcome {
+    package func login(_ member: MemberID, at time: Date = Date()) async throws(APIError) -> LoginOutcome {
         try await onIO { [self] thread throws(APIError) in
             if deletions.current(thread).isDeleted(member) { throw APIError.notFound(member) }
             let found: Bool
@@ -363,7 +363,7 @@ public final class WebBackend: Sendable {
                 core.directory.forget(member)
                 if let shard = try core.directory.shard(of: member, in: thread.session.store) {
                     if let meta = try? core.scores.readMeta(member, shard: shard) {
-                        current = meta.stamp == String(AnswersVersion.of(record, survey: core.survey))
+                        current = meta.answersVersion == String(AnswersVersion.of(record, survey: core.survey))
                     }
                 } else {
                     _ = try core.directory.assign(member, in: thread.session.store)
@@ -382,7 +382,7 @@ public final class WebBackend: Sendable {
     /// Deletes a member: hidden from every read at once (a deletion mark),
     /// tombstoned in MySQL, and queued so the worker removes their set and
     /// their entries in everyone else's.
-    public func delete(_ member: MemberID) async throws(APIError) {
+    package func delete(_ member: MemberID) async throws(APIError) {
         try await onIO { [self] thread throws(APIError) in
             do {
                 try deletions.markDeleted(member, thread)
@@ -418,7 +418,7 @@ public final class WebBackend: Sendable {
     /// second; a dependency that has not answered within the probe's bound
     /// (2 s) is reported unavailable, so a probe answers within it even
     /// when a dependency hangs.
-    public func health() async -> HealthReport {
+    package func health() async -> HealthReport {
         let found = await probes.value { DependencyProbes(core: core, queue: queue) }.check()
         for shard in found.shards {
             core.metrics.shardUp(shard.id).record(shard.up ? 1 : 0)
@@ -441,11 +441,11 @@ public final class WebBackend: Sendable {
 
     // MARK: Plumbing
 
-    /// The stamp a current set of `id` carries (their answers version), from
+    /// The answers version a current set of `id` carries, from
     /// the snapshot: cached per member until the snapshot next changes, so a
     /// page does not rebuild the member's record to hash it.
-    private func knownStamp(_ id: MemberID, _ thread: IOThread) throws(APIError) -> String {
-        if let found = stamps.snapshotStamp(of: id, core) { return found }
+    private func knownAnswersVersion(_ id: MemberID, _ thread: IOThread) throws(APIError) -> String {
+        if let found = answersVersions.snapshotAnswersVersion(of: id, core) { return found }
         return String(AnswersVersion.of(try knownMember(id, thread), survey: core.survey))
     }
 

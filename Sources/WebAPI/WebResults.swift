@@ -12,28 +12,28 @@ import Synchronization
 import WorkQueue
 
 /// One page of a member's ranked matches.
-public struct MatchesPage: Sendable, Equatable {
-    public var member: MemberID
+package struct MatchesPage: Sendable, Equatable {
+    package var member: MemberID
     /// Matches in the member's set (deleted members left out).
-    public var total: Int
-    public var offset: Int
-    public var limit: Int
+    package var total: Int
+    package var offset: Int
+    package var limit: Int
     /// Unix seconds of the set's last whole write.
-    public var generatedAt: Int64
+    package var generatedAt: Int64
     /// True when the set was missing or stale and this request regenerated it.
-    public var regenerated: Bool
-    public var matches: [Match]
+    package var regenerated: Bool
+    package var matches: [Match]
 }
 
 /// A pair's score, or the rule that excludes the pair.
-public struct PairScoreResult: Sendable, Equatable {
-    public var member: MemberID
-    public var other: MemberID
-    public var outcome: PairOutcome
+package struct PairScoreResult: Sendable, Equatable {
+    package var member: MemberID
+    package var other: MemberID
+    package var outcome: PairOutcome
 }
 
 /// What `POST /login` did.
-public enum LoginOutcome: String, Sendable {
+package enum LoginOutcome: String, Sendable {
     /// The member's set is there and current.
     case current
     /// The member had no set (or a stale one): a shard is assigned and an

@@ -13,8 +13,8 @@ import Synchronization
 
 /// The HTTP surface of the web backend: every route, the bearer-token check
 /// on `/v1`, JSON errors everywhere.
-public enum WebRoutes {
-    public typealias Context = BasicRequestContext
+package enum WebRoutes {
+    package typealias Context = BasicRequestContext
 
     /// Builds the router. `registry` serves `/metrics` (nil: 404), with the
     /// `process_*` families. `accessLog` takes one line per request
@@ -23,7 +23,7 @@ public enum WebRoutes {
     /// HEAD is answered for every GET route (the GET's headers, no body);
     /// OPTIONS on any route's path is 204 with `Allow`; another method on a
     /// route's path is 405 with `Allow`; a path no route has is 404.
-    public static func router(
+    package static func router(
         backend: WebBackend, token: String, registry: PrometheusCollectorRegistry?, accessLog: Logger? = nil
     ) -> Router<Context> {
         let router = Router(context: Context.self, options: .autoGenerateHeadEndpoints)

@@ -13,8 +13,8 @@ import ServiceLifecycle
 /// refresher, the shard list follower and the metrics collector. The
 /// `ServiceGroup` stops them in reverse, so the HTTP server stops first and
 /// the backend's threads last.
-public enum WebServer {
-    public static func services(
+package enum WebServer {
+    package static func services(
         backend: WebBackend, host: String, port: Int, token: String, registry: PrometheusCollectorRegistry?,
         onServerRunning: (@Sendable (Int) async -> Void)? = nil
     ) -> [any Service] {

@@ -33,7 +33,8 @@ struct BackfillCommand: AsyncParsableCommand {
             enqueued at backfill priority for the daemons); the checkpoint in MySQL lets the same command \
             resume after Ctrl-C, SIGTERM or a crash without redoing finished members (--restart starts over). \
             Ctrl-C: finish the members in flight, save the checkpoint, exit (a second Ctrl-C exits at once). \
-            Reciprocal offers are skipped when every live member's set is being rebuilt.
+            In process, sets that fall below N are queued for repair on KINDRED_QUEUE when it is set (a \
+            malformed address is an error; unset, the run says so and the daemons' repair sweep finds them).
 
             Exit status: 0 done; 1 some members failed (listed with reasons) or an error; 3 refused (memory \
             budget); 130 interrupted (run the same command to resume).

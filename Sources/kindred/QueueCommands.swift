@@ -37,8 +37,8 @@ struct CLIError: Error, CustomStringConvertible {
 }
 
 extension JobPriority: ExpressibleByArgument {
-    public init?(argument: String) { self.init(name: argument) }
-    public static var allValueStrings: [String] { allCases.map(\.description) }
+    package init?(argument: String) { self.init(name: argument) }
+    package static var allValueStrings: [String] { allCases.map(\.description) }
 }
 
 struct EnqueueCommand: AsyncParsableCommand {

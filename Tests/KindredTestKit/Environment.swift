@@ -141,9 +141,11 @@ final class Installation: @unchecked Sendable {
         return sets
     }
 
-    /// The generation core over this installation, as the programs'
-    /// assemblies build it (``Bootstrap/load``): publishing (the set index
-    /// kept) unless `configure` says otherwise.
+    /// The generation core over this installation, loaded as the programs'
+    /// assemblies load it (``Bootstrap/load``), but publishing (the set index
+    /// kept) unless `configure` says otherwise, also for `.serve`: the web
+    /// harness generates its fixtures' sets through it, where `kindred serve`
+    /// (``ServeAssembly``) does not publish.
     func core(
         manager: ShardConnectionManager.Configuration = ShardConnectionManager.Configuration(),
         scores: ScoreStore.Configuration = ScoreStore.Configuration(),

@@ -74,7 +74,7 @@ struct AdminDashboardTests {
             let connection = try web.installation.connectMySQL()
             defer { connection.close() }
             let store = BackfillRunStore(connection: connection)
-            let run = try store.open(command: "backfill", key: "active:90d", selection: "active within 90d <test>", now: 1_800_000_000, skipOffers: false, planned: 100)
+            let run = try store.open(command: "backfill", key: "active:90d", selection: "active within 90d <test>", now: 1_800_000_000, planned: 100)
             try store.checkpoint(run.id, at: 40, done: 38, skipped: 0, gone: 0, failed: 2, failures: [
                 BackfillFailure(member: 7, reason: "bad data"), BackfillFailure(member: 9, reason: "bad data"),
             ])

@@ -67,9 +67,9 @@ struct JSONOutputTests {
 
 @Suite("Ranked-set cache (no server)", .offCooperativePool)
 struct RankedSetCacheTests {
-    static func meta(stamp: String = "7", generatedAt: Int64 = 100, changes: Int = 1, count: Int = 3, written: Int = 1) -> ScoreStore.SetMeta {
+    static func meta(answersVersion: String = "7", generatedAt: Int64 = 100, changes: Int = 1, count: Int = 3, written: Int = 1) -> ScoreStore.SetMeta {
         ScoreStore.SetMeta(
-            stamp: stamp, generatedAt: generatedAt, count: count, limit: 10, floor: nil, isComplete: true, changes: changes, written: written)
+            answersVersion: answersVersion, generatedAt: generatedAt, count: count, limit: 10, floor: nil, isComplete: true, changes: changes, written: written)
     }
 
     @Test("a cached set is served only for exactly the meta it was read with; a moved counter, a rewrite or another shard is a miss")
@@ -80,8 +80,8 @@ struct RankedSetCacheTests {
         #expect(cache.copyMeta(1, shard: 1) == Self.meta())
         // Placements moved the counter: the copy must be brought up to date (or read again) first.
         #expect(cache.lookup(1, shard: 1, meta: Self.meta(changes: 5, count: 4)) == nil)
-        // A rewrite (another stamp, write time, or the same stamp in the same second) or another shard.
-        #expect(cache.lookup(1, shard: 1, meta: Self.meta(stamp: "8")) == nil)
+        // A rewrite (another answers version, write time, or the same answers version in the same second) or another shard.
+        #expect(cache.lookup(1, shard: 1, meta: Self.meta(answersVersion: "8")) == nil)
         #expect(cache.lookup(1, shard: 1, meta: Self.meta(generatedAt: 101)) == nil)
         #expect(cache.lookup(1, shard: 1, meta: Self.meta(changes: 6, written: 6)) == nil)
         #expect(cache.lookup(1, shard: 2, meta: Self.meta()) == nil)

@@ -370,7 +370,7 @@ struct WebAPITests {
         let (member, matches) = try #require(expected.filter { $0.value.count >= 40 && $0.value.count <= 500 }.first)
         let shard = try await onThread { try web.shard(of: member) }
         let meta = try #require(try await onThread { try web.core.scores.readMeta(member, shard: shard) })
-        // A second version of the set: the same stamp (so it is current), other entries.
+        // A second version of the set: the same answers version (so it is current), other entries.
         let alternative = Array(matches.reversed().prefix(matches.count / 2)).map { Match(id: $0.id, tenths: 100) }
             .sorted(by: Match.ranksBefore)
         let stop = StopSignal()
@@ -379,7 +379,7 @@ struct WebAPITests {
             while !stop.isStopped {
                 let version = writes % 2 == 0 ? alternative : matches
                 _ = try? web.core.scores.writeSet(
-                    member, shard: shard, matches: version, stamp: meta.stamp, limit: meta.limit, complete: true)
+                    member, shard: shard, matches: version, answersVersion: meta.answersVersion, limit: meta.limit, complete: true)
                 writes += 1
             }
             return writes

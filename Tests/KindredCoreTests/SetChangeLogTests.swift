@@ -74,7 +74,7 @@ struct SetChangeLogTests {
         func rewrite() throws {
             let ids = (2...40).map { MemberID($0) }.shuffled(using: &random).prefix(12)
             let matches = ids.map { Match(id: $0, tenths: Int.random(in: 0...100, using: &random)) }.sorted(by: Match.ranksBefore)
-            try store.writeSet(target, shard: 1, matches: matches, stamp: "s", limit: n, complete: false)
+            try store.writeSet(target, shard: 1, matches: matches, answersVersion: "s", limit: n, complete: false)
         }
         try rewrite()
         var counts: [Read: Int] = [:]
@@ -86,7 +86,7 @@ struct SetChangeLogTests {
                 let member = MemberID(Int.random(in: 2...60, using: &random))
                 let tenths: Int? = Int.random(in: 0..<4, using: &random) == 0 ? nil : Int.random(in: 0...100, using: &random)
                 let results = store.place(
-                    [ScoreStore.Placement(target: target, member: member, tenths: tenths, stamp: "s")], limit: n) { _ in 1 }
+                    [ScoreStore.Placement(target: target, member: member, tenths: tenths, answersVersion: "s")], limit: n) { _ in 1 }
                 #expect(results.failed == 0)
                 step += 1
             }
@@ -111,9 +111,9 @@ struct SetChangeLogTests {
         let target: MemberID = 1
         let matches = (2...13).map { Match(id: MemberID($0), tenths: 40 + Int($0)) }.sorted(by: Match.ranksBefore)
         func place(_ member: MemberID, _ tenths: Int?) {
-            _ = store.place([ScoreStore.Placement(target: target, member: member, tenths: tenths, stamp: "s")], limit: 10) { _ in 1 }
+            _ = store.place([ScoreStore.Placement(target: target, member: member, tenths: tenths, answersVersion: "s")], limit: 10) { _ in 1 }
         }
-        try store.writeSet(target, shard: 1, matches: matches, stamp: "s", limit: 10, complete: false, generatedAt: 100)
+        try store.writeSet(target, shard: 1, matches: matches, answersVersion: "s", limit: 10, complete: false, generatedAt: 100)
         #expect(try Self.read(target, store, cache).0 == .whole)
         #expect(try Self.read(target, store, cache).0 == .current)
         // Within the log: a delta.
@@ -122,8 +122,8 @@ struct SetChangeLogTests {
         // One more than the log keeps: a gap.
         for id in 30...34 { place(MemberID(id), 95) }
         #expect(try Self.read(target, store, cache) == (.whole, try Self.wholeRead(target, store)))
-        // A whole write in between (same stamp, same second), then placements: another write, read whole.
-        try store.writeSet(target, shard: 1, matches: matches, stamp: "s", limit: 10, complete: false, generatedAt: 100)
+        // A whole write in between (same answers version, same second), then placements: another write, read whole.
+        try store.writeSet(target, shard: 1, matches: matches, answersVersion: "s", limit: 10, complete: false, generatedAt: 100)
         place(50, 99)
         #expect(try Self.read(target, store, cache) == (.whole, try Self.wholeRead(target, store)))
         // Removed and written again exactly alike, changed alike: the old copy is never taken forward.
@@ -131,7 +131,7 @@ struct SetChangeLogTests {
         let before = try #require(try store.readMeta(target, shard: 1))
         #expect(try Self.read(target, store, cache).0 == .delta)
         try store.removeSet(target, shard: 1)
-        try store.writeSet(target, shard: 1, matches: matches, stamp: "s", limit: 10, complete: false, generatedAt: 100)
+        try store.writeSet(target, shard: 1, matches: matches, answersVersion: "s", limit: 10, complete: false, generatedAt: 100)
         place(50, 99)
         place(51, 99)
         let after = try #require(try store.readMeta(target, shard: 1))
@@ -143,17 +143,17 @@ struct SetChangeLogTests {
     func pagesAfterPlacements() async throws {
         let web = try await onThread { () -> WebHarness in
             // Every member's set fits the cache (N = 12, so floors and trims matter).
-            let web = try WebHarness(memberLimit: 200, generate: false, cachedSets: 256) { $0.scoring.topN = SetsStayTrueTests.topN }
+            let web = try WebHarness(memberLimit: 200, generate: false, cachedSets: 256) { $0.scoring.topN = ExactSets.topN }
             let generator = Generator(core: web.core)
             for member in web.installation.members { _ = try generator.regenerate(member.id) }
             return web
         }
         // A second web process without a cache: every page of it is a whole read, the truth to compare with.
         let truth = try await onThread {
-            try WebHarness(installation: web.installation, cachedSets: 0) { $0.scoring.topN = SetsStayTrueTests.topN }
+            try WebHarness(installation: web.installation, cachedSets: 0) { $0.scoring.topN = ExactSets.topN }
         }
         let members = web.installation.members.map(\.id)
-        for member in members { _ = try await SetsStayTrueTests.page(web, member) }
+        for member in members { _ = try await ExactSets.page(web, member) }
         let warm = web.backend.setReads
         #expect(warm.whole == members.count && warm.delta == 0)
         // A member's new answers: the job rewrites their set and places them into every set the change concerns.
@@ -170,8 +170,8 @@ struct SetChangeLogTests {
         #expect(placed > 10, "the change moved the member in many sets")
         _ = try await onThread { try truth.refreshSnapshot(since: truth.watermark) }
         for member in members {
-            let cached = try await SetsStayTrueTests.page(web, member)
-            let whole = try await SetsStayTrueTests.page(truth, member)
+            let cached = try await ExactSets.page(web, member)
+            let whole = try await ExactSets.page(truth, member)
             #expect(cached.matches == whole.matches, "member \(member)")
             #expect(cached.json["total"] as? Int == whole.json["total"] as? Int, "member \(member)")
         }
@@ -179,6 +179,6 @@ struct SetChangeLogTests {
         // Only the changed member's own set (rewritten) is read whole again; every set it was placed into takes a delta.
         #expect(after.whole - warm.whole == 1, "\(after)")
         #expect(after.delta - warm.delta >= 10, "\(after)")
-        try await onThread { try SetsStayTrueTests.expectEverySetExact(web) }
+        try await onThread { try ExactSets.expectEverySetExact(web) }
     }
 }

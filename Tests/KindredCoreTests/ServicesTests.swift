@@ -158,9 +158,3 @@ func waitBlocking(_ semaphore: DispatchSemaphore, timeout: Duration = .seconds(1
     }
 }
 
-final class Counter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var count = 0
-    func add() { lock.withLock { count += 1 } }
-    var value: Int { lock.withLock { count } }
-}

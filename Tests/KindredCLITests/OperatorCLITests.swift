@@ -30,7 +30,7 @@ struct OperatorCLITests {
     static func start(_ arguments: [String], environment: [String: String], name: String) throws -> ServerProcess {
         let log = try makeTemporaryDirectory(prefix: "kindred-cli").appendingPathComponent("\(name).log")
         return try ServerProcess(
-            name: name, executable: try WorkerProcessTests.binary(), arguments: arguments, logFile: log, environment: environment)
+            name: name, executable: try WorkerChecks.binary(), arguments: arguments, logFile: log, environment: environment)
     }
 
     static func json(_ line: some StringProtocol) throws -> [String: Any] {
@@ -84,7 +84,7 @@ struct OperatorCLITests {
             environment: installation.environment, name: "worker-json")
         defer { worker.terminate() }
         try installation.enqueueAll()
-        try WorkerProcessTests.waitForGenerated(installation, atLeast: 200, worker: worker)
+        try WorkerChecks.waitForGenerated(installation, atLeast: 200, worker: worker)
         worker.signal(SIGTERM)
         #expect(worker.waitForExit(timeout: .seconds(30)))
         let lines = try String(contentsOf: worker.logFile, encoding: .utf8).split(separator: "\n")
@@ -281,7 +281,7 @@ struct OperatorCLITests {
     @Test("SIGINT or SIGTERM during an import: the batch in flight is committed and what is reported is what MySQL holds")
     func interruptedImport() throws {
         let directory = try makeTemporaryDirectory(prefix: "kindred-cli-import")
-        let generated = try Self.run(["generate", "--members", "20000", "--questions", "20", "--out", directory.path])
+        let generated = try Self.run(["synthesize", "--members", "20000", "--questions", "20", "--out", directory.path])
         #expect(generated.status == 0, "\(generated.output)")
         let mysql = try MariaDBServer.shared()
         for (signal, expected) in [(SIGINT, Int32(130)), (SIGTERM, Int32(143))] {
@@ -317,7 +317,7 @@ struct OperatorCLITests {
     @Test("every command's help reads right: no <options> usage, no default given twice, real defaults")
     func helpTexts() throws {
         let commands = [
-            [], ["generate"], ["matches"], ["migrate"], ["import"], ["worker"], ["enqueue"], ["queue"], ["queue", "stats"],
+            [], ["synthesize"], ["matches"], ["migrate"], ["import"], ["worker"], ["enqueue"], ["queue"], ["queue", "stats"],
             ["queue", "dead"], ["queue", "retry"], ["status"], ["serve"], ["backfill"], ["evict"],
         ]
         for command in commands {

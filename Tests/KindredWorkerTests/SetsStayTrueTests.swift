@@ -18,133 +18,78 @@ import WorkQueue
 /// against the engine's own recomputation over the population as it is.
 @Suite("Sets stay true while members change", .serialized, .timeLimit(.minutes(10)))
 struct SetsStayTrueTests {
-    static let topN = 12
-
-    /// A web backend over a fresh installation with every set built at N = 12.
-    static func harness(memberLimit: Int = 200, configure: (inout GenerationSettings) -> Void = { _ in }) throws -> WebHarness {
-        let web = try WebHarness(memberLimit: memberLimit, generate: false) {
-            $0.scoring.topN = topN
-            configure(&$0)
-        }
-        let generator = Generator(core: web.core)
-        for member in web.installation.members { _ = try generator.regenerate(member.id) }
-        return web
-    }
-
-    /// Every live member's stored first N equals the engine's matches over
-    /// the population in MySQL (members without a set are skipped).
-    static func expectEverySetExact(_ web: WebHarness, sourceLocation: SourceLocation = #_sourceLocation) throws {
-        let connection = try web.installation.connectMySQL()
-        defer { connection.close() }
-        let repository = MemberRepository(connection: connection, survey: web.installation.survey)
-        let members = try repository.memberIDs(.all, after: 0, limit: 1_000_000).compactMap { try repository.member($0) }
-        let expected = try Installation.expectedMatches(members, survey: web.installation.survey, settings: ScoringSettings(topN: topN))
-        let store = web.installation.scoreStore()
-        defer { store.manager.close() }
-        var checked = 0
-        for member in members {
-            guard let generation = try GenerationStore(connection: connection).generation(of: member.id),
-                let set = try store.readSet(member.id, shard: generation.shardID)
-            else { continue }
-            #expect(set.matches == expected[member.id], "member \(member.id)", sourceLocation: sourceLocation)
-            checked += 1
-        }
-        #expect(checked > 0, sourceLocation: sourceLocation)
-    }
-
-    /// Runs the worker's job for each member, as the queue would.
-    static func work(_ web: WebHarness, _ members: [MemberID]) throws {
-        let generator = Generator(core: web.core)
-        for member in members { _ = try generator.process(member, ownSet: .always) }
-    }
-
-    /// Two members who each rank the other in their first N.
-    static func mutualPair(_ web: WebHarness) throws -> (MemberID, MemberID) {
-        let expected = try Installation.expectedMatches(web.installation.members, survey: web.installation.survey, settings: ScoringSettings(topN: topN))
-        for (a, matches) in expected.sorted(by: { $0.key < $1.key }) {
-            for match in matches where expected[match.id]?.contains(where: { $0.id == a }) == true { return (a, match.id) }
-        }
-        throw TestSupportError("no mutual pair in the fixture")
-    }
-
-    static func page(_ web: WebHarness, _ member: MemberID) async throws -> WebHarness.Reply {
-        let reply = try await web.send(.get, "/v1/members/\(member)/matches?limit=500")
-        #expect(reply.status == 200, "\(reply.body)")
-        return reply
-    }
-
     @Test("a new block hides each member from the other at once in every web process, and the job takes them out of each other's sets; an unblock brings them back")
     func blockAndUnblock() async throws {
-        let web = try await onThread { try Self.harness() }
+        let web = try await onThread { try ExactSets.harness() }
         // A second web process over the same servers: its snapshot does not hold the block yet.
-        let other = try await onThread { try WebHarness(installation: web.installation) { $0.scoring.topN = Self.topN } }
-        let (a, b) = try await onThread { try Self.mutualPair(web) }
-        #expect(try await Self.page(other, b).matches.contains { $0.id == a })
-        let before = try await Self.page(other, b)
+        let other = try await onThread { try WebHarness(installation: web.installation) { $0.scoring.topN = ExactSets.topN } }
+        let (a, b) = try await onThread { try ExactSets.mutualPair(web) }
+        #expect(try await ExactSets.page(other, b).matches.contains { $0.id == a })
+        let before = try await ExactSets.page(other, b)
         var record = try #require(web.installation.members.first { $0.id == a })
         record.blocked = [b]
         let put = try await web.send(.put, "/v1/members/\(a)", body: MemberWriter.line(record))
         #expect(put.status == 200 || put.status == 202, "\(put.body)")
         // At once, in the other process: neither sees the other, the totals drop, the pair has no score.
         for (reader, hidden) in [(b, a), (a, b)] {
-            let page = try await Self.page(other, reader)
+            let page = try await ExactSets.page(other, reader)
             #expect(!page.matches.contains { $0.id == hidden }, "member \(reader) still sees \(hidden)")
         }
-        let after = try await Self.page(other, b)
+        let after = try await ExactSets.page(other, b)
         #expect(after.json["total"] as? Int == before.json["total"] as? Int, "the slack replaces the hidden entry")
         let pair = try await other.send(.get, "/v1/members/\(b)/score/\(a)")
         #expect(pair.json["excluded"] as? String == "blocked", "\(pair.body)")
         // The job corrects the stored sets: the pair is out of both.
-        try await onThread { try Self.work(web, [a]) }
-        try await onThread { try Self.expectEverySetExact(web) }
+        try await onThread { try ExactSets.work(web, [a]) }
+        try await onThread { try ExactSets.expectEverySetExact(web) }
         // Unblocking: the marks go; after the job, both sets hold the pair again.
         record.blocked = []
         _ = try await web.send(.put, "/v1/members/\(a)", body: MemberWriter.line(record))
-        try await onThread { try Self.work(web, [a]) }
-        try await onThread { try Self.expectEverySetExact(web) }
+        try await onThread { try ExactSets.work(web, [a]) }
+        try await onThread { try ExactSets.expectEverySetExact(web) }
         _ = try await onThread { try other.refreshSnapshot(since: other.watermark) }
-        #expect(try await Self.page(other, b).matches.contains { $0.id == a })
+        #expect(try await ExactSets.page(other, b).matches.contains { $0.id == a })
     }
 
     @Test("after A's seeking stops including B's gender, B no longer sees A (at once in this process, within a refresh in others) and the stored sets follow")
     func seekingChange() async throws {
-        let web = try await onThread { try Self.harness() }
-        let (a, b) = try await onThread { try Self.mutualPair(web) }
+        let web = try await onThread { try ExactSets.harness() }
+        let (a, b) = try await onThread { try ExactSets.mutualPair(web) }
         var record = try #require(web.installation.members.first { $0.id == a })
         let bGender = try #require(web.installation.members.first { $0.id == b }).gender
         let others = Gender.allCases.filter { $0 != bGender }
         record.seeking = GenderSet(rawValue: others.reduce(0) { $0 | GenderSet($1).rawValue })
         _ = try await web.send(.put, "/v1/members/\(a)", body: MemberWriter.line(record))
-        #expect(!(try await Self.page(web, b)).matches.contains { $0.id == a }, "B still sees A")
-        try await onThread { try Self.work(web, [a]) }
-        try await onThread { try Self.expectEverySetExact(web) }
+        #expect(!(try await ExactSets.page(web, b)).matches.contains { $0.id == a }, "B still sees A")
+        try await onThread { try ExactSets.work(web, [a]) }
+        try await onThread { try ExactSets.expectEverySetExact(web) }
     }
 
     @Test("a deleted member's old entries never come back: not after the marks are lost with the queue, not when the id registers again")
     func deletedMemberComesBack() async throws {
-        let web = try await onThread { try Self.harness() }
-        let (a, b) = try await onThread { try Self.mutualPair(web) }
+        let web = try await onThread { try ExactSets.harness() }
+        let (a, b) = try await onThread { try ExactSets.mutualPair(web) }
         #expect(try await web.send(.delete, "/v1/members/\(a)").status < 300)
-        try await onThread { try Self.work(web, [a]) }
+        try await onThread { try ExactSets.work(web, [a]) }
         // The marks die with the queue's Redis: readers hide the member by their snapshot, and the sets hold them no more.
         try await onThread { try web.installation.queueServer.restart(empty: true) }
-        #expect(!(try await Self.page(web, b)).matches.contains { $0.id == a })
-        try await onThread { try Self.expectEverySetExact(web) }
+        #expect(!(try await ExactSets.page(web, b)).matches.contains { $0.id == a })
+        try await onThread { try ExactSets.expectEverySetExact(web) }
         // The id registers again, as someone else (other answers, blocking B): placed anew, nothing of the old record.
         var again = try #require(web.installation.members.first { $0.id == a })
         again.answers = Array(again.answers.dropFirst(again.answers.count / 2))
         again.blocked = [b]
         let put = try await web.send(.put, "/v1/members/\(a)", body: MemberWriter.line(again))
         #expect(put.status < 300, "\(put.body)")
-        try await onThread { try Self.work(web, [a]) }
-        try await onThread { try Self.expectEverySetExact(web) }
+        try await onThread { try ExactSets.work(web, [a]) }
+        try await onThread { try ExactSets.expectEverySetExact(web) }
     }
 
     @Test("concurrent changes of two members, in two processes, converge to the exact pair score on both sides")
     func concurrentChanges() async throws {
-        let web = try await onThread { try Self.harness() }
-        let second = try await onThread { try WebHarness(installation: web.installation) { $0.scoring.topN = Self.topN } }
-        let (a, b) = try await onThread { try Self.mutualPair(web) }
+        let web = try await onThread { try ExactSets.harness() }
+        let second = try await onThread { try WebHarness(installation: web.installation) { $0.scoring.topN = ExactSets.topN } }
+        let (a, b) = try await onThread { try ExactSets.mutualPair(web) }
         let survey = web.installation.survey
         for round in 0..<6 {
             // Both change in MySQL, then both jobs run at once, one per process.
@@ -167,12 +112,12 @@ struct SetsStayTrueTests {
             _ = try first.result().get()
             _ = try other.result().get()
         }
-        try await onThread { try Self.expectEverySetExact(web) }
+        try await onThread { try ExactSets.expectEverySetExact(web) }
     }
 
     @Test("a member without a set of their own (dormant, no shard) still enters every set they belong to")
     func dormantNewcomer() async throws {
-        let web = try await onThread { try Self.harness() }
+        let web = try await onThread { try ExactSets.harness() }
         var newcomer = try #require(web.installation.members.first { $0.id == 7 })
         newcomer.id = 900_001
         newcomer.lastActive = nil
@@ -195,14 +140,14 @@ struct SetsStayTrueTests {
             #expect(try GenerationStore(connection: connection).generation(of: newcomer.id) == nil, "no set of their own")
             #expect(try PublishedStore(connection: connection, survey: web.installation.survey).needingPublication().isEmpty)
         }
-        try await onThread { try Self.expectEverySetExact(web) }
+        try await onThread { try ExactSets.expectEverySetExact(web) }
     }
 
     @Test("sets generated by another process before the worker's first start carry their shards' markers: no shard is reported empty, nothing is queued; a FLUSHALL afterwards is still noticed")
     func noFalseAlarmAfterBackfill() async throws {
         let installation = try await onThread { try Installation(memberLimit: 40) }
         // "kindred backfill": its own process, its own store.
-        let (backfill, _) = try await onThread { try installation.core { $0.scoring.topN = Self.topN } }
+        let (backfill, _) = try await onThread { try installation.core { $0.scoring.topN = ExactSets.topN } }
         try await onThread {
             let generator = Generator(core: backfill)
             for member in installation.members { _ = try generator.regenerate(member.id) }
@@ -210,7 +155,7 @@ struct SetsStayTrueTests {
         }
         // "kindred worker", started afterwards.
         let logs = LogRecorder()
-        let worker = try await onThread { try installation.worker(logs: logs, configure: { $0.scoring.topN = Self.topN }) }
+        let worker = try await onThread { try installation.worker(logs: logs, configure: { $0.scoring.topN = ExactSets.topN }) }
         let watcher = Maintenance.shardWatcher(worker)
         try await onThread {
             try runOnce(watcher)
@@ -234,7 +179,7 @@ struct SetsStayTrueTests {
     func shardRestoredFromAnOlderCopy() async throws {
         let installation = try await onThread { try Installation(memberLimit: 60) }
         // A shard that persists: SAVE, keep the file, change things, then come back from the kept file.
-        let runtime = try await onThread { try installation.worker(configure: { $0.scoring.topN = Self.topN }) }
+        let runtime = try await onThread { try installation.worker(configure: { $0.scoring.topN = ExactSets.topN }) }
         try await onThread {
             let generator = Generator(core: runtime.core)
             for member in installation.members { _ = try generator.regenerate(member.id) }
@@ -264,7 +209,7 @@ struct SetsStayTrueTests {
     @Test("the audit removes a set its shard no longer holds for its member, rebuilds one MySQL records otherwise, and its self-check catches a wrong entry")
     func audit() async throws {
         // Every set is sampled (the default 50 of ~80 missed the wrong one a third of the time).
-        let web = try await onThread { try Self.harness(memberLimit: 80) }
+        let web = try await onThread { try ExactSets.harness(memberLimit: 80) }
         let context = web.core
         try await onThread {
             let connection = try web.installation.connectMySQL()
@@ -274,11 +219,11 @@ struct SetsStayTrueTests {
             let x = members[0]
             let own = try web.shard(of: x)
             let stray = try #require(web.installation.shardIDs.first { $0 != own })
-            try context.scores.writeSet(x, shard: stray, matches: [Match(id: members[1], tenths: 50)], stamp: "0", limit: Self.topN, complete: true, generatedAt: 1_000_000_000)
-            // A set whose stamp is not the write MySQL records (a restored or lost write).
+            try context.scores.writeSet(x, shard: stray, matches: [Match(id: members[1], tenths: 50)], answersVersion: "0", limit: ExactSets.topN, complete: true, generatedAt: 1_000_000_000)
+            // A set whose answers version is not the write MySQL records (a restored or lost write).
             let y = members[2]
             let yShard = try web.shard(of: y)
-            try context.scores.writeSet(y, shard: yShard, matches: [], stamp: "12345", limit: Self.topN, complete: true, generatedAt: 1_000_000_000)
+            try context.scores.writeSet(y, shard: yShard, matches: [], answersVersion: "12345", limit: ExactSets.topN, complete: true, generatedAt: 1_000_000_000)
             // A wrong entry in a set whose write MySQL does record: only the self-check can see it.
             let z = members[3]
             let zShard = try web.shard(of: z)
@@ -301,9 +246,9 @@ struct SetsStayTrueTests {
             #expect(queued.contains(y), "the set that is not the recorded write is queued")
             #expect(queued.contains(z), "the self-check found the wrong entry")
             #expect((web.registry.sample("kindred_set_audit_mismatches_total") ?? 0) >= 1)
-            try Self.work(web, Array(queued))
+            try ExactSets.work(web, Array(queued))
         }
-        try await onThread { try Self.expectEverySetExact(web) }
+        try await onThread { try ExactSets.expectEverySetExact(web) }
     }
 }
 

@@ -97,7 +97,7 @@ struct ShardAdministrationTests {
             let store = ScoreStore(manager: ShardConnectionManager(shards: [ShardEndpoint(id: shard.id, host: "127.0.0.1", port: Int(redis.port))]))
             defer { store.manager.close() }
             for member in MemberID(1)...2 {
-                try store.writeSet(member, shard: shard.id, matches: [Match(id: 9, tenths: 50)], stamp: "s", limit: 10, complete: true)
+                try store.writeSet(member, shard: shard.id, matches: [Match(id: 9, tenths: 50)], answersVersion: "s", limit: 10, complete: true)
             }
             let holding = #expect(throws: MemberStoreError.self) { try admin.remove(shard.id) }
             #expect(holding?.message.contains("still holds 2 set(s)") == true, "\(holding?.message ?? "")")
@@ -150,7 +150,7 @@ struct ShardAdministrationTests {
         func kindred(_ arguments: String..., shardURL: String? = nil, input: String? = nil) throws -> (Int32, String) {
             var environment = environment
             environment["KINDRED_SHARD_URL"] = shardURL
-            let run = try runProcess(try WorkerProcessTests.binary(), arguments, environment: environment, input: input, timeout: .seconds(120))
+            let run = try runProcess(try WorkerChecks.binary(), arguments, environment: environment, input: input, timeout: .seconds(120))
             return (run.status, run.output)
         }
         // A password on the command line is refused, and not repeated.
@@ -205,7 +205,7 @@ struct ShardAdministrationTests {
         connection.close()
         func kindred(_ arguments: String...) throws -> (Int32, String) {
             let run = try runProcess(
-                try WorkerProcessTests.binary(), arguments, environment: ["KINDRED_MYSQL": server.url(database: database)],
+                try WorkerChecks.binary(), arguments, environment: ["KINDRED_MYSQL": server.url(database: database)],
                 timeout: .seconds(120))
             return (run.status, run.output)
         }

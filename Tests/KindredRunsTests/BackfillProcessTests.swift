@@ -22,7 +22,7 @@ struct BackfillProcessTests {
         var environment = installation.environment
         for (key, value) in changes { environment[key] = value }
         return try ServerProcess(
-            name: name, executable: try WorkerProcessTests.binary(), arguments: arguments, logFile: log,
+            name: name, executable: try WorkerChecks.binary(), arguments: arguments, logFile: log,
             environment: environment)
     }
 
@@ -96,7 +96,7 @@ struct BackfillProcessTests {
         if signal == SIGINT {
             #expect(finished.done == Int64(installation.members.count), "a graceful stop leaves no finished member beyond the checkpoint")
         }
-        try WorkerProcessTests.expectAllSetsCorrect(installation)
+        try WorkerChecks.expectAllSetsCorrect(installation)
     }
 
     @Test("SIGINT: the members in flight finish, the checkpoint is saved, exit 130; the same command resumes and redoes nothing")

@@ -27,7 +27,7 @@ struct MetricsTests {
     func exposition() async throws {
         try await onThread("metrics-exposition") {
             let installation = try Installation(memberLimit: 60)
-            let binary = try WorkerProcessTests.binary()
+            let binary = try WorkerChecks.binary()
             let logs = try makeTemporaryDirectory(prefix: "kindred-metrics")
             var environment = installation.environment
             environment["KINDRED_API_TOKEN"] = WebHarness.token

@@ -14,45 +14,6 @@ import WorkQueue
 /// servers of its own, and the machine has two cores.
 @Suite("Worker daemon process", .serialized, .timeLimit(.minutes(10)))
 struct WorkerProcessTests {
-    static func binary() throws -> String { try KindredProcess.binary() }
-
-    static func startWorker(
-        _ installation: Installation, name: String = "worker", workers: Int = 2, environment extra: [String: String] = [:]
-    ) throws -> ServerProcess {
-        try KindredProcess.startWorker(installation, name: name, workers: workers, environment: extra)
-    }
-
-    static func waitForGenerated(_ installation: Installation, atLeast count: Int, worker: ServerProcess?, timeout: Duration = .seconds(180)) throws {
-        try KindredProcess.waitForGenerated(installation, atLeast: count, worker: worker, timeout: timeout)
-    }
-
-    /// Waits until the queue holds nothing (waiting, delayed or in flight).
-    static func waitForIdleQueue(_ installation: Installation, timeout: Duration = .seconds(60)) throws -> QueueStats {
-        let redis = try installation.queueServer.connect()
-        var stats = QueueStats()
-        try poll(until: "an idle queue", timeout: timeout, interval: .milliseconds(100)) {
-            stats = try WorkQueue().stats(on: QueueConnection(redis))
-            return stats.waiting.values.reduce(0, +) == 0 && stats.delayed == 0 && stats.processing == 0
-        }
-        return stats
-    }
-
-    /// Every member's stored set is exactly the engine's matches.
-    static func expectAllSetsCorrect(_ installation: Installation, members: [Member]? = nil, sourceLocation: SourceLocation = #_sourceLocation) throws {
-        let members = members ?? installation.members
-        let expected = try Installation.expectedMatches(members, survey: installation.survey)
-        let stored = try installation.storedSets()
-        var wrong: [String] = []
-        for member in members where stored[member.id] != .some(expected[member.id]) {
-            let got = stored[member.id] ?? nil
-            let want = expected[member.id] ?? []
-            let missing = Set(want).subtracting(got ?? []).count
-            let extra = Set(got ?? []).subtracting(want).count
-            wrong.append("\(member.id): \(got.map { "\($0.count)" } ?? "no set") stored, \(want.count) expected, \(missing) missing, \(extra) extra")
-        }
-        #expect(wrong.isEmpty, "\(wrong.count) of \(members.count) stored sets differ from the engine's: \(wrong.prefix(8))", sourceLocation: sourceLocation)
-    }
-
     @Test("the worker generates every set; SIGKILLed three times mid-run and restarted, it loses nothing")
     func killAndRestart() async throws {
         try await onThread("killAndRestart") {
@@ -60,16 +21,16 @@ struct WorkerProcessTests {
             try installation.enqueueAll()
             let total = installation.members.count
             for (round, progress) in [150, 450, 750].enumerated() {
-                let worker = try Self.startWorker(installation, name: "worker-\(round)")
-                try Self.waitForGenerated(installation, atLeast: progress, worker: worker)
+                let worker = try WorkerChecks.startWorker(installation, name: "worker-\(round)")
+                try WorkerChecks.waitForGenerated(installation, atLeast: progress, worker: worker)
                 worker.kill()
             }
-            let last = try Self.startWorker(installation, name: "worker-last")
+            let last = try WorkerChecks.startWorker(installation, name: "worker-last")
             defer { last.terminate() }
-            try Self.waitForGenerated(installation, atLeast: total, worker: last)
-            let stats = try Self.waitForIdleQueue(installation)
+            try WorkerChecks.waitForGenerated(installation, atLeast: total, worker: last)
+            let stats = try WorkerChecks.waitForIdleQueue(installation)
             #expect(stats.dead == 0)
-            try Self.expectAllSetsCorrect(installation)
+            try WorkerChecks.expectAllSetsCorrect(installation)
         }
     }
 
@@ -78,8 +39,8 @@ struct WorkerProcessTests {
         try await onThread("gracefulStop") {
             let installation = try Installation()
             try installation.enqueueAll()
-            let worker = try Self.startWorker(installation)
-            try Self.waitForGenerated(installation, atLeast: 200, worker: worker)
+            let worker = try WorkerChecks.startWorker(installation)
+            try WorkerChecks.waitForGenerated(installation, atLeast: 200, worker: worker)
             let start = ContinuousClock.now
             worker.signal(SIGTERM)
             #expect(worker.waitForExit(timeout: .seconds(30)), "the worker did not exit after SIGTERM")
@@ -90,11 +51,11 @@ struct WorkerProcessTests {
             let stats = try WorkQueue().stats(on: QueueConnection(redis))
             #expect(stats.processing == 0)
             #expect(try installation.generatedCount() + stats.waiting.values.reduce(0, +) >= installation.members.count)
-            let again = try Self.startWorker(installation, name: "worker-again")
+            let again = try WorkerChecks.startWorker(installation, name: "worker-again")
             defer { again.terminate() }
-            try Self.waitForGenerated(installation, atLeast: installation.members.count, worker: again)
-            #expect(try Self.waitForIdleQueue(installation).dead == 0)
-            try Self.expectAllSetsCorrect(installation)
+            try WorkerChecks.waitForGenerated(installation, atLeast: installation.members.count, worker: again)
+            #expect(try WorkerChecks.waitForIdleQueue(installation).dead == 0)
+            try WorkerChecks.expectAllSetsCorrect(installation)
         }
     }
 
@@ -103,10 +64,10 @@ struct WorkerProcessTests {
         try await onThread("shardComesBackEmpty") {
             let installation = try Installation()
             try installation.enqueueAll()
-            let worker = try Self.startWorker(installation)
+            let worker = try WorkerChecks.startWorker(installation)
             defer { worker.terminate() }
-            try Self.waitForGenerated(installation, atLeast: installation.members.count, worker: worker)
-            _ = try Self.waitForIdleQueue(installation)
+            try WorkerChecks.waitForGenerated(installation, atLeast: installation.members.count, worker: worker)
+            _ = try WorkerChecks.waitForIdleQueue(installation)
             // Shard 2 loses everything (it held about a third of the sets).
             let shard2 = try installation.shards[1].connect()
             #expect(try shard2.send(["DBSIZE"]).int ?? 0 > 300)
@@ -117,8 +78,8 @@ struct WorkerProcessTests {
                 guard worker.isRunning else { throw TestSupportError("the worker exited: \(worker.logTail())") }
                 return try installation.storedSets().values.allSatisfy { $0 != nil }
             }
-            _ = try Self.waitForIdleQueue(installation)
-            try Self.expectAllSetsCorrect(installation)
+            _ = try WorkerChecks.waitForIdleQueue(installation)
+            try WorkerChecks.expectAllSetsCorrect(installation)
         }
     }
 
@@ -127,16 +88,16 @@ struct WorkerProcessTests {
         try await onThread("mysqlRestart") {
             let installation = try Installation(dedicatedMySQL: true)
             try installation.enqueueAll()
-            let worker = try Self.startWorker(installation)
+            let worker = try WorkerChecks.startWorker(installation)
             defer { worker.terminate() }
-            try Self.waitForGenerated(installation, atLeast: 150, worker: worker)
+            try WorkerChecks.waitForGenerated(installation, atLeast: 150, worker: worker)
             installation.mysqlServer.stop()
             try installation.mysqlServer.restart()
-            try Self.waitForGenerated(installation, atLeast: installation.members.count, worker: worker)
-            let stats = try Self.waitForIdleQueue(installation)
+            try WorkerChecks.waitForGenerated(installation, atLeast: installation.members.count, worker: worker)
+            let stats = try WorkerChecks.waitForIdleQueue(installation)
             #expect(stats.dead == 0)
             #expect(worker.isRunning)
-            try Self.expectAllSetsCorrect(installation)
+            try WorkerChecks.expectAllSetsCorrect(installation)
         }
     }
 
@@ -148,10 +109,10 @@ struct WorkerProcessTests {
             try connection.execute("UPDATE members SET age_min = 90, age_max = 30 WHERE id = 42")
             connection.close()
             try installation.enqueueAll()
-            let worker = try Self.startWorker(installation)
+            let worker = try WorkerChecks.startWorker(installation)
             defer { worker.terminate() }
-            try Self.waitForGenerated(installation, atLeast: installation.members.count - 1, worker: worker)
-            let stats = try Self.waitForIdleQueue(installation)
+            try WorkerChecks.waitForGenerated(installation, atLeast: installation.members.count - 1, worker: worker)
+            let stats = try WorkerChecks.waitForIdleQueue(installation)
             #expect(stats.dead == 1)
             let dead = try WorkQueue().deadJobs(on: QueueConnection(try installation.queueServer.connect()))
             #expect(dead.map(\.member) == [42])
@@ -159,7 +120,7 @@ struct WorkerProcessTests {
             #expect(worker.isRunning)
             // Everyone else is correct, over the population without member 42.
             let others = installation.members.filter { $0.id != 42 }
-            try Self.expectAllSetsCorrect(installation, members: others)
+            try WorkerChecks.expectAllSetsCorrect(installation, members: others)
         }
     }
 }

@@ -144,7 +144,7 @@ struct ProbeTests {
     func mysqlHung() async throws {
         let web = try await Self.webWithWarmDirectory()
         let member = web.installation.members[0].id
-        // The probe keeps its MySQL connection: the hang meets a kept one first.
+        // Each check connects anew: against the hung server the handshake waits out the connect timeout.
         let before = try await web.send(.get, "/healthz", token: nil)
         #expect(before.json["status"] as? String == "ok", "\(before.body)")
 
@@ -164,15 +164,15 @@ struct ProbeTests {
                 #expect(health.json["ready"] as? Bool == true && health.json["queue"] as? String == "ok", "\(health.body)")
             }
         }
-        // A check's thread is not stuck either: a new connection to the hung
-        // server (the check after a kept one timed out) gives up within its
-        // timeouts (connect 1 s, read 1 s), so checks keep finishing.
+        // A check's thread is not stuck either: its new connection to the hung
+        // server gives up within its timeouts (connect 1 s, read 1 s), so
+        // checks keep finishing.
         var configuration = web.core.sessions.store.mysql
         configuration.connectTimeout = .seconds(1)
         configuration.readTimeout = .seconds(1)
         configuration.writeTimeout = .seconds(1)
-        let fresh = KeptConnection<MariaDBConnection>(
-            timeout: .seconds(1), open: { [configuration] in try MariaDBConnection(configuration: configuration) }, check: { try $0.ping() },
+        let fresh = ConnectionCheck<MariaDBConnection>(
+            open: { [configuration] in try MariaDBConnection(configuration: configuration) }, check: { try $0.ping() },
             close: { $0.close() })
         let (answered, took) = try await onThread { () -> (Bool, Duration) in
             let started = ContinuousClock.now

@@ -24,11 +24,11 @@ struct ClusterShardEndToEndTests {
             let cluster = try RedisCluster(nodeTimeout: .seconds(2))
             let installation = try Installation(memberLimit: 300, standaloneShards: 1, cluster: cluster)
             try installation.enqueueAll()
-            let worker = try WorkerProcessTests.startWorker(installation)
+            let worker = try WorkerChecks.startWorker(installation)
             defer { worker.terminate() }
-            try WorkerProcessTests.waitForGenerated(installation, atLeast: installation.members.count, worker: worker)
-            _ = try WorkerProcessTests.waitForIdleQueue(installation)
-            try WorkerProcessTests.expectAllSetsCorrect(installation)
+            try WorkerChecks.waitForGenerated(installation, atLeast: installation.members.count, worker: worker)
+            _ = try WorkerChecks.waitForIdleQueue(installation)
+            try WorkerChecks.expectAllSetsCorrect(installation)
 
             // Members live on both shards, and the cluster's sets on all its masters.
             let connection = try installation.connectMySQL()
@@ -58,10 +58,10 @@ struct ClusterShardEndToEndTests {
             // Interactive: each member's own set is written again (a repair of a set that is fine writes nothing).
             try WorkQueue().enqueue(installation.members.map(\.id), priority: .interactive, on: QueueConnection(queue))
             try #require(cluster.server(victim)).kill()
-            let stats = try WorkerProcessTests.waitForIdleQueue(installation, timeout: .seconds(300))
+            let stats = try WorkerChecks.waitForIdleQueue(installation, timeout: .seconds(300))
             #expect(stats.dead == 0, "dead letters: \(stats.dead)")
             #expect(worker.isRunning, "\(worker.logTail())")
-            try WorkerProcessTests.expectAllSetsCorrect(installation)
+            try WorkerChecks.expectAllSetsCorrect(installation)
             #expect(try cluster.slotMap().master(for: ScoreLayout.slot(of: onCluster[0])) != victim)
             // Every cluster member's set was written again, the dead master's ones included.
             let after = try store.readMetas(onCluster, shard: clusterShard)
@@ -143,7 +143,7 @@ struct ClusterShardEndToEndTests {
         let health = try await web.send(.get, "/healthz")
         #expect(health.status == 200 && health.json["status"] as? String == "ok", "\(health.body)")
 
-        let worker = try await onThread { try WorkerProcessTests.startWorker(installation) }
+        let worker = try await onThread { try WorkerChecks.startWorker(installation) }
         defer { worker.terminate() }
         try await onThread {
             let queue = try installation.queueServer.connect()
@@ -166,22 +166,22 @@ struct ClusterShardEndToEndTests {
         #expect(wrong.isEmpty, "\(wrong.count) of \(reads) reads: \(wrong.prefix(5))")
         print("reshard under load: \(owned) slots moved, \(reads) reads of the moving members")
 
-        let stats = try await onThread { try WorkerProcessTests.waitForIdleQueue(installation, timeout: .seconds(300)) }
+        let stats = try await onThread { try WorkerChecks.waitForIdleQueue(installation, timeout: .seconds(300)) }
         #expect(stats.dead == 0, "dead letters: \(stats.dead)")
         #expect(worker.isRunning, "\(worker.logTail())")
         let after = try await onThread { try cluster.slotMap() }
         #expect(!after.masterNodes.contains(source) || (0..<HashSlot.count).allSatisfy { after.master(for: HashSlot($0)!) != source })
-        try await onThread { try WorkerProcessTests.expectAllSetsCorrect(installation) }
+        try await onThread { try WorkerChecks.expectAllSetsCorrect(installation) }
         try await onThread { worker.terminate() }
     }
 
-    @Test("a set whose last write a failover lost (the replica never got it) is found by the set audit, its stamp against MySQL's record, and rebuilt; the shard's sequence going back queues nothing wholesale")
+    @Test("a set whose last write a failover lost (the replica never got it) is found by the set audit, its answersVersion against MySQL's record, and rebuilt; the shard's sequence going back queues nothing wholesale")
     func writeLostInAFailover() async throws {
         let cluster = try await onThread { try RedisCluster(nodeTimeout: .seconds(2)) }
         let installation = try await onThread { try Installation(memberLimit: 100, standaloneShards: 1, cluster: cluster) }
         let web = try await onThread {
             try WebHarness(installation: installation) {
-                $0.scoring.topN = SetsStayTrueTests.topN
+                $0.scoring.topN = ExactSets.topN
             }
         }
         try await onThread {
@@ -225,9 +225,9 @@ struct ClusterShardEndToEndTests {
             var record = try #require(try repository.member(member))
             record.answers = Array(record.answers.dropFirst(record.answers.count / 2))
             try repository.upsert([record])
-            try SetsStayTrueTests.work(web, [member])
+            try ExactSets.work(web, [member])
             let written = try #require(try store.readMetas([member], shard: clusterShard).first ?? nil)
-            #expect(written.stamp != replicated.stamp)
+            #expect(written.answersVersion != replicated.answersVersion)
             try runOnce(watcher)  // the sequence advances on the master only, and MySQL records it
 
             // The master dies; the replica, thawed, takes over with the old set.
@@ -238,7 +238,7 @@ struct ClusterShardEndToEndTests {
             }
             try cluster.waitUntilHealthy(timeout: .seconds(60))
             try poll(until: "the old set to be read from the new master", timeout: .seconds(30), interval: .milliseconds(100)) {
-                (try? store.readMetas([member], shard: clusterShard).first ?? nil)?.stamp == replicated.stamp
+                (try? store.readMetas([member], shard: clusterShard).first ?? nil)?.answersVersion == replicated.answersVersion
             }
 
             // The watcher sees the sequence go back: one master failed over, the shard did not lose its
@@ -261,10 +261,10 @@ struct ClusterShardEndToEndTests {
                 try WorkQueue().complete(job, worker: "audit-test", on: queue)
             }
             #expect(queued.contains(member), "the set the failover took back is queued: \(queued.sorted())")
-            try SetsStayTrueTests.work(web, Array(queued))
-            #expect(try store.readMetas([member], shard: clusterShard).first??.stamp == written.stamp)
+            try ExactSets.work(web, Array(queued))
+            #expect(try store.readMetas([member], shard: clusterShard).first??.answersVersion == written.answersVersion)
         }
-        try await onThread { try SetsStayTrueTests.expectEverySetExact(web) }
+        try await onThread { try ExactSets.expectEverySetExact(web) }
     }
 
     @Test("a whole cluster shard unreachable behaves as a standalone shard down: its members' reads answer 503 with Retry-After, their jobs fail as shard unavailable (which the worker postpones, never buries), other shards are served; then exact pages again")
@@ -331,17 +331,17 @@ struct ClusterShardEndToEndTests {
         let queueSlot = HashSlot(key: QueueKeys().onCluster.namespace)
         let seed = try #require(map.masterNodes.first { $0 != map.master(for: queueSlot) })
         let address = "redis+cluster://127.0.0.1:\(seed.port)"
-        let worker = try await onThread { try WorkerProcessTests.startWorker(installation, environment: ["KINDRED_QUEUE": address]) }
+        let worker = try await onThread { try WorkerChecks.startWorker(installation, environment: ["KINDRED_QUEUE": address]) }
         defer { worker.terminate() }
         // `kindred enqueue` (the CLI) queues every member on the cluster.
         let ids = installation.members.map { String($0.id) }.joined(separator: "\n") + "\n"
         let enqueue = try await onThread {
             try runProcess(
-                try WorkerProcessTests.binary(), ["enqueue", "--stdin"], environment: installation.environment.merging(["KINDRED_QUEUE": address]) { _, new in new },
+                try WorkerChecks.binary(), ["enqueue", "--stdin"], environment: installation.environment.merging(["KINDRED_QUEUE": address]) { _, new in new },
                 input: ids, timeout: .seconds(60))
         }
         #expect(enqueue.status == 0, "\(enqueue.output)")
-        try await onThread { try WorkerProcessTests.waitForGenerated(installation, atLeast: installation.members.count, worker: worker) }
+        try await onThread { try WorkerChecks.waitForGenerated(installation, atLeast: installation.members.count, worker: worker) }
         let stats = try await onThread { () -> QueueStats in
             let queue = try QueueConnection(address: try QueueAddress(address))
             defer { queue.close() }
@@ -353,7 +353,7 @@ struct ClusterShardEndToEndTests {
             return stats
         }
         #expect(stats.dead == 0 && stats.workers == 2, "\(stats)")
-        try await onThread { try WorkerProcessTests.expectAllSetsCorrect(installation) }
+        try await onThread { try WorkerChecks.expectAllSetsCorrect(installation) }
         let standalone = try await onThread { () -> Int in
             let redis = try installation.queueServer.connect()
             defer { redis.close() }

@@ -29,8 +29,8 @@ struct ReconnectTests {
     static let runs = 15
 
     @Test("a kept queue connection that died with its server is replaced within the same use, whatever error the work threw")
-    func taskConnectionsRetryOnce() async throws {
-        try await onThread("taskConnectionsRetryOnce") {
+    func threadSessionReplacesDeadQueueConnectionOnce() async throws {
+        try await onThread("threadSessionReplacesDeadQueueConnectionOnce") {
             let installation = try Installation(memberLimit: 20)
             let (context, _) = try installation.core()
             let connections = context.sessions.thread()

@@ -56,7 +56,7 @@ struct ChurnTests {
     static func startWorker(_ installation: Installation, name: String, topN: Int) throws -> ServerProcess {
         let log = try makeTemporaryDirectory(prefix: "kindred-churn").appendingPathComponent("\(name).log")
         return try ServerProcess(
-            name: name, executable: try WorkerProcessTests.binary(),
+            name: name, executable: try WorkerChecks.binary(),
             arguments: [
                 "worker", "--workers", "3", "--metrics", "off", "--shutdown-timeout", "10", "--log-level", "warning",
                 "--top-n", String(topN), "--sweep-interval", "2", "--audit-interval", "3", "--audit-sample", "20",
@@ -100,7 +100,7 @@ struct ChurnTests {
             for (generation, meta) in zip(generations, metas) {
                 guard let meta else { return "member \(generation.memberID)'s set is missing from shard \(index)" }
                 if meta.needsRefill || meta.isLegacy { return "member \(generation.memberID)'s set needs a rebuild" }
-                if meta.stamp != String(generation.answersVersion) { return "member \(generation.memberID)'s set is not the recorded write" }
+                if meta.answersVersion != String(generation.answersVersion) { return "member \(generation.memberID)'s set is not the recorded write" }
             }
         }
         return nil
@@ -312,7 +312,7 @@ struct Churn {
             let installation = self.installation
             let (status, output) = try await onThread {
                 try runProcess(
-                    try WorkerProcessTests.binary(),
+                    try WorkerChecks.binary(),
                     ["import", "--survey", Installation.fixtures + "/survey.json", "--members", file.path],
                     environment: installation.environment, timeout: .seconds(300))
             }
@@ -331,7 +331,7 @@ struct Churn {
             let installation = self.installation
             let (status, output) = try await onThread {
                 try runProcess(
-                    try WorkerProcessTests.binary(), ["evict", "--dormant-for", "3650d"], environment: installation.environment,
+                    try WorkerChecks.binary(), ["evict", "--dormant-for", "3650d"], environment: installation.environment,
                     timeout: .seconds(300))
             }
             #expect(status == 0, "kindred evict: \(output)")

@@ -3,9 +3,9 @@ import Foundation
 import MemberFormat
 import Synthetic
 
-struct GenerateCommand: AsyncParsableCommand {
+struct SynthesizeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "generate",
+        commandName: "synthesize",
         abstract: "Write a deterministic synthetic population (survey.json, members.jsonl) in the import format."
     )
 
