@@ -81,7 +81,7 @@ package final class SnapshotFollower: Sendable {
             let step = state.withLock { state, condition -> Step in
                 if let done = state.completedStart, done >= instant { return .done }
                 if state.running {
-                    _ = condition.wait(timeout: .seconds(1))
+                    _ = condition.wait(&state, timeout: .seconds(1))
                     return .wait
                 }
                 state.running = true

@@ -67,7 +67,7 @@ package final class ThreadsService: Service, Sendable {
             startThread(name: "\(name)-watchdog") { [self] in
                 let abandoned = state.withLock { state, condition in
                     while state.running > 0 {
-                        if !condition.wait(until: deadline) { break }
+                        if !condition.wait(&state, until: deadline) { break }
                     }
                     let left = state.running
                     if left > 0 { Self.resume(&state.continuation) }

@@ -54,7 +54,7 @@ package final class BatchingExecutor<Context, Item: Sendable, Output: Sendable>:
         while true {
             let batch: [(item: Item, continuation: CheckedContinuation<Output?, Never>?)]? = state.withLock {
                 state, condition in
-                while state.pending.isEmpty && !state.stopped { condition.wait() }
+                while state.pending.isEmpty && !state.stopped { condition.wait(&state) }
                 if state.pending.isEmpty && state.stopped { return nil }
                 let take = min(state.pending.count, maxBatch)
                 let batch = Array(state.pending.prefix(take))
@@ -120,7 +120,7 @@ package final class BatchingExecutor<Context, Item: Sendable, Output: Sendable>:
             state.stopped = true
             condition.broadcast()
             while state.running > 0 {
-                if !condition.wait(until: deadline) { break }
+                if !condition.wait(&state, until: deadline) { break }
             }
         }
     }

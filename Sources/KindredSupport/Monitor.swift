@@ -14,19 +14,23 @@ import Darwin
 /// clock (a wall-clock step cannot stretch or cut a wait). Never hold the
 /// lock across a blocking call other than ``Condition/wait()``.
 package final class Monitor<State>: @unchecked Sendable {
-    // Why this is safe: `state` is read and written only inside `withLock`,
-    // that is while `mutex` is held (a condition wait releases and retakes
-    // it, as pthread guarantees); the state comes in `sending` and every
-    // result leaves `sending`, so no reference into the state escapes
-    // unchecked (the same contract as `Synchronization.Mutex`). The pthread
-    // objects are allocated once, never moved, and destroyed in `deinit`,
+    // Why this is safe: the state lives in `storage` and is touched only
+    // while `mutex` is held: ``withLock(_:)`` moves it out into the body's
+    // own variable and back before unlocking, and a wait puts it back before
+    // releasing the lock and takes it out again after retaking it (so a body
+    // never works on a value another thread changed behind it: see
+    // ``Condition/wait(_:)``). The state comes in `sending` and every result
+    // leaves `sending`, so no reference into the state escapes unchecked
+    // (the same contract as `Synchronization.Mutex`). The pthread objects and
+    // the storage are allocated once, never moved, and destroyed in `deinit`,
     // when no thread can hold the lock any more.
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let condition: UnsafeMutablePointer<pthread_cond_t>
-    private var state: State
+    private let storage: UnsafeMutablePointer<State>
 
     package init(_ state: sending State) {
-        self.state = state
+        storage = .allocate(capacity: 1)
+        storage.initialize(to: state)
         mutex = .allocate(capacity: 1)
         condition = .allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
@@ -46,26 +50,41 @@ package final class Monitor<State>: @unchecked Sendable {
         pthread_mutex_destroy(mutex)
         condition.deallocate()
         mutex.deallocate()
+        storage.deinitialize(count: 1)
+        storage.deallocate()
     }
 
     /// The condition of a ``Monitor``, handed to the body of
     /// ``Monitor/withLock(_:)``: valid only inside that body, while the lock
     /// is held (not Sendable, so it cannot be sent to another thread).
+    ///
+    /// Every wait takes the body's state: the body holds it as an `inout`
+    /// value, which the optimizer may keep in registers across any call that
+    /// is not handed it. So a wait stores it back where other threads see
+    /// it, waits, and loads what they left (a wait that did not take it
+    /// would let a release build loop on a stale copy: it did, in
+    /// `BoundedChannel`, an import that read no line).
     package struct Condition {
         fileprivate let mutex: UnsafeMutablePointer<pthread_mutex_t>
         fileprivate let condition: UnsafeMutablePointer<pthread_cond_t>
+        fileprivate let storage: UnsafeMutablePointer<State>
 
-        /// Releases the lock until signalled, then retakes it. Wake-ups can
-        /// be spurious: loop on the state.
-        package func wait() {
+        /// Releases the lock until signalled, then retakes it; `state` is
+        /// then what other threads left. Wake-ups can be spurious: loop on
+        /// the state.
+        package func wait(_ state: inout State) {
+            storage.initialize(to: state)
             pthread_cond_wait(condition, mutex)
+            state = storage.move()
         }
 
-        /// As ``wait()``, but gives up at `deadline`; false when the
+        /// As ``wait(_:)``, but gives up at `deadline`; false when the
         /// deadline passed (true may still be spurious: loop on the state).
-        package func wait(until deadline: ContinuousClock.Instant) -> Bool {
+        package func wait(_ state: inout State, until deadline: ContinuousClock.Instant) -> Bool {
             let remaining = ContinuousClock.now.duration(to: deadline)
             guard remaining > .zero else { return false }
+            storage.initialize(to: state)
+            defer { state = storage.move() }
             #if canImport(Glibc)
             var now = timespec()
             clock_gettime(CLOCK_MONOTONIC, &now)
@@ -81,9 +100,9 @@ package final class Monitor<State>: @unchecked Sendable {
             #endif
         }
 
-        /// As ``wait(until:)`` with a deadline `timeout` from now.
-        package func wait(timeout: Duration) -> Bool {
-            wait(until: .now + timeout)
+        /// As ``wait(_:until:)`` with a deadline `timeout` from now.
+        package func wait(_ state: inout State, timeout: Duration) -> Bool {
+            wait(&state, until: .now + timeout)
         }
 
         /// Wakes one waiting thread.
@@ -103,6 +122,30 @@ package final class Monitor<State>: @unchecked Sendable {
     ) throws(E) -> sending R {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
-        return try body(&state, Condition(mutex: mutex, condition: condition))
+        var state = storage.move()
+        defer { storage.initialize(to: state) }
+        return try body(&state, Condition(mutex: mutex, condition: condition, storage: storage))
+    }
+}
+
+extension Monitor.Condition where State == Void {
+    /// ``wait(_:)`` for a monitor without state of its own: one that guards
+    /// a class's stored properties (the object's memory is shared, so the
+    /// body reads it afresh after the wait).
+    package func wait() {
+        var none: Void = ()
+        wait(&none)
+    }
+
+    /// ``wait(_:until:)`` for a monitor without state of its own.
+    package func wait(until deadline: ContinuousClock.Instant) -> Bool {
+        var none: Void = ()
+        return wait(&none, until: deadline)
+    }
+
+    /// ``wait(_:timeout:)`` for a monitor without state of its own.
+    package func wait(timeout: Duration) -> Bool {
+        var none: Void = ()
+        return wait(&none, timeout: timeout)
     }
 }

@@ -24,7 +24,7 @@ package final class StopSignal: Sendable {
         let deadline = ContinuousClock.now + max(timeout, .zero)
         return stopped.withLock { stopped, condition in
             while !stopped {
-                if !condition.wait(until: deadline) { break }
+                if !condition.wait(&stopped, until: deadline) { break }
             }
             return stopped
         }

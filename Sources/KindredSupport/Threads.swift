@@ -17,9 +17,9 @@ package struct ThreadHandle: Sendable {
         return finished.withLock { finished, condition in
             while !finished {
                 if let deadline {
-                    if !condition.wait(until: deadline) { break }
+                    if !condition.wait(&finished, until: deadline) { break }
                 } else {
-                    condition.wait()
+                    condition.wait(&finished)
                 }
             }
             return finished

@@ -16,7 +16,7 @@ final class BoundedChannel<Element: Sendable>: Sendable {
     /// Waits for room, then appends; false when the channel is closed.
     func send(_ element: Element) -> Bool {
         state.withLock { state, condition in
-            while state.buffer.count >= capacity && !state.closed { condition.wait() }
+            while state.buffer.count >= capacity && !state.closed { condition.wait(&state) }
             guard !state.closed else { return false }
             state.buffer.append(element)
             condition.broadcast()
@@ -27,7 +27,7 @@ final class BoundedChannel<Element: Sendable>: Sendable {
     /// Waits for an element; `nil` once the channel is closed and drained.
     func receive() -> Element? {
         state.withLock { state, condition in
-            while state.buffer.isEmpty && !state.closed { condition.wait() }
+            while state.buffer.isEmpty && !state.closed { condition.wait(&state) }
             guard !state.buffer.isEmpty else { return nil }
             let element = state.buffer.removeFirst()
             condition.broadcast()

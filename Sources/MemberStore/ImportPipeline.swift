@@ -194,7 +194,7 @@ final class PermitPool: Sendable {
 
     func acquire() -> Bool {
         state.withLock { state, condition in
-            while state.available == 0 && !state.cancelled { condition.wait() }
+            while state.available == 0 && !state.cancelled { condition.wait(&state) }
             guard !state.cancelled else { return false }
             state.available -= 1
             return true

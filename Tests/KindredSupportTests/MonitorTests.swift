@@ -13,12 +13,12 @@ struct MonitorTests {
         let monitor = Monitor(0)
         let start = ContinuousClock.now
         let deadline = start + .milliseconds(50)
-        let signalled = monitor.withLock { _, condition in condition.wait(until: deadline) }
+        let signalled = monitor.withLock { count, condition in condition.wait(&count, until: deadline) }
         let elapsed = ContinuousClock.now - start
         // A spurious wake-up may return true early; the loop form is tested below.
         if !signalled { #expect(elapsed >= .milliseconds(50)) }
         #expect(elapsed < .seconds(10))
-        let late = monitor.withLock { _, condition in condition.wait(until: start) }
+        let late = monitor.withLock { count, condition in condition.wait(&count, until: start) }
         #expect(!late, "a deadline in the past returns at once")
     }
 
@@ -28,7 +28,7 @@ struct MonitorTests {
         let start = ContinuousClock.now
         let deadline = start + .milliseconds(80)
         let flag = monitor.withLock { flag, condition in
-            while !flag { if !condition.wait(until: deadline) { break } }
+            while !flag { if !condition.wait(&flag, until: deadline) { break } }
             return flag
         }
         #expect(!flag)
@@ -46,7 +46,7 @@ struct MonitorTests {
             }
         }
         let flag = monitor.withLock { flag, condition in
-            while !flag { if !condition.wait(until: start + .seconds(30)) { break } }
+            while !flag { if !condition.wait(&flag, until: start + .seconds(30)) { break } }
             return flag
         }
         #expect(flag)
@@ -59,7 +59,7 @@ struct MonitorTests {
         let waiters = (0..<4).map { index in
             startThread(name: "waiter-\(index)") {
                 monitor.withLock { state, condition in
-                    while !state.open { condition.wait() }
+                    while !state.open { condition.wait(&state) }
                     state.woken += 1
                 }
             }
@@ -77,7 +77,7 @@ struct MonitorTests {
         let gate = Monitor(false)
         let thread = startThread(name: "gated", stackSize: 1 << 20) {
             gate.withLock { open, condition in
-                while !open { condition.wait() }
+                while !open { condition.wait(&open) }
             }
         }
         let start = ContinuousClock.now

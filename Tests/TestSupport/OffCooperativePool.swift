@@ -162,7 +162,7 @@ package final class BlockingTestExecutor: TaskExecutor, Sendable {
             let job = state.withLock { state, condition -> UnownedJob in
                 while state.jobs.isEmpty {
                     state.idle += 1
-                    condition.wait()
+                    condition.wait(&state)
                     state.idle -= 1
                 }
                 return state.jobs.removeFirst()
