@@ -12,7 +12,7 @@ import Darwin
 ///
 /// Timed waits take a `ContinuousClock.Instant` and wait on the monotonic
 /// clock (a wall-clock step cannot stretch or cut a wait). Never hold the
-/// lock across a blocking call other than ``Condition/wait()``.
+/// lock across a blocking call other than ``Condition/wait(_:)``.
 package final class Monitor<State>: @unchecked Sendable {
     // Why this is safe: the state lives in `storage` and is touched only
     // while `mutex` is held: ``withLock(_:)`` moves it out into the body's
@@ -64,6 +64,10 @@ package final class Monitor<State>: @unchecked Sendable {
     /// it, waits, and loads what they left (a wait that did not take it
     /// would let a release build loop on a stale copy: it did, in
     /// `BoundedChannel`, an import that read no line).
+    ///
+    /// Pass a wait the body's own state parameter, nothing else: the value
+    /// passed is what the others see while the thread sleeps, and what they
+    /// left is written into it.
     package struct Condition {
         fileprivate let mutex: UnsafeMutablePointer<pthread_mutex_t>
         fileprivate let condition: UnsafeMutablePointer<pthread_cond_t>
@@ -73,9 +77,14 @@ package final class Monitor<State>: @unchecked Sendable {
         /// then what other threads left. Wake-ups can be spurious: loop on
         /// the state.
         package func wait(_ state: inout State) {
-            storage.initialize(to: state)
-            pthread_cond_wait(condition, mutex)
-            state = storage.move()
+            // Moved, not copied: a copy would keep a second reference to the
+            // state's buffers while the thread sleeps, and every change the
+            // others make meanwhile would copy them whole.
+            withUnsafeMutablePointer(to: &state) { local in
+                storage.moveInitialize(from: local, count: 1)
+                pthread_cond_wait(condition, mutex)
+                local.moveInitialize(from: storage, count: 1)
+            }
         }
 
         /// As ``wait(_:)``, but gives up at `deadline`; false when the
@@ -83,8 +92,6 @@ package final class Monitor<State>: @unchecked Sendable {
         package func wait(_ state: inout State, until deadline: ContinuousClock.Instant) -> Bool {
             let remaining = ContinuousClock.now.duration(to: deadline)
             guard remaining > .zero else { return false }
-            storage.initialize(to: state)
-            defer { state = storage.move() }
             #if canImport(Glibc)
             var now = timespec()
             clock_gettime(CLOCK_MONOTONIC, &now)
@@ -93,10 +100,18 @@ package final class Monitor<State>: @unchecked Sendable {
             var end = timespec(
                 tv_sec: now.tv_sec + time_t(seconds) + time_t(nanoseconds / 1_000_000_000),
                 tv_nsec: nanoseconds % 1_000_000_000)
-            return pthread_cond_timedwait(condition, mutex, &end) != ETIMEDOUT
+            return withUnsafeMutablePointer(to: &state) { local in
+                storage.moveInitialize(from: local, count: 1)
+                defer { local.moveInitialize(from: storage, count: 1) }
+                return pthread_cond_timedwait(condition, mutex, &end) != ETIMEDOUT
+            }
             #else
             var relative = remaining.timespec
-            return pthread_cond_timedwait_relative_np(condition, mutex, &relative) != ETIMEDOUT
+            return withUnsafeMutablePointer(to: &state) { local in
+                storage.moveInitialize(from: local, count: 1)
+                defer { local.moveInitialize(from: storage, count: 1) }
+                return pthread_cond_timedwait_relative_np(condition, mutex, &relative) != ETIMEDOUT
+            }
             #endif
         }
 
