@@ -11,17 +11,25 @@
 //   RedisClient     -> CHiredis, KindredSupport   one connection over hiredis, pipelines, replies
 //   MariaDBClient   -> CMariaDB, KindredSupport   one connection over libmariadb, prepared statements
 //   KindredConfig   -> Scoring, MemberFormat   layered settings: config file < environment < flags
-//   KindredSupport                        locks shared by the blocking-I/O layers, the version, URL percent-encoding
+//   KindredSupport                        the concurrency helpers of the blocking-I/O layers (monitor, threads, executors,
+//                                         stop signal, backoff, sleeps and Duration conversions), the version, URL percent-encoding,
+//                                         byte sizes
 //   KindredLogging  -> KindredSupport, swift-log   the log handler (text or JSON lines), durations in ms
 //   MemberStore     -> MariaDBClient, RedisClient (the shard URL grammar), Scoring, MemberFormat
 //                                         members, answers, blocks, shards, directory, generations
 //   ScoreStore      -> RedisClient, Scoring   score sets on the shards, lazy connection manager
 //   WorkQueue       -> RedisClient        the durable prioritised queue of member ids
-//   Pipeline        -> the stores, WorkQueue, MemberFormat, swift-log/metrics/prometheus, service-lifecycle, Hummingbird
-//                                         the worker daemon's services, the shared snapshot, metrics, backfill and evict
-//   WebAPI          -> Pipeline, the stores, Hummingbird   the web backend: routes, on-read regeneration, ranked-set cache
-//   kindred         -> everything above   the one executable: argument parsing and wiring
-//   kindred-bench   -> Scoring, Synthetic release-mode benchmarks (not tests)
+//   KindredCore     -> the stores, WorkQueue, MemberFormat, KindredLogging, swift-log/metrics, service-lifecycle
+//                                         the generation core: GenerationCore and GenerationSettings, Bootstrap, generator,
+//                                         thread sessions, shared snapshot, set index, thread services, the shared periodic
+//                                         services, metrics (no MariaDBClient: MemberStore's StoreConfiguration carries MySQL's)
+//   MetricsEndpoint -> KindredCore, swift-prometheus, Hummingbird   Prometheus exposition, the /metrics /livez /readyz server
+//   KindredWorker   -> KindredCore        the worker daemon: WorkerSettings, WorkerRuntime (with the queue), worker loop,
+//                                         its own services, probe
+//   KindredRuns     -> KindredCore        backfill and evict
+//   WebAPI          -> KindredCore, MetricsEndpoint, the stores, Hummingbird   the web backend (no worker module)
+//   kindred         -> everything above   the one executable: argument parsing and one assembly per program
+//   kindred-bench   -> Scoring, Synthetic, the stores, KindredSupport   release-mode benchmarks (not tests)
 //   FuzzTargets     -> MemberFormat, the clients, MemberStore (shard addresses), ScoreStore, WebAPI
 //                                         one entry point per parser of outside input, for kindred-fuzz
 //                                         (libFuzzer, only with KINDRED_FUZZ set: scripts/fuzz) and
@@ -107,12 +115,51 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
-        // The worker pipeline: services over the stores and the queue.
+        // The generation core every program shares: services over the stores and the queue.
         .target(
-            name: "Pipeline",
+            name: "KindredCore",
             dependencies: [
                 "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue", "KindredSupport", "KindredLogging",
-                "RedisClient", "MariaDBClient",
+                "RedisClient",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // The worker daemon: the generation loop on the queue and its own services.
+        .target(
+            name: "KindredWorker",
+            dependencies: [
+                "KindredCore", "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue", "KindredSupport", "KindredLogging",
+                "RedisClient",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // The runs: backfill and evict.
+        .target(
+            name: "KindredRuns",
+            dependencies: [
+                "KindredCore", "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue", "KindredSupport", "KindredLogging",
+                "RedisClient",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // The metrics endpoint: Prometheus exposition and the /metrics /livez /readyz server.
+        .target(
+            name: "MetricsEndpoint",
+            dependencies: [
+                "KindredCore", "KindredSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -127,8 +174,8 @@ let package = Package(
         .target(
             name: "WebAPI",
             dependencies: [
-                "Pipeline", "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue", "KindredSupport",
-                "RedisClient", "MariaDBClient",
+                "KindredCore", "MetricsEndpoint", "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue", "KindredSupport",
+                "RedisClient",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -146,7 +193,7 @@ let package = Package(
             name: "kindred",
             dependencies: [
                 "Scoring", "MemberFormat", "Synthetic", "RedisClient", "MariaDBClient", "KindredConfig",
-                "KindredSupport", "KindredLogging", "MemberStore", "ScoreStore", "WorkQueue", "Pipeline", "WebAPI",
+                "KindredSupport", "KindredLogging", "MemberStore", "ScoreStore", "WorkQueue", "KindredCore", "KindredWorker", "KindredRuns", "MetricsEndpoint", "WebAPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -159,7 +206,7 @@ let package = Package(
             name: "kindred-bench",
             dependencies: [
                 "Scoring", "MemberFormat", "Synthetic", "MariaDBClient", "RedisClient", "MemberStore", "ScoreStore",
-                "WorkQueue",
+                "WorkQueue", "KindredSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/KindredBench",
@@ -181,7 +228,7 @@ let package = Package(
         // Tests.
         .target(
             name: "TestSupport",
-            dependencies: ["RedisClient", "MariaDBClient"],
+            dependencies: ["RedisClient", "MariaDBClient", "KindredSupport"],
             path: "Tests/TestSupport",
             swiftSettings: swiftSettings
         ),
@@ -203,7 +250,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MemberStoreTests",
-            dependencies: ["MemberStore", "MemberFormat", "Synthetic", "Scoring", "TestSupport"],
+            dependencies: ["MemberStore", "MemberFormat", "Synthetic", "Scoring", "TestSupport", "KindredSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -211,11 +258,92 @@ let package = Package(
             dependencies: ["ScoreStore", "Scoring", "Synthetic", "TestSupport"],
             swiftSettings: swiftSettings
         ),
-        .testTarget(
-            name: "PipelineTests",
+        // What the program tests share: an installation (servers, fixtures), the web harness, the kindred process, the worker and exact-set checks.
+        .target(
+            name: "KindredTestKit",
             dependencies: [
-                "Pipeline", "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue", "MariaDBClient",
-                "RedisClient", "TestSupport", "WebAPI", "Synthetic", "KindredLogging",
+                "KindredCore", "KindredWorker", "MetricsEndpoint", "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue",
+                "MariaDBClient", "RedisClient", "TestSupport", "WebAPI", "KindredLogging", "KindredSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            path: "Tests/KindredTestKit",
+            swiftSettings: swiftSettings
+        ),
+        // The generation core: the generator, placements, the set index, shard administration, metrics.
+        .testTarget(
+            name: "KindredCoreTests",
+            dependencies: [
+                "KindredCore", "KindredWorker", "KindredRuns", "MetricsEndpoint", "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue",
+                "MariaDBClient", "RedisClient", "TestSupport", "KindredTestKit", "WebAPI", "Synthetic", "KindredLogging", "KindredSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The worker: its loop, services, probes, reconnects, cluster shards, sets kept true under churn, the worker process.
+        .testTarget(
+            name: "KindredWorkerTests",
+            dependencies: [
+                "KindredCore", "KindredWorker", "KindredRuns", "MetricsEndpoint", "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue",
+                "MariaDBClient", "RedisClient", "TestSupport", "KindredTestKit", "WebAPI", "Synthetic", "KindredLogging", "KindredSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Backfill and evict runs, in process and as kindred processes.
+        .testTarget(
+            name: "KindredRunsTests",
+            dependencies: [
+                "KindredCore", "KindredWorker", "KindredRuns", "MetricsEndpoint", "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue",
+                "MariaDBClient", "RedisClient", "TestSupport", "KindredTestKit", "WebAPI", "Synthetic", "KindredLogging", "KindredSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The kindred executable as operators run it: the operator commands.
+        .testTarget(
+            name: "KindredCLITests",
+            dependencies: [
+                "KindredCore", "KindredWorker", "KindredRuns", "MetricsEndpoint", "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue",
+                "MariaDBClient", "RedisClient", "TestSupport", "KindredTestKit", "WebAPI", "Synthetic", "KindredLogging", "KindredSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "WebAPITests",
+            dependencies: [
+                "KindredCore", "KindredWorker", "MetricsEndpoint", "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue",
+                "MariaDBClient", "RedisClient", "TestSupport", "KindredTestKit", "WebAPI", "Synthetic", "KindredLogging", "KindredSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -235,6 +363,11 @@ let package = Package(
         .testTarget(
             name: "KindredLoggingTests",
             dependencies: ["KindredLogging", "TestSupport", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "KindredSupportTests",
+            dependencies: ["KindredSupport", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

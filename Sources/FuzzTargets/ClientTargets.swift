@@ -217,9 +217,7 @@ enum ClientTargets {
         require(depth <= 8, "a reply nested deeper than hiredis allows")
         _ = reply.withBytes { $0.count }
         for index in 0..<reply.count {
-            reply.withElement(index) { element in
-                if let element { visit(element, depth: depth + 1) }
-            }
+            if let element = reply.element(index) { visit(element, depth: depth + 1) }
         }
     }
 }

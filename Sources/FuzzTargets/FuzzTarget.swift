@@ -10,7 +10,7 @@
 /// of what it accepts; an error that names the problem and does not repeat
 /// the input) and traps with `preconditionFailure` when it does not, so the
 /// fuzzer reports a broken property like a crash.
-public enum FuzzTarget: String, CaseIterable, Sendable {
+package enum FuzzTarget: String, CaseIterable, Sendable {
     /// `JSONReader`: any JSON value (syntax, strict UTF-8, nesting limit).
     case jsonReader = "json-reader"
     /// `MemberParser`: one import line against a fixed 8-question survey.
@@ -38,7 +38,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case configFile = "config-file"
 
     /// What a target made of one input.
-    public enum Outcome: Sendable, Equatable {
+    package enum Outcome: Sendable, Equatable {
         case accepted
         /// Refused with this message (it names the problem).
         case rejected(String)
@@ -46,7 +46,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
 
     /// Runs the target on `data`.
     @discardableResult
-    public func run(_ data: UnsafeRawBufferPointer) -> Outcome {
+    package func run(_ data: UnsafeRawBufferPointer) -> Outcome {
         let bytes = data.bindMemory(to: UInt8.self)
         switch self {
         case .jsonReader: return FormatTargets.jsonReader(bytes)
@@ -64,7 +64,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
 
     /// Runs the target on `bytes`.
     @discardableResult
-    public func run(_ bytes: [UInt8]) -> Outcome {
+    package func run(_ bytes: [UInt8]) -> Outcome {
         bytes.withUnsafeBytes { run($0) }
     }
 }

@@ -1,7 +1,8 @@
 import ArgumentParser
 import Foundation
+import KindredSupport
 import MariaDBClient
-import MemberStore
+@_spi(Testing) import MemberStore
 import RedisClient
 import Scoring
 import Synthetic
@@ -71,7 +72,7 @@ struct ChurnBench: ParsableCommand {
         print("population: \(try repository.counts().live) members, \(sets?.int(0) ?? 0) sets (\(sets?.int(1) ?? 0) full at N = 5000)")
         let synthetic = SyntheticPopulation(members: 100_000_000, seed: seed, asOf: Int64(Date().timeIntervalSince1970))
         guard synthetic.survey == repository.survey else {
-            throw ValidationError("the stored survey differs from the synthetic one (generate the population with --seed \(seed))")
+            throw ValidationError("the stored survey differs from the synthetic one (synthesize the population with --seed \(seed))")
         }
         var existing = try repository.memberIDs(.all, after: 0, limit: 10_000_000)
         var random = SystemRandomNumberGenerator()
@@ -103,7 +104,7 @@ struct ChurnBench: ParsableCommand {
             for i in 0..<total {
                 let due = start.addingTimeInterval(Double(i) * interval)
                 let wait = due.timeIntervalSinceNow
-                if wait > 0 { Thread.sleep(forTimeInterval: wait) }
+                if wait > 0 { sleepThread(.seconds(wait)) }
                 let event = pick(&random)
                 let member: MemberID
                 switch event {
@@ -230,7 +231,7 @@ struct ChurnBench: ParsableCommand {
         while true {
             let stats = try queue.stats(on: redis)
             if stats.waiting.values.reduce(0, +) == 0 && stats.delayed == 0 && stats.processing == 0 { return }
-            Thread.sleep(forTimeInterval: 0.05)
+            sleepThread(.milliseconds(50))
         }
     }
 }

@@ -4,6 +4,7 @@ import Foundation
 import RedisClient
 import ScoreStore
 import Scoring
+import Synchronization
 
 /// Whole-set writes into a running Redis Cluster (one cluster shard),
 /// against `redis-cli --pipe` sending the same HSETs straight to each
@@ -105,7 +106,7 @@ struct ClusterStoreBench: ParsableCommand {
             DispatchQueue.concurrentPerform(iterations: writers) { writer in
                 for index in stride(from: writer, to: sets.count, by: writers) {
                     do {
-                        try store.writeSet(MemberID(1 + index), shard: 1, matches: sets[index], stamp: "bench", limit: topN, complete: false)
+                        try store.writeSet(MemberID(1 + index), shard: 1, matches: sets[index], answersVersion: "bench", limit: topN, complete: false)
                     } catch {
                         failures.record("\(error)")
                     }
@@ -169,10 +170,8 @@ struct ClusterStoreBench: ParsableCommand {
 }
 
 /// The first error of concurrent writers.
-private final class ErrorBox: @unchecked Sendable {
-    // @unchecked Sendable: `errors` is only touched under `lock`.
-    private let lock = NSLock()
-    private var errors: [String] = []
-    func record(_ error: String) { lock.withLock { errors.append(error) } }
-    var first: String? { lock.withLock { errors.first } }
+private final class ErrorBox: Sendable {
+    private let errors = Mutex<[String]>([])
+    func record(_ error: String) { errors.withLock { $0.append(error) } }
+    var first: String? { errors.withLock { $0.first } }
 }

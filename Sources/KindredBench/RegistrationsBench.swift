@@ -1,7 +1,8 @@
 import ArgumentParser
 import Foundation
+import KindredSupport
 import MariaDBClient
-import MemberStore
+@_spi(Testing) import MemberStore
 import RedisClient
 import Scoring
 import Synthetic
@@ -69,7 +70,7 @@ struct RegistrationsBench: ParsableCommand {
         // same survey) drawn far beyond the population's indices.
         let synthetic = SyntheticPopulation(members: 100_000_000, seed: seed, asOf: Int64(Date().timeIntervalSince1970))
         guard synthetic.survey == repository.survey else {
-            throw ValidationError("the stored survey differs from the synthetic one (generate the population with --seed \(seed))")
+            throw ValidationError("the stored survey differs from the synthetic one (synthesize the population with --seed \(seed))")
         }
         var nextIndex = 50_000_000
         print("rate/min offered  completed/min  p50 ms  p90 ms  p99 ms  max ms  (enqueue to stored, \(seconds) s each)")
@@ -81,7 +82,7 @@ struct RegistrationsBench: ParsableCommand {
             for i in 0..<total {
                 let due = start.addingTimeInterval(Double(i) * interval)
                 let wait = due.timeIntervalSinceNow
-                if wait > 0 { Thread.sleep(forTimeInterval: wait) }
+                if wait > 0 { sleepThread(.seconds(wait)) }
                 var member = synthetic.member(nextIndex)
                 nextIndex += 1
                 member.id = firstID + MemberID(nextIndex - 50_000_000)
@@ -121,7 +122,7 @@ struct RegistrationsBench: ParsableCommand {
         while true {
             let stats = try queue.stats(on: redis)
             if stats.waiting.values.reduce(0, +) == 0 && stats.delayed == 0 && stats.processing == 0 { return }
-            Thread.sleep(forTimeInterval: 0.05)
+            sleepThread(.milliseconds(50))
         }
     }
 }

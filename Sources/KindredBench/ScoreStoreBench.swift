@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KindredSupport
 import RedisClient
 import ScoreStore
 import Scoring
@@ -128,7 +129,7 @@ struct ScoreStoreBench: ParsableCommand {
             let memoryBefore = Self.info(admin, "memory", "used_memory").flatMap { Int($0) } ?? 0
             let writeStart = ContinuousClock.now
             for (index, matches) in sets.enumerated() {
-                try store.writeSet(MemberID(1 + index), shard: 1, matches: matches, stamp: "bench", limit: topN, complete: false)
+                try store.writeSet(MemberID(1 + index), shard: 1, matches: matches, answersVersion: "bench", limit: topN, complete: false)
             }
             writeBest = min(writeBest, Self.seconds(ContinuousClock.now - writeStart))
             writeServer = min(writeServer, Self.totalUsec(admin, ["hset", "pexpire", "evalsha"]) / fields)
@@ -158,7 +159,7 @@ struct ScoreStoreBench: ParsableCommand {
         //    floor), with N large, so every placement adds.
         _ = try admin.sendChecked(["FLUSHALL", "SYNC"])
         for (index, matches) in sets.enumerated() {
-            try store.writeSet(MemberID(1 + index), shard: 1, matches: matches, stamp: "bench", limit: 1_000_000, complete: true)
+            try store.writeSet(MemberID(1 + index), shard: 1, matches: matches, answersVersion: "bench", limit: 1_000_000, complete: true)
         }
         _ = try admin.sendChecked(["CONFIG", "RESETSTAT"])
         var generator = SplitMix(seed: UInt64(b))
@@ -168,7 +169,7 @@ struct ScoreStoreBench: ParsableCommand {
             (0..<perMember).map { _ in
                 ScoreStore.Placement(
                     target: MemberID(1 + generator.next() % UInt64(sets.count)), member: member,
-                    tenths: Int(generator.next() % 101), stamp: "bench")
+                    tenths: Int(generator.next() % 101), answersVersion: "bench")
             }
         }
         var entering: [ScoreStore.PlacementResults] = []
@@ -185,7 +186,7 @@ struct ScoreStoreBench: ParsableCommand {
         //    now and then.
         _ = try admin.sendChecked(["FLUSHALL", "SYNC"])
         for (index, matches) in sets.enumerated() {
-            try store.writeSet(MemberID(1 + index), shard: 1, matches: matches, stamp: "bench", limit: topN, complete: false)
+            try store.writeSet(MemberID(1 + index), shard: 1, matches: matches, answersVersion: "bench", limit: topN, complete: false)
         }
         _ = try admin.sendChecked(["CONFIG", "RESETSTAT"])
         var full: [ScoreStore.PlacementResults] = []
@@ -203,9 +204,9 @@ struct ScoreStoreBench: ParsableCommand {
         var trimMs: [Double] = []
         for index in 0..<min(20, sets.count) {
             let member = MemberID(1 + index)
-            try store.writeSet(member, shard: 1, matches: sets[index], stamp: "bench", limit: topN, complete: false)
+            try store.writeSet(member, shard: 1, matches: sets[index], answersVersion: "bench", limit: topN, complete: false)
             let high = (0...(slack + window)).map {
-                ScoreStore.Placement(target: member, member: MemberID(30_000_000 + $0), tenths: 100, stamp: "bench")
+                ScoreStore.Placement(target: member, member: MemberID(30_000_000 + $0), tenths: 100, answersVersion: "bench")
             }
             _ = store.place(Array(high.dropLast()), limit: topN) { _ in 1 }
             _ = try admin.sendChecked(["CONFIG", "RESETSTAT"])
@@ -247,7 +248,7 @@ struct ScoreStoreBench: ParsableCommand {
     }
 
     static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+        duration.inSeconds
     }
 
     static func info(_ redis: RedisConnection, _ section: String, _ field: String) -> String? {

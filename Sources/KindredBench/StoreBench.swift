@@ -1,8 +1,9 @@
 import ArgumentParser
 import Foundation
+import KindredSupport
 import MariaDBClient
 import MemberFormat
-import MemberStore
+@_spi(Testing) import MemberStore
 import Scoring
 import Synthetic
 
@@ -50,7 +51,7 @@ struct StoreBenchOptions: ParsableArguments {
 }
 
 func seconds(_ duration: Duration) -> Double {
-    Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    duration.inSeconds
 }
 
 func time<T>(_ body: () throws -> T) rethrows -> (T, Double) {

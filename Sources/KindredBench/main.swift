@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KindredSupport
 import Scoring
 import Synthetic
 
@@ -58,7 +59,7 @@ struct ScoringBench: ParsableCommand {
                 let start = ContinuousClock.now
                 let matches = finder.matches(forID: id, in: population)!
                 let elapsed = ContinuousClock.now - start
-                times.append(Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1e3)
+                times.append(elapsed.inSeconds * 1e3)
                 candidateCounts.append(finder.lastScan.candidates)
                 slotCounts.append(finder.lastScan.slots)
                 matchCounts.append(matches.count)
@@ -76,8 +77,8 @@ struct ScoringBench: ParsableCommand {
                     + "%.1f%% pass the filters (%.0f%% of the slots read), %.0f matches kept on average; load %.1f s, organize %.2f s, %.0f MB of columns",
                 size, median, p90, pairsPerSecond / 1e6, scoredPerSecond / 1e6, 100 * meanCandidates / Double(size),
                 100 * meanCandidates / meanSlots,
-                meanMatches, Double(loadTime.components.seconds) + Double(loadTime.components.attoseconds) / 1e18,
-                Double(organizeTime.components.seconds) + Double(organizeTime.components.attoseconds) / 1e18,
+                meanMatches, loadTime.inSeconds,
+                organizeTime.inSeconds,
                 Double(population.columnBytes) / 1e6))
         }
     }

@@ -12,9 +12,9 @@ import MemberFormat
 /// way an operator can see: a misspelt key is silently ignored and the
 /// default used. Messages never quote the file's bytes (it holds secrets),
 /// only key names.
-public enum ConfigFileCheck {
+package enum ConfigFileCheck {
     /// Checks `bytes`, the contents of the file at `path`.
-    public static func check(
+    package static func check(
         _ bytes: [UInt8], path: String, knownKeys: Set<String>, integerKeys: Set<String> = KindredConfiguration.Key.integers
     ) throws(ConfigurationError) {
         let keys: JSONDocument.ObjectKeys
@@ -46,7 +46,7 @@ public enum ConfigFileCheck {
     }
 
     /// Reads and checks the file at `path`.
-    public static func check(path: String, knownKeys: Set<String>) throws(ConfigurationError) {
+    package static func check(path: String, knownKeys: Set<String>) throws(ConfigurationError) {
         try check(try read(path), path: path, knownKeys: knownKeys)
     }
 

@@ -11,47 +11,47 @@ import SystemPackage
 /// the key in upper case. Secrets (`mysql`, `api_token`) come only from the
 /// file or the environment, never from flags, and are never printed: the
 /// ``description`` redacts them.
-public struct KindredConfiguration: Sendable, CustomStringConvertible {
+package struct KindredConfiguration: Sendable, CustomStringConvertible {
     /// `KINDRED_MYSQL`: the member store URL (holds a password: secret).
-    public var mysql: String?
+    package var mysql: String?
     /// `KINDRED_QUEUE`: the Redis that holds the queue.
-    public var queue: String?
+    package var queue: String?
     /// `KINDRED_API_TOKEN`: bearer token for `/v1` (secret).
-    public var apiToken: String?
+    package var apiToken: String?
     /// `KINDRED_LISTEN`: where `kindred serve` listens.
-    public var listen: String
+    package var listen: String
     /// `KINDRED_METRICS`: where `kindred worker` serves metrics.
-    public var metrics: String
+    package var metrics: String
     /// `KINDRED_TOP_N`, `KINDRED_MIN_SCORE`, `KINDRED_MIN_COMMON`.
-    public var scoring: ScoringSettings
+    package var scoring: ScoringSettings
     /// `KINDRED_LOG_LEVEL` / `log_level`, as given (the programs check the name).
-    public var logLevel: String?
+    package var logLevel: String?
     /// `KINDRED_LOG_FORMAT` / `log_format`, as given: `text` or `json`.
-    public var logFormat: String?
+    package var logFormat: String?
     /// The config file that was read, if any.
-    public var file: String?
+    package var file: String?
     /// The `KINDRED_*` environment variables that were set (names only), so
     /// an error can say where a bad value came from.
-    public var environmentNames: Set<String> = []
+    package var environmentNames: Set<String> = []
     /// The raw reader, for program-specific keys (`workers`, ...).
-    public let reader: ConfigReader
+    package let reader: ConfigReader
 
     /// The keys, as they appear in the file; `KINDRED_` + uppercased in the environment.
-    public enum Key {
-        public static let mysql = "mysql"
-        public static let queue = "queue"
-        public static let apiToken = "api_token"
-        public static let listen = "listen"
-        public static let metrics = "metrics"
-        public static let topN = "top_n"
-        public static let minScore = "min_score"
-        public static let minCommon = "min_common"
-        public static let logLevel = "log_level"
-        public static let logFormat = "log_format"
+    package enum Key {
+        package static let mysql = "mysql"
+        package static let queue = "queue"
+        package static let apiToken = "api_token"
+        package static let listen = "listen"
+        package static let metrics = "metrics"
+        package static let topN = "top_n"
+        package static let minScore = "min_score"
+        package static let minCommon = "min_common"
+        package static let logLevel = "log_level"
+        package static let logFormat = "log_format"
         /// `kindred worker`'s and `kindred backfill`'s thread count.
-        public static let workers = "workers"
+        package static let workers = "workers"
         /// Keys that may never come from flags.
-        public static let secrets: Set<String> = [mysql, apiToken]
+        package static let secrets: Set<String> = [mysql, apiToken]
         /// Every key a config file may hold: the shared ones and each
         /// program's own. A key not here is refused with the nearest one
         /// suggested (``ConfigFileCheck``); a program that reads a new key
@@ -59,19 +59,19 @@ public struct KindredConfiguration: Sendable, CustomStringConvertible {
         /// ``KindredConfiguration/string(_:)`` must add it here.
         /// The keys whose values are integers (JSON numbers without a
         /// fraction); every other key's value is a string.
-        public static let integers: Set<String> = [topN, minScore, minCommon, workers]
+        package static let integers: Set<String> = [topN, minScore, minCommon, workers]
 
-        public static let all: Set<String> = [
+        package static let all: Set<String> = [
             mysql, queue, apiToken, listen, metrics, topN, minScore, minCommon, logLevel, logFormat, workers,
         ]
 
         /// The environment variable of a key: `KINDRED_` + the key in upper case.
-        public static func environmentName(_ key: String) -> String { "KINDRED_" + key.uppercased() }
+        package static func environmentName(_ key: String) -> String { "KINDRED_" + key.uppercased() }
     }
 
     /// Where the value of `key` came from, for error messages: the
     /// environment variable when it is set, else the key in the config file.
-    public func source(of key: String) -> String {
+    package func source(of key: String) -> String {
         let name = Key.environmentName(key)
         if environmentNames.contains(name) || file == nil { return name }
         return "\"\(key)\" in \(file!)"
@@ -85,7 +85,7 @@ public struct KindredConfiguration: Sendable, CustomStringConvertible {
     ///
     /// Flags override the result afterwards (programs assign the properties);
     /// there are no flags for secrets.
-    public static func load(
+    package static func load(
         file: String? = nil,
         environment: [String: String]
     ) async throws -> KindredConfiguration {
@@ -146,12 +146,12 @@ public struct KindredConfiguration: Sendable, CustomStringConvertible {
     }
 
     /// An integer program setting such as `workers`.
-    public func integer(_ key: String, default value: Int) throws -> Int {
+    package func integer(_ key: String, default value: Int) throws -> Int {
         try Self.integer(reader, key, default: value)
     }
 
     /// A string program setting.
-    public func string(_ key: String) -> String? { reader.string(forKey: ConfigKey(key)) }
+    package func string(_ key: String) -> String? { reader.string(forKey: ConfigKey(key)) }
 
     /// `redis://user:***@host:port/db`: a URL's password (what follows the
     /// first `:` of the user info) replaced, whatever else the URL holds.
@@ -162,7 +162,7 @@ public struct KindredConfiguration: Sendable, CustomStringConvertible {
         return url[..<scheme.upperBound] + user + url[at...]
     }
 
-    public var description: String {
+    package var description: String {
         "KindredConfiguration(mysql: \(mysql == nil ? "unset" : "<redacted>"), queue: \(queue.map(Self.redactingPassword) ?? "unset"), "
             + "api_token: \(apiToken == nil ? "unset" : "<redacted>"), listen: \(listen), metrics: \(metrics), "
             + "top_n: \(scoring.topN), min_score: \(scoring.minScore), min_common: \(scoring.minCommon))"
@@ -170,7 +170,7 @@ public struct KindredConfiguration: Sendable, CustomStringConvertible {
 }
 
 /// A setting that is missing, malformed or given where it may not be.
-public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
-    public let description: String
-    public init(_ description: String) { self.description = description }
+package struct ConfigurationError: Error, Sendable, CustomStringConvertible {
+    package let description: String
+    package init(_ description: String) { self.description = description }
 }

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import KindredSupport
 import Logging
+import Synchronization
 
 /// The log handler of every `kindred` program: one record per line on
 /// standard error, as text (logfmt) or JSON (``LogFormat``, ``LogRecord``).
@@ -13,27 +14,27 @@ import Logging
 ///
 /// Member data is personal: callers log ids, counts and rule names, never
 /// answers; the handler adds nothing but time, level and label.
-public struct KindredLogHandler: LogHandler {
-    public let label: String
-    public let format: LogFormat
-    public var logLevel: Logger.Level
-    public var metadata: Logger.Metadata = [:]
-    public var metadataProvider: Logger.MetadataProvider?
+package struct KindredLogHandler: LogHandler {
+    package let label: String
+    package let format: LogFormat
+    package var logLevel: Logger.Level
+    package var metadata: Logger.Metadata = [:]
+    package var metadataProvider: Logger.MetadataProvider?
     private let sink: LogSink
 
-    public init(label: String, format: LogFormat, level: Logger.Level, sink: LogSink = .standardError) {
+    package init(label: String, format: LogFormat, level: Logger.Level, sink: LogSink = .standardError) {
         self.label = label
         self.format = format
         self.logLevel = level
         self.sink = sink
     }
 
-    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+    package subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
         set { metadata[key] = newValue }
     }
 
-    public func log(event: LogEvent) {
+    package func log(event: LogEvent) {
         var merged = metadata
         if let provided = metadataProvider?.get() { merged.merge(provided) { $1 } }
         if let given = event.metadata { merged.merge(given) { $1 } }
@@ -44,14 +45,14 @@ public struct KindredLogHandler: LogHandler {
 }
 
 /// Where log lines go: standard error, or (for tests) a closure.
-public final class LogSink: Sendable {
-    private let lock = Lock()
+package final class LogSink: Sendable {
+    private let lock = Mutex(())
     private let output: @Sendable (String) -> Void
 
-    public init(_ output: @escaping @Sendable (String) -> Void) { self.output = output }
+    package init(_ output: @escaping @Sendable (String) -> Void) { self.output = output }
 
     /// Writes `line` and a newline with as few `write(2)` calls as it takes.
-    public static let standardError = LogSink { line in
+    package static let standardError = LogSink { line in
         var bytes = Array((line + "\n").utf8)
         bytes.withUnsafeMutableBytes { buffer in
             var offset = 0
@@ -69,19 +70,19 @@ public final class LogSink: Sendable {
     }
 
     /// One line, never interleaved with another.
-    public func write(_ line: String) {
-        lock.withLock { output(line) }
+    package func write(_ line: String) {
+        lock.withLock { _ in output(line) }
     }
 }
 
 /// The logging setup of one process, made once.
-public enum KindredLogging {
+package enum KindredLogging {
     private static let state = LoggingState()
 
     /// Sends every `Logger` of the process (ours and the libraries') to
     /// ``KindredLogHandler`` with `format` and `level`. The first call wins:
     /// swift-log allows one bootstrap per process.
-    public static func bootstrap(format: LogFormat, level: Logger.Level) {
+    package static func bootstrap(format: LogFormat, level: Logger.Level) {
         state.once {
             LoggingSystem.bootstrap { label in KindredLogHandler(label: label, format: format, level: level) }
         }
@@ -90,7 +91,7 @@ public enum KindredLogging {
     /// A logger with `label`, `format` and `level` (bootstrapping the
     /// process's logging first), writing to `sink` (standard error unless a
     /// program draws something there that the lines must go around).
-    public static func logger(_ label: String, format: LogFormat, level: Logger.Level, sink: LogSink = .standardError) -> Logger {
+    package static func logger(_ label: String, format: LogFormat, level: Logger.Level, sink: LogSink = .standardError) -> Logger {
         bootstrap(format: format, level: level)
         var logger = Logger(label: label) { KindredLogHandler(label: $0, format: format, level: level, sink: sink) }
         logger.logLevel = level
@@ -98,13 +99,11 @@ public enum KindredLogging {
     }
 }
 
-private final class LoggingState: @unchecked Sendable {
-    // @unchecked Sendable: `done` is only read and written under `lock`.
-    private let lock = Lock()
-    private var done = false
+private final class LoggingState: Sendable {
+    private let done = Mutex(false)
 
     func once(_ body: () -> Void) {
-        lock.withLock {
+        done.withLock { done in
             guard !done else { return }
             done = true
             body()

@@ -5,15 +5,15 @@ import Logging
 ///
 /// Set with `--log-format`, `KINDRED_LOG_FORMAT` or `log_format` in the
 /// config file; anything else is refused (``parse(_:setting:)``).
-public enum LogFormat: String, Sendable, CaseIterable, CustomStringConvertible {
+package enum LogFormat: String, Sendable, CaseIterable, CustomStringConvertible {
     case text
     case json
 
-    public var description: String { rawValue }
+    package var description: String { rawValue }
 
     /// The format named by `text`, or an error naming `setting` and the
     /// accepted values.
-    public static func parse(_ text: String, setting: String) throws(LogSettingError) -> LogFormat {
+    package static func parse(_ text: String, setting: String) throws(LogSettingError) -> LogFormat {
         guard let format = LogFormat(rawValue: text) else {
             throw LogSettingError(
                 "\(setting): unknown log format \"\(text)\"; use \(allCases.map(\.rawValue).joined(separator: " or "))")
@@ -23,12 +23,12 @@ public enum LogFormat: String, Sendable, CaseIterable, CustomStringConvertible {
 }
 
 /// The log levels by name, as settings give them.
-public enum LogLevelName {
+package enum LogLevelName {
     /// Every level, least severe first, as `--log-level` accepts them.
-    public static let all: [String] = Logger.Level.allCases.map(\.rawValue)
+    package static let all: [String] = Logger.Level.allCases.map(\.rawValue)
 
     /// The level named by `text`, or an error naming `setting` and the valid levels.
-    public static func parse(_ text: String, setting: String) throws(LogSettingError) -> Logger.Level {
+    package static func parse(_ text: String, setting: String) throws(LogSettingError) -> Logger.Level {
         guard let level = Logger.Level(rawValue: text) else {
             throw LogSettingError(
                 "\(setting): unknown log level \"\(text)\"; use one of \(all.joined(separator: ", "))")
@@ -38,7 +38,7 @@ public enum LogLevelName {
 }
 
 /// A log level or format that is not one of the accepted names.
-public struct LogSettingError: Error, Sendable, CustomStringConvertible {
-    public let description: String
-    public init(_ description: String) { self.description = description }
+package struct LogSettingError: Error, Sendable, CustomStringConvertible {
+    package let description: String
+    package init(_ description: String) { self.description = description }
 }

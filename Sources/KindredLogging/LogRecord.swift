@@ -18,14 +18,14 @@ import Logging
 ///   arrays are written `[a,b]`.
 ///
 /// Metadata keys are sorted, so equal records render equally.
-public struct LogRecord: Sendable {
-    public var time: Timestamp
-    public var level: Logger.Level
-    public var label: String
-    public var message: String
-    public var metadata: Logger.Metadata
+package struct LogRecord: Sendable {
+    package var time: WallTime
+    package var level: Logger.Level
+    package var label: String
+    package var message: String
+    package var metadata: Logger.Metadata
 
-    public init(time: Timestamp, level: Logger.Level, label: String, message: String, metadata: Logger.Metadata) {
+    package init(time: WallTime, level: Logger.Level, label: String, message: String, metadata: Logger.Metadata) {
         self.time = time
         self.level = level
         self.label = label
@@ -34,21 +34,21 @@ public struct LogRecord: Sendable {
     }
 
     /// A wall-clock instant with millisecond precision, UTC.
-    public struct Timestamp: Sendable, Hashable {
+    package struct WallTime: Sendable, Hashable {
         /// Milliseconds since the Unix epoch.
-        public var unixMilliseconds: Int64
+        package var unixMilliseconds: Int64
 
-        public init(unixMilliseconds: Int64) { self.unixMilliseconds = unixMilliseconds }
+        package init(unixMilliseconds: Int64) { self.unixMilliseconds = unixMilliseconds }
 
         /// The clock, now.
-        public static func now() -> Timestamp {
+        package static func now() -> WallTime {
             var spec = timespec()
             clock_gettime(CLOCK_REALTIME, &spec)
-            return Timestamp(unixMilliseconds: Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000)
+            return WallTime(unixMilliseconds: Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000)
         }
 
         /// RFC 3339 with milliseconds, UTC: `2026-11-30T15:36:50.123Z`.
-        public var rfc3339: String {
+        package var rfc3339: String {
             var seconds = time_t(unixMilliseconds.floorDivided(by: 1000))
             let millis = Int(unixMilliseconds - Int64(seconds) * 1000)
             var parts = tm()
@@ -65,7 +65,7 @@ public struct LogRecord: Sendable {
     // MARK: JSON
 
     /// The record as one JSON object (no newline).
-    public var json: String {
+    package var json: String {
         var out = "{\"time\":\"\(time.rfc3339)\",\"level\":\"\(level.rawValue)\",\"logger\":"
         Self.appendJSONString(label, to: &out)
         out += ",\"message\":"
@@ -143,7 +143,7 @@ public struct LogRecord: Sendable {
     // MARK: text
 
     /// The record as one logfmt line (no newline).
-    public var text: String {
+    package var text: String {
         var out = "time=\(time.rfc3339) level=\(level.rawValue) logger="
         Self.appendTextValue(label, to: &out)
         out += " msg="

@@ -3,11 +3,11 @@ import Logging
 /// A duration as log metadata: milliseconds with one decimal (`6301.7`),
 /// under a key ending in `_ms` (`took_ms`, `pause_ms`), instead of Swift's
 /// `6.301662511000001 seconds`. The JSON format writes it as a number.
-public struct Milliseconds: Sendable, Hashable, CustomStringConvertible {
+package struct Milliseconds: Sendable, Hashable, CustomStringConvertible {
     /// Tenths of a millisecond, rounded half away from zero.
-    public let tenths: Int64
+    package let tenths: Int64
 
-    public init(_ duration: Duration) {
+    package init(_ duration: Duration) {
         let (seconds, attoseconds) = duration.components
         // 1 tenth of a ms = 1e14 attoseconds.
         let fraction = Double(attoseconds) / 1e14
@@ -15,7 +15,7 @@ public struct Milliseconds: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// `6301.7`, `0.0`, `-12.5`.
-    public var description: String {
+    package var description: String {
         let sign = tenths < 0 ? "-" : ""
         let magnitude = tenths.magnitude
         return "\(sign)\(magnitude / 10).\(magnitude % 10)"
@@ -24,12 +24,12 @@ public struct Milliseconds: Sendable, Hashable, CustomStringConvertible {
 
 extension Duration {
     /// This duration in milliseconds with one decimal (`"6301.7"`), for logs and reports.
-    public var millisecondsText: String { Milliseconds(self).description }
+    package var millisecondsText: String { Milliseconds(self).description }
 }
 
 extension Logger.MetadataValue {
     /// A duration as metadata in milliseconds: `["took_ms": .milliseconds(elapsed)]`.
-    public static func milliseconds(_ duration: Duration) -> Logger.MetadataValue {
+    package static func milliseconds(_ duration: Duration) -> Logger.MetadataValue {
         .stringConvertible(Milliseconds(duration))
     }
 }

@@ -1,6 +1,6 @@
 /// The version of Kindred this build is, for `kindred --version`, the
 /// `kindred_build_info` metric and anywhere else a program names itself.
 /// Raised by hand on each release.
-public enum KindredVersion {
-    public static let current = "0.9.0"
+package enum KindredVersion {
+    package static let current = "0.9.0"
 }

@@ -15,21 +15,21 @@
 ///
 /// The statements are not atomic together: wrap the call in
 /// ``MariaDBConnection/transaction(_:)`` when all rows must land or none.
-public struct BatchInsert: Sendable, Hashable {
+package struct BatchInsert: Sendable, Hashable {
     /// Everything before the first row's parentheses, e.g.
     /// `INSERT INTO answers (member_id, question_id, answer) VALUES`.
-    public let prefix: String
+    package let prefix: String
     /// The number of `?` in one row.
-    public let columnsPerRow: Int
+    package let columnsPerRow: Int
     /// Everything after the last row, e.g. ` ON DUPLICATE KEY UPDATE answer = VALUES(answer)`.
-    public let suffix: String
+    package let suffix: String
     /// The most rows one statement carries.
-    public let maxRowsPerStatement: Int
+    package let maxRowsPerStatement: Int
 
     /// The protocol numbers parameters with 16 bits.
-    public static let maxParametersPerStatement = 65535
+    package static let maxParametersPerStatement = 65535
 
-    public init(_ prefix: String, columnsPerRow: Int, suffix: String = "", maxRowsPerStatement: Int = 1000) {
+    package init(_ prefix: String, columnsPerRow: Int, suffix: String = "", maxRowsPerStatement: Int = 1000) {
         precondition(columnsPerRow > 0, "BatchInsert needs at least one column")
         precondition(maxRowsPerStatement > 0, "BatchInsert needs at least one row per statement")
         precondition(
@@ -42,7 +42,7 @@ public struct BatchInsert: Sendable, Hashable {
     }
 
     /// `INSERT INTO `table` (`a`, `b`) VALUES`, identifiers quoted with backticks.
-    public init(table: String, columns: [String], suffix: String = "", maxRowsPerStatement: Int = 1000) {
+    package init(table: String, columns: [String], suffix: String = "", maxRowsPerStatement: Int = 1000) {
         let quotedColumns = columns.map(Self.quoteIdentifier).joined(separator: ", ")
         self.init(
             "INSERT INTO \(Self.quoteIdentifier(table)) (\(quotedColumns)) VALUES",
@@ -50,13 +50,13 @@ public struct BatchInsert: Sendable, Hashable {
     }
 
     /// The SQL for `rows` rows.
-    public func sql(rows: Int) -> String {
+    package func sql(rows: Int) -> String {
         let row = "(" + Array(repeating: "?", count: columnsPerRow).joined(separator: ",") + ")"
         return prefix + " " + Array(repeating: row, count: rows).joined(separator: ",") + suffix
     }
 
     /// The row count of each statement for `rows` rows, in order.
-    public func statementSizes(rows: Int) -> [Int] {
+    package func statementSizes(rows: Int) -> [Int] {
         var sizes = Array(repeating: maxRowsPerStatement, count: rows / maxRowsPerStatement)
         var remainder = rows % maxRowsPerStatement
         while remainder > 0 {
@@ -91,7 +91,7 @@ extension MariaDBConnection {
     /// statement (the first AUTO_INCREMENT value generated), as one multi-row
     /// INSERT would.
     @discardableResult
-    public func insert(_ batch: BatchInsert, values: [SQLValue]) throws -> ExecutionResult {
+    package func insert(_ batch: BatchInsert, values: [SQLValue]) throws -> ExecutionResult {
         precondition(
             values.count % batch.columnsPerRow == 0,
             "BatchInsert: \(values.count) values do not make whole rows of \(batch.columnsPerRow)")
@@ -109,7 +109,7 @@ extension MariaDBConnection {
 
     /// Inserts `rows`, each with `columnsPerRow` values.
     @discardableResult
-    public func insert(_ batch: BatchInsert, rows: [[SQLValue]]) throws -> ExecutionResult {
+    package func insert(_ batch: BatchInsert, rows: [[SQLValue]]) throws -> ExecutionResult {
         try insert(batch, values: rows.flatMap { row in
             precondition(row.count == batch.columnsPerRow, "BatchInsert: a row has \(row.count) values, not \(batch.columnsPerRow)")
             return row

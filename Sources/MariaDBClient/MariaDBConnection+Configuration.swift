@@ -24,35 +24,35 @@ extension MariaDBConnection {
     /// A password holding `/`, `?` or `%` must be percent-encoded (`@` and
     /// `#` too, to be safe): an `@` after the first `/` or `?` is refused,
     /// since it cannot be told from part of the password.
-    public struct Configuration: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible,
+    package struct Configuration: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible,
         CustomReflectable
     {
         /// How the server is reached.
-        public enum Endpoint: Sendable, Hashable {
+        package enum Endpoint: Sendable, Hashable {
             /// TCP to `host` (a name or an address; IPv6 without brackets) and `port`.
             case tcp(host: String, port: Int)
             /// A Unix domain socket at `path`.
             case unixSocket(path: String)
         }
 
-        public var endpoint: Endpoint
-        public var user: String
-        public var password: String
+        package var endpoint: Endpoint
+        package var user: String
+        package var password: String
         /// The default database (`USE`), or `nil` for none.
-        public var database: String?
+        package var database: String?
         /// How long establishing the connection may take. Whole seconds, rounded up.
-        public var connectTimeout: Duration
+        package var connectTimeout: Duration
         /// How long one read from the server may wait: a server that stops
         /// answering (hung, paused, network gone) surfaces as a lost connection
         /// (2013) after about this long. It also caps how long a single
         /// statement may run, lock waits included, so keep it above
         /// `innodb_lock_wait_timeout` (50 s by default) for transactional
         /// work. Whole seconds, rounded up.
-        public var readTimeout: Duration
+        package var readTimeout: Duration
         /// How long one write to the server may block. Whole seconds, rounded up.
-        public var writeTimeout: Duration
+        package var writeTimeout: Duration
         /// Transport encryption; nil: none (the same as ``TLS/Mode/disabled``).
-        public var tls: TLS?
+        package var tls: TLS?
 
         /// TLS to the server, as the MySQL clients' `--ssl-mode` says it.
         ///
@@ -73,8 +73,8 @@ extension MariaDBConnection {
         /// certificate names the host connected to; ``certificate`` and
         /// ``key`` are `MYSQL_OPT_SSL_CERT` and `MYSQL_OPT_SSL_KEY` (a client
         /// certificate, for servers that `REQUIRE X509`).
-        public struct TLS: Sendable, Hashable {
-            public enum Mode: String, Sendable, Hashable, CaseIterable {
+        package struct TLS: Sendable, Hashable {
+            package enum Mode: String, Sendable, Hashable, CaseIterable {
                 /// No TLS.
                 case disabled = "DISABLED"
                 /// Encrypted, the server's certificate not verified (no `ssl-ca` accepted).
@@ -85,15 +85,15 @@ extension MariaDBConnection {
                 case verifyIdentity = "VERIFY_IDENTITY"
             }
 
-            public var mode: Mode
+            package var mode: Mode
             /// The CA certificate(s) to trust, a PEM file path.
-            public var ca: String?
+            package var ca: String?
             /// A client certificate, a PEM file path (with ``key``).
-            public var certificate: String?
+            package var certificate: String?
             /// The client certificate's private key, a PEM file path (with ``certificate``).
-            public var key: String?
+            package var key: String?
 
-            public init(mode: Mode, ca: String? = nil, certificate: String? = nil, key: String? = nil) {
+            package init(mode: Mode, ca: String? = nil, certificate: String? = nil, key: String? = nil) {
                 self.mode = mode
                 self.ca = ca
                 self.certificate = certificate
@@ -102,7 +102,7 @@ extension MariaDBConnection {
         }
 
         /// A TCP configuration. Defaults: connect 5 s, read 60 s, write 60 s.
-        public init(
+        package init(
             host: String, port: Int = 3306, user: String, password: String, database: String? = nil,
             connectTimeout: Duration = .seconds(5), readTimeout: Duration = .seconds(60),
             writeTimeout: Duration = .seconds(60)
@@ -113,7 +113,7 @@ extension MariaDBConnection {
         }
 
         /// A Unix socket configuration. Defaults: connect 5 s, read 60 s, write 60 s.
-        public init(
+        package init(
             socketPath: String, user: String, password: String, database: String? = nil,
             connectTimeout: Duration = .seconds(5), readTimeout: Duration = .seconds(60),
             writeTimeout: Duration = .seconds(60)
@@ -123,7 +123,7 @@ extension MariaDBConnection {
                 connectTimeout: connectTimeout, readTimeout: readTimeout, writeTimeout: writeTimeout)
         }
 
-        public init(
+        package init(
             endpoint: Endpoint, user: String, password: String, database: String?,
             connectTimeout: Duration, readTimeout: Duration, writeTimeout: Duration, tls: TLS? = nil
         ) {
@@ -139,21 +139,21 @@ extension MariaDBConnection {
 
         /// Parses a `mysql://` URL (see the type's documentation). Errors say
         /// which part is wrong but never repeat the URL, which holds the password.
-        public init(url: String) throws {
+        package init(url: String) throws {
             self = try ConfigurationURLParser.parse(url)
         }
 
         /// The configuration as a URL with the password replaced by `***`.
-        public var redactedURL: String { url(redactingPassword: true) }
+        package var redactedURL: String { url(redactingPassword: true) }
 
         /// The configuration as a URL, password included: for handing to
         /// another process, never for logs.
-        public var url: String { url(redactingPassword: false) }
+        package var url: String { url(redactingPassword: false) }
 
-        public var description: String { "MariaDBConnection.Configuration(\(redactedURL))" }
-        public var debugDescription: String { description }
+        package var description: String { "MariaDBConnection.Configuration(\(redactedURL))" }
+        package var debugDescription: String { description }
 
-        public var customMirror: Mirror {
+        package var customMirror: Mirror {
             Mirror(
                 self,
                 children: [

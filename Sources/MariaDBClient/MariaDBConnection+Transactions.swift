@@ -3,18 +3,18 @@ import CMariaDB
 extension MariaDBConnection {
     /// Starts a transaction (`START TRANSACTION`). Statements run on this
     /// connection are then committed or rolled back together.
-    public func begin() throws {
+    package func begin() throws {
         try execute("START TRANSACTION")
     }
 
     /// Commits the current transaction.
-    public func commit() throws {
+    package func commit() throws {
         let mysql = try liveHandle(operation: "commit")
         guard mysql_commit(mysql) == 0 else { throw lastError(operation: "commit") }
     }
 
     /// Rolls back the current transaction.
-    public func rollback() throws {
+    package func rollback() throws {
         let mysql = try liveHandle(operation: "rollback")
         guard mysql_rollback(mysql) == 0 else { throw lastError(operation: "rollback") }
     }
@@ -29,7 +29,7 @@ extension MariaDBConnection {
     /// Deadlocks and lock wait timeouts surface as errors with
     /// ``MariaDBError/isRetryableTransactionFailure``: running the whole
     /// closure again is the caller's decision.
-    public func transaction<Result>(_ body: (MariaDBConnection) throws -> Result) throws -> Result {
+    package func transaction<Result>(_ body: (MariaDBConnection) throws -> Result) throws -> Result {
         try begin()
         let result: Result
         do {

@@ -25,8 +25,8 @@ import CMariaDB
 /// server-side statement each (the server caps them at
 /// `max_prepared_stmt_count`, 16382 by default, across all sessions), so
 /// build SQL from a fixed set of shapes and never splice values into it.
-public final class MariaDBConnection {
-    public let configuration: Configuration
+package final class MariaDBConnection {
+    package let configuration: Configuration
     private var mysql: UnsafeMutablePointer<MYSQL>?
     private var isClosed = false
     private var statements: [String: Statement] = [:]
@@ -34,14 +34,14 @@ public final class MariaDBConnection {
     var isStreaming = false
 
     /// Connects to the server described by `configuration`.
-    public init(configuration: Configuration) throws {
+    package init(configuration: Configuration) throws {
         MariaDBLibrary.initializeOnce()
         self.configuration = configuration
         self.mysql = try Self.connect(configuration)
     }
 
     /// Connects to the server described by a `mysql://` URL.
-    public convenience init(url: String) throws {
+    package convenience init(url: String) throws {
         try self.init(configuration: Configuration(url: url))
     }
 
@@ -50,7 +50,7 @@ public final class MariaDBConnection {
     }
 
     /// Disconnects. The connection and its statements cannot be used afterwards.
-    public func close() {
+    package func close() {
         precondition(!isStreaming, "MariaDBClient: close() called while forEachRow is streaming")
         guard !isClosed else { return }
         isClosed = true
@@ -63,7 +63,7 @@ public final class MariaDBConnection {
     /// prepared again on their next use. If connecting fails the error is
     /// thrown and the connection stays disconnected: every call throws a
     /// connection-lost error until a `reconnect()` succeeds.
-    public func reconnect() throws {
+    package func reconnect() throws {
         precondition(!isClosed, "MariaDBClient: reconnect() called after close()")
         precondition(!isStreaming, "MariaDBClient: reconnect() called while forEachRow is streaming")
         releaseHandles()
@@ -71,19 +71,19 @@ public final class MariaDBConnection {
     }
 
     /// Checks the session with a round trip (`mysql_ping`); throws when it is broken.
-    public func ping() throws {
+    package func ping() throws {
         let mysql = try liveHandle(operation: "ping")
         guard mysql_ping(mysql) == 0 else { throw lastError(operation: "ping") }
     }
 
     /// The server's connection id for this session (`CONNECTION_ID()`).
-    public var connectionID: UInt64 {
+    package var connectionID: UInt64 {
         guard let mysql = try? liveHandle(operation: "connectionID") else { return 0 }
         return UInt64(mysql_thread_id(mysql))
     }
 
     /// The server's version string, e.g. `10.11.6-MariaDB-0+deb12u1`.
-    public var serverVersion: String {
+    package var serverVersion: String {
         guard let mysql = try? liveHandle(operation: "serverVersion"), let text = mysql_get_server_info(mysql) else {
             return ""
         }
@@ -91,7 +91,7 @@ public final class MariaDBConnection {
     }
 
     /// The number of prepared statements in the cache.
-    public var cachedStatementCount: Int { statements.count }
+    package var cachedStatementCount: Int { statements.count }
 
     // MARK: - Statements
 
@@ -99,7 +99,7 @@ public final class MariaDBConnection {
     /// text query and discards any rows. Never splice member data into `sql`:
     /// use ``execute(_:_:)`` for values. Errors carry no SQL text.
     @discardableResult
-    public func execute(_ sql: String) throws -> ExecutionResult {
+    package func execute(_ sql: String) throws -> ExecutionResult {
         let mysql = try liveHandle(operation: "execute")
         let status = sql.withCString { mysql_real_query(mysql, $0, UInt(sql.utf8.count)) }
         guard status == 0 else { throw lastError(operation: "execute") }
@@ -111,7 +111,7 @@ public final class MariaDBConnection {
     }
 
     /// The cached statement for `sql`, prepared on first request.
-    public func prepare(_ sql: String) throws -> Statement {
+    package func prepare(_ sql: String) throws -> Statement {
         if let statement = statements[sql] {
             _ = try liveHandle(operation: "prepare")
             return statement
@@ -123,18 +123,18 @@ public final class MariaDBConnection {
 
     /// Executes `sql` as a cached prepared statement with `parameters` bound.
     @discardableResult
-    public func execute(_ sql: String, _ parameters: [SQLValue]) throws -> ExecutionResult {
+    package func execute(_ sql: String, _ parameters: [SQLValue]) throws -> ExecutionResult {
         try prepare(sql).execute(parameters)
     }
 
     /// Runs `sql` as a cached prepared statement and returns every row, copied.
-    public func query(_ sql: String, _ parameters: [SQLValue] = []) throws -> [Row] {
+    package func query(_ sql: String, _ parameters: [SQLValue] = []) throws -> [Row] {
         try prepare(sql).query(parameters)
     }
 
     /// Runs `sql` as a cached prepared statement and streams its rows; see
     /// ``Statement/forEachRow(_:_:)``.
-    public func forEachRow(_ sql: String, _ parameters: [SQLValue] = [], _ body: (RowView) throws -> Void) throws {
+    package func forEachRow(_ sql: String, _ parameters: [SQLValue] = [], _ body: (RowView) throws -> Void) throws {
         try prepare(sql).forEachRow(parameters, body)
     }
 

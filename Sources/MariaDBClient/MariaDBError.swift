@@ -10,11 +10,11 @@
 /// duplicate key, an invalid integer, …) have that value replaced with
 /// `<redacted>` before the error is built, and the SQL kept for context is
 /// the prepared text with `?` placeholders, never the values.
-public struct MariaDBError: Error, Sendable, Hashable, CustomStringConvertible {
+package struct MariaDBError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The category of a failure. New categories may be added in later
     /// versions without breaking callers: match on the static members, with a
     /// default case.
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
+    package struct Code: Hashable, Sendable, CustomStringConvertible {
         fileprivate enum Base: Hashable, Sendable {
             case connectionFailed
             case connectionLost
@@ -31,26 +31,26 @@ public struct MariaDBError: Error, Sendable, Hashable, CustomStringConvertible {
         fileprivate init(_ base: Base) { self.base = base }
 
         /// The server could not be reached (refused, unknown host, timeout while connecting).
-        public static let connectionFailed = Code(.connectionFailed)
+        package static let connectionFailed = Code(.connectionFailed)
         /// An established connection broke: the server went away, closed the
         /// connection or stopped answering within the read timeout.
-        public static let connectionLost = Code(.connectionLost)
+        package static let connectionLost = Code(.connectionLost)
         /// Wrong user or password, or no privilege on the database.
-        public static let accessDenied = Code(.accessDenied)
+        package static let accessDenied = Code(.accessDenied)
         /// A unique or primary key would be duplicated (1062, 1586).
-        public static let duplicateKey = Code(.duplicateKey)
+        package static let duplicateKey = Code(.duplicateKey)
         /// InnoDB chose this transaction as a deadlock victim (1213); it was rolled back.
-        public static let deadlock = Code(.deadlock)
+        package static let deadlock = Code(.deadlock)
         /// A row lock was not granted within `innodb_lock_wait_timeout` (1205).
-        public static let lockWaitTimeout = Code(.lockWaitTimeout)
+        package static let lockWaitTimeout = Code(.lockWaitTimeout)
         /// Any other error the server reported.
-        public static let server = Code(.server)
+        package static let server = Code(.server)
         /// Any other error libmariadb reported.
-        public static let client = Code(.client)
+        package static let client = Code(.client)
         /// A connection URL or configuration that cannot be used.
-        public static let invalidConfiguration = Code(.invalidConfiguration)
+        package static let invalidConfiguration = Code(.invalidConfiguration)
 
-        public var description: String {
+        package var description: String {
             switch base {
             case .connectionFailed: "connection failed"
             case .connectionLost: "connection lost"
@@ -66,18 +66,18 @@ public struct MariaDBError: Error, Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The category callers branch on.
-    public let code: Code
+    package let code: Code
     /// The MariaDB error number: 1000-1999 and 3000+ from the server,
     /// 2000-2999 and 5000+ from libmariadb, 0 when neither reported it.
-    public let errorNumber: UInt32
+    package let errorNumber: UInt32
     /// The five-character SQLSTATE ("23000", "40001", "HY000", …).
-    public let sqlState: String
+    package let sqlState: String
     /// The server's or library's message, with quoted values redacted.
-    public let message: String
+    package let message: String
     /// What the connection was doing: "connect", "prepare", "execute", "fetch", …
-    public let operation: String
+    package let operation: String
     /// The SQL being prepared or executed (with `?` placeholders), if any.
-    public let sql: String?
+    package let sql: String?
 
     /// Builds an error; `message` is redacted here, so every error carries a
     /// safe message whichever path built it.
@@ -106,7 +106,7 @@ public struct MariaDBError: Error, Sendable, Hashable, CustomStringConvertible {
     /// away (2006), the connection broke mid-query or hit the read timeout
     /// (2013, 2055), the server refused or could not be reached (2002, 2003),
     /// or the server killed or shut down the session (1927, 1053).
-    public var isConnectionLost: Bool {
+    package var isConnectionLost: Bool {
         code == .connectionLost || code == .connectionFailed
     }
 
@@ -114,7 +114,7 @@ public struct MariaDBError: Error, Sendable, Hashable, CustomStringConvertible {
     /// also how a server with `require_secure_transport=ON` refuses a
     /// plain-text login: the password may be right and TLS the fix. The
     /// ``message`` then ends with a hint saying so.
-    public var mayNeedTLS: Bool {
+    package var mayNeedTLS: Bool {
         code == .accessDenied && message.hasSuffix(Self.plainTextLoginHint)
     }
 
@@ -123,20 +123,20 @@ public struct MariaDBError: Error, Sendable, Hashable, CustomStringConvertible {
         " (without TLS: if the server requires secure transport, add ?ssl-mode=VERIFY_CA&ssl-ca=PATH)"
 
     /// A unique or primary key conflict (1062 or 1586).
-    public var isDuplicateKey: Bool { code == .duplicateKey }
+    package var isDuplicateKey: Bool { code == .duplicateKey }
 
     /// The transaction was a deadlock victim (1213) and was rolled back.
-    public var isDeadlock: Bool { code == .deadlock }
+    package var isDeadlock: Bool { code == .deadlock }
 
     /// A lock wait timed out (1205). Only the statement was rolled back unless
     /// the server runs with `innodb_rollback_on_timeout`.
-    public var isLockWaitTimeout: Bool { code == .lockWaitTimeout }
+    package var isLockWaitTimeout: Bool { code == .lockWaitTimeout }
 
     /// A transient conflict after which running the whole transaction again is
     /// the expected recovery (deadlock or lock wait timeout).
-    public var isRetryableTransactionFailure: Bool { isDeadlock || isLockWaitTimeout }
+    package var isRetryableTransactionFailure: Bool { isDeadlock || isLockWaitTimeout }
 
-    public var description: String {
+    package var description: String {
         var text = "MariaDBError(\(code), \(operation)"
         if errorNumber != 0 { text += ", \(errorNumber)/\(sqlState)" }
         text += "): \(message)"

@@ -12,7 +12,7 @@
 ///
 /// Typed accessors follow the same rules as ``Row``: `nil` for SQL NULL,
 /// exact conversions only, a precondition failure otherwise.
-public struct RowView {
+package struct RowView {
     let bindings: ResultBindings
     let generation: UInt64
 
@@ -22,18 +22,18 @@ public struct RowView {
     }
 
     /// The number of columns.
-    public var count: Int { bindings.count }
+    package var count: Int { bindings.count }
 
     /// The column names, in column order.
-    public var columnNames: [String] { bindings.names }
+    package var columnNames: [String] { bindings.names }
 
-    public func isNull(_ index: Int) -> Bool {
+    package func isNull(_ index: Int) -> Bool {
         check(index)
         return bindings.nulls[index] != 0
     }
 
     /// The column as a signed integer; `nil` for NULL.
-    public func int(_ index: Int) -> Int64? {
+    package func int(_ index: Int) -> Int64? {
         check(index)
         if bindings.nulls[index] != 0 { return nil }
         switch bindings.kinds[index] {
@@ -43,7 +43,7 @@ public struct RowView {
     }
 
     /// The column as an unsigned integer; `nil` for NULL.
-    public func uint(_ index: Int) -> UInt64? {
+    package func uint(_ index: Int) -> UInt64? {
         check(index)
         if bindings.nulls[index] != 0 { return nil }
         switch bindings.kinds[index] {
@@ -53,7 +53,7 @@ public struct RowView {
     }
 
     /// The column as a double; `nil` for NULL.
-    public func double(_ index: Int) -> Double? {
+    package func double(_ index: Int) -> Double? {
         check(index)
         if bindings.nulls[index] != 0 { return nil }
         switch bindings.kinds[index] {
@@ -64,7 +64,7 @@ public struct RowView {
 
     /// The column as text (binary columns are decoded as UTF-8, invalid
     /// sequences repaired); `nil` for NULL.
-    public func string(_ index: Int) -> String? {
+    package func string(_ index: Int) -> String? {
         check(index)
         if bindings.nulls[index] != 0 { return nil }
         switch bindings.kinds[index] {
@@ -74,7 +74,7 @@ public struct RowView {
     }
 
     /// The column's bytes, copied; `nil` for NULL.
-    public func bytes(_ index: Int) -> [UInt8]? {
+    package func bytes(_ index: Int) -> [UInt8]? {
         check(index)
         if bindings.nulls[index] != 0 { return nil }
         switch bindings.kinds[index] {
@@ -86,7 +86,7 @@ public struct RowView {
     /// Calls `body` with the bytes of a text or binary column, without
     /// copying; `nil` (and `body` is not called) for NULL. The buffer is valid
     /// only inside `body`. A numeric column is a precondition failure.
-    public func withUnsafeBytes<Result>(
+    package func withUnsafeBytes<Result>(
         _ index: Int, _ body: (UnsafeRawBufferPointer) throws -> Result
     ) rethrows -> Result? {
         check(index)
@@ -98,13 +98,13 @@ public struct RowView {
     }
 
     /// The value of column `index`, copied.
-    public subscript(index: Int) -> SQLValue {
+    package subscript(index: Int) -> SQLValue {
         check(index)
         return bindings.value(index)
     }
 
     /// An owned copy of the row.
-    public func copy() -> Row {
+    package func copy() -> Row {
         precondition(bindings.generation.pointee == generation, Self.staleMessage)
         return Row(values: (0..<bindings.count).map(bindings.value), columnNames: bindings.names)
     }

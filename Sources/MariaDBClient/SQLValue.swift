@@ -18,7 +18,7 @@
 /// `description` names the kind and size but never the content, so a value
 /// that reaches a log line does not leak member data; `debugDescription`
 /// shows the content for debugging.
-public enum SQLValue: Sendable, Hashable {
+package enum SQLValue: Sendable, Hashable {
     case null
     case int(Int64)
     case uint(UInt64)
@@ -27,7 +27,7 @@ public enum SQLValue: Sendable, Hashable {
     case bytes([UInt8])
 
     /// An integer of any width: `uint` only when it does not fit in `Int64`.
-    public init<T: BinaryInteger>(_ value: T) {
+    package init<T: BinaryInteger>(_ value: T) {
         if let signed = Int64(exactly: value) {
             self = .int(signed)
         } else {
@@ -36,25 +36,25 @@ public enum SQLValue: Sendable, Hashable {
     }
 
     /// `null` for `nil`, otherwise the wrapped value.
-    public init(_ value: SQLValue?) {
+    package init(_ value: SQLValue?) {
         self = value ?? .null
     }
 
-    public var isNull: Bool {
+    package var isNull: Bool {
         if case .null = self { return true }
         return false
     }
 }
 
 extension SQLValue: ExpressibleByIntegerLiteral, ExpressibleByFloatLiteral, ExpressibleByStringLiteral {
-    public init(integerLiteral value: Int64) { self = .int(value) }
-    public init(floatLiteral value: Double) { self = .double(value) }
-    public init(stringLiteral value: String) { self = .text(value) }
+    package init(integerLiteral value: Int64) { self = .int(value) }
+    package init(floatLiteral value: Double) { self = .double(value) }
+    package init(stringLiteral value: String) { self = .text(value) }
 }
 
 extension SQLValue: CustomStringConvertible, CustomDebugStringConvertible {
     /// The kind and size, never the content (member data stays out of logs).
-    public var description: String {
+    package var description: String {
         switch self {
         case .null: "NULL"
         case .int: "int"
@@ -66,7 +66,7 @@ extension SQLValue: CustomStringConvertible, CustomDebugStringConvertible {
     }
 
     /// The content, for debugging and test failure messages.
-    public var debugDescription: String {
+    package var debugDescription: String {
         switch self {
         case .null: ".null"
         case .int(let value): ".int(\(value))"

@@ -1,15 +1,15 @@
 import CMariaDB
 
 /// The outcome of a statement that changes data.
-public struct ExecutionResult: Sendable, Hashable {
+package struct ExecutionResult: Sendable, Hashable {
     /// Rows inserted, deleted or changed (an UPDATE that sets a row to the
     /// values it already holds does not count it). 0 for statements that
     /// return rows.
-    public var affectedRows: UInt64
+    package var affectedRows: UInt64
     /// The first AUTO_INCREMENT value this statement generated, or 0.
-    public var lastInsertID: UInt64
+    package var lastInsertID: UInt64
 
-    public init(affectedRows: UInt64, lastInsertID: UInt64) {
+    package init(affectedRows: UInt64, lastInsertID: UInt64) {
         self.affectedRows = affectedRows
         self.lastInsertID = lastInsertID
     }
@@ -30,19 +30,19 @@ public struct ExecutionResult: Sendable, Hashable {
 ///   itself again, lazily, on its next use.
 /// - Parameter buffers stay alive from binding until `mysql_stmt_execute`
 ///   returns; result buffers until the next fetch.
-public final class Statement {
+package final class Statement {
     /// The SQL text, with `?` placeholders.
-    public let sql: String
+    package let sql: String
     unowned let connection: MariaDBConnection
     private var handle: UnsafeMutablePointer<MYSQL_STMT>?
     private let parameters = ParameterBindings(count: 0)
     private var results: ResultBindings?
 
     /// The number of `?` placeholders.
-    public private(set) var parameterCount = 0
+    package private(set) var parameterCount = 0
 
     /// The names of the result columns (empty for statements without rows).
-    public var columnNames: [String] { results?.names ?? [] }
+    package var columnNames: [String] { results?.names ?? [] }
 
     /// Prepares `sql` on the connection's current handle.
     init(sql: String, connection: MariaDBConnection) throws {
@@ -57,14 +57,14 @@ public final class Statement {
 
     /// Executes the statement and discards any rows it returns.
     @discardableResult
-    public func execute(_ parameters: [SQLValue] = []) throws -> ExecutionResult {
+    package func execute(_ parameters: [SQLValue] = []) throws -> ExecutionResult {
         try execute(parameters: parameters)
     }
 
     /// Executes the statement and returns every row, copied.
     ///
     /// Memory grows with the result; use ``forEachRow(_:_:)`` for large ones.
-    public func query(_ parameters: [SQLValue] = []) throws -> [Row] {
+    package func query(_ parameters: [SQLValue] = []) throws -> [Row] {
         var rows: [Row] = []
         try forEachRow(parameters) { rows.append($0.copy()) }
         return rows
@@ -81,7 +81,7 @@ public final class Statement {
     /// the transfer. A slow `body` holds the server's send buffer:
     /// `net_write_timeout` (60 s by default) bounds how long the server waits
     /// for one write to drain.
-    public func forEachRow(_ parameters: [SQLValue] = [], _ body: (RowView) throws -> Void) throws {
+    package func forEachRow(_ parameters: [SQLValue] = [], _ body: (RowView) throws -> Void) throws {
         let statement = try run(parameters, operation: "execute")
         guard mysql_stmt_field_count(statement) > 0 else { return }
         let bindings = try resultBindings(for: statement)

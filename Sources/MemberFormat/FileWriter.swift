@@ -5,12 +5,12 @@ import Glibc
 /// Writes bytes to a file through `write(2)`, creating or truncating it.
 /// Writes go to `PATH.partial` and are renamed over `PATH` by ``commit()``,
 /// so a reader never sees half a file.
-public final class FileWriter {
-    public let path: String
+package final class FileWriter {
+    package let path: String
     private let temporaryPath: String
     private var fd: Int32
 
-    public init(path: String) throws(FileError) {
+    package init(path: String) throws(FileError) {
         self.path = path
         temporaryPath = path + ".partial"
         fd = open(temporaryPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
@@ -24,7 +24,7 @@ public final class FileWriter {
         }
     }
 
-    public func write(_ bytes: [UInt8]) throws(FileError) {
+    package func write(_ bytes: [UInt8]) throws(FileError) {
         let failed = bytes.withUnsafeBytes { raw -> Bool in
             var offset = 0
             while offset < raw.count {
@@ -40,10 +40,10 @@ public final class FileWriter {
         if failed { throw FileError.errno(temporaryPath) }
     }
 
-    public func write(_ text: String) throws(FileError) { try write(Array(text.utf8)) }
+    package func write(_ text: String) throws(FileError) { try write(Array(text.utf8)) }
 
     /// Closes the file and moves it into place.
-    public func commit() throws(FileError) {
+    package func commit() throws(FileError) {
         precondition(fd >= 0, "FileWriter committed twice")
         let closed = close(fd)
         fd = -1

@@ -3,14 +3,14 @@ import Glibc
 #endif
 
 /// A file that could not be read or written: the path and the system's reason.
-public struct FileError: Error, Sendable, Hashable, CustomStringConvertible {
-    public let path: String
-    public let reason: String
-    public init(path: String, reason: String) {
+package struct FileError: Error, Sendable, Hashable, CustomStringConvertible {
+    package let path: String
+    package let reason: String
+    package init(path: String, reason: String) {
         self.path = path
         self.reason = reason
     }
-    public var description: String { "\(path): \(reason)" }
+    package var description: String { "\(path): \(reason)" }
 
     static func errno(_ path: String) -> FileError {
         FileError(path: path, reason: String(cString: strerror(Glibc.errno)))
@@ -20,13 +20,13 @@ public struct FileError: Error, Sendable, Hashable, CustomStringConvertible {
 /// Reads a file line by line through one large reusable buffer, handing out
 /// each line (without `\n` or a trailing `\r`) as bytes with its 1-based line
 /// number. A line longer than the buffer grows it. `-` reads standard input.
-public final class LineReader {
-    public let path: String
+package final class LineReader {
+    package let path: String
     private let fd: Int32
     private var buffer: UnsafeMutableRawBufferPointer
     private let ownsDescriptor: Bool
 
-    public init(path: String, bufferSize: Int = 1 << 22) throws(FileError) {
+    package init(path: String, bufferSize: Int = 1 << 22) throws(FileError) {
         self.path = path
         if path == "-" {
             fd = STDIN_FILENO
@@ -45,7 +45,7 @@ public final class LineReader {
     }
 
     /// Calls `body` for every line, in order. Stops at the first error `body` throws.
-    public func forEachLine<E: Error>(
+    package func forEachLine<E: Error>(
         _ body: (UnsafeBufferPointer<UInt8>, Int) throws(E) -> Void
     ) throws(LineReaderError<E>) {
         var filled = 0
@@ -104,7 +104,7 @@ public final class LineReader {
     }
 
     /// Reads a whole file.
-    public static func contents(of path: String) throws(FileError) -> [UInt8] {
+    package static func contents(of path: String) throws(FileError) -> [UInt8] {
         let reader = try LineReader(path: path, bufferSize: 1 << 16)
         var bytes: [UInt8] = []
         var first = true
@@ -124,7 +124,7 @@ public final class LineReader {
 }
 
 /// An error from ``LineReader/forEachLine(_:)``: reading failed, or the body threw.
-public enum LineReaderError<Body: Error>: Error {
+package enum LineReaderError<Body: Error>: Error {
     case file(FileError)
     case body(Body)
 }

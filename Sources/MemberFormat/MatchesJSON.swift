@@ -1,10 +1,10 @@
 import Scoring
 
 /// The JSON documents that carry a member's matches.
-public enum MatchesJSON {
+package enum MatchesJSON {
     /// `{"member": 17, "matches": [{"id": 4, "score": "7.3"}, ...]}`, in the
     /// order given (callers pass ranked matches), on one line.
-    public static func document(member: MemberID, matches: some Collection<Match>) -> String {
+    package static func document(member: MemberID, matches: some Collection<Match>) -> String {
         var out: [UInt8] = []
         out.reserveCapacity(32 + matches.count * 26)
         out.append(contentsOf: "{\"member\": ".utf8)

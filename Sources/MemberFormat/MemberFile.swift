@@ -1,34 +1,34 @@
 import Scoring
 
 /// A member line that was rejected, with its 1-based line number.
-public struct LineRejection: Error, Sendable, Hashable, CustomStringConvertible {
-    public let line: Int
-    public let error: MemberLineError
+package struct LineRejection: Error, Sendable, Hashable, CustomStringConvertible {
+    package let line: Int
+    package let error: MemberLineError
 
-    public init(line: Int, error: MemberLineError) {
+    package init(line: Int, error: MemberLineError) {
         self.line = line
         self.error = error
     }
 
     /// `line 12: age_min: must not be greater than age_max (member 17)`.
-    public var description: String { "line \(line): \(error)" }
+    package var description: String { "line \(line): \(error)" }
 }
 
 /// Counts from reading a members file.
-public struct ReadSummary: Sendable, Hashable {
-    public var lines = 0
-    public var members = 0
-    public var rejected = 0
-    public var blank = 0
-    public init() {}
+package struct ReadSummary: Sendable, Hashable {
+    package var lines = 0
+    package var members = 0
+    package var rejected = 0
+    package var blank = 0
+    package init() {}
 }
 
 /// Reads a JSON Lines members file against a survey: each valid member goes
 /// to `onMember` in file order (so a later line with the same id replaces an
 /// earlier one wherever the caller stores them), each rejected line to
 /// `onReject`. Blank lines are skipped. A rejected line never stops the read.
-public enum MemberFile {
-    public static func read<E: Error>(
+package enum MemberFile {
+    package static func read<E: Error>(
         path: String,
         survey: Survey,
         onMember: (Member, Int) throws(E) -> Void,
@@ -57,7 +57,7 @@ public enum MemberFile {
     }
 
     /// Loads a survey and a members file into a new population.
-    public static func loadPopulation(
+    package static func loadPopulation(
         surveyPath: String, membersPath: String, onReject: (LineRejection) -> Void
     ) throws(ImportError) -> (Population, ReadSummary) {
         let survey = try SurveyFormat.load(path: surveyPath)

@@ -3,20 +3,20 @@ import Scoring
 /// Why a member line was rejected: the field (as a path such as
 /// `answers[3].accept`) and the rule it breaks, plus the member id when the
 /// line had a usable one. Never the member's values: member data is personal.
-public struct MemberLineError: Error, Sendable, Hashable, CustomStringConvertible {
-    public let memberID: MemberID?
+package struct MemberLineError: Error, Sendable, Hashable, CustomStringConvertible {
+    package let memberID: MemberID?
     /// The offending field, or nil for a line that is not a JSON object at all.
-    public let field: String?
-    public let reason: String
+    package let field: String?
+    package let reason: String
 
-    public init(memberID: MemberID?, field: String?, reason: String) {
+    package init(memberID: MemberID?, field: String?, reason: String) {
         self.memberID = memberID
         self.field = field
         self.reason = reason
     }
 
     /// `age_min: must not be greater than age_max (member 17)`.
-    public var description: String {
+    package var description: String {
         var text = field.map { "\($0): \(reason)" } ?? reason
         if let memberID { text += " (member \(memberID))" }
         return text
@@ -33,25 +33,25 @@ public struct MemberLineError: Error, Sendable, Hashable, CustomStringConvertibl
 /// once read as strictly as the rest: valid JSON, strict UTF-8, at most 64
 /// levels deep over the whole line (`JSONReader`), so a hostile line is a
 /// rejection naming its column, never a crash.
-public final class MemberParser {
-    public let survey: Survey
+package final class MemberParser {
+    package let survey: Survey
     private var key: [UInt8] = []
     private var answerKey: [UInt8] = []
     private var text: [UInt8] = []
 
-    public init(survey: Survey) {
+    package init(survey: Survey) {
         self.survey = survey
         key.reserveCapacity(32)
         text.reserveCapacity(64)
     }
 
-    public func parse(_ line: String) -> Result<Member, MemberLineError> {
+    package func parse(_ line: String) -> Result<Member, MemberLineError> {
         var copy = line
         return copy.withUTF8 { self.parse($0) }
     }
 
     /// Parses one line (without its newline).
-    public func parse(_ line: UnsafeBufferPointer<UInt8>) -> Result<Member, MemberLineError> {
+    package func parse(_ line: UnsafeBufferPointer<UInt8>) -> Result<Member, MemberLineError> {
         var state = State()
         var reader = JSONReader(line)
         do throws(JSONReader.SyntaxError) {

@@ -3,15 +3,15 @@ import Scoring
 /// Writes members in the import format, one JSON object per line, fields in
 /// SCORING.md's order. Appends bytes to a caller-owned buffer, so writing a
 /// million members allocates only as the buffer grows.
-public enum MemberWriter {
-    public static func line(_ member: Member) -> String {
+package enum MemberWriter {
+    package static func line(_ member: Member) -> String {
         var bytes: [UInt8] = []
         append(member, to: &bytes)
         return String(decoding: bytes, as: UTF8.self)
     }
 
     /// Appends `member` as one line, with its newline.
-    public static func append(_ member: Member, to out: inout [UInt8]) {
+    package static func append(_ member: Member, to out: inout [UInt8]) {
         put("{\"id\":", &out)
         putInt(Int(member.id), &out)
         put(",\"gender\":\"", &out)

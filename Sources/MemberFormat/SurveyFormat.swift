@@ -3,8 +3,8 @@ import Scoring
 /// The survey file of the import format (SCORING.md):
 /// `{"questions": [{"id": 0, "options": 4}, {"id": 1, "options": 2}]}`.
 /// Question ids must be exactly `0 ..< Q`, in any order, each once.
-public enum SurveyFormat {
-    public static func parse(_ bytes: UnsafeBufferPointer<UInt8>) throws(SurveyError) -> Survey {
+package enum SurveyFormat {
+    package static func parse(_ bytes: UnsafeBufferPointer<UInt8>) throws(SurveyError) -> Survey {
         var reader = JSONReader(bytes)
         var key: [UInt8] = []
         var scratch: [UInt8] = []
@@ -68,12 +68,12 @@ public enum SurveyFormat {
         return try Survey(optionCounts: counts.map { $0! })
     }
 
-    public static func parse(_ text: String) throws(SurveyError) -> Survey {
+    package static func parse(_ text: String) throws(SurveyError) -> Survey {
         try Array(text.utf8).withUnsafeBufferPointer { (bytes) throws(SurveyError) in try parse(bytes) }
     }
 
     /// Reads and parses a survey file; errors name the file.
-    public static func load(path: String) throws(ImportError) -> Survey {
+    package static func load(path: String) throws(ImportError) -> Survey {
         let bytes: [UInt8]
         do { bytes = try LineReader.contents(of: path) } catch { throw .file(error) }
         do {
@@ -84,18 +84,18 @@ public enum SurveyFormat {
     }
 
     /// The survey as the import format writes it, one question per line.
-    public static func encode(_ survey: Survey) -> String {
+    package static func encode(_ survey: Survey) -> String {
         let questions = survey.optionCounts.enumerated().map { "  {\"id\": \($0.offset), \"options\": \($0.element)}" }
         return "{\"questions\": [\n" + questions.joined(separator: ",\n") + "\n]}\n"
     }
 }
 
 /// A failure to import files at all (as opposed to a rejected member line).
-public enum ImportError: Error, Sendable, CustomStringConvertible {
+package enum ImportError: Error, Sendable, CustomStringConvertible {
     case file(FileError)
     case survey(path: String, SurveyError)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .file(let error): "\(error)"
         case .survey(let path, let error): "\(path): \(error)"

@@ -1,11 +1,11 @@
 /// RFC 3339 UTC timestamps as the import format writes them
 /// (`2026-10-03T18:22:05Z`), to and from seconds since the Unix epoch.
 /// Pure arithmetic (proleptic Gregorian calendar), no Foundation.
-public enum Timestamp {
+package enum Timestamp {
     /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|+00:00|-00:00)`; `T` and `Z`
     /// may be lower case. A fraction is truncated to whole seconds. Nil for
     /// anything else, including a date that does not exist and non-UTC offsets.
-    public static func parse<Bytes: RandomAccessCollection<UInt8>>(_ text: Bytes) -> Int64? where Bytes.Index == Int {
+    package static func parse<Bytes: RandomAccessCollection<UInt8>>(_ text: Bytes) -> Int64? where Bytes.Index == Int {
         let s = text
         let b = s.startIndex
         guard s.count >= 20 else { return nil }
@@ -49,17 +49,17 @@ public enum Timestamp {
         return Int64(days) * 86_400 + Int64(hour * 3600 + minute * 60 + second)
     }
 
-    public static func parse(_ text: String) -> Int64? { parse(Array(text.utf8)) }
+    package static func parse(_ text: String) -> Int64? { parse(Array(text.utf8)) }
 
     /// `YYYY-MM-DDTHH:MM:SSZ` for years 0 ... 9999.
-    public static func format(_ seconds: Int64) -> String {
+    package static func format(_ seconds: Int64) -> String {
         var bytes: [UInt8] = []
         append(seconds, to: &bytes)
         return String(decoding: bytes, as: UTF8.self)
     }
 
     /// Appends the formatted timestamp without allocating a String.
-    public static func append(_ seconds: Int64, to out: inout [UInt8]) {
+    package static func append(_ seconds: Int64, to out: inout [UInt8]) {
         let days = Int(seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400)
         let rest = Int(seconds - Int64(days) * 86_400)
         let (year, month, day) = civilFromDays(days)
@@ -92,7 +92,7 @@ public enum Timestamp {
     }
 
     /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-    public static func daysFromCivil(year: Int, month: Int, day: Int) -> Int {
+    package static func daysFromCivil(year: Int, month: Int, day: Int) -> Int {
         let y = month <= 2 ? year - 1 : year
         let era = (y >= 0 ? y : y - 399) / 400
         let yoe = y - era * 400
@@ -103,7 +103,7 @@ public enum Timestamp {
     }
 
     /// The date (year, month, day) of a day number from ``daysFromCivil(year:month:day:)``.
-    public static func civilFromDays(_ days: Int) -> (Int, Int, Int) {
+    package static func civilFromDays(_ days: Int) -> (Int, Int, Int) {
         let z = days + 719_468
         let era = (z >= 0 ? z : z - 146_096) / 146_097
         let doe = z - era * 146_097

@@ -7,35 +7,33 @@ import Scoring
 /// Invariant: every selected member with an id at or below ``checkpoint``
 /// is done (rebuilt, skipped, gone or failed), and the counters describe
 /// exactly those members; members above it are planned again on resume.
-public struct BackfillRunRecord: Sendable, Hashable {
-    public enum State: String, Sendable, Hashable {
+package struct BackfillRunRecord: Sendable, Hashable {
+    package enum State: String, Sendable, Hashable {
         case open, finished, abandoned
     }
 
-    public var id: UInt32
+    package var id: UInt32
     /// `backfill` or `evict` (with a `:queue` suffix for `--via-queue`).
-    public var command: String
+    package var command: String
     /// The normalized selection: a run started again with the same key resumes.
-    public var selectionKey: String
+    package var selectionKey: String
     /// The selection for people (windows with their exact bounds).
-    public var selection: String
+    package var selection: String
     /// The instant windows were measured from, Unix seconds (fixed for the run's life).
-    public var now: Int64
-    /// The run skips reciprocal offers (it rebuilds the whole population).
-    public var skipOffers: Bool
-    public var state: State
-    public var checkpoint: MemberID
+    package var now: Int64
+    package var state: State
+    package var checkpoint: MemberID
     /// Members to process found by the first plan.
-    public var planned: Int
-    public var done: Int
-    public var skipped: Int
-    public var gone: Int
-    public var failed: Int
+    package var planned: Int
+    package var done: Int
+    package var skipped: Int
+    package var gone: Int
+    package var failed: Int
     /// How many times the run was started (1 + resumes).
-    public var sessions: Int
+    package var sessions: Int
 
-    public init(
-        id: UInt32, command: String, selectionKey: String, selection: String, now: Int64, skipOffers: Bool,
+    package init(
+        id: UInt32, command: String, selectionKey: String, selection: String, now: Int64,
         state: State = .open, checkpoint: MemberID = 0, planned: Int = 0, done: Int = 0, skipped: Int = 0, gone: Int = 0,
         failed: Int = 0, sessions: Int = 1
     ) {
@@ -44,7 +42,6 @@ public struct BackfillRunRecord: Sendable, Hashable {
         self.selectionKey = selectionKey
         self.selection = selection
         self.now = now
-        self.skipOffers = skipOffers
         self.state = state
         self.checkpoint = checkpoint
         self.planned = planned
@@ -57,11 +54,11 @@ public struct BackfillRunRecord: Sendable, Hashable {
 }
 
 /// A member a run could not process, and why (no member data in `reason`).
-public struct BackfillFailure: Sendable, Hashable {
-    public var member: MemberID
-    public var reason: String
+package struct BackfillFailure: Sendable, Hashable {
+    package var member: MemberID
+    package var reason: String
 
-    public init(member: MemberID, reason: String) {
+    package init(member: MemberID, reason: String) {
         self.member = member
         self.reason = reason
     }
@@ -69,10 +66,10 @@ public struct BackfillFailure: Sendable, Hashable {
 
 /// The runs' checkpoints (`backfill_runs`, `backfill_failures`). Threads:
 /// one thread per connection, as everywhere in the member store.
-public struct BackfillRunStore {
-    public let connection: MariaDBConnection
+package struct BackfillRunStore {
+    @_spi(Testing) public let connection: MariaDBConnection
 
-    public init(connection: MariaDBConnection) {
+    @_spi(Testing) public init(connection: MariaDBConnection) {
         self.connection = connection
     }
 
@@ -80,7 +77,7 @@ public struct BackfillRunStore {
     /// database (held until ``unlock(command:key:)`` or the connection
     /// closes), so two processes never run the same selection at once.
     /// Returns false when another session holds it.
-    public func lock(command: String, key: String) throws -> Bool {
+    package func lock(command: String, key: String) throws -> Bool {
         try connection.query(
             "SELECT GET_LOCK(CONCAT('kindred.run:', MD5(CONCAT(DATABASE(), '|', ?, '|', ?))), 0)",
             [.text(command), .text(key)]
@@ -90,36 +87,36 @@ public struct BackfillRunStore {
     /// Whether this session holds the lock of `command` + `key`. A session
     /// that reconnected (MySQL restarted, the link broke) holds nothing:
     /// user locks die with the session that took them.
-    public func holdsLock(command: String, key: String) throws -> Bool {
+    package func holdsLock(command: String, key: String) throws -> Bool {
         try connection.query(
             "SELECT IS_USED_LOCK(CONCAT('kindred.run:', MD5(CONCAT(DATABASE(), '|', ?, '|', ?)))) = CONNECTION_ID()",
             [.text(command), .text(key)]
         ).first?.int(0) == 1
     }
 
-    public func unlock(command: String, key: String) throws {
+    package func unlock(command: String, key: String) throws {
         _ = try connection.query(
             "SELECT RELEASE_LOCK(CONCAT('kindred.run:', MD5(CONCAT(DATABASE(), '|', ?, '|', ?))))",
             [.text(command), .text(key)])
     }
 
     /// The open run of `command` with this selection key, if any.
-    public func openRun(command: String, key: String) throws -> BackfillRunRecord? {
+    package func openRun(command: String, key: String) throws -> BackfillRunRecord? {
         try runs(where: "command = ? AND open_key = ?", [.text(command), .text(key)]).first
     }
 
-    public func run(_ id: UInt32) throws -> BackfillRunRecord? {
+    package func run(_ id: UInt32) throws -> BackfillRunRecord? {
         try runs(where: "id = ?", [.uint(UInt64(id))]).first
     }
 
     /// Every run, newest first, at most `limit`.
-    public func recentRuns(limit: Int = 20) throws -> [BackfillRunRecord] {
+    package func recentRuns(limit: Int = 20) throws -> [BackfillRunRecord] {
         try runs(where: "1 = 1 ORDER BY id DESC LIMIT ?", [SQLValue(limit)])
     }
 
     /// When each run started, last moved and finished (Unix seconds), for
     /// rates and ETAs: `ids` are runs' ids.
-    public func times(of ids: [UInt32]) throws -> [UInt32: (started: Int64, updated: Int64, finished: Int64?)] {
+    package func times(of ids: [UInt32]) throws -> [UInt32: (started: Int64, updated: Int64, finished: Int64?)] {
         var times: [UInt32: (started: Int64, updated: Int64, finished: Int64?)] = [:]
         for id in ids {
             let row = try connection.query(
@@ -138,17 +135,16 @@ public struct BackfillRunStore {
     }
 
     /// Opens a new run and returns it (with its id).
-    public func open(
-        command: String, key: String, selection: String, now: Int64, skipOffers: Bool, planned: Int
+    package func open(
+        command: String, key: String, selection: String, now: Int64, planned: Int
     ) throws -> BackfillRunRecord {
         let result = try connection.execute(
             """
-            INSERT INTO backfill_runs (command, selection_key, open_key, selection, now_at, skip_offers, state, planned,
+            INSERT INTO backfill_runs (command, selection_key, open_key, selection, now_at, state, planned,
               started_at, updated_at)
-            VALUES (?, ?, ?, ?, ?, ?, 'open', ?, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))
+            VALUES (?, ?, ?, ?, ?, 'open', ?, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))
             """,
-            [.text(command), .text(key), .text(key), .text(String(selection.prefix(1024))), .int(now), SQLValue(skipOffers ? 1 : 0),
-             SQLValue(planned)])
+            [.text(command), .text(key), .text(key), .text(String(selection.prefix(1024))), .int(now), SQLValue(planned)])
         guard let run = try run(UInt32(truncatingIfNeeded: result.lastInsertID)) else {
             throw MemberStoreError(.corruptRow, "backfill_runs: the new run \(result.lastInsertID) vanished")
         }
@@ -156,7 +152,7 @@ public struct BackfillRunStore {
     }
 
     /// Counts one more session of a resumed run.
-    public func resumed(_ id: UInt32) throws {
+    package func resumed(_ id: UInt32) throws {
         try connection.execute(
             "UPDATE backfill_runs SET sessions = sessions + 1, updated_at = UTC_TIMESTAMP(6) WHERE id = ?",
             [.uint(UInt64(id))])
@@ -164,7 +160,7 @@ public struct BackfillRunStore {
 
     /// Saves a checkpoint and the failures of the members at or below it, in
     /// one transaction (so the counters and the failure list agree).
-    public func checkpoint(
+    package func checkpoint(
         _ id: UInt32, at checkpoint: MemberID, done: Int, skipped: Int, gone: Int, failed: Int,
         failures: [BackfillFailure]
     ) throws {
@@ -189,7 +185,7 @@ public struct BackfillRunStore {
 
     /// Closes a run: `finished` when every selected member was processed,
     /// `abandoned` by `--restart`. Its key is free for a new run afterwards.
-    public func close(_ id: UInt32, as state: BackfillRunRecord.State) throws {
+    package func close(_ id: UInt32, as state: BackfillRunRecord.State) throws {
         precondition(state != .open, "close a run as finished or abandoned")
         try connection.execute(
             """
@@ -200,7 +196,7 @@ public struct BackfillRunStore {
     }
 
     /// The run's recorded failures, by member id, at most `limit`.
-    public func failures(of id: UInt32, limit: Int = 1000) throws -> [BackfillFailure] {
+    package func failures(of id: UInt32, limit: Int = 1000) throws -> [BackfillFailure] {
         try connection.query(
             "SELECT member_id, reason FROM backfill_failures WHERE run_id = ? ORDER BY member_id LIMIT ?",
             [.uint(UInt64(id)), SQLValue(limit)]
@@ -208,7 +204,7 @@ public struct BackfillRunStore {
     }
 
     /// Failures per reason over the whole run (most frequent first).
-    public func failureReasons(of id: UInt32) throws -> [(reason: String, count: Int)] {
+    package func failureReasons(of id: UInt32) throws -> [(reason: String, count: Int)] {
         try connection.query(
             "SELECT reason, COUNT(*) FROM backfill_failures WHERE run_id = ? GROUP BY reason ORDER BY COUNT(*) DESC, reason",
             [.uint(UInt64(id))]
@@ -218,7 +214,7 @@ public struct BackfillRunStore {
     private func runs(where condition: String, _ parameters: [SQLValue]) throws -> [BackfillRunRecord] {
         try connection.query(
             """
-            SELECT id, command, selection_key, selection, now_at, skip_offers, state, checkpoint, planned, done_count,
+            SELECT id, command, selection_key, selection, now_at, state, checkpoint, planned, done_count,
               skipped_count, gone_count, failed_count, sessions
             FROM backfill_runs WHERE \(condition)
             """, parameters
@@ -226,10 +222,10 @@ public struct BackfillRunStore {
             BackfillRunRecord(
                 id: UInt32(truncatingIfNeeded: row.uint(0) ?? 0), command: row.string(1) ?? "",
                 selectionKey: row.string(2) ?? "", selection: row.string(3) ?? "", now: row.int(4) ?? 0,
-                skipOffers: (row.int(5) ?? 0) != 0, state: BackfillRunRecord.State(rawValue: row.string(6) ?? "") ?? .open,
-                checkpoint: MemberID(truncatingIfNeeded: row.uint(7) ?? 0), planned: Int(row.int(8) ?? 0),
-                done: Int(row.int(9) ?? 0), skipped: Int(row.int(10) ?? 0), gone: Int(row.int(11) ?? 0),
-                failed: Int(row.int(12) ?? 0), sessions: Int(row.int(13) ?? 1))
+                state: BackfillRunRecord.State(rawValue: row.string(5) ?? "") ?? .open,
+                checkpoint: MemberID(truncatingIfNeeded: row.uint(6) ?? 0), planned: Int(row.int(7) ?? 0),
+                done: Int(row.int(8) ?? 0), skipped: Int(row.int(9) ?? 0), gone: Int(row.int(10) ?? 0),
+                failed: Int(row.int(11) ?? 0), sessions: Int(row.int(12) ?? 1))
         }
     }
 

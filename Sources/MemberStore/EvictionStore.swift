@@ -2,21 +2,21 @@ import MariaDBClient
 import Scoring
 
 /// A member whose set `kindred evict` dropped, and the shards it may be on.
-public struct Eviction: Sendable, Hashable {
-    public var member: MemberID
+package struct Eviction: Sendable, Hashable {
+    package var member: MemberID
     /// The shard they were assigned to.
-    public var shard: UInt32?
+    package var shard: UInt32?
     /// The shard their generation was recorded on, when different.
-    public var generationShard: UInt32?
+    package var generationShard: UInt32?
 
-    public init(member: MemberID, shard: UInt32?, generationShard: UInt32?) {
+    package init(member: MemberID, shard: UInt32?, generationShard: UInt32?) {
         self.member = member
         self.shard = shard
         self.generationShard = generationShard
     }
 
     /// Every shard that may hold the member's set.
-    public var shards: [UInt32] {
+    package var shards: [UInt32] {
         var shards: [UInt32] = []
         if let shard { shards.append(shard) }
         if let generationShard, generationShard != shard { shards.append(generationShard) }
@@ -28,13 +28,13 @@ public struct Eviction: Sendable, Hashable {
 /// generation bookkeeping and shard assignment go, and a row remembers the
 /// eviction so the repair sweep leaves them alone until they are active
 /// again (``GenerationStore/repairCandidates(activeSince:after:limit:)``).
-public struct EvictionStore {
-    public let connection: MariaDBConnection
+package struct EvictionStore {
+    @_spi(Testing) public let connection: MariaDBConnection
 
     /// Members per statement (one `IN` list shape).
-    public static let chunkSize = 1000
+    package static let chunkSize = 1000
 
-    public init(connection: MariaDBConnection) {
+    @_spi(Testing) public init(connection: MariaDBConnection) {
         self.connection = connection
     }
 
@@ -49,7 +49,7 @@ public struct EvictionStore {
     /// The rows are read `FOR UPDATE`, so a login that commits meanwhile
     /// either lands first (the member is no longer dormant and is skipped)
     /// or waits for this transaction.
-    public func evict(_ members: [MemberID], dormantBefore: Int64, evictedAt: Int64, run: UInt32?) throws -> [Eviction] {
+    package func evict(_ members: [MemberID], dormantBefore: Int64, evictedAt: Int64, run: UInt32?) throws -> [Eviction] {
         precondition(members.count <= Self.chunkSize, "evict at most \(Self.chunkSize) members at once")
         guard !members.isEmpty else { return [] }
         return try connection.transaction { connection in
@@ -94,7 +94,7 @@ public struct EvictionStore {
     /// generation), ascending: an evict stopped between MySQL and the shard,
     /// or a shard that failed, is finished by the next evict (a resumed run
     /// or a new one).
-    public func unclearedEvictions(after: MemberID, limit: Int = 10_000) throws -> [Eviction] {
+    package func unclearedEvictions(after: MemberID, limit: Int = 10_000) throws -> [Eviction] {
         try connection.query(
             """
             SELECT e.member_id, e.shard_id, e.generation_shard_id FROM evictions e
@@ -112,14 +112,14 @@ public struct EvictionStore {
     }
 
     /// Records that the shards no longer hold these members' sets (at most ``chunkSize``).
-    public func markCleared(_ members: [MemberID]) throws {
+    package func markCleared(_ members: [MemberID]) throws {
         precondition(members.count <= Self.chunkSize)
         guard !members.isEmpty else { return }
         try connection.execute("UPDATE evictions SET cleared = 1 WHERE member_id IN (\(Self.placeholders))", Self.padded(members))
     }
 
     /// Live members whose set an eviction dropped and who have no set since.
-    public func evictedCount() throws -> Int {
+    package func evictedCount() throws -> Int {
         let row = try connection.query(
             """
             SELECT COUNT(*) FROM evictions e JOIN members m ON m.id = e.member_id AND m.deleted = 0
@@ -130,7 +130,7 @@ public struct EvictionStore {
     }
 
     /// The member's eviction, if any.
-    public func eviction(of member: MemberID) throws -> (eviction: Eviction, evictedAt: Int64)? {
+    package func eviction(of member: MemberID) throws -> (eviction: Eviction, evictedAt: Int64)? {
         try connection.query(
             "SELECT member_id, shard_id, generation_shard_id, evicted_at FROM evictions WHERE member_id = ?",
             [.uint(UInt64(member))]

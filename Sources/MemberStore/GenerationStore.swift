@@ -3,25 +3,25 @@ import Scoring
 
 /// The bookkeeping of one stored score set: where it is, which answers
 /// version it was computed from, when, and how many matches it holds.
-public struct Generation: Sendable, Hashable {
-    public var memberID: MemberID
-    public var shardID: UInt32
+package struct Generation: Sendable, Hashable {
+    package var memberID: MemberID
+    package var shardID: UInt32
     /// The member's ``AnswersVersion`` the set was computed from.
-    public var answersVersion: UInt64
+    package var answersVersion: UInt64
     /// Unix milliseconds.
-    public var generatedAt: Int64
-    public var matchCount: Int
+    package var generatedAt: Int64
+    package var matchCount: Int
     /// The set's floor as written: its last entry when the scan found more
     /// candidates than the set holds; nil when it holds every candidate
     /// (then anyone who becomes a candidate belongs in it).
-    public var floor: Match?
+    package var floor: Match?
     /// Every member change with `changed_at` before this time was in the
     /// scan that wrote the set (nil: unknown, as for sets written before
     /// migration 5). A member whose change is older than this needs no
     /// publication into this set.
-    public var coveredAt: ServerTime?
+    package var coveredAt: ServerTime?
 
-    public init(
+    package init(
         memberID: MemberID, shardID: UInt32, answersVersion: UInt64, generatedAt: Int64, matchCount: Int,
         floor: Match? = nil, coveredAt: ServerTime? = nil
     ) {
@@ -38,16 +38,16 @@ public struct Generation: Sendable, Hashable {
 /// What a process needs to know of a stored set to decide whether a
 /// member's change can concern it, without asking its shard: where it is,
 /// its floor and what its scan covered (``GenerationStore/setRecords(recordedAfter:overlap:)``).
-public struct SetRecord: Sendable, Hashable {
-    public var member: MemberID
-    public var shard: UInt32
+package struct SetRecord: Sendable, Hashable {
+    package var member: MemberID
+    package var shard: UInt32
     /// nil: the set holds every candidate.
-    public var floor: Match?
-    public var coveredAt: ServerTime
+    package var floor: Match?
+    package var coveredAt: ServerTime
     /// Unix milliseconds of the whole-set write.
-    public var generatedAt: Int64
+    package var generatedAt: Int64
 
-    public init(member: MemberID, shard: UInt32, floor: Match?, coveredAt: ServerTime, generatedAt: Int64) {
+    package init(member: MemberID, shard: UInt32, floor: Match?, coveredAt: ServerTime, generatedAt: Int64) {
         self.member = member
         self.shard = shard
         self.floor = floor
@@ -57,15 +57,15 @@ public struct SetRecord: Sendable, Hashable {
 }
 
 /// Counts for the repair sweep.
-public struct GenerationCounts: Sendable, Hashable {
+package struct GenerationCounts: Sendable, Hashable {
     /// Live members with a generation row.
-    public var generated: Int
+    package var generated: Int
     /// Live members whose generation was computed from another answers version.
-    public var stale: Int
+    package var stale: Int
     /// Live members with no generation row.
-    public var missing: Int
+    package var missing: Int
 
-    public init(generated: Int, stale: Int, missing: Int) {
+    package init(generated: Int, stale: Int, missing: Int) {
         self.generated = generated
         self.stale = stale
         self.missing = missing
@@ -76,21 +76,21 @@ public struct GenerationCounts: Sendable, Hashable {
 /// stored. A set is stale when its `answers_version` differs from the
 /// member's; missing when there is no row. Threads: as
 /// ``MemberRepository``, one thread per connection.
-public struct GenerationStore {
-    public let connection: MariaDBConnection
+package struct GenerationStore {
+    @_spi(Testing) public let connection: MariaDBConnection
 
-    public init(connection: MariaDBConnection) {
+    @_spi(Testing) public init(connection: MariaDBConnection) {
         self.connection = connection
     }
 
     /// Records generations, one statement each, stamping `recorded_at`
     /// with the server's clock. When two writers race on a member, the
     /// newer `generatedAt` wins whatever the commit order.
-    public func record(_ generations: some Collection<Generation>) throws {
+    package func record(_ generations: some Collection<Generation>) throws {
         for generation in generations { try record(generation) }
     }
 
-    public func record(_ generation: Generation) throws {
+    package func record(_ generation: Generation) throws {
         try connection.execute(
             Self.recordSQL,
             [
@@ -103,7 +103,7 @@ public struct GenerationStore {
     }
 
     /// The member's generation, or `nil`.
-    public func generation(of member: MemberID) throws -> Generation? {
+    package func generation(of member: MemberID) throws -> Generation? {
         try connection.query(
             "SELECT member_id, shard_id, answers_version, generated_at, match_count, floor_tenths, floor_id, "
                 + "CAST(covered_at AS CHAR) FROM generations WHERE member_id = ?",
@@ -122,11 +122,14 @@ public struct GenerationStore {
     /// `after` is nil), and the watermark for the next call: the server's
     /// clock taken before the read. A row committed late carries a
     /// `recorded_at` before the watermark; the overlap (longer than any
-    /// write transaction) catches it on the next call.
-    public func setRecords(recordedAfter after: ServerTime?, overlap: Duration = .seconds(10)) throws
+    /// write transaction) catches it on the next call. `asOf`: a reading of
+    /// the server's clock taken before this call (a snapshot refresh's),
+    /// used as the watermark instead of reading the clock again (an earlier
+    /// watermark only re-reads a little more next time).
+    package func setRecords(recordedAfter after: ServerTime?, overlap: Duration = .seconds(10), asOf: ServerTime? = nil) throws
         -> (records: [SetRecord], watermark: ServerTime)
     {
-        let watermark = try connection.serverTime()
+        let watermark = try asOf ?? connection.serverTime()
         var records: [SetRecord] = []
         let columns = "SELECT member_id, shard_id, floor_tenths, floor_id, CAST(covered_at AS CHAR), generated_at FROM generations"
         let body: (RowView) throws -> Void = { row in
@@ -150,20 +153,20 @@ public struct GenerationStore {
     }
 
     /// Forgets a member's generation (their set was removed or lost).
-    public func forget(_ member: MemberID) throws {
+    package func forget(_ member: MemberID) throws {
         try connection.execute("DELETE FROM generations WHERE member_id = ?", [.uint(UInt64(member))])
     }
 
     /// Forgets every generation on a shard (the shard came back empty);
     /// returns how many.
     @discardableResult
-    public func forgetShard(_ shard: UInt32) throws -> Int {
+    package func forgetShard(_ shard: UInt32) throws -> Int {
         Int(try connection.execute("DELETE FROM generations WHERE shard_id = ?", [.uint(UInt64(shard))]).affectedRows)
     }
 
     /// The generations recorded on `shard`, ascending by member, after
     /// `after`: what the audit compares with the sets the shard holds.
-    public func generations(onShard shard: UInt32, after: MemberID = 0, limit: Int = 5_000) throws -> [Generation] {
+    package func generations(onShard shard: UInt32, after: MemberID = 0, limit: Int = 5_000) throws -> [Generation] {
         var found: [Generation] = []
         try connection.forEachRow(
             "SELECT member_id, shard_id, answers_version, generated_at, match_count, floor_tenths, floor_id, "
@@ -181,23 +184,9 @@ public struct GenerationStore {
         return found
     }
 
-    /// The shard each of `members`' set is recorded on (members without a
-    /// generation are absent), in one query per 1000.
-    public func recordedShards(of members: [MemberID]) throws -> [MemberID: UInt32] {
-        var found: [MemberID: UInt32] = [:]
-        try forEachPaddedChunk(of: members) { chunk in
-            try connection.forEachRow(
-                inListSQL("SELECT member_id, shard_id FROM generations WHERE member_id IN", count: chunk.count), chunk
-            ) { row in
-                found[MemberID(truncatingIfNeeded: row.uint(0) ?? 0)] = UInt32(truncatingIfNeeded: row.uint(1) ?? 0)
-            }
-        }
-        return found
-    }
-
     /// Members whose set is recorded on `shard`, ascending, after `after`:
     /// the list to regenerate when that shard loses its data.
-    public func members(onShard shard: UInt32, after: MemberID = 0, limit: Int = 10_000) throws -> [MemberID] {
+    package func members(onShard shard: UInt32, after: MemberID = 0, limit: Int = 10_000) throws -> [MemberID] {
         try ids(
             "SELECT member_id FROM generations WHERE shard_id = ? AND member_id > ? ORDER BY member_id LIMIT ?",
             [.uint(UInt64(shard)), .uint(UInt64(after)), SQLValue(limit)])
@@ -205,7 +194,7 @@ public struct GenerationStore {
 
     /// Live members whose generation was computed from another answers
     /// version, ascending, after `after`.
-    public func staleIDs(after: MemberID = 0, limit: Int = 10_000) throws -> [MemberID] {
+    package func staleIDs(after: MemberID = 0, limit: Int = 10_000) throws -> [MemberID] {
         try ids(
             "SELECT m.id FROM members m JOIN generations g ON g.member_id = m.id "
                 + "WHERE m.id > ? AND m.deleted = 0 AND g.answers_version <> m.answers_version ORDER BY m.id LIMIT ?",
@@ -213,7 +202,7 @@ public struct GenerationStore {
     }
 
     /// Live members without a generation, ascending, after `after`.
-    public func missingIDs(after: MemberID = 0, limit: Int = 10_000) throws -> [MemberID] {
+    package func missingIDs(after: MemberID = 0, limit: Int = 10_000) throws -> [MemberID] {
         try ids(
             "SELECT m.id FROM members m LEFT JOIN generations g ON g.member_id = m.id "
                 + "WHERE m.id > ? AND m.deleted = 0 AND g.member_id IS NULL ORDER BY m.id LIMIT ?",
@@ -222,7 +211,7 @@ public struct GenerationStore {
 
     /// Live members whose set is stale or missing, ascending, after `after`:
     /// the repair sweep and `kindred enqueue --stale`.
-    public func staleOrMissingIDs(after: MemberID = 0, limit: Int = 10_000) throws -> [MemberID] {
+    package func staleOrMissingIDs(after: MemberID = 0, limit: Int = 10_000) throws -> [MemberID] {
         try ids(
             "SELECT m.id FROM members m LEFT JOIN generations g ON g.member_id = m.id "
                 + "WHERE m.id > ? AND m.deleted = 0 AND (g.member_id IS NULL OR g.answers_version <> m.answers_version) "
@@ -242,7 +231,7 @@ public struct GenerationStore {
     /// missing, computed from another answers version, or on another shard
     /// than their assignment; and deleted members that still hold an
     /// assignment (their set must be removed).
-    public func repairCandidates(activeSince: Int64, after: MemberID = 0, limit: Int = 10_000) throws -> [MemberID] {
+    package func repairCandidates(activeSince: Int64, after: MemberID = 0, limit: Int = 10_000) throws -> [MemberID] {
         try ids(
             """
             SELECT m.id FROM members m
@@ -263,7 +252,7 @@ public struct GenerationStore {
     }
 
     /// How many live members have a current, stale or missing generation.
-    public func counts() throws -> GenerationCounts {
+    package func counts() throws -> GenerationCounts {
         let row = try connection.query(
             """
             SELECT COALESCE(SUM(g.member_id IS NOT NULL), 0),

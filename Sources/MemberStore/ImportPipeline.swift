@@ -1,4 +1,5 @@
 import Foundation
+import KindredSupport
 import MemberFormat
 import Scoring
 
@@ -15,10 +16,10 @@ import Scoring
 ///
 /// Memory is bounded: at most `2 * parsers + 2` chunks exist at once
 /// (the reader waits for a permit before cutting the next one).
-final class ImportPipeline: @unchecked Sendable {
-    // @unchecked Sendable: the mutable state is `pending` and `nextSequence`,
-    // touched only by the consumer thread; everything shared between
-    // threads is a channel, the limiter, or immutable.
+///
+/// Not Sendable: `pending`, `nextSequence` and `done` belong to the consumer
+/// thread; what the threads share is a channel, the permits, or immutable.
+final class ImportPipeline {
 
     /// Raw lines cut by the reader thread.
     struct Chunk: Sendable {
@@ -46,36 +47,49 @@ final class ImportPipeline: @unchecked Sendable {
     private let chunks: BoundedChannel<Chunk>
     private let results: BoundedChannel<Parsed>
     private let permits: PermitPool
-    private let finished: [Completion]
+    private let threads: [ThreadHandle]
     private var pending: [Int: Parsed] = [:]
     private var nextSequence = 0
     private var done = false
 
     /// Starts the threads. `reader` must not be used by the caller afterwards.
-    init(reader: Importer.SendableReader, survey: Survey, linesPerChunk: Int, parsers: Int) {
+    init(reader: sending LineReader, survey: Survey, linesPerChunk: Int, parsers: Int) {
         let parserCount = max(1, parsers)
         let limit = 2 * parserCount + 2
         chunks = BoundedChannel(capacity: limit)
         results = BoundedChannel(capacity: limit)
         permits = PermitPool(limit)
-        finished = (0...parserCount).map { _ in Completion() }
 
-        let (chunks, results, permits, finished) = (chunks, results, permits, finished)
-        Self.start(name: "kindred-import-reader") {
-            Self.read(reader.reader, linesPerChunk: linesPerChunk, into: chunks, permits: permits)
-            finished[0].signal()
-        }
-        let remaining = Counter(parserCount)
-        for index in 1...parserCount {
-            Self.start(name: "kindred-import-parser-\(index)") {
+        threads = Self.start(
+            reader: reader, survey: survey, linesPerChunk: linesPerChunk, parsers: parserCount, chunks: chunks,
+            results: results, permits: permits)
+    }
+
+    /// Starts the reader thread and `parsers` parser threads.
+    private static func start(
+        reader: sending LineReader, survey: Survey, linesPerChunk: Int, parsers: Int, chunks: BoundedChannel<Chunk>,
+        results: BoundedChannel<Parsed>, permits: PermitPool
+    ) -> [ThreadHandle] {
+        var threads = [
+            startThread(name: "kindred-import-reader", stackSize: stackSize) {
+                read(reader, linesPerChunk: linesPerChunk, into: chunks, permits: permits)
+            }
+        ]
+        let remaining = Locked(parsers)
+        for index in 1...parsers {
+            threads.append(startThread(name: "kindred-import-parser-\(index)", stackSize: stackSize) {
                 let parser = MemberParser(survey: survey)
                 while let chunk = chunks.receive() {
-                    guard results.send(Self.parse(chunk, with: parser)) else { break }
+                    guard results.send(parse(chunk, with: parser)) else { break }
                 }
-                if remaining.decrement() == 0 { results.close() }
-                finished[index].signal()
-            }
+                let left = remaining.withLock { remaining in
+                    remaining -= 1
+                    return remaining
+                }
+                if left == 0 { results.close() }
+            })
         }
+        return threads
     }
 
     /// The next chunk in file order, or `nil` after the last.
@@ -101,17 +115,12 @@ final class ImportPipeline: @unchecked Sendable {
         permits.cancel()
         chunks.close()
         results.close()
-        for completion in finished { completion.wait() }
+        for thread in threads { thread.join() }
     }
 
     // MARK: - Threads
 
-    private static func start(name: String, _ body: @escaping @Sendable () -> Void) {
-        let thread = Thread(block: body)
-        thread.name = name
-        thread.stackSize = 1 << 22
-        thread.start()
-    }
+    private static let stackSize = 1 << 22
 
     private static func read(
         _ reader: LineReader, linesPerChunk: Int, into chunks: BoundedChannel<Chunk>, permits: PermitPool
@@ -178,44 +187,31 @@ final class ImportPipeline: @unchecked Sendable {
 }
 
 /// A counting semaphore that can be cancelled: ``acquire()`` then returns false.
-final class PermitPool: @unchecked Sendable {
-    // @unchecked Sendable: `available` and `cancelled` are only touched while
-    // `condition` is locked.
-    private let condition = NSCondition()
-    private var available: Int
-    private var cancelled = false
+final class PermitPool: Sendable {
+    private let state: Monitor<(available: Int, cancelled: Bool)>
 
-    init(_ permits: Int) { available = permits }
+    init(_ permits: Int) { state = Monitor((permits, false)) }
 
     func acquire() -> Bool {
-        condition.lock()
-        defer { condition.unlock() }
-        while available == 0 && !cancelled { condition.wait() }
-        guard !cancelled else { return false }
-        available -= 1
-        return true
+        state.withLock { state, condition in
+            while state.available == 0 && !state.cancelled { condition.wait(&state) }
+            guard !state.cancelled else { return false }
+            state.available -= 1
+            return true
+        }
     }
 
     func release() {
-        condition.lock()
-        available += 1
-        condition.signal()
-        condition.unlock()
+        state.withLock { state, condition in
+            state.available += 1
+            condition.signal()
+        }
     }
 
     func cancel() {
-        condition.lock()
-        cancelled = true
-        condition.broadcast()
-        condition.unlock()
+        state.withLock { state, condition in
+            state.cancelled = true
+            condition.broadcast()
+        }
     }
-}
-
-/// A thread-safe countdown.
-final class Counter: @unchecked Sendable {
-    // @unchecked Sendable: `value` is only touched under `lock`.
-    private let lock = NSLock()
-    private var value: Int
-    init(_ value: Int) { self.value = value }
-    func decrement() -> Int { lock.withLock { value -= 1; return value } }
 }

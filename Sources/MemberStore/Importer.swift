@@ -1,62 +1,63 @@
 import Foundation
+import KindredSupport
 import MariaDBClient
 import MemberFormat
 import Scoring
 
 /// Where an import stands, reported after every committed batch.
-public struct ImportProgress: Sendable, Hashable {
+package struct ImportProgress: Sendable, Hashable {
     /// Bytes of the members file read so far (the parser runs up to two
     /// batches ahead of what is stored).
-    public var bytesRead: Int = 0
+    package var bytesRead: Int = 0
     /// The members file's size; `nil` when reading standard input.
-    public var totalBytes: Int?
+    package var totalBytes: Int?
     /// Lines read (blank ones included).
-    public var lines = 0
+    package var lines = 0
     /// Members stored (valid lines written; a repeated id counts each time).
-    public var members = 0
+    package var members = 0
     /// Lines rejected.
-    public var rejected = 0
+    package var rejected = 0
     /// Transactions committed.
-    public var batches = 0
+    package var batches = 0
     /// Time since the import started.
-    public var elapsed: Duration = .zero
+    package var elapsed: Duration = .zero
 
-    public init() {}
+    package init() {}
 
     /// Members stored per second so far.
-    public var membersPerSecond: Double {
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    package var membersPerSecond: Double {
+        let seconds = elapsed.inSeconds
         return seconds > 0 ? Double(members) / seconds : 0
     }
 
     /// The fraction of the file read, 0...1, when the size is known.
-    public var fraction: Double? {
+    package var fraction: Double? {
         guard let totalBytes, totalBytes > 0 else { return nil }
         return min(1, Double(bytesRead) / Double(totalBytes))
     }
 }
 
 /// The outcome of a finished import.
-public struct ImportSummary: Sendable, Hashable {
+package struct ImportSummary: Sendable, Hashable {
     /// The final progress: lines, members stored, rejections, batches, time.
-    public var progress: ImportProgress
+    package var progress: ImportProgress
     /// Blank lines skipped.
-    public var blankLines: Int
+    package var blankLines: Int
     /// True when this import stored the survey (the database had none).
-    public var storedSurvey: Bool
+    package var storedSurvey: Bool
     /// True when `shouldStop` ended the import early: every line up to
     /// `progress.lines` is committed (or rejected), nothing after it is.
-    public var interrupted = false
+    package var interrupted = false
 }
 
 /// An import that stopped part-way: what was stored before the failure,
 /// and why. Every committed batch is whole (members with their blocks);
 /// importing the same file again is safe and completes the job.
-public struct ImportFailure: Error, CustomStringConvertible {
-    public let progress: ImportProgress
-    public let underlying: any Error
+package struct ImportFailure: Error, CustomStringConvertible {
+    package let progress: ImportProgress
+    package let underlying: any Error
 
-    public var description: String {
+    package var description: String {
         "\(underlying); stopped after storing \(progress.members) members in \(progress.batches) batches "
             + "(\(progress.lines) lines read); importing the same file again is safe"
     }
@@ -81,16 +82,16 @@ public struct ImportFailure: Error, CustomStringConvertible {
 /// receives every callback, in file order. Other threads read the file and
 /// parse chunks of it in parallel, a few batches ahead
 /// (``Options/parserThreads``), so parsing overlaps the database round trips.
-public final class Importer {
-    public struct Options: Sendable {
+package final class Importer {
+    package struct Options: Sendable {
         /// Valid members per transaction.
-        public var batchSize: Int
+        package var batchSize: Int
         /// Reconnecting and retrying a batch when MySQL goes away.
-        public var retry: RetryPolicy
+        package var retry: RetryPolicy
         /// Threads parsing lines (one more reads the file).
-        public var parserThreads: Int
+        package var parserThreads: Int
 
-        public init(
+        package init(
             batchSize: Int = 1000, retry: RetryPolicy = .default,
             parserThreads: Int = min(4, ProcessInfo.processInfo.activeProcessorCount)
         ) {
@@ -101,10 +102,10 @@ public final class Importer {
         }
     }
 
-    public let connection: MariaDBConnection
-    public let options: Options
+    @_spi(Testing) public let connection: MariaDBConnection
+    package let options: Options
 
-    public init(connection: MariaDBConnection, options: Options = Options()) {
+    @_spi(Testing) public init(connection: MariaDBConnection, options: Options = Options()) {
         self.connection = connection
         self.options = options
     }
@@ -122,7 +123,7 @@ public final class Importer {
     ///   survey), ``MemberStoreError`` (a survey that differs from the stored
     ///   one, a schema that needs `kindred migrate`) before any member is
     ///   written; ``ImportFailure`` when writing stops part-way.
-    public func run(
+    package func run(
         surveyPath: String,
         membersPath: String,
         onReject: (LineRejection) -> Void = { _ in },
@@ -133,7 +134,7 @@ public final class Importer {
         let clock = ContinuousClock()
         let started = clock.now
         let survey = try SurveyFormat.load(path: surveyPath)
-        let reader = try Self.openMembers(membersPath)
+        let (reader, size) = try Self.openMembers(membersPath)
         let storedSurvey = try connection.withRetry(policy: options.retry, onRetry: onRetry) { connection in
             try Migrator.requireUpToDate(connection)
             return try SurveyStore.store(survey, connection)
@@ -141,7 +142,7 @@ public final class Importer {
         let repository = MemberRepository(connection: connection, survey: survey)
 
         var progress = ImportProgress()
-        progress.totalBytes = reader.size
+        progress.totalBytes = size
         let pipeline = ImportPipeline(
             reader: reader, survey: survey, linesPerChunk: options.batchSize, parsers: options.parserThreads)
         defer { pipeline.shutDown() }
@@ -180,15 +181,9 @@ public final class Importer {
 
     // MARK: - Opening the file
 
-    /// A line reader that may cross to the reading thread.
-    struct SendableReader: @unchecked Sendable {
-        // @unchecked Sendable: created on the caller's thread, then used only
-        // by the pipeline's reading thread (the caller never touches it again).
-        let reader: LineReader
-        let size: Int?
-    }
-
-    static func openMembers(_ path: String) throws(ImportError) -> SendableReader {
+    /// The members file's reader (handed on `sending` to the pipeline's
+    /// reading thread) and its size when known.
+    static func openMembers(_ path: String) throws(ImportError) -> (reader: LineReader, size: Int?) {
         let reader: LineReader
         do { reader = try LineReader(path: path) } catch { throw .file(error) }
         var size: Int?
@@ -197,6 +192,6 @@ public final class Importer {
         {
             size = bytes.intValue
         }
-        return SendableReader(reader: reader, size: size)
+        return (reader, size)
     }
 }

@@ -1,18 +1,19 @@
 import KindredSupport
 import MariaDBClient
 
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// One retry the helper is about to make, for logs and progress lines.
-public struct RetryEvent: Sendable {
+package struct RetryEvent: Sendable {
     /// 1 for the first retry.
-    public let attempt: Int
+    package let attempt: Int
     /// How long it waits before trying again.
-    public let delay: Duration
+    package let delay: Duration
     /// What failed (redacted: no member data).
-    public let error: MariaDBError
+    package let error: MariaDBError
+
+    /// What failed, in words (the client's message: no SQL, no member data),
+    /// for callers that do not speak the client's error type.
+    package var reason: String { error.message }
 }
 
 extension MariaDBConnection {
@@ -30,7 +31,7 @@ extension MariaDBConnection {
     ///   ``MemberStoreError/Code/unavailable`` (wrapping the last database
     ///   error) when the policy's time budget runs out.
     @discardableResult
-    public func withRetry<Result>(
+    package func withRetry<Result>(
         policy: RetryPolicy = .default,
         onRetry: (RetryEvent) -> Void = { _ in },
         sleep: (Duration) -> Void = sleepThread,
@@ -38,7 +39,7 @@ extension MariaDBConnection {
     ) throws -> Result {
         let clock = ContinuousClock()
         var firstFailure: ContinuousClock.Instant?
-        var backoff = Backoff(policy: policy)
+        var backoff = Backoff(policy.backoff)
         var needsReconnect = false
         while true {
             do {
@@ -51,72 +52,15 @@ extension MariaDBConnection {
                 let started = firstFailure ?? clock.now
                 firstFailure = started
                 needsReconnect = needsReconnect || error.isConnectionLost
-                guard let delay = backoff.delay(elapsed: clock.now - started) else {
+                guard let delay = backoff.next(elapsed: clock.now - started) else {
                     throw MemberStoreError(
                         .unavailable,
-                        "MySQL still failing after \(backoff.attempts) retries over \(policy.giveUpAfter): giving up",
+                        "MySQL still failing after \(backoff.retries) retries over \(policy.giveUpAfter): giving up",
                         underlying: error)
                 }
-                onRetry(RetryEvent(attempt: backoff.attempts, delay: delay, error: error))
+                onRetry(RetryEvent(attempt: backoff.retries, delay: delay, error: error))
                 sleep(delay)
             }
         }
-    }
-}
-
-/// Blocks the calling thread for `duration` (the retry helper runs on the
-/// connection's own thread, never on Swift's cooperative pool).
-public func sleepThread(_ duration: Duration) {
-    let (seconds, attoseconds) = duration.components
-    guard duration > .zero else { return }
-    var request = timespec(tv_sec: Int(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
-    var remaining = timespec()
-    while nanosleep(&request, &remaining) != 0 && errno == EINTR {
-        request = remaining
-    }
-}
-
-/// A connection shared by several threads, one at a time: every use goes
-/// through ``withConnection(_:)`` (or ``withRetry(policy:onRetry:_:)``),
-/// which holds a lock for the duration of the closure.
-///
-/// A ``MariaDBClient/MariaDBConnection`` is not thread-safe and blocks its
-/// thread for every round trip; this box is for state that must be shared
-/// (a ``ShardDirectory`` used by request handlers), not for throughput: each
-/// thread that does heavy work (an import, a snapshot load) should own a
-/// connection of its own. The closure must not let the connection escape.
-public final class SerializedConnection: @unchecked Sendable {
-    // @unchecked Sendable: `connection` is only touched inside `lock.withLock`,
-    // so no two threads use it at once; it is never handed out otherwise.
-    private let lock = Lock()
-    private let connection: MariaDBConnection
-
-    public init(_ connection: sending MariaDBConnection) {
-        self.connection = connection
-    }
-
-    /// Connects with `configuration`.
-    public convenience init(configuration: MariaDBConnection.Configuration) throws {
-        self.init(try MariaDBConnection(configuration: configuration))
-    }
-
-    /// Runs `body` with exclusive use of the connection.
-    @discardableResult
-    public func withConnection<Result>(_ body: (MariaDBConnection) throws -> Result) throws -> Result {
-        try lock.withLock { try body(connection) }
-    }
-
-    /// ``withConnection(_:)`` with the reconnect-and-retry helper around `body`.
-    @discardableResult
-    public func withRetry<Result>(
-        policy: RetryPolicy = .default, onRetry: (RetryEvent) -> Void = { _ in },
-        _ body: (MariaDBConnection) throws -> Result
-    ) throws -> Result {
-        try lock.withLock { try connection.withRetry(policy: policy, onRetry: onRetry, body) }
-    }
-
-    /// Disconnects for good.
-    public func close() {
-        lock.withLock { connection.close() }
     }
 }

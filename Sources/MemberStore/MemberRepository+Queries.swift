@@ -2,7 +2,7 @@ import MariaDBClient
 import Scoring
 
 /// Which members to select by last activity (`last_active`, Unix seconds).
-public enum ActivityFilter: Sendable, Hashable {
+package enum ActivityFilter: Sendable, Hashable {
     /// Active at or after `now - seconds`.
     case activeWithin(seconds: Int64, now: Int64)
     /// Not active since `now - seconds` (last active strictly before it);
@@ -15,11 +15,11 @@ public enum ActivityFilter: Sendable, Hashable {
 }
 
 /// Live and deleted member counts.
-public struct MemberCounts: Sendable, Hashable {
-    public var live: Int
-    public var deleted: Int
+package struct MemberCounts: Sendable, Hashable {
+    package var live: Int
+    package var deleted: Int
 
-    public init(live: Int, deleted: Int) {
+    package init(live: Int, deleted: Int) {
         self.live = live
         self.deleted = deleted
     }
@@ -29,7 +29,7 @@ extension MemberRepository {
     /// Live member ids matching `filter`, ascending, after `after`, at most
     /// `limit`: page through millions with `after:` set to the last id of
     /// the previous page (resumable, and each page a short query).
-    public func memberIDs(_ filter: ActivityFilter, after: MemberID = 0, limit: Int = 10_000) throws -> [MemberID] {
+    package func memberIDs(_ filter: ActivityFilter, after: MemberID = 0, limit: Int = 10_000) throws -> [MemberID] {
         precondition(limit > 0, "limit must be positive")
         let sql: String
         var parameters: [SQLValue] = [.uint(UInt64(after))]
@@ -56,8 +56,14 @@ extension MemberRepository {
         return ids
     }
 
+    /// The largest member id ever stored (deleted members included), 0
+    /// when there is none: what sizes the id fields of a score set.
+    package func largestID() throws -> MemberID {
+        MemberID(truncatingIfNeeded: try connection.query("SELECT COALESCE(MAX(id), 0) FROM members").first?.uint(0) ?? 0)
+    }
+
     /// Live and deleted (tombstoned) members.
-    public func counts() throws -> MemberCounts {
+    package func counts() throws -> MemberCounts {
         let row = try connection.query(
             "SELECT COALESCE(SUM(deleted = 0), 0), COALESCE(SUM(deleted <> 0), 0) FROM members"
         ).first

@@ -3,30 +3,29 @@ import Scoring
 
 /// Members, their answers and their blocks in MySQL, over one connection.
 ///
-/// Threads: a repository is a thin value over a ``MariaDBClient/MariaDBConnection``
-/// and inherits its rule: one thread uses it at a time. Give each worker
-/// thread its own connection, or share one through ``SerializedConnection``.
-/// For lost connections wrap calls in
-/// ``MariaDBClient/MariaDBConnection/withRetry(policy:onRetry:sleep:_:)``:
-/// every method here is safe to run again.
+/// Threads: a repository is a thin view of a ``StoreSession``
+/// (``StoreSession/members``) and inherits its rule: one thread uses it.
+/// For lost connections use it inside
+/// ``StoreSession/withRetry(policy:onRetry:_:)``: every method here is safe
+/// to run again.
 ///
 /// Writes keep the change-tracking columns right: each write that changes a
 /// member sets `changed_at` to the server's `UTC_TIMESTAMP(6)` (what the
 /// snapshot refresher follows), and `answers_version` to the digest of the
 /// scoring fields (``AnswersVersion``).
-public struct MemberRepository {
-    public let connection: MariaDBConnection
+package struct MemberRepository {
+    @_spi(Testing) public let connection: MariaDBConnection
     /// The survey the packed answers are laid out for (the stored one).
-    public let survey: Survey
+    package let survey: Survey
 
-    public init(connection: MariaDBConnection, survey: Survey) {
+    @_spi(Testing) public init(connection: MariaDBConnection, survey: Survey) {
         self.connection = connection
         self.survey = survey
     }
 
     /// A repository for the survey stored in the database.
     /// - Throws: ``MemberStoreError/Code/noSurvey`` before the first import.
-    public static func open(_ connection: MariaDBConnection) throws -> MemberRepository {
+    @_spi(Testing) public static func open(_ connection: MariaDBConnection) throws -> MemberRepository {
         guard let survey = try SurveyStore.stored(connection) else {
             throw MemberStoreError(.noSurvey, "no survey stored yet: import a survey and members first")
         }
@@ -57,7 +56,7 @@ public struct MemberRepository {
     /// - Throws: ``MemberStoreError/Code/invalidMember`` (naming the id and
     ///   field) before anything is written if a member breaks SCORING.md's rules.
     @discardableResult
-    public func upsert(_ members: some Collection<Member>) throws -> Int {
+    package func upsert(_ members: some Collection<Member>) throws -> Int {
         let packed = try pack(members)
         guard !packed.isEmpty else { return 0 }
         try connection.transaction { connection in
@@ -131,7 +130,7 @@ public struct MemberRepository {
     ///
     /// - Returns: false when no live member had that id (nothing changed).
     @discardableResult
-    public func delete(_ id: MemberID) throws -> Bool {
+    package func delete(_ id: MemberID) throws -> Bool {
         try connection.transaction { connection in
             let changed = try connection.execute(
                 """
@@ -149,7 +148,7 @@ public struct MemberRepository {
     /// `changed_at`; the answers version stays, so no set goes stale.
     /// - Returns: false when no live member had that id.
     @discardableResult
-    public func recordActivity(_ id: MemberID, at lastActive: Int64) throws -> Bool {
+    package func recordActivity(_ id: MemberID, at lastActive: Int64) throws -> Bool {
         try connection.execute(
             "UPDATE members SET last_active = ?, changed_at = UTC_TIMESTAMP(6) WHERE id = ? AND deleted = 0",
             [.int(lastActive), .uint(UInt64(id))]
@@ -162,7 +161,7 @@ public struct MemberRepository {
     /// blocks sorted); `nil` when absent or deleted.
     /// - Throws: ``MemberStoreError/Code/corruptRow`` when the stored row
     ///   does not decode into a valid member.
-    public func member(_ id: MemberID) throws -> Member? {
+    package func member(_ id: MemberID) throws -> Member? {
         var member: Member?
         var failure: MemberValidationError?
         var blocked: [MemberID] = []
@@ -198,13 +197,13 @@ public struct MemberRepository {
     }
 
     /// The stored answers version of a live member; `nil` when absent or deleted.
-    public func answersVersion(of id: MemberID) throws -> UInt64? {
+    package func answersVersion(of id: MemberID) throws -> UInt64? {
         try connection.query("SELECT answers_version FROM members WHERE id = ? AND deleted = 0", [.uint(UInt64(id))])
             .first?.uint(0)
     }
 
     /// Whether the id is a tombstone (a member that was deleted).
-    public func isDeleted(_ id: MemberID) throws -> Bool {
+    package func isDeleted(_ id: MemberID) throws -> Bool {
         try connection.query("SELECT deleted FROM members WHERE id = ?", [.uint(UInt64(id))]).first?.int(0) == 1
     }
 

@@ -3,7 +3,7 @@ import Scoring
 
 /// Which live members a backfill or an eviction selects, with its bounds
 /// already resolved to Unix seconds (`members.last_active`).
-public enum MemberSelection: Sendable, Hashable {
+package enum MemberSelection: Sendable, Hashable {
     /// Members with `from <= last_active < before`; a missing bound is open.
     /// Members never active (`last_active` NULL) are selected only when
     /// there is no lower bound (they have been dormant forever).
@@ -13,11 +13,11 @@ public enum MemberSelection: Sendable, Hashable {
     case ids([MemberID])
 
     /// Every live member.
-    public static let all = MemberSelection.activity(from: nil, before: nil)
+    package static let all = MemberSelection.activity(from: nil, before: nil)
 
     /// Whether a member whose `last_active` is `lastActive` is selected (by
     /// activity; always true for an id list). The SQL below says the same.
-    public func admits(lastActive: Int64?) -> Bool {
+    package func admits(lastActive: Int64?) -> Bool {
         switch self {
         case .ids: return true
         case .activity(let from, let before):
@@ -30,28 +30,28 @@ public enum MemberSelection: Sendable, Hashable {
 }
 
 /// A selected member and what MySQL records about their set.
-public struct SelectedMember: Sendable, Hashable {
-    public var id: MemberID
-    public var lastActive: Int64?
+package struct SelectedMember: Sendable, Hashable {
+    package var id: MemberID
+    package var lastActive: Int64?
     /// `member_shards`: the shard they are assigned to.
-    public var assignedShard: UInt32?
+    package var assignedShard: UInt32?
     /// `generations`: where their set was written, whether it was computed
     /// from their current answers, how many matches it held.
-    public var generation: GenerationState?
+    package var generation: GenerationState?
 
-    public struct GenerationState: Sendable, Hashable {
-        public var shard: UInt32
-        public var current: Bool
-        public var matchCount: Int
+    package struct GenerationState: Sendable, Hashable {
+        package var shard: UInt32
+        package var current: Bool
+        package var matchCount: Int
 
-        public init(shard: UInt32, current: Bool, matchCount: Int) {
+        package init(shard: UInt32, current: Bool, matchCount: Int) {
             self.shard = shard
             self.current = current
             self.matchCount = matchCount
         }
     }
 
-    public init(id: MemberID, lastActive: Int64?, assignedShard: UInt32?, generation: GenerationState?) {
+    package init(id: MemberID, lastActive: Int64?, assignedShard: UInt32?, generation: GenerationState?) {
         self.id = id
         self.lastActive = lastActive
         self.assignedShard = assignedShard
@@ -61,7 +61,7 @@ public struct SelectedMember: Sendable, Hashable {
     /// MySQL says their set is current: generated from their answers on the
     /// shard they are assigned to. (Whether the shard still has it is the
     /// caller's check.)
-    public var recordedCurrent: Bool {
+    package var recordedCurrent: Bool {
         guard let generation, let assignedShard else { return false }
         return generation.current && generation.shard == assignedShard
     }
@@ -70,7 +70,7 @@ public struct SelectedMember: Sendable, Hashable {
 extension MemberRepository {
     /// Selected live members with an id above `after`, ascending, at most
     /// `limit`, with their shard and generation: the pages a run plans from.
-    public func selectedMembers(_ selection: MemberSelection, after: MemberID = 0, limit: Int = 10_000) throws
+    package func selectedMembers(_ selection: MemberSelection, after: MemberID = 0, limit: Int = 10_000) throws
         -> [SelectedMember]
     {
         precondition(limit > 0, "limit must be positive")

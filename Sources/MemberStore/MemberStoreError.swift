@@ -9,10 +9,10 @@ import MariaDBClient
 /// personal: messages name ids, fields and rules, never a member's values.
 /// When the failure wraps a database error, ``underlying`` keeps it (its
 /// message is already redacted by MariaDBClient).
-public struct MemberStoreError: Error, Sendable, CustomStringConvertible {
+package struct MemberStoreError: Error, Sendable, CustomStringConvertible {
     /// The category of a failure. New categories may be added without
     /// breaking callers: match the static members with a default case.
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
+    package struct Code: Hashable, Sendable, CustomStringConvertible {
         fileprivate enum Base: Hashable, Sendable {
             case surveyMismatch, noSurvey, invalidMember, schemaTooNew, schemaOutdated, migrationLockTimeout, noDatabase
             case invalidShardAddress, invalidShardWeight, duplicateShard, unknownShard, noActiveShard, shardNotEmpty
@@ -23,37 +23,37 @@ public struct MemberStoreError: Error, Sendable, CustomStringConvertible {
         fileprivate init(_ base: Base) { self.base = base }
 
         /// The survey being imported differs from the one stored.
-        public static let surveyMismatch = Code(.surveyMismatch)
+        package static let surveyMismatch = Code(.surveyMismatch)
         /// No survey is stored yet (nothing was imported).
-        public static let noSurvey = Code(.noSurvey)
+        package static let noSurvey = Code(.noSurvey)
         /// A member that breaks SCORING.md's rules was given to the store.
-        public static let invalidMember = Code(.invalidMember)
+        package static let invalidMember = Code(.invalidMember)
         /// The database was migrated by a newer Kindred than this one.
-        public static let schemaTooNew = Code(.schemaTooNew)
+        package static let schemaTooNew = Code(.schemaTooNew)
         /// The database lacks migrations this program needs: run `kindred migrate`.
-        public static let schemaOutdated = Code(.schemaOutdated)
+        package static let schemaOutdated = Code(.schemaOutdated)
         /// Another process held the migration lock for longer than the timeout.
-        public static let migrationLockTimeout = Code(.migrationLockTimeout)
+        package static let migrationLockTimeout = Code(.migrationLockTimeout)
         /// The connection has no default database (the URL names none).
-        public static let noDatabase = Code(.noDatabase)
+        package static let noDatabase = Code(.noDatabase)
         /// A shard address that is not `redis://[USER:PASSWORD@]HOST:PORT[/DB]`.
-        public static let invalidShardAddress = Code(.invalidShardAddress)
+        package static let invalidShardAddress = Code(.invalidShardAddress)
         /// A shard weight out of range.
-        public static let invalidShardWeight = Code(.invalidShardWeight)
+        package static let invalidShardWeight = Code(.invalidShardWeight)
         /// A shard with that address exists already.
-        public static let duplicateShard = Code(.duplicateShard)
+        package static let duplicateShard = Code(.duplicateShard)
         /// No shard has that id.
-        public static let unknownShard = Code(.unknownShard)
+        package static let unknownShard = Code(.unknownShard)
         /// A shard still has members assigned or sets stored: it cannot be removed.
-        public static let shardNotEmpty = Code(.shardNotEmpty)
+        package static let shardNotEmpty = Code(.shardNotEmpty)
         /// No shard is active: a member cannot be assigned one.
-        public static let noActiveShard = Code(.noActiveShard)
+        package static let noActiveShard = Code(.noActiveShard)
         /// MySQL stayed unreachable for longer than the retry policy allows.
-        public static let unavailable = Code(.unavailable)
+        package static let unavailable = Code(.unavailable)
         /// A stored row does not decode (edited by hand, or a bug).
-        public static let corruptRow = Code(.corruptRow)
+        package static let corruptRow = Code(.corruptRow)
 
-        public var description: String {
+        package var description: String {
             switch base {
             case .surveyMismatch: "survey mismatch"
             case .noSurvey: "no survey"
@@ -74,18 +74,18 @@ public struct MemberStoreError: Error, Sendable, CustomStringConvertible {
         }
     }
 
-    public let code: Code
-    public let message: String
+    package let code: Code
+    package let message: String
     /// The database error behind this one, if any.
-    public let underlying: MariaDBError?
+    package let underlying: MariaDBError?
 
-    public init(_ code: Code, _ message: String, underlying: MariaDBError? = nil) {
+    package init(_ code: Code, _ message: String, underlying: MariaDBError? = nil) {
         self.code = code
         self.message = message
         self.underlying = underlying
     }
 
-    public var description: String {
+    package var description: String {
         var text = message
         if let underlying { text += " (last error: \(underlying))" }
         return text

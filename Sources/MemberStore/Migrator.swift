@@ -1,3 +1,4 @@
+import KindredSupport
 import MariaDBClient
 
 /// Applies the schema's missing migrations, in order, recording each in
@@ -12,7 +13,7 @@ import MariaDBClient
 /// `kindred.migrate`: user locks are server-wide, and two Kindred databases
 /// on one server (tests, staging) must not wait on each other; hashing keeps
 /// the name within MySQL's 64-character limit.
-public enum Migrator {
+package enum Migrator {
     /// The user lock's name for the connection's current database.
     static let lockSQL = "SELECT GET_LOCK(CONCAT('kindred.migrate:', MD5(DATABASE())), ?)"
     static let unlockSQL = "SELECT RELEASE_LOCK(CONCAT('kindred.migrate:', MD5(DATABASE())))"
@@ -27,7 +28,7 @@ public enum Migrator {
     ///   `schemaTooNew`) or the `MariaDBError` of a failed statement; the
     ///   migrations applied before the failure stay recorded.
     @discardableResult
-    public static func migrate(
+    @_spi(Testing) public static func migrate(
         _ connection: MariaDBConnection,
         migrations: [Migration] = Schema.migrations,
         lockTimeout: Duration = .seconds(60)
@@ -36,7 +37,7 @@ public enum Migrator {
         guard try connection.query("SELECT DATABASE()").first?.string(0) != nil else {
             throw MemberStoreError(.noDatabase, "the MySQL URL names no database: add /DATABASE to it")
         }
-        let seconds = Double(lockTimeout.components.seconds) + Double(lockTimeout.components.attoseconds) / 1e18
+        let seconds = lockTimeout.inSeconds
         let granted = try connection.query(lockSQL, [.double(seconds)]).first?.int(0)
         guard granted == 1 else {
             throw MemberStoreError(
@@ -71,7 +72,7 @@ public enum Migrator {
     /// Throws ``MemberStoreError/Code/schemaOutdated`` unless every migration
     /// of `migrations` has been applied (programs that only read and write
     /// call this instead of migrating behind the operator's back).
-    public static func requireUpToDate(
+    @_spi(Testing) public static func requireUpToDate(
         _ connection: MariaDBConnection, migrations: [Migration] = Schema.migrations
     ) throws {
         let applied = Set(try appliedVersions(connection))
@@ -86,7 +87,7 @@ public enum Migrator {
 
     /// The versions recorded in `schema_migrations`, ascending (empty when
     /// the table does not exist yet).
-    public static func appliedVersions(_ connection: MariaDBConnection) throws -> [Int] {
+    @_spi(Testing) public static func appliedVersions(_ connection: MariaDBConnection) throws -> [Int] {
         let exists = try connection.query(
             "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = 'schema_migrations'"
         ).first?.int(0) ?? 0

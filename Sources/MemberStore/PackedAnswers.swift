@@ -17,10 +17,10 @@ import Scoring
 /// is one row to write, lock and read; per-answer rows cost ~89 index
 /// entries each, and the snapshot needs all of a member's answers at once
 /// anyway. The price: no SQL query can look inside answers (none needs to).
-public enum PackedAnswers {
+package enum PackedAnswers {
     /// The packed form of `answers` for a survey of `questions` questions.
     /// The answers must be valid for the survey (``Scoring/Survey/validate(_:)``).
-    public static func encode(_ answers: [Answer], questions: Int) -> [UInt8] {
+    package static func encode(_ answers: [Answer], questions: Int) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: 2 * questions)
         for answer in answers {
             bytes[2 * answer.question] = 0x80 | answer.importance.rawValue << 3 | UInt8(answer.option)
@@ -33,7 +33,7 @@ public enum PackedAnswers {
     /// (length, marker bits, importance, a skipped question's empty mask);
     /// option and accept ranges are the survey's to check
     /// (``Scoring/Survey/validate(_:)``). Errors name the question, not values.
-    public static func decode(
+    package static func decode(
         _ bytes: UnsafeRawBufferPointer, questions: Int
     ) throws(MemberValidationError) -> [Answer] {
         guard bytes.count == 2 * questions else {
@@ -63,7 +63,7 @@ public enum PackedAnswers {
         return answers
     }
 
-    public static func decode(_ bytes: [UInt8], questions: Int) throws(MemberValidationError) -> [Answer] {
+    package static func decode(_ bytes: [UInt8], questions: Int) throws(MemberValidationError) -> [Answer] {
         var result: Result<[Answer], MemberValidationError> = .success([])
         bytes.withUnsafeBytes { raw in
             result = Result { () throws(MemberValidationError) in try decode(raw, questions: questions) }
@@ -81,11 +81,11 @@ public enum PackedAnswers {
 /// value is the same on every run and platform. Generation bookkeeping
 /// stores the version a set was computed from; a set is stale when the
 /// member's version differs.
-public enum AnswersVersion {
+package enum AnswersVersion {
     /// Bump when the encoding below changes (every stored version then differs once).
     static let format: UInt8 = 1
 
-    public static func of(
+    package static func of(
         gender: Gender, seeking: GenderSet, age: Int, ageMin: Int, ageMax: Int,
         packedAnswers: [UInt8], sortedBlocked: [MemberID]
     ) -> UInt64 {

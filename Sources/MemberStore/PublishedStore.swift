@@ -1,19 +1,20 @@
+import KindredSupport
 import MariaDBClient
 import Scoring
 
 /// One record of a member that other members' sets may reflect
 /// (``PublishedStore``).
-public struct PublishedRecord: Sendable, Hashable {
+package struct PublishedRecord: Sendable, Hashable {
     /// The record's answers version; 0 for the tombstone of a deleted member.
-    public var version: UInt64
+    package var version: UInt64
     /// The record (nil for a tombstone). `lastActive` is not kept.
-    public var member: Member?
+    package var member: Member?
     /// When a publication of this record finished: every set's entry for
     /// the member agreed with it then. nil: an intent, a publication that
     /// started and may have placed only some entries.
-    public var settledAt: ServerTime?
+    package var settledAt: ServerTime?
 
-    public init(version: UInt64, member: Member?, settledAt: ServerTime?) {
+    package init(version: UInt64, member: Member?, settledAt: ServerTime?) {
         self.version = version
         self.member = member
         self.settledAt = settledAt
@@ -21,18 +22,18 @@ public struct PublishedRecord: Sendable, Hashable {
 }
 
 /// A member as stored now, with what other members' sets may hold of them.
-public struct PublicationState: Sendable {
-    public var id: MemberID
+package struct PublicationState: Sendable {
+    package var id: MemberID
     /// The live record; nil when the member is deleted or unknown.
-    public var current: Member?
+    package var current: Member?
     /// The live record's answers version (0 when none).
-    public var currentVersion: UInt64
+    package var currentVersion: UInt64
     /// When the member's row last changed (server clock); nil when unknown.
-    public var changedAt: ServerTime?
+    package var changedAt: ServerTime?
     /// Every published record (settled ones, intents, a tombstone).
-    public var records: [PublishedRecord]
+    package var records: [PublishedRecord]
 
-    public init(id: MemberID, current: Member?, currentVersion: UInt64, changedAt: ServerTime?, records: [PublishedRecord]) {
+    package init(id: MemberID, current: Member?, currentVersion: UInt64, changedAt: ServerTime?, records: [PublishedRecord]) {
         self.id = id
         self.current = current
         self.currentVersion = currentVersion
@@ -43,7 +44,7 @@ public struct PublicationState: Sendable {
     /// Whether other members' sets may disagree with the member as stored:
     /// a live member whose only record is not their current one, settled;
     /// a deleted one with any record but a tombstone.
-    public var needsPublication: Bool {
+    package var needsPublication: Bool {
         if current != nil {
             return !(records.count == 1 && records[0].version == currentVersion && records[0].settledAt != nil)
         }
@@ -51,13 +52,13 @@ public struct PublicationState: Sendable {
     }
 
     /// The records whose entries may stand in sets (tombstones excluded).
-    public var standing: [PublishedRecord] { records.filter { $0.version != 0 && $0.member != nil } }
+    package var standing: [PublishedRecord] { records.filter { $0.version != 0 && $0.member != nil } }
 
     /// Sets whose scan covered this time agree with the member already: the
     /// later of the row's last change and the last settled publication.
     /// With an intent (a publication interrupted at an unknown point) no
     /// time is safe and this is nil.
-    public var agreedBy: ServerTime? {
+    package var agreedBy: ServerTime? {
         if records.contains(where: { $0.settledAt == nil }) { return nil }
         return ([changedAt].compactMap { $0 } + records.compactMap(\.settledAt)).max()
     }
@@ -77,11 +78,11 @@ public struct PublicationState: Sendable {
 ///
 /// Threads: as ``MemberRepository``, one thread per connection. The lock is
 /// the connection's (`GET_LOCK`): it dies with the session.
-public struct PublishedStore {
-    public let connection: MariaDBConnection
-    public let survey: Survey
+package struct PublishedStore {
+    @_spi(Testing) public let connection: MariaDBConnection
+    package let survey: Survey
 
-    public init(connection: MariaDBConnection, survey: Survey) {
+    @_spi(Testing) public init(connection: MariaDBConnection, survey: Survey) {
         self.connection = connection
         self.survey = survey
     }
@@ -89,18 +90,18 @@ public struct PublishedStore {
     /// Takes the member's publication lock, waiting up to `wait`; false
     /// when another session holds it (another publication of this member
     /// is running: the caller tries again later).
-    public func lock(_ id: MemberID, wait: Duration = .zero) throws -> Bool {
-        let seconds = Double(wait.components.seconds) + Double(wait.components.attoseconds) / 1e18
+    package func lock(_ id: MemberID, wait: Duration = .zero) throws -> Bool {
+        let seconds = wait.inSeconds
         return try connection.query("SELECT GET_LOCK(\(Self.lockName), ?)", [.uint(UInt64(id)), .double(seconds)]).first?.int(0) == 1
     }
 
     /// Whether this session still holds the member's lock (a reconnect
     /// after MySQL restarted loses it).
-    public func holdsLock(_ id: MemberID) throws -> Bool {
+    package func holdsLock(_ id: MemberID) throws -> Bool {
         try connection.query("SELECT IS_USED_LOCK(\(Self.lockName)) = CONNECTION_ID()", [.uint(UInt64(id))]).first?.int(0) == 1
     }
 
-    public func unlock(_ id: MemberID) throws {
+    package func unlock(_ id: MemberID) throws {
         _ = try connection.query("SELECT RELEASE_LOCK(\(Self.lockName))", [.uint(UInt64(id))])
     }
 
@@ -112,11 +113,20 @@ public struct PublishedStore {
     /// The member's current record and published records.
     /// - Throws: ``MemberStoreError/Code/corruptRow`` for a stored row (or a
     ///   published one) that breaks the rules.
-    public func state(of id: MemberID) throws -> PublicationState {
+    package func state(of id: MemberID) throws -> PublicationState {
         let current = try MemberRepository(connection: connection, survey: survey).member(id)
         let row = try connection.query(
             "SELECT answers_version, CAST(changed_at AS CHAR) FROM members WHERE id = ?", [.uint(UInt64(id))]
         ).first
+        return PublicationState(
+            id: id, current: current, currentVersion: current == nil ? 0 : (row?.uint(0) ?? 0),
+            changedAt: row?.string(1).flatMap(ServerTime.init), records: try records(of: id))
+    }
+
+    /// The member's published records, by answers version.
+    /// - Throws: ``MemberStoreError/Code/corruptRow`` for a published record
+    ///   that breaks the rules.
+    package func records(of id: MemberID) throws -> [PublishedRecord] {
         var records: [PublishedRecord] = []
         var failure: MemberValidationError?
         try connection.forEachRow(
@@ -139,14 +149,12 @@ public struct PublishedStore {
         if let failure {
             throw MemberStoreError(.corruptRow, "member \(id): a published record is invalid: \(failure)")
         }
-        return PublicationState(
-            id: id, current: current, currentVersion: current == nil ? 0 : (row?.uint(0) ?? 0),
-            changedAt: row?.string(1).flatMap(ServerTime.init), records: records)
+        return records
     }
 
     /// Records `member` as an intent (unless that version is recorded
     /// already): from now on its entries may stand in sets.
-    public func recordIntent(_ member: Member) throws {
+    package func recordIntent(_ member: Member) throws {
         let packed = PackedMember(member, questions: survey.questionCount)
         try connection.execute(
             """
@@ -158,7 +166,7 @@ public struct PublishedStore {
     /// Every set agrees with `current` now: the other records are dropped
     /// and this one is stamped settled; for a deleted member (`current`
     /// nil) only a tombstone stays, stamped with the time.
-    public func settle(_ id: MemberID, current: Member?) throws {
+    package func settle(_ id: MemberID, current: Member?) throws {
         try connection.transaction { connection in
             if let current {
                 let packed = PackedMember(current, questions: survey.questionCount)
@@ -182,7 +190,7 @@ public struct PublishedStore {
     /// Members whose publication is due, ascending after `after`: live
     /// members without their current record settled (or with other records
     /// standing), and deleted members with a record standing.
-    public func needingPublication(after: MemberID = 0, limit: Int = 10_000) throws -> [MemberID] {
+    package func needingPublication(after: MemberID = 0, limit: Int = 10_000) throws -> [MemberID] {
         var ids: [MemberID] = []
         try connection.forEachRow(
             """
@@ -199,7 +207,7 @@ public struct PublishedStore {
     }
 
     /// Which of `ids` have a publication due (as ``needingPublication(after:limit:)``).
-    public func pendingPublication(among ids: [MemberID]) throws -> Set<MemberID> {
+    package func pendingPublication(among ids: [MemberID]) throws -> Set<MemberID> {
         var pending = Set<MemberID>()
         try forEachPaddedChunk(of: ids) { chunk in
             try connection.forEachRow(
@@ -222,7 +230,7 @@ public struct PublishedStore {
     /// ranks them as they are). Returns how many. For a population imported
     /// before its sets were built, this is everyone, in one statement per
     /// `limit` members.
-    public func settleUnpublished(changedBefore before: ServerTime, limit: Int = 10_000) throws -> Int {
+    package func settleUnpublished(changedBefore before: ServerTime, limit: Int = 10_000) throws -> Int {
         try connection.execute("SET SESSION group_concat_max_len = 1073741824")
         return Int(
             try connection.execute(
@@ -240,9 +248,32 @@ public struct PublishedStore {
             ).affectedRows)
     }
 
+    /// Settles every member ``settleUnpublished(changedBefore:limit:)``
+    /// may settle: those whose row changed before the oldest coverage of
+    /// any stored set (before now when no set is stored: nobody can be
+    /// ranked wrongly, and a set written meanwhile scans or catches up on
+    /// every change before its record), `limit` per statement. With
+    /// `tombstoneAge`, first drops the tombstones settled longer ago than
+    /// that (by the server's clock). Returns how many were settled.
+    package func settleAllUnpublished(forgettingTombstonesOlderThan tombstoneAge: Duration? = nil, limit: Int = 10_000) throws -> Int {
+        var now: ServerTime?
+        if let tombstoneAge {
+            let time = try connection.serverTime()
+            now = time
+            _ = try forgetTombstones(settledBefore: time - tombstoneAge)
+        }
+        let before = try oldestCoverage() ?? (now ?? connection.serverTime())
+        var settled = 0
+        while true {
+            let batch = try settleUnpublished(changedBefore: before, limit: limit)
+            settled += batch
+            if batch < limit { return settled }
+        }
+    }
+
     /// The oldest coverage of any stored set (sets from before migration 5
     /// count as covering nothing); nil when no set is recorded.
-    public func oldestCoverage() throws -> ServerTime? {
+    package func oldestCoverage() throws -> ServerTime? {
         let row = try connection.query(
             "SELECT CAST(MIN(COALESCE(covered_at, '1970-01-01 00:00:00.000000')) AS CHAR) FROM generations").first
         return row?.string(0).flatMap(ServerTime.init)
@@ -250,7 +281,7 @@ public struct PublishedStore {
 
     /// Drops the tombstones of removals settled before `before`.
     @discardableResult
-    public func forgetTombstones(settledBefore before: ServerTime) throws -> Int {
+    package func forgetTombstones(settledBefore before: ServerTime) throws -> Int {
         Int(
             try connection.execute(
                 "DELETE FROM published WHERE answers_version = 0 AND settled_at < CAST(? AS DATETIME(6))",

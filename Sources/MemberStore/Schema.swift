@@ -7,12 +7,12 @@
 /// (`CREATE TABLE IF NOT EXISTS`, `ADD COLUMN IF NOT EXISTS`,
 /// `CREATE INDEX IF NOT EXISTS`, ...). The version is recorded in
 /// `schema_migrations` after the last statement succeeds.
-public struct Migration: Sendable, Hashable {
-    public let version: Int
-    public let description: String
-    public let statements: [String]
+package struct Migration: Sendable, Hashable {
+    package let version: Int
+    package let description: String
+    package let statements: [String]
 
-    public init(version: Int, description: String, statements: [String]) {
+    package init(version: Int, description: String, statements: [String]) {
         self.version = version
         self.description = description
         self.statements = statements
@@ -36,8 +36,8 @@ public struct Migration: Sendable, Hashable {
 ///   row: UTC rather than `NOW(6)` so that neither the session time zone nor
 ///   a daylight-saving change can move it backwards (a DATETIME has no zone);
 /// - `generated_at` is Unix milliseconds, as the score store stamps it.
-public enum Schema {
-    public static let migrations: [Migration] = [
+package enum Schema {
+    package static let migrations: [Migration] = [
         Migration(
             version: 1,
             description: "survey, members and blocks",
@@ -123,7 +123,9 @@ public enum Schema {
                 // counters describe exactly those members. `open_key` equals
                 // `selection_key` while the run is open and is NULL once it is
                 // finished or abandoned, so at most one open run per selection
-                // (a unique key ignores NULLs).
+                // (a unique key ignores NULLs). `skip_offers` is no longer
+                // written or read (it only repeated `command`); it stays so a
+                // schema migrated by this version is the one older binaries know.
                 """
                 CREATE TABLE IF NOT EXISTS backfill_runs (
                   id INT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
@@ -242,5 +244,5 @@ public enum Schema {
         """
 
     /// The version the newest migration takes the schema to.
-    public static var latestVersion: Int { migrations.last?.version ?? 0 }
+    package static var latestVersion: Int { migrations.last?.version ?? 0 }
 }

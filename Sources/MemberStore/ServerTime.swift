@@ -1,3 +1,4 @@
+import KindredSupport
 import MariaDBClient
 import MemberFormat
 
@@ -5,14 +6,14 @@ import MemberFormat
 /// since 1970-01-01 UTC. Every time Kindred compares across processes
 /// (`changed_at`, when a set's scan was covered, when a publication
 /// settled) comes from the one server clock, never a machine's own.
-public struct ServerTime: Sendable, Hashable, Comparable, CustomStringConvertible {
-    public var microseconds: Int64
+package struct ServerTime: Sendable, Hashable, Comparable, CustomStringConvertible {
+    package var microseconds: Int64
 
-    public init(microseconds: Int64) { self.microseconds = microseconds }
+    package init(microseconds: Int64) { self.microseconds = microseconds }
 
     /// Parses `YYYY-MM-DD HH:MM:SS[.ffffff]` as MySQL prints a DATETIME(6);
     /// nil for anything else.
-    public init?(_ text: some StringProtocol) {
+    package init?(_ text: some StringProtocol) {
         let bytes = Array(text.utf8)
         guard bytes.count == 19 || (bytes.count > 20 && bytes.count <= 26 && bytes[19] == UInt8(ascii: ".")) else { return nil }
         func number(_ range: Range<Int>) -> Int64? {
@@ -41,7 +42,7 @@ public struct ServerTime: Sendable, Hashable, Comparable, CustomStringConvertibl
     }
 
     /// `YYYY-MM-DD HH:MM:SS.ffffff`, what MySQL reads back as a DATETIME(6).
-    public var description: String {
+    package var description: String {
         let total = microseconds
         let fraction = ((total % 1_000_000) + 1_000_000) % 1_000_000
         let seconds = (total - fraction) / 1_000_000
@@ -56,19 +57,18 @@ public struct ServerTime: Sendable, Hashable, Comparable, CustomStringConvertibl
             + "\(pad(Int(daySeconds / 60 % 60), 2)):\(pad(Int(daySeconds % 60), 2)).\(pad(Int(fraction), 6))"
     }
 
-    public static func < (a: Self, b: Self) -> Bool { a.microseconds < b.microseconds }
+    package static func < (a: Self, b: Self) -> Bool { a.microseconds < b.microseconds }
 
-    public static func - (time: Self, duration: Duration) -> Self {
-        ServerTime(microseconds: time.microseconds - duration.components.seconds * 1_000_000
-            - duration.components.attoseconds / 1_000_000_000_000)
+    package static func - (time: Self, duration: Duration) -> Self {
+        ServerTime(microseconds: time.microseconds - duration.inMicroseconds)
     }
 
-    public static let distantPast = ServerTime(microseconds: 0)
+    package static let distantPast = ServerTime(microseconds: 0)
 }
 
 extension MariaDBConnection {
     /// The member store's clock now (`UTC_TIMESTAMP(6)`).
-    public func serverTime() throws -> ServerTime {
+    package func serverTime() throws -> ServerTime {
         guard let text = try query("SELECT CAST(UTC_TIMESTAMP(6) AS CHAR)").first?.string(0), let time = ServerTime(text) else {
             throw MemberStoreError(.corruptRow, "the server returned no time")
         }

@@ -23,24 +23,24 @@ import RedisClient
 /// percent-encoded: every program needs it to connect); ``description`` and
 /// everything printed redact it (`redis://kindred:***@10.0.0.5:7000/2`).
 /// docs/managed-servers.md says how to keep the table's copy safe.
-public struct ShardAddress: Sendable, Hashable, CustomStringConvertible {
+package struct ShardAddress: Sendable, Hashable, CustomStringConvertible {
     /// Host (lower-cased), port, user, password, database.
-    public let url: RedisURL
+    package let url: RedisURL
     /// The address is a Redis Cluster node: the shard is the whole cluster.
-    public let isCluster: Bool
+    package let isCluster: Bool
 
-    public var host: String { url.host }
-    public var port: Int { url.port }
-    public var database: Int { url.database }
+    package var host: String { url.host }
+    package var port: Int { url.port }
+    package var database: Int { url.database }
 
     /// The server a shard lives on, credentials aside: two addresses with the
     /// same identity are one shard.
-    public var identity: String { "\(host):\(port)/\(database)" }
+    package var identity: String { "\(host):\(port)/\(database)" }
 
     /// Parses and normalizes an address.
     /// - Throws: ``MemberStoreError/Code/invalidShardAddress`` saying what is
     ///   wrong (never repeating a password).
-    public init(_ text: String) throws {
+    package init(_ text: String) throws {
         func invalid(_ reason: String) -> MemberStoreError {
             MemberStoreError(
                 .invalidShardAddress,
@@ -79,11 +79,11 @@ public struct ShardAddress: Sendable, Hashable, CustomStringConvertible {
 
     /// The password redacted: `redis://user:***@host:port/2`
     /// (`redis+cluster://...` for a cluster).
-    public var description: String { withScheme(url.description) }
+    package var description: String { withScheme(url.description) }
 
     /// What the shards table holds: the URL with the password, for
     /// connecting. Never print it.
-    public var stored: String { withScheme(url.urlIncludingPassword) }
+    package var stored: String { withScheme(url.urlIncludingPassword) }
 
     private func withScheme(_ text: String) -> String {
         isCluster ? "redis+cluster://" + text.dropFirst("redis://".count) : text

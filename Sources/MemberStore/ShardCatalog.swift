@@ -1,7 +1,7 @@
 import MariaDBClient
 
 /// A shard's lifecycle state.
-public enum ShardState: String, Sendable, Hashable, CaseIterable {
+package enum ShardState: String, Sendable, Hashable, CaseIterable {
     /// Serves its members and receives new ones.
     case active
     /// Serves its members, receives no new ones (being emptied).
@@ -11,39 +11,39 @@ public enum ShardState: String, Sendable, Hashable, CaseIterable {
 }
 
 /// One row of the shard list.
-public struct ShardInfo: Sendable, Hashable {
-    public let id: UInt32
-    public let address: ShardAddress
+package struct ShardInfo: Sendable, Hashable {
+    package let id: UInt32
+    package let address: ShardAddress
     /// Share of new members relative to the other active shards.
-    public let weight: Int
-    public let state: ShardState
+    package let weight: Int
+    package let state: ShardState
     /// Bytes the shard may use for score sets, when set.
-    public let memoryBudget: UInt64?
+    package let memoryBudget: UInt64?
     /// `YYYY-MM-DD HH:MM:SS.ffffff` UTC.
-    public let createdAt: String
+    package let createdAt: String
     /// Members assigned to it in the directory.
-    public let assignedMembers: Int
+    package let assignedMembers: Int
 }
 
 /// The shard list in MySQL (`shards`): every program reads the same list,
 /// and adding a shard is adding a row (`kindred shards add`).
-public struct ShardCatalog {
-    public let connection: MariaDBConnection
+package struct ShardCatalog {
+    @_spi(Testing) public let connection: MariaDBConnection
 
     /// Weights are 1 to this; to stop new members reaching a shard, drain it.
-    public static let weightRange = 1...1_000_000
+    package static let weightRange = 1...1_000_000
 
-    public init(connection: MariaDBConnection) {
+    @_spi(Testing) public init(connection: MariaDBConnection) {
         self.connection = connection
     }
 
     /// Every shard, by id, with the number of members assigned to each.
-    public func list() throws -> [ShardInfo] {
+    package func list() throws -> [ShardInfo] {
         try shards(where: "")
     }
 
     /// The shard with this id, or `nil`.
-    public func shard(_ id: UInt32) throws -> ShardInfo? {
+    package func shard(_ id: UInt32) throws -> ShardInfo? {
         try shards(where: "WHERE s.id = ?", [.uint(UInt64(id))]).first
     }
 
@@ -54,14 +54,14 @@ public struct ShardCatalog {
     ///   database listed already, whatever the credentials; the error names
     ///   the shard).
     @discardableResult
-    public func add(address text: String, weight: Int = 1, memoryBudget: UInt64? = nil) throws -> ShardInfo {
+    package func add(address text: String, weight: Int = 1, memoryBudget: UInt64? = nil) throws -> ShardInfo {
         try add(address: try ShardAddress(text), weight: weight, memoryBudget: memoryBudget)
     }
 
     /// ``add(address:weight:memoryBudget:)`` for a parsed address, in
     /// `state` (`down` for a shard added while it cannot be reached).
     @discardableResult
-    public func add(address: ShardAddress, weight: Int = 1, memoryBudget: UInt64? = nil, state: ShardState = .active) throws -> ShardInfo {
+    package func add(address: ShardAddress, weight: Int = 1, memoryBudget: UInt64? = nil, state: ShardState = .active) throws -> ShardInfo {
         if let existing = try list().first(where: { $0.address.identity == address.identity }) {
             throw MemberStoreError(.duplicateShard, "shard \(existing.id) (\(existing.address)) is that server and database already")
         }
@@ -90,7 +90,7 @@ public struct ShardCatalog {
     /// sets any more (the score store's business).
     /// - Throws: ``MemberStoreError/Code/unknownShard``;
     ///   ``MemberStoreError/Code/shardNotEmpty`` naming how many members it has.
-    public func remove(_ id: UInt32) throws {
+    package func remove(_ id: UInt32) throws {
         let result = try connection.execute(
             "DELETE FROM shards WHERE id = ? AND NOT EXISTS (SELECT 1 FROM member_shards ms WHERE ms.shard_id = ?)",
             [.uint(UInt64(id)), .uint(UInt64(id))])
@@ -102,39 +102,39 @@ public struct ShardCatalog {
     }
 
     /// The highest write sequence recorded for the shard (0: none yet).
-    public func sequence(of id: UInt32) throws -> Int64 {
+    package func sequence(of id: UInt32) throws -> Int64 {
         try connection.query("SELECT sequence FROM shards WHERE id = ?", [.uint(UInt64(id))]).first?.int(0) ?? 0
     }
 
     /// Records a write sequence the shard answered, keeping the highest.
-    public func recordSequence(_ id: UInt32, _ sequence: Int64) throws {
+    package func recordSequence(_ id: UInt32, _ sequence: Int64) throws {
         try connection.execute(
             "UPDATE shards SET sequence = GREATEST(sequence, ?) WHERE id = ?", [.int(sequence), .uint(UInt64(id))])
     }
 
     /// Sets the recorded sequence to `sequence` (after a shard's data was
     /// found restored from an older copy and its sets queued for repair).
-    public func resetSequence(_ id: UInt32, to sequence: Int64) throws {
+    package func resetSequence(_ id: UInt32, to sequence: Int64) throws {
         try connection.execute("UPDATE shards SET sequence = ? WHERE id = ?", [.int(sequence), .uint(UInt64(id))])
     }
 
     /// Sets a shard's state. Draining and down shards get no new members;
     /// members already on them stay until released.
     /// - Throws: ``MemberStoreError/Code/unknownShard``.
-    public func setState(_ id: UInt32, _ state: ShardState) throws {
+    package func setState(_ id: UInt32, _ state: ShardState) throws {
         try connection.execute("UPDATE shards SET state = ? WHERE id = ?", [.text(state.rawValue), .uint(UInt64(id))])
         guard try shard(id) != nil else { throw MemberStoreError(.unknownShard, "no shard has id \(id)") }
     }
 
     /// Sets (or, with nil, clears) the bytes of score sets a shard may hold.
-    public func setMemoryBudget(_ id: UInt32, _ budget: UInt64?) throws {
+    package func setMemoryBudget(_ id: UInt32, _ budget: UInt64?) throws {
         try connection.execute(
             "UPDATE shards SET memory_budget = ? WHERE id = ?", [budget.map { SQLValue.uint($0) } ?? .null, .uint(UInt64(id))])
         guard try shard(id) != nil else { throw MemberStoreError(.unknownShard, "no shard has id \(id)") }
     }
 
     /// Sets a shard's weight.
-    public func setWeight(_ id: UInt32, _ weight: Int) throws {
+    package func setWeight(_ id: UInt32, _ weight: Int) throws {
         guard Self.weightRange.contains(weight) else {
             throw MemberStoreError(
                 .invalidShardWeight, "shard weight must be \(Self.weightRange.lowerBound) to \(Self.weightRange.upperBound)")

@@ -1,3 +1,4 @@
+import KindredSupport
 import MariaDBClient
 import Scoring
 
@@ -5,62 +6,62 @@ import Scoring
 /// taken just before a snapshot's consistent read began. Everything
 /// committed before it is in the snapshot; ``SnapshotLoader/refresh(_:since:onInvalid:)``
 /// picks up what changed after it (minus the overlap).
-public struct SnapshotWatermark: Sendable, Hashable, Comparable, CustomStringConvertible {
+package struct SnapshotWatermark: Sendable, Hashable, Comparable, CustomStringConvertible {
     /// `YYYY-MM-DD HH:MM:SS.ffffff`, UTC, as MySQL prints a DATETIME(6).
-    public let serverTime: String
+    package let serverTime: String
 
-    public init(serverTime: String) { self.serverTime = serverTime }
+    package init(serverTime: String) { self.serverTime = serverTime }
 
     /// The fixed-width format orders like the times it names.
-    public static func < (a: Self, b: Self) -> Bool { a.serverTime < b.serverTime }
+    package static func < (a: Self, b: Self) -> Bool { a.serverTime < b.serverTime }
 
-    public var description: String { serverTime + " UTC" }
+    package var description: String { serverTime + " UTC" }
 }
 
 /// A stored member that could not be loaded: hand-edited into something
 /// invalid, or written by a bug. The reason names the field and the rule,
 /// never the member's values.
-public struct InvalidMemberRow: Sendable, Hashable, CustomStringConvertible {
-    public let id: MemberID
-    public let reason: String
+package struct InvalidMemberRow: Sendable, Hashable, CustomStringConvertible {
+    package let id: MemberID
+    package let reason: String
 
-    public var description: String { "member \(id): \(reason)" }
+    package var description: String { "member \(id): \(reason)" }
 }
 
 /// Members changed since a watermark, read but not yet applied.
-public struct SnapshotChanges: Sendable {
+package struct SnapshotChanges: Sendable {
     /// The watermark for the next refresh.
-    public var watermark: SnapshotWatermark
+    package var watermark: SnapshotWatermark
     /// Live members, valid, as stored now.
-    public var members: [Member] = []
+    package var members: [Member] = []
     /// Their answers versions (`members[i]`'s is `versions[i]`), the
     /// population's tags.
-    public var versions: [UInt64] = []
+    package var versions: [UInt64] = []
     /// Members whose record the caller already holds (same answers
     /// version): only their last activity, not decoded again.
-    public var activity: [(id: MemberID, lastActive: Int64?)] = []
+    package var activity: [(id: MemberID, lastActive: Int64?)] = []
     /// Tombstones.
-    public var deleted: [MemberID] = []
+    package var deleted: [MemberID] = []
     /// Rows that do not decode into a valid member.
-    public var invalid: [InvalidMemberRow] = []
+    package var invalid: [InvalidMemberRow] = []
 
-    public init(watermark: SnapshotWatermark) { self.watermark = watermark }
+    package init(watermark: SnapshotWatermark) { self.watermark = watermark }
 
-    public var isEmpty: Bool { members.isEmpty && deleted.isEmpty && invalid.isEmpty && activity.isEmpty }
+    package var isEmpty: Bool { members.isEmpty && deleted.isEmpty && invalid.isEmpty && activity.isEmpty }
 }
 
 /// What a refresh applied.
-public struct RefreshResult: Sendable, Hashable {
+package struct RefreshResult: Sendable, Hashable {
     /// Pass this to the next refresh.
-    public var watermark: SnapshotWatermark
+    package var watermark: SnapshotWatermark
     /// Members inserted or replaced (re-applied ones included).
-    public var upserted = 0
+    package var upserted = 0
     /// Members removed: deleted in MySQL, or now invalid there.
-    public var removed = 0
+    package var removed = 0
     /// Rows reported through `onInvalid`.
-    public var invalid = 0
+    package var invalid = 0
     /// Whether ``Scoring/Population/organizeIfNeeded()`` re-sorted the population.
-    public var reorganized = false
+    package var reorganized = false
 }
 
 /// Loads the live members from MySQL into a ``Scoring/Population`` and
@@ -95,19 +96,19 @@ public struct RefreshResult: Sendable, Hashable {
 /// ``Scoring/Population/organize()``. Measured (`kindred-bench store load`,
 /// release, loopback): 1,000,000 members (Q = 100) in 2.4-3.9 s, of which
 /// streaming the rows alone takes 0.6 s; peak RSS ~720 MB.
-public struct SnapshotLoader {
-    public let connection: MariaDBConnection
+package struct SnapshotLoader {
+    @_spi(Testing) public let connection: MariaDBConnection
     /// How far behind the watermark a refresh looks again (late commits).
-    public var overlap: Duration
+    package var overlap: Duration
 
-    public init(connection: MariaDBConnection, overlap: Duration = .seconds(10)) {
+    @_spi(Testing) public init(connection: MariaDBConnection, overlap: Duration = .seconds(10)) {
         self.connection = connection
         self.overlap = overlap
     }
 
     /// Loads every live member into a new population for the stored survey.
     /// - Throws: ``MemberStoreError/Code/noSurvey`` when nothing was imported.
-    public func load(
+    package func load(
         onInvalid: (InvalidMemberRow) -> Void = { _ in }
     ) throws -> (population: Population, watermark: SnapshotWatermark) {
         guard let survey = try SurveyStore.stored(connection) else {
@@ -124,7 +125,7 @@ public struct SnapshotLoader {
     /// Loads every live member into `population` (upserting over what it
     /// holds), then organizes it. Returns the watermark for the first refresh.
     @discardableResult
-    public func load(into population: Population, onInvalid: (InvalidMemberRow) -> Void = { _ in }) throws
+    package func load(into population: Population, onInvalid: (InvalidMemberRow) -> Void = { _ in }) throws
         -> SnapshotWatermark
     {
         let watermark = try serverTime()
@@ -156,7 +157,7 @@ public struct SnapshotLoader {
     /// population re-sort itself if its unsorted tail has grown.
     /// (``changes(since:survey:)`` then ``apply(_:to:onRemove:)``, for a
     /// caller that holds no lock.)
-    public func refresh(
+    package func refresh(
         _ population: Population, since watermark: SnapshotWatermark,
         onInvalid: (InvalidMemberRow) -> Void = { _ in }
     ) throws -> RefreshResult {
@@ -173,12 +174,11 @@ public struct SnapshotLoader {
     /// member at that answers version already: such a row (the overlap
     /// re-reads the last seconds every time) is not decoded, only its last
     /// activity is reported.
-    public func changes(
+    package func changes(
         since watermark: SnapshotWatermark, survey: Survey, known: (MemberID, UInt64) -> Bool = { _, _ in false }
     ) throws -> SnapshotChanges {
         var result = SnapshotChanges(watermark: try serverTime())
-        let overlapMicroseconds = overlap.components.seconds * 1_000_000
-            + overlap.components.attoseconds / 1_000_000_000_000
+        let overlapMicroseconds = overlap.inMicroseconds
         let since: [SQLValue] = [.text(watermark.serverTime), .int(overlapMicroseconds)]
         let changed = "m.changed_at > CAST(? AS DATETIME(6)) - INTERVAL ? MICROSECOND"
         try inSnapshot {
@@ -221,7 +221,7 @@ public struct SnapshotLoader {
     /// upserted, deleted and invalid ones removed (MySQL is the truth: a
     /// corrupt row must not keep its stale copy scoring). `onRemove` gets
     /// each removed member's last record, before removal.
-    public static func apply(
+    package static func apply(
         _ changes: SnapshotChanges, to population: Population, onRemove: (Member) -> Void = { _ in }
     ) -> RefreshResult {
         var result = RefreshResult(watermark: changes.watermark)

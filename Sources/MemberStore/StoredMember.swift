@@ -35,7 +35,7 @@ struct PackedMember {
 
 extension AnswersVersion {
     /// The answers version of `member` as stored against `survey`.
-    public static func of(_ member: Member, survey: Survey) -> UInt64 {
+    package static func of(_ member: Member, survey: Survey) -> UInt64 {
         PackedMember(member, questions: survey.questionCount).version
     }
 }

@@ -5,9 +5,9 @@ import Scoring
 /// count. Every stored member's packed answers are laid out for it, so it
 /// is written once, by the first import, and every later import must bring
 /// the same survey.
-public enum SurveyStore {
+package enum SurveyStore {
     /// The stored survey, or `nil` before the first import.
-    public static func stored(_ connection: MariaDBConnection) throws -> Survey? {
+    @_spi(Testing) public static func stored(_ connection: MariaDBConnection) throws -> Survey? {
         let rows = try connection.query("SELECT question, options FROM survey_questions ORDER BY question")
         guard !rows.isEmpty else { return nil }
         var counts: [Int] = []
@@ -35,7 +35,7 @@ public enum SurveyStore {
     /// - Throws: ``MemberStoreError/Code/surveyMismatch`` naming the first
     ///   question that differs.
     @discardableResult
-    public static func store(_ survey: Survey, _ connection: MariaDBConnection) throws -> Bool {
+    @_spi(Testing) public static func store(_ survey: Survey, _ connection: MariaDBConnection) throws -> Bool {
         try connection.transaction { connection in
             let existing = try stored(connection)
             if let existing {
@@ -60,7 +60,7 @@ public enum SurveyStore {
 
     /// Throws ``MemberStoreError/Code/surveyMismatch`` naming the first
     /// question where `survey` and `stored` differ.
-    public static func check(_ survey: Survey, against stored: Survey) throws {
+    package static func check(_ survey: Survey, against stored: Survey) throws {
         let given = survey.optionCounts
         let have = stored.optionCounts
         for question in 0..<max(given.count, have.count) {

@@ -5,16 +5,16 @@ import CHiredis
 /// ``RedisConnection/readReply(inPlace:)``; for large replies read on a hot
 /// path (a whole score set is ten thousand strings), where copying every
 /// string into its own Swift array would cost more than the round trip.
-public struct UnsafeRawReply {
+package struct UnsafeRawReply {
     private let reply: UnsafePointer<redisReply>
 
     package init(_ reply: UnsafePointer<redisReply>) { self.reply = reply }
 
-    public enum Kind: Sendable, Hashable {
+    package enum Kind: Sendable, Hashable {
         case string, status, error, integer, null, array, unknown
     }
 
-    public var kind: Kind {
+    package var kind: Kind {
         switch reply.pointee.type {
         case REDIS_REPLY_STRING: .string
         case REDIS_REPLY_STATUS: .status
@@ -27,7 +27,7 @@ public struct UnsafeRawReply {
     }
 
     /// The bytes of a string, status or error reply (empty for others).
-    public func withBytes<T>(_ body: (UnsafeRawBufferPointer) -> T) -> T {
+    package func withBytes<T>(_ body: (UnsafeRawBufferPointer) -> T) -> T {
         let r = reply.pointee
         guard r.type == REDIS_REPLY_STRING || r.type == REDIS_REPLY_STATUS || r.type == REDIS_REPLY_ERROR, let str = r.str
         else { return body(UnsafeRawBufferPointer(start: nil, count: 0)) }
@@ -35,29 +35,23 @@ public struct UnsafeRawReply {
     }
 
     /// Elements of an array reply (0 for others).
-    public var count: Int { reply.pointee.type == REDIS_REPLY_ARRAY ? reply.pointee.elements : 0 }
-
-    /// Element `index` of an array reply, read in place; nil when absent.
-    public func withElement<T>(_ index: Int, _ body: (UnsafeRawReply?) -> T) -> T {
-        guard index >= 0, index < count, let element = reply.pointee.element[index] else { return body(nil) }
-        return body(UnsafeRawReply(UnsafePointer(element)))
-    }
+    package var count: Int { reply.pointee.type == REDIS_REPLY_ARRAY ? reply.pointee.elements : 0 }
 
     /// Element `index` of an array reply; nil when absent. Valid as long as this reply is.
-    public func element(_ index: Int) -> UnsafeRawReply? {
+    package func element(_ index: Int) -> UnsafeRawReply? {
         guard index >= 0, index < count, let element = reply.pointee.element[index] else { return nil }
         return UnsafeRawReply(UnsafePointer(element))
     }
 
     /// A copy of the reply as a value (for the small parts of a large reply).
-    public var value: RedisValue { RedisValue(copying: reply) }
+    package var value: RedisValue { RedisValue(copying: reply) }
 }
 
 extension RedisConnection {
     /// Reads the reply to the oldest appended command and hands it to
     /// `body` in place, before hiredis frees it. Same contract as
     /// ``readReply()`` otherwise.
-    public func readReply<T>(inPlace body: (UnsafeRawReply) -> T) throws(RedisError) -> T {
+    package func readReply<T>(inPlace body: (UnsafeRawReply) -> T) throws(RedisError) -> T {
         try withNextRawReply { raw in body(UnsafeRawReply(raw)) }
     }
 }

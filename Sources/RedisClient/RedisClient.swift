@@ -5,7 +5,7 @@ import Darwin
 #endif
 
 /// Process-wide set-up for programs that use ``RedisConnection``.
-public enum RedisClient {
+package enum RedisClient {
     /// Ignores SIGPIPE for the whole process. Call it once at program start,
     /// before any connection is opened; calling it again does nothing.
     ///
@@ -17,7 +17,7 @@ public enum RedisClient {
     ///
     /// Linux has no per-socket `SO_NOSIGPIPE`, and hiredis does not pass
     /// `MSG_NOSIGNAL`, so this has to be process-wide.
-    public static func ignoreSIGPIPE() {
+    package static func ignoreSIGPIPE() {
         _ = sigpipeIgnored
     }
 

@@ -19,22 +19,22 @@
 ///
 /// Privacy: `description` shows the name and sizes only, never the arguments,
 /// so a command can be logged or interpolated without leaking member data.
-public struct RedisCommand: Sendable, CustomStringConvertible, ExpressibleByArrayLiteral {
+package struct RedisCommand: Sendable, CustomStringConvertible, ExpressibleByArrayLiteral {
     /// The encoded arguments, without the `*N\r\n` header.
     @usableFromInline var body: [UInt8]
     /// How many arguments `body` holds.
     @usableFromInline var storedArgumentCount: Int
     /// The command's name as given (`HSET`): safe to log.
-    public private(set) var name: String
+    package private(set) var name: String
 
     /// A command with its name as the first argument.
-    public init(_ name: String) {
+    package init(_ name: String) {
         self.init(name, reservingCapacity: 64)
     }
 
     /// A command with its name and room for `capacity` encoded bytes (each
     /// argument costs its length plus 5 to 9 bytes of framing).
-    public init(_ name: String, reservingCapacity capacity: Int) {
+    package init(_ name: String, reservingCapacity capacity: Int) {
         body = []
         body.reserveCapacity(max(capacity, 16))
         storedArgumentCount = 0
@@ -43,13 +43,13 @@ public struct RedisCommand: Sendable, CustomStringConvertible, ExpressibleByArra
     }
 
     /// A command from its name and string arguments: `RedisCommand("GET", key)`.
-    public init(_ name: String, _ arguments: String...) {
+    package init(_ name: String, _ arguments: String...) {
         self.init(name, reservingCapacity: 16 + name.utf8.count + arguments.reduce(0) { $0 + $1.utf8.count + 16 })
         for argument in arguments { append(argument) }
     }
 
     /// A command from a non-empty list of strings: `["SET", key, value]`.
-    public init(arrayLiteral elements: String...) {
+    package init(arrayLiteral elements: String...) {
         precondition(!elements.isEmpty, "a Redis command needs at least its name")
         self.init(elements[0], reservingCapacity: elements.reduce(16) { $0 + $1.utf8.count + 16 })
         for argument in elements.dropFirst() { append(argument) }
@@ -57,7 +57,7 @@ public struct RedisCommand: Sendable, CustomStringConvertible, ExpressibleByArra
 
     /// Empties the command and starts a new one named `name`, keeping the
     /// buffer's capacity: the way to encode many commands without allocating.
-    public mutating func reset(_ name: String) {
+    package mutating func reset(_ name: String) {
         body.removeAll(keepingCapacity: true)
         storedArgumentCount = 0
         self.name = name
@@ -65,14 +65,14 @@ public struct RedisCommand: Sendable, CustomStringConvertible, ExpressibleByArra
     }
 
     /// How many arguments the command has, its name included.
-    public var argumentCount: Int { storedArgumentCount }
+    package var argumentCount: Int { storedArgumentCount }
 
     /// Bytes of encoded arguments so far (the `*N\r\n` header excluded).
-    public var encodedByteCount: Int { body.count }
+    package var encodedByteCount: Int { body.count }
 
     /// The whole command as RESP bytes (`*N\r\n` and every argument): a copy,
     /// for tests and for tools that feed `redis-cli --pipe`.
-    public var encodedBytes: [UInt8] {
+    package var encodedBytes: [UInt8] {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(body.count + 24)
         withEncodedHeader { bytes.append(contentsOf: $0) }
@@ -80,7 +80,7 @@ public struct RedisCommand: Sendable, CustomStringConvertible, ExpressibleByArra
         return bytes
     }
 
-    public var description: String {
+    package var description: String {
         "RedisCommand(\(name), \(argumentCount) arguments, \(body.count) bytes)"
     }
 }
@@ -90,21 +90,21 @@ public struct RedisCommand: Sendable, CustomStringConvertible, ExpressibleByArra
 extension RedisCommand {
     /// Appends a string argument, as its UTF-8 bytes.
     @inlinable
-    public mutating func append(_ string: String) {
+    package mutating func append(_ string: String) {
         var string = string
         string.withUTF8 { appendBulk($0) }
     }
 
     /// Appends a substring argument, as its UTF-8 bytes.
     @inlinable
-    public mutating func append(_ string: Substring) {
+    package mutating func append(_ string: Substring) {
         var string = string
         string.withUTF8 { appendBulk($0) }
     }
 
     /// Appends an integer argument in decimal (`-42`), formatted on the stack.
     @inlinable
-    public mutating func append(_ value: Int) {
+    package mutating func append(_ value: Int) {
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: RedisCommand.decimalCapacity) { scratch in
             let start = RedisCommand.formatDecimal(value, into: scratch)
             appendBulk(UnsafeBufferPointer(rebasing: scratch[start...]))
@@ -113,7 +113,7 @@ extension RedisCommand {
 
     /// Appends any other integer in decimal.
     @inlinable
-    public mutating func append(_ value: some BinaryInteger) {
+    package mutating func append(_ value: some BinaryInteger) {
         if let small = Int(exactly: value) {
             append(small)
         } else {
@@ -127,7 +127,7 @@ extension RedisCommand {
     /// `0.5`, `(-5, 1)` is `-0.5`, `(7, 0)` is `7`. This is how a score kept in
     /// tenths is written without going through `Double`.
     @inlinable
-    public mutating func append(fixedPoint value: Int, fractionDigits: Int) {
+    package mutating func append(fixedPoint value: Int, fractionDigits: Int) {
         precondition((0...18).contains(fractionDigits), "fractionDigits must be 0...18")
         if fractionDigits == 0 { return append(value) }
         let capacity = RedisCommand.decimalCapacity + fractionDigits + 2
@@ -156,7 +156,7 @@ extension RedisCommand {
 
     /// Appends raw bytes as one binary-safe argument.
     @inlinable
-    public mutating func append(bytes: some Collection<UInt8>) {
+    package mutating func append(bytes: some Collection<UInt8>) {
         let done: Void? = bytes.withContiguousStorageIfAvailable { appendBulk($0) }
         if done == nil {
             appendBulkHeader(count: bytes.count)
@@ -169,7 +169,7 @@ extension RedisCommand {
 
     /// Appends raw bytes as one binary-safe argument.
     @inlinable
-    public mutating func append(bytes: UnsafeRawBufferPointer) {
+    package mutating func append(bytes: UnsafeRawBufferPointer) {
         appendBulk(UnsafeBufferPointer(start: bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), count: bytes.count))
     }
 }

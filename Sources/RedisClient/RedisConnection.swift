@@ -38,41 +38,41 @@ import Darwin
 /// SIGPIPE: a write to a server that has died raises SIGPIPE, which kills the
 /// process (exit status 141) unless it is ignored. Programs call
 /// ``RedisClient/ignoreSIGPIPE()`` once at start.
-public final class RedisConnection {
+package final class RedisConnection {
     /// Where to connect, as whom, and how long to wait.
     ///
     /// `description`, `debugDescription` and the reflection mirror show the
     /// password as `***`: a configuration can be logged whole.
-    public struct Configuration: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible,
+    package struct Configuration: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible,
         CustomReflectable
     {
         /// Host name or IP address.
-        public var host: String
+        package var host: String
         /// TCP port, 1...65535.
-        public var port: Int
+        package var port: Int
         /// The ACL user for `AUTH user password` (Redis 6+); nil: the
         /// default user (`AUTH password`). Ignored without a password.
-        public var user: String?
+        package var user: String?
         /// Sent with `AUTH` right after every connect and reconnect; nil: no `AUTH`.
-        public var password: String?
+        package var password: String?
         /// Selected with `SELECT` right after `AUTH` on every connect and
         /// reconnect, before any other command (scripts included); 0 sends
         /// no `SELECT` (the only database a Redis Cluster has).
-        public var database: Int
+        package var database: Int
         /// Bounds establishing the TCP connection (`redisConnectWithTimeout`).
-        public var connectTimeout: Duration
+        package var connectTimeout: Duration
         /// Bounds each read and each write on the socket (`redisSetTimeout`,
         /// i.e. `SO_RCVTIMEO` and `SO_SNDTIMEO`); `nil` waits forever. A
         /// timeout breaks the connection (``RedisError/Code/timedOut``), so it
         /// must exceed the slowest expected command, blocking ones included.
-        public var readTimeout: Duration?
+        package var readTimeout: Duration?
         /// Turns on TCP keepalive (`redisEnableKeepAlive`: first probe after
         /// 15 s idle), so a peer that vanished without a FIN is noticed.
-        public var keepAlive: Bool
+        package var keepAlive: Bool
         /// Retry of `BUSY` and `LOADING` replies for ``RedisConnection/send(_:)``.
-        public var retry: RedisRetryPolicy
+        package var retry: RedisRetryPolicy
 
-        public init(
+        package init(
             host: String,
             port: Int,
             user: String? = nil,
@@ -99,16 +99,16 @@ public final class RedisConnection {
         }
 
         /// `host:port`, the context of every error.
-        public var endpoint: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+        package var endpoint: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 
         /// `redis://user@host:port/db`: the server and the user, never the password.
-        public var server: String {
+        package var server: String {
             var text = "redis://"
             if password != nil, let user { text += PercentEncoding.encode(user) + "@" }
             return text + endpoint + (database == 0 ? "" : "/\(database)")
         }
 
-        public var description: String {
+        package var description: String {
             var text = "redis://"
             if password != nil {
                 if let user { text += PercentEncoding.encode(user) }
@@ -117,9 +117,9 @@ public final class RedisConnection {
             return "RedisConnection.Configuration(" + text + endpoint + (database == 0 ? "" : "/\(database)") + ")"
         }
 
-        public var debugDescription: String { description }
+        package var debugDescription: String { description }
 
-        public var customMirror: Mirror {
+        package var customMirror: Mirror {
             Mirror(self, children: [
                 "host": host, "port": port, "user": user as Any, "password": password == nil ? "nil" : "***",
                 "database": database, "connectTimeout": connectTimeout, "readTimeout": readTimeout as Any,
@@ -135,15 +135,15 @@ public final class RedisConnection {
     }
 
     /// The configuration this connection was opened with; ``reconnect()`` reuses it.
-    public let configuration: Configuration
+    package let configuration: Configuration
 
     private var state: State
 
     /// Commands appended whose replies have not been read yet.
-    public private(set) var pendingReplyCount = 0
+    package private(set) var pendingReplyCount = 0
 
     /// Called before each retry sleep of ``send(_:)``, on the calling thread.
-    public var retryObserver: ((RedisRetryEvent) -> Void)?
+    package var retryObserver: ((RedisRetryEvent) -> Void)?
 
     /// The buffer ``append(_:building:)`` encodes into, kept between calls.
     private var scratch: RedisCommand?
@@ -155,14 +155,14 @@ public final class RedisConnection {
     ///   reached within ``Configuration/connectTimeout`` or refuses the
     ///   database; ``RedisError/Code/authenticationFailed`` when it refuses
     ///   the credentials.
-    public init(configuration: Configuration) throws(RedisError) {
+    package init(configuration: Configuration) throws(RedisError) {
         self.configuration = configuration
         self.state = .open(try Self.connect(configuration))
         try handshake()
     }
 
     /// Connects to `host:port` with the default timeouts, keepalive and retry.
-    public convenience init(host: String, port: Int) throws(RedisError) {
+    package convenience init(host: String, port: Int) throws(RedisError) {
         try self.init(configuration: Configuration(host: host, port: port))
     }
 
@@ -171,16 +171,16 @@ public final class RedisConnection {
     }
 
     /// `host:port`.
-    public var endpoint: String { configuration.endpoint }
+    package var endpoint: String { configuration.endpoint }
 
     /// True after ``close()``.
-    public var isClosed: Bool {
+    package var isClosed: Bool {
         if case .closed = state { return true }
         return false
     }
 
     /// True when the connection died and needs ``reconnect()``.
-    public var isBroken: Bool {
+    package var isBroken: Bool {
         if case .broken = state { return true }
         return false
     }
@@ -188,7 +188,7 @@ public final class RedisConnection {
     /// Closes the socket and frees the context. Unread replies are dropped.
     /// Closing twice is harmless; any other use afterwards is a precondition
     /// failure.
-    public func close() {
+    package func close() {
         if case .open(let context) = state { redisFree(context) }
         state = .closed
         pendingReplyCount = 0
@@ -205,7 +205,7 @@ public final class RedisConnection {
     ///
     /// - Throws: ``RedisError/Code/connectionFailed``; the connection then
     ///   stays broken and may be reconnected again later.
-    public func reconnect() throws(RedisError) {
+    package func reconnect() throws(RedisError) {
         checkNotClosed()
         if case .open(let context) = state { redisFree(context) }
         pendingReplyCount = 0
@@ -231,7 +231,7 @@ public final class RedisConnection {
     /// - Precondition: no appended command awaits its reply.
     /// - Throws: a transport error (``RedisError/isConnectionBroken``), also
     ///   when the connection was already broken.
-    public func send(_ command: RedisCommand) throws(RedisError) -> RedisValue {
+    package func send(_ command: RedisCommand) throws(RedisError) -> RedisValue {
         checkNotClosed()
         precondition(pendingReplyCount == 0, "send() while appended commands await their replies: read them first")
         let policy = configuration.retry
@@ -255,12 +255,12 @@ public final class RedisConnection {
                 failedAttempt: attempt - 1,
                 errorKind: RedisError.kind(ofServerMessage: message),
                 delay: delay))
-            Self.sleep(delay)
+            sleepThread(delay)
         }
     }
 
     /// ``send(_:)``, throwing an error reply as ``RedisError/Code/serverError``.
-    public func sendChecked(_ command: RedisCommand) throws(RedisError) -> RedisValue {
+    package func sendChecked(_ command: RedisCommand) throws(RedisError) -> RedisValue {
         let value = try send(command)
         if case .error(let message) = value {
             throw RedisError.serverError(message, context: endpoint, command: command.name)
@@ -283,7 +283,7 @@ public final class RedisConnection {
     /// batches of 500-1000 commands (or ~1 MB) rather than all at once.
     ///
     /// - Precondition: no appended command awaits its reply.
-    public func pipeline(_ commands: some Collection<RedisCommand>) -> [Result<RedisValue, RedisError>] {
+    package func pipeline(_ commands: some Collection<RedisCommand>) -> [Result<RedisValue, RedisError>] {
         checkNotClosed()
         precondition(pendingReplyCount == 0, "pipeline() while appended commands await their replies: read them first")
         for command in commands { append(command) }
@@ -307,7 +307,7 @@ public final class RedisConnection {
     ///
     /// Never throws: on a broken connection the command is counted and its
     /// ``readReply()`` throws.
-    public func append(_ command: RedisCommand) {
+    package func append(_ command: RedisCommand) {
         checkNotClosed()
         pendingReplyCount += 1
         guard case .open(let context) = state else { return }
@@ -323,7 +323,7 @@ public final class RedisConnection {
     /// calls, lets `build` append its arguments, and queues it like
     /// ``append(_:)``: encoding many commands this way allocates nothing once
     /// the buffer has grown. If `build` throws, nothing is queued.
-    public func append<E: Error>(_ name: String, building build: (inout RedisCommand) throws(E) -> Void) throws(E) {
+    package func append<E: Error>(_ name: String, building build: (inout RedisCommand) throws(E) -> Void) throws(E) {
         var command = scratch ?? RedisCommand(name, reservingCapacity: 4096)
         scratch = nil
         command.reset(name)
@@ -339,7 +339,7 @@ public final class RedisConnection {
 
     /// Writes every queued command now, without reading. Useful to start a
     /// command whose reply will be read later (a blocking command, a script).
-    public func flush() throws(RedisError) {
+    package func flush() throws(RedisError) {
         checkNotClosed()
         switch state {
         case .closed: return
@@ -359,7 +359,7 @@ public final class RedisConnection {
     ///   otherwise the read would wait for a reply that never comes.
     /// - Throws: the transport error that broke the connection; once broken,
     ///   each remaining reply throws ``RedisError/Code/connectionBroken`` at once.
-    public func readReply() throws(RedisError) -> RedisValue {
+    package func readReply() throws(RedisError) -> RedisValue {
         try withNextRawReply { RedisValue(copying: $0) }
     }
 
@@ -465,7 +465,7 @@ public final class RedisConnection {
     }
 
     private static func connect(_ configuration: Configuration) throws(RedisError) -> UnsafeMutablePointer<redisContext> {
-        guard let context = redisConnectWithTimeout(configuration.host, Int32(configuration.port), timeval(configuration.connectTimeout)) else {
+        guard let context = redisConnectWithTimeout(configuration.host, Int32(configuration.port), configuration.connectTimeout.timeval) else {
             throw RedisError(code: .connectionFailed, message: "out of memory creating the connection", context: configuration.endpoint)
         }
         func fail(_ what: String) -> RedisError {
@@ -476,7 +476,7 @@ public final class RedisConnection {
         if context.pointee.err != 0 {
             throw fail("cannot connect: ")
         }
-        if let readTimeout = configuration.readTimeout, redisSetTimeout(context, timeval(readTimeout)) != REDIS_OK {
+        if let readTimeout = configuration.readTimeout, redisSetTimeout(context, readTimeout.timeval) != REDIS_OK {
             throw fail("cannot set the read timeout: ")
         }
         if configuration.keepAlive, redisEnableKeepAlive(context) != REDIS_OK {
@@ -493,18 +493,6 @@ public final class RedisConnection {
 
     private static func chars(_ bytes: UnsafeBufferPointer<UInt8>) -> UnsafePointer<CChar>? {
         bytes.baseAddress.map { UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self) }
-    }
-
-    /// Blocks the calling thread for `duration`, resuming after signals
-    /// (retry delays of callers that own a connection's thread).
-    public static func sleep(_ duration: Duration) {
-        guard duration > .zero else { return }
-        let (seconds, attoseconds) = duration.components
-        var request = timespec(tv_sec: time_t(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
-        var remaining = timespec()
-        while nanosleep(&request, &remaining) != 0 && errno == EINTR {
-            request = remaining
-        }
     }
 }
 
@@ -534,12 +522,5 @@ extension RedisError {
     /// The same error, naming the command it happened to.
     func naming(_ command: String) -> RedisError {
         RedisError(code: code, message: message, context: context, command: command)
-    }
-}
-
-extension timeval {
-    init(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        self.init(tv_sec: time_t(seconds), tv_usec: suseconds_t(attoseconds / 1_000_000_000_000))
     }
 }

@@ -9,9 +9,9 @@
 /// from the server's error reply with the argument echo removed
 /// (`ERR unknown command 'X', with args beginning with: ...` keeps only the
 /// part before `, with args`). The command *name* (`HSET`) may appear.
-public struct RedisError: Error, Sendable, Hashable, CustomStringConvertible {
+package struct RedisError: Error, Sendable, Hashable, CustomStringConvertible {
     /// What went wrong, as a value callers compare against the static members.
-    public struct Code: Sendable, Hashable, CustomStringConvertible {
+    package struct Code: Sendable, Hashable, CustomStringConvertible {
         private enum Base: Sendable, Hashable {
             case connectionFailed
             case connectionBroken
@@ -26,29 +26,29 @@ public struct RedisError: Error, Sendable, Hashable, CustomStringConvertible {
         /// No connection could be established (refused, unreachable, connect
         /// timeout, name resolution, or the socket options could not be set).
         /// Nothing was sent. Try again later.
-        public static var connectionFailed: Code { Code(.connectionFailed) }
+        package static var connectionFailed: Code { Code(.connectionFailed) }
 
         /// The connection died: the server closed it (EOF), a read or write
         /// failed (IO, `Broken pipe`, `Connection reset`), or the reply stream
         /// could not be parsed (protocol error). Commands in flight may or may
         /// not have run. The connection must be reconnected before reuse.
-        public static var connectionBroken: Code { Code(.connectionBroken) }
+        package static var connectionBroken: Code { Code(.connectionBroken) }
 
         /// A read or write took longer than the connection's read timeout.
         /// hiredis cannot resume a half-read reply, so the connection is broken
         /// as well: the command may or may not have run; reconnect before reuse.
-        public static var timedOut: Code { Code(.timedOut) }
+        package static var timedOut: Code { Code(.timedOut) }
 
         /// The server answered with an error reply (`-ERR`, `-WRONGTYPE`, ...)
         /// and the caller asked for it to be thrown. The connection is fine.
-        public static var serverError: Code { Code(.serverError) }
+        package static var serverError: Code { Code(.serverError) }
 
         /// The server refused the URL's credentials on connect (`AUTH`
         /// answered `WRONGPASS` or another error). The message names the
         /// server and the user, never the password. Nothing else was sent.
-        public static var authenticationFailed: Code { Code(.authenticationFailed) }
+        package static var authenticationFailed: Code { Code(.authenticationFailed) }
 
-        public var description: String {
+        package var description: String {
             switch base {
             case .connectionFailed: "connectionFailed"
             case .connectionBroken: "connectionBroken"
@@ -60,15 +60,15 @@ public struct RedisError: Error, Sendable, Hashable, CustomStringConvertible {
     }
 
     /// What went wrong.
-    public let code: Code
+    package let code: Code
     /// A human-readable explanation, free of command arguments.
-    public let message: String
+    package let message: String
     /// Where: the server's `host:port`, or empty when unknown.
-    public let context: String
+    package let context: String
     /// The name of the command that failed (`HSET`), when known.
-    public let command: String?
+    package let command: String?
 
-    public init(code: Code, message: String, context: String, command: String? = nil) {
+    package init(code: Code, message: String, context: String, command: String? = nil) {
         self.code = code
         self.message = message
         self.context = context
@@ -78,17 +78,17 @@ public struct RedisError: Error, Sendable, Hashable, CustomStringConvertible {
     /// True when the connection is dead and must be reconnected before it is
     /// used again (``Code/connectionBroken`` and ``Code/timedOut``). A
     /// ``Code/connectionFailed`` error is false here: there was no connection.
-    public var isConnectionBroken: Bool {
+    package var isConnectionBroken: Bool {
         code == .connectionBroken || code == .timedOut
     }
 
     /// For ``Code/serverError``, the first word of the server's message
     /// (`ERR`, `WRONGTYPE`, `BUSY`, `LOADING`, `NOSCRIPT`, ...); otherwise nil.
-    public var serverErrorKind: String? {
+    package var serverErrorKind: String? {
         code == .serverError ? Self.kind(ofServerMessage: message) : nil
     }
 
-    public var description: String {
+    package var description: String {
         var text = "RedisError.\(code)"
         if let command { text += " (\(command))" }
         if !context.isEmpty { text += " at \(context)" }
@@ -98,7 +98,7 @@ public struct RedisError: Error, Sendable, Hashable, CustomStringConvertible {
 
 extension RedisError {
     /// An error reply turned into a thrown error, with any argument echo removed.
-    public static func serverError(_ message: String, context: String, command: String? = nil) -> RedisError {
+    package static func serverError(_ message: String, context: String, command: String? = nil) -> RedisError {
         RedisError(code: .serverError, message: redactServerMessage(message), context: context, command: command)
     }
 

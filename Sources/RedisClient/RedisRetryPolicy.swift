@@ -1,3 +1,5 @@
+import KindredSupport
+
 /// How ``RedisConnection/send(_:)`` retries the error replies that mean "not
 /// now" rather than "no": `LOADING` (the server is loading its dataset after a
 /// restart) and `BUSY` (a script or function is running past
@@ -14,15 +16,15 @@
 ///
 /// This is a pure value: ``delay(beforeAttempt:)`` and
 /// ``isRetryable(errorMessage:)`` do no I/O and are tested on their own.
-public struct RedisRetryPolicy: Sendable, Hashable {
+package struct RedisRetryPolicy: Sendable, Hashable {
     /// Attempts in all, the first included. 1 means no retry.
-    public var maxAttempts: Int
+    package var maxAttempts: Int
     /// The delay before the second attempt.
-    public var baseDelay: Duration
+    package var baseDelay: Duration
     /// The longest single delay.
-    public var maxDelay: Duration
+    package var maxDelay: Duration
 
-    public init(maxAttempts: Int, baseDelay: Duration, maxDelay: Duration) {
+    package init(maxAttempts: Int, baseDelay: Duration, maxDelay: Duration) {
         precondition(maxAttempts >= 1, "maxAttempts counts the first attempt: at least 1")
         precondition(baseDelay >= .zero && maxDelay >= baseDelay, "need 0 <= baseDelay <= maxDelay")
         self.maxAttempts = maxAttempts
@@ -31,31 +33,30 @@ public struct RedisRetryPolicy: Sendable, Hashable {
     }
 
     /// Six attempts, 50 ms doubling up to 2 s: ~1.55 s of waiting at most.
-    public static var `default`: RedisRetryPolicy {
+    package static var `default`: RedisRetryPolicy {
         RedisRetryPolicy(maxAttempts: 6, baseDelay: .milliseconds(50), maxDelay: .seconds(2))
     }
 
     /// One attempt: error replies come back at once.
-    public static var none: RedisRetryPolicy {
+    package static var none: RedisRetryPolicy {
         RedisRetryPolicy(maxAttempts: 1, baseDelay: .zero, maxDelay: .zero)
     }
 
+    /// The backoff these settings describe.
+    package var backoff: BackoffPolicy {
+        BackoffPolicy(initialDelay: baseDelay, maximumDelay: maxDelay, maxAttempts: maxAttempts)
+    }
+
     /// The delay to wait before attempt `attempt` (2 for the first retry).
-    public func delay(beforeAttempt attempt: Int) -> Duration {
+    package func delay(beforeAttempt attempt: Int) -> Duration {
         precondition(attempt >= 2, "there is no delay before the first attempt")
-        var delay = baseDelay
-        var doublings = attempt - 2
-        while doublings > 0 && delay < maxDelay {
-            delay = delay * 2
-            doublings -= 1
-        }
-        return min(delay, maxDelay)
+        return backoff.delay(afterFailures: attempt - 1, jitter: 0)
     }
 
     /// True for error replies that mean the server did not run the command and
     /// will later: `LOADING ...` and `BUSY ...`. Other kinds that merely start
     /// with those letters (`BUSYKEY`, `BUSYGROUP`) are real errors.
-    public static func isRetryable(errorMessage: String) -> Bool {
+    package static func isRetryable(errorMessage: String) -> Bool {
         let kind = RedisError.kind(ofServerMessage: errorMessage)
         return kind == "LOADING" || kind == "BUSY"
     }
@@ -64,13 +65,13 @@ public struct RedisRetryPolicy: Sendable, Hashable {
 /// What a connection tells its ``RedisConnection/retryObserver`` before it
 /// waits and sends a command again: for logs and metrics, and for tests that
 /// must act while a retry is pending.
-public struct RedisRetryEvent: Sendable, Hashable {
+package struct RedisRetryEvent: Sendable, Hashable {
     /// The command's name (`HSET`).
-    public var command: String
+    package var command: String
     /// The attempt that got the retryable reply (1 for the first).
-    public var failedAttempt: Int
+    package var failedAttempt: Int
     /// The reply's kind: `BUSY` or `LOADING`.
-    public var errorKind: String
+    package var errorKind: String
     /// How long the connection now sleeps before the next attempt.
-    public var delay: Duration
+    package var delay: Duration
 }

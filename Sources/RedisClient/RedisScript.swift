@@ -4,12 +4,12 @@
 ///
 /// Scripts must name every key they touch in `keys` (Redis Cluster rules);
 /// all keys of one call must share a hash slot.
-public struct RedisScript: Sendable, Hashable {
-    public let source: String
+package struct RedisScript: Sendable, Hashable {
+    package let source: String
     /// Lower-case hex SHA-1 of `source`, as Redis names cached scripts.
-    public let sha1: String
+    package let sha1: String
 
-    public init(_ source: String) {
+    package init(_ source: String) {
         self.source = source
         sha1 = SHA1.hex(Array(source.utf8))
     }
@@ -19,7 +19,7 @@ extension RedisConnection {
     /// Runs `script` with `keys` and `arguments` in one round trip (two on the
     /// first use against a server that has not seen it). Error replies are
     /// values, as with ``send(_:)``.
-    public func evaluate(
+    package func evaluate(
         _ script: RedisScript, keys: [String], arguments: [String]
     ) throws(RedisError) -> RedisValue {
         let reply = try send(Self.evalCommand(script, keys: keys, arguments: arguments, sha: true))
@@ -32,13 +32,13 @@ extension RedisConnection {
     /// Appends an `EVALSHA` for pipelining (see ``append(_:)``). A `NOSCRIPT`
     /// reply to it means the server lacks the script: call ``loadScript(_:)``
     /// and send the batch again, or use ``evaluate(_:keys:arguments:)``.
-    public func appendEvaluation(_ script: RedisScript, keys: [String], arguments: [String]) {
+    package func appendEvaluation(_ script: RedisScript, keys: [String], arguments: [String]) {
         append(Self.evalCommand(script, keys: keys, arguments: arguments, sha: true))
     }
 
     /// Makes the server cache `script` (`SCRIPT LOAD`), so pipelined
     /// `EVALSHA`s of it succeed.
-    public func loadScript(_ script: RedisScript) throws(RedisError) {
+    package func loadScript(_ script: RedisScript) throws(RedisError) {
         var command = RedisCommand("SCRIPT")
         command.append("LOAD")
         command.append(script.source)

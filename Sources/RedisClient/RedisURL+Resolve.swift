@@ -12,7 +12,7 @@ extension RedisURL {
     /// match: `redis://localhost:7101` and `redis://127.0.0.1:7101`.
     ///
     /// - Throws: ``RedisURLError`` when the name does not resolve.
-    public func resolvedEndpoints() throws(RedisURLError) -> Set<String> {
+    package func resolvedEndpoints() throws(RedisURLError) -> Set<String> {
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
         #if canImport(Glibc)

@@ -18,19 +18,19 @@ import KindredSupport
 /// only form that carries the password: for storing and handing to another
 /// process, never for output. Parse errors never repeat a URL that has
 /// credentials in it.
-public struct RedisURL: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
-    public let host: String
-    public let port: Int
+package struct RedisURL: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+    package let host: String
+    package let port: Int
     /// The ACL user (`AUTH user password`); nil: the default user (`AUTH password`).
-    public let user: String?
+    package let user: String?
     /// Sent with `AUTH` on every connect; nil: no `AUTH`.
-    public let password: String?
+    package let password: String?
     /// Selected with `SELECT` on every connect when not 0.
-    public let database: Int
+    package let database: Int
 
-    public static let maxDatabase = Int(Int32.max)
+    package static let maxDatabase = Int(Int32.max)
 
-    public init(host: String, port: Int, user: String? = nil, password: String? = nil, database: Int = 0) {
+    package init(host: String, port: Int, user: String? = nil, password: String? = nil, database: Int = 0) {
         precondition(user == nil || password != nil, "a Redis user needs a password")
         precondition((0...Self.maxDatabase).contains(database), "database must be 0...\(Self.maxDatabase)")
         self.host = host
@@ -41,7 +41,7 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible, CustomDebug
     }
 
     /// Parses `text`; the error names what is wrong (and never holds the password).
-    public init(_ text: String) throws(RedisURLError) {
+    package init(_ text: String) throws(RedisURLError) {
         // A URL with user info may hold a password: never echo it.
         let shown = text.contains("@") ? "redis URL (credentials not shown)" : text
         func invalid(_ reason: String) -> RedisURLError { RedisURLError(shown: shown, reason: reason) }
@@ -131,10 +131,10 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible, CustomDebug
 
     /// `redis://user:***@host:port/2`: the password redacted, the database
     /// shown when not 0. Safe to print and log.
-    public var description: String { url(redactingPassword: true) }
-    public var debugDescription: String { "RedisURL(\(description))" }
+    package var description: String { url(redactingPassword: true) }
+    package var debugDescription: String { "RedisURL(\(description))" }
 
-    public var customMirror: Mirror {
+    package var customMirror: Mirror {
         Mirror(self, children: [
             "host": host, "port": port, "user": user as Any, "password": password == nil ? "nil" : "***",
             "database": database,
@@ -143,18 +143,18 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible, CustomDebug
 
     /// The URL with the password, percent-encoded: parses back to an equal
     /// value. For storing and handing on, never for output.
-    public var urlIncludingPassword: String { url(redactingPassword: false) }
+    package var urlIncludingPassword: String { url(redactingPassword: false) }
 
     /// `redis://host:port` or `redis://user@host:port`, with the database
     /// when not 0: how errors name the server (no password in any form).
-    public var server: String {
+    package var server: String {
         var text = "redis://"
         if let user { text += PercentEncoding.encode(user) + "@" }
         return text + hostPort + (database == 0 ? "" : "/\(database)")
     }
 
     /// `host:port` (`[::1]:7000` for IPv6).
-    public var hostPort: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    package var hostPort: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 
     private func url(redactingPassword: Bool) -> String {
         var text = "redis://"
@@ -167,7 +167,7 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible, CustomDebug
 
     /// A connection configuration for this address: `AUTH` and `SELECT`
     /// happen on every connect and reconnect.
-    public func configuration(
+    package func configuration(
         connectTimeout: Duration = .seconds(2), readTimeout: Duration? = .seconds(5)
     ) -> RedisConnection.Configuration {
         RedisConnection.Configuration(
@@ -176,13 +176,13 @@ public struct RedisURL: Sendable, Hashable, CustomStringConvertible, CustomDebug
     }
 }
 
-public struct RedisURLError: Error, Sendable, Hashable, CustomStringConvertible {
+package struct RedisURLError: Error, Sendable, Hashable, CustomStringConvertible {
     /// What is wrong, without the URL: `the port must be 1 to 65535`.
-    public let reason: String
+    package let reason: String
     /// The URL (when it holds no credentials) and the reason.
-    public let description: String
+    package let description: String
 
-    public init(_ description: String) {
+    package init(_ description: String) {
         self.reason = description
         self.description = description
     }

@@ -12,7 +12,7 @@ import CHiredis
 ///
 /// Cost: copying a reply allocates once per bulk string and once per array, so
 /// an `HGETALL` of a 5000-field hash makes ~10,000 small arrays.
-public enum RedisValue: Sendable, Hashable {
+package enum RedisValue: Sendable, Hashable {
     /// A bulk string (`$len\r\n...`): arbitrary bytes, binary safe (may hold
     /// `\r\n` and NUL).
     case bulkString([UInt8])
@@ -34,20 +34,20 @@ public enum RedisValue: Sendable, Hashable {
 extension RedisValue {
     /// The integer of an integer reply; `nil` for every other kind (a bulk
     /// string holding digits is not converted: use `string.flatMap { Int($0) }`).
-    public var int: Int? {
+    package var int: Int? {
         if case .integer(let value) = self { return value }
         return nil
     }
 
     /// The bytes of a bulk string; `nil` for every other kind.
-    public var bytes: [UInt8]? {
+    package var bytes: [UInt8]? {
         if case .bulkString(let bytes) = self { return bytes }
         return nil
     }
 
     /// A bulk string decoded as UTF-8, or the text of a status reply; `nil` for
     /// other kinds and for bulk strings that are not valid UTF-8.
-    public var string: String? {
+    package var string: String? {
         switch self {
         case .bulkString(let bytes): return String(validating: bytes, as: UTF8.self)
         case .status(let text): return text
@@ -56,26 +56,26 @@ extension RedisValue {
     }
 
     /// The elements of an array reply; `nil` for every other kind.
-    public var array: [RedisValue]? {
+    package var array: [RedisValue]? {
         if case .array(let elements) = self { return elements }
         return nil
     }
 
     /// True for the null reply.
-    public var isNull: Bool {
+    package var isNull: Bool {
         if case .null = self { return true }
         return false
     }
 
     /// The message of an error reply; `nil` for every other kind.
-    public var errorMessage: String? {
+    package var errorMessage: String? {
         if case .error(let message) = self { return message }
         return nil
     }
 
     /// The first word of an error reply (`WRONGTYPE`, `BUSY`, ...); `nil` for
     /// every other kind.
-    public var errorKind: String? {
+    package var errorKind: String? {
         errorMessage.map(RedisError.kind(ofServerMessage:))
     }
 
@@ -84,7 +84,7 @@ extension RedisValue {
     ///
     /// - Parameter context: where the reply came from (`host:port`), for the
     ///   error's description.
-    public func checked(context: String = "") throws(RedisError) -> RedisValue {
+    package func checked(context: String = "") throws(RedisError) -> RedisValue {
         if case .error(let message) = self {
             throw RedisError.serverError(message, context: context)
         }
@@ -95,7 +95,7 @@ extension RedisValue {
 extension Result where Success == RedisValue, Failure == RedisError {
     /// The value of a pipeline result, throwing both a broken connection and an
     /// error reply (as ``RedisError/Code/serverError``).
-    public func checked() throws(RedisError) -> RedisValue {
+    package func checked() throws(RedisError) -> RedisValue {
         try get().checked()
     }
 }

@@ -11,14 +11,14 @@
 ///   next caller try.
 ///
 /// No I/O and no clock reads: every method takes the current instant.
-public struct CircuitBreaker: Sendable, Hashable {
-    public struct Configuration: Sendable, Hashable {
+package struct CircuitBreaker: Sendable, Hashable {
+    package struct Configuration: Sendable, Hashable {
         /// Consecutive transport failures that open the breaker (K).
-        public var failureThreshold: Int
+        package var failureThreshold: Int
         /// How long the breaker stays open before a trial.
-        public var coolOff: Duration
+        package var coolOff: Duration
 
-        public init(failureThreshold: Int = 3, coolOff: Duration = .seconds(5)) {
+        package init(failureThreshold: Int = 3, coolOff: Duration = .seconds(5)) {
             precondition(failureThreshold >= 1, "failureThreshold must be at least 1")
             precondition(coolOff >= .zero, "coolOff must not be negative")
             self.failureThreshold = failureThreshold
@@ -27,12 +27,12 @@ public struct CircuitBreaker: Sendable, Hashable {
     }
 
     /// The breaker's state, as metrics show it.
-    public enum State: String, Sendable, Hashable {
+    package enum State: String, Sendable, Hashable {
         case closed, open, halfOpen = "half-open"
     }
 
     /// What a caller may do now.
-    public enum Decision: Sendable, Hashable {
+    package enum Decision: Sendable, Hashable {
         /// Go ahead.
         case allow
         /// Go ahead as the one trial; report the outcome.
@@ -47,15 +47,15 @@ public struct CircuitBreaker: Sendable, Hashable {
         case halfOpen(trialInFlight: Bool)
     }
 
-    public let configuration: Configuration
+    package let configuration: Configuration
     private var phase: Phase = .closed(failures: 0)
 
-    public init(configuration: Configuration = Configuration()) {
+    package init(configuration: Configuration = Configuration()) {
         self.configuration = configuration
     }
 
     /// The state now: an open breaker whose cool-off has passed shows as half-open.
-    public func state(at now: ContinuousClock.Instant) -> State {
+    package func state(at now: ContinuousClock.Instant) -> State {
         switch phase {
         case .closed: .closed
         case .open(let until): now >= until ? .halfOpen : .open
@@ -64,7 +64,7 @@ public struct CircuitBreaker: Sendable, Hashable {
     }
 
     /// Consecutive failures counted while closed.
-    public var consecutiveFailures: Int {
+    package var consecutiveFailures: Int {
         if case .closed(let failures) = phase { return failures }
         return configuration.failureThreshold
     }
@@ -72,7 +72,7 @@ public struct CircuitBreaker: Sendable, Hashable {
     /// Decides for one caller at `now`. Granting a trial is a state change:
     /// the caller must report its outcome with ``recordSuccess()``,
     /// ``recordFailure(at:)`` or ``trialAbandoned()``.
-    public mutating func decide(at now: ContinuousClock.Instant) -> Decision {
+    package mutating func decide(at now: ContinuousClock.Instant) -> Decision {
         switch phase {
         case .closed:
             return .allow
@@ -88,13 +88,13 @@ public struct CircuitBreaker: Sendable, Hashable {
     }
 
     /// The shard answered: closes the breaker and resets the count.
-    public mutating func recordSuccess() {
+    package mutating func recordSuccess() {
         phase = .closed(failures: 0)
     }
 
     /// A transport failure at `now`. Returns true when this opened the breaker.
     @discardableResult
-    public mutating func recordFailure(at now: ContinuousClock.Instant) -> Bool {
+    package mutating func recordFailure(at now: ContinuousClock.Instant) -> Bool {
         switch phase {
         case .closed(let failures):
             if failures + 1 >= configuration.failureThreshold {
@@ -115,7 +115,7 @@ public struct CircuitBreaker: Sendable, Hashable {
 
     /// The trial ended without learning anything about the shard (the
     /// caller gave up before reaching it): the next caller gets the trial.
-    public mutating func trialAbandoned() {
+    package mutating func trialAbandoned() {
         if case .halfOpen = phase { phase = .halfOpen(trialInFlight: false) }
     }
 }

@@ -1,3 +1,5 @@
+import KindredSupport
+
 /// When to try connecting to a shard again after connect attempts failed:
 /// exponential backoff with jitter, as a pure state machine.
 ///
@@ -9,60 +11,57 @@
 /// No I/O and no clock reads: every method takes the current instant and the
 /// jitter (a number in `0...1` from an injectable source), so tests drive it
 /// with a fake clock.
-public struct ReconnectBackoff: Sendable, Hashable {
-    public struct Configuration: Sendable, Hashable {
-        public var baseDelay: Duration
-        public var maxDelay: Duration
+package struct ReconnectBackoff: Sendable, Hashable {
+    package struct Configuration: Sendable, Hashable {
+        package var baseDelay: Duration
+        package var maxDelay: Duration
 
-        public init(baseDelay: Duration = .milliseconds(50), maxDelay: Duration = .seconds(2)) {
+        package init(baseDelay: Duration = .milliseconds(50), maxDelay: Duration = .seconds(2)) {
             precondition(baseDelay > .zero && maxDelay >= baseDelay, "need 0 < baseDelay <= maxDelay")
             self.baseDelay = baseDelay
             self.maxDelay = maxDelay
         }
+
+        /// The backoff these settings describe.
+        package var backoff: BackoffPolicy {
+            BackoffPolicy(initialDelay: baseDelay, maximumDelay: maxDelay, jitter: .equal)
+        }
     }
 
-    public let configuration: Configuration
+    package let configuration: Configuration
     /// Connect attempts that failed in a row.
-    public private(set) var consecutiveFailures = 0
+    package private(set) var consecutiveFailures = 0
     /// No attempt before this instant; nil when the last attempt succeeded.
-    public private(set) var notBefore: ContinuousClock.Instant?
+    package private(set) var notBefore: ContinuousClock.Instant?
 
-    public init(configuration: Configuration = Configuration()) {
+    package init(configuration: Configuration = Configuration()) {
         self.configuration = configuration
     }
 
     /// The delay after `failures` consecutive failures (>= 1), before jitter.
-    public func nominalDelay(afterFailures failures: Int) -> Duration {
-        precondition(failures >= 1, "a delay follows at least one failure")
-        var delay = configuration.baseDelay
-        var doublings = failures - 1
-        while doublings > 0 && delay < configuration.maxDelay {
-            delay = delay * 2
-            doublings -= 1
-        }
-        return min(delay, configuration.maxDelay)
+    package func nominalDelay(afterFailures failures: Int) -> Duration {
+        configuration.backoff.nominalDelay(afterFailures: failures)
     }
 
     /// `nominal` jittered into `[nominal/2, nominal]`; `jitter` is clamped to `0...1`.
-    public static func jittered(_ nominal: Duration, jitter: Double) -> Duration {
-        let half = nominal / 2
-        return half + half * min(1, max(0, jitter))
+    package static func jittered(_ nominal: Duration, jitter: Double) -> Duration {
+        BackoffPolicy.equalJitter(nominal, jitter)
     }
 
     /// How long a caller must wait at `now` before attempting; zero when it may go.
-    public func remainingDelay(at now: ContinuousClock.Instant) -> Duration {
+    package func remainingDelay(at now: ContinuousClock.Instant) -> Duration {
         guard let notBefore, now < notBefore else { return .zero }
         return now.duration(to: notBefore)
     }
 
     /// A connect attempt failed at `now`.
-    public mutating func recordFailure(at now: ContinuousClock.Instant, jitter: Double) {
+    package mutating func recordFailure(at now: ContinuousClock.Instant, jitter: Double) {
         consecutiveFailures += 1
-        notBefore = now + Self.jittered(nominalDelay(afterFailures: consecutiveFailures), jitter: jitter)
+        notBefore = now + configuration.backoff.delay(afterFailures: consecutiveFailures, jitter: jitter)
     }
 
     /// A connect attempt succeeded: the next failure starts from the base delay.
-    public mutating func recordSuccess() {
+    package mutating func recordSuccess() {
         consecutiveFailures = 0
         notBefore = nil
     }

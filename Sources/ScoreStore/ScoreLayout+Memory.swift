@@ -27,11 +27,11 @@ import Scoring
 /// 28.3 against 29.2.
 extension ScoreLayout {
     /// Redis's default `hash-max-listpack-entries`.
-    public static let listpackEntryLimit = 512
+    package static let listpackEntryLimit = 512
 
     /// The estimated bytes on its shard of one member's set of `count`
     /// matches, for members whose ids are at most `largestID`.
-    public func estimatedBytes(ofSetWith count: Int, largestID: MemberID) -> Int {
+    package func estimatedBytes(ofSetWith count: Int, largestID: MemberID) -> Int {
         precondition(count >= 0, "a set holds zero or more matches")
         let idBytes = Self.listpackIntegerBytes(Int64(largestID))
         // Scores are "0.0" ... "9.9" (3 characters) or "10.0"; 3 on average.
@@ -56,7 +56,7 @@ extension ScoreLayout {
 
     /// Bytes per stored score of a set of `count` matches (the figure
     /// BENCHMARKS.md reports).
-    public func estimatedBytesPerScore(setSize count: Int, largestID: MemberID) -> Double {
+    package func estimatedBytesPerScore(setSize count: Int, largestID: MemberID) -> Double {
         guard count > 0 else { return 0 }
         return Double(estimatedBytes(ofSetWith: count, largestID: largestID)) / Double(count)
     }
@@ -76,13 +76,13 @@ extension ScoreLayout {
         return Self.allocation(56) + entries * (Self.allocation(24) + fieldSDS + valueSDS + 12)
     }
 
-    /// The meta hash: six short fields (stamp, generated at, count, limit, floor, changes).
+    /// The meta hash: six short fields (answers version, generated at, count, limit, floor, changes).
     func metaBytes(_ member: Int64) -> Int {
         keyBytes(nameLength: metaKey(MemberID(truncatingIfNeeded: member)).utf8.count) + Self.allocation(6 + 12 * 16 + 1)
     }
 
     /// Bytes a listpack entry holding the integer `value` takes, back length included.
-    public static func listpackIntegerBytes(_ value: Int64) -> Int {
+    package static func listpackIntegerBytes(_ value: Int64) -> Int {
         switch value {
         case 0...127: return 1 + 1
         case -4096...4095: return 2 + 1
@@ -96,7 +96,7 @@ extension ScoreLayout {
     /// jemalloc's size class for a request of `bytes`: 8, then multiples
     /// of 16 to 128, then four classes per doubling (160, 192, 224, 256,
     /// 320, ...). Redis's `used_memory` counts these usable sizes.
-    public static func allocation(_ bytes: Int) -> Int {
+    package static func allocation(_ bytes: Int) -> Int {
         if bytes <= 8 { return 8 }
         if bytes <= 128 { return (bytes + 15) / 16 * 16 }
         let power = Int.bitWidth - 1 - (bytes - 1).leadingZeroBitCount  // 2^power < bytes <= 2^(power+1)

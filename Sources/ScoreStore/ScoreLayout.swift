@@ -28,55 +28,55 @@ import Scoring
 /// reads (~0.4 ms of server time) and offers (~8 us each) barely differ
 /// between 32 and 128. B = 64 is the knee: within 5% of the smallest
 /// footprint at nearly the fastest writes.
-public struct ScoreLayout: Sendable, Hashable {
+package struct ScoreLayout: Sendable, Hashable {
     /// The number of bucket hashes per member (B).
-    public let buckets: Int
+    package let buckets: Int
 
-    public init(buckets: Int) {
+    package init(buckets: Int) {
         precondition((1...1024).contains(buckets), "buckets must be 1...1024")
         self.buckets = buckets
     }
 
     /// The default: 64 buckets (measured: see BENCHMARKS.md, "Score store").
-    public static var `default`: ScoreLayout { ScoreLayout(buckets: 64) }
+    package static var `default`: ScoreLayout { ScoreLayout(buckets: 64) }
 
     /// The bucket of `other`'s field.
     @inlinable
-    public func bucket(of other: MemberID) -> Int {
+    package func bucket(of other: MemberID) -> Int {
         buckets == 1 ? 0 : Int(other % UInt32(buckets))
     }
 
     /// `scores:{17}`: every key of the member starts with it.
-    public func prefix(_ member: MemberID) -> String { "scores:{\(member)}" }
+    package func prefix(_ member: MemberID) -> String { "scores:{\(member)}" }
 
     /// The Redis Cluster hash slot of every key of `member`: that of its tag.
-    public static func slot(of member: MemberID) -> HashSlot { HashSlot(key: String(member)) }
+    package static func slot(of member: MemberID) -> HashSlot { HashSlot(key: String(member)) }
 
     /// The live key of bucket `bucket`.
-    public func liveKey(_ member: MemberID, bucket: Int) -> String {
+    package func liveKey(_ member: MemberID, bucket: Int) -> String {
         buckets == 1 ? prefix(member) : "scores:{\(member)}:\(bucket)"
     }
 
     /// Every live bucket key, in bucket order.
-    public func liveKeys(_ member: MemberID) -> [String] {
+    package func liveKeys(_ member: MemberID) -> [String] {
         (0..<buckets).map { liveKey(member, bucket: $0) }
     }
 
     /// `scores:{17}:meta`.
-    public func metaKey(_ member: MemberID) -> String { "scores:{\(member)}:meta" }
+    package func metaKey(_ member: MemberID) -> String { "scores:{\(member)}:meta" }
 
     /// `scores:{17}:log`: the set's change log.
-    public func logKey(_ member: MemberID) -> String { "scores:{\(member)}:log" }
+    package func logKey(_ member: MemberID) -> String { "scores:{\(member)}:log" }
 
     /// Every key a member's set may have besides temporary ones: the live
     /// buckets, the meta and the change log (what a removal unlinks).
-    public func setKeys(_ member: MemberID) -> [String] {
+    package func setKeys(_ member: MemberID) -> [String] {
         liveKeys(member) + [metaKey(member), logKey(member)]
     }
 
     /// The member whose meta key this is (`scores:{17}:meta` is 17's); nil
     /// for any other key.
-    public func owner(ofMetaKey key: String) -> MemberID? {
+    package func owner(ofMetaKey key: String) -> MemberID? {
         guard key.hasPrefix("scores:{"), key.hasSuffix("}:meta") else { return nil }
         let digits = key.dropFirst("scores:{".count).dropLast("}:meta".count)
         guard !digits.isEmpty, digits.count <= 10, digits.first != "0", digits.allSatisfy(\.isASCII),
@@ -86,7 +86,7 @@ public struct ScoreLayout: Sendable, Hashable {
     }
 
     /// A temporary bucket of the write identified by `token`.
-    public func temporaryKey(_ member: MemberID, token: String, bucket: Int) -> String {
+    package func temporaryKey(_ member: MemberID, token: String, bucket: Int) -> String {
         "scores:{\(member)}:tmp:\(token):\(bucket)"
     }
 }

@@ -11,23 +11,23 @@ extension ScoreStore {
     /// Stored as text: `CHANGES WRITTEN set ID TENTHS OLD [trim FT:FID]` or
     /// `CHANGES WRITTEN del ID OLD` (OLD: the tenths the set held for ID
     /// before, -1 when it held none; about 25 bytes an entry).
-    public struct SetChange: Sendable, Hashable {
+    package struct SetChange: Sendable, Hashable {
         /// The set's `changes` counter after this change.
-        public var changes: Int
+        package var changes: Int
         /// The `written` identity of the whole write the change applies to.
-        public var written: Int
+        package var written: Int
         /// The member entered, moved or left.
-        public var member: MemberID
+        package var member: MemberID
         /// The member's score in the set after the change; nil: removed.
-        public var tenths: Int?
+        package var tenths: Int?
         /// The member's score in the set before the change; nil: not there
         /// (or a stored value that is not a score, which no reader holds).
-        public var previous: Int?
+        package var previous: Int?
         /// The set was trimmed after the change: its new floor. Every entry
         /// ranked below it is gone.
-        public var trimmedTo: Match?
+        package var trimmedTo: Match?
 
-        public init(changes: Int, written: Int, member: MemberID, tenths: Int?, previous: Int?, trimmedTo: Match? = nil) {
+        package init(changes: Int, written: Int, member: MemberID, tenths: Int?, previous: Int?, trimmedTo: Match? = nil) {
             self.changes = changes
             self.written = written
             self.member = member
@@ -69,17 +69,17 @@ extension ScoreStore {
 
     /// What a reader holding a copy of a set learns from one atomic read of
     /// its meta and change log (``readMeta(_:shard:since:)``).
-    public struct MetaRead: Sendable, Hashable {
+    package struct MetaRead: Sendable, Hashable {
         /// The set's meta now; nil when there is no set.
-        public var meta: SetMeta?
+        package var meta: SetMeta?
         /// The changes that take the reader's copy exactly to ``meta``, in
         /// order (empty: the copy is current); nil when the copy cannot be
         /// brought there (no copy given, another whole write, more than L
         /// changes behind, a gap in the log, a set without a log): the
         /// reader reads the set whole.
-        public var changes: [SetChange]?
+        package var changes: [SetChange]?
 
-        public init(meta: SetMeta?, changes: [SetChange]?) {
+        package init(meta: SetMeta?, changes: [SetChange]?) {
             self.meta = meta
             self.changes = changes
         }
@@ -88,7 +88,7 @@ extension ScoreStore {
     /// `member`'s meta and, when `since` (the meta of the reader's copy) is
     /// given, the changes since that copy: one script (``Scripts/changesSince``),
     /// so the meta and the entries are of the same instant.
-    public func readMeta(_ member: MemberID, shard: ShardID, since: SetMeta?, watch: Bool = false) throws(ScoreStoreError) -> MetaRead {
+    package func readMeta(_ member: MemberID, shard: ShardID, since: SetMeta?, watch: Bool = false) throws(ScoreStoreError) -> MetaRead {
         try readMetasAndChanges([(member, since)], shard: shard, watch: watch)[0]
     }
 
@@ -99,7 +99,7 @@ extension ScoreStore {
     /// `watch`: the caller keeps copies of these sets and follows their
     /// change logs; each set's watch mark is set or renewed
     /// (``Configuration/watchSeconds``), so placements log its changes.
-    public func readMetasAndChanges(
+    package func readMetasAndChanges(
         _ members: [(member: MemberID, since: SetMeta?)], shard: ShardID, watch: Bool = false
     ) throws(ScoreStoreError) -> [MetaRead] {
         guard !members.isEmpty else { return [] }
@@ -178,12 +178,12 @@ extension ScoreStore {
 
     /// The changes that take a copy read with meta `copy` to `meta`, from
     /// the log entries read with `meta`; nil on any doubt: another whole
-    /// write (or the same `written` with another stamp, write time or N), a
+    /// write (or the same `written` with another answers version, write time or N), a
     /// copy of a set without a `written` identity, entries that are not
     /// exactly `copy.changes + 1 ... meta.changes` of that write, an entry
     /// that does not parse.
     package static func changes(from copy: SetMeta, to meta: SetMeta, entries: [RedisValue]) -> [SetChange]? {
-        guard copy.written > 0, meta.written == copy.written, meta.stamp == copy.stamp, meta.generatedAt == copy.generatedAt,
+        guard copy.written > 0, meta.written == copy.written, meta.answersVersion == copy.answersVersion, meta.generatedAt == copy.generatedAt,
             meta.limit == copy.limit, !meta.isLegacy, !copy.isLegacy, meta.changes >= copy.changes,
             entries.count == meta.changes - copy.changes
         else { return nil }

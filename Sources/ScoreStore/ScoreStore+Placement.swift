@@ -1,32 +1,33 @@
 import Foundation
+import KindredSupport
 import RedisClient
 import Scoring
 
 extension ScoreStore {
     /// Puts one member into one set as their pair stands now
     /// (``Scripts/place``).
-    public struct Placement: Sendable, Hashable {
+    package struct Placement: Sendable, Hashable {
         /// Whose set.
-        public var target: MemberID
+        package var target: MemberID
         /// Who is placed.
-        public var member: MemberID
+        package var member: MemberID
         /// The pair's score; nil when `member` is not `target`'s candidate
         /// (or scores below MIN_SCORE): then the entry must not stand.
-        public var tenths: Int?
-        /// The stamp of `target`'s set the pair was computed for (the
+        package var tenths: Int?
+        /// The answers version of `target`'s set the pair was computed for (the
         /// target's answers version): a set written for another one refuses.
-        public var stamp: String
+        package var answersVersion: String
 
-        public init(target: MemberID, member: MemberID, tenths: Int?, stamp: String) {
+        package init(target: MemberID, member: MemberID, tenths: Int?, answersVersion: String) {
             self.target = target
             self.member = member
             self.tenths = tenths
-            self.stamp = stamp
+            self.answersVersion = answersVersion
         }
     }
 
     /// What a placement found and did.
-    public enum PlacementOutcome: Int, Sendable, Hashable, CaseIterable {
+    package enum PlacementOutcome: Int, Sendable, Hashable, CaseIterable {
         /// The target has no set.
         case noSet = 0
         case entered = 1
@@ -40,13 +41,13 @@ extension ScoreStore {
         /// The entry stood with this score already (told only in a watched
         /// set, whose change log needs the old score anyway).
         case unchanged = 5
-        /// The target's set was computed for another stamp (it is being
+        /// The target's set was computed for another answers version (it is being
         /// rebuilt, or the caller's view of the target is old).
         case stale = 6
         /// The target's set keeps no floor (written before floors): rebuild it.
         case legacy = 7
 
-        public var name: String {
+        package var name: String {
             switch self {
             case .noSet: "no_set"
             case .entered: "entered"
@@ -61,19 +62,19 @@ extension ScoreStore {
     }
 
     /// One placement's reply: the outcome and the target set's state after it.
-    public struct PlacementReply: Sendable, Hashable {
-        public var outcome: PlacementOutcome
-        public var count: Int
+    package struct PlacementReply: Sendable, Hashable {
+        package var outcome: PlacementOutcome
+        package var count: Int
         /// nil when the set holds every candidate.
-        public var floor: Match?
-        public var trimmed: Int
+        package var floor: Match?
+        package var trimmed: Int
         /// The set's `generated_at` (Unix seconds), to tell which write a
         /// learned floor belongs to.
-        public var generatedAt: Int64
+        package var generatedAt: Int64
 
         /// The set holds fewer than `limit` entries and not every candidate:
         /// it must be rebuilt before its first N are known again.
-        public func needsRefill(limit: Int) -> Bool {
+        package func needsRefill(limit: Int) -> Bool {
             switch outcome {
             case .noSet, .stale, .legacy: false
             default: floor != nil && count < limit
@@ -82,19 +83,19 @@ extension ScoreStore {
     }
 
     /// The replies of ``place(_:limit:shardOf:)``.
-    public struct PlacementResults: Sendable {
+    package struct PlacementResults: Sendable {
         /// One per placement, in order; nil when the target has no shard or
         /// its shard failed.
-        public var replies: [PlacementReply?]
+        package var replies: [PlacementReply?]
         /// One error per shard that failed.
-        public var errors: [ScoreStoreError] = []
+        package var errors: [ScoreStoreError] = []
         /// Placements whose shard failed (their outcome is unknown).
-        public var failed = 0
+        package var failed = 0
         /// Placements whose target has no shard.
-        public var noShard = 0
+        package var noShard = 0
 
         /// How many placements had each outcome.
-        public func count(_ outcome: PlacementOutcome) -> Int {
+        package func count(_ outcome: PlacementOutcome) -> Int {
             replies.reduce(0) { $0 + ($1?.outcome == outcome ? 1 : 0) }
         }
     }
@@ -111,7 +112,7 @@ extension ScoreStore {
     /// others: its placements' replies are nil, counted in
     /// ``PlacementResults/failed``, with its error in ``PlacementResults/errors``.
     /// Every placement is safe to repeat.
-    public func place(_ placements: [Placement], limit: Int, shardOf: (MemberID) -> ShardID?) -> PlacementResults {
+    package func place(_ placements: [Placement], limit: Int, shardOf: (MemberID) -> ShardID?) -> PlacementResults {
         var results = PlacementResults(replies: [PlacementReply?](repeating: nil, count: placements.count))
         guard limit >= 1 else {
             results.failed = placements.count
@@ -140,9 +141,10 @@ extension ScoreStore {
         let failures = withConnections(shards[...], held: [:]) { connections in
             var failures: [ShardID: ScoreStoreError] = [:]
             var round = byShard
+            var backoff = Backoff(BackoffPolicy(initialDelay: .milliseconds(20), maxAttempts: Self.placementRounds))
             // A cluster shard's placements that a node redirected (a slot
             // moved or migrating) go again on a map read again, a few times.
-            for attempt in 0..<Self.placementRounds {
+            for _ in 0..<Self.placementRounds {
                 let (failed, redirected) = fanOut(placements, byShard: round, connections: connections, limit: limit, into: &results)
                 failures.merge(failed) { first, _ in first }
                 guard !redirected.isEmpty else { break }
@@ -151,7 +153,7 @@ extension ScoreStore {
                     connections[shard]?.rerouted()
                     next[shard] = indexes
                 }
-                if attempt == Self.placementRounds - 1 {
+                guard let delay = backoff.next() else {
                     for shard in next.keys {
                         failures[shard] = ScoreStoreError(
                             code: .shardUnavailable, message: "placements still redirected after \(Self.placementRounds) rounds (the cluster is resharding)",
@@ -159,7 +161,7 @@ extension ScoreStore {
                     }
                     break
                 }
-                sleepThread(.milliseconds(20 << attempt))
+                sleepThread(delay)
                 round = next
             }
             return failures
@@ -220,7 +222,7 @@ extension ScoreStore {
         var failures: [ShardID: ScoreStoreError] = [:]
         var redirected: [ShardID: [Int]] = [:]
         /// The member, the score (`7.3` and 73, or empty and -1 when not a
-        /// candidate) and the stamp: both scripts' per-placement arguments.
+        /// candidate) and the answers version: both scripts' per-placement arguments.
         func appendPair(_ placement: Placement, to command: inout RedisCommand) {
             command.append(Int(placement.member))
             if let tenths = placement.tenths {
@@ -230,7 +232,7 @@ extension ScoreStore {
                 command.append("")
                 command.append(-1)
             }
-            command.append(placement.stamp)
+            command.append(placement.answersVersion)
         }
         func append(_ placement: Placement, sha: String, on redis: RedisConnection) {
             redis.append("EVALSHA") { command in

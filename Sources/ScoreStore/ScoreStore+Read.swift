@@ -13,7 +13,7 @@ extension ScoreStore {
     /// A set holds N + slack entries (up to N + S + W between trims); a
     /// member's matches are the first N (SCORING.md), so the result is cut
     /// to the meta's `limit` unless `cutToLimit` is false.
-    public func readSet(_ member: MemberID, shard: ShardID, cutToLimit: Bool = true) throws(ScoreStoreError) -> StoredSet? {
+    package func readSet(_ member: MemberID, shard: ShardID, cutToLimit: Bool = true) throws(ScoreStoreError) -> StoredSet? {
         try onShard(shard) { (connection) throws(RedisError) -> StoredSet? in
             guard var set = try readSet(member, on: try connection.redis(for: member)) else { return nil }
             if cutToLimit, set.meta.limit > 0, set.matches.count > set.meta.limit {
@@ -25,7 +25,7 @@ extension ScoreStore {
 
     /// One page of `member`'s ranked set: entries `offset ..< offset + limit`.
     /// An offset past the end gives an empty page (with the total).
-    public func readPage(_ member: MemberID, shard: ShardID, offset: Int, limit: Int) throws(ScoreStoreError) -> SetPage? {
+    package func readPage(_ member: MemberID, shard: ShardID, offset: Int, limit: Int) throws(ScoreStoreError) -> SetPage? {
         guard offset >= 0, limit >= 1 else {
             throw ScoreStoreError(code: .invalidArgument, message: "a page needs offset >= 0 and limit >= 1", shard: shard)
         }
@@ -40,7 +40,7 @@ extension ScoreStore {
     ///
     /// - Throws: ``ScoreStoreError/Code/corruptData`` when the stored value is
     ///   not a score.
-    public func score(_ member: MemberID, other: MemberID, shard: ShardID) throws(ScoreStoreError) -> Int? {
+    package func score(_ member: MemberID, other: MemberID, shard: ShardID) throws(ScoreStoreError) -> Int? {
         let reply = try onShard(shard) { (connection) throws(RedisError) -> RedisValue in
             let redis = try connection.redis(for: member)
             return try Self.routable(
@@ -64,7 +64,7 @@ extension ScoreStore {
     /// Which of `members` have a set on `shard` (their meta key exists): one
     /// pipelined `EXISTS` per member, in batches of ``Configuration/batchSize``.
     /// For the audit that finds sets a shard lost while MySQL still records them.
-    public func existingSets(_ members: [MemberID], shard: ShardID) throws(ScoreStoreError) -> Set<MemberID> {
+    package func existingSets(_ members: [MemberID], shard: ShardID) throws(ScoreStoreError) -> Set<MemberID> {
         var existing = Set<MemberID>()
         for start in stride(from: 0, to: members.count, by: configuration.batchSize) {
             let batch = members[start..<min(members.count, start + configuration.batchSize)]
@@ -78,7 +78,7 @@ extension ScoreStore {
     }
 
     /// `member`'s meta alone; nil when there is no set.
-    public func readMeta(_ member: MemberID, shard: ShardID) throws(ScoreStoreError) -> SetMeta? {
+    package func readMeta(_ member: MemberID, shard: ShardID) throws(ScoreStoreError) -> SetMeta? {
         let reply = try onShard(shard) { (connection) throws(RedisError) -> RedisValue in
             try connection.redis(for: member).sendChecked(["HGETALL", layout.metaKey(member)])
         }
@@ -89,7 +89,7 @@ extension ScoreStore {
     /// pipelined `HGETALL` per member in one round trip, for a batch of
     /// readers. An error reply for any member throws, as ``readMeta(_:shard:)``
     /// would for that member.
-    public func readMetas(_ members: [MemberID], shard: ShardID) throws(ScoreStoreError) -> [SetMeta?] {
+    package func readMetas(_ members: [MemberID], shard: ShardID) throws(ScoreStoreError) -> [SetMeta?] {
         guard !members.isEmpty else { return [] }
         return try onShard(shard) { (connection) throws(RedisError) -> [SetMeta?] in
             let replies = try Self.pipelined(members, on: connection) { member in ["HGETALL", layout.metaKey(member)] }
@@ -259,13 +259,13 @@ extension ScoreStore {
     /// The meta hash's `HGETALL` reply; nil when it is empty (no set).
     package static func parseMeta(_ reply: RedisValue) -> SetMeta? {
         guard let fields = reply.array, !fields.isEmpty else { return nil }
-        var meta = SetMeta(stamp: "", generatedAt: 0, count: 0, limit: 0, floor: nil, isComplete: false, isLegacy: true, changes: 0)
+        var meta = SetMeta(answersVersion: "", generatedAt: 0, count: 0, limit: 0, floor: nil, isComplete: false, isLegacy: true, changes: 0)
         var index = 0
         while index + 1 < fields.count {
             defer { index += 2 }
             guard let name = fields[index].string, let value = fields[index + 1].string else { continue }
             switch name {
-            case "stamp": meta.stamp = value
+            case "stamp": meta.answersVersion = value
             case "generated_at": meta.generatedAt = Int64(value) ?? 0
             case "count": meta.count = Int(value) ?? 0
             case "limit": meta.limit = Int(value) ?? 0

@@ -6,7 +6,7 @@ extension ScoreStore {
     /// log, with one `UNLINK` (freed off the server's main thread). Returns false when
     /// there was nothing to remove.
     @discardableResult
-    public func removeSet(_ member: MemberID, shard: ShardID) throws(ScoreStoreError) -> Bool {
+    package func removeSet(_ member: MemberID, shard: ShardID) throws(ScoreStoreError) -> Bool {
         let removed = try onShard(shard) { (connection) throws(RedisError) -> Int in
             var command = RedisCommand("UNLINK", reservingCapacity: 32 * (layout.buckets + 2))
             for key in layout.setKeys(member) { command.append(key) }
@@ -19,7 +19,7 @@ extension ScoreStore {
     /// members): one `UNLINK` per member (buckets, meta, change log), pipelined in batches of
     /// ``Configuration/batchSize`` commands. Returns how many had a set.
     @discardableResult
-    public func removeSets(_ members: [MemberID], shard: ShardID) throws(ScoreStoreError) -> Int {
+    package func removeSets(_ members: [MemberID], shard: ShardID) throws(ScoreStoreError) -> Int {
         var removed = 0
         for start in stride(from: 0, to: members.count, by: configuration.batchSize) {
             let batch = members[start..<min(members.count, start + configuration.batchSize)]

@@ -3,27 +3,27 @@ import Scoring
 
 extension ScoreStore {
     /// A shard's marker after ``ScoreStore/ensureMarker(shard:)``.
-    public struct MarkerStatus: Sendable, Hashable {
+    package struct MarkerStatus: Sendable, Hashable {
         /// The marker's token now on the shard.
-        public var token: String
+        package var token: String
         /// True when the marker was missing and has just been written: the
         /// shard is new, or came back empty (restarted without persistence,
         /// flushed, replaced), so every set it held is gone.
-        public var wasMissing: Bool
+        package var wasMissing: Bool
     }
 
     /// A shard's size, for `kindred shards list`.
-    public struct ShardStats: Sendable, Hashable {
+    package struct ShardStats: Sendable, Hashable {
         /// `DBSIZE`.
-        public var keys: Int
+        package var keys: Int
         /// `used_memory` from `INFO memory`, bytes.
-        public var usedMemory: Int
+        package var usedMemory: Int
     }
 
     /// Writes the shard's marker (a random token under
     /// ``Configuration/markerKey``) if it is missing, and says whether it
     /// was. One round trip (`SET NX` and `GET`, pipelined).
-    public func ensureMarker(shard: ShardID) throws(ScoreStoreError) -> MarkerStatus {
+    package func ensureMarker(shard: ShardID) throws(ScoreStoreError) -> MarkerStatus {
         let key = configuration.markerKey
         let status = try onShard(shard) { (connection) throws(RedisError) -> MarkerStatus in
             let redis = try connection.redis(forKey: key)
@@ -40,7 +40,7 @@ extension ScoreStore {
 
     /// The shard's marker token, or nil when it is missing (the shard lost
     /// its data since ``ensureMarker(shard:)``).
-    public func checkMarker(shard: ShardID) throws(ScoreStoreError) -> String? {
+    package func checkMarker(shard: ShardID) throws(ScoreStoreError) -> String? {
         let key = configuration.markerKey
         return try onShard(shard) { (connection) throws(RedisError) -> String? in
             try connection.redis(forKey: key).sendChecked(["GET", key]).string
@@ -52,7 +52,7 @@ extension ScoreStore {
     /// it saw in MySQL: a shard that answers with a value at or below it
     /// was restored from an older copy of its data (a restart from an old
     /// RDB file keeps the marker but loses every change since the copy).
-    public func advanceSequence(shard: ShardID) throws(ScoreStoreError) -> Int {
+    package func advanceSequence(shard: ShardID) throws(ScoreStoreError) -> Int {
         let key = configuration.markerKey + ":sequence"
         return try onShard(shard) { (connection) throws(RedisError) -> Int in
             let redis = try connection.redis(forKey: key)
@@ -68,7 +68,7 @@ extension ScoreStore {
     /// page of ids. For the audit that finds sets a shard holds for members
     /// it no longer owns. A cluster resharded during the scan may have a
     /// set listed twice or not at all: the audit runs again.
-    public func scanSetOwners(shard: ShardID, pageSize: Int = 1000, _ body: ([MemberID]) throws -> Void) throws {
+    package func scanSetOwners(shard: ShardID, pageSize: Int = 1000, _ body: ([MemberID]) throws -> Void) throws {
         var server = 0
         var cursor = "0"
         while true {
@@ -98,7 +98,7 @@ extension ScoreStore {
 
     /// The shard's key count and used memory (on a cluster, summed over
     /// the masters).
-    public func shardStats(shard: ShardID) throws(ScoreStoreError) -> ShardStats {
+    package func shardStats(shard: ShardID) throws(ScoreStoreError) -> ShardStats {
         try onShard(shard) { (connection) throws(RedisError) -> ShardStats in
             var stats = ShardStats(keys: 0, usedMemory: 0)
             for server in try connection.servers() {
@@ -114,7 +114,7 @@ extension ScoreStore {
     /// A cluster shard's nodes as its slot map names them now: the masters
     /// and each master's replicas (read again from the cluster); nil for a
     /// standalone shard.
-    public func clusterNodes(shard: ShardID) throws(ScoreStoreError) -> (masters: [ClusterNode], replicas: [ClusterNode])? {
+    package func clusterNodes(shard: ShardID) throws(ScoreStoreError) -> (masters: [ClusterNode], replicas: [ClusterNode])? {
         try onShard(shard) { (connection) throws(RedisError) -> ([ClusterNode], [ClusterNode])? in
             guard connection.isCluster else { return nil }
             connection.rerouted()

@@ -1,3 +1,4 @@
+import KindredSupport
 import RedisClient
 import Scoring
 
@@ -25,8 +26,7 @@ extension ScoreStore {
     /// - Parameters:
     ///   - matches: ranked as SCORING.md says (score descending, then id
     ///     ascending), at most N + slack of them, not including `member`.
-    ///   - stamp: the caller's generation stamp (the member's answers
-    ///     version), returned by reads and checked by ``place(_:limit:shardOf:)``.
+    ///   - answersVersion: the member's answers version (decimal), returned by reads and checked by ``place(_:limit:shardOf:)``.
     ///   - limit: N: reads serve the first N.
     ///   - complete: `matches` are all the member's candidates.
     /// The shard's marker (``ensureMarker(shard:)``) is written with `SET NX`
@@ -48,11 +48,11 @@ extension ScoreStore {
     ///   too many matches (nothing is written); transport and server errors
     ///   (the live set is then unchanged, or replaced as a whole).
     @discardableResult
-    public func writeSet(
+    package func writeSet(
         _ member: MemberID,
         shard: ShardID,
         matches: [Match],
-        stamp: String,
+        answersVersion: String,
         limit: Int,
         complete: Bool,
         generatedAt: Int64 = ScoreStore.unixTime()
@@ -64,7 +64,7 @@ extension ScoreStore {
                 _ = try connection.redis(forKey: configuration.markerKey)
                     .sendChecked(["SET", configuration.markerKey, Self.randomToken(), "NX"])
             }
-            return try write(member, on: connection, matches: matches, stamp: stamp, limit: limit, complete: complete,
+            return try write(member, on: connection, matches: matches, answersVersion: answersVersion, limit: limit, complete: complete,
                              generatedAt: generatedAt, ttl: configuration.temporaryKeyTTL, replace: true)
         }
         if mark { markedShards.insert(shard) }
@@ -96,7 +96,7 @@ extension ScoreStore {
         let member: MemberID
         let token: String
         let counts: [Int]
-        let stamp: String
+        let answersVersion: String
         let generatedAt: Int64
         let count: Int
         let limit: Int
@@ -116,7 +116,7 @@ extension ScoreStore {
         _ member: MemberID,
         on connection: ShardConnection,
         matches: [Match],
-        stamp: String,
+        answersVersion: String,
         limit: Int,
         complete: Bool,
         generatedAt: Int64,
@@ -126,7 +126,7 @@ extension ScoreStore {
         let redis = try connection.redis(for: member)
         let sha = replace ? try connection.sha(of: Scripts.replace, on: redis) : ""
         var pairsSinceFlush = 0
-        let write = try appendTemporary(member, on: redis, matches: matches, stamp: stamp, limit: limit,
+        let write = try appendTemporary(member, on: redis, matches: matches, answersVersion: answersVersion, limit: limit,
                                         complete: complete, generatedAt: generatedAt, ttl: ttl, pairsSinceFlush: &pairsSinceFlush)
         if replace { appendReplace(write, sha: sha, on: redis) }
         return try finish(write, replace: replace, on: connection, redis: redis, reloadScript: true)!
@@ -139,7 +139,7 @@ extension ScoreStore {
         _ member: MemberID,
         on redis: RedisConnection,
         matches: [Match],
-        stamp: String,
+        answersVersion: String,
         limit: Int,
         complete: Bool,
         generatedAt: Int64,
@@ -161,7 +161,7 @@ extension ScoreStore {
         }
 
         let token = Self.randomToken()
-        let ttlMilliseconds = max(1, Int(ttl.components.seconds) * 1000 + Int(ttl.components.attoseconds / 1_000_000_000_000_000))
+        let ttlMilliseconds = max(1, Int(ttl.wholeMilliseconds))
         let batch = configuration.batchSize
         var replies = 0
         for bucket in 0..<buckets where counts[bucket] > 0 {
@@ -195,7 +195,7 @@ extension ScoreStore {
             }
         }
         return SetWrite(
-            member: member, token: token, counts: counts, stamp: stamp, generatedAt: generatedAt,
+            member: member, token: token, counts: counts, answersVersion: answersVersion, generatedAt: generatedAt,
             count: matches.count, limit: limit, floor: complete ? nil : matches.last, replies: replies)
     }
 
@@ -211,7 +211,7 @@ extension ScoreStore {
             for bucket in 0..<buckets { command.append(layout.temporaryKey(member, token: write.token, bucket: bucket)) }
             command.append(layout.logKey(member))
             command.append(buckets)
-            command.append(write.stamp)
+            command.append(write.answersVersion)
             command.append(Int(write.generatedAt))
             command.append(write.count)
             command.append(write.limit)

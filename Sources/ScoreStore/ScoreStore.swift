@@ -1,6 +1,7 @@
 import KindredSupport
 import RedisClient
 import Scoring
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -25,25 +26,25 @@ import Glibc
 /// replacement and the read are each one atomic script or transaction on the
 /// shard); every placement is one atomic script. Every operation is
 /// safe to repeat after a ``ScoreStoreError/Code/connectionBroken`` error.
-public final class ScoreStore: Sendable {
-    public struct Configuration: Sendable {
+package final class ScoreStore: Sendable {
+    package struct Configuration: Sendable {
         /// The bucket layout (B). Every process must use the same.
-        public var layout: ScoreLayout = .default
+        package var layout: ScoreLayout = .default
         /// Field/value pairs (writes) or commands (offers, removals) per
         /// pipelined batch: written in one go, then the replies read.
-        public var batchSize = 1000
+        package var batchSize = 1000
         /// The TTL of a write's temporary buckets: a writer that dies
         /// leaves nothing behind after this. Must exceed the slowest write.
-        public var temporaryKeyTTL: Duration = .seconds(60)
+        package var temporaryKeyTTL: Duration = .seconds(60)
         /// The key of the per-shard marker.
-        public var markerKey = "kindred:marker"
+        package var markerKey = "kindred:marker"
         /// The slack is `max(minimumSlack, N / slackDivisor)`. 10 by measure:
         /// under a stream of registrations into a 100k population, trims at
         /// N/50 made the placement script cost 33 µs a call on average (a
         /// 3 ms trim every 100 entering placements); N/10 costs ~10% more
         /// memory and a fifth of the trims.
-        public var slackDivisor = 10
-        public var minimumSlack = 16
+        package var slackDivisor = 10
+        package var minimumSlack = 16
         /// L: the entries a set's change log keeps (``SetChange``). A reader
         /// whose cached copy is more than L changes behind reads the set
         /// whole. 128: under a live site's churn (`scripts/bench churn`) a
@@ -55,7 +56,7 @@ public final class ScoreStore: Sendable {
         /// placement that changes a set pays one RPUSH, and one in L/4 an
         /// LTRIM back to L (the log holds L to L + L/4 entries): ~2-3 µs of
         /// server time on a placement of 9-20 µs.
-        public var changeLogLength = 128
+        package var changeLogLength = 128
         /// How long a reader's interest in a set lasts: placements append to
         /// a set's change log only while its meta's `watched` (Unix seconds,
         /// set by ``ScoreStore/readMetasAndChanges(_:shard:watch:)`` with
@@ -66,14 +67,14 @@ public final class ScoreStore: Sendable {
         /// the set whole, so a lapsed mark costs a read, never a wrong page.
         /// Readers renew the mark once half of it has passed; 600 s leaves
         /// room for clocks a few minutes apart.
-        public var watchSeconds = 600
+        package var watchSeconds = 600
         /// On a cluster shard: how an operation that a node redirected, or
         /// whose node failed, is tried again (``ClusterRouting``); its retry
         /// budget bounds the wait for a replica to take over from a dead
         /// master (the cluster's node timeout plus an election).
-        public var clusterRouting = ClusterRouting.Policy()
+        package var clusterRouting = ClusterRouting.Policy()
 
-        public init() {}
+        package init() {}
 
         /// How many entries past N a set keeps, S: a whole-set write stores
         /// the first N + S of the ranking, so that members who leave it
@@ -81,7 +82,7 @@ public final class ScoreStore: Sendable {
         /// slack without a rebuild until it holds fewer than N; a set that
         /// grows past N + S + W (``trimWindow(forLimit:)``) is trimmed back
         /// to N + S. `max(16, N / 10)` by default (500 for N = 5000).
-        public func slack(forLimit limit: Int) -> Int { max(minimumSlack, limit / max(1, slackDivisor)) }
+        package func slack(forLimit limit: Int) -> Int { max(minimumSlack, limit / max(1, slackDivisor)) }
 
         /// W = S x `trimWindowSlacks`: how far a set grows past N + S before
         /// a trim cuts it back. A trim reads the whole set inside the
@@ -95,16 +96,16 @@ public final class ScoreStore: Sendable {
         /// placement at W = S, about what the placement itself costs;
         /// W = 2S halves that for ~4% more memory (BENCHMARKS.md, "Trims,
         /// one call fewer per placement, and the worker's share").
-        public var trimWindowSlacks = 2
-        public func trimWindow(forLimit limit: Int) -> Int { slack(forLimit: limit) * max(1, trimWindowSlacks) }
+        package var trimWindowSlacks = 2
+        package func trimWindow(forLimit limit: Int) -> Int { slack(forLimit: limit) * max(1, trimWindowSlacks) }
 
         /// The most entries a set holds: N + S + W (a placement past it trims).
-        public func largestSet(forLimit limit: Int) -> Int { limit + slack(forLimit: limit) + trimWindow(forLimit: limit) }
+        package func largestSet(forLimit limit: Int) -> Int { limit + slack(forLimit: limit) + trimWindow(forLimit: limit) }
 
         /// Whether whole-set writes spread their size over the trim window
         /// (``writtenSize(forLimit:member:)``). On by default; off, every
         /// write stores N + S.
-        public var spreadsWrites = true
+        package var spreadsWrites = true
 
         /// How many entries of the ranking a whole-set write of `member`
         /// stores (fewer when there are fewer candidates): N + S + a share of
@@ -118,7 +119,7 @@ public final class ScoreStore: Sendable {
         /// N + S + W/2 on average), and their trims come one at a time. The
         /// cost: a set written by a backfill holds W/2 more entries on
         /// average (500 at N = 5000, ~9%) until its first trim.
-        public func writtenSize(forLimit limit: Int, member: MemberID) -> Int {
+        package func writtenSize(forLimit limit: Int, member: MemberID) -> Int {
             let base = limit + slack(forLimit: limit)
             guard spreadsWrites else { return base }
             let window = UInt64(trimWindow(forLimit: limit))
@@ -128,36 +129,36 @@ public final class ScoreStore: Sendable {
     }
 
     /// A set's bookkeeping (the meta hash).
-    public struct SetMeta: Sendable, Hashable {
-        /// The caller's generation stamp (answers version, ...) of the last whole-set write.
-        public var stamp: String
+    package struct SetMeta: Sendable, Hashable {
+        /// The answers version (decimal) of the last whole-set write: the member's `AnswersVersion` when it was computed.
+        package var answersVersion: String
         /// Unix seconds of the last whole-set write, as the writer gave them.
-        public var generatedAt: Int64
+        package var generatedAt: Int64
         /// Entries in the set (offers and removals keep it exact).
-        public var count: Int
+        package var count: Int
         /// The N the set was written for.
-        public var limit: Int
+        package var limit: Int
         /// The set holds exactly the candidates ranked at or above its
         /// floor; nil when it holds every candidate (``isComplete``) or
         /// keeps no floor (``isLegacy``).
-        public var floor: Match?
+        package var floor: Match?
         /// The set holds every candidate the member has.
-        public var isComplete: Bool
+        package var isComplete: Bool
         /// Written before floors were kept: it cannot be corrected in place
         /// and is rebuilt.
-        public var isLegacy: Bool
+        package var isLegacy: Bool
         /// Bumped by every change: writes, placements, removals.
-        public var changes: Int
+        package var changes: Int
         /// ``changes`` as the last whole write left it: two metas with the
         /// same value come from the same whole write (0: written before the
         /// field existed).
-        public var written: Int
+        package var written: Int
 
-        public init(
-            stamp: String, generatedAt: Int64, count: Int, limit: Int, floor: Match?, isComplete: Bool,
+        package init(
+            answersVersion: String, generatedAt: Int64, count: Int, limit: Int, floor: Match?, isComplete: Bool,
             isLegacy: Bool = false, changes: Int, written: Int = 0
         ) {
-            self.stamp = stamp
+            self.answersVersion = answersVersion
             self.generatedAt = generatedAt
             self.count = count
             self.limit = limit
@@ -170,48 +171,48 @@ public final class ScoreStore: Sendable {
 
         /// Fewer than N entries and not every candidate: the first N are
         /// not known any more, so the set must be rebuilt.
-        public var needsRefill: Bool { !isComplete && count < limit }
+        package var needsRefill: Bool { !isComplete && count < limit }
     }
 
     /// A whole set as read: ranked (score descending, id ascending).
-    public struct StoredSet: Sendable, Hashable {
-        public var matches: [Match]
-        public var meta: SetMeta
+    package struct StoredSet: Sendable, Hashable {
+        package var matches: [Match]
+        package var meta: SetMeta
         /// Fields skipped because they are not what the store writes (a field
         /// that is not an id, a value that is not a score, an id in the wrong
         /// bucket, a bucket of the wrong type). Zero in a healthy store.
-        public var corruptEntries: Int
+        package var corruptEntries: Int
     }
 
     /// One page of a set.
-    public struct SetPage: Sendable, Hashable {
-        public var matches: [Match]
+    package struct SetPage: Sendable, Hashable {
+        package var matches: [Match]
         /// Entries in the whole set (valid ones).
-        public var total: Int
-        public var meta: SetMeta
-        public var corruptEntries: Int
+        package var total: Int
+        package var meta: SetMeta
+        package var corruptEntries: Int
     }
 
-    /// What ``ScoreStore/writeSet(_:shard:matches:stamp:limit:complete:generatedAt:)`` stored.
-    public struct WriteResult: Sendable, Hashable {
-        public var count: Int
+    /// What ``ScoreStore/writeSet(_:shard:matches:answersVersion:limit:complete:generatedAt:)`` stored.
+    package struct WriteResult: Sendable, Hashable {
+        package var count: Int
         /// nil when the set holds every candidate.
-        public var floor: Match?
+        package var floor: Match?
         /// The meta's change counter after the write.
-        public var changes: Int
+        package var changes: Int
     }
 
-    public let configuration: Configuration
-    public let manager: ShardConnectionManager
+    package let configuration: Configuration
+    package let manager: ShardConnectionManager
     let hooks = Hooks()
     /// Shards this store has written its marker to (or seen it on) since it
-    /// was created: ``writeSet(_:shard:matches:stamp:limit:complete:generatedAt:)``
+    /// was created: ``writeSet(_:shard:matches:answersVersion:limit:complete:generatedAt:)``
     /// writes the marker before the first set it writes to a shard, once.
     let markedShards = MarkedShards()
 
     /// - Parameters:
     ///   - manager: the connections to the shards.
-    public init(manager: ShardConnectionManager, configuration: Configuration = Configuration()) {
+    package init(manager: ShardConnectionManager, configuration: Configuration = Configuration()) {
         precondition(configuration.batchSize >= 1, "batchSize must be at least 1")
         precondition(configuration.changeLogLength >= 1, "changeLogLength must be at least 1")
         self.manager = manager
@@ -261,7 +262,7 @@ public final class ScoreStore: Sendable {
     }
 
     /// The current wall-clock time in Unix seconds.
-    public static func unixTime() -> Int64 {
+    package static func unixTime() -> Int64 {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         return Int64(now.tv_sec)
@@ -278,27 +279,23 @@ public final class ScoreStore: Sendable {
 
 /// The shards a store has marked, remembered for the life of the process.
 final class MarkedShards: Sendable {
-    private let lock = Lock()
-    private nonisolated(unsafe) var shards = Set<ShardID>()
-    // nonisolated(unsafe): only touched inside `lock.withLock`.
+    private let shards = Mutex(Set<ShardID>())
 
-    func contains(_ shard: ShardID) -> Bool { lock.withLock { shards.contains(shard) } }
-    func insert(_ shard: ShardID) { _ = lock.withLock { shards.insert(shard) } }
+    func contains(_ shard: ShardID) -> Bool { shards.withLock { shards in shards.contains(shard) } }
+    func insert(_ shard: ShardID) { _ = shards.withLock { shards in shards.insert(shard) } }
 }
 
 /// Test hooks: called at fixed points so tests can act mid-operation.
 final class Hooks: Sendable {
-    private let lock = Lock()
-    private nonisolated(unsafe) var afterFlush: (@Sendable (ShardID) -> Void)?
-    // nonisolated(unsafe): only touched inside `lock.withLock`.
+    private let afterFlush = Mutex<(@Sendable (ShardID) -> Void)?>(nil)
 
     /// Called after a pipelined batch of placements was written,
     /// before its replies are read.
     func setAfterFlush(_ hook: (@Sendable (ShardID) -> Void)?) {
-        lock.withLock { afterFlush = hook }
+        afterFlush.withLock { afterFlush in afterFlush = hook }
     }
 
     func flushed(_ shard: ShardID) {
-        lock.withLock { afterFlush }?(shard)
+        afterFlush.withLock { afterFlush in afterFlush }?(shard)
     }
 }

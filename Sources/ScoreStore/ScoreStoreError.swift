@@ -7,8 +7,8 @@ import RedisClient
 /// logs. Privacy invariant: no description ever holds member ids, scores or
 /// keys (a key names a member): messages come from ``RedisError`` (already
 /// free of arguments) or from this module's fixed texts.
-public struct ScoreStoreError: Error, Sendable, Hashable, CustomStringConvertible {
-    public struct Code: Sendable, Hashable, CustomStringConvertible {
+package struct ScoreStoreError: Error, Sendable, Hashable, CustomStringConvertible {
+    package struct Code: Sendable, Hashable, CustomStringConvertible {
         private enum Base: Sendable, Hashable {
             case shardUnavailable, unknownShard, connectionFailed, connectionBroken, timedOut
             case serverError, corruptData, invalidArgument
@@ -19,26 +19,26 @@ public struct ScoreStoreError: Error, Sendable, Hashable, CustomStringConvertibl
         /// The shard's circuit breaker is open (it failed repeatedly and is
         /// cooling off), or another caller's trial connection is in flight:
         /// nothing was attempted. Retry after ``ScoreStoreError/retryAfter``.
-        public static var shardUnavailable: Code { Code(.shardUnavailable) }
+        package static var shardUnavailable: Code { Code(.shardUnavailable) }
         /// The shard id is not in the manager's list.
-        public static var unknownShard: Code { Code(.unknownShard) }
+        package static var unknownShard: Code { Code(.unknownShard) }
         /// No connection could be opened to the shard (refused, timed out).
-        public static var connectionFailed: Code { Code(.connectionFailed) }
+        package static var connectionFailed: Code { Code(.connectionFailed) }
         /// The connection died during the operation: it may or may not have
         /// taken effect. Every operation of this store is safe to repeat.
-        public static var connectionBroken: Code { Code(.connectionBroken) }
+        package static var connectionBroken: Code { Code(.connectionBroken) }
         /// No reply within the read timeout, or no pooled connection became
         /// free within the checkout timeout.
-        public static var timedOut: Code { Code(.timedOut) }
+        package static var timedOut: Code { Code(.timedOut) }
         /// The server answered with an error reply (the connection is fine).
-        public static var serverError: Code { Code(.serverError) }
+        package static var serverError: Code { Code(.serverError) }
         /// Stored data that is not what this store writes (a key of the wrong
         /// type, a field that is not an id, a value that is not a score).
-        public static var corruptData: Code { Code(.corruptData) }
+        package static var corruptData: Code { Code(.corruptData) }
         /// A caller's argument is out of range (a bad URL, N < 1, ...).
-        public static var invalidArgument: Code { Code(.invalidArgument) }
+        package static var invalidArgument: Code { Code(.invalidArgument) }
 
-        public var description: String {
+        package var description: String {
             switch base {
             case .shardUnavailable: "shardUnavailable"
             case .unknownShard: "unknownShard"
@@ -52,17 +52,17 @@ public struct ScoreStoreError: Error, Sendable, Hashable, CustomStringConvertibl
         }
     }
 
-    public let code: Code
+    package let code: Code
     /// What happened, free of member data.
-    public let message: String
+    package let message: String
     /// The shard concerned, when there is one.
-    public let shard: ShardID?
+    package let shard: ShardID?
     /// For ``Code/shardUnavailable``: how long until the breaker lets a trial through.
-    public let retryAfter: Duration?
+    package let retryAfter: Duration?
     /// The Redis error underneath, when there is one.
-    public let underlying: RedisError?
+    package let underlying: RedisError?
 
-    public init(code: Code, message: String, shard: ShardID? = nil, retryAfter: Duration? = nil, underlying: RedisError? = nil) {
+    package init(code: Code, message: String, shard: ShardID? = nil, retryAfter: Duration? = nil, underlying: RedisError? = nil) {
         self.code = code
         self.message = message
         self.shard = shard
@@ -84,11 +84,11 @@ public struct ScoreStoreError: Error, Sendable, Hashable, CustomStringConvertibl
 
     /// True for failures of the transport (the shard, not the request):
     /// what the circuit breaker counts.
-    public var isTransportFailure: Bool {
+    package var isTransportFailure: Bool {
         code == .connectionFailed || code == .connectionBroken || code == .timedOut
     }
 
-    public var description: String {
+    package var description: String {
         var text = "ScoreStoreError.\(code)"
         if let shard { text += " on shard \(shard)" }
         text += ": " + message

@@ -18,10 +18,11 @@ import Scoring
 ///
 /// Not `Sendable` in spirit: the manager hands it to one thread at a time
 /// and takes it back before lending it again.
-public final class ShardConnection: @unchecked Sendable {
-    // @unchecked Sendable: the manager's lock hands a connection to one
-    // thread at a time (checkout/checkin), which is the only way to reach it.
-    public let shard: ShardID
+package final class ShardConnection: @unchecked Sendable {
+    // Why this is safe: the manager's lock hands a connection to one thread
+    // at a time (checkout/checkin), which is the only way to reach it; the
+    // thread that holds it is the only one that touches its vars and C handle.
+    package let shard: ShardID
     private let link: Link
     /// SHA1 of each script loaded, by server endpoint and script name.
     var scriptSHAs: [String: String] = [:]
@@ -40,13 +41,13 @@ public final class ShardConnection: @unchecked Sendable {
     }
 
     /// Whether the shard is a Redis Cluster.
-    public var isCluster: Bool {
+    package var isCluster: Bool {
         if case .cluster = link { return true }
         return false
     }
 
     /// The connection to the server holding `member`'s keys.
-    public func redis(for member: MemberID) throws(RedisError) -> RedisConnection {
+    package func redis(for member: MemberID) throws(RedisError) -> RedisConnection {
         switch link {
         case .server(let redis): redis
         case .cluster(let cluster): try cluster.connection(for: ScoreLayout.slot(of: member))
@@ -55,7 +56,7 @@ public final class ShardConnection: @unchecked Sendable {
 
     /// The connection to the server holding `key` (a shard-wide key such
     /// as the marker: on a cluster, the master of its slot).
-    public func redis(forKey key: String) throws(RedisError) -> RedisConnection {
+    package func redis(forKey key: String) throws(RedisError) -> RedisConnection {
         switch link {
         case .server(let redis): redis
         case .cluster(let cluster): try cluster.connection(for: HashSlot(key: key))
@@ -64,7 +65,7 @@ public final class ShardConnection: @unchecked Sendable {
 
     /// `members`' positions grouped by the server holding their keys, each
     /// group in the order given.
-    public func route(_ members: [MemberID]) throws(RedisError) -> [(redis: RedisConnection, indexes: [Int])] {
+    package func route(_ members: [MemberID]) throws(RedisError) -> [(redis: RedisConnection, indexes: [Int])] {
         switch link {
         case .server(let redis):
             return members.isEmpty ? [] : [(redis, Array(members.indices))]
@@ -85,7 +86,7 @@ public final class ShardConnection: @unchecked Sendable {
     }
 
     /// Every server holding part of the shard: the server, or each master.
-    public func servers() throws(RedisError) -> [RedisConnection] {
+    package func servers() throws(RedisError) -> [RedisConnection] {
         switch link {
         case .server(let redis): [redis]
         case .cluster(let cluster): try cluster.masterConnections()
@@ -94,7 +95,7 @@ public final class ShardConnection: @unchecked Sendable {
 
     /// A cluster shard's slot map as last read (nil on a server, or before
     /// the first command).
-    public var slotMap: ClusterSlotMap? {
+    package var slotMap: ClusterSlotMap? {
         if case .cluster(let cluster) = link { return cluster.slotMap }
         return nil
     }

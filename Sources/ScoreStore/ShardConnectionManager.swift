@@ -30,36 +30,41 @@ import RedisClient
 /// Threading: thread-safe; its calls block (connects, backoff waits, pool
 /// waits) and must run on plain threads, never on Swift's cooperative pool.
 /// One lock guards the bookkeeping; no network call happens under it.
-public final class ShardConnectionManager: @unchecked Sendable {
-    // @unchecked Sendable: every mutable property is guarded by `lock`;
-    // connections are handed to one thread at a time.
+package final class ShardConnectionManager: @unchecked Sendable {
+    // Why this is safe: every mutable property (`pools`, `reaperRunning`,
+    // `closed`) and every `Pool` is only touched inside `locked(_:)`, that is
+    // with `lock` held; a `Pool` reference leaves the lock only inside a
+    // `Lease` or a `Plan`, and is touched again only under the lock. Each
+    // connection is handed to one thread at a time (checked out under the
+    // lock, used by that thread only, checked back in under the lock), and
+    // `deinit` runs when no thread holds a reference.
 
-    public struct Configuration: Sendable {
-        public var connectTimeout: Duration = .seconds(1)
+    package struct Configuration: Sendable {
+        package var connectTimeout: Duration = .seconds(1)
         /// Bounds each read and write (nil: none). A timeout breaks the connection.
-        public var readTimeout: Duration? = .seconds(5)
+        package var readTimeout: Duration? = .seconds(5)
         /// `BUSY`/`LOADING` retry of single commands.
-        public var retry: RedisRetryPolicy = .default
-        public var maxConnectionsPerShard = 8
-        public var idleTimeout: Duration = .seconds(60)
+        package var retry: RedisRetryPolicy = .default
+        package var maxConnectionsPerShard = 8
+        package var idleTimeout: Duration = .seconds(60)
         /// How long a caller waits for a pooled connection when all are lent.
-        public var checkoutTimeout: Duration = .seconds(5)
+        package var checkoutTimeout: Duration = .seconds(5)
         /// The `CLIENT SETNAME` of every connection.
-        public var clientName = "kindred"
-        public var backoff = ReconnectBackoff.Configuration()
-        public var breaker = CircuitBreaker.Configuration()
+        package var clientName = "kindred"
+        package var backoff = ReconnectBackoff.Configuration()
+        package var breaker = CircuitBreaker.Configuration()
 
-        public init() {}
+        package init() {}
     }
 
     /// A shard's health, for metrics and `kindred shards list`.
-    public struct ShardHealth: Sendable, Hashable {
-        public var endpoint: ShardEndpoint
-        public var breaker: CircuitBreaker.State
-        public var consecutiveFailures: Int
+    package struct ShardHealth: Sendable, Hashable {
+        package var endpoint: ShardEndpoint
+        package var breaker: CircuitBreaker.State
+        package var consecutiveFailures: Int
         /// Connections open: lent plus idle.
-        public var openConnections: Int
-        public var idleConnections: Int
+        package var openConnections: Int
+        package var idleConnections: Int
     }
 
     private final class Pool {
@@ -85,10 +90,10 @@ public final class ShardConnectionManager: @unchecked Sendable {
         let trial: Bool
     }
 
-    public let configuration: Configuration
+    package let configuration: Configuration
     private let clock: @Sendable () -> ContinuousClock.Instant
     private let jitter: @Sendable () -> Double
-    private let lock = ConditionLock()
+    private let lock = Monitor(())
     private var pools: [ShardID: Pool] = [:]
     private var reaperRunning = false
     private var closed = false
@@ -98,7 +103,7 @@ public final class ShardConnectionManager: @unchecked Sendable {
     ///   - clock: the current instant, for the breaker, backoff and idle
     ///     timeout (tests inject a fake one).
     ///   - jitter: a number in `0...1` per failed connect (tests inject a fixed one).
-    public init(
+    package init(
         shards: [ShardEndpoint],
         configuration: Configuration = Configuration(),
         clock: @escaping @Sendable () -> ContinuousClock.Instant = { ContinuousClock.now },
@@ -119,20 +124,29 @@ public final class ShardConnectionManager: @unchecked Sendable {
         }
     }
 
+    /// Runs `body` with `lock` held, on its condition. The bookkeeping is
+    /// not Sendable (see the type's comment): the result leaves through a
+    /// local rather than as a `sending` value.
+    private func locked<T, E: Error>(_ body: (Monitor<Void>.Condition) throws(E) -> T) throws(E) -> T {
+        var result: T?
+        try lock.withLock { (_, condition) throws(E) in result = try body(condition) }
+        return result!
+    }
+
     // MARK: The shard list
 
     /// The shards known now, by id.
-    public var shards: [ShardEndpoint] {
-        lock.withLock { pools.values.map(\.endpoint) }.sorted { $0.id < $1.id }
+    package var shards: [ShardEndpoint] {
+        locked { condition in pools.values.map(\.endpoint) }.sorted { $0.id < $1.id }
     }
 
     /// Replaces the shard list. New shards are added (not connected yet);
     /// shards gone from the list, or whose address changed, have their idle
     /// connections closed, and their lent ones are closed when returned.
     /// Breaker and backoff state of unchanged shards is kept.
-    public func update(shards: [ShardEndpoint]) {
+    package func update(shards: [ShardEndpoint]) {
         var toClose: [ShardConnection] = []
-        lock.withLock {
+        locked { condition in
             let wanted = Dictionary(shards.map { ($0.id, $0) }, uniquingKeysWith: { _, last in last })
             for (id, pool) in pools where wanted[id] != pool.endpoint {
                 pool.retired = true
@@ -143,7 +157,7 @@ public final class ShardConnectionManager: @unchecked Sendable {
             for (id, endpoint) in wanted where pools[id] == nil {
                 pools[id] = Pool(endpoint: endpoint, configuration: configuration)
             }
-            lock.broadcast()
+            condition.broadcast()
         }
         for connection in toClose { connection.close() }
     }
@@ -158,7 +172,7 @@ public final class ShardConnectionManager: @unchecked Sendable {
     ///   ``ScoreStoreError/Code/timedOut`` (no connection free in time), or
     ///   what `body` throws. A transport failure thrown by `body` closes the
     ///   connection and counts against the shard's breaker.
-    public func withConnection<T>(
+    package func withConnection<T>(
         to shard: ShardID,
         _ body: (ShardConnection) throws(ScoreStoreError) -> T
     ) throws(ScoreStoreError) -> T {
@@ -188,7 +202,7 @@ public final class ShardConnectionManager: @unchecked Sendable {
     /// at once): a reported transport failure counts for the shard's
     /// breaker and the connection is not reused. No retry on a fresh
     /// connection: the caller decides what to do again.
-    public func withConnection<T>(
+    package func withConnection<T>(
         to shard: ShardID, reporting body: (ShardConnection) -> (T, ScoreStoreError?)
     ) throws(ScoreStoreError) -> T {
         let lease = try checkout(shard, fresh: false)
@@ -209,11 +223,11 @@ public final class ShardConnectionManager: @unchecked Sendable {
         let deadline = ContinuousClock.now + configuration.checkoutTimeout
         // Under the lock: decide, and either take an idle connection or
         // reserve a slot to open one.
-        let plan: Plan = try lock.withLock { () throws(ScoreStoreError) -> Plan in
+        let plan: Plan = try locked { condition throws(ScoreStoreError) -> Plan in
             precondition(!closed, "ShardConnectionManager used after close()")
             while true {
                 let now = clock()
-                expired += takeExpiredIdle(now: now)
+                expired += takeExpiredIdle(now: now, condition)
                 guard let pool = pools[shard] else {
                     throw ScoreStoreError(code: .unknownShard, message: "shard \(shard) is not in the shard list", shard: shard)
                 }
@@ -242,7 +256,7 @@ public final class ShardConnectionManager: @unchecked Sendable {
                             message: "no connection to \(pool.endpoint) came free within \(configuration.checkoutTimeout)",
                             shard: shard)
                     }
-                    lock.wait(timeout: realNow.duration(to: deadline))
+                    _ = condition.wait(timeout: realNow.duration(to: deadline))
                 }
             }
         }
@@ -259,14 +273,14 @@ public final class ShardConnectionManager: @unchecked Sendable {
         }
         do {
             let connection = try ShardConnection.open(pool.endpoint, configuration: configuration, now: clock())
-            lock.withLock { pool.backoff.recordSuccess() }
+            locked { condition in pool.backoff.recordSuccess() }
             return Lease(connection: connection, pool: pool, reused: false, trial: trial)
         } catch {
             let failure = ScoreStoreError(error, shard: shard)
-            let idle = lock.withLock { () -> [ShardConnection] in
+            let idle = locked { condition -> [ShardConnection] in
                 pool.open -= 1
                 pool.backoff.recordFailure(at: clock(), jitter: jitter())
-                defer { lock.broadcast() }
+                defer { condition.broadcast() }
                 return recordFailure(pool)
             }
             for connection in idle { connection.close() }
@@ -292,7 +306,7 @@ public final class ShardConnectionManager: @unchecked Sendable {
         let pool = lease.pool
         let keep = failed == nil && connection.isReusable
         var toClose: [ShardConnection] = keep ? [] : [connection]
-        lock.withLock {
+        locked { condition in
             let now = clock()
             if failed != nil {
                 toClose += recordFailure(pool)
@@ -306,7 +320,7 @@ public final class ShardConnectionManager: @unchecked Sendable {
                 pool.open -= 1
                 if keep { toClose.append(connection) }
             }
-            lock.broadcast()
+            condition.broadcast()
         }
         for connection in toClose { connection.close() }
     }
@@ -314,11 +328,11 @@ public final class ShardConnectionManager: @unchecked Sendable {
     /// A reused connection was found dead: close it and the other idle ones
     /// of its shard (opened before the same restart), without counting a failure.
     private func discardStale(_ lease: Lease) {
-        let idle = lock.withLock { () -> [ShardConnection] in
+        let idle = locked { condition -> [ShardConnection] in
             let idle = lease.pool.idle
             lease.pool.idle.removeAll()
             lease.pool.open -= idle.count + 1
-            lock.broadcast()
+            condition.broadcast()
             return idle
         }
         lease.connection.close()
@@ -329,7 +343,7 @@ public final class ShardConnectionManager: @unchecked Sendable {
 
     /// Removes idle connections unused for the idle timeout (the lock held);
     /// the caller closes them outside the lock.
-    private func takeExpiredIdle(now: ContinuousClock.Instant) -> [ShardConnection] {
+    private func takeExpiredIdle(now: ContinuousClock.Instant, _ condition: Monitor<Void>.Condition) -> [ShardConnection] {
         var expired: [ShardConnection] = []
         for pool in pools.values {
             // `idle` is ordered by last use: the expired ones are a prefix.
@@ -339,31 +353,31 @@ public final class ShardConnectionManager: @unchecked Sendable {
             pool.idle.removeFirst(stale.count)
             pool.open -= stale.count
         }
-        if !expired.isEmpty { lock.broadcast() }
+        if !expired.isEmpty { condition.broadcast() }
         return expired
     }
 
     /// Closes every connection that has been idle for the idle timeout.
     /// Returns how many it closed.
     @discardableResult
-    public func closeIdleConnections() -> Int {
-        let expired = lock.withLock { takeExpiredIdle(now: clock()) }
+    package func closeIdleConnections() -> Int {
+        let expired = locked { condition in takeExpiredIdle(now: clock(), condition) }
         for connection in expired { connection.close() }
         return expired.count
     }
 
     /// Starts a thread that calls ``closeIdleConnections()`` every
     /// `interval` until ``close()``. Starting it twice does nothing.
-    public func startIdleReaper(every interval: Duration = .seconds(5)) {
-        let start = lock.withLock { () -> Bool in
+    package func startIdleReaper(every interval: Duration = .seconds(5)) {
+        let start = locked { condition -> Bool in
             defer { reaperRunning = true }
             return !reaperRunning && !closed
         }
         guard start else { return }
-        startThread { [weak self] in
+        startThread(name: "kindred-reaper") { [weak self] in
             while let manager = self {
-                let stop = manager.lock.withLock { () -> Bool in
-                    if !manager.closed { manager.lock.wait(timeout: interval) }
+                let stop = manager.locked { condition -> Bool in
+                    if !manager.closed { _ = condition.wait(timeout: interval) }
                     return manager.closed
                 }
                 if stop { return }
@@ -375,8 +389,8 @@ public final class ShardConnectionManager: @unchecked Sendable {
     /// Closes every idle connection and stops the reaper; lent connections
     /// are closed as they come back. Using the manager afterwards is a
     /// programming error.
-    public func close() {
-        let idle = lock.withLock { () -> [ShardConnection] in
+    package func close() {
+        let idle = locked { condition -> [ShardConnection] in
             closed = true
             var idle: [ShardConnection] = []
             for pool in pools.values {
@@ -384,7 +398,7 @@ public final class ShardConnectionManager: @unchecked Sendable {
                 pool.open -= pool.idle.count
                 pool.idle.removeAll()
             }
-            lock.broadcast()
+            condition.broadcast()
             return idle
         }
         for connection in idle { connection.close() }
@@ -393,8 +407,8 @@ public final class ShardConnectionManager: @unchecked Sendable {
     // MARK: Health
 
     /// Each shard's breaker state and connection counts, by shard id.
-    public func health() -> [ShardID: ShardHealth] {
-        lock.withLock {
+    package func health() -> [ShardID: ShardHealth] {
+        locked { condition in
             let now = clock()
             var result: [ShardID: ShardHealth] = [:]
             for (id, pool) in pools {
@@ -410,7 +424,7 @@ public final class ShardConnectionManager: @unchecked Sendable {
     }
 
     /// The breaker state of `shard`; nil for an unknown shard.
-    public func breakerState(of shard: ShardID) -> CircuitBreaker.State? {
-        lock.withLock { pools[shard].map { $0.breaker.state(at: clock()) } }
+    package func breakerState(of shard: ShardID) -> CircuitBreaker.State? {
+        locked { condition in pools[shard].map { $0.breaker.state(at: clock()) } }
     }
 }

@@ -1,7 +1,7 @@
 import RedisClient
 
 /// A shard's id, as in the member store's shards table.
-public typealias ShardID = UInt32
+package typealias ShardID = UInt32
 
 /// Where one Redis-compatible shard listens, with the credentials and
 /// database number to use there. The caller owns the list (the shards table
@@ -15,14 +15,14 @@ public typealias ShardID = UInt32
 /// (``isCluster``): then ``address`` is a seed node, and the store routes
 /// each member's keys (one hash slot per member: the `{id}` tag) to the
 /// master that serves it.
-public struct ShardEndpoint: Sendable, Hashable, CustomStringConvertible {
-    public var id: ShardID
+package struct ShardEndpoint: Sendable, Hashable, CustomStringConvertible {
+    package var id: ShardID
     /// Host, port, user, password, database; a cluster's seed node.
-    public var address: RedisURL
+    package var address: RedisURL
     /// The address is a Redis Cluster's node: the shard is the cluster.
-    public var isCluster: Bool
+    package var isCluster: Bool
 
-    public init(id: ShardID, address: RedisURL, isCluster: Bool = false) {
+    package init(id: ShardID, address: RedisURL, isCluster: Bool = false) {
         precondition((1...65535).contains(address.port), "port must be 1...65535")
         precondition(!isCluster || address.database == 0, "a Redis Cluster has only database 0")
         self.id = id
@@ -31,7 +31,7 @@ public struct ShardEndpoint: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// A shard without credentials, database 0.
-    public init(id: ShardID, host: String, port: Int) {
+    package init(id: ShardID, host: String, port: Int) {
         self.init(id: id, address: RedisURL(host: host, port: port))
     }
 
@@ -39,7 +39,7 @@ public struct ShardEndpoint: Sendable, Hashable, CustomStringConvertible {
     /// or a cluster's seed node as `redis+cluster://[USER:PASSWORD@]HOST[:PORT]`.
     ///
     /// - Throws: ``ScoreStoreError/Code/invalidArgument`` naming what is wrong.
-    public init(id: ShardID, url: String) throws(ScoreStoreError) {
+    package init(id: ShardID, url: String) throws(ScoreStoreError) {
         let clusterScheme = "redis+cluster://"
         let isCluster = url.lowercased().hasPrefix(clusterScheme)
         let address: RedisURL
@@ -54,15 +54,15 @@ public struct ShardEndpoint: Sendable, Hashable, CustomStringConvertible {
         self.init(id: id, address: address, isCluster: isCluster)
     }
 
-    public var host: String { address.host }
-    public var port: Int { address.port }
+    package var host: String { address.host }
+    package var port: Int { address.port }
 
     /// The URL with the password redacted: `redis://user:***@host:port/2`
     /// (`redis+cluster://` for a cluster).
-    public var url: String {
+    package var url: String {
         isCluster ? "redis+cluster://" + address.description.dropFirst("redis://".count) : address.description
     }
 
     /// `shard 3 (redis://10.0.0.5:7000)`: no member data and no password, safe to log.
-    public var description: String { "shard \(id) (\(url))" }
+    package var description: String { "shard \(id) (\(url))" }
 }

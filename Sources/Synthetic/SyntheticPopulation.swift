@@ -4,6 +4,7 @@ import Scoring
 
 #if canImport(Glibc)
 import Glibc
+import Synchronization
 #endif
 
 /// A deterministic synthetic population in the import format: for a given
@@ -25,14 +26,14 @@ import Glibc
 /// - about 2% block one to three ids (some of which do not exist);
 /// - last_active over the two years before `asOf`: about 40% within 90 days,
 ///   3% never active.
-public struct SyntheticPopulation: Sendable {
-    public let seed: UInt64
-    public let members: Int
-    public let survey: Survey
+package struct SyntheticPopulation: Sendable {
+    package let seed: UInt64
+    package let members: Int
+    package let survey: Survey
     /// The moment "now" for last_active; fixed so output is deterministic.
-    public let asOf: Int64
+    package let asOf: Int64
     /// Member ids are `firstID ..< firstID + members`.
-    public let firstID: MemberID
+    package let firstID: MemberID
 
     static let traitCount = 5
 
@@ -41,9 +42,9 @@ public struct SyntheticPopulation: Sendable {
     private let questionSign: [Double]
 
     /// 2026-11-01T00:00:00Z.
-    public static let defaultAsOf: Int64 = 1_793_491_200
+    package static let defaultAsOf: Int64 = 1_793_491_200
 
-    public init(members: Int, seed: UInt64, questions: Int = 100, asOf: Int64 = defaultAsOf, firstID: MemberID = 1) {
+    package init(members: Int, seed: UInt64, questions: Int = 100, asOf: Int64 = defaultAsOf, firstID: MemberID = 1) {
         precondition(members >= 0 && questions >= 1 && questions <= 512)
         self.seed = seed
         self.members = members
@@ -64,7 +65,7 @@ public struct SyntheticPopulation: Sendable {
     }
 
     /// Member number `index` (0-based).
-    public func member(_ index: Int) -> Member {
+    package func member(_ index: Int) -> Member {
         var rng = SplitMix64(seed: seed, stream: UInt64(index))
         let id = firstID + MemberID(index)
 
@@ -147,7 +148,7 @@ public struct SyntheticPopulation: Sendable {
     /// members are generated on every core while a serial queue writes the
     /// previous round, in order; at most two rounds are in memory. `progress`
     /// is called with the number of members handed to the writer so far.
-    public func write(to directory: String, progress: (Int) -> Void = { _ in }) throws(FileError) {
+    package func write(to directory: String, progress: (Int) -> Void = { _ in }) throws(FileError) {
         let surveyFile = try FileWriter(path: directory + "/survey.json")
         try surveyFile.write(SurveyFormat.encode(survey))
         try surveyFile.commit()
@@ -174,56 +175,43 @@ public struct SyntheticPopulation: Sendable {
             progress(next)
         }
         try output.finish()
-        try file.commit()
     }
 }
 
 /// Writes rounds of buffers to a file on a serial queue, in the order they
 /// were enqueued, while the caller generates the next round. At most two
 /// rounds wait; the first write error is reported by the next call.
-private final class OrderedOutput: @unchecked Sendable {
-    // @unchecked Sendable: `file` is used only on `queue`; `error` is guarded by `lock`.
-    private let file: FileWriter
-    private let queue = DispatchQueue(label: "kindred.generate.writer")
+private final class OrderedOutput: Sendable {
+    /// Used only on `queue` (the lock is never contended; it proves that).
+    private let file: Mutex<FileWriter>
+    private let queue = DispatchQueue(label: "kindred.synthesize.writer")
     private let slots = DispatchSemaphore(value: 2)
-    private let lock = NSLockLike()
-    private var error: FileError?
+    /// A lock of its own, so that `enqueue`'s check does not wait for a write.
+    private let error = Mutex<FileError?>(nil)
 
-    init(_ file: FileWriter) { self.file = file }
+    init(_ file: sending FileWriter) { self.file = Mutex(file) }
 
     func enqueue(_ round: [[UInt8]]) throws(FileError) {
-        if let error = lock.withLock({ self.error }) { throw error }
+        if let error = error.withLock({ $0 }) { throw error }
         slots.wait()
         queue.async {
             defer { self.slots.signal() }
-            guard self.lock.withLock({ self.error == nil }) else { return }
+            guard self.error.withLock({ $0 == nil }) else { return }
             do throws(FileError) {
-                for bytes in round { try self.file.write(bytes) }
+                try self.file.withLock { file throws(FileError) in
+                    for bytes in round { try file.write(bytes) }
+                }
             } catch {
-                self.lock.withLock { self.error = error }
+                self.error.withLock { $0 = error }
             }
         }
     }
 
+    /// Waits for the writes, then commits the file.
     func finish() throws(FileError) {
         queue.sync {}
-        if let error = lock.withLock({ self.error }) { throw error }
-    }
-}
-
-/// A pthread mutex, to keep Foundation out of this module.
-private final class NSLockLike: @unchecked Sendable {
-    // @unchecked Sendable: the mutex itself provides the exclusion.
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    init() { pthread_mutex_init(mutex, nil) }
-    deinit {
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
-    }
-    func withLock<T>(_ body: () throws -> T) rethrows -> T {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return try body()
+        if let error = error.withLock({ $0 }) { throw error }
+        try file.withLock { file throws(FileError) in try file.commit() }
     }
 }
 
@@ -252,11 +240,11 @@ private enum Model {
 }
 
 /// One output buffer per worker of a round. Each worker writes only its own
-/// index, and the writer reads them after `concurrentPerform` returns, which
-/// orders the accesses.
-private final class Buffers: @unchecked Sendable {
-    private var storage: [[UInt8]]
-    init(count: Int) { storage = Array(repeating: [], count: count) }
-    func set(_ index: Int, _ bytes: [UInt8]) { storage.withUnsafeMutableBufferPointer { $0[index] = bytes } }
-    func take(_ index: Int) -> [UInt8] { storage[index] }
+/// index (one array move under the lock, once per round), and the writer
+/// reads them after `concurrentPerform` returns.
+private final class Buffers: Sendable {
+    private let storage: Mutex<[[UInt8]]>
+    init(count: Int) { storage = Mutex(Array(repeating: [], count: count)) }
+    func set(_ index: Int, _ bytes: [UInt8]) { storage.withLock { $0[index] = bytes } }
+    func take(_ index: Int) -> [UInt8] { storage.withLock { $0[index] } }
 }

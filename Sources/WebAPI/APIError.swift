@@ -5,16 +5,16 @@ import Hummingbird
 /// and a message for people, rendered as `{"error": {"code", "message"}}`.
 /// Messages name the problem (the parameter, the field, the id) and never
 /// carry member data or internals.
-public struct APIError: Error, HTTPResponseError, Sendable, Equatable, CustomStringConvertible {
-    public let status: HTTPResponse.Status
-    public let code: String
-    public let message: String
+package struct APIError: Error, HTTPResponseError, Sendable, Equatable, CustomStringConvertible {
+    package let status: HTTPResponse.Status
+    package let code: String
+    package let message: String
     /// Seconds for `Retry-After` (503s).
-    public let retryAfter: Int?
+    package let retryAfter: Int?
     /// The `Allow` header's methods (405s).
-    public let allow: String?
+    package let allow: String?
 
-    public init(_ status: HTTPResponse.Status, _ code: String, _ message: String, retryAfter: Int? = nil, allow: String? = nil) {
+    package init(_ status: HTTPResponse.Status, _ code: String, _ message: String, retryAfter: Int? = nil, allow: String? = nil) {
         self.status = status
         self.code = code
         self.message = message
@@ -22,22 +22,22 @@ public struct APIError: Error, HTTPResponseError, Sendable, Equatable, CustomStr
         self.allow = allow
     }
 
-    public var description: String { "\(status.code) \(code): \(message)" }
+    package var description: String { "\(status.code) \(code): \(message)" }
 
-    public static func badRequest(_ message: String) -> APIError { APIError(.badRequest, "bad_request", message) }
-    public static func notFound(_ id: UInt32) -> APIError { APIError(.notFound, "not_found", "no member \(id)") }
-    public static func invalidMember(_ message: String) -> APIError { APIError(.unprocessableContent, "invalid_member", message) }
-    public static let unauthorized = APIError(.unauthorized, "unauthorized", "a valid bearer token is required")
-    public static func unavailable(_ message: String, retryAfter: Int) -> APIError {
+    package static func badRequest(_ message: String) -> APIError { APIError(.badRequest, "bad_request", message) }
+    package static func notFound(_ id: UInt32) -> APIError { APIError(.notFound, "not_found", "no member \(id)") }
+    package static func invalidMember(_ message: String) -> APIError { APIError(.unprocessableContent, "invalid_member", message) }
+    package static let unauthorized = APIError(.unauthorized, "unauthorized", "a valid bearer token is required")
+    package static func unavailable(_ message: String, retryAfter: Int) -> APIError {
         APIError(.serviceUnavailable, "unavailable", message, retryAfter: retryAfter)
     }
     /// A method the path does not answer; `allow` lists the ones it does.
-    public static func methodNotAllowed(_ method: HTTPRequest.Method, route: String, allow: String) -> APIError {
+    package static func methodNotAllowed(_ method: HTTPRequest.Method, route: String, allow: String) -> APIError {
         APIError(.methodNotAllowed, "method_not_allowed", "\(method) is not allowed on \(route); allowed: \(allow)", allow: allow)
     }
-    public static func internalError(_ message: String) -> APIError { APIError(.internalServerError, "internal", message) }
+    package static func internalError(_ message: String) -> APIError { APIError(.internalServerError, "internal", message) }
 
-    public func response(from request: Request, context: some RequestContext) throws -> Response {
+    package func response(from request: Request, context: some RequestContext) throws -> Response {
         var headers = HTTPFields()
         headers[.contentType] = "application/json; charset=utf-8"
         headers[.cacheControl] = "no-store"

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import HummingbirdCore
+import KindredSupport
 import Logging
 
 /// One log line per request: `request` with `method`, `route` (the route's
@@ -78,7 +79,7 @@ struct AccessLogMiddleware<Context: RequestContext>: RouterMiddleware {
     /// decimals (`12.345`, `12.3`, `0.0`), as the shortest description of
     /// the double nearest to the whole microseconds / 1000 has no more.
     static func milliseconds(_ duration: Duration) -> Double {
-        let microseconds = duration.components.seconds * 1_000_000 + duration.components.attoseconds / 1_000_000_000_000
+        let microseconds = duration.inMicroseconds
         return Double(microseconds) / 1000
     }
 }

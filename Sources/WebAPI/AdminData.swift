@@ -1,28 +1,27 @@
 import Foundation
+import KindredCore
 import KindredSupport
 import MemberStore
-import Pipeline
-import Scoring
 import ScoreStore
+import Scoring
+import Synchronization
 import WorkQueue
 
 /// Requests and server errors per minute in this web process, for the last
 /// two hours (the dashboard's chart of web traffic).
-final class WebThroughput: @unchecked Sendable {
-    // @unchecked Sendable: `minutes` is only touched under `lock`.
-    private let lock = Lock()
-    private var minutes: [Int64: (requests: Int, errors: Int)] = [:]
+final class WebThroughput: Sendable {
+    private let minutes = Mutex<[Int64: (requests: Int, errors: Int)]>([:])
 
     func record(status: Int, now: Date = Date()) {
         let minute = ThroughputRecorder.minute(of: now)
-        lock.withLock {
+        minutes.withLock { minutes in
             if minutes[minute] == nil { minutes = minutes.filter { minute - $0.key < 120 } }
             minutes[minute, default: (0, 0)].requests += 1
             if status >= 500 { minutes[minute, default: (0, 0)].errors += 1 }
         }
     }
 
-    func minute(_ minute: Int64) -> (requests: Int, errors: Int) { lock.withLock { minutes[minute] ?? (0, 0) } }
+    func minute(_ minute: Int64) -> (requests: Int, errors: Int) { minutes.withLock { minutes in minutes[minute] ?? (0, 0) } }
 }
 
 /// What the dashboard shows, gathered on an I/O thread. Each part is read
@@ -96,25 +95,25 @@ extension WebBackend {
             let minute = ThroughputRecorder.minute(of: Date())
             overview.currentMinute = minute
             for m in (minute - 59)...minute { overview.web[m] = webMinutes.minute(m) }
-            overview.snapshotMembers = context.population.read { $0.count }
-            overview.snapshotAgeSeconds = Double(context.population.age.components.seconds)
-            for (shard, health) in context.scores.manager.health() { overview.breakers[shard] = "\(health.breaker)" }
+            overview.snapshotMembers = core.population.read { $0.count }
+            overview.snapshotAgeSeconds = Double(core.population.age.components.seconds)
+            for (shard, health) in core.scores.manager.health() { overview.breakers[shard] = "\(health.breaker)" }
             do {
-                try thread.database { connection in
-                    overview.members = try MemberRepository.open(connection).counts()
-                    overview.sets = try GenerationStore(connection: connection).counts()
-                    overview.evicted = try EvictionStore(connection: connection).evictedCount()
-                    overview.shards = try ShardAdministration(connection: connection).list()
+                try thread.database { session in
+                    overview.members = try session.members.counts()
+                    overview.sets = try session.generations.counts()
+                    overview.evicted = try session.evictions.evictedCount()
+                    overview.shards = try ShardAdministration(session: session).list()
                 }
             } catch {
                 overview.problems.append("MySQL: \(error)")
             }
             do {
                 try thread.queueCall { redis in
-                    overview.queue = try context.queue.stats(on: redis)
-                    overview.workers = try context.queue.workerStates(on: redis)
-                    overview.queueNow = try context.queue.serverTime(on: redis)
-                    overview.throughput = try context.queue.throughput((minute - 59)...minute, on: redis)
+                    overview.queue = try queue.stats(on: redis)
+                    overview.workers = try queue.workerStates(on: redis)
+                    overview.queueNow = try queue.serverTime(on: redis)
+                    overview.throughput = try queue.throughput((minute - 59)...minute, on: redis)
                 }
             } catch {
                 overview.problems.append("the queue: \(error)")
@@ -128,13 +127,13 @@ extension WebBackend {
             var page = AdminQueuePage()
             do {
                 try thread.queueCall { redis in
-                    page.stats = try context.queue.stats(on: redis)
+                    page.stats = try queue.stats(on: redis)
                     for priority in JobPriority.allCases {
-                        page.waiting[priority] = try context.queue.nextWaiting(priority, limit: pageSize, on: redis)
+                        page.waiting[priority] = try queue.nextWaiting(priority, limit: pageSize, on: redis)
                     }
-                    page.workers = try context.queue.workerStates(on: redis)
-                    page.dead = try context.queue.deadJobs(on: redis)
-                    page.queueNow = try context.queue.serverTime(on: redis)
+                    page.workers = try queue.workerStates(on: redis)
+                    page.dead = try queue.deadJobs(on: redis)
+                    page.queueNow = try queue.serverTime(on: redis)
                 }
             } catch {
                 page.problems.append("the queue: \(error)")
@@ -146,8 +145,8 @@ extension WebBackend {
     func adminRuns() async throws(APIError) -> ([AdminRun], [String]) {
         try await onIO { thread throws(APIError) in
             do {
-                let runs = try thread.database { connection -> [AdminRun] in
-                    let store = BackfillRunStore(connection: connection)
+                let runs = try thread.database { session -> [AdminRun] in
+                    let store = session.runs
                     let records = try store.recentRuns(limit: 20)
                     let times = try store.times(of: records.map(\.id))
                     return try records.map { record in
@@ -167,7 +166,7 @@ extension WebBackend {
     func adminShards() async throws(APIError) -> ([ShardAdministration.Listing], [String]) {
         try await onIO { thread throws(APIError) in
             do {
-                return (try thread.database { try ShardAdministration(connection: $0).list() }, [])
+                return (try thread.database { try ShardAdministration(session: $0).list() }, [])
             } catch {
                 return ([], ["MySQL: \(error)"])
             }
@@ -178,24 +177,24 @@ extension WebBackend {
         try await onIO { [self] thread throws(APIError) in
             var found = AdminMember(id: id, member: nil, deleted: false, shard: nil, generation: nil, meta: nil, setRead: false, evictedAt: nil, answersVersion: nil)
             do {
-                try thread.database { connection in
-                    let repository = MemberRepository(connection: connection, survey: context.survey)
+                try thread.database { session in
+                    let repository = session.members
                     if let member = try repository.member(id) {
                         found.member = member
-                        found.answersVersion = AnswersVersion.of(member, survey: context.survey)
+                        found.answersVersion = AnswersVersion.of(member, survey: core.survey)
                     } else {
                         found.deleted = try repository.isDeleted(id)
                     }
-                    found.generation = try GenerationStore(connection: connection).generation(of: id)
-                    found.evictedAt = try EvictionStore(connection: connection).eviction(of: id)?.evictedAt
+                    found.generation = try session.generations.generation(of: id)
+                    found.evictedAt = try session.evictions.eviction(of: id)?.evictedAt
                 }
-                found.shard = try context.directory.shard(of: id)
+                found.shard = try core.directory.shard(of: id, in: thread.session.store)
             } catch {
                 found.problems.append("MySQL: \(error)")
             }
             if let shard = found.generation?.shardID ?? found.shard {
                 do {
-                    found.meta = try context.scores.readMeta(id, shard: shard)
+                    found.meta = try core.scores.readMeta(id, shard: shard)
                     found.setRead = true
                 } catch {
                     found.problems.append("shard \(shard): \(error)")
@@ -212,12 +211,12 @@ extension WebBackend {
 
     /// Re-drives dead jobs (all when `members` is nil); how many moved.
     func adminRetryDead(_ members: [MemberID]?) async throws(APIError) -> Int {
-        try await adminQueueCall { [context] in try context.queue.retryDead(members, on: $0) }
+        try await adminQueueCall { [queue] in try queue.retryDead(members, on: $0) }
     }
 
     /// Deletes dead jobs (all when `members` is nil); how many went.
     func adminDeleteDead(_ members: [MemberID]?) async throws(APIError) -> Int {
-        try await adminQueueCall { [context] in try context.queue.deleteDead(members, on: $0) }
+        try await adminQueueCall { [queue] in try queue.deleteDead(members, on: $0) }
     }
 
     /// One call on an I/O thread's queue connection; a failure answers 503.

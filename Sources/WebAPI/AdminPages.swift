@@ -1,8 +1,8 @@
 import Foundation
+import KindredCore
 import MemberStore
-import Pipeline
-import Scoring
 import ScoreStore
+import Scoring
 import WorkQueue
 
 /// The dashboard's HTML, rendered on the server: no JavaScript, no outside

@@ -1,9 +1,9 @@
 import Foundation
 import Hummingbird
+import KindredCore
 import KindredSupport
-import Pipeline
-import Scoring
 import ScoreStore
+import Scoring
 
 /// The operator's dashboard under `/admin` (``AdminPages``): the same API
 /// token as `/v1`, given in an `Authorization: Bearer` header, or once (as
@@ -92,7 +92,7 @@ package enum AdminRoutes {
         page("admin/shards") { _, _, csrf in
             let (shards, problems) = try await backend.adminShards()
             var breakers: [UInt32: String] = [:]
-            for (shard, health) in backend.context.scores.manager.health() { breakers[shard] = "\(health.breaker)" }
+            for (shard, health) in backend.core.scores.manager.health() { breakers[shard] = "\(health.breaker)" }
             return html(AdminPages.shards(shards, breakers: breakers, problems: problems, csrf: csrf))
         }
         page("admin/members") { request, _, csrf in

@@ -1,9 +1,10 @@
 import Foundation
+import KindredCore
 import KindredSupport
-import MariaDBClient
-import Pipeline
+import MemberStore
 import RedisClient
 import ScoreStore
+import Synchronization
 import WorkQueue
 
 /// The dependency checks behind the web backend's `/readyz` and `/healthz`
@@ -41,29 +42,27 @@ final class DependencyProbes: Sendable {
     }
 
     let settings: Settings
-    private let context: PipelineContext
+    private let core: GenerationCore
     private let mysql: SharedCheck
     private let queue: SharedCheck
     private let shardChecks: ShardChecks
 
-    init(context: PipelineContext, settings: Settings = Settings()) {
-        self.context = context
+    init(core: GenerationCore, queue workQueue: WorkQueue, settings: Settings = Settings()) {
+        self.core = core
         self.settings = settings
-        var configuration = context.mysql
-        configuration.connectTimeout = settings.mysqlTimeout
-        configuration.readTimeout = settings.mysqlTimeout
-        configuration.writeTimeout = settings.mysqlTimeout
-        let database = KeptConnection<MariaDBConnection>(
-            timeout: settings.mysqlTimeout,
-            open: { try MariaDBConnection(configuration: configuration) },
+        let configuration = core.sessions.store.withTimeouts(settings.mysqlTimeout)
+        // Each check opens its own session on its thread and closes it.
+        let database = ConnectionCheck<StoreSession>(
+            open: { try StoreSession.connect(configuration) },
             check: { try $0.ping() },
             close: { $0.close() })
         mysql = SharedCheck(name: "probe-mysql") { database.check() }
-        let address = context.queueAddress
-        let workQueue = context.queue
-        let redis = KeptConnection<QueueConnection>(
-            timeout: settings.redisReadTimeout,
-            open: { try Self.connect(address, settings) },
+        let address = core.sessions.queue
+        let redis = ConnectionCheck<QueueConnection>(
+            open: {
+                guard let address else { throw QueueError.unexpectedReply("this program has no queue configured") }
+                return try Self.connect(address, settings)
+            },
             check: { try workQueue.ping(on: $0) },
             close: { $0.close() })
         queue = SharedCheck(name: "probe-queue") { redis.check() }
@@ -76,7 +75,7 @@ final class DependencyProbes: Sendable {
         let now = ContinuousClock.now
         let since = now - settings.cacheTime
         let deadline = now + settings.bound
-        let shards = shardChecks.current(context.scores.manager.shards) { endpoint in
+        let shards = shardChecks.current(core.scores.manager.shards) { endpoint in
             shardCheck(endpoint)
         }
         // Every check starts before the probe waits for any: they run side by side.
@@ -97,21 +96,19 @@ final class DependencyProbes: Sendable {
     /// on the probe's own connection, answers.
     private func shardCheck(_ endpoint: ShardEndpoint) -> SharedCheck {
         let settings = settings
-        let manager = context.scores.manager
-        let markerKey = context.scores.configuration.markerKey
+        let manager = core.scores.manager
+        let markerKey = core.scores.configuration.markerKey
         let check: @Sendable () -> Bool
         if endpoint.isCluster {
             // The marker's master answers (a cluster shard answers its reads when each slot's does;
             // the store's own breaker covers the rest).
-            let connection = KeptConnection<ClusterConnection>(
-                timeout: settings.redisReadTimeout,
+            let connection = ConnectionCheck<ClusterConnection>(
                 open: { Self.connectCluster(endpoint.address, settings) },
                 check: { _ = try $0.send(["GET", markerKey], key: markerKey).checked(context: endpoint.description) },
                 close: { $0.close() })
             check = { connection.check() }
         } else {
-            let connection = KeptConnection<RedisConnection>(
-                timeout: settings.redisReadTimeout,
+            let connection = ConnectionCheck<RedisConnection>(
                 open: { try Self.connect(endpoint.address, settings) },
                 check: { _ = try $0.sendChecked(["GET", markerKey]) },
                 close: { $0.close() })
@@ -158,13 +155,11 @@ final class DependencyProbes: Sendable {
 
 /// The checks of the shards in the shard list, by endpoint: a shard added
 /// gets a check, one removed (or moved to another address) loses its.
-private final class ShardChecks: @unchecked Sendable {
-    // @unchecked Sendable: `checks` is only touched under `lock`.
-    private let lock = Lock()
-    private var checks: [ShardID: (endpoint: ShardEndpoint, check: SharedCheck)] = [:]
+private final class ShardChecks: Sendable {
+    private let checks = Mutex<[ShardID: (endpoint: ShardEndpoint, check: SharedCheck)]>([:])
 
     func current(_ endpoints: [ShardEndpoint], make: (ShardEndpoint) -> SharedCheck) -> [(ShardID, SharedCheck)] {
-        lock.withLock {
+        checks.withLock { checks in
             var kept: [ShardID: (endpoint: ShardEndpoint, check: SharedCheck)] = [:]
             for endpoint in endpoints {
                 if let existing = checks[endpoint.id], existing.endpoint == endpoint {
@@ -184,22 +179,24 @@ private final class ShardChecks: @unchecked Sendable {
 /// the cooperative pool and off the I/O threads), and every probe waiting
 /// when it finishes gets its outcome. Probes wait suspended, each until its
 /// own deadline at most.
-final class SharedCheck: @unchecked Sendable {
-    // @unchecked Sendable: the mutable state is only touched under `lock`;
-    // `body` runs on one thread at a time (`running` hands it over).
+final class SharedCheck: Sendable {
     private struct Waiter {
         let continuation: CheckedContinuation<Bool?, Never>
         var timer: Task<Void, Never>?
     }
 
+    private struct State {
+        var last: (up: Bool, at: ContinuousClock.Instant)?
+        /// A check runs; `body` runs on one thread at a time.
+        var running = false
+        var waiters: [Int: Waiter] = [:]
+        var nextWaiter = 0
+        var started = 0
+    }
+
     private let name: String
     private let body: @Sendable () -> Bool
-    private let lock = Lock()
-    private var last: (up: Bool, at: ContinuousClock.Instant)?
-    private var running = false
-    private var waiters: [Int: Waiter] = [:]
-    private var nextWaiter = 0
-    private var started = 0
+    private let state = Mutex(State())
 
     /// - Parameter body: the check, blocking and bounded by its own timeouts.
     init(name: String, body: @escaping @Sendable () -> Bool) {
@@ -208,16 +205,16 @@ final class SharedCheck: @unchecked Sendable {
     }
 
     /// Checks run so far (started).
-    var checksStarted: Int { lock.withLock { started } }
+    var checksStarted: Int { state.withLock { $0.started } }
 
     /// Starts a check unless one is running or the last one finished at or
     /// after `since`.
     func start(unlessFinishedSince since: ContinuousClock.Instant) {
-        let start = lock.withLock { () -> Bool in
-            if running { return false }
-            if let last, last.at >= since { return false }
-            running = true
-            started += 1
+        let start = state.withLock { state -> Bool in
+            if state.running { return false }
+            if let last = state.last, last.at >= since { return false }
+            state.running = true
+            state.started += 1
             return true
         }
         if start { launch() }
@@ -229,20 +226,20 @@ final class SharedCheck: @unchecked Sendable {
     func outcome(finishedSince since: ContinuousClock.Instant, deadline: ContinuousClock.Instant) async -> Bool? {
         start(unlessFinishedSince: since)
         return await withCheckedContinuation { (continuation: CheckedContinuation<Bool?, Never>) in
-            let ready = lock.withLock { () -> Bool?? in
-                if let last, last.at >= since { return .some(last.up) }
-                if !running {
+            let ready = state.withLock { state -> Bool?? in
+                if let last = state.last, last.at >= since { return .some(last.up) }
+                if !state.running {
                     // Cannot happen (started above, and a finished check is
                     // after `since`); answer rather than wait for nothing.
                     return .some(nil)
                 }
-                nextWaiter += 1
-                let id = nextWaiter
+                state.nextWaiter += 1
+                let id = state.nextWaiter
                 let timer = Task { [weak self] in
                     try? await Task.sleep(until: deadline, clock: .continuous)
                     self?.expire(id)
                 }
-                waiters[id] = Waiter(continuation: continuation, timer: timer)
+                state.waiters[id] = Waiter(continuation: continuation, timer: timer)
                 return .none
             }
             if case .some(let outcome) = ready { continuation.resume(returning: outcome) }
@@ -250,86 +247,61 @@ final class SharedCheck: @unchecked Sendable {
     }
 
     private func expire(_ id: Int) {
-        let waiter = lock.withLock { waiters.removeValue(forKey: id) }
+        let waiter = state.withLock { $0.waiters.removeValue(forKey: id) }
         waiter?.continuation.resume(returning: nil)
     }
 
     private func launch() {
-        let thread = Thread { [self] in
+        startThread(name: name) { [self] in
             let up = body()
-            let done = lock.withLock { () -> [Waiter] in
-                last = (up, ContinuousClock.now)
-                running = false
-                defer { waiters.removeAll() }
-                return Array(waiters.values)
+            let done = state.withLock { state -> [Waiter] in
+                state.last = (up, ContinuousClock.now)
+                state.running = false
+                defer { state.waiters.removeAll() }
+                return Array(state.waiters.values)
             }
             for waiter in done {
                 waiter.timer?.cancel()
                 waiter.continuation.resume(returning: up)
             }
         }
-        thread.name = name
-        thread.start()
     }
 }
 
-/// A connection kept between checks. A check that fails closes it; it is
-/// replaced at once (and checked again) only when it failed quickly, as a
-/// connection the server closed since does (a restart): one that timed out
-/// met a server that does not answer, and a new one would wait as long.
-final class KeptConnection<Connection>: @unchecked Sendable {
-    // @unchecked Sendable: used by one check at a time (``SharedCheck``
-    // runs one at a time, handing over under its lock).
-    private let timeout: Duration
-    private let open: () throws -> Connection
-    private let probe: (Connection) throws -> Void
-    private let closeConnection: (Connection) -> Void
-    private var kept: Connection?
+/// One check of a dependency on a connection of its own: opened on the
+/// check's thread, probed, closed before the check returns, so no
+/// connection outlives its thread (a check runs on a thread started for it,
+/// ``SharedCheck``). A connect costs about a millisecond; checks come every
+/// few seconds at most, and concurrent probes share one.
+struct ConnectionCheck<Connection>: Sendable {
+    private let open: @Sendable () throws -> Connection
+    private let probe: @Sendable (Connection) throws -> Void
+    private let closeConnection: @Sendable (Connection) -> Void
 
     init(
-        timeout: Duration, open: @escaping () throws -> Connection, check: @escaping (Connection) throws -> Void,
-        close: @escaping (Connection) -> Void
+        open: @escaping @Sendable () throws -> Connection, check: @escaping @Sendable (Connection) throws -> Void,
+        close: @escaping @Sendable (Connection) -> Void
     ) {
-        self.timeout = timeout
         self.open = open
         self.probe = check
         self.closeConnection = close
     }
 
-    deinit {
-        if let kept { closeConnection(kept) }
-    }
-
-    /// Whether the dependency answers now. Blocking.
+    /// Whether the dependency answers now, within the connection's own
+    /// connect and read timeouts. Blocking.
     func check() -> Bool {
-        if let connection = kept {
-            let started = ContinuousClock.now
-            if (try? probe(connection)) != nil { return true }
-            closeConnection(connection)
-            kept = nil
-            if ContinuousClock.now - started >= timeout / 2 { return false }
-        }
-        do {
-            let connection = try open()
-            kept = connection
-            try probe(connection)
-            return true
-        } catch {
-            if let kept { closeConnection(kept) }
-            kept = nil
-            return false
-        }
+        guard let connection = try? open() else { return false }
+        defer { closeConnection(connection) }
+        return (try? probe(connection)) != nil
     }
 }
 
 /// A value made by the first caller that needs it.
-final class OnFirstUse<Value: Sendable>: @unchecked Sendable {
-    // @unchecked Sendable: `made` is only touched under `lock`.
-    private let lock = Lock()
-    private var made: Value?
+final class OnFirstUse<Value: Sendable>: Sendable {
+    private let made = Mutex<Value?>(nil)
 
     func value(_ make: () -> Value) -> Value {
-        lock.withLock {
+        made.withLock { made in
             if let made { return made }
             let value = make()
             made = value

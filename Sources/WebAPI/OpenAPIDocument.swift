@@ -2,8 +2,8 @@ import Foundation
 
 /// The OpenAPI 3 description of every route ``WebRoutes`` serves, served at
 /// `/openapi.yaml`. A test compares its paths and methods with the router's.
-public enum OpenAPIDocument {
-    public static let yaml = """
+package enum OpenAPIDocument {
+    package static let yaml = """
         openapi: 3.0.3
         info:
           title: Kindred
@@ -409,7 +409,7 @@ public enum OpenAPIDocument {
         """
 
     /// `METHOD /path` for every operation the document lists.
-    public static var operations: Set<String> {
+    package static var operations: Set<String> {
         var result = Set<String>()
         var path: String?
         for line in yaml.split(separator: "\n", omittingEmptySubsequences: false) {

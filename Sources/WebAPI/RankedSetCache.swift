@@ -1,6 +1,7 @@
 import KindredSupport
 import Scoring
 import ScoreStore
+import Synchronization
 
 /// Ranked sets recently read, so that paging through a member's matches
 /// reads the whole set from its shard once, not once per page.
@@ -20,8 +21,7 @@ import ScoreStore
 /// Entries are ranked keys, `(100 - tenths) << 32 | id`, ascending in
 /// SCORING.md's order: 8 bytes a match. Eviction is CLOCK (second chance)
 /// over a fixed number of slots: O(1) per operation, no per-hit allocation.
-public final class RankedSetCache: @unchecked Sendable {
-    // @unchecked Sendable: all state is guarded by `lock`.
+package final class RankedSetCache: Sendable {
     struct Slot {
         var member: MemberID
         var shard: UInt32
@@ -35,33 +35,39 @@ public final class RankedSetCache: @unchecked Sendable {
 
     /// What a visible ranking depends on besides the set: the snapshot's
     /// version and the marks' version.
-    public struct ViewKey: Sendable, Hashable {
-        public var snapshot: Int
-        public var marks: Int
+    package struct ViewKey: Sendable, Hashable {
+        package var snapshot: Int
+        package var marks: Int
     }
 
-    private let lock = Lock()
-    private var slots: [Slot] = []
-    private var index: [MemberID: Int] = [:]
-    private var hand = 0
-    public let capacity: Int
-    private var hits = 0
-    private var misses = 0
-    private var applied = 0
+    private struct State {
+        var slots: [Slot] = []
+        var index: [MemberID: Int] = [:]
+        /// The CLOCK hand.
+        var hand = 0
+        var hits = 0
+        var misses = 0
+        var applied = 0
+    }
+
+    private let state: Mutex<State>
+    package let capacity: Int
 
     /// - Parameter capacity: sets kept (each up to N + S + W entries, and
     ///   a visible ranking of up to N).
-    public init(capacity: Int) {
+    package init(capacity: Int) {
         self.capacity = max(0, capacity)
-        slots.reserveCapacity(self.capacity)
+        var state = State()
+        state.slots.reserveCapacity(self.capacity)
+        self.state = Mutex(state)
     }
 
     /// The meta `member`'s cached copy was read with (to ask the shard for
     /// the changes since), nil when none is cached for this shard.
-    public func copyMeta(_ member: MemberID, shard: UInt32) -> ScoreStore.SetMeta? {
-        lock.withLock {
-            guard let slot = index[member], slots[slot].shard == shard, slots[slot].meta.stamp != Self.removedStamp else { return nil }
-            return slots[slot].meta
+    package func copyMeta(_ member: MemberID, shard: UInt32) -> ScoreStore.SetMeta? {
+        state.withLock { state in
+            guard let slot = state.index[member], state.slots[slot].shard == shard, state.slots[slot].meta.answersVersion != Self.removedAnswersVersion else { return nil }
+            return state.slots[slot].meta
         }
     }
 
@@ -69,23 +75,23 @@ public final class RankedSetCache: @unchecked Sendable {
     /// this meta on this shard.
     /// - Parameter countingMiss: false for a look that another follows on a
     ///   miss (so a request counts one miss, not two).
-    public func ranked(_ member: MemberID, shard: UInt32, meta: ScoreStore.SetMeta, countingMiss: Bool = true) -> [UInt64]? {
+    package func ranked(_ member: MemberID, shard: UInt32, meta: ScoreStore.SetMeta, countingMiss: Bool = true) -> [UInt64]? {
         lookup(member, shard: shard, meta: meta, countingMiss: countingMiss)?.ranked
     }
 
     /// The cached ranking of `member`'s set and the meta it was read with,
     /// when it was read from exactly `meta` (or brought to it by its changes).
-    public func lookup(
+    package func lookup(
         _ member: MemberID, shard: UInt32, meta: ScoreStore.SetMeta, countingMiss: Bool = true
     ) -> (ranked: [UInt64], meta: ScoreStore.SetMeta)? {
-        lock.withLock {
-            guard let slot = index[member], slots[slot].shard == shard, slots[slot].meta == meta else {
-                if countingMiss { misses += 1 }
+        state.withLock { state in
+            guard let slot = state.index[member], state.slots[slot].shard == shard, state.slots[slot].meta == meta else {
+                if countingMiss { state.misses += 1 }
                 return nil
             }
-            hits += 1
-            slots[slot].referenced = true
-            return (slots[slot].ranked, meta)
+            state.hits += 1
+            state.slots[slot].referenced = true
+            return (state.slots[slot].ranked, meta)
         }
     }
 
@@ -101,30 +107,30 @@ public final class RankedSetCache: @unchecked Sendable {
     ///
     /// Cost: a binary search and a move of the entries after it per change
     /// (O(N) at worst, a few microseconds at N + S = 5,500).
-    public func apply(
+    package func apply(
         _ member: MemberID, shard: UInt32, from copy: ScoreStore.SetMeta, to meta: ScoreStore.SetMeta, changes: [ScoreStore.SetChange]
     ) -> [UInt64]? {
-        lock.withLock {
-            guard let slot = index[member], slots[slot].shard == shard else { return nil }
-            if slots[slot].meta == meta {
+        state.withLock { state in
+            guard let slot = state.index[member], state.slots[slot].shard == shard else { return nil }
+            if state.slots[slot].meta == meta {
                 // Another reader brought it there first.
-                hits += 1
-                slots[slot].referenced = true
-                return slots[slot].ranked
+                state.hits += 1
+                state.slots[slot].referenced = true
+                return state.slots[slot].ranked
             }
-            guard slots[slot].meta == copy else { return nil }
+            guard state.slots[slot].meta == copy else { return nil }
             // Moved out, so the array is not copied when no reader holds it.
-            var ranked = slots[slot].ranked
-            slots[slot].ranked = []
-            slots[slot].view = nil
+            var ranked = state.slots[slot].ranked
+            state.slots[slot].ranked = []
+            state.slots[slot].view = nil
             guard Self.applying(changes, to: &ranked) else {
-                slots[slot].meta.stamp = Self.removedStamp
+                state.slots[slot].meta.answersVersion = Self.removedAnswersVersion
                 return nil
             }
-            slots[slot].ranked = ranked
-            slots[slot].meta = meta
-            slots[slot].referenced = true
-            applied += 1
+            state.slots[slot].ranked = ranked
+            state.slots[slot].meta = meta
+            state.slots[slot].referenced = true
+            state.applied += 1
             return ranked
         }
     }
@@ -135,7 +141,7 @@ public final class RankedSetCache: @unchecked Sendable {
     /// ranked below the new floor. False when a change does not fit (a
     /// previous entry missing, a new one already there): the ranking is then
     /// unspecified and must not be used.
-    public static func applying(_ changes: [ScoreStore.SetChange], to ranked: inout [UInt64]) -> Bool {
+    package static func applying(_ changes: [ScoreStore.SetChange], to ranked: inout [UInt64]) -> Bool {
         for change in changes {
             if let previous = change.previous {
                 let old = key(Match(id: change.member, tenths: previous))
@@ -168,76 +174,76 @@ public final class RankedSetCache: @unchecked Sendable {
         return low
     }
 
-    /// A stamp no set carries: the slot is not to be served (a deletion, a
+    /// An answers version no set carries: the slot is not to be served (a deletion, a
     /// copy that a change did not fit).
-    private static let removedStamp = "\u{0}removed"
+    private static let removedAnswersVersion = "\u{0}removed"
 
     /// The visible ranking cached for `member`'s set with exactly this meta
     /// under `key`.
-    public func view(_ member: MemberID, shard: UInt32, meta: ScoreStore.SetMeta, key: ViewKey) -> [UInt64]? {
-        lock.withLock {
-            guard let slot = index[member], slots[slot].shard == shard, slots[slot].meta == meta,
-                slots[slot].viewKey == key
+    package func view(_ member: MemberID, shard: UInt32, meta: ScoreStore.SetMeta, key: ViewKey) -> [UInt64]? {
+        state.withLock { state in
+            guard let slot = state.index[member], state.slots[slot].shard == shard, state.slots[slot].meta == meta,
+                state.slots[slot].viewKey == key
             else { return nil }
-            return slots[slot].view
+            return state.slots[slot].view
         }
     }
 
     /// Keeps a visible ranking beside the cached set it was computed from.
-    public func storeView(_ member: MemberID, shard: UInt32, meta: ScoreStore.SetMeta, key: ViewKey, view: [UInt64]) {
-        lock.withLock {
-            guard let slot = index[member], slots[slot].shard == shard, slots[slot].meta == meta else { return }
-            slots[slot].view = view
-            slots[slot].viewKey = key
+    package func storeView(_ member: MemberID, shard: UInt32, meta: ScoreStore.SetMeta, key: ViewKey, view: [UInt64]) {
+        state.withLock { state in
+            guard let slot = state.index[member], state.slots[slot].shard == shard, state.slots[slot].meta == meta else { return }
+            state.slots[slot].view = view
+            state.slots[slot].viewKey = key
         }
     }
 
-    public func store(_ member: MemberID, shard: UInt32, meta: ScoreStore.SetMeta, ranked: [UInt64]) {
+    package func store(_ member: MemberID, shard: UInt32, meta: ScoreStore.SetMeta, ranked: [UInt64]) {
         guard capacity > 0 else { return }
-        lock.withLock {
+        state.withLock { state in
             let entry = Slot(member: member, shard: shard, meta: meta, ranked: ranked, referenced: false)
-            if let slot = index[member] {
-                slots[slot] = entry
+            if let slot = state.index[member] {
+                state.slots[slot] = entry
                 return
             }
-            if slots.count < capacity {
-                index[member] = slots.count
-                slots.append(entry)
+            if state.slots.count < capacity {
+                state.index[member] = state.slots.count
+                state.slots.append(entry)
                 return
             }
-            while slots[hand].referenced {
-                slots[hand].referenced = false
-                hand = (hand + 1) % capacity
+            while state.slots[state.hand].referenced {
+                state.slots[state.hand].referenced = false
+                state.hand = (state.hand + 1) % capacity
             }
-            index[slots[hand].member] = nil
-            index[member] = hand
-            slots[hand] = entry
-            hand = (hand + 1) % capacity
+            state.index[state.slots[state.hand].member] = nil
+            state.index[member] = state.hand
+            state.slots[state.hand] = entry
+            state.hand = (state.hand + 1) % capacity
         }
     }
 
     /// Forgets `member`'s set (a deletion).
-    public func remove(_ member: MemberID) {
-        lock.withLock {
-            guard let slot = index[member] else { return }
-            slots[slot].meta.stamp = Self.removedStamp
-            slots[slot].ranked = []
-            slots[slot].view = nil
-            slots[slot].referenced = false
+    package func remove(_ member: MemberID) {
+        state.withLock { state in
+            guard let slot = state.index[member] else { return }
+            state.slots[slot].meta.answersVersion = Self.removedAnswersVersion
+            state.slots[slot].ranked = []
+            state.slots[slot].view = nil
+            state.slots[slot].referenced = false
         }
     }
 
-    public var count: Int { lock.withLock { index.count } }
+    package var count: Int { state.withLock { state in state.index.count } }
 
     /// Look-ups that found a valid entry, those that did not, and copies
     /// brought up to date from their set's change log.
-    public var stats: (hits: Int, misses: Int, applied: Int) { lock.withLock { (hits, misses, applied) } }
+    package var stats: (hits: Int, misses: Int, applied: Int) { state.withLock { state in (state.hits, state.misses, state.applied) } }
 
     /// A ranked key: score descending, then id ascending, as one integer.
     @inline(__always)
-    public static func key(_ match: Match) -> UInt64 { UInt64(100 - Int(match.tenths)) << 32 | UInt64(match.id) }
+    package static func key(_ match: Match) -> UInt64 { UInt64(100 - Int(match.tenths)) << 32 | UInt64(match.id) }
     @inline(__always)
-    public static func id(_ key: UInt64) -> MemberID { MemberID(truncatingIfNeeded: key) }
+    package static func id(_ key: UInt64) -> MemberID { MemberID(truncatingIfNeeded: key) }
     @inline(__always)
-    public static func tenths(_ key: UInt64) -> Int { 100 - Int(key >> 32) }
+    package static func tenths(_ key: UInt64) -> Int { 100 - Int(key >> 32) }
 }

@@ -1,194 +1,80 @@
 import CoreMetrics
 import Foundation
+import KindredCore
 import KindredSupport
 import Logging
-import MariaDBClient
 import MemberFormat
 import MemberStore
-import Pipeline
 import RedisClient
-import Scoring
 import ScoreStore
+import Scoring
+import Synchronization
 import WorkQueue
-
-/// The web backend's settings.
-public struct WebSettings: Sendable {
-    /// The score store as the web backend uses it: a cluster shard's
-    /// operation that a dead master holds up is retried for 1 s at most
-    /// (a read then answers 503 with `Retry-After` while the replica takes
-    /// over, instead of waiting out the worker's 10 s budget); a moved slot
-    /// is still followed at once.
-    public static var scoreStore: ScoreStore.Configuration {
-        var configuration = ScoreStore.Configuration()
-        configuration.clusterRouting.retryBudget = .seconds(1)
-        return configuration
-    }
-
-    /// Threads for the short blocking calls of requests (Redis and MySQL round trips).
-    public var ioThreads = 8
-    /// Threads that serve pages of cached sets to batches of requests (one
-    /// round trip per shard and one to the queue's Redis per batch).
-    public var readThreads = 2
-    /// The most requests one batch serves.
-    public var readBatch = 64
-    /// Threads that regenerate sets on the spot (each a scan of the whole
-    /// population): few, so a burst of dormant members cannot starve reads.
-    public var generationThreads = 2
-    /// The largest page a client may ask for.
-    public var maxPageSize = 500
-    /// Sets kept in the in-process ranked cache. A cached set that
-    /// placements changed is brought up to date from its change log, so
-    /// every page is exact to the meta read for it.
-    public var cachedSets = 2_000
-    /// `Retry-After` on a 503.
-    public var retryAfterSeconds = 5
-    /// MySQL retry budget of one request (the worker waits longer).
-    public var mysqlRetry = RetryPolicy(initialDelay: .milliseconds(50), maximumDelay: .milliseconds(500), giveUpAfter: .seconds(2))
-    /// The largest member document `PUT` accepts.
-    public var maxBodyBytes = 1 << 20
-
-    public init() {}
-}
-
-/// One page of a member's ranked matches.
-public struct MatchesPage: Sendable, Equatable {
-    public var member: MemberID
-    /// Matches in the member's set (deleted members left out).
-    public var total: Int
-    public var offset: Int
-    public var limit: Int
-    /// Unix seconds of the set's last whole write.
-    public var generatedAt: Int64
-    /// True when the set was missing or stale and this request regenerated it.
-    public var regenerated: Bool
-    public var matches: [Match]
-}
-
-/// A pair's score, or the rule that excludes the pair.
-public struct PairScoreResult: Sendable, Equatable {
-    public var member: MemberID
-    public var other: MemberID
-    public var outcome: PairOutcome
-}
-
-/// What `POST /login` did.
-public enum LoginOutcome: String, Sendable {
-    /// The member's set is there and current.
-    case current
-    /// The member had no set (or a stale one): a shard is assigned and an
-    /// interactive rebuild is queued.
-    case rebuildQueued = "rebuild_queued"
-}
-
-/// Dependency health for `/healthz` and `/readyz`.
-///
-/// *Ready* (take traffic): MySQL answers or the directory cache holds
-/// members (their sets can be read without MySQL), the population snapshot
-/// is loaded (always, once the server listens: it is loaded before), and
-/// at least one shard answers. *Healthy*: every dependency answers. Ready
-/// but not healthy is *degraded*: a shard or the queue down costs some
-/// requests a 503, and pulling the instance would cost all of them.
-public struct HealthReport: Sendable {
-    public var mysql: String
-    public var queue: String
-    public var shards: [(id: UInt32, state: String)]
-    public var snapshotMembers: Int
-    public var snapshotAgeSeconds: Double
-    /// Members whose shard the directory cache holds.
-    public var directoryCached: Int
-    /// The population snapshot is loaded.
-    public var snapshotLoaded: Bool
-
-    public init(
-        mysql: String, queue: String, shards: [(id: UInt32, state: String)], snapshotMembers: Int, snapshotAgeSeconds: Double,
-        directoryCached: Int, snapshotLoaded: Bool
-    ) {
-        self.mysql = mysql
-        self.queue = queue
-        self.shards = shards
-        self.snapshotMembers = snapshotMembers
-        self.snapshotAgeSeconds = snapshotAgeSeconds
-        self.directoryCached = directoryCached
-        self.snapshotLoaded = snapshotLoaded
-    }
-
-    public var healthy: Bool { ready && mysql == "ok" && queue == "ok" && shards.allSatisfy { $0.state == "ok" } }
-    public var ready: Bool { notReadyReasons.isEmpty }
-    /// `ok`, `degraded` (ready, something down) or `not_ready`.
-    public var status: String { !ready ? "not_ready" : healthy ? "ok" : "degraded" }
-
-    /// Why the instance should not take traffic (empty when it should).
-    public var notReadyReasons: [String] {
-        var reasons: [String] = []
-        if mysql != "ok" && directoryCached == 0 { reasons.append("the member store is unavailable and no member's shard is cached") }
-        if !snapshotLoaded { reasons.append("the population snapshot is not loaded") }
-        if !shards.contains(where: { $0.state == "ok" }) {
-            reasons.append(shards.isEmpty ? "no shard is configured" : "no shard is reachable")
-        }
-        return reasons
-    }
-}
 
 /// The web backend's logic, independent of HTTP: every operation a route
 /// needs, run on plain threads (never on Swift's cooperative pool) with
 /// per-thread MySQL and queue connections, over the same snapshot, store
 /// and generator code the worker daemon uses.
-public final class WebBackend: Sendable {
-    public let context: PipelineContext
-    public let settings: WebSettings
-    public let cache: RankedSetCache
+package final class WebBackend: Sendable {
+    package let core: GenerationCore
+    /// The queue this backend writes to: deletion and block marks, rebuild
+    /// requests (over each I/O thread's `.web` queue connection).
+    package let queue: WorkQueue
+    package let settings: WebSettings
+    package let cache: RankedSetCache
     private let io: BlockingExecutor<IOThread>
     private let generation: BlockingExecutor<Generator>
     private let deletions: DeletionFilter
     /// Requests and server errors per minute in this process (the dashboard's chart).
     let webThroughput = WebThroughput()
-    private let stamps: StampCache
+    private let answersVersions: AnswersVersionCache
     /// The batched path for pages of cached sets (nil without a cache).
     private let reader: BatchingExecutor<IOThread, PageRequest, CachedRead>?
-    private let answeredInBatches = Counter()
+    private let answeredInBatches = Atomic<Int>(0)
     /// Sets read whole from their shard (not cached, or a copy the change
     /// log could not bring up to date).
-    private let wholeReads = Counter()
+    private let wholeReads = Atomic<Int>(0)
 
-    public init(context: PipelineContext, settings: WebSettings = WebSettings()) {
-        self.context = context
+    package init(core: GenerationCore, queue: WorkQueue, settings: WebSettings = WebSettings()) {
+        self.core = core
+        self.queue = queue
         self.settings = settings
         cache = RankedSetCache(capacity: settings.cachedSets)
         let deletions = DeletionFilter()
         self.deletions = deletions
-        let stamps = StampCache()
-        self.stamps = stamps
+        let answersVersions = AnswersVersionCache()
+        self.answersVersions = answersVersions
         if settings.cachedSets > 0 {
-            let pages = CachedPageReader(context: context, cache: cache, deletions: deletions, stamps: stamps)
+            let pages = CachedPageReader(core: core, cache: cache, deletions: deletions, answersVersions: answersVersions)
             reader = BatchingExecutor(
                 name: "web-read", threads: settings.readThreads, maxBatch: settings.readBatch,
-                makeContext: { _ in IOThread(context: context, retry: settings.mysqlRetry) },
+                makeContext: { _ in IOThread(core: core, queue: queue, retry: settings.mysqlRetry) },
                 process: { thread, requests in pages.read(requests, thread) })
         } else {
             reader = nil
         }
         io = BlockingExecutor(name: "web-io", threads: settings.ioThreads) { _ in
-            IOThread(context: context, retry: settings.mysqlRetry)
+            IOThread(core: core, queue: queue, retry: settings.mysqlRetry)
         }
         generation = BlockingExecutor(name: "web-generate", threads: settings.generationThreads) { _ in
             // The member's own set only: publishing changes is the worker's job.
-            Generator(context: context, options: Generator.Options(publish: false))
+            Generator(core: core, options: Generator.Options(publish: false), session: core.sessions.storeSession())
         }
     }
 
     /// Batches the batched path took, the requests in them, and the ones it
     /// answered (the others took the full path).
-    public var batchedReads: (batches: Int, requests: Int, answered: Int) {
+    package var batchedReads: (batches: Int, requests: Int, answered: Int) {
         guard let statistics = reader?.statistics else { return (0, 0, 0) }
-        return (statistics.batches, statistics.items, answeredInBatches.value)
+        return (statistics.batches, statistics.items, answeredInBatches.load(ordering: .relaxed))
     }
 
     /// Sets read from their shards: whole (every entry, then ranked), and
     /// cached copies brought up to date from their change log instead.
-    public var setReads: (whole: Int, delta: Int) { (wholeReads.value, cache.stats.applied) }
+    package var setReads: (whole: Int, delta: Int) { (wholeReads.load(ordering: .relaxed), cache.stats.applied) }
 
     /// Stops the threads (after the HTTP server stopped).
-    public func shutdown() {
+    package func shutdown() {
         reader?.shutdown(timeout: .seconds(5))
         io.shutdown(timeout: .seconds(5))
         generation.shutdown(timeout: .seconds(30))
@@ -198,17 +84,17 @@ public final class WebBackend: Sendable {
 
     /// A page of `member`'s matches, regenerating the set on the spot when it
     /// is missing or stale.
-    public func matches(_ member: MemberID, offset: Int, limit: Int) async throws(APIError) -> MatchesPage {
+    package func matches(_ member: MemberID, offset: Int, limit: Int) async throws(APIError) -> MatchesPage {
         // A cached set that is still current is served by the batched path;
         // everything else (not cached, stale, missing, a failing dependency)
         // takes the full path below, which reports it.
         if let reader {
             switch await reader.submit(PageRequest(member: member, offset: offset, limit: limit)) {
             case .page(let page):
-                answeredInBatches.add(1)
+                answeredInBatches.add(1, ordering: .relaxed)
                 return page
             case .deleted:
-                answeredInBatches.add(1)
+                answeredInBatches.add(1, ordering: .relaxed)
                 throw .notFound(member)
             case .fullPath, nil: break
             }
@@ -219,7 +105,7 @@ public final class WebBackend: Sendable {
         case .page(let page): return page
         case .regenerate(let why): reason = why
         }
-        context.logger.debug("regenerating on read", metadata: ["member": "\(member)", "reason": "\(reason)"])
+        core.logger.debug("regenerating on read", metadata: ["member": "\(member)", "reason": "\(reason)"])
         try await regenerate(member)
         let second = try await onIO { [self] thread throws(APIError) in try readPage(member, offset: offset, limit: limit, thread) }
         guard case .page(var page) = second else {
@@ -241,10 +127,10 @@ public final class WebBackend: Sendable {
         let pending = deletions.begin(thread)
         var marks: DeletionFilter.Marks?
         defer { if marks == nil { _ = deletions.finish(pending, thread) } }
-        let stamp = try knownStamp(member, thread)
+        let answersVersion = try knownAnswersVersion(member, thread)
         let shard: UInt32?
         do {
-            shard = try context.directory.shard(of: member)
+            shard = try core.directory.shard(of: member, in: thread.session.store)
         } catch {
             throw mysqlDown(error)
         }
@@ -258,7 +144,7 @@ public final class WebBackend: Sendable {
         let read: ScoreStore.MetaRead
         do {
             // Watched when sets are cached here: placements then log the changes a copy follows.
-            read = try context.scores.readMeta(member, shard: shard, since: copy, watch: cache.capacity > 0)
+            read = try core.scores.readMeta(member, shard: shard, since: copy, watch: cache.capacity > 0)
         } catch {
             marks = deletions.finish(pending, thread)
             if marks!.isDeleted(member) { throw .notFound(member) }
@@ -268,7 +154,7 @@ public final class WebBackend: Sendable {
         marks = known
         if known.isDeleted(member) { throw .notFound(member) }
         guard let meta = read.meta else { return .regenerate("no set") }
-        if meta.stamp != stamp { return .regenerate("stale") }
+        if meta.answersVersion != answersVersion { return .regenerate("stale") }
         let ranked: [UInt64]
         var setMeta = meta
         if let cached = cache.lookup(member, shard: shard, meta: meta) {
@@ -279,10 +165,10 @@ public final class WebBackend: Sendable {
         {
             ranked = applied
         } else {
-            wholeReads.add(1)
+            wholeReads.add(1, ordering: .relaxed)
             let set: ScoreStore.StoredSet?
             do {
-                set = try context.scores.readSet(member, shard: shard, cutToLimit: false)
+                set = try core.scores.readSet(member, shard: shard, cutToLimit: false)
             } catch {
                 throw shardDown(member, shard: shard, error, thread)
             }
@@ -291,7 +177,7 @@ public final class WebBackend: Sendable {
             setMeta = set.meta
             cache.store(member, shard: shard, meta: set.meta, ranked: ranked)
         }
-        let visible = Self.visible(member, shard: shard, meta: setMeta, ranked: ranked, marks: known, cache: cache, context: context)
+        let visible = Self.visible(member, shard: shard, meta: setMeta, ranked: ranked, marks: known, cache: cache, core: core)
         return .page(Self.page(member, visible: visible, offset: offset, limit: limit, generatedAt: setMeta.generatedAt))
     }
 
@@ -299,12 +185,12 @@ public final class WebBackend: Sendable {
     /// was computed under the same snapshot and marks.
     static func visible(
         _ member: MemberID, shard: UInt32, meta: ScoreStore.SetMeta, ranked: [UInt64], marks: DeletionFilter.Marks,
-        cache: RankedSetCache, context: PipelineContext
+        cache: RankedSetCache, core: GenerationCore
     ) -> [UInt64] {
-        let limit = meta.limit > 0 ? meta.limit : context.settings.scoring.topN
-        let key = RankedSetCache.ViewKey(snapshot: context.population.version, marks: marks.version)
+        let limit = meta.limit > 0 ? meta.limit : core.settings.scoring.topN
+        let key = RankedSetCache.ViewKey(snapshot: core.population.version, marks: marks.version)
         if let view = cache.view(member, shard: shard, meta: meta, key: key) { return view }
-        let (view, snapshot) = Visibility.visible(member, ranked: ranked, limit: limit, marks: marks, population: context.population)
+        let (view, snapshot) = Visibility.visible(member, ranked: ranked, limit: limit, marks: marks, population: core.population)
         cache.storeView(member, shard: shard, meta: meta, key: RankedSetCache.ViewKey(snapshot: snapshot, marks: marks.version), view: view)
         return view
     }
@@ -338,8 +224,8 @@ public final class WebBackend: Sendable {
         switch result {
         case .success(let outcome):
             if !outcome.rebuild.isEmpty {
-                _ = try? await onIO { [context] thread throws(APIError) in
-                    try? thread.queueCall { _ = try context.queue.enqueue(Array(Set(outcome.rebuild)), priority: .repair, on: $0) }
+                _ = try? await onIO { thread throws(APIError) in
+                    try? thread.queueCall { _ = try thread.queue.enqueue(Array(Set(outcome.rebuild)), priority: .repair, on: $0) }
                 }
             }
             if outcome.kind == .removed { throw .notFound(member) }
@@ -347,17 +233,17 @@ public final class WebBackend: Sendable {
         case .failure(let failure):
             switch failure.kind {
             case .shardUnavailable, .busy:
-                context.logger.warning("regeneration on read failed: shard unavailable", metadata: ["member": "\(member)", "error": "\(failure.message)"])
+                core.logger.warning("regeneration on read failed: shard unavailable", metadata: ["member": "\(member)", "error": "\(failure.message)"])
                 await enqueue(member)
                 throw .unavailable(
                     "the shard of member \(member) is unavailable; a rebuild is queued", retryAfter: settings.retryAfterSeconds)
             case .mysqlUnavailable:
                 throw .unavailable("the member store is unavailable", retryAfter: settings.retryAfterSeconds)
             case .badData:
-                context.logger.error("regeneration on read failed: stored data breaks the rules", metadata: ["member": "\(member)", "reason": "\(failure.message)"])
+                core.logger.error("regeneration on read failed: stored data breaks the rules", metadata: ["member": "\(member)", "reason": "\(failure.message)"])
                 throw .internalError("matches for member \(member) cannot be computed from the stored data")
             case .failed:
-                context.logger.error("regeneration on read failed", metadata: ["member": "\(member)", "error": "\(failure.message)"])
+                core.logger.error("regeneration on read failed", metadata: ["member": "\(member)", "error": "\(failure.message)"])
                 await enqueue(member)
                 throw .unavailable("matches for member \(member) could not be rebuilt now; a rebuild is queued", retryAfter: settings.retryAfterSeconds)
             }
@@ -370,7 +256,7 @@ public final class WebBackend: Sendable {
 
     // MARK: Pair score
 
-    public func pairScore(_ member: MemberID, _ other: MemberID) async throws(APIError) -> PairScoreResult {
+    package func pairScore(_ member: MemberID, _ other: MemberID) async throws(APIError) -> PairScoreResult {
         let (a, b, blocked) = try await onIO { [self] thread throws(APIError) in
             let marks = deletions.current(thread)
             if marks.isDeleted(member) { throw APIError.notFound(member) }
@@ -379,7 +265,7 @@ public final class WebBackend: Sendable {
         }
         // A block acknowledged by any process counts before this snapshot holds it.
         let outcome: PairOutcome = blocked && member != other
-            ? .excluded(.blocked) : context.survey.outcome(a, b, settings: context.settings.scoring)
+            ? .excluded(.blocked) : core.survey.outcome(a, b, settings: core.settings.scoring)
         return PairScoreResult(member: member, other: other, outcome: outcome)
     }
 
@@ -394,15 +280,15 @@ public final class WebBackend: Sendable {
     /// member of the block to the other; an unblock's marks go after. The
     /// member gets a shard, as a login does: a member who just wrote their
     /// profile is active, and the rebuild writes their set.
-    public func upsert(_ member: MemberID, document: String) async throws(APIError) -> Bool {
+    package func upsert(_ member: MemberID, document: String) async throws(APIError) -> Bool {
         try await upsert(member, document: Array(document.utf8))
     }
 
     /// ``upsert(_:document:)`` for the request body's bytes as received:
     /// the parser rejects invalid UTF-8 and nesting past its limit (422).
-    public func upsert(_ member: MemberID, document: [UInt8]) async throws(APIError) -> Bool {
+    package func upsert(_ member: MemberID, document: [UInt8]) async throws(APIError) -> Bool {
         let parsed: Member
-        switch document.withUnsafeBufferPointer({ MemberParser(survey: context.survey).parse($0) }) {
+        switch document.withUnsafeBufferPointer({ MemberParser(survey: core.survey).parse($0) }) {
         case .success(let value): parsed = value
         case .failure(let error): throw .invalidMember(error.description)
         }
@@ -410,10 +296,10 @@ public final class WebBackend: Sendable {
             throw .invalidMember("id: the document's id \(parsed.id) is not the path's \(member)")
         }
         return try await onIO { [self] thread throws(APIError) in
-            let survey = context.survey
+            let survey = core.survey
             let previous: Member?
             do {
-                previous = try thread.database { try MemberRepository(connection: $0, survey: survey).member(member) }
+                previous = try thread.database { try $0.members.member(member) }
             } catch {
                 throw mysqlDown(error)
             }
@@ -423,45 +309,35 @@ public final class WebBackend: Sendable {
             let removed = before.subtracting(after).sorted()
             if !added.isEmpty {
                 do {
-                    try thread.queueCall {
-                        try context.queue.markBlocked(member, added, now: Int64(Date().timeIntervalSince1970 * 1000), on: $0)
-                    }
+                    try deletions.markBlocked(member, added, thread)
                 } catch {
                     throw APIError.unavailable(
                         "the queue is unavailable, so a new block cannot be made visible now", retryAfter: settings.retryAfterSeconds)
                 }
-                deletions.markBlockedLocally(member, added)
             }
             do {
-                let stored = try thread.database { connection -> Member? in
-                    let repository = MemberRepository(connection: connection, survey: survey)
+                let stored = try thread.database { session -> Member? in
+                    let repository = session.members
                     _ = try repository.upsert([parsed])
                     return try repository.member(member)
                 }
-                // This process's snapshot sees the change at once (reads compare set stamps with it).
-                if let stored { _ = try? context.population.upsert(stored, version: AnswersVersion.of(stored, survey: survey)) }
+                // This process's snapshot sees the change at once (reads compare sets' answers versions with it).
+                if let stored { _ = try? core.population.upsert(stored, version: AnswersVersion.of(stored, survey: survey)) }
             } catch {
-                if !added.isEmpty {
-                    try? thread.queueCall { try context.queue.unmarkBlocked(member, added, on: $0) }
-                    deletions.unmarkBlockedLocally(member, added)
-                }
+                if !added.isEmpty { deletions.unmarkBlocked(member, added, thread) }
                 throw mysqlDown(error)
             }
-            if !removed.isEmpty {
-                try? thread.queueCall { try context.queue.unmarkBlocked(member, removed, on: $0) }
-                deletions.unmarkBlockedLocally(member, removed)
-            }
+            if !removed.isEmpty { deletions.unmarkBlocked(member, removed, thread) }
             if deletions.current(thread).isDeleted(member) {
                 // A re-registration under a deleted id: it is live again.
-                try? thread.queueCall { try context.queue.unmarkDeleted(member, on: $0) }
-                deletions.unmarkLocally(member)
+                deletions.unmarkDeleted(member, thread)
             }
             do {
-                _ = try context.directory.assign(member)
+                _ = try core.directory.assign(member, in: thread.session.store)
             } catch let error as MemberStoreError where error.code == .noActiveShard {
-                context.logger.warning("upsert: no active shard to assign", metadata: ["member": "\(member)"])
+                core.logger.warning("upsert: no active shard to assign", metadata: ["member": "\(member)"])
             } catch {
-                context.logger.warning("upsert: could not assign a shard now (the job does)", metadata: ["member": "\(member)"])
+                core.logger.warning("upsert: could not assign a shard now (the job does)", metadata: ["member": "\(member)"])
             }
             return thread.enqueue(member)
         }
@@ -469,14 +345,13 @@ public final class WebBackend: Sendable {
 
     /// Records a login; a member without a current set gets a shard and an
     /// interactive rebuild.
-    public func login(_ member: MemberID, at time: Date = Date()) async throws(APIError) -> LoginOutcome {
+    package func login(_ member: MemberID, at time: Date = Date()) async throws(APIError) -> LoginOutcome {
         try await onIO { [self] thread throws(APIError) in
             if deletions.current(thread).isDeleted(member) { throw APIError.notFound(member) }
             let found: Bool
             do {
                 found = try thread.database {
-                    try MemberRepository(connection: $0, survey: context.survey)
-                        .recordActivity(member, at: Int64(time.timeIntervalSince1970))
+                    try $0.members.recordActivity(member, at: Int64(time.timeIntervalSince1970))
                 }
             } catch {
                 throw mysqlDown(error)
@@ -485,16 +360,16 @@ public final class WebBackend: Sendable {
             let record = try knownMember(member, thread)
             var current = false
             do {
-                context.directory.forget(member)
-                if let shard = try context.directory.shard(of: member) {
-                    if let meta = try? context.scores.readMeta(member, shard: shard) {
-                        current = meta.stamp == String(AnswersVersion.of(record, survey: context.survey))
+                core.directory.forget(member)
+                if let shard = try core.directory.shard(of: member, in: thread.session.store) {
+                    if let meta = try? core.scores.readMeta(member, shard: shard) {
+                        current = meta.answersVersion == String(AnswersVersion.of(record, survey: core.survey))
                     }
                 } else {
-                    _ = try context.directory.assign(member)
+                    _ = try core.directory.assign(member, in: thread.session.store)
                 }
             } catch let error as MemberStoreError where error.code == .noActiveShard {
-                context.logger.warning("login: no active shard to assign", metadata: ["member": "\(member)"])
+                core.logger.warning("login: no active shard to assign", metadata: ["member": "\(member)"])
             } catch {
                 throw mysqlDown(error)
             }
@@ -507,31 +382,24 @@ public final class WebBackend: Sendable {
     /// Deletes a member: hidden from every read at once (a deletion mark),
     /// tombstoned in MySQL, and queued so the worker removes their set and
     /// their entries in everyone else's.
-    public func delete(_ member: MemberID) async throws(APIError) {
+    package func delete(_ member: MemberID) async throws(APIError) {
         try await onIO { [self] thread throws(APIError) in
             do {
-                try thread.queueCall {
-                    try context.queue.markDeleted(member, now: Int64(Date().timeIntervalSince1970 * 1000), on: $0)
-                }
+                try deletions.markDeleted(member, thread)
             } catch {
                 throw APIError.unavailable("the queue is unavailable, so a deletion cannot be made visible now", retryAfter: settings.retryAfterSeconds)
             }
-            deletions.markLocally(member)
             let deleted: Bool
             do {
-                deleted = try thread.database { try MemberRepository(connection: $0, survey: context.survey).delete(member) }
+                deleted = try thread.database { try $0.members.delete(member) }
             } catch {
-                try? thread.queueCall { try context.queue.unmarkDeleted(member, on: $0) }
-                deletions.unmarkLocally(member)
+                deletions.unmarkDeleted(member, thread)
                 throw mysqlDown(error)
             }
             guard deleted else {
                 // Not a live member: an unknown id, or one already deleted (still marked then).
-                let stillMarked = (try? thread.database { try MemberRepository(connection: $0, survey: context.survey).isDeleted(member) }) ?? false
-                if !stillMarked {
-                    try? thread.queueCall { try context.queue.unmarkDeleted(member, on: $0) }
-                    deletions.unmarkLocally(member)
-                }
+                let stillMarked = (try? thread.database { try $0.members.isDeleted(member) }) ?? false
+                if !stillMarked { deletions.unmarkDeleted(member, thread) }
                 throw APIError.notFound(member)
             }
             cache.remove(member)
@@ -550,16 +418,16 @@ public final class WebBackend: Sendable {
     /// second; a dependency that has not answered within the probe's bound
     /// (2 s) is reported unavailable, so a probe answers within it even
     /// when a dependency hangs.
-    public func health() async -> HealthReport {
-        let found = await probes.value { DependencyProbes(context: context) }.check()
+    package func health() async -> HealthReport {
+        let found = await probes.value { DependencyProbes(core: core, queue: queue) }.check()
         for shard in found.shards {
-            context.metrics.shardUp(shard.id).record(shard.up ? 1 : 0)
+            core.metrics.shardUp(shard.id).record(shard.up ? 1 : 0)
         }
         return HealthReport(
             mysql: found.mysql ? "ok" : "unavailable", queue: found.queue ? "ok" : "unavailable",
-            shards: found.shards.map { ($0.id, $0.up ? "ok" : "unavailable") }, snapshotMembers: context.population.read { $0.count },
-            snapshotAgeSeconds: Double(context.population.age.components.seconds),
-            directoryCached: context.directory.cachedAssignments, snapshotLoaded: true)
+            shards: found.shards.map { ($0.id, $0.up ? "ok" : "unavailable") }, snapshotMembers: core.population.read { $0.count },
+            snapshotAgeSeconds: Double(core.population.age.components.seconds),
+            directoryCached: core.directory.cachedAssignments, snapshotLoaded: true)
     }
 
     /// The member as the snapshot knows them, else from MySQL (a member
@@ -573,21 +441,21 @@ public final class WebBackend: Sendable {
 
     // MARK: Plumbing
 
-    /// The stamp a current set of `id` carries (their answers version), from
+    /// The answers version a current set of `id` carries, from
     /// the snapshot: cached per member until the snapshot next changes, so a
     /// page does not rebuild the member's record to hash it.
-    private func knownStamp(_ id: MemberID, _ thread: IOThread) throws(APIError) -> String {
-        if let found = stamps.snapshotStamp(of: id, context) { return found }
-        return String(AnswersVersion.of(try knownMember(id, thread), survey: context.survey))
+    private func knownAnswersVersion(_ id: MemberID, _ thread: IOThread) throws(APIError) -> String {
+        if let found = answersVersions.snapshotAnswersVersion(of: id, core) { return found }
+        return String(AnswersVersion.of(try knownMember(id, thread), survey: core.survey))
     }
 
     private func knownMember(_ id: MemberID, _ thread: IOThread) throws(APIError) -> Member {
-        if let record = context.population.read({ $0.member(id) }) { return record }
+        if let record = core.population.read({ $0.member(id) }) { return record }
         let stored: Member?
         do {
-            stored = try thread.database { try MemberRepository(connection: $0, survey: context.survey).member(id) }
+            stored = try thread.database { try $0.members.member(id) }
         } catch let error as MemberStoreError where error.code == .corruptRow {
-            context.logger.error("stored member breaks the rules", metadata: ["member": "\(id)", "reason": "\(error.message)"])
+            core.logger.error("stored member breaks the rules", metadata: ["member": "\(id)", "reason": "\(error.message)"])
             throw .internalError("member \(id) cannot be read from the stored data")
         } catch {
             throw mysqlDown(error)
@@ -597,13 +465,13 @@ public final class WebBackend: Sendable {
     }
 
     private func mysqlDown(_ error: any Error) -> APIError {
-        context.logger.warning("MySQL unavailable", metadata: ["error": "\(error)"])
+        core.logger.warning("MySQL unavailable", metadata: ["error": "\(error)"])
         return .unavailable("the member store is unavailable", retryAfter: settings.retryAfterSeconds)
     }
 
     private func shardDown(_ member: MemberID, shard: UInt32, _ error: ScoreStoreError, _ thread: IOThread) -> APIError {
-        context.metrics.shardErrors(shard).increment()
-        context.logger.warning("shard unavailable on read", metadata: ["member": "\(member)", "shard": "\(shard)", "error": "\(error)"])
+        core.metrics.shardErrors(shard).increment()
+        core.logger.warning("shard unavailable on read", metadata: ["member": "\(member)", "shard": "\(shard)", "error": "\(error)"])
         thread.enqueue(member)
         return .unavailable("the shard of member \(member) is unavailable; a rebuild is queued", retryAfter: settings.retryAfterSeconds)
     }
@@ -616,208 +484,5 @@ public final class WebBackend: Sendable {
             throw .unavailable("the server is shutting down", retryAfter: settings.retryAfterSeconds)
         }
         return try result.get()
-    }
-}
-
-/// One I/O thread's connections: opened on first use, dropped when broken.
-final class IOThread {
-    let context: PipelineContext
-    let retry: RetryPolicy
-    private var mysql: MariaDBConnection?
-    private var redis: QueueConnection?
-    /// When the queue was last found unreachable (to fail fast for a while).
-    private var queueDownSince: ContinuousClock.Instant?
-
-    init(context: PipelineContext, retry: RetryPolicy) {
-        self.context = context
-        self.retry = retry
-    }
-
-    deinit {
-        mysql?.close()
-        redis?.close()
-    }
-
-    func database<T>(_ body: (MariaDBConnection) throws -> T) throws -> T {
-        let connection: MariaDBConnection
-        if let mysql {
-            connection = mysql
-        } else {
-            do {
-                connection = try context.connectMySQL()
-            } catch {
-                throw MemberStoreError(.unavailable, "MySQL unavailable: \(error)")
-            }
-            mysql = connection
-        }
-        return try connection.withRetry(policy: retry, body)
-    }
-
-    /// Runs `body` on this thread's queue connection. After a failure the
-    /// queue is not tried again for a second, so requests do not each wait
-    /// for a connect timeout while it is down.
-    func queueCall<T>(_ body: (QueueConnection) throws -> T) throws -> T {
-        if let since = queueDownSince, ContinuousClock.now - since < .seconds(1) {
-            throw QueueError.unexpectedReply("queue unreachable (retrying shortly)")
-        }
-        do {
-            let connection: QueueConnection
-            if let redis {
-                connection = redis
-            } else {
-                // On a cluster, a request waits out at most a second of a failover of the queue's master.
-                connection = try QueueConnection(
-                    address: context.queueAddress, connectTimeout: .milliseconds(300), readTimeout: .milliseconds(500),
-                    routing: ClusterRouting.Policy(retryBudget: .seconds(1)))
-                redis = connection
-            }
-            let result = try body(connection)
-            queueDownSince = nil
-            return result
-        } catch {
-            redis?.close()
-            redis = nil
-            queueDownSince = ContinuousClock.now
-            throw error
-        }
-    }
-
-    /// Queues an interactive rebuild of `member`; false when the queue is
-    /// unreachable (logged; the repair sweep catches up).
-    @discardableResult
-    func enqueue(_ member: MemberID) -> Bool {
-        do {
-            _ = try queueCall { try context.queue.enqueue([member], priority: .interactive, on: $0) }
-            return true
-        } catch {
-            context.logger.warning("could not queue a rebuild", metadata: ["member": "\(member)", "error": "\(error)"])
-            return false
-        }
-    }
-}
-
-/// Members' set stamps computed from the snapshot, valid while the snapshot
-/// has not been written since (its write count is the key's version).
-final class StampCache: @unchecked Sendable {
-    // @unchecked Sendable: guarded by `lock`.
-    private let lock = Lock()
-    private var version = -1
-    private var stamps: [MemberID: String] = [:]
-
-    func stamp(of member: MemberID, version: Int) -> String? {
-        lock.withLock { self.version == version ? stamps[member] : nil }
-    }
-
-    /// `member`'s stamp from the snapshot; nil when the snapshot does not hold them.
-    func snapshotStamp(of member: MemberID, _ context: PipelineContext) -> String? {
-        let survey = context.survey
-        return context.population.read(withVersion: { population, version -> String? in
-            if let stamp = self.stamp(of: member, version: version) { return stamp }
-            guard let record = population.member(member) else { return nil }
-            let stamp = String(AnswersVersion.of(record, survey: survey))
-            self.remember(member, stamp: stamp, version: version)
-            return stamp
-        })
-    }
-
-    func remember(_ member: MemberID, stamp: String, version: Int) {
-        lock.withLock {
-            if self.version != version {
-                stamps.removeAll(keepingCapacity: true)
-                self.version = version
-            }
-            if stamps.count < 200_000 { stamps[member] = stamp }
-        }
-    }
-}
-
-/// A count shared by threads.
-final class Counter: @unchecked Sendable {
-    // @unchecked Sendable: guarded by `lock`.
-    private let lock = Lock()
-    private var count = 0
-
-    func add(_ amount: Int) { lock.withLock { count += amount } }
-    var value: Int { lock.withLock { count } }
-}
-
-/// A page of matches asked of the batched path.
-struct PageRequest: Sendable {
-    let member: MemberID
-    let offset: Int
-    let limit: Int
-}
-
-/// What the batched path made of a request.
-enum CachedRead: Sendable {
-    case page(MatchesPage)
-    /// The member is deleted (a 404).
-    case deleted
-    /// Not servable from the cache now (not cached, stale, missing, no known
-    /// shard, a dependency failing): the request takes the full path.
-    case fullPath
-}
-
-/// Serves pages of cached ranked sets to a batch of requests with one round
-/// trip per shard (the members' set metas with the changes since each cached
-/// copy, pipelined) and one to the queue's Redis (the deletion marks'
-/// version), both per batch: the full path's checks (the set is there,
-/// current and the one cached, or brought to it by its changes; the member
-/// and the matches are not deleted), for many requests at once.
-struct CachedPageReader: Sendable {
-    let context: PipelineContext
-    let cache: RankedSetCache
-    let deletions: DeletionFilter
-    let stamps: StampCache
-
-    func read(_ requests: [PageRequest], _ thread: IOThread) -> [CachedRead] {
-        // Asked after every request of the batch arrived: a deletion answered
-        // before any of them is seen, as on the full path.
-        let pending = deletions.begin(thread)
-        var stampOf = [String?](repeating: nil, count: requests.count)
-        var byShard: [UInt32: [Int]] = [:]
-        for (index, request) in requests.enumerated() {
-            guard let stamp = stamps.snapshotStamp(of: request.member, context),
-                let shard = context.directory.cachedShard(of: request.member)
-            else { continue }
-            stampOf[index] = stamp
-            byShard[shard, default: []].append(index)
-        }
-        var reads = [ScoreStore.MetaRead?](repeating: nil, count: requests.count)
-        var copies = [ScoreStore.SetMeta?](repeating: nil, count: requests.count)
-        var shardOf = [UInt32](repeating: 0, count: requests.count)
-        for (shard, indexes) in byShard {
-            for index in indexes { copies[index] = cache.copyMeta(requests[index].member, shard: shard) }
-            // A failure is the full path's to report (and count).
-            guard
-                // Watched: placements log these sets' changes, which bring the copies up to date.
-                let found = try? context.scores.readMetasAndChanges(
-                    indexes.map { (requests[$0].member, copies[$0]) }, shard: shard, watch: true)
-            else { continue }
-            for (index, read) in zip(indexes, found) {
-                reads[index] = read
-                shardOf[index] = shard
-            }
-        }
-        let marks = deletions.finish(pending, thread)
-        return requests.indices.map { index -> CachedRead in
-            let request = requests[index]
-            if marks.isDeleted(request.member) { return .deleted }
-            guard let meta = reads[index]?.meta, meta.stamp == stampOf[index] else { return .fullPath }
-            let ranked: [UInt64]
-            if let cached = cache.lookup(request.member, shard: shardOf[index], meta: meta, countingMiss: false) {
-                ranked = cached.ranked
-            } else if let copy = copies[index], let changes = reads[index]?.changes,
-                let applied = cache.apply(request.member, shard: shardOf[index], from: copy, to: meta, changes: changes)
-            {
-                ranked = applied
-            } else {
-                return .fullPath
-            }
-            let visible = WebBackend.visible(
-                request.member, shard: shardOf[index], meta: meta, ranked: ranked, marks: marks, cache: cache, context: context)
-            return .page(
-                WebBackend.page(request.member, visible: visible, offset: request.offset, limit: request.limit, generatedAt: meta.generatedAt))
-        }
     }
 }

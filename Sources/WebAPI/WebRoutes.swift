@@ -1,18 +1,20 @@
 import Foundation
 import Hummingbird
 import HummingbirdCore
+import KindredCore
 import KindredSupport
 import Logging
 import MemberFormat
 import Metrics
-import Pipeline
+import MetricsEndpoint
 import Prometheus
 import Scoring
+import Synchronization
 
 /// The HTTP surface of the web backend: every route, the bearer-token check
 /// on `/v1`, JSON errors everywhere.
-public enum WebRoutes {
-    public typealias Context = BasicRequestContext
+package enum WebRoutes {
+    package typealias Context = BasicRequestContext
 
     /// Builds the router. `registry` serves `/metrics` (nil: 404), with the
     /// `process_*` families. `accessLog` takes one line per request
@@ -21,13 +23,13 @@ public enum WebRoutes {
     /// HEAD is answered for every GET route (the GET's headers, no body);
     /// OPTIONS on any route's path is 204 with `Allow`; another method on a
     /// route's path is 405 with `Allow`; a path no route has is 404.
-    public static func router(
+    package static func router(
         backend: WebBackend, token: String, registry: PrometheusCollectorRegistry?, accessLog: Logger? = nil
     ) -> Router<Context> {
         let router = Router(context: Context.self, options: .autoGenerateHeadEndpoints)
-        router.add(middleware: AccessLogMiddleware(logger: accessLog ?? backend.context.logger))
-        router.add(middleware: ErrorMiddleware(logger: backend.context.logger))
-        router.add(middleware: RequestMetricsMiddleware(factory: backend.context.metrics.factory, throughput: backend.webThroughput))
+        router.add(middleware: AccessLogMiddleware(logger: accessLog ?? backend.core.logger))
+        router.add(middleware: ErrorMiddleware(logger: backend.core.logger))
+        router.add(middleware: RequestMetricsMiddleware(factory: backend.core.metrics.factory, throughput: backend.webThroughput))
 
         let v1 = router.group("v1").add(middleware: BearerTokenMiddleware(token: token))
         v1.get("members/{id}/matches") { request, context -> Response in
@@ -290,7 +292,7 @@ struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
             throughput?.record(status: status)
             metrics.record(
                 route: context.endpointPath ?? "unmatched", method: request.method.rawValue, status: status,
-                nanoseconds: elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+                nanoseconds: elapsed.inNanoseconds)
         }
         do {
             let response = try await next(request, context)
@@ -307,8 +309,7 @@ struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
 /// The request counter and timer of each route, method and status, made
 /// once (the routes are the router's templates and the statuses few, so
 /// this stays small) instead of being looked up in the registry per request.
-final class RequestMetrics: @unchecked Sendable {
-    // @unchecked Sendable: the tables are guarded by `lock`; metric handles are thread-safe.
+final class RequestMetrics: Sendable {
     private struct CounterKey: Hashable {
         var route: String
         var method: String
@@ -319,28 +320,27 @@ final class RequestMetrics: @unchecked Sendable {
         var method: String
     }
     private let factory: any MetricsFactory
-    private let lock = Lock()
-    private var counters: [CounterKey: Metrics.Counter] = [:]
-    private var timers: [TimerKey: Metrics.Timer] = [:]
+    /// The handles made so far (metric handles are thread-safe).
+    private let state = Mutex((counters: [CounterKey: Metrics.Counter](), timers: [TimerKey: Metrics.Timer]()))
 
     init(factory: any MetricsFactory) { self.factory = factory }
 
     func record(route: String, method: String, status: Int, nanoseconds: Int64) {
-        let (counter, timer) = lock.withLock { () -> (Metrics.Counter, Metrics.Timer) in
+        let (counter, timer) = state.withLock { state -> (Metrics.Counter, Metrics.Timer) in
             let counterKey = CounterKey(route: route, method: method, status: status)
             let timerKey = TimerKey(route: route, method: method)
             let counter =
-                counters[counterKey]
+                state.counters[counterKey]
                 ?? Metrics.Counter(
                     label: "kindred_http_requests_total",
                     dimensions: [("route", route), ("method", method), ("status", String(status))], factory: factory)
-            counters[counterKey] = counter
+            state.counters[counterKey] = counter
             let timer =
-                timers[timerKey]
+                state.timers[timerKey]
                 ?? Metrics.Timer(
                     label: "kindred_http_request_seconds", dimensions: [("route", route), ("method", method)],
                     preferredDisplayUnit: .seconds, factory: factory)
-            timers[timerKey] = timer
+            state.timers[timerKey] = timer
             return (counter, timer)
         }
         counter.increment()

@@ -1,11 +1,11 @@
 import Foundation
 import Hummingbird
+import KindredCore
 import KindredSupport
 import Logging
-import Metrics
 import MemberStore
+import Metrics
 import NIOCore
-import Pipeline
 import Prometheus
 import ServiceLifecycle
 
@@ -13,12 +13,12 @@ import ServiceLifecycle
 /// refresher, the shard list follower and the metrics collector. The
 /// `ServiceGroup` stops them in reverse, so the HTTP server stops first and
 /// the backend's threads last.
-public enum WebServer {
-    public static func services(
+package enum WebServer {
+    package static func services(
         backend: WebBackend, host: String, port: Int, token: String, registry: PrometheusCollectorRegistry?,
         onServerRunning: (@Sendable (Int) async -> Void)? = nil
     ) -> [any Service] {
-        let context = backend.context
+        let core = backend.core
         let router = WebRoutes.router(backend: backend, token: token, registry: registry)
         let application = Application(
             router: router,
@@ -26,13 +26,13 @@ public enum WebServer {
             onServerRunning: { channel in
                 await onServerRunning?(channel.localAddress?.port ?? port)
             },
-            logger: context.logger)
+            logger: core.logger)
         return [
             BackendThreads(backend: backend),
-            Maintenance.metricsCollector(context),
+            Maintenance.metricsCollector(core),
             batchMetrics(backend),
-            Maintenance.refresher(context),
-            Maintenance.shardListReloader(context),
+            Maintenance.refresher(core),
+            Maintenance.shardListReloader(core),
             application,
         ]
     }
@@ -45,16 +45,17 @@ extension WebServer {
     /// (the ones it answered; the others took the full path), and
     /// `kindred_web_set_reads_total` by kind (`whole`, `delta`).
     static func batchMetrics(_ backend: WebBackend) -> ThreadsService {
-        let context = backend.context
-        let factory = context.metrics.factory
+        let core = backend.core
+        let factory = core.metrics.factory
         let batches = Metrics.Counter(label: "kindred_web_read_batches_total", factory: factory)
         let requests = Metrics.Counter(label: "kindred_web_read_batched_requests_total", factory: factory)
         let answered = Metrics.Counter(label: "kindred_web_read_batch_answers_total", factory: factory)
         let wholeReads = Metrics.Counter(label: "kindred_web_set_reads_total", dimensions: [("kind", "whole")], factory: factory)
         let deltaReads = Metrics.Counter(label: "kindred_web_set_reads_total", dimensions: [("kind", "delta")], factory: factory)
-        let published = PublishedCounts()
+        /// The counts last published.
+        let published = Locked((value: (batches: 0, requests: 0, answered: 0), reads: (whole: 0, delta: 0)))
         let publish: @Sendable () -> Void = {
-            published.lock.withLock {
+            published.withLock { published in
                 let now = backend.batchedReads
                 let last = published.value
                 batches.increment(by: Int64(now.batches - last.batches))
@@ -68,16 +69,8 @@ extension WebServer {
             }
         }
         return periodicService(
-            name: "web-metrics", interval: context.settings.metricsInterval, logger: context.logger, body: publish, onStop: publish)
+            name: "web-metrics", interval: core.settings.metricsInterval, logger: core.logger, body: publish, onStop: publish)
     }
-}
-
-/// The counts last published.
-private final class PublishedCounts: @unchecked Sendable {
-    // @unchecked Sendable: `value` is only touched under `lock`.
-    let lock = Lock()
-    var value = (batches: 0, requests: 0, answered: 0)
-    var reads = (whole: 0, delta: 0)
 }
 
 /// Owns the backend's threads: stops them when the group shuts down (after
@@ -87,12 +80,6 @@ struct BackendThreads: Service {
 
     func run() async throws {
         try? await gracefulShutdown()
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let thread = Thread { [backend] in
-                backend.shutdown()
-                continuation.resume()
-            }
-            thread.start()
-        }
+        _ = try? await runOnThread(name: "web-shutdown") { [backend] in backend.shutdown() }
     }
 }

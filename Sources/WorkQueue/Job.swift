@@ -2,7 +2,7 @@ import Scoring
 
 /// How urgent a job is. Workers always take every waiting interactive job
 /// before any repair job, and every repair job before any backfill job.
-public enum JobPriority: Int, Sendable, Hashable, CaseIterable, Comparable, CustomStringConvertible {
+package enum JobPriority: Int, Sendable, Hashable, CaseIterable, Comparable, CustomStringConvertible {
     /// Just registered, changed answers, logged in, or read while missing.
     case interactive = 0
     /// A shard lost data.
@@ -10,7 +10,7 @@ public enum JobPriority: Int, Sendable, Hashable, CaseIterable, Comparable, Cust
     /// Bulk rebuilds of dormant members.
     case backfill = 2
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .interactive: "interactive"
         case .repair: "repair"
@@ -18,31 +18,31 @@ public enum JobPriority: Int, Sendable, Hashable, CaseIterable, Comparable, Cust
         }
     }
 
-    public init?(name: String) {
+    package init?(name: String) {
         guard let match = JobPriority.allCases.first(where: { $0.description == name }) else { return nil }
         self = match
     }
 
-    public static func < (a: JobPriority, b: JobPriority) -> Bool { a.rawValue < b.rawValue }
+    package static func < (a: JobPriority, b: JobPriority) -> Bool { a.rawValue < b.rawValue }
 }
 
 /// A job a worker has taken: regenerate `member`'s set. It sits in the
 /// worker's processing list until ``WorkQueue/complete(_:)`` or
 /// ``WorkQueue/fail(_:reason:)``; if the worker stops heartbeating first, the
 /// reaper puts it back.
-public struct Job: Sendable, Hashable, CustomStringConvertible {
-    public let member: MemberID
-    public let priority: JobPriority
+package struct Job: Sendable, Hashable, CustomStringConvertible {
+    package let member: MemberID
+    package let priority: JobPriority
     /// When the member was first queued (server clock, Unix milliseconds).
-    public let enqueuedAt: Int64
+    package let enqueuedAt: Int64
     /// When this worker took it (server clock, Unix milliseconds).
-    public let startedAt: Int64
+    package let startedAt: Int64
     /// Failed attempts before this one.
-    public let attempts: Int
+    package let attempts: Int
     /// The exact processing-list entry, to remove it.
     let entry: String
 
-    public var description: String { "job(member \(member), \(priority), attempt \(attempts + 1))" }
+    package var description: String { "job(member \(member), \(priority), attempt \(attempts + 1))" }
 
     /// Parses `id|priority|enqueuedAt|startedAt|attempts`.
     init?(entry: String) {
@@ -61,35 +61,35 @@ public struct Job: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// A job that failed too often, kept with the reason until re-driven.
-public struct DeadJob: Sendable, Hashable {
-    public let member: MemberID
-    public let priority: JobPriority
-    public let attempts: Int
+package struct DeadJob: Sendable, Hashable {
+    package let member: MemberID
+    package let priority: JobPriority
+    package let attempts: Int
     /// When it died (Unix milliseconds).
-    public let diedAt: Int64
+    package let diedAt: Int64
     /// The last failure, as the worker described it (never member data).
-    public let reason: String
+    package let reason: String
 }
 
 /// What an enqueue did with the ids it was given: every id given counts in
 /// exactly one of the four.
-public struct EnqueueResult: Sendable, Hashable {
+package struct EnqueueResult: Sendable, Hashable {
     /// Newly waiting.
-    public var enqueued = 0
+    package var enqueued = 0
     /// Were waiting, or delayed for a retry, at a less urgent priority and
     /// now have the requested one (a delayed run keeps its time).
-    public var promoted = 0
+    package var promoted = 0
     /// Were already waiting at this priority or a more urgent one.
-    public var alreadyWaiting = 0
+    package var alreadyWaiting = 0
     /// Were already delayed (a retry or a postponement, for instance while
     /// their shard is down) at this priority or a more urgent one: nothing
     /// new was queued, the delayed run covers the request.
-    public var alreadyDelayed = 0
-    public init() {}
+    package var alreadyDelayed = 0
+    package init() {}
 }
 
 /// What happened to a failed job.
-public enum FailureOutcome: Sendable, Hashable {
+package enum FailureOutcome: Sendable, Hashable {
     /// It will be offered again at this time (Unix milliseconds).
     case retry(at: Int64, attempt: Int)
     /// It failed its last allowed attempt and is in the dead-letter list.
@@ -99,7 +99,7 @@ public enum FailureOutcome: Sendable, Hashable {
 }
 
 /// What ``WorkQueue/postpone(_:worker:random:on:)`` did with a job.
-public enum PostponeOutcome: Sendable, Hashable {
+package enum PostponeOutcome: Sendable, Hashable {
     /// It will be offered again at this time (Unix milliseconds); postponed
     /// this many times in a row.
     case postponed(at: Int64, times: Int)
@@ -108,17 +108,17 @@ public enum PostponeOutcome: Sendable, Hashable {
 }
 
 /// The queue's counters, for metrics and `kindred queue stats`.
-public struct QueueStats: Sendable, Hashable {
+package struct QueueStats: Sendable, Hashable {
     /// Waiting jobs per priority.
-    public var waiting: [JobPriority: Int] = [:]
+    package var waiting: [JobPriority: Int] = [:]
     /// Members whose run is delayed (a retry or a postponement, with backoff).
-    public var delayed = 0
+    package var delayed = 0
     /// Jobs held by workers.
-    public var processing = 0
+    package var processing = 0
     /// Age of the oldest job held by a worker (milliseconds), 0 when none.
-    public var oldestProcessingAge: Int64 = 0
-    public var dead = 0
+    package var oldestProcessingAge: Int64 = 0
+    package var dead = 0
     /// Workers that heartbeat.
-    public var workers = 0
-    public init() {}
+    package var workers = 0
+    package init() {}
 }

@@ -1,3 +1,4 @@
+import KindredSupport
 import RedisClient
 
 /// Where the queue lives: one Redis server (`redis://[USER:PASSWORD@]HOST[:PORT][/DB]`),
@@ -5,13 +6,13 @@ import RedisClient
 /// (`redis+cluster://[USER:PASSWORD@]HOST[:PORT]`).
 ///
 /// Printing one never shows the password.
-public struct QueueAddress: Sendable, Hashable, CustomStringConvertible {
+package struct QueueAddress: Sendable, Hashable, CustomStringConvertible {
     /// Host, port, credentials, database; a cluster's seed node.
-    public var url: RedisURL
+    package var url: RedisURL
     /// The address is a Redis Cluster's node: the queue lives on that cluster.
-    public var isCluster: Bool
+    package var isCluster: Bool
 
-    public init(_ url: RedisURL, isCluster: Bool = false) {
+    package init(_ url: RedisURL, isCluster: Bool = false) {
         precondition(!isCluster || url.database == 0, "a Redis Cluster has only database 0")
         self.url = url
         self.isCluster = isCluster
@@ -22,7 +23,7 @@ public struct QueueAddress: Sendable, Hashable, CustomStringConvertible {
     /// Parses `redis://…` or `redis+cluster://…`.
     ///
     /// - Throws: ``RedisURLError`` naming what is wrong, never quoting a password.
-    public init(_ text: String) throws(RedisURLError) {
+    package init(_ text: String) throws(RedisURLError) {
         let isCluster = text.lowercased().hasPrefix(Self.clusterScheme)
         let url = try RedisURL(isCluster ? "redis://" + text.dropFirst(Self.clusterScheme.count) : text)
         guard !isCluster || url.database == 0 else {
@@ -32,7 +33,7 @@ public struct QueueAddress: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The address with the password redacted.
-    public var description: String {
+    package var description: String {
         isCluster ? Self.clusterScheme + url.description.dropFirst("redis://".count) : url.description
     }
 }
@@ -53,20 +54,20 @@ public struct QueueAddress: Sendable, Hashable, CustomStringConvertible {
 ///
 /// Threading: as ``RedisConnection``, not `Sendable`: one thread at a time,
 /// never the cooperative pool. Its calls block.
-public final class QueueConnection {
+package final class QueueConnection {
     private enum Link {
         case server(RedisConnection)
         case cluster(ClusterConnection)
     }
 
-    public let address: QueueAddress
+    package let address: QueueAddress
     private let link: Link
 
     /// Connects to the server, or reads the cluster's slot map from the seed
     /// (a node's connection opens on first use).
     ///
     /// - Throws: ``RedisError`` when the server, or every node asked, is unreachable.
-    public convenience init(
+    package convenience init(
         address: QueueAddress, connectTimeout: Duration = .seconds(2), readTimeout: Duration? = .seconds(10),
         routing: ClusterRouting.Policy = .init()
     ) throws(RedisError) {
@@ -79,7 +80,7 @@ public final class QueueConnection {
     /// connection setting given (`configuration`'s host, port, credentials
     /// and database are the address's; its timeouts, keep-alive and retry
     /// policy apply to the server or every node).
-    public init(address: QueueAddress, configuration: RedisConnection.Configuration, routing: ClusterRouting.Policy = .init()) throws(RedisError) {
+    package init(address: QueueAddress, configuration: RedisConnection.Configuration, routing: ClusterRouting.Policy = .init()) throws(RedisError) {
         self.address = address
         var configuration = configuration
         configuration.host = address.url.host
@@ -99,19 +100,19 @@ public final class QueueConnection {
 
     /// The queue on an open server connection, which the caller keeps
     /// using as well (tests, tools): closing this closes it.
-    public init(_ server: RedisConnection) {
+    package init(_ server: RedisConnection) {
         address = QueueAddress(RedisURL(
             host: server.configuration.host, port: server.configuration.port, user: server.configuration.user,
             password: server.configuration.password, database: server.configuration.database))
         link = .server(server)
     }
 
-    public var isCluster: Bool { address.isCluster }
+    package var isCluster: Bool { address.isCluster }
 
     /// `host:port` of the server or the seed node, for messages.
-    public var endpoint: String { address.url.hostPort }
+    package var endpoint: String { address.url.hostPort }
 
-    public func close() {
+    package func close() {
         switch link {
         case .server(let redis): redis.close()
         case .cluster(let cluster): cluster.close()
@@ -119,7 +120,7 @@ public final class QueueConnection {
     }
 
     /// Whether a command's failure left this connection unusable (open a new one).
-    public var isBroken: Bool {
+    package var isBroken: Bool {
         switch link {
         case .server(let redis): redis.isBroken || redis.isClosed
         case .cluster(let cluster): !cluster.isReusable
@@ -129,14 +130,14 @@ public final class QueueConnection {
     // MARK: Commands (each names one of the queue's keys, which routes it on a cluster)
 
     /// Sends one command about `key`.
-    public func send(_ command: RedisCommand, key: String) throws(RedisError) -> RedisValue {
+    package func send(_ command: RedisCommand, key: String) throws(RedisError) -> RedisValue {
         try onNode(key: key, retrying: { ClusterConnection.isRoutingReply($0) }) { redis throws(RedisError) in
             try redis.send(command)
         }
     }
 
     /// Runs a script (`EVALSHA`, `EVAL` after `NOSCRIPT`) on the node of its first key.
-    public func evaluate(_ script: RedisScript, keys: [String], arguments: [String]) throws(RedisError) -> RedisValue {
+    package func evaluate(_ script: RedisScript, keys: [String], arguments: [String]) throws(RedisError) -> RedisValue {
         try onNode(key: keys.first ?? "", retrying: { ClusterConnection.isRoutingReply($0) }) { redis throws(RedisError) in
             try redis.evaluate(script, keys: keys, arguments: arguments)
         }
@@ -146,7 +147,7 @@ public final class QueueConnection {
     /// On a cluster the whole pipeline is sent again when any reply is a
     /// redirection: the queue's pipelines are safe to repeat (marks,
     /// version bumps, reads).
-    public func pipeline(_ commands: [RedisCommand], key: String) throws(RedisError) -> [Result<RedisValue, RedisError>] {
+    package func pipeline(_ commands: [RedisCommand], key: String) throws(RedisError) -> [Result<RedisValue, RedisError>] {
         try onNode(key: key, retrying: { results in
             results.contains { result in
                 if case .success(let reply) = result { return ClusterConnection.isRoutingReply(reply) }
@@ -160,7 +161,7 @@ public final class QueueConnection {
     /// Sends a command about `key` without reading its reply, so that the
     /// caller overlaps the round trip with another; ``readReply(_:key:)``
     /// reads it (and routes it again on a cluster when it must).
-    public func request(_ command: RedisCommand, key: String) throws(RedisError) {
+    package func request(_ command: RedisCommand, key: String) throws(RedisError) {
         let redis: RedisConnection
         switch link {
         case .server(let server): redis = server
@@ -184,7 +185,7 @@ public final class QueueConnection {
     private var pendingRequest: (RedisConnection, RedisCommand)?
 
     /// The reply to the last ``request(_:key:)``.
-    public func readReply(key: String) throws(RedisError) -> RedisValue {
+    package func readReply(key: String) throws(RedisError) -> RedisValue {
         guard let (redis, command) = pendingRequest else {
             preconditionFailure("readReply(key:) without a request(_:key:) before it")
         }
@@ -211,10 +212,9 @@ public final class QueueConnection {
         case .server(let redis): return try body(redis)
         case .cluster(let connection): cluster = connection
         }
-        let policy = cluster.configuration.routing
         let clock = ContinuousClock()
-        let deadline = clock.now + policy.retryBudget
-        var delay = policy.initialDelay
+        let start = clock.now
+        var backoff = Backoff(cluster.configuration.routing.backoff)
         let slot = HashSlot(key: key)
         while true {
             let redis: RedisConnection
@@ -223,9 +223,8 @@ public final class QueueConnection {
             } catch {
                 // Nothing was sent: no node answered, or none serves the slot (a failover under way).
                 cluster.markSlotMapStale()
-                if error.code == .authenticationFailed || clock.now + delay > deadline { throw error }
-                RedisConnection.sleep(delay)
-                delay = min(delay * 2, policy.maximumDelay)
+                guard error.code != .authenticationFailed, let delay = backoff.next(elapsed: clock.now - start) else { throw error }
+                sleepThread(delay)
                 continue
             }
             let result: T
@@ -238,9 +237,8 @@ public final class QueueConnection {
             guard retrying(result) else { return result }
             // The command did not run there: the slot moved or the cluster is not serving it yet.
             cluster.markSlotMapStale()
-            if clock.now + delay > deadline { return result }
-            RedisConnection.sleep(delay)
-            delay = min(delay * 2, policy.maximumDelay)
+            guard let delay = backoff.next(elapsed: clock.now - start) else { return result }
+            sleepThread(delay)
         }
     }
 }

@@ -33,17 +33,17 @@
 /// - `NS:stats:MINUTE` hash: counters the workers publish for that Unix
 ///   minute (jobs, failures, latency buckets, placements by outcome),
 ///   expiring after two hours: the dashboard's charts.
-public struct QueueKeys: Sendable, Hashable {
-    public let namespace: String
+package struct QueueKeys: Sendable, Hashable {
+    package let namespace: String
 
-    public init(namespace: String = "kq") {
+    package init(namespace: String = "kq") {
         precondition(!namespace.isEmpty && !namespace.contains(" "), "a queue namespace is one word")
         self.namespace = namespace
     }
 
     /// The same keys with the namespace as a hash tag (`{kq}`), so that they
     /// share one slot of a Redis Cluster; unchanged when it is one already.
-    public var onCluster: QueueKeys {
+    package var onCluster: QueueKeys {
         if let open = namespace.firstIndex(of: "{"), let close = namespace[open...].firstIndex(of: "}"),
             namespace.index(after: open) < close
         {

@@ -13,29 +13,29 @@ extension WorkQueue {
     /// How long a deletion mark stays: far longer than a removal job takes
     /// (one retry cycle included), so that a set written from a snapshot
     /// that still held the member is hidden until it is regenerated.
-    public static let deletionMarkTTLMilliseconds: Int64 = 86_400_000
+    package static let deletionMarkTTLMilliseconds: Int64 = 86_400_000
 
     /// The members marked deleted, the blocked pairs, and the version of
     /// both lists (one counter: a reader refetches when either changed).
-    public struct DeletionMarks: Sendable, Hashable {
-        public var version: Int
-        public var members: Set<MemberID>
+    package struct DeletionMarks: Sendable, Hashable {
+        package var version: Int
+        package var members: Set<MemberID>
         /// For each member in a marked block, everyone they are blocked with.
-        public var blocked: [MemberID: Set<MemberID>]
+        package var blocked: [MemberID: Set<MemberID>]
 
-        public init(version: Int = -1, members: Set<MemberID> = [], blocked: [MemberID: Set<MemberID>] = [:]) {
+        package init(version: Int = -1, members: Set<MemberID> = [], blocked: [MemberID: Set<MemberID>] = [:]) {
             self.version = version
             self.members = members
             self.blocked = blocked
         }
 
         /// Whether `a` and `b` are a marked block (either way).
-        public func blocks(_ a: MemberID, _ b: MemberID) -> Bool { blocked[a]?.contains(b) ?? false }
+        package func blocks(_ a: MemberID, _ b: MemberID) -> Bool { blocked[a]?.contains(b) ?? false }
     }
 
     /// Marks blocks between `member` and each of `others` as of `now` (ms),
     /// dropping expired marks.
-    public func markBlocked(_ member: MemberID, _ others: [MemberID], now: Int64, on redis: QueueConnection) throws(QueueError) {
+    package func markBlocked(_ member: MemberID, _ others: [MemberID], now: Int64, on redis: QueueConnection) throws(QueueError) {
         let keys = self.keys(on: redis)
         guard !others.isEmpty else { return }
         var add = RedisCommand("ZADD")
@@ -53,7 +53,7 @@ extension WorkQueue {
 
     /// Removes the marks of blocks between `member` and `others` (an
     /// unblock, or a block that was not stored after all).
-    public func unmarkBlocked(_ member: MemberID, _ others: [MemberID], on redis: QueueConnection) throws(QueueError) {
+    package func unmarkBlocked(_ member: MemberID, _ others: [MemberID], on redis: QueueConnection) throws(QueueError) {
         let keys = self.keys(on: redis)
         guard !others.isEmpty else { return }
         var remove = RedisCommand("ZREM")
@@ -66,7 +66,7 @@ extension WorkQueue {
     static func pairKey(_ a: MemberID, _ b: MemberID) -> String { a < b ? "\(a):\(b)" : "\(b):\(a)" }
 
     /// Marks `member` deleted as of `now` (ms), dropping expired marks.
-    public func markDeleted(_ member: MemberID, now: Int64, on redis: QueueConnection) throws(QueueError) {
+    package func markDeleted(_ member: MemberID, now: Int64, on redis: QueueConnection) throws(QueueError) {
         let keys = self.keys(on: redis)
         try checked(pipeline(on: redis, [
             ["ZADD", keys.deleting, String(now), String(member)],
@@ -91,14 +91,14 @@ extension WorkQueue {
     }
 
     /// Removes `member`'s mark (a deletion that did not happen after all).
-    public func unmarkDeleted(_ member: MemberID, on redis: QueueConnection) throws(QueueError) {
+    package func unmarkDeleted(_ member: MemberID, on redis: QueueConnection) throws(QueueError) {
         let keys = self.keys(on: redis)
         try checked(pipeline(on: redis, [["ZREM", keys.deleting, String(member)], ["INCR", keys.deletingVersion]]))
     }
 
     /// The version of the deletion marks; compare with a cached
     /// ``DeletionMarks/version`` before reading them all again.
-    public func deletionMarksVersion(on redis: QueueConnection) throws(QueueError) -> Int {
+    package func deletionMarksVersion(on redis: QueueConnection) throws(QueueError) -> Int {
         let keys = self.keys(on: redis)
         let reply: RedisValue
         do { reply = try redis.send(["GET", keys.deletingVersion], key: keys.deletingVersion) } catch { throw .redis(error) }
@@ -109,13 +109,13 @@ extension WorkQueue {
     /// Sends the version request without waiting for it, so a caller can
     /// overlap it with a round trip to another server; read the answer with
     /// ``readDeletionMarksVersion(on:)``.
-    public func requestDeletionMarksVersion(on redis: QueueConnection) throws(QueueError) {
+    package func requestDeletionMarksVersion(on redis: QueueConnection) throws(QueueError) {
         let keys = self.keys(on: redis)
         do { try redis.request(["GET", keys.deletingVersion], key: keys.deletingVersion) } catch { throw .redis(error) }
     }
 
     /// The answer to ``requestDeletionMarksVersion(on:)``.
-    public func readDeletionMarksVersion(on redis: QueueConnection) throws(QueueError) -> Int {
+    package func readDeletionMarksVersion(on redis: QueueConnection) throws(QueueError) -> Int {
         let reply: RedisValue
         do { reply = try redis.readReply(key: keys(on: redis).deletingVersion) } catch { throw .redis(error) }
         if let message = reply.errorMessage { throw QueueError.server(message) }
@@ -123,7 +123,7 @@ extension WorkQueue {
     }
 
     /// Every marked member and pair with the lists' version, in one `MULTI`.
-    public func deletionMarks(on redis: QueueConnection) throws(QueueError) -> DeletionMarks {
+    package func deletionMarks(on redis: QueueConnection) throws(QueueError) -> DeletionMarks {
         let keys = self.keys(on: redis)
         let replies = try pipeline(on: redis, [
             ["MULTI"], ["GET", keys.deletingVersion], ["ZRANGE", keys.deleting, "0", "-1"], ["ZRANGE", keys.blocking, "0", "-1"],

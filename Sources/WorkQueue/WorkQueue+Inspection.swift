@@ -6,25 +6,25 @@ import Scoring
 /// per-minute counters the workers publish.
 extension WorkQueue {
     /// A waiting job as the dashboard lists it.
-    public struct WaitingJob: Sendable, Hashable {
-        public var member: MemberID
-        public var priority: JobPriority
+    package struct WaitingJob: Sendable, Hashable {
+        package var member: MemberID
+        package var priority: JobPriority
         /// Unix milliseconds.
-        public var enqueuedAt: Int64
+        package var enqueuedAt: Int64
     }
 
     /// A worker that heartbeats, and what it holds.
-    public struct WorkerState: Sendable, Hashable {
-        public var worker: String
+    package struct WorkerState: Sendable, Hashable {
+        package var worker: String
         /// Unix milliseconds (the queue server's clock).
-        public var lastHeartbeat: Int64
-        public var jobs: [Job]
+        package var lastHeartbeat: Int64
+        package var jobs: [Job]
     }
 
     /// The next `limit` jobs of `priority`, in the order workers take them.
     /// List entries that no longer wait (promoted, or taken) are skipped,
     /// so a page may hold fewer than `limit` although more wait.
-    public func nextWaiting(_ priority: JobPriority, limit: Int, on redis: QueueConnection) throws(QueueError) -> [WaitingJob] {
+    package func nextWaiting(_ priority: JobPriority, limit: Int, on redis: QueueConnection) throws(QueueError) -> [WaitingJob] {
         let keys = self.keys(on: redis)
         guard limit > 0 else { return [] }
         // Workers take from the right (RPOP): the next job is the last entry.
@@ -47,7 +47,7 @@ extension WorkQueue {
     }
 
     /// Every worker with a heartbeat, most recent first, with the jobs it holds.
-    public func workerStates(on redis: QueueConnection) throws(QueueError) -> [WorkerState] {
+    package func workerStates(on redis: QueueConnection) throws(QueueError) -> [WorkerState] {
         let keys = self.keys(on: redis)
         let flat = try send(["ZRANGE", keys.workers, "0", "-1", "WITHSCORES"], on: redis).array ?? []
         var states: [WorkerState] = []
@@ -62,7 +62,7 @@ extension WorkQueue {
     }
 
     /// The queue server's clock, Unix milliseconds.
-    public func serverTime(on redis: QueueConnection) throws(QueueError) -> Int64 {
+    package func serverTime(on redis: QueueConnection) throws(QueueError) -> Int64 {
         let keys = self.keys(on: redis)
         return try run(QueueScripts.serverTime, keys: [keys.workers], arguments: [], on: redis).int.map(Int64.init) ?? 0
     }
@@ -70,12 +70,12 @@ extension WorkQueue {
     // MARK: Per-minute counters
 
     /// How long a minute's counters are kept (two hours).
-    public static let throughputRetentionSeconds = 7200
+    package static let throughputRetentionSeconds = 7200
 
     /// Adds `counts` to the counters of each minute (Unix minutes), which
     /// expire after ``throughputRetentionSeconds``: the workers publish
     /// what they did, every process adds to the same minutes.
-    public func addThroughput(_ counts: [Int64: [String: Int]], on redis: QueueConnection) throws(QueueError) {
+    package func addThroughput(_ counts: [Int64: [String: Int]], on redis: QueueConnection) throws(QueueError) {
         let keys = self.keys(on: redis)
         var commands: [RedisCommand] = []
         for (minute, fields) in counts.sorted(by: { $0.key < $1.key }) where !fields.isEmpty {
@@ -98,7 +98,7 @@ extension WorkQueue {
 
     /// The counters of each minute in `minutes` (Unix minutes); a minute
     /// nobody published is empty.
-    public func throughput(_ minutes: ClosedRange<Int64>, on redis: QueueConnection) throws(QueueError) -> [Int64: [String: Int]] {
+    package func throughput(_ minutes: ClosedRange<Int64>, on redis: QueueConnection) throws(QueueError) -> [Int64: [String: Int]] {
         let keys = self.keys(on: redis)
         let list = Array(minutes)
         let replies: [Result<RedisValue, RedisError>]

@@ -1,3 +1,4 @@
+import KindredSupport
 import RedisClient
 import Scoring
 
@@ -23,11 +24,11 @@ import Scoring
 /// MySQL's generation bookkeeping stays the truth: a repair sweep re-enqueues
 /// every member whose set is missing or stale, so a queue that restarts empty
 /// loses nothing.
-public struct WorkQueue: Sendable {
-    public let keys: QueueKeys
-    public var retry: JobRetryPolicy
+package struct WorkQueue: Sendable {
+    package let keys: QueueKeys
+    package var retry: JobRetryPolicy
 
-    public init(keys: QueueKeys = QueueKeys(), retry: JobRetryPolicy = .default) {
+    package init(keys: QueueKeys = QueueKeys(), retry: JobRetryPolicy = .default) {
         self.keys = keys
         self.retry = retry
     }
@@ -36,7 +37,7 @@ public struct WorkQueue: Sendable {
     /// member already pending (waiting or delayed) is not queued again; see
     /// ``EnqueueResult``.
     @discardableResult
-    public func enqueue(_ members: some Collection<MemberID>, priority: JobPriority, on redis: QueueConnection) throws(QueueError)
+    package func enqueue(_ members: some Collection<MemberID>, priority: JobPriority, on redis: QueueConnection) throws(QueueError)
         -> EnqueueResult
     {
         let keys = self.keys(on: redis)
@@ -65,7 +66,7 @@ public struct WorkQueue: Sendable {
     /// Takes the most urgent waiting job into `worker`'s processing list (and
     /// records a heartbeat); nil when nothing waits. Due delayed runs are
     /// moved back to waiting first.
-    public func fetch(worker: String, on redis: QueueConnection) throws(QueueError) -> Job? {
+    package func fetch(worker: String, on redis: QueueConnection) throws(QueueError) -> Job? {
         let keys = self.keys(on: redis)
         let reply = try run(
             QueueScripts.fetch, keys: keys.placement + [keys.processing(worker), keys.attempts, keys.workers],
@@ -78,11 +79,11 @@ public struct WorkQueue: Sendable {
     /// Blocks up to `timeout` for a new-job signal, so an idle worker wakes as
     /// soon as something is queued. Returns true when signalled. The
     /// connection's read timeout must be longer than `timeout`.
-    public func waitForWork(timeout: Duration, on redis: QueueConnection) throws(QueueError) -> Bool {
+    package func waitForWork(timeout: Duration, on redis: QueueConnection) throws(QueueError) -> Bool {
         let keys = self.keys(on: redis)
         var command = RedisCommand("BLPOP")
         command.append(keys.signal)
-        let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
+        let seconds = timeout.inSeconds
         command.append(String(max(seconds, 0.01)))
         let reply: RedisValue
         do { reply = try redis.send(command, key: keys.signal) } catch { throw .redis(error) }
@@ -94,7 +95,7 @@ public struct WorkQueue: Sendable {
     /// failures. False when the worker no longer held it (it was reaped while
     /// the worker ran: harmless, jobs are idempotent).
     @discardableResult
-    public func complete(_ job: Job, worker: String, on redis: QueueConnection) throws(QueueError) -> Bool {
+    package func complete(_ job: Job, worker: String, on redis: QueueConnection) throws(QueueError) -> Bool {
         let keys = self.keys(on: redis)
         let reply = try run(
             QueueScripts.complete, keys: [keys.processing(worker), keys.attempts, keys.postponed],
@@ -106,7 +107,7 @@ public struct WorkQueue: Sendable {
     /// backoff, or goes to the dead-letter list after its last attempt. When
     /// the member is pending already, the retry merges into that run (see
     /// ``postpone(_:worker:random:on:)``).
-    public func fail(
+    package func fail(
         _ job: Job, worker: String, reason: String, random: Double = Double.random(in: 0..<1), on redis: QueueConnection
     ) throws(QueueError) -> FailureOutcome {
         let keys = self.keys(on: redis)
@@ -144,7 +145,7 @@ public struct WorkQueue: Sendable {
     ///
     /// `baseDelay` and `maxDelay` override the retry policy's (a short wait
     /// behind another job of the same member, rather than a shard outage's).
-    public func postpone(
+    package func postpone(
         _ job: Job, worker: String, baseDelay: Duration? = nil, maxDelay: Duration? = nil,
         random: Double = Double.random(in: 0..<1), on redis: QueueConnection
     ) throws(QueueError) -> PostponeOutcome {
@@ -167,7 +168,7 @@ public struct WorkQueue: Sendable {
     /// The job can never succeed (its member's stored data breaks the
     /// engine's rules): it goes to the dead-letter list at once with `reason`,
     /// without using up retries.
-    public func bury(_ job: Job, worker: String, reason: String, on redis: QueueConnection) throws(QueueError) -> FailureOutcome {
+    package func bury(_ job: Job, worker: String, reason: String, on redis: QueueConnection) throws(QueueError) -> FailureOutcome {
         let keys = self.keys(on: redis)
         let reply = try run(
             QueueScripts.fail, keys: keys.placement + [keys.processing(worker), keys.attempts, keys.dead, keys.postponed],
@@ -182,12 +183,12 @@ public struct WorkQueue: Sendable {
 
     /// Whether the queue's Redis (on a cluster: the master serving the
     /// queue's slot) answers `PING`.
-    public func ping(on redis: QueueConnection) throws(QueueError) {
+    package func ping(on redis: QueueConnection) throws(QueueError) {
         _ = try send(["PING"], on: redis)
     }
 
     /// Records that `worker` is alive (server clock).
-    public func heartbeat(worker: String, on redis: QueueConnection) throws(QueueError) {
+    package func heartbeat(worker: String, on redis: QueueConnection) throws(QueueError) {
         let keys = self.keys(on: redis)
         _ = try run(QueueScripts.heartbeat, keys: [keys.workers], arguments: [worker], on: redis)
     }
@@ -195,7 +196,7 @@ public struct WorkQueue: Sendable {
     /// Graceful stop: puts every job `worker` holds back at the front of its
     /// priority, without counting an attempt, and forgets the worker.
     @discardableResult
-    public func handBack(worker: String, on redis: QueueConnection) throws(QueueError) -> Int {
+    package func handBack(worker: String, on redis: QueueConnection) throws(QueueError) -> Int {
         try release(worker: worker, countAttempt: false, on: redis).returned
     }
 
@@ -203,7 +204,7 @@ public struct WorkQueue: Sendable {
     /// Each returned job counts as a failed attempt (a job that kills its
     /// worker must not loop forever). Several processes may reap at once: a
     /// worker's list is emptied by one script, so each job moves once.
-    public func reap(timeout: Duration, on redis: QueueConnection) throws(QueueError) -> (workers: Int, returned: Int, dead: Int) {
+    package func reap(timeout: Duration, on redis: QueueConnection) throws(QueueError) -> (workers: Int, returned: Int, dead: Int) {
         let keys = self.keys(on: redis)
         let milliseconds = timeout.wholeMilliseconds
         let reply = try run(QueueScripts.silentWorkers, keys: [keys.workers], arguments: [String(milliseconds)], on: redis)
@@ -229,7 +230,7 @@ public struct WorkQueue: Sendable {
     }
 
     /// The dead-letter list, oldest death first.
-    public func deadJobs(on redis: QueueConnection) throws(QueueError) -> [DeadJob] {
+    package func deadJobs(on redis: QueueConnection) throws(QueueError) -> [DeadJob] {
         let keys = self.keys(on: redis)
         let reply = try send(["HGETALL", keys.dead], on: redis)
         guard let flat = reply.array else { throw QueueError.unexpected(reply) }
@@ -250,7 +251,7 @@ public struct WorkQueue: Sendable {
     /// Re-drives dead jobs (all of them when `members` is nil) at their
     /// priority, with a fresh attempt count. Returns how many moved.
     @discardableResult
-    public func retryDead(_ members: [MemberID]?, on redis: QueueConnection) throws(QueueError) -> Int {
+    package func retryDead(_ members: [MemberID]?, on redis: QueueConnection) throws(QueueError) -> Int {
         let keys = self.keys(on: redis)
         let ids: [MemberID]
         if let members {
@@ -275,7 +276,7 @@ public struct WorkQueue: Sendable {
     /// a member whose set is missing or stale, so the repair sweep queues
     /// them again. Returns how many dead jobs were deleted.
     @discardableResult
-    public func deleteDead(_ members: [MemberID]?, on redis: QueueConnection) throws(QueueError) -> Int {
+    package func deleteDead(_ members: [MemberID]?, on redis: QueueConnection) throws(QueueError) -> Int {
         let keys = self.keys(on: redis)
         let ids: [MemberID]
         if let members { ids = members } else { ids = try deadJobs(on: redis).map(\.member) }
@@ -291,7 +292,7 @@ public struct WorkQueue: Sendable {
 
     /// Depth per priority, delayed, processing (and the oldest in-flight
     /// job's age), dead letters, workers.
-    public func stats(on redis: QueueConnection) throws(QueueError) -> QueueStats {
+    package func stats(on redis: QueueConnection) throws(QueueError) -> QueueStats {
         let keys = self.keys(on: redis)
         var stats = QueueStats()
         let depth = try send(["HGETALL", keys.depth], on: redis).array ?? []
@@ -344,7 +345,7 @@ public struct WorkQueue: Sendable {
 
 /// A queue operation that failed: the connection (retry after reconnecting),
 /// an error reply, or a reply the queue did not expect.
-public enum QueueError: Error, Sendable, CustomStringConvertible {
+package enum QueueError: Error, Sendable, CustomStringConvertible {
     case redis(RedisError)
     case server(String)
     case unexpectedReply(String)
@@ -354,21 +355,16 @@ public enum QueueError: Error, Sendable, CustomStringConvertible {
     }
 
     /// True when the connection is gone and the operation may be retried on a new one.
-    public var isConnectionBroken: Bool {
+    package var isConnectionBroken: Bool {
         if case .redis(let error) = self { return error.isConnectionBroken }
         return false
     }
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .redis(let error): "queue: \(error)"
         case .server(let message): "queue: server error: \(message)"
         case .unexpectedReply(let reply): "queue: unexpected reply \(reply)"
         }
     }
-}
-
-extension Duration {
-    /// Whole milliseconds (truncated), as the queue's scripts take them.
-    var wholeMilliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
 }

@@ -46,7 +46,7 @@ func LLVMFuzzerRunDriver(
 ) -> CInt
 
 @_cdecl("LLVMFuzzerTestOneInput")
-public func LLVMFuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+package func LLVMFuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     selected.run(UnsafeRawBufferPointer(start: data, count: size))
     return 0
 }

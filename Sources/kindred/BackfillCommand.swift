@@ -1,55 +1,17 @@
 import ArgumentParser
 import Foundation
 import KindredConfig
+import KindredCore
+import KindredRuns
+import KindredSupport
 import Logging
 import MemberStore
-import Pipeline
 import RedisClient
 import Scoring
-import WorkQueue
 import ServiceLifecycle
+import Synchronization
 import UnixSignals
-
-/// Options `kindred backfill` and `kindred evict` share.
-struct RunOptions: ParsableArguments {
-    @Option(help: "The instant windows are measured from: YYYY-MM-DD (midnight UTC) or an RFC 3339 UTC timestamp (default: now). Kept by the checkpoint: a resumed run uses its own.")
-    var now: String?
-
-    @Option(help: "Members per second at most, so a live site is not starved (default: no cap).")
-    var rate: Double?
-
-    @Flag(name: .customLong("dry-run"), help: "Print what would be done (counts per shard, estimated memory) and change nothing.")
-    var dryRun = false
-
-    @Flag(help: "Abandon the unfinished run of the same selection and start over.")
-    var restart = false
-
-    @Option(name: .customLong("progress-every"), help: "Seconds between plain progress lines when standard error is not a terminal.")
-    var progressEvery: Double = 5
-
-    func validate() throws {
-        if let rate, !(rate > 0 && rate <= 1_000_000) { throw ValidationError("--rate must be a positive number of members per second") }
-        guard progressEvery > 0 else { throw ValidationError("--progress-every must be positive") }
-        if let now { _ = try instant(now, option: "--now") }
-    }
-
-    /// The run's `now`, Unix seconds (the clock when not given).
-    func nowSeconds() throws -> (Int64, explicit: Int64?) {
-        if let now {
-            let seconds = try instant(now, option: "--now")
-            return (seconds, seconds)
-        }
-        return (Int64(Date().timeIntervalSince1970), nil)
-    }
-}
-
-func duration(_ text: String, option: String) throws -> Int64 {
-    do { return try RunText.seconds(in: text) } catch { throw ValidationError("\(option): \(error)") }
-}
-
-func instant(_ text: String, option: String) throws -> Int64 {
-    do { return try RunText.instant(text) } catch { throw ValidationError("\(option): \(error)") }
-}
+import WorkQueue
 
 struct BackfillCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -71,7 +33,8 @@ struct BackfillCommand: AsyncParsableCommand {
             enqueued at backfill priority for the daemons); the checkpoint in MySQL lets the same command \
             resume after Ctrl-C, SIGTERM or a crash without redoing finished members (--restart starts over). \
             Ctrl-C: finish the members in flight, save the checkpoint, exit (a second Ctrl-C exits at once). \
-            Reciprocal offers are skipped when every live member's set is being rebuilt.
+            In process, sets that fall below N are queued for repair on KINDRED_QUEUE when it is set (a \
+            malformed address is an error; unset, the run says so and the daemons' repair sweep finds them).
 
             Exit status: 0 done; 1 some members failed (listed with reasons) or an error; 3 refused (memory \
             budget); 130 interrupted (run the same command to resume).
@@ -123,93 +86,40 @@ struct BackfillCommand: AsyncParsableCommand {
         let configuration = try await configOptions.load()
         let logger = try log.logger("kindred.backfill", configuration: configuration, defaultLevel: .warning)
         let mysql = try mysqlConfiguration(configuration)
-        // The in-process pool never touches the queue; its address is only needed with --via-queue.
-        let queue = viaQueue ? try queueAddress(configuration) : (try? queueAddress(configuration)) ?? QueueAddress(RedisURL(host: "127.0.0.1", port: 6379))
+        // --via-queue needs the queue; in process it only takes the sets that fell below N for repair, when one is configured.
+        let queue = viaQueue ? try queueAddress(configuration) : try optionalQueueAddress(configuration)
+        if queue == nil {
+            printError("no queue configured (KINDRED_QUEUE): sets that fall below N will not be queued for repair")
+        }
         let (now, explicitNow) = try run.nowSeconds()
         let threads = try concurrency ?? configuration.integer("workers", default: ProcessInfo.processInfo.activeProcessorCount)
-        var settings = PipelineSettings(scoring: try scoring.apply(to: configuration.scoring), workers: threads)
-        settings.publishes = false  // backfill rebuilds own sets; the worker publishes changes
-        settings.mysqlRetry = RetryPolicy(giveUpAfter: .seconds(5))
+        var generation = GenerationSettings(scoring: try scoring.apply(to: configuration.scoring))
+        generation.mysqlRetry = RetryPolicy(giveUpAfter: .seconds(5))
         var options = Backfill.Options(selection: try selection(explicitNow: explicitNow), now: now, concurrency: threads, rate: run.rate)
         options.dryRun = run.dryRun
         options.restart = run.restart
         options.viaQueue = viaQueue
-        let phases = PhaseTotals()
-        let metrics = KindredMetrics(factory: phases)
-        let finalSettings = settings
+        let store = StoreConfiguration(mysql: mysql)
+        let finalGeneration = generation
         let finalOptions = options
         let report = try await runWithSignals(logger: logger, progressEvery: run.progressEvery) { display in
-            let (context, watermark) = try WorkerDaemon.bootstrap(
-                mysql: mysql, queue: queue, settings: finalSettings, metrics: metrics, logger: logger)
-            return (context, watermark, { context, stop in
-                try Backfill(context: context, options: finalOptions, phases: phases).run(stop: stop) { display($0) }
-            })
+            try BackfillAssembly.assemble(
+                store: store, queue: queue, generation: finalGeneration, options: finalOptions, logger: logger, display: display)
         }
         try finish(report, noun: viaQueue ? "queued" : "rebuilt")
     }
 }
 
-struct EvictCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "evict",
-        abstract: "Drop the sets of members dormant for a given time, release their shard and forget their generation.",
-        discussion: """
-            --dormant-for D selects members with last_active < now - D (exclusive) and members never active, \
-            who hold a set or a shard. Each is re-checked inside a MySQL transaction (a member who logged in \
-            meanwhile is skipped), then their set is removed from its shard. The repair sweep leaves evicted \
-            members alone until they are active again; a login (enqueue) or a read rebuilds their set on \
-            demand. Resumable like backfill (checkpoint in MySQL, --restart); Ctrl-C finishes the batch in \
-            flight. Exit status: 0 done; 1 some members failed; 130 interrupted.
-            """
-    )
-
-    @Option(name: .customLong("dormant-for"), help: "Evict members not active for this long (e.g. 180d), and members never active.")
-    var dormantFor: String
-
-    @OptionGroup var run: RunOptions
-    @OptionGroup var configOptions: ConfigOptions
-    @OptionGroup var log: LogOptions
-
-    func validate() throws {
-        _ = try duration(dormantFor, option: "--dormant-for")
-    }
-
-    func run() async throws {
-        let configuration = try await configOptions.load()
-        let logger = try log.logger("kindred.evict", configuration: configuration, defaultLevel: .warning)
-        let mysql = try mysqlConfiguration(configuration)
-        let queue = (try? queueAddress(configuration)) ?? QueueAddress(RedisURL(host: "127.0.0.1", port: 6379))
-        let (now, explicitNow) = try run.nowSeconds()
-        var settings = PipelineSettings(scoring: configuration.scoring, workers: 1)
-        settings.publishes = false
-        settings.mysqlRetry = RetryPolicy(giveUpAfter: .seconds(5))
-        var options = Evict.Options(
-            selection: RunSelection(dormantFor: try duration(dormantFor, option: "--dormant-for"), explicitNow: explicitNow),
-            now: now, rate: run.rate)
-        options.dryRun = run.dryRun
-        options.restart = run.restart
-        let finalSettings = settings
-        let finalOptions = options
-        let report = try await runWithSignals(logger: logger, progressEvery: run.progressEvery) { display in
-            let (context, watermark) = try WorkerDaemon.bootstrap(
-                mysql: mysql, queue: queue, settings: finalSettings, metrics: KindredMetrics(factory: PhaseTotals()),
-                logger: logger)
-            return (context, watermark, { context, stop in
-                try Evict(context: context, options: finalOptions).run(stop: stop) { display($0) }
-            })
-        }
-        try finish(report, noun: "evicted")
-    }
+/// What a run command hands ``runWithSignals(logger:progressEvery:_:)``
+/// once it has assembled its parts: the service that keeps its snapshot
+/// fresh while it runs (none when it reads no snapshot), and the run itself.
+struct RunStart {
+    var refresher: ThreadsService?
+    var body: (StopSignal) throws -> RunReport
 }
 
-/// What a run command hands ``runWithSignals(logger:progressEvery:_:)``:
-/// the context and snapshot watermark it bootstrapped, and the run itself.
-typealias RunStart = (
-    PipelineContext, SnapshotWatermark, (PipelineContext, StopSignal) throws -> RunReport
-)
-
-/// Runs a backfill or an evict: bootstraps on a thread of its own, keeps
-/// the snapshot fresh meanwhile, turns the first SIGINT/SIGTERM into a
+/// Runs a backfill or an evict: assembles it on a thread of its own, keeps
+/// its snapshot (if any) fresh meanwhile, turns the first SIGINT/SIGTERM into a
 /// graceful stop (the second exits at once), shows progress, and returns
 /// the report.
 func runWithSignals(
@@ -248,7 +158,7 @@ private func run(
     try await withThrowingTaskGroup(of: RunReport?.self) { group in
         let box = RefresherBox()
         group.addTask {
-            try await onDedicatedThread(name: "kindred-run") { () throws -> RunReport in
+            try await runOnThread(name: "kindred-run") { () throws -> RunReport in
                 let display = ProgressDisplay(
                     interactive: ProgressDisplay.standardErrorIsTerminal, plainInterval: .seconds(progressEvery))
                 defer { display.finish() }
@@ -259,11 +169,10 @@ private func run(
                     case .finalProgress(let status): display.update(force: true) { describe(status, bar: $0) }
                     }
                 }
-                display.message("loading the member snapshot...")
-                let (context, _, body) = try start(show)
-                box.start(Maintenance.refresher(context))
+                let start = try start(show)
+                if let refresher = start.refresher { box.start(refresher) }
                 defer { box.stop() }
-                return try body(context, stop)
+                return try start.body(stop)
             }
         }
         defer { group.cancelAll() }
@@ -272,21 +181,19 @@ private func run(
     }
 }
 
-/// The snapshot refresher, started once the context exists and stopped
+/// The snapshot refresher, started once the run is assembled and stopped
 /// with the run.
-final class RefresherBox: @unchecked Sendable {
-    // @unchecked Sendable: `service` and `task` are only touched under `lock`.
-    private let lock = NSLock()
-    private var task: Task<Void, any Error>?
+final class RefresherBox: Sendable {
+    private let task = Mutex<Task<Void, any Error>?>(nil)
 
     func start(_ service: ThreadsService) {
-        lock.withLock {
+        task.withLock { task in
             task = Task { try await service.run() }
         }
     }
 
     func stop() {
-        lock.withLock { task?.cancel() }
+        task.withLock { $0?.cancel() }
     }
 }
 
@@ -312,7 +219,7 @@ func finish(_ report: RunReport, noun: String) throws {
     }
     let counts = report.counts
     let session = report.session
-    let minutes = max(Double(report.elapsed.components.seconds) + Double(report.elapsed.components.attoseconds) / 1e18, 0.001) / 60
+    let minutes = max(report.elapsed.inSeconds, 0.001) / 60
     var summary = "\(report.interrupted ? "interrupted" : "done"): run \(report.runID.map(String.init) ?? "-"): "
         + "\(counts.done) \(noun), \(counts.skipped) skipped, "
     if counts.gone > 0 || noun != "evicted" { summary += "\(counts.gone) deleted meanwhile, " }
@@ -332,21 +239,4 @@ func finish(_ report: RunReport, noun: String) throws {
         throw ExitCode(130)
     }
     if counts.failed > 0 { throw ExitCode(1) }
-}
-
-/// Member ids from a file, one per line; blank lines and `#` comments skipped.
-func readIDs(_ path: String) throws -> [MemberID] {
-    let text: String
-    do { text = try String(contentsOfFile: path, encoding: .utf8) } catch { throw ValidationError("--ids: cannot read \(path): \(error.localizedDescription)") }
-    var ids: [MemberID] = []
-    for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-        let trimmed = line.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first?
-            .trimmingCharacters(in: .whitespaces) ?? ""
-        if trimmed.isEmpty { continue }
-        guard let id = MemberID(trimmed), id > 0 else {
-            throw ValidationError("--ids: line \(index + 1) of \(path) is not a member id (a positive integer below 2^32)")
-        }
-        ids.append(id)
-    }
-    return ids
 }

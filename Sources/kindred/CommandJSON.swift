@@ -72,7 +72,7 @@ enum CommandJSON {
             member = job.member
             priority = job.priority.description
             attempts = job.attempts
-            diedAt = LogRecord.Timestamp(unixMilliseconds: job.diedAt).rfc3339
+            diedAt = LogRecord.WallTime(unixMilliseconds: job.diedAt).rfc3339
             reason = job.reason
         }
     }

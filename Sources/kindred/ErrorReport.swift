@@ -1,42 +1,44 @@
 import ArgumentParser
 import Foundation
 import KindredConfig
+import KindredCore
 import KindredLogging
 import MariaDBClient
 import MemberStore
-import Pipeline
 import RedisClient
 import ScoreStore
+import Synchronization
 import WorkQueue
 
 /// What the running command is connected to, recorded as it resolves its
 /// settings, so that an error reaching the top level can name the setting
 /// and the `host:port` behind it (``ErrorReport``). Holds no password.
-final class CommandContext: @unchecked Sendable {
-    // @unchecked Sendable: every property is read and written under `lock`.
+final class CommandContext: Sendable {
     static let shared = CommandContext()
 
-    private let lock = NSLock()
-    private var _mysql: (address: String, user: String, database: String?)?
-    private var _queue: String?
-    private var _listen: (address: String, setting: String)?
+    private struct State {
+        var mysql: (address: String, user: String, database: String?)?
+        var queue: String?
+        var listen: (address: String, setting: String)?
+    }
+    private let state = Mutex(State())
 
     /// The member store: `host:port` (or the socket path), the user and database.
     var mysql: (address: String, user: String, database: String?)? {
-        get { lock.withLock { _mysql } }
-        set { lock.withLock { _mysql = newValue } }
+        get { state.withLock { $0.mysql } }
+        set { state.withLock { $0.mysql = newValue } }
     }
 
     /// The queue's `host:port`.
     var queue: String? {
-        get { lock.withLock { _queue } }
-        set { lock.withLock { _queue = newValue } }
+        get { state.withLock { $0.queue } }
+        set { state.withLock { $0.queue = newValue } }
     }
 
     /// The address the command listens on and the setting that named it.
     var listen: (address: String, setting: String)? {
-        get { lock.withLock { _listen } }
-        set { lock.withLock { _listen = newValue } }
+        get { state.withLock { $0.listen } }
+        set { state.withLock { $0.listen = newValue } }
     }
 
     func record(_ mysql: MariaDBConnection.Configuration) {

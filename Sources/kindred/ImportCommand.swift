@@ -2,12 +2,14 @@ import ArgumentParser
 import Foundation
 import KindredConfig
 import KindredLogging
+import KindredSupport
 import Logging
 import MariaDBClient
 import MemberFormat
 import MemberStore
 import RedisClient
 import Scoring
+import Synchronization
 import UnixSignals
 import WorkQueue
 
@@ -73,15 +75,15 @@ struct ImportCommand: AsyncParsableCommand {
             }
         }
         defer { signalTask.cancel() }
-        let summary = try await onDedicatedThread(name: "kindred-import") { () throws -> ImportSummary in
-            let connection = try MariaDBConnection(url: url)
-            defer { connection.close() }
+        let summary = try await runOnThread(name: "kindred-import") { () throws -> ImportSummary in
+            let session = try StoreSession.connect(url: url)
+            defer { session.close() }
             let display = ProgressDisplay(interactive: isatty(STDERR_FILENO) == 1)
             defer { display.finish() }
-            // Log lines go above the progress bar; both are used from this thread only.
+            // Log lines go above the progress bar (the display serializes them).
             let logger = try logOptions.logger(
-                "kindred.import", configuration: configuration, sink: LogSink { [display = UncheckedBox(display)] in display.value.message($0) })
-            let importer = Importer(connection: connection, options: Importer.Options(batchSize: batchSize))
+                "kindred.import", configuration: configuration, sink: LogSink { [display] in display.message($0) })
+            let importer = session.importer(options: Importer.Options(batchSize: batchSize))
             return try importer.run(
                 surveyPath: surveyPath, membersPath: membersPath,
                 onReject: { display.message($0.description) },
@@ -111,7 +113,7 @@ struct ImportCommand: AsyncParsableCommand {
                 + "(\(ProgressDisplay.grouped(progress.rejected)) rejected, \(summary.blankLines) blank) in \(seconds) s: "
                 + "\(ProgressDisplay.grouped(Int(progress.membersPerSecond))) members/s"
                 + (summary.storedSurvey ? "; stored the survey" : ""))
-        let (settled, queued) = try await onDedicatedThread(name: "kindred-import-publish") {
+        let (settled, queued) = try await runOnThread(name: "kindred-import-publish") {
             try Self.publish(url: url, queue: queue)
         }
         if settled > 0 { print("\(ProgressDisplay.grouped(settled)) members marked published: every stored set already ranks them as they are") }
@@ -133,17 +135,15 @@ extension ImportCommand {
     /// members' sets must still see. Returns the counts (queued is nil
     /// without a queue).
     static func publish(url: String, queue: QueueAddress?) throws -> (settled: Int, queued: Int?) {
-        let connection = try MariaDBConnection(url: url)
-        defer { connection.close() }
-        guard let survey = try SurveyStore.stored(connection) else { return (0, nil) }
-        let store = PublishedStore(connection: connection, survey: survey)
-        let before = try store.oldestCoverage() ?? (try connection.serverTime())
-        var settled = 0
-        while true {
-            let batch = try store.settleUnpublished(changedBefore: before, limit: 10_000)
-            settled += batch
-            if batch < 10_000 { break }
+        let session = try StoreSession.connect(url: url)
+        defer { session.close() }
+        do {
+            try session.loadSurvey()
+        } catch let error as MemberStoreError where error.code == .noSurvey {
+            return (0, nil)
         }
+        let store = session.publications
+        let settled = try store.settleAllUnpublished()
         guard let queue else { return (settled, nil) }
         let redis = try QueueConnection(address: queue, connectTimeout: .seconds(2), readTimeout: .seconds(10))
         defer { redis.close() }
@@ -174,7 +174,7 @@ extension ProgressDisplay {
         text += "\(grouped(progress.members)) members, \(grouped(progress.rejected)) rejected, "
             + "\(grouped(Int(progress.membersPerSecond))) members/s"
         if let fraction = progress.fraction, fraction > 0.001 {
-            let elapsed = Double(progress.elapsed.components.seconds) + Double(progress.elapsed.components.attoseconds) / 1e18
+            let elapsed = progress.elapsed.inSeconds
             text += ", ETA " + eta(Int((elapsed / fraction - elapsed).rounded()))
         }
         return text
@@ -183,28 +183,19 @@ extension ProgressDisplay {
 
 /// The first SIGINT/SIGTERM an import received: the exit status it asks
 /// for (130 or 143). The importing thread polls it after each batch.
-final class ImportInterruption: @unchecked Sendable {
-    // @unchecked Sendable: `requested` is only touched under `lock`.
-    private let lock = NSLock()
-    private var requested: Int32?
+final class ImportInterruption: Sendable {
+    /// The status asked for; 0: none yet (a signal's status is 130 or 143).
+    private let requested = Atomic<Int32>(0)
 
     /// Records a stop; false when one was already requested.
     func request(status: Int32) -> Bool {
-        lock.withLock {
-            guard requested == nil else { return false }
-            requested = status
-            return true
-        }
+        precondition(status != 0, "0 means no request")
+        return requested.compareExchange(expected: 0, desired: status, ordering: .relaxed).exchanged
     }
 
-    var status: Int32? { lock.withLock { requested } }
+    var status: Int32? {
+        let status = requested.load(ordering: .relaxed)
+        return status == 0 ? nil : status
+    }
 }
 
-/// Hands a value used from one thread to a `@Sendable` closure that runs on
-/// that same thread.
-struct UncheckedBox<Value>: @unchecked Sendable {
-    // @unchecked Sendable: the import's log sink calls `value` only from the
-    // importing thread, the one that made it (the callbacks run there).
-    let value: Value
-    init(_ value: Value) { self.value = value }
-}

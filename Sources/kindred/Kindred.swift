@@ -16,7 +16,7 @@ struct Kindred: AsyncParsableCommand {
             """,
         version: KindredVersion.current,
         subcommands: [
-            GenerateCommand.self,
+            SynthesizeCommand.self,
             MatchesCommand.self,
             MigrateCommand.self,
             ImportCommand.self,

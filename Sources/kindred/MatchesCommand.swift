@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KindredConfig
+import KindredSupport
 import MariaDBClient
 import MemberFormat
 import MemberStore
@@ -78,13 +79,12 @@ struct MatchesCommand: AsyncParsableCommand {
     private func storedMatches(_ configuration: KindredConfiguration) async throws -> ([Match], String) {
         let mysql = try mysqlConfiguration(configuration)
         let id = memberID
-        return try await onDedicatedThread(name: "kindred-matches") { () throws -> ([Match], String) in
+        return try await runOnThread(name: "kindred-matches") { () throws -> ([Match], String) in
             RedisClient.ignoreSIGPIPE()
-            let connection = try MariaDBConnection(configuration: mysql)
-            defer { connection.close() }
-            let directory = ShardDirectory(connection: try SerializedConnection(configuration: mysql))
-            guard let shardID = try directory.shard(of: id),
-                let shard = try ShardCatalog(connection: connection).shard(shardID)
+            let session = try StoreSession.connect(StoreConfiguration(mysql: mysql))
+            defer { session.close() }
+            guard let shardID = try ShardDirectory().shard(of: id, in: session),
+                let shard = try session.shards.shard(shardID)
             else {
                 throw CLIError("member \(id) has no shard: no set is stored (queue them with `kindred enqueue \(id)`)")
             }

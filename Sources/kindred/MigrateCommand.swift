@@ -1,5 +1,6 @@
 import ArgumentParser
 import KindredConfig
+import KindredSupport
 import MariaDBClient
 import MemberStore
 
@@ -26,11 +27,11 @@ struct MigrateCommand: AsyncParsableCommand {
     func run() async throws {
         let url = try await mysqlURL(configOptions)
         let timeout = Duration.seconds(lockTimeout)
-        let (applied, version) = try await onDedicatedThread(name: "kindred-migrate") {
-            let connection = try MariaDBConnection(url: url)
-            defer { connection.close() }
-            let applied = try Migrator.migrate(connection, lockTimeout: timeout)
-            return (applied.map { "\($0.version): \($0.description)" }, try Migrator.appliedVersions(connection).last ?? 0)
+        let (applied, version) = try await runOnThread(name: "kindred-migrate") {
+            let session = try StoreSession.connect(url: url)
+            defer { session.close() }
+            let applied = try session.migrate(lockTimeout: timeout)
+            return (applied.map { "\($0.version): \($0.description)" }, try session.appliedVersions().last ?? 0)
         }
         if applied.isEmpty {
             print("schema up to date (version \(version)); nothing to apply")

@@ -1,9 +1,13 @@
 import ArgumentParser
 import Foundation
 import KindredConfig
+import KindredCore
 import KindredLogging
+import KindredRuns
 import Logging
+import MariaDBClient
 import Scoring
+import WorkQueue
 
 /// Options every program shares: where the configuration comes from.
 struct ConfigOptions: ParsableArguments {
@@ -92,4 +96,111 @@ struct LogOptions: ParsableArguments {
         }
         return KindredLogging.logger(label, format: format, level: level, sink: sink)
     }
+}
+
+/// Options `kindred backfill` and `kindred evict` share.
+struct RunOptions: ParsableArguments {
+    @Option(help: "The instant windows are measured from: YYYY-MM-DD (midnight UTC) or an RFC 3339 UTC timestamp (default: now). Kept by the checkpoint: a resumed run uses its own.")
+    var now: String?
+
+    @Option(help: "Members per second at most, so a live site is not starved (default: no cap).")
+    var rate: Double?
+
+    @Flag(name: .customLong("dry-run"), help: "Print what would be done (counts per shard, estimated memory) and change nothing.")
+    var dryRun = false
+
+    @Flag(help: "Abandon the unfinished run of the same selection and start over.")
+    var restart = false
+
+    @Option(name: .customLong("progress-every"), help: "Seconds between plain progress lines when standard error is not a terminal.")
+    var progressEvery: Double = 5
+
+    func validate() throws {
+        if let rate, !(rate > 0 && rate <= 1_000_000) { throw ValidationError("--rate must be a positive number of members per second") }
+        guard progressEvery > 0 else { throw ValidationError("--progress-every must be positive") }
+        if let now { _ = try instant(now, option: "--now") }
+    }
+
+    /// The run's `now`, Unix seconds (the clock when not given).
+    func nowSeconds() throws -> (Int64, explicit: Int64?) {
+        if let now {
+            let seconds = try instant(now, option: "--now")
+            return (seconds, seconds)
+        }
+        return (Int64(Date().timeIntervalSince1970), nil)
+    }
+}
+
+func duration(_ text: String, option: String) throws -> Int64 {
+    do { return try RunText.seconds(in: text) } catch { throw ValidationError("\(option): \(error)") }
+}
+
+func instant(_ text: String, option: String) throws -> Int64 {
+    do { return try RunText.instant(text) } catch { throw ValidationError("\(option): \(error)") }
+}
+
+/// Member ids from a file, one per line; blank lines and `#` comments skipped.
+func readIDs(_ path: String) throws -> [MemberID] {
+    let text: String
+    do { text = try String(contentsOfFile: path, encoding: .utf8) } catch { throw ValidationError("--ids: cannot read \(path): \(error.localizedDescription)") }
+    var ids: [MemberID] = []
+    for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        let trimmed = line.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first?
+            .trimmingCharacters(in: .whitespaces) ?? ""
+        if trimmed.isEmpty { continue }
+        guard let id = MemberID(trimmed), id > 0 else {
+            throw ValidationError("--ids: line \(index + 1) of \(path) is not a member id (a positive integer below 2^32)")
+        }
+        ids.append(id)
+    }
+    return ids
+}
+
+/// The member store's connection settings (from KINDRED_MYSQL / the config file).
+func mysqlConfiguration(_ configuration: KindredConfiguration) throws -> MariaDBConnection.Configuration {
+    guard let url = configuration.mysql, !url.isEmpty else {
+        throw CLIError("no member store configured: set KINDRED_MYSQL (or \"mysql\" in the config file)")
+    }
+    do {
+        let mysql = try MariaDBConnection.Configuration(url: url)
+        CommandContext.shared.record(mysql)
+        return mysql
+    } catch let error as MariaDBError {
+        // The reason only ("invalid MySQL URL: …"): it never quotes the URL.
+        throw CLIError("KINDRED_MYSQL: \(error.message)")
+    }
+}
+
+/// The queue's address (from KINDRED_QUEUE / the config file).
+func queueAddress(_ configuration: KindredConfiguration) throws -> QueueAddress {
+    guard let text = configuration.queue, !text.isEmpty else {
+        throw CLIError(
+            "the queue is not configured: set KINDRED_QUEUE (e.g. redis://127.0.0.1:7000, or redis+cluster://HOST:PORT for a Redis Cluster) or \"queue\" in the config file")
+    }
+    do {
+        let address = try QueueAddress(text)
+        CommandContext.shared.record(queue: address)
+        return address
+    } catch { throw CLIError("KINDRED_QUEUE: \(error)") }
+}
+
+/// The queue's address when one is configured; nil when KINDRED_QUEUE (and
+/// "queue" in the config file) is unset. A malformed address is an error,
+/// never ignored.
+func optionalQueueAddress(_ configuration: KindredConfiguration) throws -> QueueAddress? {
+    guard let text = configuration.queue, !text.isEmpty else { return nil }
+    return try queueAddress(configuration)
+}
+
+/// Parses `HOST:PORT` (IPv6 in brackets).
+func hostAndPort(_ text: String, setting: String) throws -> (String, Int) {
+    var host = Substring(text)
+    guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+        throw CLIError("\(setting): expected HOST:PORT, not \(text)")
+    }
+    host = text[..<colon]
+    if host.hasPrefix("[") && host.hasSuffix("]") { host = host.dropFirst().dropLast() }
+    guard !host.isEmpty else { throw CLIError("\(setting): expected HOST:PORT, not \(text)") }
+    CommandContext.shared.listen = (hostPort(String(host), port), setting)
+    return (String(host), port)
 }

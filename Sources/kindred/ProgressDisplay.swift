@@ -1,16 +1,19 @@
 import Foundation
+import KindredSupport
+import Synchronization
 
 /// A long command's progress on standard error: on a terminal one line
 /// redrawn in place (bar, rate, ETA) at most 5 times a second; otherwise a
 /// plain line every `plainInterval` (5 s by default), for logs. Messages
 /// (rejected lines, retries, plans) are printed above the bar.
 ///
-/// Used from one thread at a time.
-final class ProgressDisplay {
+/// Thread-safe: draws and messages are serialized (a log line from another
+/// thread goes above the bar, never through it).
+final class ProgressDisplay: Sendable {
     let interactive: Bool
     let plainInterval: Duration
-    private var lastDraw: ContinuousClock.Instant?
-    private var lastLine = ""
+    /// When the line was last drawn, and what it showed.
+    private let state = Mutex((lastDraw: ContinuousClock.Instant?.none, lastLine: ""))
     private let clock = ContinuousClock()
 
     init(interactive: Bool, plainInterval: Duration = .seconds(5)) {
@@ -26,28 +29,34 @@ final class ProgressDisplay {
     func update(force: Bool = false, _ describe: (_ bar: Bool) -> String) {
         let now = clock.now
         let interval: Duration = interactive ? .milliseconds(200) : plainInterval
-        if !force, let lastDraw, now - lastDraw < interval { return }
-        lastDraw = now
-        let line = describe(interactive)
-        if interactive {
-            lastLine = line
-            write("\r\u{1B}[2K" + line)
-        } else if force || line != lastLine {
-            lastLine = line
-            write(line + "\n")
+        state.withLock { state in
+            if !force, let lastDraw = state.lastDraw, now - lastDraw < interval { return }
+            state.lastDraw = now
+            let line = describe(interactive)
+            if interactive {
+                state.lastLine = line
+                write("\r\u{1B}[2K" + line)
+            } else if force || line != state.lastLine {
+                state.lastLine = line
+                write(line + "\n")
+            }
         }
     }
 
     func message(_ text: String) {
-        if interactive && !lastLine.isEmpty {
-            write("\r\u{1B}[2K" + text + "\n" + lastLine)
-        } else {
-            write(text + "\n")
+        state.withLock { state in
+            if interactive && !state.lastLine.isEmpty {
+                write("\r\u{1B}[2K" + text + "\n" + state.lastLine)
+            } else {
+                write(text + "\n")
+            }
         }
     }
 
     func finish() {
-        if interactive && !lastLine.isEmpty { write("\r\u{1B}[2K") }
+        state.withLock { state in
+            if interactive && !state.lastLine.isEmpty { write("\r\u{1B}[2K") }
+        }
     }
 
     /// `[#########...............]` for `fraction` of `width`.
@@ -76,7 +85,7 @@ final class ProgressDisplay {
     }
 
     static func seconds(_ duration: Duration) -> String {
-        String(format: "%.1f", Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18)
+        String(format: "%.1f", duration.inSeconds)
     }
 
     private func write(_ text: String) {

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import KindredConfig
 import KindredLogging
+import KindredSupport
 import MariaDBClient
 import MemberStore
 import RedisClient
@@ -22,7 +23,7 @@ func connectQueue(_ configuration: KindredConfiguration) throws -> QueueConnecti
 func withQueue<T: Sendable>(
     _ configuration: KindredConfiguration, _ body: @escaping @Sendable (QueueConnection) throws -> T
 ) async throws -> T {
-    try await onDedicatedThread(name: "kindred-queue") {
+    try await runOnThread(name: "kindred-queue") {
         let queue = try connectQueue(configuration)
         defer { queue.close() }
         return try body(queue)
@@ -36,8 +37,8 @@ struct CLIError: Error, CustomStringConvertible {
 }
 
 extension JobPriority: ExpressibleByArgument {
-    public init?(argument: String) { self.init(name: argument) }
-    public static var allValueStrings: [String] { allCases.map(\.description) }
+    package init?(argument: String) { self.init(name: argument) }
+    package static var allValueStrings: [String] { allCases.map(\.description) }
 }
 
 struct EnqueueCommand: AsyncParsableCommand {
@@ -85,12 +86,12 @@ struct EnqueueCommand: AsyncParsableCommand {
         }
         if stale {
             let mysql = try mysqlConfiguration(configuration)
-            members += try await onDedicatedThread(name: "kindred-stale") { () throws -> [UInt32] in
-                let connection = try MariaDBConnection(configuration: mysql)
-                defer { connection.close() }
+            members += try await runOnThread(name: "kindred-stale") { () throws -> [UInt32] in
+                let session = try StoreSession.connect(StoreConfiguration(mysql: mysql))
+                defer { session.close() }
                 var all: [UInt32] = []
                 var after: UInt32 = 0
-                while let page = Optional(try GenerationStore(connection: connection).staleOrMissingIDs(after: after, limit: 10_000)),
+                while let page = Optional(try session.generations.staleOrMissingIDs(after: after, limit: 10_000)),
                     let last = page.last
                 {
                     all += page
@@ -194,7 +195,7 @@ struct QueueCommand: AsyncParsableCommand {
             }
             print("member      priority     attempts  died at                   reason")
             for job in jobs {
-                let when = LogRecord.Timestamp(unixMilliseconds: job.diedAt).rfc3339
+                let when = LogRecord.WallTime(unixMilliseconds: job.diedAt).rfc3339
                 print("\(String(job.member).padding(toLength: 10, withPad: " ", startingAt: 0))  "
                     + "\(job.priority.description.padding(toLength: 11, withPad: " ", startingAt: 0))  "
                     + "\(String(job.attempts).padding(toLength: 8, withPad: " ", startingAt: 0))  \(when)  \(job.reason)")

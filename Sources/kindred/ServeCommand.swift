@@ -1,9 +1,11 @@
 import ArgumentParser
 import Foundation
 import KindredConfig
+import KindredCore
+import KindredSupport
 import Logging
 import MemberStore
-import Pipeline
+import MetricsEndpoint
 import Prometheus
 import ScoreStore
 import ServiceLifecycle
@@ -61,34 +63,15 @@ struct ServeCommand: AsyncParsableCommand {
         }
         guard token.utf8.count >= 16 else { throw CLIError("the API token must be at least 16 characters") }
         let (host, port) = try hostAndPort(listen ?? configuration.listen, setting: "KINDRED_LISTEN")
-        var settings = PipelineSettings(scoring: try scoring.apply(to: configuration.scoring), workers: generationThreads)
-        settings.publishes = false  // on-read rebuilds write own sets; the worker publishes changes
-        let registry = PrometheusCollectorRegistry()
-        let metrics = KindredMetrics.prometheus(registry: registry, program: .serve)
-        // Reads must fail fast when a shard is down: short timeouts, and the breaker does the rest.
-        var manager = ShardConnectionManager.Configuration()
-        manager.connectTimeout = .milliseconds(250)
-        manager.readTimeout = .milliseconds(800)
-        manager.maxConnectionsPerShard = ioThreads + readThreads + generationThreads
-        manager.clientName = "kindred-web"
-        let finalManager = manager
-        let pipelineSettings = settings
-        let (context, _) = try await onDedicatedThread(name: "kindred-bootstrap") {
-            try WorkerDaemon.bootstrap(
-                mysql: mysql, queue: queue, settings: pipelineSettings, metrics: metrics, logger: logger,
-                scoreConfiguration: WebSettings.scoreStore, managerConfiguration: finalManager)
-        }
+        let generation = GenerationSettings(scoring: try scoring.apply(to: configuration.scoring))
         var webSettings = WebSettings()
         webSettings.ioThreads = ioThreads
         webSettings.readThreads = readThreads
         webSettings.generationThreads = generationThreads
         webSettings.cachedSets = cachedSets
-        let backend = WebBackend(context: context, settings: webSettings)
-        let services = WebServer.services(
-            backend: backend, host: host, port: port, token: token, registry: registry,
-            onServerRunning: { port in
-                logger.info("serving", metadata: ["address": "http://\(host):\(port)"])
-            })
+        let services = try await ServeAssembly.assemble(
+            store: StoreConfiguration(mysql: mysql), queue: queue, generation: generation, web: webSettings, host: host, port: port,
+            token: token, logger: logger)
         let group = ServiceGroup(
             configuration: .init(
                 services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

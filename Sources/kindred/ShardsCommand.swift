@@ -1,8 +1,9 @@
 import ArgumentParser
 import Foundation
+import KindredCore
+import KindredSupport
 import MariaDBClient
 import MemberStore
-import Pipeline
 import RedisClient
 import ScoreStore
 
@@ -28,11 +29,11 @@ struct ShardsCommand: AsyncParsableCommand {
 
         func run() async throws {
             let mysql = try mysqlConfiguration(try await configOptions.load())
-            let listings = try await onDedicatedThread(name: "kindred-shards") { () throws -> [ShardAdministration.Listing] in
+            let listings = try await runOnThread(name: "kindred-shards") { () throws -> [ShardAdministration.Listing] in
                 RedisClient.ignoreSIGPIPE()
-                let connection = try MariaDBConnection(configuration: mysql)
-                defer { connection.close() }
-                return try ShardAdministration(connection: connection).list()
+                let session = try StoreSession.connect(StoreConfiguration(mysql: mysql))
+                defer { session.close() }
+                return try ShardAdministration(session: session).list()
             }
             if json {
                 print(try ShardAdministration.json(listings))
@@ -103,11 +104,11 @@ struct ShardsCommand: AsyncParsableCommand {
             let address = cluster && given.lowercased().hasPrefix("redis://") ? "redis+cluster://" + given.dropFirst("redis://".count) : given
             let mysql = try mysqlConfiguration(try await configOptions.load())
             let (weight, budget, allowUnreachable) = (weight, try memoryBudget.map(parseBudget), allowUnreachable)
-            let added = try await onDedicatedThread(name: "kindred-shards") { () throws -> ShardAdministration.Added in
+            let added = try await runOnThread(name: "kindred-shards") { () throws -> ShardAdministration.Added in
                 RedisClient.ignoreSIGPIPE()
-                let connection = try MariaDBConnection(configuration: mysql)
-                defer { connection.close() }
-                return try ShardAdministration(connection: connection).add(
+                let session = try StoreSession.connect(StoreConfiguration(mysql: mysql))
+                defer { session.close() }
+                return try ShardAdministration(session: session).add(
                     address, weight: weight, memoryBudget: budget, allowUnreachable: allowUnreachable)
             }
             let shard = added.shard
@@ -136,11 +137,11 @@ struct ShardsCommand: AsyncParsableCommand {
         func run() async throws {
             let mysql = try mysqlConfiguration(try await configOptions.load())
             let (id, allowUnreachable) = (id, allowUnreachable)
-            let shard = try await onDedicatedThread(name: "kindred-shards") { () throws -> ShardInfo in
+            let shard = try await runOnThread(name: "kindred-shards") { () throws -> ShardInfo in
                 RedisClient.ignoreSIGPIPE()
-                let connection = try MariaDBConnection(configuration: mysql)
-                defer { connection.close() }
-                return try ShardAdministration(connection: connection).remove(id, allowUnreachable: allowUnreachable)
+                let session = try StoreSession.connect(StoreConfiguration(mysql: mysql))
+                defer { session.close() }
+                return try ShardAdministration(session: session).remove(id, allowUnreachable: allowUnreachable)
             }
             print("removed shard \(shard.id) (\(shard.address))")
         }
@@ -160,10 +161,10 @@ struct ShardsCommand: AsyncParsableCommand {
         func run() async throws {
             let mysql = try mysqlConfiguration(try await configOptions.load())
             let (id, value) = (id, budget == "none" ? nil : try parseBudget(budget))
-            try await onDedicatedThread(name: "kindred-shards") {
-                let connection = try MariaDBConnection(configuration: mysql)
-                defer { connection.close() }
-                try ShardCatalog(connection: connection).setMemoryBudget(id, value)
+            try await runOnThread(name: "kindred-shards") {
+                let session = try StoreSession.connect(StoreConfiguration(mysql: mysql))
+                defer { session.close() }
+                try session.shards.setMemoryBudget(id, value)
             }
             print("shard \(id): " + (value.map { "memory budget \(Bytes.text(Int($0)))" } ?? "no memory budget"))
         }
@@ -194,10 +195,10 @@ struct ShardsCommand: AsyncParsableCommand {
 
 private func setState(_ id: UInt32, _ state: ShardState, _ options: ConfigOptions) async throws {
     let mysql = try mysqlConfiguration(try await options.load())
-    try await onDedicatedThread(name: "kindred-shards") {
-        let connection = try MariaDBConnection(configuration: mysql)
-        defer { connection.close() }
-        try ShardCatalog(connection: connection).setState(id, state)
+    try await runOnThread(name: "kindred-shards") {
+        let session = try StoreSession.connect(StoreConfiguration(mysql: mysql))
+        defer { session.close() }
+        try session.shards.setState(id, state)
     }
 }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KindredSupport
 import MariaDBClient
 import MemberStore
 import RedisClient
@@ -41,14 +42,15 @@ struct StatusCommand: AsyncParsableCommand {
                     let stats = try WorkQueue().stats(on: redis)
                     if stats.waiting.values.reduce(0, +) == 0 && stats.delayed == 0 && stats.processing == 0 { break }
                     guard ContinuousClock.now < deadline else { throw CLIError("the queue is still busy after \(timeout) s") }
-                    Thread.sleep(forTimeInterval: 0.25)
+                    sleepThread(.milliseconds(250))
                 }
             }
         }
-        let (members, generations) = try await onDedicatedThread(name: "kindred-status") { () throws -> (MemberCounts, GenerationCounts) in
-            let connection = try MariaDBConnection(configuration: mysql)
-            defer { connection.close() }
-            return (try MemberRepository.open(connection).counts(), try GenerationStore(connection: connection).counts())
+        let (members, generations) = try await runOnThread(name: "kindred-status") { () throws -> (MemberCounts, GenerationCounts) in
+            let session = try StoreSession.connect(StoreConfiguration(mysql: mysql))
+            defer { session.close() }
+            try session.loadSurvey()
+            return (try session.members.counts(), try session.generations.counts())
         }
         let stats = try await withQueue(configuration) { try WorkQueue().stats(on: $0) }
         if json {

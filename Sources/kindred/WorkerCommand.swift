@@ -1,16 +1,19 @@
 import ArgumentParser
 import Foundation
 import KindredConfig
+import KindredCore
+import KindredSupport
+import KindredWorker
 import Logging
 import MariaDBClient
 import MemberStore
-import Pipeline
+import MetricsEndpoint
 import Prometheus
 import RedisClient
 import Scoring
-import WorkQueue
 import ServiceLifecycle
 import UnixSignals
+import WorkQueue
 
 struct WorkerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -65,78 +68,27 @@ struct WorkerCommand: AsyncParsableCommand {
         let logger = try log.logger("kindred.worker", configuration: configuration)
         let mysql = try mysqlConfiguration(configuration)
         let queue = try queueAddress(configuration)
-        var settings = PipelineSettings(
-            scoring: try scoring.apply(to: configuration.scoring),
+        let generation = GenerationSettings(scoring: try scoring.apply(to: configuration.scoring))
+        var settings = WorkerSettings(
             workers: try workers ?? configuration.integer("workers", default: ProcessInfo.processInfo.activeProcessorCount))
         settings.activeWindow = .seconds(activeWindowDays * 86_400)
         settings.shutdownTimeout = .seconds(shutdownTimeout)
         settings.sweepInterval = .seconds(sweepInterval)
         settings.auditInterval = .seconds(auditInterval)
         settings.auditSample = auditSample
-        let finalSettings = settings
-        let registry = PrometheusCollectorRegistry()
-        let kindredMetrics = KindredMetrics.prometheus(registry: registry, program: .worker)
-        let (context, _) = try await onDedicatedThread(name: "kindred-bootstrap") {
-            try WorkerDaemon.bootstrap(mysql: mysql, queue: queue, settings: finalSettings, metrics: kindredMetrics, logger: logger)
-        }
-        var metricsServer: (any Service)?
         let listen = metrics ?? configuration.metrics
-        if listen != "off" {
-            let (host, port) = try hostAndPort(listen, setting: "KINDRED_METRICS")
-            metricsServer = MetricsServer.make(
-                registry: registry, host: host, port: port, logger: logger, probe: WorkerProbe(context: context),
-                onServerRunning: { port in
-                    logger.info("metrics", metadata: ["address": "http://\(host):\(port)/metrics"])
-                })
-        }
-        logger.info("worker starting", metadata: ["workers": "\(settings.workers)", "process": "\(context.processID)"])
+        var endpoint: (host: String, port: Int)?
+        if listen != "off" { endpoint = try hostAndPort(listen, setting: "KINDRED_METRICS") }
+        let (runtime, services) = try await WorkerAssembly.assemble(
+            store: StoreConfiguration(mysql: mysql), queue: queue, generation: generation, worker: settings, metrics: endpoint,
+            logger: logger)
+        logger.info("worker starting", metadata: ["workers": "\(settings.workers)", "process": "\(runtime.processID)"])
         let group = ServiceGroup(
             configuration: .init(
-                services: WorkerDaemon.services(context, metricsServer: metricsServer).map { .init(service: $0) },
+                services: services.map { .init(service: $0) },
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()
         logger.info("worker stopped")
     }
-}
-
-/// The member store's connection settings (from KINDRED_MYSQL / the config file).
-func mysqlConfiguration(_ configuration: KindredConfiguration) throws -> MariaDBConnection.Configuration {
-    guard let url = configuration.mysql, !url.isEmpty else {
-        throw CLIError("no member store configured: set KINDRED_MYSQL (or \"mysql\" in the config file)")
-    }
-    do {
-        let mysql = try MariaDBConnection.Configuration(url: url)
-        CommandContext.shared.record(mysql)
-        return mysql
-    } catch let error as MariaDBError {
-        // The reason only ("invalid MySQL URL: …"): it never quotes the URL.
-        throw CLIError("KINDRED_MYSQL: \(error.message)")
-    }
-}
-
-/// The queue's address (from KINDRED_QUEUE / the config file).
-func queueAddress(_ configuration: KindredConfiguration) throws -> QueueAddress {
-    guard let text = configuration.queue, !text.isEmpty else {
-        throw CLIError(
-            "the queue is not configured: set KINDRED_QUEUE (e.g. redis://127.0.0.1:7000, or redis+cluster://HOST:PORT for a Redis Cluster) or \"queue\" in the config file")
-    }
-    do {
-        let address = try QueueAddress(text)
-        CommandContext.shared.record(queue: address)
-        return address
-    } catch { throw CLIError("KINDRED_QUEUE: \(error)") }
-}
-
-/// Parses `HOST:PORT` (IPv6 in brackets).
-func hostAndPort(_ text: String, setting: String) throws -> (String, Int) {
-    var host = Substring(text)
-    guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
-        throw CLIError("\(setting): expected HOST:PORT, not \(text)")
-    }
-    host = text[..<colon]
-    if host.hasPrefix("[") && host.hasSuffix("]") { host = host.dropFirst().dropLast() }
-    guard !host.isEmpty else { throw CLIError("\(setting): expected HOST:PORT, not \(text)") }
-    CommandContext.shared.listen = (hostPort(String(host), port), setting)
-    return (String(host), port)
 }

@@ -8,7 +8,7 @@ import TestSupport
 @Suite("Log records", .offCooperativePool)
 struct LogRecordTests {
     /// 2026-11-30T15:36:50.123Z
-    static let time = LogRecord.Timestamp(unixMilliseconds: 1_796_053_010_123)
+    static let time = LogRecord.WallTime(unixMilliseconds: 1_796_053_010_123)
 
     static func record(_ metadata: Logger.Metadata, message: String = "snapshot loaded") -> LogRecord {
         LogRecord(time: time, level: .warning, label: "kindred.worker", message: message, metadata: metadata)
@@ -17,9 +17,9 @@ struct LogRecordTests {
     @Test("time is RFC 3339 with milliseconds in UTC, before and after the epoch")
     func timestamps() {
         #expect(Self.time.rfc3339 == "2026-11-30T15:36:50.123Z")
-        #expect(LogRecord.Timestamp(unixMilliseconds: 0).rfc3339 == "1970-01-01T00:00:00.000Z")
-        #expect(LogRecord.Timestamp(unixMilliseconds: -1).rfc3339 == "1969-12-31T23:59:59.999Z")
-        #expect(LogRecord.Timestamp(unixMilliseconds: 951_782_400_007).rfc3339 == "2000-02-29T00:00:00.007Z")
+        #expect(LogRecord.WallTime(unixMilliseconds: 0).rfc3339 == "1970-01-01T00:00:00.000Z")
+        #expect(LogRecord.WallTime(unixMilliseconds: -1).rfc3339 == "1969-12-31T23:59:59.999Z")
+        #expect(LogRecord.WallTime(unixMilliseconds: 951_782_400_007).rfc3339 == "2000-02-29T00:00:00.007Z")
     }
 
     @Test("a JSON record is one line that JSONSerialization parses, with every field and the metadata typed")

@@ -1,5 +1,5 @@
 import MariaDBClient
-import MemberStore
+@_spi(Testing) import MemberStore
 import Scoring
 import Testing
 import TestSupport

@@ -1,7 +1,8 @@
 import Foundation
+import KindredSupport
 import MariaDBClient
 import MemberFormat
-import MemberStore
+@_spi(Testing) import MemberStore
 import Scoring
 import Synthetic
 import TestSupport
@@ -44,7 +45,7 @@ struct ImportFailureTests {
             let (files, survey) = try Self.population(directory)
             var retries: [RetryEvent] = []
             var killed = false
-            let restarted = Completion()
+            var restarter: ThreadHandle?
             let importer = Importer(connection: connection, options: .init(
                 batchSize: 200, retry: RetryPolicy(initialDelay: .milliseconds(50), giveUpAfter: .seconds(60))))
             let summary = try importer.run(
@@ -53,13 +54,10 @@ struct ImportFailureTests {
                     guard progress.batches == 3, !killed else { return }
                     killed = true
                     server.kill()  // waits until mariadbd is gone: the next batch meets a dead server
-                    Thread.detachNewThread {
-                        try? server.restart()
-                        restarted.signal()
-                    }
+                    restarter = startThread(name: "restarter") { try? server.restart() }
                 },
                 onRetry: { retries.append($0) })
-            restarted.wait()
+            #expect(restarter?.join(timeout: .seconds(60)) == true, "the restart finishes within 60 s")
             #expect(killed)
             #expect(!retries.isEmpty, "the import met the dead server and retried")
             #expect(retries.allSatisfy { $0.error.isConnectionLost })
@@ -77,7 +75,7 @@ struct ImportFailureTests {
         try Migrator.migrate(connection)
         try withTemporaryDirectory { directory in
             let (files, survey) = try Self.population(directory)
-            let restarted = Completion()
+            var restarter: ThreadHandle?
             var triggered = false
             let importer = Importer(connection: connection, options: .init(
                 batchSize: 100, retry: RetryPolicy(initialDelay: .milliseconds(50), giveUpAfter: .seconds(60))))
@@ -87,12 +85,9 @@ struct ImportFailureTests {
                     guard progress.batches == 2, !triggered else { return }
                     triggered = true
                     // The shutdown runs concurrently with the next batches, so it may cut one mid-transaction.
-                    Thread.detachNewThread {
-                        try? server.restart()
-                        restarted.signal()
-                    }
+                    restarter = startThread(name: "restarter") { try? server.restart() }
                 })
-            restarted.wait()
+            #expect(restarter?.join(timeout: .seconds(60)) == true, "the restart finishes within 60 s")
             #expect(server.pid != nil, "the server is back")
             #expect(summary.progress.members == 3000)
             try Self.expectComplete(connection, files: files, survey: survey)
@@ -133,15 +128,5 @@ struct ImportFailureTests {
             #expect(try check.query("SELECT COUNT(*) FROM members").first?.int(0) == 500, "exactly the committed batches")
             try expectWholeMembers(check, survey: survey)
         }
-    }
-}
-
-/// A one-shot signal a thread waits on.
-final class Completion: @unchecked Sendable {
-    // @unchecked Sendable: the semaphore is thread-safe.
-    private let semaphore = DispatchSemaphore(value: 0)
-    func signal() { semaphore.signal() }
-    func wait() {
-        if semaphore.wait(timeout: .now() + 60) == .timedOut { Issue.record("timed out after 60 s") }
     }
 }

@@ -1,7 +1,7 @@
 import Foundation
 import MariaDBClient
 import MemberFormat
-import MemberStore
+@_spi(Testing) import MemberStore
 import Scoring
 import Testing
 import TestSupport
@@ -132,17 +132,17 @@ struct ImportTests {
                 #expect(summary.storedSurvey == false)
                 let after = try state()
                 for member in changed {
-                    let (oldVersion, oldStamp) = before[member.id]!
-                    let (newVersion, newStamp) = after[member.id]!
+                    let (oldVersion, oldAnswersVersion) = before[member.id]!
+                    let (newVersion, newAnswersVersion) = after[member.id]!
                     if scoringChanges.contains(member.id) {
                         #expect(newVersion != oldVersion, "member \(member.id)")
-                        #expect(newStamp > oldStamp)
+                        #expect(newAnswersVersion > oldAnswersVersion)
                     } else if activityOnly.contains(member.id) {
                         #expect(newVersion == oldVersion, "member \(member.id)")
-                        #expect(newStamp > oldStamp, "member \(member.id): last_active is a change")
+                        #expect(newAnswersVersion > oldAnswersVersion, "member \(member.id): last_active is a change")
                     } else {
                         #expect(newVersion == oldVersion, "member \(member.id)")
-                        #expect(newStamp == oldStamp, "member \(member.id): nothing changed")
+                        #expect(newAnswersVersion == oldAnswersVersion, "member \(member.id): nothing changed")
                     }
                     #expect(try repository.member(member.id) == normalized(member))
                 }

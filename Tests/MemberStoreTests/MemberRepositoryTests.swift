@@ -1,5 +1,5 @@
 import MariaDBClient
-import MemberStore
+@_spi(Testing) import MemberStore
 import Scoring
 import Testing
 import TestSupport
@@ -95,23 +95,23 @@ struct MemberRepositoryTests {
             func changedAt() throws -> String {
                 try connection.query("SELECT CAST(changed_at AS CHAR) FROM members WHERE id = 8").first!.string(0)!
             }
-            let stamp = try changedAt()
+            let answersVersion = try changedAt()
 
             try repository.upsert([member])
-            #expect(try changedAt() == stamp, "an identical write is no change")
+            #expect(try changedAt() == answersVersion, "an identical write is no change")
 
             var active = member
             active.lastActive = member.lastActive! + 3600
             try repository.upsert([active])
             #expect(try repository.answersVersion(of: 8) == version)
-            let activeStamp = try changedAt()
-            #expect(activeStamp > stamp, "last_active is a change the snapshot must see")
+            let activeAnswersVersion = try changedAt()
+            #expect(activeAnswersVersion > answersVersion, "last_active is a change the snapshot must see")
 
             var blocked = active
             blocked.blocked = [4, 9]
             try repository.upsert([blocked])
             #expect(try repository.answersVersion(of: 8) != version)
-            #expect(try changedAt() > activeStamp)
+            #expect(try changedAt() > activeAnswersVersion)
 
             #expect(try repository.recordActivity(8, at: 1_800_000_000))
             #expect(try repository.member(8)?.lastActive == 1_800_000_000)

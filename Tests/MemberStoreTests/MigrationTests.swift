@@ -1,5 +1,5 @@
 import MariaDBClient
-import MemberStore
+@_spi(Testing) import MemberStore
 import TestSupport
 import Testing
 
@@ -26,12 +26,12 @@ struct MigrationTests {
                 "schema_migrations", "survey_questions", "members", "blocks", "shards", "member_shards", "generations",
                 "backfill_runs", "backfill_failures", "evictions", "published",
             ])
-            let stamps = try connection.query("SELECT version, CAST(applied_at AS CHAR) FROM schema_migrations ORDER BY version")
+            let answersVersions = try connection.query("SELECT version, CAST(applied_at AS CHAR) FROM schema_migrations ORDER BY version")
 
             let again = try Migrator.migrate(connection)
             #expect(again.isEmpty)
             #expect(try Self.schema(connection) == before)
-            #expect(try connection.query("SELECT version, CAST(applied_at AS CHAR) FROM schema_migrations ORDER BY version") == stamps)
+            #expect(try connection.query("SELECT version, CAST(applied_at AS CHAR) FROM schema_migrations ORDER BY version") == answersVersions)
             try Migrator.requireUpToDate(connection)
             // Every statement is safe to run again (a migration interrupted half-way is rerun from its start).
             for migration in Schema.migrations {

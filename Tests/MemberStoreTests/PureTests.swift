@@ -1,4 +1,5 @@
-import MemberStore
+import KindredSupport
+@_spi(Testing) import MemberStore
 import Scoring
 import Testing
 import TestSupport
@@ -80,17 +81,26 @@ struct PackedAnswersTests {
 struct BackoffTests {
     @Test("delays double up to the maximum and stop at the time budget")
     func schedule() {
-        var backoff = Backoff(policy: RetryPolicy(
-            initialDelay: .milliseconds(100), maximumDelay: .milliseconds(500), multiplier: 2, giveUpAfter: .seconds(2)))
-        #expect(backoff.delay(elapsed: .zero) == .milliseconds(100))
-        #expect(backoff.delay(elapsed: .milliseconds(100)) == .milliseconds(200))
-        #expect(backoff.delay(elapsed: .milliseconds(300)) == .milliseconds(400))
-        #expect(backoff.delay(elapsed: .milliseconds(700)) == .milliseconds(500))
-        #expect(backoff.delay(elapsed: .milliseconds(1700)) == .milliseconds(300), "never past the budget")
-        #expect(backoff.delay(elapsed: .seconds(2)) == nil)
-        #expect(backoff.attempts == 5)
-        var never = Backoff(policy: .never)
-        #expect(never.delay(elapsed: .zero) == nil)
+        var backoff = Backoff(RetryPolicy(
+            initialDelay: .milliseconds(100), maximumDelay: .milliseconds(500), multiplier: 2, giveUpAfter: .seconds(2)).backoff)
+        #expect(backoff.next(elapsed: .zero) == .milliseconds(100))
+        #expect(backoff.next(elapsed: .milliseconds(100)) == .milliseconds(200))
+        #expect(backoff.next(elapsed: .milliseconds(300)) == .milliseconds(400))
+        #expect(backoff.next(elapsed: .milliseconds(700)) == .milliseconds(500))
+        #expect(backoff.next(elapsed: .milliseconds(1700)) == .milliseconds(300), "never past the budget")
+        #expect(backoff.next(elapsed: .seconds(2)) == nil)
+        #expect(backoff.retries == 5)
+        var never = Backoff(RetryPolicy.never.backoff)
+        #expect(never.next(elapsed: .zero) == nil)
+    }
+
+    @Test("the default policy: 0.1 s doubling to 5 s, the last delay clipped at the minute")
+    func defaultPolicy() {
+        var backoff = Backoff(RetryPolicy.default.backoff)
+        let delays = (0..<9).map { _ in backoff.next(elapsed: .seconds(1)) }
+        #expect(delays == [100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000].map { Duration.milliseconds($0) })
+        #expect(backoff.next(elapsed: .seconds(58)) == .seconds(2))
+        #expect(backoff.next(elapsed: .seconds(60)) == nil)
     }
 }
 

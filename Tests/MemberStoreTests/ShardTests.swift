@@ -1,6 +1,7 @@
 import Foundation
 import MariaDBClient
-import MemberStore
+import KindredSupport
+@_spi(Testing) import MemberStore
 import Scoring
 import TestSupport
 import Testing
@@ -46,7 +47,7 @@ struct ShardTests {
             let catalog = ShardCatalog(connection: connection)
             let light = try catalog.add(address: "redis://10.0.0.1:7000", weight: 1)
             let heavy = try catalog.add(address: "redis://10.0.0.2:7000", weight: 3)
-            let directory = ShardDirectory(connection: SerializedConnection(try server.connect(database: database)))
+            let directory = SessionDirectory(try server.connect(database: database))
             var counts: [UInt32: Int] = [:]
             for member in MemberID(1)...4000 {
                 counts[try directory.assign(member), default: 0] += 1
@@ -67,7 +68,7 @@ struct ShardTests {
             let catalog = ShardCatalog(connection: connection)
             let a = try catalog.add(address: "redis://10.0.0.1:7000")
             let b = try catalog.add(address: "redis://10.0.0.2:7000")
-            let directory = ShardDirectory(connection: SerializedConnection(try server.connect(database: database)))
+            let directory = SessionDirectory(try server.connect(database: database))
             #expect(try directory.assign(1) == a.id)
             #expect(try directory.assign(2) == b.id)
 
@@ -94,7 +95,7 @@ struct ShardTests {
         try withStore { connection, server, database in
             let catalog = ShardCatalog(connection: connection)
             let old = try catalog.add(address: "redis://10.0.0.1:7000")
-            let directory = ShardDirectory(connection: SerializedConnection(try server.connect(database: database)))
+            let directory = SessionDirectory(try server.connect(database: database))
             for member in MemberID(1)...100 { #expect(try directory.assign(member) == old.id) }
             let new = try catalog.add(address: "redis://10.0.0.2:7000")
             try directory.reloadShards()
@@ -119,8 +120,8 @@ struct ShardTests {
         for port in 7000..<7004 { try catalog.add(address: "redis://10.0.0.1:\(port)") }
 
         let directories = [
-            ShardDirectory(connection: SerializedConnection(try server.connect(database: database))),
-            ShardDirectory(connection: SerializedConnection(try server.connect(database: database))),
+            SessionDirectory(try server.connect(database: database)),
+            SessionDirectory(try server.connect(database: database)),
         ]
         let results = [Collector<(MemberID, UInt32)>(), Collector<(MemberID, UInt32)>()]
         try onThreads(2) { index in
@@ -140,19 +141,67 @@ struct ShardTests {
         #expect(perShard.reduce(0, +) == 400 && perShard.allSatisfy { (70...130).contains($0) }, "\(perShard)")
     }
 
-    @Test("one directory shared by threads: concurrent assignments of the same members agree")
+    @Test("one directory shared by threads, each with its own session: concurrent assignments of the same members agree")
     func sharedDirectory() throws {
         try withStore { connection, server, database in
             let catalog = ShardCatalog(connection: connection)
             try catalog.add(address: "redis://10.0.0.1:7000")
             try catalog.add(address: "redis://10.0.0.2:7000", weight: 2)
-            let directory = ShardDirectory(connection: SerializedConnection(try server.connect(database: database)))
+            let directory = ShardDirectory()
             let results = [Collector<UInt32>(), Collector<UInt32>(), Collector<UInt32>()]
             try onThreads(3) { index in
-                for member in MemberID(1)...200 { results[index].append(try directory.assign(member)) }
+                let session = StoreSession(connection: try server.connect(database: database))
+                defer { session.close() }
+                for member in MemberID(1)...200 { results[index].append(try directory.assign(member, in: session)) }
             }
             #expect(results[0].all == results[1].all && results[1].all == results[2].all)
-            #expect(try catalog.list().map(\.assignedMembers) == [67, 133])
+            // The threads no longer take turns on one connection: a pick is counted at once, and
+            // one undone when another thread wrote the member first, so the split stays near the
+            // weights (1:2) within the few picks in flight at a time, not exactly.
+            let perShard = try catalog.list().map(\.assignedMembers)
+            #expect(perShard.reduce(0, +) == 200 && abs(perShard[1] - 133) <= 6, "\(perShard)")
+        }
+    }
+
+    @Test("the directory holds no connection: one thread's statement stuck in MySQL does not hold up another thread's look-up")
+    func noSharedConnection() throws {
+        try withStore { connection, server, database in
+            let catalog = ShardCatalog(connection: connection)
+            let shard = try catalog.add(address: "redis://10.0.0.1:7000").id
+            let directory = ShardDirectory()
+            let other = StoreSession(connection: try server.connect(database: database))
+            _ = try directory.assign(7, in: other)
+            directory.clearCache()
+            // A transaction holds member 5's row: an assignment of member 5 waits for its lock.
+            let blocker = try server.connect(database: database)
+            defer { blocker.close() }
+            try blocker.execute("START TRANSACTION")
+            try blocker.execute(
+                "INSERT INTO member_shards (member_id, shard_id, assigned_at) VALUES (5, ?, UTC_TIMESTAMP(6))", [.uint(UInt64(shard))])
+            let stuckConnection = try server.connect(database: database)
+            let stuck = BackgroundThread("stuck assignment") { [stuckConnection = UncheckedSendable(stuckConnection)] in
+                let session = StoreSession(connection: stuckConnection.value)
+                defer { session.close() }
+                return Result { try directory.assign(5, in: session) }
+            }
+            // Wait (bounded) until MySQL reports the assignment waiting for the lock.
+            let deadline = ContinuousClock.now + .seconds(20)
+            let waiting = "SELECT COUNT(*) FROM information_schema.processlist WHERE info LIKE 'INSERT IGNORE INTO member_shards%'"
+            while try connection.query(waiting).first?.int(0) == 0 {
+                sleepThread(.milliseconds(10))  // a bounded poll: leave the server's cores to the statement
+                if ContinuousClock.now >= deadline {
+                    Issue.record("the assignment never waited for the row lock: \(String(describing: try? stuck.result(timeout: .zero)))")
+                    return
+                }
+            }
+            // Another thread's look-up (not cached: it reads MySQL) answers meanwhile.
+            let lookup = BackgroundThread("look-up") { [other = UncheckedSendable(other)] in
+                Result { try directory.shard(of: 7, in: other.value) }
+            }
+            #expect(try lookup.result(timeout: .seconds(10)).get() == shard)
+            #expect(!stuck.isFinished, "the stuck assignment is still waiting")
+            try blocker.execute("COMMIT")
+            #expect(try stuck.result(timeout: .seconds(30)).get() == shard, "it then reads the row the other transaction wrote")
         }
     }
 }

@@ -1,7 +1,7 @@
 import Foundation
 import MariaDBClient
 import MemberFormat
-import MemberStore
+@_spi(Testing) import MemberStore
 import Scoring
 import Synthetic
 import TestSupport

@@ -1,7 +1,7 @@
 import Foundation
 import MariaDBClient
 import MemberFormat
-import MemberStore
+@_spi(Testing) import MemberStore
 import Scoring
 import Synthetic
 import TestSupport
@@ -102,4 +102,34 @@ func onThreads(_ count: Int, _ body: @escaping @Sendable (Int) throws -> Void) t
     for _ in 0..<count { barrier.signal() }
     guard group.wait(timeout: .now() + 120) == .success else { throw TestSupportError("threads did not finish in 120 s") }
     if let first = errors.all.first { throw TestSupportError(first) }
+}
+
+/// A shard directory with a store session of its own, for a test that uses
+/// it from one thread at a time (the directory holds no connection: each
+/// caller passes its own session).
+final class SessionDirectory: @unchecked Sendable {
+    // @unchecked Sendable: a test hands it to one thread, which alone uses it.
+    let directory: ShardDirectory
+    let session: StoreSession
+
+    init(_ connection: MariaDBConnection, unassignedTTL: Duration = .seconds(30)) {
+        session = StoreSession(connection: connection)
+        directory = ShardDirectory(unassignedTTL: unassignedTTL)
+    }
+
+    func shard(of member: MemberID) throws -> UInt32? { try directory.shard(of: member, in: session) }
+    func assign(_ member: MemberID) throws -> UInt32 { try directory.assign(member, in: session) }
+    func release(_ member: MemberID) throws { try directory.release(member, in: session) }
+    func members(onShard shard: UInt32) throws -> [MemberID] { try directory.members(onShard: shard, in: session) }
+    func reloadShards() throws { try directory.reloadShards(in: session) }
+    func prefetch(_ members: some Collection<MemberID>) throws { try directory.prefetch(members, in: session) }
+    func cachedShard(of member: MemberID) -> UInt32? { directory.cachedShard(of: member) }
+    func clearCache() { directory.clearCache() }
+}
+
+/// Hands a value that is not `Sendable` to one other thread, which alone uses it from then on.
+struct UncheckedSendable<Value>: @unchecked Sendable {
+    // @unchecked Sendable: the test gives the value up when it hands it over.
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }

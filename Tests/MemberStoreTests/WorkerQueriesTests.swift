@@ -1,6 +1,6 @@
 import Foundation
 import MariaDBClient
-import MemberStore
+@_spi(Testing) import MemberStore
 import Scoring
 import TestSupport
 import Testing
@@ -23,7 +23,7 @@ struct WorkerQueriesTests {
             let shardA = try catalog.add(address: "redis://10.0.0.1:7000").id
             let shardB = try catalog.add(address: "redis://10.0.0.2:7000").id
             try catalog.setState(shardB, .draining)
-            let directory = ShardDirectory(connection: SerializedConnection(try server.connect(database: database)))
+            let directory = SessionDirectory(try server.connect(database: database))
             let generations = GenerationStore(connection: connection)
             func generate(_ id: MemberID, on shard: UInt32) throws {
                 try generations.record(Generation(
@@ -48,14 +48,89 @@ struct WorkerQueriesTests {
         }
     }
 
+    @Test("a job's read: record, blocks, version, changed_at, shard, generation, eviction and published records in one visit")
+    func jobState() throws {
+        try withStore { connection, server, database in
+            try SurveyStore.store(smallSurvey, connection)
+            let repository = MemberRepository(connection: connection, survey: smallSurvey)
+            try repository.upsert([sampleMember(1, blocked: [9, 3]), sampleMember(2), sampleMember(3)])
+            let shard = try ShardCatalog(connection: connection).add(address: "redis://10.0.0.1:7000").id
+            let session = StoreSession(connection: connection, survey: smallSurvey)
+            let directory = ShardDirectory()
+            _ = try directory.assign(1, in: session)
+            _ = try directory.assign(2, in: session)
+            _ = try directory.assign(3, in: session)
+            let version = try #require(try repository.answersVersion(of: 1))
+            try GenerationStore(connection: connection).record(
+                Generation(memberID: 1, shardID: shard, answersVersion: version, generatedAt: 7, matchCount: 4))
+            _ = try EvictionStore(connection: connection).evict([3], dormantBefore: 2_000_000_000, evictedAt: 1_234, run: nil)
+            try PublishedStore(connection: connection, survey: smallSurvey).recordIntent(try #require(try repository.member(1)))
+
+            let job = try session.withRetry { try $0.jobState(of: 1, publications: true) }
+            let state = try session.withRetry { try $0.publications.state(of: 1) }
+            #expect(job.publication.current == state.current && job.publication.current?.blocked == [3, 9])
+            #expect(job.publication.currentVersion == version && job.publication.changedAt == state.changedAt && job.publication.changedAt != nil)
+            #expect(job.publication.records == state.records && job.publication.records.count == 1)
+            #expect(job.shard == shard && job.generation?.answersVersion == version && job.generation?.matchCount == 4)
+            #expect(job.evictedAt == nil)
+
+            let plain = try session.withRetry { try $0.jobState(of: 2, publications: false) }
+            #expect(plain.publication.current?.id == 2 && plain.publication.changedAt != nil && plain.publication.records.isEmpty)
+            #expect(plain.shard == shard && plain.generation == nil)
+            #expect(try session.withRetry { try $0.jobState(of: 3, publications: false) }.evictedAt == 1_234)
+
+            #expect(try session.withRetry { try $0.placements(of: [1, 2, 3, 404]) } == [
+                1: SetPlacement(assigned: shard, recorded: shard), 2: SetPlacement(assigned: shard),
+            ])
+
+            // Deleted: no current record, but what a removal clears is still there; then forgetSet clears it.
+            try repository.delete(1)
+            try GenerationStore(connection: connection).record(
+                Generation(memberID: 1, shardID: shard, answersVersion: version, generatedAt: 8, matchCount: 4))
+            let deleted = try session.withRetry { try $0.jobState(of: 1, publications: true) }
+            #expect(deleted.publication.current == nil && deleted.publication.currentVersion == 0 && deleted.publication.changedAt != nil)
+            #expect(deleted.shard == shard && deleted.generation?.generatedAt == 8 && deleted.publication.records.count == 1)
+            try session.withRetry { try $0.forgetSet(of: 1) }
+            let forgotten = try session.withRetry { try $0.jobState(of: 1, publications: false) }
+            #expect(forgotten.shard == nil && forgotten.generation == nil)
+
+            let unknown = try session.withRetry { try $0.jobState(of: 404, publications: true) }
+            #expect(unknown.publication.current == nil && unknown.publication.changedAt == nil && unknown.shard == nil)
+            #expect(unknown.generation == nil && unknown.evictedAt == nil && unknown.publication.records.isEmpty)
+        }
+    }
+
+    @Test("a publication lock is held until the session reconnects: a visit that reconnects sees it lost, and the server freed it")
+    func publicationLockEpoch() throws {
+        try withStore { connection, server, database in
+            let mine = try server.connect(database: database)
+            let session = StoreSession(connection: mine, survey: smallSurvey)
+            let lock = try #require(try session.withRetry { try $0.lockPublication(of: 5) })
+            #expect(session.holds(lock))
+            let other = StoreSession(connection: connection, survey: smallSurvey)
+            #expect(try other.withRetry { try $0.lockPublication(of: 5) } == nil, "held by the first session")
+            try connection.execute("KILL CONNECTION \(mine.connectionID)")
+            // The visit's first run still believes it holds the lock, its statement finds the connection
+            // dead, and the run after the reconnect does not.
+            var seen: [Bool] = []
+            _ = try session.withRetry { session -> Bool in
+                seen.append(session.holds(lock))
+                return try session.publications.holdsLock(5)
+            }
+            #expect(seen == [true, false])
+            #expect(!session.holds(lock))
+            #expect(try other.withRetry { try $0.lockPublication(of: 5) } != nil, "the server freed it with the killed session")
+        }
+    }
+
     @Test("prefetch reads unknown members' shards in bulk; the cached lookup answers without MySQL")
     func prefetch() throws {
         try withStore { connection, server, database in
             let catalog = ShardCatalog(connection: connection)
             let shard = try catalog.add(address: "redis://10.0.0.1:7000").id
-            let writer = ShardDirectory(connection: SerializedConnection(try server.connect(database: database)))
+            let writer = SessionDirectory(try server.connect(database: database))
             for id in MemberID(1)...1500 where id % 2 == 0 { _ = try writer.assign(id) }
-            let reader = ShardDirectory(connection: SerializedConnection(try server.connect(database: database)))
+            let reader = SessionDirectory(try server.connect(database: database))
             #expect(reader.cachedShard(of: 2) == nil, "nothing cached yet")
             try reader.prefetch(MemberID(1)...2500)
             #expect((MemberID(1)...1500).allSatisfy { reader.cachedShard(of: $0) == ($0 % 2 == 0 ? shard : nil) })
@@ -65,7 +140,7 @@ struct WorkerQueriesTests {
             try reader.prefetch([2401])
             #expect(reader.cachedShard(of: 2401) == nil)
             // ...and are once it has passed (here: a TTL of zero).
-            let eager = ShardDirectory(connection: SerializedConnection(try server.connect(database: database)), unassignedTTL: .zero)
+            let eager = SessionDirectory(try server.connect(database: database), unassignedTTL: .zero)
             try eager.prefetch([2402])
             _ = try writer.assign(2402)
             try eager.prefetch([2402])

@@ -100,6 +100,19 @@ struct ClusterRoutingTests {
         #expect(reason.contains("more than 3 redirections"))
     }
 
+    @Test("the default policy: 50 ms doubling to 1 s, refused once a delay would end past 10 s")
+    func defaultDelays() {
+        var routing = ClusterRouting()
+        let broken = RedisError(code: .connectionBroken, message: "Connection reset", context: a.endpoint)
+        var now = Duration.zero
+        var delays: [Duration] = []
+        while case .retry(_, _, _, let delay) = routing.afterFailure(broken, now: now) {
+            delays.append(delay)
+            now += delay
+        }
+        #expect(delays == [50, 100, 200, 400, 800].map { Duration.milliseconds($0) } + Array(repeating: .seconds(1), count: 8))
+    }
+
     @Test("TRYAGAIN: the same node after doubling delays; CLUSTERDOWN and failures: a fresh map; all within the budget")
     func delaysAndBudget() {
         let policy = ClusterRouting.Policy(retryBudget: .seconds(2), initialDelay: .milliseconds(100), maximumDelay: .milliseconds(400))

@@ -18,6 +18,12 @@ struct BackoffAndBreakerTests {
         #expect(backoff.nominalDelay(afterFailures: 60) == .milliseconds(300))
     }
 
+    @Test func defaultBackoffDoublesFrom50MillisecondsTo2Seconds() {
+        let backoff = ReconnectBackoff()
+        let delays = (1...9).map { backoff.nominalDelay(afterFailures: $0) }
+        #expect(delays == [50, 100, 200, 400, 800, 1600, 2000, 2000, 2000].map { Duration.milliseconds($0) })
+    }
+
     @Test func jitterSpreadsTheDelayOverItsUpperHalf() {
         #expect(ReconnectBackoff.jittered(.milliseconds(100), jitter: 0) == .milliseconds(50))
         #expect(ReconnectBackoff.jittered(.milliseconds(100), jitter: 1) == .milliseconds(100))

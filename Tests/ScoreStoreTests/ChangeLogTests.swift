@@ -29,7 +29,7 @@ struct ChangeLogTests {
         let target: MemberID = 7
         let shard = Shards.shardOf(target)!
         let matches = rankedMatches(for: target, count: 5)
-        let written = try shards.store.writeSet(target, shard: shard, matches: matches, stamp: "s", limit: 10, complete: true).changes
+        let written = try shards.store.writeSet(target, shard: shard, matches: matches, answersVersion: "s", limit: 10, complete: true).changes
         let w = written
         try watch(shards, target)
         #expect(try log(shards, target).isEmpty)
@@ -37,7 +37,7 @@ struct ChangeLogTests {
         _ = shards.store.place(900, into: target, tenths: 42, limit: 10, shard: shard)  // unchanged
         _ = shards.store.place(900, into: target, tenths: 100, limit: 10, shard: shard)  // updated
         _ = shards.store.place(901, into: target, tenths: nil, limit: 10, shard: shard)  // absent
-        _ = shards.store.place(902, into: target, tenths: 50, stamp: "old", limit: 10, shard: shard)  // stale
+        _ = shards.store.place(902, into: target, tenths: 50, answersVersion: "old", limit: 10, shard: shard)  // stale
         _ = shards.store.place(matches[0].id, into: target, tenths: nil, limit: 10, shard: shard)  // removed
         let entries = try log(shards, target)
         #expect(
@@ -62,7 +62,7 @@ struct ChangeLogTests {
         let shard = Shards.shardOf(target)!
         // N = 20, slack 16, trim window 16: written with 36, trimmed once it grows past 52.
         let full = rankedMatches(for: target, count: 36, firstID: 1000)
-        try shards.store.writeSet(target, shard: shard, matches: full, stamp: "s", limit: 20, complete: false)
+        try shards.store.writeSet(target, shard: shard, matches: full, answersVersion: "s", limit: 20, complete: false)
         try watch(shards, target)
         var trims = 0
         for id in 1...17 {
@@ -92,7 +92,7 @@ struct ChangeLogTests {
         let target: MemberID = 9
         let shard = Shards.shardOf(target)!
         let store = shards.store
-        try store.writeSet(target, shard: shard, matches: rankedMatches(for: target, count: 5), stamp: "s", limit: 10, complete: true)
+        try store.writeSet(target, shard: shard, matches: rankedMatches(for: target, count: 5), answersVersion: "s", limit: 10, complete: true)
         try watch(shards, target)
         let copy = try #require(try store.readMeta(target, shard: shard))
         // Nothing changed: the copy is current.
@@ -119,7 +119,7 @@ struct ChangeLogTests {
         #expect(behind.meta?.changes == copy.changes + 9 && behind.changes == nil)
         // A whole write in between: another identity, and the log is gone with the old write.
         let recent = try #require(try store.readMeta(target, shard: shard))
-        try store.writeSet(target, shard: shard, matches: rankedMatches(for: target, count: 5), stamp: "s", limit: 10, complete: true)
+        try store.writeSet(target, shard: shard, matches: rankedMatches(for: target, count: 5), answersVersion: "s", limit: 10, complete: true)
         #expect(try log(shards, target).isEmpty)
         _ = store.place(1, into: target, tenths: 99, limit: 10, shard: shard)
         #expect(try log(shards, target).count == 1, "a whole write keeps the set's watch mark")
@@ -134,7 +134,7 @@ struct ChangeLogTests {
         let members: [MemberID] = [3, 6, 9]  // one shard (3 % 3 + 1 = 1)
         let shard = Shards.shardOf(3)!
         for member in members {
-            try store.writeSet(member, shard: shard, matches: rankedMatches(for: member, count: 5), stamp: "s", limit: 10, complete: true, generatedAt: 100)
+            try store.writeSet(member, shard: shard, matches: rankedMatches(for: member, count: 5), answersVersion: "s", limit: 10, complete: true, generatedAt: 100)
             try watch(shards, member)
             _ = store.place(900, into: member, tenths: 50, limit: 10, shard: shard)
         }
@@ -146,8 +146,8 @@ struct ChangeLogTests {
         #expect(try raw.keys(matching: "scores:{3}*").isEmpty)
         #expect(try store.removeSets([6, 9], shard: shard) == 2)
         #expect(try raw.keys(matching: "scores:*").isEmpty)
-        // Written again exactly as before (same stamp, same second) and changed the same way.
-        try store.writeSet(3, shard: shard, matches: rankedMatches(for: 3, count: 5), stamp: "s", limit: 10, complete: true, generatedAt: 100)
+        // Written again exactly as before (same answers version, same second) and changed the same way.
+        try store.writeSet(3, shard: shard, matches: rankedMatches(for: 3, count: 5), answersVersion: "s", limit: 10, complete: true, generatedAt: 100)
         try watch(shards, 3)
         _ = store.place(900, into: 3, tenths: 50, limit: 10, shard: shard)
         _ = store.place(901, into: 3, tenths: 50, limit: 10, shard: shard)
@@ -162,7 +162,7 @@ struct ChangeLogTests {
         let shards = try Shards()
         let target: MemberID = 10
         let shard = Shards.shardOf(target)!
-        try shards.store.writeSet(target, shard: shard, matches: rankedMatches(for: target, count: 5), stamp: "s", limit: 10, complete: true)
+        try shards.store.writeSet(target, shard: shard, matches: rankedMatches(for: target, count: 5), answersVersion: "s", limit: 10, complete: true)
         let raw = try shards.raw(shard)
         defer { raw.close() }
         _ = try raw.sendChecked(["HDEL", "scores:{\(target)}:meta", "written"])
@@ -179,7 +179,7 @@ struct ChangeLogTests {
         let shards = try Shards()
         let target: MemberID = 11
         let shard = Shards.shardOf(target)!
-        try shards.store.writeSet(target, shard: shard, matches: rankedMatches(for: target, count: 5), stamp: "s", limit: 10, complete: true)
+        try shards.store.writeSet(target, shard: shard, matches: rankedMatches(for: target, count: 5), answersVersion: "s", limit: 10, complete: true)
         try watch(shards, target)
         let copy = try #require(try shards.store.readMeta(target, shard: shard))
         let raw = try shards.raw(shard)
@@ -190,7 +190,7 @@ struct ChangeLogTests {
         let read = try shards.store.readMeta(target, shard: shard, since: copy)
         #expect(read.meta?.changes == copy.changes + 1 && read.changes == nil)
         // A whole write replaces it with a proper log.
-        try shards.store.writeSet(target, shard: shard, matches: rankedMatches(for: target, count: 5), stamp: "s", limit: 10, complete: true)
+        try shards.store.writeSet(target, shard: shard, matches: rankedMatches(for: target, count: 5), answersVersion: "s", limit: 10, complete: true)
         let fresh = try #require(try shards.store.readMeta(target, shard: shard))
         _ = shards.store.place(900, into: target, tenths: 50, limit: 10, shard: shard)
         #expect(try shards.store.readMeta(target, shard: shard, since: fresh).changes?.count == 1)
@@ -205,7 +205,7 @@ struct ChangeLogTests {
         let raw = try shards.raw(shard)
         defer { raw.close() }
         func watched() throws -> Int? { try raw.sendChecked(["HGET", "scores:{\(target)}:meta", "watched"]).string.flatMap { Int($0) } }
-        try store.writeSet(target, shard: shard, matches: rankedMatches(for: target, count: 5), stamp: "s", limit: 10, complete: true)
+        try store.writeSet(target, shard: shard, matches: rankedMatches(for: target, count: 5), answersVersion: "s", limit: 10, complete: true)
         // Nobody watches: the placement changes the set and logs nothing; a copy from before is read whole.
         let unwatched = try #require(try store.readMeta(target, shard: shard))
         #expect(store.place(900, into: target, tenths: 50, limit: 10, shard: shard).count(.entered) == 1)

@@ -47,13 +47,13 @@ struct ClusterShardTests {
         var written: [MemberID: [Match]] = [:]
         for member in Self.members {
             let matches = rankedMatches(for: member, count: 160, seed: UInt32(member))
-            try store.writeSet(member, shard: 1, matches: matches, stamp: "s\(member)", limit: 150, complete: false)
+            try store.writeSet(member, shard: 1, matches: matches, answersVersion: "s\(member)", limit: 150, complete: false)
             written[member] = matches
         }
         for member in Self.members {
             let set = try #require(try store.readSet(member, shard: 1, cutToLimit: false))
             #expect(set.matches == written[member])
-            #expect(set.meta.stamp == "s\(member)")
+            #expect(set.meta.answersVersion == "s\(member)")
             let page = try #require(try store.readPage(member, shard: 1, offset: 10, limit: 5))
             #expect(page.matches == Array(written[member]![10..<15]))
             let probe = written[member]![42]
@@ -68,7 +68,7 @@ struct ClusterShardTests {
         #expect(try store.existingSets(Self.members + [9_999], shard: 1) == Set(Self.members))
 
         // Placements into every master's sets at once: a newcomer enters each.
-        let placements = Self.members.map { ScoreStore.Placement(target: $0, member: 500_000, tenths: 100, stamp: "s\($0)") }
+        let placements = Self.members.map { ScoreStore.Placement(target: $0, member: 500_000, tenths: 100, answersVersion: "s\($0)") }
         let results = store.place(placements, limit: 150) { _ in 1 }
         #expect(results.failed == 0 && results.errors.isEmpty, "\(results.errors)")
         #expect(results.count(.entered) == Self.members.count)
@@ -99,7 +99,7 @@ struct ClusterShardTests {
         defer { store.manager.close() }
         let member: MemberID = 77
         let matches = rankedMatches(for: member, count: 50)
-        try store.writeSet(member, shard: 1, matches: matches, stamp: "a", limit: 40, complete: false)  // map read, connection pooled
+        try store.writeSet(member, shard: 1, matches: matches, answersVersion: "a", limit: 40, complete: false)  // map read, connection pooled
         let slot = ScoreLayout.slot(of: member)
         let map = try cluster.slotMap()
         let source = try #require(map.master(for: slot))
@@ -108,10 +108,10 @@ struct ClusterShardTests {
         defer { try? cluster.moveSlot(slot, from: destination, to: source) }
 
         #expect(try store.readSet(member, shard: 1, cutToLimit: false)?.matches == matches)
-        let results = store.place([ScoreStore.Placement(target: member, member: 600_000, tenths: 100, stamp: "a")], limit: 40) { _ in 1 }
+        let results = store.place([ScoreStore.Placement(target: member, member: 600_000, tenths: 100, answersVersion: "a")], limit: 40) { _ in 1 }
         #expect(results.count(.entered) == 1, "\(results.errors)")
-        try store.writeSet(member, shard: 1, matches: Array(matches.prefix(45)), stamp: "b", limit: 40, complete: false)
-        #expect(try store.readMeta(member, shard: 1)?.stamp == "b")
+        try store.writeSet(member, shard: 1, matches: Array(matches.prefix(45)), answersVersion: "b", limit: 40, complete: false)
+        #expect(try store.readMeta(member, shard: 1)?.answersVersion == "b")
         let direct = try #require(cluster.server(destination)).connect()
         defer { direct.close() }
         #expect(try direct.send(["HGET", store.configuration.layout.metaKey(member), "stamp"]).string == "b")
@@ -123,7 +123,7 @@ struct ClusterShardTests {
         let store = try Self.store(cluster)
         defer { store.manager.close() }
         for member in Self.members {
-            try store.writeSet(member, shard: 1, matches: rankedMatches(for: member, count: 30), stamp: "s", limit: 20, complete: false)
+            try store.writeSet(member, shard: 1, matches: rankedMatches(for: member, count: 30), answersVersion: "s", limit: 20, complete: false)
         }
         let map = try cluster.slotMap()
         let victim = try #require(map.master(for: ScoreLayout.slot(of: Self.members[0])))
@@ -138,7 +138,7 @@ struct ClusterShardTests {
         for member in onVictim {
             #expect(try store.readSet(member, shard: 1)?.matches.count == 20)
         }
-        let placements = Self.members.map { ScoreStore.Placement(target: $0, member: 700_000, tenths: 100, stamp: "s") }
+        let placements = Self.members.map { ScoreStore.Placement(target: $0, member: 700_000, tenths: 100, answersVersion: "s") }
         let results = store.place(placements, limit: 20) { _ in 1 }
         #expect(results.failed == 0 && results.count(.entered) == Self.members.count, "\(results.errors)")
     }

@@ -14,7 +14,7 @@ struct ConnectionManagerTests {
         for id: ShardID in 1...3 {
             #expect(try shards.raw(id).clients(named: "kindred").isEmpty)
         }
-        try shards.store.writeSet(17, shard: 2, matches: rankedMatches(for: 17, count: 10), stamp: "s", limit: 10)
+        try shards.store.writeSet(17, shard: 2, matches: rankedMatches(for: 17, count: 10), answersVersion: "s", limit: 10)
         #expect(try shards.store.readSet(17, shard: 2) != nil)
         #expect(try shards.raw(1).clients(named: "kindred").isEmpty)
         #expect(try shards.raw(2).clients(named: "kindred").count == 1)  // reused, not one per call
@@ -31,7 +31,7 @@ struct ConnectionManagerTests {
             $0.maxConnectionsPerShard = 2
             $0.checkoutTimeout = .seconds(60)
         }
-        try shards.store.writeSet(5, shard: 1, matches: rankedMatches(for: 5, count: 2000), stamp: "s", limit: 2000)
+        try shards.store.writeSet(5, shard: 1, matches: rankedMatches(for: 5, count: 2000), answersVersion: "s", limit: 2000)
         let store = shards.store
         let readers = (0..<4).map { _ in
             BackgroundThread("reader") { () -> [String] in
@@ -61,7 +61,7 @@ struct ConnectionManagerTests {
         let onOne = (0..<300).map { MemberID(3 * $0) }  // member % 3 == 0 -> shard 1
         let onTwo = (0..<30).map { MemberID(3 * $0 + 1) }  // -> shard 2
         for target in onOne + onTwo {
-            try store.writeSet(target, shard: Shards.shardOf(target)!, matches: [Match(id: 999_999, tenths: 99)], stamp: "s", limit: 10)
+            try store.writeSet(target, shard: Shards.shardOf(target)!, matches: [Match(id: 999_999, tenths: 99)], answersVersion: "s", limit: 10)
         }
         // One placement loads the place script on shard 1's pooled connection.
         #expect(store.place(777_777, into: onOne[0], tenths: 42, limit: 10, shard: 1).count(.entered) == 1)
@@ -76,7 +76,7 @@ struct ConnectionManagerTests {
                 server.kill()
             }
         }
-        let placements = (onOne + onTwo).map { ScoreStore.Placement(target: $0, member: 777_777, tenths: 42, stamp: "s") }
+        let placements = (onOne + onTwo).map { ScoreStore.Placement(target: $0, member: 777_777, tenths: 42, answersVersion: "s") }
         let placing = BackgroundThread("placements") {
             store.place(placements, limit: 10, shardOf: Shards.shardOf)
         }
@@ -119,8 +119,8 @@ struct ConnectionManagerTests {
         #expect(shards.manager.breakerState(of: 1) == .halfOpen)
         #expect(try store.readSet(0, shard: 1) == nil)  // the data went with the restart
         #expect(shards.manager.breakerState(of: 1) == .closed)
-        try store.writeSet(0, shard: 1, matches: [Match(id: 5, tenths: 50)], stamp: "again", limit: 10)
-        #expect(try store.readSet(0, shard: 1)?.meta.stamp == "again")
+        try store.writeSet(0, shard: 1, matches: [Match(id: 5, tenths: 50)], answersVersion: "again", limit: 10)
+        #expect(try store.readSet(0, shard: 1)?.meta.answersVersion == "again")
         #expect(try server.connect().clients(named: "kindred").count == 1)
     }
 
@@ -151,7 +151,7 @@ struct ConnectionManagerTests {
 
     @Test func aPooledConnectionStaleAfterARestartIsReplacedWithoutAnError() throws {
         let shards = try Shards()
-        try shards.store.writeSet(3, shard: 1, matches: [Match(id: 5, tenths: 50)], stamp: "s", limit: 10)
+        try shards.store.writeSet(3, shard: 1, matches: [Match(id: 5, tenths: 50)], answersVersion: "s", limit: 10)
         try shards.server(1).restart(empty: false)  // not saved: empty as well
         #expect(try shards.store.readSet(3, shard: 1) == nil)
         #expect(shards.manager.health()[1]?.consecutiveFailures == 0)

@@ -16,11 +16,11 @@ struct ManagedShardTests {
         defer { manager.close() }
         let store = ScoreStore(manager: manager)
         let matches = rankedMatches(for: 7, count: 100)
-        try store.writeSet(7, shard: 1, matches: matches, stamp: "a", limit: 100)
+        try store.writeSet(7, shard: 1, matches: matches, answersVersion: "a", limit: 100)
         #expect(try admin.sendChecked(["DBSIZE"]).int == 0, "nothing in database 0")
         _ = try admin.sendChecked(["CLIENT", "KILL", "USER", "kindred"])
         #expect(try store.readSet(7, shard: 1)?.matches == matches, "read on a fresh connection: AUTH and SELECT again")
-        try store.writeSet(8, shard: 1, matches: matches.filter { $0.id != 8 }, stamp: "a", limit: 100)
+        try store.writeSet(8, shard: 1, matches: matches.filter { $0.id != 8 }, answersVersion: "a", limit: 100)
         _ = try admin.sendChecked(["SELECT", "2"])
         #expect(try admin.sendChecked(["EXISTS", "scores:{7}:meta", "scores:{8}:meta", "kindred:marker"]).int == 3)
         #expect(manager.shards.first?.description == "shard 1 (redis://kindred:***@127.0.0.1:\(server.port)/2)")
@@ -34,7 +34,7 @@ struct ManagedShardTests {
         ])
         defer { manager.close() }
         let error = #expect(throws: ScoreStoreError.self) {
-            try ScoreStore(manager: manager).writeSet(1, shard: 4, matches: [], stamp: "a", limit: 10, complete: true)
+            try ScoreStore(manager: manager).writeSet(1, shard: 4, matches: [], answersVersion: "a", limit: 10, complete: true)
         }
         #expect(error?.code == .connectionFailed)
         #expect(error?.underlying?.code == .authenticationFailed)
@@ -46,7 +46,7 @@ struct ManagedShardTests {
     func markerWithTheFirstSet() throws {
         let shards = try Shards(count: 1)
         let writer = shards.store
-        try writer.writeSet(1, shard: 1, matches: rankedMatches(for: 1, count: 10), stamp: "a", limit: 10)
+        try writer.writeSet(1, shard: 1, matches: rankedMatches(for: 1, count: 10), answersVersion: "a", limit: 10)
         let token = try #require(try writer.checkMarker(shard: 1))
         // Another process (the worker's watcher) starting now: nothing to report.
         let watcher = ScoreStore(manager: ShardConnectionManager(shards: shards.manager.shards))
@@ -55,7 +55,7 @@ struct ManagedShardTests {
         #expect(!status.wasMissing && status.token == token)
         // The shard loses its data while the writer keeps writing: it does not put the marker back.
         _ = try shards.raw(1).sendChecked(["FLUSHALL"])
-        try writer.writeSet(2, shard: 1, matches: rankedMatches(for: 2, count: 10), stamp: "a", limit: 10)
+        try writer.writeSet(2, shard: 1, matches: rankedMatches(for: 2, count: 10), answersVersion: "a", limit: 10)
         #expect(try watcher.checkMarker(shard: 1) == nil)
         #expect(try watcher.ensureMarker(shard: 1).wasMissing, "the watcher notices the loss")
     }

@@ -70,7 +70,7 @@ struct MemoryEstimateTests {
                 return Int(line.dropFirst("used_memory:".count)) ?? 0
             }
             // A first write loads the scripts and warms the connection.
-            try shards.store.writeSet(1, shard: 1, matches: [Match(id: 2, tenths: 50)], stamp: "1", limit: setSize)
+            try shards.store.writeSet(1, shard: 1, matches: [Match(id: 2, tenths: 50)], answersVersion: "1", limit: setSize)
             let before = try used()
             let sets = 40
             var generator = SystemRandomNumberGenerator()
@@ -78,7 +78,7 @@ struct MemoryEstimateTests {
                 var ids = Set<MemberID>()
                 while ids.count < setSize { ids.insert(MemberID.random(in: 10_000...999_999, using: &generator)) }  // never the member itself (1,000-1,039)
                 let matches = ids.map { Match(id: $0, tenths: Int.random(in: 0...100, using: &generator)) }.sorted(by: Match.ranksBefore)
-                try shards.store.writeSet(member, shard: 1, matches: matches, stamp: "1", limit: setSize)
+                try shards.store.writeSet(member, shard: 1, matches: matches, answersVersion: "1", limit: setSize)
             }
             let grown = try used() - before
             let estimate = sets * ScoreLayout.default.estimatedBytes(ofSetWith: setSize, largestID: 999_999)

@@ -25,21 +25,21 @@ struct PlacementTests {
         #expect(try shards.raw(1).keys(matching: "*").isEmpty)
     }
 
-    @Test("each whole write has its own identity in the meta, even with the same stamp in the same second; placements keep it")
+    @Test("each whole write has its own identity in the meta, even with the same answersVersion in the same second; placements keep it")
     func wholeWritesAreTold() throws {
         let shards = try Shards()
         let target: MemberID = 7
         let shard = Shards.shardOf(target)!
         let matches = rankedMatches(for: target, count: 5)
-        try shards.store.writeSet(target, shard: shard, matches: matches, stamp: "s", limit: 10, complete: true, generatedAt: 100)
+        try shards.store.writeSet(target, shard: shard, matches: matches, answersVersion: "s", limit: 10, complete: true, generatedAt: 100)
         let first = try #require(try shards.store.readMeta(target, shard: shard))
         #expect(first.written == first.changes && first.written > 0)
         #expect(shards.store.place(900, into: target, tenths: 40, limit: 10, shard: shard).count(.entered) == 1)
         let placed = try #require(try shards.store.readMeta(target, shard: shard))
         #expect(placed.written == first.written && placed.changes > first.changes)
-        try shards.store.writeSet(target, shard: shard, matches: matches, stamp: "s", limit: 10, complete: true, generatedAt: 100)
+        try shards.store.writeSet(target, shard: shard, matches: matches, answersVersion: "s", limit: 10, complete: true, generatedAt: 100)
         let second = try #require(try shards.store.readMeta(target, shard: shard))
-        #expect(second.stamp == first.stamp && second.generatedAt == first.generatedAt)
+        #expect(second.answersVersion == first.answersVersion && second.generatedAt == first.generatedAt)
         #expect(second.written == second.changes && second.written > placed.changes)
     }
 
@@ -48,7 +48,7 @@ struct PlacementTests {
         let target: MemberID = 7
         let shard = Shards.shardOf(target)!
         let matches = rankedMatches(for: target, count: 5)
-        let written = try shards.store.writeSet(target, shard: shard, matches: matches, stamp: "s", limit: 10, complete: true).changes
+        let written = try shards.store.writeSet(target, shard: shard, matches: matches, answersVersion: "s", limit: 10, complete: true).changes
         #expect(shards.store.place(900, into: target, tenths: 0, limit: 10, shard: shard).count(.entered) == 1)
         // No reader watches the set: the same score again is told as an update (no HGET).
         #expect(shards.store.place(900, into: target, tenths: 0, limit: 10, shard: shard).count(.updated) == 1)
@@ -76,7 +76,7 @@ struct PlacementTests {
         let target: MemberID = 8
         let shard = Shards.shardOf(target)!
         let full = rankedMatches(for: target, count: 20, firstID: 1000)
-        try shards.store.writeSet(target, shard: shard, matches: full, stamp: "s", limit: 20, complete: false)
+        try shards.store.writeSet(target, shard: shard, matches: full, answersVersion: "s", limit: 20, complete: false)
         let floor = try #require(full.last)
         // Below the floor: not entered. Tied with a larger id: ranks after the floor, not entered.
         #expect(shards.store.place(50_000, into: target, tenths: Int(floor.tenths), limit: 20, shard: shard).count(.absent) == 1)
@@ -103,7 +103,7 @@ struct PlacementTests {
         let shard = Shards.shardOf(target)!
         let n = 10
         let stored = rankedMatches(for: target, count: n + 16, firstID: 1000)  // N + slack
-        try shards.store.writeSet(target, shard: shard, matches: stored, stamp: "s", limit: n, complete: false)
+        try shards.store.writeSet(target, shard: shard, matches: stored, answersVersion: "s", limit: n, complete: false)
         var refill = false
         for (index, match) in stored.prefix(17).enumerated() {
             let reply = try #require(shards.store.place(match.id, into: target, tenths: nil, limit: n, shard: shard).replies[0])
@@ -121,9 +121,9 @@ struct PlacementTests {
         let target: MemberID = 10
         let shard = Shards.shardOf(target)!
         let written = try shards.store.writeSet(
-            target, shard: shard, matches: rankedMatches(for: target, count: 3), stamp: "new", limit: 10, complete: true
+            target, shard: shard, matches: rankedMatches(for: target, count: 3), answersVersion: "new", limit: 10, complete: true
         ).changes
-        let stale = shards.store.place(77, into: target, tenths: 90, stamp: "old", limit: 10, shard: shard)
+        let stale = shards.store.place(77, into: target, tenths: 90, answersVersion: "old", limit: 10, shard: shard)
         #expect(stale.count(.stale) == 1)
         let set = try consistentSet(shards, target)
         #expect(!set.matches.contains { $0.id == 77 })
@@ -134,7 +134,7 @@ struct PlacementTests {
         let shards = try Shards()
         let target: MemberID = 11
         let shard = Shards.shardOf(target)!
-        try shards.store.writeSet(target, shard: shard, matches: rankedMatches(for: target, count: 3), stamp: "s", limit: 10, complete: true)
+        try shards.store.writeSet(target, shard: shard, matches: rankedMatches(for: target, count: 3), answersVersion: "s", limit: 10, complete: true)
         // The meta as the previous version wrote it: `low`, no `floor`.
         let raw = try shards.raw(shard)
         _ = try raw.sendChecked(["HDEL", "scores:{\(target)}:meta", "floor"])
@@ -154,7 +154,7 @@ struct PlacementTests {
         let window = shards.store.configuration.trimWindow(forLimit: n)
         // N + S entries at 9.0 (ids 1000 ...), every candidate (no floor).
         let written = (0..<(n + slack)).map { Match(id: MemberID(1000 + $0), tenths: 90) }
-        try shards.store.writeSet(target, shard: shard, matches: written, stamp: "s", limit: n, complete: true)
+        try shards.store.writeSet(target, shard: shard, matches: written, answersVersion: "s", limit: n, complete: true)
         // W + 1 entries at 1.0: the last makes N + S + W + 1 and the trim
         // takes exactly those W + 1, a whole level.
         var last: ScoreStore.PlacementReply?
@@ -181,7 +181,7 @@ struct PlacementTests {
         for (target, corrupted) in [(MemberID(21), window + 2), (MemberID(24), 6)] {
             let shard = Shards.shardOf(target)!
             let written = rankedMatches(for: target, count: n + slack, firstID: 1000)
-            try shards.store.writeSet(target, shard: shard, matches: written, stamp: "s", limit: n, complete: false)
+            try shards.store.writeSet(target, shard: shard, matches: written, answersVersion: "s", limit: n, complete: false)
             let redis = try shards.server(shard).connect()
             defer { redis.close() }
             // Spread over the ranking: the first, then every few.
@@ -222,7 +222,7 @@ struct PlacementTests {
         let window = shards.store.configuration.trimWindow(forLimit: n)
         #expect(window > slack)
         let written = rankedMatches(for: target, count: n + slack, firstID: 1000)
-        try shards.store.writeSet(target, shard: shard, matches: written, stamp: "s", limit: n, complete: true)
+        try shards.store.writeSet(target, shard: shard, matches: written, answersVersion: "s", limit: n, complete: true)
         // Every candidate is stored, so everyone enters; the one that makes
         // N + S + W + 1 trims W + 1 (and not before).
         var entered: [Match] = []
@@ -259,7 +259,7 @@ struct PlacementTests {
         for id in MemberID(1000)..<MemberID(1080) { candidates[id] = Int(random.next() % 101) }
         func ranking() -> [Match] { candidates.map { Match(id: $0.key, tenths: $0.value) }.sorted(by: Match.ranksBefore) }
         let stored = n + shards.store.configuration.slack(forLimit: n)
-        try shards.store.writeSet(target, shard: shard, matches: Array(ranking().prefix(stored)), stamp: "s", limit: n, complete: false)
+        try shards.store.writeSet(target, shard: shard, matches: Array(ranking().prefix(stored)), answersVersion: "s", limit: n, complete: false)
         var refills = 0
         for _ in 0..<400 {
             let id = MemberID(1000 + random.next() % 100)  // some are new candidates
@@ -273,7 +273,7 @@ struct PlacementTests {
             if reply.needsRefill(limit: n) {
                 // A refill is a rebuild from the ranking.
                 refills += 1
-                try shards.store.writeSet(target, shard: shard, matches: Array(ranking().prefix(stored)), stamp: "s", limit: n, complete: ranking().count <= stored)
+                try shards.store.writeSet(target, shard: shard, matches: Array(ranking().prefix(stored)), answersVersion: "s", limit: n, complete: ranking().count <= stored)
             } else {
                 #expect(Array(set.matches.prefix(n)) == Array(ranking().prefix(n)))
             }
@@ -285,7 +285,7 @@ struct PlacementTests {
     /// per call (``Scripts/placeMany``): a job's placements in one `place`
     /// end exactly as the same placements made one call each, in order, with
     /// the same answers, the same sets, metas and change logs (trims, stale
-    /// stamps, removals and several placements into one set within a call
+    /// answers versions, removals and several placements into one set within a call
     /// included).
     @Test(arguments: [UInt64(1), 2])
     func placementsInOneCallEndAsPlacementsOneByOne(seed: UInt64) throws {
@@ -298,7 +298,7 @@ struct PlacementTests {
         for target in targets {
             let matches = rankedMatches(for: target, count: n + slack, firstID: 1000)
             for shards in [batched, single] {
-                try shards.store.writeSet(target, shard: Shards.shardOf(target)!, matches: matches, stamp: "s", limit: n, complete: false)
+                try shards.store.writeSet(target, shard: Shards.shardOf(target)!, matches: matches, answersVersion: "s", limit: n, complete: false)
                 // Watched, so that placements log their changes (compared below); the last target is not.
                 if target != targets.last {
                     _ = try shards.store.readMeta(target, shard: Shards.shardOf(target)!, since: nil, watch: true)
@@ -310,7 +310,7 @@ struct PlacementTests {
                 // Many high scores, so sets grow past N + S + W and trim.
                 target: targets[Int(random.next() % UInt64(targets.count))], member: MemberID(1000 + random.next() % 150),
                 tenths: random.next() % 4 == 0 ? nil : Int(random.next() % 2 == 0 ? 70 + random.next() % 31 : random.next() % 101),
-                stamp: random.next() % 20 == 0 ? "other" : "s")
+                answersVersion: random.next() % 20 == 0 ? "other" : "s")
         }
         let together = batched.store.place(placements, limit: n, shardOf: Shards.shardOf)
         #expect(together.failed == 0 && together.errors.isEmpty, "\(together.errors)")
@@ -357,7 +357,7 @@ struct PlacementTests {
         let n = 100
         let slack = shards.store.configuration.slack(forLimit: n)
         let full = rankedMatches(for: target, count: n + slack, firstID: 1)
-        try shards.store.writeSet(target, shard: shard, matches: full, stamp: "s", limit: n, complete: true)
+        try shards.store.writeSet(target, shard: shard, matches: full, answersVersion: "s", limit: n, complete: true)
         let store = shards.store
         func placements(from first: MemberID) -> [Match] {
             (0..<1500).map { Match(id: first + MemberID($0), tenths: Int((first + MemberID($0)) &* 2_654_435_761 % 101)) }

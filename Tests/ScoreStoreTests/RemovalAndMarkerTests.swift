@@ -14,9 +14,9 @@ struct RemovalAndMarkerTests {
         var written: [MemberID: Int] = [:]
         for target in targets {
             let matches = (rankedMatches(for: target, count: 20, firstID: 1000) + [Match(id: leaving, tenths: 70)]).sorted(by: Match.ranksBefore)
-            written[target] = try shards.store.writeSet(target, shard: Shards.shardOf(target)!, matches: matches, stamp: "s", limit: 100).changes
+            written[target] = try shards.store.writeSet(target, shard: Shards.shardOf(target)!, matches: matches, answersVersion: "s", limit: 100).changes
         }
-        let removals = (targets + [13]).map { ScoreStore.Placement(target: $0, member: leaving, tenths: nil, stamp: "s") }
+        let removals = (targets + [13]).map { ScoreStore.Placement(target: $0, member: leaving, tenths: nil, answersVersion: "s") }
         let stats = shards.store.place(removals, limit: 100, shardOf: Shards.shardOf)  // 13 has no set
         #expect(stats.count(.removed) == 12)
         #expect(stats.count(.noSet) == 1)
@@ -36,8 +36,8 @@ struct RemovalAndMarkerTests {
 
     @Test func removingAWholeSetRemovesEveryKey() throws {
         let shards = try Shards()
-        try shards.store.writeSet(21, shard: 1, matches: rankedMatches(for: 21, count: 3000), stamp: "s", limit: 5000)
-        try shards.store.writeSet(22, shard: 1, matches: rankedMatches(for: 22, count: 10), stamp: "s", limit: 5000)
+        try shards.store.writeSet(21, shard: 1, matches: rankedMatches(for: 21, count: 3000), answersVersion: "s", limit: 5000)
+        try shards.store.writeSet(22, shard: 1, matches: rankedMatches(for: 22, count: 10), answersVersion: "s", limit: 5000)
         #expect(try shards.store.removeSet(21, shard: 1))
         #expect(try shards.store.readSet(21, shard: 1) == nil)
         let raw = try shards.raw(1)
@@ -51,7 +51,7 @@ struct RemovalAndMarkerTests {
     @Test func existingSetsNamesExactlyTheMembersWithASet() throws {
         let shards = try Shards()
         for member: MemberID in [31, 33, 35] {
-            try shards.store.writeSet(member, shard: 1, matches: rankedMatches(for: member, count: 5), stamp: "s", limit: 10)
+            try shards.store.writeSet(member, shard: 1, matches: rankedMatches(for: member, count: 5), answersVersion: "s", limit: 10)
         }
         let asked = (MemberID(30)...36).map { $0 } + (MemberID(1000)..<MemberID(3500)).map { $0 }  // several batches
         #expect(try shards.store.existingSets(asked, shard: 1) == [31, 33, 35])
@@ -94,7 +94,7 @@ struct RemovalAndMarkerTests {
         let empty = try shards.store.shardStats(shard: 3)
         #expect(empty.keys == 0)
         #expect(empty.usedMemory > 0)
-        try shards.store.writeSet(3, shard: 3, matches: rankedMatches(for: 3, count: 5000), stamp: "s", limit: 5000)
+        try shards.store.writeSet(3, shard: 3, matches: rankedMatches(for: 3, count: 5000), answersVersion: "s", limit: 5000)
         let full = try shards.store.shardStats(shard: 3)
         #expect(full.keys == 66, "64 buckets, the meta and the marker written with the first set")
         #expect(full.usedMemory > empty.usedMemory + 50_000)

@@ -12,7 +12,7 @@ struct SetTests {
     func aWrittenSetReadsBackRankedExactlyAsWritten(buckets: Int) throws {
         let shards = try Shards(buckets: buckets)
         let matches = rankedMatches(for: 17, count: 5000)
-        let written = try shards.store.writeSet(17, shard: 2, matches: matches, stamp: "v7", limit: 5000, generatedAt: 1_790_000_000)
+        let written = try shards.store.writeSet(17, shard: 2, matches: matches, answersVersion: "v7", limit: 5000, generatedAt: 1_790_000_000)
         #expect(written.count == 5000)
         #expect(written.floor == matches.last)
         // A new set's counter starts at a random seed (its identity across removals): one write is one change.
@@ -21,7 +21,7 @@ struct SetTests {
         let set = try #require(try shards.store.readSet(17, shard: 2))
         #expect(set.matches == matches)
         #expect(set.corruptEntries == 0)
-        #expect(set.meta.stamp == "v7")
+        #expect(set.meta.answersVersion == "v7")
         #expect(set.meta.generatedAt == 1_790_000_000)
         #expect(set.meta.count == 5000)
         #expect(set.meta.limit == 5000)
@@ -52,9 +52,9 @@ struct SetTests {
 
     @Test func aSmallerSetReplacesABiggerOneAndEmptyBucketsGo() throws {
         let shards = try Shards()
-        let first = try shards.store.writeSet(5, shard: 1, matches: rankedMatches(for: 5, count: 3000), stamp: "a", limit: 3000)
+        let first = try shards.store.writeSet(5, shard: 1, matches: rankedMatches(for: 5, count: 3000), answersVersion: "a", limit: 3000)
         let small = rankedMatches(for: 5, count: 10, firstID: 900_000)
-        let result = try shards.store.writeSet(5, shard: 1, matches: small, stamp: "b", limit: 3000)
+        let result = try shards.store.writeSet(5, shard: 1, matches: small, answersVersion: "b", limit: 3000)
         #expect(result.floor == nil)  // every candidate: no floor
         #expect(result.changes == first.changes + 1)
         let set = try #require(try shards.store.readSet(5, shard: 1))
@@ -67,10 +67,10 @@ struct SetTests {
         #expect(try shards.raw(1).keys(matching: "scores:{5}*").count == buckets.count + 1)
 
         // An empty set is a set (read back empty), unlike no set.
-        try shards.store.writeSet(5, shard: 1, matches: [], stamp: "c", limit: 3000)
+        try shards.store.writeSet(5, shard: 1, matches: [], answersVersion: "c", limit: 3000)
         let empty = try #require(try shards.store.readSet(5, shard: 1))
         #expect(empty.matches.isEmpty)
-        #expect(empty.meta.stamp == "c")
+        #expect(empty.meta.answersVersion == "c")
         #expect(try shards.raw(1).keys(matching: "scores:{5}*") == ["scores:{5}:meta"])
     }
 
@@ -79,14 +79,14 @@ struct SetTests {
         let good = rankedMatches(for: 3, count: 10)
         for bad in [Array(good.reversed()), good + [good[9]], good + [Match(id: 3, tenths: 0)]] {
             let error = #expect(throws: ScoreStoreError.self) {
-                try shards.store.writeSet(3, shard: 1, matches: bad, stamp: "x", limit: 100)
+                try shards.store.writeSet(3, shard: 1, matches: bad, answersVersion: "x", limit: 100)
             }
             #expect(error?.code == .invalidArgument)
         }
         // At most N + S + W (S: max(16, N / 10); W: 2S), the largest set.
         #expect(shards.store.configuration.largestSet(forLimit: 9) == 9 + 16 + 32)
         let error = #expect(throws: ScoreStoreError.self) {
-            try shards.store.writeSet(3, shard: 1, matches: rankedMatches(for: 3, count: 9 + 16 + 32 + 1), stamp: "x", limit: 9, complete: false)
+            try shards.store.writeSet(3, shard: 1, matches: rankedMatches(for: 3, count: 9 + 16 + 32 + 1), answersVersion: "x", limit: 9, complete: false)
         }
         #expect(error?.code == .invalidArgument)
         #expect(try shards.raw(1).keys(matching: "*").isEmpty)
@@ -97,14 +97,14 @@ struct SetTests {
         let setA = rankedMatches(for: 42, count: 5000, firstID: 1, seed: 1)
         let setB = rankedMatches(for: 42, count: 5000, firstID: 2501, seed: 2)  // overlaps half of A's ids, other scores
         #expect(setA != setB)
-        let seeded = try shards.store.writeSet(42, shard: 3, matches: setA, stamp: "A", limit: 5000).changes
+        let seeded = try shards.store.writeSet(42, shard: 3, matches: setA, answersVersion: "A", limit: 5000).changes
 
         let store = shards.store
         let writes = 40
         let writer = BackgroundThread("writer") { () -> (any Error)? in
             do {
                 for round in 0..<writes {
-                    try store.writeSet(42, shard: 3, matches: round % 2 == 0 ? setB : setA, stamp: round % 2 == 0 ? "B" : "A", limit: 5000)
+                    try store.writeSet(42, shard: 3, matches: round % 2 == 0 ? setB : setA, answersVersion: round % 2 == 0 ? "B" : "A", limit: 5000)
                 }
                 return nil
             } catch { return error }
@@ -118,7 +118,7 @@ struct SetTests {
                 do {
                     guard let set = try store.readSet(42, shard: 3) else { bad += 1; continue }
                     reads += 1
-                    let expected = set.meta.stamp == "A" ? setA : setB
+                    let expected = set.meta.answersVersion == "A" ? setA : setB
                     if set.matches != expected || set.meta.count != 5000 || set.corruptEntries != 0 { bad += 1 }
                     if set.meta.changes == seeded + writes { break }
                 } catch {
@@ -139,14 +139,14 @@ struct SetTests {
 
     @Test func aWriterThatDiesLeavesTemporaryKeysThatExpire() throws {
         let shards = try Shards()
-        try shards.store.writeSet(8, shard: 2, matches: rankedMatches(for: 8, count: 100), stamp: "live", limit: 100)
+        try shards.store.writeSet(8, shard: 2, matches: rankedMatches(for: 8, count: 100), answersVersion: "live", limit: 100)
         let raw = try shards.raw(2)
         #expect(try raw.keys(matching: "*:tmp:*").isEmpty)
 
         // Play a writer that died after its HSETs, before the replace.
         _ = try shards.manager.withConnection(to: 2) { (connection) throws(ScoreStoreError) -> ScoreStore.WriteResult in
             do throws(RedisError) {
-                return try shards.store.write(8, on: connection, matches: rankedMatches(for: 8, count: 100, seed: 9), stamp: "dead",
+                return try shards.store.write(8, on: connection, matches: rankedMatches(for: 8, count: 100, seed: 9), answersVersion: "dead",
                                               limit: 100, complete: false, generatedAt: 0, ttl: .milliseconds(300), replace: false)
             } catch { throw ScoreStoreError(error, shard: 2) }
         }
@@ -158,7 +158,7 @@ struct SetTests {
         }
         // The live set is untouched, and the temporary keys expire (Redis
         // expires them actively; bounded wait).
-        #expect(try shards.store.readSet(8, shard: 2)?.meta.stamp == "live")
+        #expect(try shards.store.readSet(8, shard: 2)?.meta.answersVersion == "live")
         try poll(until: "the dead writer's temporary keys to expire", timeout: .seconds(10)) {
             try raw.keys(matching: "*:tmp:*").isEmpty
         }
@@ -168,7 +168,7 @@ struct SetTests {
     @Test func aReplaceWhoseTemporaryBucketsExpiredChangesNothing() throws {
         let shards = try Shards()
         let live = rankedMatches(for: 8, count: 100)
-        try shards.store.writeSet(8, shard: 2, matches: live, stamp: "live", limit: 100)
+        try shards.store.writeSet(8, shard: 2, matches: live, answersVersion: "live", limit: 100)
         let raw = try shards.raw(2)
         // Run the replace script by hand on buckets that are not there.
         var command = RedisCommand("EVAL")
@@ -195,13 +195,13 @@ struct SetTests {
         #expect(try raw.send(partial).errorKind == "KINDREDTEMP")
         let set = try #require(try shards.store.readSet(8, shard: 2))
         #expect(set.matches == live)
-        #expect(set.meta.stamp == "live")
+        #expect(set.meta.answersVersion == "live")
     }
 
     @Test func corruptFieldsAndValuesAreSkippedAndCounted() throws {
         let shards = try Shards()
         let matches = rankedMatches(for: 9, count: 200)
-        try shards.store.writeSet(9, shard: 1, matches: matches, stamp: "s", limit: 200)
+        try shards.store.writeSet(9, shard: 1, matches: matches, answersVersion: "s", limit: 200)
         let raw = try shards.raw(1)
         _ = try raw.sendChecked(["HSET", "scores:{9}:3", "not-an-id", "5.0"])
         _ = try raw.sendChecked(["HSET", "scores:{9}:3", "67", "five"])  // 67 % 64 == 3, value not a score
@@ -225,7 +225,7 @@ struct MetaBatchTests {
         let shards = try Shards()
         for member: MemberID in [3, 8, 21] {
             try shards.store.writeSet(
-                member, shard: 1, matches: rankedMatches(for: member, count: Int(member) * 10), stamp: "s\(member)",
+                member, shard: 1, matches: rankedMatches(for: member, count: Int(member) * 10), answersVersion: "s\(member)",
                 limit: 5000, generatedAt: 1_790_000_000 + Int64(member))
         }
         let asked: [MemberID] = [21, 4, 3, 8, 3]
@@ -234,7 +234,7 @@ struct MetaBatchTests {
         for (member, meta) in zip(asked, metas) {
             #expect(meta == (try shards.store.readMeta(member, shard: 1)), "member \(member)")
         }
-        #expect(metas[0]?.stamp == "s21" && metas[0]?.count == 210 && metas[0]?.generatedAt == 1_790_000_021)
+        #expect(metas[0]?.answersVersion == "s21" && metas[0]?.count == 210 && metas[0]?.generatedAt == 1_790_000_021)
         #expect(metas[1] == nil)  // no set
         #expect(try shards.store.readMetas([], shard: 1) == [])
         #expect(try shards.store.readMetas([3], shard: 2) == [nil])  // another shard holds nothing
@@ -242,12 +242,12 @@ struct MetaBatchTests {
 
     @Test func anErrorReplyForOneMemberThrowsAndTheConnectionStaysUsable() throws {
         let shards = try Shards()
-        try shards.store.writeSet(5, shard: 1, matches: rankedMatches(for: 5, count: 10), stamp: "a", limit: 5000)
+        try shards.store.writeSet(5, shard: 1, matches: rankedMatches(for: 5, count: 10), answersVersion: "a", limit: 5000)
         _ = try shards.raw(1).sendChecked(["SET", "scores:{6}:meta", "a string"])  // WRONGTYPE for HGETALL
         let error = #expect(throws: ScoreStoreError.self) { try shards.store.readMetas([5, 6, 7], shard: 1) }
         #expect(error?.isTransportFailure == false)
         // Every reply of the pipeline was read: the next call gets its own.
-        #expect(try shards.store.readMetas([5, 7], shard: 1).map { $0?.stamp } == ["a", nil])
+        #expect(try shards.store.readMetas([5, 7], shard: 1).map { $0?.answersVersion } == ["a", nil])
     }
 }
 
@@ -257,18 +257,18 @@ struct BatchAndScriptTests {
         let shards = try Shards(count: 1)
         let store = shards.store
         let raw = try shards.raw(1)
-        try store.writeSet(1, shard: 1, matches: rankedMatches(for: 1, count: 10), stamp: "a", limit: 100)
-        #expect(store.place(2, into: 1, tenths: 50, stamp: "a", limit: 100, shard: 1).count(.entered) == 1)
-        #expect(store.place(2, into: 1, tenths: nil, stamp: "a", limit: 100, shard: 1).count(.removed) == 1)
+        try store.writeSet(1, shard: 1, matches: rankedMatches(for: 1, count: 10), answersVersion: "a", limit: 100)
+        #expect(store.place(2, into: 1, tenths: 50, answersVersion: "a", limit: 100, shard: 1).count(.entered) == 1)
+        #expect(store.place(2, into: 1, tenths: nil, answersVersion: "a", limit: 100, shard: 1).count(.removed) == 1)
         // The pooled connection believes its scripts are loaded; they are not.
         _ = try raw.sendChecked(["SCRIPT", "FLUSH"])
-        try store.writeSet(1, shard: 1, matches: rankedMatches(for: 1, count: 12), stamp: "b", limit: 100)
+        try store.writeSet(1, shard: 1, matches: rankedMatches(for: 1, count: 12), answersVersion: "b", limit: 100)
         _ = try raw.sendChecked(["SCRIPT", "FLUSH"])
-        #expect(store.place(2, into: 1, tenths: 50, stamp: "b", limit: 100, shard: 1).count(.entered) == 1)
+        #expect(store.place(2, into: 1, tenths: 50, answersVersion: "b", limit: 100, shard: 1).count(.entered) == 1)
         _ = try raw.sendChecked(["SCRIPT", "FLUSH"])
-        #expect(store.place(2, into: 1, tenths: nil, stamp: "b", limit: 100, shard: 1).count(.removed) == 1)
+        #expect(store.place(2, into: 1, tenths: nil, answersVersion: "b", limit: 100, shard: 1).count(.removed) == 1)
         let set = try #require(try store.readSet(1, shard: 1))
         #expect(set.matches == rankedMatches(for: 1, count: 12))
-        #expect(set.meta.stamp == "b")
+        #expect(set.meta.answersVersion == "b")
     }
 }

@@ -145,14 +145,14 @@ extension ScoreStore {
     /// its last entry as its floor.
     @discardableResult
     func writeSet(
-        _ member: MemberID, shard: ShardID, matches: [Match], stamp: String, limit: Int, generatedAt: Int64 = ScoreStore.unixTime()
+        _ member: MemberID, shard: ShardID, matches: [Match], answersVersion: String, limit: Int, generatedAt: Int64 = ScoreStore.unixTime()
     ) throws(ScoreStoreError) -> WriteResult {
         try writeSet(
-            member, shard: shard, matches: matches, stamp: stamp, limit: limit, complete: matches.count < limit, generatedAt: generatedAt)
+            member, shard: shard, matches: matches, answersVersion: answersVersion, limit: limit, complete: matches.count < limit, generatedAt: generatedAt)
     }
 
     /// One placement of `member` into `target`'s set.
-    func place(_ member: MemberID, into target: MemberID, tenths: Int?, stamp: String = "s", limit: Int, shard: ShardID) -> PlacementResults {
-        place([Placement(target: target, member: member, tenths: tenths, stamp: stamp)], limit: limit) { _ in shard }
+    func place(_ member: MemberID, into target: MemberID, tenths: Int?, answersVersion: String = "s", limit: Int, shard: ShardID) -> PlacementResults {
+        place([Placement(target: target, member: member, tenths: tenths, answersVersion: answersVersion)], limit: limit) { _ in shard }
     }
 }

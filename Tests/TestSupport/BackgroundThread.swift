@@ -1,36 +1,31 @@
-import Foundation
+import KindredSupport
 
 /// Runs a blocking closure on a thread of its own (not Swift's cooperative
 /// pool: it blocks on the network), so a test can act on a server while the
 /// closure waits on it, then collect the result with a bounded wait.
-public final class BackgroundThread<Value: Sendable>: @unchecked Sendable {
-    // @unchecked Sendable: `value` is written once, under `lock`, before
-    // `finished` is signalled, and read under `lock` after the wait.
-    private let lock = NSLock()
-    private var value: Value?
-    private let finished = DispatchSemaphore(value: 0)
+package final class BackgroundThread<Value: Sendable>: Sendable {
+    private let value: Locked<Value?>
+    private let thread: ThreadHandle
     private let name: String
 
-    public init(_ name: String, _ body: @escaping @Sendable () -> Value) {
+    package init(_ name: String, _ body: @escaping @Sendable () -> Value) {
         self.name = name
-        let thread = Thread { [self] in
+        let value = Locked<Value?>(nil)
+        self.value = value
+        thread = startThread(name: name) {
             let result = body()
-            lock.withLock { value = result }
-            finished.signal()
+            value.withLock { $0 = result }
         }
-        thread.name = name
-        thread.start()
     }
 
     /// Whether the closure has returned.
-    public var isFinished: Bool { lock.withLock { value != nil } }
+    package var isFinished: Bool { value.withLock { $0 != nil } }
 
     /// The closure's result; throws when it has not finished within `timeout`.
-    public func result(timeout: Duration = .seconds(30)) throws -> Value {
-        let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
-        guard finished.wait(timeout: .now() + seconds) == .success else {
+    package func result(timeout: Duration = .seconds(30)) throws -> Value {
+        guard thread.join(timeout: timeout) else {
             throw TestSupportError("\(name) did not finish within \(timeout)")
         }
-        return lock.withLock { value! }
+        return value.withLock { $0! }
     }
 }

@@ -20,18 +20,18 @@ import Glibc
 /// datadir; each server copies it (~110 MB, a fraction of a second) and
 /// starts in ~0.2 s. A missing binary is a thrown error that says to run
 /// `scripts/setup`, never a skip.
-public final class MariaDBServer: @unchecked Sendable {
+package final class MariaDBServer: @unchecked Sendable {
     // @unchecked Sendable: `process`, `currentPort` and `extraArguments` are
     // only touched under `lock`; every other stored property is immutable.
 
     /// The server's directory: `data/`, `my.sock`, logs.
-    public let directory: URL
+    package let directory: URL
     /// The Unix socket path.
-    public let socketPath: String
+    package let socketPath: String
     /// The application user.
-    public let user = "kindred"
+    package let user = "kindred"
     /// The application user's password.
-    public let password: String
+    package let password: String
 
     private let lock = NSLock()
     private var process: ServerProcess?
@@ -39,13 +39,13 @@ public final class MariaDBServer: @unchecked Sendable {
     private var extraArguments: [String]
 
     /// The TCP port on 127.0.0.1 (kept across ``restart()``).
-    public var port: UInt16 { lock.withLock { currentPort } }
+    package var port: UInt16 { lock.withLock { currentPort } }
 
     /// The server's process id while it runs.
-    public var pid: Int32? { lock.withLock { process?.isRunning == true ? process?.pid : nil } }
+    package var pid: Int32? { lock.withLock { process?.isRunning == true ? process?.pid : nil } }
 
     /// The last lines of the server's error log, for failure messages.
-    public var errorLogTail: String {
+    package var errorLogTail: String {
         let text = (try? String(contentsOf: errorLog, encoding: .utf8)) ?? ""
         return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(20).joined(separator: "\n")
     }
@@ -57,7 +57,7 @@ public final class MariaDBServer: @unchecked Sendable {
 
     /// The process-wide server, started on first use. Every caller gets the
     /// same instance (or the same startup error).
-    public static func shared() throws -> MariaDBServer {
+    package static func shared() throws -> MariaDBServer {
         try sharedInstance.get()
     }
 
@@ -66,7 +66,7 @@ public final class MariaDBServer: @unchecked Sendable {
     /// Starts a new server from a copy of the template datadir, on a free
     /// port (retrying with another port when one is taken meanwhile), and
     /// creates the application user.
-    public static func start(extraArguments: [String] = []) throws -> MariaDBServer {
+    package static func start(extraArguments: [String] = []) throws -> MariaDBServer {
         let template = try templateDataDirectory.get()
         let directory = try makeTemporaryDirectory(prefix: "kindred-mariadb")
         TemporaryDirectories.shared.removeAtExit(directory)
@@ -95,7 +95,7 @@ public final class MariaDBServer: @unchecked Sendable {
 
     /// A configuration for the application user, over TCP or the socket.
     /// The read timeout bounds every test's wait on a server that stops answering.
-    public func configuration(
+    package func configuration(
         database: String? = nil, overSocket: Bool = false, readTimeout: Duration = .seconds(30)
     ) -> MariaDBConnection.Configuration {
         if overSocket {
@@ -109,12 +109,12 @@ public final class MariaDBServer: @unchecked Sendable {
     }
 
     /// The same as a `mysql://` URL (password percent-encoded).
-    public func url(database: String? = nil, overSocket: Bool = false) -> String {
+    package func url(database: String? = nil, overSocket: Bool = false) -> String {
         configuration(database: database, overSocket: overSocket).url
     }
 
     /// A new connection as the application user.
-    public func connect(
+    package func connect(
         database: String? = nil, overSocket: Bool = false, readTimeout: Duration = .seconds(30)
     ) throws -> MariaDBConnection {
         try MariaDBConnection(
@@ -123,7 +123,7 @@ public final class MariaDBServer: @unchecked Sendable {
 
     /// Creates an empty utf8mb4 database with a name no other test uses, and
     /// returns the name.
-    public func createDatabase() throws -> String {
+    package func createDatabase() throws -> String {
         let name = "kt_\(Self.databaseCounter.next())_\(UUID().uuidString.prefix(8).lowercased())"
         let connection = try connect(overSocket: true)
         defer { connection.close() }
@@ -134,12 +134,12 @@ public final class MariaDBServer: @unchecked Sendable {
     // MARK: - Failures on demand
 
     /// SIGKILL, as a crash or an OOM kill would: open connections see EOF.
-    public func kill() {
+    package func kill() {
         lock.withLock { process }?.kill()
     }
 
     /// SIGTERM: a clean shutdown (~2 s), waited for (bounded).
-    public func stop() {
+    package func stop() {
         guard let process = lock.withLock({ process }) else { return }
         process.signal(SIGTERM)
         process.signal(SIGCONT)  // a paused server handles SIGTERM only once resumed
@@ -150,7 +150,7 @@ public final class MariaDBServer: @unchecked Sendable {
     /// as a hung host would. Clients wait until their read timeout. Returns
     /// once the kernel reports the process stopped (signal delivery is
     /// asynchronous: a request sent right after `kill` could still be served).
-    public func pause() throws {
+    package func pause() throws {
         guard let process = lock.withLock({ process }) else { return }
         process.signal(SIGSTOP)
         try poll(until: "mariadbd to stop (SIGSTOP)", timeout: .seconds(10), interval: .milliseconds(2)) {
@@ -159,7 +159,7 @@ public final class MariaDBServer: @unchecked Sendable {
     }
 
     /// SIGCONT after ``pause()``; returns once the process runs again.
-    public func resume() throws {
+    package func resume() throws {
         guard let process = lock.withLock({ process }) else { return }
         process.signal(SIGCONT)
         try poll(until: "mariadbd to continue (SIGCONT)", timeout: .seconds(10), interval: .milliseconds(2)) {
@@ -180,7 +180,7 @@ public final class MariaDBServer: @unchecked Sendable {
     /// stopping it first if it still runs. Waits until it accepts connections.
     /// `extraArguments`, when given, replace the ones it was started with
     /// (e.g. to take TLS away from clients already configured for it).
-    public func restart(extraArguments: [String]? = nil) throws {
+    package func restart(extraArguments: [String]? = nil) throws {
         if let process = lock.withLock({ process }), process.isRunning {
             stop()
         }
@@ -316,13 +316,6 @@ public final class MariaDBServer: @unchecked Sendable {
     }
 }
 
-/// A thread-safe counter.
-private final class Counter: @unchecked Sendable {
-    // @unchecked Sendable: `value` is only touched under `lock`.
-    private let lock = NSLock()
-    private var value = 0
-    func next() -> Int { lock.withLock { value += 1; return value } }
-}
 
 /// Directories removed when the test process exits.
 private final class TemporaryDirectories: @unchecked Sendable {

@@ -1,4 +1,5 @@
 import Foundation
+import KindredSupport
 import Synchronization
 import Testing
 
@@ -27,16 +28,16 @@ import Testing
 /// The preference is set on the suite and inherited by its tests (and their
 /// `async let` and task-group children); unstructured tasks and Swift
 /// Testing's own work stay on the pool.
-public struct OffCooperativePool: SuiteTrait, TestScoping {
-    public var isRecursive: Bool { false }
+package struct OffCooperativePool: SuiteTrait, TestScoping {
+    package var isRecursive: Bool { false }
 
     /// The suite's own step only (the default scopes test cases): one
     /// admission for the suite, never a second one inside it.
-    public func scopeProvider(for test: Test, testCase: Test.Case?) -> Self? {
+    package func scopeProvider(for test: Test, testCase: Test.Case?) -> Self? {
         test.isSuite && testCase == nil ? self : nil
     }
 
-    public func provideScope(
+    package func provideScope(
         for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void
     ) async throws {
         guard test.isSuite, testCase == nil else {
@@ -55,23 +56,23 @@ public struct OffCooperativePool: SuiteTrait, TestScoping {
 extension Trait where Self == OffCooperativePool {
     /// This suite's tests block or compute for long: run them on threads of
     /// their own (``OffCooperativePool``).
-    public static var offCooperativePool: Self { Self() }
+    package static var offCooperativePool: Self { Self() }
 }
 
 /// A counting semaphore for tasks: `acquire` suspends (it never blocks a
 /// thread) until a permit is free; waiters are served in order.
-public final class AsyncSemaphore: Sendable {
+package final class AsyncSemaphore: Sendable {
     private struct State {
         var permits: Int
         var waiters: [CheckedContinuation<Void, Never>] = []
     }
     private let state: Mutex<State>
 
-    public init(permits: Int) {
+    package init(permits: Int) {
         state = Mutex(State(permits: permits))
     }
 
-    public func acquire() async {
+    package func acquire() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let granted = state.withLock { state -> Bool in
                 if state.permits > 0 {
@@ -85,7 +86,7 @@ public final class AsyncSemaphore: Sendable {
         }
     }
 
-    public func release() {
+    package func release() {
         let next = state.withLock { state -> CheckedContinuation<Void, Never>? in
             if state.waiters.isEmpty {
                 state.permits += 1
@@ -104,24 +105,23 @@ public final class AsyncSemaphore: Sendable {
 ///
 /// Not a fixed set of threads: with one, a test's body could wait in the
 /// queue behind another suite's long tests while its time limit runs.
-public final class BlockingTestExecutor: TaskExecutor, @unchecked Sendable {
-    // @unchecked Sendable: the mutable state is only touched with
-    // `condition` locked.
-
+package final class BlockingTestExecutor: TaskExecutor, Sendable {
     /// Three suites at a time: the cooperative pool ran two synchronous
     /// tests at a time on this two-core machine, and blocking tests spend
     /// most of their time waiting on servers.
-    public static let shared = BlockingTestExecutor(suites: 3)
+    package static let shared = BlockingTestExecutor(suites: 3)
 
     /// Permits to run a suite on this executor.
-    public let admission: AsyncSemaphore
+    package let admission: AsyncSemaphore
 
-    private let condition = NSCondition()
-    private var jobs: [UnownedJob] = []
-    private var idle = 0
-    private var threads = 0
+    private struct State {
+        var jobs: [UnownedJob] = []
+        var idle = 0
+        var threads = 0
+    }
+    private let state = Monitor(State())
 
-    public init(suites: Int) {
+    package init(suites: Int) {
         precondition(suites > 0)
         admission = AsyncSemaphore(permits: suites)
     }
@@ -129,52 +129,45 @@ public final class BlockingTestExecutor: TaskExecutor, @unchecked Sendable {
     private static let marker = "kindred.BlockingTestExecutor"
 
     /// Whether the calling thread is one of a blocking test executor's.
-    public static var isCurrentThreadOwn: Bool {
+    package static var isCurrentThreadOwn: Bool {
         Thread.current.threadDictionary[marker] as? Bool == true
     }
 
     /// Threads started so far: the most jobs that ran at once.
-    public var threadCount: Int {
-        condition.lock()
-        defer { condition.unlock() }
-        return threads
+    package var threadCount: Int {
+        state.withLock { state, _ in state.threads }
     }
 
-    public func enqueue(_ job: consuming ExecutorJob) {
+    package func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
-        condition.lock()
-        jobs.append(job)
-        let start = jobs.count > idle
-        if start { threads += 1 } else { condition.signal() }
-        let index = threads
-        condition.unlock()
-        if start { startThread(index) }
+        let (start, index) = state.withLock { state, condition -> (Bool, Int) in
+            state.jobs.append(job)
+            let start = state.jobs.count > state.idle
+            if start { state.threads += 1 } else { condition.signal() }
+            return (start, state.threads)
+        }
+        if start { startWorker(index) }
     }
 
-    private func startThread(_ index: Int) {
-        let thread = Thread { [self] in
-            // A thread starts with its creator's kernel name (a pool
-            // thread's): name it for `top -H` and backtraces.
-            try? "kindred-test-\(index)".write(toFile: "/proc/thread-self/comm", atomically: false, encoding: .utf8)
+    private func startWorker(_ index: Int) {
+        // Named for `top -H` and backtraces (a thread starts with its creator's name).
+        startThread(name: "kindred-test-\(index)", stackSize: 8 << 20) { [self] in
             Thread.current.threadDictionary[Self.marker] = true
             work()
         }
-        thread.stackSize = 8 << 20
-        thread.start()
     }
 
     private func work() {
-        condition.lock()
         while true {
-            while jobs.isEmpty {
-                idle += 1
-                condition.wait()
-                idle -= 1
+            let job = state.withLock { state, condition -> UnownedJob in
+                while state.jobs.isEmpty {
+                    state.idle += 1
+                    condition.wait(&state)
+                    state.idle -= 1
+                }
+                return state.jobs.removeFirst()
             }
-            let job = jobs.removeFirst()
-            condition.unlock()
             job.runSynchronously(on: asUnownedTaskExecutor())
-            condition.lock()
         }
     }
 }

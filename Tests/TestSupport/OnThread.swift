@@ -6,7 +6,7 @@ import Foundation
 /// per core (two here): a test that blocks for long (waiting on servers or
 /// child processes) starves every async test meanwhile. Long blocking tests
 /// wrap their body in this.
-public func onThread<T: Sendable>(
+package func onThread<T: Sendable>(
     _ name: String = "kindred-test", _ body: @escaping @Sendable () throws -> T
 ) async throws -> T {
     try await withCheckedThrowingContinuation { continuation in

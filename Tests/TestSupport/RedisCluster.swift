@@ -10,13 +10,13 @@ import RedisClient
 ///
 /// `nodeTimeout` is the cluster's `cluster-node-timeout`: how long a master
 /// must be unreachable before its replica takes over.
-public final class RedisCluster: @unchecked Sendable {
+package final class RedisCluster: @unchecked Sendable {
     // @unchecked Sendable: every stored property is a `let` of a Sendable type.
 
-    public let nodes: [RedisServer]
-    public let nodeTimeout: Duration
+    package let nodes: [RedisServer]
+    package let nodeTimeout: Duration
 
-    public init(masters: Int = 3, replicasPerMaster: Int = 1, nodeTimeout: Duration = .seconds(2)) throws {
+    package init(masters: Int = 3, replicasPerMaster: Int = 1, nodeTimeout: Duration = .seconds(2)) throws {
         precondition(masters >= 3, "redis-cli --cluster create needs at least 3 masters")
         self.nodeTimeout = nodeTimeout
         let milliseconds = nodeTimeout.components.seconds * 1000 + nodeTimeout.components.attoseconds / 1_000_000_000_000_000
@@ -43,10 +43,10 @@ public final class RedisCluster: @unchecked Sendable {
     }
 
     /// The seed nodes a client starts from: every node.
-    public var seeds: [ClusterNode] { nodes.map { ClusterNode(host: $0.host, port: Int($0.port)) } }
+    package var seeds: [ClusterNode] { nodes.map { ClusterNode(host: $0.host, port: Int($0.port)) } }
 
     /// A client configuration for this cluster with short timeouts.
-    public func configuration(routing: ClusterRouting.Policy = .init()) -> ClusterConnection.Configuration {
+    package func configuration(routing: ClusterRouting.Policy = .init()) -> ClusterConnection.Configuration {
         ClusterConnection.Configuration(
             seeds: seeds,
             node: RedisConnection.Configuration(
@@ -55,14 +55,14 @@ public final class RedisCluster: @unchecked Sendable {
     }
 
     /// The node (server) listening on `node`'s port.
-    public func server(_ node: ClusterNode) -> RedisServer? {
+    package func server(_ node: ClusterNode) -> RedisServer? {
         nodes.first { Int($0.port) == node.port }
     }
 
     /// Waits until every running node reports `cluster_state:ok`, knows a
     /// master for all 16,384 slots (with `replicasPerMaster` replicas each,
     /// when given), and all of them agree on the masters.
-    public func waitUntilHealthy(timeout: Duration, replicasPerMaster: Int? = nil) throws {
+    package func waitUntilHealthy(timeout: Duration, replicasPerMaster: Int? = nil) throws {
         try poll(until: "the cluster to be healthy on every node", timeout: timeout, interval: .milliseconds(100)) {
             var maps: Set<[ClusterNode]> = []
             for node in nodes where node.isRunning {
@@ -83,7 +83,7 @@ public final class RedisCluster: @unchecked Sendable {
     }
 
     /// The current slot map, read from a running node.
-    public func slotMap() throws -> ClusterSlotMap {
+    package func slotMap() throws -> ClusterSlotMap {
         var lastError: (any Error)?
         for node in nodes where node.isRunning {
             do {
@@ -101,7 +101,7 @@ public final class RedisCluster: @unchecked Sendable {
     /// --cluster reshard` does (the destination IMPORTING, the source
     /// MIGRATING) and migrates `keys` (all in the slot) only: meanwhile the
     /// source answers `ASK` for them.
-    public func startMigration(_ slot: HashSlot, from source: ClusterNode, to destination: ClusterNode, keys: [String] = []) throws {
+    package func startMigration(_ slot: HashSlot, from source: ClusterNode, to destination: ClusterNode, keys: [String] = []) throws {
         try withNodes(source, destination) { src, dst, sourceID, destinationID in
             _ = try dst.sendChecked(RedisCommand("CLUSTER", "SETSLOT", String(slot.value), "IMPORTING", sourceID))
             _ = try src.sendChecked(RedisCommand("CLUSTER", "SETSLOT", String(slot.value), "MIGRATING", destinationID))
@@ -111,7 +111,7 @@ public final class RedisCluster: @unchecked Sendable {
 
     /// Migrates every key still in `slot` on `source`, then gives the slot
     /// to `destination` on every master.
-    public func finishMigration(_ slot: HashSlot, from source: ClusterNode, to destination: ClusterNode) throws {
+    package func finishMigration(_ slot: HashSlot, from source: ClusterNode, to destination: ClusterNode) throws {
         try withNodes(source, destination) { src, _, _, destinationID in
             while true {
                 let keys = (try src.sendChecked(RedisCommand("CLUSTER", "GETKEYSINSLOT", String(slot.value), "1000")).array ?? [])
@@ -131,7 +131,7 @@ public final class RedisCluster: @unchecked Sendable {
     /// Moves `count` slots (the lowest `source` serves), with their keys,
     /// from `source` to `destination` with `redis-cli --cluster reshard`, as
     /// an operator does. Blocks until it is done.
-    public func reshard(_ count: Int, from source: ClusterNode, to destination: ClusterNode, timeout: Duration = .seconds(120)) throws {
+    package func reshard(_ count: Int, from source: ClusterNode, to destination: ClusterNode, timeout: Duration = .seconds(120)) throws {
         var sourceID = "", destinationID = ""
         try withNodes(source, destination) { _, _, sid, did in (sourceID, destinationID) = (sid, did) }
         let cli = try locateBinary("redis-cli", package: "redis-tools")
@@ -146,7 +146,7 @@ public final class RedisCluster: @unchecked Sendable {
     }
 
     /// Moves `slot`, with every key in it, from `source` to `destination`.
-    public func moveSlot(_ slot: HashSlot, from source: ClusterNode, to destination: ClusterNode) throws {
+    package func moveSlot(_ slot: HashSlot, from source: ClusterNode, to destination: ClusterNode) throws {
         try startMigration(slot, from: source, to: destination)
         try finishMigration(slot, from: source, to: destination)
     }

@@ -13,35 +13,35 @@ import RedisClient
 /// ``Options/saveOnShutdown`` the `--save` rule is kept, so a SIGTERM
 /// (``stop()``) writes `dump.rdb` and ``restart(empty:)`` with `empty: false`
 /// brings the data back.
-public final class RedisServer: @unchecked Sendable {
+package final class RedisServer: @unchecked Sendable {
     // @unchecked Sendable: `process` and `starts` are only read or written
     // while holding `lock`; every other stored property is a `let` of a
     // Sendable type.
 
     /// How to start the server.
-    public struct Options: Sendable {
+    package struct Options: Sendable {
         /// Keep an RDB save rule (`save 3600 1`), so that a graceful stop
         /// persists the data. Off by default: tests start empty and fast.
-        public var saveOnShutdown: Bool
+        package var saveOnShutdown: Bool
         /// Extra configuration, passed as `--name value` (for example
         /// `["hash-max-listpack-entries": "1024", "busy-reply-threshold": "50"]`).
-        public var config: [String: String]
+        package var config: [String: String]
         /// The default user's password (`--requirepass`): every client,
         /// the readiness check included, must `AUTH` first.
-        public var password: String?
+        package var password: String?
 
-        public init(saveOnShutdown: Bool = false, config: [String: String] = [:], password: String? = nil) {
+        package init(saveOnShutdown: Bool = false, config: [String: String] = [:], password: String? = nil) {
             self.saveOnShutdown = saveOnShutdown
             self.config = config
             self.password = password
         }
     }
 
-    public let host = "127.0.0.1"
-    public let port: UInt16
+    package let host = "127.0.0.1"
+    package let port: UInt16
     /// The temporary directory holding `data/` (the server's `--dir`) and the logs.
-    public let directory: URL
-    public let options: Options
+    package let directory: URL
+    package let options: Options
 
     private let binary: String
     private let lock = NSLock()
@@ -51,7 +51,7 @@ public final class RedisServer: @unchecked Sendable {
     /// Starts a server and waits (bounded) until it answers `PING`. When the
     /// chosen port is taken between picking it and binding it, tries another,
     /// up to 5 times.
-    public init(options: Options = Options()) throws {
+    package init(options: Options = Options()) throws {
         binary = try locateBinary("redis-server", package: "redis-server")
         directory = try makeTemporaryDirectory(prefix: "kindred-redis")
         self.options = options
@@ -79,20 +79,20 @@ public final class RedisServer: @unchecked Sendable {
 
     /// `redis://127.0.0.1:P`, or `redis://:PASSWORD@127.0.0.1:P` (percent-encoded)
     /// when the server has a password.
-    public var url: String { redisURL().urlIncludingPassword }
+    package var url: String { redisURL().urlIncludingPassword }
 
     /// This server's URL, with the server's password unless another user
     /// and password are given, and database `database`.
-    public func redisURL(user: String? = nil, password: String? = nil, database: Int = 0) -> RedisURL {
+    package func redisURL(user: String? = nil, password: String? = nil, database: Int = 0) -> RedisURL {
         RedisURL(host: host, port: Int(port), user: user, password: password ?? options.password, database: database)
     }
 
     /// The server's `--dir`, where `dump.rdb` goes.
-    public var dataDirectory: URL { Self.dataDirectory(in: directory) }
+    package var dataDirectory: URL { Self.dataDirectory(in: directory) }
 
     /// A connection configuration for this server: short timeouts that still
     /// leave room on a loaded 2-core machine.
-    public func configuration(
+    package func configuration(
         readTimeout: Duration? = .seconds(10),
         retry: RedisRetryPolicy = .default
     ) -> RedisConnection.Configuration {
@@ -102,33 +102,33 @@ public final class RedisServer: @unchecked Sendable {
     }
 
     /// Opens a connection to this server.
-    public func connect(readTimeout: Duration? = .seconds(10), retry: RedisRetryPolicy = .default) throws -> RedisConnection {
+    package func connect(readTimeout: Duration? = .seconds(10), retry: RedisRetryPolicy = .default) throws -> RedisConnection {
         try RedisConnection(configuration: configuration(readTimeout: readTimeout, retry: retry))
     }
 
     /// True while the server process runs.
-    public var isRunning: Bool { lock.withLock { process.isRunning } }
+    package var isRunning: Bool { lock.withLock { process.isRunning } }
 
     /// Kills the server with SIGKILL and waits (bounded) until it is gone:
     /// its clients see their connections reset, nothing is saved.
-    public func kill() {
+    package func kill() {
         lock.withLock { process }.kill()
     }
 
     /// Freezes the server (SIGSTOP): the kernel still accepts connections
     /// and takes commands, but nothing answers, as with a hung host.
-    public func freeze() {
+    package func freeze() {
         lock.withLock { process }.signal(SIGSTOP)
     }
 
     /// Thaws a frozen server (SIGCONT): it answers what it was sent meanwhile.
-    public func thaw() {
+    package func thaw() {
         lock.withLock { process }.signal(SIGCONT)
     }
 
     /// Stops the server with SIGTERM (a graceful shutdown, which saves the
     /// data when ``Options/saveOnShutdown`` is set) and waits for it to exit.
-    public func stop() {
+    package func stop() {
         lock.withLock { process }.terminate()
     }
 
@@ -136,7 +136,7 @@ public final class RedisServer: @unchecked Sendable {
     /// if it runs. With `empty`, the data directory is wiped first, so the
     /// server comes back without data whatever it saved. Waits until it
     /// answers `PING`.
-    public func restart(empty: Bool) throws {
+    package func restart(empty: Bool) throws {
         try lock.withLock {
             process.terminate()
             if empty {
@@ -155,7 +155,7 @@ public final class RedisServer: @unchecked Sendable {
     }
 
     /// The last lines of the current server's log, for failure messages.
-    public func logTail(lines: Int = 20) -> String {
+    package func logTail(lines: Int = 20) -> String {
         lock.withLock { process }.logTail(lines: lines)
     }
 

@@ -7,7 +7,7 @@ import Foundation
 /// `environment` entries are added to this process's. Past `timeout` it is
 /// terminated (killed 10 s later) and the run is an error carrying its
 /// output so far.
-public func runProcess(
+package func runProcess(
     _ executable: String, _ arguments: [String], environment extra: [String: String] = [:], input: String? = nil,
     timeout: Duration
 ) throws -> (status: Int32, output: String) {

@@ -7,14 +7,14 @@ import Glibc
 
 /// A failure of the test harness itself (a missing binary, a server that would
 /// not start). Tests surface it as a failure, never as a skip.
-public struct TestSupportError: Error, CustomStringConvertible {
-    public let description: String
-    public init(_ description: String) { self.description = description }
+package struct TestSupportError: Error, CustomStringConvertible {
+    package let description: String
+    package init(_ description: String) { self.description = description }
 }
 
 /// Finds an executable on `PATH` or in the sbin directories Debian installs
 /// servers into. A missing binary is an error that says how to install it.
-public func locateBinary(_ name: String, package: String) throws -> String {
+package func locateBinary(_ name: String, package: String) throws -> String {
     let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
     let dirs = path.split(separator: ":").map(String.init) + ["/usr/sbin", "/usr/local/sbin", "/sbin", "/usr/bin"]
     for dir in dirs {
@@ -32,7 +32,7 @@ public func locateBinary(_ name: String, package: String) throws -> String {
 /// kill must not become another test's server, whose data the first test's
 /// clients would then write into. Callers retry their server start if
 /// another process takes the port in between.
-public func freeLoopbackPort() throws -> UInt16 {
+package func freeLoopbackPort() throws -> UInt16 {
     for _ in 0..<1000 {
         let port = try kernelFreePort()
         if handedOutPorts.withLock({ $0.insert(port).inserted }) { return port }
@@ -65,7 +65,7 @@ private func kernelFreePort() throws -> UInt16 {
 }
 
 /// A fresh directory under the system temporary directory.
-public func makeTemporaryDirectory(prefix: String) throws -> URL {
+package func makeTemporaryDirectory(prefix: String) throws -> URL {
     let base = URL(fileURLWithPath: NSTemporaryDirectory(), isDirectory: true)
     let dir = base.appendingPathComponent("\(prefix)-\(getpid())-\(UUID().uuidString.prefix(8))", isDirectory: true)
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -76,7 +76,7 @@ public func makeTemporaryDirectory(prefix: String) throws -> URL {
 /// wait for an event they cannot subscribe to (a server accepting
 /// connections, a process exiting): every wait is bounded and a timeout is a
 /// failure naming what did not happen.
-public func poll(
+package func poll(
     until what: String,
     timeout: Duration = .seconds(10),
     interval: Duration = .milliseconds(20),
@@ -97,7 +97,7 @@ public func poll(
 }
 
 /// The async form of ``poll(until:timeout:interval:_:)``.
-public func poll(
+package func poll(
     until what: String,
     timeout: Duration = .seconds(10),
     interval: Duration = .milliseconds(20),
@@ -120,17 +120,17 @@ public func poll(
 /// A server process the tests own. It is registered so that it is killed when
 /// the test process exits, and so that a later run kills servers left behind
 /// by a test process that crashed.
-public final class ServerProcess: @unchecked Sendable {
+package final class ServerProcess: @unchecked Sendable {
     // @unchecked Sendable: `process` is only touched under `lock`; the other
     // stored properties are immutable.
-    public let name: String
-    public let logFile: URL
+    package let name: String
+    package let logFile: URL
     private let process: Process
     private let lock = NSLock()
 
     /// Starts `executable` with `arguments`; stdout and stderr go to
     /// `logFile`. `environment` entries are added to this process's.
-    public init(
+    package init(
         name: String, executable: String, arguments: [String], logFile: URL, environment: [String: String] = [:]
     ) throws {
         ServerRegistry.shared.prepare()
@@ -180,32 +180,32 @@ public final class ServerProcess: @unchecked Sendable {
         if let error = outcome.error { throw error }
     }
 
-    public var pid: Int32 { process.processIdentifier }
+    package var pid: Int32 { process.processIdentifier }
 
     /// The exit status once the process has exited (`terminationStatus`),
     /// nil while it runs.
-    public var exitStatus: Int32? {
+    package var exitStatus: Int32? {
         lock.withLock { process.isRunning ? nil : process.terminationStatus }
     }
 
-    public var isRunning: Bool {
+    package var isRunning: Bool {
         lock.withLock { process.isRunning }
     }
 
     /// The last lines the server wrote, for failure messages.
-    public func logTail(lines: Int = 20) -> String {
+    package func logTail(lines: Int = 20) -> String {
         guard let text = try? String(contentsOf: logFile, encoding: .utf8) else { return "" }
         return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
     }
 
     /// Sends SIGKILL and waits (bounded) for the process to be gone.
-    public func kill() {
+    package func kill() {
         signal(SIGKILL)
         waitForExit(timeout: .seconds(10))
     }
 
     /// Sends SIGTERM, waits up to `timeout`, then SIGKILL.
-    public func terminate(timeout: Duration = .seconds(10)) {
+    package func terminate(timeout: Duration = .seconds(10)) {
         signal(SIGTERM)
         if !waitForExit(timeout: timeout) {
             kill()
@@ -213,7 +213,7 @@ public final class ServerProcess: @unchecked Sendable {
     }
 
     /// Sends `sig` to the process if it is still running.
-    public func signal(_ sig: Int32) {
+    package func signal(_ sig: Int32) {
         lock.withLock {
             if process.isRunning {
                 _ = Glibc.kill(process.processIdentifier, sig)
@@ -223,7 +223,7 @@ public final class ServerProcess: @unchecked Sendable {
 
     /// Waits for the process to exit; false when it is still running at the deadline.
     @discardableResult
-    public func waitForExit(timeout: Duration) -> Bool {
+    package func waitForExit(timeout: Duration) -> Bool {
         let exited = (try? poll(until: "\(name) to exit", timeout: timeout, interval: .milliseconds(5)) {
             !isRunning
         }) != nil

@@ -7,17 +7,17 @@ import Foundation
 ///
 /// A missing `openssl` binary is a thrown error saying to run
 /// `scripts/setup`, never a skip. Cost: ~0.3 s of key generation.
-public struct TestCertificates: Sendable {
-    public let directory: URL
-    public var caCertificate: String { path("ca.pem") }
-    public var serverCertificate: String { path("server.pem") }
-    public var serverKey: String { path("server-key.pem") }
-    public var clientCertificate: String { path("client.pem") }
-    public var clientKey: String { path("client-key.pem") }
+package struct TestCertificates: Sendable {
+    package let directory: URL
+    package var caCertificate: String { path("ca.pem") }
+    package var serverCertificate: String { path("server.pem") }
+    package var serverKey: String { path("server-key.pem") }
+    package var clientCertificate: String { path("client.pem") }
+    package var clientKey: String { path("client-key.pem") }
     /// A CA that signed nothing here.
-    public var otherCACertificate: String { path("other-ca.pem") }
+    package var otherCACertificate: String { path("other-ca.pem") }
 
-    public init() throws {
+    package init() throws {
         let openssl = try locateBinary("openssl", package: "openssl")
         let directory = try makeTemporaryDirectory(prefix: "kindred-tls")
         self.directory = directory
@@ -38,7 +38,7 @@ public struct TestCertificates: Sendable {
     }
 
     /// mariadbd arguments serving TLS with this PKI's server certificate.
-    public var mariadbArguments: [String] {
+    package var mariadbArguments: [String] {
         ["--ssl-ca=\(caCertificate)", "--ssl-cert=\(serverCertificate)", "--ssl-key=\(serverKey)"]
     }
 

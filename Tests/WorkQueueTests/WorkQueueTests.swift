@@ -484,6 +484,15 @@ struct WorkQueueTests {
         #expect(try queue.fetch(worker: "w", on: QueueConnection(redis))?.member == 61)
     }
 
+    @Test("the default retry: 1 s doubling to 60 s, up to 25% more")
+    func defaultRetryPolicy() {
+        let policy = JobRetryPolicy.default
+        #expect((1...8).map { policy.delay(afterFailures: $0, random: 0) } == [1, 2, 4, 8, 16, 32, 60, 60].map { Duration.seconds($0) })
+        #expect(policy.delay(afterFailures: 1, random: 1) == .milliseconds(1250))
+        #expect(policy.delay(afterFailures: 7, random: 1) == .seconds(75))
+        #expect(policy.maxAttempts == 5)
+    }
+
     @Test("retry delays double, cap and add bounded jitter")
     func retryPolicy() {
         let policy = JobRetryPolicy(maxAttempts: 5, baseDelay: .seconds(1), maxDelay: .seconds(10), jitter: 0.5)

@@ -1,3 +1,4 @@
+import KindredSupport
 import Synchronization
 
 /// A connection to a Redis Cluster: one ``RedisConnection`` per node,
@@ -14,16 +15,16 @@ import Synchronization
 /// Threading: as ``RedisConnection``, not `Sendable`: one thread at a time,
 /// never the cooperative pool. Its calls block, retries included (at most
 /// ``ClusterRouting/Policy/retryBudget`` per command).
-public final class ClusterConnection {
-    public struct Configuration: Sendable, Hashable {
+package final class ClusterConnection {
+    package struct Configuration: Sendable, Hashable {
         /// Nodes to ask for the slot map, in order, until one answers.
-        public var seeds: [ClusterNode]
+        package var seeds: [ClusterNode]
         /// Credentials and timeouts for every node (host and port are each
         /// node's; a cluster has only database 0).
-        public var node: RedisConnection.Configuration
-        public var routing: ClusterRouting.Policy
+        package var node: RedisConnection.Configuration
+        package var routing: ClusterRouting.Policy
 
-        public init(seeds: [ClusterNode], node: RedisConnection.Configuration, routing: ClusterRouting.Policy = .init()) {
+        package init(seeds: [ClusterNode], node: RedisConnection.Configuration, routing: ClusterRouting.Policy = .init()) {
             precondition(!seeds.isEmpty, "a cluster needs at least one seed node")
             precondition(node.database == 0, "a Redis Cluster has only database 0")
             self.seeds = seeds
@@ -32,7 +33,7 @@ public final class ClusterConnection {
         }
     }
 
-    public let configuration: Configuration
+    package let configuration: Configuration
     private var connections: [ClusterNode: RedisConnection] = [:]
     private var map: ClusterSlotMap?
     private var mapIsStale = false
@@ -40,7 +41,7 @@ public final class ClusterConnection {
     private let origin: ContinuousClock.Instant
 
     /// Connects to nothing yet: the map is read on first use.
-    public init(configuration: Configuration) {
+    package init(configuration: Configuration) {
         self.configuration = configuration
         origin = clock.now
     }
@@ -48,20 +49,20 @@ public final class ClusterConnection {
     deinit { close() }
 
     /// The slot map as last read or corrected; nil before the first command.
-    public var slotMap: ClusterSlotMap? { map }
+    package var slotMap: ClusterSlotMap? { map }
 
     /// The nodes with an open connection.
-    public var connectedNodes: [ClusterNode] { connections.keys.sorted() }
+    package var connectedNodes: [ClusterNode] { connections.keys.sorted() }
 
     /// Closes every node's connection; the next command connects again.
-    public func close() {
+    package func close() {
         for connection in connections.values { connection.close() }
         connections = [:]
     }
 
     /// Reads the slot map from the first node that answers: the known
     /// masters first, then the seeds.
-    public func refreshSlotMap() throws(RedisError) {
+    package func refreshSlotMap() throws(RedisError) {
         var candidates = map?.masterNodes ?? []
         for seed in configuration.seeds where !candidates.contains(seed) { candidates.append(seed) }
         // Nodes an earlier connection of this process learned: a new
@@ -105,12 +106,12 @@ public final class ClusterConnection {
     ///
     /// - Throws: the last ``RedisError`` when the slot stayed unreachable
     ///   past the retry budget, or redirections did not end.
-    public func send(_ command: RedisCommand, key: String) throws(RedisError) -> RedisValue {
+    package func send(_ command: RedisCommand, key: String) throws(RedisError) -> RedisValue {
         try send(command, slot: HashSlot(key: key))
     }
 
     /// ``send(_:key:)`` by slot.
-    public func send(_ command: RedisCommand, slot: HashSlot) throws(RedisError) -> RedisValue {
+    package func send(_ command: RedisCommand, slot: HashSlot) throws(RedisError) -> RedisValue {
         var routing = ClusterRouting(policy: configuration.routing)
         var target: ClusterNode? = nil
         var asking = false
@@ -122,7 +123,7 @@ public final class ClusterConnection {
                 // No map, or no node for the slot: read the map again after the delay.
                 switch routing.afterFailure(error, now: elapsed()) {
                 case .fail(let reason): throw failure(reason, error)
-                case .retry(_, _, _, let delay): RedisConnection.sleep(delay)
+                case .retry(_, _, _, let delay): sleepThread(delay)
                 case .done: break
                 }
                 mapIsStale = true
@@ -152,7 +153,7 @@ public final class ClusterConnection {
                 if case .fail(let reason) = next { throw failure(reason, error) }
             }
             guard case .retry(let retryNode, let retryAsking, let refresh, let delay) = next else { continue }
-            if delay > .zero { RedisConnection.sleep(delay) }
+            if delay > .zero { sleepThread(delay) }
             if refresh { mapIsStale = true }
             target = retryNode
             asking = retryAsking
@@ -164,7 +165,7 @@ public final class ClusterConnection {
     /// pipelined, every node written before any is read; a command whose
     /// reply is a redirection or a cluster-state error, or whose node
     /// failed, is then sent again on its own (``send(_:slot:)``).
-    public func pipeline(_ commands: [(command: RedisCommand, slot: HashSlot)]) -> [Result<RedisValue, RedisError>] {
+    package func pipeline(_ commands: [(command: RedisCommand, slot: HashSlot)]) -> [Result<RedisValue, RedisError>] {
         var results = [Result<RedisValue, RedisError>?](repeating: nil, count: commands.count)
         var byNode: [ClusterNode: [Int]] = [:]
         var again: [Int] = []
@@ -224,13 +225,13 @@ public final class ClusterConnection {
     /// map read first when it is missing or stale). A caller that sends
     /// there directly reads any redirection in the replies itself, and
     /// calls ``markSlotMapStale()`` (then tries again) when one comes.
-    public func connection(for slot: HashSlot) throws(RedisError) -> RedisConnection {
+    package func connection(for slot: HashSlot) throws(RedisError) -> RedisConnection {
         try connection(to: route(slot))
     }
 
     /// A connection to every master, opened if needed: for work over the
     /// whole keyspace (`SCAN`, `DBSIZE`, `INFO`).
-    public func masterConnections() throws(RedisError) -> [RedisConnection] {
+    package func masterConnections() throws(RedisError) -> [RedisConnection] {
         if map == nil || mapIsStale { try refreshSlotMap() }
         var connections: [RedisConnection] = []
         for node in map?.masterNodes ?? [] { connections.append(try connection(to: node)) }
@@ -240,7 +241,7 @@ public final class ClusterConnection {
     /// Reads the map again before the next command: after a redirection or
     /// a node's failure seen outside ``send(_:slot:)``. Node connections
     /// that broke, or have replies left unread, are closed.
-    public func markSlotMapStale() {
+    package func markSlotMapStale() {
         mapIsStale = true
         for (node, connection) in connections
         where connection.isBroken || connection.isClosed || connection.pendingReplyCount > 0 {
@@ -250,17 +251,17 @@ public final class ClusterConnection {
     }
 
     /// No node connection is broken or has replies left unread.
-    public var isReusable: Bool {
+    package var isReusable: Bool {
         connections.values.allSatisfy { !$0.isClosed && !$0.isBroken && $0.pendingReplyCount == 0 }
     }
 
     /// Whether a reply means the command must be routed again (a
     /// redirection or a cluster-state error).
-    public static func isRoutingReply(_ reply: RedisValue) -> Bool { needsRouting(reply) }
+    package static func isRoutingReply(_ reply: RedisValue) -> Bool { needsRouting(reply) }
 
     /// Whether an error reply kind (`MOVED`, ...) means the command must be
     /// routed again.
-    public static func isRoutingError(kind: String?) -> Bool {
+    package static func isRoutingError(kind: String?) -> Bool {
         switch kind {
         case "MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN": true
         default: false

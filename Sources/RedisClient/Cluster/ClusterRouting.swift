@@ -1,3 +1,5 @@
+import KindredSupport
+
 /// What to do after each attempt of one command on a Redis Cluster: a pure
 /// state machine (no I/O, no clock of its own), so that every path is
 /// tested with made-up replies and times, as the breaker and the backoff.
@@ -20,17 +22,17 @@
 /// ``Policy/maximumRedirects`` redirections, the command fails with the last
 /// reason. A command retried after a broken connection may have run once
 /// already: every command Kindred sends to a cluster is safe to repeat.
-public struct ClusterRouting: Sendable {
-    public struct Policy: Sendable, Hashable {
+package struct ClusterRouting: Sendable {
+    package struct Policy: Sendable, Hashable {
         /// Redirections (`MOVED`, `ASK`) one command may follow.
-        public var maximumRedirects: Int
+        package var maximumRedirects: Int
         /// How long a command keeps retrying an unavailable slot: a failover
         /// takes the cluster's node timeout plus an election.
-        public var retryBudget: Duration
-        public var initialDelay: Duration
-        public var maximumDelay: Duration
+        package var retryBudget: Duration
+        package var initialDelay: Duration
+        package var maximumDelay: Duration
 
-        public init(
+        package init(
             maximumRedirects: Int = 16, retryBudget: Duration = .seconds(10), initialDelay: Duration = .milliseconds(50),
             maximumDelay: Duration = .seconds(1)
         ) {
@@ -39,10 +41,17 @@ public struct ClusterRouting: Sendable {
             self.initialDelay = initialDelay
             self.maximumDelay = maximumDelay
         }
+
+        /// The delays: doubling from ``initialDelay`` to ``maximumDelay``,
+        /// refused when one would end past ``retryBudget``.
+        package var backoff: BackoffPolicy {
+            BackoffPolicy(
+                initialDelay: initialDelay, maximumDelay: maximumDelay, budget: retryBudget, budgetRule: .refuseOvershoot)
+        }
     }
 
     /// The next step.
-    public enum Next: Sendable, Hashable {
+    package enum Next: Sendable, Hashable {
         /// The reply is the command's answer.
         case done
         /// Send the command again after `delay`: to `node` (nil: wherever
@@ -53,18 +62,19 @@ public struct ClusterRouting: Sendable {
         case fail(String)
     }
 
-    public let policy: Policy
+    package let policy: Policy
     private var started: Duration?
     private var redirects = 0
-    private var delays = 0
+    private var backoff: Backoff
 
-    public init(policy: Policy = Policy()) {
+    package init(policy: Policy = Policy()) {
         self.policy = policy
+        backoff = Backoff(policy.backoff)
     }
 
     /// After a reply from `node` (asked at time `now`, on any clock that
     /// only moves forward). `map` learns from `MOVED`.
-    public mutating func afterReply(
+    package mutating func afterReply(
         _ reply: RedisValue, from node: ClusterNode, map: inout ClusterSlotMap, now: Duration
     ) -> Next {
         if started == nil { started = now }
@@ -98,7 +108,7 @@ public struct ClusterRouting: Sendable {
     /// map read again; the others after a delay, on a fresh map (such a
     /// caller sends no `ASKING`, so `ASK` waits for the migration to end).
     /// Any other kind is `.done`.
-    public mutating func afterClusterError(kind: String?, message: String, now: Duration) -> Next {
+    package mutating func afterClusterError(kind: String?, message: String, now: Duration) -> Next {
         if started == nil { started = now }
         switch kind {
         case "MOVED":
@@ -115,7 +125,7 @@ public struct ClusterRouting: Sendable {
     }
 
     /// After `node` could not be reached, or its connection broke.
-    public mutating func afterFailure(_ error: RedisError, now: Duration) -> Next {
+    package mutating func afterFailure(_ error: RedisError, now: Duration) -> Next {
         if started == nil { started = now }
         return delayed(.retry(node: nil, asking: false, refreshMap: true, after: .zero), now: now, reason: error.description)
     }
@@ -123,12 +133,8 @@ public struct ClusterRouting: Sendable {
     /// `next` after the next delay, or a failure when that would pass the budget.
     private mutating func delayed(_ next: Next, now: Duration, reason: String) -> Next {
         guard case .retry(let node, let asking, let refresh, _) = next else { return next }
-        var delay = policy.initialDelay
-        for _ in 0..<min(delays, 30) where delay < policy.maximumDelay { delay = delay * 2 }
-        delay = min(delay, policy.maximumDelay)
-        delays += 1
         let elapsed = now - (started ?? now)
-        guard elapsed + delay <= policy.retryBudget else {
+        guard let delay = backoff.next(elapsed: elapsed) else {
             return .fail("still unavailable after \(elapsed) (retry budget \(policy.retryBudget)): \(reason)")
         }
         return .retry(node: node, asking: asking, refreshMap: refresh, after: delay)

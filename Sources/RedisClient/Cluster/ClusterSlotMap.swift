@@ -1,19 +1,19 @@
 /// A node of a Redis Cluster, by the address clients reach it at.
-public struct ClusterNode: Sendable, Hashable, Comparable, CustomStringConvertible {
-    public var host: String
-    public var port: Int
+package struct ClusterNode: Sendable, Hashable, Comparable, CustomStringConvertible {
+    package var host: String
+    package var port: Int
 
-    public init(host: String, port: Int) {
+    package init(host: String, port: Int) {
         self.host = host
         self.port = port
     }
 
     /// `host:port` (`[host]:port` for IPv6), as ``RedisConnection/endpoint``.
-    public var endpoint: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    package var endpoint: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 
-    public var description: String { endpoint }
+    package var description: String { endpoint }
 
-    public static func < (lhs: ClusterNode, rhs: ClusterNode) -> Bool {
+    package static func < (lhs: ClusterNode, rhs: ClusterNode) -> Bool {
         (lhs.host, lhs.port) < (rhs.host, rhs.port)
     }
 
@@ -21,7 +21,7 @@ public struct ClusterNode: Sendable, Hashable, Comparable, CustomStringConvertib
     /// `CLUSTER NODES` (an IPv6 host unbracketed: the port follows the last
     /// colon). An empty host is `defaultHost`: the node that answered, which
     /// is how a cluster without an announced address names itself.
-    public init?(address: Substring, defaultHost: String) {
+    package init?(address: Substring, defaultHost: String) {
         guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]),
             (1...65_535).contains(port)
         else { return nil }
@@ -36,32 +36,32 @@ public struct ClusterNode: Sendable, Hashable, Comparable, CustomStringConvertib
 ///
 /// A client's map may be out of date (a reshard, a failover): a command sent
 /// by it to the wrong node draws `MOVED`, which names the right one.
-public struct ClusterSlotMap: Sendable, Hashable {
+package struct ClusterSlotMap: Sendable, Hashable {
     /// The master serving each slot; nil for a slot no node serves.
     private var masters: [ClusterNode?]
     /// Every node the map names, masters and replicas.
-    public private(set) var nodes: Set<ClusterNode>
+    package private(set) var nodes: Set<ClusterNode>
     /// Each master's replicas, as the map was read.
-    public private(set) var replicas: [ClusterNode: [ClusterNode]]
+    package private(set) var replicas: [ClusterNode: [ClusterNode]]
 
     /// A map that knows no slot.
-    public init() {
+    package init() {
         masters = Array(repeating: nil, count: HashSlot.count)
         nodes = []
         replicas = [:]
     }
 
     /// The master serving `slot`, when the map knows one.
-    public func master(for slot: HashSlot) -> ClusterNode? { masters[slot.value] }
+    package func master(for slot: HashSlot) -> ClusterNode? { masters[slot.value] }
 
     /// The masters, each once.
-    public var masterNodes: [ClusterNode] { Array(Set(masters.compactMap { $0 })).sorted() }
+    package var masterNodes: [ClusterNode] { Array(Set(masters.compactMap { $0 })).sorted() }
 
     /// How many slots have a master.
-    public var coveredSlots: Int { masters.reduce(0) { $0 + ($1 == nil ? 0 : 1) } }
+    package var coveredSlots: Int { masters.reduce(0) { $0 + ($1 == nil ? 0 : 1) } }
 
     /// Records that `node` now serves `slot` (a `MOVED` reply).
-    public mutating func assign(_ slot: HashSlot, to node: ClusterNode) {
+    package mutating func assign(_ slot: HashSlot, to node: ClusterNode) {
         masters[slot.value] = node
         nodes.insert(node)
     }
@@ -69,7 +69,7 @@ public struct ClusterSlotMap: Sendable, Hashable {
     /// Reads a `CLUSTER SLOTS` reply: one entry per slot range, `[start,
     /// end, master, replica...]`, each node `[host, port, id, ...]`. An empty
     /// host (or `?`) is `answeringHost`, the node that was asked.
-    public init(clusterSlots reply: RedisValue, answeringHost: String) throws(ClusterError) {
+    package init(clusterSlots reply: RedisValue, answeringHost: String) throws(ClusterError) {
         self.init()
         guard let ranges = reply.array else {
             throw ClusterError.unexpectedReply("CLUSTER SLOTS did not answer an array")
@@ -96,7 +96,7 @@ public struct ClusterSlotMap: Sendable, Hashable {
 }
 
 /// A redirection a cluster node answers instead of running a command.
-public enum ClusterRedirect: Sendable, Hashable {
+package enum ClusterRedirect: Sendable, Hashable {
     /// The slot lives on `node` now: update the map, send there.
     case moved(HashSlot, ClusterNode)
     /// The slot is being migrated and this key is on `node` already: send
@@ -105,7 +105,7 @@ public enum ClusterRedirect: Sendable, Hashable {
 
     /// Reads `MOVED 3999 127.0.0.1:6381` or `ASK 3999 127.0.0.1:6381`; nil
     /// for any other error message. `answeringHost` stands for an empty host.
-    public init?(errorMessage: String, answeringHost: String) {
+    package init?(errorMessage: String, answeringHost: String) {
         let words = errorMessage.split(separator: " ")
         guard words.count == 3, let number = Int(words[1]), let slot = HashSlot(number),
             let node = ClusterNode(address: words[2], defaultHost: answeringHost)
@@ -120,12 +120,12 @@ public enum ClusterRedirect: Sendable, Hashable {
 
 /// A failure of the cluster layer itself (as opposed to one node's
 /// ``RedisError``).
-public struct ClusterError: Error, Sendable, Hashable, CustomStringConvertible {
-    public let message: String
+package struct ClusterError: Error, Sendable, Hashable, CustomStringConvertible {
+    package let message: String
 
-    public init(_ message: String) { self.message = message }
+    package init(_ message: String) { self.message = message }
 
     static func unexpectedReply(_ message: String) -> ClusterError { ClusterError(message) }
 
-    public var description: String { "cluster: \(message)" }
+    package var description: String { "cluster: \(message)" }
 }

@@ -6,32 +6,32 @@
 /// least one. Every key of a Kindred member carries the `{id}` tag, so a
 /// member's buckets, meta and change log share one slot, and a script over
 /// them runs on one node.
-public struct HashSlot: Sendable, Hashable, Comparable, CustomStringConvertible {
-    public static let count = 16_384
+package struct HashSlot: Sendable, Hashable, Comparable, CustomStringConvertible {
+    package static let count = 16_384
 
     /// 0 ..< 16,384.
-    public let value: Int
+    package let value: Int
 
     /// The slot numbered `value`; nil outside 0 ..< 16,384.
-    public init?(_ value: Int) {
+    package init?(_ value: Int) {
         guard (0..<Self.count).contains(value) else { return nil }
         self.value = value
     }
 
     /// The slot of a key given as bytes.
-    public init(key: some Collection<UInt8>) {
+    package init(key: some Collection<UInt8>) {
         let bytes = Array(key)
         value = Int(Self.crc16(Self.hashedPart(of: bytes)) % UInt16(Self.count))
     }
 
     /// The slot of a key (its UTF-8 bytes).
-    public init(key: String) {
+    package init(key: String) {
         self.init(key: Array(key.utf8))
     }
 
-    public static func < (lhs: HashSlot, rhs: HashSlot) -> Bool { lhs.value < rhs.value }
+    package static func < (lhs: HashSlot, rhs: HashSlot) -> Bool { lhs.value < rhs.value }
 
-    public var description: String { String(value) }
+    package var description: String { String(value) }
 
     /// The hash tag when the key has a non-empty one, else the whole key.
     static func hashedPart(of key: [UInt8]) -> ArraySlice<UInt8> {
