@@ -79,17 +79,31 @@ package final class Monitor<State>: @unchecked Sendable {
         package func wait(_ state: inout State) {
             // Moved, not copied: a copy would keep a second reference to the
             // state's buffers while the thread sleeps, and every change the
-            // others make meanwhile would copy them whole.
+            // others make meanwhile would copy them whole. Typed moves, not
+            // `moveInitialize(from:count:)`: that copies a stride of bytes,
+            // and for an empty state (`Void`: size 0, stride 1) the pointer
+            // to the caller's variable may point at read-only memory.
             withUnsafeMutablePointer(to: &state) { local in
-                storage.moveInitialize(from: local, count: 1)
+                storage.initialize(to: local.move())
                 pthread_cond_wait(condition, mutex)
-                local.moveInitialize(from: storage, count: 1)
+                local.initialize(to: storage.move())
             }
         }
 
         /// As ``wait(_:)``, but gives up at `deadline`; false when the
         /// deadline passed (true may still be spurious: loop on the state).
         package func wait(_ state: inout State, until deadline: ContinuousClock.Instant) -> Bool {
+            guard deadline > .now else { return false }
+            return withUnsafeMutablePointer(to: &state) { local in
+                storage.initialize(to: local.move())
+                defer { local.initialize(to: storage.move()) }
+                return timedWait(until: deadline)
+            }
+        }
+
+        /// The lock released until signalled or `deadline`, then retaken;
+        /// false when the deadline passed. Touches no state.
+        fileprivate func timedWait(until deadline: ContinuousClock.Instant) -> Bool {
             let remaining = ContinuousClock.now.duration(to: deadline)
             guard remaining > .zero else { return false }
             #if canImport(Glibc)
@@ -100,18 +114,10 @@ package final class Monitor<State>: @unchecked Sendable {
             var end = timespec(
                 tv_sec: now.tv_sec + time_t(seconds) + time_t(nanoseconds / 1_000_000_000),
                 tv_nsec: nanoseconds % 1_000_000_000)
-            return withUnsafeMutablePointer(to: &state) { local in
-                storage.moveInitialize(from: local, count: 1)
-                defer { local.moveInitialize(from: storage, count: 1) }
-                return pthread_cond_timedwait(condition, mutex, &end) != ETIMEDOUT
-            }
+            return pthread_cond_timedwait(condition, mutex, &end) != ETIMEDOUT
             #else
             var relative = remaining.timespec
-            return withUnsafeMutablePointer(to: &state) { local in
-                storage.moveInitialize(from: local, count: 1)
-                defer { local.moveInitialize(from: storage, count: 1) }
-                return pthread_cond_timedwait_relative_np(condition, mutex, &relative) != ETIMEDOUT
-            }
+            return pthread_cond_timedwait_relative_np(condition, mutex, &relative) != ETIMEDOUT
             #endif
         }
 
@@ -146,21 +152,19 @@ package final class Monitor<State>: @unchecked Sendable {
 extension Monitor.Condition where State == Void {
     /// ``wait(_:)`` for a monitor without state of its own: one that guards
     /// a class's stored properties (the object's memory is shared, so the
-    /// body reads it afresh after the wait).
+    /// body reads it afresh after the wait). Nothing to store or reload:
+    /// the condition variable alone.
     package func wait() {
-        var none: Void = ()
-        wait(&none)
+        pthread_cond_wait(condition, mutex)
     }
 
     /// ``wait(_:until:)`` for a monitor without state of its own.
     package func wait(until deadline: ContinuousClock.Instant) -> Bool {
-        var none: Void = ()
-        return wait(&none, until: deadline)
+        timedWait(until: deadline)
     }
 
     /// ``wait(_:timeout:)`` for a monitor without state of its own.
     package func wait(timeout: Duration) -> Bool {
-        var none: Void = ()
-        return wait(&none, timeout: timeout)
+        timedWait(until: .now + timeout)
     }
 }

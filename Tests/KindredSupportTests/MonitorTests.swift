@@ -22,6 +22,34 @@ struct MonitorTests {
         #expect(!late, "a deadline in the past returns at once")
     }
 
+    @Test("a monitor without state (it guards a class's properties) waits out its deadlines and wakes on a signal")
+    func statelessMonitorWaits() {
+        final class Guarded: @unchecked Sendable {
+            // @unchecked Sendable: `open` is touched only inside `lock.withLock`.
+            let lock = Monitor(())
+            var open = false
+        }
+        let guarded = Guarded()
+        // Timed waits nobody signals, many times over: each returns false at its deadline.
+        for _ in 0..<20 {
+            let signalled = guarded.lock.withLock { _, condition in condition.wait(timeout: .milliseconds(1)) }
+            if signalled { continue }  // spurious
+        }
+        let opener = startThread(name: "opener") {
+            guarded.lock.withLock { _, condition in
+                guarded.open = true
+                condition.broadcast()
+            }
+        }
+        let deadline = ContinuousClock.now + .seconds(30)
+        let opened = guarded.lock.withLock { _, condition -> Bool in
+            while !guarded.open { if !condition.wait(until: deadline) { break } }
+            return guarded.open
+        }
+        #expect(opened)
+        #expect(opener.join(timeout: .seconds(30)))
+    }
+
     @Test("a timed wait in a loop runs to its deadline")
     func loopedWaitRunsToDeadline() {
         let monitor = Monitor(false)
