@@ -41,6 +41,21 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("MemberImportVisibility"),
 ]
 
+// What the program tests and the web backend's tests build against: the
+// program modules, the stores and clients, the test kits, and the packages
+// their harnesses drive.
+let programTestDependencies: [Target.Dependency] = [
+    "KindredCore", "KindredWorker", "MetricsEndpoint", "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue",
+    "MariaDBClient", "RedisClient", "TestSupport", "KindredTestKit", "WebAPI", "Synthetic", "KindredLogging", "KindredSupport",
+    .product(name: "Logging", package: "swift-log"),
+    .product(name: "Metrics", package: "swift-metrics"),
+    .product(name: "Prometheus", package: "swift-prometheus"),
+    .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+    .product(name: "Hummingbird", package: "hummingbird"),
+    .product(name: "NIOCore", package: "swift-nio"),
+    .product(name: "NIOEmbedded", package: "swift-nio"),
+]
+
 let package = Package(
     name: "Kindred",
     platforms: [.macOS(.v15)],
@@ -278,80 +293,30 @@ let package = Package(
         // The generation core: the generator, placements, the set index, shard administration, metrics.
         .testTarget(
             name: "KindredCoreTests",
-            dependencies: [
-                "KindredCore", "KindredWorker", "KindredRuns", "MetricsEndpoint", "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue",
-                "MariaDBClient", "RedisClient", "TestSupport", "KindredTestKit", "WebAPI", "Synthetic", "KindredLogging", "KindredSupport",
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOEmbedded", package: "swift-nio"),
-            ],
+            dependencies: programTestDependencies + ["KindredRuns"],
             swiftSettings: swiftSettings
         ),
         // The worker: its loop, services, probes, reconnects, cluster shards, sets kept true under churn, the worker process.
         .testTarget(
             name: "KindredWorkerTests",
-            dependencies: [
-                "KindredCore", "KindredWorker", "KindredRuns", "MetricsEndpoint", "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue",
-                "MariaDBClient", "RedisClient", "TestSupport", "KindredTestKit", "WebAPI", "Synthetic", "KindredLogging", "KindredSupport",
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOEmbedded", package: "swift-nio"),
-            ],
+            dependencies: programTestDependencies + ["KindredRuns"],
             swiftSettings: swiftSettings
         ),
         // Backfill and evict runs, in process and as kindred processes.
         .testTarget(
             name: "KindredRunsTests",
-            dependencies: [
-                "KindredCore", "KindredWorker", "KindredRuns", "MetricsEndpoint", "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue",
-                "MariaDBClient", "RedisClient", "TestSupport", "KindredTestKit", "WebAPI", "Synthetic", "KindredLogging", "KindredSupport",
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOEmbedded", package: "swift-nio"),
-            ],
+            dependencies: programTestDependencies + ["KindredRuns"],
             swiftSettings: swiftSettings
         ),
         // The kindred executable as operators run it: the operator commands.
         .testTarget(
             name: "KindredCLITests",
-            dependencies: [
-                "KindredCore", "KindredWorker", "KindredRuns", "MetricsEndpoint", "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue",
-                "MariaDBClient", "RedisClient", "TestSupport", "KindredTestKit", "WebAPI", "Synthetic", "KindredLogging", "KindredSupport",
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOEmbedded", package: "swift-nio"),
-            ],
+            dependencies: programTestDependencies + ["KindredRuns"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "WebAPITests",
-            dependencies: [
-                "KindredCore", "KindredWorker", "MetricsEndpoint", "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue",
-                "MariaDBClient", "RedisClient", "TestSupport", "KindredTestKit", "WebAPI", "Synthetic", "KindredLogging", "KindredSupport",
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOEmbedded", package: "swift-nio"),
-            ],
+            dependencies: programTestDependencies,
             swiftSettings: swiftSettings
         ),
         .testTarget(

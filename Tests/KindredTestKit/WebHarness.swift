@@ -10,6 +10,7 @@ import Prometheus
 import RedisClient
 import ScoreStore
 import Scoring
+import ServiceLifecycle
 import TestSupport
 import WebAPI
 import WorkQueue
@@ -192,15 +193,18 @@ func httpGet(port: Int, path: String, token: String?) throws -> String {
     try httpRequest("GET", port: port, path: path, token: token)
 }
 
-/// A plain HTTP/1.1 request without a body over a socket; the whole response
-/// as text (the server closes the connection after it).
-func httpRequest(_ method: String, port: Int, path: String, token: String?) throws -> String {
+/// One HTTP/1.1 request over a socket to 127.0.0.1:`port`; the whole
+/// response as text (the server closes the connection after it). With a
+/// `body`, it is sent as JSON with its length. Sends and receives are
+/// bounded (30 s: a bound on waiting, not a speed test; a full test run on
+/// two cores can hold an answer for seconds).
+func httpRequest(_ method: String, port: Int, path: String, token: String?, body: [UInt8]? = nil) throws -> String {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw HarnessError("socket failed") }
     defer { close(fd) }
-    // A bound on waiting, not a speed test: a full test run on two cores can hold an answer for seconds.
     var timeout = timeval(tv_sec: 30, tv_usec: 0)
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -209,10 +213,17 @@ func httpRequest(_ method: String, port: Int, path: String, token: String?) thro
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }
     guard connected == 0 else { throw HarnessError("connect failed") }
-    var request = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-    if let token { request += "Authorization: Bearer \(token)\r\n" }
-    request += "\r\n"
-    _ = request.withCString { send(fd, $0, strlen($0), 0) }
+    var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+    if let token { head += "Authorization: Bearer \(token)\r\n" }
+    if let body { head += "Content-Type: application/json\r\nContent-Length: \(body.count)\r\n" }
+    head += "\r\n"
+    let request = Array(head.utf8) + (body ?? [])
+    var sent = 0
+    while sent < request.count {
+        let count = request[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        guard count > 0 else { throw HarnessError("send failed after \(sent) bytes") }
+        sent += count
+    }
     var response = [UInt8]()
     var chunk = [UInt8](repeating: 0, count: 4096)
     while true {
@@ -221,4 +232,28 @@ func httpRequest(_ method: String, port: Int, path: String, token: String?) thro
         response += chunk[0..<count]
     }
     return String(decoding: response, as: UTF8.self)
+}
+
+extension WebHarness {
+    /// Serves this harness's backend on a free loopback port through the
+    /// program's own services (`WebServer.services`), runs `body` with the
+    /// port, then shuts the server down gracefully and waits for it.
+    func withLiveServer(logLevel: Logger.Level = .warning, _ body: (Int) async throws -> Void) async throws {
+        let (portStream, portContinuation) = AsyncStream.makeStream(of: Int.self)
+        let services = WebServer.services(
+            backend: backend, host: "127.0.0.1", port: 0, token: Self.token, registry: registry,
+            onServerRunning: { portContinuation.yield($0) })
+        var logger = core.logger
+        logger.logLevel = logLevel
+        let group = ServiceGroup(configuration: .init(services: services.map { .init(service: $0) }, logger: logger))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            defer { tasks.cancelAll() }
+            var ports = portStream.makeAsyncIterator()
+            guard let port = await ports.next() else { throw HarnessError("the server never reported its port") }
+            try await body(port)
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+    }
 }

@@ -59,27 +59,15 @@ struct HostileInputTests {
     func live() async throws {
         let web = try await onThread { try WebHarness(memberLimit: 50, generate: false) }
         let member = web.installation.members[0].id
-        let (portStream, portContinuation) = AsyncStream.makeStream(of: Int.self)
-        let services = WebServer.services(
-            backend: web.backend, host: "127.0.0.1", port: 0, token: WebHarness.token, registry: web.registry,
-            onServerRunning: { portContinuation.yield($0) })
-        var logger = web.core.logger
-        logger.logLevel = .warning
-        let group = ServiceGroup(configuration: .init(services: services.map { .init(service: $0) }, logger: logger))
-        try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
-            var ports = portStream.makeAsyncIterator()
-            let port = try #require(await ports.next())
+        try await web.withLiveServer { port in
             let (deep, column) = Self.deepDocument(member)
             let response = try await onThread {
-                try httpRequest(port: port, method: "PUT", path: "/v1/members/\(member)", body: deep)
+                try httpRequest("PUT", port: port, path: "/v1/members/\(member)", token: WebHarness.token, body: deep)
             }
             #expect(response.hasPrefix("HTTP/1.1 422"), "\(response.prefix(300))")
             #expect(response.contains("nested deeper than 64 levels at column \(column)"), "\(response.prefix(500))")
             let after = try await onThread { try httpGet(port: port, path: "/healthz", token: nil) }
             #expect(after.hasPrefix("HTTP/1.1 "), "the server stopped answering: \(after.prefix(200))")
-            await group.triggerGracefulShutdown()
-            try await tasks.waitForAll()
         }
     }
 }
@@ -108,38 +96,3 @@ private func sendBytes(
     return WebHarness.Reply(status: Int(response.status.code), headers: response.headers, body: String(buffer: writer.collected))
 }
 
-/// One HTTP/1.1 request with a body over a socket (bounded by a 10 s
-/// receive timeout); the whole response as text.
-private func httpRequest(port: Int, method: String, path: String, body: [UInt8]) throws -> String {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw HarnessError("socket failed") }
-    defer { close(fd) }
-    var timeout = timeval(tv_sec: 10, tv_usec: 0)
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = in_port_t(UInt16(port).bigEndian)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard connected == 0 else { throw HarnessError("connect failed") }
-    let head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-        + "Authorization: Bearer \(WebHarness.token)\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\n\r\n"
-    let request = Array(head.utf8) + body
-    var sent = 0
-    while sent < request.count {
-        let count = request[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        guard count > 0 else { throw HarnessError("send failed after \(sent) bytes") }
-        sent += count
-    }
-    var response = [UInt8]()
-    var chunk = [UInt8](repeating: 0, count: 4096)
-    while true {
-        let count = recv(fd, &chunk, chunk.count, 0)
-        if count <= 0 { break }
-        response += chunk[0..<count]
-    }
-    return String(decoding: response, as: UTF8.self)
-}

@@ -43,18 +43,7 @@ struct WebAPIFuzzTests {
         let executable = try locateSchemathesis()
         print("schemathesis: \(seconds) s, seed \(seed) (KINDRED_FUZZ_SEED replays it)")
         let web = try await onThread { try WebHarness(memberLimit: 150) }
-        let (portStream, portContinuation) = AsyncStream.makeStream(of: Int.self)
-        let services = WebServer.services(
-            backend: web.backend, host: "127.0.0.1", port: 0, token: WebHarness.token, registry: web.registry,
-            onServerRunning: { portContinuation.yield($0) })
-        var logger = web.core.logger
-        logger.logLevel = .critical  // the fuzzer's invalid requests log warnings by design
-        let group = ServiceGroup(configuration: .init(services: services.map { .init(service: $0) }, logger: logger))
-        try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
-            defer { tasks.cancelAll() }
-            var ports = portStream.makeAsyncIterator()
-            let port = try #require(await ports.next())
+        try await web.withLiveServer(logLevel: .critical) { port in  // the fuzzer's invalid requests log warnings by design
             let base = "http://127.0.0.1:\(port)"
             // The served document, read here with the harness's own bound (30 s) and handed to the
             // fuzzer as a file: schemathesis gives a schema URL a fixed 10 s, which a full suite run
@@ -108,8 +97,6 @@ struct WebAPIFuzzTests {
             // And the server is still whole.
             let health = try await onThread { try httpGet(port: port, path: "/healthz", token: nil) }
             #expect(health.hasPrefix("HTTP/1.1 200"), "\(health.prefix(300))")
-            await group.triggerGracefulShutdown()
-            try await tasks.waitForAll()
         }
     }
 

@@ -572,17 +572,7 @@ struct WebAPITests {
     func live() async throws {
         let web = try await onThread { try WebHarness(memberLimit: 100) }
         let member = web.installation.members[0].id
-        let (portStream, portContinuation) = AsyncStream.makeStream(of: Int.self)
-        let services = WebServer.services(
-            backend: web.backend, host: "127.0.0.1", port: 0, token: WebHarness.token, registry: web.registry,
-            onServerRunning: { portContinuation.yield($0) })
-        var logger = web.core.logger
-        logger.logLevel = .warning
-        let group = ServiceGroup(configuration: .init(services: services.map { .init(service: $0) }, logger: logger))
-        try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
-            var ports = portStream.makeAsyncIterator()
-            let port = try #require(await ports.next())
+        try await web.withLiveServer { port in
             let response = try await onThread {
                 try httpGet(port: port, path: "/v1/members/\(member)/matches?limit=3", token: WebHarness.token)
             }
@@ -600,8 +590,6 @@ struct WebAPITests {
             #expect(patch.hasPrefix("HTTP/1.1 405") && patch.lowercased().contains("\r\nallow: put, delete, options\r\n"), "\(patch.prefix(400))")
             let options = try await onThread { try httpRequest("OPTIONS", port: port, path: "/healthz", token: nil) }
             #expect(options.hasPrefix("HTTP/1.1 204") && options.lowercased().contains("\r\nallow: get, head, options\r\n"), "\(options.prefix(400))")
-            await group.triggerGracefulShutdown()
-            try await tasks.waitForAll()
         }
     }
 }
