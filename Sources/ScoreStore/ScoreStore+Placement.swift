@@ -255,12 +255,11 @@ extension ScoreStore {
         func append(many indexes: ArraySlice<Int>, sha: String, on redis: RedisConnection) {
             redis.append("EVALSHA") { command in
                 command.append(sha)
-                command.append(3 * indexes.count)
+                command.append(2 * indexes.count)
                 for index in indexes {
                     let placement = placements[index]
                     command.append(layout.metaKey(placement.target))
                     command.append(layout.liveKey(placement.target, bucket: layout.bucket(of: placement.member)))
-                    command.append(layout.logKey(placement.target))
                 }
                 command.append(limit)
                 command.append(slack)
@@ -269,9 +268,7 @@ extension ScoreStore {
                 command.append(now)
                 command.append(window)
                 for index in indexes {
-                    let placement = placements[index]
-                    appendPair(placement, to: &command)
-                    command.append(layout.prefix(placement.target))
+                    appendPair(placements[index], to: &command)
                 }
             }
         }
