@@ -69,7 +69,6 @@ package final class MariaDBServer: @unchecked Sendable {
     package static func start(extraArguments: [String] = []) throws -> MariaDBServer {
         let template = try templateDataDirectory.get()
         let directory = try makeTemporaryDirectory(prefix: "kindred-mariadb")
-        TemporaryDirectories.shared.removeAtExit(directory)
         try FileManager.default.copyItem(
             at: template, to: directory.appendingPathComponent("data", isDirectory: true))
         let server = MariaDBServer(directory: directory, extraArguments: extraArguments)
@@ -270,7 +269,6 @@ package final class MariaDBServer: @unchecked Sendable {
         let installer = try locateBinary("mariadb-install-db", package: "mariadb-server")
         _ = try locateBinary("mariadbd", package: "mariadb-server")
         let directory = try makeTemporaryDirectory(prefix: "kindred-mariadb-template")
-        TemporaryDirectories.shared.removeAtExit(directory)
         let data = directory.appendingPathComponent("data", isDirectory: true)
         let log = directory.appendingPathComponent("install.log")
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
@@ -316,28 +314,3 @@ package final class MariaDBServer: @unchecked Sendable {
     }
 }
 
-
-/// Directories removed when the test process exits.
-private final class TemporaryDirectories: @unchecked Sendable {
-    // @unchecked Sendable: `paths` is only touched under `lock`.
-    static let shared = TemporaryDirectories()
-    private let lock = NSLock()
-    private var paths: [URL] = []
-    private var registered = false
-
-    func removeAtExit(_ url: URL) {
-        lock.withLock {
-            paths.append(url)
-            if !registered {
-                registered = true
-                atexit { TemporaryDirectories.shared.removeAll() }
-            }
-        }
-    }
-
-    private func removeAll() {
-        for url in lock.withLock({ paths }) {
-            try? FileManager.default.removeItem(at: url)
-        }
-    }
-}

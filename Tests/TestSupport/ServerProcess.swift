@@ -64,12 +64,83 @@ private func kernelFreePort() throws -> UInt16 {
     return UInt16(bigEndian: addr.sin_port)
 }
 
-/// A fresh directory under the system temporary directory.
+/// A fresh directory under the system temporary directory, named
+/// `PREFIX-PID-XXXXXXXX`. It is removed when the test process exits (a
+/// failing test puts what it needs of its logs into the failure itself);
+/// set `KINDRED_KEEP_TEST_FILES=1` to keep them. The first call also removes
+/// the directories of test processes that are gone (killed, crashed), whose
+/// exit removed nothing: a full run leaves ~300 MB behind otherwise.
 package func makeTemporaryDirectory(prefix: String) throws -> URL {
     let base = URL(fileURLWithPath: NSTemporaryDirectory(), isDirectory: true)
+    TemporaryDirectories.shared.prepare(base: base)
     let dir = base.appendingPathComponent("\(prefix)-\(getpid())-\(UUID().uuidString.prefix(8))", isDirectory: true)
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    TemporaryDirectories.shared.removeAtExit(dir)
     return dir
+}
+
+/// The test process's temporary directories, removed when it exits.
+package final class TemporaryDirectories: @unchecked Sendable {
+    // @unchecked Sendable: every mutable property is guarded by `lock`.
+    static let shared = TemporaryDirectories()
+    private let lock = NSLock()
+    private var paths: [URL] = []
+    private var prepared = false
+    private let keep = ProcessInfo.processInfo.environment["KINDRED_KEEP_TEST_FILES"] == "1"
+
+    /// Once per process: removes what dead test processes left in `base`,
+    /// and arranges for this process's directories to go when it exits
+    /// (atexit handlers run last-registered first: the servers, registered
+    /// after the first directory, are killed before their directories go).
+    func prepare(base: URL) {
+        lock.withLock {
+            guard !prepared else { return }
+            prepared = true
+            guard !keep else { return }
+            Self.removeOrphans(in: base)
+            atexit { TemporaryDirectories.shared.removeAll() }
+        }
+    }
+
+    /// Removes the directories in `base` whose test process no longer
+    /// exists; answers their names.
+    @discardableResult
+    package static func removeOrphans(in base: URL) -> [String] {
+        var removed: [String] = []
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: base.path)) ?? [] {
+            guard let owner = owner(ofDirectoryNamed: name), owner != getpid() else { continue }
+            // kill(pid, 0) fails with ESRCH only when no such process exists.
+            if Glibc.kill(owner, 0) != 0 && errno == ESRCH,
+                (try? FileManager.default.removeItem(at: base.appendingPathComponent(name, isDirectory: true))) != nil
+            {
+                removed.append(name)
+            }
+        }
+        return removed
+    }
+
+    /// The test process that made a directory named `kindred-...-PID-XXXXXXXX`
+    /// (``makeTemporaryDirectory(prefix:)``'s names); nil for any other name.
+    package static func owner(ofDirectoryNamed name: String) -> Int32? {
+        let parts = name.split(separator: "-", omittingEmptySubsequences: false)
+        guard name.hasPrefix("kindred-"), parts.count >= 4,
+            let token = parts.last, token.count == 8, token.allSatisfy(\.isHexDigit),
+            let digits = parts.dropLast().last, !digits.isEmpty, digits.count <= 10, digits.allSatisfy(\.isASCII),
+            digits.allSatisfy(\.isNumber), let pid = Int32(digits), pid > 0
+        else { return nil }
+        return pid
+    }
+
+    func removeAtExit(_ url: URL) {
+        lock.withLock { paths.append(url) }
+    }
+
+    private func removeAll() {
+        guard !keep else { return }
+        for url in lock.withLock({ paths }) {
+            try? FileManager.default.removeItem(at: url)
+        }
+    }
 }
 
 /// Polls `condition` until it holds, for at most `timeout`. This is how tests
