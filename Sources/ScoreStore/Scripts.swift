@@ -167,10 +167,11 @@ enum Scripts {
     ///
     /// The target's key prefix and change log are not sent: `placeOne`
     /// derives them from the meta key (`scores:{X}:meta` less `:meta`) in
-    /// the rare placement that trims or logs. Two strings fewer per
-    /// placement, each parsed by the server and interned by Lua, took ~5%
-    /// off a placement's server time (BENCHMARKS.md, "The placement's
-    /// server time, piece by piece"). A standalone server runs the script,
+    /// the rare placement that trims or logs: two strings fewer per
+    /// placement for the worker to format and send (~40 bytes); the
+    /// server's time per placement is the same within the noise
+    /// (BENCHMARKS.md, "A placement's server time, piece by piece"). A
+    /// standalone server runs the script,
     /// so the undeclared keys are allowed; a cluster runs ``place``, which
     /// declares every key but the trim's buckets (same slot).
     static let placeMany = LuaScript(name: "placeMany", source: placeFunctions + """
@@ -311,9 +312,6 @@ enum Scripts {
         local function prefixOf(meta) return sub(meta, 1, -6) end
         -- logKey and prefix may be nil (``placeMany``): derived from the meta
         -- key when a change is logged or a trim runs.
-        -- Integers go to redis.call as strings formatted with %d: a Lua
-        -- number argument is formatted by the server with %.17g, which
-        -- measured ~0.25 us against ~0.1.
         local function placeOne(meta, bucketKey, logKey, aid, score, t, stamp, n, slack, b, prefix, keep, now, window)
           local m = redis.call('HMGET', meta, 'stamp', 'count', 'floor', 'generated_at', 'written', 'changes', 'watched')
           if not m[2] then return {0, 0, -1, 0, 0, 0} end
@@ -348,7 +346,7 @@ enum Scripts {
               return {3, count, fT, fId, 0, generated}
             end
             count = count - 1
-            redis.call('HSET', meta, 'count', format('%d', count), 'changes', format('%d', changes))
+            redis.call('HSET', meta, 'count', count, 'changes', changes)
             if logging then logged(logKey or prefixOf(meta) .. ':log', keep, string.format('%d %s del %s %d', changes, m[5], aid, tenthsOf(old))) end
             return {4, count, fT, fId, 0, generated}
           end
@@ -369,9 +367,9 @@ enum Scripts {
           local trim = count > n + slack + window
           if trim then
             trimmed, count, fT, fId = trimSet(n, slack, b, prefix or prefixOf(meta), fT, fId)
-            redis.call('HSET', meta, 'count', format('%d', count), 'floor', format('%d:%d', fT, fId), 'changes', format('%d', changes))
+            redis.call('HSET', meta, 'count', count, 'floor', format('%d:%d', fT, fId), 'changes', changes)
           else
-            redis.call('HSET', meta, 'count', format('%d', count), 'changes', format('%d', changes))
+            redis.call('HSET', meta, 'count', count, 'changes', changes)
           end
           if logging then
             local entry = string.format('%d %s set %s %d %d', changes, m[5], aid, t, old and tenthsOf(old) or -1)

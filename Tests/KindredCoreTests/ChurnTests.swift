@@ -26,37 +26,50 @@ struct ChurnTests {
     /// The seeds every run tries, or a soak's: `KINDRED_CHURN_SEEDS=4-40`
     /// (a range, or a comma-separated list) runs those instead, N = 5000
     /// for seeds divisible by 3 and N = 10 for the others, as here;
-    /// `KINDRED_CHURN_EVENTS` sets the events per case (240).
-    static let cases: [(seed: UInt64, topN: Int)] = {
+    /// `KINDRED_CHURN_EVENTS` sets the events per case (240; each case
+    /// has the suite's 20 minutes). A value that does not parse fails the
+    /// test with what is wrong (the cases are then one that only reports it).
+    static let soak: Result<(cases: [(seed: UInt64, topN: Int)], events: Int), TestSupportError> = {
         let environment = ProcessInfo.processInfo.environment
-        guard let text = environment["KINDRED_CHURN_SEEDS"], !text.isEmpty else {
-            return [(seed: 1, topN: 10), (seed: 2, topN: 10), (seed: 3, topN: 5000)]
+        var events = 240
+        if let text = environment["KINDRED_CHURN_EVENTS"] {
+            guard let count = Int(text.trimmingCharacters(in: .whitespaces)), (1...20_000).contains(count) else {
+                return .failure(TestSupportError("KINDRED_CHURN_EVENTS=\(text): want a count of events, 1...20000"))
+            }
+            events = count
         }
-        let seeds: [UInt64]
-        let bounds = text.split(separator: "-").compactMap { UInt64($0.trimmingCharacters(in: .whitespaces)) }
-        if bounds.count == 2, text.split(separator: "-").count == 2, bounds[0] <= bounds[1], bounds[1] - bounds[0] < 10_000 {
-            seeds = Array(bounds[0]...bounds[1])
+        guard let text = environment["KINDRED_CHURN_SEEDS"] else {
+            return .success(([(seed: 1, topN: 10), (seed: 2, topN: 10), (seed: 3, topN: 5000)], events))
+        }
+        let usage = "KINDRED_CHURN_SEEDS=\(text): want a range FIRST-LAST (at most 10,000 seeds) or a list of seeds, 4,7,9"
+        var seeds: [UInt64] = []
+        if text.contains("-") {
+            let bounds = text.split(separator: "-", omittingEmptySubsequences: false).map { UInt64($0.trimmingCharacters(in: .whitespaces)) }
+            guard bounds.count == 2, let first = bounds[0], let last = bounds[1], first <= last, last - first < 10_000 else {
+                return .failure(TestSupportError(usage))
+            }
+            seeds = Array(first...last)
         } else {
-            seeds = text.split(separator: ",").map { part in
-                guard let seed = UInt64(part.trimmingCharacters(in: .whitespaces)) else {
-                    preconditionFailure("KINDRED_CHURN_SEEDS: \(part) is not a seed (want 4-40 or 4,7,9)")
-                }
-                return seed
+            for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+                guard let seed = UInt64(part.trimmingCharacters(in: .whitespaces)) else { return .failure(TestSupportError(usage)) }
+                seeds.append(seed)
             }
         }
-        return seeds.map { (seed: $0, topN: $0 % 3 == 0 ? 5000 : 10) }
+        guard !seeds.isEmpty else { return .failure(TestSupportError(usage)) }
+        return .success((seeds.map { (seed: $0, topN: $0 % 3 == 0 ? 5000 : 10) }, events))
     }()
 
-    static let events: Int = {
-        guard let text = ProcessInfo.processInfo.environment["KINDRED_CHURN_EVENTS"] else { return 240 }
-        guard let events = Int(text), (1...100_000).contains(events) else {
-            preconditionFailure("KINDRED_CHURN_EVENTS: \(text) is not a count of events (1...100000)")
-        }
-        return events
-    }()
+    static var cases: [(seed: UInt64, topN: Int)] {
+        (try? soak.get().cases) ?? [(seed: 0, topN: 0)]
+    }
 
     @Test(arguments: Self.cases)
     func randomChurn(seed: UInt64, topN: Int) async throws {
+        let events: Int
+        switch Self.soak {
+        case .success(let soak): events = soak.events
+        case .failure(let error): throw error
+        }
         let web = try await onThread { try WebHarness(memberLimit: 250, generate: false) { $0.scoring.topN = topN } }
         let installation = web.installation
         var churn = Churn(seed: seed, installation: installation)
@@ -67,7 +80,6 @@ struct ChurnTests {
             try installation.enqueueAll()
             try Self.waitForIdle(installation, web: web, workers: workers, topN: topN)
         }
-        let events = Self.events
         for index in 0..<events {
             if index == events / 2 {
                 // The queue's Redis loses everything: MySQL is the truth the sweeps rebuild it from.

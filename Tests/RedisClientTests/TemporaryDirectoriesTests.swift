@@ -7,7 +7,10 @@ import TestSupport
 @Suite("The test harness's temporary directories")
 struct TemporaryDirectoriesTests {
     @Test("a directory's owner is read from makeTemporaryDirectory's names only")
-    func owners() {
+    func owners() throws {
+        // The names the harness makes parse back to this process.
+        let made = try makeTemporaryDirectory(prefix: "kindred-owner-check")
+        #expect(TemporaryDirectories.owner(ofDirectoryNamed: made.lastPathComponent) == getpid())
         #expect(TemporaryDirectories.owner(ofDirectoryNamed: "kindred-redis-17284-BA358131") == 17284)
         #expect(TemporaryDirectories.owner(ofDirectoryNamed: "kindred-mariadb-template-17284-0E136435") == 17284)
         #expect(TemporaryDirectories.owner(ofDirectoryNamed: "kindred-bench-backfill-mariadb") == nil)
@@ -29,11 +32,21 @@ struct TemporaryDirectoriesTests {
         try finished.run()
         finished.waitUntilExit()
         let dead = finished.processIdentifier
+        // A process that is alive for the whole check.
+        let running = Process()
+        running.executableURL = URL(fileURLWithPath: "/bin/sleep")
+        running.arguments = ["60"]
+        try running.run()
+        defer {
+            running.terminate()
+            running.waitUntilExit()
+        }
+        let alive = running.processIdentifier
         let names = [
             "kindred-redis-\(dead)-0A1B2C3D",  // dead: removed
             "kindred-fixture-\(dead)-DEADBEEF",  // dead: removed
             "kindred-redis-\(getpid())-0A1B2C3D",  // ours: kept
-            "kindred-redis-1-0A1B2C3D",  // init, alive: kept
+            "kindred-redis-\(alive)-0A1B2C3D",  // alive: kept
             "kindred-bench-backfill-mariadb",  // not the harness's: kept
         ]
         for name in names {

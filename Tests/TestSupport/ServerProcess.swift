@@ -88,15 +88,21 @@ package final class TemporaryDirectories: @unchecked Sendable {
     private var prepared = false
     private let keep = ProcessInfo.processInfo.environment["KINDRED_KEEP_TEST_FILES"] == "1"
 
-    /// Once per process: removes what dead test processes left in `base`,
-    /// and arranges for this process's directories to go when it exits
-    /// (atexit handlers run last-registered first: the servers, registered
-    /// after the first directory, are killed before their directories go).
+    /// Once per process: kills the servers dead test processes left
+    /// running (``ServerRegistry``), then removes what those processes left
+    /// in `base`, and arranges for this process's directories to go when it
+    /// exits, after its servers are killed.
+    ///
+    /// A folder's owner is told alive by its pid: test processes in other
+    /// pid namespaces that share this /tmp (containers) would look dead.
+    /// Run those with a /tmp of their own, or with
+    /// `KINDRED_KEEP_TEST_FILES=1`.
     func prepare(base: URL) {
         lock.withLock {
             guard !prepared else { return }
             prepared = true
             guard !keep else { return }
+            ServerRegistry.shared.prepare()
             Self.removeOrphans(in: base)
             atexit { TemporaryDirectories.shared.removeAll() }
         }
@@ -137,6 +143,9 @@ package final class TemporaryDirectories: @unchecked Sendable {
 
     private func removeAll() {
         guard !keep else { return }
+        // This handler runs before ServerRegistry's (registered after it):
+        // the servers die first, so that none writes into a folder going away.
+        ServerRegistry.shared.killAll(timeout: .seconds(2))
         for url in lock.withLock({ paths }) {
             try? FileManager.default.removeItem(at: url)
         }
@@ -327,15 +336,19 @@ final class ServerRegistry: @unchecked Sendable {
     /// Once per process: ignore SIGPIPE (a pipeline written to a killed server
     /// must be an error, not the death of the test process), reap servers left
     /// by dead test processes, and arrange for ours to die with us.
+    /// The leftover servers are gone (or 2 s passed) when this returns, so
+    /// their folders can be removed next.
     func prepare() {
-        lock.withLock {
-            guard !prepared else { return }
+        let killed = lock.withLock { () -> [Int32] in
+            guard !prepared else { return [] }
             prepared = true
             Glibc.signal(SIGPIPE, SIG_IGN)
-            reapOrphans()
+            let killed = reapOrphans()
             try? FileManager.default.createDirectory(at: ownDirectory, withIntermediateDirectories: true)
             atexit { ServerRegistry.shared.killAll() }
+            return killed
         }
+        Self.waitUntilGone(killed, timeout: .seconds(2))
     }
 
     func register(pid: Int32) {
@@ -352,24 +365,54 @@ final class ServerRegistry: @unchecked Sendable {
         }
     }
 
-    func killAll() {
-        let all = lock.withLock { pids }
+    /// Kills every server still registered, once (the set is emptied, so a
+    /// second call cannot hit a pid reused meanwhile), and waits up to
+    /// `timeout` for them to be gone.
+    func killAll(timeout: Duration = .zero) {
+        let all = lock.withLock {
+            let all = pids
+            pids.removeAll()
+            return all
+        }
         for pid in all { _ = Glibc.kill(pid, SIGKILL) }
         try? FileManager.default.removeItem(at: ownDirectory)
+        Self.waitUntilGone(Array(all), timeout: timeout)
     }
 
-    /// Kills servers registered by test processes that no longer exist.
-    private func reapOrphans() {
-        guard let owners = try? FileManager.default.contentsOfDirectory(atPath: root.path) else { return }
+    /// Kills servers registered by test processes that no longer exist;
+    /// answers their pids.
+    private func reapOrphans() -> [Int32] {
+        guard let owners = try? FileManager.default.contentsOfDirectory(atPath: root.path) else { return [] }
+        var killed: [Int32] = []
         for owner in owners {
             guard let ownerPID = Int32(owner), ownerPID != getpid() else { continue }
             if Glibc.kill(ownerPID, 0) == 0 { continue }  // still alive
             let dir = root.appendingPathComponent(owner)
             for entry in (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? [] {
                 // A pid may have been reused since: only kill what is still a server.
-                if let pid = Int32(entry), Self.isServer(pid: pid) { _ = Glibc.kill(pid, SIGKILL) }
+                if let pid = Int32(entry), Self.isServer(pid: pid) {
+                    _ = Glibc.kill(pid, SIGKILL)
+                    killed.append(pid)
+                }
             }
             try? FileManager.default.removeItem(at: dir)
+        }
+        return killed
+    }
+
+    /// Polls until every pid is gone or a zombie (dead, its files closed),
+    /// for at most `timeout`.
+    static func waitUntilGone(_ pids: [Int32], timeout: Duration) {
+        guard !pids.isEmpty, timeout > .zero else { return }
+        let deadline = ContinuousClock.now + timeout
+        func gone(_ pid: Int32) -> Bool {
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return true }
+            // The state follows the command name's closing parenthesis.
+            guard let close = stat.lastIndex(of: ")") else { return true }
+            return stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z")
+        }
+        while !pids.allSatisfy(gone) && ContinuousClock.now < deadline {
+            usleep(10_000)
         }
     }
 
