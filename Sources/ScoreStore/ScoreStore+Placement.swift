@@ -255,11 +255,12 @@ extension ScoreStore {
         func append(many indexes: ArraySlice<Int>, sha: String, on redis: RedisConnection) {
             redis.append("EVALSHA") { command in
                 command.append(sha)
-                command.append(2 * indexes.count)
+                command.append(3 * indexes.count)
                 for index in indexes {
                     let placement = placements[index]
                     command.append(layout.metaKey(placement.target))
                     command.append(layout.liveKey(placement.target, bucket: layout.bucket(of: placement.member)))
+                    command.append(layout.logKey(placement.target))
                 }
                 command.append(limit)
                 command.append(slack)
@@ -268,7 +269,9 @@ extension ScoreStore {
                 command.append(now)
                 command.append(window)
                 for index in indexes {
-                    appendPair(placements[index], to: &command)
+                    let placement = placements[index]
+                    appendPair(placement, to: &command)
+                    command.append(layout.prefix(placement.target))
                 }
             }
         }

@@ -160,29 +160,19 @@ enum Scripts {
     /// (the command's arguments, the Lua tables of KEYS and ARGV, the reply)
     /// several: carrying a batch of placements per call pays the framing once.
     ///
-    /// KEYS: per placement, its meta and bucket. ARGV: N, slack S, B, L,
-    /// now, W, then per placement its id, score, tenths and stamp. Answers
-    /// the placements' six-integer answers, one after another (6 x count
-    /// integers).
-    ///
-    /// The target's key prefix and change log are not sent: `placeOne`
-    /// derives them from the meta key (`scores:{X}:meta` less `:meta`) in
-    /// the rare placement that trims or logs: two strings fewer per
-    /// placement for the worker to format and send (~40 bytes); the
-    /// server's time per placement is the same within the noise
-    /// (BENCHMARKS.md, "A placement's server time, piece by piece"). A
-    /// standalone server runs the script,
-    /// so the undeclared keys are allowed; a cluster runs ``place``, which
-    /// declares every key but the trim's buckets (same slot).
+    /// KEYS: per placement, its meta, bucket and change log (``place``'s
+    /// three). ARGV: N, slack S, B, L, now, W, then per placement its id,
+    /// score, tenths, stamp and the target's key prefix. Answers the placements'
+    /// six-integer answers, one after another (6 x count integers).
     static let placeMany = LuaScript(name: "placeMany", source: placeFunctions + """
         local n, slack, b, keep, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
         local window = tonumber(ARGV[6])
         local out = {}
-        local count = (#ARGV - 6) / 4
+        local count = (#ARGV - 6) / 5
         for i = 0, count - 1 do
-          local a, k = 7 + 4 * i, 2 * i
-          local r = placeOne(KEYS[k + 1], KEYS[k + 2], nil, ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 3],
-            n, slack, b, nil, keep, now, window)
+          local a, k = 7 + 5 * i, 3 * i
+          local r = placeOne(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 3],
+            n, slack, b, ARGV[a + 4], keep, now, window)
           local o = 6 * i
           out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5], out[o + 6] = r[1], r[2], r[3], r[4], r[5], r[6]
         end
@@ -198,7 +188,7 @@ enum Scripts {
     static let placeFunctions = """
         -- Locals, not globals: each use of a global (math.floor is two table
         -- lookups) costs in the trim's per-entry loop.
-        local tonumber, floor, format, sub = tonumber, math.floor, string.format, string.sub
+        local tonumber, floor = tonumber, math.floor
         -- pcall: a log key of another type must not fail the placement (the
         -- set has changed by then); readers then find no entry and read whole.
         -- Trimmed back to L once it holds L + L/4: one LTRIM per L/4 entries.
@@ -308,10 +298,6 @@ enum Scripts {
           end
           return trimmed, total - trimmed, fT, fId
         end
-        -- `scores:{X}` from `scores:{X}:meta`.
-        local function prefixOf(meta) return sub(meta, 1, -6) end
-        -- logKey and prefix may be nil (``placeMany``): derived from the meta
-        -- key when a change is logged or a trim runs.
         local function placeOne(meta, bucketKey, logKey, aid, score, t, stamp, n, slack, b, prefix, keep, now, window)
           local m = redis.call('HMGET', meta, 'stamp', 'count', 'floor', 'generated_at', 'written', 'changes', 'watched')
           if not m[2] then return {0, 0, -1, 0, 0, 0} end
@@ -347,7 +333,7 @@ enum Scripts {
             end
             count = count - 1
             redis.call('HSET', meta, 'count', count, 'changes', changes)
-            if logging then logged(logKey or prefixOf(meta) .. ':log', keep, string.format('%d %s del %s %d', changes, m[5], aid, tenthsOf(old))) end
+            if logging then logged(logKey, keep, string.format('%d %s del %s %d', changes, m[5], aid, tenthsOf(old))) end
             return {4, count, fT, fId, 0, generated}
           end
           local added
@@ -366,15 +352,15 @@ enum Scripts {
           local trimmed = 0
           local trim = count > n + slack + window
           if trim then
-            trimmed, count, fT, fId = trimSet(n, slack, b, prefix or prefixOf(meta), fT, fId)
-            redis.call('HSET', meta, 'count', count, 'floor', format('%d:%d', fT, fId), 'changes', changes)
+            trimmed, count, fT, fId = trimSet(n, slack, b, prefix, fT, fId)
+            redis.call('HSET', meta, 'count', count, 'floor', string.format('%d:%d', fT, fId), 'changes', changes)
           else
             redis.call('HSET', meta, 'count', count, 'changes', changes)
           end
           if logging then
             local entry = string.format('%d %s set %s %d %d', changes, m[5], aid, t, old and tenthsOf(old) or -1)
             if trim then entry = entry .. string.format(' trim %d:%d', fT, fId) end
-            logged(logKey or prefixOf(meta) .. ':log', keep, entry)
+            logged(logKey, keep, entry)
           end
           return {code, count, fT, fId, trimmed, generated}
         end
