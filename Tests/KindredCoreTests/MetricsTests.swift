@@ -15,7 +15,7 @@ import TestSupport
 /// exposition-format parser (Python's prometheus_client, installed by
 /// scripts/setup) and checked line by line for HELP and TYPE (the parser
 /// does not mind a missing HELP).
-@Suite("Metrics", .serialized, .timeLimit(.minutes(5)))
+@Suite("Metrics", .serialized, .offCooperativePool, .timeLimit(.minutes(5)))
 struct MetricsTests {
     /// The families every program exports besides its own `kindred_*` ones.
     static let processFamilies: Set<String> = [

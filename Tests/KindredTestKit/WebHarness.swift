@@ -58,7 +58,12 @@ final class WebHarness: @unchecked Sendable {
         responder = router.buildResponder()
     }
 
-    deinit { backend.shutdown() }
+    /// The backend's threads are joined on a thread of their own (up to
+    /// 10 s): the last reference often drops on the cooperative pool.
+    deinit {
+        let backend = backend
+        Thread.detachNewThread { backend.shutdown() }
+    }
 
     struct Reply: Sendable {
         var status: Int

@@ -94,7 +94,8 @@ struct ClusterShardEndToEndTests {
         let before = try await web.send(.get, "/v1/members/\(member)/matches?limit=20")
         #expect(before.status == 200 && before.matches == Array(expected[member]!.prefix(20)), "\(before.body)")
 
-        try #require(cluster.server(victim)).kill()
+        let victimServer = try #require(cluster.server(victim))
+        try await onThread { victimServer.kill() }
         var unavailable = 0
         let clock = ContinuousClock()
         let deadline = clock.now + .seconds(60)

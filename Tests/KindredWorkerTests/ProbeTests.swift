@@ -42,7 +42,7 @@ struct ProbeTests {
         #expect(ready.status == 200 && ready.json["status"] as? String == "ready", "\(ready.body)")
         #expect((ready.json["reasons"] as? [String]) == [], "\(ready.body)")
 
-        web.installation.shards[0].kill()
+        try await onThread { web.installation.shards[0].kill() }
         let oneDown = try await web.send(.get, "/readyz", token: nil)
         #expect(oneDown.status == 200, "\(oneDown.body)")
         // A probe's checks are reused for a second: the change shows within it.
@@ -50,8 +50,10 @@ struct ProbeTests {
         #expect(degraded.status == 200, "\(degraded.body)")
         #expect(web.registry.sample("kindred_shard_up", "shard", String(web.installation.shardIDs[0])) == 0)
 
-        web.installation.shards[1].kill()
-        web.installation.shards[2].kill()
+        try await onThread {
+            web.installation.shards[1].kill()
+            web.installation.shards[2].kill()
+        }
         let allDown = try await Self.probeUntil(web, "/readyz", "every shard down") { $0.status == 503 }
         #expect(allDown.json["status"] as? String == "not_ready", "\(allDown.body)")
         #expect((allDown.json["reasons"] as? [String]) == ["no shard is reachable"], "\(allDown.body)")
@@ -268,12 +270,12 @@ struct ProbeTests {
             let ready = try await get("/readyz")
             #expect(ready.status == 200 && ready.body.contains("\"status\":\"ready\""), "\(ready.body)")
 
-            installation.shards[0].kill()
+            try await onThread { installation.shards[0].kill() }
             let shardDown = try await get("/readyz")
             #expect(shardDown.status == 200, "a shard down postpones its members' jobs only: \(shardDown.body)")
             #expect(shardDown.body.contains("\"\(installation.shardIDs[0])\":\"unavailable\""), "\(shardDown.body)")
 
-            installation.queueServer.kill()
+            try await onThread { installation.queueServer.kill() }
             let queueDown = try await get("/readyz")
             #expect(queueDown.status == 503 && queueDown.body.contains("\"queue\":\"unavailable\""), "\(queueDown.body)")
             #expect(queueDown.body.contains("\"mysql\":\"ok\""), "\(queueDown.body)")

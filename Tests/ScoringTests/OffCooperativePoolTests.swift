@@ -48,6 +48,40 @@ struct OnCooperativePoolTests {
     func synchronousTest() {
         #expect(!BlockingTestExecutor.isCurrentThreadOwn)
     }
+
+    @Test("a poll that waits on the cooperative pool is an issue; one whose condition holds at once, or on a thread of its own, is not")
+    func blockingWaitIsAnIssue() async throws {
+        #expect(isOnCooperativePool)
+        @Sendable func secondLook() throws {
+            var looks = 0
+            try poll(until: "a second look", interval: .milliseconds(1)) {
+                looks += 1
+                return looks > 1
+            }
+        }
+        let reported: KnownIssueMatcher = { issue in
+            issue.comments.contains { $0.rawValue.contains("poll(until: a second look) blocked a thread of the cooperative pool") }
+        }
+        try withKnownIssue("the wait is reported", secondLook, matching: reported)
+        try poll(until: "nothing") { true }
+        try await onThread { () throws in
+            #expect(!isOnCooperativePool)
+            try secondLook()
+        }
+    }
+}
+
+@Suite("Suites off the cooperative pool: blocking allowed", .offCooperativePool)
+struct BlockingOffCooperativePoolTests {
+    @Test("a poll that waits on the blocking executor's threads is no issue")
+    func blockingWaitIsFine() async throws {
+        #expect(!isOnCooperativePool)
+        var looks = 0
+        try poll(until: "a second look", interval: .milliseconds(1)) {
+            looks += 1
+            return looks > 1
+        }
+    }
 }
 
 @Suite("Async semaphore")

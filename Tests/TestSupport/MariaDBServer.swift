@@ -86,8 +86,9 @@ package final class MariaDBServer: @unchecked Sendable {
     }
 
     deinit {
-        process?.kill()
-        try? FileManager.default.removeItem(at: directory)
+        let directory = directory
+        let remove: @Sendable () -> Void = { try? FileManager.default.removeItem(at: directory) }
+        if let process { process.killInBackground(afterwards: remove) } else { remove() }
     }
 
     // MARK: - Connecting

@@ -73,8 +73,8 @@ package final class RedisServer: @unchecked Sendable {
     }
 
     deinit {
-        process.kill()
-        try? FileManager.default.removeItem(at: directory)
+        let directory = directory
+        process.killInBackground { try? FileManager.default.removeItem(at: directory) }
     }
 
     /// `redis://127.0.0.1:P`, or `redis://:PASSWORD@127.0.0.1:P` (percent-encoded)

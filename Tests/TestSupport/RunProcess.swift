@@ -11,6 +11,8 @@ package func runProcess(
     _ executable: String, _ arguments: [String], environment extra: [String: String] = [:], input: String? = nil,
     timeout: Duration
 ) throws -> (status: Int32, output: String) {
+    let started = ContinuousClock.now
+    defer { expectNotBlockingCooperativePool("runProcess(\(executable))", since: started) }
     let directory = try makeTemporaryDirectory(prefix: "kindred-run")
     defer { try? FileManager.default.removeItem(at: directory) }
     let outputURL = directory.appendingPathComponent("output.txt")

@@ -163,6 +163,9 @@ package func poll(
     _ condition: () throws -> Bool
 ) throws {
     let clock = ContinuousClock()
+    let started = clock.now
+    var waited = false  // a condition true at once is no wait
+    defer { if waited { expectNotBlockingCooperativePool("poll(until: \(what))", since: started) } }
     let deadline = clock.now.advanced(by: timeout)
     var lastError: (any Error)?
     while clock.now < deadline {
@@ -171,6 +174,7 @@ package func poll(
         } catch {
             lastError = error
         }
+        waited = true
         Thread.sleep(forTimeInterval: Double(interval.components.attoseconds) / 1e18 + Double(interval.components.seconds))
     }
     throw TestSupportError("timed out after \(timeout) waiting for \(what)" + (lastError.map { ": \($0)" } ?? ""))
@@ -282,6 +286,21 @@ package final class ServerProcess: @unchecked Sendable {
     package func kill() {
         signal(SIGKILL)
         waitForExit(timeout: .seconds(10))
+    }
+
+    /// Sends SIGKILL and returns at once; a thread of its own waits
+    /// (bounded) for the process to be gone, then runs `afterwards` (removing
+    /// the server's folder, say). For deinits, which run wherever the last
+    /// reference drops, often on the cooperative pool: a wait there holds
+    /// one of its two threads, and every async test with it.
+    package func killInBackground(afterwards: @escaping @Sendable () -> Void = {}) {
+        signal(SIGKILL)
+        let thread = Thread { [self] in
+            waitForExit(timeout: .seconds(10))
+            afterwards()
+        }
+        thread.name = "kindred-reaper"
+        thread.start()
     }
 
     /// Sends SIGTERM, waits up to `timeout`, then SIGKILL.

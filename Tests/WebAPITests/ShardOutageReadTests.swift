@@ -51,7 +51,7 @@ struct ShardOutageReadTests {
             return (waiting, exec[1].int ?? -1, (exec[2].array ?? []).compactMap(\.string))
         }
 
-        installation.shards[shardIndex].kill()
+        try await onThread { installation.shards[shardIndex].kill() }
         let stop = StopSignal()
         let worker = BackgroundThread("worker-loop") { WorkerLoop(runtime: runtime, index: 0).run(stop: stop) }
         var reads = 0

@@ -409,7 +409,7 @@ struct WebAPITests {
         #expect(!onVictim.isEmpty && !elsewhere.isEmpty)
         let warm = try await web.send(.get, "/v1/members/\(onVictim[0])/matches")
         #expect(warm.status == 200)
-        web.installation.shards[0].kill()
+        try await onThread { web.installation.shards[0].kill() }
         for member in onVictim.prefix(5) {
             let started = ContinuousClock.now
             let reply = try await web.send(.get, "/v1/members/\(member)/matches")
