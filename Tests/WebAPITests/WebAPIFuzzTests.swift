@@ -19,10 +19,18 @@ import WebAPI
 /// The fuzzer calls every route, the mutating ones too (PUT, DELETE, login):
 /// they change only this test's own throwaway servers.
 ///
-/// `KINDRED_FUZZ_SECONDS` (default 40; at most ~700 within the suite's time
-/// limit) sets its time budget, `KINDRED_FUZZ_SEED` a seed to replay a run
-/// (every run prints its own), and `KINDRED_FUZZ_VERBOSE=1` prints
-/// schemathesis' report and the requests counted of a passing run too.
+/// The run is a fixed amount of work, not a time budget: every operation
+/// gets its examples, its coverage cases and `KINDRED_FUZZ_EXAMPLES`
+/// (default 200) generated cases, then the stateful phase chains them
+/// through the document's links (~15-20 scenarios). A slow or stalled
+/// machine makes the run longer, never thinner: a 40-second budget once
+/// bought four requests on a loaded CI machine, and every other operation
+/// went untested. `KINDRED_FUZZ_SECONDS`
+/// adds a time budget on top, for long runs (fuzzing and the stateful phase
+/// then repeat until it is spent; at most ~700 within the suite's time
+/// limit). `KINDRED_FUZZ_SEED` replays a run (every run prints its seed) and
+/// `KINDRED_FUZZ_VERBOSE=1` prints schemathesis' report and the requests
+/// counted of a passing run too.
 @Suite("Web API fuzzing", .timeLimit(.minutes(15)))
 struct WebAPIFuzzTests {
     static let checks = [
@@ -38,10 +46,13 @@ struct WebAPIFuzzTests {
     @Test("schemathesis finds no 5xx and no answer the OpenAPI document does not describe")
     func schemathesis() async throws {
         let environment = ProcessInfo.processInfo.environment
-        let seconds = Int(environment["KINDRED_FUZZ_SECONDS"] ?? "") ?? 40
-        let seed = UInt32(environment["KINDRED_FUZZ_SEED"] ?? "") ?? UInt32.random(in: 1...UInt32.max)
+        let settings = try FuzzSettings(environment: environment)
+        let seed = settings.seed ?? UInt32.random(in: 1...UInt32.max)
         let executable = try locateSchemathesis()
-        print("schemathesis: \(seconds) s, seed \(seed) (KINDRED_FUZZ_SEED replays it)")
+        print(
+            "schemathesis: \(settings.examples) cases an operation"
+                + (settings.seconds.map { ", repeated for \($0) s" } ?? "")
+                + ", seed \(seed) (KINDRED_FUZZ_SEED replays it)")
         let web = try await onThread { try WebHarness(memberLimit: 150) }
         try await web.withLiveServer(logLevel: .critical) { port in  // the fuzzer's invalid requests log warnings by design
             let base = "http://127.0.0.1:\(port)"
@@ -59,16 +70,18 @@ struct WebAPIFuzzTests {
                 "--header", "Authorization: Bearer \(WebHarness.token)",
                 "--checks", Self.checks.joined(separator: ","),
                 "--phases", "examples,coverage,fuzzing,stateful",
-                "--max-time", String(seconds), "--seed", String(seed),
+                "--max-examples", String(settings.examples), "--seed", String(seed),
                 // A full suite run loads both cores: one slow answer must not fail the run.
                 "--workers", "1", "--request-timeout", "30", "--generation-database", "none",
+                // Hypothesis' "too slow" health check measures the machine, not the API.
+                "--suppress-health-check", "too_slow",
                 "--no-color", "--output-truncate", "false",
-            ]
+            ] + (settings.seconds.map { ["--max-time", String($0)] } ?? [])
             let run = try await onThread("schemathesis") {
                 try runProcess(
                     executable, arguments,
                     environment: ["SCHEMATHESIS_HOOKS": Self.hooks, "NO_COLOR": "1", "PYTHONUNBUFFERED": "1"],
-                    timeout: .seconds(seconds + 90))
+                    timeout: settings.processTimeout)
             }
             if run.status != 0 {
                 Issue.record(
@@ -78,20 +91,19 @@ struct WebAPIFuzzTests {
                     """)
             }
             // It did reach every operation: each has requests counted under its method and route
-            // (but the document itself, which schemathesis reads and does not test). On a loaded
-            // machine the time budget buys fewer cases: at least a few of each.
+            // (but the document itself, which schemathesis reads and does not test).
             let metrics = try await onThread { try httpGet(port: port, path: "/metrics", token: nil) }
             let counted = requestCounts(metrics)
             if environment["KINDRED_FUZZ_VERBOSE"] == "1" {
                 print(run.output)
                 print(metrics.split(separator: "\n").filter { $0.hasPrefix("kindred_http_requests_total{") }.joined(separator: "\n"))
             }
-            // A route with parameters gets several cases; one without (a probe, /metrics) has one input
-            // to try, which the time budget may reach once.
+            // A route with parameters gets many cases; one without (a probe, /metrics) has one input
+            // to try, which schemathesis sends at least once.
             // The dashboard (/admin) is not in the document: AdminDashboardTests and the web-parameters fuzz target cover it.
             for route in web.router.routes
             where route.method != .head && route.path.description != "/openapi.yaml" && !route.path.description.hasPrefix("/admin") {
-                let least = route.path.description.contains("{") ? 2.0 : 1.0
+                let least = route.path.description.contains("{") ? Double(min(settings.examples, 10)) : 1.0
                 #expect((counted["\(route.method) \(route.path)"] ?? 0) >= least, "\(route.method) \(route.path): \(counted)")
             }
             // And the server is still whole.
@@ -125,4 +137,68 @@ func locateSchemathesis() throws -> String {
         return dir + "/schemathesis"
     }
     throw HarnessError("schemathesis not found: install it with scripts/setup (pip install schemathesis, the version pinned there)")
+}
+
+/// How much the fuzzing test does, from `KINDRED_FUZZ_EXAMPLES`,
+/// `KINDRED_FUZZ_SECONDS` and `KINDRED_FUZZ_SEED`. A value that does not
+/// parse is an error that names it, not a silent default.
+struct FuzzSettings: Equatable {
+    /// Generated cases an operation (schemathesis' `--max-examples`).
+    var examples = 200
+    /// A time budget on top of the examples (`--max-time`), if any.
+    var seconds: Int?
+    var seed: UInt32?
+
+    init(examples: Int = 200, seconds: Int? = nil, seed: UInt32? = nil) {
+        self.examples = examples
+        self.seconds = seconds
+        self.seed = seed
+    }
+
+    init(environment: [String: String]) throws {
+        func value<T: FixedWidthInteger>(_ name: String, in range: ClosedRange<T>) throws -> T? {
+            guard let text = environment[name] else { return nil }
+            guard let value = T(text), range.contains(value) else {
+                throw HarnessError("\(name)=\(text) is not a whole number in \(range.lowerBound)...\(range.upperBound)")
+            }
+            return value
+        }
+        examples = try value("KINDRED_FUZZ_EXAMPLES", in: 1...1000) ?? 200
+        seconds = try value("KINDRED_FUZZ_SECONDS", in: 1...700)
+        seed = try value("KINDRED_FUZZ_SEED", in: 1...UInt32.max)
+    }
+
+    /// How long the schemathesis process may run before it is killed and
+    /// the test fails: the time budget and 90 s, or 10 minutes for a run of
+    /// examples (~20 s at the default on an otherwise idle 2-core machine),
+    /// inside the suite's 15-minute limit.
+    var processTimeout: Duration {
+        seconds.map { .seconds($0 + 90) } ?? .seconds(600)
+    }
+}
+
+@Suite("Web API fuzzing settings")
+struct FuzzSettingsTests {
+    @Test("defaults: 200 cases an operation, no time budget, a fresh seed; the budget adds 90 s to the process bound")
+    func defaults() throws {
+        let none = try FuzzSettings(environment: [:])
+        #expect(none == FuzzSettings(examples: 200, seconds: nil, seed: nil))
+        #expect(none.processTimeout == .seconds(600))
+        let set = try FuzzSettings(
+            environment: ["KINDRED_FUZZ_EXAMPLES": "50", "KINDRED_FUZZ_SECONDS": "300", "KINDRED_FUZZ_SEED": "7"])
+        #expect(set == FuzzSettings(examples: 50, seconds: 300, seed: 7))
+        #expect(set.processTimeout == .seconds(390))
+    }
+
+    @Test("a value that is not a whole number in range is an error naming the variable", arguments: [
+        ("KINDRED_FUZZ_EXAMPLES", "0"), ("KINDRED_FUZZ_EXAMPLES", "lots"), ("KINDRED_FUZZ_SECONDS", "701"),
+        ("KINDRED_FUZZ_SECONDS", "-1"), ("KINDRED_FUZZ_SEED", "0"), ("KINDRED_FUZZ_SEED", "4294967296"),
+    ])
+    func refused(_ name: String, _ value: String) {
+        #expect {
+            try FuzzSettings(environment: [name: value])
+        } throws: { error in
+            "\(error)".contains("\(name)=\(value)")
+        }
+    }
 }
