@@ -35,6 +35,10 @@ package final class Evict: Sendable {
         package var batchSize = 200
         package var checkpointInterval: Duration = .milliseconds(500)
         package var progressInterval: Duration = .milliseconds(200)
+        /// The deployment's N (`top_n`): a set generated full (N matches)
+        /// holds N + S + its share of W entries, which the plan's estimate
+        /// of what is freed counts.
+        package var topN = ScoringSettings.default.topN
 
         package init(selection: RunSelection, now: Int64, rate: Double? = nil) {
             self.selection = selection
@@ -80,8 +84,8 @@ package final class Evict: Sendable {
         var unfinished: [MemberID: Eviction] = [:]
         var toEvict = 0
         var nothingStored = 0
-        /// Sets and estimated bytes freed per shard.
-        var perShard: [UInt32: (sets: Int, bytes: Int)] = [:]
+        /// Sets, estimated scores and estimated bytes freed per shard.
+        var perShard: [UInt32: (sets: Int, scores: Int, bytes: Int)] = [:]
     }
 
     /// Plans, then evicts (or, dry, only reports). Blocking.
@@ -110,7 +114,9 @@ package final class Evict: Sendable {
         let shards = try database.run { try $0.shards.list() }
         for shard in shards {
             guard let share = plan.perShard[shard.id] else { continue }
-            lines.append("  shard \(shard.id) (\(shard.address)): \(share.sets) set(s), ~\(Bytes.text(share.bytes)) freed")
+            lines.append(
+                "  shard \(shard.id) (\(shard.address)): \(share.sets) set(s), ~\(share.scores) score(s), "
+                    + "~\(Bytes.text(share.bytes)) freed")
         }
         if options.dryRun {
             lines.append("dry run: nothing was changed")
@@ -144,6 +150,18 @@ package final class Evict: Sendable {
             notes: ["evicted members keep their place in others' sets; their own set is rebuilt when they log in or are read"])
     }
 
+    /// The scores a member's set holds, from MySQL's record of its last
+    /// whole write: a set generated with fewer than N matches holds every
+    /// candidate (its match count); a full one holds what the write stored,
+    /// N + S + the member's share of W (``ScoreStore/Configuration/writtenSize(forLimit:member:)``),
+    /// which placements move within N + S...N + S + W. Counting N alone
+    /// put a full set ~17% low at N = 5000.
+    func storedScores(_ member: MemberID, matchCount: Int) -> Int {
+        guard matchCount >= options.topN else { return matchCount }
+        // A set generated under a larger N than today's was written for that N.
+        return scores.configuration.writtenSize(forLimit: matchCount, member: member)
+    }
+
     /// The dormant members above `checkpoint`, with unfinished evictions merged in.
     func makePlan(_ selection: MemberSelection, after checkpoint: MemberID, in session: StoreSession) throws -> Plan {
         var plan = Plan()
@@ -160,7 +178,7 @@ package final class Evict: Sendable {
         var members: [MemberID: Bool] = [:]
         for id in plan.unfinished.keys { members[id] = true }
         for eviction in plan.unfinished.values {
-            for shard in eviction.shards { plan.perShard[shard, default: (0, 0)].sets += 1 }
+            for shard in eviction.shards { plan.perShard[shard, default: (0, 0, 0)].sets += 1 }
         }
         after = checkpoint
         while true {
@@ -173,10 +191,12 @@ package final class Evict: Sendable {
                 if stored {
                     plan.toEvict += 1
                     if let shard = member.generation?.shard ?? member.assignedShard {
-                        var share = plan.perShard[shard, default: (0, 0)]
+                        var share = plan.perShard[shard, default: (0, 0, 0)]
                         share.sets += 1
                         if let generation = member.generation {
-                            share.bytes += layout.estimatedBytes(ofSetWith: generation.matchCount, largestID: largest)
+                            let scores = storedScores(member.id, matchCount: generation.matchCount)
+                            share.scores += scores
+                            share.bytes += layout.estimatedBytes(ofSetWith: scores, largestID: largest)
                         }
                         plan.perShard[shard] = share
                     }

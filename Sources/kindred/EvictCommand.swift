@@ -44,6 +44,7 @@ struct EvictCommand: AsyncParsableCommand {
             selection: RunSelection(dormantFor: try duration(dormantFor, option: "--dormant-for"), explicitNow: explicitNow),
             now: now, rate: run.rate)
         options.dryRun = run.dryRun
+        options.topN = configuration.scoring.topN
         options.restart = run.restart
         let finalOptions = options
         let store = StoreConfiguration(mysql: mysql, retry: RetryPolicy(giveUpAfter: .seconds(5)))

@@ -149,6 +149,20 @@ struct BackfillProcessTests {
             #expect(backfill.status == 0, "\(backfill.output)")
             #expect(backfill.output.contains("no queue configured (KINDRED_QUEUE)"), "\(backfill.output)")
             #expect(try Self.generatedAt(installation).count > 0, "the backfill rebuilt nothing")
+            // Evict's plan counts the scores it frees, under the deployment's N: with N = 1 every
+            // set counts as full (N + S + its share of W), so the figures grow.
+            let shardLines = { (output: String) in output.components(separatedBy: "\n").filter { $0.hasPrefix("  shard ") } }
+            let plan = try Self.run(
+                installation, ["evict", "--dormant-for", "180d", "--now", Self.now, "--dry-run"], name: "evict-plan",
+                environment: noQueue)
+            #expect(
+                plan.status == 0 && !shardLines(plan.output).isEmpty
+                    && shardLines(plan.output).allSatisfy { $0.contains(" score(s), ~") && $0.hasSuffix(" freed") },
+                "\(plan.output)")
+            let planOneN = try Self.run(
+                installation, ["evict", "--dormant-for", "180d", "--now", Self.now, "--dry-run"], name: "evict-plan-n1",
+                environment: noQueue.merging(["KINDRED_TOP_N": "1"]) { $1 })
+            #expect(planOneN.status == 0 && shardLines(planOneN.output) != shardLines(plan.output), "\(planOneN.output)")
             let viaQueue = try Self.run(
                 installation, ["backfill", "--all", "--now", Self.now, "--via-queue", "--restart"], name: "via-queue-no-queue",
                 environment: noQueue)

@@ -34,6 +34,7 @@ struct BackfillTests {
     static func evict(_ context: GenerationCore, dormantFor days: Int64, dryRun: Bool = false) throws -> RunReport {
         var options = Evict.Options(selection: RunSelection(dormantFor: days * day), now: asOf)
         options.dryRun = dryRun
+        options.topN = context.settings.scoring.topN
         options.progressInterval = .milliseconds(50)
         return try Evict(
             store: context.sessions.store, scores: context.scores, mysqlPauseLimit: context.settings.mysqlPauseLimit,
@@ -280,6 +281,58 @@ struct BackfillTests {
             #expect(try generations.repairCandidates(activeSince: Self.asOf - 800 * Self.day).isEmpty)
             // A worker whose directory cache still held the old shard assigns afresh (a row exists again).
             #expect(try connection.query("SELECT COUNT(*) FROM member_shards WHERE member_id = ?", [.uint(UInt64(returning))]).first?.int(0) == 1)
+        }
+    }
+
+    @Test("evict's plan counts the scores full sets hold (N + S + a share of W), as the shards' metas count them")
+    func evictPlanCountsStoredScores() async throws {
+        try await onThread("evictPlanCountsStoredScores") {
+            let installation = try Installation(memberLimit: 300)
+            // N = 10: S = 16, W = 32, so a full set holds 26 to 58 scores; counting N alone would be ~60% low.
+            let (context, _) = try installation.core { $0.scoring.topN = 10 }
+            _ = try Self.backfill(context, RunSelection(all: true))
+            let lastActive = try Self.lastActive(installation)
+            let selection = try RunSelection(dormantFor: 180 * Self.day).members(now: Self.asOf)
+            let dormant = lastActive.filter { selection.admits(lastActive: $0.value) }.keys.sorted()
+            let directory = try SessionDirectory(configuration: installation.mysqlConfiguration)
+            // What the plan should say per shard. A set that holds every candidate and fewer than N
+            // is its match count, and a full set that does not hold every candidate holds what the
+            // write stored: both are exactly the shard's count. A set holding every candidate and at
+            // least N, fewer than the write would have stored, is counted as that write (MySQL does
+            // not know how many candidates there were): the documented overestimate.
+            var expected: [UInt32: (sets: Int, scores: Int)] = [:]
+            var full = 0
+            var overestimated = 0
+            for member in dormant {
+                let shard = try #require(try directory.shard(of: member))
+                let meta = try #require(try context.scores.readMetas([member], shard: shard).first ?? nil, "member \(member)")
+                var scores = meta.count
+                if !meta.isComplete {
+                    full += 1
+                } else if meta.count >= 10 {
+                    scores = context.scores.configuration.writtenSize(forLimit: 10, member: member)
+                    overestimated += scores - meta.count
+                }
+                expected[shard, default: (0, 0)].sets += 1
+                expected[shard, default: (0, 0)].scores += scores
+            }
+            // The premise: enough full sets that counting N for them would show.
+            try #require(dormant.count > 50 && full >= 20, "\(full) of \(dormant.count) dormant sets are full")
+            print("evict plan: \(full) of \(dormant.count) dormant sets full; \(overestimated) scores over in complete sets")
+
+            let report = try Self.evict(context, dormantFor: 180, dryRun: true)
+            var planned: [UInt32: (sets: Int, scores: Int)] = [:]
+            for line in report.planLines {
+                guard let match = line.firstMatch(of: /shard (\d+) \(.*\): (\d+) set\(s\), ~(\d+) score\(s\), ~.* freed/),
+                    let shard = UInt32(match.output.1), let sets = Int(match.output.2), let scores = Int(match.output.3)
+                else { continue }
+                planned[shard] = (sets, scores)
+            }
+            #expect(planned.keys.sorted() == expected.keys.sorted(), "\(report.planLines)")
+            for (shard, truth) in expected {
+                #expect(planned[shard]?.sets == truth.sets && planned[shard]?.scores == truth.scores,
+                    "shard \(shard): planned \(String(describing: planned[shard])), expected \(truth)")
+            }
         }
     }
 
