@@ -65,9 +65,20 @@ struct OnCooperativePoolTests {
         try withKnownIssue("the wait is reported", secondLook, matching: reported)
         try poll(until: "nothing") { true }
         try await onThread { () throws in
-            #expect(!isOnCooperativePool)
+            #expect(!isOnCooperativePool && BlockingTestExecutor.isCurrentThreadOwn)
             try secondLook()
         }
+    }
+
+    @Test("an issue recorded inside onThread is the calling test's (a plain thread's went to no test)")
+    func issueInsideOnThread() async throws {
+        let recorded: KnownIssueMatcher = { issue in
+            issue.comments.contains { $0.rawValue == "recorded on the blocking thread" }
+        }
+        @Sendable func record() async throws {
+            try await onThread { Issue.record("recorded on the blocking thread") }
+        }
+        try await withKnownIssue("the issue is the test's", record, matching: recorded)
     }
 }
 
