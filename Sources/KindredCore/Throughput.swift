@@ -9,10 +9,27 @@ import WorkQueue
 /// (``Maintenance/throughputPublisher(_:)``), where every process adds to
 /// the same minutes and the dashboard reads the last hour.
 ///
+/// Publication is exactly once: what is taken to publish becomes a numbered
+/// batch, published again under the same number until it is confirmed
+/// (``WorkQueue/addThroughput(_:publisher:sequence:on:)`` adds a number
+/// once), so a publication whose reply was lost is not counted twice.
+///
 /// Thread-safe; recording is a dictionary update under a lock, once per
 /// job (never per candidate).
 package final class ThroughputRecorder: Sendable {
-    private let pending = Mutex<[Int64: [String: Int]]>([:])
+    /// Counts taken for publication, under the number they are published with.
+    package struct Batch: Sendable, Equatable {
+        package let sequence: UInt64
+        package let counts: [Int64: [String: Int]]
+    }
+
+    private struct State {
+        var pending: [Int64: [String: Int]] = [:]
+        /// Taken and not confirmed: sent again, unchanged, before anything newer.
+        var unconfirmed: Batch?
+        var lastSequence: UInt64 = 0
+    }
+    private let state = Mutex(State())
 
     /// Upper bounds of the latency buckets, milliseconds (the field
     /// `latency_le_B` counts jobs that took at most B ms and more than the
@@ -25,7 +42,7 @@ package final class ThroughputRecorder: Sendable {
     package func add(_ field: String, _ count: Int = 1, now: Date = Date()) {
         guard count != 0 else { return }
         let minute = Self.minute(of: now)
-        pending.withLock { pending in pending[minute, default: [:]][field, default: 0] += count }
+        state.withLock { state in state.pending[minute, default: [:]][field, default: 0] += count }
     }
 
     /// Records one job's enqueue-to-stored time.
@@ -33,20 +50,38 @@ package final class ThroughputRecorder: Sendable {
         add(Self.latencyField(milliseconds), now: now)
     }
 
-    /// Takes everything recorded so far (to publish it).
-    package func drain() -> [Int64: [String: Int]] {
-        pending.withLock { pending in
-            defer { pending = [:] }
-            return pending
+    /// What to publish next: the batch taken before and not confirmed (its
+    /// publication failed, or its reply was lost), unchanged; else
+    /// everything recorded since, under the next number; nil when nothing
+    /// was recorded.
+    package func nextBatch() -> Batch? {
+        state.withLock { state in
+            if let unconfirmed = state.unconfirmed { return unconfirmed }
+            guard !state.pending.isEmpty else { return nil }
+            state.lastSequence += 1
+            let batch = Batch(sequence: state.lastSequence, counts: state.pending)
+            state.pending = [:]
+            state.unconfirmed = batch
+            return batch
         }
     }
 
-    /// Puts back counts that could not be published (the queue was down).
-    package func restore(_ counts: [Int64: [String: Int]]) {
-        pending.withLock { pending in
-            for (minute, fields) in counts {
-                for (field, count) in fields { pending[minute, default: [:]][field, default: 0] += count }
-            }
+    /// `batch` is stored: the next one takes what was recorded since.
+    package func confirm(_ batch: Batch) {
+        state.withLock { state in
+            if state.unconfirmed?.sequence == batch.sequence { state.unconfirmed = nil }
+        }
+    }
+
+    /// One round of publication through `send`: the unconfirmed batch, if
+    /// any, then what was recorded since; each confirmed once `send`
+    /// returns. Two batches at most, so a busy process cannot keep the
+    /// publisher here. A throwing `send` leaves its batch unconfirmed.
+    package func publish(_ send: (Batch) throws -> Void) rethrows {
+        for _ in 0..<2 {
+            guard let batch = nextBatch() else { return }
+            try send(batch)
+            confirm(batch)
         }
     }
 

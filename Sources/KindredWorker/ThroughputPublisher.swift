@@ -8,18 +8,20 @@ import WorkQueue
 extension Maintenance {
     /// Publishes the worker's per-minute counters to the queue's Redis
     /// every `interval` (kept there for two hours, for the dashboard).
-    /// Counts that could not be published are kept for the next run.
+    /// A batch that could not be published, or whose reply was lost, is
+    /// sent again first, under its number: the queue adds it once.
     package static func throughputPublisher(_ runtime: WorkerRuntime, interval: Duration = .seconds(5)) -> ThreadsService {
         let core = runtime.core
-        return periodicService(name: "throughput", interval: interval, logger: core.logger, sessions: core.sessions) { session in
-            let counts = runtime.throughput.drain()
-            guard !counts.isEmpty else { return }
-            do {
-                try session.queue { try runtime.queue.addThroughput(counts, on: $0) }
-            } catch {
-                runtime.throughput.restore(counts)
-                throw error
+        let publish: @Sendable (ThreadSession) throws -> Void = { session in
+            try runtime.throughput.publish { (batch: ThroughputRecorder.Batch) throws -> Void in
+                _ = try session.queue { (connection: QueueConnection) throws -> Bool in
+                    try runtime.queue.addThroughput(
+                        batch.counts, publisher: runtime.processID, sequence: batch.sequence, on: connection)
+                }
             }
         }
+        // A graceful stop publishes what the last interval recorded.
+        return periodicService(
+            name: "throughput", interval: interval, logger: core.logger, sessions: core.sessions, body: publish, onStop: publish)
     }
 }

@@ -32,7 +32,11 @@
 ///   readers refetch them only when they changed;
 /// - `NS:stats:MINUTE` hash: counters the workers publish for that Unix
 ///   minute (jobs, failures, latency buckets, placements by outcome),
-///   expiring after two hours: the dashboard's charts.
+///   expiring after two hours: the dashboard's charts;
+/// - `NS:stats:publishers` hash: publisher -> the number of its last batch
+///   added, so a batch sent again is not counted twice;
+///   `NS:stats:publishers:seen` sorted set: publisher -> when it last
+///   published (ms); publishers silent for two hours are forgotten.
 package struct QueueKeys: Sendable, Hashable {
     package let namespace: String
 
@@ -72,4 +76,6 @@ package struct QueueKeys: Sendable, Hashable {
     var deletingVersion: String { "\(namespace):deleting:version" }
     var blocking: String { "\(namespace):blocking" }
     func throughput(minute: Int64) -> String { "\(namespace):stats:\(minute)" }
+    var throughputPublishers: String { "\(namespace):stats:publishers" }
+    var throughputPublishersSeen: String { "\(namespace):stats:publishers:seen" }
 }

@@ -240,6 +240,43 @@ enum QueueScripts {
         return {returned, dead}
         """)
 
+    /// KEYS: publishers, publishers seen, then one stats key per minute.
+    /// ARGV: publisher, sequence, retention seconds, then per minute: the
+    /// number of fields, then field, count pairs.
+    /// Adds the batch unless the publisher's batch `sequence` was added
+    /// already (then 0), records it, and forgets publishers silent for the
+    /// retention. Returns 1 when it added the batch.
+    static let addThroughput = RedisScript(now + """
+
+        local retention = tonumber(ARGV[3])
+        local last = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+        local sequence = tonumber(ARGV[2])
+        redis.call('ZADD', KEYS[2], now, ARGV[1])
+        local forgotten = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - retention * 1000)
+        for _, publisher in ipairs(forgotten) do
+          redis.call('HDEL', KEYS[1], publisher)
+          redis.call('ZREM', KEYS[2], publisher)
+        end
+        redis.call('EXPIRE', KEYS[2], retention)
+        if sequence <= last then
+          redis.call('EXPIRE', KEYS[1], retention)
+          return 0
+        end
+        local i = 4
+        for k = 3, #KEYS do
+          local n = tonumber(ARGV[i])
+          i = i + 1
+          for _ = 1, n do
+            redis.call('HINCRBY', KEYS[k], ARGV[i], ARGV[i + 1])
+            i = i + 2
+          end
+          redis.call('EXPIRE', KEYS[k], retention)
+        end
+        redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+        redis.call('EXPIRE', KEYS[1], retention)
+        return 1
+        """)
+
     /// KEYS: workers. ARGV: worker. Records a heartbeat at server time.
     static let heartbeat = RedisScript(now + """
 

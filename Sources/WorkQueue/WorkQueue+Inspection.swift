@@ -75,25 +75,28 @@ extension WorkQueue {
     /// Adds `counts` to the counters of each minute (Unix minutes), which
     /// expire after ``throughputRetentionSeconds``: the workers publish
     /// what they did, every process adds to the same minutes.
-    package func addThroughput(_ counts: [Int64: [String: Int]], on redis: QueueConnection) throws(QueueError) {
+    ///
+    /// Exactly once: `publisher` (a process's id) numbers its batches, and
+    /// one script adds a batch and records its number, or does nothing for
+    /// a number already recorded. A batch whose reply was lost (the
+    /// connection dropped after the server ran it) is sent again under the
+    /// same number and not counted twice; a batch that failed is counted
+    /// once when it is sent again. Answers whether this call added it.
+    @discardableResult
+    package func addThroughput(
+        _ counts: [Int64: [String: Int]], publisher: String, sequence: UInt64, on redis: QueueConnection
+    ) throws(QueueError) -> Bool {
         let keys = self.keys(on: redis)
-        var commands: [RedisCommand] = []
-        for (minute, fields) in counts.sorted(by: { $0.key < $1.key }) where !fields.isEmpty {
-            let key = keys.throughput(minute: minute)
-            for (field, count) in fields.sorted(by: { $0.key < $1.key }) where count != 0 {
-                commands.append(["HINCRBY", key, field, String(count)])
-            }
-            commands.append(["EXPIRE", key, String(Self.throughputRetentionSeconds)])
+        var scriptKeys = [keys.throughputPublishers, keys.throughputPublishersSeen]
+        var arguments = [publisher, String(sequence), String(Self.throughputRetentionSeconds)]
+        for (minute, fields) in counts.sorted(by: { $0.key < $1.key }) {
+            let nonzero = fields.filter { $0.value != 0 }.sorted { $0.key < $1.key }
+            guard !nonzero.isEmpty else { continue }
+            scriptKeys.append(keys.throughput(minute: minute))
+            arguments.append(String(nonzero.count))
+            for (field, count) in nonzero { arguments += [field, String(count)] }
         }
-        guard !commands.isEmpty else { return }
-        let replies: [Result<RedisValue, RedisError>]
-        do { replies = try redis.pipeline(commands, key: keys.signal) } catch { throw .redis(error) }
-        for reply in replies {
-            switch reply {
-            case .failure(let error): throw .redis(error)
-            case .success(let value): if let message = value.errorMessage { throw QueueError.server(message) }
-            }
-        }
+        return try run(QueueScripts.addThroughput, keys: scriptKeys, arguments: arguments, on: redis).int == 1
     }
 
     /// The counters of each minute in `minutes` (Unix minutes); a minute

@@ -1,0 +1,95 @@
+import Foundation
+import KindredCore
+import RedisClient
+import Testing
+import TestSupport
+import WorkQueue
+
+/// The per-minute counters the worker publishes for the dashboard: each
+/// recorded count reaches the queue's Redis exactly once, through failures
+/// and lost replies.
+@Suite("Throughput counters", .offCooperativePool, .timeLimit(.minutes(2)))
+struct ThroughputTests {
+    static let now = Date(timeIntervalSince1970: 1_800_000_000)
+    static let minute = ThroughputRecorder.minute(of: now)
+
+    @Test("a batch is numbered and offered again, unchanged, until confirmed; what is recorded meanwhile waits for the next number")
+    func batches() throws {
+        let recorder = ThroughputRecorder()
+        #expect(recorder.nextBatch() == nil)
+        recorder.add("jobs_done", 2, now: Self.now)
+        let first = try #require(recorder.nextBatch())
+        #expect(first.sequence == 1 && first.counts == [Self.minute: ["jobs_done": 2]])
+        recorder.add("jobs_done", 5, now: Self.now)
+        #expect(recorder.nextBatch() == first, "not confirmed: the same batch again")
+        recorder.confirm(first)
+        let second = try #require(recorder.nextBatch())
+        #expect(second.sequence == 2 && second.counts == [Self.minute: ["jobs_done": 5]])
+        recorder.confirm(first)  // a stale confirmation changes nothing
+        #expect(recorder.nextBatch() == second)
+        recorder.confirm(second)
+        #expect(recorder.nextBatch() == nil)
+    }
+
+    @Test("a failed send leaves its batch for the next round; a round sends at most two batches")
+    func publishRounds() throws {
+        struct Down: Error {}
+        let recorder = ThroughputRecorder()
+        recorder.add("jobs_done", 1, now: Self.now)
+        #expect(throws: Down.self) { try recorder.publish { _ in throw Down() } }
+        recorder.add("jobs_failed", 1, now: Self.now)
+        var sent: [ThroughputRecorder.Batch] = []
+        recorder.publish { sent.append($0) }
+        #expect(sent.map(\.sequence) == [1, 2])
+        #expect(sent.map(\.counts) == [[Self.minute: ["jobs_done": 1]], [Self.minute: ["jobs_failed": 1]]])
+        sent = []
+        recorder.publish { sent.append($0) }
+        #expect(sent.isEmpty)
+    }
+
+    @Test("on a real Redis: a batch sent again after its reply was lost is counted once; a failed one once when resent; publishers count apart")
+    func exactlyOnce() throws {
+        let server = try RedisServer()
+        let redis = try server.connect()
+        defer { redis.close() }
+        let queue = WorkQueue()
+        let connection = QueueConnection(redis)
+        func counted() throws -> [String: Int] {
+            try queue.throughput(Self.minute...Self.minute, on: connection)[Self.minute] ?? [:]
+        }
+        let recorder = ThroughputRecorder()
+        let send = { (batch: ThroughputRecorder.Batch) throws in
+            _ = try queue.addThroughput(batch.counts, publisher: "w1", sequence: batch.sequence, on: connection)
+        }
+
+        // Stored, but the reply is lost: the batch stays unconfirmed.
+        recorder.add("jobs_done", 3, now: Self.now)
+        let lost = try #require(recorder.nextBatch())
+        try send(lost)
+        #expect(try counted() == ["jobs_done": 3])
+        recorder.add("jobs_done", 2, now: Self.now)
+        try recorder.publish(send)
+        #expect(try counted() == ["jobs_done": 5], "the lost-reply batch counted once, the new one added")
+
+        // Another process numbers its own batches from 1: not taken for a resend of w1's.
+        #expect(try queue.addThroughput([Self.minute: ["jobs_done": 1]], publisher: "w2", sequence: 1, on: connection))
+        #expect(try !queue.addThroughput([Self.minute: ["jobs_done": 1]], publisher: "w1", sequence: 1, on: connection))
+        #expect(try counted() == ["jobs_done": 6])
+
+        // The server is gone while a batch is sent: the batch counts once the queue is back
+        // (here empty: a queue server that lost its data lost the counters with it).
+        recorder.add("placements_entered", 7, now: Self.now)
+        server.kill()
+        #expect(throws: (any Error).self) { try recorder.publish(send) }
+        try server.restart(empty: true)
+        let again = try server.connect()
+        defer { again.close() }
+        for _ in 0..<2 {
+            try recorder.publish { batch in
+                _ = try queue.addThroughput(batch.counts, publisher: "w1", sequence: batch.sequence, on: QueueConnection(again))
+            }
+        }
+        let after = try queue.throughput(Self.minute...Self.minute, on: QueueConnection(again))[Self.minute] ?? [:]
+        #expect(after == ["placements_entered": 7])
+    }
+}
