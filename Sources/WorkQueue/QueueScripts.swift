@@ -245,8 +245,31 @@ enum QueueScripts {
     /// number of fields, then field, count pairs.
     /// Adds the batch unless the publisher's batch `sequence` was added
     /// already (then 0), records it, and forgets publishers silent for the
-    /// retention. Returns 1 when it added the batch.
+    /// retention. Returns 1 when it added the batch. Checks everything
+    /// before its first write (Redis does not undo a script that fails half
+    /// way): a key that is not a hash or a count that is not an integer is
+    /// an error reply and nothing is written.
     static let addThroughput = RedisScript(now + """
+
+        local function usable(key, wanted)
+          local kind = redis.call('TYPE', key)['ok']
+          return kind == wanted or kind == 'none'
+        end
+        if not usable(KEYS[1], 'hash') or not usable(KEYS[2], 'zset') then
+          return redis.error_reply('WRONGTYPE throughput publishers')
+        end
+        local check = 4
+        for k = 3, #KEYS do
+          if not usable(KEYS[k], 'hash') then return redis.error_reply('WRONGTYPE throughput minute ' .. KEYS[k]) end
+          local n = tonumber(ARGV[check])
+          if not n then return redis.error_reply('ERR throughput: bad field count') end
+          for j = 1, n do
+            if not string.match(ARGV[check + 2 * j], '^-?%d+$') then
+              return redis.error_reply('ERR throughput: a count is not an integer')
+            end
+          end
+          check = check + 1 + 2 * n
+        end
 
         local retention = tonumber(ARGV[3])
         local last = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')

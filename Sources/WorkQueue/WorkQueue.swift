@@ -354,6 +354,14 @@ package enum QueueError: Error, Sendable, CustomStringConvertible {
         .unexpectedReply(String(describing: reply).prefix(200).description)
     }
 
+    /// ``WorkQueue/addThroughput(_:publisher:sequence:on:)`` refused its
+    /// batch for good (a counter key holds something else): sending it
+    /// again cannot help.
+    package var isThroughputRefusal: Bool {
+        guard case .server(let message) = self else { return false }
+        return message.hasPrefix("WRONGTYPE throughput") || message.hasPrefix("ERR throughput")
+    }
+
     /// True when the connection is gone and the operation may be retried on a new one.
     package var isConnectionBroken: Bool {
         if case .redis(let error) = self { return error.isConnectionBroken }

@@ -47,7 +47,7 @@ struct ThroughputTests {
         #expect(sent.isEmpty)
     }
 
-    @Test("on a real Redis: a batch sent again after its reply was lost is counted once; a failed one once when resent; publishers count apart")
+    @Test("on a real Redis: a batch sent again after its reply was lost (server frozen, read timed out) is counted once; a failed one once when resent; publishers count apart")
     func exactlyOnce() throws {
         let server = try RedisServer()
         let redis = try server.connect()
@@ -62,7 +62,7 @@ struct ThroughputTests {
             _ = try queue.addThroughput(batch.counts, publisher: "w1", sequence: batch.sequence, on: connection)
         }
 
-        // Stored, but the reply is lost: the batch stays unconfirmed.
+        // Stored, but not confirmed, as if its reply were lost: the batch is offered again.
         recorder.add("jobs_done", 3, now: Self.now)
         let lost = try #require(recorder.nextBatch())
         try send(lost)
@@ -76,20 +76,50 @@ struct ThroughputTests {
         #expect(try !queue.addThroughput([Self.minute: ["jobs_done": 1]], publisher: "w1", sequence: 1, on: connection))
         #expect(try counted() == ["jobs_done": 6])
 
-        // The server is gone while a batch is sent: the batch counts once the queue is back
-        // (here empty: a queue server that lost its data lost the counters with it).
+        // A counter key that holds something else: the batch is refused before anything is written.
+        let next = Self.minute + 1
+        _ = try redis.send(["SET", "kq:stats:\(next)", "not a hash"])
+        #expect {
+            try queue.addThroughput(
+                [Self.minute: ["jobs_done": 1], next: ["jobs_done": 1]], publisher: "w3", sequence: 1, on: connection)
+        } throws: { error in
+            (error as? QueueError)?.isThroughputRefusal == true
+        }
+        #expect(try counted() == ["jobs_done": 6], "nothing of the refused batch was written")
+
+        // A reply really lost: the server is frozen when the script reaches it, the send times
+        // out, and the server runs the script when it thaws. Sent again under its number, the
+        // batch is added once (put back and sent again, as before, it was added twice).
         recorder.add("placements_entered", 7, now: Self.now)
+        let impatient = try server.connect(readTimeout: .milliseconds(300), retry: .none)
+        defer { impatient.close() }
+        server.freeze()
+        try poll(until: "redis-server to stop (SIGSTOP)", timeout: .seconds(10), interval: .milliseconds(2)) { server.isFrozen }
+        #expect(throws: (any Error).self) {
+            try recorder.publish { batch in
+                _ = try queue.addThroughput(batch.counts, publisher: "w1", sequence: batch.sequence, on: QueueConnection(impatient))
+            }
+        }
+        server.thaw()
+        try poll(until: "the thawed server to run the script whose reply was lost") {
+            try counted()["placements_entered"] == 7
+        }
+        try recorder.publish(send)
+        #expect(try counted() == ["jobs_done": 6, "placements_entered": 7])
+        #expect(recorder.nextBatch() == nil, "the resent batch was confirmed")
+
+        // The server is gone: the batch waits, unchanged, and counts once the queue is back
+        // (here empty: a queue server that lost its data lost the counters with it).
+        recorder.add("jobs_failed", 4, now: Self.now)
         server.kill()
         #expect(throws: (any Error).self) { try recorder.publish(send) }
         try server.restart(empty: true)
         let again = try server.connect()
         defer { again.close() }
-        for _ in 0..<2 {
-            try recorder.publish { batch in
-                _ = try queue.addThroughput(batch.counts, publisher: "w1", sequence: batch.sequence, on: QueueConnection(again))
-            }
+        try recorder.publish { batch in
+            _ = try queue.addThroughput(batch.counts, publisher: "w1", sequence: batch.sequence, on: QueueConnection(again))
         }
         let after = try queue.throughput(Self.minute...Self.minute, on: QueueConnection(again))[Self.minute] ?? [:]
-        #expect(after == ["placements_entered": 7])
+        #expect(after == ["jobs_failed": 4])
     }
 }

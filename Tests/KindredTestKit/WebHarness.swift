@@ -58,11 +58,14 @@ final class WebHarness: @unchecked Sendable {
         responder = router.buildResponder()
     }
 
-    /// The backend's threads are joined on a thread of their own (up to
-    /// 10 s): the last reference often drops on the cooperative pool.
+    /// The backend's threads are joined on a thread of their own (they
+    /// may be waiting out a timeout): the last reference often drops on the
+    /// cooperative pool. The installation's servers live until they are
+    /// joined, so no thread meets a server killed under it.
     deinit {
         let backend = backend
-        Thread.detachNewThread { backend.shutdown() }
+        let installation = installation
+        Thread.detachNewThread { withExtendedLifetime(installation) { backend.shutdown() } }
     }
 
     struct Reply: Sendable {

@@ -154,7 +154,7 @@ package final class MariaDBServer: @unchecked Sendable {
         guard let process = lock.withLock({ process }) else { return }
         process.signal(SIGSTOP)
         try poll(until: "mariadbd to stop (SIGSTOP)", timeout: .seconds(10), interval: .milliseconds(2)) {
-            Self.processState(process.pid) == "T"
+            process.state == "T"
         }
     }
 
@@ -163,17 +163,8 @@ package final class MariaDBServer: @unchecked Sendable {
         guard let process = lock.withLock({ process }) else { return }
         process.signal(SIGCONT)
         try poll(until: "mariadbd to continue (SIGCONT)", timeout: .seconds(10), interval: .milliseconds(2)) {
-            !process.isRunning || Self.processState(process.pid) != "T"
+            !process.isRunning || process.state != "T"
         }
-    }
-
-    /// The state letter of `/proc/PID/stat` (R, S, T, Z, …).
-    private static func processState(_ pid: Int32) -> Character? {
-        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/stat") else { return nil }
-        let text = String(decoding: data, as: UTF8.self)
-        // "pid (comm) S ...": the state follows the last ')' (comm may contain spaces).
-        guard let close = text.lastIndex(of: ")") else { return nil }
-        return text[text.index(after: close)...].first { $0 != " " }
     }
 
     /// Starts the server again on the same port and datadir (data kept),

@@ -9,8 +9,8 @@ import Foundation
 ///
 /// The body runs in the calling task, on one of
 /// ``BlockingTestExecutor/shared``'s threads (a task executor preference;
-/// that executor never queues a job behind another), named `name` while it
-/// runs. Being in the test's task, `#expect` and `#require` inside it
+/// that executor never queues a job behind another), named `name` (its
+/// first 15 bytes) while it runs. Being in the test's task, `#expect` and `#require` inside it
 /// record their issues against the test: on a plain thread, outside any
 /// task, they were recorded against no test ("«unknown»") and the test
 /// itself was reported as passing.
@@ -27,7 +27,7 @@ package func onThread<T: Sendable>(
 private func runNamed<T>(_ name: String, _ body: () throws -> T) rethrows -> T {
     let thread = Thread.current
     let previous = thread.name
-    thread.name = name
+    thread.name = String(decoding: name.utf8.prefix(15), as: UTF8.self)  // Linux keeps 15 bytes, else none
     defer { thread.name = previous }
     return try body()
 }

@@ -121,6 +121,10 @@ package final class RedisServer: @unchecked Sendable {
         lock.withLock { process }.signal(SIGSTOP)
     }
 
+    /// Whether the kernel reports the server stopped: ``freeze()`` signals,
+    /// and a signal is delivered asynchronously.
+    package var isFrozen: Bool { lock.withLock { process }.state == "T" }
+
     /// Thaws a frozen server (SIGCONT): it answers what it was sent meanwhile.
     package func thaw() {
         lock.withLock { process }.signal(SIGCONT)

@@ -276,6 +276,16 @@ package final class ServerProcess: @unchecked Sendable {
         lock.withLock { process.isRunning }
     }
 
+    /// The kernel's state letter for the process (`/proc/PID/stat`: R, S,
+    /// T when stopped, Z, ...); nil once it is gone.
+    package var state: Character? {
+        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/stat") else { return nil }
+        let text = String(decoding: data, as: UTF8.self)
+        // "pid (comm) S ...": the state follows the last ')' (comm may contain spaces).
+        guard let close = text.lastIndex(of: ")") else { return nil }
+        return text[text.index(after: close)...].first { $0 != " " }
+    }
+
     /// The last lines the server wrote, for failure messages.
     package func logTail(lines: Int = 20) -> String {
         guard let text = try? String(contentsOf: logFile, encoding: .utf8) else { return "" }

@@ -141,7 +141,8 @@ func locateSchemathesis() throws -> String {
 
 /// How much the fuzzing test does, from `KINDRED_FUZZ_EXAMPLES`,
 /// `KINDRED_FUZZ_SECONDS` and `KINDRED_FUZZ_SEED`. A value that does not
-/// parse is an error that names it, not a silent default.
+/// parse (an empty one too) is an error that names it, not a silent
+/// default.
 struct FuzzSettings: Equatable {
     /// Generated cases an operation (schemathesis' `--max-examples`).
     var examples = 100
