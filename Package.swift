@@ -41,12 +41,8 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("MemberImportVisibility"),
 ]
 
-// What the program tests and the web backend's tests build against: the
-// program modules, the stores and clients, the test kits, and the packages
-// their harnesses drive.
-let programTestDependencies: [Target.Dependency] = [
-    "KindredCore", "KindredWorker", "MetricsEndpoint", "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue",
-    "MariaDBClient", "RedisClient", "TestSupport", "KindredTestKit", "WebAPI", "Synthetic", "KindredLogging", "KindredSupport",
+// The packages the test harnesses drive (KindredTestKit and the tests that use it).
+let harnessPackages: [Target.Dependency] = [
     .product(name: "Logging", package: "swift-log"),
     .product(name: "Metrics", package: "swift-metrics"),
     .product(name: "Prometheus", package: "swift-prometheus"),
@@ -55,6 +51,14 @@ let programTestDependencies: [Target.Dependency] = [
     .product(name: "NIOCore", package: "swift-nio"),
     .product(name: "NIOEmbedded", package: "swift-nio"),
 ]
+
+// What the program tests and the web backend's tests build against: the
+// program modules, the stores and clients, the test kits, and the packages
+// their harnesses drive.
+let programTestDependencies: [Target.Dependency] = [
+    "KindredCore", "KindredWorker", "MetricsEndpoint", "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue",
+    "MariaDBClient", "RedisClient", "TestSupport", "KindredTestKit", "WebAPI", "Synthetic", "KindredLogging", "KindredSupport",
+] + harnessPackages
 
 let package = Package(
     name: "Kindred",
@@ -279,14 +283,7 @@ let package = Package(
             dependencies: [
                 "KindredCore", "KindredWorker", "MetricsEndpoint", "Scoring", "MemberFormat", "MemberStore", "ScoreStore", "WorkQueue",
                 "MariaDBClient", "RedisClient", "TestSupport", "WebAPI", "KindredLogging", "KindredSupport",
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOEmbedded", package: "swift-nio"),
-            ],
+            ] + harnessPackages,
             path: "Tests/KindredTestKit",
             swiftSettings: swiftSettings
         ),

@@ -1,5 +1,8 @@
 import Foundation
 import KindredCore
+@testable import KindredTestKit
+import KindredWorker
+import Logging
 import RedisClient
 import Testing
 import TestSupport
@@ -121,5 +124,36 @@ struct ThroughputTests {
         }
         let after = try queue.throughput(Self.minute...Self.minute, on: QueueConnection(again))[Self.minute] ?? [:]
         #expect(after == ["jobs_failed": 4])
+    }
+
+    @Test("the worker's publisher drops a batch the queue refuses for good (logged) and publishes the next; a server down keeps the batch")
+    func refusedBatchIsDropped() throws {
+        let server = try RedisServer()
+        let redis = try server.connect()
+        defer { redis.close() }
+        let queue = WorkQueue()
+        let logs = LogRecorder()
+        let recorder = ThroughputRecorder()
+        func round(_ connection: RedisConnection) throws {
+            try Maintenance.publishThroughput(recorder, publisher: "w1", queue: queue, logger: logs.logger()) {
+                try $0(QueueConnection(connection))
+            }
+        }
+        _ = try redis.send(["SET", "kq:stats:\(Self.minute)", "not a hash"])
+        recorder.add("jobs_done", 2, now: Self.now)
+        try round(redis)
+        #expect(recorder.nextBatch() == nil, "the refused batch was dropped")
+        #expect(logs.all.contains { $0.level == .error && $0.message.contains("refused by the queue") }, "\(logs.all)")
+
+        let later = Self.now.addingTimeInterval(60)
+        recorder.add("jobs_done", 3, now: later)
+        try round(redis)
+        #expect(try queue.throughput((Self.minute + 1)...(Self.minute + 1), on: QueueConnection(redis))[Self.minute + 1] == ["jobs_done": 3])
+
+        // A connection failure is not a refusal: the batch stays for the next round.
+        recorder.add("jobs_done", 1, now: later)
+        server.kill()
+        #expect(throws: (any Error).self) { try round(redis) }
+        #expect(recorder.nextBatch()?.counts == [Self.minute + 1: ["jobs_done": 1]])
     }
 }
